@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { DataClass } from './classification.ts';
+
+/** The schema version every message of this release carries. Bumped on a breaking change. */
+export const SCHEMA_VERSION = 1 as const;
+
+export const IsoTime = z.iso.datetime({ offset: true });
+/** Epoch milliseconds, as read from the runtime's injected clock. */
+export const EpochMs = z.number().int().nonnegative();
+
+/** W3C trace context, version 00. */
+export const Traceparent = z
+  .string()
+  .regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'expected a W3C traceparent (00-<trace-id>-<span-id>-<flags>)')
+  .refine((t) => !/^00-0{32}-/.test(t) && !/^00-[0-9a-f]{32}-0{16}-/.test(t), 'trace id and span id must not be all zeros');
+
+/** One step that changed the data after it left its source (normalised, enriched, minimised...). */
+export const Transform = z.object({
+  name: z.string().min(1),
+  at: IsoTime,
+  by: z.string().min(1),
+  note: z.string().optional(),
+});
+export type Transform = z.infer<typeof Transform>;
+
+/** Where a piece of data came from, when it was observed there, and what happened to it since. */
+export const Provenance = z.object({
+  source: z.string().min(1),
+  observedAt: IsoTime,
+  transforms: z.array(Transform).default([]),
+});
+export type Provenance = z.infer<typeof Provenance>;
+
+/** The envelope around every message on the wire. */
+export function envelope<T extends z.ZodType>(data: T) {
+  return z.object({
+    id: z.string().min(1),
+    type: z.string().regex(/^handoff\.[a-z0-9_.-]+$/, 'expected a namespaced type such as handoff.case.claim'),
+    schemaVersion: z.literal(SCHEMA_VERSION, { error: `unsupported schemaVersion (this node speaks ${SCHEMA_VERSION})` }),
+    time: IsoTime,
+    traceparent: Traceparent.optional(),
+    provenance: Provenance,
+    classification: DataClass,
+    data,
+  });
+}
+export const Envelope = envelope(z.unknown());
+export type Envelope = z.infer<typeof Envelope>;

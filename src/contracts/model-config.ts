@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { DataClass } from './classification.ts';
+import { PlannedAction } from './plan.ts';
+import { TierSpec } from './review-case.ts';
+
+/** Per-argument limits of one action type, e.g. the amount of a refund. */
+export const ActionLimit = z
+  .object({
+    action: z.string().min(1),
+    arg: z.string().min(1),
+    /** Above this value the plan goes to review. */
+    reviewAbove: z.number().optional(),
+    /** Tier the review needs when `reviewAbove` fires (1-based). @default 1 */
+    reviewTier: z.number().int().min(1).default(1),
+    /** Above this value the plan is denied. */
+    denyAbove: z.number().optional(),
+  })
+  .refine((l) => l.reviewAbove !== undefined || l.denyAbove !== undefined, { message: 'a limit needs reviewAbove or denyAbove' });
+
+export const PolicyConfig = z.object({
+  /** Shown in every decision so auditors know which policy text applied. */
+  version: z.string().min(1),
+  /** Only these action types may ever run. */
+  allowedActions: z.array(z.string().min(1)).min(1),
+  /** These action types are always denied, whatever the planner's confidence. */
+  deniedActions: z.array(z.string().min(1)).default([]),
+  /** Plans at or above this confidence and at or below `maxAutoRisk` may run without review. */
+  minAutoConfidence: z.number().min(0).max(1),
+  maxAutoRisk: z.number().min(0).max(1),
+  /** Risk above this is denied outright. @default 1 */
+  denyAboveRisk: z.number().min(0).max(1).default(1),
+  /** Upper risk bound of each review tier, ascending: risk ≤ tierRiskBounds[0] → tier 1, and so on. */
+  tierRiskBounds: z.array(z.number().min(0).max(1)).min(1),
+  /** Observations carrying any of these classes always go to review. */
+  reviewDataClasses: z.array(DataClass).default([]),
+  /** Confidence below this always goes at least to tier 2 (when a second tier exists). */
+  lowConfidenceTier2Below: z.number().min(0).max(1).optional(),
+  limits: z.array(ActionLimit).default([]),
+  /** What happens when a review expires after its last tier. */
+  onExpiry: z.discriminatedUnion('fallback', [
+    z.object({ fallback: z.literal('deny') }),
+    z.object({ fallback: z.literal('safeAction'), action: PlannedAction }),
+  ]),
+});
+export type PolicyConfig = z.infer<typeof PolicyConfig>;
+
+export const ActionConfig = z.object({
+  description: z.string().min(1),
+  /** Inherent risk of the action type in [0, 1]; the plan's risk is at least this. */
+  risk: z.number().min(0).max(1),
+  /** Name of the compensating action, or null when the action changes nothing that needs undoing. */
+  compensation: z.string().min(1).nullable(),
+});
+
+export const RetryConfig = z.object({
+  maxAttempts: z.number().int().min(1).default(3),
+  backoffMs: z.number().int().positive().default(500),
+  maxBackoffMs: z.number().int().positive().default(30_000),
+});
+export type RetryConfig = z.infer<typeof RetryConfig>;
+
+export const ReviewerConfig = z.object({
+  id: z.string().min(1),
+  name: z.string().min(1),
+  roles: z.array(z.string().min(1)).min(1),
+});
+
+/** The declarative part of a model (`model.json`), validated at load. */
+export const ModelConfig = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
+  version: z.string().min(1),
+  description: z.string().min(1),
+  actions: z.record(z.string(), ActionConfig),
+  policy: PolicyConfig,
+  review: z.object({
+    tiers: z.array(TierSpec).min(1),
+    leaseMs: z.number().int().positive(),
+  }),
+  retry: RetryConfig.default({ maxAttempts: 3, backoffMs: 500, maxBackoffMs: 30_000 }),
+  roles: z.record(z.string(), z.object({ description: z.string() })),
+  reviewers: z.array(ReviewerConfig).default([]),
+});
+export type ModelConfig = z.infer<typeof ModelConfig>;

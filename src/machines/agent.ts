@@ -1,0 +1,325 @@
+import { and, assign, setup } from 'xstate';
+import type { EpisodeOutcome } from '../contracts/episode-outcome.ts';
+import type { GateDecision } from '../contracts/gate-decision.ts';
+import type { PolicyConfig, RetryConfig } from '../contracts/model-config.ts';
+import type { Observation } from '../contracts/observation.ts';
+import type { Plan } from '../contracts/plan.ts';
+import type { CaseResolution } from '../contracts/review-case.ts';
+import { backoffMs, type EffectKind, type EffectRequest, type FailureInfo, type Stamped, type TimerEvent, type Timers } from './effects.ts';
+
+export interface AgentInput {
+  episodeId: string;
+  model: string;
+  signal: unknown;
+  retry: RetryConfig;
+}
+
+export interface AgentContext {
+  episodeId: string;
+  model: string;
+  signal: unknown;
+  retry: RetryConfig;
+  observation: Observation | null;
+  plan: Plan | null;
+  decision: GateDecision | null;
+  /** How the current plan came to be allowed to run. */
+  resolution: 'auto' | 'approved' | 'modified' | 'expired' | null;
+  /** Highest tier a reviewer has approved the current plan at (0: none). */
+  approvedTier: number;
+  caseIds: string[];
+  /** Next action to execute. */
+  step: number;
+  /** Results of executed actions, by step. */
+  results: unknown[];
+  /** Next action to compensate (counting down), -1 when none. */
+  compensateStep: number;
+  attempt: number;
+  effect: EffectRequest | null;
+  timers: Timers;
+  error: (FailureInfo & { phase: string }) | null;
+  outcome: EpisodeOutcome | null;
+  /** Epoch ms of the first and the last event. */
+  startedAt: number | null;
+  endedAt: number | null;
+}
+
+export type AgentEvent =
+  | ({ type: 'perceive.done'; effectId: string; observation: Observation } & Stamped)
+  | ({ type: 'plan.done'; effectId: string; plan: Plan } & Stamped)
+  | ({ type: 'action.done'; effectId: string; result: unknown } & Stamped)
+  | ({ type: 'compensation.done'; effectId: string } & Stamped)
+  | ({ type: 'perceive.failed' | 'plan.failed' | 'action.failed' | 'compensation.failed'; effectId: string; error: FailureInfo } & Stamped)
+  | ({ type: 'case.opened'; effectId: string; caseId: string } & Stamped)
+  | ({ type: 'case.resolved'; resolution: CaseResolution } & Stamped)
+  | ({ type: 'timer.retry' } & TimerEvent);
+
+export interface AgentOutput {
+  episodeId: string;
+  outcome: EpisodeOutcome;
+  reason: string;
+}
+
+/** The effect request for `kind` in the current context; ids are deterministic, so replays agree. */
+function nextEffect(context: AgentContext, kind: EffectKind): { effect: EffectRequest } {
+  const step = kind === 'execute' ? context.step : kind === 'compensate' ? context.compensateStep : undefined;
+  const caseId = kind === 'openCase' ? `${context.episodeId}.case-${context.caseIds.length + 1}` : undefined;
+  const id = [context.episodeId, kind, step ?? caseId ?? '', context.attempt].filter((p) => p !== '').join(':');
+  return { effect: { id, kind, attempt: context.attempt, ...(step !== undefined ? { step } : {}), ...(caseId ? { caseId } : {}) } };
+}
+
+function failure(event: AgentEvent): FailureInfo {
+  return 'error' in event ? event.error : { message: 'unknown failure', code: 'unknown', transient: false };
+}
+
+/**
+ * The agent episode: perceive → plan → gate → act, with human review where the gate asks for it and
+ * compensation (a saga) when acting fails for good. Pure: effects are requested as data (see
+ * `effects.ts`); the gate and the expiry fallback are implementations the runtime provides per model
+ * with {@link agentMachineFor}.
+ */
+export const agentMachine = setup({
+  types: {
+    context: {} as AgentContext,
+    events: {} as AgentEvent,
+    input: {} as AgentInput,
+    output: {} as AgentOutput,
+  },
+  actions: {
+    requestPerception: assign(({ context }) => nextEffect(context, 'perceive')),
+    requestPlan: assign(({ context }) => nextEffect(context, 'plan')),
+    requestExecution: assign(({ context }) => nextEffect(context, 'execute')),
+    requestCompensation: assign(({ context }) => nextEffect(context, 'compensate')),
+    requestReviewCase: assign(({ context }) => nextEffect(context, 'openCase')),
+    evaluateGate: () => {
+      throw new Error('evaluateGate must be provided by the runtime (agentMachineFor)');
+    },
+    clearEffect: assign({ effect: null, attempt: 1 }),
+    recordStart: assign({ startedAt: ({ context, event }) => context.startedAt ?? event.at }),
+    storeObservation: assign({ observation: ({ event }) => (event.type === 'perceive.done' ? event.observation : null) }),
+    storePlan: assign({ plan: ({ event, context }) => (event.type === 'plan.done' ? event.plan : context.plan) }),
+    noteCaseOpened: assign({
+      caseIds: ({ context, event }) => (event.type === 'case.opened' && !context.caseIds.includes(event.caseId) ? [...context.caseIds, event.caseId] : context.caseIds),
+      effect: null,
+    }),
+    linkResolvedCase: assign(({ context, event }) =>
+      event.type === 'case.resolved' && !context.caseIds.includes(event.resolution.caseId)
+        ? { caseIds: [...context.caseIds, event.resolution.caseId], effect: null }
+        : { effect: null },
+    ),
+    markAutoIfUnreviewed: assign({ resolution: ({ context }) => context.resolution ?? 'auto' }),
+    acceptApproval: assign(({ event }) =>
+      event.type === 'case.resolved' ? { resolution: 'approved' as const, approvedTier: event.resolution.tier, plan: event.resolution.plan } : {},
+    ),
+    acceptModification: assign(({ event }) =>
+      event.type === 'case.resolved' ? { resolution: 'modified' as const, approvedTier: event.resolution.tier, plan: event.resolution.plan } : {},
+    ),
+    adoptSafeAction: () => {
+      throw new Error('adoptSafeAction must be provided by the runtime (agentMachineFor)');
+    },
+    recordResult: assign(({ context, event }) =>
+      event.type === 'action.done' ? { results: [...context.results, event.result], step: context.step + 1, attempt: 1, effect: null } : {},
+    ),
+    armRetry: assign(({ context, event }) => ({
+      timers: { ...context.timers, retry: event.at + backoffMs(context.attempt, context.retry.backoffMs, context.retry.maxBackoffMs) },
+      attempt: context.attempt + 1,
+      effect: null,
+    })),
+    clearRetry: assign(({ context }) => {
+      const { retry: _done, ...timers } = context.timers;
+      return { timers };
+    }),
+    recordFailure: assign(({ context, event }) => ({
+      error: { ...failure(event), phase: event.type.split('.')[0] ?? 'unknown' },
+      effect: null,
+      attempt: 1,
+      compensateStep: context.step - 1,
+    })),
+    stepCompensated: assign(({ context }) => ({ compensateStep: context.compensateStep - 1, attempt: 1, effect: null })),
+    setOutcomeDone: assign({
+      outcome: ({ context }): EpisodeOutcome =>
+        context.resolution === 'approved' ? 'approved' : context.resolution === 'modified' ? 'modified' : context.resolution === 'expired' ? 'expired' : 'autoActed',
+      endedAt: ({ event }) => event.at,
+      effect: null,
+      timers: {},
+    }),
+    setOutcome: assign((_, params: { outcome: EpisodeOutcome }) => ({ outcome: params.outcome })),
+    closeEpisode: assign({ endedAt: ({ event }) => event.at, effect: null, timers: {} }),
+  },
+  guards: {
+    effectIsCurrent: ({ context, event }) => 'effectId' in event && context.effect?.id === event.effectId,
+    retryTimerIsCurrent: ({ context, event }) => event.type === 'timer.retry' && context.timers.retry === event.dueAt,
+    transientWithAttemptsLeft: ({ context, event }) => failure(event).transient && context.attempt < context.retry.maxAttempts,
+    gateDenies: ({ context }) => context.decision?.outcome === 'deny',
+    gateAllowsAuto: ({ context }) => context.decision?.outcome === 'auto',
+    /** After a modification: the re-gated plan needs no higher tier than the one that approved it. */
+    reviewAlreadyCovers: ({ context }) => context.decision?.outcome === 'review' && context.approvedTier >= context.decision.tier,
+    /** The resolution is for the case this agent is waiting on (it may arrive before `case.opened`). */
+    caseIsCurrent: ({ context, event }) =>
+      event.type === 'case.resolved' && (context.caseIds.at(-1) === event.resolution.caseId || context.effect?.caseId === event.resolution.caseId),
+    caseApproved: ({ event }) => event.type === 'case.resolved' && event.resolution.outcome === 'approved',
+    caseModified: ({ event }) => event.type === 'case.resolved' && event.resolution.outcome === 'modified',
+    caseRejected: ({ event }) => event.type === 'case.resolved' && event.resolution.outcome === 'rejected',
+    expiryFallsBackToSafeAction: () => false,
+    moreActionsToRun: ({ context }) => context.plan !== null && context.step + 1 < context.plan.actions.length,
+    nothingExecutedYet: ({ context }) => context.step === 0,
+    moreToCompensate: ({ context }) => context.compensateStep > 0,
+  },
+}).createMachine({
+  id: 'agent',
+  context: ({ input }) => ({
+    episodeId: input.episodeId,
+    model: input.model,
+    signal: input.signal,
+    retry: input.retry,
+    observation: null,
+    plan: null,
+    decision: null,
+    resolution: null,
+    approvedTier: 0,
+    caseIds: [],
+    step: 0,
+    results: [],
+    compensateStep: -1,
+    attempt: 1,
+    effect: null,
+    timers: {},
+    error: null,
+    outcome: null,
+    startedAt: null,
+    endedAt: null,
+  }),
+  initial: 'perceiving',
+  states: {
+    perceiving: {
+      entry: 'requestPerception',
+      on: {
+        'perceive.done': { guard: 'effectIsCurrent', target: 'planning', actions: ['recordStart', 'storeObservation', 'clearEffect'] },
+        'perceive.failed': [
+          { guard: and(['effectIsCurrent', 'transientWithAttemptsLeft']), target: 'perceiveBackoff', actions: ['recordStart', 'armRetry'] },
+          { guard: 'effectIsCurrent', target: 'failed', actions: ['recordStart', 'recordFailure'] },
+        ],
+      },
+    },
+    perceiveBackoff: {
+      on: { 'timer.retry': { guard: 'retryTimerIsCurrent', target: 'perceiving', actions: 'clearRetry' } },
+    },
+    planning: {
+      entry: 'requestPlan',
+      on: {
+        'plan.done': { guard: 'effectIsCurrent', target: 'gating', actions: ['storePlan', 'clearEffect'] },
+        'plan.failed': [
+          { guard: and(['effectIsCurrent', 'transientWithAttemptsLeft']), target: 'planBackoff', actions: 'armRetry' },
+          { guard: 'effectIsCurrent', target: 'failed', actions: 'recordFailure' },
+        ],
+      },
+    },
+    planBackoff: {
+      on: { 'timer.retry': { guard: 'retryTimerIsCurrent', target: 'planning', actions: 'clearRetry' } },
+    },
+    gating: {
+      entry: 'evaluateGate',
+      always: [
+        { guard: 'gateDenies', target: 'denied' },
+        { guard: 'gateAllowsAuto', target: 'acting', actions: 'markAutoIfUnreviewed' },
+        { guard: 'reviewAlreadyCovers', target: 'acting' },
+        { target: 'awaitingReview' },
+      ],
+    },
+    awaitingReview: {
+      entry: 'requestReviewCase',
+      on: {
+        'case.opened': { guard: 'effectIsCurrent', actions: 'noteCaseOpened' },
+        'case.resolved': [
+          { guard: and(['caseIsCurrent', 'caseApproved']), target: 'acting', actions: ['linkResolvedCase', 'acceptApproval'] },
+          { guard: and(['caseIsCurrent', 'caseModified']), target: 'gating', actions: ['linkResolvedCase', 'acceptModification'] },
+          { guard: and(['caseIsCurrent', 'caseRejected']), target: 'rejected', actions: 'linkResolvedCase' },
+          { guard: and(['caseIsCurrent', 'expiryFallsBackToSafeAction']), target: 'acting', actions: ['linkResolvedCase', 'adoptSafeAction'] },
+          { guard: 'caseIsCurrent', target: 'expired', actions: 'linkResolvedCase' },
+        ],
+      },
+    },
+    acting: {
+      entry: 'requestExecution',
+      on: {
+        'action.done': [
+          { guard: and(['effectIsCurrent', 'moreActionsToRun']), target: 'acting', reenter: true, actions: 'recordResult' },
+          { guard: 'effectIsCurrent', target: 'done', actions: 'recordResult' },
+        ],
+        'action.failed': [
+          { guard: and(['effectIsCurrent', 'transientWithAttemptsLeft']), target: 'actBackoff', actions: 'armRetry' },
+          { guard: and(['effectIsCurrent', 'nothingExecutedYet']), target: 'failed', actions: 'recordFailure' },
+          { guard: 'effectIsCurrent', target: 'compensating', actions: 'recordFailure' },
+        ],
+      },
+    },
+    actBackoff: {
+      on: { 'timer.retry': { guard: 'retryTimerIsCurrent', target: 'acting', actions: 'clearRetry' } },
+    },
+    compensating: {
+      entry: 'requestCompensation',
+      on: {
+        'compensation.done': [
+          { guard: and(['effectIsCurrent', 'moreToCompensate']), target: 'compensating', reenter: true, actions: 'stepCompensated' },
+          { guard: 'effectIsCurrent', target: 'compensated', actions: 'stepCompensated' },
+        ],
+        'compensation.failed': [
+          { guard: and(['effectIsCurrent', 'transientWithAttemptsLeft']), target: 'compensateBackoff', actions: 'armRetry' },
+          { guard: 'effectIsCurrent', target: 'failed', actions: 'recordFailure' },
+        ],
+      },
+    },
+    compensateBackoff: {
+      on: { 'timer.retry': { guard: 'retryTimerIsCurrent', target: 'compensating', actions: 'clearRetry' } },
+    },
+    done: { type: 'final', entry: 'setOutcomeDone' },
+    denied: { type: 'final', entry: [{ type: 'setOutcome', params: { outcome: 'denied' } }, 'closeEpisode'] },
+    rejected: { type: 'final', entry: [{ type: 'setOutcome', params: { outcome: 'rejected' } }, 'closeEpisode'] },
+    expired: { type: 'final', entry: [{ type: 'setOutcome', params: { outcome: 'expired' } }, 'closeEpisode'] },
+    compensated: { type: 'final', entry: [{ type: 'setOutcome', params: { outcome: 'compensated' } }, 'closeEpisode'] },
+    failed: { type: 'final', entry: [{ type: 'setOutcome', params: { outcome: 'failed' } }, 'closeEpisode'] },
+  },
+  output: ({ context }) => ({
+    episodeId: context.episodeId,
+    outcome: context.outcome ?? 'failed',
+    reason: context.error?.message ?? context.decision?.reasons[0] ?? '',
+  }),
+});
+
+/** What the runtime binds into the agent machine for one model. */
+export interface AgentBindings {
+  gate(plan: Plan, observation: Observation): GateDecision;
+  onExpiry: PolicyConfig['onExpiry'];
+}
+
+/** The agent machine with a model's gate and expiry fallback provided. */
+export function agentMachineFor(bindings: AgentBindings) {
+  return agentMachine.provide({
+    actions: {
+      evaluateGate: assign({
+        decision: ({ context }) => {
+          if (!context.plan || !context.observation) throw new Error('gating without a plan and an observation');
+          return bindings.gate(context.plan, context.observation);
+        },
+      }),
+      adoptSafeAction: assign(({ context, event }) => {
+        if (bindings.onExpiry.fallback !== 'safeAction' || !context.plan) return {};
+        const at = event.at;
+        return {
+          resolution: 'expired' as const,
+          plan: {
+            ...context.plan,
+            id: `${context.plan.id}.fallback`,
+            actions: [bindings.onExpiry.action],
+            rationale: `Review expired after the last tier (at ${new Date(at).toISOString()}); running the policy's safe fallback action.`,
+          },
+        };
+      }),
+    },
+    guards: {
+      expiryFallsBackToSafeAction: ({ event }) =>
+        bindings.onExpiry.fallback === 'safeAction' && event.type === 'case.resolved' && event.resolution.outcome === 'expired',
+    },
+  });
+}
+
+export type AgentMachine = typeof agentMachine;

@@ -1,0 +1,88 @@
+import type { z } from 'zod';
+import type { Observation } from '../contracts/observation.ts';
+import type { Plan } from '../contracts/plan.ts';
+import type { Transform } from '../contracts/envelope.ts';
+import type { Rng } from '../runtime/rng.ts';
+
+/** One applied effect in the effects ledger of the world a model acts on. */
+export interface LedgerEntry {
+  key: string;
+  action: string;
+  args: Record<string, unknown>;
+  result: unknown;
+  at: number;
+  /** How many times the effect was applied under this key; more than 1 is a duplicate effect. */
+  applications: number;
+}
+
+/**
+ * The external systems a model acts on. The pilots run against a simulated world kept in the data
+ * folder; every effect lands in its ledger under its idempotency key, so duplicates can be counted.
+ */
+export interface World {
+  /** Records an applied effect. Call it exactly when the effect takes place. */
+  apply(key: string, action: string, args: Record<string, unknown>, result: unknown): Promise<void>;
+  /** The ledger entry for a key, if that effect was ever applied. */
+  lookup(key: string): Promise<LedgerEntry | undefined>;
+}
+
+/** What perception hands over: the domain fields plus where they came from. */
+export interface Perceived<F> {
+  kind: string;
+  subject: string;
+  requestedBy?: string;
+  source: string;
+  /** Epoch ms at which the source observed the data. */
+  observedAt: number;
+  fields: F;
+  transforms?: Omit<Transform, 'at'>[];
+}
+
+export interface StepContext {
+  /** The runtime's clock time, epoch ms. */
+  now: number;
+  /** Attempt number of this step, from 1. */
+  attempt: number;
+  /** Stable draw in [0, 1) for this step and attempt: use it for simulated failures. */
+  draw(salt?: string): number;
+}
+
+export interface EffectContext extends StepContext {
+  /** Idempotency key of this effect: `<episodeId>/<stepIndex>` (`/compensate` for compensations). */
+  key: string;
+  world: World;
+}
+
+/** A planner's proposal before the runtime stamps its id and planner name. */
+export type PlanDraft = Omit<Plan, 'id' | 'planner'>;
+
+export interface ActionImpl<A extends Record<string, unknown> = Record<string, unknown>> {
+  /** zod schema of the action's arguments; plans and reviewer edits are validated with it. */
+  args: z.ZodType<A>;
+  /**
+   * Runs the effect. Throw `EffectError` with `transient: true` for failures worth retrying, and
+   * `transient: false` for permanent ones (which start compensation).
+   */
+  execute(args: A, ctx: EffectContext): Promise<unknown>;
+}
+
+/** The code half of a model (`handlers.ts`): schemas and implementations. */
+export interface ModelHandlers<S = unknown, F extends Record<string, unknown> = Record<string, unknown>> {
+  /** Contract of the raw signal that starts an episode. */
+  signal: z.ZodType<S>;
+  /** Contract of the observation's domain fields; mark personal data with `sensitive()`. */
+  fields: z.ZodType<F>;
+  /** Takes a signal, reads what else is needed, returns validated fields with provenance. */
+  perceive(signal: S, ctx: StepContext): Promise<Perceived<F>>;
+  /** Rule-based planner: actions, confidence, rationale and risk from the observation. */
+  plan(observation: Observation & { fields: F }, ctx: StepContext): Promise<PlanDraft>;
+  /** Every action and compensation named in `model.json`. */
+  actions: Record<string, ActionImpl<any>>;
+  /** Realistic synthetic signals for the demo and simulations; deterministic for an index and rng. */
+  synthesize(rng: Rng, index: number): S;
+}
+
+/** Identity function that gives a model's handlers their types. */
+export function defineHandlers<S, F extends Record<string, unknown>>(handlers: ModelHandlers<S, F>): ModelHandlers<S, F> {
+  return handlers;
+}

@@ -1,0 +1,153 @@
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import { sensitivePaths } from '../contracts/classification.ts';
+import { ContractError, ModelError } from '../contracts/errors.ts';
+import type { GateDecision } from '../contracts/gate-decision.ts';
+import { ModelConfig } from '../contracts/model-config.ts';
+import type { Observation } from '../contracts/observation.ts';
+import { Plan } from '../contracts/plan.ts';
+import { parseContract, toIssues } from '../contracts/parse.ts';
+import { evaluateGate } from '../policy/gate.ts';
+import type { ModelHandlers } from './define.ts';
+
+/** A model folder, validated and ready to run. */
+export interface LoadedModel {
+  dir: string;
+  name: string;
+  config: ModelConfig;
+  handlers: ModelHandlers;
+  /** Sensitive paths in `observation.fields`. */
+  sensitiveFields: string[];
+  gate(plan: Plan, observation: Observation): GateDecision;
+  /** Parses a plan with the plan contract and each action's argument schema; throws ContractError. */
+  validatePlan(plan: unknown, contract?: string, prefix?: string): Plan;
+}
+
+type Problem = { file: string; path: string; message: string };
+
+const HandlersShape = z.object({
+  signal: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'expected a zod schema'),
+  fields: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'expected a zod schema'),
+  perceive: z.function(),
+  plan: z.function(),
+  actions: z.record(z.string(), z.object({ args: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'expected a zod schema'), execute: z.function() })),
+  synthesize: z.function(),
+});
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Loads a model folder: `model.json` (declarative: actions, policy, review tiers, roles) and
+ * `handlers.ts` or `handlers.js` (schemas and implementations). Reports every problem found, each with
+ * its file and path, in one {@link ModelError}.
+ */
+export async function loadModel(dirArg: string): Promise<LoadedModel> {
+  const dir = resolve(dirArg);
+  const label = basename(dir);
+  const problems: Problem[] = [];
+  const jsonFile = join(dir, 'model.json');
+  const rel = (f: string) => join(dirArg, basename(f));
+
+  if (!(await exists(jsonFile))) throw new ModelError(label, [{ file: rel(jsonFile), path: '', message: 'missing: a model folder needs model.json' }]);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(jsonFile, 'utf8'));
+  } catch (err) {
+    throw new ModelError(label, [{ file: rel(jsonFile), path: '', message: `not valid JSON: ${(err as Error).message}` }]);
+  }
+  const parsed = ModelConfig.safeParse(raw);
+  if (!parsed.success) for (const i of toIssues(parsed.error)) problems.push({ file: rel(jsonFile), ...i });
+
+  const candidates = ['handlers.ts', 'handlers.js', 'handlers.mjs'].map((f) => join(dir, f));
+  let handlersFile: string | undefined;
+  for (const c of candidates) if (await exists(c)) handlersFile = handlersFile ?? c;
+  let handlers: ModelHandlers | undefined;
+  if (!handlersFile) {
+    problems.push({ file: join(dirArg, 'handlers.ts'), path: '', message: 'missing: a model folder needs handlers.ts (or handlers.js)' });
+  } else {
+    try {
+      const mod = (await import(pathToFileURL(handlersFile).href)) as { default?: unknown };
+      const shape = HandlersShape.safeParse(mod.default);
+      if (!shape.success) for (const i of toIssues(shape.error, 'default')) problems.push({ file: rel(handlersFile), ...i });
+      else handlers = mod.default as ModelHandlers;
+    } catch (err) {
+      problems.push({ file: rel(handlersFile), path: '', message: `failed to load: ${(err as Error).message}` });
+    }
+  }
+
+  if (parsed.success && handlers && handlersFile) {
+    const config = parsed.data;
+    const hf = rel(handlersFile);
+    const jf = rel(jsonFile);
+    for (const [name, action] of Object.entries(config.actions)) {
+      if (!handlers.actions[name]) problems.push({ file: hf, path: `actions.${name}`, message: `action '${name}' of model.json has no implementation` });
+      if (action.compensation && !config.actions[action.compensation])
+        problems.push({ file: jf, path: `actions.${name}.compensation`, message: `compensation '${action.compensation}' is not an action of the model` });
+    }
+    for (const name of Object.keys(handlers.actions))
+      if (!config.actions[name]) problems.push({ file: hf, path: `actions.${name}`, message: `implementation '${name}' is not declared in model.json actions` });
+    const known = (list: string[], path: string) =>
+      list.forEach((a, i) => {
+        if (!config.actions[a]) problems.push({ file: jf, path: `${path}.${i}`, message: `unknown action '${a}'` });
+      });
+    known(config.policy.allowedActions, 'policy.allowedActions');
+    known(config.policy.deniedActions, 'policy.deniedActions');
+    config.policy.limits.forEach((l, i) => {
+      if (!config.actions[l.action]) problems.push({ file: jf, path: `policy.limits.${i}.action`, message: `unknown action '${l.action}'` });
+    });
+    const bounds = config.policy.tierRiskBounds;
+    if (bounds.length !== config.review.tiers.length)
+      problems.push({ file: jf, path: 'policy.tierRiskBounds', message: `has ${bounds.length} bounds for ${config.review.tiers.length} review tiers` });
+    bounds.forEach((b, i) => {
+      if (i > 0 && b < bounds[i - 1]!) problems.push({ file: jf, path: `policy.tierRiskBounds.${i}`, message: 'bounds must ascend' });
+    });
+    config.review.tiers.forEach((t, i) =>
+      t.roles.forEach((r, j) => {
+        if (!config.roles[r]) problems.push({ file: jf, path: `review.tiers.${i}.roles.${j}`, message: `unknown role '${r}'` });
+      }),
+    );
+    config.reviewers.forEach((rv, i) =>
+      rv.roles.forEach((r, j) => {
+        if (!config.roles[r]) problems.push({ file: jf, path: `reviewers.${i}.roles.${j}`, message: `unknown role '${r}'` });
+      }),
+    );
+    const expiry = config.policy.onExpiry;
+    if (expiry.fallback === 'safeAction' && !config.actions[expiry.action.type])
+      problems.push({ file: jf, path: 'policy.onExpiry.action.type', message: `unknown action '${expiry.action.type}'` });
+  }
+
+  if (problems.length > 0 || !parsed.success || !handlers) throw new ModelError(label, problems);
+  const config = parsed.data;
+  const h = handlers;
+  const sensitiveFields = sensitivePaths(h.fields);
+
+  const validatePlan = (plan: unknown, contract = 'Plan', prefix = ''): Plan => {
+    const p = parseContract(Plan, plan, contract, prefix);
+    const issues = p.actions.flatMap((a, i) => {
+      const impl = h.actions[a.type];
+      const at = [prefix, `actions.${i}`].filter(Boolean).join('.');
+      if (!impl || !config.actions[a.type]) return [{ path: `${at}.type`, message: `unknown action '${a.type}'` }];
+      const r = impl.args.safeParse(a.args);
+      return r.success ? [] : toIssues(r.error, `${at}.args`);
+    });
+    if (issues.length > 0) throw new ContractError(contract, issues);
+    return p;
+  };
+
+  return {
+    dir,
+    name: config.name,
+    config,
+    handlers: h,
+    sensitiveFields,
+    gate: (plan, observation) => evaluateGate(plan, observation, config),
+    validatePlan,
+  };
+}

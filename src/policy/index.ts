@@ -1,0 +1,1 @@
+export { evaluateGate, tierForRisk, riskOf, type GatePolicy } from './gate.ts';

@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto';
+
+/** What a component asks to be audited; the log adds sequence, link and hash. */
+export interface AuditDraft {
+  at: number;
+  /** e.g. `gate.decision`, `case.claimed`, `episode.outcome`, `auth.login`. */
+  kind: string;
+  actor: string;
+  /** Who did it: a reviewer id, or `runtime`. */
+  by: string;
+  data: Record<string, unknown>;
+}
+
+export interface AuditEntry extends AuditDraft {
+  seq: number;
+  prev: string;
+  hash: string;
+}
+
+export const GENESIS = '0'.repeat(64);
+
+/** Deterministic JSON: keys sorted at every level, so a hash does not depend on insertion order. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const obj = value as Record<string, unknown>;
+  return `{${Object.keys(obj)
+    .filter((k) => obj[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+    .join(',')}}`;
+}
+
+export function hashEntry(e: Omit<AuditEntry, 'hash'>): string {
+  return createHash('sha256').update(e.prev).update('\n').update(canonicalJson({ seq: e.seq, at: e.at, kind: e.kind, actor: e.actor, by: e.by, data: e.data })).digest('hex');
+}
+
+/** Links drafts into the hash chain. Not thread-safe by design: one chain per store, one writer. */
+export class AuditChain {
+  #seq: number;
+  #prev: string;
+  constructor(last?: AuditEntry) {
+    this.#seq = last?.seq ?? 0;
+    this.#prev = last?.hash ?? GENESIS;
+  }
+  link(draft: AuditDraft): AuditEntry {
+    const base = { ...draft, seq: this.#seq + 1, prev: this.#prev };
+    const entry = { ...base, hash: hashEntry(base) };
+    this.#seq = entry.seq;
+    this.#prev = entry.hash;
+    return entry;
+  }
+}
+
+export type AuditVerification = { ok: true; entries: number } | { ok: false; entries: number; firstBroken: number; reason: string };
+
+/** Walks the chain and reports the first entry whose link or hash does not hold. */
+export async function verifyAudit(entries: AsyncIterable<AuditEntry>): Promise<AuditVerification> {
+  let prev = GENESIS;
+  let expected = 1;
+  let count = 0;
+  for await (const e of entries) {
+    count++;
+    if (e.seq !== expected) return { ok: false, entries: count, firstBroken: expected, reason: `entry ${expected} is missing (found ${e.seq})` };
+    if (e.prev !== prev) return { ok: false, entries: count, firstBroken: e.seq, reason: `entry ${e.seq} does not link to the hash of entry ${e.seq - 1}` };
+    const { hash, ...rest } = e;
+    if (hashEntry(rest) !== hash) return { ok: false, entries: count, firstBroken: e.seq, reason: `entry ${e.seq} was altered: its content does not match its hash` };
+    prev = hash;
+    expected++;
+  }
+  return { ok: true, entries: count };
+}

@@ -1,0 +1,70 @@
+/** Time source injected into the runtime; machines never read the wall clock. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, Math.max(0, ms));
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+import { MinHeap } from './heap.ts';
+
+/**
+ * A clock that only moves when told to. `advanceTo` fires every timer due on the way, in due order,
+ * so days of SLA time pass in milliseconds and tests are deterministic.
+ */
+export class SimulatedClock implements Clock {
+  #now: number;
+  #seq = 0;
+  #heap = new MinHeap<number>();
+  #fns = new Map<number, () => void>();
+
+  constructor(start = Date.UTC(2026, 0, 1)) {
+    this.#now = start;
+  }
+  now(): number {
+    return this.#now;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.#seq;
+    this.#fns.set(id, fn);
+    this.#heap.push(this.#now + Math.max(0, ms), id);
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.#fns.delete(handle as number);
+  }
+  /** Earliest pending timer, if any. */
+  nextDue(): number | undefined {
+    this.#dropCleared();
+    return this.#heap.peekKey();
+  }
+  /** Moves time forward to `at`, firing due timers in order (ties in creation order). */
+  advanceTo(at: number): void {
+    for (;;) {
+      this.#dropCleared();
+      const due = this.#heap.peekKey();
+      if (due === undefined || due > at) break;
+      const { value: id } = this.#heap.pop()!;
+      const fn = this.#fns.get(id)!;
+      this.#fns.delete(id);
+      this.#now = Math.max(this.#now, due);
+      fn();
+    }
+    this.#now = Math.max(this.#now, at);
+  }
+  #dropCleared(): void {
+    for (let top = this.#heap.peek(); top && !this.#fns.has(top.value); top = this.#heap.peek()) this.#heap.pop();
+  }
+  advance(ms: number): void {
+    this.advanceTo(this.#now + ms);
+  }
+}
