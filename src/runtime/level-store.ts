@@ -68,6 +68,11 @@ export class LevelStore implements Store {
     return this.#enqueue();
   }
 
+  appendAudit(entries: AuditEntry[]): Promise<void> {
+    for (const e of entries) this.#put(K.audit(e.seq), e);
+    return this.#enqueue();
+  }
+
   /** Writes a value outside the actor keyspaces (e.g. the simulated world's ledger), group-committed. */
   putAux(space: string, key: string, value: unknown): Promise<void> {
     this.#put(`${space}:${key}`, value);

@@ -68,6 +68,8 @@ export interface Store {
   /** Timers due at or before `until`, earliest first. */
   dueTimers(until: number, limit?: number): AsyncIterable<TimerEntry>;
   audit(from?: number): AsyncIterable<AuditEntry>;
+  /** Appends audit entries that belong to no actor transition (logins, refused commands). */
+  appendAudit(entries: AuditEntry[]): Promise<void>;
   lastAudit(): Promise<AuditEntry | undefined>;
   getMeta<T>(key: string): Promise<T | undefined>;
   putMeta(key: string, value: unknown): Promise<void>;

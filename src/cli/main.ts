@@ -1,0 +1,191 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { exportJsonSchemas } from '../contracts/json-schema.ts';
+import { HandoffError, ModelError } from '../contracts/errors.ts';
+import { loadModel } from '../models/loader.ts';
+import { verifyAudit } from '../runtime/audit-log.ts';
+import { LevelStore } from '../runtime/level-store.ts';
+import { runDemo, type DemoSummary } from '../sim/demo.ts';
+import { duration, paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
+
+const int = (name: string, min = 0) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
+  return n;
+};
+
+/** Exit codes: 0 success, 1 a check failed (audit broken, model invalid), 2 usage or runtime error. */
+const program = new Command('handoff')
+  .description('Handoff: AI agents and their human reviewers as actors on statecharts.')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+program
+  .command('demo')
+  .description('Run episodes of a model on the embedded runtime with simulated reviewers, then print a summary.')
+  .option('--model <dir>', 'model folder', 'models/refunds')
+  .option('--cases <n>', 'episodes to run', int('--cases', 1), 1000)
+  .option('--data <dir>', 'data folder (LevelDB); must be empty unless --resume', '.handoff/demo')
+  .option('--reviewers <n>', 'simulated reviewers', int('--reviewers', 1), 12)
+  .option('--seed <n>', 'seed: same seed, same run', int('--seed'), 1)
+  .option('--resume', 'continue the unfinished run in --data and report the totals of the whole run', false)
+  .option('--fresh', 'empty --data first (start a new run)', false)
+  .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
+  .option('--json', 'print the summary as JSON on stdout', false)
+  .action(async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; progress: ProgressMode; json: boolean }) => {
+    if (o.fresh && !o.resume) {
+      const { rm } = await import('node:fs/promises');
+      await rm(o.data, { recursive: true, force: true });
+    }
+    const bar = progressBar(o.progress, 'episodes');
+    const summary = await runDemo({
+      model: o.model,
+      cases: o.cases,
+      data: o.data,
+      reviewers: o.reviewers,
+      seed: o.seed,
+      resume: o.resume,
+      onProgress: (p) => bar.update(p.finished, p.total, `· ${p.openCases} open cases · ${new Date(p.simulatedAt).toISOString().slice(0, 16).replace('T', ' ')} simulated`),
+    });
+    bar.done();
+    if (o.json) printJson(summary);
+    else printDemo(summary);
+    if (summary.unfinished > 0 || summary.duplicateEffects > 0) process.exitCode = 1;
+  });
+
+function printDemo(s: DemoSummary): void {
+  const o = s.outcomes;
+  const pct = (n: number) => `${((n / Math.max(1, s.episodes)) * 100).toFixed(1)}%`;
+  const rows: (string | number)[][] = [
+    ['outcome', 'episodes', 'share'],
+    ['auto-acted', o.autoActed, pct(o.autoActed)],
+    ['approved', o.approved, pct(o.approved)],
+    ['modified', o.modified, pct(o.modified)],
+    ['rejected', o.rejected, pct(o.rejected)],
+    ['denied', o.denied, pct(o.denied)],
+    ['expired', o.expired, pct(o.expired)],
+    ['compensated', o.compensated, pct(o.compensated)],
+    ['failed', o.failed, pct(o.failed)],
+    ['total', s.episodes - s.unfinished, pct(s.episodes - s.unfinished)],
+  ];
+  const out = process.stdout;
+  out.write(`\n${paint.bold(`Handoff demo · model ${s.model} · ${s.episodes} episodes · ${s.reviewers} reviewers · seed ${s.seed}${s.resumed ? ' · resumed' : ''}`)}\n\n`);
+  out.write(`${table(rows, { header: true })}\n\n`);
+  const review: (string | number)[][] = [
+    ['review', ''],
+    ['cases opened', s.cases],
+    ['MTTA (open → claim)', duration(s.mttaMs)],
+    ['MTTR (open → decision)', duration(s.mttrMs)],
+    ['SLA attainment', `${(s.slaAttainment * 100).toFixed(1)}%`],
+    ...Object.entries(s.escalations).map(([k, v]) => [`escalations from ${k}`, v]),
+  ];
+  out.write(`${table(review, { header: true })}\n\n`);
+  const integrity: (string | number)[][] = [
+    ['integrity', ''],
+    ['effects in ledger', s.effects],
+    ['duplicate effects', s.duplicateEffects === 0 ? paint.green('0') : paint.red(String(s.duplicateEffects))],
+    ['unfinished episodes', s.unfinished === 0 ? paint.green('0') : paint.red(String(s.unfinished))],
+    ['audit entries', s.auditEntries],
+  ];
+  out.write(`${table(integrity, { header: true })}\n\n`);
+  out.write(
+    `${paint.dim(`${s.episodesPerSecond} episodes/s · ${duration(s.wallMs)} wall · ${duration(s.simulatedMs)} simulated · reviewers ${JSON.stringify(s.reviewerActivity)}`)}\n`,
+  );
+}
+
+const models = program.command('models').description('Work with model folders.');
+models
+  .command('check')
+  .description('Validate model folders; every problem is reported with its file and path.')
+  .argument('<dirs...>', 'model folders')
+  .option('--json', 'print the result as JSON', false)
+  .action(async (dirs: string[], o: { json: boolean }) => {
+    const results = [];
+    for (const dir of dirs) {
+      try {
+        const m = await loadModel(dir);
+        results.push({ dir, ok: true, name: m.name, version: m.config.version, actions: Object.keys(m.config.actions).length, tiers: m.config.review.tiers.length, sensitiveFields: m.sensitiveFields });
+      } catch (err) {
+        if (!(err instanceof ModelError)) throw err;
+        results.push({ dir, ok: false, problems: err.problems });
+      }
+    }
+    if (o.json) printJson({ ok: results.every((r) => r.ok), models: results });
+    else
+      for (const r of results) {
+        if (r.ok) process.stdout.write(`${paint.green('ok')}   ${r.dir}: ${r.name}@${r.version}, ${r.actions} actions, ${r.tiers} review tiers, sensitive: ${r.sensitiveFields?.join(', ') || 'none'}\n`);
+        else {
+          process.stdout.write(`${paint.red('fail')} ${r.dir}\n`);
+          for (const p of r.problems ?? []) process.stdout.write(`     ${p.file}: ${p.path || '(root)'}: ${p.message}\n`);
+        }
+      }
+    if (!results.every((r) => r.ok)) process.exitCode = 1;
+  });
+
+const contracts = program.command('contracts').description('The wire contracts.');
+contracts
+  .command('export')
+  .description('Export every contract as JSON Schema (draft 2020-12).')
+  .option('--out <dir>', 'write one <Contract>.schema.json per contract into this folder')
+  .option('--json', 'print all schemas as one JSON object', false)
+  .action(async (o: { out?: string; json: boolean }) => {
+    const schemas = exportJsonSchemas();
+    if (o.out) {
+      await mkdir(o.out, { recursive: true });
+      for (const [name, schema] of Object.entries(schemas)) await writeFile(join(o.out, `${name}.schema.json`), `${JSON.stringify(schema, null, 2)}\n`);
+    }
+    if (o.json || !o.out) printJson(schemas);
+    else process.stdout.write(`wrote ${Object.keys(schemas).length} schemas to ${o.out}\n`);
+  });
+
+const audit = program.command('audit').description('The tamper-evident audit log.');
+audit
+  .command('verify')
+  .description('Check the hash chain of the audit log and point at the first broken entry.')
+  .option('--data <dir>', 'data folder', '.handoff/demo')
+  .option('--json', 'print the result as JSON', false)
+  .action(async (o: { data: string; json: boolean }) => {
+    const store = await LevelStore.open(o.data);
+    try {
+      const result = await verifyAudit(store.audit());
+      if (o.json) printJson(result.ok ? { ok: true, entries: result.entries } : { ok: false, firstBroken: result.firstBroken, reason: result.reason, entries: result.entries });
+      else if (result.ok) process.stdout.write(`${paint.green('ok')} ${result.entries} audit entries, chain intact\n`);
+      else process.stdout.write(`${paint.red('broken')} at entry ${result.firstBroken}: ${result.reason}\n`);
+      process.exitCode = result.ok ? 0 : 1;
+    } finally {
+      await store.close();
+    }
+  });
+audit
+  .command('export')
+  .description('Print every audit entry (for compliance archives).')
+  .option('--data <dir>', 'data folder', '.handoff/demo')
+  .option('--json', 'print as one JSON array (default: one JSON object per line)', false)
+  .action(async (o: { data: string; json: boolean }) => {
+    const store = await LevelStore.open(o.data);
+    try {
+      const entries = [];
+      for await (const e of store.audit()) {
+        if (o.json) entries.push(e);
+        else process.stdout.write(`${JSON.stringify(e)}\n`);
+      }
+      if (o.json) printJson(entries);
+    } finally {
+      await store.close();
+    }
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const json = process.argv.includes('--json');
+  if (err instanceof HandoffError) {
+    if (json) printJson({ ok: false, error: { code: err.code, message: err.message, details: err.details } });
+    process.stderr.write(`${paint.red('error')} ${err.message}\n`);
+  } else {
+    process.stderr.write(`${paint.red('error')} ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+  process.exitCode = 2;
+}

@@ -1,0 +1,20 @@
+import pino, { type Logger } from 'pino';
+import type { LoadedModel } from '../models/loader.ts';
+
+/**
+ * A pino logger that redacts every field the models classify as sensitive, wherever an observation
+ * or a signal appears in a log record. Logs go to stderr, so stdout stays clean for `--json`.
+ */
+export function createLogger(opts: { models: LoadedModel[]; level?: string; destination?: pino.DestinationStream }): Logger {
+  const paths = new Set<string>();
+  for (const m of opts.models) {
+    for (const f of m.sensitiveFields) {
+      const p = f.replace(/\.\*/g, '[*]');
+      for (const prefix of ['observation.fields', '*.observation.fields', 'fields', '*.fields', 'signal', '*.signal']) paths.add(`${prefix}.${p}`);
+    }
+  }
+  return pino(
+    { level: opts.level ?? process.env.HANDOFF_LOG_LEVEL ?? 'warn', redact: { paths: [...paths], censor: '[REDACTED]' }, base: { app: 'handoff' } },
+    opts.destination ?? pino.destination(2),
+  );
+}

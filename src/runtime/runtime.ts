@@ -1,0 +1,664 @@
+import { createActor, type Actor, type AnyStateMachine, type StateValue } from 'xstate';
+import pino, { type Logger } from 'pino';
+import { perceive } from '../actors/perceivers/perceive.ts';
+import { plan as runPlanner } from '../actors/planners/rule-planner.ts';
+import { executeOnce } from '../actors/executors/execute.ts';
+import { stepContext } from '../actors/step-context.ts';
+import {
+  ActorCrashedError,
+  ActorExistsError,
+  ActorNotFoundError,
+  ConflictError,
+  EffectError,
+  EventRejectedError,
+  HandoffError,
+  RuntimeStoppedError,
+  UnauthorizedError,
+} from '../contracts/errors.ts';
+import { CaseInput } from '../contracts/review-case.ts';
+import { ReviewerCommand } from '../contracts/reviewer-command.ts';
+import { parseContract } from '../contracts/parse.ts';
+import { agentMachineFor, type AgentContext, type AgentEvent } from '../machines/agent.ts';
+import type { EffectRequest, Timers } from '../machines/effects.ts';
+import { explainCaseRejection, reviewCaseMachine, currentTier, type CaseContext, type CaseEvent } from '../machines/review-case.ts';
+import type { World } from '../models/define.ts';
+import type { LoadedModel } from '../models/loader.ts';
+import { MemoryTransport } from '../transport/memory-transport.ts';
+import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
+import { AuditChain, type AuditDraft } from './audit-log.ts';
+import { systemClock, type Clock } from './clock.ts';
+import type { ActorKind, ActorRecord, Commit, JournalEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
+import { TimerService } from './timer-service.ts';
+import { createLogger } from './logger.ts';
+
+/** Options of {@link Runtime.open}. */
+export interface RuntimeOptions {
+  store: Store;
+  /** The outside world actions act on (the pilots use the simulated {@link LevelWorld}). */
+  world: World;
+  models: LoadedModel[];
+  /** @default systemClock */
+  clock?: Clock;
+  /** @default a pino logger at `warn`, with sensitive fields of every model redacted */
+  logger?: Logger;
+  /** @default a new {@link MemoryTransport} (the embedded default) */
+  transport?: Transport;
+  /** Namespace of subjects on the transport. @default 'default' */
+  namespace?: string;
+  /** Seed for the stable draws handed to models (simulated failures). @default 'handoff' */
+  seed?: string;
+}
+
+/** What a caller gets back once an event is durable. */
+export interface Ack {
+  actorId: string;
+  /** The actor's version after the event. */
+  seq: number;
+  state: string;
+  status: ActorRecord['status'];
+}
+
+export interface ActorView {
+  id: string;
+  kind: ActorKind;
+  model: string;
+  seq: number;
+  state: string;
+  status: ActorRecord['status'];
+  context: AgentContext | CaseContext;
+}
+
+/** Published on every durable transition, and to in-process listeners. */
+export interface TransitionNotice {
+  id: string;
+  kind: ActorKind;
+  model: string;
+  seq: number;
+  at: number;
+  event: string;
+  state: string;
+  status: ActorRecord['status'];
+  /** For cases: what a queue view needs. */
+  queue?: { queue: string; tier: number; priority: number; claimedBy: string | null; ackDueAt?: number; resolveDueAt?: number; openedAt: number };
+}
+
+interface Cell {
+  id: string;
+  kind: ActorKind;
+  model: LoadedModel;
+  actor: Actor<AnyStateMachine>;
+  seq: number;
+  /** Last snapshot handed to the store, to restore from if the actor crashes. */
+  persisted: unknown;
+  /** Timers as last committed. */
+  timers: Timers;
+  /** Id of the effect last dispatched, so it is dispatched once. */
+  dispatched: string | null;
+}
+
+function stateString(value: StateValue): string {
+  if (typeof value === 'string') return value;
+  return Object.entries(value)
+    .map(([k, v]) => (v === undefined ? k : `${k}.${stateString(v)}`))
+    .join(',');
+}
+
+type RuntimeEvent = { type: string; at: number; [k: string]: unknown };
+
+const FINAL_CASE_STATES = new Set(['approved', 'modified', 'rejected', 'expired']);
+
+/**
+ * The actor system of one node: hosts agent episodes and review cases as XState actors, by id.
+ *
+ * Write-ahead: an event is applied in memory, then its journal entry and the new snapshot are
+ * committed; only when that commit is durable are its consequences released: the caller's
+ * acknowledgement, the requested effect, the timers, messages to other actors and published notices.
+ * A crash at any point therefore leaves the store at a state from which the same consequences follow.
+ */
+export class Runtime {
+  readonly store: Store;
+  readonly world: World;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly transport: Transport;
+  readonly namespace: string;
+  readonly models: ReadonlyMap<string, LoadedModel>;
+  #seed: string;
+  #machines = new Map<string, { agent: AnyStateMachine }>();
+  #cells = new Map<string, Cell>();
+  #loading = new Map<string, Promise<Cell | ActorRecord | undefined>>();
+  #timers: TimerService;
+  #audit!: AuditChain;
+  #subjects: ReturnType<typeof subjects>;
+  #recentCommands = new Set<string>();
+  #listeners = new Set<(n: TransitionNotice) => void>();
+  #busy = 0;
+  #idleWaiters: (() => void)[] = [];
+  #stopped = false;
+  #ownsTransport: boolean;
+  /** Counters for progress displays and benchmarks. */
+  readonly stats = { events: 0, effects: 0, rejected: 0, crashes: 0, restored: 0 };
+
+  private constructor(opts: RuntimeOptions) {
+    this.store = opts.store;
+    this.world = opts.world;
+    this.clock = opts.clock ?? systemClock;
+    this.models = new Map(opts.models.map((m) => [m.name, m]));
+    this.log = opts.logger ?? createLogger({ models: opts.models });
+    this.#ownsTransport = !opts.transport;
+    this.transport = opts.transport ?? new MemoryTransport();
+    this.namespace = opts.namespace ?? 'default';
+    this.#subjects = subjects(this.namespace);
+    this.#seed = opts.seed ?? 'handoff';
+    for (const m of opts.models) this.#machines.set(m.name, { agent: agentMachineFor({ gate: m.gate, onExpiry: m.config.policy.onExpiry }) });
+    this.#timers = new TimerService(this.clock, (t) => this.#fireTimer(t));
+  }
+
+  /** Opens the runtime on its store and restores every unfinished actor, effects and timers included. */
+  static async open(opts: RuntimeOptions): Promise<Runtime> {
+    const rt = new Runtime(opts);
+    rt.#audit = new AuditChain(await rt.store.lastAudit());
+    await rt.#recover();
+    return rt;
+  }
+
+  async #recover(): Promise<void> {
+    const restored: Cell[] = [];
+    for await (const rec of this.store.liveActors()) {
+      const model = this.models.get(rec.model);
+      if (!model) {
+        this.log.error({ actor: rec.id, model: rec.model }, 'actor of an unknown model left in the store');
+        continue;
+      }
+      const cell = this.#restore(rec, model);
+      this.#cells.set(cell.id, cell);
+      restored.push(cell);
+    }
+    this.stats.restored = restored.length;
+    for (const cell of restored) this.#release(cell, cell.actor.getSnapshot().context as AgentContext | CaseContext, []);
+    for await (const msg of this.store.outbox()) this.#deliver(msg);
+  }
+
+  #restore(rec: ActorRecord, model: LoadedModel): Cell {
+    const machine = rec.kind === 'agent' ? this.#machines.get(model.name)!.agent : reviewCaseMachine;
+    const actor = createActor(machine, { snapshot: rec.snapshot as never, clock: this.clock as never });
+    actor.subscribe({ error: () => undefined });
+    actor.start();
+    return { id: rec.id, kind: rec.kind, model, actor, seq: rec.seq, persisted: rec.snapshot, timers: {}, dispatched: null };
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Public API
+  // ------------------------------------------------------------------------------------------------
+
+  /** Starts an agent episode on a signal, validated against the model's signal contract. */
+  async startEpisode(modelName: string, signal: unknown, opts: { episodeId: string }): Promise<Ack> {
+    const model = this.#model(modelName);
+    const parsed = parseContract(model.handlers.signal, signal, `${model.name}.signal`, 'signal');
+    const input = { episodeId: opts.episodeId, model: model.name, signal: parsed, retry: model.config.retry };
+    return this.#spawn('agent', opts.episodeId, model, input);
+  }
+
+  /**
+   * Applies a reviewer command, parsed with the contract at this boundary. Refusals are typed:
+   * ContractError (bad field), ActorNotFoundError, UnauthorizedError (role, separation of duties,
+   * four eyes), ConflictError (stale version), EventRejectedError (wrong state), `command.replayed`.
+   */
+  async command(input: unknown): Promise<Ack> {
+    const cmd = parseContract(ReviewerCommand, input, 'ReviewerCommand');
+    if (this.#recentCommands.has(cmd.commandId) || (await this.store.hasCommand(cmd.commandId)))
+      throw new HandoffError('command.replayed', `command ${cmd.commandId} was already applied`, { commandId: cmd.commandId });
+    const cell = await this.#cell(cmd.caseId);
+    if (!cell || !('actor' in cell)) {
+      if (cell) throw new EventRejectedError(cmd.caseId, cmd.type, cell.state, `the case is closed (${cell.state})`, 'case-closed');
+      throw new ActorNotFoundError(cmd.caseId);
+    }
+    if (cell.kind !== 'case') throw new EventRejectedError(cmd.caseId, cmd.type, 'n/a', 'not a review case');
+    if (cmd.expectedVersion !== undefined && cmd.expectedVersion !== cell.seq) throw new ConflictError(cmd.caseId, cmd.expectedVersion, cell.seq);
+    const at = this.clock.now();
+    const base = { reviewer: cmd.reviewer, commandId: cmd.commandId, at };
+    let event: CaseEvent;
+    switch (cmd.type) {
+      case 'handoff.case.claim':
+        event = { type: 'claim', ...base };
+        break;
+      case 'handoff.case.release':
+        event = { type: 'release', ...base, ...(cmd.reason ? { reason: cmd.reason } : {}) };
+        break;
+      case 'handoff.case.renew':
+        event = { type: 'renew', ...base };
+        break;
+      case 'handoff.case.approve':
+        event = { type: 'approve', ...base, ...(cmd.comment ? { comment: cmd.comment } : {}) };
+        break;
+      case 'handoff.case.modify':
+        event = { type: 'modify', ...base, plan: cell.model.validatePlan(cmd.plan, 'ReviewerCommand', 'plan'), comment: cmd.comment };
+        break;
+      case 'handoff.case.reject':
+        event = { type: 'reject', ...base, reason: cmd.reason };
+        break;
+      case 'handoff.case.escalate':
+        event = { type: 'escalate', ...base, reason: cmd.reason };
+        break;
+    }
+    this.#recentCommands.add(cmd.commandId);
+    if (this.#recentCommands.size > 100_000) this.#recentCommands.clear();
+    try {
+      return await this.#apply(cell, event, cmd.commandId);
+    } catch (err) {
+      this.#recentCommands.delete(cmd.commandId);
+      throw err;
+    }
+  }
+
+  /** Sends a runtime event (effect result, timer, case resolution) to an actor. */
+  async send(actorId: string, event: AgentEvent | CaseEvent): Promise<Ack> {
+    const cell = await this.#cell(actorId);
+    if (!cell) throw new ActorNotFoundError(actorId);
+    if (!('actor' in cell)) throw new EventRejectedError(actorId, event.type, cell.state, `the actor has finished (${cell.state})`);
+    return this.#apply(cell, event);
+  }
+
+  async get(actorId: string): Promise<ActorView | undefined> {
+    const cell = this.#cells.get(actorId);
+    if (cell) {
+      const snap = cell.actor.getSnapshot();
+      return { id: cell.id, kind: cell.kind, model: cell.model.name, seq: cell.seq, state: stateString(snap.value), status: snap.status, context: snap.context };
+    }
+    const rec = await this.store.load(actorId);
+    if (!rec) return undefined;
+    const context = (rec.snapshot as { context: AgentContext | CaseContext }).context;
+    return { id: rec.id, kind: rec.kind, model: rec.model, seq: rec.seq, state: rec.state, status: rec.status, context };
+  }
+
+  journal(actorId: string): AsyncIterable<JournalEntry> {
+    return this.store.journal(actorId);
+  }
+
+  /** Listens to every durable transition on this node. */
+  onTransition(listener: (n: TransitionNotice) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Events, effects and deliveries in progress. */
+  get busy(): number {
+    return this.#busy;
+  }
+
+  /** Actors resident in memory. */
+  get resident(): number {
+    return this.#cells.size;
+  }
+
+  /** Resolves when no event, effect or delivery is in progress (timers may still be pending). */
+  whenIdle(): Promise<void> {
+    if (this.#busy === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Appends audit entries outside an actor transition (logins, refused commands). */
+  async audit(drafts: AuditDraft[]): Promise<void> {
+    if (drafts.length === 0) return;
+    await this.store.appendAudit(drafts.map((d) => this.#audit.link(d)));
+  }
+
+  async close(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#timers.stop();
+    await this.whenIdle();
+    for (const cell of this.#cells.values()) cell.actor.stop();
+    this.#cells.clear();
+    await this.store.flush();
+    if (this.#ownsTransport) await this.transport.close();
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Hosting
+  // ------------------------------------------------------------------------------------------------
+
+  #model(name: string): LoadedModel {
+    const m = this.models.get(name);
+    if (!m) throw new HandoffError('model.unknown', `no model named '${name}' is loaded (loaded: ${[...this.models.keys()].join(', ')})`, { model: name });
+    return m;
+  }
+
+  /** The resident cell, or the record of a finished actor, or undefined. Loads passivated actors. */
+  async #cell(id: string): Promise<Cell | ActorRecord | undefined> {
+    const resident = this.#cells.get(id);
+    if (resident) return resident;
+    const pending = this.#loading.get(id);
+    if (pending) return pending;
+    const load = (async () => {
+      const rec = await this.store.load(id);
+      if (!rec) return undefined;
+      if (rec.status !== 'active') return rec;
+      const again = this.#cells.get(id);
+      if (again) return again;
+      const cell = this.#restore(rec, this.#model(rec.model));
+      this.#cells.set(id, cell);
+      return cell;
+    })();
+    this.#loading.set(id, load);
+    try {
+      return await load;
+    } finally {
+      this.#loading.delete(id);
+    }
+  }
+
+  async #spawn(kind: ActorKind, id: string, model: LoadedModel, input: unknown): Promise<Ack> {
+    if (this.#stopped) throw new RuntimeStoppedError();
+    const existing = await this.#cell(id);
+    if (existing) throw new ActorExistsError(id);
+    const machine = kind === 'agent' ? this.#machines.get(model.name)!.agent : reviewCaseMachine;
+    const actor = createActor(machine, { input: input as never, clock: this.clock as never });
+    actor.subscribe({ error: () => undefined });
+    actor.start();
+    const snap = actor.getSnapshot();
+    if (snap.status === 'error') throw new ActorCrashedError(id, snap.error);
+    const cell: Cell = { id, kind, model, actor, seq: 0, persisted: undefined, timers: {}, dispatched: null };
+    this.#cells.set(id, cell);
+    return this.#commitTransition(cell, { type: 'xstate.init', at: this.clock.now(), input }, undefined, undefined);
+  }
+
+  async #apply(cell: Cell, event: AgentEvent | CaseEvent, commandId?: string): Promise<Ack> {
+    if (this.#stopped) throw new RuntimeStoppedError();
+    const before = cell.actor.getSnapshot();
+    if (!before.can(event)) {
+      this.stats.rejected++;
+      throw this.#rejection(cell, stateString(before.value), before.context, event);
+    }
+    cell.actor.send(event);
+    const after = cell.actor.getSnapshot();
+    if (after.status === 'error') {
+      this.stats.crashes++;
+      const error = after.error;
+      cell.actor.stop();
+      const rec = await this.store.load(cell.id);
+      this.#cells.delete(cell.id);
+      if (rec) this.#cells.set(cell.id, this.#restore(rec, cell.model));
+      this.log.error({ actor: cell.id, event: event.type, err: error }, 'actor crashed; restored from its last snapshot');
+      throw new ActorCrashedError(cell.id, error);
+    }
+    return this.#commitTransition(cell, event as unknown as RuntimeEvent, before.context as AgentContext | CaseContext, commandId);
+  }
+
+  #rejection(cell: Cell, state: string, context: unknown, event: AgentEvent | CaseEvent): HandoffError {
+    if (cell.kind === 'case') {
+      const why = explainCaseRejection(state, context as CaseContext, event as CaseEvent);
+      if (why?.forbidden) return new UnauthorizedError(`${cell.id}: ${why.reason}`, { actorId: cell.id, rule: why.rule, eventType: event.type });
+      if (why) return new EventRejectedError(cell.id, event.type, state, why.reason, why.rule);
+    }
+    return new EventRejectedError(cell.id, event.type, state, 'no transition accepts it (stale or out of order)');
+  }
+
+  async #commitTransition(cell: Cell, event: RuntimeEvent, prev: AgentContext | CaseContext | undefined, commandId: string | undefined): Promise<Ack> {
+    this.#busy++;
+    try {
+      const snap = cell.actor.getSnapshot();
+      const ctx = snap.context as AgentContext | CaseContext;
+      const seq = prev === undefined ? 0 : cell.seq + 1;
+      const state = stateString(snap.value);
+      const persisted = cell.actor.getPersistedSnapshot();
+      const status = snap.status === 'done' ? 'done' : 'active';
+      const timers = (ctx.timers ?? {}) as Timers;
+      const timersSet: TimerEntry[] = [];
+      const timersCleared: TimerEntry[] = [];
+      for (const [name, dueAt] of Object.entries(timers)) if (dueAt !== undefined && cell.timers[name] !== dueAt) timersSet.push({ actorId: cell.id, name, dueAt });
+      for (const [name, dueAt] of Object.entries(cell.timers)) if (dueAt !== undefined && timers[name] !== dueAt) timersCleared.push({ actorId: cell.id, name, dueAt });
+
+      const outbox: OutboxMessage[] = [];
+      if (cell.kind === 'case' && status === 'done') {
+        const c = ctx as CaseContext;
+        if (c.resolution) outbox.push({ id: `${cell.id}.resolution`, to: c.episodeId, event: { type: 'case.resolved', at: event.at, resolution: c.resolution } });
+      }
+      const outboxDone = event.type === 'case.resolved' ? [`${(event as unknown as { resolution: { caseId: string } }).resolution.caseId}.resolution`] : undefined;
+      const audit = this.#auditFor(cell, prev, ctx, event, status).map((d) => this.#audit.link(d));
+
+      const record: ActorRecord = { id: cell.id, kind: cell.kind, model: cell.model.name, seq, status, state, snapshot: persisted, updatedAt: event.at };
+      const commit: Commit = {
+        actor: record,
+        journal: { seq, at: event.at, event, state },
+        ...(timersSet.length ? { timersSet } : {}),
+        ...(timersCleared.length ? { timersCleared } : {}),
+        ...(outbox.length ? { outboxPut: outbox } : {}),
+        ...(outboxDone ? { outboxDone } : {}),
+        ...(audit.length ? { audit } : {}),
+        ...(commandId ? { commandId } : {}),
+      };
+      cell.seq = seq;
+      cell.persisted = persisted;
+      cell.timers = { ...timers };
+      this.stats.events++;
+      try {
+        await this.store.commit(commit);
+      } catch (err) {
+        // The in-memory actor ran ahead of the store: drop it, the next message reloads it.
+        cell.actor.stop();
+        this.#cells.delete(cell.id);
+        throw err;
+      }
+      this.#release(cell, ctx, outbox, { event: event.type, at: event.at, state, seq, status });
+      if (status === 'done') {
+        cell.actor.stop();
+        this.#cells.delete(cell.id);
+      }
+      return { actorId: cell.id, seq, state, status };
+    } finally {
+      this.#settle();
+    }
+  }
+
+  /** Consequences of a durable transition: effect, timers, deliveries, notices. */
+  #release(cell: Cell, ctx: AgentContext | CaseContext, outbox: OutboxMessage[], notice?: { event: string; at: number; state: string; seq: number; status: ActorRecord['status'] }): void {
+    if (cell.kind === 'agent') {
+      const effect = (ctx as AgentContext).effect;
+      const current = (cell.actor.getSnapshot().context as AgentContext).effect;
+      if (effect && effect.id !== cell.dispatched && current?.id === effect.id) {
+        cell.dispatched = effect.id;
+        this.#runEffect(cell, ctx as AgentContext, effect);
+      }
+    }
+    for (const [name, dueAt] of Object.entries((ctx.timers ?? {}) as Timers)) if (dueAt !== undefined) this.#timers.schedule({ actorId: cell.id, name, dueAt });
+    for (const msg of outbox) this.#deliver(msg);
+    if (notice) this.#notify(cell, ctx, notice);
+  }
+
+  #notify(cell: Cell, ctx: AgentContext | CaseContext, n: { event: string; at: number; state: string; seq: number; status: ActorRecord['status'] }): void {
+    const notice: TransitionNotice = { id: cell.id, kind: cell.kind, model: cell.model.name, ...n };
+    if (cell.kind === 'case') {
+      const c = ctx as CaseContext;
+      const tier = currentTier(c);
+      notice.queue = {
+        queue: tier.queue,
+        tier: c.tier,
+        priority: tier.priority,
+        claimedBy: c.claim?.reviewer ?? null,
+        openedAt: c.openedAt,
+        ...(c.timers.ack !== undefined ? { ackDueAt: c.timers.ack } : {}),
+        ...(c.timers.resolve !== undefined ? { resolveDueAt: c.timers.resolve } : {}),
+      };
+      this.transport.publish(this.#subjects.queue(subjectToken(tier.queue)), notice);
+    }
+    this.transport.publish(this.#subjects.events(cell.kind, subjectToken(cell.id)), notice);
+    for (const l of this.#listeners) {
+      try {
+        l(notice);
+      } catch (err) {
+        this.log.error({ err }, 'transition listener threw');
+      }
+    }
+  }
+
+  #settle(): void {
+    this.#busy--;
+    if (this.#busy === 0 && this.#idleWaiters.length > 0) {
+      // Let promise chains that were just released start their next step before declaring idle.
+      setImmediate(() => {
+        if (this.#busy !== 0) return;
+        const waiters = this.#idleWaiters;
+        this.#idleWaiters = [];
+        for (const w of waiters) w();
+      });
+    }
+  }
+
+  #deliver(msg: OutboxMessage): void {
+    this.#busy++;
+    this.send(msg.to, msg.event as unknown as AgentEvent)
+      .catch((err: unknown) => {
+        if (err instanceof EventRejectedError) this.log.debug({ msg: msg.id, err: err.message }, 'outbox message no longer applies');
+        else this.log.error({ msg: msg.id, err }, 'outbox delivery failed; it stays in the outbox for the next start');
+      })
+      .finally(() => this.#settle());
+  }
+
+  #fireTimer(t: { actorId: string; name: string; dueAt: number }): void {
+    this.#busy++;
+    this.send(t.actorId, { type: `timer.${t.name}`, dueAt: t.dueAt, at: this.clock.now() } as AgentEvent | CaseEvent)
+      .catch((err: unknown) => {
+        if (!(err instanceof EventRejectedError)) this.log.error({ actor: t.actorId, timer: t.name, err }, 'timer delivery failed');
+      })
+      .finally(() => this.#settle());
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Effects
+  // ------------------------------------------------------------------------------------------------
+
+  #runEffect(cell: Cell, ctx: AgentContext, effect: EffectRequest): void {
+    this.#busy++;
+    this.stats.effects++;
+    void this.#performEffect(cell.model, ctx, effect)
+      .then((event) => this.send(cell.id, event))
+      .catch((err: unknown) => {
+        if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError) return;
+        this.log.error({ actor: cell.id, effect: effect.id, err }, 'effect result could not be delivered');
+      })
+      .finally(() => this.#settle());
+  }
+
+  async #performEffect(model: LoadedModel, ctx: AgentContext, effect: EffectRequest): Promise<AgentEvent> {
+    const key = `${ctx.episodeId}/${effect.kind}`;
+    const failedType = { perceive: 'perceive.failed', plan: 'plan.failed', execute: 'action.failed', compensate: 'compensation.failed', openCase: 'plan.failed' } as const;
+    try {
+      switch (effect.kind) {
+        case 'perceive': {
+          const observation = await perceive(model, ctx.episodeId, ctx.signal, stepContext(this.clock.now(), key, effect.attempt, this.#seed));
+          return { type: 'perceive.done', effectId: effect.id, observation, at: this.clock.now() };
+        }
+        case 'plan': {
+          if (!ctx.observation) throw new EffectError('planning without an observation', { transient: false });
+          const plan = await runPlanner(model, ctx.episodeId, ctx.observation, stepContext(this.clock.now(), key, effect.attempt, this.#seed));
+          return { type: 'plan.done', effectId: effect.id, plan, at: this.clock.now() };
+        }
+        case 'execute':
+        case 'compensate': {
+          const step = effect.step ?? 0;
+          const compensation = effect.kind === 'compensate';
+          const { result } = await executeOnce(
+            {
+              model,
+              world: this.world,
+              plan: ctx.plan!,
+              step,
+              key: `${ctx.episodeId}/${step}${compensation ? '/compensate' : ''}`,
+              attempt: effect.attempt,
+              now: this.clock.now(),
+              seed: this.#seed,
+              original: compensation ? ctx.results[step] : undefined,
+            },
+            compensation,
+          );
+          return compensation
+            ? { type: 'compensation.done', effectId: effect.id, at: this.clock.now() }
+            : { type: 'action.done', effectId: effect.id, result: result ?? null, at: this.clock.now() };
+        }
+        case 'openCase': {
+          const caseId = effect.caseId!;
+          const existing = await this.store.load(caseId);
+          if (!existing && !this.#cells.has(caseId)) {
+            const input = parseContract(
+              CaseInput,
+              {
+                caseId,
+                episodeId: ctx.episodeId,
+                model: model.name,
+                tier: Math.max(1, ctx.decision?.tier ?? 1),
+                tiers: model.config.review.tiers,
+                leaseMs: model.config.review.leaseMs,
+                ...(ctx.observation?.requestedBy ? { requestedBy: ctx.observation.requestedBy } : {}),
+                plan: ctx.plan,
+                decision: ctx.decision,
+                observation: ctx.observation,
+                openedAt: this.clock.now(),
+              },
+              'CaseInput',
+            );
+            await this.#spawn('case', caseId, model, input).catch((err: unknown) => {
+              if (!(err instanceof ActorExistsError)) throw err;
+            });
+          }
+          return { type: 'case.opened', effectId: effect.id, caseId, at: this.clock.now() };
+        }
+      }
+    } catch (err) {
+      if (effect.kind === 'openCase') throw err;
+      const transient = err instanceof EffectError ? err.transient : !(err instanceof HandoffError);
+      const code = err instanceof HandoffError ? err.code : 'effect.error';
+      const message = err instanceof Error ? err.message : String(err);
+      return { type: failedType[effect.kind], effectId: effect.id, error: { message, code, transient }, at: this.clock.now() } as AgentEvent;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Audit
+  // ------------------------------------------------------------------------------------------------
+
+  #auditFor(cell: Cell, prev: AgentContext | CaseContext | undefined, next: AgentContext | CaseContext, event: RuntimeEvent, status: string): AuditDraft[] {
+    const out: AuditDraft[] = [];
+    const at = event.at;
+    if (cell.kind === 'agent') {
+      const p = prev as AgentContext | undefined;
+      const n = next as AgentContext;
+      if (n.decision && n.decision !== p?.decision) {
+        const d = n.decision;
+        out.push({
+          at,
+          kind: 'gate.decision',
+          actor: cell.id,
+          by: 'runtime',
+          data: {
+            outcome: d.outcome,
+            ruleId: d.ruleId,
+            tier: d.tier,
+            reasons: d.reasons,
+            riskScore: d.riskScore,
+            confidence: d.confidence,
+            policyVersion: d.policyVersion,
+            planId: n.plan?.id,
+            actions: n.plan?.actions.map((a) => a.type),
+            rationale: n.plan?.rationale,
+            inputs: n.observation
+              ? { observationId: n.observation.id, source: n.observation.provenance.source, observedAt: n.observation.provenance.observedAt, cited: n.plan?.citedInputs ?? [] }
+              : null,
+          },
+        });
+      }
+      if (event.type === 'action.done' || event.type === 'compensation.done') {
+        const step = event.type === 'action.done' ? (p?.step ?? 0) : (p?.compensateStep ?? 0);
+        out.push({ at, kind: event.type === 'action.done' ? 'action.executed' : 'action.compensated', actor: cell.id, by: 'runtime', data: { key: `${n.episodeId}/${step}`, type: n.plan?.actions[step]?.type } });
+      }
+      if (status === 'done') out.push({ at, kind: 'episode.outcome', actor: cell.id, by: 'runtime', data: { outcome: n.outcome, caseIds: n.caseIds, error: n.error?.message ?? null } });
+    } else {
+      const n = next as CaseContext;
+      const from = (prev as CaseContext | undefined)?.history.length ?? 0;
+      for (const h of n.history.slice(from)) out.push({ at: h.at, kind: `case.${h.kind}`, actor: cell.id, by: h.by ?? 'runtime', data: { tier: h.tier, ...(h.note ? { note: h.note } : {}) } });
+    }
+    return out;
+  }
+}
+
+export { FINAL_CASE_STATES };

@@ -1,0 +1,187 @@
+import { mkdir, readdir } from 'node:fs/promises';
+import { HandoffError } from '../contracts/errors.ts';
+import type { Plan } from '../contracts/plan.ts';
+import type { AgentContext } from '../machines/agent.ts';
+import type { CaseContext } from '../machines/review-case.ts';
+import { currentTier } from '../machines/review-case.ts';
+import { loadModel } from '../models/loader.ts';
+import { SimulatedClock } from '../runtime/clock.ts';
+import { serveCommands } from '../runtime/command-server.ts';
+import { LevelStore } from '../runtime/level-store.ts';
+import { Rng } from '../runtime/rng.ts';
+import { Runtime } from '../runtime/runtime.ts';
+import { LevelWorld } from '../runtime/world.ts';
+import { HandoffClient } from '../transport/client.ts';
+import { ReviewerPool } from './reviewers.ts';
+import { summarize, type RunSummary } from './summary.ts';
+
+export interface DemoOptions {
+  /** Model folder. @default 'models/refunds' */
+  model: string;
+  /** Episodes in the whole run. @default 1000 */
+  cases: number;
+  /** Data folder (LevelDB). */
+  data: string;
+  /** Simulated reviewers. @default 12 */
+  reviewers: number;
+  /** @default 1 */
+  seed: number;
+  /** Continue the unfinished run in `data` instead of starting one. */
+  resume: boolean;
+  /** Mean simulated time between two arriving episodes. @default 60 s */
+  arrivalMs?: number;
+  onProgress?: (p: DemoProgress) => void;
+}
+
+export interface DemoProgress {
+  finished: number;
+  total: number;
+  simulatedAt: number;
+  openCases: number;
+}
+
+export interface DemoSummary extends RunSummary {
+  model: string;
+  seed: number;
+  reviewers: number;
+  /** Episodes finished by this process per wall-clock second. */
+  episodesPerSecond: number;
+  wallMs: number;
+  simulatedMs: number;
+  resumed: boolean;
+  reviewerActivity: Record<string, number>;
+  refusedCommands: Record<string, number>;
+}
+
+interface DemoMeta {
+  model: string;
+  cases: number;
+  seed: number;
+  reviewers: number;
+  arrivalMs: number;
+  startedAt: number;
+  runs: number;
+}
+
+const START = Date.UTC(2026, 0, 5, 8, 0, 0);
+
+/**
+ * The demo: N episodes of a model on the embedded runtime, on a simulated clock, with simulated
+ * reviewers who claim, go silent, miss deadlines and decide. All state lives in the data folder, so a
+ * run killed at any point continues with `resume` and its totals still add up.
+ */
+export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
+  const wall0 = performance.now();
+  await mkdir(opts.data, { recursive: true });
+  const empty = (await readdir(opts.data)).length === 0;
+  if (!opts.resume && !empty) throw new HandoffError('demo.data_not_empty', `data folder ${opts.data} is not empty: pass --resume to continue its run, or choose another --data`);
+  const store = await LevelStore.open(opts.data);
+  try {
+    let meta = await store.getMeta<DemoMeta>('demo');
+    if (opts.resume && !meta) throw new HandoffError('demo.nothing_to_resume', `data folder ${opts.data} holds no demo run to resume`);
+    if (!meta) {
+      meta = { model: opts.model, cases: opts.cases, seed: opts.seed, reviewers: opts.reviewers, arrivalMs: opts.arrivalMs ?? 60_000, startedAt: START, runs: 0 };
+    }
+    meta = { ...meta, runs: meta.runs + 1 };
+    await store.putMeta('demo', meta);
+
+    const model = await loadModel(meta.model);
+    const started = new Set<string>();
+    let lastAt = meta.startedAt;
+    for await (const rec of store.actors()) {
+      if (rec.kind === 'agent') started.add(rec.id);
+      lastAt = Math.max(lastAt, rec.updatedAt);
+    }
+    const clock = new SimulatedClock(Math.max(lastAt, (await store.getMeta<number>('clock')) ?? 0, meta.startedAt));
+    const world = new LevelWorld(store);
+    const rt = await Runtime.open({ store, world, models: [model], clock, seed: String(meta.seed) });
+    const server = serveCommands(rt);
+    const client = new HandoffClient(rt.transport, { namespace: rt.namespace });
+    const pool = new ReviewerPool({ runtime: client, transport: rt.transport, namespace: rt.namespace, model, clock, rng: new Rng(meta.seed * 7919 + meta.runs), count: meta.reviewers, run: meta.runs });
+    pool.readPlansWith(async (id) => ((await rt.get(id))?.context as CaseContext | undefined)?.plan ?? (null as Plan | null));
+
+    let finished = 0;
+    let finishedHere = 0;
+    const openCases = new Set<string>();
+    for await (const rec of store.actors()) {
+      if (rec.kind === 'agent' && rec.status === 'done') finished++;
+      if (rec.kind === 'case' && rec.status === 'active') {
+        openCases.add(rec.id);
+        const c = (rec.snapshot as { context: CaseContext }).context;
+        const tier = currentTier(c);
+        pool.observe({
+          id: rec.id, kind: 'case', model: rec.model, seq: rec.seq, at: rec.updatedAt, event: 'resume', state: rec.state, status: 'active',
+          queue: { queue: tier.queue, tier: c.tier, priority: tier.priority, claimedBy: c.claim?.reviewer ?? null, openedAt: c.openedAt, ...(c.timers.resolve ? { resolveDueAt: c.timers.resolve } : {}) },
+        });
+      }
+    }
+    rt.onTransition((n) => {
+      if (n.kind === 'agent' && n.status === 'done') {
+        finished++;
+        finishedHere++;
+      }
+      if (n.kind === 'case') {
+        if (n.status === 'active') openCases.add(n.id);
+        else openCases.delete(n.id);
+      }
+    });
+
+    // Arrivals: the same signals and times on every run of this seed; resumed runs skip started ones.
+    const signals = new Rng(meta.seed);
+    const gaps = new Rng(meta.seed + 1);
+    let t = meta.startedAt;
+    const starts: Promise<unknown>[] = [];
+    for (let i = 0; i < meta.cases; i++) {
+      const signal = model.handlers.synthesize(signals, i);
+      t += Math.round(-Math.log(1 - gaps.next()) * meta.arrivalMs);
+      const id = `ep-${String(i + 1).padStart(6, '0')}`;
+      if (started.has(id)) continue;
+      clock.setTimeout(() => {
+        starts.push(rt.startEpisode(model.name, signal, { episodeId: id }).catch((err: unknown) => rt.log.error({ err, episode: id }, 'episode did not start')));
+      }, Math.max(0, t - clock.now()));
+    }
+
+    let steps = 0;
+    let lastProgress = 0;
+    for (;;) {
+      do {
+        await rt.whenIdle();
+        await new Promise((r) => setImmediate(r));
+      } while (rt.busy > 0 || pool.busy > 0);
+      const next = clock.nextDue();
+      if (next === undefined || (finished >= meta.cases && openCases.size === 0)) break;
+      clock.advanceTo(next);
+      if (++steps % 2000 === 0) void store.putMeta('clock', clock.now());
+      const now = performance.now();
+      if (opts.onProgress && now - lastProgress > 200) {
+        lastProgress = now;
+        opts.onProgress({ finished, total: meta.cases, simulatedAt: clock.now(), openCases: openCases.size });
+      }
+    }
+    await Promise.all(starts);
+    opts.onProgress?.({ finished, total: meta.cases, simulatedAt: clock.now(), openCases: openCases.size });
+    await store.putMeta('clock', clock.now());
+    pool.stop();
+    server.unsubscribe();
+    await rt.close();
+
+    const summary = await summarize(store, world, model.config.review.tiers.length);
+    const wallMs = Math.round(performance.now() - wall0);
+    return {
+      model: model.name,
+      seed: meta.seed,
+      reviewers: pool.reviewers.length,
+      ...summary,
+      episodesPerSecond: Math.round((finishedHere / (wallMs / 1000)) * 10) / 10,
+      wallMs,
+      simulatedMs: clock.now() - meta.startedAt,
+      resumed: opts.resume,
+      reviewerActivity: { ...pool.decisions },
+      refusedCommands: { ...pool.refusals },
+    };
+  } finally {
+    await store.close();
+  }
+}
+
+export type { AgentContext };

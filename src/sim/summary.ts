@@ -1,0 +1,84 @@
+import { EPISODE_OUTCOMES, type EpisodeOutcome } from '../contracts/episode-outcome.ts';
+import type { AgentContext } from '../machines/agent.ts';
+import type { CaseContext } from '../machines/review-case.ts';
+import type { Store } from '../runtime/store.ts';
+import type { LevelWorld } from '../runtime/world.ts';
+
+export interface RunSummary {
+  episodes: number;
+  outcomes: Record<EpisodeOutcome, number>;
+  /** Episodes started but not finished (0 at the end of a complete run). */
+  unfinished: number;
+  /** Effects recorded in the world's ledger, and extra applications of an already applied key. */
+  effects: number;
+  duplicateEffects: number;
+  cases: number;
+  /** Mean time from a case opening to its first claim, ms (simulated time in the demo). */
+  mttaMs: number;
+  /** Mean time from a case opening to a reviewer's decision, ms. */
+  mttrMs: number;
+  /** Share of closed cases decided with no deadline missed at any tier. */
+  slaAttainment: number;
+  /** Cases escalated out of each tier (`tier1`: escalated from tier 1 to tier 2). */
+  escalations: Record<string, number>;
+  auditEntries: number;
+}
+
+/** Totals of everything in a store: computed from the durable records, so they survive restarts. */
+export async function summarize(store: Store, world: LevelWorld, tierCount: number): Promise<RunSummary> {
+  const outcomes = Object.fromEntries(EPISODE_OUTCOMES.map((o) => [o, 0])) as Record<EpisodeOutcome, number>;
+  let episodes = 0;
+  let unfinished = 0;
+  let cases = 0;
+  let claimed = 0;
+  let ackSum = 0;
+  let decided = 0;
+  let resolveSum = 0;
+  let closed = 0;
+  let metSla = 0;
+  const escalations: Record<string, number> = {};
+  for (let t = 1; t <= tierCount; t++) escalations[`tier${t}`] = 0;
+  for await (const rec of store.actors()) {
+    const ctx = (rec.snapshot as { context: AgentContext | CaseContext }).context;
+    if (rec.kind === 'agent') {
+      episodes++;
+      const outcome = (ctx as AgentContext).outcome;
+      if (rec.status === 'done' && outcome) outcomes[outcome]++;
+      else unfinished++;
+      continue;
+    }
+    const c = ctx as CaseContext;
+    cases++;
+    if (c.firstClaimAt !== null) {
+      claimed++;
+      ackSum += c.firstClaimAt - c.openedAt;
+    }
+    for (const h of c.history) if (h.kind === 'escalated') escalations[`tier${h.tier}`] = (escalations[`tier${h.tier}`] ?? 0) + 1;
+    if (rec.status === 'done' && c.resolution) {
+      closed++;
+      if (c.resolution.outcome !== 'expired') {
+        decided++;
+        resolveSum += c.resolution.at - c.openedAt;
+      }
+      const missed = c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && (h.note ?? '').includes('deadline missed')));
+      if (!missed) metSla++;
+    }
+  }
+  const totals = await world.totals();
+  let auditEntries = 0;
+  const last = await store.lastAudit();
+  if (last) auditEntries = last.seq;
+  return {
+    episodes,
+    outcomes,
+    unfinished,
+    effects: totals.effects,
+    duplicateEffects: totals.duplicates,
+    cases,
+    mttaMs: claimed ? Math.round(ackSum / claimed) : 0,
+    mttrMs: decided ? Math.round(resolveSum / decided) : 0,
+    slaAttainment: closed ? Math.round((metSla / closed) * 10_000) / 10_000 : 1,
+    escalations,
+    auditEntries,
+  };
+}
