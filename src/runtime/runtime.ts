@@ -432,8 +432,19 @@ export class Runtime {
       cell.persisted = persisted;
       cell.timers = { ...timers };
       this.stats.events++;
+      const durable = this.store.commit(commit);
+      // Perception and planning only read: nothing outside the process sees them, and after a crash
+      // they simply run again. They may start while their request is being written; effects that
+      // the world can see (execute, compensate, openCase) wait for durability below.
+      if (cell.kind === 'agent') {
+        const effect = (ctx as AgentContext).effect;
+        if (effect && (effect.kind === 'perceive' || effect.kind === 'plan') && effect.id !== cell.dispatched) {
+          cell.dispatched = effect.id;
+          this.#runEffect(cell, ctx as AgentContext, effect);
+        }
+      }
       try {
-        await this.store.commit(commit);
+        await durable;
       } catch (err) {
         // The in-memory actor ran ahead of the store: drop it, the next message reloads it.
         cell.actor.stop();

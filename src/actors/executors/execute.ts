@@ -3,6 +3,7 @@ import type { Plan } from '../../contracts/plan.ts';
 import type { World } from '../../models/define.ts';
 import type { LoadedModel } from '../../models/loader.ts';
 import { stepContext } from '../step-context.ts';
+import { failpoint } from '../../runtime/failpoints.ts';
 
 export interface ExecuteRequest {
   model: LoadedModel;
@@ -40,5 +41,7 @@ export async function executeOnce(req: ExecuteRequest, compensation: boolean): P
   const prior = await req.world.lookup(req.key);
   if (prior) return { result: prior.result, replayed: true };
   const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed), key: req.key, world: req.world };
-  return { result: await impl.execute(args, ctx), replayed: false };
+  const result = await impl.execute(args, ctx);
+  failpoint('after-effect');
+  return { result, replayed: false };
 }

@@ -1,0 +1,23 @@
+/**
+ * Failpoints: named places where a test can make the process die on purpose, to prove that a crash
+ * at the worst moment loses nothing. Off unless `HANDOFF_FAILPOINTS` is set, e.g.
+ * `HANDOFF_FAILPOINTS=after-effect:40` SIGKILLs the process the 40th time an effect has been applied
+ * but its result not yet recorded. Several are separated by commas.
+ */
+const spec = new Map<string, number>();
+for (const part of (process.env.HANDOFF_FAILPOINTS ?? '').split(',').filter(Boolean)) {
+  const [name, n] = part.split(':');
+  if (name) spec.set(name.trim(), Number(n ?? 1));
+}
+const hits = new Map<string, number>();
+
+export type FailpointName = 'after-effect' | 'after-commit' | 'before-commit';
+
+export function failpoint(name: FailpointName): void {
+  if (spec.size === 0) return;
+  const at = spec.get(name);
+  if (at === undefined) return;
+  const n = (hits.get(name) ?? 0) + 1;
+  hits.set(name, n);
+  if (n === at) process.kill(process.pid, 'SIGKILL');
+}

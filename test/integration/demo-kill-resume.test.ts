@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const CLI = join(import.meta.dirname, '..', '..', 'bin', 'handoff.js');
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI; with `killAfter`, SIGKILLs it once that many episodes have finished. */
+function runCli(args: string[], killAfter?: number, failpoints?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, NO_COLOR: '1', ...(failpoints ? { HANDOFF_FAILPOINTS: failpoints } : {}) };
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (killAfter === undefined) return;
+      const done = [...stderr.matchAll(/episodes (\d+)\//g)].map((m) => Number(m[1]));
+      if (done.length && Math.max(...done) >= killAfter && child.exitCode === null) child.kill('SIGKILL');
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+describe('demo: SIGKILL in the middle, then --resume', () => {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  // Two kills land exactly between an effect and the durable record of its result (the window in
+  // which a runtime without idempotency keys would repeat the effect), one at a random moment.
+  it('every episode ends exactly once, with no duplicate effect, across three hard kills', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'handoff-kill-'));
+    dirs.push(data);
+    const cases = 1200;
+    const common = ['--data', data, '--progress', 'lines', '--json'];
+
+    const first = await runCli(['demo', '--cases', String(cases), '--seed', '7', ...common], undefined, 'after-effect:300');
+    expect(first.signal, first.stderr).toBe('SIGKILL');
+
+    const second = await runCli(['demo', '--resume', ...common], undefined, 'after-effect:500');
+    expect(second.signal, second.stderr).toBe('SIGKILL');
+
+    const third = await runCli(['demo', '--resume', ...common], 900);
+    expect(third.signal, third.stderr).toBe('SIGKILL');
+
+    const last = await runCli(['demo', '--resume', ...common]);
+    expect(last.code, last.stderr).toBe(0);
+    const summary = JSON.parse(last.stdout) as {
+      episodes: number;
+      outcomes: Record<string, number>;
+      unfinished: number;
+      duplicateEffects: number;
+      effects: number;
+      resumed: boolean;
+    };
+    const total = Object.values(summary.outcomes).reduce((a, b) => a + b, 0);
+    console.log(`kill/resume: ${JSON.stringify(summary.outcomes)} effects=${summary.effects} duplicates=${summary.duplicateEffects}`);
+    expect(summary.resumed).toBe(true);
+    expect(summary.episodes).toBe(cases);
+    expect(total).toBe(cases);
+    expect(summary.unfinished).toBe(0);
+    expect(summary.duplicateEffects).toBe(0);
+    expect(summary.effects).toBeGreaterThan(cases);
+
+    const verify = await runCli(['audit', 'verify', '--data', data, '--json']);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
+  }, 180_000);
+});
