@@ -1,0 +1,124 @@
+/**
+ * Shared builders and a coverage recorder for the machine unit tests. Pure: no I/O, no clock.
+ */
+import type { AnyStateMachine, AnyStateNode, AnyTransitionDefinition, InspectionEvent } from 'xstate';
+import type { GateDecision } from '../../src/contracts/gate-decision.ts';
+import type { Observation } from '../../src/contracts/observation.ts';
+import type { Plan, PlannedAction } from '../../src/contracts/plan.ts';
+
+/** A fixed epoch for every test; times are always T0 + some offset. */
+export const T0 = Date.UTC(2025, 0, 1, 12, 0, 0);
+
+export function mkAction(type: string, args: Record<string, unknown> = {}): PlannedAction {
+  return { type, args };
+}
+
+export function mkPlan(id = 'plan-1', actions: PlannedAction[] = [mkAction('refund', { amount: 50 })]): Plan {
+  return {
+    id,
+    planner: 'test-planner',
+    actions,
+    confidence: 0.9,
+    rationale: 'because the test says so',
+    risk: { score: 0.2, factors: [] },
+    citedInputs: [],
+  };
+}
+
+export function mkObservation(id = 'obs-1', requestedBy = 'alice'): Observation {
+  return {
+    id,
+    kind: 'ticket',
+    subject: 'customer wants a refund',
+    requestedBy,
+    provenance: { source: 'test', observedAt: new Date(T0).toISOString(), transforms: [] },
+    classification: 'internal',
+    dataClasses: ['internal'],
+    fields: { amount: 50 },
+  };
+}
+
+export function mkDecision(outcome: GateDecision['outcome'], tier = 0, reason = `stub gate: ${outcome}${tier ? ` at tier ${tier}` : ''}`): GateDecision {
+  return {
+    outcome,
+    ruleId: `stub-${outcome}`,
+    reasons: [reason],
+    tier: outcome === 'review' ? tier : 0,
+    riskScore: 0.2,
+    confidence: 0.9,
+    policyVersion: 'test-policy-1',
+    rules: [{ ruleId: `stub-${outcome}`, result: outcome === 'auto' ? 'pass' : outcome, detail: reason, ...(outcome === 'review' ? { tier } : {}) }],
+  };
+}
+
+export const auto = (): GateDecision => mkDecision('auto');
+export const review = (tier: number): GateDecision => mkDecision('review', tier);
+export const deny = (reason = 'stub gate: denied'): GateDecision => mkDecision('deny', 0, reason);
+
+// ---------------------------------------------------------------------------------------------------
+// Coverage: which states were entered and which declared transitions actually fired
+// ---------------------------------------------------------------------------------------------------
+
+function pathOf(node: AnyStateNode): string {
+  return node.path.length ? node.path.join('.') : '(root)';
+}
+
+/** A stable name for a declared transition: source, event (or `always`), candidate index, target. */
+export function transitionKey(t: AnyTransitionDefinition): string {
+  const source = t.source;
+  const always = source.always?.includes(t) ?? false;
+  const event = always ? 'always' : t.eventType;
+  const index = always ? source.always!.indexOf(t) : (source.transitions.get(t.eventType)?.indexOf(t) ?? -1);
+  const targets = t.target?.length ? t.target.map(pathOf).join(',') : '(internal)';
+  return `${pathOf(source)} --${event}#${index}--> ${targets}`;
+}
+
+function allStateNodes(node: AnyStateNode): AnyStateNode[] {
+  return [node, ...Object.values(node.states).flatMap((child) => allStateNodes(child as AnyStateNode))];
+}
+
+/** Every transition the machine declares, named like {@link transitionKey}. */
+export function declaredTransitions(machine: AnyStateMachine): string[] {
+  const keys: string[] = [];
+  for (const node of allStateNodes(machine.root)) {
+    for (const list of node.transitions.values()) for (const t of list) keys.push(transitionKey(t));
+    for (const t of node.always ?? []) keys.push(transitionKey(t));
+  }
+  return keys.sort();
+}
+
+/** The ids of the machine's top-level states. */
+export function stateIds(machine: AnyStateMachine): string[] {
+  return Object.keys(machine.root.states).sort();
+}
+
+function valueOf(snapshot: unknown): string {
+  const v = (snapshot as { value: unknown }).value;
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/**
+ * Records, through xstate's inspection API, every state value an actor passes through (including
+ * transient ones such as `gating`, seen only as microsteps) and every declared transition taken.
+ * Pass `coverage.inspect` as the `inspect` option of `createActor`.
+ */
+export class Coverage {
+  readonly states = new Set<string>();
+  readonly transitions = new Set<string>();
+
+  readonly inspect = (ev: InspectionEvent): void => {
+    if (ev.type === '@xstate.snapshot') this.states.add(valueOf(ev.snapshot));
+    if (ev.type === '@xstate.microstep') {
+      this.states.add(valueOf(ev.snapshot));
+      for (const t of ev._transitions) this.transitions.add(transitionKey(t));
+    }
+  };
+
+  missingStates(machine: AnyStateMachine): string[] {
+    return stateIds(machine).filter((s) => !this.states.has(s));
+  }
+
+  missingTransitions(machine: AnyStateMachine): string[] {
+    return declaredTransitions(machine).filter((t) => !this.transitions.has(t));
+  }
+}
