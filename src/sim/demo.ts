@@ -28,7 +28,7 @@ export interface DemoOptions {
   seed: number;
   /** Continue the unfinished run in `data` instead of starting one. */
   resume: boolean;
-  /** Mean simulated time between two arriving episodes. @default 60 s */
+  /** Mean simulated time between two arriving episodes. @default 90 s */
   arrivalMs?: number;
   onProgress?: (p: DemoProgress) => void;
 }
@@ -80,7 +80,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     let meta = await store.getMeta<DemoMeta>('demo');
     if (opts.resume && !meta) throw new HandoffError('demo.nothing_to_resume', `data folder ${opts.data} holds no demo run to resume`);
     if (!meta) {
-      meta = { model: opts.model, cases: opts.cases, seed: opts.seed, reviewers: opts.reviewers, arrivalMs: opts.arrivalMs ?? 60_000, startedAt: START, runs: 0 };
+      meta = { model: opts.model, cases: opts.cases, seed: opts.seed, reviewers: opts.reviewers, arrivalMs: opts.arrivalMs ?? 90_000, startedAt: START, runs: 0 };
     }
     meta = { ...meta, runs: meta.runs + 1 };
     await store.putMeta('demo', meta);

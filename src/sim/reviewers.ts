@@ -9,9 +9,9 @@ import { subjects, type Transport } from '../transport/transport.ts';
 
 /** How simulated reviewers behave. Times are in simulated ms. */
 export interface ReviewerBehaviour {
-  /** Mean time before an idle reviewer picks up a waiting case. @default 3 min */
+  /** Mean time before an idle reviewer picks up a waiting case. @default 2 min */
   thinkMs: number;
-  /** Mean time to decide once claimed. @default 12 min */
+  /** Mean time to decide once claimed. @default 8 min */
   workMs: number;
   /** Chance a reviewer goes silent after claiming (the lease expires). @default 0.04 */
   silent: number;
@@ -22,7 +22,7 @@ export interface ReviewerBehaviour {
   modify: number;
 }
 
-export const DEFAULT_BEHAVIOUR: ReviewerBehaviour = { thinkMs: 3 * 60_000, workMs: 12 * 60_000, silent: 0.04, slow: 0.06, approve: 0.7, modify: 0.15 };
+export const DEFAULT_BEHAVIOUR: ReviewerBehaviour = { thinkMs: 2 * 60_000, workMs: 8 * 60_000, silent: 0.04, slow: 0.06, approve: 0.7, modify: 0.15 };
 
 interface OpenCase {
   id: string;
