@@ -107,8 +107,15 @@ export const agentMachine = setup({
         : { effect: null },
     ),
     markAutoIfUnreviewed: assign({ resolution: ({ context }) => context.resolution ?? 'auto' }),
-    acceptApproval: assign(({ event }) =>
-      event.type === 'case.resolved' ? { resolution: 'approved' as const, approvedTier: event.resolution.tier, plan: event.resolution.plan } : {},
+    acceptApproval: assign(({ context, event }) =>
+      event.type === 'case.resolved'
+        ? {
+            // A plan a reviewer modified stays "modified" when a higher tier then approves it.
+            resolution: context.resolution === 'modified' ? ('modified' as const) : ('approved' as const),
+            approvedTier: event.resolution.tier,
+            plan: event.resolution.plan,
+          }
+        : {},
     ),
     acceptModification: assign(({ event }) =>
       event.type === 'case.resolved' ? { resolution: 'modified' as const, approvedTier: event.resolution.tier, plan: event.resolution.plan } : {},
@@ -132,7 +139,9 @@ export const agentMachine = setup({
       error: { ...failure(event), phase: event.type.split('.')[0] ?? 'unknown' },
       effect: null,
       attempt: 1,
-      compensateStep: context.step - 1,
+      // A failed action starts compensation from the last completed step; a failed compensation
+      // keeps pointing at the step that could not be undone.
+      compensateStep: event.type === 'action.failed' ? context.step - 1 : context.compensateStep,
     })),
     stepCompensated: assign(({ context }) => ({ compensateStep: context.compensateStep - 1, attempt: 1, effect: null })),
     setOutcomeDone: assign({
@@ -152,10 +161,12 @@ export const agentMachine = setup({
     gateDenies: ({ context }) => context.decision?.outcome === 'deny',
     gateAllowsAuto: ({ context }) => context.decision?.outcome === 'auto',
     /** After a modification: the re-gated plan needs no higher tier than the one that approved it. */
-    reviewAlreadyCovers: ({ context }) => context.decision?.outcome === 'review' && context.approvedTier >= context.decision.tier,
+    reviewAlreadyCovers: ({ context }) =>
+      context.decision?.outcome === 'review' && context.approvedTier > 0 && context.approvedTier >= Math.max(1, context.decision.tier),
     /** The resolution is for the case this agent is waiting on (it may arrive before `case.opened`). */
     caseIsCurrent: ({ context, event }) =>
-      event.type === 'case.resolved' && (context.caseIds.at(-1) === event.resolution.caseId || context.effect?.caseId === event.resolution.caseId),
+      event.type === 'case.resolved' &&
+      (context.effect?.kind === 'openCase' ? context.effect.caseId === event.resolution.caseId : context.caseIds.at(-1) === event.resolution.caseId),
     caseApproved: ({ event }) => event.type === 'case.resolved' && event.resolution.outcome === 'approved',
     caseModified: ({ event }) => event.type === 'case.resolved' && event.resolution.outcome === 'modified',
     caseRejected: ({ event }) => event.type === 'case.resolved' && event.resolution.outcome === 'rejected',

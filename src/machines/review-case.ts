@@ -24,6 +24,8 @@ export interface CaseContext {
   /** The plan as the agent proposed it, before any modification. */
   proposedPlan: Plan;
   modified: boolean;
+  /** Why the plan was modified (kept across a four-eyes tier's two approvals). */
+  modificationNote: string | null;
   decision: GateDecision;
   observation: Observation;
   openedAt: number;
@@ -115,6 +117,8 @@ export const reviewCaseMachine = setup({
     },
     hasNextTier: ({ context }) => caseRules.hasNextTier(context),
     needsSecondApproval: ({ context }) => caseRules.needsSecondApproval(context),
+    /** A first approver on a four-eyes tier changed the plan; the second approves the changed plan. */
+    planWasModified: ({ context }) => context.modified,
     ackDeadlinePassed: ({ context, event }) => event.type === 'timer.ack' && context.timers.ack === event.dueAt,
     resolveDeadlinePassed: ({ context, event }) => event.type === 'timer.resolve' && context.timers.resolve === event.dueAt,
     leaseExpired: ({ context, event }) => event.type === 'timer.lease' && context.timers.lease === event.dueAt,
@@ -149,7 +153,8 @@ export const reviewCaseMachine = setup({
         timers,
         plan: modifying ? event.plan : context.plan,
         modified: context.modified || modifying,
-        history: entry(context, event.at, modifying ? 'modified' : 'approved', r.id, 'first of two approvals'),
+        history: entry(context, event.at, modifying ? 'modified' : 'approved', r.id, modifying ? `first of two approvals: ${event.comment}` : 'first of two approvals'),
+        modificationNote: modifying ? event.comment : context.modificationNote,
       };
     }),
     approve: assign(({ context, event }) => {
@@ -157,7 +162,7 @@ export const reviewCaseMachine = setup({
       const approvers = [...context.approvals, r.id];
       const outcome: CaseOutcome = context.modified ? 'modified' : 'approved';
       const history = entry(context, event.at, 'approved', r.id, event.type === 'approve' ? event.comment : undefined);
-      return { approvals: approvers, claim: null, timers: {}, history, resolution: resolve(context, event.at, outcome, approvers) };
+      return { approvals: approvers, claim: null, timers: {}, history, resolution: resolve(context, event.at, outcome, approvers, context.modificationNote ?? undefined) };
     }),
     applyModification: assign(({ context, event }) => {
       if (event.type !== 'modify') return {};
@@ -215,6 +220,7 @@ export const reviewCaseMachine = setup({
       plan: input.plan,
       proposedPlan: input.plan,
       modified: false,
+      modificationNote: null,
       decision: input.decision,
       observation: input.observation,
       openedAt: input.openedAt,
@@ -253,6 +259,7 @@ export const reviewCaseMachine = setup({
         'timer.lease': { guard: 'leaseExpired', target: 'queued', actions: 'dropClaim' },
         approve: [
           { guard: and(['isClaimant', 'needsSecondApproval']), target: 'queued', actions: 'recordFirstApproval' },
+          { guard: and(['isClaimant', not('needsSecondApproval'), 'planWasModified']), target: 'modified', actions: 'approve' },
           { guard: and(['isClaimant', not('needsSecondApproval')]), target: 'approved', actions: 'approve' },
         ],
         modify: [
