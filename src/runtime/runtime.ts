@@ -1,7 +1,7 @@
 import { createActor, type Actor, type AnyStateMachine, type StateValue } from 'xstate';
 import pino, { type Logger } from 'pino';
 import { perceive } from '../actors/perceivers/perceive.ts';
-import { plan as runPlanner } from '../actors/planners/rule-planner.ts';
+import { rulePlanner, type Planner } from '../actors/planners/planner.ts';
 import { executeOnce } from '../actors/executors/execute.ts';
 import { stepContext } from '../actors/step-context.ts';
 import {
@@ -47,6 +47,13 @@ export interface RuntimeOptions {
   namespace?: string;
   /** Seed for the stable draws handed to models (simulated failures). @default 'handoff' */
   seed?: string;
+  /** Planner per model name. @default the model's rule-based planner */
+  planners?: Record<string, Planner>;
+  /**
+   * Replaces a model's gate (e.g. a gate that tightens when reviewers keep overriding the agent).
+   * @default the model's policy gate, `model.gate`
+   */
+  gateFor?: (model: LoadedModel) => LoadedModel['gate'];
 }
 
 /** What a caller gets back once an event is durable. */
@@ -124,6 +131,7 @@ export class Runtime {
   readonly namespace: string;
   readonly models: ReadonlyMap<string, LoadedModel>;
   #seed: string;
+  #planners: Record<string, Planner>;
   #machines = new Map<string, { agent: AnyStateMachine }>();
   #cells = new Map<string, Cell>();
   #loading = new Map<string, Promise<Cell | ActorRecord | undefined>>();
@@ -150,7 +158,11 @@ export class Runtime {
     this.namespace = opts.namespace ?? 'default';
     this.#subjects = subjects(this.namespace);
     this.#seed = opts.seed ?? 'handoff';
-    for (const m of opts.models) this.#machines.set(m.name, { agent: agentMachineFor({ gate: m.gate, onExpiry: m.config.policy.onExpiry }) });
+    this.#planners = opts.planners ?? {};
+    for (const m of opts.models) {
+      const gate = opts.gateFor?.(m) ?? m.gate;
+      this.#machines.set(m.name, { agent: agentMachineFor({ gate, onExpiry: m.config.policy.onExpiry }) });
+    }
     this.#timers = new TimerService(this.clock, (t) => this.#fireTimer(t));
   }
 
@@ -562,7 +574,8 @@ export class Runtime {
         }
         case 'plan': {
           if (!ctx.observation) throw new EffectError('planning without an observation', { transient: false });
-          const plan = await runPlanner(model, ctx.episodeId, ctx.observation, stepContext(this.clock.now(), key, effect.attempt, this.#seed));
+          const planner = this.#planners[model.name] ?? rulePlanner;
+          const plan = await planner.plan(model, ctx.episodeId, ctx.observation, stepContext(this.clock.now(), key, effect.attempt, this.#seed));
           return { type: 'plan.done', effectId: effect.id, plan, at: this.clock.now() };
         }
         case 'execute':
