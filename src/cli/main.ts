@@ -177,6 +177,9 @@ audit
     }
   });
 
+// Feature commands register themselves here, one line each.
+// (end of command registrations)
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
