@@ -7,6 +7,7 @@ import { loadModel } from '../models/loader.ts';
 import { verifyAudit } from '../runtime/audit-log.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import { runDemo, type DemoSummary } from '../sim/demo.ts';
+import { parseFaults } from '../runtime/faults.ts';
 import { duration, paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
 
 const int = (name: string, min = 0) => (v: string) => {
@@ -32,9 +33,11 @@ program
   .option('--seed <n>', 'seed: same seed, same run', int('--seed'), 1)
   .option('--resume', 'continue the unfinished run in --data and report the totals of the whole run', false)
   .option('--fresh', 'empty --data first (start a new run)', false)
+  .option('--faults <spec>', 'inject transient failures: RATE for every step, or perceive=P,plan=P,execute=P,compensate=P,store=P')
+  .option('--arrival-ms <ms>', 'mean simulated time between arriving episodes', int('--arrival-ms', 1), 90_000)
   .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
   .option('--json', 'print the summary as JSON on stdout', false)
-  .action(async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; progress: ProgressMode; json: boolean }) => {
+  .action(async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; faults?: string; arrivalMs: number; progress: ProgressMode; json: boolean }) => {
     if (o.fresh && !o.resume) {
       const { rm } = await import('node:fs/promises');
       await rm(o.data, { recursive: true, force: true });
@@ -47,6 +50,8 @@ program
       reviewers: o.reviewers,
       seed: o.seed,
       resume: o.resume,
+      arrivalMs: o.arrivalMs,
+      ...(o.faults ? { faults: parseFaults(o.faults) } : {}),
       onProgress: (p) => bar.update(p.finished, p.total, `· ${p.openCases} open cases · ${new Date(p.simulatedAt).toISOString().slice(0, 16).replace('T', ' ')} simulated`),
     });
     bar.done();

@@ -105,6 +105,22 @@ export class ActorCrashedError extends HandoffError {
   }
 }
 
+/** The actor crashed and restarts after a backoff; retry after `retryAfterMs`. */
+export class ActorRestartingError extends HandoffError {
+  readonly retryAfterMs: number;
+  constructor(actorId: string, retryAfterMs: number) {
+    super('actor.restarting', `${actorId} is restarting after a crash; retry in ${Math.max(0, Math.round(retryAfterMs))} ms`, { actorId, retryAfterMs });
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The actor crashed too often and waits for an operator's decision; what is sent to it is dead-lettered. */
+export class ActorSuspendedError extends HandoffError {
+  constructor(actorId: string, operatorCase: string) {
+    super('actor.suspended', `${actorId} is suspended after repeated crashes; operator case ${operatorCase} decides`, { actorId, operatorCase });
+  }
+}
+
 /** The runtime is stopping or stopped and accepts no more work. */
 export class RuntimeStoppedError extends HandoffError {
   constructor() {

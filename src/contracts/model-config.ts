@@ -77,6 +77,11 @@ export const ModelConfig = z.object({
     leaseMs: z.number().int().positive(),
   }),
   retry: RetryConfig.default({ maxAttempts: 3, backoffMs: 500, maxBackoffMs: 30_000 }),
+  /**
+   * The tier of operator cases: a compensation that failed for good, or an actor that crashed past
+   * its restart limit. @default queue 'operators', role 'operator', ack 30 min, resolve 4 h
+   */
+  operator: TierSpec.optional(),
   roles: z.record(z.string(), z.object({ description: z.string() })),
   reviewers: z.array(ReviewerConfig).default([]),
 });

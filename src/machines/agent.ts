@@ -60,11 +60,13 @@ export interface AgentOutput {
 }
 
 /** The effect request for `kind` in the current context; ids are deterministic, so replays agree. */
-function nextEffect(context: AgentContext, kind: EffectKind): { effect: EffectRequest } {
+function nextEffect(context: AgentContext, kind: EffectKind, operator = false): { effect: EffectRequest } {
   const step = kind === 'execute' ? context.step : kind === 'compensate' ? context.compensateStep : undefined;
   const caseId = kind === 'openCase' ? `${context.episodeId}.case-${context.caseIds.length + 1}` : undefined;
   const id = [context.episodeId, kind, step ?? caseId ?? '', context.attempt].filter((p) => p !== '').join(':');
-  return { effect: { id, kind, attempt: context.attempt, ...(step !== undefined ? { step } : {}), ...(caseId ? { caseId } : {}) } };
+  return {
+    effect: { id, kind, attempt: context.attempt, ...(step !== undefined ? { step } : {}), ...(caseId ? { caseId } : {}), ...(operator ? { operator, step: context.compensateStep } : {}) },
+  };
 }
 
 function failure(event: AgentEvent): FailureInfo {
@@ -90,6 +92,8 @@ export const agentMachine = setup({
     requestExecution: assign(({ context }) => nextEffect(context, 'execute')),
     requestCompensation: assign(({ context }) => nextEffect(context, 'compensate')),
     requestReviewCase: assign(({ context }) => nextEffect(context, 'openCase')),
+    requestOperatorCase: assign(({ context }) => nextEffect(context, 'openCase', true)),
+    retryCompensation: assign({ error: null, attempt: 1 }),
     evaluateGate: () => {
       throw new Error('evaluateGate must be provided by the runtime (agentMachineFor)');
     },
@@ -275,7 +279,18 @@ export const agentMachine = setup({
         ],
         'compensation.failed': [
           { guard: and(['effectIsCurrent', 'transientWithAttemptsLeft']), target: 'compensateBackoff', actions: 'armRetry' },
-          { guard: 'effectIsCurrent', target: 'failed', actions: 'recordFailure' },
+          { guard: 'effectIsCurrent', target: 'awaitingOperator', actions: 'recordFailure' },
+        ],
+      },
+    },
+    /** A compensation failed for good: an operator decides (approve: retry it; reject: stop, effects stand). */
+    awaitingOperator: {
+      entry: 'requestOperatorCase',
+      on: {
+        'case.opened': { guard: 'effectIsCurrent', actions: 'noteCaseOpened' },
+        'case.resolved': [
+          { guard: and(['caseIsCurrent', 'caseApproved']), target: 'compensating', actions: ['linkResolvedCase', 'retryCompensation'] },
+          { guard: 'caseIsCurrent', target: 'failed', actions: 'linkResolvedCase' },
         ],
       },
     },

@@ -19,6 +19,8 @@ export interface EffectRequest {
   attempt: number;
   /** Case id for `openCase`. */
   caseId?: string;
+  /** For `openCase`: an operator case (a compensation failed), not a review of the plan. */
+  operator?: boolean;
 }
 
 /** Named absolute deadlines, epoch ms. */

@@ -118,6 +118,9 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
         if (!config.roles[r]) problems.push({ file: jf, path: `reviewers.${i}.roles.${j}`, message: `unknown role '${r}'` });
       }),
     );
+    config.operator?.roles.forEach((r, j) => {
+      if (!config.roles[r]) problems.push({ file: jf, path: `operator.roles.${j}`, message: `unknown role '${r}'` });
+    });
     const expiry = config.policy.onExpiry;
     if (expiry.fallback === 'safeAction' && !config.actions[expiry.action.type])
       problems.push({ file: jf, path: 'policy.onExpiry.action.type', message: `unknown action '${expiry.action.type}'` });

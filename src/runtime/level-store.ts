@@ -1,6 +1,8 @@
 import { Level } from 'level';
 import type { AuditEntry } from './audit-log.ts';
-import type { ActorKind, ActorRecord, Commit, JournalEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
+import { HandoffError } from '../contracts/errors.ts';
+import { Rng } from './rng.ts';
+import type { ActorKind, ActorRecord, Commit, DeadLetter, Intent, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
@@ -21,6 +23,17 @@ export interface LevelStoreOptions {
   maxBatchOps?: number;
   /** fsync each batch (survives power loss, at a large cost in throughput). @default false */
   sync?: boolean;
+  /** Fault injection: probability that a batch write fails (all its commits reject). @default 0 */
+  faultRate?: number;
+  /** Seed of the fault draws. @default 1 */
+  faultSeed?: number;
+}
+
+/** A write to the store failed; nothing of the failed batch was written. Retrying may succeed. */
+export class StoreWriteError extends HandoffError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('store.write_failed', message, {}, options);
+  }
 }
 
 /**
@@ -32,6 +45,7 @@ export interface LevelStoreOptions {
 export class LevelStore implements Store {
   readonly db: Level<string, unknown>;
   #opts: Required<LevelStoreOptions>;
+  #faults: Rng;
   #pending = new Map<string, Op>();
   #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   #writing: Promise<void> | null = null;
@@ -42,7 +56,8 @@ export class LevelStore implements Store {
 
   private constructor(db: Level<string, unknown>, opts: LevelStoreOptions) {
     this.db = db;
-    this.#opts = { maxBatchOps: opts.maxBatchOps ?? 20_000, sync: opts.sync ?? false };
+    this.#opts = { maxBatchOps: opts.maxBatchOps ?? 20_000, sync: opts.sync ?? false, faultRate: opts.faultRate ?? 0, faultSeed: opts.faultSeed ?? 1 };
+    this.#faults = new Rng(this.#opts.faultSeed);
   }
 
   static async open(dir: string, opts: LevelStoreOptions = {}): Promise<LevelStore> {
@@ -57,7 +72,7 @@ export class LevelStore implements Store {
     const a = c.actor;
     this.#put(K.actor(a.id), a);
     this.#put(K.journal(a.id, c.journal.seq), c.journal);
-    if (a.status === 'active') this.#put(K.live(a.id), { kind: a.kind, model: a.model });
+    if (a.status === 'active') this.#put(K.live(a.id), { kind: a.kind, model: a.model, hot: c.hot ?? false });
     else this.#del(K.live(a.id));
     for (const t of c.timersCleared ?? []) this.#del(K.timer(t));
     for (const t of c.timersSet ?? []) this.#put(K.timer(t), t);
@@ -123,7 +138,10 @@ export class LevelStore implements Store {
       const waiters = this.#waiters;
       this.#pending = new Map();
       this.#waiters = [];
-      this.#writing = this.db.batch(ops as never, { sync: this.#opts.sync } as never);
+      this.#writing =
+        this.#opts.faultRate > 0 && this.#faults.next() < this.#opts.faultRate
+          ? Promise.reject(new StoreWriteError(`injected store fault: batch of ${ops.length} operations not written`))
+          : this.db.batch(ops as never, { sync: this.#opts.sync } as never);
       try {
         await this.#writing;
         this.stats.batches++;
@@ -162,6 +180,30 @@ export class LevelStore implements Store {
       const rec = value as ActorRecord;
       if (!kind || rec.kind === kind) yield rec;
     }
+  }
+
+  async *liveIndex(): AsyncIterable<LiveEntry> {
+    for await (const [key, value] of this.db.iterator({ gt: 'l:', lt: 'l;' })) {
+      const v = value as Omit<LiveEntry, 'id'>;
+      yield { id: key.slice(2), kind: v.kind, model: v.model, hot: v.hot ?? true };
+    }
+  }
+
+  putIntent(intent: Intent): Promise<void> {
+    return this.putAux('i', intent.key, intent);
+  }
+  getIntent(key: string): Promise<Intent | undefined> {
+    return this.getAux<Intent>('i', key);
+  }
+  putDeadLetter(letter: DeadLetter): Promise<void> {
+    return this.putAux('d', letter.id, letter);
+  }
+  deadLetters(): AsyncIterable<DeadLetter> {
+    return this.auxValues<DeadLetter>('d');
+  }
+  deleteDeadLetter(id: string): Promise<void> {
+    this.#del(`d:${id}`);
+    return this.#enqueue();
   }
 
   async *journal(id: string): AsyncIterable<JournalEntry> {

@@ -6,6 +6,8 @@ import { executeOnce } from '../actors/executors/execute.ts';
 import { stepContext } from '../actors/step-context.ts';
 import {
   ActorCrashedError,
+  ActorRestartingError,
+  ActorSuspendedError,
   ActorExistsError,
   ActorNotFoundError,
   ConflictError,
@@ -30,6 +32,12 @@ import { systemClock, type Clock } from './clock.ts';
 import type { ActorKind, ActorRecord, Commit, JournalEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 import { TimerService } from './timer-service.ts';
 import { createLogger } from './logger.ts';
+import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts';
+import { maybeFail, type FaultSpec } from './faults.ts';
+import { drawFor } from './rng.ts';
+import { Supervisor, type SupervisionStrategy } from './supervisor.ts';
+import type { GateDecision } from '../contracts/gate-decision.ts';
+import type { TierSpec } from '../contracts/review-case.ts';
 
 /** Options of {@link Runtime.open}. */
 export interface RuntimeOptions {
@@ -54,6 +62,22 @@ export interface RuntimeOptions {
    * @default the model's policy gate, `model.gate`
    */
   gateFor?: (model: LoadedModel) => LoadedModel['gate'];
+  /** Transient failures injected into perceive / plan / execute / compensate (tests, `--faults`). */
+  faults?: FaultSpec;
+  /** Restart strategy per actor kind. @default see {@link DEFAULT_STRATEGY} */
+  supervision?: Partial<Record<ActorKind, Partial<SupervisionStrategy>>>;
+  /** Circuit breaker per action type. @default 5 consecutive failures, 30 s cool-down */
+  circuitBreaker?: CircuitBreakerOptions;
+  /**
+   * Passivation: at most this many actors stay in memory; idle ones beyond it are evicted and
+   * rehydrated from the store on their next message or timer. @default 50000
+   */
+  maxResident?: number;
+  /**
+   * Timers due within this horizon (clock ms) are held in memory; later ones stay in the store's
+   * timer index and are loaded as the horizon moves. @default 60000
+   */
+  timerHorizonMs?: number;
 }
 
 /** What a caller gets back once an event is durable. */
@@ -86,7 +110,7 @@ export interface TransitionNotice {
   state: string;
   status: ActorRecord['status'];
   /** For cases: what a queue view needs. */
-  queue?: { queue: string; tier: number; priority: number; claimedBy: string | null; ackDueAt?: number; resolveDueAt?: number; openedAt: number };
+  queue?: { queue: string; roles: string[]; tier: number; priority: number; claimedBy: string | null; ackDueAt?: number; resolveDueAt?: number; openedAt: number };
 }
 
 interface Cell {
@@ -101,6 +125,8 @@ interface Cell {
   timers: Timers;
   /** Id of the effect last dispatched, so it is dispatched once. */
   dispatched: string | null;
+  /** Commits and effects of this actor in progress; a busy actor is never passivated. */
+  pending: number;
 }
 
 function stateString(value: StateValue): string {
@@ -142,10 +168,17 @@ export class Runtime {
   #listeners = new Set<(n: TransitionNotice) => void>();
   #busy = 0;
   #idleWaiters: (() => void)[] = [];
+  #faults: FaultSpec | undefined;
+  #breakers = new Map<string, CircuitBreaker>();
+  #breakerOpts: CircuitBreakerOptions;
+  #supervisor: Supervisor;
+  #maxResident: number;
+  /** Actors recently used, oldest first (Map keeps insertion order; touching re-inserts). */
+  #lru = new Map<string, true>();
   #stopped = false;
   #ownsTransport: boolean;
   /** Counters for progress displays and benchmarks. */
-  readonly stats = { events: 0, effects: 0, rejected: 0, crashes: 0, restored: 0 };
+  readonly stats = { events: 0, effects: 0, rejected: 0, crashes: 0, restarts: 0, restored: 0, evicted: 0, rehydrated: 0, deadLetters: 0, storeFailures: 0 };
 
   private constructor(opts: RuntimeOptions) {
     this.store = opts.store;
@@ -163,7 +196,14 @@ export class Runtime {
       const gate = opts.gateFor?.(m) ?? m.gate;
       this.#machines.set(m.name, { agent: agentMachineFor({ gate, onExpiry: m.config.policy.onExpiry }) });
     }
-    this.#timers = new TimerService(this.clock, (t) => this.#fireTimer(t));
+    this.#faults = opts.faults;
+    this.#breakerOpts = opts.circuitBreaker ?? {};
+    this.#maxResident = opts.maxResident ?? 50_000;
+    this.#supervisor = new Supervisor(this.clock, opts.supervision);
+    this.#timers = new TimerService(this.clock, (t) => this.#fireTimer(t), {
+      horizonMs: opts.timerHorizonMs ?? 60_000,
+      load: (until) => this.store.dueTimers(until),
+    });
   }
 
   /** Opens the runtime on its store and restores every unfinished actor, effects and timers included. */
@@ -175,28 +215,31 @@ export class Runtime {
   }
 
   async #recover(): Promise<void> {
-    const restored: Cell[] = [];
-    for await (const rec of this.store.liveActors()) {
-      const model = this.models.get(rec.model);
-      if (!model) {
-        this.log.error({ actor: rec.id, model: rec.model }, 'actor of an unknown model left in the store');
-        continue;
-      }
-      const cell = this.#restore(rec, model);
-      this.#cells.set(cell.id, cell);
-      restored.push(cell);
+    // Only actors with an effect in flight are loaded now; every other actor is rehydrated on its
+    // next message or timer, so a node with many open cases is ready at once.
+    const hot: string[] = [];
+    for await (const entry of this.store.liveIndex()) if (entry.hot) hot.push(entry.id);
+    for (const id of hot) {
+      const cell = await this.#cell(id);
+      if (cell && 'actor' in cell) this.stats.restored++;
     }
-    this.stats.restored = restored.length;
-    for (const cell of restored) this.#release(cell, cell.actor.getSnapshot().context as AgentContext | CaseContext, []);
+    await this.#timers.start();
     for await (const msg of this.store.outbox()) this.#deliver(msg);
   }
 
+  /** Builds a live actor from its record; throws if the snapshot is corrupt. */
   #restore(rec: ActorRecord, model: LoadedModel): Cell {
     const machine = rec.kind === 'agent' ? this.#machines.get(model.name)!.agent : reviewCaseMachine;
     const actor = createActor(machine, { snapshot: rec.snapshot as never, clock: this.clock as never });
     actor.subscribe({ error: () => undefined });
     actor.start();
-    return { id: rec.id, kind: rec.kind, model, actor, seq: rec.seq, persisted: rec.snapshot, timers: {}, dispatched: null };
+    const snap = actor.getSnapshot();
+    if (snap.status === 'error' || !snap.context) {
+      actor.stop();
+      throw new Error(`snapshot of ${rec.id} does not restore: ${String(snap.error ?? 'no context')}`);
+    }
+    const timers = { ...((snap.context as { timers?: Timers }).timers ?? {}) };
+    return { id: rec.id, kind: rec.kind, model, actor, seq: rec.seq, persisted: rec.snapshot, timers, dispatched: null, pending: 0 };
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -339,7 +382,10 @@ export class Runtime {
   /** The resident cell, or the record of a finished actor, or undefined. Loads passivated actors. */
   async #cell(id: string): Promise<Cell | ActorRecord | undefined> {
     const resident = this.#cells.get(id);
-    if (resident) return resident;
+    if (resident) {
+      this.#touch(id);
+      return resident;
+    }
     const pending = this.#loading.get(id);
     if (pending) return pending;
     const load = (async () => {
@@ -348,8 +394,23 @@ export class Runtime {
       if (rec.status !== 'active') return rec;
       const again = this.#cells.get(id);
       if (again) return again;
-      const cell = this.#restore(rec, this.#model(rec.model));
+      const restarting = this.#supervisor.restartingUntil(id);
+      if (restarting !== undefined) throw new ActorRestartingError(id, restarting - this.clock.now());
+      const suspended = await this.store.getMeta<{ operatorCase: string }>(`suspended:${id}`);
+      if (suspended) throw new ActorSuspendedError(id, suspended.operatorCase);
+      let cell: Cell;
+      try {
+        cell = this.#restore(rec, this.#model(rec.model));
+      } catch (err) {
+        this.#onCrash(id, rec.kind, rec.model, err, undefined);
+        throw new ActorCrashedError(id, err);
+      }
       this.#cells.set(id, cell);
+      this.#touch(id);
+      this.stats.rehydrated++;
+      // A rehydrated actor picks up where its snapshot stands: a pending effect is issued again
+      // (effects are idempotent), and its timers are armed.
+      this.#release(cell, cell.actor.getSnapshot().context as AgentContext | CaseContext, []);
       return cell;
     })();
     this.#loading.set(id, load);
@@ -357,6 +418,31 @@ export class Runtime {
       return await load;
     } finally {
       this.#loading.delete(id);
+    }
+  }
+
+  #touch(id: string): void {
+    this.#lru.delete(id);
+    this.#lru.set(id, true);
+  }
+
+  /** Evicts idle actors beyond `maxResident`, oldest first. Busy ones stay. */
+  #passivate(): void {
+    if (this.#cells.size <= this.#maxResident) return;
+    for (const id of this.#lru.keys()) {
+      if (this.#cells.size <= this.#maxResident) break;
+      const cell = this.#cells.get(id);
+      if (!cell) {
+        this.#lru.delete(id);
+        continue;
+      }
+      if (cell.pending > 0) continue;
+      const ctx = cell.actor.getSnapshot().context as AgentContext | CaseContext;
+      if (cell.kind === 'agent' && (ctx as AgentContext).effect) continue;
+      cell.actor.stop();
+      this.#cells.delete(id);
+      this.#lru.delete(id);
+      this.stats.evicted++;
     }
   }
 
@@ -370,8 +456,9 @@ export class Runtime {
     actor.start();
     const snap = actor.getSnapshot();
     if (snap.status === 'error') throw new ActorCrashedError(id, snap.error);
-    const cell: Cell = { id, kind, model, actor, seq: 0, persisted: undefined, timers: {}, dispatched: null };
+    const cell: Cell = { id, kind, model, actor, seq: 0, persisted: undefined, timers: {}, dispatched: null, pending: 0 };
     this.#cells.set(id, cell);
+    this.#touch(id);
     return this.#commitTransition(cell, { type: 'xstate.init', at: this.clock.now(), input }, undefined, undefined);
   }
 
@@ -385,13 +472,11 @@ export class Runtime {
     cell.actor.send(event);
     const after = cell.actor.getSnapshot();
     if (after.status === 'error') {
-      this.stats.crashes++;
       const error = after.error;
       cell.actor.stop();
-      const rec = await this.store.load(cell.id);
       this.#cells.delete(cell.id);
-      if (rec) this.#cells.set(cell.id, this.#restore(rec, cell.model));
-      this.log.error({ actor: cell.id, event: event.type, err: error }, 'actor crashed; restored from its last snapshot');
+      this.#lru.delete(cell.id);
+      this.#onCrash(cell.id, cell.kind, cell.model.name, error, event as unknown as RuntimeEvent);
       throw new ActorCrashedError(cell.id, error);
     }
     return this.#commitTransition(cell, event as unknown as RuntimeEvent, before.context as AgentContext | CaseContext, commandId);
@@ -430,7 +515,9 @@ export class Runtime {
       const audit = this.#auditFor(cell, prev, ctx, event, status).map((d) => this.#audit.link(d));
 
       const record: ActorRecord = { id: cell.id, kind: cell.kind, model: cell.model.name, seq, status, state, snapshot: persisted, updatedAt: event.at };
+      const hot = cell.kind === 'agent' && !!(ctx as AgentContext).effect;
       const commit: Commit = {
+        hot,
         actor: record,
         journal: { seq, at: event.at, event, state },
         ...(timersSet.length ? { timersSet } : {}),
@@ -455,19 +542,29 @@ export class Runtime {
           this.#runEffect(cell, ctx as AgentContext, effect);
         }
       }
+      cell.pending++;
       try {
         await durable;
       } catch (err) {
-        // The in-memory actor ran ahead of the store: drop it, the next message reloads it.
-        cell.actor.stop();
-        this.#cells.delete(cell.id);
+        // The in-memory actor ran ahead of the store: drop it and restart it from what is durable.
+        this.stats.storeFailures++;
+        if (this.#cells.get(cell.id) === cell) {
+          cell.actor.stop();
+          this.#cells.delete(cell.id);
+          this.#lru.delete(cell.id);
+          this.#scheduleRestart(cell.id, 'store write failed');
+        }
         throw err;
+      } finally {
+        cell.pending--;
       }
       this.#release(cell, ctx, outbox, { event: event.type, at: event.at, state, seq, status });
       if (status === 'done') {
         cell.actor.stop();
         this.#cells.delete(cell.id);
+        this.#lru.delete(cell.id);
       }
+      this.#passivate();
       return { actorId: cell.id, seq, state, status };
     } finally {
       this.#settle();
@@ -496,6 +593,7 @@ export class Runtime {
       const tier = currentTier(c);
       notice.queue = {
         queue: tier.queue,
+        roles: tier.roles,
         tier: c.tier,
         priority: tier.priority,
         claimedBy: c.claim?.reviewer ?? null,
@@ -530,37 +628,209 @@ export class Runtime {
 
   #deliver(msg: OutboxMessage): void {
     this.#busy++;
-    this.send(msg.to, msg.event as unknown as AgentEvent)
-      .catch((err: unknown) => {
-        if (err instanceof EventRejectedError) this.log.debug({ msg: msg.id, err: err.message }, 'outbox message no longer applies');
-        else this.log.error({ msg: msg.id, err }, 'outbox delivery failed; it stays in the outbox for the next start');
+    const operator = msg.event.type === 'case.resolved' && (msg.event as unknown as { resolution: { caseId: string } }).resolution.caseId.startsWith(`${msg.to}.operator-`);
+    (operator ? this.#operatorDecision(msg) : this.send(msg.to, msg.event as unknown as AgentEvent))
+      .catch(async (err: unknown) => {
+        if (err instanceof ActorRestartingError) {
+          // Deliver again once the target has restarted; the message stays in the outbox meanwhile.
+          this.clock.setTimeout(() => this.#deliver(msg), err.retryAfterMs + 1);
+        } else if (err instanceof EventRejectedError) {
+          this.log.debug({ msg: msg.id, err: err.message }, 'outbox message no longer applies');
+        } else if (err instanceof ActorNotFoundError || err instanceof ActorSuspendedError) {
+          await this.#deadLetter(msg.to, msg.event as RuntimeEvent, err.message, err.code);
+        } else this.log.error({ msg: msg.id, err }, 'outbox delivery failed; it stays in the outbox for the next start');
       })
       .finally(() => this.#settle());
   }
 
-  #fireTimer(t: { actorId: string; name: string; dueAt: number }): void {
+  #fireTimer(t: TimerEntry): void {
     this.#busy++;
-    this.send(t.actorId, { type: `timer.${t.name}`, dueAt: t.dueAt, at: this.clock.now() } as AgentEvent | CaseEvent)
-      .catch((err: unknown) => {
-        if (!(err instanceof EventRejectedError)) this.log.error({ actor: t.actorId, timer: t.name, err }, 'timer delivery failed');
+    const event = { type: `timer.${t.name}`, dueAt: t.dueAt, at: this.clock.now() };
+    this.send(t.actorId, event as AgentEvent | CaseEvent)
+      .catch(async (err: unknown) => {
+        if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError) return;
+        if (err instanceof ActorRestartingError) this.#timers.schedule(t, this.clock.now() + err.retryAfterMs + 1);
+        else if (err instanceof ActorSuspendedError) await this.#deadLetter(t.actorId, event, err.message, err.code);
+        else if (!(err instanceof ActorCrashedError)) this.log.error({ actor: t.actorId, timer: t.name, err }, 'timer delivery failed');
       })
       .finally(() => this.#settle());
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Supervision and dead letters
+  // ------------------------------------------------------------------------------------------------
+
+  /** An actor crashed: dead-letter what crashed it, then restart it or escalate, by its strategy. */
+  #onCrash(id: string, kind: ActorKind, model: string, error: unknown, poison: RuntimeEvent | undefined): void {
+    this.stats.crashes++;
+    const message = error instanceof Error ? error.message : String(error);
+    this.log.error({ actor: id, event: poison?.type, err: error }, 'actor crashed');
+    if (poison) void this.#deadLetter(id, poison, `crashed the actor: ${message}`, 'actor.crashed');
+    const decision = this.#supervisor.onCrash(id, kind);
+    if (decision.action === 'restart') {
+      this.#scheduleRestart(id, message, decision.delayMs);
+      return;
+    }
+    this.#busy++;
+    void this.#escalate(id, kind, model, message, decision.restarts)
+      .catch((err: unknown) => this.log.error({ actor: id, err }, 'escalation failed'))
+      .finally(() => this.#settle());
+  }
+
+  #restartTimers = new Set<string>();
+
+  /** Restarts an actor from its last durable snapshot after `delayMs` (a store failure, a crash). */
+  #scheduleRestart(id: string, reason: string, delayMs = 0): void {
+    if (this.#restartTimers.has(id) || this.#stopped) return;
+    this.#restartTimers.add(id);
+    this.#busy++;
+    const restart = () => {
+      this.#restartTimers.delete(id);
+      this.#supervisor.restarted(id);
+      this.stats.restarts++;
+      void this.#cell(id)
+        .catch((err: unknown) => this.log.error({ actor: id, err, reason }, 'restart failed'))
+        .finally(() => this.#settle());
+    };
+    if (delayMs <= 0) queueMicrotask(restart);
+    else this.clock.setTimeout(restart, delayMs);
+  }
+
+  /** Past its restart limit: suspend the actor and ask an operator, through a case, what to do. */
+  async #escalate(id: string, kind: ActorKind, modelName: string, message: string, restarts: number): Promise<void> {
+    const model = this.#model(modelName);
+    const caseId = `${id}.operator-${Date.now().toString(36)}`;
+    await this.store.putMeta(`suspended:${id}`, { operatorCase: caseId, at: this.clock.now(), reason: message });
+    const now = this.clock.now();
+    const observation = {
+      id: `${id}.crash`,
+      kind: 'handoff.actor.crashed',
+      subject: id,
+      provenance: { source: 'handoff/supervisor', observedAt: new Date(now).toISOString(), transforms: [] },
+      classification: 'internal' as const,
+      dataClasses: ['internal' as const],
+      fields: { actor: id, kind, crashes: restarts, error: message },
+    };
+    const input = this.#operatorCaseInput(model, caseId, id, observation, `The ${kind} ${id} crashed ${restarts} times (last: ${message}). Approve to resume it from its last snapshot; reject to stop it for good.`, 'supervision:restart-limit');
+    await this.#spawn('case', caseId, model, input).catch((err: unknown) => {
+      if (!(err instanceof ActorExistsError)) throw err;
+    });
+    await this.audit([{ at: now, kind: 'actor.suspended', actor: id, by: 'runtime', data: { operatorCase: caseId, crashes: restarts, error: message } }]);
+  }
+
+  #operatorCaseInput(model: LoadedModel, caseId: string, target: string, observation: unknown, rationale: string, ruleId: string): unknown {
+    const tier: TierSpec = model.config.operator ?? { name: 'operator', queue: 'operators', roles: ['operator'], ackMs: 30 * 60_000, resolveMs: 4 * 3600_000, priority: 9, fourEyes: false };
+    const decision: GateDecision = { outcome: 'review', ruleId, reasons: [rationale], tier: 1, riskScore: 1, confidence: 0, policyVersion: model.config.policy.version, rules: [] };
+    return parseContract(
+      CaseInput,
+      {
+        caseId,
+        episodeId: target,
+        model: model.name,
+        tier: 1,
+        tiers: [tier],
+        leaseMs: model.config.review.leaseMs,
+        plan: { id: `${caseId}.plan`, planner: 'handoff/supervisor', actions: [{ type: 'handoff.operator.decide', args: {} }], confidence: 0, rationale, risk: { score: 1, factors: [] }, citedInputs: [] },
+        decision,
+        observation,
+        openedAt: this.clock.now(),
+      },
+      'CaseInput',
+    );
+  }
+
+  /** An operator decided about a suspended actor: resume it, or stop it for good. */
+  async #operatorDecision(msg: OutboxMessage): Promise<void> {
+    const { resolution } = msg.event as unknown as { resolution: { outcome: string; caseId: string; decidedBy: string[] } };
+    const id = msg.to;
+    await this.store.putMeta(`suspended:${id}`, null);
+    const rec = await this.store.load(id);
+    if (resolution.outcome === 'approved' || resolution.outcome === 'modified') {
+      this.#supervisor.reset(id);
+      await this.audit([{ at: this.clock.now(), kind: 'actor.resumed', actor: id, by: resolution.decidedBy.join(',') || 'operator', data: { operatorCase: resolution.caseId } }]);
+      await this.#cell(id);
+    } else if (rec) {
+      const ctx = (rec.snapshot as { context: Record<string, unknown> }).context;
+      const stopped: ActorRecord = {
+        ...rec,
+        status: 'stopped',
+        state: 'stopped',
+        seq: rec.seq + 1,
+        updatedAt: this.clock.now(),
+        snapshot: { ...(rec.snapshot as object), context: { ...ctx, outcome: rec.kind === 'agent' ? 'failed' : ctx.outcome, error: { message: `stopped by operator (${resolution.caseId})`, code: 'actor.stopped', transient: false, phase: 'supervision' }, effect: null, timers: {} } },
+      };
+      const audit = [this.#audit.link({ at: this.clock.now(), kind: 'actor.stopped', actor: id, by: resolution.decidedBy.join(',') || 'operator', data: { operatorCase: resolution.caseId } })];
+      await this.store.commit({ actor: stopped, journal: { seq: stopped.seq, at: stopped.updatedAt, event: { type: 'handoff.operator.stop', caseId: resolution.caseId }, state: 'stopped' }, outboxDone: [msg.id], audit, timersCleared: Object.entries(((ctx.timers ?? {}) as Timers)).flatMap(([name, dueAt]) => (dueAt === undefined ? [] : [{ actorId: id, name, dueAt }])) });
+      return;
+    }
+    await this.store.commit({ ...(await this.#noopCommit(id)), outboxDone: [msg.id] });
+  }
+
+  /** A commit that only rewrites an actor's current record (to attach outbox deletions). */
+  async #noopCommit(id: string): Promise<Commit> {
+    const rec = (await this.store.load(id))!;
+    return { actor: rec, journal: { seq: rec.seq, at: rec.updatedAt, event: { type: 'noop' }, state: rec.state } };
+  }
+
+  async #deadLetter(actorId: string, event: RuntimeEvent, reason: string, code: string): Promise<void> {
+    this.stats.deadLetters++;
+    const at = this.clock.now();
+    await this.store.putDeadLetter({ id: `${at.toString(36)}-${actorId}-${this.stats.deadLetters}`, at, actorId, event, reason, code });
+  }
+
+  /** Sends dead letters again; those delivered are removed. Returns how many were delivered. */
+  async replayDeadLetters(filter: (id: string) => boolean = () => true): Promise<{ delivered: number; failed: { id: string; error: string }[] }> {
+    let delivered = 0;
+    const failed: { id: string; error: string }[] = [];
+    const letters = [];
+    for await (const d of this.store.deadLetters()) if (filter(d.id)) letters.push(d);
+    for (const d of letters) {
+      try {
+        await this.send(d.actorId, { ...d.event, at: this.clock.now() } as unknown as AgentEvent);
+        await this.store.deleteDeadLetter(d.id);
+        delivered++;
+      } catch (err) {
+        failed.push({ id: d.id, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return { delivered, failed };
   }
 
   // ------------------------------------------------------------------------------------------------
   // Effects
   // ------------------------------------------------------------------------------------------------
 
+  #breaker(actionType: string): CircuitBreaker {
+    let b = this.#breakers.get(actionType);
+    if (!b) this.#breakers.set(actionType, (b = new CircuitBreaker(actionType, this.clock, this.#breakerOpts)));
+    return b;
+  }
+
   #runEffect(cell: Cell, ctx: AgentContext, effect: EffectRequest): void {
     this.#busy++;
     this.stats.effects++;
+    cell.pending++;
     void this.#performEffect(cell.model, ctx, effect)
       .then((event) => this.send(cell.id, event))
       .catch((err: unknown) => {
-        if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError) return;
+        if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError || err instanceof ActorCrashedError) return;
+        // The result was lost (a store write failed, the actor is restarting): the restart re-issues
+        // the effect from the durable snapshot, where it is still pending.
+        if (err instanceof HandoffError && (err.code === 'store.write_failed' || err instanceof ActorRestartingError)) {
+          if (this.#cells.get(cell.id) === cell) {
+            cell.actor.stop();
+            this.#cells.delete(cell.id);
+            this.#lru.delete(cell.id);
+          }
+          this.#scheduleRestart(cell.id, err.message, err instanceof ActorRestartingError ? err.retryAfterMs + 1 : 0);
+          return;
+        }
         this.log.error({ actor: cell.id, effect: effect.id, err }, 'effect result could not be delivered');
       })
-      .finally(() => this.#settle());
+      .finally(() => {
+        cell.pending--;
+        this.#settle();
+      });
   }
 
   async #performEffect(model: LoadedModel, ctx: AgentContext, effect: EffectRequest): Promise<AgentEvent> {
@@ -569,11 +839,13 @@ export class Runtime {
     try {
       switch (effect.kind) {
         case 'perceive': {
+          maybeFail(this.#faults, 'perceive', drawFor(this.#seed, 'fault', effect.id));
           const observation = await perceive(model, ctx.episodeId, ctx.signal, stepContext(this.clock.now(), key, effect.attempt, this.#seed));
           return { type: 'perceive.done', effectId: effect.id, observation, at: this.clock.now() };
         }
         case 'plan': {
           if (!ctx.observation) throw new EffectError('planning without an observation', { transient: false });
+          maybeFail(this.#faults, 'plan', drawFor(this.#seed, 'fault', effect.id));
           const planner = this.#planners[model.name] ?? rulePlanner;
           const plan = await planner.plan(model, ctx.episodeId, ctx.observation, stepContext(this.clock.now(), key, effect.attempt, this.#seed));
           return { type: 'plan.done', effectId: effect.id, plan, at: this.clock.now() };
@@ -582,10 +854,17 @@ export class Runtime {
         case 'compensate': {
           const step = effect.step ?? 0;
           const compensation = effect.kind === 'compensate';
+          const faultKind = compensation ? 'compensate' : 'execute';
           const { result } = await executeOnce(
             {
               model,
               world: this.world,
+              intents: this.store,
+              guard: (type, fn) =>
+                this.#breaker(type).run(() => {
+                  maybeFail(this.#faults, faultKind, drawFor(this.#seed, 'fault', effect.id));
+                  return fn();
+                }),
               plan: ctx.plan!,
               step,
               key: `${ctx.episodeId}/${step}${compensation ? '/compensate' : ''}`,
@@ -603,7 +882,16 @@ export class Runtime {
         case 'openCase': {
           const caseId = effect.caseId!;
           const existing = await this.store.load(caseId);
-          if (!existing && !this.#cells.has(caseId)) {
+          if (!existing && !this.#cells.has(caseId) && effect.operator) {
+            const step = effect.step ?? 0;
+            const action = ctx.plan?.actions[step];
+            const comp = action ? model.config.actions[action.type]?.compensation : null;
+            const rationale = `Compensation of step ${step + 1} (${comp ?? 'n/a'} undoing ${action?.type ?? 'n/a'}) failed for good: ${ctx.error?.message ?? 'unknown error'}. Approve to retry the compensation; reject to stop with the effect standing (the episode ends failed).`;
+            const input = this.#operatorCaseInput(model, caseId, ctx.episodeId, ctx.observation, rationale, 'saga:compensation-failed');
+            await this.#spawn('case', caseId, model, input).catch((err: unknown) => {
+              if (!(err instanceof ActorExistsError)) throw err;
+            });
+          } else if (!existing && !this.#cells.has(caseId)) {
             const input = parseContract(
               CaseInput,
               {
@@ -630,7 +918,8 @@ export class Runtime {
       }
     } catch (err) {
       if (effect.kind === 'openCase') throw err;
-      const transient = err instanceof EffectError ? err.transient : !(err instanceof HandoffError);
+      // Unknown errors and lost writes are worth retrying; a typed refusal is not.
+      const transient = err instanceof EffectError ? err.transient : !(err instanceof HandoffError) || err.code === 'store.write_failed';
       const code = err instanceof HandoffError ? err.code : 'effect.error';
       const message = err instanceof Error ? err.message : String(err);
       return { type: failedType[effect.kind], effectId: effect.id, error: { message, code, transient }, at: this.clock.now() } as AgentEvent;

@@ -26,11 +26,37 @@ export interface JournalEntry {
   state: string;
 }
 
+/** The executor's record of one effect under its idempotency key. */
+export interface Intent {
+  key: string;
+  status: 'started' | 'succeeded';
+  at: number;
+  result?: unknown;
+}
+
+/** Something that could not be delivered, kept so an operator can look at it and replay it. */
+export interface DeadLetter {
+  id: string;
+  at: number;
+  actorId: string;
+  event: { type: string; [k: string]: unknown };
+  reason: string;
+  code: string;
+}
+
 /** A message to deliver to another actor once the commit that produced it is durable. */
 export interface OutboxMessage {
   id: string;
   to: string;
   event: { type: string; at: number; [k: string]: unknown };
+}
+
+export interface LiveEntry {
+  id: string;
+  kind: ActorKind;
+  model: string;
+  /** An effect was pending at the last commit: recovery loads the actor eagerly to re-issue it. */
+  hot: boolean;
 }
 
 export interface TimerEntry {
@@ -49,6 +75,8 @@ export interface Commit {
   outboxDone?: string[];
   audit?: AuditEntry[];
   commandId?: string;
+  /** The actor has an effect pending after this commit. */
+  hot?: boolean;
 }
 
 /**
@@ -61,6 +89,8 @@ export interface Store {
   load(id: string): Promise<ActorRecord | undefined>;
   /** Actors that have not finished. */
   liveActors(): AsyncIterable<ActorRecord>;
+  /** Ids of unfinished actors, with whether they had an effect pending (those are loaded at start). */
+  liveIndex(): AsyncIterable<LiveEntry>;
   actors(kind?: ActorKind): AsyncIterable<ActorRecord>;
   journal(id: string): AsyncIterable<JournalEntry>;
   outbox(): AsyncIterable<OutboxMessage>;
@@ -73,6 +103,11 @@ export interface Store {
   lastAudit(): Promise<AuditEntry | undefined>;
   getMeta<T>(key: string): Promise<T | undefined>;
   putMeta(key: string, value: unknown): Promise<void>;
+  putIntent(intent: Intent): Promise<void>;
+  getIntent(key: string): Promise<Intent | undefined>;
+  putDeadLetter(letter: DeadLetter): Promise<void>;
+  deadLetters(): AsyncIterable<DeadLetter>;
+  deleteDeadLetter(id: string): Promise<void>;
   /** Writes everything queued and waits for it. */
   flush(): Promise<void>;
   close(): Promise<void>;

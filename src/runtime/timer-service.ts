@@ -1,39 +1,93 @@
 import type { Clock } from './clock.ts';
 import { MinHeap } from './heap.ts';
+import type { TimerEntry } from './store.ts';
 
-export interface TimerFiring {
-  actorId: string;
-  name: string;
-  dueAt: number;
+export type TimerFiring = TimerEntry;
+
+export interface TimerServiceOptions {
+  /** Deadlines within this horizon are held in memory. */
+  horizonMs: number;
+  /** Reads the store's timer index: every timer due at or before `until`, earliest first. */
+  load: (until: number) => AsyncIterable<TimerEntry>;
 }
 
 /**
- * Durable timers, run in memory: deadlines come from actors' persisted contexts, so after a restart
- * they are armed again for exactly the time they had left (or fire at once if they passed while the
- * node was down). One clock timeout is armed for the earliest deadline. Stale firings (a timer that
- * was re-armed or cleared) are harmless: the machine's guards compare the deadline it carries.
+ * Durable timers. Deadlines live in actors' persisted contexts and in the store's timer index; only
+ * those due within the horizon are held in memory (one heap, one clock timeout for the earliest), so
+ * a node with a million open cases keeps a handful of timers resident. When time reaches the horizon
+ * the next slice is loaded from the index, which also wakes passivated actors. After a restart every
+ * deadline is armed again for exactly the time it had left (or fires at once if it passed).
+ * Stale firings (a timer re-armed or cleared since) are harmless: the machine's guards compare the
+ * deadline each firing carries.
  */
 export class TimerService {
   #heap = new MinHeap<TimerFiring>();
+  #queued = new Set<string>();
   #armedFor: number | undefined;
   #handle: unknown;
   #clock: Clock;
   #fire: (t: TimerFiring) => void;
+  #opts: TimerServiceOptions;
+  #horizonEnd = -Infinity;
+  #refillAt: number | undefined;
+  #refillHandle: unknown;
   #stopped = false;
 
-  constructor(clock: Clock, fire: (t: TimerFiring) => void) {
+  constructor(clock: Clock, fire: (t: TimerFiring) => void, opts: TimerServiceOptions) {
     this.#clock = clock;
     this.#fire = fire;
+    this.#opts = opts;
   }
 
   get size(): number {
     return this.#heap.size;
   }
 
-  schedule(t: TimerFiring): void {
+  /** Loads the first slice from the store's index. */
+  async start(): Promise<void> {
+    await this.#refill();
+  }
+
+  /** A deadline that became durable; `fireAt` delays a firing (e.g. while its actor restarts). */
+  schedule(t: TimerFiring, fireAt = t.dueAt): void {
     if (this.#stopped) return;
-    this.#heap.push(t.dueAt, t);
+    if (fireAt > this.#horizonEnd) {
+      this.#armRefill(fireAt);
+      return;
+    }
+    const key = `${t.actorId}\u0000${t.name}\u0000${t.dueAt}`;
+    if (this.#queued.has(key)) return;
+    this.#queued.add(key);
+    this.#heap.push(fireAt, t);
     this.#rearm();
+  }
+
+  #armRefill(at: number): void {
+    if (this.#refillAt !== undefined && this.#refillAt <= at) return;
+    if (this.#refillHandle !== undefined) this.#clock.clearTimeout(this.#refillHandle);
+    this.#refillAt = at;
+    this.#refillHandle = this.#clock.setTimeout(() => {
+      this.#refillAt = undefined;
+      this.#refillHandle = undefined;
+      void this.#refill();
+    }, at - this.#clock.now());
+  }
+
+  async #refill(): Promise<void> {
+    if (this.#stopped) return;
+    this.#horizonEnd = this.#clock.now() + this.#opts.horizonMs;
+    const until = this.#horizonEnd;
+    let beyond: number | undefined;
+    for await (const t of this.#opts.load(until + this.#opts.horizonMs)) {
+      if (t.dueAt <= until) this.schedule(t);
+      else {
+        beyond = t.dueAt;
+        break;
+      }
+    }
+    // More deadlines lie beyond this slice: come back when time reaches the first of them.
+    // (With nothing beyond, nothing is armed: a later deadline arms a refill when it is scheduled.)
+    if (beyond !== undefined) this.#armRefill(beyond);
   }
 
   #rearm(): void {
@@ -49,7 +103,9 @@ export class TimerService {
     this.#armedFor = undefined;
     const now = this.#clock.now();
     for (let k = this.#heap.peekKey(); k !== undefined && k <= now && !this.#stopped; k = this.#heap.peekKey()) {
-      this.#fire(this.#heap.pop()!.value);
+      const t = this.#heap.pop()!.value;
+      this.#queued.delete(`${t.actorId}\u0000${t.name}\u0000${t.dueAt}`);
+      this.#fire(t);
     }
     this.#rearm();
   }
@@ -57,5 +113,6 @@ export class TimerService {
   stop(): void {
     this.#stopped = true;
     if (this.#handle !== undefined) this.#clock.clearTimeout(this.#handle);
+    if (this.#refillHandle !== undefined) this.#clock.clearTimeout(this.#refillHandle);
   }
 }

@@ -9,6 +9,7 @@ import { SimulatedClock } from '../runtime/clock.ts';
 import { serveCommands } from '../runtime/command-server.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import { Rng } from '../runtime/rng.ts';
+import type { FaultSpec } from '../runtime/faults.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { LevelWorld } from '../runtime/world.ts';
 import { HandoffClient } from '../transport/client.ts';
@@ -30,6 +31,8 @@ export interface DemoOptions {
   resume: boolean;
   /** Mean simulated time between two arriving episodes. @default 90 s */
   arrivalMs?: number;
+  /** Transient failures injected into perceive / plan / execute / compensate / store steps. */
+  faults?: FaultSpec;
   onProgress?: (p: DemoProgress) => void;
 }
 
@@ -75,7 +78,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   await mkdir(opts.data, { recursive: true });
   const empty = (await readdir(opts.data)).length === 0;
   if (!opts.resume && !empty) throw new HandoffError('demo.data_not_empty', `data folder ${opts.data} is not empty: pass --resume to continue its run, or choose another --data`);
-  const store = await LevelStore.open(opts.data);
+  const store = await LevelStore.open(opts.data, { faultRate: opts.faults?.store ?? 0, faultSeed: opts.seed });
   try {
     let meta = await store.getMeta<DemoMeta>('demo');
     if (opts.resume && !meta) throw new HandoffError('demo.nothing_to_resume', `data folder ${opts.data} holds no demo run to resume`);
@@ -94,7 +97,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     }
     const clock = new SimulatedClock(Math.max(lastAt, (await store.getMeta<number>('clock')) ?? 0, meta.startedAt));
     const world = new LevelWorld(store);
-    const rt = await Runtime.open({ store, world, models: [model], clock, seed: String(meta.seed) });
+    const rt = await Runtime.open({ store, world, models: [model], clock, seed: String(meta.seed), ...(opts.faults ? { faults: opts.faults } : {}) });
     const server = serveCommands(rt);
     const client = new HandoffClient(rt.transport, { namespace: rt.namespace });
     const pool = new ReviewerPool({ runtime: client, transport: rt.transport, namespace: rt.namespace, model, clock, rng: new Rng(meta.seed * 7919 + meta.runs), count: meta.reviewers, run: meta.runs });
@@ -111,7 +114,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         const tier = currentTier(c);
         pool.observe({
           id: rec.id, kind: 'case', model: rec.model, seq: rec.seq, at: rec.updatedAt, event: 'resume', state: rec.state, status: 'active',
-          queue: { queue: tier.queue, tier: c.tier, priority: tier.priority, claimedBy: c.claim?.reviewer ?? null, openedAt: c.openedAt, ...(c.timers.resolve ? { resolveDueAt: c.timers.resolve } : {}) },
+          queue: { queue: tier.queue, roles: tier.roles, tier: c.tier, priority: tier.priority, claimedBy: c.claim?.reviewer ?? null, openedAt: c.openedAt, ...(c.timers.resolve ? { resolveDueAt: c.timers.resolve } : {}) },
         });
       }
     }
@@ -136,9 +139,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       t += Math.round(-Math.log(1 - gaps.next()) * meta.arrivalMs);
       const id = `ep-${String(i + 1).padStart(6, '0')}`;
       if (started.has(id)) continue;
-      clock.setTimeout(() => {
-        starts.push(rt.startEpisode(model.name, signal, { episodeId: id }).catch((err: unknown) => rt.log.error({ err, episode: id }, 'episode did not start')));
-      }, Math.max(0, t - clock.now()));
+      const start = (attempt: number): void => {
+        starts.push(
+          rt.startEpisode(model.name, signal, { episodeId: id }).catch((err: unknown) => {
+            // A lost write (injected store fault) is retried like a client would; anything else is a bug.
+            if (err instanceof HandoffError && err.code === 'store.write_failed' && attempt < 20) clock.setTimeout(() => start(attempt + 1), 1000);
+            else rt.log.error({ err, episode: id }, 'episode did not start');
+          }),
+        );
+      };
+      clock.setTimeout(() => start(1), Math.max(0, t - clock.now()));
     }
 
     let steps = 0;

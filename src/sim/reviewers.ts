@@ -26,6 +26,8 @@ export const DEFAULT_BEHAVIOUR: ReviewerBehaviour = { thinkMs: 2 * 60_000, workM
 
 interface OpenCase {
   id: string;
+  queue: string;
+  roles: string[];
   tier: number;
   priority: number;
   claimedBy: string | null;
@@ -59,7 +61,7 @@ export class ReviewerPool {
   #unsub: () => void;
   /** Commands the runtime refused, by error code (expected: races and rules at work). */
   readonly refusals: Record<string, number> = {};
-  readonly decisions = { approve: 0, modify: 0, reject: 0, silent: 0, slow: 0 };
+  readonly decisions = { approve: 0, modify: 0, reject: 0, silent: 0, slow: 0, operator: 0 };
 
   constructor(opts: {
     runtime: { command(cmd: unknown): Promise<unknown> };
@@ -108,7 +110,7 @@ export class ReviewerPool {
     else {
       const prev = this.#open.get(n.id);
       if (prev && prev.seq > n.seq) return;
-      this.#open.set(n.id, { id: n.id, tier: n.queue.tier, priority: n.queue.priority, claimedBy: n.queue.claimedBy, resolveDueAt: n.queue.resolveDueAt ?? Infinity, seq: n.seq });
+      this.#open.set(n.id, { id: n.id, queue: n.queue.queue, roles: n.queue.roles, tier: n.queue.tier, priority: n.queue.priority, claimedBy: n.queue.claimedBy, resolveDueAt: n.queue.resolveDueAt ?? Infinity, seq: n.seq });
     }
     this.#scheduleDispatch();
   }
@@ -140,8 +142,11 @@ export class ReviewerPool {
   }
 
   #mayTake(r: SimReviewer, c: OpenCase): boolean {
-    const tier = this.#model.config.review.tiers[c.tier - 1];
-    return !!tier && r.roles.some((role) => tier.roles.includes(role));
+    return r.roles.some((role) => c.roles.includes(role));
+  }
+
+  #isOperatorCase(caseId: string): boolean {
+    return this.#open.get(caseId)?.queue === (this.#model.config.operator?.queue ?? 'operators');
   }
 
   async #command(r: SimReviewer, caseId: string, type: string, extra: Record<string, unknown> = {}): Promise<unknown> {
@@ -185,7 +190,7 @@ export class ReviewerPool {
     const slow = this.#rng.chance(this.#b.slow);
     if (slow) this.decisions.slow++;
     const tier = this.#open.get(caseId)?.tier ?? 1;
-    const resolveMs = this.#model.config.review.tiers[tier - 1]?.resolveMs ?? lease;
+    const resolveMs = this.#isOperatorCase(caseId) ? (this.#model.config.operator?.resolveMs ?? 4 * 3600_000) : (this.#model.config.review.tiers[tier - 1]?.resolveMs ?? lease);
     const workMs = slow ? resolveMs * 2 : Math.min(this.#exp(this.#b.workMs), Math.round(resolveMs * 0.9));
     // The console renews the lease while the reviewer works.
     for (let t = Math.round(lease * 0.6); t < workMs; t += Math.round(lease * 0.6)) {
@@ -197,6 +202,14 @@ export class ReviewerPool {
   async #decide(r: SimReviewer, caseId: string): Promise<void> {
     const roll = this.#rng.next();
     try {
+      if (this.#isOperatorCase(caseId)) {
+        // Operators retry a failed compensation or resume a crashed actor more often than not.
+        if (roll < 0.6) await this.#command(r, caseId, 'handoff.case.approve', { comment: 'retry' });
+        else await this.#command(r, caseId, 'handoff.case.reject', { reason: 'stop: handled outside the system' });
+        this.decisions.operator++;
+        this.#idle(r);
+        return;
+      }
       if (roll < this.#b.approve) {
         await this.#command(r, caseId, 'handoff.case.approve', { comment: 'checked, fine' });
         this.decisions.approve++;
@@ -252,6 +265,9 @@ function buildReviewers(model: LoadedModel, count: number): SimReviewer[] {
       out.push({ id: `sim-${tier.roles[0]}-t${i + 1}-${have + 1}`, roles: [tier.roles[0]!], busy: false, refused: new Set() });
     }
   }
+  // Two operators for operator cases (failed compensations, crashed actors).
+  const operatorRole = model.config.operator?.roles[0] ?? 'operator';
+  for (let k = 1; k <= 2 && out.length < count; k++) out.push({ id: `sim-operator-${k}`, roles: [operatorRole], busy: false, refused: new Set() });
   const weights = tiers.map((_, i) => tiers.length - i);
   const bag = weights.flatMap((w, i) => Array.from({ length: w }, () => i));
   for (let k = 0; out.length < count; k++) {

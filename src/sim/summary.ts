@@ -43,7 +43,8 @@ export async function summarize(store: Store, world: LevelWorld, tierCount: numb
     if (rec.kind === 'agent') {
       episodes++;
       const outcome = (ctx as AgentContext).outcome;
-      if (rec.status === 'done' && outcome) outcomes[outcome]++;
+      // An agent stopped by an operator after repeated crashes counts as failed.
+      if ((rec.status === 'done' || rec.status === 'stopped') && outcome) outcomes[outcome]++;
       else unfinished++;
       continue;
     }

@@ -444,21 +444,43 @@ describe('agent machine: acting', () => {
     expectFinal(a, 'compensated', 'compensated');
   });
 
-  it('permanent compensation failure → failed with error.phase compensation', () => {
+  it('permanent compensation failure → awaitingOperator: an operator case is opened for the failed step', () => {
     const a = new Agent().toGate(PLAN_2).acted().failed('action.failed', permanent('notify failed'));
     a.failed('compensation.failed', permanent('refund cannot be reversed'));
+    expect(a.state).toBe('awaitingOperator');
     expect(a.ctx.error).toEqual({ ...permanent('refund cannot be reversed'), phase: 'compensation' });
+    expect(a.ctx.effect).toMatchObject({ kind: 'openCase', operator: true, step: 0, caseId: 'ep-1.case-1' });
+  });
+
+  it('operator approves → the failed compensation is retried → compensated', () => {
+    const a = new Agent().toGate(PLAN_2).acted().failed('action.failed', permanent('notify failed'));
+    a.failed('compensation.failed', permanent('ledger refused'));
+    a.caseOpened();
+    expect(a.ctx.caseIds).toEqual(['ep-1.case-1']);
+    a.resolved(a.resolution('ep-1.case-1', 'approved'));
+    expect(a.state).toBe('compensating');
+    expect(a.ctx.effect).toMatchObject({ kind: 'compensate', step: 0 });
+    expect(a.ctx.error).toBeNull();
+    a.compensated();
+    expectFinal(a, 'compensated', 'compensated');
+  });
+
+  it('operator rejects → failed, the effect stands', () => {
+    const a = new Agent().toGate(PLAN_2).acted().failed('action.failed', permanent());
+    a.failed('compensation.failed', permanent('refund cannot be reversed'));
+    a.caseOpened();
+    a.resolved(a.resolution('ep-1.case-1', 'rejected'));
     expectFinal(a, 'failed', 'failed');
     expect(a.snap.output?.reason).toBe('refund cannot be reversed');
   });
 
-  it('compensation attempts exhausted → failed', () => {
+  it('compensation attempts exhausted → awaitingOperator', () => {
     const a = new Agent().toGate(PLAN_2).acted().failed('action.failed', permanent());
     a.failed('compensation.failed', transient()).retryFired();
     a.failed('compensation.failed', transient()).retryFired();
     a.failed('compensation.failed', transient('ledger down'));
     expect(a.ctx.error?.phase).toBe('compensation');
-    expectFinal(a, 'failed', 'failed');
+    expect(a.state).toBe('awaitingOperator');
   });
 
   // Regression, fixed (src/machines/agent.ts, action `recordFailure`): it always sets `compensateStep: context.step - 1`,
@@ -471,7 +493,7 @@ describe('agent machine: acting', () => {
     a.compensated(); // step 1 undone
     expect(a.ctx.compensateStep).toBe(0);
     a.failed('compensation.failed', permanent());
-    expect(a.state).toBe('failed');
+    expect(a.state).toBe('awaitingOperator');
     expect(a.ctx.compensateStep).toBe(0);
   });
 });
@@ -689,7 +711,7 @@ describe('agent machine: outcomes', () => {
 describe('agent machine: coverage', () => {
   const ALL_STATES = [
     'perceiving', 'perceiveBackoff', 'planning', 'planBackoff', 'gating', 'awaitingReview', 'acting', 'actBackoff',
-    'compensating', 'compensateBackoff', 'done', 'denied', 'rejected', 'expired', 'compensated', 'failed',
+    'compensating', 'compensateBackoff', 'awaitingOperator', 'done', 'denied', 'rejected', 'expired', 'compensated', 'failed',
   ];
 
   it('the machine has exactly the states these tests were written for', () => {
@@ -721,6 +743,9 @@ describe('agent machine: coverage', () => {
           if (effect?.kind === 'compensate') events.push({ type: 'compensation.done', effectId: effect.id, at }, ...failures('compensation.failed', effect.id));
           if (effect?.kind === 'openCase') events.push({ type: 'case.opened', effectId: effect.id, caseId: effect.caseId!, at });
           const caseId = effect?.caseId ?? caseIds.at(-1);
+          if (s.value === 'awaitingOperator' && caseId) {
+            for (const outcome of ['approved', 'rejected'] as const) events.push({ type: 'case.resolved', resolution: { caseId, outcome, plan: s.context.plan!, tier: 1, decidedBy: [], at }, at });
+          }
           if (s.value === 'awaitingReview' && caseId) {
             for (const outcome of ['approved', 'rejected', 'expired'] as const) events.push({ type: 'case.resolved', resolution: { caseId, outcome, plan: s.context.plan!, tier: 1, decidedBy: [], at }, at });
             for (const plan of plans) events.push({ type: 'case.resolved', resolution: { caseId, outcome: 'modified', plan, tier: 1, decidedBy: [], at }, at });
