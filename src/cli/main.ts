@@ -182,6 +182,53 @@ audit
     }
   });
 
+const deadletters = program.command('deadletters').description('What could not be delivered: list and replay.');
+deadletters
+  .command('list')
+  .description('List dead letters (events that crashed an actor or reached a suspended or missing one).')
+  .option('--data <dir>', 'data folder', '.handoff/demo')
+  .option('--json', 'print as JSON', false)
+  .action(async (o: { data: string; json: boolean }) => {
+    const store = await LevelStore.open(o.data);
+    try {
+      const letters = [];
+      for await (const d of store.deadLetters()) letters.push(d);
+      if (o.json) printJson({ count: letters.length, deadLetters: letters });
+      else if (letters.length === 0) process.stdout.write('no dead letters\n');
+      else {
+        const rows: (string | number)[][] = [['id', 'actor', 'event', 'code', 'reason']];
+        for (const d of letters) rows.push([d.id, d.actorId, d.event.type, d.code, d.reason.slice(0, 80)]);
+        process.stdout.write(`${table(rows, { header: true, align: ['l', 'l', 'l', 'l', 'l'] })}\n`);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+deadletters
+  .command('replay')
+  .description('Send dead letters again (all, or the ids given); delivered ones are removed.')
+  .argument('[ids...]', 'dead letter ids (default: all)')
+  .option('--data <dir>', 'data folder', '.handoff/demo')
+  .option('--model <dirs...>', 'model folders the actors belong to', ['models/refunds', 'models/incidents'])
+  .option('--json', 'print the result as JSON', false)
+  .action(async (ids: string[], o: { data: string; model: string[]; json: boolean }) => {
+    const { Runtime } = await import('../runtime/runtime.ts');
+    const { LevelWorld } = await import('../runtime/world.ts');
+    const store = await LevelStore.open(o.data);
+    try {
+      const models = await Promise.all(o.model.map((m) => loadModel(m)));
+      const rt = await Runtime.open({ store, world: new LevelWorld(store), models });
+      const result = await rt.replayDeadLetters((id) => ids.length === 0 || ids.includes(id));
+      await rt.whenIdle();
+      await rt.close();
+      if (o.json) printJson(result);
+      else process.stdout.write(`replayed ${result.delivered}; ${result.failed.length} failed${result.failed.map((f) => `\n  ${f.id}: ${f.error}`).join('')}\n`);
+      if (result.failed.length > 0) process.exitCode = 1;
+    } finally {
+      await store.close();
+    }
+  });
+
 // Feature commands register themselves here, one line each.
 // (end of command registrations)
 

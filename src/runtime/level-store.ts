@@ -104,6 +104,11 @@ export class LevelStore implements Store {
     for await (const value of this.db.values({ gt: `${space}:`, lt: `${space};` })) yield value as T;
   }
 
+  deleteMeta(key: string): Promise<void> {
+    this.#del(K.meta(key));
+    return this.#enqueue();
+  }
+
   putMeta(key: string, value: unknown): Promise<void> {
     this.#put(K.meta(key), value);
     return this.#enqueue();

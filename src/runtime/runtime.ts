@@ -683,13 +683,21 @@ export class Runtime {
   #scheduleRestart(id: string, reason: string, delayMs = 0): void {
     if (this.#restartTimers.has(id) || this.#stopped) return;
     this.#restartTimers.add(id);
-    this.#busy++;
+    // Counted as work only once it runs: a restart waiting out its backoff must not hold up a
+    // simulated clock that waits for the runtime to be idle before it moves.
     const restart = () => {
+      this.#busy++;
       this.#restartTimers.delete(id);
       this.#supervisor.restarted(id);
       this.stats.restarts++;
-      void this.#cell(id)
-        .catch((err: unknown) => this.log.error({ actor: id, err, reason }, 'restart failed'))
+      // What the actor did in memory may still be on its way to disk: restart from what is durable.
+      void this.store
+        .flush()
+        .then(() => this.#cell(id))
+        .catch((err: unknown) => {
+          if (err instanceof HandoffError && err.code === 'store.write_failed') this.#scheduleRestart(id, reason, 50);
+          else this.log.error({ actor: id, err, reason }, 'restart failed');
+        })
         .finally(() => this.#settle());
     };
     if (delayMs <= 0) queueMicrotask(restart);
@@ -743,7 +751,7 @@ export class Runtime {
   async #operatorDecision(msg: OutboxMessage): Promise<void> {
     const { resolution } = msg.event as unknown as { resolution: { outcome: string; caseId: string; decidedBy: string[] } };
     const id = msg.to;
-    await this.store.putMeta(`suspended:${id}`, null);
+    await this.store.deleteMeta(`suspended:${id}`);
     const rec = await this.store.load(id);
     if (resolution.outcome === 'approved' || resolution.outcome === 'modified') {
       this.#supervisor.reset(id);

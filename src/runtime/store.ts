@@ -103,6 +103,7 @@ export interface Store {
   lastAudit(): Promise<AuditEntry | undefined>;
   getMeta<T>(key: string): Promise<T | undefined>;
   putMeta(key: string, value: unknown): Promise<void>;
+  deleteMeta(key: string): Promise<void>;
   putIntent(intent: Intent): Promise<void>;
   getIntent(key: string): Promise<Intent | undefined>;
   putDeadLetter(letter: DeadLetter): Promise<void>;
