@@ -9,6 +9,7 @@ import { LevelStore } from '../runtime/level-store.ts';
 import { runDemo, type DemoSummary } from '../sim/demo.ts';
 import { parseFaults } from '../runtime/faults.ts';
 import { duration, paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
+import { registerStart } from './start-command.ts';
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
@@ -57,7 +58,8 @@ program
     bar.done();
     if (o.json) printJson(summary);
     else printDemo(summary);
-    if (summary.unfinished > 0 || summary.duplicateEffects > 0) process.exitCode = 1;
+    const violations = Object.values(summary.invariantViolations).reduce((a, b) => a + b, 0);
+    if (summary.unfinished > 0 || summary.duplicateEffects > 0 || violations > 0) process.exitCode = 1;
   });
 
 function printDemo(s: DemoSummary): void {
@@ -92,6 +94,7 @@ function printDemo(s: DemoSummary): void {
     ['effects in ledger', s.effects],
     ['duplicate effects', s.duplicateEffects === 0 ? paint.green('0') : paint.red(String(s.duplicateEffects))],
     ['unfinished episodes', s.unfinished === 0 ? paint.green('0') : paint.red(String(s.unfinished))],
+    ...Object.entries(s.invariantViolations).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`), v === 0 ? paint.green('0') : paint.red(String(v))]),
     ['audit entries', s.auditEntries],
   ];
   out.write(`${table(integrity, { header: true })}\n\n`);
@@ -230,6 +233,7 @@ deadletters
   });
 
 // Feature commands register themselves here, one line each.
+registerStart(program);
 // (end of command registrations)
 
 try {

@@ -43,6 +43,15 @@ export class AuditChain {
     this.#seq = last?.seq ?? 0;
     this.#prev = last?.hash ?? GENESIS;
   }
+  /** The chain's head, to roll back to if the entries linked after it are not written. */
+  head(): { seq: number; prev: string } {
+    return { seq: this.#seq, prev: this.#prev };
+  }
+  reset(head: { seq: number; prev: string }): void {
+    this.#seq = head.seq;
+    this.#prev = head.prev;
+  }
+
   link(draft: AuditDraft): AuditEntry {
     const base = { ...draft, seq: this.#seq + 1, prev: this.#prev };
     const entry = { ...base, hash: hashEntry(base) };

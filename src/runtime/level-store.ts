@@ -1,5 +1,5 @@
 import { Level } from 'level';
-import type { AuditEntry } from './audit-log.ts';
+import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { Rng } from './rng.ts';
 import type { ActorKind, ActorRecord, Commit, DeadLetter, Intent, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
@@ -47,10 +47,15 @@ export class LevelStore implements Store {
   #opts: Required<LevelStoreOptions>;
   #faults: Rng;
   #pending = new Map<string, Op>();
+  /** Audit drafts of the next batch, in commit order; linked into the chain when it is written. */
+  #auditDrafts: AuditDraft[] = [];
+  #chain!: AuditChain;
   #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   #writing: Promise<void> | null = null;
   #scheduled = false;
   #closed = false;
+  /** Fault injection stops while closing: a lost write at shutdown has no retry. */
+  #closing = false;
   /** Batches written and operations in them, for benchmarks and the progress display. */
   readonly stats = { batches: 0, ops: 0, commits: 0 };
 
@@ -63,7 +68,9 @@ export class LevelStore implements Store {
   static async open(dir: string, opts: LevelStoreOptions = {}): Promise<LevelStore> {
     const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
     await db.open();
-    return new LevelStore(db, opts);
+    const store = new LevelStore(db, opts);
+    store.#chain = new AuditChain(await store.lastAudit());
+    return store;
   }
 
   commit(c: Commit): Promise<void> {
@@ -78,13 +85,13 @@ export class LevelStore implements Store {
     for (const t of c.timersSet ?? []) this.#put(K.timer(t), t);
     for (const m of c.outboxPut ?? []) this.#put(K.outbox(m.id), m);
     for (const id of c.outboxDone ?? []) this.#del(K.outbox(id));
-    for (const e of c.audit ?? []) this.#put(K.audit(e.seq), e);
+    if (c.audit) for (const d of c.audit) this.#auditDrafts.push(d);
     if (c.commandId) this.#put(K.command(c.commandId), { actor: a.id, seq: c.journal.seq });
     return this.#enqueue();
   }
 
-  appendAudit(entries: AuditEntry[]): Promise<void> {
-    for (const e of entries) this.#put(K.audit(e.seq), e);
+  appendAudit(drafts: AuditDraft[]): Promise<void> {
+    for (const d of drafts) this.#auditDrafts.push(d);
     return this.#enqueue();
   }
 
@@ -138,13 +145,16 @@ export class LevelStore implements Store {
 
   async #drain(): Promise<void> {
     if (this.#writing) return;
-    while (this.#pending.size > 0) {
-      const ops = [...this.#pending.values()];
+    while (this.#pending.size > 0 || this.#auditDrafts.length > 0) {
+      const head = this.#chain.head();
+      const audit = this.#auditDrafts.map((d) => this.#chain.link(d));
+      this.#auditDrafts = [];
+      const ops = [...this.#pending.values(), ...audit.map((e): Op => ({ type: 'put', key: K.audit(e.seq), value: e }))];
       const waiters = this.#waiters;
       this.#pending = new Map();
       this.#waiters = [];
       this.#writing =
-        this.#opts.faultRate > 0 && this.#faults.next() < this.#opts.faultRate
+        this.#opts.faultRate > 0 && !this.#closing && this.#faults.next() < this.#opts.faultRate
           ? Promise.reject(new StoreWriteError(`injected store fault: batch of ${ops.length} operations not written`))
           : this.db.batch(ops as never, { sync: this.#opts.sync } as never);
       try {
@@ -153,6 +163,8 @@ export class LevelStore implements Store {
         this.stats.ops += ops.length;
         for (const w of waiters) w.resolve();
       } catch (err) {
+        // Nothing of the batch was written: the chain continues from the last entry on disk.
+        this.#chain.reset(head);
         for (const w of waiters) w.reject(err);
       } finally {
         this.#writing = null;
@@ -165,7 +177,7 @@ export class LevelStore implements Store {
   }
 
   async flush(): Promise<void> {
-    if (this.#pending.size === 0 && !this.#writing && this.#waiters.length === 0) return;
+    if (this.#pending.size === 0 && this.#auditDrafts.length === 0 && !this.#writing && this.#waiters.length === 0) return;
     await this.#enqueue();
   }
 
@@ -246,6 +258,7 @@ export class LevelStore implements Store {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#closing = true;
     await this.flush();
     this.#closed = true;
     await this.db.close();

@@ -27,7 +27,7 @@ import type { World } from '../models/define.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { MemoryTransport } from '../transport/memory-transport.ts';
 import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
-import { AuditChain, type AuditDraft } from './audit-log.ts';
+import type { AuditDraft } from './audit-log.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { ActorKind, ActorRecord, Commit, JournalEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 import { TimerService } from './timer-service.ts';
@@ -162,7 +162,6 @@ export class Runtime {
   #cells = new Map<string, Cell>();
   #loading = new Map<string, Promise<Cell | ActorRecord | undefined>>();
   #timers: TimerService;
-  #audit!: AuditChain;
   #subjects: ReturnType<typeof subjects>;
   #recentCommands = new Set<string>();
   #listeners = new Set<(n: TransitionNotice) => void>();
@@ -209,7 +208,6 @@ export class Runtime {
   /** Opens the runtime on its store and restores every unfinished actor, effects and timers included. */
   static async open(opts: RuntimeOptions): Promise<Runtime> {
     const rt = new Runtime(opts);
-    rt.#audit = new AuditChain(await rt.store.lastAudit());
     await rt.#recover();
     return rt;
   }
@@ -252,6 +250,15 @@ export class Runtime {
     const parsed = parseContract(model.handlers.signal, signal, `${model.name}.signal`, 'signal');
     const input = { episodeId: opts.episodeId, model: model.name, signal: parsed, retry: model.config.retry };
     return this.#spawn('agent', opts.episodeId, model, input);
+  }
+
+  /**
+   * Opens a review case directly (cases normally open from an agent's gate). The input is parsed
+   * with the CaseInput contract; its resolution is delivered to `input.episodeId`.
+   */
+  async openCase(input: unknown): Promise<Ack> {
+    const parsed = parseContract(CaseInput, input, 'CaseInput');
+    return this.#spawn('case', parsed.caseId, this.#model(parsed.model), parsed);
   }
 
   /**
@@ -355,7 +362,7 @@ export class Runtime {
   /** Appends audit entries outside an actor transition (logins, refused commands). */
   async audit(drafts: AuditDraft[]): Promise<void> {
     if (drafts.length === 0) return;
-    await this.store.appendAudit(drafts.map((d) => this.#audit.link(d)));
+    await this.store.appendAudit(drafts);
   }
 
   async close(): Promise<void> {
@@ -365,7 +372,7 @@ export class Runtime {
     await this.whenIdle();
     for (const cell of this.#cells.values()) cell.actor.stop();
     this.#cells.clear();
-    await this.store.flush();
+    await this.store.flush().catch((err: unknown) => this.log.error({ err }, 'final flush failed: what it held is redone from the journal on the next start'));
     if (this.#ownsTransport) await this.transport.close();
   }
 
@@ -512,7 +519,7 @@ export class Runtime {
         if (c.resolution) outbox.push({ id: `${cell.id}.resolution`, to: c.episodeId, event: { type: 'case.resolved', at: event.at, resolution: c.resolution } });
       }
       const outboxDone = event.type === 'case.resolved' ? [`${(event as unknown as { resolution: { caseId: string } }).resolution.caseId}.resolution`] : undefined;
-      const audit = this.#auditFor(cell, prev, ctx, event, status).map((d) => this.#audit.link(d));
+      const audit = this.#auditFor(cell, prev, ctx, event, status);
 
       const record: ActorRecord = { id: cell.id, kind: cell.kind, model: cell.model.name, seq, status, state, snapshot: persisted, updatedAt: event.at };
       const hot = cell.kind === 'agent' && !!(ctx as AgentContext).effect;
@@ -637,8 +644,14 @@ export class Runtime {
         } else if (err instanceof EventRejectedError) {
           this.log.debug({ msg: msg.id, err: err.message }, 'outbox message no longer applies');
         } else if (err instanceof ActorNotFoundError || err instanceof ActorSuspendedError) {
-          await this.#deadLetter(msg.to, msg.event as RuntimeEvent, err.message, err.code);
-        } else this.log.error({ msg: msg.id, err }, 'outbox delivery failed; it stays in the outbox for the next start');
+          await this.#deadLetter(msg.to, msg.event as RuntimeEvent, err.message, err.code).catch(() => this.clock.setTimeout(() => this.#deliver(msg), 100));
+        } else if (err instanceof ActorCrashedError || err instanceof RuntimeStoppedError) {
+          // A crash dead-letters the event that caused it; a stopping node redelivers on its next start.
+        } else {
+          // A lost write: the message is still in the durable outbox; try again shortly.
+          this.log.warn({ msg: msg.id, err }, 'outbox delivery failed; retrying');
+          this.clock.setTimeout(() => this.#deliver(msg), 100);
+        }
       })
       .finally(() => this.#settle());
   }
@@ -650,8 +663,11 @@ export class Runtime {
       .catch(async (err: unknown) => {
         if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError) return;
         if (err instanceof ActorRestartingError) this.#timers.schedule(t, this.clock.now() + err.retryAfterMs + 1);
-        else if (err instanceof ActorSuspendedError) await this.#deadLetter(t.actorId, event, err.message, err.code);
-        else if (!(err instanceof ActorCrashedError)) this.log.error({ actor: t.actorId, timer: t.name, err }, 'timer delivery failed');
+        else if (err instanceof ActorSuspendedError) await this.#deadLetter(t.actorId, event, err.message, err.code).catch(() => undefined);
+        else if (err instanceof HandoffError && err.code === 'store.write_failed') {
+          // The actor restarts from its durable snapshot and re-arms this timer itself.
+          this.log.debug({ actor: t.actorId, timer: t.name }, 'timer delivery hit a failed write');
+        } else if (!(err instanceof ActorCrashedError)) this.log.error({ actor: t.actorId, timer: t.name, err }, 'timer delivery failed');
       })
       .finally(() => this.#settle());
   }
@@ -665,7 +681,7 @@ export class Runtime {
     this.stats.crashes++;
     const message = error instanceof Error ? error.message : String(error);
     this.log.error({ actor: id, event: poison?.type, err: error }, 'actor crashed');
-    if (poison) void this.#deadLetter(id, poison, `crashed the actor: ${message}`, 'actor.crashed');
+    if (poison) void this.#deadLetter(id, poison, `crashed the actor: ${message}`, 'actor.crashed').catch((err: unknown) => this.log.error({ actor: id, err }, 'dead letter not written'));
     const decision = this.#supervisor.onCrash(id, kind);
     if (decision.action === 'restart') {
       this.#scheduleRestart(id, message, decision.delayMs);
@@ -767,7 +783,7 @@ export class Runtime {
         updatedAt: this.clock.now(),
         snapshot: { ...(rec.snapshot as object), context: { ...ctx, outcome: rec.kind === 'agent' ? 'failed' : ctx.outcome, error: { message: `stopped by operator (${resolution.caseId})`, code: 'actor.stopped', transient: false, phase: 'supervision' }, effect: null, timers: {} } },
       };
-      const audit = [this.#audit.link({ at: this.clock.now(), kind: 'actor.stopped', actor: id, by: resolution.decidedBy.join(',') || 'operator', data: { operatorCase: resolution.caseId } })];
+      const audit = [{ at: this.clock.now(), kind: 'actor.stopped', actor: id, by: resolution.decidedBy.join(',') || 'operator', data: { operatorCase: resolution.caseId } }];
       await this.store.commit({ actor: stopped, journal: { seq: stopped.seq, at: stopped.updatedAt, event: { type: 'handoff.operator.stop', caseId: resolution.caseId }, state: 'stopped' }, outboxDone: [msg.id], audit, timersCleared: Object.entries(((ctx.timers ?? {}) as Timers)).flatMap(([name, dueAt]) => (dueAt === undefined ? [] : [{ actorId: id, name, dueAt }])) });
       return;
     }

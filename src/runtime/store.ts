@@ -1,4 +1,4 @@
-import type { AuditEntry } from './audit-log.ts';
+import type { AuditDraft, AuditEntry } from './audit-log.ts';
 
 export type ActorKind = 'agent' | 'case';
 
@@ -73,7 +73,8 @@ export interface Commit {
   timersCleared?: TimerEntry[];
   outboxPut?: OutboxMessage[];
   outboxDone?: string[];
-  audit?: AuditEntry[];
+  /** Linked into the hash chain by the store, in commit order, when the batch is written. */
+  audit?: AuditDraft[];
   commandId?: string;
   /** The actor has an effect pending after this commit. */
   hot?: boolean;
@@ -99,7 +100,7 @@ export interface Store {
   dueTimers(until: number, limit?: number): AsyncIterable<TimerEntry>;
   audit(from?: number): AsyncIterable<AuditEntry>;
   /** Appends audit entries that belong to no actor transition (logins, refused commands). */
-  appendAudit(entries: AuditEntry[]): Promise<void>;
+  appendAudit(drafts: AuditDraft[]): Promise<void>;
   lastAudit(): Promise<AuditEntry | undefined>;
   getMeta<T>(key: string): Promise<T | undefined>;
   putMeta(key: string, value: unknown): Promise<void>;

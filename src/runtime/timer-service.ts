@@ -69,7 +69,7 @@ export class TimerService {
     this.#refillHandle = this.#clock.setTimeout(() => {
       this.#refillAt = undefined;
       this.#refillHandle = undefined;
-      void this.#refill();
+      this.#refill().catch(() => this.#armRefill(this.#clock.now() + 1000));
     }, at - this.#clock.now());
   }
 

@@ -86,7 +86,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       meta = { model: opts.model, cases: opts.cases, seed: opts.seed, reviewers: opts.reviewers, arrivalMs: opts.arrivalMs ?? 90_000, startedAt: START, runs: 0 };
     }
     meta = { ...meta, runs: meta.runs + 1 };
-    await store.putMeta('demo', meta);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await store.putMeta('demo', meta);
+        break;
+      } catch (err) {
+        if (!(err instanceof HandoffError && err.code === 'store.write_failed') || attempt >= 20) throw err;
+      }
+    }
 
     const model = await loadModel(meta.model);
     const started = new Set<string>();
@@ -161,7 +168,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       const next = clock.nextDue();
       if (next === undefined || (finished >= meta.cases && openCases.size === 0)) break;
       clock.advanceTo(next);
-      if (++steps % 2000 === 0) void store.putMeta('clock', clock.now());
+      // Best effort: resume also derives the clock from the actors' last update times.
+      if (++steps % 2000 === 0) store.putMeta('clock', clock.now()).catch(() => undefined);
       const now = performance.now();
       if (opts.onProgress && now - lastProgress > 200) {
         lastProgress = now;
@@ -170,12 +178,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     }
     await Promise.all(starts);
     opts.onProgress?.({ finished, total: meta.cases, simulatedAt: clock.now(), openCases: openCases.size });
-    await store.putMeta('clock', clock.now());
+    await store.putMeta('clock', clock.now()).catch(() => undefined);
     pool.stop();
     server.unsubscribe();
     await rt.close();
 
-    const summary = await summarize(store, world, model.config.review.tiers.length);
+    const summary = await summarize(store, world, model.config.review.tiers.length, (t) => model.config.actions[t]?.compensation ?? null);
     const wallMs = Math.round(performance.now() - wall0);
     return {
       model: model.name,

@@ -22,10 +22,21 @@ export interface RunSummary {
   /** Cases escalated out of each tier (`tier1`: escalated from tier 1 to tier 2). */
   escalations: Record<string, number>;
   auditEntries: number;
+  /** Checks that must all be 0. */
+  invariantViolations: {
+    /** Episodes that ended acting whose actions are not all in the world's ledger. */
+    missingEffects: number;
+    /** Compensated episodes with a completed step whose compensation is not in the ledger. */
+    missingCompensations: number;
+    /** Episodes whose compensation failed and that have no operator case. */
+    sagasWithoutOperatorCase: number;
+    /** Episodes counted twice or not at all. */
+    outcomeMismatch: number;
+  };
 }
 
 /** Totals of everything in a store: computed from the durable records, so they survive restarts. */
-export async function summarize(store: Store, world: LevelWorld, tierCount: number): Promise<RunSummary> {
+export async function summarize(store: Store, world: LevelWorld, tierCount: number, compensationOf: (actionType: string) => string | null = () => null): Promise<RunSummary> {
   const outcomes = Object.fromEntries(EPISODE_OUTCOMES.map((o) => [o, 0])) as Record<EpisodeOutcome, number>;
   let episodes = 0;
   let unfinished = 0;
@@ -37,6 +48,9 @@ export async function summarize(store: Store, world: LevelWorld, tierCount: numb
   let closed = 0;
   let metSla = 0;
   const escalations: Record<string, number> = {};
+  const violations = { missingEffects: 0, missingCompensations: 0, sagasWithoutOperatorCase: 0, outcomeMismatch: 0 };
+  const finishedAgents: AgentContext[] = [];
+  const operatorCases = new Set<string>();
   for (let t = 1; t <= tierCount; t++) escalations[`tier${t}`] = 0;
   for await (const rec of store.actors()) {
     const ctx = (rec.snapshot as { context: AgentContext | CaseContext }).context;
@@ -44,12 +58,15 @@ export async function summarize(store: Store, world: LevelWorld, tierCount: numb
       episodes++;
       const outcome = (ctx as AgentContext).outcome;
       // An agent stopped by an operator after repeated crashes counts as failed.
-      if ((rec.status === 'done' || rec.status === 'stopped') && outcome) outcomes[outcome]++;
-      else unfinished++;
+      if ((rec.status === 'done' || rec.status === 'stopped') && outcome) {
+        outcomes[outcome]++;
+        finishedAgents.push(ctx as AgentContext);
+      } else unfinished++;
       continue;
     }
     const c = ctx as CaseContext;
     cases++;
+    if (c.decision.ruleId === 'saga:compensation-failed') operatorCases.add(c.caseId);
     if (c.firstClaimAt !== null) {
       claimed++;
       ackSum += c.firstClaimAt - c.openedAt;
@@ -65,6 +82,22 @@ export async function summarize(store: Store, world: LevelWorld, tierCount: numb
       if (!missed) metSla++;
     }
   }
+  const ledger = new Set<string>();
+  for await (const e of world.entries()) ledger.add(e.key);
+  for (const a of finishedAgents) {
+    const steps = a.plan?.actions.length ?? 0;
+    if (['autoActed', 'approved', 'modified'].includes(a.outcome ?? '') || (a.outcome === 'expired' && a.resolution === 'expired' && a.results.length > 0)) {
+      for (let i = 0; i < steps; i++) if (!ledger.has(`${a.episodeId}/${i}`)) violations.missingEffects++;
+    }
+    if (a.outcome === 'compensated') {
+      for (let i = 0; i < a.results.length; i++) {
+        const type = a.plan?.actions[i]?.type;
+        if (type && compensationOf(type) && !ledger.has(`${a.episodeId}/${i}/compensate`)) violations.missingCompensations++;
+      }
+    }
+    if (a.outcome === 'failed' && a.error?.phase === 'compensation' && !a.caseIds.some((id) => operatorCases.has(id))) violations.sagasWithoutOperatorCase++;
+  }
+  violations.outcomeMismatch = Math.abs(episodes - unfinished - Object.values(outcomes).reduce((x, y) => x + y, 0));
   const totals = await world.totals();
   let auditEntries = 0;
   const last = await store.lastAudit();
@@ -81,5 +114,6 @@ export async function summarize(store: Store, world: LevelWorld, tierCount: numb
     slaAttainment: closed ? Math.round((metSla / closed) * 10_000) / 10_000 : 1,
     escalations,
     auditEntries,
+    invariantViolations: violations,
   };
 }

@@ -1,0 +1,92 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { hashPassword } from '../gateway/auth.ts';
+import { startConsole } from '../gateway/embedded.ts';
+import { paint, printJson } from './output.ts';
+
+const num = (name: string, min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}`);
+  return n;
+};
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface StartOptions {
+  port: number;
+  host: string;
+  data: string;
+  model: string[];
+  demoLoad: number;
+  demoBurst?: number;
+  demoSeed?: number;
+  sessionIdle: number;
+  sessionMax: number;
+  secureCookies: boolean;
+  allowOrigin: string[];
+  json: boolean;
+}
+
+/** `handoff start` (the gateway and reviewer console) and `handoff users hash` (reviewer credentials). */
+export function registerStart(program: Command): void {
+  program
+    .command('start')
+    .description('Run the runtime with the reviewer console: HTTP + WebSocket gateway, login, queues, cases, dashboards.')
+    .option('--port <n>', 'port to listen on (0: any free port)', num('--port', 0), 7400)
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--data <dir>', 'data folder (LevelDB)', '.handoff/console')
+    .option('--model <dir>', 'model folder; repeat for several (default: models/refunds and models/incidents)', collect, [])
+    .option('--demo-load <n>', 'keep a background trickle of n synthetic episodes per minute', num('--demo-load', 0), 0)
+    .option('--demo-burst <n>', 'synthetic episodes started at once with --demo-load (default: n)', num('--demo-burst', 0))
+    .option('--demo-seed <n>', 'seed of the synthetic episodes (same seed, same signals)', num('--demo-seed', 0))
+    .option('--session-idle <minutes>', 'a session unused this long expires', num('--session-idle', 0.01), 30)
+    .option('--session-max <hours>', 'a session expires this long after sign-in', num('--session-max', 0.01), 12)
+    .option('--secure-cookies', 'mark the session cookie Secure (when served behind TLS)', false)
+    .option('--allow-origin <origin>', 'another origin allowed to send commands (a TLS proxy); repeatable', collect, [])
+    .option('--json', 'print {"url": ...} as one JSON line once listening', false)
+    .action(async (o: StartOptions) => {
+      const models = o.model.length ? o.model : ['models/refunds', 'models/incidents'];
+      const running = await startConsole({
+        data: o.data,
+        models,
+        host: o.host,
+        port: o.port,
+        demoLoad: o.demoLoad,
+        ...(o.demoBurst !== undefined ? { demoBurst: o.demoBurst } : {}),
+        ...(o.demoSeed !== undefined ? { demoSeed: o.demoSeed } : {}),
+        sessions: { idleMs: Math.round(o.sessionIdle * 60_000), absoluteMs: Math.round(o.sessionMax * 3600_000) },
+        secureCookies: o.secureCookies,
+        ...(o.allowOrigin.length ? { allowedOrigins: o.allowOrigin } : {}),
+      });
+      const names = [...running.runtime.models.keys()];
+      if (o.json) process.stdout.write(`${JSON.stringify({ url: running.url, data: o.data, models: names, reviewers: running.gateway.directory.size, openCases: running.gateway.projection.size })}\n`);
+      else {
+        process.stdout.write(`${paint.bold('Handoff console')} ${running.url}\n`);
+        process.stdout.write(
+          `${paint.dim(`data ${o.data} · models ${names.join(', ')} · ${running.gateway.projection.size} open cases · ${running.gateway.directory.size} reviewer accounts${o.demoLoad ? ` · demo load ${o.demoLoad}/min` : ''}`)}\n`,
+        );
+        if (running.gateway.directory.size === 0) process.stdout.write(`${paint.yellow('warning')} no reviewers.json in the model folders: nobody can sign in (see docs/console.md)\n`);
+      }
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          void running.close().finally(resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+
+  program
+    .command('users')
+    .description('Reviewer credentials for reviewers.json.')
+    .command('hash')
+    .description('Read a password from stdin and print a scrypt secret for a reviewer entry of reviewers.json.')
+    .argument('<id>', 'reviewer id (as in model.json reviewers)')
+    .action(async (id: string) => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+      const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+      if (!password) throw new InvalidArgumentError('pipe the password on stdin, e.g. `printf %s "$PW" | handoff users hash r-jane`');
+      printJson({ id, secret: await hashPassword(password) });
+    });
+}

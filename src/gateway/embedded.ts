@@ -1,0 +1,144 @@
+import { mkdir } from 'node:fs/promises';
+import { HandoffError } from '../contracts/errors.ts';
+import { loadModel, type LoadedModel } from '../models/loader.ts';
+import { systemClock } from '../runtime/clock.ts';
+import { serveCommands } from '../runtime/command-server.ts';
+import { LevelStore } from '../runtime/level-store.ts';
+import { Rng } from '../runtime/rng.ts';
+import { Runtime } from '../runtime/runtime.ts';
+import { LevelWorld } from '../runtime/world.ts';
+import type { SessionOptions } from './auth.ts';
+import { embeddedBackend } from './backend.ts';
+import { Gateway } from './server.ts';
+
+/**
+ * A background trickle of synthetic episodes (each model's `synthesize`), so a console started for a
+ * demo has cases arriving. Arrivals are a Poisson process at `perMinute`; `burst` episodes start at once.
+ */
+export class DemoLoad {
+  #rt: Runtime;
+  #models: LoadedModel[];
+  #rng: Rng;
+  #gaps: Rng;
+  #meanGapMs: number;
+  #timer: NodeJS.Timeout | null = null;
+  #n = 0;
+  #run = Date.now().toString(36);
+  #stopped = false;
+  started = 0;
+
+  constructor(rt: Runtime, opts: { perMinute: number; seed?: number }) {
+    this.#rt = rt;
+    this.#models = [...rt.models.values()];
+    this.#rng = new Rng(opts.seed ?? Date.now());
+    this.#gaps = new Rng((opts.seed ?? Date.now()) + 1);
+    this.#meanGapMs = 60_000 / Math.max(opts.perMinute, 0.001);
+  }
+
+  start(burst: number): void {
+    for (let i = 0; i < burst; i++) this.#one();
+    this.#next();
+  }
+
+  #next(): void {
+    if (this.#stopped) return;
+    const gap = Math.max(20, Math.round(-Math.log(1 - this.#gaps.next()) * this.#meanGapMs));
+    this.#timer = setTimeout(() => {
+      this.#one();
+      this.#next();
+    }, gap);
+    this.#timer.unref();
+  }
+
+  #one(): void {
+    const i = this.#n++;
+    const model = this.#models[i % this.#models.length]!;
+    const signal = model.handlers.synthesize(this.#rng, i);
+    const id = `load-${this.#run}-${String(i + 1).padStart(5, '0')}`;
+    this.started++;
+    this.#rt.startEpisode(model.name, signal, { episodeId: id }).catch((err: unknown) => {
+      if (!(err instanceof HandoffError && err.code === 'runtime.stopped')) this.#rt.log.warn({ err, episode: id }, 'demo episode did not start');
+    });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+}
+
+export interface ConsoleOptions {
+  data: string;
+  models: string[];
+  host?: string;
+  port?: number;
+  /** Synthetic episodes per minute in the background (0: none). */
+  demoLoad?: number;
+  /** Episodes started at once with the demo load. @default demoLoad, at most 500 */
+  demoBurst?: number;
+  demoSeed?: number;
+  sessions?: SessionOptions;
+  secureCookies?: boolean;
+  allowedOrigins?: string[];
+}
+
+export interface RunningConsole {
+  url: string;
+  gateway: Gateway;
+  runtime: Runtime;
+  store: LevelStore;
+  demo: DemoLoad | null;
+  close(): Promise<void>;
+}
+
+/**
+ * The embedded deployment behind `handoff start`: the runtime on a LevelDB store in `data` with the
+ * system clock, its command server on the in-memory transport, and the gateway serving the console.
+ */
+export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole> {
+  const models = [];
+  for (const dir of opts.models) models.push(await loadModel(dir));
+  await mkdir(opts.data, { recursive: true });
+  const store = await LevelStore.open(opts.data);
+  let rt: Runtime | undefined;
+  try {
+    const world = new LevelWorld(store);
+    rt = await Runtime.open({ store, world, models, clock: systemClock });
+    const commands = serveCommands(rt);
+    const gateway = await Gateway.start({
+      backend: embeddedBackend(rt),
+      host: opts.host ?? '127.0.0.1',
+      port: opts.port ?? 7400,
+      log: rt.log,
+      ...(opts.sessions ? { sessions: opts.sessions } : {}),
+      ...(opts.secureCookies ? { secureCookies: true } : {}),
+      ...(opts.allowedOrigins ? { allowedOrigins: opts.allowedOrigins } : {}),
+    });
+    let demo: DemoLoad | null = null;
+    if (opts.demoLoad && opts.demoLoad > 0) {
+      demo = new DemoLoad(rt, { perMinute: opts.demoLoad, ...(opts.demoSeed !== undefined ? { seed: opts.demoSeed } : {}) });
+      demo.start(opts.demoBurst ?? Math.min(500, Math.ceil(opts.demoLoad)));
+    }
+    const runtime = rt;
+    let closing: Promise<void> | null = null;
+    return {
+      url: gateway.url,
+      gateway,
+      runtime,
+      store,
+      demo,
+      close: () =>
+        (closing ??= (async () => {
+          demo?.stop();
+          await gateway.close();
+          commands.unsubscribe();
+          await runtime.close();
+          await store.close();
+        })()),
+    };
+  } catch (err) {
+    await rt?.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+}

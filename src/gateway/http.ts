@@ -1,0 +1,145 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ContractError, HandoffError } from '../contracts/errors.ts';
+
+/** An error answered to the browser: an HTTP status, a stable code and a sentence. */
+export class HttpError extends HandoffError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string, details: Record<string, unknown> = {}) {
+    super(code, message, details);
+    this.status = status;
+  }
+}
+
+const STATUS_BY_CODE: Record<string, number> = {
+  'contract.invalid': 400,
+  'auth.required': 401,
+  'auth.session_expired': 401,
+  'auth.invalid_credentials': 401,
+  'auth.forbidden': 403,
+  'auth.csrf': 403,
+  'auth.origin': 403,
+  'auth.sensitive_field': 403,
+  'actor.not_found': 404,
+  'actor.conflict': 409,
+  'command.replayed': 409,
+  'event.rejected': 409,
+  'auth.throttled': 429,
+  'actor.restarting': 503,
+  'actor.suspended': 503,
+  'runtime.stopped': 503,
+  'transport.no_responders': 503,
+  'transport.timeout': 504,
+};
+
+/** What the browser gets for an error: `{ error: { status, code, message, details? } }`. */
+export function errorBody(err: unknown): { status: number; body: { error: { status: number; code: string; message: string; details?: Record<string, unknown> } } } {
+  if (err instanceof HttpError) return { status: err.status, body: { error: { status: err.status, code: err.code, message: err.message, ...(Object.keys(err.details).length ? { details: err.details } : {}) } } };
+  if (err instanceof HandoffError) {
+    const status = STATUS_BY_CODE[err.code] ?? (err.code.startsWith('auth.') ? 403 : 500);
+    if (status === 500) return { status, body: { error: { status, code: 'internal', message: 'the server failed to handle the request; it is logged' } } };
+    const details: Record<string, unknown> = { ...err.details };
+    if (err instanceof ContractError || err.code === 'contract.invalid') {
+      const issues = (err.details.issues as { path: string; message: string }[] | undefined) ?? [];
+      details.path = issues[0]?.path ?? '';
+      details.issues = issues;
+      delete details.contract;
+    }
+    return { status, body: { error: { status, code: err.code, message: err.message, ...(Object.keys(details).length ? { details } : {}) } } };
+  }
+  return { status: 500, body: { error: { status: 500, code: 'internal', message: 'the server failed to handle the request; it is logged' } } };
+}
+
+/**
+ * Headers on every response. The content security policy allows scripts, styles, images and
+ * connections from this origin only: no inline script or style, no eval, no framing.
+ */
+export const SECURITY_HEADERS: Record<string, string> = {
+  'Content-Security-Policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+  'Permissions-Policy': 'camera=(), microphone=(), geolocation=(), payment=()',
+};
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, err: unknown, headers: Record<string, string | string[]> = {}): { status: number; code: string; message: string } {
+  const { status, body } = errorBody(err);
+  if (!res.headersSent) sendJson(res, status, body, headers);
+  else res.end();
+  return { status, code: body.error.code, message: body.error.message };
+}
+
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i <= 0) continue;
+    const k = part.slice(0, i).trim();
+    const v = part.slice(i + 1).trim();
+    if (k && !(k in out)) {
+      try {
+        out[k] = decodeURIComponent(v);
+      } catch {
+        out[k] = v;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Reads a JSON body of at most `limit` bytes. Refuses other content types (415), larger bodies (413,
+ * before reading them when Content-Length says so) and text that is not JSON (400).
+ */
+export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') throw new HttpError(415, 'request.unsupported_media_type', `send the body as application/json (got ${type || 'no content type'})`);
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, 'request.too_large', `the body is ${declared} bytes; the limit is ${limit}`, { limit });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new HttpError(413, 'request.too_large', `the body exceeds the limit of ${limit} bytes`, { limit });
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text.trim()) throw new HttpError(400, 'request.malformed_json', 'the body is empty; expected a JSON object');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new HttpError(400, 'request.malformed_json', `the body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Whether a request's Origin (when the browser sends one) is this server's own. */
+export function sameOrigin(req: IncomingMessage, extra: readonly string[] = []): boolean {
+  const origin = req.headers.origin;
+  if (req.headers['sec-fetch-site'] === 'cross-site') return false;
+  if (!origin) return true;
+  if (extra.includes(origin)) return true;
+  const host = req.headers.host;
+  if (!host) return false;
+  return origin === `http://${host}` || origin === `https://${host}`;
+}
+
+export const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json; charset=utf-8',
+  '.woff2': 'font/woff2',
+};

@@ -1,0 +1,476 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { dirname, extname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { LoginRequest } from '../contracts/auth.ts';
+import { ContractError, HandoffError } from '../contracts/errors.ts';
+import { parseContract } from '../contracts/parse.ts';
+import { ReviewerCommand } from '../contracts/reviewer-command.ts';
+import { explainCaseRejection, type CaseContext, type CaseEvent } from '../machines/review-case.ts';
+import type { LoadedModel } from '../models/loader.ts';
+import type { AuditDraft } from '../runtime/audit-log.ts';
+import { AuditIndex } from './audit-index.ts';
+import { Directory, LoginThrottle, Sessions, type Principal, type Session, type SessionOptions } from './auth.ts';
+import type { GatewayBackend } from './backend.ts';
+import { caseView, episodeView, mayOpen, unmaskPlan } from './case-view.ts';
+import { HttpError, MIME, SECURITY_HEADERS, parseCookies, readJson, sameOrigin, sendError, sendJson } from './http.ts';
+import { Metrics } from './metrics.ts';
+import { QueueProjection, type QueueFilter } from './projection.ts';
+import { WsHub } from './ws-hub.ts';
+
+export interface GatewayOptions {
+  backend: GatewayBackend;
+  /** Reviewer accounts. @default loaded from the models' `reviewers.json` */
+  directory?: Directory;
+  /** @default 127.0.0.1 */
+  host?: string;
+  /** 0 picks a free port. @default 7400 */
+  port?: number;
+  sessions?: SessionOptions;
+  /** Largest JSON body accepted. @default 64 KiB */
+  maxBodyBytes?: number;
+  /** Add `Secure` to the session cookie (serve behind TLS). @default false */
+  secureCookies?: boolean;
+  /** Origins besides the server's own allowed to send commands (a TLS proxy's public origin). */
+  allowedOrigins?: string[];
+  /** Folder of the console's static pages. @default web/console of this repository */
+  webRoot?: string;
+  log?: Logger;
+  /** Dashboard bucket size. @default 60 s */
+  metricsBucketMs?: number;
+}
+
+const COOKIE = 'handoff_session';
+const HERE = dirname(fileURLToPath(import.meta.url));
+const DEFAULT_WEB_ROOT = resolve(HERE, '..', '..', 'web', 'console');
+
+/** Static files the console serves, by URL path; nothing outside this map is ever read. */
+async function staticFiles(webRoot: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const full = join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (MIME[extname(entry.name)]) files.set(`/${relative(webRoot, full).split(sep).join('/')}`, full);
+    }
+  };
+  await walk(webRoot);
+  const uplot = dirname(createRequire(import.meta.url).resolve('uplot'));
+  files.set('/vendor/uplot/uPlot.esm.js', join(uplot, 'uPlot.esm.js'));
+  files.set('/vendor/uplot/uPlot.min.css', join(uplot, 'uPlot.min.css'));
+  return files;
+}
+
+const COMMAND_TYPES: Record<string, CaseEvent['type']> = {
+  'handoff.case.claim': 'claim',
+  'handoff.case.release': 'release',
+  'handoff.case.renew': 'renew',
+  'handoff.case.approve': 'approve',
+  'handoff.case.modify': 'modify',
+  'handoff.case.reject': 'reject',
+  'handoff.case.escalate': 'escalate',
+};
+
+const RANGES: Record<string, number | null> = { '1h': 3600_000, '6h': 6 * 3600_000, '24h': 24 * 3600_000, '7d': 7 * 86_400_000, all: null };
+
+/**
+ * The reviewer console's server: static pages, a JSON API and a WebSocket on one node:http server.
+ *
+ * Security model: no anonymous access (every API call needs a session; the app page redirects to the
+ * login page); sessions are random tokens in an HttpOnly, SameSite=Strict cookie with sliding idle
+ * expiry and an absolute cap; every mutation needs the session's CSRF token in `X-CSRF-Token`, a JSON
+ * content type and a same-origin `Origin`; a strict content security policy; the reviewer's identity
+ * and roles come from the session, never from the request. Each command is parsed with the
+ * `ReviewerCommand` contract and authorised before it is sent to the case actor; refusals and logins
+ * are appended to the audit log.
+ */
+export class Gateway {
+  readonly server: Server;
+  readonly sessions: Sessions;
+  readonly projection: QueueProjection;
+  readonly metrics: Metrics;
+  readonly audit: AuditIndex;
+  readonly directory: Directory;
+  #backend: GatewayBackend;
+  #hub: WsHub;
+  #files: Map<string, string>;
+  #opts: GatewayOptions;
+  #models: Map<string, LoadedModel>;
+  #names = new Map<string, string>();
+  #throttle = new LoginThrottle();
+  #unsubs: (() => void)[] = [];
+  #log: Logger | undefined;
+  #fileCache = new Map<string, Buffer>();
+  url = '';
+
+  private constructor(opts: GatewayOptions, directory: Directory, files: Map<string, string>) {
+    this.#opts = opts;
+    this.#backend = opts.backend;
+    this.#log = opts.log;
+    this.directory = directory;
+    this.#files = files;
+    this.#models = new Map(opts.backend.models.map((m) => [m.name, m]));
+    for (const m of opts.backend.models) for (const r of m.config.reviewers) this.#names.set(r.id, r.name);
+    this.sessions = new Sessions(opts.sessions);
+    this.projection = new QueueProjection(opts.backend);
+    this.metrics = new Metrics(opts.backend, opts.metricsBucketMs ? { bucketMs: opts.metricsBucketMs } : {});
+    this.audit = new AuditIndex(opts.backend);
+    this.#hub = new WsHub(opts.backend, this.projection, this.sessions);
+    this.server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => void this.#handle(req, res));
+    this.server.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
+  }
+
+  /** Loads accounts and the open cases, then listens. The dashboards' history loads in the background. */
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const directory = opts.directory ?? (await Directory.load(opts.backend.models));
+    const files = await staticFiles(opts.webRoot ?? DEFAULT_WEB_ROOT);
+    const gw = new Gateway(opts, directory, files);
+    const sub = await gw.projection.start();
+    const m = gw.metrics.start();
+    gw.#unsubs.push(() => sub.unsubscribe(), () => m.unsubscribe());
+    m.loaded.catch((err: unknown) => gw.#log?.error({ err }, 'dashboard history failed to load'));
+    void gw.audit.catchUp().catch((err: unknown) => gw.#log?.error({ err }, 'audit index failed to load'));
+    await new Promise<void>((resolveListen, reject) => {
+      gw.server.once('error', reject);
+      gw.server.listen(opts.port ?? 7400, opts.host ?? '127.0.0.1', () => resolveListen());
+    });
+    const addr = gw.server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    gw.url = `http://${host}:${addr.port}`;
+    return gw;
+  }
+
+  async close(): Promise<void> {
+    this.#hub.close();
+    for (const u of this.#unsubs) u();
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Plumbing
+  // ----------------------------------------------------------------------------------------------
+
+  #cookie(token: string, maxAgeS: number): string {
+    return `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}${this.#opts.secureCookies ? '; Secure' : ''}`;
+  }
+
+  #session(req: IncomingMessage): Session {
+    const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE]);
+    if (found.ok) return found.session;
+    if (found.reason === 'expired') throw new HttpError(401, 'auth.session_expired', 'your session expired; sign in again');
+    throw new HttpError(401, 'auth.required', 'sign in first: this API needs a session');
+  }
+
+  /** Mutations: same origin, and the session's CSRF token in X-CSRF-Token. */
+  #checkMutation(req: IncomingMessage, session: Session): void {
+    if (!sameOrigin(req, this.#opts.allowedOrigins)) throw new HttpError(403, 'auth.origin', 'cross-origin requests may not change anything');
+    const sent = req.headers['x-csrf-token'];
+    if (typeof sent !== 'string' || !sent) throw new HttpError(403, 'auth.csrf', 'the X-CSRF-Token header is missing; reload the page');
+    const a = Buffer.from(sent);
+    const b = Buffer.from(session.csrf);
+    if (a.length !== b.length || !timingSafeEqual(a, b)) throw new HttpError(403, 'auth.csrf', 'the X-CSRF-Token header does not match this session; reload the page');
+  }
+
+  #ip(req: IncomingMessage): string {
+    return req.socket.remoteAddress ?? 'unknown';
+  }
+
+  async #auditSafe(drafts: AuditDraft[]): Promise<void> {
+    try {
+      await this.#backend.appendAudit(drafts);
+    } catch (err) {
+      this.#log?.error({ err }, 'audit append failed');
+    }
+  }
+
+  #upgrade(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void {
+    const refuse = (status: number, text: string) => {
+      socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.destroy();
+    };
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname !== '/ws') return refuse(404, 'Not Found');
+    // Browsers always send Origin on WebSockets: a page of another site must not ride the cookie.
+    if (!req.headers.origin || !sameOrigin(req, this.#opts.allowedOrigins)) return refuse(403, 'Forbidden');
+    const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE]);
+    if (!found.ok) return refuse(401, 'Unauthorized');
+    this.#hub.upgrade(req, socket, head, found.session);
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://x');
+    } catch {
+      sendError(res, new HttpError(400, 'request.bad_url', 'the URL cannot be parsed'));
+      return;
+    }
+    const path = url.pathname;
+    try {
+      if (path.startsWith('/api/')) return await this.#api(req, res, url);
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'request.method', `${req.method} is not allowed here`);
+      if (path === '/healthz') return sendJson(res, 200, { ok: true });
+      if (path === '/' || path === '/index.html') {
+        const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
+        if (!found.ok) {
+          res.writeHead(302, { Location: found.reason === 'expired' ? '/login?expired=1' : '/login', 'Cache-Control': 'no-store' });
+          res.end();
+          return;
+        }
+        return await this.#static(res, '/index.html');
+      }
+      if (path === '/login' || path === '/login.html') return await this.#static(res, '/login.html');
+      if (path === '/favicon.ico') return await this.#static(res, '/assets/favicon.svg');
+      if (this.#files.has(path) && (path.startsWith('/assets/') || path.startsWith('/vendor/'))) return await this.#static(res, path);
+      throw new HttpError(404, 'request.not_found', `nothing at ${path}`);
+    } catch (err) {
+      this.#fail(res, err);
+    }
+  }
+
+  #fail(res: ServerResponse, err: unknown): { status: number; code: string; message: string } {
+    const out = sendError(res, err);
+    if (out.status >= 500) this.#log?.error({ err }, 'gateway request failed');
+    return out;
+  }
+
+  async #static(res: ServerResponse, path: string): Promise<void> {
+    const file = this.#files.get(path);
+    if (!file) throw new HttpError(404, 'request.not_found', `nothing at ${path}`);
+    let body = this.#fileCache.get(file);
+    if (!body) {
+      body = await readFile(file);
+      if (process.env.HANDOFF_CONSOLE_DEV !== '1') this.#fileCache.set(file, body);
+    }
+    res.writeHead(200, { 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length, 'Cache-Control': 'no-cache' });
+    res.end(body);
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // API
+  // ----------------------------------------------------------------------------------------------
+
+  async #api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (path === '/api/login') {
+      if (method !== 'POST') throw new HttpError(405, 'request.method', 'use POST to sign in');
+      return this.#login(req, res);
+    }
+    const session = this.#session(req);
+    const p = session.principal;
+    if (method !== 'GET') {
+      try {
+        this.#checkMutation(req, session);
+      } catch (err) {
+        const caseId = /^\/api\/cases\/([^/]+)\//.exec(path)?.[1];
+        const out = this.#fail(res, err);
+        await this.#auditSafe([{ at: this.#backend.now(), kind: 'command.refused', actor: caseId ? safeDecode(caseId) : `reviewer:${p.id}`, by: p.id, data: { path, code: out.code, message: out.message } }]);
+        return;
+      }
+    }
+    if (path === '/api/logout') {
+      if (method !== 'POST') throw new HttpError(405, 'request.method', 'use POST to sign out');
+      this.sessions.destroy(session);
+      await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.logout', actor: `reviewer:${p.id}`, by: p.id, data: {} }]);
+      return sendJson(res, 200, { ok: true }, { 'Set-Cookie': this.#cookie('', 0) });
+    }
+    if (path === '/api/session' && method === 'GET') return sendJson(res, 200, this.#sessionBody(session));
+    if (path === '/api/queue' && method === 'GET') return this.#queue(res, url, p);
+    if (path === '/api/dashboard' && method === 'GET') {
+      const range = url.searchParams.get('range') ?? 'all';
+      if (!(range in RANGES)) throw new HttpError(400, 'request.invalid', `range must be one of ${Object.keys(RANGES).join(', ')}`);
+      return sendJson(res, 200, { ready: this.metrics.ready, ...this.metrics.series(p, RANGES[range]!, this.#backend.now()), serverTime: this.#backend.now() });
+    }
+    const m = /^\/api\/cases\/([^/]+)(\/audit|\/commands)?$/.exec(path);
+    if (m) {
+      const id = safeDecode(m[1]!);
+      if (!m[2] && method === 'GET') return sendJson(res, 200, await this.#caseBody(id, p));
+      if (m[2] === '/audit' && method === 'GET') return this.#caseAudit(res, id, p);
+      if (m[2] === '/commands' && method === 'POST') return this.#command(req, res, id, p);
+      throw new HttpError(405, 'request.method', `${method} is not allowed on ${path}`);
+    }
+    throw new HttpError(404, 'request.not_found', `no API at ${path}`);
+  }
+
+  #sessionBody(session: Session) {
+    const p = session.principal;
+    return {
+      reviewer: { id: p.id, name: p.name, grants: p.grants },
+      csrfToken: session.csrf,
+      expiresAt: session.expiresAt,
+      idleMs: this.sessions.idleMs,
+      serverTime: this.#backend.now(),
+      models: [...this.#models.values()]
+        .filter((m) => p.grants[m.name])
+        .map((m) => ({
+          name: m.name,
+          description: m.config.description,
+          tiers: m.config.review.tiers.map((t, i) => ({ n: i + 1, name: t.name, queue: t.queue, roles: t.roles, fourEyes: t.fourEyes ?? false, mine: t.roles.some((r) => p.grants[m.name]!.roles.includes(r)) })),
+          roles: Object.fromEntries(Object.entries(m.config.roles).map(([k, v]) => [k, v.description])),
+        })),
+    };
+  }
+
+  async #login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!sameOrigin(req, this.#opts.allowedOrigins)) throw new HttpError(403, 'auth.origin', 'cross-origin sign-in is not allowed');
+    const body = await readJson(req, 4096);
+    const creds = parseContract(LoginRequest, body, 'LoginRequest');
+    const ip = this.#ip(req);
+    const keys = [`id:${creds.id}`, `ip:${ip}`];
+    const wait = this.#throttle.retryAfter(keys);
+    if (wait > 0) {
+      await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.login_failed', actor: `reviewer:${creds.id.slice(0, 64)}`, by: 'anonymous', data: { ip, reason: 'throttled' } }]);
+      throw new HttpError(429, 'auth.throttled', `too many failed sign-ins; try again in ${Math.ceil(wait / 1000)} s`, { retryAfterMs: wait });
+    }
+    const principal = await this.directory.authenticate(creds.id, creds.password);
+    if (!principal) {
+      this.#throttle.failed(keys);
+      await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.login_failed', actor: `reviewer:${creds.id.slice(0, 64)}`, by: 'anonymous', data: { ip, reason: 'invalid credentials' } }]);
+      throw new HttpError(401, 'auth.invalid_credentials', 'unknown reviewer id or wrong password');
+    }
+    this.#throttle.succeeded([`id:${creds.id}`]);
+    const { token, session } = this.sessions.create(principal);
+    await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.login', actor: `reviewer:${principal.id}`, by: principal.id, data: { ip, roles: principal.grants } }]);
+    sendJson(res, 200, this.#sessionBody(session), { 'Set-Cookie': this.#cookie(token, Math.round(this.sessions.absoluteMs / 1000)) });
+  }
+
+  #queue(res: ServerResponse, url: URL, p: Principal): void {
+    const sp = url.searchParams;
+    const num = (name: string, min: number, max: number): number | undefined => {
+      const v = sp.get(name);
+      if (v === null || v === '') return undefined;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < min || n > max) throw new HttpError(400, 'request.invalid', `${name} must be a number from ${min} to ${max}`, { path: name });
+      return n;
+    };
+    const oneOf = <T extends string>(name: string, values: readonly T[]): T | undefined => {
+      const v = sp.get(name);
+      if (v === null || v === '') return undefined;
+      if (!values.includes(v as T)) throw new HttpError(400, 'request.invalid', `${name} must be one of ${values.join(', ')}`, { path: name });
+      return v as T;
+    };
+    const filter: QueueFilter = {};
+    const queue = sp.get('queue');
+    if (queue) filter.queue = queue.slice(0, 200);
+    const tier = num('tier', 1, 100);
+    if (tier !== undefined) filter.tier = tier;
+    const risk = oneOf('risk', ['low', 'medium', 'high'] as const);
+    if (risk) filter.risk = risk;
+    const minAge = num('minAgeMin', 0, 1e7);
+    if (minAge !== undefined) filter.minAgeMs = minAge * 60_000;
+    const maxAge = num('maxAgeMin', 0, 1e7);
+    if (maxAge !== undefined) filter.maxAgeMs = maxAge * 60_000;
+    const status = oneOf('status', ['unclaimed', 'mine', 'claimed', 'breached'] as const);
+    if (status) filter.status = status;
+    const q = sp.get('q');
+    if (q) filter.q = q.slice(0, 200);
+    const offset = num('offset', 0, 1e7) ?? 0;
+    const limit = num('limit', 1, 200) ?? 50;
+    const now = this.#backend.now();
+    const page = this.projection.list(p, filter, Math.floor(offset), Math.floor(limit), now);
+    const names: Record<string, string> = {};
+    for (const r of page.rows) {
+      for (const id of [r.claimedBy, r.requestedBy]) if (id && this.#names.has(id)) names[id] = this.#names.get(id)!;
+    }
+    sendJson(res, 200, { ...page, limit, names, depth: this.projection.depth(p, now), serverTime: now });
+  }
+
+  /** Reads a case and checks the reviewer may open it: 404 unknown, 403 not theirs. */
+  async #readCase(id: string, p: Principal) {
+    const view = await this.#backend.get(id);
+    if (!view || view.kind !== 'case') throw new HandoffError('actor.not_found', `no case with id '${id}'`, { caseId: id });
+    const ctx = view.context as CaseContext;
+    const model = this.#models.get(view.model);
+    if (!model) throw new HandoffError('actor.not_found', `no case with id '${id}'`, { caseId: id });
+    if (!mayOpen(p, ctx)) {
+      const tier = ctx.tiers[ctx.tier - 1];
+      throw new HttpError(403, 'auth.forbidden', `case ${id} is at tier ${ctx.tier}${tier ? ` (${tier.name}), which needs the role ${tier.roles.join(' or ')}` : ''}; your roles do not include it`, { caseId: id, rule: 'tier-role' });
+    }
+    return { view, ctx, model };
+  }
+
+  async #caseBody(id: string, p: Principal) {
+    const { view, model } = await this.#readCase(id, p);
+    const c = caseView(model, view, p, this.#names);
+    const episode = episodeView(await this.#backend.get(c.episodeId));
+    return { case: c, episode, serverTime: this.#backend.now() };
+  }
+
+  async #caseAudit(res: ServerResponse, id: string, p: Principal): Promise<void> {
+    const { ctx } = await this.#readCase(id, p);
+    const entries = await this.audit.entries([id, ctx.episodeId]);
+    sendJson(res, 200, {
+      entries: entries.map((e) => ({ seq: e.seq, at: e.at, kind: e.kind, actor: e.actor, by: e.by, byName: this.#names.get(e.by) ?? null, data: e.data, hash: e.hash, prev: e.prev })),
+      indexedThrough: this.audit.indexed,
+    });
+  }
+
+  async #command(req: IncomingMessage, res: ServerResponse, caseId: string, p: Principal): Promise<void> {
+    const now = this.#backend.now();
+    let type = 'unknown';
+    let commandId: string | undefined;
+    try {
+      const body = await readJson(req, this.#opts.maxBodyBytes ?? 64 * 1024);
+      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'request.invalid', 'the body must be a JSON object (a reviewer command)');
+      const raw = body as Record<string, unknown>;
+      if (typeof raw.type === 'string') type = raw.type.slice(0, 64);
+      if ('reviewer' in raw) throw new HttpError(400, 'request.reviewer_in_payload', 'do not send a reviewer: the reviewer is the signed-in user of this session', { path: 'reviewer' });
+      if (raw.caseId !== undefined && raw.caseId !== caseId) throw new HttpError(400, 'request.invalid', `caseId in the body (${String(raw.caseId)}) differs from the URL (${caseId})`, { path: 'caseId' });
+      const { view, ctx, model } = await this.#readCase(caseId, p);
+      const grant = p.grants[model.name]!;
+      commandId = typeof raw.commandId === 'string' && raw.commandId.length > 0 && raw.commandId.length <= 100 ? `web:${p.id}:${raw.commandId}` : undefined;
+      const cmdInput: Record<string, unknown> = { ...raw, caseId, reviewer: { id: p.id, roles: grant.roles }, commandId: commandId ?? raw.commandId };
+      if (raw.type === 'handoff.case.modify') {
+        const { plan, forbidden } = unmaskPlan(model, ctx.plan, raw.plan, grant.seeSensitive);
+        if (forbidden.length)
+          throw new HttpError(403, 'auth.sensitive_field', `your roles may not see or change ${forbidden.join(', ')}; leave those fields as they are`, { path: forbidden[0], fields: forbidden });
+        cmdInput.plan = plan;
+      }
+      const cmd = parseContract(ReviewerCommand, cmdInput, 'ReviewerCommand');
+      if (cmd.type === 'handoff.case.modify') model.validatePlan(cmd.plan, 'ReviewerCommand', 'plan');
+      // Authorise before the actor sees it: the rules that forbid (role, separation of duties, four eyes).
+      const probe = { type: COMMAND_TYPES[cmd.type]!, reviewer: cmd.reviewer, at: now, ...(cmd.type === 'handoff.case.modify' ? { plan: cmd.plan, comment: cmd.comment } : {}), ...('reason' in cmd && cmd.reason ? { reason: cmd.reason } : {}) } as CaseEvent;
+      const why = view.status === 'active' ? explainCaseRejection(view.state, ctx, probe) : null;
+      if (why?.forbidden) throw new HttpError(403, 'auth.forbidden', `${caseId}: ${why.reason}`, { caseId, rule: why.rule });
+      const ack = await this.#backend.command(cmd);
+      const fresh = await this.#backend.get(caseId);
+      if (fresh && fresh.kind === 'case') this.projection.apply(caseId, fresh.seq, fresh.state, fresh.status, fresh.context as CaseContext);
+      const bodyOut = fresh ? { ack, case: caseView(model, fresh, p, this.#names), episode: episodeView(await this.#backend.get(ctx.episodeId)) } : { ack };
+      sendJson(res, 200, bodyOut);
+    } catch (err) {
+      const out = this.#fail(res, err);
+      const details = err instanceof HandoffError ? err.details : {};
+      await this.#auditSafe([
+        {
+          at: now,
+          kind: 'command.refused',
+          actor: caseId,
+          by: p.id,
+          data: {
+            type,
+            code: out.code,
+            message: out.message.slice(0, 500),
+            ...(commandId ? { commandId } : {}),
+            ...(typeof details.rule === 'string' ? { rule: details.rule } : {}),
+            ...(err instanceof ContractError ? { path: err.path } : {}),
+          },
+        },
+      ]);
+    }
+  }
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
