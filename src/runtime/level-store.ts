@@ -166,6 +166,14 @@ export class LevelStore implements Store {
         // Nothing of the batch was written: the chain continues from the last entry on disk.
         this.#chain.reset(head);
         for (const w of waiters) w.reject(err);
+        // Whatever was queued behind the failed batch may derive from what it lost (an actor's next
+        // snapshot includes the lost event's changes, but not its journal entry or timer index
+        // entries): fail it too, so every actor involved restarts from what is durable.
+        const behind = this.#waiters;
+        this.#pending = new Map();
+        this.#auditDrafts = [];
+        this.#waiters = [];
+        for (const w of behind) w.reject(err);
       } finally {
         this.#writing = null;
       }

@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const CLI = join(import.meta.dirname, '..', '..', 'bin', 'handoff.js');
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI; with `killAfter`, SIGKILLs it once that many episodes have finished. */
+function runCli(args: string[], killAfter?: number, failpoints?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, NO_COLOR: '1', ...(failpoints ? { HANDOFF_FAILPOINTS: failpoints } : {}) };
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (killAfter === undefined) return;
+      const done = [...stderr.matchAll(/episodes (\d+)\//g)].map((m) => Number(m[1]));
+      if (done.length && Math.max(...done) >= killAfter && child.exitCode === null) child.kill('SIGKILL');
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+describe('crash under load: 20,000 episodes, faults on, five SIGKILLs', () => {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    if (process.env.HANDOFF_KEEP_DATA) console.log(`data kept in ${dirs.join(', ')}`);
+    else for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('every episode has exactly one outcome; no duplicate or missing effect; failed sagas compensated or under an operator case', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'handoff-load-'));
+    dirs.push(data);
+    const cases = 20_000;
+    // Arrivals every second of simulated time on average: thousands of episodes and cases in flight.
+    const common = ['--data', data, '--progress', 'lines', '--json', '--faults', '0.05'];
+    const kills: { args: string[]; killAfter?: number; failpoints?: string }[] = [
+      { args: ['demo', '--cases', String(cases), '--seed', '11', '--arrival-ms', '1000', ...common], killAfter: 2500 },
+      { args: ['demo', '--resume', ...common], failpoints: 'after-effect:400' },
+      { args: ['demo', '--resume', ...common], killAfter: 8000 },
+      { args: ['demo', '--resume', ...common], failpoints: 'after-effect:900' },
+      { args: ['demo', '--resume', ...common], killAfter: 14000 },
+    ];
+    const t0 = Date.now();
+    for (const [i, k] of kills.entries()) {
+      const run = await runCli(k.args, k.killAfter, k.failpoints);
+      expect(run.signal, `kill ${i + 1}: ${run.stderr.slice(-500)}`).toBe('SIGKILL');
+    }
+    const last = await runCli(['demo', '--resume', ...common]);
+    const summary = JSON.parse(last.stdout) as {
+      episodes: number;
+      outcomes: Record<string, number>;
+      unfinished: number;
+      duplicateEffects: number;
+      effects: number;
+      invariantViolations: Record<string, number>;
+    };
+    console.log(`crash under load: ${((Date.now() - t0) / 1000).toFixed(0)} s, ${JSON.stringify(summary.outcomes)}, effects ${summary.effects}, violations ${JSON.stringify(summary.invariantViolations)}`);
+    expect(last.code, last.stderr.slice(-2000)).toBe(0);
+    expect(summary.episodes).toBe(cases);
+    expect(Object.values(summary.outcomes).reduce((a, b) => a + b, 0)).toBe(cases);
+    expect(summary.unfinished).toBe(0);
+    expect(summary.duplicateEffects).toBe(0);
+    expect(summary.invariantViolations).toEqual({ missingEffects: 0, missingCompensations: 0, sagasWithoutOperatorCase: 0, outcomeMismatch: 0 });
+    expect(summary.outcomes.compensated).toBeGreaterThan(0);
+
+    const verify = await runCli(['audit', 'verify', '--data', data, '--json']);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
+  }, 600_000);
+});
