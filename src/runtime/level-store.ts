@@ -251,6 +251,16 @@ export class LevelStore implements Store {
     }
   }
 
+  async nextTimerAfter(after: number): Promise<number | undefined> {
+    for await (const value of this.db.values({ gt: `t:${pad(after, 15)}:\uffff`, lt: 't;', limit: 1 })) return (value as TimerEntry).dueAt;
+    return undefined;
+  }
+
+  ackOutbox(id: string): Promise<void> {
+    this.#del(K.outbox(id));
+    return this.#enqueue();
+  }
+
   async *audit(from = 1): AsyncIterable<AuditEntry> {
     for await (const value of this.db.values({ gte: K.audit(from), lt: 'x;' })) yield value as AuditEntry;
   }

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { sensitivePaths } from '../contracts/classification.ts';
 import type { LoadedModel } from '../models/loader.ts';
 
 /**
@@ -11,6 +12,13 @@ export function createLogger(opts: { models: LoadedModel[]; level?: string; dest
     for (const f of m.sensitiveFields) {
       const p = f.replace(/\.\*/g, '[*]');
       for (const prefix of ['observation.fields', '*.observation.fields', 'fields', '*.fields', 'signal', '*.signal']) paths.add(`${prefix}.${p}`);
+    }
+    // Action arguments classified sensitive (an IBAN in a refund, an e-mail in a notification).
+    for (const action of Object.values(m.handlers.actions)) {
+      for (const f of sensitivePaths(action.args)) {
+        const p = f.replace(/\.\*/g, '[*]');
+        for (const prefix of ['plan.actions[*].args', '*.plan.actions[*].args', 'args', '*.args']) paths.add(`${prefix}.${p}`);
+      }
     }
   }
   return pino(

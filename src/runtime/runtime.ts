@@ -202,6 +202,7 @@ export class Runtime {
     this.#timers = new TimerService(this.clock, (t) => this.#fireTimer(t), {
       horizonMs: opts.timerHorizonMs ?? 60_000,
       load: (until) => this.store.dueTimers(until),
+      next: (after) => this.store.nextTimerAfter(after),
     });
   }
 
@@ -268,8 +269,20 @@ export class Runtime {
    */
   async command(input: unknown): Promise<Ack> {
     const cmd = parseContract(ReviewerCommand, input, 'ReviewerCommand');
-    if (this.#recentCommands.has(cmd.commandId) || (await this.store.hasCommand(cmd.commandId)))
-      throw new HandoffError('command.replayed', `command ${cmd.commandId} was already applied`, { commandId: cmd.commandId });
+    const replayed = () => new HandoffError('command.replayed', `command ${cmd.commandId} was already applied`, { commandId: cmd.commandId });
+    // Claimed synchronously, before any await, so the same command sent twice at once applies once.
+    if (this.#recentCommands.has(cmd.commandId)) throw replayed();
+    this.#recentCommands.add(cmd.commandId);
+    try {
+      return await this.#command(cmd);
+    } catch (err) {
+      if (!(err instanceof HandoffError && err.code === 'command.replayed')) this.#recentCommands.delete(cmd.commandId);
+      throw err;
+    }
+  }
+
+  async #command(cmd: ReviewerCommand): Promise<Ack> {
+    if (await this.store.hasCommand(cmd.commandId)) throw new HandoffError('command.replayed', `command ${cmd.commandId} was already applied`, { commandId: cmd.commandId });
     const cell = await this.#cell(cmd.caseId);
     if (!cell || !('actor' in cell)) {
       if (cell) throw new EventRejectedError(cmd.caseId, cmd.type, cell.state, `the case is closed (${cell.state})`, 'case-closed');
@@ -303,14 +316,9 @@ export class Runtime {
         event = { type: 'escalate', ...base, reason: cmd.reason };
         break;
     }
-    this.#recentCommands.add(cmd.commandId);
+    // Ids of durable commands are in the store; the in-memory set only guards those in flight.
     if (this.#recentCommands.size > 100_000) this.#recentCommands.clear();
-    try {
-      return await this.#apply(cell, event, cmd.commandId);
-    } catch (err) {
-      this.#recentCommands.delete(cmd.commandId);
-      throw err;
-    }
+    return this.#apply(cell, event, cmd.commandId);
   }
 
   /** Sends a runtime event (effect result, timer, case resolution) to an actor. */
@@ -787,13 +795,7 @@ export class Runtime {
       await this.store.commit({ actor: stopped, journal: { seq: stopped.seq, at: stopped.updatedAt, event: { type: 'handoff.operator.stop', caseId: resolution.caseId }, state: 'stopped' }, outboxDone: [msg.id], audit, timersCleared: Object.entries(((ctx.timers ?? {}) as Timers)).flatMap(([name, dueAt]) => (dueAt === undefined ? [] : [{ actorId: id, name, dueAt }])) });
       return;
     }
-    await this.store.commit({ ...(await this.#noopCommit(id)), outboxDone: [msg.id] });
-  }
-
-  /** A commit that only rewrites an actor's current record (to attach outbox deletions). */
-  async #noopCommit(id: string): Promise<Commit> {
-    const rec = (await this.store.load(id))!;
-    return { actor: rec, journal: { seq: rec.seq, at: rec.updatedAt, event: { type: 'noop' }, state: rec.state } };
+    await this.store.ackOutbox(msg.id);
   }
 
   async #deadLetter(actorId: string, event: RuntimeEvent, reason: string, code: string): Promise<void> {

@@ -98,6 +98,10 @@ export interface Store {
   hasCommand(commandId: string): Promise<boolean>;
   /** Timers due at or before `until`, earliest first. */
   dueTimers(until: number, limit?: number): AsyncIterable<TimerEntry>;
+  /** The earliest indexed deadline after `after`. */
+  nextTimerAfter(after: number): Promise<number | undefined>;
+  /** Removes a delivered outbox message. */
+  ackOutbox(id: string): Promise<void>;
   audit(from?: number): AsyncIterable<AuditEntry>;
   /** Appends audit entries that belong to no actor transition (logins, refused commands). */
   appendAudit(drafts: AuditDraft[]): Promise<void>;

@@ -9,6 +9,8 @@ export interface TimerServiceOptions {
   horizonMs: number;
   /** Reads the store's timer index: every timer due at or before `until`, earliest first. */
   load: (until: number) => AsyncIterable<TimerEntry>;
+  /** The earliest indexed deadline after `after`, however far. */
+  next: (after: number) => Promise<number | undefined>;
 }
 
 /**
@@ -77,16 +79,9 @@ export class TimerService {
     if (this.#stopped) return;
     this.#horizonEnd = this.#clock.now() + this.#opts.horizonMs;
     const until = this.#horizonEnd;
-    let beyond: number | undefined;
-    for await (const t of this.#opts.load(until + this.#opts.horizonMs)) {
-      if (t.dueAt <= until) this.schedule(t);
-      else {
-        beyond = t.dueAt;
-        break;
-      }
-    }
-    // More deadlines lie beyond this slice: come back when time reaches the first of them.
-    // (With nothing beyond, nothing is armed: a later deadline arms a refill when it is scheduled.)
+    for await (const t of this.#opts.load(until)) this.schedule(t);
+    // Come back when time reaches the first deadline beyond this slice, however far it is.
+    const beyond = await this.#opts.next(until);
     if (beyond !== undefined) this.#armRefill(beyond);
   }
 
