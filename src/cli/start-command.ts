@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { hashPassword } from '../gateway/auth.ts';
 import { startConsole } from '../gateway/embedded.ts';
 import { paint, printJson } from './output.ts';
@@ -33,14 +33,14 @@ export function registerStart(program: Command): void {
     .option('--port <n>', 'port to listen on (0: any free port)', num('--port', 0), 7400)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--data <dir>', 'data folder (LevelDB)', '.handoff/console')
-    .option('--model <dir>', 'model folder; repeat for several (default: models/refunds and models/incidents)', collect, [])
+    .addOption(new Option('--model <dir>', 'model folder; repeat for several').argParser(collect).default([], 'models/refunds and models/incidents'))
     .option('--demo-load <n>', 'keep a background trickle of n synthetic episodes per minute', num('--demo-load', 0), 0)
     .option('--demo-burst <n>', 'synthetic episodes started at once with --demo-load (default: n)', num('--demo-burst', 0))
     .option('--demo-seed <n>', 'seed of the synthetic episodes (same seed, same signals)', num('--demo-seed', 0))
     .option('--session-idle <minutes>', 'a session unused this long expires', num('--session-idle', 0.01), 30)
     .option('--session-max <hours>', 'a session expires this long after sign-in', num('--session-max', 0.01), 12)
     .option('--secure-cookies', 'mark the session cookie Secure (when served behind TLS)', false)
-    .option('--allow-origin <origin>', 'another origin allowed to send commands (a TLS proxy); repeatable', collect, [])
+    .addOption(new Option('--allow-origin <origin>', 'another origin allowed to send commands (a TLS proxy); repeatable').argParser(collect).default([], 'none'))
     .option('--json', 'print {"url": ...} as one JSON line once listening', false)
     .action(async (o: StartOptions) => {
       const models = o.model.length ? o.model : ['models/refunds', 'models/incidents'];

@@ -223,13 +223,19 @@ export class Sessions {
 }
 
 /**
- * Slows password guessing: after `maxFailures` failed logins for an id or a client address within
- * the window, further attempts are refused for a lock-out that doubles each time.
+ * Slows password guessing: after `maxFailures` failed logins for a key (a reviewer id, or a client
+ * address, which gets a larger allowance since an office shares one) within the window, further
+ * attempts are refused for a lock-out that doubles each time.
  */
 export class LoginThrottle {
   #failures = new Map<string, { count: number; first: number; lockedUntil: number; locks: number }>();
   constructor(
-    private readonly opts: { maxFailures: number; windowMs: number; lockMs: number; now: () => number } = { maxFailures: 5, windowMs: 15 * 60_000, lockMs: 30_000, now: Date.now },
+    private readonly opts: { maxFailures: (key: string) => number; windowMs: number; lockMs: number; now: () => number } = {
+      maxFailures: (key) => (key.startsWith('ip:') ? 25 : 5),
+      windowMs: 15 * 60_000,
+      lockMs: 30_000,
+      now: Date.now,
+    },
   ) {}
 
   /** Milliseconds to wait before another attempt is allowed for any of the keys, or 0. */
@@ -243,21 +249,25 @@ export class LoginThrottle {
     return wait;
   }
 
-  failed(keys: string[]): void {
+  /** Records a failure; returns the keys that just got locked out. */
+  failed(keys: string[]): string[] {
     const now = this.opts.now();
+    const locked: string[] = [];
     for (const k of keys) {
       let f = this.#failures.get(k);
       if (!f || now - f.first > this.opts.windowMs) f = { count: 0, first: now, lockedUntil: 0, locks: f?.locks ?? 0 };
       f.count++;
-      if (f.count >= this.opts.maxFailures) {
+      if (f.count >= this.opts.maxFailures(k)) {
         f.locks++;
         f.lockedUntil = now + this.opts.lockMs * 2 ** Math.min(f.locks - 1, 6);
         f.count = 0;
         f.first = now;
+        locked.push(k);
       }
       this.#failures.set(k, f);
     }
     if (this.#failures.size > 50_000) this.#failures.clear();
+    return locked;
   }
 
   succeeded(keys: string[]): void {

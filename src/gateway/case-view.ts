@@ -120,9 +120,19 @@ export interface EpisodeView {
   caseIds: string[];
 }
 
-export function episodeView(view: ActorView | undefined): EpisodeView | null {
+/**
+ * The agent episode behind a case. Action results have no schema; a result field named like a
+ * sensitive argument of its action (e.g. `iban`) is masked too unless `seeSensitive`.
+ */
+export function episodeView(view: ActorView | undefined, model?: LoadedModel, seeSensitive = true): EpisodeView | null {
   if (!view || view.kind !== 'agent') return null;
   const a = view.context as AgentContext;
+  const maskResult = (type: string, result: unknown): unknown => {
+    const impl = model?.handlers.actions[type];
+    if (seeSensitive || !impl || !result || typeof result !== 'object') return result;
+    const keys = new Set(sensitivePaths(impl.args).map((p) => p.split('.').pop()!));
+    return Object.fromEntries(Object.entries(result as Record<string, unknown>).map(([k, v]) => [k, keys.has(k) ? MASK : v]));
+  };
   const actions = a.plan?.actions ?? [];
   const acting = view.state === 'acting' || view.state === 'actBackoff';
   const compensating = view.state.startsWith('compensat') || a.outcome === 'compensated';
@@ -137,7 +147,7 @@ export function episodeView(view: ActorView | undefined): EpisodeView | null {
       let status: EpisodeView['steps'][number]['status'] = done ? 'done' : acting && index === a.step ? 'running' : 'pending';
       if (compensating && done && (a.compensateStep < index || a.outcome === 'compensated')) status = 'compensated';
       if (a.outcome === 'failed' && index === a.step) status = 'failed';
-      return { index, type: act.type, status, result: a.results[index] ?? null };
+      return { index, type: act.type, status, result: maskResult(act.type, a.results[index] ?? null) };
     }),
     error: a.error?.message ?? null,
     caseIds: a.caseIds,

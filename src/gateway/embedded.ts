@@ -99,7 +99,10 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const models = [];
   for (const dir of opts.models) models.push(await loadModel(dir));
   await mkdir(opts.data, { recursive: true });
-  const store = await LevelStore.open(opts.data);
+  const store = await LevelStore.open(opts.data).catch((err: unknown) => {
+    const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
+    throw new HandoffError(locked ? 'store.locked' : 'store.open_failed', locked ? `data folder ${opts.data} is in use by another process (a running handoff start or demo?)` : `data folder ${opts.data} cannot be opened: ${(err as Error).message}`);
+  });
   let rt: Runtime | undefined;
   try {
     const world = new LevelWorld(store);

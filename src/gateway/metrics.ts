@@ -25,6 +25,8 @@ export interface DashboardSeries {
   from: number;
   to: number;
   stepMs: number;
+  /** Rates and means are over this trailing window. */
+  windowMs: number;
   /** Bucket end times, epoch ms. */
   t: number[];
   autoRate: (number | null)[];
@@ -217,7 +219,8 @@ export class Metrics {
     const models = Object.keys(p.grants);
     const queues = this.#queues.filter((q) => models.includes(q.model) && mayView(p, q.model, q.roles));
     const end = Math.max(now, this.#last);
-    const start = rangeMs === null ? (Number.isFinite(this.#first) ? this.#first : end - 3600_000) : end - rangeMs;
+    // 'All' covers the whole history, and at least the last hour.
+    const start = rangeMs === null ? Math.min(Number.isFinite(this.#first) ? this.#first : end, end - 3600_000) : end - rangeMs;
     const endK = Math.floor(end / this.bucketMs);
     const startK = Math.min(Math.floor(start / this.bucketMs), endK - 1);
     const per = Math.max(1, Math.ceil((endK - startK + 1) / maxPoints));
@@ -256,15 +259,25 @@ export class Metrics {
     }
     const ratio = (a: number, b: number) => (b > 0 ? a / b : null);
     const gated = (b: Bucket) => b.auto + b.review + b.deny;
+    // Rates over a trailing window (a twelfth of the range, at least one point), so a point with
+    // two closed cases does not swing the line from 0% to 100%.
+    const stepMs = per * this.bucketMs;
+    const windowPoints = Math.max(1, Math.round((n * stepMs) / 12 / stepMs));
+    const rolled: Bucket[] = sums.map((_, i) => {
+      const acc = emptyBucket();
+      for (let j = Math.max(0, i - windowPoints + 1); j <= i; j++) for (const key of Object.keys(acc) as (keyof Bucket)[]) acc[key] += sums[j]![key];
+      return acc;
+    });
     return {
       from: startK * this.bucketMs,
       to: (endK + 1) * this.bucketMs,
-      stepMs: per * this.bucketMs,
+      stepMs,
+      windowMs: windowPoints * stepMs,
       t,
-      autoRate: sums.map((b) => ratio(b.auto, gated(b))),
-      mttaMs: sums.map((b) => ratio(b.ackSum, b.acked)),
-      mttrMs: sums.map((b) => ratio(b.resolveSum, b.decided)),
-      slaAttainment: sums.map((b) => ratio(b.slaMet, b.closed)),
+      autoRate: rolled.map((b) => ratio(b.auto, gated(b))),
+      mttaMs: rolled.map((b) => ratio(b.ackSum, b.acked)),
+      mttrMs: rolled.map((b) => ratio(b.resolveSum, b.decided)),
+      slaAttainment: rolled.map((b) => ratio(b.slaMet, b.closed)),
       depth,
       totals: {
         episodes: gated(total),

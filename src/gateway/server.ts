@@ -17,7 +17,7 @@ import { AuditIndex } from './audit-index.ts';
 import { Directory, LoginThrottle, Sessions, type Principal, type Session, type SessionOptions } from './auth.ts';
 import type { GatewayBackend } from './backend.ts';
 import { caseView, episodeView, mayOpen, unmaskPlan } from './case-view.ts';
-import { HttpError, MIME, SECURITY_HEADERS, parseCookies, readJson, sameOrigin, sendError, sendJson } from './http.ts';
+import { HttpError, MIME, errorBody, SECURITY_HEADERS, parseCookies, readJson, sameOrigin, sendError, sendJson } from './http.ts';
 import { Metrics } from './metrics.ts';
 import { QueueProjection, type QueueFilter } from './projection.ts';
 import { WsHub } from './ws-hub.ts';
@@ -269,9 +269,11 @@ export class Gateway {
       try {
         this.#checkMutation(req, session);
       } catch (err) {
+        // Audited before the answer, so an acknowledged refusal is always on record.
         const caseId = /^\/api\/cases\/([^/]+)\//.exec(path)?.[1];
-        const out = this.#fail(res, err);
-        await this.#auditSafe([{ at: this.#backend.now(), kind: 'command.refused', actor: caseId ? safeDecode(caseId) : `reviewer:${p.id}`, by: p.id, data: { path, code: out.code, message: out.message } }]);
+        const { body } = errorBody(err);
+        await this.#auditSafe([{ at: this.#backend.now(), kind: 'command.refused', actor: caseId ? safeDecode(caseId) : `reviewer:${p.id}`, by: p.id, data: { path, code: body.error.code, message: body.error.message } }]);
+        this.#fail(res, err);
         return;
       }
     }
@@ -325,17 +327,21 @@ export class Gateway {
     const ip = this.#ip(req);
     const keys = [`id:${creds.id}`, `ip:${ip}`];
     const wait = this.#throttle.retryAfter(keys);
-    if (wait > 0) {
-      await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.login_failed', actor: `reviewer:${creds.id.slice(0, 64)}`, by: 'anonymous', data: { ip, reason: 'throttled' } }]);
-      throw new HttpError(429, 'auth.throttled', `too many failed sign-ins; try again in ${Math.ceil(wait / 1000)} s`, { retryAfterMs: wait });
-    }
+    // Attempts during a lock-out are not audited one by one (that would let anyone flood the log):
+    // the lock-out itself is.
+    if (wait > 0) throw new HttpError(429, 'auth.throttled', `too many failed sign-ins; try again in ${Math.ceil(wait / 1000)} s`, { retryAfterMs: wait });
     const principal = await this.directory.authenticate(creds.id, creds.password);
     if (!principal) {
-      this.#throttle.failed(keys);
-      await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.login_failed', actor: `reviewer:${creds.id.slice(0, 64)}`, by: 'anonymous', data: { ip, reason: 'invalid credentials' } }]);
+      const locked = this.#throttle.failed(keys);
+      await this.#auditSafe([
+        { at: this.#backend.now(), kind: 'auth.login_failed', actor: `reviewer:${creds.id.slice(0, 64)}`, by: 'anonymous', data: { ip, reason: 'invalid credentials', ...(locked.length ? { lockedOut: locked } : {}) } },
+      ]);
       throw new HttpError(401, 'auth.invalid_credentials', 'unknown reviewer id or wrong password');
     }
     this.#throttle.succeeded([`id:${creds.id}`]);
+    // A new sign-in replaces the session this browser had.
+    const previous = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
+    if (previous.ok) this.sessions.destroy(previous.session);
     const { token, session } = this.sessions.create(principal);
     await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.login', actor: `reviewer:${principal.id}`, by: principal.id, data: { ip, roles: principal.grants } }]);
     sendJson(res, 200, this.#sessionBody(session), { 'Set-Cookie': this.#cookie(token, Math.round(this.sessions.absoluteMs / 1000)) });
@@ -399,7 +405,7 @@ export class Gateway {
   async #caseBody(id: string, p: Principal) {
     const { view, model } = await this.#readCase(id, p);
     const c = caseView(model, view, p, this.#names);
-    const episode = episodeView(await this.#backend.get(c.episodeId));
+    const episode = episodeView(await this.#backend.get(c.episodeId), model, p.grants[model.name]?.seeSensitive ?? false);
     return { case: c, episode, serverTime: this.#backend.now() };
   }
 
@@ -442,11 +448,12 @@ export class Gateway {
       const ack = await this.#backend.command(cmd);
       const fresh = await this.#backend.get(caseId);
       if (fresh && fresh.kind === 'case') this.projection.apply(caseId, fresh.seq, fresh.state, fresh.status, fresh.context as CaseContext);
-      const bodyOut = fresh ? { ack, case: caseView(model, fresh, p, this.#names), episode: episodeView(await this.#backend.get(ctx.episodeId)) } : { ack };
+      const bodyOut = fresh ? { ack, case: caseView(model, fresh, p, this.#names), episode: episodeView(await this.#backend.get(ctx.episodeId), model, grant.seeSensitive) } : { ack };
       sendJson(res, 200, bodyOut);
     } catch (err) {
-      const out = this.#fail(res, err);
+      const { status, body } = errorBody(err);
       const details = err instanceof HandoffError ? err.details : {};
+      // Audited before the answer, so an acknowledged refusal is always on record.
       await this.#auditSafe([
         {
           at: now,
@@ -455,14 +462,16 @@ export class Gateway {
           by: p.id,
           data: {
             type,
-            code: out.code,
-            message: out.message.slice(0, 500),
+            status,
+            code: body.error.code,
+            message: body.error.message.slice(0, 500),
             ...(commandId ? { commandId } : {}),
             ...(typeof details.rule === 'string' ? { rule: details.rule } : {}),
             ...(err instanceof ContractError ? { path: err.path } : {}),
           },
         },
       ]);
+      this.#fail(res, err);
     }
   }
 }
