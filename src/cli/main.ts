@@ -10,6 +10,7 @@ import { runDemo, type DemoSummary } from '../sim/demo.ts';
 import { parseFaults } from '../runtime/faults.ts';
 import { duration, paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
 import { registerStart } from './start-command.ts';
+import { registerDrift } from './drift-command.ts';
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
@@ -35,10 +36,11 @@ program
   .option('--resume', 'continue the unfinished run in --data and report the totals of the whole run', false)
   .option('--fresh', 'empty --data first (start a new run)', false)
   .option('--faults <spec>', 'inject transient failures: RATE for every step, or perceive=P,plan=P,execute=P,compensate=P,store=P')
+  .option('--drift', 'drift-aware gating (off in the demo: its reviewers override at random)', false)
   .option('--arrival-ms <ms>', 'mean simulated time between arriving episodes', int('--arrival-ms', 1), 90_000)
   .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
   .option('--json', 'print the summary as JSON on stdout', false)
-  .action(async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; faults?: string; arrivalMs: number; progress: ProgressMode; json: boolean }) => {
+  .action(async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean }) => {
     if (o.fresh && !o.resume) {
       const { rm } = await import('node:fs/promises');
       await rm(o.data, { recursive: true, force: true });
@@ -52,6 +54,7 @@ program
       seed: o.seed,
       resume: o.resume,
       arrivalMs: o.arrivalMs,
+      drift: o.drift,
       ...(o.faults ? { faults: parseFaults(o.faults) } : {}),
       onProgress: (p) => bar.update(p.finished, p.total, `· ${p.openCases} open cases · ${new Date(p.simulatedAt).toISOString().slice(0, 16).replace('T', ' ')} simulated`),
     });
@@ -234,6 +237,7 @@ deadletters
 
 // Feature commands register themselves here, one line each.
 registerStart(program);
+registerDrift(program);
 // (end of command registrations)
 
 try {

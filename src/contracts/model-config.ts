@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DataClass } from './classification.ts';
 import { PlannedAction } from './plan.ts';
+import { PlannerConfig } from './planner-config.ts';
 import { TierSpec } from './review-case.ts';
 
 /** Per-argument limits of one action type, e.g. the amount of a refund. */
@@ -82,6 +83,8 @@ export const ModelConfig = z.object({
    * its restart limit. @default queue 'operators', role 'operator', ack 30 min, resolve 4 h
    */
   operator: TierSpec.optional(),
+  /** Planner, prompt-injection screening and drift-aware gating (see docs/reasoning.md). @default rules, screening and drift on */
+  planner: PlannerConfig.optional(),
   roles: z.record(z.string(), z.object({ description: z.string() })),
   reviewers: z.array(ReviewerConfig).default([]),
 });

@@ -70,6 +70,17 @@ export const DriftConfig = z.object({
   /** No tightening before this many decided cases are in the window. @default 20 */
   minSamples: z.number().int().min(1).default(20),
   /**
+   * Each gate rule also runs a CUSUM change detector on its own cases (e.g. the spot checks of plans
+   * that would have run on their own): it tightens the gate when the rule's override rate has moved
+   * from acceptable to the limit, without waiting for the window to fill with new cases.
+   * The override rate regarded as normal. @default maxOverrideRate / 3
+   */
+  acceptableOverrideRate: z.number().min(0).max(1).optional(),
+  /** CUSUM level at which a rule tightens the gate (log-likelihood ratio; higher: slower, fewer false alarms). @default 4 */
+  cusumThreshold: z.number().positive().default(4),
+  /** A rule's CUSUM needs at least this many cases in its current run. @default 5 */
+  minRuleSamples: z.number().int().min(1).default(5),
+  /**
    * Share of plans the gate would run on their own that go to review anyway (spot checks), so the
    * monitor also sees how good the plans are that nobody reviews. Chosen by the plan id's hash. @default 0.05
    */
@@ -95,7 +106,7 @@ export const PlannerConfig = z.object({
   kind: z.enum(['rules', 'llm']).default('rules'),
   llm: LlmEndpointConfig.optional(),
   screening: ScreeningConfig.default({ enabled: true, tier: 1, skipFields: [] }),
-  drift: DriftConfig.default({ enabled: true, maxOverrideRate: 0.3, window: 50, minSamples: 20, spotCheckRate: 0.05, tighten: { mode: 'review-all' }, tier: 1 }),
+  drift: DriftConfig.default({ enabled: true, maxOverrideRate: 0.3, window: 50, minSamples: 20, cusumThreshold: 4, minRuleSamples: 5, spotCheckRate: 0.05, tighten: { mode: 'review-all' }, tier: 1 }),
 }).refine((p) => p.kind !== 'llm' || p.llm !== undefined, { message: "kind 'llm' needs an llm block (baseUrl, model)", path: ['llm'] });
 export type PlannerConfig = z.infer<typeof PlannerConfig>;
 

@@ -10,6 +10,7 @@ import { LevelWorld } from '../runtime/world.ts';
 import type { SessionOptions } from './auth.ts';
 import { embeddedBackend } from './backend.ts';
 import { Gateway } from './server.ts';
+import { assembleReasoning } from '../runtime/reasoning.ts';
 
 /**
  * A background trickle of synthetic episodes (each model's `synthesize`), so a console started for a
@@ -69,6 +70,8 @@ export class DemoLoad {
 
 export interface ConsoleOptions {
   data: string;
+  /** Drift-aware gating: tighten when reviewers keep overriding the agent. @default true */
+  drift?: boolean;
   models: string[];
   host?: string;
   port?: number;
@@ -106,7 +109,9 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   let rt: Runtime | undefined;
   try {
     const world = new LevelWorld(store);
-    rt = await Runtime.open({ store, world, models, clock: systemClock });
+    const reasoning = await assembleReasoning({ models, store, clock: systemClock, drift: opts.drift ?? true });
+    rt = await Runtime.open({ store, world, models, clock: systemClock, planners: reasoning.planners, gateFor: reasoning.gateFor });
+    reasoning.attach(rt);
     const commands = serveCommands(rt);
     const gateway = await Gateway.start({
       backend: embeddedBackend(rt),
@@ -136,6 +141,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
           await gateway.close();
           commands.unsubscribe();
           await runtime.close();
+          await reasoning.close();
           await store.close();
         })()),
     };

@@ -2,6 +2,7 @@ import type { GateDecision } from '../contracts/gate-decision.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan } from '../contracts/plan.ts';
 import { plannerConfigOf } from '../contracts/planner-config.ts';
+import { scrubFreeText } from './minimise.ts';
 
 /**
  * Prompt-injection screening of untrusted observation text.
@@ -142,6 +143,9 @@ const PATTERNS: Pattern[] = [
     unless: (m) => !EN_STRONG.test(m.replace(/^\S+/, '')) || OWN.test(m),
   },
   { rule: 'en.ignore-everything', category: 'instruction-override', re: /\b(?:ignore|disregard|forget)\s+(?:everything|anything|all(?: of)?(?: that| this| the text)?|what(?:ever)?(?: you were| you've been| was)?(?: told| said)?)\s+(?:above|before|previously|earlier|prior|so far|up to (?:now|here)|you (?:were|have been|'ve been) told)/ },
+  { rule: 'en.instructions-void', category: 'instruction-override', re: /\b(?:previous|prior|earlier|above|original|old|your|all|the|these|those|existing|current)\s+(?:instructions|rules|guidance|guidelines|directives|prompts?|polic(?:y|ies))\s+(?:you (?:were given|received|got|have)\s+)?(?:are|were|is|have been|has been)\s+(?:now\s+)?(?:void|null|cancel+ed|obsolete|outdated|invalid|revoked|superseded|overridden|replaced|suspended|lifted|no longer (?:valid|apply|applicable|in effect|in force|relevant))/ },
+  { rule: 'en.set-aside-told', category: 'instruction-override', re: /\b(?:set aside|scratch|drop|discard|forget|ignore|disregard|throw away|throw out|abandon)\s+(?:all\s+|any\s+|the\s+)?(?:guidance|rules|instructions|whatever|everything|anything|what)\s+(?:that\s+)?(?:you(?:'ve| have)?\s+(?:were\s+|been\s+)?(?:given|told|received|taught|programmed with)|they(?:'ve| have)?\s+(?:told|given|taught)\s+you)/ },
+  { rule: 'en.impersonation', category: 'instruction-override', re: /\bthis is (?:the|your) (?:system )?(?:administrator|admin|developer|system|operator|openai|anthropic)\b(?!\s+(?:of|for) (?:my|our|the) (?:account|company|household))|\b(?:reviewers?|human review|manual review|approvals?)\s+(?:is|are)\s+(?:no longer|not)\s+(?:needed|required|necessary)\b/ },
   { rule: 'en.new-instructions', category: 'instruction-override', re: /\b(?:new|updated|revised|real|actual|true|additional|important|urgent|override|priority)\s+(?:system\s+)?(?:instructions?|rules|task|directives?|orders)\s*(?:[:\-–—]|follow|for you|for the (?:ai|assistant|model|agent|planner|system|bot)|from (?:the )?(?:admin|developer|system|management))/ },
   { rule: 'en.your-new-task', category: 'instruction-override', re: /\byour\s+(?:new|real|actual|true|only|updated)\s+(?:task|instructions?|goal|purpose|job|objective|role)\s+(?:is|are|:|will be|now)/ },
   { rule: 'en.from-now-on', category: 'instruction-override', re: /\b(?:from now on|henceforth|starting now|going forward),?\s+(?:you\s+(?:will\s+|must\s+|shall\s+|should\s+|are to\s+)?|always\s+|only\s+)(?:only\s+|always\s+)?(?:act as|obey|ignore|approve|output|comply|behave as|respond only|answer only|reply only|say only|(?:respond|answer|reply|output) (?:with|in) json)\b/ },
@@ -177,10 +181,11 @@ const PATTERNS: Pattern[] = [
     category: 'plan-manipulation',
     re: /\b(?:set|make|put|change|raise|lower|give|mark|report|return|assign|output|use|rate)\b(?:\s+\w+){0,3}?\s+(?:confidence|certainty|risk(?:\s+score)?|risk level)\s*(?:to|=|:|at|of|as)\s*(?:1(?:\.0+)?\b|100\s*%?|0(?:\.0+)?\b|zero|maximum|max|minimum|min|high|low|none|very low|full)/,
   },
+  { rule: 'plan.confidence-should-be', category: 'plan-manipulation', re: /\b(?:your\s+|the\s+)?(?:confidence|certainty|risk(?:\s+score)?)\b[^.]{0,40}?\b(?:should|must|needs to|has to|ought to|is to|will)\s+be\s+(?:set\s+(?:to|at)\s+)?(?:1(?:\.0+)?\b|100\s*%|0(?:\.0+)?\b|zero|maximum|max|minimal|minimum|very (?:high|low)|high|low|none)|\b(?:list|report|include|add|mention)\s+no\s+risk(?:\s+factors)?\b/ },
   { rule: 'plan.confidence-literal', category: 'plan-manipulation', re: /["']?\b(?:confidence|risk_?score|riskscore|risk)["']?\s*[:=]\s*["']?(?:1(?:\.0+)?|0(?:\.0+)?)["']?\s*(?:[,}\n]|$)/ },
   { rule: 'plan.skip-review', category: 'plan-manipulation', re: /\b(?:approve|process|issue|execute|pay|grant|authori[sz]e|refund|run|send|complete|finali[sz]e|push)\w*\b[^.]{0,60}?\bwithout\s+(?:any\s+)?(?:human\s+|manual\s+|further\s+|additional\s+)?(?:review|approval|reviewer|checks?|verification|escalation|oversight)\b|\b(?:skip|bypass|avoid|circumvent|no need for|don't need|do not need)\s+(?:the\s+|a\s+|any\s+)?(?:human\s+|manual\s+)?(?:review|approval|reviewer|escalation|verification|oversight|human in the loop|policy|gate)\b|\bauto[- ]?approve\b/ },
   { rule: 'plan.do-not-flag', category: 'plan-manipulation', re: /\b(?:do not|don't|dont|never)\s+(?:flag|escalate|route|send|forward|pass)\s+(?:this|it|the\s+\w+)?\s*(?:to|for)\s+(?:a\s+|any\s+|the\s+)?(?:human|review|reviewer|manual review|person|operator)s?\b|\b(?:do not|don't|dont|never)\s+(?:involve|notify|tell|alert)\s+(?:a |any |the )?(?:human|person|reviewer|operator)s?\b|\b(?:do not|don't|dont)\s+flag\s+(?:this|it)\b/ },
-  { rule: 'plan.mark-as', category: 'plan-manipulation', re: /\b(?:mark|classify|treat|flag|label|tag)\s+(?:this|it|the)(?:\s+(?:case|request|ticket|refund|plan|incident|order|claim|customer))?\s+as\s+(?:an?\s+)?(?:approved|safe|low[- ]risk|verified|legitimate|trusted|reviewed|pre-?approved|benign|harmless)\b/ },
+  { rule: 'plan.mark-as', category: 'plan-manipulation', re: /\b(?:mark|classify|treat|flag|label|tag|consider|rate|score)\s+(?:this|it|the|my|our)(?:\s+(?:case|request|ticket|refund|plan|incident|order|claim|customer))?\s+as\s+(?:an?\s+)?(?:approved|safe|low[- ]risk|verified|legitimate|trusted|reviewed|pre-?approved|benign|harmless)\b/ },
   { rule: 'plan.call-tool', category: 'tool-call', re: /\b(?:call|invoke|use|run|trigger|execute)\s+(?:the\s+)?(?:[\w.-]+\s+)?(?:tool|function|action)\s*(?:[:(`"']|call|with|named)|\b(?:call|invoke|execute)\s+(?:the\s+)?functions?\.\w+/ },
 
   // --- other languages -------------------------------------------------------------------------------
@@ -192,22 +197,22 @@ const PATTERNS: Pattern[] = [
   { rule: 'fr.ignore', category: 'instruction-override', re: /\b(?:ignore[rz]?|oublie[rz]?|ne tenez pas compte|ne tiens pas compte|fais abstraction|faites abstraction)\s+(?:de\s+)?(?:toutes\s+)?(?:les|tes|vos|des|ces)\s+(?:\S+\s+){0,2}?(?:instructions?|consignes|règles|directives|ordres)\b/, unless: (m) => OWN.test(m) },
   { rule: 'fr.tu-es-maintenant', category: 'role-play', re: /\b(?:tu es|vous êtes|tu seras|vous serez)\s+(?:maintenant|désormais|dorénavant|à présent)\s+(?:un|une|mon|en mode|libre|dan)\b|\bà partir de maintenant,?\s+(?:tu|vous)\s+(?:es|êtes|vas|allez|dois|devez)\b|\bjoue le rôle d/ },
   { rule: 'fr.system', category: 'system-prompt', re: /\b(?:prompt|invite|instructions?|consignes?) (?:du )?système\b|\b(?:révèle|affiche|montre|répète)[sz]?\b(?:\s+\S+){0,3}\s+(?:tes|vos)\s+(?:instructions|consignes)\b/ },
-  { rule: 'fr.skip-review', category: 'plan-manipulation', re: /\bsans\s+(?:aucune\s+|autre\s+)?(?:vérification|validation|revue|approbation|contrôle)\s+(?:humaine|manuelle)?|\b(?:mets|mettez|fixe[zr]?)\b(?:\s+\S+){0,3}\s+(?:confiance|risque)\s+à\b|\bapprouve[rz]? automatiquement\b/ },
+  { rule: 'fr.skip-review', category: 'plan-manipulation', re: /\b(?:rembours|approuv|valid|accept|pai|pay|vers|trait|reembols|aprueb|aprob|pag|proces|rimbors|approv|elabor|aprov|concede|conced|erstatt|genehmig|zahl|überweis|terugbetal|keur|betaal)\w*\b[^.]{0,60}?sans\s+(?:aucune\s+|autre\s+)?(?:vérification|validation|revue|approbation|contrôle)(?:\s+(?:humaine|manuelle))?|\b(?:mets|mettez|fixe[zr]?)\b(?:\s+\S+){0,3}\s+(?:confiance|risque)\s+à\b|\bapprouve[rz]? automatiquement\b/ },
   { rule: 'es.ignore', category: 'instruction-override', re: /\b(?:ignora|ignore|ignorar|ignoren|olvida|olvide|olvidar|omite|omita)\b(?:\s+\S+){0,4}?\s+(?:instrucciones|reglas|indicaciones|directrices|órdenes)\b/, unless: (m) => OWN.test(m) },
   { rule: 'es.ahora-eres', category: 'role-play', re: /\b(?:ahora eres|eres ahora|a partir de ahora (?:eres|serás|actúa)|desde ahora eres|actúa como (?:un|una) (?:ia|asistente|bot|administrador))\b/ },
   { rule: 'es.system', category: 'system-prompt', re: /\b(?:prompt|instrucciones) del sistema\b|\b(?:revela|muestra|repite)\b(?:\s+\S+){0,3}\s+tus\s+instrucciones\b/ },
-  { rule: 'es.skip-review', category: 'plan-manipulation', re: /\bsin\s+(?:ninguna\s+|más\s+)?(?:revisión|verificación|aprobación|control)\s+(?:humana|manual)?|\baprueba automáticamente\b|\b(?:pon|establece|fija)\b(?:\s+\S+){0,3}\s+(?:confianza|riesgo)\s+(?:en|a)\b/ },
+  { rule: 'es.skip-review', category: 'plan-manipulation', re: /\b(?:rembours|approuv|valid|accept|pai|pay|vers|trait|reembols|aprueb|aprob|pag|proces|rimbors|approv|elabor|aprov|concede|conced|erstatt|genehmig|zahl|überweis|terugbetal|keur|betaal)\w*\b[^.]{0,60}?sin\s+(?:ninguna\s+|más\s+)?(?:revisión|verificación|aprobación|control)(?:\s+(?:humana|manual))?|\baprueba automáticamente\b|\b(?:pon|establece|fija)\b(?:\s+\S+){0,3}\s+(?:confianza|riesgo)\s+(?:en|a)\b/ },
   { rule: 'it.ignore', category: 'instruction-override', re: /\b(?:ignora|ignorate|ignori|dimentica|dimenticate|trascura)\b(?:\s+\S+){0,4}?\s+(?:istruzioni|regole|direttive|indicazioni)\b/, unless: (m) => OWN.test(m) },
   { rule: 'it.ora-sei', category: 'role-play', re: /\b(?:ora sei|adesso sei|da ora in poi (?:sei|tu sei|agisci)|d'ora in poi (?:sei|agisci)|fingi di essere)\b/ },
   { rule: 'it.system', category: 'system-prompt', re: /\b(?:prompt|istruzioni) di sistema\b/ },
-  { rule: 'it.skip-review', category: 'plan-manipulation', re: /\bsenza\s+(?:alcuna\s+)?(?:revisione|verifica|approvazione|controllo)\s+(?:umana|manuale)?|\bapprova automaticamente\b/ },
+  { rule: 'it.skip-review', category: 'plan-manipulation', re: /\b(?:rembours|approuv|valid|accept|pai|pay|vers|trait|reembols|aprueb|aprob|pag|proces|rimbors|approv|elabor|aprov|concede|conced|erstatt|genehmig|zahl|überweis|terugbetal|keur|betaal)\w*\b[^.]{0,60}?senza\s+(?:alcuna\s+)?(?:revisione|verifica|approvazione|controllo)(?:\s+(?:umana|manuale))?|\bapprova automaticamente\b/ },
   { rule: 'nl.ignore', category: 'instruction-override', re: /\b(?:negeer|negeren|vergeet)\b(?:\s+\S+){0,4}?\s+(?:instructies|regels|opdrachten|richtlijnen|aanwijzingen)\b/, unless: (m) => OWN.test(m) },
   { rule: 'nl.je-bent-nu', category: 'role-play', re: /\b(?:je bent nu|u bent nu|vanaf nu ben je|vanaf nu bent u|doe alsof je)\b/ },
   { rule: 'nl.system', category: 'system-prompt', re: /\bsysteem-?\s?(?:prompt|instructies)\b/ },
   { rule: 'nl.skip-review', category: 'plan-manipulation', re: /\bzonder\s+(?:enige\s+)?(?:controle|beoordeling|goedkeuring|review)\b|\bkeur automatisch goed\b/ },
   { rule: 'pt.ignore', category: 'instruction-override', re: /\b(?:ignore|ignora|ignorar|esqueça|esqueca|esqueça-se|desconsidere|desconsidera)\b(?:\s+\S+){0,4}?\s+(?:instruções|instrucoes|regras|diretrizes|orientações)\b/, unless: (m) => OWN.test(m) },
   { rule: 'pt.agora-voce-e', category: 'role-play', re: /\b(?:agora|a partir de agora)\s+(?:você|voce|tu)\s+(?:é|és|será)(?=\s)|\b(?:você|voce)\s+agora\s+é(?=\s)/ },
-  { rule: 'pt.skip-review', category: 'plan-manipulation', re: /\bsem\s+(?:nenhuma\s+|qualquer\s+)?(?:revisão|revisao|verificação|verificacao|aprovação|aprovacao)\s+(?:humana|manual)?|\baprove automaticamente\b/ },
+  { rule: 'pt.skip-review', category: 'plan-manipulation', re: /\b(?:rembours|approuv|valid|accept|pai|pay|vers|trait|reembols|aprueb|aprob|pag|proces|rimbors|approv|elabor|aprov|concede|conced|erstatt|genehmig|zahl|überweis|terugbetal|keur|betaal)\w*\b[^.]{0,60}?sem\s+(?:nenhuma\s+|qualquer\s+)?(?:revisão|revisao|verificação|verificacao|aprovação|aprovacao)(?:\s+(?:humana|manual))?|\baprove automaticamente\b/ },
   { rule: 'pl.ignore', category: 'instruction-override', re: /\b(?:zignoruj|ignoruj|zapomnij|pomiń)\b(?:\s+\S+){0,4}?\s+(?:instrukcje|instrukcji|polecenia|poleceń|zasady|reguły)\b/, unless: (m) => OWN.test(m) },
   { rule: 'pl.jestes-teraz', category: 'role-play', re: /\b(?:jesteś teraz|od teraz jesteś|teraz jesteś)\b/ },
   { rule: 'pl.skip-review', category: 'plan-manipulation', re: /\bbez\s+(?:żadnej\s+)?(?:weryfikacji|kontroli|akceptacji|sprawdzania)\b/ },
@@ -478,7 +483,8 @@ export function screen(observation: Pick<Observation, 'subject' | 'fields'>, mod
   for (const [path, text] of texts) {
     if (settings.skipFields.some((s) => matchesPath(path, `fields.${s}`))) continue;
     const secret = sensitive.some((s) => matchesPath(path, s));
-    for (const h of screenText(text, { actionNames })) hits.push({ ...h, path, excerpt: secret ? '[sensitive field]' : h.excerpt });
+    // Excerpts reach reviewers and the audit log: never a sensitive field, and no personal data from free text.
+    for (const h of screenText(text, { actionNames })) hits.push({ ...h, path, excerpt: secret ? '[sensitive field]' : scrubFreeText(h.excerpt) });
   }
   return { flagged: hits.length > 0, hits, reason: describe(hits) };
 }
@@ -507,6 +513,8 @@ function describe(hits: ScreenHit[]): string {
 
 /** Name of the risk factor a screened hit adds to a plan. */
 export const INJECTION_FACTOR = 'prompt-injection';
+/** Name of the risk factor of a plan a planner could not complete (the LLM planner's fallback). */
+export const FALLBACK_FACTOR = 'planner-fallback';
 
 /**
  * Marks a plan with a screening result: a `prompt-injection` risk factor, the reason at the head of the
@@ -531,25 +539,36 @@ type Gate = (plan: Plan, observation: Observation) => GateDecision;
 /**
  * Wraps a gate: an observation the screen flags never runs on its own. A plan the base gate would run
  * (or send to a lower tier) goes to review with rule `prompt-injection` and the screen's reason; a
- * deny stays a deny. The observation is screened here, whatever the planner reported.
+ * deny stays a deny. The observation is screened here, whatever the planner reported; a planner's own
+ * `prompt-injection` factor (the LLM noticed something the patterns did not) and a `planner-fallback`
+ * plan (an LLM reply that could not be completed) also go to review. Factors only ever add review.
  */
 export function screenedGate(model: ScreenModel & { config: { policy: { tierRiskBounds: number[] } } }, baseGate: Gate): Gate {
   const tierOf = plannerConfigOf(model).screening.tier;
+  const maxTier = model.config.policy.tierRiskBounds.length;
+  // An episode's observation is gated again after a reviewer's edit: screen each one once.
+  const screened = new WeakMap<object, ScreenResult>();
   return (plan, observation) => {
     const decision = baseGate(plan, observation);
     if (decision.outcome === 'deny') return decision;
-    const result = screen(observation, model);
-    if (!result.flagged) return decision;
-    const maxTier = model.config.policy.tierRiskBounds.length;
+    let result = screened.get(observation);
+    if (!result) screened.set(observation, (result = screen(observation, model)));
+    const reported = plan.risk.factors.find((f) => f.name === INJECTION_FACTOR);
+    const fallback = plan.risk.factors.find((f) => f.name === FALLBACK_FACTOR);
+    let ruleId: string;
+    let detail: string;
+    if (result.flagged) [ruleId, detail] = ['prompt-injection', result.reason];
+    else if (reported) [ruleId, detail] = ['prompt-injection', `the planner reports a possible prompt injection: ${reported.note ?? 'no detail'}`];
+    else if (fallback) [ruleId, detail] = [FALLBACK_FACTOR, fallback.note ?? 'the planner could not complete the plan'];
+    else return decision;
     const tier = Math.min(maxTier, Math.max(decision.outcome === 'review' ? decision.tier : 0, tierOf));
-    const detail = result.reason;
     return {
       ...decision,
       outcome: 'review',
-      ruleId: 'prompt-injection',
+      ruleId,
       tier,
       reasons: [detail, ...(decision.outcome === 'review' ? decision.reasons : [])],
-      rules: [...decision.rules, { ruleId: 'prompt-injection', result: 'review', tier, detail }],
+      rules: [...decision.rules, { ruleId, result: 'review', tier, detail }],
     };
   };
 }

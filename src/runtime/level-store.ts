@@ -56,6 +56,11 @@ export class LevelStore implements Store {
   #closed = false;
   /** Fault injection stops while closing: a lost write at shutdown has no retry. */
   #closing = false;
+  /**
+   * Told, synchronously, which actors had writes in a failed batch or queued behind it, before any
+   * of their callers hear of it: their in-memory state is ahead of the store and must not be used.
+   */
+  onBatchFailed: ((actorIds: Set<string>) => void) | undefined;
   /** Batches written and operations in them, for benchmarks and the progress display. */
   readonly stats = { batches: 0, ops: 0, commits: 0 };
 
@@ -165,14 +170,17 @@ export class LevelStore implements Store {
       } catch (err) {
         // Nothing of the batch was written: the chain continues from the last entry on disk.
         this.#chain.reset(head);
-        for (const w of waiters) w.reject(err);
         // Whatever was queued behind the failed batch may derive from what it lost (an actor's next
         // snapshot includes the lost event's changes, but not its journal entry or timer index
         // entries): fail it too, so every actor involved restarts from what is durable.
         const behind = this.#waiters;
+        const actors = new Set<string>();
+        for (const op of [...ops, ...this.#pending.values()]) if (op.key.startsWith('a:')) actors.add(op.key.slice(2));
         this.#pending = new Map();
         this.#auditDrafts = [];
         this.#waiters = [];
+        this.onBatchFailed?.(actors);
+        for (const w of waiters) w.reject(err);
         for (const w of behind) w.reject(err);
       } finally {
         this.#writing = null;

@@ -199,10 +199,23 @@ export class Runtime {
     this.#breakerOpts = opts.circuitBreaker ?? {};
     this.#maxResident = opts.maxResident ?? 50_000;
     this.#supervisor = new Supervisor(this.clock, opts.supervision);
+    // A failed batch: drop the affected actors at once, before another event can build on state that
+    // was never written, and restart each from what is durable.
+    this.store.onBatchFailed = (ids) => {
+      for (const id of ids) {
+        const cell = this.#cells.get(id);
+        if (!cell) continue;
+        cell.actor.stop();
+        this.#cells.delete(id);
+        this.#lru.delete(id);
+        this.#scheduleRestart(id, 'store write failed');
+      }
+    };
     this.#timers = new TimerService(this.clock, (t) => this.#fireTimer(t), {
       horizonMs: opts.timerHorizonMs ?? 60_000,
       load: (until) => this.store.dueTimers(until),
       next: (after) => this.store.nextTimerAfter(after),
+      work: { begin: () => void this.#busy++, end: () => this.#settle() },
     });
   }
 
@@ -518,7 +531,9 @@ export class Runtime {
       const timers = (ctx.timers ?? {}) as Timers;
       const timersSet: TimerEntry[] = [];
       const timersCleared: TimerEntry[] = [];
-      for (const [name, dueAt] of Object.entries(timers)) if (dueAt !== undefined && cell.timers[name] !== dueAt) timersSet.push({ actorId: cell.id, name, dueAt });
+      // Every current deadline is (re)written to the index with each commit, not only the changed
+      // ones: the index must hold what the durable snapshot holds even if an earlier write was lost.
+      for (const [name, dueAt] of Object.entries(timers)) if (dueAt !== undefined) timersSet.push({ actorId: cell.id, name, dueAt });
       for (const [name, dueAt] of Object.entries(cell.timers)) if (dueAt !== undefined && timers[name] !== dueAt) timersCleared.push({ actorId: cell.id, name, dueAt });
 
       const outbox: OutboxMessage[] = [];

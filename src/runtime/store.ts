@@ -114,6 +114,8 @@ export interface Store {
   putDeadLetter(letter: DeadLetter): Promise<void>;
   deadLetters(): AsyncIterable<DeadLetter>;
   deleteDeadLetter(id: string): Promise<void>;
+  /** Called synchronously with the actors whose writes were lost in a failed batch. */
+  onBatchFailed?: ((actorIds: Set<string>) => void) | undefined;
   /** Writes everything queued and waits for it. */
   flush(): Promise<void>;
   close(): Promise<void>;

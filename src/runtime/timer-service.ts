@@ -11,6 +11,11 @@ export interface TimerServiceOptions {
   load: (until: number) => AsyncIterable<TimerEntry>;
   /** The earliest indexed deadline after `after`, however far. */
   next: (after: number) => Promise<number | undefined>;
+  /**
+   * Brackets a refill: it reads the store asynchronously, and until it has scheduled what it read,
+   * the runtime is not idle (a driver of a simulated clock must not conclude nothing is due).
+   */
+  work?: { begin(): void; end(): void };
 }
 
 /**
@@ -77,12 +82,17 @@ export class TimerService {
 
   async #refill(): Promise<void> {
     if (this.#stopped) return;
-    this.#horizonEnd = this.#clock.now() + this.#opts.horizonMs;
-    const until = this.#horizonEnd;
-    for await (const t of this.#opts.load(until)) this.schedule(t);
-    // Come back when time reaches the first deadline beyond this slice, however far it is.
-    const beyond = await this.#opts.next(until);
-    if (beyond !== undefined) this.#armRefill(beyond);
+    this.#opts.work?.begin();
+    try {
+      this.#horizonEnd = this.#clock.now() + this.#opts.horizonMs;
+      const until = this.#horizonEnd;
+      for await (const t of this.#opts.load(until)) this.schedule(t);
+      // Come back when time reaches the first deadline beyond this slice, however far it is.
+      const beyond = await this.#opts.next(until);
+      if (beyond !== undefined) this.#armRefill(beyond);
+    } finally {
+      this.#opts.work?.end();
+    }
   }
 
   #rearm(): void {

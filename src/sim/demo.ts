@@ -10,6 +10,7 @@ import { serveCommands } from '../runtime/command-server.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import { Rng } from '../runtime/rng.ts';
 import type { FaultSpec } from '../runtime/faults.ts';
+import { assembleReasoning } from '../runtime/reasoning.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { LevelWorld } from '../runtime/world.ts';
 import { HandoffClient } from '../transport/client.ts';
@@ -33,6 +34,11 @@ export interface DemoOptions {
   arrivalMs?: number;
   /** Transient failures injected into perceive / plan / execute / compensate / store steps. */
   faults?: FaultSpec;
+  /**
+   * Drift-aware gating. Off by default in the demo: its simulated reviewers modify or reject about a
+   * third of cases at random, which a drift monitor rightly reads as a planner going wrong.
+   */
+  drift?: boolean;
   onProgress?: (p: DemoProgress) => void;
 }
 
@@ -104,7 +110,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     }
     const clock = new SimulatedClock(Math.max(lastAt, (await store.getMeta<number>('clock')) ?? 0, meta.startedAt));
     const world = new LevelWorld(store);
-    const rt = await Runtime.open({ store, world, models: [model], clock, seed: String(meta.seed), ...(opts.faults ? { faults: opts.faults } : {}) });
+    const reasoning = await assembleReasoning({ models: [model], store, clock, drift: opts.drift ?? false });
+    const rt = await Runtime.open({ store, world, models: [model], clock, seed: String(meta.seed), planners: reasoning.planners, gateFor: reasoning.gateFor, ...(opts.faults ? { faults: opts.faults } : {}) });
+    reasoning.attach(rt);
     const server = serveCommands(rt);
     const client = new HandoffClient(rt.transport, { namespace: rt.namespace });
     const pool = new ReviewerPool({ runtime: client, transport: rt.transport, namespace: rt.namespace, model, clock, rng: new Rng(meta.seed * 7919 + meta.runs), count: meta.reviewers, run: meta.runs });
@@ -182,6 +190,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     pool.stop();
     server.unsubscribe();
     await rt.close();
+    await reasoning.close();
 
     const summary = await summarize(store, world, model.config.review.tiers.length, (t) => model.config.actions[t]?.compensation ?? null);
     const wallMs = Math.round(performance.now() - wall0);

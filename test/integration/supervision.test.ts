@@ -49,10 +49,10 @@ async function setup(strategy: Partial<SupervisionStrategy>, crashes: { left: nu
 }
 
 /** Drives the simulated clock until nothing is due or `until` says stop. */
-async function drive(rt: Runtime, clock: SimulatedClock, until: () => boolean = () => false, maxSteps = 500) {
+async function drive(rt: Runtime, clock: SimulatedClock, until: () => boolean | Promise<boolean> = () => false, maxSteps = 500) {
   for (let i = 0; i < maxSteps; i++) {
     await rt.whenIdle();
-    if (until()) return;
+    if (await until()) return;
     const next = clock.nextDue();
     if (next === undefined) return;
     clock.advanceTo(next);
@@ -129,7 +129,7 @@ describe('supervision', () => {
     const crashes = { left: 1 };
     const { rt, store, clock } = await setup({ strategy: 'escalate' }, crashes);
     await startGoodEpisode(rt, 'ep-1');
-    await drive(rt, clock);
+    await drive(rt, clock, async () => (await findOperatorCase(store, 'ep-1')) !== undefined);
     expect(rt.stats.crashes).toBe(1);
     expect(rt.stats.restarts).toBe(0);
     const operatorCase = await findOperatorCase(store, 'ep-1');
@@ -154,7 +154,7 @@ describe('supervision', () => {
   it('restart limit: more than maxRestarts crashes in the window escalate; rejecting the operator case stops the episode as failed', async () => {
     const { rt, store, clock } = await setup({ strategy: 'restart', maxRestarts: 2, windowMs: 3_600_000 }, { left: 1000 });
     await startGoodEpisode(rt, 'ep-1');
-    await drive(rt, clock);
+    await drive(rt, clock, async () => (await findOperatorCase(store, 'ep-1')) !== undefined);
     expect(rt.stats.crashes).toBe(3);
     expect(rt.stats.restarts).toBe(2);
     const operatorCase = await findOperatorCase(store, 'ep-1');
@@ -173,7 +173,7 @@ describe('supervision', () => {
     const crashes = { left: 1 };
     const { rt, store, clock } = await setup({ strategy: 'escalate' }, crashes);
     await startGoodEpisode(rt, 'ep-1');
-    await drive(rt, clock);
+    await drive(rt, clock, async () => (await findOperatorCase(store, 'ep-1')) !== undefined);
     const letters = await deadLetters(store);
     expect(letters.map((l) => l.event.type)).toEqual(['plan.done']);
     // Resume the actor through its operator case, then replay: the recorded plan.done is stale by
