@@ -22,7 +22,28 @@ export interface Reasoning {
  * overriding the agent (its state is kept in the store, so a tightened gate stays tightened).
  */
 export async function assembleReasoning(opts: { models: LoadedModel[]; store: Store; clock: Clock; drift: boolean }): Promise<Reasoning> {
-  const monitor = opts.drift ? await DriftMonitor.open({ models: opts.models, store: opts.store, clock: opts.clock }) : undefined;
+  let runtime: Runtime | undefined;
+  // A tightened gate is reported to an operator through a case: approving it relaxes the gate
+  // (the operator has looked into the planner); rejecting it keeps the gate tight.
+  const monitor = opts.drift
+    ? await DriftMonitor.open({
+        models: opts.models,
+        store: opts.store,
+        clock: opts.clock,
+        onTightened: async (e) => {
+          if (!runtime) return undefined;
+          const t = e.tightening;
+          return runtime.openOperatorCase({
+            model: e.model,
+            target: `drift.${e.model}`,
+            kind: 'handoff.drift.tightened',
+            ruleId: 'drift:override-rate',
+            rationale: `Reviewers overrode ${t.overrides} of ${t.samples} recent plans of ${e.model} (${Math.round(t.overrideRate * 100)}%, limit ${Math.round(t.maxOverrideRate * 100)}%${t.rule ? `, rule ${t.rule}` : ''}). The gate now sends every plan to review. Approve to relax it once the planner is fixed; reject to keep it tight.`,
+            fields: { model: e.model, overrideRate: t.overrideRate, samples: t.samples, overrides: t.overrides, brier: t.brier, ...(t.rule ? { rule: t.rule } : {}) },
+          });
+        },
+      })
+    : undefined;
   let detach: (() => void) | undefined;
   return {
     planners: Object.fromEntries(opts.models.map((m) => [m.name, plannerFor(m, { clock: opts.clock })])),
@@ -31,7 +52,12 @@ export async function assembleReasoning(opts: { models: LoadedModel[]; store: St
       return monitor ? driftGate(m, screened, monitor) : screened;
     },
     attach: (rt) => {
+      runtime = rt;
       detach = monitor?.attach(rt);
+      for (const m of opts.models)
+        rt.onOperatorDecision(`drift.${m.name}`, async (r) => {
+          if (r.outcome === 'approved' || r.outcome === 'modified') await monitor?.relax(m.name, r.decidedBy.join(',') || 'operator', `operator case ${r.caseId}`);
+        });
     },
     close: async () => {
       detach?.();

@@ -276,6 +276,35 @@ export class Runtime {
   }
 
   /**
+   * Opens an operator case about something that is not an episode (a drift alarm, a stuck
+   * integration): a review case in the model's operator tier. When an operator decides it, the
+   * handler registered for `target` with {@link onOperatorDecision} is called. Returns the case id.
+   */
+  async openOperatorCase(opts: { model: string; target: string; kind: string; rationale: string; ruleId: string; fields: Record<string, unknown> }): Promise<string> {
+    const model = this.#model(opts.model);
+    const now = this.clock.now();
+    const caseId = `${opts.target}.operator-${now.toString(36)}`;
+    const observation = {
+      id: `${caseId}.obs`,
+      kind: opts.kind,
+      subject: opts.target,
+      provenance: { source: 'handoff/runtime', observedAt: new Date(now).toISOString(), transforms: [] },
+      classification: 'internal' as const,
+      dataClasses: ['internal' as const],
+      fields: opts.fields,
+    };
+    await this.#spawn('case', caseId, model, this.#operatorCaseInput(model, caseId, opts.target, observation, opts.rationale, opts.ruleId)).catch((err: unknown) => {
+      if (!(err instanceof ActorExistsError)) throw err;
+    });
+    return caseId;
+  }
+
+  /** Handles operator decisions on cases opened with {@link openOperatorCase} for `target`. */
+  onOperatorDecision(target: string, handler: (resolution: { outcome: string; caseId: string; decidedBy: string[]; reason?: string }) => Promise<void> | void): void {
+    this.#operatorHandlers.set(target, handler);
+  }
+
+  /**
    * Applies a reviewer command, parsed with the contract at this boundary. Refusals are typed:
    * ContractError (bad field), ActorNotFoundError, UnauthorizedError (role, separation of duties,
    * four eyes), ConflictError (stale version), EventRejectedError (wrong state), `command.replayed`.
@@ -717,6 +746,7 @@ export class Runtime {
   }
 
   #restartTimers = new Set<string>();
+  #operatorHandlers = new Map<string, (resolution: { outcome: string; caseId: string; decidedBy: string[]; reason?: string }) => Promise<void> | void>();
 
   /** Restarts an actor from its last durable snapshot after `delayMs` (a store failure, a crash). */
   #scheduleRestart(id: string, reason: string, delayMs = 0): void {
@@ -788,8 +818,14 @@ export class Runtime {
 
   /** An operator decided about a suspended actor: resume it, or stop it for good. */
   async #operatorDecision(msg: OutboxMessage): Promise<void> {
-    const { resolution } = msg.event as unknown as { resolution: { outcome: string; caseId: string; decidedBy: string[] } };
+    const { resolution } = msg.event as unknown as { resolution: { outcome: string; caseId: string; decidedBy: string[]; reason?: string } };
     const id = msg.to;
+    const handler = this.#operatorHandlers.get(id);
+    if (handler) {
+      await handler(resolution);
+      await this.store.ackOutbox(msg.id);
+      return;
+    }
     await this.store.deleteMeta(`suspended:${id}`);
     const rec = await this.store.load(id);
     if (resolution.outcome === 'approved' || resolution.outcome === 'modified') {
