@@ -9,6 +9,7 @@ import { LevelStore } from '../runtime/level-store.ts';
 import { runDemo, type DemoSummary } from '../sim/demo.ts';
 import { parseFaults } from '../runtime/faults.ts';
 import { duration, paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
+import { registerQaCommands } from './testgen-command.ts';
 import { registerStart } from './start-command.ts';
 import { registerDrift } from './drift-command.ts';
 
@@ -236,6 +237,7 @@ deadletters
   });
 
 // Feature commands register themselves here, one line each.
+registerQaCommands(program);
 registerStart(program);
 registerDrift(program);
 // (end of command registrations)

@@ -65,12 +65,15 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
   const parsed = ModelConfig.safeParse(raw);
   if (!parsed.success) for (const i of toIssues(parsed.error)) problems.push({ file: rel(jsonFile), ...i });
 
-  const candidates = ['handlers.ts', 'handlers.js', 'handlers.mjs'].map((f) => join(dir, f));
+  // handlers.mts is ESM wherever it lives; a handlers.ts outside an ESM package ("type": "module")
+  // would load as CommonJS with its own copies of Handoff's classes, and errors thrown from it would
+  // then fail the runtime's instanceof checks.
+  const candidates = ['handlers.ts', 'handlers.mts', 'handlers.js', 'handlers.mjs'].map((f) => join(dir, f));
   let handlersFile: string | undefined;
   for (const c of candidates) if (await exists(c)) handlersFile = handlersFile ?? c;
   let handlers: ModelHandlers | undefined;
   if (!handlersFile) {
-    problems.push({ file: join(dirArg, 'handlers.ts'), path: '', message: 'missing: a model folder needs handlers.ts (or handlers.js)' });
+    problems.push({ file: join(dirArg, 'handlers.ts'), path: '', message: 'missing: a model folder needs handlers.ts (in an ESM package) or handlers.mts' });
   } else {
     try {
       const mod = (await import(pathToFileURL(handlersFile).href)) as { default?: unknown };

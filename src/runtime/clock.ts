@@ -64,6 +64,22 @@ export class SimulatedClock implements Clock {
   #dropCleared(): void {
     for (let top = this.#heap.peek(); top && !this.#fns.has(top.value); top = this.#heap.peek()) this.#heap.pop();
   }
+  /**
+   * Fires the earliest pending timer only (ties in creation order); false when none is left. A
+   * driver that waits for the system to settle after each one gets the same run for the same seed,
+   * which `advanceTo` (firing every due timer at once, their flows racing on I/O) does not give.
+   */
+  fireNext(): boolean {
+    this.#dropCleared();
+    const top = this.#heap.pop();
+    if (!top) return false;
+    const fn = this.#fns.get(top.value)!;
+    this.#fns.delete(top.value);
+    this.#now = Math.max(this.#now, top.key);
+    fn();
+    return true;
+  }
+
   advance(ms: number): void {
     this.advanceTo(this.#now + ms);
   }

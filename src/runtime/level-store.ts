@@ -2,7 +2,7 @@ import { Level } from 'level';
 import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { Rng } from './rng.ts';
-import type { ActorKind, ActorRecord, Commit, DeadLetter, Intent, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
+import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
@@ -222,12 +222,6 @@ export class LevelStore implements Store {
     }
   }
 
-  putIntent(intent: Intent): Promise<void> {
-    return this.putAux('i', intent.key, intent);
-  }
-  getIntent(key: string): Promise<Intent | undefined> {
-    return this.getAux<Intent>('i', key);
-  }
   putDeadLetter(letter: DeadLetter): Promise<void> {
     return this.putAux('d', letter.id, letter);
   }

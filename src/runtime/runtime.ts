@@ -1,4 +1,4 @@
-import { createActor, type Actor, type AnyStateMachine, type StateValue } from 'xstate';
+import { createActor, type Actor, type AnyStateMachine, type InspectionEvent, type StateValue } from 'xstate';
 import pino, { type Logger } from 'pino';
 import { perceive } from '../actors/perceivers/perceive.ts';
 import { rulePlanner, type Planner } from '../actors/planners/planner.ts';
@@ -79,6 +79,8 @@ export interface RuntimeOptions {
    * timer index and are loaded as the horizon moves. @default 60000
    */
   timerHorizonMs?: number;
+  /** XState's inspection events of every hosted actor, with its id (the inspector's stream, `src/inspect`). */
+  inspect?: (event: InspectionEvent, actorId: string) => void;
 }
 
 /** What a caller gets back once an event is durable. */
@@ -175,6 +177,7 @@ export class Runtime {
   #lru = new Map<string, true>();
   #stopped = false;
   #ownsTransport: boolean;
+  #inspect: RuntimeOptions['inspect'];
   /** Counters for progress displays and benchmarks. */
   readonly stats = { events: 0, effects: 0, rejected: 0, crashes: 0, restarts: 0, restored: 0, evicted: 0, rehydrated: 0, deadLetters: 0, storeFailures: 0 };
 
@@ -195,6 +198,7 @@ export class Runtime {
       this.#machines.set(m.name, { agent: agentMachineFor({ gate, onExpiry: m.config.policy.onExpiry }) });
     }
     this.#faults = opts.faults;
+    this.#inspect = opts.inspect;
     this.#breakerOpts = opts.circuitBreaker ?? {};
     this.#maxResident = opts.maxResident ?? 10_000;
     this.#supervisor = new Supervisor(this.clock, opts.supervision);
@@ -241,7 +245,8 @@ export class Runtime {
   /** Builds a live actor from its record; throws if the snapshot is corrupt. */
   #restore(rec: ActorRecord, model: LoadedModel): Cell {
     const machine = rec.kind === 'agent' ? this.#machines.get(model.name)!.agent : reviewCaseMachine;
-    const actor = createActor(machine, { snapshot: rec.snapshot as never, clock: this.clock as never });
+    const inspect = this.#inspect && ((e: InspectionEvent) => this.#inspect!(e, rec.id));
+    const actor = createActor(machine, { snapshot: rec.snapshot as never, clock: this.clock as never, ...(inspect ? { inspect } : {}) });
     actor.subscribe({ error: () => undefined });
     actor.start();
     const snap = actor.getSnapshot();
@@ -262,7 +267,14 @@ export class Runtime {
     const model = this.#model(modelName);
     const parsed = parseContract(model.handlers.signal, signal, `${model.name}.signal`, 'signal');
     const input = { episodeId: opts.episodeId, model: model.name, signal: parsed, retry: model.config.retry };
-    return this.#spawn('agent', opts.episodeId, model, input);
+    // Counted as work from the first await (the existence check reads the store), so a driver that
+    // waits for idleness does not move a simulated clock past a start in progress.
+    this.#busy++;
+    try {
+      return await this.#spawn('agent', opts.episodeId, model, input);
+    } finally {
+      this.#settle();
+    }
   }
 
   /**
@@ -271,7 +283,12 @@ export class Runtime {
    */
   async openCase(input: unknown): Promise<Ack> {
     const parsed = parseContract(CaseInput, input, 'CaseInput');
-    return this.#spawn('case', parsed.caseId, this.#model(parsed.model), parsed);
+    this.#busy++;
+    try {
+      return await this.#spawn('case', parsed.caseId, this.#model(parsed.model), parsed);
+    } finally {
+      this.#settle();
+    }
   }
 
   /**
@@ -507,7 +524,8 @@ export class Runtime {
     const existing = await this.#cell(id);
     if (existing) throw new ActorExistsError(id);
     const machine = kind === 'agent' ? this.#machines.get(model.name)!.agent : reviewCaseMachine;
-    const actor = createActor(machine, { input: input as never, clock: this.clock as never });
+    const inspect = this.#inspect && ((e: InspectionEvent) => this.#inspect!(e, id));
+    const actor = createActor(machine, { input: input as never, clock: this.clock as never, ...(inspect ? { inspect } : {}) });
     actor.subscribe({ error: () => undefined });
     actor.start();
     const snap = actor.getSnapshot();
@@ -934,7 +952,6 @@ export class Runtime {
             {
               model,
               world: this.world,
-              intents: this.store,
               guard: (type, fn) =>
                 this.#breaker(type).run(() => {
                   maybeFail(this.#faults, faultKind, drawFor(this.#seed, 'fault', effect.id));

@@ -26,14 +26,6 @@ export interface JournalEntry {
   state: string;
 }
 
-/** The executor's record of one effect under its idempotency key. */
-export interface Intent {
-  key: string;
-  status: 'started' | 'succeeded';
-  at: number;
-  result?: unknown;
-}
-
 /** Something that could not be delivered, kept so an operator can look at it and replay it. */
 export interface DeadLetter {
   id: string;
@@ -109,8 +101,6 @@ export interface Store {
   getMeta<T>(key: string): Promise<T | undefined>;
   putMeta(key: string, value: unknown): Promise<void>;
   deleteMeta(key: string): Promise<void>;
-  putIntent(intent: Intent): Promise<void>;
-  getIntent(key: string): Promise<Intent | undefined>;
   putDeadLetter(letter: DeadLetter): Promise<void>;
   deadLetters(): AsyncIterable<DeadLetter>;
   deleteDeadLetter(id: string): Promise<void>;

@@ -2,19 +2,12 @@ import { EffectError } from '../../contracts/errors.ts';
 import type { Plan } from '../../contracts/plan.ts';
 import type { World } from '../../models/define.ts';
 import type { LoadedModel } from '../../models/loader.ts';
-import type { Intent } from '../../runtime/store.ts';
 import { failpoint } from '../../runtime/failpoints.ts';
 import { stepContext } from '../step-context.ts';
-
-export interface IntentLog {
-  putIntent(intent: Intent): Promise<void>;
-  getIntent(key: string): Promise<Intent | undefined>;
-}
 
 export interface ExecuteRequest {
   model: LoadedModel;
   world: World;
-  intents: IntentLog;
   plan: Plan;
   step: number;
   /** `<episodeId>/<step>`, or `<episodeId>/<step>/compensate`. */
@@ -37,14 +30,13 @@ export interface ExecuteResult {
 }
 
 /**
- * Runs one action (or its compensation) at most once per idempotency key:
+ * Runs one action (or its compensation) at most once per idempotency key.
  *
- * 1. `succeeded` intent recorded → return its result; nothing runs.
- * 2. `started` intent with no result → a crash fell between the effect and its record: ask the
- *    world's ledger whether the effect took place under this key; if so, record and return it.
- * 3. Otherwise record `started` (durably), run the effect, record `succeeded` with the result.
- *
- * Only then is the result handed back to the actor, whose acknowledgement follows its own commit.
+ * The intent log is the actor's own journal: the effect request is durable before the executor is
+ * called (write-ahead), and the result is durable when the actor commits `action.done` with it.
+ * Between the two, a crash can fall after the effect took place; so before running, the world's
+ * ledger is asked whether the effect under this key already happened, and if so its recorded result
+ * is returned and nothing runs again.
  */
 export async function executeOnce(req: ExecuteRequest, compensation: boolean): Promise<ExecuteResult> {
   const action = req.plan.actions[req.step];
@@ -60,21 +52,11 @@ export async function executeOnce(req: ExecuteRequest, compensation: boolean): P
   const impl = req.model.handlers.actions[type];
   if (!impl) throw new EffectError(`no implementation for action '${type}'`, { transient: false });
 
-  const intent = await req.intents.getIntent(req.key);
-  if (intent?.status === 'succeeded') return { result: intent.result ?? null, replayed: true };
-  if (intent?.status === 'started') {
-    const prior = await req.world.lookup(req.key);
-    if (prior) {
-      await req.intents.putIntent({ key: req.key, status: 'succeeded', at: req.now, result: prior.result });
-      return { result: prior.result, replayed: true };
-    }
-  } else {
-    await req.intents.putIntent({ key: req.key, status: 'started', at: req.now });
-  }
+  const prior = await req.world.lookup(req.key);
+  if (prior) return { result: prior.result, replayed: true };
   const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed), key: req.key, world: req.world };
   const run = () => impl.execute(args, ctx);
   const result = await (req.guard ? req.guard(type, run) : run());
   failpoint('after-effect');
-  await req.intents.putIntent({ key: req.key, status: 'succeeded', at: req.now, result: result ?? null });
   return { result, replayed: false };
 }

@@ -1,0 +1,107 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { relative } from 'node:path';
+import type { MachineCoverage } from '../testing/graph.ts';
+import { writeSuite } from '../testing/generator.ts';
+import { paint, printJson, table } from './output.ts';
+import { registerSimulate } from './simulate-command.ts';
+
+const positive = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be an integer ≥ 1`);
+  return n;
+};
+
+function pct(covered: number, reachable: number): string {
+  return reachable === 0 ? 'n/a' : `${((covered / reachable) * 100).toFixed(1)}%`;
+}
+
+function row(name: string, c: MachineCoverage): (string | number)[] {
+  return [
+    name,
+    c.paths,
+    c.steps,
+    `${c.states.covered}/${c.states.reachable} (${pct(c.states.covered, c.states.reachable)})`,
+    c.states.declared,
+    `${c.transitions.covered}/${c.transitions.reachable} (${pct(c.transitions.covered, c.transitions.reachable)})`,
+    c.transitions.declared,
+    `${c.branches.covered}/${c.branches.reachable}`,
+    c.refusals ? `${c.refusals.covered}/${c.refusals.reachable}` : '-',
+  ];
+}
+
+/** `handoff testgen <model> --out DIR`: model-based vitest suites with coverage. */
+export function registerTestgen(program: Command): void {
+  program
+    .command('testgen')
+    .description(
+      "Generate vitest suites that walk every reachable state and transition of a model's agent and review-case machines on the real runtime; print and write coverage (coverage.json).",
+    )
+    .argument('<model>', 'model folder')
+    .requiredOption('--out <dir>', 'folder for the suites (<model>.agent.test.ts, <model>.case.test.ts), their fixtures and coverage.json')
+    .addOption(new Option('--paths <mode>', 'shortest: a small covering set of paths; simple: that set plus simple paths to final states').choices(['shortest', 'simple']).default('shortest'))
+    .option('--max-paths <n>', 'cap on paths per machine with --paths simple', positive('--max-paths'), 200)
+    .option('--crash-each-step', 'generated tests restart the runtime from its store before every step and check the path still completes identically', false)
+    .option('--harness <specifier>', "module the generated files import the harness from (default: relative path to this package's src/testing/index.ts; e.g. handoff/testing)")
+    .option('--json', 'print a summary object on stdout', false)
+    .action(async (modelDir: string, o: { out: string; paths: 'shortest' | 'simple'; maxPaths: number; crashEachStep: boolean; harness?: string; json: boolean }) => {
+      const t0 = performance.now();
+      const r = await writeSuite(modelDir, o.out, { paths: o.paths, maxPaths: o.maxPaths, crashEachStep: o.crashEachStep, ...(o.harness ? { harnessImport: o.harness } : {}) });
+      const cov = r.coverage;
+      const complete = [cov.agent, cov.case].every((c) => c.uncoveredStates.length === 0 && c.uncoveredTransitions.length === 0);
+      const summary = {
+        ok: complete,
+        model: r.model.name,
+        version: r.model.config.version,
+        out: o.out,
+        files: r.files.map((f) => relative(process.cwd(), f)),
+        paths: o.paths,
+        crashEachStep: o.crashEachStep,
+        tests: cov.agent.paths + cov.case.paths,
+        coverage: Object.fromEntries(
+          (['agent', 'case'] as const).map((k) => {
+            const c = cov[k];
+            return [
+              k,
+              {
+                paths: c.paths,
+                steps: c.steps,
+                states: c.states,
+                transitions: c.transitions,
+                branches: { reachable: c.branches.reachable, covered: c.branches.covered },
+                ...(c.refusals ? { refusals: c.refusals } : {}),
+                unreachableStates: c.unreachableStates,
+                unreachableTransitions: c.unreachableTransitions,
+                uncoveredStates: c.uncoveredStates,
+                uncoveredTransitions: c.uncoveredTransitions,
+              },
+            ];
+          }),
+        ),
+        warnings: cov.warnings,
+        wallMs: Math.round(performance.now() - t0),
+      };
+      if (o.json) printJson(summary);
+      else {
+        const out = process.stdout;
+        out.write(`\n${paint.bold(`handoff testgen · model ${r.model.name}@${r.model.config.version} · ${o.paths} paths${o.crashEachStep ? ' · restart before every step' : ''}`)}\n\n`);
+        out.write(
+          `${table([['machine', 'paths', 'steps', 'states covered/reachable', 'declared', 'transitions covered/reachable', 'declared', 'branches', 'refusals'], row('agent episode', cov.agent), row('review case', cov.case)], { header: true })}\n\n`,
+        );
+        for (const w of cov.warnings) out.write(`${paint.yellow('warning')} ${w}\n`);
+        for (const k of ['agent', 'case'] as const) {
+          for (const s of cov[k].uncoveredStates) out.write(`${paint.red('uncovered')} ${k} state ${s}\n`);
+          for (const t of cov[k].uncoveredTransitions) out.write(`${paint.red('uncovered')} ${k} transition ${t}\n`);
+        }
+        if (cov.warnings.length) out.write('\n');
+        out.write(`wrote ${summary.files.join(', ')}\n`);
+        out.write(paint.dim(`run them: npx vitest run ${o.out}   (${summary.wallMs} ms)\n`));
+      }
+      if (!complete) process.exitCode = 1;
+    });
+}
+
+/** The QA commands: `testgen` and `simulate`. */
+export function registerQaCommands(program: Command): void {
+  registerTestgen(program);
+  registerSimulate(program);
+}

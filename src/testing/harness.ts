@@ -1,0 +1,639 @@
+/**
+ * The harness generated suites (and users' own tests) drive the real runtime with: a `Runtime` on a
+ * `LevelStore` in a temporary folder, a `SimulatedClock`, the model's real handlers behind effect
+ * gates (see `scripted-model.ts`), and reviewer commands through `Runtime.command`, exactly as the
+ * console sends them. After every step it checks the journaled event and the state, the context
+ * features the path expects, the machine's context invariants, the effects ledger and the audit
+ * entries the step appended. With `crashEachStep` the runtime is closed and reopened from its store
+ * before every step, and the path must still complete identically: timers re-armed, no effect repeated.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import pino from 'pino';
+import { SCHEMA_VERSION } from '../contracts/envelope.ts';
+import { HandoffError } from '../contracts/errors.ts';
+import type { Reviewer } from '../contracts/reviewer-command.ts';
+import type { AgentContext } from '../machines/agent.ts';
+import type { CaseContext } from '../machines/review-case.ts';
+import { loadModel, type LoadedModel } from '../models/loader.ts';
+import { verifyAudit } from '../runtime/audit-log.ts';
+import { SimulatedClock } from '../runtime/clock.ts';
+import { LevelStore } from '../runtime/level-store.ts';
+import { Runtime, type ActorView } from '../runtime/runtime.ts';
+import { LevelWorld } from '../runtime/world.ts';
+import { classOf, commandPayload, DEFAULT_OPERATOR_TIER, identify, type Fixtures, type PlanClass } from './fixtures.ts';
+import { EffectGates, scriptedModel, scriptedPlanner, type GatedKind } from './scripted-model.ts';
+import { agentFeatures, caseFeatures, describeAction, type Action, type Expectation } from './steps.ts';
+
+export interface SuiteOptions {
+  /** Model folder, or a loaded model. */
+  model: string | LoadedModel;
+  /** Fixtures file written by the generator (`<model>.fixtures.json`), or the fixtures. */
+  fixtures: string | Fixtures;
+  /** Close and reopen the runtime from its store before every step (and before the end). */
+  crashEachStep?: boolean;
+  /** Longest wait for the runtime to do one thing, wall ms. @default 10000 */
+  timeoutMs?: number;
+  /** Seed of the runtime's draws. @default 'handoff-testing' */
+  seed?: string;
+}
+
+/** A suite: where the model and fixtures come from, and how scenarios run. */
+export interface Suite {
+  readonly options: SuiteOptions;
+  load(): Promise<{ model: LoadedModel; fixtures: Fixtures }>;
+  /** Runs an agent-episode scenario: starts one episode, then `body` walks it. */
+  agent(body: (s: Scenario) => Promise<void>): Promise<void>;
+  /** Runs a review-case scenario: an episode whose plan takes gate branch `start` opens the case. */
+  case(start: PlanClass, body: (s: Scenario) => Promise<void>): Promise<void>;
+}
+
+export function defineSuite(options: SuiteOptions): Suite {
+  let loaded: Promise<{ model: LoadedModel; fixtures: Fixtures }> | undefined;
+  const load = () =>
+    (loaded ??= (async () => {
+      const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
+      const fixtures = typeof options.fixtures === 'string' ? (JSON.parse(await readFile(options.fixtures, 'utf8')) as Fixtures) : options.fixtures;
+      if (fixtures.model !== model.name) throw new Error(`fixtures are for model '${fixtures.model}', not '${model.name}'`);
+      return { model, fixtures };
+    })());
+  const run = async (machine: 'agent' | 'case', start: PlanClass | undefined, body: (s: Scenario) => Promise<void>) => {
+    const { model, fixtures } = await load();
+    const s = await Scenario.open(options, model, fixtures, machine, start);
+    try {
+      await body(s);
+    } finally {
+      await s.dispose();
+    }
+  };
+  return {
+    options,
+    load,
+    agent: (body) => run('agent', undefined, body),
+    case: (start, body) => run('case', start, body),
+  };
+}
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+/** A runtime idle this long (wall ms) with the step not done has stopped making progress. */
+const STUCK_MS = 250;
+const FINAL_AGENT = new Set(['done', 'denied', 'rejected', 'expired', 'compensated', 'failed']);
+const EFFECT_FOR_STATE: Record<string, string[]> = {
+  perceiving: ['perceive'],
+  planning: ['plan'],
+  acting: ['execute'],
+  compensating: ['compensate'],
+  awaitingReview: ['openCase'],
+  awaitingOperator: ['openCase'],
+};
+
+export class HarnessError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HarnessError';
+  }
+}
+
+/** One scenario on a fresh store: an episode (and its case) walked step by step. */
+export class Scenario {
+  readonly model: LoadedModel;
+  readonly fixtures: Fixtures;
+  readonly machine: 'agent' | 'case';
+  /** For a case scenario: the gate branch of the plan whose review opens the case. */
+  readonly startClass: PlanClass | undefined;
+  readonly clock: SimulatedClock;
+  #opts: SuiteOptions;
+  #dir: string;
+  #store!: LevelStore;
+  #world!: LevelWorld;
+  #rt!: Runtime;
+  #gates = new EffectGates();
+  #gen = 0;
+  #expected: Expectation = {};
+  #seq = 0;
+  #subject: string;
+  #auditFrom = 1;
+  #commands = 0;
+  #done: string[] = [];
+  #closed = false;
+  #trackAudit = false;
+  /** Restarts so far, and effects that took place under a restart with their result lost (then recovered from the ledger). */
+  readonly stats = { restarts: 0, lostResults: 0 };
+
+  private constructor(opts: SuiteOptions, model: LoadedModel, fixtures: Fixtures, machine: 'agent' | 'case', start: PlanClass | undefined, dir: string) {
+    this.#opts = opts;
+    this.model = model;
+    this.fixtures = fixtures;
+    this.machine = machine;
+    this.startClass = start;
+    this.#dir = dir;
+    this.clock = new SimulatedClock(fixtures.t0);
+    this.#subject = machine === 'agent' ? fixtures.episodeId : `${fixtures.episodeId}.case-1`;
+  }
+
+  static async open(opts: SuiteOptions, model: LoadedModel, fixtures: Fixtures, machine: 'agent' | 'case', start?: PlanClass): Promise<Scenario> {
+    const dir = await mkdtemp(join(tmpdir(), `handoff-mbt-${model.name}-`));
+    const s = new Scenario(opts, model, fixtures, machine, start, dir);
+    s.#store = await LevelStore.open(dir);
+    s.#world = new LevelWorld(s.#store);
+    s.#rt = await s.#openRuntime();
+    return s;
+  }
+
+  get runtime(): Runtime {
+    return this.#rt;
+  }
+  get store(): LevelStore {
+    return this.#store;
+  }
+  get world(): LevelWorld {
+    return this.#world;
+  }
+  get episodeId(): string {
+    return this.fixtures.episodeId;
+  }
+  /** The actor the scenario's steps address: the episode, or its first case. */
+  get subject(): string {
+    return this.#subject;
+  }
+
+  async #openRuntime(): Promise<Runtime> {
+    const gen = this.#gen;
+    return Runtime.open({
+      store: this.#store,
+      world: this.#world,
+      models: [scriptedModel(this.model, this.#gates, gen)],
+      planners: { [this.model.name]: scriptedPlanner(this.fixtures.plans, this.#gates, gen) },
+      clock: this.clock,
+      seed: this.#opts.seed ?? 'handoff-testing',
+      logger: pino({ level: 'silent' }),
+      // Scripted failures are not an outage: keep circuits closed.
+      circuitBreaker: { failureThreshold: 1_000_000 },
+      // Every deadline resident: timers fire exactly when the clock reaches them.
+      timerHorizonMs: 400 * 86_400_000,
+    });
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Steps
+  // ----------------------------------------------------------------------------------------------
+
+  /** Starts the episode (and, for a case scenario, walks it until its case is open); checks `expect`. */
+  async start(expect: Expectation): Promise<void> {
+    await this.#guard('start', async () => {
+      const fx = this.fixtures;
+      await this.#rt.startEpisode(this.model.name, fx.signal, { episodeId: fx.episodeId });
+      if (this.machine === 'case') {
+        if (!this.startClass || !fx.plans[this.startClass]) throw new HarnessError(`no fixture plan for gate branch '${this.startClass}'`);
+        await this.#release(fx.episodeId, 'perceive', { result: 'done' }, 1);
+        await this.#release(fx.episodeId, 'plan', { result: 'done', plan: this.startClass }, 2);
+        await this.#waitSeq(fx.episodeId, 3);
+        await this.#waitExists(this.#subject);
+      }
+      await this.#settle();
+      this.#trackAudit = expect.audit !== undefined;
+      this.#expected = { ...expect };
+      await this.#check(expect, 0, 'start');
+    });
+  }
+
+  /** Performs one step of a path and checks what the runtime shows afterwards. */
+  async step(action: Action, delta: Expectation = {}): Promise<void> {
+    const label = describeAction(action);
+    await this.#guard(label, async () => {
+      const expect = this.#merge(delta);
+      if (this.#opts.crashEachStep) await this.restart(action);
+      if (expect.refused) {
+        await this.#refused(action, expect);
+      } else {
+        const target = ++this.#seq;
+        await this.#perform(action, target);
+        await this.#waitSeq(this.#subject, target);
+        await this.#settle();
+        await this.#check(expect, target, label);
+      }
+      this.#expected = expect;
+    });
+    this.#done.push(label);
+  }
+
+  /** End of the path: final invariants (audit chain, no duplicate effect); with crashes, one more restart. */
+  async end(): Promise<void> {
+    await this.#guard('end', async () => {
+      if (this.#opts.crashEachStep) await this.restart();
+      await this.#settle();
+      const audit = await verifyAudit(this.#store.audit());
+      if (!audit.ok) throw new HarnessError(`audit chain broken at entry ${audit.firstBroken}: ${audit.reason}`);
+      const totals = await this.#world.totals();
+      if (totals.duplicates !== 0) throw new HarnessError(`${totals.duplicates} effect(s) applied more than once`);
+    });
+  }
+
+  /**
+   * Closes the runtime (effects in flight never report back; one about to succeed takes place first,
+   * so its result is lost exactly in the window the idempotency check covers) and reopens it from the
+   * store. Checks that every live actor's deadlines are back in the timer index and nothing repeated.
+   */
+  async restart(next?: Action): Promise<void> {
+    await this.#shutdown(next);
+    await this.#store.close();
+    this.#store = await LevelStore.open(this.#dir);
+    this.#world = new LevelWorld(this.#store);
+    this.#gen++;
+    this.stats.restarts++;
+    this.#rt = await this.#openRuntime();
+    await this.#settle();
+    const index = new Map<string, Record<string, number>>();
+    for await (const t of this.#store.dueTimers(Number.MAX_SAFE_INTEGER)) index.set(t.actorId, { ...index.get(t.actorId), [t.name]: t.dueAt });
+    for (const id of [this.episodeId, ...(await this.#caseIds())]) {
+      const v = await this.#rt.get(id);
+      if (!v || v.status !== 'active') continue;
+      const armed = Object.fromEntries(Object.entries(v.context.timers).filter(([, d]) => d !== undefined));
+      if (!isDeepStrictEqual(armed, index.get(id) ?? {})) throw new HarnessError(`after a restart the timer index of ${id} holds ${JSON.stringify(index.get(id) ?? {})}, its context ${JSON.stringify(armed)}`);
+    }
+    const totals = await this.#world.totals();
+    if (totals.duplicates !== 0) throw new HarnessError(`after a restart: ${totals.duplicates} effect(s) applied more than once`);
+  }
+
+  async #shutdown(next?: Action): Promise<void> {
+    const gen = this.#gen;
+    const closing = this.#rt.close();
+    this.#gates.close(gen, (a) => {
+      const apply = !!next && 'result' in next && next.result === 'done' && next.do === a.kind && (a.kind === 'execute' || a.kind === 'compensate') && 'step' in next && next.step === a.step;
+      if (apply) this.stats.lostResults++;
+      return { crash: true, apply };
+    });
+    await closing;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#shutdown().catch(() => undefined);
+    await this.#store.close().catch(() => undefined);
+    await rm(this.#dir, { recursive: true, force: true });
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Performing actions
+  // ----------------------------------------------------------------------------------------------
+
+  async #perform(action: Action, target: number): Promise<void> {
+    const ep = this.episodeId;
+    switch (action.do) {
+      case 'perceive':
+      case 'plan':
+      case 'execute':
+      case 'compensate':
+        return this.#release(ep, action.do, { result: action.result, ...(action.do === 'plan' && action.plan ? { plan: action.plan } : {}) }, target, 'step' in action ? action.step : undefined);
+      case 'timer':
+        return this.#fire(this.#subject, action.timer, target);
+      case 'caseOpened':
+        return;
+      case 'resolve':
+        return this.#resolve(action.outcome, action.plan, !!action.operator);
+      default:
+        await this.#command(action.do, action.by, !!action.invalid);
+    }
+  }
+
+  /** Lets the pending `kind` effect end as directed; returns early if it completed without asking (replayed, skipped). */
+  async #release(id: string, kind: GatedKind, directive: { result: 'done' | 'transient' | 'permanent'; plan?: PlanClass }, target: number, step?: number): Promise<void> {
+    await this.#until(`the ${kind}${step !== undefined ? ` step ${step}` : ''} effect of ${id}`, async () => {
+      // Done already: the effect completed without asking (its result was recorded before a restart,
+      // or a compensation with nothing to undo was skipped).
+      if (((await this.#rt.get(id))?.seq ?? -1) >= target) return true;
+      const a = this.#gates.take(this.#gen, kind, step);
+      if (!a) return false;
+      a.release(directive);
+      return true;
+    });
+  }
+
+  async #fire(id: string, name: string, target: number): Promise<void> {
+    await this.#settle();
+    const v = await this.#view(id);
+    const due = v.context.timers[name];
+    if (due === undefined) throw new HarnessError(`no '${name}' timer is armed on ${id} (state ${v.state}, timers ${JSON.stringify(v.context.timers)})`);
+    this.clock.advanceTo(Math.max(due, this.clock.now()));
+    await this.#until(`timer.${name} of ${id} to fire`, async () => ((await this.#rt.get(id))?.seq ?? -1) >= target);
+  }
+
+  async #caseIds(): Promise<string[]> {
+    const agent = await this.#rt.get(this.episodeId);
+    return agent ? [...(agent.context as AgentContext).caseIds] : [];
+  }
+
+  /** Reviewers (or deadlines) decide the agent's current case. */
+  async #resolve(outcome: string, planClass: PlanClass | undefined, operator: boolean): Promise<void> {
+    const caseId = (await this.#caseIds()).at(-1);
+    if (!caseId) throw new HarnessError('the agent has no open case to resolve');
+    const v = await this.#view(caseId);
+    const c = v.context as CaseContext;
+    if (v.status !== 'active') throw new HarnessError(`case ${caseId} is already ${v.state}`);
+    const spec = c.tiers[c.tier - 1]!;
+    const fx = this.fixtures;
+    const opTier = this.model.config.operator ?? DEFAULT_OPERATOR_TIER;
+    const people: Reviewer[] = operator
+      ? [fx.operator, { id: 'qa-operator-2', roles: [opTier.roles[0]!] }]
+      : (fx.reviewers[c.tier - 1]?.allowed ?? []).filter((r) => r.id !== c.requestedBy);
+    const [first, second] = people;
+    if (!first || !second) throw new HarnessError(`not enough reviewers for tier ${c.tier} of ${caseId}`);
+    const send = (type: string, r: Reviewer, extra: Record<string, unknown> = {}) => this.#send(caseId, type, r, extra);
+    switch (outcome) {
+      case 'approved':
+      case 'modified': {
+        await send('claim', first);
+        if (outcome === 'approved') await send('approve', first, { comment: 'checked by a test reviewer' });
+        else {
+          const plan = planClass ? fx.modified[planClass] : undefined;
+          if (!plan) throw new HarnessError(`no fixture edit for gate branch '${planClass}'`);
+          await send('modify', first, { plan, comment: 'edited by a test reviewer' });
+        }
+        if (spec.fourEyes) {
+          await send('claim', second);
+          await send('approve', second, { comment: 'second approval by a test reviewer' });
+        }
+        return;
+      }
+      case 'rejected':
+        await send('claim', first);
+        await send('reject', first, { reason: 'rejected by a test reviewer' });
+        return;
+      case 'expired':
+        for (let i = 0; i < 100; i++) {
+          await this.#settle();
+          const cv = await this.#view(caseId);
+          if (cv.status !== 'active') return;
+          const due = Math.min(...Object.values(cv.context.timers).filter((d): d is number => d !== undefined));
+          if (!Number.isFinite(due)) throw new HarnessError(`case ${caseId} has no deadline left to pass`);
+          this.clock.advanceTo(Math.max(due, this.clock.now()));
+          await this.#until(`a deadline of ${caseId} to fire`, async () => ((await this.#rt.get(caseId))?.seq ?? -1) > cv.seq);
+        }
+        throw new HarnessError(`case ${caseId} did not expire after 100 deadlines`);
+    }
+  }
+
+  async #send(caseId: string, type: string, reviewer: Reviewer, extra: Record<string, unknown>): Promise<void> {
+    const cmd = { type: `handoff.case.${type}`, schemaVersion: SCHEMA_VERSION, commandId: `qa-${this.#gen}-${++this.#commands}`, caseId, reviewer, ...extra };
+    await this.#rt.command(cmd);
+  }
+
+  #commandFor(type: string, by: string, invalid: boolean, c: CaseContext): Record<string, unknown> {
+    const reviewer = identify(this.model, this.fixtures, c.tier, by);
+    return {
+      type: `handoff.case.${type}`,
+      schemaVersion: SCHEMA_VERSION,
+      commandId: `qa-${this.#gen}-${++this.#commands}`,
+      caseId: this.#subject,
+      reviewer,
+      ...commandPayload(this.fixtures, type, classOf(c.decision), invalid),
+    };
+  }
+
+  async #command(type: string, by: string, invalid: boolean): Promise<void> {
+    const v = await this.#view(this.#subject);
+    await this.#rt.command(this.#commandFor(type, by, invalid, v.context as CaseContext));
+  }
+
+  async #refused(action: Action, expect: Expectation): Promise<void> {
+    const refused = expect.refused!;
+    if (!('by' in action)) throw new HarnessError(`only reviewer commands can be refused (got ${describeAction(action)})`);
+    const before = await this.#view(this.#subject);
+    let error: unknown;
+    try {
+      await this.#rt.command(this.#commandFor(action.do, action.by, !!action.invalid, before.context as CaseContext));
+    } catch (err) {
+      error = err;
+    }
+    if (!error) throw new HarnessError(`${describeAction(action)} was accepted; expected a refusal (${refused.code}${refused.rule ? `, rule ${refused.rule}` : ''})`);
+    const code = error instanceof HandoffError ? error.code : 'internal';
+    const rule = error instanceof HandoffError ? error.details.rule : undefined;
+    if (code !== refused.code || (refused.rule !== undefined && rule !== refused.rule))
+      throw new HarnessError(`${describeAction(action)} was refused with ${code}${rule ? ` (rule ${String(rule)})` : ''}; expected ${refused.code}${refused.rule ? ` (rule ${refused.rule})` : ''}: ${(error as Error).message}`);
+    await this.#settle();
+    const after = await this.#view(this.#subject);
+    if (after.seq !== before.seq || after.state !== before.state) throw new HarnessError(`a refused command changed ${this.#subject}: seq ${before.seq} → ${after.seq}, state ${before.state} → ${after.state}`);
+    const kinds = await this.#auditKinds(this.#subject);
+    if (kinds.length) throw new HarnessError(`a refused command appended audit entries ${JSON.stringify(kinds)}`);
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Checking
+  // ----------------------------------------------------------------------------------------------
+
+  /** Carries the previous expectation forward; per-step keys do not carry, and a step that names no
+   * audit entries expects none when the scenario's start named them (generated suites do). */
+  #merge(delta: Expectation): Expectation {
+    const { event: _e, refused: _r, audit: _a, agent: _g, ...carried } = this.#expected;
+    return { ...carried, ...(this.#trackAudit ? { audit: [] } : {}), ...delta };
+  }
+
+  async #check(expect: Expectation, seq: number, label: string): Promise<void> {
+    const id = this.#subject;
+    const problems: string[] = [];
+    if (expect.event !== undefined || seq > 0) {
+      const entry = await this.#journalEntry(id, seq);
+      if (!entry) problems.push(`no journal entry ${seq}`);
+      else {
+        if (expect.event !== undefined && entry.event.type !== expect.event) problems.push(`journaled event ${entry.event.type}, expected ${expect.event}`);
+        if (expect.state !== undefined && entry.state !== expect.state) problems.push(`state ${entry.state} after the event, expected ${expect.state}`);
+      }
+    }
+    const v = await this.#view(id);
+    if (v.seq === seq) {
+      if (expect.state !== undefined && v.state !== expect.state) problems.push(`state ${v.state}, expected ${expect.state}`);
+      const actual: Record<string, unknown> = this.machine === 'agent' ? { ...agentFeatures(v.context as AgentContext) } : { ...caseFeatures(v.context as CaseContext) };
+      for (const [k, want] of Object.entries(expect)) {
+        if (!(k in actual)) continue;
+        if (!isDeepStrictEqual(actual[k], want)) problems.push(`${k} is ${JSON.stringify(actual[k])}, expected ${JSON.stringify(want)}`);
+      }
+    }
+    problems.push(...(this.machine === 'agent' ? agentInvariants(v, this.model) : caseInvariants(v)));
+    if (expect.ledger) {
+      const { keys, repeated } = await this.#ledger();
+      if (!isDeepStrictEqual(keys, expect.ledger)) problems.push(`effects ledger holds ${JSON.stringify(keys)}, expected ${JSON.stringify(expect.ledger)}`);
+      if (repeated.length) problems.push(`effects applied more than once: ${repeated.join(', ')}`);
+    }
+    const kinds = await this.#auditKinds(id);
+    if (expect.audit && !isDeepStrictEqual(kinds, expect.audit)) problems.push(`audit entries ${JSON.stringify(kinds)}, expected ${JSON.stringify(expect.audit)}`);
+    if (expect.agent !== undefined) {
+      const state = await this.#agentAfterResolution();
+      if (state !== expect.agent) problems.push(`the agent went to ${state} on the case's resolution, expected ${expect.agent}`);
+    }
+    if (problems.length) throw new HarnessError(`after ${label}: ${problems.join('; ')}`);
+  }
+
+  async #agentAfterResolution(): Promise<string> {
+    let found: string | undefined;
+    await this.#until('the agent to receive the case resolution', async () => {
+      for await (const e of this.#rt.journal(this.episodeId)) if (e.event.type === 'case.resolved') found = e.state;
+      return found !== undefined;
+    });
+    return found!;
+  }
+
+  async #ledger(): Promise<{ keys: string[]; repeated: string[] }> {
+    const prefix = `${this.episodeId}/`;
+    const keys: string[] = [];
+    const repeated: string[] = [];
+    for await (const e of this.#world.entries()) {
+      if (!e.key.startsWith(prefix)) continue;
+      keys.push(e.key.slice(prefix.length));
+      if (e.applications !== 1) repeated.push(`${e.key} ×${e.applications}`);
+    }
+    return { keys: keys.sort(), repeated };
+  }
+
+  async #auditKinds(actor: string): Promise<string[]> {
+    const kinds: string[] = [];
+    let last = this.#auditFrom - 1;
+    for await (const e of this.#store.audit(this.#auditFrom)) {
+      last = e.seq;
+      if (e.actor === actor) kinds.push(e.kind);
+    }
+    this.#auditFrom = last + 1;
+    return kinds;
+  }
+
+  async #journalEntry(id: string, seq: number) {
+    for await (const e of this.#rt.journal(id)) if (e.seq === seq) return e;
+    return undefined;
+  }
+
+  async #view(id: string): Promise<ActorView> {
+    const v = await this.#rt.get(id);
+    if (!v) throw new HarnessError(`no actor ${id}`);
+    return v;
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Waiting
+  // ----------------------------------------------------------------------------------------------
+
+  get #calm(): boolean {
+    return this.#rt.busy <= this.#gates.blocked(this.#gen);
+  }
+
+  /** Waits until nothing runs in the runtime except effects held at the gates. */
+  async #settle(): Promise<void> {
+    let calm = 0;
+    const deadline = performance.now() + (this.#opts.timeoutMs ?? 10_000);
+    while (calm < 3) {
+      if (performance.now() > deadline) throw new HarnessError(`the runtime did not settle (busy ${this.#rt.busy}, held effects ${this.#gates.blocked(this.#gen)})`);
+      calm = this.#calm ? calm + 1 : 0;
+      await tick();
+    }
+  }
+
+  /**
+   * Polls `done` until it holds. Fails when the runtime has been idle (only held effects) for
+   * {@link STUCK_MS} without it holding, or after `timeoutMs`.
+   */
+  async #until(what: string, done: () => Promise<boolean>): Promise<void> {
+    const start = performance.now();
+    let calmSince: number | undefined;
+    for (;;) {
+      if (await done()) return;
+      const now = performance.now();
+      const due = this.clock.nextDue();
+      if (due !== undefined && due <= this.clock.now()) this.clock.advanceTo(this.clock.now());
+      if (this.#calm) calmSince ??= now;
+      else calmSince = undefined;
+      if ((calmSince !== undefined && now - calmSince > STUCK_MS) || now - start > (this.#opts.timeoutMs ?? 10_000)) {
+        throw new HarnessError(`waited for ${what}, but the runtime ${calmSince !== undefined ? 'is idle' : 'did not get there'}: ${await this.#describe()}`);
+      }
+      await tick();
+    }
+  }
+
+  async #waitSeq(id: string, seq: number): Promise<void> {
+    await this.#until(`${id} to reach version ${seq}`, async () => ((await this.#rt.get(id))?.seq ?? -1) >= seq);
+  }
+
+  async #waitExists(id: string): Promise<void> {
+    await this.#until(`${id} to exist`, async () => (await this.#rt.get(id)) !== undefined);
+  }
+
+  async #describe(): Promise<string> {
+    const parts: string[] = [];
+    for (const id of [this.episodeId, ...(await this.#caseIds())]) {
+      const v = await this.#rt.get(id);
+      if (v) parts.push(`${id} v${v.seq} ${v.state}${v.kind === 'agent' && (v.context as AgentContext).effect ? ` (effect ${(v.context as AgentContext).effect!.kind})` : ''}`);
+    }
+    const held = this.#gates.pending(this.#gen).map((a) => `${a.kind}${a.step !== undefined ? `#${a.step}` : ''}`);
+    return `${parts.join(', ')}; held effects: ${held.join(', ') || 'none'}`;
+  }
+
+  async #guard(label: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      const trail = this.#done.length ? ` after ${this.#done.join(' → ')}` : '';
+      const gen = this.#opts.crashEachStep ? ` (runtime generation ${this.#gen})` : '';
+      if (err instanceof Error) err.message = `${this.model.name} ${this.machine} path, step '${label}'${trail}${gen}: ${err.message}`;
+      throw err;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Invariants
+// ------------------------------------------------------------------------------------------------
+
+/** Context invariants of an agent episode that hold after every step. */
+export function agentInvariants(v: ActorView, model: LoadedModel): string[] {
+  const c = v.context as AgentContext;
+  const out: string[] = [];
+  const final = FINAL_AGENT.has(v.state);
+  if (final !== (v.status === 'done')) out.push(`state ${v.state} with status ${v.status}`);
+  if (final) {
+    if (!c.outcome) out.push('a finished episode has no outcome');
+    if (c.effect) out.push('a finished episode still requests an effect');
+    if (Object.keys(c.timers).length) out.push('a finished episode still has timers');
+    const byState: Record<string, string[]> = { denied: ['denied'], rejected: ['rejected'], expired: ['expired'], compensated: ['compensated'], failed: ['failed'], done: ['autoActed', 'approved', 'modified', 'expired'] };
+    if (c.outcome && !byState[v.state]?.includes(c.outcome)) out.push(`outcome ${c.outcome} in state ${v.state}`);
+  } else {
+    if (c.outcome) out.push(`outcome ${c.outcome} before the episode finished`);
+    const backoff = v.state.endsWith('Backoff');
+    if (backoff !== (c.timers.retry !== undefined)) out.push(`retry timer ${c.timers.retry === undefined ? 'missing' : 'armed'} in ${v.state}`);
+    const kinds = EFFECT_FOR_STATE[v.state];
+    if (backoff && c.effect) out.push(`an effect is requested during ${v.state}`);
+    if (kinds && c.effect && !kinds.includes(c.effect.kind)) out.push(`effect ${c.effect.kind} requested in ${v.state}`);
+    if (kinds && !c.effect && v.state !== 'awaitingReview' && v.state !== 'awaitingOperator') out.push(`no effect requested in ${v.state}`);
+    if (c.effect && c.effect.attempt !== c.attempt) out.push(`effect attempt ${c.effect.attempt}, context attempt ${c.attempt}`);
+  }
+  if (c.attempt < 1 || c.attempt > model.config.retry.maxAttempts) out.push(`attempt ${c.attempt} outside 1..${model.config.retry.maxAttempts}`);
+  if (c.results.length !== c.step) out.push(`${c.results.length} results for ${c.step} executed steps`);
+  if (c.plan && c.step > c.plan.actions.length) out.push(`step ${c.step} beyond the plan's ${c.plan.actions.length} actions`);
+  if (v.state === 'compensating' && !(c.compensateStep >= 0 && c.compensateStep < c.step)) out.push(`compensating step ${c.compensateStep} with ${c.step} executed`);
+  if (new Set(c.caseIds).size !== c.caseIds.length) out.push('a case id repeats');
+  if (c.caseIds.some((id) => !id.startsWith(`${c.episodeId}.`))) out.push('a case id does not belong to the episode');
+  return out;
+}
+
+/** Context invariants of a review case that hold after every step. */
+export function caseInvariants(v: ActorView): string[] {
+  const c = v.context as CaseContext;
+  const out: string[] = [];
+  const final = ['approved', 'modified', 'rejected', 'expired'].includes(v.state);
+  if (final !== (v.status === 'done')) out.push(`state ${v.state} with status ${v.status}`);
+  if (final) {
+    if (!c.resolution || c.resolution.outcome !== v.state) out.push(`resolution ${c.resolution?.outcome ?? 'none'} in state ${v.state}`);
+    if (Object.keys(c.timers).length) out.push('a closed case still has timers');
+    if (c.claim) out.push('a closed case is still claimed');
+  } else {
+    if (c.resolution) out.push('an open case has a resolution');
+    if (c.timers.resolve === undefined) out.push('an open case has no resolve deadline');
+    if ((v.state === 'claimed') !== (c.claim !== null)) out.push(`claim ${c.claim ? 'held' : 'missing'} in ${v.state}`);
+    if ((v.state === 'claimed') !== (c.timers.lease !== undefined)) out.push(`lease ${c.timers.lease === undefined ? 'missing' : 'armed'} in ${v.state}`);
+    if (c.approvals.length > 1) out.push(`${c.approvals.length} approvals on an open case`);
+  }
+  if (c.tier < 1 || c.tier > c.tiers.length) out.push(`tier ${c.tier} outside 1..${c.tiers.length}`);
+  if (new Set(c.approvals).size !== c.approvals.length) out.push('an approver counted twice');
+  if (c.requestedBy && (c.approvals.includes(c.requestedBy) || c.claim?.reviewer === c.requestedBy)) out.push('the requester reviews their own request');
+  if (c.history[0]?.kind !== 'opened') out.push('history does not start with the opening');
+  return out;
+}

@@ -1,0 +1,19 @@
+/**
+ * `handoff/testing`: model-based tests for Handoff models.
+ *
+ * - {@link writeSuite} / {@link generateSuite}: derive fixtures and covering paths from a model's agent
+ *   and review-case machines (with `xstate/graph`) and write them as vitest suites, with coverage.
+ * - {@link defineSuite}: the harness those suites run on: the real runtime on a LevelDB store in a
+ *   temporary folder, a simulated clock, and effects held at gates so each step decides how an effect
+ *   ends. Use it directly to write scenario tests by hand.
+ * - {@link generatePaths}, {@link buildFixtures}: the pieces, for custom generators.
+ *
+ * See docs/testing.md.
+ */
+export { writeSuite, generateSuite, renderSuite, pathTitle, type GenerateOptions, type GeneratedSuite, type WrittenSuite, type CoverageSummary } from './generator.ts';
+export { generatePaths, type GeneratedPath, type PathStep, type MachineCoverage, type MachinePaths, type MachineSet, type ModelPaths, type PathMode, type MachineKind } from './graph.ts';
+export { buildFixtures, identify, commandPayload, classOf, allClasses, BENIGN_DRAW, T0, EPISODE_ID, type Fixtures, type PlanClass, type TierReviewers } from './fixtures.ts';
+export { defineSuite, Scenario, HarnessError, agentInvariants, caseInvariants, type Suite, type SuiteOptions } from './harness.ts';
+export { EffectGates, scriptedModel, scriptedPlanner, type Directive, type GatedKind } from './scripted-model.ts';
+export { agentFeatures, caseFeatures, describeAction, timerNames, type Action, type AgentAction, type CaseAction, type TimerAction, type EffectResult, type Expectation, type AgentFeatures, type CaseFeatures, type CommandName } from './steps.ts';
+export { declaredStates, declaredTransitions, transitionKey, TransitionRecorder } from './machine-walk.ts';

@@ -1,0 +1,136 @@
+/**
+ * Acceptance (a): suites generated for both shipped models cover 100% of the reachable states and
+ * transitions of the agent and review-case machines, are byte-identical when regenerated, and pass
+ * on the real runtime, both plainly and with the runtime restarted from its store before every step.
+ */
+import { execFile } from 'node:child_process';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeSuite, type WrittenSuite } from '../../src/testing/index.ts';
+import { REPO, runVitest, tempDir, type VitestRun } from './support.ts';
+
+const MODELS = ['refunds', 'incidents'];
+const dirs: string[] = [];
+const suites = new Map<string, WrittenSuite>();
+let plain: string;
+let crash: string;
+let run: VitestRun;
+let cliSummary: { ok: boolean; tests: number; coverage: Record<string, { states: { percent: number }; transitions: { percent: number } }> };
+const timings: Record<string, number> = {};
+
+beforeAll(async () => {
+  plain = await tempDir('mbt-plain');
+  crash = await tempDir('mbt-crash');
+  dirs.push(plain, crash);
+  let t = performance.now();
+  for (const m of MODELS) suites.set(m, await writeSuite(join(REPO, 'models', m), plain));
+  timings.generateMs = Math.round(performance.now() - t);
+  // The crash-each-step suites through the CLI, as QA would run it.
+  t = performance.now();
+  for (const m of MODELS) {
+    const { stdout } = await promisify(execFile)(process.execPath, [join(REPO, 'bin/handoff.js'), 'testgen', join('models', m), '--out', crash, '--crash-each-step', '--json'], { cwd: REPO });
+    if (m === 'refunds') cliSummary = JSON.parse(stdout) as typeof cliSummary;
+  }
+  timings.cliGenerateMs = Math.round(performance.now() - t);
+  run = await runVitest(plain, [
+    { name: 'plain', root: plain, include: ['*.test.ts'] },
+    { name: 'crash', root: crash, include: ['*.test.ts'] },
+  ]);
+}, 170_000);
+
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe('generated suites of the shipped models', () => {
+  for (const m of MODELS) {
+    it(`${m}: 100% of reachable states and transitions, every refusal rule, unreachable ones named`, () => {
+      const cov = suites.get(m)!.coverage;
+      for (const machine of [cov.agent, cov.case]) {
+        expect(machine.uncoveredStates, `${m} ${machine.machine}`).toEqual([]);
+        expect(machine.uncoveredTransitions, `${m} ${machine.machine}`).toEqual([]);
+        expect(machine.states.percent).toBe(100);
+        expect(machine.transitions.percent).toBe(100);
+        expect(machine.states.covered).toBe(machine.states.reachable);
+        expect(machine.transitions.covered).toBe(machine.transitions.reachable);
+        for (const s of machine.unreachableStates) expect(cov.warnings.join('\n')).toContain(`state '${s}' is unreachable`);
+        for (const t of machine.unreachableTransitions) expect(cov.warnings.join('\n')).toContain(`transition '${t}' is unreachable`);
+      }
+      expect(cov.case.refusals!.covered).toBe(cov.case.refusals!.reachable);
+      // Every review tier is reached by the gate, and a case opens at each of them.
+      expect(Object.keys(suites.get(m)!.fixtures.plans).sort()).toEqual(['auto', 'deny', 'review:1', 'review:2', 'review:3']);
+      expect(new Set(suites.get(m)!.paths.case.paths.map((p) => p.start))).toEqual(new Set(['review:1', 'review:2', 'review:3']));
+    });
+  }
+
+  it('names what the models make unreachable: the refunds expiry fallback never acts, incidents reviews never end "expired"', () => {
+    expect(suites.get('refunds')!.coverage.agent.unreachableTransitions).toEqual(['awaitingReview --case.resolved#3--> acting']);
+    expect(suites.get('refunds')!.coverage.agent.unreachableStates).toEqual([]);
+    expect(suites.get('incidents')!.coverage.agent.unreachableStates).toEqual(['expired']);
+    expect(suites.get('incidents')!.coverage.case.unreachableStates).toEqual([]);
+  });
+
+  it('paths walk every escalation tier, expiry, lease expiry, four eyes and compensation', () => {
+    for (const m of MODELS) {
+      const all = [...suites.get(m)!.paths.agent.paths, ...suites.get(m)!.paths.case.paths];
+      const transitions = new Set([...suites.get(m)!.coverage.agent.coveredTransitions, ...suites.get(m)!.coverage.case.coveredTransitions]);
+      for (const t of [
+        'queued --timer.ack#0--> queued', // ack deadline: escalation
+        '(root) --timer.resolve#0--> queued', // resolve deadline: escalation
+        'queued --timer.ack#1--> expired', // past the last tier
+        '(root) --timer.resolve#1--> expired',
+        'claimed --timer.lease#0--> queued', // lease expiry
+        'claimed --approve#0--> queued', // first of two approvals (four eyes)
+        'claimed --modify#0--> queued',
+        'compensating --compensation.done#0--> compensating', // saga: several steps undone
+        'compensating --compensation.failed#1--> awaitingOperator',
+      ])
+        expect(transitions, `${m}: ${t}`).toContain(t);
+      // A missed deadline escalates out of every tier but the last, where the case expires.
+      const escalatedFrom = new Set<number>();
+      const expiredAt = new Set<number>();
+      for (const p of all) {
+        let tier = p.initial.tier;
+        for (const s of p.steps) {
+          if (s.action.do === 'timer' && tier !== undefined && s.expect.tier !== undefined && s.expect.tier > tier) escalatedFrom.add(tier);
+          if (s.action.do === 'timer' && s.expect.state === 'expired' && s.expect.tier !== undefined) expiredAt.add(s.expect.tier);
+          tier = s.expect.tier ?? tier;
+        }
+      }
+      expect([...escalatedFrom].sort(), m).toEqual([1, 2]);
+      expect([...expiredAt], m).toEqual([3]);
+    }
+  });
+
+  it('regenerating gives byte-identical files', async () => {
+    const again = await tempDir('mbt-again');
+    dirs.push(again);
+    for (const m of MODELS) await writeSuite(join(REPO, 'models', m), again);
+    const names = (await readdir(plain)).filter((f) => f.endsWith('.ts') || f.endsWith('.json')).filter((f) => !f.startsWith('vitest'));
+    expect(names.sort()).toEqual((await readdir(again)).sort());
+    for (const f of names) expect(await readFile(join(again, f), 'utf8'), f).toBe(await readFile(join(plain, f), 'utf8'));
+  });
+
+  it('`handoff testgen --json` prints the coverage summary', () => {
+    expect(cliSummary.ok).toBe(true);
+    expect(cliSummary.tests).toBe(suites.get('refunds')!.coverage.agent.paths + suites.get('refunds')!.coverage.case.paths);
+    expect(cliSummary.coverage.agent!.transitions.percent).toBe(100);
+    expect(cliSummary.coverage.case!.states.percent).toBe(100);
+  });
+
+  it('the suites pass on the real runtime, plainly and restarting it before every step', () => {
+    const failed = run.results.filter((r) => r.status !== 'passed');
+    expect(failed.map((f) => `${f.project}: ${f.name}: ${f.failure}`), run.stderr.slice(-2000)).toEqual([]);
+    const expected = [...suites.values()].reduce((n, s) => n + s.coverage.agent.paths + s.coverage.case.paths, 0);
+    const byProject = (p: string) => run.results.filter((r) => r.file.startsWith(p === 'plain' ? plain : crash)).length;
+    expect(byProject('plain')).toBe(expected);
+    expect(byProject('crash')).toBe(expected);
+    const report = MODELS.map((m) => {
+      const c = suites.get(m)!.coverage;
+      return `${m}: agent ${c.agent.paths} paths, states ${c.agent.states.covered}/${c.agent.states.reachable}, transitions ${c.agent.transitions.covered}/${c.agent.transitions.reachable}; case ${c.case.paths} paths, states ${c.case.states.covered}/${c.case.states.reachable}, transitions ${c.case.transitions.covered}/${c.case.transitions.reachable}, refusals ${c.case.refusals!.covered}/${c.case.refusals!.reachable}`;
+    });
+    console.log(`[model-based] ${report.join(' | ')} | ${expected} tests ×2 ran in ${run.wallMs} ms (generate ${timings.generateMs} ms, CLI crash suites ${timings.cliGenerateMs} ms)`);
+  });
+});
