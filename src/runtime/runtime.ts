@@ -230,13 +230,21 @@ export class Runtime {
   }
 
   async #recover(): Promise<void> {
+    for (const [id, caseId] of Object.entries((await this.store.getMeta<Record<string, string>>('suspended')) ?? {})) this.#suspended.set(id, caseId);
     // Only actors with an effect in flight are loaded now; every other actor is rehydrated on its
     // next message or timer, so a node with many open cases is ready at once.
     const hot: string[] = [];
     for await (const entry of this.store.liveIndex()) if (entry.hot) hot.push(entry.id);
     for (const id of hot) {
-      const cell = await this.#cell(id);
-      if (cell && 'actor' in cell) this.stats.restored++;
+      // A suspended actor waits for its operator; one that fails to restore is handled by its
+      // supervisor (dead letters, operator case). Neither may keep the node from starting.
+      if (this.#suspended.has(id)) continue;
+      try {
+        const cell = await this.#cell(id);
+        if (cell && 'actor' in cell) this.stats.restored++;
+      } catch (err) {
+        this.log.error({ actor: id, err }, 'actor not restored at start');
+      }
     }
     await this.#timers.start();
     for await (const msg of this.store.outbox()) this.#deliver(msg);
@@ -469,8 +477,8 @@ export class Runtime {
       if (again) return again;
       const restarting = this.#supervisor.restartingUntil(id);
       if (restarting !== undefined) throw new ActorRestartingError(id, restarting - this.clock.now());
-      const suspended = await this.store.getMeta<{ operatorCase: string }>(`suspended:${id}`);
-      if (suspended) throw new ActorSuspendedError(id, suspended.operatorCase);
+      const suspended = this.#suspended.get(id);
+      if (suspended) throw new ActorSuspendedError(id, suspended);
       let cell: Cell;
       try {
         cell = this.#restore(rec, this.#model(rec.model));
@@ -762,6 +770,8 @@ export class Runtime {
   }
 
   #restartTimers = new Set<string>();
+  /** Suspended actors and the operator case deciding each; few, so kept in memory and in one meta key. */
+  #suspended = new Map<string, string>();
   #operatorHandlers = new Map<string, (resolution: { outcome: string; caseId: string; decidedBy: string[]; reason?: string }) => Promise<void> | void>();
 
   /** Restarts an actor from its last durable snapshot after `delayMs` (a store failure, a crash). */
@@ -793,7 +803,8 @@ export class Runtime {
   async #escalate(id: string, kind: ActorKind, modelName: string, message: string, restarts: number): Promise<void> {
     const model = this.#model(modelName);
     const caseId = `${id}.operator-${Date.now().toString(36)}`;
-    await this.store.putMeta(`suspended:${id}`, { operatorCase: caseId, at: this.clock.now(), reason: message });
+    this.#suspended.set(id, caseId);
+    await this.store.putMeta('suspended', Object.fromEntries(this.#suspended));
     const now = this.clock.now();
     const observation = {
       id: `${id}.crash`,
@@ -842,7 +853,8 @@ export class Runtime {
       await this.store.ackOutbox(msg.id);
       return;
     }
-    await this.store.deleteMeta(`suspended:${id}`);
+    this.#suspended.delete(id);
+    await this.store.putMeta('suspended', Object.fromEntries(this.#suspended));
     const rec = await this.store.load(id);
     if (resolution.outcome === 'approved' || resolution.outcome === 'modified') {
       this.#supervisor.reset(id);

@@ -139,6 +139,15 @@ describe('supervision', () => {
     expect(c.plan.rationale).toContain('crashed 1 times');
     // Events sent to a suspended actor are dead-lettered, not lost.
     await expect(rt.send('ep-1', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({ code: 'actor.suspended' });
+    // The suspension is durable: a restarted node keeps the actor suspended.
+    await rt.close();
+    const rt2 = await Runtime.open({ store, world: new LevelWorld(store), models: [model], clock, logger: pino({ level: 'silent' }), supervision: { agent: { strategy: 'escalate' } }, gateFor: (m) => crashingGate(m, crashes) });
+    open.push({ rt: rt2, store });
+    await expect(rt2.send('ep-1', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({ code: 'actor.suspended' });
+    await escalateResume(rt2, store, clock, operatorCase!);
+  });
+
+  async function escalateResume(rt: Runtime, store: LevelStore, clock: SimulatedClock, operatorCase: string) {
     const operator = { id: 'ops-1', roles: ['operator'] };
     await rt.command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: 'c1', caseId: operatorCase, reviewer: operator });
     await rt.command({ type: 'handoff.case.approve', schemaVersion: 1, commandId: 'c2', caseId: operatorCase, reviewer: operator, comment: 'gate fixed, resume' });
@@ -149,7 +158,7 @@ describe('supervision', () => {
     for await (const e of store.audit()) if (e.actor === 'ep-1') kinds.push(e.kind);
     expect(kinds).toContain('actor.suspended');
     expect(kinds).toContain('actor.resumed');
-  });
+  }
 
   it('restart limit: more than maxRestarts crashes in the window escalate; rejecting the operator case stops the episode as failed', async () => {
     const { rt, store, clock } = await setup({ strategy: 'restart', maxRestarts: 2, windowMs: 3_600_000 }, { left: 1000 });
@@ -193,6 +202,28 @@ describe('supervision', () => {
     }
     const second = await rt.replayDeadLetters((id) => id === 'manual-1');
     expect(second.failed.every((f) => f.id === 'manual-1')).toBe(true);
+  });
+});
+
+describe('supervision: a corrupt snapshot', () => {
+  it('does not keep the node from starting; the actor is escalated to an operator case', async () => {
+    const { rt, store, clock } = await setup({ strategy: 'escalate' }, { left: 0 });
+    await startGoodEpisode(rt, 'ep-1');
+    await drive(rt, clock);
+    await rt.close();
+    // An actor with an effect in flight (loaded eagerly at start) whose snapshot names a state the
+    // machine does not have.
+    const rec = (await store.load('ep-1'))!;
+    const ctx = (rec.snapshot as { context: Record<string, unknown> }).context;
+    await store.db.batch([
+      { type: 'put', key: 'a:ep-bad', value: { ...rec, id: 'ep-bad', status: 'active', state: 'noSuchState', snapshot: { ...(rec.snapshot as object), status: 'active', value: 'noSuchState', context: { ...ctx, episodeId: 'ep-bad', effect: { id: 'x', kind: 'perceive', attempt: 1 } } } } },
+      { type: 'put', key: 'l:ep-bad', value: { kind: 'agent', model: 'refunds', hot: true } },
+    ] as never);
+    const rt2 = await Runtime.open({ store, world: new LevelWorld(store), models: [model], clock, logger: pino({ level: 'silent' }), supervision: { agent: { strategy: 'escalate' } } });
+    open.push({ rt: rt2, store });
+    await drive(rt2, clock, async () => (await findOperatorCase(store, 'ep-bad')) !== undefined);
+    expect(await findOperatorCase(store, 'ep-bad')).toBeDefined();
+    await expect(rt2.send('ep-bad', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({ code: 'actor.suspended' });
   });
 });
 
