@@ -39,9 +39,7 @@ describe('crash under load: 20,000 episodes, faults on, five SIGKILLs', () => {
     else for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
-  // Known defect (open, durability issue): with store write faults on, about one run in three leaves
-  // 1 episode of 20,000 unfinished. Until it is found, this stress run is opt-in: HANDOFF_STRESS=1.
-  it.runIf(process.env.HANDOFF_STRESS === '1')('every episode has exactly one outcome; no duplicate or missing effect; failed sagas compensated or under an operator case', async () => {
+  it('every episode has exactly one outcome; no duplicate or missing effect; failed sagas compensated or under an operator case', async () => {
     const data = await mkdtemp(join(tmpdir(), 'handoff-load-'));
     dirs.push(data);
     const cases = 20_000;
