@@ -12,6 +12,7 @@ import { duration, paint, printJson, progressBar, table, type ProgressMode } fro
 import { registerQaCommands } from './testgen-command.ts';
 import { registerStart } from './start-command.ts';
 import { registerDrift } from './drift-command.ts';
+import { registerInspect } from './inspect-command.ts';
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
@@ -240,6 +241,7 @@ deadletters
 registerQaCommands(program);
 registerStart(program);
 registerDrift(program);
+registerInspect(program);
 // (end of command registrations)
 
 try {

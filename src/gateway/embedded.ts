@@ -11,6 +11,9 @@ import type { SessionOptions } from './auth.ts';
 import { embeddedBackend } from './backend.ts';
 import { Gateway } from './server.ts';
 import { assembleReasoning } from '../runtime/reasoning.ts';
+import { embeddedInspectorBackend } from '../inspect/backend.ts';
+import { InspectionStream } from '../inspect/stream.ts';
+import { StatelyBridge } from '../inspect/stately.ts';
 
 /**
  * A background trickle of synthetic episodes (each model's `synthesize`), so a console started for a
@@ -110,11 +113,14 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   try {
     const world = new LevelWorld(store);
     const reasoning = await assembleReasoning({ models, store, clock: systemClock, drift: opts.drift ?? true });
-    rt = await Runtime.open({ store, world, models, clock: systemClock, planners: reasoning.planners, gateFor: reasoning.gateFor });
+    const inspection = new InspectionStream({ models });
+    rt = await Runtime.open({ store, world, models, clock: systemClock, planners: reasoning.planners, gateFor: reasoning.gateFor, inspect: inspection.inspect });
+    inspection.attach(rt.transport);
     reasoning.attach(rt);
     const commands = serveCommands(rt);
     const gateway = await Gateway.start({
       backend: embeddedBackend(rt),
+      inspector: embeddedInspectorBackend(rt),
       host: opts.host ?? '127.0.0.1',
       port: opts.port ?? 7400,
       log: rt.log,
@@ -122,6 +128,10 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       ...(opts.secureCookies ? { secureCookies: true } : {}),
       ...(opts.allowedOrigins ? { allowedOrigins: opts.allowedOrigins } : {}),
     });
+    // Stately's tools on this node: every actor's inspection records, in @statelyai/inspect's format, to a WebSocket inspector.
+    const statelyUrl = process.env.HANDOFF_STATELY_INSPECT;
+    const stately = statelyUrl ? StatelyBridge.webSocket(models, statelyUrl) : null;
+    const statelySub = stately?.connect(embeddedInspectorBackend(rt));
     let demo: DemoLoad | null = null;
     if (opts.demoLoad && opts.demoLoad > 0) {
       demo = new DemoLoad(rt, { perMinute: opts.demoLoad, ...(opts.demoSeed !== undefined ? { seed: opts.demoSeed } : {}) });
@@ -140,6 +150,9 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
           demo?.stop();
           await gateway.close();
           commands.unsubscribe();
+          statelySub?.unsubscribe();
+          stately?.stop();
+          inspection.close();
           await runtime.close();
           await reasoning.close();
           await store.close();

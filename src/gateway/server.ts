@@ -21,6 +21,8 @@ import { HttpError, MIME, errorBody, SECURITY_HEADERS, parseCookies, readJson, s
 import { Metrics } from './metrics.ts';
 import { QueueProjection, type QueueFilter } from './projection.ts';
 import { WsHub } from './ws-hub.ts';
+import { InspectorRoutes } from '../inspect/http.ts';
+import type { InspectorBackend } from '../inspect/backend.ts';
 
 export interface GatewayOptions {
   backend: GatewayBackend;
@@ -42,6 +44,8 @@ export interface GatewayOptions {
   log?: Logger;
   /** Dashboard bucket size. @default 60 s */
   metricsBucketMs?: number;
+  /** Serves the live inspector (`/inspector`, engineers only) from this backend. */
+  inspector?: InspectorBackend;
 }
 
 const COOKIE = 'handoff_session';
@@ -105,6 +109,7 @@ export class Gateway {
   #unsubs: (() => void)[] = [];
   #log: Logger | undefined;
   #fileCache = new Map<string, Buffer>();
+  #inspector: InspectorRoutes | null;
   url = '';
 
   private constructor(opts: GatewayOptions, directory: Directory, files: Map<string, string>) {
@@ -120,6 +125,7 @@ export class Gateway {
     this.metrics = new Metrics(opts.backend, opts.metricsBucketMs ? { bucketMs: opts.metricsBucketMs } : {});
     this.audit = new AuditIndex(opts.backend);
     this.#hub = new WsHub(opts.backend, this.projection, this.sessions);
+    this.#inspector = opts.inspector ? new InspectorRoutes(opts.inspector, this.sessions) : null;
     this.server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => void this.#handle(req, res));
     this.server.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
   }
@@ -132,6 +138,7 @@ export class Gateway {
     const sub = await gw.projection.start();
     const m = gw.metrics.start();
     gw.#unsubs.push(() => sub.unsubscribe(), () => m.unsubscribe());
+    if (gw.#inspector) await gw.#inspector.start();
     m.loaded.catch((err: unknown) => gw.#log?.error({ err }, 'dashboard history failed to load'));
     void gw.audit.catchUp().catch((err: unknown) => gw.#log?.error({ err }, 'audit index failed to load'));
     await new Promise<void>((resolveListen, reject) => {
@@ -146,6 +153,7 @@ export class Gateway {
 
   async close(): Promise<void> {
     this.#hub.close();
+    this.#inspector?.close();
     for (const u of this.#unsubs) u();
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
@@ -194,12 +202,13 @@ export class Gateway {
       socket.destroy();
     };
     const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname !== '/ws') return refuse(404, 'Not Found');
+    if (url.pathname !== '/ws' && !(url.pathname === '/inspector/ws' && this.#inspector)) return refuse(404, 'Not Found');
     // Browsers always send Origin on WebSockets: a page of another site must not ride the cookie.
     if (!req.headers.origin || !sameOrigin(req, this.#opts.allowedOrigins)) return refuse(403, 'Forbidden');
     const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE]);
     if (!found.ok) return refuse(401, 'Unauthorized');
-    this.#hub.upgrade(req, socket, head, found.session);
+    if (url.pathname === '/inspector/ws') this.#inspector!.upgrade(req, socket, head, found.session);
+    else this.#hub.upgrade(req, socket, head, found.session);
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -224,6 +233,10 @@ export class Gateway {
           return;
         }
         return await this.#static(res, '/index.html');
+      }
+      if (this.#inspector && (path === '/inspector' || path.startsWith('/inspector/'))) {
+        const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
+        return await this.#inspector.page(res, path, found.ok ? 'ok' : found.reason);
       }
       if (path === '/login' || path === '/login.html') return await this.#static(res, '/login.html');
       if (path === '/favicon.ico') return await this.#static(res, '/assets/favicon.svg');
@@ -283,6 +296,7 @@ export class Gateway {
       await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.logout', actor: `reviewer:${p.id}`, by: p.id, data: {} }]);
       return sendJson(res, 200, { ok: true }, { 'Set-Cookie': this.#cookie('', 0) });
     }
+    if (this.#inspector && path.startsWith('/api/inspect/')) return await this.#inspector.api(req, res, url, p);
     if (path === '/api/session' && method === 'GET') return sendJson(res, 200, this.#sessionBody(session));
     if (path === '/api/queue' && method === 'GET') return this.#queue(res, url, p);
     if (path === '/api/dashboard' && method === 'GET') {

@@ -11,7 +11,8 @@ import { LevelStore } from '../runtime/level-store.ts';
 import { Rng } from '../runtime/rng.ts';
 import type { FaultSpec } from '../runtime/faults.ts';
 import { assembleReasoning } from '../runtime/reasoning.ts';
-import { Runtime } from '../runtime/runtime.ts';
+import { Runtime, type RuntimeOptions } from '../runtime/runtime.ts';
+import type { Transport } from '../transport/transport.ts';
 import { LevelWorld } from '../runtime/world.ts';
 import { HandoffClient } from '../transport/client.ts';
 import { ReviewerPool } from './reviewers.ts';
@@ -40,6 +41,8 @@ export interface DemoOptions {
    */
   drift?: boolean;
   onProgress?: (p: DemoProgress) => void;
+  /** An inspection stream (src/inspect): hooked into the runtime, publishing on its transport. */
+  inspection?: { inspect: NonNullable<RuntimeOptions['inspect']>; attach(transport: Transport): unknown };
 }
 
 export interface DemoProgress {
@@ -111,7 +114,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const clock = new SimulatedClock(Math.max(lastAt, (await store.getMeta<number>('clock')) ?? 0, meta.startedAt));
     const world = new LevelWorld(store);
     const reasoning = await assembleReasoning({ models: [model], store, clock, drift: opts.drift ?? false });
-    const rt = await Runtime.open({ store, world, models: [model], clock, seed: String(meta.seed), planners: reasoning.planners, gateFor: reasoning.gateFor, ...(opts.faults ? { faults: opts.faults } : {}) });
+    const rt = await Runtime.open({ store, world, models: [model], clock, seed: String(meta.seed), planners: reasoning.planners, gateFor: reasoning.gateFor, ...(opts.faults ? { faults: opts.faults } : {}), ...(opts.inspection ? { inspect: opts.inspection.inspect } : {}) });
+    opts.inspection?.attach(rt.transport);
     reasoning.attach(rt);
     const server = serveCommands(rt);
     const client = new HandoffClient(rt.transport, { namespace: rt.namespace });

@@ -257,8 +257,10 @@ export function editPlan(plan: Plan): Plan | null {
 
 /** The model's reviewers first, then simulated ones spread over the tiers' roles (lower tiers get more). */
 function buildReviewers(model: LoadedModel, count: number): SimReviewer[] {
-  const out: SimReviewer[] = model.config.reviewers.slice(0, count).map((r) => ({ id: r.id, roles: [...r.roles], busy: false, refused: new Set() }));
   const tiers = model.config.review.tiers;
+  // People who decide nothing (an engineer who only inspects) do not review in simulations.
+  const deciding = new Set([...tiers.flatMap((t) => t.roles), ...(model.config.operator?.roles ?? ['operator'])]);
+  const out: SimReviewer[] = model.config.reviewers.filter((r) => r.roles.some((x) => deciding.has(x))).slice(0, count).map((r) => ({ id: r.id, roles: [...r.roles], busy: false, refused: new Set() }));
   // Every tier gets two reviewers at least (four-eyes tiers need two distinct approvers).
   for (const [i, tier] of tiers.entries()) {
     for (let have = out.filter((r) => r.roles.some((x) => tier.roles.includes(x))).length; have < 2 && out.length < count; have++) {

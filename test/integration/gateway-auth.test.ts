@@ -25,7 +25,10 @@ describe('gateway auth', () => {
 
   it('loads the shipped demo credentials; roles come from model.json', async () => {
     const dir = await Directory.load([await loadModel(join(ROOT, 'models/refunds')), await loadModel(join(ROOT, 'models/incidents'))]);
-    expect(dir.size).toBe(18);
+    expect(dir.size).toBe(19);
+    // The engineer of both models (the inspector), one account with a grant in each.
+    const kai = await dir.authenticate('r-kai', 'demo-kai');
+    expect(kai?.grants).toEqual({ refunds: { roles: ['engineer'], seeSensitive: false }, incidents: { roles: ['engineer'], seeSensitive: false } });
     const malik = await dir.authenticate('r-malik', 'demo-malik');
     expect(malik?.grants).toEqual({ refunds: { roles: ['refunds-manager', 'support-lead'], seeSensitive: true } });
     const amelie = await dir.authenticate('r-amelie', 'demo-amelie');

@@ -29,7 +29,8 @@ form.addEventListener('submit', async (e) => {
   submit.textContent = 'Signing in…';
   try {
     await api('/api/login', { method: 'POST', body: { id, password } });
-    window.location.assign('/');
+    // Only known pages: an address in `next` must not send a reviewer elsewhere.
+    window.location.assign(params.get('next') === '/inspector' ? '/inspector' : '/');
   } catch (err) {
     errorBox.textContent =
       err.code === 'auth.invalid_credentials' ? 'Unknown reviewer id or wrong password.' : err.code === 'auth.throttled' ? err.message.replace(/^./, (c) => c.toUpperCase()) : err.message;

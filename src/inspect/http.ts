@@ -1,0 +1,287 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, extname, join, relative, resolve, sep } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Principal, Session, Sessions } from '../gateway/auth.ts';
+import { HttpError, MIME, sendJson } from '../gateway/http.ts';
+import type { TransitionNotice } from '../runtime/runtime.ts';
+import type { InspectorBackend } from './backend.ts';
+import { InspectorService, type ActorFilter, type ActorRow } from './service.ts';
+import type { InspectionRecord } from './stream.ts';
+
+/** The role that opens the inspector (per model, in `model.json`). */
+export const ENGINEER_ROLE = 'engineer';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const DEFAULT_ROOT = resolve(HERE, '..', '..', 'web', 'inspector');
+
+/** Models whose actors this principal may inspect: those where they hold the `engineer` role. */
+export function inspectableModels(p: Principal): Set<string> {
+  return new Set(Object.entries(p.grants).filter(([, g]) => g.roles.includes(ENGINEER_ROLE)).map(([m]) => m));
+}
+
+function requireEngineer(p: Principal): Set<string> {
+  const models = inspectableModels(p);
+  if (models.size === 0) throw new HttpError(403, 'auth.forbidden', `the inspector needs the ${ENGINEER_ROLE} role; yours are ${[...new Set(Object.values(p.grants).flatMap((g) => g.roles))].join(', ') || 'none'}`, { rule: 'engineer-role' });
+  return models;
+}
+
+interface Client {
+  ws: WebSocket;
+  session: Session;
+  models: Set<string>;
+  watch: Set<string>;
+  alive: boolean;
+}
+
+/**
+ * The inspector on the gateway: its page (`/inspector`, files from `web/inspector/`), its read-only
+ * API (`/api/inspect/*`) and its WebSocket (`/inspector/ws`), all behind the console's sign-in and the
+ * `engineer` role, and under the same security headers. The page only reads: nothing here changes an
+ * actor, so the API has no mutation (and no CSRF surface); the socket carries watch requests only.
+ */
+export class InspectorRoutes {
+  readonly service: InspectorService;
+  #sessions: Sessions;
+  #files = new Map<string, string>();
+  #cache = new Map<string, Buffer>();
+  #root: string;
+  #wss = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false });
+  #clients = new Set<Client>();
+  #timers: NodeJS.Timeout[] = [];
+  #unsubs: (() => void)[] = [];
+  #dirtyRows = new Map<string, ActorRow>();
+
+  constructor(backend: InspectorBackend, sessions: Sessions, opts: { webRoot?: string } = {}) {
+    this.service = new InspectorService(backend);
+    this.#sessions = sessions;
+    this.#root = opts.webRoot ?? DEFAULT_ROOT;
+  }
+
+  async start(): Promise<void> {
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const full = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else if (MIME[extname(entry.name)]) this.#files.set(`/inspector/${relative(this.#root, full).split(sep).join('/')}`, full);
+      }
+    };
+    await walk(this.#root);
+    await this.service.start();
+    this.#unsubs.push(
+      this.service.onRecord((r) => this.#onRecord(r)),
+      this.service.onNotice((n) => this.#onNotice(n)),
+      this.service.onRow((row) => this.#dirtyRows.set(row.id, row)),
+      this.service.onStats((s) => {
+        for (const c of this.#clients) this.#send(c, { type: 'stats', stats: s });
+      }),
+      this.#sessions.onEnd((_id, key) => {
+        for (const c of this.#clients) if (this.#sessions.keyOf(c.session) === key) this.#end(c);
+      }),
+    );
+    const rows = setInterval(() => this.#flushRows(), 300);
+    const focus = setInterval(() => this.#renewFocus(), 10_000);
+    const beat = setInterval(() => this.#heartbeat(), 20_000);
+    for (const t of [rows, focus, beat]) t.unref();
+    this.#timers.push(rows, focus, beat);
+  }
+
+  close(): void {
+    for (const t of this.#timers) clearInterval(t);
+    for (const u of this.#unsubs) u();
+    for (const c of this.#clients) c.ws.terminate();
+    this.#clients.clear();
+    this.#wss.close();
+    this.service.close();
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Page
+  // ----------------------------------------------------------------------------------------------
+
+  /** `GET /inspector[/...]`. `signedIn` says whether the request carries a live session. */
+  async page(res: ServerResponse, path: string, signedIn: 'ok' | 'missing' | 'expired'): Promise<void> {
+    if (path === '/inspector' || path === '/inspector/' || path === '/inspector/index.html') {
+      if (signedIn !== 'ok') {
+        res.writeHead(302, { Location: `/login?${signedIn === 'expired' ? 'expired=1&' : ''}next=/inspector`, 'Cache-Control': 'no-store' });
+        res.end();
+        return;
+      }
+      return this.#static(res, '/inspector/index.html');
+    }
+    if (path.startsWith('/inspector/assets/') && this.#files.has(path)) return this.#static(res, path);
+    throw new HttpError(404, 'request.not_found', `nothing at ${path}`);
+  }
+
+  async #static(res: ServerResponse, path: string): Promise<void> {
+    const file = this.#files.get(path);
+    if (!file) throw new HttpError(404, 'request.not_found', `nothing at ${path}`);
+    let body = this.#cache.get(file);
+    if (!body) {
+      body = await readFile(file);
+      if (process.env.HANDOFF_CONSOLE_DEV !== '1') this.#cache.set(file, body);
+    }
+    res.writeHead(200, { 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length, 'Cache-Control': 'no-cache' });
+    res.end(body);
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // API
+  // ----------------------------------------------------------------------------------------------
+
+  /** `/api/inspect/*`, for a signed-in principal. Read-only: GET only. */
+  async api(req: IncomingMessage, res: ServerResponse, url: URL, p: Principal): Promise<void> {
+    if (req.method !== 'GET') throw new HttpError(405, 'request.method', 'the inspector API is read-only: use GET');
+    const models = requireEngineer(p);
+    const path = url.pathname;
+    const sp = url.searchParams;
+    if (path === '/api/inspect/session') {
+      return sendJson(res, 200, {
+        reviewer: { id: p.id, name: p.name },
+        node: this.service.backend.node,
+        namespace: this.service.backend.namespace,
+        models: [...models].map((m) => ({ name: m, description: this.service.models.get(m)?.config.description ?? '' })),
+        stats: this.service.lastStats,
+        serverTime: this.service.backend.now(),
+      });
+    }
+    if (path === '/api/inspect/actors') {
+      const filter: ActorFilter = {};
+      const kind = sp.get('kind');
+      if (kind) {
+        if (kind !== 'agent' && kind !== 'case') throw new HttpError(400, 'request.invalid', 'kind must be agent or case', { path: 'kind' });
+        filter.kind = kind;
+      }
+      const status = sp.get('status');
+      if (status) {
+        if (!['live', 'finished', 'all'].includes(status)) throw new HttpError(400, 'request.invalid', 'status must be live, finished or all', { path: 'status' });
+        filter.status = status as ActorFilter['status'];
+      }
+      for (const k of ['model', 'state', 'node', 'q'] as const) {
+        const v = sp.get(k);
+        if (v) filter[k] = v.slice(0, 200);
+      }
+      const limit = Math.min(500, Math.max(1, Number(sp.get('limit') ?? 200) || 200));
+      return sendJson(res, 200, { ...this.service.list(filter, models, limit), serverTime: this.service.backend.now() });
+    }
+    const chart = /^\/api\/inspect\/charts\/([^/]+)\/(agent|case)$/.exec(path);
+    if (chart) {
+      const model = decodeURIComponent(chart[1]!);
+      if (!models.has(model)) throw new HttpError(404, 'request.not_found', `no model named '${model}' you may inspect`);
+      return sendJson(res, 200, await this.service.chart(model, chart[2] as 'agent' | 'case'));
+    }
+    const actor = /^\/api\/inspect\/actors\/([^/]+)$/.exec(path);
+    if (actor) {
+      let id: string;
+      try {
+        id = decodeURIComponent(actor[1]!);
+      } catch {
+        throw new HttpError(400, 'request.invalid', 'the actor id is not valid URL encoding');
+      }
+      const found = await this.service.replay(id);
+      if (!found || !models.has(found.row.model)) throw new HttpError(404, 'actor.not_found', `no actor with id '${id}'`, { actorId: id });
+      return sendJson(res, 200, { actor: found.row, replay: found.replay, serverTime: this.service.backend.now() });
+    }
+    throw new HttpError(404, 'request.not_found', `no API at ${path}`);
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // WebSocket
+  // ----------------------------------------------------------------------------------------------
+
+  /** Completes an upgrade of `/inspector/ws` the gateway authenticated (session and origin). */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, session: Session): void {
+    const models = inspectableModels(session.principal);
+    if (models.size === 0) {
+      socket.write('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      socket.destroy();
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      const client: Client = { ws, session, models, watch: new Set(), alive: true };
+      this.#clients.add(client);
+      ws.on('pong', () => (client.alive = true));
+      ws.on('message', (data, isBinary) => this.#onMessage(client, isBinary ? '' : data.toString()));
+      ws.on('close', () => this.#clients.delete(client));
+      ws.on('error', () => this.#clients.delete(client));
+      this.#send(client, { type: 'hello', serverTime: this.service.backend.now(), stats: this.service.lastStats });
+    });
+  }
+
+  #onMessage(c: Client, text: string): void {
+    let msg: { type?: unknown; ids?: unknown };
+    try {
+      msg = JSON.parse(text) as typeof msg;
+    } catch {
+      return;
+    }
+    if (msg.type === 'watch' && Array.isArray(msg.ids)) {
+      const ids = msg.ids.filter((x): x is string => typeof x === 'string' && x.length < 300).slice(0, 20);
+      c.watch = new Set(ids.filter((id) => {
+        const row = this.service.row(id);
+        return !row || c.models.has(row.model);
+      }));
+      if (c.watch.size) this.service.backend.focus([...c.watch], 30_000);
+    } else if (msg.type === 'unwatch') c.watch.clear();
+  }
+
+  #renewFocus(): void {
+    const ids = new Set<string>();
+    for (const c of this.#clients) {
+      if (!this.#sessions.alive(c.session)) {
+        this.#end(c);
+        continue;
+      }
+      for (const id of c.watch) ids.add(id);
+    }
+    if (ids.size) this.service.backend.focus([...ids], 30_000);
+  }
+
+  #onRecord(r: InspectionRecord): void {
+    for (const c of this.#clients) if (c.watch.has(r.id) && c.models.has(r.model)) this.#send(c, { type: 'record', record: r });
+  }
+
+  #onNotice(n: TransitionNotice): void {
+    for (const c of this.#clients) {
+      if (c.watch.has(n.id) && c.models.has(n.model)) this.#send(c, { type: 'notice', notice: { id: n.id, kind: n.kind, model: n.model, seq: n.seq, at: n.at, event: n.event, state: n.state, status: n.status } });
+    }
+  }
+
+  #flushRows(): void {
+    if (this.#dirtyRows.size === 0) return;
+    const rows = [...this.#dirtyRows.values()];
+    this.#dirtyRows.clear();
+    for (const c of this.#clients) {
+      if (!this.#sessions.alive(c.session)) {
+        this.#end(c);
+        continue;
+      }
+      const mine = rows.filter((r) => c.models.has(r.model));
+      if (mine.length) this.#send(c, { type: 'rows', rows: mine.slice(0, 500), more: Math.max(0, mine.length - 500) });
+    }
+  }
+
+  #heartbeat(): void {
+    for (const c of this.#clients) {
+      if (!c.alive) {
+        c.ws.terminate();
+        this.#clients.delete(c);
+        continue;
+      }
+      c.alive = false;
+      c.ws.ping();
+    }
+  }
+
+  #send(c: Client, msg: unknown): void {
+    if (c.ws.readyState === c.ws.OPEN) c.ws.send(JSON.stringify(msg));
+  }
+
+  #end(c: Client): void {
+    this.#send(c, { type: 'session', state: 'expired' });
+    c.ws.close(4401, 'session ended');
+    this.#clients.delete(c);
+  }
+}
