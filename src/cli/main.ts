@@ -13,6 +13,7 @@ import { registerQaCommands } from './testgen-command.ts';
 import { registerStart } from './start-command.ts';
 import { registerDrift } from './drift-command.ts';
 import { registerInspect } from './inspect-command.ts';
+import { registerBench } from './bench-command.ts';
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
@@ -242,6 +243,7 @@ registerQaCommands(program);
 registerStart(program);
 registerDrift(program);
 registerInspect(program);
+registerBench(program);
 // (end of command registrations)
 
 try {

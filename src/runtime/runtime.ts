@@ -32,6 +32,7 @@ import { systemClock, type Clock } from './clock.ts';
 import type { ActorKind, ActorRecord, Commit, JournalEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 import { TimerService } from './timer-service.ts';
 import { createLogger } from './logger.ts';
+import { ActorMovedError, isNotMine } from '../cluster/errors.ts';
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts';
 import { maybeFail, type FaultSpec } from './faults.ts';
 import { drawFor } from './rng.ts';
@@ -81,6 +82,14 @@ export interface RuntimeOptions {
   timerHorizonMs?: number;
   /** XState's inspection events of every hosted actor, with its id (the inspector's stream, `src/inspect`). */
   inspect?: (event: InspectionEvent, actorId: string) => void;
+  /** Told of every durable transition, with the state it left and the whole event (tracing and metrics, `src/telemetry`). */
+  telemetry?: (t: TransitionTelemetry) => void;
+  /**
+   * Cluster hook (`src/cluster`): whether this node hosts the actor now (it holds the lease of the
+   * actor's group). An actor this node does not own is never loaded or spawned here; the attempt
+   * fails with `actor.moved`. @default every actor
+   */
+  owns?: (actorId: string) => boolean;
 }
 
 /** What a caller gets back once an event is durable. */
@@ -114,6 +123,13 @@ export interface TransitionNotice {
   status: ActorRecord['status'];
   /** For cases: what a queue view needs. */
   queue?: { queue: string; roles: string[]; tier: number; priority: number; claimedBy: string | null; ackDueAt?: number; resolveDueAt?: number; openedAt: number };
+}
+
+/** What {@link RuntimeOptions.telemetry} is told: the notice, the state left (null at creation), the event, the context after it. */
+export interface TransitionTelemetry extends TransitionNotice {
+  from: string | null;
+  data: { type: string; at: number; [k: string]: unknown };
+  context: AgentContext | CaseContext;
 }
 
 interface Cell {
@@ -178,8 +194,12 @@ export class Runtime {
   #stopped = false;
   #ownsTransport: boolean;
   #inspect: RuntimeOptions['inspect'];
+  #telemetry: RuntimeOptions['telemetry'];
   /** Counters for progress displays and benchmarks. */
   readonly stats = { events: 0, effects: 0, rejected: 0, crashes: 0, restarts: 0, restored: 0, evicted: 0, rehydrated: 0, deadLetters: 0, storeFailures: 0 };
+
+  /** Cluster hook: see {@link RuntimeOptions.owns}. */
+  #owns: ((actorId: string) => boolean) | undefined;
 
   private constructor(opts: RuntimeOptions) {
     this.store = opts.store;
@@ -199,6 +219,8 @@ export class Runtime {
     }
     this.#faults = opts.faults;
     this.#inspect = opts.inspect;
+    this.#telemetry = opts.telemetry;
+    this.#owns = opts.owns;
     this.#breakerOpts = opts.circuitBreaker ?? {};
     this.#maxResident = opts.maxResident ?? 10_000;
     this.#supervisor = new Supervisor(this.clock, opts.supervision);
@@ -427,6 +449,33 @@ export class Runtime {
     return this.#cells.size;
   }
 
+  /**
+   * Cluster hook: this node took these actors over (placement, failover). Each is loaded from the
+   * store (a pending effect is issued again, its timers are armed) and their undelivered outbox
+   * messages are delivered.
+   */
+  async adopt(ids: Iterable<string>, outbox: Iterable<OutboxMessage> = []): Promise<void> {
+    for (const id of ids) {
+      try {
+        await this.#cell(id);
+      } catch (err) {
+        if (!isNotMine(err)) this.log.warn({ actor: id, err }, 'an adopted actor did not load');
+      }
+    }
+    for (const msg of outbox) this.#deliver(msg);
+  }
+
+  /** Cluster hook: this node no longer owns these actors; they leave memory without any write. */
+  relinquish(ids: Iterable<string>): void {
+    for (const id of ids) {
+      const cell = this.#cells.get(id);
+      if (!cell) continue;
+      cell.actor.stop();
+      this.#cells.delete(id);
+      this.#lru.delete(id);
+    }
+  }
+
   /** Resolves when no event, effect or delivery is in progress (timers may still be pending). */
   whenIdle(): Promise<void> {
     if (this.#busy === 0) return Promise.resolve();
@@ -475,6 +524,7 @@ export class Runtime {
       if (rec.status !== 'active') return rec;
       const again = this.#cells.get(id);
       if (again) return again;
+      if (this.#owns && !this.#owns(id)) throw new ActorMovedError(id, null);
       const restarting = this.#supervisor.restartingUntil(id);
       if (restarting !== undefined) throw new ActorRestartingError(id, restarting - this.clock.now());
       const suspended = this.#suspended.get(id);
@@ -529,6 +579,7 @@ export class Runtime {
 
   async #spawn(kind: ActorKind, id: string, model: LoadedModel, input: unknown): Promise<Ack> {
     if (this.#stopped) throw new RuntimeStoppedError();
+    if (this.#owns && !this.#owns(id)) throw new ActorMovedError(id, null);
     const existing = await this.#cell(id);
     if (existing) throw new ActorExistsError(id);
     const machine = kind === 'agent' ? this.#machines.get(model.name)!.agent : reviewCaseMachine;
@@ -561,7 +612,7 @@ export class Runtime {
       this.#onCrash(cell.id, cell.kind, cell.model.name, error, event as unknown as RuntimeEvent);
       throw new ActorCrashedError(cell.id, error);
     }
-    return this.#commitTransition(cell, event as unknown as RuntimeEvent, before.context as AgentContext | CaseContext, commandId);
+    return this.#commitTransition(cell, event as unknown as RuntimeEvent, before.context as AgentContext | CaseContext, commandId, this.#telemetry ? stateString(before.value) : null);
   }
 
   #rejection(cell: Cell, state: string, context: unknown, event: AgentEvent | CaseEvent): HandoffError {
@@ -573,7 +624,7 @@ export class Runtime {
     return new EventRejectedError(cell.id, event.type, state, 'no transition accepts it (stale or out of order)');
   }
 
-  async #commitTransition(cell: Cell, event: RuntimeEvent, prev: AgentContext | CaseContext | undefined, commandId: string | undefined): Promise<Ack> {
+  async #commitTransition(cell: Cell, event: RuntimeEvent, prev: AgentContext | CaseContext | undefined, commandId: string | undefined, from: string | null = null): Promise<Ack> {
     this.#busy++;
     try {
       const snap = cell.actor.getSnapshot();
@@ -642,6 +693,13 @@ export class Runtime {
         cell.pending--;
       }
       this.#release(cell, ctx, outbox, { event: event.type, at: event.at, state, seq, status });
+      if (this.#telemetry) {
+        try {
+          this.#telemetry({ id: cell.id, kind: cell.kind, model: cell.model.name, seq, at: event.at, event: event.type, state, status, from, data: event, context: ctx });
+        } catch (err) {
+          this.log.error({ err }, 'telemetry hook threw');
+        }
+      }
       if (status === 'done') {
         cell.actor.stop();
         this.#cells.delete(cell.id);
@@ -721,8 +779,9 @@ export class Runtime {
           this.log.debug({ msg: msg.id, err: err.message }, 'outbox message no longer applies');
         } else if (err instanceof ActorNotFoundError || err instanceof ActorSuspendedError) {
           await this.#deadLetter(msg.to, msg.event as RuntimeEvent, err.message, err.code).catch(() => this.clock.setTimeout(() => this.#deliver(msg), 100));
-        } else if (err instanceof ActorCrashedError || err instanceof RuntimeStoppedError) {
-          // A crash dead-letters the event that caused it; a stopping node redelivers on its next start.
+        } else if (err instanceof ActorCrashedError || err instanceof RuntimeStoppedError || isNotMine(err)) {
+          // A crash dead-letters the event that caused it; a stopping node redelivers on its next start;
+          // an actor that moved to another node gets it from its new owner.
         } else {
           // A lost write: the message is still in the durable outbox; try again shortly.
           this.log.warn({ msg: msg.id, err }, 'outbox delivery failed; retrying');
@@ -737,7 +796,7 @@ export class Runtime {
     const event = { type: `timer.${t.name}`, dueAt: t.dueAt, at: this.clock.now() };
     this.send(t.actorId, event as AgentEvent | CaseEvent)
       .catch(async (err: unknown) => {
-        if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError) return;
+        if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError || isNotMine(err)) return;
         if (err instanceof ActorRestartingError) this.#timers.schedule(t, this.clock.now() + err.retryAfterMs + 1);
         else if (err instanceof ActorSuspendedError) await this.#deadLetter(t.actorId, event, err.message, err.code).catch(() => undefined);
         else if (err instanceof HandoffError && err.code === 'store.write_failed') {
@@ -791,7 +850,7 @@ export class Runtime {
         .then(() => this.#cell(id))
         .catch((err: unknown) => {
           if (err instanceof HandoffError && err.code === 'store.write_failed') this.#scheduleRestart(id, reason, 50);
-          else this.log.error({ actor: id, err, reason }, 'restart failed');
+          else if (!isNotMine(err)) this.log.error({ actor: id, err, reason }, 'restart failed');
         })
         .finally(() => this.#settle());
     };
@@ -921,7 +980,8 @@ export class Runtime {
         if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError || err instanceof ActorCrashedError) return;
         // The result was lost (a store write failed, the actor is restarting): the restart re-issues
         // the effect from the durable snapshot, where it is still pending.
-        if (err instanceof HandoffError && (err.code === 'store.write_failed' || err instanceof ActorRestartingError)) {
+        // (Or this node may not write the actor now: the restart reloads it if it is still ours.)
+        if (err instanceof HandoffError && (err.code === 'store.write_failed' || err instanceof ActorRestartingError || isNotMine(err))) {
           if (this.#cells.get(cell.id) === cell) {
             cell.actor.stop();
             this.#cells.delete(cell.id);
@@ -1021,7 +1081,7 @@ export class Runtime {
         }
       }
     } catch (err) {
-      if (effect.kind === 'openCase') throw err;
+      if (effect.kind === 'openCase' || isNotMine(err)) throw err;
       // Unknown errors and lost writes are worth retrying; a typed refusal is not.
       const transient = err instanceof EffectError ? err.transient : !(err instanceof HandoffError) || err.code === 'store.write_failed';
       const code = err instanceof HandoffError ? err.code : 'effect.error';

@@ -1,0 +1,83 @@
+/**
+ * Inspection overhead: durable episodes per second (the auto path of `episodes.ts`) with the
+ * inspector's stream on (`RuntimeOptions.inspect` fed to an `InspectionStream` publishing on the
+ * runtime's transport) vs off. Runs alternate off / on twice and compare the sums, to spread the
+ * noise of a shared machine over both. The same for telemetry: tracing (every span built and handed
+ * to a batching processor whose exporter discards it) and HITL metrics on vs off.
+ *
+ *   node --import tsx bench/inspection.ts [--quick] [--seconds 6] [--inflight 500]
+ */
+import { readdir } from 'node:fs/promises';
+import { QUICK, arg, log, main, round, row, skipped, type BenchRow } from './lib/common.ts';
+
+const SECONDS = arg('seconds', QUICK ? 3 : 8);
+const INFLIGHT = arg('inflight', 500);
+
+type Durable = typeof import('./episodes.ts').durableEpisodes;
+
+/** Episodes/s with tracing (spans built and batched to an exporter that discards them) and metrics on, vs off. */
+async function telemetryOverhead(durableEpisodes: Durable): Promise<BenchRow> {
+  const { HandoffMetrics, setupTracing, telemetryHook } = await import('../src/telemetry/index.ts');
+  let off = 0;
+  let on = 0;
+  let spans = 0;
+  for (let round_ = 0; round_ < 2; round_++) {
+    off += (await durableEpisodes({ inflight: INFLIGHT, seconds: SECONDS })).episodesPerSecond;
+    const tracing = setupTracing({
+      exporter: {
+        export: (batch, done) => {
+          spans += batch.length;
+          done({ code: 0 });
+        },
+        shutdown: async () => undefined,
+      },
+    })!;
+    const metrics = new HandoffMetrics();
+    on += (await durableEpisodes({ inflight: INFLIGHT, seconds: SECONDS, runtime: { telemetry: telemetryHook(tracing, metrics) }, attach: (rt) => (metrics.observe(rt), () => undefined) })).episodesPerSecond;
+    await tracing.shutdown();
+    await metrics.shutdown();
+  }
+  log(`telemetry: off ${round(off / 2)}/s, on ${round(on / 2)}/s · ${spans} spans exported`);
+  return row(`telemetry overhead: episodes/s with tracing and metrics on (${INFLIGHT} in flight)`, 'episodes/s', round(on / 2), { name: 'the same with telemetry off', value: round(off / 2) }, { note: `overhead ${round((1 - on / off) * 100, 1)}%; ${spans} spans exported` });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await main('inspection', async (): Promise<BenchRow[]> => {
+    const files = await readdir(new URL('../src/inspect/', import.meta.url)).catch(() => null);
+    const name = `inspection overhead: episodes/s with the inspector stream on (${INFLIGHT} in flight)`;
+    const { durableEpisodes } = await import('./episodes.ts');
+    const telemetry = await telemetryOverhead(durableEpisodes);
+    if (!files) return [skipped(name, 'episodes/s', 'src/inspect does not exist yet (inspector issue)', 'overhead < 10%'), telemetry];
+    if (!files.includes('stream.ts')) return [skipped(name, 'episodes/s', 'src/inspect has no stream.ts (InspectionStream) yet', 'overhead < 10%'), telemetry];
+    const { InspectionStream } = await import('../src/inspect/stream.ts');
+    const { benchModel } = await import('./lib/workload.ts');
+    const model = await benchModel();
+    let off = 0;
+    let on = 0;
+    let dropped = 0;
+    let published = 0;
+    for (let round_ = 0; round_ < 2; round_++) {
+      off += (await durableEpisodes({ inflight: INFLIGHT, seconds: SECONDS })).episodesPerSecond;
+      const stream = new InspectionStream({ models: [model] });
+      on += (
+        await durableEpisodes({
+          inflight: INFLIGHT,
+          seconds: SECONDS,
+          runtime: { inspect: stream.inspect },
+          attach: (rt) => {
+            stream.attach(rt.transport);
+            return () => stream.close();
+          },
+        })
+      ).episodesPerSecond;
+      dropped += stream.stats.dropped;
+      published += stream.stats.published;
+    }
+    log(`inspection: off ${round(off / 2)}/s, on ${round(on / 2)}/s · records published ${published}, dropped ${dropped}`);
+    const overhead = 1 - on / off;
+    return [
+      row(name, 'episodes/s', round(on / 2), { name: 'the same with the stream off', value: round(off / 2) }, { target: 'overhead < 10% (ratio ≥ 0.9)', note: `overhead ${round(overhead * 100, 1)}%; ${published} records published, ${dropped} dropped by the stream's budget` }),
+      telemetry,
+    ];
+  });
+}

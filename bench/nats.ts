@@ -1,0 +1,213 @@
+/**
+ * Reviewer command latency over NATS, and raw NATS request/reply on the same server in the same run.
+ *
+ * The reviewer-command figure needs a NATS transport in `src/transport`; the raw figure needs the
+ * `@nats-io/transport-node` client and a `nats-server` binary. The benchmark starts its own
+ * nats-server on a free loopback port with JetStream in a temp folder, and stops it. Whatever is
+ * missing is reported as skipped, with the reason.
+ *
+ *   node --import tsx bench/nats.ts [--quick] [--samples 5000]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { createServer, connect as tcpConnect } from 'node:net';
+import { QUICK, arg, log, main, pct, round, row, skipped, withTempDir, type BenchRow } from './lib/common.ts';
+
+const SAMPLES = arg('samples', QUICK ? 2000 : 10_000);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = tcpConnect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nats-server did not listen on 127.0.0.1:${port} within ${ms} ms`);
+}
+
+/** Starts `nats-server -a 127.0.0.1 -p PORT -js -sd DIR`; resolves once it accepts connections. */
+export async function startNatsServer(dir: string): Promise<{ port: number; proc: ChildProcess; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const proc = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+  const failed = new Promise<never>((_, reject) => proc.once('error', reject));
+  await Promise.race([waitForPort(port, 10_000), failed]);
+  return {
+    port,
+    proc,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+async function hasBinary(name: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const p = spawn(name, ['--version'], { stdio: 'ignore' });
+    p.once('error', () => resolve(false));
+    p.once('exit', (code) => resolve(code === 0));
+  });
+}
+
+/** A NATS transport in src/transport, if one has landed (by file name). */
+async function natsTransportFile(): Promise<string | undefined> {
+  const files = await readdir(new URL('../src/transport/', import.meta.url)).catch(() => [] as string[]);
+  return files.find((f) => /nats/i.test(f));
+}
+
+interface NatsClient {
+  connect(opts: { servers: string }): Promise<{
+    subscribe(subject: string, opts: { callback: (err: unknown, msg: { data: Uint8Array; respond(data: Uint8Array): boolean }) => void }): unknown;
+    request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<unknown>;
+    drain(): Promise<void>;
+  }>;
+}
+
+async function rawRequestReply(client: NatsClient, port: number, samples: number): Promise<{ p50: number; p99: number }> {
+  const nc = await client.connect({ servers: `127.0.0.1:${port}` });
+  try {
+    nc.subscribe('bench.echo', { callback: (_err, msg) => void msg.respond(msg.data) });
+    const payload = new TextEncoder().encode(JSON.stringify({ type: 'handoff.case.claim', caseId: 'ep-000001.case-1', reviewer: { id: 'r-bench', roles: ['support-lead'] } }));
+    for (let i = 0; i < 500; i++) await nc.request('bench.echo', payload, { timeout: 2000 });
+    const lat: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const t = performance.now();
+      await nc.request('bench.echo', payload, { timeout: 2000 });
+      lat.push((performance.now() - t) * 1000);
+    }
+    return { p50: pct(lat, 50), p99: pct(lat, 99) };
+  } finally {
+    await nc.drain();
+  }
+}
+
+/**
+ * Reviewer commands over NATS: a runtime serving commands on one NATS connection, a client sending
+ * them on another; each sample is one command (claim, then approve, of an open case), from request
+ * to the durable acknowledgement.
+ */
+async function reviewerCommands(port: number, samples: number): Promise<{ p50: number; p99: number }> {
+  const pino = (await import('pino')).default;
+  const { NatsTransport } = await import('../src/transport/nats-transport.ts');
+  const { serveCommands } = await import('../src/runtime/command-server.ts');
+  const { HandoffClient } = await import('../src/transport/client.ts');
+  const { LevelStore } = await import('../src/runtime/level-store.ts');
+  const { Runtime } = await import('../src/runtime/runtime.ts');
+  const { LevelWorld } = await import('../src/runtime/world.ts');
+  const { benchModel, reviewSignals, LEAD } = await import('./lib/workload.ts');
+  const model = await benchModel();
+  const signal = (await reviewSignals(model))[0]!;
+  return withTempDir('nats-commands', async (dir) => {
+    const url = `nats://127.0.0.1:${port}`;
+    const serverSide = await NatsTransport.connect(url, { name: 'bench-node' });
+    const clientSide = await NatsTransport.connect(url, { name: 'bench-reviewer' });
+    const store = await LevelStore.open(dir);
+    const rt = await Runtime.open({ store, world: new LevelWorld(store), models: [model], logger: pino({ level: 'silent' }), transport: serverSide, seed: 'bench' });
+    const served = serveCommands(rt);
+    const client = new HandoffClient(clientSide, { namespace: rt.namespace });
+    try {
+      const cases = Math.ceil(samples / 2) + 100;
+      const now = Date.now();
+      for (let i = 0; i < cases; i += 500)
+        await Promise.all(
+          Array.from({ length: Math.min(500, cases - i) }, (_, k) =>
+            rt.openCase({
+              caseId: `nb-${i + k}.case-1`,
+              episodeId: `nb-${i + k}`,
+              model: model.name,
+              tier: 1,
+              tiers: model.config.review.tiers,
+              leaseMs: model.config.review.leaseMs,
+              plan: signal.plan,
+              decision: signal.decision,
+              observation: signal.observation,
+              openedAt: now,
+            }),
+          ),
+        );
+      await rt.whenIdle();
+      const lat: number[] = [];
+      let c = 0;
+      const send = async (type: 'claim' | 'approve', i: number) => {
+        const t = performance.now();
+        await client.command({ type: `handoff.case.${type}`, schemaVersion: 1, commandId: `nb-${type}-${i}`, caseId: `nb-${i}.case-1`, reviewer: LEAD });
+        return (performance.now() - t) * 1000;
+      };
+      for (; c < 50; c++) {
+        await send('claim', c);
+        await send('approve', c);
+      }
+      for (; lat.length < samples; c++) {
+        lat.push(await send('claim', c));
+        lat.push(await send('approve', c));
+      }
+      return { p50: pct(lat, 50), p99: pct(lat, 99) };
+    } finally {
+      served.unsubscribe();
+      await rt.whenIdle();
+      await rt.close();
+      await store.close();
+      await clientSide.close();
+      await serverSide.close();
+    }
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await main('nats', async (): Promise<BenchRow[]> => {
+    const cmdName = 'reviewer command over NATS, request to durable ack, p99';
+    const rawName = 'raw NATS request/reply p99 (same server)';
+    const transport = await natsTransportFile();
+    let client: NatsClient | undefined;
+    try {
+      client = (await import('@nats-io/transport-node' as string)) as NatsClient;
+    } catch {
+      client = undefined;
+    }
+    const binary = await hasBinary('nats-server');
+    const why = [
+      ...(transport ? [] : ['no NATS transport in src/transport yet']),
+      ...(client ? [] : ['@nats-io/transport-node is not installed']),
+      ...(binary ? [] : ['no nats-server binary on PATH']),
+    ];
+    if (!client || !binary) return [skipped(cmdName, 'µs', why.join('; '), 'p99 ≤ 2 ms and ≤ 4 × raw p99'), skipped(rawName, 'µs', why.filter((w) => !w.startsWith('no NATS transport')).join('; '))];
+    return withTempDir('nats', async (dir) => {
+      const server = await startNatsServer(dir);
+      try {
+        log(`nats: nats-server on 127.0.0.1:${server.port}`);
+        const raw = await rawRequestReply(client, server.port, SAMPLES);
+        log(`nats: raw request/reply p50 ${round(raw.p50)} µs, p99 ${round(raw.p99)} µs`);
+        const rawRef = { name: 'raw NATS request/reply p99, same server', value: round(raw.p99) };
+        const rows: BenchRow[] = [];
+        if (transport === 'nats-transport.ts') {
+          const cmd = await reviewerCommands(server.port, SAMPLES);
+          log(`nats: reviewer commands p50 ${round(cmd.p50)} µs, p99 ${round(cmd.p99)} µs`);
+          rows.push(row(cmdName, 'µs', round(cmd.p99), rawRef, { better: 'lower', target: 'p99 ≤ 2,000 µs and ratio ≤ 4', note: `p50 ${round(cmd.p50)} µs (raw ${round(raw.p50)} µs); ${SAMPLES} commands` }));
+        } else rows.push(skipped(cmdName, 'µs', transport ? `src/transport/${transport} is not the NatsTransport this benchmark knows` : 'no NATS transport in src/transport yet', 'p99 ≤ 2 ms and ≤ 4 × raw p99'));
+        rows.push(row('raw NATS request/reply p50 (same server)', 'µs', round(raw.p50), null, { better: 'lower', note: `p99 ${round(raw.p99)} µs; ${SAMPLES} samples` }));
+        return rows;
+      } finally {
+        await server.stop();
+      }
+    });
+  });
+}

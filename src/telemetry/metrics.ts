@@ -1,0 +1,239 @@
+import { metrics as otelMetrics, type Attributes, type Counter, type Histogram, type Meter, type UpDownCounter } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider, type MetricReader } from '@opentelemetry/sdk-metrics';
+import type { AgentContext } from '../machines/agent.ts';
+import { currentTier, type CaseContext } from '../machines/review-case.ts';
+import type { Runtime, TransitionTelemetry } from '../runtime/runtime.ts';
+
+/** A case met its SLA when no deadline was missed at any tier (as in the demo summary and the console). */
+function metSla(c: CaseContext): boolean {
+  return !c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && (h.note ?? '').includes('deadline missed')));
+}
+
+const ESCALATING = new Set(['timer.ack', 'timer.resolve', 'escalate']);
+
+export interface MetricsOptions {
+  /** Serve `GET /metrics` in the Prometheus text format on this port (0: any free port). */
+  prometheusPort?: number;
+  /** Address of the Prometheus endpoint. @default '127.0.0.1' */
+  prometheusHost?: string;
+  /** Other readers (e.g. a PeriodicExportingMetricReader with an OTLP exporter, or an in-memory one in tests). */
+  readers?: MetricReader[];
+  /** Use this meter provider instead of building one (readers and the Prometheus port are then ignored). */
+  meterProvider?: MeterProvider;
+}
+
+/** The HITL figures of one node, since it started (what `snapshot()` returns and the gauges report). */
+export interface HitlSnapshot {
+  /** Open cases per queue (cases opened, escalated or closed on this node since it started, plus {@link HandoffMetrics.seed}). */
+  queueDepth: Record<string, number>;
+  /** Mean time to acknowledge (open → first claim), ms. */
+  mttaMs: number | null;
+  /** Mean time to resolve (open → decision), ms; expired cases excluded. */
+  mttrMs: number | null;
+  /** Share of closed cases decided with no deadline missed at any tier. */
+  slaAttainment: number | null;
+  /** Share of gate decisions that let the plan run on its own. */
+  autoRate: number | null;
+  /** Share of reviewer decisions that changed or refused the plan (modified + rejected over decided). */
+  overrideRate: number | null;
+  restarts: number;
+  deadLetters: number;
+  gate: { auto: number; review: number; deny: number };
+  cases: { opened: number; approved: number; modified: number; rejected: number; expired: number };
+}
+
+/**
+ * HITL metrics through OpenTelemetry: queue depth, MTTA, MTTR, SLA attainment, auto-rate, override
+ * rate, restarts and dead letters, fed by the runtime's durable transitions (`RuntimeOptions.telemetry`)
+ * and its counters ({@link observe}). With `prometheusPort`, `GET http://host:port/metrics` serves
+ * them in the Prometheus text format.
+ *
+ * | instrument | type | attributes |
+ * |---|---|---|
+ * | `handoff.queue.depth` | up-down counter | `queue`, `model` |
+ * | `handoff.case.opened` | counter | `model`, `queue` |
+ * | `handoff.case.time_to_acknowledge` | histogram, ms | `model` |
+ * | `handoff.case.time_to_resolve` | histogram, ms | `model`, `outcome` |
+ * | `handoff.case.closed` | counter | `model`, `outcome`, `sla_met` |
+ * | `handoff.gate.decisions` | counter | `model`, `outcome` |
+ * | `handoff.episodes.finished` | counter | `model`, `outcome` |
+ * | `handoff.case.mtta`, `handoff.case.mttr` | gauge, ms | |
+ * | `handoff.case.sla_attainment`, `handoff.gate.auto_rate`, `handoff.review.override_rate` | gauge, 0..1 | |
+ * | `handoff.actor.restarts`, `handoff.dead_letters` | observable counter | |
+ * | `handoff.actors.resident`, `handoff.runtime.busy` | gauge | |
+ */
+export class HandoffMetrics {
+  readonly provider: MeterProvider;
+  readonly meter: Meter;
+  readonly prometheus: PrometheusExporter | undefined;
+  #depth: UpDownCounter;
+  #opened: Counter;
+  #tta: Histogram;
+  #ttr: Histogram;
+  #closed: Counter;
+  #gate: Counter;
+  #episodes: Counter;
+  #s = {
+    depth: new Map<string, number>(),
+    ackSum: 0,
+    acked: 0,
+    resolveSum: 0,
+    decided: 0,
+    closed: 0,
+    slaMet: 0,
+    gate: { auto: 0, review: 0, deny: 0 },
+    cases: { opened: 0, approved: 0, modified: 0, rejected: 0, expired: 0 },
+  };
+  #runtimes = new Set<Runtime>();
+  #ownsProvider: boolean;
+
+  constructor(opts: MetricsOptions = {}) {
+    if (opts.meterProvider) {
+      this.provider = opts.meterProvider;
+      this.#ownsProvider = false;
+    } else {
+      const readers: MetricReader[] = [...(opts.readers ?? [])];
+      if (opts.prometheusPort !== undefined) {
+        this.prometheus = new PrometheusExporter({ port: opts.prometheusPort, host: opts.prometheusHost ?? '127.0.0.1', preventServerStart: true });
+        readers.push(this.prometheus as unknown as MetricReader);
+      }
+      this.provider = new MeterProvider({ readers });
+      this.#ownsProvider = true;
+    }
+    const m = (this.meter = this.provider.getMeter('handoff'));
+    this.#depth = m.createUpDownCounter('handoff.queue.depth', { description: 'Open review cases per queue' });
+    this.#opened = m.createCounter('handoff.case.opened', { description: 'Review cases opened' });
+    this.#tta = m.createHistogram('handoff.case.time_to_acknowledge', { unit: 'ms', description: 'Case opened → first claim (MTTA = sum / count)' });
+    this.#ttr = m.createHistogram('handoff.case.time_to_resolve', { unit: 'ms', description: 'Case opened → decision (MTTR = sum / count); expired cases excluded' });
+    this.#closed = m.createCounter('handoff.case.closed', { description: 'Review cases closed, by outcome and whether every SLA deadline was met' });
+    this.#gate = m.createCounter('handoff.gate.decisions', { description: 'Gate decisions by outcome (auto-rate = auto / all)' });
+    this.#episodes = m.createCounter('handoff.episodes.finished', { description: 'Episodes finished, by outcome' });
+    const ratio = (n: number, d: number) => (d > 0 ? n / d : null);
+    const gauge = (name: string, description: string, unit: string, value: () => number | null) =>
+      m.createObservableGauge(name, { description, unit }).addCallback((r) => {
+        const v = value();
+        if (v !== null) r.observe(v);
+      });
+    gauge('handoff.case.mtta', 'Mean time to acknowledge since start', 'ms', () => ratio(this.#s.ackSum, this.#s.acked));
+    gauge('handoff.case.mttr', 'Mean time to resolve since start', 'ms', () => ratio(this.#s.resolveSum, this.#s.decided));
+    gauge('handoff.case.sla_attainment', 'Share of closed cases with no SLA deadline missed', '1', () => ratio(this.#s.slaMet, this.#s.closed));
+    gauge('handoff.gate.auto_rate', 'Share of gate decisions that ran on their own', '1', () => ratio(this.#s.gate.auto, this.#s.gate.auto + this.#s.gate.review + this.#s.gate.deny));
+    gauge('handoff.review.override_rate', 'Share of reviewer decisions that modified or rejected the plan', '1', () => ratio(this.#s.cases.modified + this.#s.cases.rejected, this.#s.cases.approved + this.#s.cases.modified + this.#s.cases.rejected));
+    const sum = (f: (rt: Runtime) => number) => [...this.#runtimes].reduce((a, rt) => a + f(rt), 0);
+    m.createObservableCounter('handoff.actor.restarts', { description: 'Actors restarted by supervision (crash or lost write)' }).addCallback((r) => r.observe(sum((rt) => rt.stats.restarts)));
+    m.createObservableCounter('handoff.dead_letters', { description: 'Events dead-lettered (see handoff deadletters list)' }).addCallback((r) => r.observe(sum((rt) => rt.stats.deadLetters)));
+    m.createObservableGauge('handoff.actors.resident', { description: 'Actors held in memory (passivation keeps it under maxResident)' }).addCallback((r) => r.observe(sum((rt) => rt.resident)));
+    m.createObservableGauge('handoff.runtime.busy', { description: 'Events, effects and deliveries in progress' }).addCallback((r) => r.observe(sum((rt) => rt.busy)));
+  }
+
+  /** Starts the Prometheus endpoint (when configured); resolves with its URL. */
+  async start(): Promise<string | undefined> {
+    if (!this.prometheus) return undefined;
+    await this.prometheus.startServer();
+    const addr = (this.prometheus as unknown as { _server: { address(): { port: number; address: string } | null } })._server.address();
+    return addr ? `http://${addr.address}:${addr.port}/metrics` : undefined;
+  }
+
+  /** Reports this runtime's restarts, dead letters, resident actors and work in progress. */
+  observe(rt: Runtime): this {
+    this.#runtimes.add(rt);
+    return this;
+  }
+
+  /**
+   * Counts the cases already open in the store into the queue depth (a node starting on existing
+   * data). Reads every case record once; call it once, after the runtime has opened.
+   */
+  async seed(rt: Runtime): Promise<number> {
+    let n = 0;
+    for await (const rec of rt.store.actors('case')) {
+      if (rec.status !== 'active') continue;
+      const c = (rec.snapshot as { context: CaseContext }).context;
+      this.#queue(currentTier(c).queue, rec.model, +1);
+      n++;
+    }
+    return n;
+  }
+
+  /** The hook for `RuntimeOptions.telemetry` (bound). */
+  readonly onTransition = (t: TransitionTelemetry): void => {
+    const model = { model: t.model };
+    if (t.kind === 'agent') {
+      const a = t.context as AgentContext;
+      if (t.event === 'plan.done' && a.decision) {
+        const o = a.decision.outcome;
+        this.#s.gate[o]++;
+        this.#gate.add(1, { ...model, outcome: o });
+      }
+      if (t.status !== 'active') this.#episodes.add(1, { ...model, outcome: a.outcome ?? t.state });
+      return;
+    }
+    const c = t.context as CaseContext;
+    const queue = currentTier(c).queue;
+    if (t.from === null) {
+      this.#s.cases.opened++;
+      this.#opened.add(1, { ...model, queue });
+      this.#queue(queue, t.model, +1);
+    } else if (ESCALATING.has(t.event) && t.status === 'active' && c.tier > 1) {
+      const before = c.tiers[c.tier - 2]?.queue;
+      if (before && before !== queue) {
+        this.#queue(before, t.model, -1);
+        this.#queue(queue, t.model, +1);
+      }
+    }
+    if (t.event === 'claim' && c.firstClaimAt === t.at) {
+      this.#s.ackSum += c.firstClaimAt - c.openedAt;
+      this.#s.acked++;
+      this.#tta.record(c.firstClaimAt - c.openedAt, model);
+    }
+    if (t.status !== 'active') {
+      this.#queue(queue, t.model, -1);
+      const outcome = c.resolution?.outcome ?? (t.state as 'expired');
+      if (outcome in this.#s.cases) this.#s.cases[outcome as keyof HitlSnapshot['cases']]++;
+      const met = metSla(c);
+      this.#s.closed++;
+      if (met) this.#s.slaMet++;
+      this.#closed.add(1, { ...model, outcome, sla_met: met });
+      if (outcome !== 'expired' && c.resolution) {
+        this.#s.resolveSum += c.resolution.at - c.openedAt;
+        this.#s.decided++;
+        this.#ttr.record(c.resolution.at - c.openedAt, { ...model, outcome });
+      }
+    }
+  };
+
+  #queue(queue: string, model: string, delta: number): void {
+    this.#s.depth.set(queue, (this.#s.depth.get(queue) ?? 0) + delta);
+    const attrs: Attributes = { queue, model };
+    this.#depth.add(delta, attrs);
+  }
+
+  snapshot(): HitlSnapshot {
+    const s = this.#s;
+    const ratio = (n: number, d: number) => (d > 0 ? n / d : null);
+    const sum = (f: (rt: Runtime) => number) => [...this.#runtimes].reduce((a, rt) => a + f(rt), 0);
+    return {
+      queueDepth: Object.fromEntries(s.depth),
+      mttaMs: ratio(s.ackSum, s.acked),
+      mttrMs: ratio(s.resolveSum, s.decided),
+      slaAttainment: ratio(s.slaMet, s.closed),
+      autoRate: ratio(s.gate.auto, s.gate.auto + s.gate.review + s.gate.deny),
+      overrideRate: ratio(s.cases.modified + s.cases.rejected, s.cases.approved + s.cases.modified + s.cases.rejected),
+      restarts: sum((rt) => rt.stats.restarts),
+      deadLetters: sum((rt) => rt.stats.deadLetters),
+      gate: { ...s.gate },
+      cases: { ...s.cases },
+    };
+  }
+
+  async shutdown(): Promise<void> {
+    this.#runtimes.clear();
+    if (this.#ownsProvider) await this.provider.shutdown();
+  }
+}
+
+/** Registers the provider as the global meter provider (other instrumentation then reports through it). */
+export function registerGlobalMeterProvider(m: HandoffMetrics): void {
+  otelMetrics.setGlobalMeterProvider(m.provider);
+}

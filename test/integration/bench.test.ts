@@ -1,0 +1,63 @@
+/**
+ * `handoff bench --quick --json` runs every benchmark (each in a child process) and prints one JSON
+ * object in the documented shape. Figures are not asserted (timings are noisy, and other tests share
+ * the machine); only that nothing errors, that each row is well formed, and that skipped rows say why.
+ */
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+interface Row {
+  name: string;
+  unit: string;
+  value: number | null;
+  reference: { name: string; value: number } | null;
+  ratio: number | null;
+  bench: string;
+  skipped?: string;
+  error?: string;
+}
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/handoff.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('handoff bench', () => {
+  it('--quick --json runs every benchmark and prints {"benchmarks": [{name, unit, value, reference, ratio}]}', { timeout: 240_000 }, async () => {
+    const t0 = Date.now();
+    const r = await run(['bench', '--quick', '--json']);
+    const out = JSON.parse(r.stdout) as { benchmarks: Row[]; failed: string[]; machine: { node: string; cores: number } };
+    expect(out.failed, r.stderr).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(180_000);
+    expect(out.machine.node).toBe(process.version);
+    expect(new Set(out.benchmarks.map((b) => b.bench))).toEqual(new Set(['episodes', 'hitl', 'open-cases', 'nats', 'inspection']));
+    for (const b of out.benchmarks) {
+      expect(Object.keys(b).slice(0, 5)).toEqual(['name', 'unit', 'value', 'reference', 'ratio']);
+      expect(b.error).toBeUndefined();
+      if (b.value === null) {
+        expect(b.skipped, `${b.name} is skipped without a reason`).toMatch(/\w/);
+        continue;
+      }
+      expect(Number.isFinite(b.value), b.name).toBe(true);
+      if (b.reference) {
+        expect(typeof b.reference.name).toBe('string');
+        expect(b.ratio).toBeCloseTo(b.value / b.reference.value, 2);
+      } else expect(b.ratio).toBeNull();
+    }
+    const names = out.benchmarks.map((b) => b.name).join('\n');
+    expect(names).toMatch(/durable episodes\/s/);
+    expect(names).toMatch(/LangGraph/);
+    expect(names).toMatch(/minimal XState \+ LevelDB/);
+    expect(names).toMatch(/rehydrate \+ decide p99/);
+    expect(names).toMatch(/recovery/);
+    expect(names).toMatch(/NATS/);
+    expect(names).toMatch(/inspection overhead/);
+  });
+});
