@@ -1,0 +1,249 @@
+import { connect, headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection, type Msg as NatsMsg, type Status, type Subscription as NatsSubscription } from '@nats-io/transport-node';
+import { HandoffError, fromWireError, toWireError, type WireError } from '../contracts/errors.ts';
+import type { Msg, Subscription, Transport } from './transport.ts';
+
+/** Options of {@link NatsTransport.connect}. */
+export interface NatsTransportOptions {
+  /** Client name shown by the server's monitoring (e.g. the node name). */
+  name?: string;
+  /**
+   * Queue group of `serve` subscriptions. Every node serving the same subject in the same group gets
+   * a share of the requests and exactly one answers each. @default 'handoff'
+   */
+  queue?: string;
+  /** Default request timeout, ms. @default 10000 */
+  requestTimeoutMs?: number;
+  /** Pause between reconnect attempts, ms. The client never gives up reconnecting. @default 250 */
+  reconnectWaitMs?: number;
+  /** Client pings the server this often, ms; a dead server is noticed after `maxPingOut` of them. @default 2000 */
+  pingIntervalMs?: number;
+}
+
+type Reply = { ok: true; data: unknown } | { ok: false; error: WireError };
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** JSON payloads on the wire; an empty payload is `undefined`. */
+export function encodeJson(value: unknown): Uint8Array {
+  return value === undefined ? new Uint8Array(0) : enc.encode(JSON.stringify(value));
+}
+export function decodeJson(data: Uint8Array): unknown {
+  return data.length === 0 ? undefined : JSON.parse(dec.decode(data));
+}
+
+export function toNatsHeaders(h: Record<string, string> | undefined): MsgHdrs | undefined {
+  if (!h) return undefined;
+  const out = natsHeaders();
+  for (const [k, v] of Object.entries(h)) out.set(k, v);
+  return out;
+}
+
+export function fromNatsHeaders(h: MsgHdrs | undefined): Record<string, string> | undefined {
+  if (!h) return undefined;
+  const out: Record<string, string> = {};
+  for (const k of h.keys()) out[k] = h.get(k);
+  return Object.keys(out).length ? out : undefined;
+}
+
+/**
+ * A `Nats-Msg-Id` for a publish: the caller's if given; for a transition notice (`{ id, seq }`) one
+ * derived from the subject and the actor's version, so the same transition published twice (a retry,
+ * a redelivery after a takeover) is stored once by a JetStream stream capturing the subject;
+ * otherwise a fresh unique id.
+ */
+export function msgIdFor(subject: string, data: unknown): string {
+  if (data && typeof data === 'object') {
+    const d = data as { id?: unknown; seq?: unknown };
+    if (typeof d.id === 'string' && typeof d.seq === 'number') return `${subject}@${d.seq}`;
+  }
+  return nuid.next();
+}
+
+/** Maps errors of the NATS client to the transport's typed errors. */
+export function transportError(err: unknown, subject: string, timeoutMs?: number): HandoffError {
+  if (err instanceof HandoffError) return err;
+  const e = err as { name?: string; message?: string; cause?: { name?: string }; isNoResponders?: () => boolean };
+  const names = [e?.name, e?.cause?.name];
+  if (names.includes('NoRespondersError') || e?.isNoResponders?.()) return new HandoffError('transport.no_responders', `no responder for ${subject}`, { subject });
+  if (names.includes('TimeoutError')) return new HandoffError('transport.timeout', `request to ${subject} timed out${timeoutMs ? ` after ${timeoutMs} ms` : ''}`, { subject });
+  if (names.includes('ClosedConnectionError') || names.includes('DrainingConnectionError')) return new HandoffError('transport.closed', 'the NATS connection is closed', { subject });
+  return new HandoffError('transport.error', `${subject}: ${e?.message ?? String(err)}`, { subject }, { cause: err });
+}
+
+/**
+ * The transport over NATS. Subjects are the same as the memory transport's; payloads are JSON.
+ *
+ * - `request` / `serve`: request/reply. `serve` subscribes in a queue group, so with several nodes
+ *   serving a subject exactly one answers; the reply is `{ ok, data }` or `{ ok: false, error }` with
+ *   the error's stable `code` (rebuilt with `fromWireError` on the caller's side).
+ * - `publish`: every message carries a `Nats-Msg-Id` (see {@link msgIdFor}), so a JetStream stream
+ *   that captures the subject (the events stream) stores a retried publish once. Headers travel
+ *   as given, the W3C `traceparent` included.
+ * - Reconnects: the client reconnects for ever (a restarted server, a network blip); subscriptions
+ *   are re-established by the client; publishes made while disconnected are buffered and sent on
+ *   reconnect; requests in flight fail with `transport.timeout` and may be retried (commands carry
+ *   a `commandId`, so a retry of a command that was applied is refused as `command.replayed`).
+ */
+export class NatsTransport implements Transport {
+  readonly nc: NatsConnection;
+  #opts: Required<Pick<NatsTransportOptions, 'queue' | 'requestTimeoutMs'>>;
+  #owns: boolean;
+  #closed = false;
+  #connected = true;
+  #statusListeners = new Set<(s: Status) => void>();
+  /** Counters for tests and the node's status line. */
+  readonly stats = { disconnects: 0, reconnects: 0, published: 0, requests: 0, served: 0 };
+
+  constructor(nc: NatsConnection, opts: NatsTransportOptions & { ownsConnection?: boolean } = {}) {
+    this.nc = nc;
+    this.#owns = opts.ownsConnection ?? false;
+    this.#opts = { queue: opts.queue ?? 'handoff', requestTimeoutMs: opts.requestTimeoutMs ?? 10_000 };
+    void this.#watchStatus();
+  }
+
+  /** Connects to `servers` (e.g. `nats://127.0.0.1:4222`) and never gives up reconnecting. */
+  static async connect(servers: string | string[], opts: NatsTransportOptions = {}): Promise<NatsTransport> {
+    const nc = await connect({
+      servers,
+      ...(opts.name ? { name: opts.name } : {}),
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: opts.reconnectWaitMs ?? 250,
+      reconnectJitter: 50,
+      pingInterval: opts.pingIntervalMs ?? 2000,
+      maxPingOut: 3,
+      waitOnFirstConnect: true,
+    });
+    return new NatsTransport(nc, { ...opts, ownsConnection: true });
+  }
+
+  /** Whether the client is connected now (false between a disconnect and the reconnect). */
+  get connected(): boolean {
+    return this.#connected && !this.nc.isClosed();
+  }
+
+  /** Listens to the client's status events (disconnect, reconnect, ...). Returns an unsubscribe. */
+  onStatus(listener: (s: Status) => void): () => void {
+    this.#statusListeners.add(listener);
+    return () => this.#statusListeners.delete(listener);
+  }
+
+  async #watchStatus(): Promise<void> {
+    try {
+      for await (const s of this.nc.status()) {
+        if (s.type === 'disconnect') {
+          this.#connected = false;
+          this.stats.disconnects++;
+        } else if (s.type === 'reconnect') {
+          this.#connected = true;
+          this.stats.reconnects++;
+        }
+        for (const l of this.#statusListeners) {
+          try {
+            l(s);
+          } catch {
+            // a listener's failure is its own
+          }
+        }
+      }
+    } catch {
+      // the status iterator ends when the connection closes
+    }
+  }
+
+  #headersFor: ((subject: string, data: unknown) => Record<string, string> | undefined) | undefined;
+
+  /**
+   * Adds headers to every publish that lacks them, computed from the subject and payload (a cluster
+   * node puts the episode's `traceparent` on each transition notice this way).
+   */
+  setHeadersFor(fn: ((subject: string, data: unknown) => Record<string, string> | undefined) | undefined): void {
+    this.#headersFor = fn;
+  }
+
+  publish(subject: string, data: unknown, headers?: Record<string, string>): void {
+    if (this.#closed) return;
+    const h = { ...this.#headersFor?.(subject, data), ...headers };
+    if (!h['Nats-Msg-Id']) h['Nats-Msg-Id'] = msgIdFor(subject, data);
+    this.stats.published++;
+    try {
+      this.nc.publish(subject, encodeJson(data), { headers: toNatsHeaders(h)! });
+    } catch {
+      // closed or draining: a notice is best effort (the store holds the truth)
+    }
+  }
+
+  subscribe(subject: string, handler: (msg: Msg) => void, opts: { queue?: string } = {}): Subscription {
+    const sub: NatsSubscription = this.nc.subscribe(subject, {
+      ...(opts.queue ? { queue: opts.queue } : {}),
+      callback: (err, m) => {
+        if (err) return;
+        let data: unknown;
+        try {
+          data = decodeJson(m.data);
+        } catch {
+          return; // not ours: not JSON
+        }
+        const headers = fromNatsHeaders(m.headers);
+        handler({ subject: m.subject, data, ...(headers ? { headers } : {}) });
+      },
+    });
+    return { unsubscribe: () => sub.unsubscribe() };
+  }
+
+  serve(subject: string, handler: (msg: Msg) => Promise<unknown> | unknown, opts: { queue?: string } = {}): Subscription {
+    const sub = this.nc.subscribe(subject, {
+      queue: opts.queue ?? this.#opts.queue,
+      callback: (err, m) => {
+        if (err || !m.reply) return;
+        void this.#answer(m, handler);
+      },
+    });
+    return { unsubscribe: () => sub.unsubscribe() };
+  }
+
+  async #answer(m: NatsMsg, handler: (msg: Msg) => Promise<unknown> | unknown): Promise<void> {
+    this.stats.served++;
+    let reply: Reply;
+    try {
+      const headers = fromNatsHeaders(m.headers);
+      const data = decodeJson(m.data);
+      reply = { ok: true, data: await handler({ subject: m.subject, data, ...(headers ? { headers } : {}) }) };
+    } catch (err) {
+      reply = { ok: false, error: toWireError(err) };
+    }
+    try {
+      m.respond(encodeJson(reply));
+    } catch {
+      // the connection closed meanwhile: the requester times out and may retry
+    }
+  }
+
+  async request(subject: string, data: unknown, opts: { timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<unknown> {
+    if (this.#closed) throw new HandoffError('transport.closed', 'the transport is closed');
+    const timeout = opts.timeoutMs ?? this.#opts.requestTimeoutMs;
+    this.stats.requests++;
+    let m: NatsMsg;
+    try {
+      const h = toNatsHeaders(opts.headers);
+      m = await this.nc.request(subject, encodeJson(data), { timeout, ...(h ? { headers: h } : {}) });
+    } catch (err) {
+      throw transportError(err, subject, timeout);
+    }
+    const reply = decodeJson(m.data) as Reply | undefined;
+    if (!reply || typeof reply !== 'object' || !('ok' in reply)) throw new HandoffError('transport.bad_reply', `${subject}: the reply is not a Handoff reply`, { subject });
+    if (!reply.ok) throw fromWireError(reply.error);
+    return reply.data;
+  }
+
+  /** Waits until everything published so far has reached the server. */
+  async flush(): Promise<void> {
+    if (!this.nc.isClosed()) await this.nc.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#owns && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
+  }
+}
