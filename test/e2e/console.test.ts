@@ -7,14 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentContext } from '../../src/machines/agent.ts';
 import type { AuditEntry } from '../../src/runtime/audit-log.ts';
 import { drawFor } from '../../src/runtime/rng.ts';
-import { haveChromium, launch, ROOT, runCli, shot, signIn, startServer, watchErrors, type Server } from './helpers.ts';
+import { launch, ROOT, runCli, shot, signIn, startServer, watchErrors, type Server } from './helpers.ts';
 import { seedHistory, type OpenCase } from './seed.ts';
 
 /**
  * The reviewer console in a real browser (Debian's chromium through playwright-core), against
  * `handoff start` on a data folder holding six hours of review history.
  */
-describe.skipIf(!haveChromium)('reviewer console, end to end', () => {
+describe('reviewer console, end to end', () => {
   let data: string;
   let server: Server;
   let browser: Browser;

@@ -16,6 +16,8 @@ export const SCREENSHOTS = process.env.HANDOFF_UPDATE_SCREENSHOTS === '1' ? join
 export const haveChromium = existsSync(CHROMIUM);
 
 export function launch(): Promise<Browser> {
+  // No silent skip: a machine without the browser fails here, saying how to get it.
+  if (!haveChromium) throw new Error(`chromium not found at ${CHROMIUM}: install it with 'apt-get install chromium' (.ci/run does), or set HANDOFF_CHROMIUM`);
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],

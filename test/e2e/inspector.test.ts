@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chartOf } from '../../src/inspect/graph.ts';
 import { agentMachine } from '../../src/machines/agent.ts';
 import { reviewCaseMachine } from '../../src/machines/review-case.ts';
-import { haveChromium, launch, shot, startServer, watchErrors, type Server } from './helpers.ts';
+import { launch, shot, startServer, watchErrors, type Server } from './helpers.ts';
 
 interface QueueRow {
   id: string;
@@ -21,7 +21,7 @@ interface QueueRow {
  * episodes: an engineer watches an agent and its review case while a reviewer decides the case
  * through the console's API.
  */
-describe.skipIf(!haveChromium)('inspector, end to end', () => {
+describe('inspector, end to end', () => {
   let data: string;
   let server: Server;
   let browser: Browser;
