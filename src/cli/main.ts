@@ -12,8 +12,9 @@ import { duration, paint, printJson, progressBar, table, type ProgressMode } fro
 import { registerQaCommands } from './testgen-command.ts';
 import { registerStart } from './start-command.ts';
 import { registerDrift } from './drift-command.ts';
-import { registerInspect } from './inspect-command.ts';
+import { registerNode } from './node-command.ts';
 import { registerBench } from './bench-command.ts';
+import { registerInspect } from './inspect-command.ts';
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
@@ -242,8 +243,9 @@ deadletters
 registerQaCommands(program);
 registerStart(program);
 registerDrift(program);
-registerInspect(program);
+registerNode(program);
 registerBench(program);
+registerInspect(program);
 // (end of command registrations)
 
 try {

@@ -1,0 +1,154 @@
+import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { isCasConflict } from '../runtime/jetstream-store.ts';
+import { tok, untok } from './keys.ts';
+
+export interface LeaseHolder {
+  /** Member id `<node>.<inc>`. */
+  member: string;
+  node: string;
+  at: number;
+}
+
+export interface Lease {
+  group: string;
+  holder: LeaseHolder | null;
+  /** KV revision of the lease entry: the fencing token of its holder. */
+  revision: number;
+}
+
+export function leasesBucket(namespace: string): string {
+  return `ho_${tok(namespace).replace(/=/g, '_')}_leases`;
+}
+
+/**
+ * Leases of placement groups in a KV bucket, one key per group, acquired and handed over only by
+ * compare-and-set on the entry's revision (`create` when free, `update(…, revision)` to take over a
+ * dead holder's, `delete` with the revision to release). The entry's revision is the fencing token:
+ * every write of the group's actors records it. Leases do not expire by themselves: a lease is valid
+ * while its holder is a live member (see {@link Membership}); a dead holder's leases are taken over.
+ * Every node watches the bucket, so it knows every group's holder.
+ */
+export class Leases {
+  #kv!: KV;
+  #map = new Map<string, Lease>();
+  #listeners = new Set<(group: string, prev: Lease | undefined, next: Lease) => void>();
+  #watch: QueuedIterator<KvWatchEntry> | undefined;
+  #log: Logger | undefined;
+  readonly stats = { acquired: 0, lost: 0, released: 0, conflicts: 0 };
+
+  static async open(nc: NatsConnection, opts: { namespace: string; replicas?: number; logger?: Logger }): Promise<Leases> {
+    const l = new Leases();
+    l.#log = opts.logger;
+    l.#kv = await new Kvm(nc).create(leasesBucket(opts.namespace), { history: 1, replicas: opts.replicas ?? 1, storage: 'file' as never });
+    const status = await l.#kv.status();
+    let resolveSynced!: () => void;
+    const synced = new Promise<void>((r) => (resolveSynced = r));
+    if (status.values === 0) resolveSynced();
+    l.#watch = await l.#kv.watch();
+    void (async () => {
+      for await (const e of l.#watch!) {
+        l.#onEntry(e);
+        if (e.isUpdate) resolveSynced();
+      }
+    })().catch((err: unknown) => l.#log?.warn({ err }, 'lease watch ended'));
+    await Promise.race([synced, new Promise((r) => setTimeout(r, 10_000))]);
+    return l;
+  }
+
+  get kv(): KV {
+    return this.#kv;
+  }
+
+  on(listener: (group: string, prev: Lease | undefined, next: Lease) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #set(next: Lease): void {
+    const prev = this.#map.get(next.group);
+    if (prev && prev.revision >= next.revision) return; // an older event, or one already applied
+    this.#map.set(next.group, next);
+    for (const l of this.#listeners) {
+      try {
+        l(next.group, prev, next);
+      } catch (err) {
+        this.#log?.error({ err }, 'lease listener threw');
+      }
+    }
+  }
+
+  #onEntry(e: Pick<KvWatchEntry, 'key' | 'operation' | 'revision' | 'json'>): void {
+    const group = untok(e.key);
+    if (e.operation !== 'PUT') {
+      this.#set({ group, holder: null, revision: e.revision });
+      return;
+    }
+    try {
+      this.#set({ group, holder: e.json<LeaseHolder>(), revision: e.revision });
+    } catch {
+      // not a lease
+    }
+  }
+
+  get(group: string): Lease | undefined {
+    return this.#map.get(group);
+  }
+
+  /** Every known lease with a holder. */
+  all(): Lease[] {
+    return [...this.#map.values()].filter((l) => l.holder);
+  }
+
+  heldBy(member: string): Lease[] {
+    return this.all().filter((l) => l.holder?.member === member);
+  }
+
+  /**
+   * Acquires a group's lease for `member`: creates it if free, or takes it over from `from` (a lease
+   * seen at that revision, whose holder is dead). Resolves with the new lease, or undefined if someone
+   * else won the race.
+   */
+  async acquire(group: string, holder: LeaseHolder, from?: Lease): Promise<Lease | undefined> {
+    const key = tok(group);
+    const value = JSON.stringify(holder);
+    try {
+      // Taking over a holder's lease is a compare-and-set on the revision seen; a free (deleted or
+      // never created) lease is created, which fails if anyone created it meanwhile.
+      const revision = from?.holder ? await this.#kv.update(key, value, from.revision) : await this.#kv.create(key, value);
+      const lease = { group, holder, revision };
+      this.#set(lease);
+      this.stats.acquired++;
+      return lease;
+    } catch (err) {
+      if (isCasConflict(err) || /wrong last sequence|exists/i.test(String((err as Error)?.message))) {
+        this.stats.conflicts++;
+        // Learn the current holder now rather than wait for the watch.
+        const e = await this.#kv.get(key).catch(() => null);
+        if (e) this.#onEntry({ key, operation: e.operation, revision: e.revision, json: <T>() => e.json<T>() });
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  /** Releases a lease held at `lease.revision` (compare-and-set: a lease taken over meanwhile stays). */
+  async release(lease: Lease): Promise<boolean> {
+    try {
+      await this.#kv.delete(tok(lease.group), { previousSeq: lease.revision });
+      this.stats.released++;
+      // Known free at once (the watch's delete event follows with the delete marker's revision).
+      const cur = this.#map.get(lease.group);
+      if (cur && cur.revision === lease.revision) this.#map.set(lease.group, { group: lease.group, holder: null, revision: lease.revision });
+      return true;
+    } catch (err) {
+      if (isCasConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.#watch?.stop();
+  }
+}

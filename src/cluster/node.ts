@@ -1,0 +1,672 @@
+import { jetstreamManager, type ConsumerConfig, type JetStreamClient, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { ActorExistsError, HandoffError } from '../contracts/errors.ts';
+import type { LoadedModel } from '../models/loader.ts';
+import { systemClock, type Clock } from '../runtime/clock.ts';
+import { JetStreamStore, type OwnershipGuard } from '../runtime/jetstream-store.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { assembleReasoning, type Reasoning } from '../runtime/reasoning.ts';
+import { hash32 } from '../runtime/rng.ts';
+import { Runtime, type Ack, type RuntimeOptions } from '../runtime/runtime.ts';
+import { NatsTransport } from '../transport/nats-transport.ts';
+import { subjects, type Msg, type Subscription } from '../transport/transport.ts';
+import { ScaledClock, type ClockOrigin } from './clock.ts';
+import { ActorMovedError, OverloadedError, UnavailableError, isNotMine } from './errors.ts';
+import { groupOf, streamToken, tok } from './keys.ts';
+import { Leases, type Lease, type LeaseHolder } from './leases.ts';
+import { Membership, type Member } from './membership.ts';
+import { childTraceparent, episodeTraceparent, withSpan } from './trace.ts';
+import { JetStreamWorld } from './world.ts';
+
+/** A request to start an episode, as submitted to the work stream (`ho.<ns>.work.start`). */
+export interface StartRequest {
+  episodeId: string;
+  model: string;
+  signal: unknown;
+  traceparent?: string;
+}
+
+export interface ClusterNodeOptions {
+  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
+  servers: string | string[];
+  /** This node's name (unique in the cluster). A restart under the same name is a new incarnation. */
+  node: string;
+  /** @default 'default' */
+  namespace?: string;
+  models: LoadedModel[];
+  /** Overrides the clock (tests). */
+  clock?: Clock;
+  /**
+   * Simulated ms per wall ms for the cluster's shared clock (demos: 3600 runs an SLA hour in a
+   * second). The first node fixes the clock's origin in the store; all nodes and drivers share it.
+   * @default 1 (real time)
+   */
+  timeScale?: number;
+  /** @default 'handoff' */
+  seed?: string;
+  /** Backpressure: runtime operations in flight above which reviewer commands are refused with `node.overloaded` and no new work is pulled. @default 2000 */
+  maxInFlight?: number;
+  /** Backpressure: episodes (placement groups) this node hosts at most; beyond it, it pulls no new ones. @default 2000 */
+  maxEpisodes?: number;
+  heartbeatMs?: number;
+  deadAfterMs?: number;
+  selfFenceMs?: number;
+  /** Stream and bucket replicas (3 on a production cluster). @default 1 */
+  replicas?: number;
+  logger?: Logger;
+  /** Further runtime options (planners, faults, supervision, ...). */
+  runtime?: Partial<RuntimeOptions>;
+  /** Structured events (adoptions, lost leases, ...) for tests and the CLI's output. */
+  onEvent?: (e: NodeEvent) => void;
+}
+
+export type NodeEvent =
+  | { type: 'adopted'; group: string; from: string | null; active: number; ms: number; at: number }
+  | { type: 'lost'; group: string; to: string | null; at: number }
+  | { type: 'member'; member: string; alive: boolean; at: number }
+  | { type: 'health'; healthy: boolean; at: number }
+  | { type: 'sequencer'; running: boolean; at: number };
+
+interface Held {
+  lease: Lease;
+  state: 'adopting' | 'ready';
+  ready: Promise<void>;
+}
+
+const AUDIT_GROUP = '_audit';
+
+class Limiter {
+  #free: number;
+  #queue: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((r) => this.#queue.push(r));
+  }
+  release(): void {
+    const next = this.#queue.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Highest-random-weight placement: the member that takes a group over when its holder dies. */
+export function rendezvous(group: string, members: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = -1;
+  for (const m of members) {
+    const score = hash32(`${group}|${m}`);
+    if (score > bestScore || (score === bestScore && best !== undefined && m < best)) {
+      best = m;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+export function workStream(namespace: string): string {
+  return `HO_${streamToken(namespace)}_WORK`;
+}
+export function workSubject(namespace: string): string {
+  return `ho.${namespace}.work.start`;
+}
+
+/** Creates the work stream and its shared pull consumer (idempotent). */
+export async function ensureWorkStream(jsm: JetStreamManager, namespace: string, replicas = 1): Promise<void> {
+  const name = workStream(namespace);
+  try {
+    await jsm.streams.info(name);
+  } catch {
+    await jsm.streams
+      .add({ name, subjects: [`ho.${namespace}.work.>`], retention: 'workqueue' as StreamConfig['retention'], storage: 'file' as StreamConfig['storage'], num_replicas: replicas, duplicate_window: nanos(120_000) })
+      .catch(async (err: unknown) => {
+        await jsm.streams.info(name).catch(() => {
+          throw err;
+        });
+      });
+  }
+  try {
+    await jsm.consumers.info(name, 'nodes');
+  } catch {
+    await jsm.consumers
+      .add(name, { durable_name: 'nodes', ack_policy: 'explicit' as ConsumerConfig['ack_policy'], ack_wait: nanos(10_000), max_ack_pending: 50_000, deliver_policy: 'all' as ConsumerConfig['deliver_policy'] })
+      .catch(async (err: unknown) => {
+        await jsm.consumers.info(name, 'nodes').catch(() => {
+          throw err;
+        });
+      });
+  }
+}
+
+/** Reads (or fixes, if this is the first) the cluster's clock origin. */
+export async function clusterClock(store: JetStreamStore, speed: number): Promise<ScaledClock> {
+  const origin = await store.updateAux<ClockOrigin>('cluster', 'clock', (cur) => ({ value: cur ?? { start: Date.now(), wallStart: Date.now(), speed }, msgId: `clock:${cur ? 'same' : 'init'}:${Date.now()}` }));
+  return new ScaledClock(origin);
+}
+
+/**
+ * One node of a Handoff cluster on NATS. It joins the membership, hosts the episodes (placement
+ * groups) whose leases it holds, serves reviewer commands for any case (forwarding to the owner),
+ * pulls new episodes from the work stream within its capacity, takes over a dead node's episodes
+ * (fence, reload, re-issue effects, re-arm timers) and runs the audit sequencer if it holds that
+ * lease. See docs/distribution.md.
+ */
+export class ClusterNode {
+  readonly name: string;
+  readonly namespace: string;
+  transport!: NatsTransport;
+  store!: JetStreamStore;
+  runtime!: Runtime;
+  membership!: Membership;
+  leases!: Leases;
+  world!: JetStreamWorld;
+  clock!: Clock;
+  #opts: ClusterNodeOptions;
+  #log: Logger;
+  #reasoning: Reasoning | undefined;
+  #js!: JetStreamClient;
+  #held = new Map<string, Held>();
+  #taking = new Set<string>();
+  #subs: Subscription[] = [];
+  #stopped = false;
+  #pulling: Promise<void> | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
+  #startsInFlight = 0;
+  #reactivating: Promise<void> | undefined;
+  /** Takeovers run at most this many at a time (each is a handful of requests). */
+  #limit = new Limiter(64);
+  #control: NatsTransport | undefined;
+  #subjects: ReturnType<typeof subjects>;
+  readonly stats = { started: 0, commands: 0, forwarded: 0, overloaded: 0, takeovers: 0, adoptedActors: 0, lost: 0, released: 0 };
+
+  private constructor(opts: ClusterNodeOptions) {
+    this.#opts = opts;
+    this.name = opts.node;
+    this.namespace = opts.namespace ?? 'default';
+    this.#log = opts.logger ?? createLogger({ models: opts.models });
+    this.#subjects = subjects(this.namespace);
+  }
+
+  static async start(opts: ClusterNodeOptions): Promise<ClusterNode> {
+    const n = new ClusterNode(opts);
+    await n.#start();
+    return n;
+  }
+
+  get memberId(): string {
+    return this.membership.id;
+  }
+
+  #holder(): LeaseHolder {
+    return { member: this.membership.id, node: this.name, at: Date.now() };
+  }
+
+  /** Whether this node may write the actor now: it holds its group's lease and its membership is alive. */
+  mayWrite(actorId: string): boolean {
+    if (this.#stopped) return false;
+    const group = groupOf(actorId);
+    const mine = this.#held.has(group) && this.leases.get(group)?.holder?.member === this.membership.id;
+    if (!mine) return false;
+    if (!this.membership.healthy) {
+      // Fenced for now (heartbeat overdue), but the lease is still ours: reload it once healthy.
+      this.#refusedWhileMine.add(actorId);
+      return false;
+    }
+    return true;
+  }
+  #refusedWhileMine = new Set<string>();
+
+  /** Why {@link mayWrite} refuses an actor. */
+  whyNot(actorId: string): string {
+    const group = groupOf(actorId);
+    if (this.#stopped) return 'the node is stopping';
+    if (!this.membership.healthy) return 'this node is fenced: its heartbeat is overdue';
+    if (!this.#held.has(group)) return `this node does not hold ${group}`;
+    const h = this.leases.get(group)?.holder;
+    return h?.member === this.membership.id ? 'writable' : `the lease of ${group} is held by ${h?.member ?? 'nobody'}`;
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#opts;
+    this.transport = await NatsTransport.connect(o.servers, { name: `handoff-${o.node}` });
+    const nc = this.transport.nc;
+    // Heartbeats on their own connection, so they do not queue behind this node's bulk writes.
+    this.#control = await NatsTransport.connect(o.servers, { name: `handoff-${o.node}-membership` });
+    this.membership = await Membership.join(this.#control.nc, {
+      namespace: this.namespace,
+      node: o.node,
+      probe: (member) => this.#probe(member),
+      ...(o.heartbeatMs !== undefined ? { heartbeatMs: o.heartbeatMs } : {}),
+      ...(o.deadAfterMs !== undefined ? { deadAfterMs: o.deadAfterMs } : {}),
+      ...(o.selfFenceMs !== undefined ? { selfFenceMs: o.selfFenceMs } : {}),
+      ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+      logger: this.#log,
+    });
+    // Answer probes on the data connection: while it is up this node can write, so it is not gone.
+    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id, 'ping'), () => this.name, { queue: 'direct' }));
+    this.leases = await Leases.open(nc, { namespace: this.namespace, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}), logger: this.#log });
+    const guard: OwnershipGuard = {
+      mayWrite: (id) => this.mayWrite(id),
+      why: (id) => this.whyNot(id),
+      fencingToken: (id) => this.leases.get(groupOf(id))?.revision,
+    };
+    this.store = await JetStreamStore.open({ nc, namespace: this.namespace, writer: this.membership.id, guard, trackAll: false, auditSequencer: false, logger: this.#log, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}) });
+    this.world = new JetStreamWorld(this.store);
+    this.clock = o.clock ?? (o.timeScale && o.timeScale !== 1 ? await clusterClock(this.store, o.timeScale) : systemClock);
+    this.#reasoning = await assembleReasoning({ models: o.models, store: this.store, clock: this.clock, drift: false });
+    const traceFor = (data: unknown): Record<string, string> | undefined => {
+      const id = (data as { id?: unknown })?.id;
+      return typeof id === 'string' ? { traceparent: episodeTraceparent(this.namespace, groupOf(id)) } : undefined;
+    };
+    // Transition notices carry the episode's traceparent (one episode, one trace).
+    this.transport.setHeadersFor((_subject, data) => traceFor(data));
+    this.runtime = await Runtime.open({
+      store: this.store,
+      world: this.world,
+      models: o.models,
+      clock: this.clock,
+      logger: this.#log,
+      transport: this.transport,
+      namespace: this.namespace,
+      planners: this.#reasoning.planners,
+      gateFor: this.#reasoning.gateFor,
+      ...(o.seed ? { seed: o.seed } : {}),
+      timerHorizonMs: 3_600_000,
+      ...o.runtime,
+      owns: (id) => this.mayWrite(id),
+    });
+    this.#reasoning.attach(this.runtime);
+    this.runtime.onTransition((n) => {
+      if (n.kind === 'agent' && n.status !== 'active' && groupOf(n.id) === n.id) void this.#releaseIfFinished(n.id);
+    });
+
+    this.leases.on((group, prev, next) => this.#onLease(group, prev, next));
+    this.membership.on((e) => {
+      if (e.type === 'dead') {
+        this.#event({ type: 'member', member: e.member.id, alive: false, at: Date.now() });
+        this.#sweep();
+      } else if (e.type === 'joined') this.#event({ type: 'member', member: e.member.id, alive: true, at: Date.now() });
+      else if (e.type === 'health') {
+        this.#event({ type: 'health', healthy: e.healthy, at: Date.now() });
+        if (e.healthy) void this.#reactivate();
+      }
+    });
+
+    // Reviewer commands: any node takes a request (queue group) and routes it to the case's owner.
+    this.#subs.push(this.transport.serve(this.#subjects.actorAll, (m) => this.#route(m), { queue: `handoff-${this.namespace}-commands` }));
+    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id), (m) => this.#local(m.data as { caseId: string }, m.headers?.traceparent), { queue: 'direct' }));
+    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id, 'start'), (m) => this.#startHere(m.data as StartRequest, false), { queue: 'direct' }));
+
+    const jsm = await jetstreamManager(nc);
+    this.#js = jetstream(nc);
+    await ensureWorkStream(jsm, this.namespace, o.replicas ?? 1);
+
+    this.#sweep();
+    this.#sweeper = setInterval(() => this.#sweep(), 250);
+    this.#sweeper.unref?.();
+    this.#pulling = this.#pull();
+  }
+
+  /** Is a member's data connection still there? No responder on its ping subject: it is gone. */
+  async #probe(member: string): Promise<'gone' | 'alive' | 'unknown'> {
+    try {
+      await this.transport.request(this.#directSubject(member, 'ping'), null, { timeoutMs: 1000 });
+      return 'alive';
+    } catch (err) {
+      return err instanceof HandoffError && err.code === 'transport.no_responders' ? 'gone' : 'unknown';
+    }
+  }
+
+  #directSubject(member: string, what: 'cmd' | 'start' | 'ping' = 'cmd'): string {
+    return `handoff.${this.namespace}.node.${tok(member)}.${what}`;
+  }
+
+  #event(e: NodeEvent): void {
+    try {
+      this.#opts.onEvent?.(e);
+    } catch {
+      // the listener's problem
+    }
+  }
+
+  /** Number of episodes (groups) hosted here. */
+  get episodes(): number {
+    let n = 0;
+    for (const g of this.#held.keys()) if (g !== AUDIT_GROUP) n++;
+    return n;
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Leases: acquiring, adopting, losing, releasing
+  // ------------------------------------------------------------------------------------------------
+
+  #onLease(group: string, _prev: Lease | undefined, next: Lease): void {
+    const held = this.#held.get(group);
+    if (!held || next.holder?.member === this.membership.id) return;
+    // Someone else holds it now (a takeover after this node was considered dead): let go, no writes.
+    this.#drop(group, next.holder?.member ?? null);
+  }
+
+  #drop(group: string, to: string | null): void {
+    if (!this.#held.delete(group)) return;
+    if (group === AUDIT_GROUP) {
+      void this.store.stopAuditSequencer();
+      this.#event({ type: 'sequencer', running: false, at: Date.now() });
+      return;
+    }
+    this.stats.lost++;
+    const ids = this.store.groupActors(group);
+    this.store.releaseGroup(group);
+    this.runtime.relinquish(ids);
+    this.#event({ type: 'lost', group, to, at: Date.now() });
+  }
+
+  /** Periodically (and when a member dies): take over groups whose holder is dead, if this node is their successor. */
+  #sweep(): void {
+    if (this.#stopped || !this.membership.healthy) return;
+    if (this.#refusedWhileMine.size > 0 && !this.#reactivating) {
+      const ids = [...this.#refusedWhileMine].filter((id) => this.mayWrite(id));
+      this.#refusedWhileMine.clear();
+      const groups = new Set(ids.map(groupOf));
+      this.#reactivating = this.runtime
+        .adopt(ids, [...groups].flatMap((g) => this.store.outboxOf(g)))
+        .catch((err: unknown) => this.#log.warn({ err }, 'reactivation failed'))
+        .finally(() => (this.#reactivating = undefined));
+    }
+    const alive = this.membership.alive().map((m: Member) => m.id);
+    if (!alive.includes(this.membership.id)) return;
+    for (const lease of this.leases.all()) {
+      const holder = lease.holder!.member;
+      if (holder === this.membership.id || !this.membership.isDead(holder)) continue;
+      if (rendezvous(lease.group, alive) !== this.membership.id) continue;
+      void this.#takeover(lease);
+    }
+    if (!this.leases.get(AUDIT_GROUP)?.holder && rendezvous(AUDIT_GROUP, alive) === this.membership.id) void this.#takeover(this.leases.get(AUDIT_GROUP));
+  }
+
+  async #takeover(from: Lease | undefined): Promise<void> {
+    const group = from?.group ?? AUDIT_GROUP;
+    if (this.#taking.has(group) || this.#held.has(group)) return;
+    this.#taking.add(group);
+    const t0 = performance.now();
+    await this.#limit.acquire();
+    try {
+      const lease = await this.leases.acquire(group, this.#holder(), from);
+      if (!lease) return;
+      if (group === AUDIT_GROUP) {
+        this.#held.set(group, { lease, state: 'ready', ready: Promise.resolve() });
+        await this.store.startAuditSequencer();
+        this.#event({ type: 'sequencer', running: true, at: Date.now() });
+        return;
+      }
+      this.stats.takeovers++;
+      const active = await this.#adopt(group, lease);
+      this.#event({ type: 'adopted', group, from: from?.holder?.member ?? null, active, ms: Math.round(performance.now() - t0), at: Date.now() });
+    } catch (err) {
+      this.#log.warn({ err, group }, 'takeover failed; the sweep tries again');
+      if (this.#held.get(group)?.state === 'adopting') this.#held.delete(group);
+    } finally {
+      this.#limit.release();
+      this.#taking.delete(group);
+    }
+  }
+
+  /** Fences and loads a group this node now holds; releases it if nothing in it is active. */
+  async #adopt(group: string, lease: Lease): Promise<number> {
+    let resolve!: () => void;
+    const held: Held = { lease, state: 'adopting', ready: new Promise<void>((r) => (resolve = r)) };
+    this.#held.set(group, held);
+    try {
+      const { active, outbox } = await this.store.adoptGroup(group);
+      if (this.#held.get(group) !== held) return 0;
+      await this.runtime.adopt(active, outbox);
+      this.stats.adoptedActors += active.length;
+      held.state = 'ready';
+      if (active.length === 0) await this.#release(group);
+      return active.length;
+    } finally {
+      resolve();
+    }
+  }
+
+  /** Back from a fenced period: reload what was dropped while writes were refused. */
+  async #reactivate(): Promise<void> {
+    const refused = [...this.#refusedWhileMine].filter((id) => this.mayWrite(id));
+    this.#refusedWhileMine.clear();
+    await this.runtime.adopt(refused, [...new Set(refused.map(groupOf))].flatMap((g) => this.store.outboxOf(g))).catch((err: unknown) => this.#log.warn({ err }, 'reactivation failed'));
+    for (const [group, held] of this.#held) {
+      if (group === AUDIT_GROUP || held.state !== 'ready') continue;
+      if (this.leases.get(group)?.holder?.member !== this.membership.id) {
+        this.#drop(group, this.leases.get(group)?.holder?.member ?? null);
+        continue;
+      }
+      const active = this.store.groupActors(group, true);
+      await this.runtime.adopt(active).catch((err: unknown) => this.#log.warn({ err, group }, 'reactivation failed'));
+    }
+  }
+
+  /** Releases a group's lease once its episode has ended (its agent's durable record is final). */
+  async #releaseIfFinished(group: string): Promise<void> {
+    // Let the final commit's consequences (outbox, notices) settle first.
+    await sleep(0);
+    if (!this.#held.has(group) || this.store.groupActive(group)) return;
+    const agent = await this.store.load(group).catch(() => undefined);
+    if (!agent || agent.status === 'active' || this.store.groupActive(group)) return;
+    await this.#release(group);
+  }
+
+  async #release(group: string): Promise<void> {
+    const held = this.#held.get(group);
+    if (!held) return;
+    this.#held.delete(group);
+    this.store.releaseGroup(group);
+    this.stats.released++;
+    await this.leases.release(held.lease).catch((err: unknown) => this.#log.warn({ err, group }, 'lease not released'));
+  }
+
+  /** Acquires a free group for new work. Resolves with whether this node holds it now. */
+  async #claim(group: string): Promise<'mine' | 'elsewhere' | 'busy'> {
+    const held = this.#held.get(group);
+    if (held) {
+      await held.ready;
+      return this.#held.has(group) ? 'mine' : 'busy';
+    }
+    const lease = this.leases.get(group);
+    if (lease?.holder) {
+      if (lease.holder.member === this.membership.id) {
+        // Ours in the bucket but not hosted (a release that did not go through): host it again.
+        await this.#adopt(group, lease);
+        return this.#held.has(group) ? 'mine' : 'busy';
+      }
+      if (!this.membership.isDead(lease.holder.member)) return 'elsewhere';
+      return 'busy'; // its node died: the takeover runs first
+    }
+    const got = await this.leases.acquire(group, this.#holder(), lease);
+    if (!got) return 'busy';
+    // A fresh lease: the group may still hold finished actors (a repeated start), never live ones.
+    this.#held.set(group, { lease: got, state: 'ready', ready: Promise.resolve() });
+    return 'mine';
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Commands
+  // ------------------------------------------------------------------------------------------------
+
+  async #route(m: Msg): Promise<unknown> {
+    const cmd = m.data as { caseId?: unknown } | undefined;
+    const traceparent = m.headers?.traceparent;
+    if (!cmd || typeof cmd.caseId !== 'string') return this.runtime.command(m.data);
+    const group = groupOf(cmd.caseId);
+    const holder = this.leases.get(group)?.holder;
+    if (!holder || holder.member === this.membership.id) return this.#local(cmd as { caseId: string }, traceparent);
+    if (this.membership.isDead(holder.member)) throw new UnavailableError(cmd.caseId, 'its node died; the takeover is in progress', 500);
+    this.stats.forwarded++;
+    const tp = childTraceparent(traceparent, () => episodeTraceparent(this.namespace, group));
+    return this.transport.request(this.#directSubject(holder.member), cmd, { timeoutMs: 8000, headers: { traceparent: tp } });
+  }
+
+  async #local(cmd: { caseId: string }, traceparent: string | undefined): Promise<Ack> {
+    this.stats.commands++;
+    const limit = this.#opts.maxInFlight ?? 2000;
+    if (this.runtime.busy > limit) {
+      this.stats.overloaded++;
+      throw new OverloadedError(this.name, this.runtime.busy, limit, Math.min(2000, 50 + Math.round(this.runtime.busy / 10)));
+    }
+    const group = groupOf(cmd.caseId);
+    const held = this.#held.get(group);
+    if (held?.state === 'adopting') throw new UnavailableError(cmd.caseId, 'it is being taken over by this node', 200);
+    return withSpan('handoff.command', traceparent ?? episodeTraceparent(this.namespace, group), { 'handoff.case': cmd.caseId, 'handoff.node': this.name }, async () => {
+      try {
+        return await this.runtime.command(cmd);
+      } catch (err) {
+        if (!(err instanceof ActorMovedError) || this.leases.get(group)?.holder) throw err;
+        // A live actor with no owner (its lease was released too early, or never taken): take it.
+        const lease = await this.leases.acquire(group, this.#holder(), this.leases.get(group));
+        if (!lease) throw new UnavailableError(cmd.caseId, 'another node is taking it', 200);
+        await this.#adopt(group, lease);
+        return this.runtime.command(cmd);
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // New episodes: pulled from the work stream within capacity
+  // ------------------------------------------------------------------------------------------------
+
+  #capacity(): number {
+    const maxEpisodes = this.#opts.maxEpisodes ?? 2000;
+    const maxInFlight = this.#opts.maxInFlight ?? 2000;
+    if (!this.membership.healthy || this.runtime.busy > maxInFlight) return 0;
+    // Small pulls: a burst of starts is work done in one turn of the event loop (heartbeats wait).
+    return Math.max(0, Math.min(32, maxEpisodes - this.episodes - this.#startsInFlight));
+  }
+
+  async #pull(): Promise<void> {
+    const stream = workStream(this.namespace);
+    let consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>> | undefined;
+    while (!this.#stopped) {
+      const free = this.#capacity();
+      if (free <= 0) {
+        await sleep(20);
+        continue;
+      }
+      try {
+        consumer ??= await this.#js.consumers.get(stream, 'nodes');
+        const batch = await consumer.fetch({ max_messages: free, expires: 1000 });
+        for await (const m of batch) {
+          this.#startsInFlight++;
+          void this.#handleStart(m).finally(() => this.#startsInFlight--);
+        }
+      } catch (err) {
+        if (this.#stopped) break;
+        this.#log.debug({ err }, 'work pull failed; retrying');
+        await sleep(250);
+      }
+    }
+  }
+
+  async #handleStart(m: JsMsg): Promise<void> {
+    let req: StartRequest;
+    try {
+      req = m.json<StartRequest>();
+    } catch {
+      m.term();
+      return;
+    }
+    try {
+      await this.#startHere(req, true);
+      m.ack();
+    } catch (err) {
+      if (err instanceof HandoffError && err.code === 'contract.invalid') {
+        this.#log.warn({ err, episode: req.episodeId }, 'invalid start request dropped');
+        m.term();
+        return;
+      }
+      // A lost write, a lost lease, a takeover in progress: the message comes back (here or elsewhere).
+      this.#log.debug({ err, episode: req.episodeId }, 'episode start failed; it will be redelivered');
+      m.nak(isNotMine(err) || (err instanceof HandoffError && err.code === 'cluster.unavailable') ? 100 : 500);
+    }
+  }
+
+  /**
+   * Starts an episode here, or (`forward`) on the node that holds its lease already (a redelivered
+   * start whose first attempt failed there). Resolves once the start is durable or the episode exists.
+   */
+  async #startHere(req: StartRequest, forward: boolean): Promise<void> {
+    const claim = await this.#claim(req.episodeId);
+    if (claim === 'elsewhere') {
+      const holder = this.leases.get(req.episodeId)?.holder;
+      if (!forward || !holder) throw new ActorMovedError(req.episodeId, holder?.member ?? null);
+      await this.transport.request(this.#directSubject(holder.member, 'start'), req, { timeoutMs: 10_000 });
+      return;
+    }
+    if (claim === 'busy') throw new UnavailableError(req.episodeId, 'its node died; the takeover is in progress', 250);
+    try {
+      await withSpan('handoff.episode.start', req.traceparent, { 'handoff.episode': req.episodeId, 'handoff.node': this.name }, () => this.runtime.startEpisode(req.model, req.signal, { episodeId: req.episodeId }));
+      this.stats.started++;
+    } catch (err) {
+      if (!(err instanceof ActorExistsError)) throw err;
+      void this.#releaseIfFinished(req.episodeId);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Lifecycle
+  // ------------------------------------------------------------------------------------------------
+
+  status(): Record<string, unknown> {
+    return {
+      node: this.name,
+      member: this.membership.id,
+      healthy: this.membership.healthy,
+      members: this.membership.alive().map((m) => m.node),
+      episodes: this.episodes,
+      resident: this.runtime.resident,
+      busy: this.runtime.busy,
+      sequencer: this.store.runsAuditSequencer,
+      ...this.stats,
+      store: { ...this.store.stats },
+      transport: { ...this.transport.stats },
+    };
+  }
+
+  /**
+   * Dies like a killed process, for in-process tests: no leave, no flush; heartbeats stop and both
+   * connections drop (the server drops its subscriptions at once, as for a SIGKILL). What the
+   * runtime still had in flight fails; the survivors take its episodes over.
+   */
+  async crash(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#sweeper);
+    this.membership.halt();
+    this.leases.close();
+    await Promise.allSettled([this.transport.nc.close(), this.#control?.nc.close()]);
+    void this.runtime.close().catch(() => undefined);
+  }
+
+  /** Leaves gracefully: stops taking work, finishes what is in flight, leaves the membership (the others take this node's episodes over at once). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#sweeper);
+    for (const s of this.#subs) s.unsubscribe();
+    await Promise.race([this.#pulling, sleep(2000)]);
+    await Promise.race([this.runtime.whenIdle(), sleep(5000)]);
+    await this.runtime.close();
+    await this.#reasoning?.close();
+    await this.store.close();
+    await this.membership.leave();
+    this.leases.close();
+    await this.transport.close();
+    await this.#control?.close();
+  }
+}

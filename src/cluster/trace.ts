@@ -1,0 +1,54 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { context, trace, TraceFlags, type Span } from '@opentelemetry/api';
+
+/**
+ * W3C trace context over NATS. An episode is one trace: its trace id is derived from the namespace
+ * and the episode id, so every party (the driver that submits it, the node that runs it, the node
+ * that takes it over, the reviewers that act on its case) puts its spans in the same trace without
+ * having to pass the id around; each hop sends a `traceparent` header with its own span id.
+ */
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+export function episodeTraceId(namespace: string, episodeId: string): string {
+  return createHash('sha256').update(`handoff-trace\u0000${namespace}\u0000${episodeId}`).digest('hex').slice(0, 32);
+}
+
+export function newSpanId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** A traceparent in the episode's trace with a new span id. */
+export function episodeTraceparent(namespace: string, episodeId: string): string {
+  return `00-${episodeTraceId(namespace, episodeId)}-${newSpanId()}-01`;
+}
+
+export function parseTraceparent(tp: string | undefined): { traceId: string; spanId: string; sampled: boolean } | undefined {
+  const m = tp ? TRACEPARENT.exec(tp) : null;
+  if (!m) return undefined;
+  return { traceId: m[1]!, spanId: m[2]!, sampled: (parseInt(m[3]!, 16) & 1) === 1 };
+}
+
+/** The traceparent of a child hop: same trace, new span id. */
+export function childTraceparent(parent: string | undefined, fallback: () => string): string {
+  const p = parseTraceparent(parent);
+  return p ? `00-${p.traceId}-${newSpanId()}-${p.sampled ? '01' : '00'}` : fallback();
+}
+
+/**
+ * Runs `fn` in an OpenTelemetry span whose parent is the incoming `traceparent` (a no-op when no
+ * tracer provider is registered). Returns `fn`'s result; the span ends when it settles.
+ */
+export async function withSpan<T>(name: string, traceparent: string | undefined, attributes: Record<string, string | number>, fn: (span: Span) => Promise<T>): Promise<T> {
+  const p = parseTraceparent(traceparent);
+  const parent = p ? trace.setSpanContext(context.active(), { traceId: p.traceId, spanId: p.spanId, traceFlags: p.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true }) : context.active();
+  const span = trace.getTracer('handoff-cluster').startSpan(name, { attributes }, parent);
+  try {
+    return await context.with(trace.setSpan(parent, span), () => fn(span));
+  } catch (err) {
+    span.recordException(err as Error);
+    throw err;
+  } finally {
+    span.end();
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * The JetStream store against a real nats-server: the Store contract (commit, load, journal, command
+ * ids, timers, outbox, the audit chain), fencing (a write without the lease is refused; after an
+ * adoption the former owner can no longer write), and the repair of derived writes a dead owner left.
+ */
+import { jetstream } from '@nats-io/jetstream';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NatsServer } from '../../src/cluster/nats-harness.ts';
+import { tok } from '../../src/cluster/keys.ts';
+import { verifyAudit } from '../../src/runtime/audit-log.ts';
+import { JetStreamStore, type OwnershipGuard } from '../../src/runtime/jetstream-store.ts';
+import type { ActorRecord, Commit, TimerEntry } from '../../src/runtime/store.ts';
+import { freshNamespace, natsConnect, startServer } from './helpers.ts';
+
+const rec = (id: string, seq: number, status: ActorRecord['status'] = 'active', kind: ActorRecord['kind'] = 'agent'): ActorRecord => ({ id, kind, model: 'refunds', seq, status, state: `s${seq}`, snapshot: { context: { seq } }, updatedAt: 1000 + seq });
+const commit = (id: string, seq: number, extra: Partial<Commit> = {}): Commit => ({
+  actor: rec(id, seq, extra.actor?.status ?? 'active', extra.actor?.kind ?? 'agent'),
+  journal: { seq, at: 1000 + seq, event: { type: seq === 0 ? 'xstate.init' : `e${seq}` }, state: `s${seq}` },
+  audit: [{ at: 1000 + seq, kind: 'test.step', actor: id, by: 'runtime', data: { seq } }],
+  ...extra,
+});
+const collect = async <T>(it: AsyncIterable<T>) => {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+};
+
+/** A guard whose ownership the test switches. */
+class Switch implements OwnershipGuard {
+  owned = new Set<string>();
+  token = 1;
+  mayWrite(id: string): boolean {
+    return this.owned.has(id.split('.')[0]!.split('/')[0]!);
+  }
+  fencingToken(): number {
+    return this.token;
+  }
+}
+
+describe('JetStreamStore', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  const stores: JetStreamStore[] = [];
+  const open = async (opts: Partial<Parameters<typeof JetStreamStore.open>[0]> & { namespace: string }) => {
+    const s = await JetStreamStore.open({ nc, ...opts });
+    stores.push(s);
+    return s;
+  };
+  beforeAll(async () => {
+    server = await startServer();
+    nc = await natsConnect(server.url);
+  });
+  afterAll(async () => {
+    for (const s of stores) await s.close();
+    await nc?.close();
+    await server?.dispose();
+  });
+
+  it('keeps the Store contract: durable commits, journal, command ids, timers, outbox, one audit chain', async () => {
+    const ns = freshNamespace('st');
+    const store = await open({ namespace: ns });
+    const timer: TimerEntry = { actorId: 'ep-1', name: 'retry', dueAt: 5000 };
+    // Commits of one actor may be issued before the previous one is durable: they land in order.
+    await Promise.all([
+      store.commit(commit('ep-1', 0, { hot: true })),
+      store.commit(commit('ep-1', 1, { timersSet: [timer], commandId: 'cmd-1' })),
+      store.commit(commit('ep-1.case-1', 0, { actor: rec('ep-1.case-1', 0, 'active', 'case') })),
+    ]);
+    await store.commit(commit('ep-1.case-1', 1, { actor: rec('ep-1.case-1', 1, 'done', 'case'), outboxPut: [{ id: 'ep-1.case-1.resolution', to: 'ep-1', event: { type: 'case.resolved', at: 1 } }] }));
+    expect((await store.load('ep-1'))?.seq).toBe(1);
+    expect((await store.load('ep-1.case-1'))?.status).toBe('done');
+    expect((await collect(store.journal('ep-1'))).map((j) => j.seq)).toEqual([0, 1]);
+    expect(await store.hasCommand('cmd-1')).toBe(true);
+    expect(await store.hasCommand('cmd-2')).toBe(false);
+    expect(await collect(store.dueTimers(10_000))).toEqual([timer]);
+    expect(await store.nextTimerAfter(0)).toBe(5000);
+    expect((await collect(store.outbox())).map((m) => m.id)).toEqual(['ep-1.case-1.resolution']);
+    expect((await collect(store.liveIndex())).map((e) => e.id).sort()).toEqual(['ep-1']);
+    await store.commit(commit('ep-1', 2, { actor: rec('ep-1', 2, 'done'), timersCleared: [timer], outboxDone: ['ep-1.case-1.resolution'] }));
+    expect(await collect(store.dueTimers(10_000))).toEqual([]);
+    expect(await collect(store.outbox())).toEqual([]);
+    await store.appendAudit([{ at: 9, kind: 'auth.login', actor: 'r-x', by: 'r-x', data: {} }]);
+    await store.flush();
+    await store.auditSettled();
+    const audit = await collect(store.audit());
+    expect(audit).toHaveLength(6);
+    expect(await verifyAudit(store.audit())).toEqual({ ok: true, entries: 6 });
+    // A version that does not follow the durable one is refused.
+    await expect(store.commit(commit('ep-1', 2))).rejects.toMatchObject({ code: 'store.write_failed' });
+    // Meta and dead letters.
+    await store.putMeta('k', { v: 1 });
+    expect(await store.getMeta('k')).toEqual({ v: 1 });
+    await store.deleteMeta('k');
+    expect(await store.getMeta('k')).toBeUndefined();
+  });
+
+  it('fences: no write without the lease; after an adoption the former owner can no longer write', async () => {
+    const ns = freshNamespace('sf');
+    const ga = new Switch();
+    const gb = new Switch();
+    const a = await open({ namespace: ns, guard: ga, writer: 'node-a', auditSequencer: true });
+    const b = await open({ namespace: ns, guard: gb, writer: 'node-b' });
+    await expect(a.commit(commit('ep-7', 0))).rejects.toMatchObject({ code: 'lease.lost' });
+    expect(await a.load('ep-7')).toBeUndefined();
+    ga.owned.add('ep-7');
+    await a.commit(commit('ep-7', 0));
+    await a.commit(commit('ep-7', 1));
+    // b takes the group over (the lease moved; a has not noticed yet): b fences the actor.
+    gb.owned.add('ep-7');
+    gb.token = 2;
+    const adopted = await b.adoptGroup('ep-7');
+    expect(adopted.active).toEqual(['ep-7']);
+    // a still believes it owns the group: its write fails the compare-and-set and changes nothing.
+    await expect(a.commit(commit('ep-7', 2))).rejects.toMatchObject({ code: 'store.write_failed' });
+    ga.owned.delete('ep-7');
+    await expect(a.commit(commit('ep-7', 2))).rejects.toMatchObject({ code: 'lease.lost' });
+    await b.commit(commit('ep-7', 2, { actor: rec('ep-7', 2, 'done') }));
+    await b.flush();
+    expect((await b.load('ep-7'))?.seq).toBe(2);
+    expect((await collect(b.journal('ep-7'))).map((j) => j.seq)).toEqual([0, 1, 2]);
+  });
+
+  it('an adopter completes the derived writes a dead owner left unconfirmed (journal, command id, outbox, audit)', async () => {
+    const ns = freshNamespace('sr');
+    const g = new Switch();
+    g.owned.add('ep-9');
+    const survivor = await open({ namespace: ns, guard: g, writer: 'survivor', auditSequencer: true });
+    // What a writer killed right after its commit leaves: the ACT message (durable, acknowledged)
+    // with its derived writes still pending.
+    const js = jetstream(nc);
+    const record = rec('ep-9.case-1', 1, 'done', 'case');
+    const jnl = { actor: record.id, journal: { seq: 1, at: 1, event: { type: 'approve' }, state: 'approved' }, audit: [{ at: 1, kind: 'case.approved', actor: record.id, by: 'r-x', data: {} }] };
+    const out = { id: 'ep-9.case-1.resolution', to: 'ep-9', event: { type: 'case.resolved', at: 1 } };
+    const msg = {
+      v: 1,
+      record,
+      hot: false,
+      timers: [],
+      by: 'dead-writer',
+      tails: [
+        { k: 'jnl', subject: `ho.${ns}.jnl.a.${tok('ep-9')}.${tok(record.id)}`, msgId: `jnl:${record.id}:1`, data: jnl, seq: 1 },
+        { k: 'cmd', subject: `ho.${ns}.idx.cmd.${tok('cmd-9')}`, msgId: 'cmd:cmd-9', data: { actor: record.id, seq: 1 } },
+        { k: 'outPut', subject: `ho.${ns}.idx.out.${tok('ep-9')}.${tok(out.id)}`, msgId: `outp:${out.id}`, data: { msg: out } },
+      ],
+    };
+    const h = headers();
+    h.set('Handoff-Index', JSON.stringify({ k: 'case', m: 'refunds', s: 'done', h: false, q: 1, t: [] }));
+    await js.publish(`ho.${ns}.act.${tok('ep-9')}.${tok(record.id)}`, JSON.stringify(msg), { headers: h });
+    expect(await survivor.hasCommand('cmd-9')).toBe(false);
+    const adopted = await survivor.adoptGroup('ep-9');
+    expect(adopted.outbox.map((m) => m.id)).toEqual([out.id]);
+    expect(await survivor.hasCommand('cmd-9')).toBe(true);
+    expect((await collect(survivor.journal(record.id))).map((j) => j.seq)).toEqual([1]);
+    await survivor.auditSettled();
+    expect((await collect(survivor.audit())).map((e) => e.kind)).toEqual(['case.approved']);
+    // Adopting again repairs nothing twice.
+    await survivor.adoptGroup('ep-9');
+    await survivor.flush();
+    expect((await collect(survivor.journal(record.id))).map((j) => j.seq)).toEqual([1]);
+  });
+});
