@@ -1,7 +1,7 @@
 /**
  * The runtime distributed over NATS (JetStream store, leases), on loopback:
  *
- * 1. episodes/s with 1 node and with 3 nodes (node processes `handoff node`, the cluster demo driver
+ * 1. episodes/s with 1 node and with 3 nodes (node processes `handoff start --nats --no-console`, the cluster demo driver
  *    with simulated reviewers submitting episodes through the work stream);
  * 2. reviewer command latency, request to durable acknowledgement (claim / renew / approve through
  *    any node, routed to the case's owner, committed to JetStream), p50 / p99 on a quiet 3-node cluster
@@ -47,7 +47,7 @@ function pct(values: number[], p: number): number {
 const us = (ms: number) => Math.round(ms * 1000);
 
 function startNode(url: string, name: string, ns: string, scale: number): { ready: Promise<void>; stop: () => Promise<void> } {
-  const proc = spawn(process.execPath, [CLI, 'node', '--nats', url, '--node', name, '--namespace', ns, '--time-scale', String(scale), '--max-episodes', '400', '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HANDOFF_LOG_LEVEL: 'error' } });
+  const proc = spawn(process.execPath, [CLI, 'start', '--nats', url, '--node', name, '--namespace', ns, '--no-console', '--model', 'models/refunds', '--time-scale', String(scale), '--max-episodes', '400', '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HANDOFF_LOG_LEVEL: 'error' } });
   const ready = new Promise<void>((resolve, reject) => {
     proc.stdout!.on('data', (d: Buffer) => d.toString().includes('"ready"') && resolve());
     proc.on('exit', () => reject(new Error(`node ${name} exited`)));

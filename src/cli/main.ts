@@ -12,7 +12,7 @@ import { duration, paint, printJson, progressBar, table, type ProgressMode } fro
 import { registerQaCommands } from './testgen-command.ts';
 import { registerStart } from './start-command.ts';
 import { registerDrift } from './drift-command.ts';
-import { registerNode } from './node-command.ts';
+import { addClusterOptions, runClusterDemoCli } from './node-command.ts';
 import { registerBench } from './bench-command.ts';
 import { registerInspect } from './inspect-command.ts';
 
@@ -29,9 +29,9 @@ const program = new Command('handoff')
   .showHelpAfterError()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-program
+const demo = program
   .command('demo')
-  .description('Run episodes of a model on the embedded runtime with simulated reviewers, then print a summary.')
+  .description('Run episodes of a model with simulated reviewers, then print a summary: on the embedded runtime, or with --nats against a running cluster.')
   .option('--model <dir>', 'model folder', 'models/refunds')
   .option('--cases <n>', 'episodes to run', int('--cases', 1), 1000)
   .option('--data <dir>', 'data folder (LevelDB); must be empty unless --resume', '.handoff/demo')
@@ -43,8 +43,14 @@ program
   .option('--drift', 'drift-aware gating (off in the demo: its reviewers override at random)', false)
   .option('--arrival-ms <ms>', 'mean simulated time between arriving episodes', int('--arrival-ms', 1), 90_000)
   .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
-  .option('--json', 'print the summary as JSON on stdout', false)
-  .action(async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean }) => {
+  .option('--json', 'print the summary as JSON on stdout', false);
+addClusterOptions(demo, 'driver').action(
+  async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean; nats?: string; namespace: string; timeScale: number }) => {
+    if (o.nats) {
+      if (o.resume || o.faults || o.drift) throw new InvalidArgumentError('--resume, --faults and --drift are options of the embedded demo; with --nats, start the nodes with the options you need');
+      await runClusterDemoCli({ ...o, nats: o.nats });
+      return;
+    }
     if (o.fresh && !o.resume) {
       const { rm } = await import('node:fs/promises');
       await rm(o.data, { recursive: true, force: true });
@@ -243,7 +249,6 @@ deadletters
 registerQaCommands(program);
 registerStart(program);
 registerDrift(program);
-registerNode(program);
 registerBench(program);
 registerInspect(program);
 // (end of command registrations)

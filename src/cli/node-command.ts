@@ -1,7 +1,11 @@
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { hostname } from 'node:os';
 import { loadModel } from '../models/loader.ts';
 import { ClusterNode, type NodeEvent } from '../cluster/node.ts';
+import { clusterGatewayBackend, clusterInspectorBackend } from '../cluster/console.ts';
 import { runClusterDemo, type ClusterDemoSummary } from '../cluster/demo.ts';
+import { Gateway, type GatewayOptions } from '../gateway/server.ts';
+import { InspectionStream } from '../inspect/stream.ts';
 import { paint, printJson, progressBar, type ProgressMode } from './output.ts';
 
 const num = (name: string, min: number) => (v: string) => {
@@ -9,112 +13,141 @@ const num = (name: string, min: number) => (v: string) => {
   if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}`);
   return n;
 };
-const collect = (v: string, prev: string[]) => [...prev, v];
 
-interface NodeOptions {
+/**
+ * The NATS options of `handoff start` and `handoff demo`: with `--nats`, `start` runs one node of a
+ * cluster and `demo` drives episodes against a running cluster (docs/distribution.md). Without it
+ * both stay on the embedded runtime.
+ */
+export function addClusterOptions(cmd: Command, role: 'node' | 'driver'): Command {
+  cmd
+    .option('--nats <url>', 'run on a NATS cluster at these server URL(s), comma-separated, e.g. nats://127.0.0.1:4222 (default: the embedded runtime)')
+    .option('--namespace <ns>', 'with --nats: namespace of subjects, streams and buckets', 'default');
+  if (role === 'node') {
+    cmd
+      .option('--node <name>', 'with --nats: this node\'s name, unique in the cluster', hostname())
+      .option('--max-in-flight <n>', 'with --nats: operations in flight before commands are refused as overloaded', num('--max-in-flight', 1), 2000)
+      .option('--max-episodes <n>', 'with --nats: episodes this node hosts at most', num('--max-episodes', 1), 2000)
+      .option('--seed <s>', 'with --nats: seed of the stable draws handed to models')
+      .option('--events', 'with --nats: print adoptions, lost leases and membership changes as JSON lines on stdout', false)
+      .option('--no-console', 'with --nats: run the node without the reviewer console');
+  }
+  cmd.option(
+    '--time-scale <n>',
+    role === 'node' ? 'with --nats: simulated ms per wall ms of the cluster clock (demos: 3600 runs an hour in a second); the first node fixes it' : 'with --nats: simulated ms per wall ms (must match the nodes)',
+    num('--time-scale', 0.001),
+    role === 'node' ? 1 : 3600,
+  );
+  return cmd;
+}
+
+export interface ClusterNodeCliOptions {
   nats: string;
   node: string;
   namespace: string;
-  model: string[];
+  models: string[];
   timeScale: number;
   maxInFlight: number;
   maxEpisodes: number;
   seed?: string;
   events: boolean;
+  console: boolean;
+  json: boolean;
+  /** The console's gateway (host, port, sessions, TLS...), when `console` is on. */
+  gateway: Omit<GatewayOptions, 'backend' | 'inspector' | 'log'>;
+}
+
+/** `handoff start --nats`: one node of a cluster, with the reviewer console unless `--no-console`. Runs until SIGINT/SIGTERM. */
+export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
+  const models = await Promise.all(o.models.map((m) => loadModel(m)));
+  const onEvent = o.events ? (e: NodeEvent) => process.stdout.write(`${JSON.stringify({ event: e.type, node: o.node, ...e })}\n`) : undefined;
+  const inspection = o.console ? new InspectionStream({ models }) : undefined;
+  const node = await ClusterNode.start({
+    servers: o.nats.split(','),
+    node: o.node,
+    namespace: o.namespace,
+    models,
+    timeScale: o.timeScale,
+    maxInFlight: o.maxInFlight,
+    maxEpisodes: o.maxEpisodes,
+    ...(o.seed ? { seed: o.seed } : {}),
+    ...(onEvent ? { onEvent } : {}),
+    ...(inspection ? { runtime: { inspect: inspection.inspect } } : {}),
+  });
+  let gateway: Gateway | undefined;
+  try {
+    if (inspection) {
+      inspection.attach(node.transport);
+      gateway = await Gateway.start({ ...o.gateway, backend: clusterGatewayBackend(node), inspector: clusterInspectorBackend(node), log: node.runtime.log });
+    }
+  } catch (err) {
+    inspection?.close();
+    await node.stop().catch(() => undefined);
+    throw err;
+  }
+  const ready = { event: 'ready', node: o.node, member: node.memberId, namespace: o.namespace, nats: o.nats, models: models.map((m) => m.name), url: gateway?.url ?? null, pid: process.pid };
+  if (o.json || o.events) process.stdout.write(`${JSON.stringify(ready)}\n`);
+  else {
+    process.stdout.write(`${paint.bold('Handoff node')} ${o.node} (${node.memberId}) on ${o.nats} · namespace ${o.namespace} · models ${ready.models.join(', ')}\n`);
+    if (gateway) process.stdout.write(`${paint.bold('Handoff console')} ${gateway.url}\n`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void (async () => {
+        await gateway?.close().catch(() => undefined);
+        inspection?.close();
+        await node.stop().catch(() => undefined);
+      })().finally(resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  if (o.json || o.events) process.stdout.write(`${JSON.stringify({ event: 'stopped', ...node.status() })}\n`);
+}
+
+export interface ClusterDemoCliOptions {
+  nats: string;
+  namespace: string;
+  model: string;
+  cases: number;
+  reviewers: number;
+  seed: number;
+  arrivalMs: number;
+  timeScale: number;
+  progress: ProgressMode;
   json: boolean;
 }
 
-/**
- * `handoff node` runs one node of a cluster on NATS; `handoff cluster-demo` drives demo episodes
- * against a running cluster. See docs/distribution.md.
- */
-export function registerNode(program: Command): void {
-  program
-    .command('node')
-    .description('Run one node of a Handoff cluster on NATS (JetStream persistence, leases, failover).')
-    .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated, e.g. nats://127.0.0.1:4222')
-    .requiredOption('--node <name>', 'this node\'s name, unique in the cluster')
-    .option('--namespace <ns>', 'namespace of subjects, streams and buckets', 'default')
-    .addOption(new Option('--model <dir>', 'model folder; repeat for several').argParser(collect).default([], 'models/refunds'))
-    .option('--time-scale <n>', 'simulated ms per wall ms of the cluster clock (demos: 3600 runs an hour in a second); the first node fixes it', num('--time-scale', 0.001), 1)
-    .option('--max-in-flight <n>', 'backpressure: operations in flight before commands are refused as overloaded', num('--max-in-flight', 1), 2000)
-    .option('--max-episodes <n>', 'backpressure: episodes this node hosts at most', num('--max-episodes', 1), 2000)
-    .option('--seed <s>', 'seed of the stable draws handed to models')
-    .option('--events', 'print adoptions, lost leases and membership changes as JSON lines on stdout', false)
-    .option('--json', 'print {"node", "member", ...} as one JSON line once running', false)
-    .action(async (o: NodeOptions) => {
-      const models = await Promise.all((o.model.length ? o.model : ['models/refunds']).map((m) => loadModel(m)));
-      const onEvent = o.events ? (e: NodeEvent) => process.stdout.write(`${JSON.stringify({ event: e.type, node: o.node, ...e })}\n`) : undefined;
-      const node = await ClusterNode.start({
-        servers: o.nats.split(','),
-        node: o.node,
-        namespace: o.namespace,
-        models,
-        timeScale: o.timeScale,
-        maxInFlight: o.maxInFlight,
-        maxEpisodes: o.maxEpisodes,
-        ...(o.seed ? { seed: o.seed } : {}),
-        ...(onEvent ? { onEvent } : {}),
-      });
-      const ready = { event: 'ready', node: o.node, member: node.memberId, namespace: o.namespace, nats: o.nats, models: models.map((m) => m.name), pid: process.pid };
-      if (o.json || o.events) process.stdout.write(`${JSON.stringify(ready)}\n`);
-      else process.stdout.write(`${paint.bold('Handoff node')} ${o.node} (${node.memberId}) on ${o.nats} · namespace ${o.namespace} · models ${ready.models.join(', ')}\n`);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          void node
-            .stop()
-            .catch(() => undefined)
-            .finally(resolve);
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
-      if (o.json || o.events) process.stdout.write(`${JSON.stringify({ event: 'stopped', ...node.status() })}\n`);
-    });
-
-  program
-    .command('cluster-demo')
-    .description('Drive demo episodes against a running cluster (`handoff node ...`) and print the summary.')
-    .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated')
-    .option('--namespace <ns>', 'namespace of the cluster', 'default')
-    .option('--model <dir>', 'model folder', 'models/refunds')
-    .option('--cases <n>', 'episodes to run', num('--cases', 1), 1000)
-    .option('--reviewers <n>', 'simulated reviewers', num('--reviewers', 1), 12)
-    .option('--seed <n>', 'seed: same seed, same signals', num('--seed', 0), 1)
-    .option('--arrival-ms <ms>', 'mean simulated time between arriving episodes', num('--arrival-ms', 1), 90_000)
-    .option('--time-scale <n>', 'simulated ms per wall ms (must match the nodes)', num('--time-scale', 0.001), 3600)
-    .option('--timeout <s>', 'give up after this many seconds', num('--timeout', 1), 600)
-    .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
-    .option('--json', 'print the summary as JSON on stdout', false)
-    .action(async (o: { nats: string; namespace: string; model: string; cases: number; reviewers: number; seed: number; arrivalMs: number; timeScale: number; timeout: number; progress: ProgressMode; json: boolean }) => {
-      const bar = progressBar(o.progress, 'episodes');
-      const s = await runClusterDemo({
-        servers: o.nats.split(','),
-        namespace: o.namespace,
-        model: o.model,
-        cases: o.cases,
-        reviewers: o.reviewers,
-        seed: o.seed,
-        arrivalMs: o.arrivalMs,
-        timeScale: o.timeScale,
-        timeoutMs: o.timeout * 1000,
-        onProgress: (p) => bar.update(p.finished, p.total, `· ${p.submitted} submitted`),
-      });
-      bar.done();
-      if (o.json) printJson(s);
-      else printSummary(s);
-      const violations = Object.values(s.invariantViolations).reduce((a, b) => a + b, 0);
-      if (s.unfinished > 0 || s.duplicateEffects > 0 || violations > 0 || s.outcomeAuditMismatch > 0 || !s.auditChain.ok) process.exitCode = 1;
-    });
+/** `handoff demo --nats`: episodes submitted to a running cluster, simulated reviewers over NATS, the summary. */
+export async function runClusterDemoCli(o: ClusterDemoCliOptions): Promise<void> {
+  const bar = progressBar(o.progress, 'episodes');
+  const s = await runClusterDemo({
+    servers: o.nats.split(','),
+    namespace: o.namespace,
+    model: o.model,
+    cases: o.cases,
+    reviewers: o.reviewers,
+    seed: o.seed,
+    arrivalMs: o.arrivalMs,
+    timeScale: o.timeScale,
+    timeoutMs: Math.max(600_000, o.cases * 200),
+    onProgress: (p) => bar.update(p.finished, p.total, `· ${p.submitted} submitted`),
+  });
+  bar.done();
+  if (o.json) printJson(s);
+  else printSummary(s);
+  const violations = Object.values(s.invariantViolations).reduce((a, b) => a + b, 0);
+  if (s.unfinished > 0 || s.duplicateEffects > 0 || violations > 0 || s.outcomeAuditMismatch > 0 || !s.auditChain.ok) process.exitCode = 1;
 }
 
 function printSummary(s: ClusterDemoSummary): void {
   const out = process.stdout;
-  out.write(`\n${paint.bold(`Handoff cluster demo · namespace ${s.namespace} · model ${s.model} · ${s.episodes} episodes · ${s.reviewers} reviewers`)}\n`);
+  out.write(`\n${paint.bold(`Handoff demo on NATS · namespace ${s.namespace} · model ${s.model} · ${s.episodes} episodes · ${s.reviewers} reviewers`)}\n`);
   out.write(`outcomes ${JSON.stringify(s.outcomes)}\n`);
   out.write(`unfinished ${s.unfinished} · effects ${s.effects} · duplicate effects ${s.duplicateEffects} · outcome audit mismatches ${s.outcomeAuditMismatch}\n`);
   out.write(`audit chain ${s.auditChain.ok ? paint.green('intact') : paint.red(`broken: ${s.auditChain.reason}`)} (${s.auditChain.entries} entries) · violations ${JSON.stringify(s.invariantViolations)}\n`);
+  out.write(`reviewer command p50 ${s.commandLatencyMs.p50} ms · p99 ${s.commandLatencyMs.p99} ms (${s.commandLatencyMs.n} commands)\n`);
   out.write(`${paint.dim(`${s.episodesPerSecond} episodes/s · ${(s.wallMs / 1000).toFixed(1)} s wall · client ${JSON.stringify(s.client)}`)}\n`);
 }

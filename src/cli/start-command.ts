@@ -2,6 +2,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { hashPassword } from '../gateway/auth.ts';
 import { startConsole } from '../gateway/embedded.ts';
 import { paint, printJson } from './output.ts';
+import { addClusterOptions, runClusterNode } from './node-command.ts';
 
 const num = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -23,13 +24,22 @@ interface StartOptions {
   secureCookies: boolean;
   allowOrigin: string[];
   json: boolean;
+  nats?: string;
+  namespace: string;
+  node: string;
+  timeScale: number;
+  maxInFlight: number;
+  maxEpisodes: number;
+  seed?: string;
+  events: boolean;
+  console: boolean;
 }
 
 /** `handoff start` (the gateway and reviewer console) and `handoff users hash` (reviewer credentials). */
 export function registerStart(program: Command): void {
-  program
+  const start = program
     .command('start')
-    .description('Run the runtime with the reviewer console: HTTP + WebSocket gateway, login, queues, cases, dashboards.')
+    .description('Run the runtime with the reviewer console (HTTP + WebSocket gateway, login, queues, cases, dashboards): embedded, or with --nats as one node of a cluster.')
     .option('--port <n>', 'port to listen on (0: any free port)', num('--port', 0), 7400)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--data <dir>', 'data folder (LevelDB)', '.handoff/console')
@@ -41,9 +51,24 @@ export function registerStart(program: Command): void {
     .option('--session-max <hours>', 'a session expires this long after sign-in', num('--session-max', 0.01), 12)
     .option('--secure-cookies', 'mark the session cookie Secure (when served behind TLS)', false)
     .addOption(new Option('--allow-origin <origin>', 'another origin allowed to send commands (a TLS proxy); repeatable').argParser(collect).default([], 'none'))
-    .option('--json', 'print {"url": ...} as one JSON line once listening', false)
-    .action(async (o: StartOptions) => {
+    .option('--json', 'print {"url": ...} as one JSON line once listening', false);
+  addClusterOptions(start, 'node').action(async (o: StartOptions) => {
       const models = o.model.length ? o.model : ['models/refunds', 'models/incidents'];
+      if (o.nats) {
+        await runClusterNode({
+          ...o,
+          nats: o.nats,
+          models,
+          gateway: {
+            host: o.host,
+            port: o.port,
+            sessions: { idleMs: Math.round(o.sessionIdle * 60_000), absoluteMs: Math.round(o.sessionMax * 3600_000) },
+            secureCookies: o.secureCookies,
+            ...(o.allowOrigin.length ? { allowedOrigins: o.allowOrigin } : {}),
+          },
+        });
+        return;
+      }
       const running = await startConsole({
         data: o.data,
         models,

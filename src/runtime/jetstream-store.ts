@@ -763,9 +763,42 @@ export class JetStreamStore implements Store {
   // ------------------------------------------------------------------------------------------------
 
   async *audit(from = 1): AsyncIterable<AuditEntry> {
-    for await (const m of this.#scan(this.streams.aud, this.#sub.aud())) {
+    // Readers usually want a few entries from `from` on (a case page, an index catching up): find
+    // the message holding `from` by binary search over the stream and read the first messages with
+    // single gets; only a reader that goes on pays for a consumer.
+    let start = 1;
+    if (from > 1) {
+      const found = await this.#auditMessageFor(from);
+      if (found === null) return;
+      start = found;
+      for (let k = 0; k < 8; k++, start++) {
+        const m = await this.#retrying('get audit', () => this.#jsm.streams.getMessage(this.streams.aud, { seq: start })).catch(() => null);
+        if (!m) return;
+        for (const e of decode<AudMsg>(m.data).entries) if (e.seq >= from) yield e;
+      }
+    }
+    for await (const m of this.#scan(this.streams.aud, this.#sub.aud(), start > 1 ? { startSeq: start } : {})) {
       for (const e of decode<AudMsg>(m.data).entries) if (e.seq >= from) yield e;
     }
+  }
+
+  /** The stream sequence of the AUD message that holds audit entry `seq` (null: past the end). */
+  async #auditMessageFor(seq: number): Promise<number | null> {
+    const info = await this.#retrying('audit stream info', () => this.#jsm.streams.info(this.streams.aud));
+    let lo = info.state.first_seq;
+    let hi = info.state.last_seq;
+    if (info.state.messages === 0) return null;
+    const firstOf = async (streamSeq: number) => {
+      const m = (await this.#retrying('get audit', () => this.#jsm.streams.getMessage(this.streams.aud, { seq: streamSeq })))!;
+      return decode<AudMsg>(m.data).entries[0]?.seq ?? 0;
+    };
+    // The last message whose first entry is <= seq.
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if ((await firstOf(mid)) <= seq) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
   }
 
   async appendAudit(drafts: AuditDraft[]): Promise<void> {

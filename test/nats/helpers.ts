@@ -1,7 +1,7 @@
 /**
  * Shared helpers of the NATS tests: a nats-server per test file (a free loopback port, JetStream in
  * a temp dir; a missing binary fails with an install hint), cluster nodes as child processes
- * (`handoff node --events`), and reads of the cluster's leases.
+ * (`handoff start --nats --events`, with the reviewer console when `extra` includes `--port`), and reads of the cluster's leases.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -38,13 +38,15 @@ export interface NodeEventLine {
   [k: string]: unknown;
 }
 
-/** A cluster node running as a child process (`handoff node --events`). */
+/** A cluster node running as a child process (`handoff start --nats --events`, with the reviewer console when `extra` includes `--port`). */
 export class NodeProcess {
   readonly name: string;
   readonly proc: ChildProcess;
   readonly events: NodeEventLine[] = [];
   stderr = '';
   member: string | undefined;
+  /** The reviewer console's URL, when the node serves it (`extra` includes `--port`). */
+  url: string | null = null;
   exitedAt: number | undefined;
   exitSignal: NodeJS.Signals | null = null;
   readonly ready: Promise<string>;
@@ -52,7 +54,7 @@ export class NodeProcess {
 
   constructor(url: string, name: string, namespace: string, extra: string[] = [], env: Record<string, string> = {}) {
     this.name = name;
-    this.proc = spawn(process.execPath, [CLI, 'node', '--nats', url, '--node', name, '--namespace', namespace, '--events', ...extra], {
+    this.proc = spawn(process.execPath, [CLI, 'start', '--nats', url, '--node', name, '--namespace', namespace, ...(extra.includes('--port') ? [] : ['--no-console']), '--events', '--model', 'models/refunds', ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NO_COLOR: '1', HANDOFF_LOG_LEVEL: process.env.HANDOFF_LOG_LEVEL ?? 'error', ...env },
     });
@@ -74,6 +76,7 @@ export class NodeProcess {
           this.events.push(e);
           if (e.event === 'ready') {
             this.member = e.member as string;
+            this.url = (e.url as string | null) ?? null;
             resolveReady(this.member);
           }
         } catch {

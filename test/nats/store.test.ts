@@ -121,6 +121,26 @@ describe('JetStreamStore', () => {
     expect((await collect(b.journal('ep-7'))).map((j) => j.seq)).toEqual([0, 1, 2]);
   });
 
+  it('reads the audit log from any entry on: the same entries as a full scan, without scanning', async () => {
+    const ns = freshNamespace('au');
+    const store = await open({ namespace: ns });
+    // Appended in batches of varying size, so audit messages hold several entries each.
+    for (let b = 0; b < 40; b++) await store.appendAudit(Array.from({ length: 1 + (b % 5) }, (_, k) => ({ at: b * 10 + k, kind: 'test.batch', actor: `a-${b}`, by: 'runtime', data: { b, k } })));
+    await store.auditSettled();
+    const all = await collect(store.audit());
+    expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
+    for (const from of [1, 2, 7, 33, all.length - 1, all.length]) {
+      expect((await collect(store.audit(from))).map((e) => e.seq), `from ${from}`).toEqual(all.slice(from - 1).map((e) => e.seq));
+    }
+    expect(await collect(store.audit(all.length + 1))).toEqual([]);
+    // An early stop reads one entry (the console's point reads).
+    for await (const e of store.audit(50)) {
+      expect(e).toEqual(all[49]);
+      break;
+    }
+    await store.close();
+  });
+
   it('an adopter completes the derived writes a dead owner left unconfirmed (journal, command id, outbox, audit)', async () => {
     const ns = freshNamespace('sr');
     const g = new Switch();
