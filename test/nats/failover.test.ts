@@ -3,7 +3,8 @@
  * mid-run and another is restarted. Every episode ends exactly once, no effect runs twice, the audit
  * chain holds, and the killed node's episodes run elsewhere within 5 s (measured and printed).
  *
- * 1,500 episodes by default; `HANDOFF_NATS_HEAVY=1` runs the full 10,000 (several minutes).
+ * 10,000 episodes, as the acceptance asks (≈ 80 s on the 2-core CI machine); `HANDOFF_NATS_EPISODES=N` runs
+ * another number.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,8 +12,7 @@ import { runClusterDemo } from '../../src/cluster/demo.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { NodeProcess, freshNamespace, leaseHolders, natsConnect, startServer } from './helpers.ts';
 
-const HEAVY = process.env.HANDOFF_NATS_HEAVY === '1';
-const EPISODES = Number(process.env.HANDOFF_NATS_EPISODES ?? (HEAVY ? 10_000 : 1500));
+const EPISODES = Number(process.env.HANDOFF_NATS_EPISODES ?? 10_000);
 const NODE_ARGS = ['--time-scale', '3600', '--max-episodes', '250'];
 
 describe('cluster failover (3 nodes on NATS)', () => {
@@ -30,7 +30,7 @@ describe('cluster failover (3 nodes on NATS)', () => {
     await server?.dispose();
   });
 
-  it(`${EPISODES} episodes: one node SIGKILLed mid-run, another restarted; each episode ends once, no effect twice, takeover < 5 s`, { timeout: HEAVY ? 1_800_000 : 300_000 }, async () => {
+  it(`${EPISODES} episodes: one node SIGKILLed mid-run, another restarted; each episode ends once, no effect twice, takeover < 5 s`, { timeout: 900_000 }, async () => {
     const ns = freshNamespace('fo');
     const start = (name: string) => {
       const n = new NodeProcess(server.url, name, ns, NODE_ARGS);
@@ -58,7 +58,7 @@ describe('cluster failover (3 nodes on NATS)', () => {
       arrivalMs: 4000,
       timeScale: 3600,
       window: 600,
-      timeoutMs: HEAVY ? 1_500_000 : 240_000,
+      timeoutMs: 840_000,
       onProgress: (p) => {
         if (phase === 'run' && p.finished >= EPISODES * 0.35) {
           phase = 'killing';

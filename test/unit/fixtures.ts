@@ -1,7 +1,8 @@
 /**
  * Shared builders and a coverage recorder for the machine unit tests. Pure: no I/O, no clock.
  */
-import type { AnyStateMachine, AnyStateNode, AnyTransitionDefinition, InspectionEvent } from 'xstate';
+import type { AnyStateMachine, InspectionEvent } from 'xstate';
+import { declaredTransitions, stateName, transitionKey } from '../../src/testing/machine-walk.ts';
 import type { GateDecision } from '../../src/contracts/gate-decision.ts';
 import type { Observation } from '../../src/contracts/observation.ts';
 import type { Plan, PlannedAction } from '../../src/contracts/plan.ts';
@@ -59,42 +60,12 @@ export const deny = (reason = 'stub gate: denied'): GateDecision => mkDecision('
 // Coverage: which states were entered and which declared transitions actually fired
 // ---------------------------------------------------------------------------------------------------
 
-function pathOf(node: AnyStateNode): string {
-  return node.path.length ? node.path.join('.') : '(root)';
-}
-
-/** A stable name for a declared transition: source, event (or `always`), candidate index, target. */
-export function transitionKey(t: AnyTransitionDefinition): string {
-  const source = t.source;
-  const always = source.always?.includes(t) ?? false;
-  const event = always ? 'always' : t.eventType;
-  const index = always ? source.always!.indexOf(t) : (source.transitions.get(t.eventType)?.indexOf(t) ?? -1);
-  const targets = t.target?.length ? t.target.map(pathOf).join(',') : '(internal)';
-  return `${pathOf(source)} --${event}#${index}--> ${targets}`;
-}
-
-function allStateNodes(node: AnyStateNode): AnyStateNode[] {
-  return [node, ...Object.values(node.states).flatMap((child) => allStateNodes(child as AnyStateNode))];
-}
-
-/** Every transition the machine declares, named like {@link transitionKey}. */
-export function declaredTransitions(machine: AnyStateMachine): string[] {
-  const keys: string[] = [];
-  for (const node of allStateNodes(machine.root)) {
-    for (const list of node.transitions.values()) for (const t of list) keys.push(transitionKey(t));
-    for (const t of node.always ?? []) keys.push(transitionKey(t));
-  }
-  return keys.sort();
-}
+// The walk of a machine's declared transitions is the one `handoff/testing` ships to users.
+export { declaredTransitions, transitionKey };
 
 /** The ids of the machine's top-level states. */
 export function stateIds(machine: AnyStateMachine): string[] {
   return Object.keys(machine.root.states).sort();
-}
-
-function valueOf(snapshot: unknown): string {
-  const v = (snapshot as { value: unknown }).value;
-  return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
 /**
@@ -107,9 +78,9 @@ export class Coverage {
   readonly transitions = new Set<string>();
 
   readonly inspect = (ev: InspectionEvent): void => {
-    if (ev.type === '@xstate.snapshot') this.states.add(valueOf(ev.snapshot));
+    if (ev.type === '@xstate.snapshot') this.states.add(stateName(ev.snapshot as unknown as { value: unknown }));
     if (ev.type === '@xstate.microstep') {
-      this.states.add(valueOf(ev.snapshot));
+      this.states.add(stateName(ev.snapshot as unknown as { value: unknown }));
       for (const t of ev._transitions) this.transitions.add(transitionKey(t));
     }
   };
