@@ -6,6 +6,7 @@
  *   node --import tsx bench/open-cases.ts [--cases 100000] [--resident 10000] [--samples 2000] [--json] [--quick]
  */
 import { cpus } from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Level } from 'level';
 import pino from 'pino';
 import { loadModel } from '../src/models/loader.ts';
@@ -75,17 +76,70 @@ export async function openCases(opts: { cases: number; resident: number; samples
     const rssMiB = rss();
     const heapMiB = process.memoryUsage().heapUsed / 2 ** 20;
 
-    // Rehydrate + decide: claim and approve cases that were passivated long ago.
+    // Rehydrate + decide: claim and approve cases that were passivated long ago. Garbage-collection
+    // pauses are recorded alongside, to tell how much of the tail they make.
+    const gcs: { start: number; end: number }[] = [];
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration });
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+    // LevelDB reads and batch writes during the sampling, timed (the store's own calls, unchanged).
+    const io: { kind: 'get' | 'batch'; start: number; end: number }[] = [];
+    const timed = store.db as unknown as Record<'get' | 'batch', (...a: unknown[]) => Promise<unknown>>;
+    const orig = { get: timed.get, batch: timed.batch };
+    for (const kind of ['get', 'batch'] as const) {
+      timed[kind] = function (this: unknown, ...a: unknown[]) {
+        const start = performance.now();
+        const p = orig[kind].apply(this, a);
+        void p.then(() => io.push({ kind, start, end: performance.now() }), () => undefined);
+        return p;
+      };
+    }
     const lat: number[] = [];
+    const spans: { start: number; end: number; claimed: number }[] = [];
     for (let k = 0; k < opts.samples; k++) {
       const i = Math.floor((k / opts.samples) * opts.cases * 0.5);
       const caseId = `bench-${i}.case-1`;
       const t = performance.now();
       await rt.command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: `c-${k}`, caseId, reviewer });
+      const claimed = performance.now();
       await rt.command({ type: 'handoff.case.approve', schemaVersion: 1, commandId: `a-${k}`, caseId, reviewer });
-      lat.push(performance.now() - t);
+      const end = performance.now();
+      lat.push(end - t);
+      spans.push({ start: t, end, claimed });
     }
     await rt.whenIdle();
+    await new Promise((r) => setImmediate(r));
+    gcObserver.disconnect();
+    timed.get = orig.get;
+    timed.batch = orig.batch;
+    // The slowest 1% of samples: how many overlap a GC pause, and how much of their time it took.
+    const p99 = pct(lat, 99);
+    const slow = spans.filter((sp) => sp.end - sp.start >= p99);
+    const overlap = (sp: { start: number; end: number }, xs: { start: number; end: number }[]) => xs.reduce((ms, g) => ms + Math.max(0, Math.min(sp.end, g.end) - Math.max(sp.start, g.start)), 0);
+    const gcIn = (sp: { start: number; end: number }) => overlap(sp, gcs);
+    const slowest = [...spans]
+      .sort((a, b) => b.end - b.start - (a.end - a.start))
+      .slice(0, 8)
+      .map((sp) => ({
+        ms: round(sp.end - sp.start, 2),
+        claimMs: round(sp.claimed - sp.start, 2),
+        approveMs: round(sp.end - sp.claimed, 2),
+        getMs: round(overlap(sp, io.filter((x) => x.kind === 'get')), 2),
+        batchMs: round(overlap(sp, io.filter((x) => x.kind === 'batch')), 2),
+        gcMs: round(gcIn(sp), 2),
+      }));
+    const tail = {
+      samples: slow.length,
+      withGc: slow.filter((sp) => gcIn(sp) > 0).length,
+      gcMs: slow.reduce((ms, sp) => ms + gcIn(sp), 0),
+      totalMs: slow.reduce((ms, sp) => ms + sp.end - sp.start, 0),
+      gcPauses: gcs.length,
+      gcPauseP99Ms: pct(gcs.map((g) => g.end - g.start), 99),
+      getP99Ms: pct(io.filter((x) => x.kind === 'get').map((x) => x.end - x.start), 99),
+      batchP99Ms: pct(io.filter((x) => x.kind === 'batch').map((x) => x.end - x.start), 99),
+      slowest,
+    };
     const stats = { ...rt.stats };
     // Reference: the same I/O with nothing around it: read a passivated case's record, write two
     // small records, each awaited (on the same LevelDB, so the same compaction state).
@@ -129,7 +183,7 @@ export async function openCases(opts: { cases: number; resident: number; samples
       rssMiB,
       heapUsedMiB: heapMiB,
       rssMiBPer100k: (rssMiB / opts.cases) * 100_000,
-      rehydrateDecide: { samples: opts.samples, p50Ms: pct(lat, 50), p99Ms: pct(lat, 99) },
+      rehydrateDecide: { samples: opts.samples, p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), tail },
       rawGetPutPut: { p50Ms: pct(raw, 50), p99Ms: pct(raw, 99) },
       recovery: { readyMs: recoveryMs, firstCommandMs, rawScanMs: rawRecoveryMs, liveKeys: live },
       runtime: { evicted: stats.evicted, rehydrated: stats.rehydrated },
@@ -144,6 +198,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   } else {
     await main('open-cases', async (): Promise<BenchRow[]> => {
       const r = await openCases({ cases: CASES, resident: RESIDENT, samples: SAMPLES });
+      const tl = r.rehydrateDecide.tail;
+      log(`open-cases: slowest 1% of rehydrate+decide: ${tl.samples} samples, ${tl.withGc} overlap a GC pause, GC ${round(tl.gcMs, 1)} of ${round(tl.totalMs, 1)} ms; ${tl.gcPauses} GC pauses in the sampling, p99 pause ${round(tl.gcPauseP99Ms, 2)} ms`);
+      log(`open-cases: LevelDB during the sampling: get p99 ${round(tl.getP99Ms, 2)} ms, batch write p99 ${round(tl.batchP99Ms, 2)} ms; slowest samples (ms): ${tl.slowest.map((x) => `${x.ms} = claim ${x.claimMs} + approve ${x.approveMs} [get ${x.getMs}, batch ${x.batchMs}, gc ${x.gcMs}]`).join('; ')}`);
       log(`open-cases: ${round(r.casesPerSecondOpened)} opened/s · rss ${round(r.rssMiB)} MiB (baseline ${round(r.baselineMiB)}) · rehydrate+decide p50 ${round(r.rehydrateDecide.p50Ms, 2)} p99 ${round(r.rehydrateDecide.p99Ms, 2)} ms · recovery ${round(r.recovery.readyMs)} ms`);
       const n = CASES.toLocaleString('en-US');
       return [

@@ -15,6 +15,10 @@ import { registerDrift } from './drift-command.ts';
 import { addClusterOptions, runClusterDemoCli } from './node-command.ts';
 import { registerBench } from './bench-command.ts';
 import { registerInspect } from './inspect-command.ts';
+import { registerNotifications } from '../notify/notifications-command.ts';
+import { registerLineage } from './lineage-command.ts';
+import { registerRetention } from './retention-command.ts';
+import { dataKeyring, registerKeys } from './keys-command.ts';
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
@@ -58,6 +62,7 @@ addClusterOptions(demo, 'driver').action(
     const bar = progressBar(o.progress, 'episodes');
     const summary = await runDemo({
       model: o.model,
+      keyring: dataKeyring(),
       cases: o.cases,
       data: o.data,
       reviewers: o.reviewers,
@@ -168,7 +173,7 @@ audit
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print the result as JSON', false)
   .action(async (o: { data: string; json: boolean }) => {
-    const store = await LevelStore.open(o.data);
+    const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
     try {
       const result = await verifyAudit(store.audit());
       if (o.json) printJson(result.ok ? { ok: true, entries: result.entries } : { ok: false, firstBroken: result.firstBroken, reason: result.reason, entries: result.entries });
@@ -185,7 +190,7 @@ audit
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print as one JSON array (default: one JSON object per line)', false)
   .action(async (o: { data: string; json: boolean }) => {
-    const store = await LevelStore.open(o.data);
+    const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
     try {
       const entries = [];
       for await (const e of store.audit()) {
@@ -198,14 +203,14 @@ audit
     }
   });
 
-const deadletters = program.command('deadletters').description('What could not be delivered: list and replay.');
+const deadletters = program.command('deadletters').alias('dead-letters').description('What could not be delivered (events, webhook deliveries): list and replay.');
 deadletters
   .command('list')
   .description('List dead letters (events that crashed an actor or reached a suspended or missing one).')
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print as JSON', false)
   .action(async (o: { data: string; json: boolean }) => {
-    const store = await LevelStore.open(o.data);
+    const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
     try {
       const letters = [];
       for await (const d of store.deadLetters()) letters.push(d);
@@ -230,12 +235,17 @@ deadletters
   .action(async (ids: string[], o: { data: string; model: string[]; json: boolean }) => {
     const { Runtime } = await import('../runtime/runtime.ts');
     const { LevelWorld } = await import('../runtime/world.ts');
-    const store = await LevelStore.open(o.data);
+    const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
     try {
       const models = await Promise.all(o.model.map((m) => loadModel(m)));
-      const rt = await Runtime.open({ store, world: new LevelWorld(store), models });
+      const { WebhookNotifier } = await import('../notify/webhooks.ts');
+      // Webhook dead letters are replayed through the webhook's URL and secret from the environment.
+      const notifier = new WebhookNotifier({ store, models });
+      const rt = await Runtime.open({ store, world: new LevelWorld(store), models, channels: [notifier] });
       const result = await rt.replayDeadLetters((id) => ids.length === 0 || ids.includes(id));
       await rt.whenIdle();
+      // Webhook messages still in the outbox are sent by the next `handoff start`, not by this command.
+      await notifier.close();
       await rt.close();
       if (o.json) printJson(result);
       else process.stdout.write(`replayed ${result.delivered}; ${result.failed.length} failed${result.failed.map((f) => `\n  ${f.id}: ${f.error}`).join('')}\n`);
@@ -251,6 +261,10 @@ registerStart(program);
 registerDrift(program);
 registerBench(program);
 registerInspect(program);
+registerNotifications(program);
+registerKeys(program);
+registerLineage(program);
+registerRetention(program);
 // (end of command registrations)
 
 try {

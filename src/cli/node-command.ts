@@ -7,6 +7,8 @@ import { runClusterDemo, type ClusterDemoSummary } from '../cluster/demo.ts';
 import { Gateway, type GatewayOptions } from '../gateway/server.ts';
 import { InspectionStream } from '../inspect/stream.ts';
 import { paint, printJson, progressBar, type ProgressMode } from './output.ts';
+import { dataKeyring } from './keys-command.ts';
+import { addNatsSecurityOptions, natsSecurityFromOptions, redactServerUrl, type NatsSecurityCliOptions } from '../security/nats-auth.ts';
 
 const num = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -38,10 +40,11 @@ export function addClusterOptions(cmd: Command, role: 'node' | 'driver'): Comman
     num('--time-scale', 0.001),
     role === 'node' ? 1 : 3600,
   );
+  addNatsSecurityOptions(cmd);
   return cmd;
 }
 
-export interface ClusterNodeCliOptions {
+export interface ClusterNodeCliOptions extends NatsSecurityCliOptions {
   nats: string;
   node: string;
   namespace: string;
@@ -64,6 +67,8 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
   const inspection = o.console ? new InspectionStream({ models }) : undefined;
   const node = await ClusterNode.start({
     servers: o.nats.split(','),
+    keyring: dataKeyring(),
+    security: natsSecurityFromOptions(o),
     node: o.node,
     namespace: o.namespace,
     models,
@@ -85,10 +90,10 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
     await node.stop().catch(() => undefined);
     throw err;
   }
-  const ready = { event: 'ready', node: o.node, member: node.memberId, namespace: o.namespace, nats: o.nats, models: models.map((m) => m.name), url: gateway?.url ?? null, pid: process.pid };
+  const ready = { event: 'ready', node: o.node, member: node.memberId, namespace: o.namespace, nats: o.nats.split(',').map(redactServerUrl).join(','), models: models.map((m) => m.name), url: gateway?.url ?? null, pid: process.pid };
   if (o.json || o.events) process.stdout.write(`${JSON.stringify(ready)}\n`);
   else {
-    process.stdout.write(`${paint.bold('Handoff node')} ${o.node} (${node.memberId}) on ${o.nats} · namespace ${o.namespace} · models ${ready.models.join(', ')}\n`);
+    process.stdout.write(`${paint.bold('Handoff node')} ${o.node} (${node.memberId}) on ${ready.nats} · namespace ${o.namespace} · models ${ready.models.join(', ')}\n`);
     if (gateway) process.stdout.write(`${paint.bold('Handoff console')} ${gateway.url}\n`);
   }
   await new Promise<void>((resolve) => {
@@ -107,7 +112,7 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
   if (o.json || o.events) process.stdout.write(`${JSON.stringify({ event: 'stopped', ...node.status() })}\n`);
 }
 
-export interface ClusterDemoCliOptions {
+export interface ClusterDemoCliOptions extends NatsSecurityCliOptions {
   nats: string;
   namespace: string;
   model: string;
@@ -125,6 +130,8 @@ export async function runClusterDemoCli(o: ClusterDemoCliOptions): Promise<void>
   const bar = progressBar(o.progress, 'episodes');
   const s = await runClusterDemo({
     servers: o.nats.split(','),
+    keyring: dataKeyring(),
+    security: natsSecurityFromOptions(o),
     namespace: o.namespace,
     model: o.model,
     cases: o.cases,

@@ -3,6 +3,8 @@ import { hashPassword } from '../gateway/auth.ts';
 import { startConsole } from '../gateway/embedded.ts';
 import { paint, printJson } from './output.ts';
 import { addClusterOptions, runClusterNode } from './node-command.ts';
+import { dataKeyring } from './keys-command.ts';
+import { addGatewayTlsOptions, checkListenAddress, gatewaySecurityFromOptions, type GatewayTlsCliOptions } from '../security/tls-options.ts';
 
 const num = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -11,7 +13,7 @@ const num = (name: string, min: number) => (v: string) => {
 };
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-interface StartOptions {
+interface StartOptions extends GatewayTlsCliOptions {
   port: number;
   host: string;
   data: string;
@@ -52,8 +54,12 @@ export function registerStart(program: Command): void {
     .option('--secure-cookies', 'mark the session cookie Secure (when served behind TLS)', false)
     .addOption(new Option('--allow-origin <origin>', 'another origin allowed to send commands (a TLS proxy); repeatable').argParser(collect).default([], 'none'))
     .option('--json', 'print {"url": ...} as one JSON line once listening', false);
-  addClusterOptions(start, 'node').action(async (o: StartOptions) => {
+  addClusterOptions(addGatewayTlsOptions(start), 'node').action(async (o: StartOptions) => {
       const models = o.model.length ? o.model : ['models/refunds', 'models/incidents'];
+      // Checked before anything opens: a refused plain-HTTP address or a bad certificate ends here.
+      const security = gatewaySecurityFromOptions(o);
+      await checkListenAddress(o.host, security);
+      const tls = { tls: security.tls, allowPlaintext: security.allowPlaintext };
       if (o.nats) {
         await runClusterNode({
           ...o,
@@ -65,12 +71,14 @@ export function registerStart(program: Command): void {
             sessions: { idleMs: Math.round(o.sessionIdle * 60_000), absoluteMs: Math.round(o.sessionMax * 3600_000) },
             secureCookies: o.secureCookies,
             ...(o.allowOrigin.length ? { allowedOrigins: o.allowOrigin } : {}),
+            ...tls,
           },
         });
         return;
       }
       const running = await startConsole({
         data: o.data,
+        keyring: dataKeyring(),
         models,
         host: o.host,
         port: o.port,
@@ -80,14 +88,17 @@ export function registerStart(program: Command): void {
         sessions: { idleMs: Math.round(o.sessionIdle * 60_000), absoluteMs: Math.round(o.sessionMax * 3600_000) },
         secureCookies: o.secureCookies,
         ...(o.allowOrigin.length ? { allowedOrigins: o.allowOrigin } : {}),
+        ...tls,
       });
       const names = [...running.runtime.models.keys()];
-      if (o.json) process.stdout.write(`${JSON.stringify({ url: running.url, data: o.data, models: names, reviewers: running.gateway.directory.size, openCases: running.gateway.projection.size })}\n`);
+      if (o.json) process.stdout.write(`${JSON.stringify({ url: running.url, data: o.data, models: names, reviewers: running.gateway.directory.size, openCases: running.gateway.projection.size, notifications: { webhooks: running.notifier.status(), callbacks: running.gateway.callbacks.status() } })}\n`);
       else {
         process.stdout.write(`${paint.bold('Handoff console')} ${running.url}\n`);
         process.stdout.write(
           `${paint.dim(`data ${o.data} · models ${names.join(', ')} · ${running.gateway.projection.size} open cases · ${running.gateway.directory.size} reviewer accounts${o.demoLoad ? ` · demo load ${o.demoLoad}/min` : ''}`)}\n`,
         );
+        const hooks = [...running.notifier.status().map((w) => ({ what: `webhook ${w.model}/${w.name}`, on: w.on, off: w.off })), ...running.gateway.callbacks.status().map((c) => ({ what: `callbacks from ${c.source}`, on: c.on, off: c.off }))];
+        if (hooks.length) process.stdout.write(`${paint.dim(hooks.map((h) => `${h.what}: ${h.on ? 'on' : `off (${h.off})`}`).join(' · '))}\n`);
         if (running.gateway.directory.size === 0) process.stdout.write(`${paint.yellow('warning')} no reviewers.json in the model folders: nobody can sign in (see docs/console.md)\n`);
       }
       await new Promise<void>((resolve) => {

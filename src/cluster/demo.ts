@@ -11,6 +11,9 @@ import type { LevelWorld } from '../runtime/world.ts';
 import { ReviewerPool } from '../sim/reviewers.ts';
 import { summarize, type RunSummary } from '../sim/summary.ts';
 import { NatsTransport } from '../transport/nats-transport.ts';
+import type { NatsSecurityOptions } from '../security/nats-auth.ts';
+import type { Keyring } from '../security/keyring.ts';
+import { seal } from '../security/seal.ts';
 import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
 import { RETRYABLE_CODES } from './errors.ts';
 import { groupOf } from './keys.ts';
@@ -67,6 +70,8 @@ export class RetryingClient {
 
 export interface ClusterDemoOptions {
   servers: string | string[];
+  /** TLS and credentials for the driver's NATS connection (docs/security.md). */
+  security?: NatsSecurityOptions;
   /** @default 'default' */
   namespace?: string;
   /** @default 'models/refunds' */
@@ -85,6 +90,8 @@ export interface ClusterDemoOptions {
   /** Give up waiting after this long. @default 10 min */
   timeoutMs?: number;
   onProgress?: (p: { submitted: number; finished: number; total: number }) => void;
+  /** Data keys of the cluster's store, to read its totals (docs/encryption.md). */
+  keyring?: Keyring | undefined;
 }
 
 export interface ClusterDemoSummary extends RunSummary {
@@ -124,8 +131,8 @@ export async function runClusterDemo(opts: ClusterDemoOptions): Promise<ClusterD
   const wall0 = performance.now();
   const ns = opts.namespace ?? 'default';
   const seed = opts.seed ?? 1;
-  const transport = await NatsTransport.connect(opts.servers, { name: 'handoff-demo-driver' });
-  const store = await JetStreamStore.open({ nc: transport.nc, namespace: ns, guard: { mayWrite: () => false, fencingToken: () => undefined }, trackAll: false, auditSequencer: false });
+  const transport = await NatsTransport.connect(opts.servers, { name: 'handoff-demo-driver', ...(opts.security ? { security: opts.security } : {}) });
+  const store = await JetStreamStore.open({ nc: transport.nc, namespace: ns, guard: { mayWrite: () => false, fencingToken: () => undefined }, trackAll: false, auditSequencer: false, keyring: opts.keyring });
   try {
     const world = new JetStreamWorld(store);
     const clock = await clusterClock(store, opts.timeScale ?? 3600);
@@ -175,7 +182,8 @@ export async function runClusterDemo(opts: ClusterDemoOptions): Promise<ClusterD
       const req: StartRequest = { episodeId: id, model: model.name, signal, traceparent: episodeTraceparent(ns, id) };
       for (let attempt = 1; ; attempt++) {
         try {
-          await js.publish(workSubject(ns), JSON.stringify(req), { msgID: `start:${ns}:${id}` });
+          const body = JSON.stringify(req);
+          await js.publish(workSubject(ns), opts.keyring ? seal(opts.keyring, Buffer.from(body), workSubject(ns)) : body, { msgID: `start:${ns}:${id}` });
           break;
         } catch (err) {
           if (attempt >= 100) throw err;

@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 
 export const NATS_SERVER_INSTALL_HINT =
   'nats-server is not installed. Install it (Debian/Ubuntu: `apt-get install nats-server`; elsewhere: ' +
@@ -69,6 +69,68 @@ export interface NatsServerOptions {
   args?: string[];
   /** Print the server's output (for debugging). */
   verbose?: boolean;
+  /** Serve TLS only (`tls { ... }` in a generated config file): plain-text clients are refused. */
+  tls?: NatsServerTls;
+  /** Require credentials (`authorization { ... }` in a generated config file). */
+  authorization?: NatsServerAuthorization;
+  /** Operator mode (JWT creds): the operator's JWT and the accounts' JWTs by public key, preloaded in a memory resolver. */
+  operator?: NatsServerOperator;
+}
+
+/** Decentralised auth: clients connect with creds files of users signed by these accounts. */
+export interface NatsServerOperator {
+  jwt: string;
+  /** Public key of the system account (JetStream needs one); its JWT must be in `accounts`. */
+  systemAccount: string;
+  accounts: Record<string, string>;
+}
+
+/** The server's TLS: PEM files; with `verify`, clients must present a certificate signed by `caFile`. */
+export interface NatsServerTls {
+  certFile: string;
+  keyFile: string;
+  caFile?: string;
+  /** Require and verify client certificates (needs `caFile`). @default false */
+  verify?: boolean;
+}
+
+/** Who may connect: one user and password, a token, or several users (password or NKey public key). */
+export type NatsServerAuthorization =
+  | { user: string; password: string }
+  | { token: string }
+  | { users: ({ user: string; password: string } | { nkey: string })[] };
+
+/** The nats-server configuration file for `tls`, `authorization` and `operator` (strings quoted as JSON, which the format accepts). */
+export function natsServerConfig(opts: Pick<NatsServerOptions, 'tls' | 'authorization' | 'operator'>): string {
+  const q = (v: string) => JSON.stringify(v);
+  const lines: string[] = [];
+  if (opts.tls) {
+    const t = opts.tls;
+    if (t.verify && !t.caFile) throw new Error('NatsServer: tls.verify needs tls.caFile');
+    lines.push('tls {', `  cert_file: ${q(resolve(t.certFile))}`, `  key_file: ${q(resolve(t.keyFile))}`);
+    if (t.caFile) lines.push(`  ca_file: ${q(resolve(t.caFile))}`);
+    if (t.verify) lines.push('  verify: true');
+    // The default half second is short for a loaded 2-core machine.
+    lines.push('  timeout: 5', '}');
+  }
+  const a = opts.authorization;
+  if (a) {
+    lines.push('authorization {');
+    if ('token' in a) lines.push(`  token: ${q(a.token)}`);
+    else if ('users' in a) {
+      lines.push('  users: [');
+      for (const u of a.users) lines.push('nkey' in u ? `    { nkey: ${q(u.nkey)} }` : `    { user: ${q(u.user)}, password: ${q(u.password)} }`);
+      lines.push('  ]');
+    } else lines.push(`  user: ${q(a.user)}`, `  password: ${q(a.password)}`);
+    lines.push('}');
+  }
+  const op = opts.operator;
+  if (op) {
+    lines.push(`operator: ${q(op.jwt)}`, `system_account: ${q(op.systemAccount)}`, 'resolver: MEMORY', 'resolver_preload: {');
+    for (const [pub, jwt] of Object.entries(op.accounts)) lines.push(`  ${q(pub)}: ${q(jwt)}`);
+    lines.push('}');
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /**
@@ -86,6 +148,11 @@ export class NatsServer {
   #ownsDir: boolean;
   #verbose: boolean;
   #log: string[] = [];
+  #confDir: string | undefined;
+  /** The generated configuration file (with `tls` or `authorization`), if any. */
+  configFile: string | undefined;
+  /** Whether the server requires TLS. */
+  readonly tls: boolean;
 
   private constructor(bin: string, port: number, storeDir: string, ownsDir: boolean, opts: NatsServerOptions) {
     this.#bin = bin;
@@ -94,6 +161,7 @@ export class NatsServer {
     this.#ownsDir = ownsDir;
     this.#args = opts.args ?? [];
     this.#verbose = opts.verbose ?? false;
+    this.tls = !!opts.tls;
   }
 
   static async start(opts: NatsServerOptions = {}): Promise<NatsServer> {
@@ -102,7 +170,19 @@ export class NatsServer {
     const ownsDir = !opts.storeDir;
     const dir = opts.storeDir ?? (await mkdtemp(join(tmpdir(), 'handoff-nats-')));
     const server = new NatsServer(bin, port, dir, ownsDir, opts);
-    await server.#launch();
+    if (opts.tls || opts.authorization || opts.operator) {
+      const text = natsServerConfig(opts);
+      server.#confDir = await mkdtemp(join(tmpdir(), 'handoff-nats-conf-'));
+      server.configFile = join(server.#confDir, 'server.conf');
+      await writeFile(server.configFile, text, { mode: 0o600 });
+      server.#args = ['-c', server.configFile, ...server.#args];
+    }
+    try {
+      await server.#launch();
+    } catch (err) {
+      if (server.#confDir) await rm(server.#confDir, { recursive: true, force: true });
+      throw err;
+    }
     return server;
   }
 
@@ -174,5 +254,6 @@ export class NatsServer {
   async dispose(): Promise<void> {
     await this.stop();
     if (this.#ownsDir) await rm(this.storeDir, { recursive: true, force: true });
+    if (this.#confDir) await rm(this.#confDir, { recursive: true, force: true });
   }
 }

@@ -11,6 +11,9 @@ import { assembleReasoning, type Reasoning } from '../runtime/reasoning.ts';
 import { hash32 } from '../runtime/rng.ts';
 import { Runtime, type Ack, type RuntimeOptions } from '../runtime/runtime.ts';
 import { NatsTransport } from '../transport/nats-transport.ts';
+import type { NatsSecurityOptions } from '../security/nats-auth.ts';
+import type { Keyring } from '../security/keyring.ts';
+import { openPayload } from '../security/keys-jetstream.ts';
 import { subjects, type Msg, type Subscription } from '../transport/transport.ts';
 import { ScaledClock, type ClockOrigin } from './clock.ts';
 import { ActorMovedError, OverloadedError, UnavailableError, isNotMine } from './errors.ts';
@@ -31,6 +34,8 @@ export interface StartRequest {
 export interface ClusterNodeOptions {
   /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
   servers: string | string[];
+  /** TLS and credentials for both of the node's NATS connections (docs/security.md). */
+  security?: NatsSecurityOptions;
   /** This node's name (unique in the cluster). A restart under the same name is a new incarnation. */
   node: string;
   /** @default 'default' */
@@ -55,6 +60,8 @@ export interface ClusterNodeOptions {
   selfFenceMs?: number;
   /** Stream and bucket replicas (3 on a production cluster). @default 1 */
   replicas?: number;
+  /** Data keys: seal the store's message payloads at rest (docs/encryption.md). @default undefined (plaintext) */
+  keyring?: Keyring | undefined;
   logger?: Logger;
   /** Further runtime options (planners, faults, supervision, ...). */
   runtime?: Partial<RuntimeOptions>;
@@ -236,10 +243,10 @@ export class ClusterNode {
 
   async #start(): Promise<void> {
     const o = this.#opts;
-    this.transport = await NatsTransport.connect(o.servers, { name: `handoff-${o.node}` });
+    this.transport = await NatsTransport.connect(o.servers, { name: `handoff-${o.node}`, ...(o.security ? { security: o.security } : {}) });
     const nc = this.transport.nc;
     // Heartbeats on their own connection, so they do not queue behind this node's bulk writes.
-    this.#control = await NatsTransport.connect(o.servers, { name: `handoff-${o.node}-membership` });
+    this.#control = await NatsTransport.connect(o.servers, { name: `handoff-${o.node}-membership`, ...(o.security ? { security: o.security } : {}) });
     this.membership = await Membership.join(this.#control.nc, {
       namespace: this.namespace,
       node: o.node,
@@ -258,7 +265,7 @@ export class ClusterNode {
       why: (id) => this.whyNot(id),
       fencingToken: (id) => this.leases.get(groupOf(id))?.revision,
     };
-    this.store = await JetStreamStore.open({ nc, namespace: this.namespace, writer: this.membership.id, guard, trackAll: false, auditSequencer: false, logger: this.#log, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}) });
+    this.store = await JetStreamStore.open({ nc, namespace: this.namespace, writer: this.membership.id, guard, trackAll: false, auditSequencer: false, logger: this.#log, keyring: o.keyring, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}) });
     this.world = new JetStreamWorld(this.store);
     this.clock = o.clock ?? (o.timeScale && o.timeScale !== 1 ? await clusterClock(this.store, o.timeScale) : systemClock);
     this.#reasoning = await assembleReasoning({ models: o.models, store: this.store, clock: this.clock, drift: false });
@@ -576,8 +583,15 @@ export class ClusterNode {
   async #handleStart(m: JsMsg): Promise<void> {
     let req: StartRequest;
     try {
-      req = m.json<StartRequest>();
-    } catch {
+      // Sealed by a driver with data keys (its signal is case data), or plain JSON.
+      req = JSON.parse(Buffer.from(openPayload(this.#opts.keyring, m.data, m.subject)).toString('utf8')) as StartRequest;
+    } catch (err) {
+      if (err instanceof HandoffError && err.code.startsWith('keys.')) {
+        // This node lacks the data key: leave the request to a node that has it, never drop it.
+        this.#log.error({ err }, 'episode start request cannot be opened here');
+        m.nak(5000);
+        return;
+      }
       m.term();
       return;
     }

@@ -17,7 +17,7 @@ export {
   type ReviewerCommandType,
 } from './reviewer-command.ts';
 export { EpisodeOutcome, EpisodeResult, EPISODE_OUTCOMES } from './episode-outcome.ts';
-export { ModelConfig, PolicyConfig, ActionConfig, ActionLimit, RetryConfig } from './model-config.ts';
+export { ModelConfig, PolicyConfig, ActionConfig, ActionLimit, RetryConfig, FreshnessConfig, SourceFreshness, RetentionConfig } from './model-config.ts';
 export { parseContract, toIssues } from './parse.ts';
 export { exportJsonSchemas, CONTRACTS } from './json-schema.ts';
 export * from './errors.ts';

@@ -3,6 +3,7 @@ import { DataClass } from './classification.ts';
 import { PlannedAction } from './plan.ts';
 import { PlannerConfig } from './planner-config.ts';
 import { TierSpec } from './review-case.ts';
+import { NotificationsConfig } from '../notify/config.ts';
 
 /** Per-argument limits of one action type, e.g. the amount of a refund. */
 export const ActionLimit = z
@@ -60,6 +61,35 @@ export const RetryConfig = z.object({
 });
 export type RetryConfig = z.infer<typeof RetryConfig>;
 
+/** How old one source's data may be when a plan built on it is allowed to act. */
+export const SourceFreshness = z.object({
+  /** Largest age (act time minus `provenance.observedAt`) at which the data counts as fresh. */
+  maxAgeMs: z.number().int().positive(),
+});
+
+/**
+ * Freshness of observations (see docs/governance.md): a plan built on stale data is never acted on
+ * automatically. @default no limits (nothing is ever stale)
+ */
+export const FreshnessConfig = z.object({
+  /** Limit per `provenance.source`. @default {} */
+  sources: z.record(z.string().min(1), SourceFreshness).default({}),
+  /** Limit for sources not named in `sources`; absent: such sources never go stale. */
+  defaultMaxAgeMs: z.number().int().positive().optional(),
+  /** Stale data: perceive again (at most `maxReperceives` times, then review) or go to review. @default 'review' */
+  onStale: z.enum(['reperceive', 'review']).default('review'),
+  /** Re-perceptions per episode before stale data goes to review. @default 2 */
+  maxReperceives: z.number().int().min(0).default(2),
+});
+export type FreshnessConfig = z.infer<typeof FreshnessConfig>;
+
+/** How long the event-level history of finished episodes is kept (see docs/governance.md). */
+export const RetentionConfig = z.object({
+  /** Journals of episodes (and their cases) finished more than this many days ago are compacted. */
+  keepDays: z.number().int().positive(),
+});
+export type RetentionConfig = z.infer<typeof RetentionConfig>;
+
 export const ReviewerConfig = z.object({
   id: z.string().min(1),
   name: z.string().min(1),
@@ -85,7 +115,13 @@ export const ModelConfig = z.object({
   operator: TierSpec.optional(),
   /** Planner, prompt-injection screening and drift-aware gating (see docs/reasoning.md). @default rules, screening and drift on */
   planner: PlannerConfig.optional(),
+  /** Webhooks for escalations, SLA breaches and operator cases; signed decision callbacks (see docs/notifications.md). @default none */
+  notifications: NotificationsConfig.optional(),
   roles: z.record(z.string(), z.object({ description: z.string() })),
   reviewers: z.array(ReviewerConfig).default([]),
+  /** Freshness limits of observations per source. @default no limits */
+  freshness: FreshnessConfig.default({ sources: {}, onStale: 'review', maxReperceives: 2 }),
+  /** Retention of finished episodes' journals; absent: kept for ever. */
+  retention: RetentionConfig.optional(),
 });
 export type ModelConfig = z.infer<typeof ModelConfig>;

@@ -1,7 +1,8 @@
 import type { AuditDraft, AuditEntry } from '../runtime/audit-log.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { Ack, ActorView, Runtime, TransitionNotice } from '../runtime/runtime.ts';
-import type { ActorRecord } from '../runtime/store.ts';
+import type { ActorRecord, JournalEntry } from '../runtime/store.ts';
+import type { LedgerEntry } from '../models/define.ts';
 import { HandoffClient } from '../transport/client.ts';
 import { subjects, type Subscription, type Transport } from '../transport/transport.ts';
 
@@ -30,6 +31,12 @@ export interface GatewayBackend {
   onAgent(listener: (n: TransitionNotice) => void): Subscription;
   /** Server time (the runtime's clock). */
   now(): number;
+  /** An actor's journal, for the lineage view. Optional: without it, lineage shows records and the audit log. */
+  journal?(id: string): AsyncIterable<JournalEntry>;
+  /** The world's effects ledger entry of an idempotency key, for the lineage view. */
+  effect?(key: string): Promise<LedgerEntry | undefined>;
+  /** A store meta value (retention summaries and legal holds, for the lineage view). */
+  getMeta?<T>(key: string): Promise<T | undefined>;
 }
 
 /** The backend of an embedded runtime: the transport for commands and notices, the store for reads. */
@@ -49,5 +56,8 @@ export function embeddedBackend(rt: Runtime, opts: { transport?: Transport; time
     onCase: (listener) => transport.subscribe(subj.queueAll, (m) => listener(m.data as TransitionNotice)),
     onAgent: (listener) => transport.subscribe(`handoff.${rt.namespace}.events.agent.*`, (m) => listener(m.data as TransitionNotice)),
     now: () => rt.clock.now(),
+    journal: (id) => rt.store.journal(id),
+    effect: (key) => rt.world.lookup(key),
+    getMeta: <T>(key: string) => rt.store.getMeta<T>(key),
   };
 }

@@ -4,16 +4,20 @@ import { loadModel, type LoadedModel } from '../models/loader.ts';
 import { systemClock } from '../runtime/clock.ts';
 import { serveCommands } from '../runtime/command-server.ts';
 import { LevelStore } from '../runtime/level-store.ts';
+import { retentionOf, scheduleRetention } from '../retention/retention.ts';
+import type { Keyring } from '../security/keyring.ts';
 import { Rng } from '../runtime/rng.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { LevelWorld } from '../runtime/world.ts';
 import type { SessionOptions } from './auth.ts';
 import { embeddedBackend } from './backend.ts';
-import { Gateway } from './server.ts';
+import { Gateway, type GatewayOptions } from './server.ts';
 import { assembleReasoning } from '../runtime/reasoning.ts';
 import { embeddedInspectorBackend } from '../inspect/backend.ts';
 import { InspectionStream } from '../inspect/stream.ts';
 import { StatelyBridge } from '../inspect/stately.ts';
+import { WebhookNotifier } from '../notify/webhooks.ts';
+import { createLogger } from '../runtime/logger.ts';
 
 /**
  * A background trickle of synthetic episodes (each model's `synthesize`), so a console started for a
@@ -73,6 +77,8 @@ export class DemoLoad {
 
 export interface ConsoleOptions {
   data: string;
+  /** Data keys: seal the store's values at rest (docs/encryption.md). @default undefined (plaintext) */
+  keyring?: Keyring | undefined;
   /** Drift-aware gating: tighten when reviewers keep overriding the agent. @default true */
   drift?: boolean;
   models: string[];
@@ -86,6 +92,11 @@ export interface ConsoleOptions {
   sessions?: SessionOptions;
   secureCookies?: boolean;
   allowedOrigins?: string[];
+  /** HTTPS/WSS for the console, and plain HTTP off loopback (see `GatewayOptions`). */
+  tls?: GatewayOptions['tls'];
+  allowPlaintext?: boolean;
+  /** Where webhook URLs and the secrets of webhooks and callbacks are read from (docs/notifications.md). @default process.env */
+  env?: Record<string, string | undefined>;
 }
 
 export interface RunningConsole {
@@ -94,6 +105,8 @@ export interface RunningConsole {
   runtime: Runtime;
   store: LevelStore;
   demo: DemoLoad | null;
+  /** Webhook deliveries of the models' `notifications.webhooks`. */
+  notifier: WebhookNotifier;
   close(): Promise<void>;
 }
 
@@ -105,16 +118,20 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const models = [];
   for (const dir of opts.models) models.push(await loadModel(dir));
   await mkdir(opts.data, { recursive: true });
-  const store = await LevelStore.open(opts.data).catch((err: unknown) => {
+  const store = await LevelStore.open(opts.data, { keyring: opts.keyring }).catch((err: unknown) => {
+    if (err instanceof HandoffError) throw err;
     const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
     throw new HandoffError(locked ? 'store.locked' : 'store.open_failed', locked ? `data folder ${opts.data} is in use by another process (a running handoff start or demo?)` : `data folder ${opts.data} cannot be opened: ${(err as Error).message}`);
   });
   let rt: Runtime | undefined;
+  let notifier: WebhookNotifier | undefined;
   try {
     const world = new LevelWorld(store);
+    const log = createLogger({ models });
+    notifier = new WebhookNotifier({ store, models, env: opts.env ?? process.env, log });
     const reasoning = await assembleReasoning({ models, store, clock: systemClock, drift: opts.drift ?? true });
     const inspection = new InspectionStream({ models });
-    rt = await Runtime.open({ store, world, models, clock: systemClock, planners: reasoning.planners, gateFor: reasoning.gateFor, inspect: inspection.inspect });
+    rt = await Runtime.open({ store, world, models, clock: systemClock, logger: log, planners: reasoning.planners, gateFor: reasoning.gateFor, inspect: inspection.inspect, channels: [notifier] });
     inspection.attach(rt.transport);
     reasoning.attach(rt);
     const commands = serveCommands(rt);
@@ -127,6 +144,9 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       ...(opts.sessions ? { sessions: opts.sessions } : {}),
       ...(opts.secureCookies ? { secureCookies: true } : {}),
       ...(opts.allowedOrigins ? { allowedOrigins: opts.allowedOrigins } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
+      ...(opts.allowPlaintext ? { allowPlaintext: true } : {}),
+      ...(opts.env ? { callbacks: { env: opts.env } } : {}),
     });
     // Stately's tools on this node: every actor's inspection records, in @statelyai/inspect's format, to a WebSocket inspector.
     const statelyUrl = process.env.HANDOFF_STATELY_INSPECT;
@@ -137,7 +157,10 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       demo = new DemoLoad(rt, { perMinute: opts.demoLoad, ...(opts.demoSeed !== undefined ? { seed: opts.demoSeed } : {}) });
       demo.start(opts.demoBurst ?? Math.min(500, Math.ceil(opts.demoLoad)));
     }
+    // Retention's automatic pass (docs/governance.md): hourly, over finished episodes only.
+    const retention = scheduleRetention({ store, clock: systemClock, retention: retentionOf(models), onError: (err) => rt?.log.error({ err }, 'retention pass failed') });
     const runtime = rt;
+    const webhooks = notifier;
     let closing: Promise<void> | null = null;
     return {
       url: gateway.url,
@@ -145,20 +168,25 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       runtime,
       store,
       demo,
+      notifier: webhooks,
       close: () =>
         (closing ??= (async () => {
           demo?.stop();
+          await retention.stop();
           await gateway.close();
           commands.unsubscribe();
           statelySub?.unsubscribe();
           stately?.stop();
           inspection.close();
+          // Deliveries still under way stay in the outbox: the next start sends them.
+          await webhooks.close();
           await runtime.close();
           await reasoning.close();
           await store.close();
         })()),
     };
   } catch (err) {
+    await notifier?.close();
     await rt?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw err;

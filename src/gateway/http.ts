@@ -97,10 +97,11 @@ export function parseCookies(header: string | undefined): Record<string, string>
 }
 
 /**
- * Reads a JSON body of at most `limit` bytes. Refuses other content types (415), larger bodies (413,
- * before reading them when Content-Length says so) and text that is not JSON (400).
+ * Reads a body of at most `limit` bytes as text (signed callbacks verify these exact bytes). Refuses
+ * other content types than JSON (415) and larger bodies (413, before reading them when
+ * Content-Length says so).
  */
-export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') throw new HttpError(415, 'request.unsupported_media_type', `send the body as application/json (got ${type || 'no content type'})`);
   const declared = Number(req.headers['content-length'] ?? NaN);
@@ -112,7 +113,12 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
     if (size > limit) throw new HttpError(413, 'request.too_large', `the body exceeds the limit of ${limit} bytes`, { limit });
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads a JSON body with {@link readBody}; text that is not JSON is refused (400). */
+export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const text = await readBody(req, limit);
   if (!text.trim()) throw new HttpError(400, 'request.malformed_json', 'the body is empty; expected a JSON object');
   try {
     return JSON.parse(text) as unknown;
@@ -129,7 +135,9 @@ export function sameOrigin(req: IncomingMessage, extra: readonly string[] = []):
   if (extra.includes(origin)) return true;
   const host = req.headers.host;
   if (!host) return false;
-  return origin === `http://${host}` || origin === `https://${host}`;
+  // Over TLS only the https origin is ours: a plain-HTTP page must not command a TLS console.
+  const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
+  return origin === `https://${host}` || (!encrypted && origin === `http://${host}`);
 }
 
 export const MIME: Record<string, string> = {

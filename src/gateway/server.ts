@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -16,13 +17,20 @@ import type { AuditDraft } from '../runtime/audit-log.ts';
 import { AuditIndex } from './audit-index.ts';
 import { Directory, LoginThrottle, Sessions, type Principal, type Session, type SessionOptions } from './auth.ts';
 import type { GatewayBackend } from './backend.ts';
-import { caseView, episodeView, mayOpen, unmaskPlan } from './case-view.ts';
+import { MASK, caseView, episodeView, mayOpen, unmaskPlan } from './case-view.ts';
+import { buildLineage, withCompensationTypes } from '../lineage/lineage.ts';
+import { maskLineage } from '../lineage/mask.ts';
+import { HOLDS_KEY, summaryKey, type CompactionSummary, type LegalHold } from '../retention/records.ts';
+import { sensitivePaths } from '../contracts/classification.ts';
+import { z } from 'zod';
 import { HttpError, MIME, errorBody, SECURITY_HEADERS, parseCookies, readJson, sameOrigin, sendError, sendJson } from './http.ts';
 import { Metrics } from './metrics.ts';
 import { QueueProjection, type QueueFilter } from './projection.ts';
 import { WsHub } from './ws-hub.ts';
 import { InspectorRoutes } from '../inspect/http.ts';
 import type { InspectorBackend } from '../inspect/backend.ts';
+import { CallbackEndpoint, type CallbackEndpointOptions } from '../notify/callbacks.ts';
+import { checkListenAddress, hstsHeader, type GatewayTls } from '../security/tls-options.ts';
 
 export interface GatewayOptions {
   backend: GatewayBackend;
@@ -46,6 +54,19 @@ export interface GatewayOptions {
   metricsBucketMs?: number;
   /** Serves the live inspector (`/inspector`, engineers only) from this backend. */
   inspector?: InspectorBackend;
+  /**
+   * Signed decision callbacks (`POST /api/callbacks/<source>`) of the models' `notifications.callbacks`,
+   * secrets from `env` (docs/notifications.md). @default on, secrets from process.env
+   */
+  callbacks?: CallbackEndpointOptions;
+  /**
+   * Serve HTTPS and WSS with this certificate and key (`loadGatewayTls`, or the CLI's `--tls-cert` and
+   * `--tls-key`). Session cookies are then `Secure` and every response carries HSTS.
+   * @default null: plain HTTP, allowed on a loopback host only
+   */
+  tls?: GatewayTls | null;
+  /** Serve plain HTTP on a non-loopback host anyway (a warning is logged); refused otherwise. @default false */
+  allowPlaintext?: boolean;
 }
 
 const COOKIE = 'handoff_session';
@@ -110,6 +131,8 @@ export class Gateway {
   #log: Logger | undefined;
   #fileCache = new Map<string, Buffer>();
   #inspector: InspectorRoutes | null;
+  readonly callbacks: CallbackEndpoint;
+  #hsts: string | null;
   url = '';
 
   private constructor(opts: GatewayOptions, directory: Directory, files: Map<string, string>) {
@@ -126,12 +149,23 @@ export class Gateway {
     this.audit = new AuditIndex(opts.backend);
     this.#hub = new WsHub(opts.backend, this.projection, this.sessions);
     this.#inspector = opts.inspector ? new InspectorRoutes(opts.inspector, this.sessions) : null;
-    this.server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => void this.#handle(req, res));
+    this.callbacks = new CallbackEndpoint(opts.backend, { ...(opts.log ? { log: opts.log } : {}), ...opts.callbacks });
+    const serverOpts = { requestTimeout: 30_000, headersTimeout: 15_000 };
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
+    this.#hsts = opts.tls ? hstsHeader(opts.tls) : null;
+    this.server = opts.tls ? createHttpsServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, handler) : createServer(serverOpts, handler);
     this.server.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
   }
 
   /** Loads accounts and the open cases, then listens. The dashboards' history loads in the background. */
   static async start(opts: GatewayOptions): Promise<Gateway> {
+    // Refused before anything loads: reviewers' passwords and cookies must not cross a network in clear text.
+    const listen = await checkListenAddress(opts.host ?? '127.0.0.1', { tls: opts.tls ?? null, allowPlaintext: opts.allowPlaintext ?? false });
+    if (listen === 'plaintext-allowed') {
+      const warning = `serving the console in plain HTTP on ${opts.host ?? '(all interfaces)'}, which other hosts can reach (--insecure-allow-plaintext): passwords and session cookies cross the network in clear text`;
+      if (opts.log) opts.log.warn({ host: opts.host, code: 'gateway.plaintext' }, warning);
+      else process.emitWarning(warning, { code: 'HANDOFF_PLAINTEXT' });
+    }
     const directory = opts.directory ?? (await Directory.load(opts.backend.models));
     const files = await staticFiles(opts.webRoot ?? DEFAULT_WEB_ROOT);
     const gw = new Gateway(opts, directory, files);
@@ -147,7 +181,7 @@ export class Gateway {
     });
     const addr = gw.server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    gw.url = `http://${host}:${addr.port}`;
+    gw.url = `${opts.tls ? 'https' : 'http'}://${host}:${addr.port}`;
     return gw;
   }
 
@@ -164,7 +198,7 @@ export class Gateway {
   // ----------------------------------------------------------------------------------------------
 
   #cookie(token: string, maxAgeS: number): string {
-    return `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}${this.#opts.secureCookies ? '; Secure' : ''}`;
+    return `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}${this.#opts.secureCookies || this.#opts.tls ? '; Secure' : ''}`;
   }
 
   #session(req: IncomingMessage): Session {
@@ -213,6 +247,7 @@ export class Gateway {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    if (this.#hsts) res.setHeader('Strict-Transport-Security', this.#hsts);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://x');
@@ -272,6 +307,8 @@ export class Gateway {
   async #api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname;
     const method = req.method ?? 'GET';
+    // Signed by the source instead of a session: no cookie, no CSRF token (docs/notifications.md).
+    if (path.startsWith('/api/callbacks/')) return await this.callbacks.handle(req, res, path.slice('/api/callbacks/'.length));
     if (path === '/api/login') {
       if (method !== 'POST') throw new HttpError(405, 'request.method', 'use POST to sign in');
       return this.#login(req, res);
@@ -304,11 +341,12 @@ export class Gateway {
       if (!(range in RANGES)) throw new HttpError(400, 'request.invalid', `range must be one of ${Object.keys(RANGES).join(', ')}`);
       return sendJson(res, 200, { ready: this.metrics.ready, ...this.metrics.series(p, RANGES[range]!, this.#backend.now()), serverTime: this.#backend.now() });
     }
-    const m = /^\/api\/cases\/([^/]+)(\/audit|\/commands)?$/.exec(path);
+    const m = /^\/api\/cases\/([^/]+)(\/audit|\/commands|\/lineage)?$/.exec(path);
     if (m) {
       const id = safeDecode(m[1]!);
       if (!m[2] && method === 'GET') return sendJson(res, 200, await this.#caseBody(id, p));
       if (m[2] === '/audit' && method === 'GET') return this.#caseAudit(res, id, p);
+      if (m[2] === '/lineage' && method === 'GET') return sendJson(res, 200, await this.#caseLineage(id, p));
       if (m[2] === '/commands' && method === 'POST') return this.#command(req, res, id, p);
       throw new HttpError(405, 'request.method', `${method} is not allowed on ${path}`);
     }
@@ -430,6 +468,28 @@ export class Gateway {
       entries: entries.map((e) => ({ seq: e.seq, at: e.at, kind: e.kind, actor: e.actor, by: e.by, byName: this.#names.get(e.by) ?? null, data: e.data, hash: e.hash, prev: e.prev })),
       indexedThrough: this.audit.indexed,
     });
+  }
+
+  /** The lineage of the case's episode (`handoff lineage` as JSON), masked like the case page. */
+  async #caseLineage(id: string, p: Principal) {
+    const { model } = await this.#readCase(id, p);
+    const b = this.#backend;
+    const lineage = await buildLineage(id, {
+      get: (actorId) => b.get(actorId),
+      auditOf: (actors) => this.audit.entries(actors, Number.MAX_SAFE_INTEGER),
+      ...(b.journal ? { journal: (actorId: string) => b.journal!(actorId) } : {}),
+      ...(b.effect ? { effect: (key: string) => b.effect!(key) } : {}),
+      ...(b.getMeta
+        ? {
+            summary: (episodeId: string) => b.getMeta!<CompactionSummary>(summaryKey(episodeId)),
+            hold: async (episodeId: string) => (await b.getMeta!<Record<string, LegalHold>>(HOLDS_KEY))?.[episodeId],
+          }
+        : {}),
+    });
+    const named = withCompensationTypes(lineage, model.config.actions);
+    if (p.grants[model.name]?.seeSensitive) return { lineage: named };
+    const keys = (type: string) => new Set(sensitivePaths(model.handlers.actions[type]?.args ?? z.object({})).map((path) => path.split('.').pop()!));
+    return { lineage: maskLineage(named, keys, MASK) };
   }
 
   async #command(req: IncomingMessage, res: ServerResponse, caseId: string, p: Principal): Promise<void> {

@@ -54,7 +54,7 @@ const machines = new WeakMap<LoadedModel, AnyStateMachine>();
 export function machineFor(model: LoadedModel, kind: ActorKind): AnyStateMachine {
   if (kind === 'case') return reviewCaseMachine;
   let m = machines.get(model);
-  if (!m) machines.set(model, (m = agentMachineFor({ gate: model.gate, onExpiry: model.config.policy.onExpiry }) as unknown as AnyStateMachine));
+  if (!m) machines.set(model, (m = agentMachineFor({ gate: model.gate, onExpiry: model.config.policy.onExpiry, freshness: model.config.freshness }) as unknown as AnyStateMachine));
   return m;
 }
 

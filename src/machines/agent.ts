@@ -1,11 +1,12 @@
-import { and, assign, setup } from 'xstate';
+import { and, assign, not, setup } from 'xstate';
 import type { EpisodeOutcome } from '../contracts/episode-outcome.ts';
 import type { GateDecision } from '../contracts/gate-decision.ts';
-import type { PolicyConfig, RetryConfig } from '../contracts/model-config.ts';
+import type { FreshnessConfig, PolicyConfig, RetryConfig } from '../contracts/model-config.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { CaseResolution } from '../contracts/review-case.ts';
-import { backoffMs, type EffectKind, type EffectRequest, type FailureInfo, type Stamped, type TimerEvent, type Timers } from './effects.ts';
+import { checkFreshness, flagsStale, withFreshness } from '../policy/freshness.ts';
+import { backoffMs, initialContext, type EffectKind, type EffectRequest, type FailureInfo, type Stamped, type TimerEvent, type Timers } from './effects.ts';
 
 export interface AgentInput {
   episodeId: string;
@@ -38,6 +39,10 @@ export interface AgentContext {
   timers: Timers;
   error: (FailureInfo & { phase: string }) | null;
   outcome: EpisodeOutcome | null;
+  /** Times the episode perceived again because its data went stale (absent in older snapshots). */
+  reperceived?: number;
+  /** A reviewer decided on a case that showed the data as stale, so acting on it is their informed call. */
+  staleAccepted?: boolean;
   /** Epoch ms of the first and the last event. */
   startedAt: number | null;
   endedAt: number | null;
@@ -63,7 +68,9 @@ export interface AgentOutput {
 function nextEffect(context: AgentContext, kind: EffectKind, operator = false): { effect: EffectRequest } {
   const step = kind === 'execute' ? context.step : kind === 'compensate' ? context.compensateStep : undefined;
   const caseId = kind === 'openCase' ? `${context.episodeId}.case-${context.caseIds.length + 1}` : undefined;
-  const id = [context.episodeId, kind, step ?? caseId ?? '', context.attempt].filter((p) => p !== '').join(':');
+  // Each re-perception round gets its own ids, so a result of an earlier round is never taken for this one.
+  const round = (kind === 'perceive' || kind === 'plan') && (context.reperceived ?? 0) > 0 ? `r${context.reperceived}` : '';
+  const id = [context.episodeId, kind, round, step ?? caseId ?? '', context.attempt].filter((p) => p !== '').join(':');
   return {
     effect: { id, kind, attempt: context.attempt, ...(step !== undefined ? { step } : {}), ...(caseId ? { caseId } : {}), ...(operator ? { operator, step: context.compensateStep } : {}) },
   };
@@ -111,6 +118,8 @@ export const agentMachine = setup({
         : { effect: null },
     ),
     markAutoIfUnreviewed: assign({ resolution: ({ context }) => context.resolution ?? 'auto' }),
+    /** Stale data: perceive again; whatever was approved concerned the old data, so it no longer counts. */
+    startReperception: assign(({ context }) => ({ reperceived: (context.reperceived ?? 0) + 1, resolution: null, approvedTier: 0, staleAccepted: false, attempt: 1, effect: null })),
     acceptApproval: assign(({ context, event }) =>
       event.type === 'case.resolved'
         ? {
@@ -118,11 +127,12 @@ export const agentMachine = setup({
             resolution: context.resolution === 'modified' ? ('modified' as const) : ('approved' as const),
             approvedTier: event.resolution.tier,
             plan: event.resolution.plan,
+            staleAccepted: flagsStale(context.decision),
           }
         : {},
     ),
-    acceptModification: assign(({ event }) =>
-      event.type === 'case.resolved' ? { resolution: 'modified' as const, approvedTier: event.resolution.tier, plan: event.resolution.plan } : {},
+    acceptModification: assign(({ context, event }) =>
+      event.type === 'case.resolved' ? { resolution: 'modified' as const, approvedTier: event.resolution.tier, plan: event.resolution.plan, staleAccepted: flagsStale(context.decision) } : {},
     ),
     adoptSafeAction: () => {
       throw new Error('adoptSafeAction must be provided by the runtime (agentMachineFor)');
@@ -164,9 +174,19 @@ export const agentMachine = setup({
     transientWithAttemptsLeft: ({ context, event }) => failure(event).transient && context.attempt < context.retry.maxAttempts,
     gateDenies: ({ context }) => context.decision?.outcome === 'deny',
     gateAllowsAuto: ({ context }) => context.decision?.outcome === 'auto',
-    /** After a modification: the re-gated plan needs no higher tier than the one that approved it. */
+    /**
+     * After a modification: the re-gated plan needs no higher tier than the one that approved it, and
+     * if its data is stale now, the reviewer was shown that.
+     */
     reviewAlreadyCovers: ({ context }) =>
-      context.decision?.outcome === 'review' && context.approvedTier > 0 && context.approvedTier >= Math.max(1, context.decision.tier),
+      context.decision?.outcome === 'review' &&
+      context.approvedTier > 0 &&
+      context.approvedTier >= Math.max(1, context.decision.tier) &&
+      (!flagsStale(context.decision) || context.staleAccepted === true),
+    /** The gate found the data stale and the model perceives again (rounds left); provided per model. */
+    staleMayReperceive: () => false,
+    /** An approval arrived when the data was stale, on a case that did not show it stale; provided per model. */
+    staleAtApproval: () => false,
     /** The resolution is for the case this agent is waiting on (it may arrive before `case.opened`). */
     caseIsCurrent: ({ context, event }) =>
       event.type === 'case.resolved' &&
@@ -181,28 +201,29 @@ export const agentMachine = setup({
   },
 }).createMachine({
   id: 'agent',
-  context: ({ input }) => ({
-    episodeId: input.episodeId,
-    model: input.model,
-    signal: input.signal,
-    retry: input.retry,
-    observation: null,
-    plan: null,
-    decision: null,
-    resolution: null,
-    approvedTier: 0,
-    caseIds: [],
-    step: 0,
-    results: [],
-    compensateStep: -1,
-    attempt: 1,
-    effect: null,
-    timers: {},
-    error: null,
-    outcome: null,
-    startedAt: null,
-    endedAt: null,
-  }),
+  context: ({ input }) =>
+    initialContext({
+      episodeId: input.episodeId,
+      model: input.model,
+      signal: input.signal,
+      retry: input.retry,
+      observation: null,
+      plan: null,
+      decision: null,
+      resolution: null,
+      approvedTier: 0,
+      caseIds: [],
+      step: 0,
+      results: [],
+      compensateStep: -1,
+      attempt: 1,
+      effect: null,
+      timers: {},
+      error: null,
+      outcome: null,
+      startedAt: null,
+      endedAt: null,
+    }),
   initial: 'perceiving',
   states: {
     perceiving: {
@@ -237,6 +258,7 @@ export const agentMachine = setup({
         { guard: 'gateDenies', target: 'denied' },
         { guard: 'gateAllowsAuto', target: 'acting', actions: 'markAutoIfUnreviewed' },
         { guard: 'reviewAlreadyCovers', target: 'acting' },
+        { guard: 'staleMayReperceive', target: 'perceiving', actions: 'startReperception' },
         { target: 'awaitingReview' },
       ],
     },
@@ -245,11 +267,13 @@ export const agentMachine = setup({
       on: {
         'case.opened': { guard: 'effectIsCurrent', actions: 'noteCaseOpened' },
         'case.resolved': [
-          { guard: and(['caseIsCurrent', 'caseApproved']), target: 'acting', actions: ['linkResolvedCase', 'acceptApproval'] },
+          { guard: and(['caseIsCurrent', 'caseApproved', not('staleAtApproval')]), target: 'acting', actions: ['linkResolvedCase', 'acceptApproval'] },
           { guard: and(['caseIsCurrent', 'caseModified']), target: 'gating', actions: ['linkResolvedCase', 'acceptModification'] },
           { guard: and(['caseIsCurrent', 'caseRejected']), target: 'rejected', actions: 'linkResolvedCase' },
           { guard: and(['caseIsCurrent', 'expiryFallsBackToSafeAction']), target: 'acting', actions: ['linkResolvedCase', 'adoptSafeAction'] },
-          { guard: 'caseIsCurrent', target: 'expired', actions: 'linkResolvedCase' },
+          { guard: and(['caseIsCurrent', not('caseApproved')]), target: 'expired', actions: 'linkResolvedCase' },
+          // Time passed in the queue: an approval on data gone stale is gated again at its own time.
+          { guard: and(['caseIsCurrent', 'caseApproved', 'staleAtApproval']), target: 'gating', actions: ['linkResolvedCase', 'acceptApproval'] },
         ],
       },
     },
@@ -315,6 +339,8 @@ export const agentMachine = setup({
 export interface AgentBindings {
   gate(plan: Plan, observation: Observation): GateDecision;
   onExpiry: PolicyConfig['onExpiry'];
+  /** The model's freshness limits, checked at the time of each gating and approval. @default none */
+  freshness?: FreshnessConfig;
 }
 
 /** The agent machine with a model's gate and expiry fallback provided. */
@@ -322,9 +348,21 @@ export function agentMachineFor(bindings: AgentBindings) {
   return agentMachine.provide({
     actions: {
       evaluateGate: assign({
-        decision: ({ context }) => {
+        decision: ({ context, event }) => {
           if (!context.plan || !context.observation) throw new Error('gating without a plan and an observation');
-          return bindings.gate(context.plan, context.observation);
+          const decision = bindings.gate(context.plan, context.observation);
+          const freshness = bindings.freshness;
+          if (!freshness) return decision;
+          const check = checkFreshness(context.observation, freshness, event.at);
+          if (!check.stale) return withFreshness(decision, check);
+          const done = context.reperceived ?? 0;
+          const note =
+            freshness.onStale === 'review'
+              ? 'a reviewer decides whether to act on it'
+              : done < freshness.maxReperceives
+                ? `perceiving again (round ${done + 1} of ${freshness.maxReperceives})`
+                : `perceived again ${done} time${done === 1 ? '' : 's'} (the limit); a reviewer decides whether to act on it`;
+          return withFreshness(decision, check, note);
         },
       }),
       adoptSafeAction: assign(({ context, event }) => {
@@ -342,6 +380,17 @@ export function agentMachineFor(bindings: AgentBindings) {
       }),
     },
     guards: {
+      staleMayReperceive: ({ context }) =>
+        bindings.freshness?.onStale === 'reperceive' &&
+        context.decision?.ruleId === 'freshness.stale' &&
+        context.staleAccepted !== true &&
+        (context.reperceived ?? 0) < bindings.freshness.maxReperceives,
+      staleAtApproval: ({ context, event }) =>
+        !!bindings.freshness &&
+        event.type === 'case.resolved' &&
+        !!context.observation &&
+        !flagsStale(context.decision) &&
+        checkFreshness(context.observation, bindings.freshness, event.at).stale,
       expiryFallsBackToSafeAction: ({ event }) =>
         bindings.onExpiry.fallback === 'safeAction' && event.type === 'case.resolved' && event.resolution.outcome === 'expired',
     },

@@ -4,7 +4,7 @@ import type { Reviewer } from '../contracts/reviewer-command.ts';
 import type { GateDecision } from '../contracts/gate-decision.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan } from '../contracts/plan.ts';
-import type { Stamped, TimerEvent, Timers } from './effects.ts';
+import { initialContext, type Stamped, type TimerEvent, type Timers } from './effects.ts';
 
 export interface Claim {
   reviewer: string;
@@ -209,7 +209,7 @@ export const reviewCaseMachine = setup({
   context: ({ input }) => {
     const spec = input.tiers[input.tier - 1];
     if (!spec) throw new Error(`case ${input.caseId}: tier ${input.tier} is not configured`);
-    return {
+    return initialContext({
       caseId: input.caseId,
       episodeId: input.episodeId,
       model: input.model,
@@ -232,7 +232,7 @@ export const reviewCaseMachine = setup({
       history: [{ at: input.openedAt, kind: 'opened', tier: input.tier, note: input.decision.reasons.join('; ') }],
       escalations: 0,
       resolution: null,
-    };
+    });
   },
   initial: 'queued',
   on: {

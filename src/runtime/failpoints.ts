@@ -11,7 +11,7 @@ for (const part of (process.env.HANDOFF_FAILPOINTS ?? '').split(',').filter(Bool
 }
 const hits = new Map<string, number>();
 
-export type FailpointName = 'after-effect' | 'after-commit' | 'before-commit';
+export type FailpointName = 'after-effect' | 'after-commit' | 'before-commit' | 'before-webhook';
 
 export function failpoint(name: FailpointName): void {
   if (spec.size === 0) return;

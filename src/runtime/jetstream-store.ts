@@ -1,7 +1,10 @@
 import { headers as natsHeaders, nanos, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, JetStreamApiError, type ConsumerConfig, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import type { Keyring } from '../security/keyring.ts';
+import { openPayload, sealingJetStream } from '../security/keys-jetstream.ts';
 import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
+import { HandoffError } from '../contracts/errors.ts';
 import { StoreWriteError } from './level-store.ts';
 import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 import { LeaseLostError } from '../cluster/errors.ts';
@@ -55,6 +58,11 @@ export interface JetStreamStoreOptions {
   /** Run the audit sequencer in this process. In a cluster, one node runs it under a lease. @default !guard */
   auditSequencer?: boolean;
   logger?: Logger;
+  /**
+   * Data keys: every message payload is sealed (AES-256-GCM, bound to its subject) under the active
+   * key; headers and subjects stay plaintext (docs/encryption.md). @default undefined (plain JSON)
+   */
+  keyring?: Keyring | undefined;
 }
 
 /** A derived write that follows an actor's commit (journal, command id, outbox), replayed by whoever adopts the actor if it was lost. */
@@ -179,6 +187,7 @@ export class JetStreamStore implements Store {
   #guard: OwnershipGuard | undefined;
   #opts: { replicas: number; storage: 'file' | 'memory'; writeTimeoutMs: number; publishTimeoutMs: number; duplicateWindowMs: number; directReads: boolean };
   #log: Logger | undefined;
+  #keyring: Keyring | undefined;
   #tracked = new Map<string, Tracked>();
   #groups = new Map<string, Set<string>>();
   #timers = new Map<string, TimerEntry>();
@@ -205,6 +214,7 @@ export class JetStreamStore implements Store {
     this.writer = opts.writer ?? `w-${nuid.next()}`;
     this.#guard = opts.guard;
     this.#log = opts.logger;
+    this.#keyring = opts.keyring;
     this.#opts = {
       replicas: opts.replicas ?? 1,
       storage: opts.storage ?? 'file',
@@ -220,7 +230,8 @@ export class JetStreamStore implements Store {
   /** Opens the store: creates the namespace's streams if needed (idempotent). */
   static async open(opts: JetStreamStoreOptions): Promise<JetStreamStore> {
     const store = new JetStreamStore(opts);
-    store.#js = jetstream(opts.nc, { timeout: store.#opts.publishTimeoutMs });
+    const js = jetstream(opts.nc, { timeout: store.#opts.publishTimeoutMs });
+    store.#js = opts.keyring ? sealingJetStream(js, opts.keyring) : js;
     store.#jsm = await jetstreamManager(opts.nc, { timeout: store.#opts.publishTimeoutMs });
     await store.#ensureStreams();
     if (opts.trackAll ?? !opts.guard) await store.#trackEverything();
@@ -301,7 +312,7 @@ export class JetStreamStore implements Store {
 
   async #getLast(stream: string, subject: string): Promise<{ seq: number; data: Uint8Array; header: MsgHdrs; time: Date } | null> {
     const m = await this.#retrying(`get ${subject}`, () => (this.#opts.directReads && stream !== this.streams.aud ? this.#jsm.direct.getMessage(stream, { last_by_subj: subject }) : this.#jsm.streams.getMessage(stream, { last_by_subj: subject })));
-    return m ? { seq: m.seq, data: m.data, header: m.header, time: m.time } : null;
+    return m ? { seq: m.seq, data: openPayload(this.#keyring, m.data, subject), header: m.header, time: m.time } : null;
   }
 
   /**
@@ -328,7 +339,7 @@ export class JetStreamStore implements Store {
         for await (const m of batch) {
           got++;
           remaining = m.info.pending;
-          yield { subject: m.subject, seq: m.seq, data: m.data, headers: m.headers };
+          yield { subject: m.subject, seq: m.seq, data: openPayload(this.#keyring, m.data, m.subject), headers: m.headers };
           if (remaining === 0) break;
         }
         // Messages counted at the start may be gone (an actor's record replaced meanwhile): done.
@@ -724,6 +735,15 @@ export class JetStreamStore implements Store {
     }
   }
 
+  /**
+   * Refused: the journal stream is created with `deny_delete` and `deny_purge` (its messages also
+   * carry the audit drafts the sequencer links), so retention cannot compact it here; bound it with
+   * the stream's own max age instead (docs/governance.md).
+   */
+  async deleteJournal(id: string): Promise<number> {
+    throw new HandoffError('store.unsupported', `${id}: the JetStream journal stream ${this.streams.jnl} denies deletes; retention compaction needs the LevelDB store`, { actorId: id, stream: this.streams.jnl });
+  }
+
   async *outbox(): AsyncIterable<OutboxMessage> {
     for (const o of [...this.#outbox.values()]) yield o.msg;
   }
@@ -774,7 +794,7 @@ export class JetStreamStore implements Store {
       for (let k = 0; k < 8; k++, start++) {
         const m = await this.#retrying('get audit', () => this.#jsm.streams.getMessage(this.streams.aud, { seq: start })).catch(() => null);
         if (!m) return;
-        for (const e of decode<AudMsg>(m.data).entries) if (e.seq >= from) yield e;
+        for (const e of decode<AudMsg>(openPayload(this.#keyring, m.data, m.subject)).entries) if (e.seq >= from) yield e;
       }
     }
     for await (const m of this.#scan(this.streams.aud, this.#sub.aud(), start > 1 ? { startSeq: start } : {})) {
@@ -790,7 +810,7 @@ export class JetStreamStore implements Store {
     if (info.state.messages === 0) return null;
     const firstOf = async (streamSeq: number) => {
       const m = (await this.#retrying('get audit', () => this.#jsm.streams.getMessage(this.streams.aud, { seq: streamSeq })))!;
-      return decode<AudMsg>(m.data).entries[0]?.seq ?? 0;
+      return decode<AudMsg>(openPayload(this.#keyring, m.data, m.subject)).entries[0]?.seq ?? 0;
     };
     // The last message whose first entry is <= seq.
     while (lo < hi) {
@@ -817,7 +837,7 @@ export class JetStreamStore implements Store {
   /** Runs the audit sequencer here: links the journal's audit drafts into the hash chain, once each. */
   async startAuditSequencer(): Promise<void> {
     if (this.#sequencer) return;
-    this.#sequencer = new AuditSequencer(this.#js, this.#jsm, this.streams, this.#sub.aud(), this.#sub.jnlAll(), this.writer, this.#log);
+    this.#sequencer = new AuditSequencer(this.#js, this.#jsm, this.streams, this.#sub.aud(), this.#sub.jnlAll(), this.writer, this.#log, this.#keyring);
     await this.#sequencer.start();
   }
 
@@ -959,7 +979,9 @@ class AuditSequencer {
   through = 0;
   #waiters: { seq: number; resolve: () => void }[] = [];
 
-  constructor(js: JetStreamClient, jsm: JetStreamManager, streams: { jnl: string; aud: string }, audSubject: string, jnlFilter: string, writer: string, log: Logger | undefined) {
+  #keyring: Keyring | undefined;
+  constructor(js: JetStreamClient, jsm: JetStreamManager, streams: { jnl: string; aud: string }, audSubject: string, jnlFilter: string, writer: string, log: Logger | undefined, keyring?: Keyring) {
+    this.#keyring = keyring;
     this.#js = js;
     this.#jsm = jsm;
     this.#streams = streams;
@@ -977,7 +999,7 @@ class AuditSequencer {
       this.through = 0;
       return;
     }
-    const v = decode<AudMsg>(m.data);
+    const v = decode<AudMsg>(openPayload(this.#keyring, m.data, m.subject));
     this.#chain = new AuditChain(v.entries[v.entries.length - 1]);
     this.#audSeq = m.seq;
     this.through = v.rawThrough;
@@ -1022,7 +1044,7 @@ class AuditSequencer {
         for await (const m of messages) {
           if (m.seq <= last) continue;
           last = m.seq;
-          const j = decode<JnlMsg>(m.data);
+          const j = decode<JnlMsg>(openPayload(this.#keyring, m.data, m.subject));
           for (const d of j.audit ?? []) entries.push(this.#chain.link(d));
           if (m.info.pending > 0 && entries.length < 500) continue;
           if (entries.length > 0) {

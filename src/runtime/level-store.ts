@@ -1,7 +1,10 @@
 import { Level } from 'level';
 import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
+import { KeyFilter } from './key-filter.ts';
 import { Rng } from './rng.ts';
+import type { Keyring } from '../security/keyring.ts';
+import { openStoreLevel } from '../security/sealed-level.ts';
 import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
@@ -27,6 +30,12 @@ export interface LevelStoreOptions {
   faultRate?: number;
   /** Seed of the fault draws. @default 1 */
   faultSeed?: number;
+  /**
+   * Data keys: every value is sealed (AES-256-GCM) under the active key, and values under any key of
+   * the ring can be read (docs/encryption.md). A store once sealed refuses to open without keys.
+   * @default undefined (values stored as plain JSON)
+   */
+  keyring?: Keyring | undefined;
 }
 
 /** A write to the store failed; nothing of the failed batch was written. Retrying may succeed. */
@@ -44,7 +53,24 @@ export class StoreWriteError extends HandoffError {
  */
 export class LevelStore implements Store {
   readonly db: Level<string, unknown>;
-  #opts: Required<LevelStoreOptions>;
+  /** Commits may leave the record behind the journal (`checkpoint: false`); see {@link Commit.checkpoint}. */
+  readonly journalTail = true;
+  /** One batch at a time, in commit order; a failed batch fails everything queued behind it. */
+  readonly orderedCommits = true;
+  /** Actors with writes in the next batch (told to `onBatchFailed` if it fails). */
+  #batchActors = new Set<string>();
+  /**
+   * Bloom filters of the key spaces that are mostly asked for keys that are not there: actor records
+   * (is this id new?), command ids (the replay guard) and the world's ledger (did this effect take
+   * place?). Every key written through this store is added when it is queued; the keys already on
+   * disk are added by one scan of the space, started the first time the space is read. Until that
+   * scan ends, reads go to LevelDB as before; after it, a key the filter has never seen is answered
+   * "absent" without a read.
+   */
+  #filters = new Map<string, { filter: KeyFilter; state: 'idle' | 'loading' | 'ready' }>(
+    ['a', 'c', 'w'].map((space) => [space, { filter: new KeyFilter(), state: 'idle' }]),
+  );
+  #opts: Required<Omit<LevelStoreOptions, 'keyring'>>;
   #faults: Rng;
   #pending = new Map<string, Op>();
   /** Audit drafts of the next batch, in commit order; linked into the chain when it is written. */
@@ -71,8 +97,7 @@ export class LevelStore implements Store {
   }
 
   static async open(dir: string, opts: LevelStoreOptions = {}): Promise<LevelStore> {
-    const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
-    await db.open();
+    const db = await openStoreLevel(dir, opts.keyring);
     const store = new LevelStore(db, opts);
     store.#chain = new AuditChain(await store.lastAudit());
     return store;
@@ -82,10 +107,13 @@ export class LevelStore implements Store {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
     this.stats.commits++;
     const a = c.actor;
-    this.#put(K.actor(a.id), a);
+    this.#batchActors.add(a.id);
+    if (c.checkpoint !== false) this.#put(K.actor(a.id), a);
     this.#put(K.journal(a.id, c.journal.seq), c.journal);
-    if (a.status === 'active') this.#put(K.live(a.id), { kind: a.kind, model: a.model, hot: c.hot ?? false });
-    else this.#del(K.live(a.id));
+    if (c.liveChanged !== false) {
+      if (a.status === 'active') this.#put(K.live(a.id), { kind: a.kind, model: a.model, hot: c.hot ?? false });
+      else this.#del(K.live(a.id));
+    }
     for (const t of c.timersCleared ?? []) this.#del(K.timer(t));
     for (const t of c.timersSet ?? []) this.#put(K.timer(t), t);
     for (const m of c.outboxPut ?? []) this.#put(K.outbox(m.id), m);
@@ -109,7 +137,44 @@ export class LevelStore implements Store {
   async getAux<T>(space: string, key: string): Promise<T | undefined> {
     const pending = this.#pending.get(`${space}:${key}`);
     if (pending) return pending.type === 'put' ? (pending.value as T) : undefined;
+    if (this.#absent(`${space}:${key}`)) return undefined;
     return (await this.db.get(`${space}:${key}`)) as T | undefined;
+  }
+
+  /** True only if `key` was never written: its space's filter is loaded and has not seen it. */
+  #absent(key: string): boolean {
+    const f = key.charCodeAt(1) === 58 ? this.#filters.get(key[0]!) : undefined;
+    if (!f) return false;
+    if (f.state === 'ready') return !f.filter.mightContain(key);
+    if (f.state === 'idle' && !this.#closing) {
+      this.#hookDirectWrites();
+      void this.#scan(key[0]!, f);
+    }
+    return false;
+  }
+
+  #hooked = false;
+  /** Set while this store's own batch is handed to LevelDB (its keys were added when queued). */
+  #ownWrite = false;
+  /** Keys written to `db` directly rather than through this store (tools, tests) reach the filters too. */
+  #hookDirectWrites(): void {
+    if (this.#hooked) return;
+    this.#hooked = true;
+    this.db.hooks.prewrite.add((op) => {
+      if (this.#ownWrite || op.type !== 'put' || typeof op.key !== 'string' || op.key.charCodeAt(1) !== 58) return;
+      this.#filters.get(op.key[0]!)?.filter.add(op.key);
+    });
+  }
+
+  async #scan(space: string, f: { filter: KeyFilter; state: 'idle' | 'loading' | 'ready' }): Promise<void> {
+    f.state = 'loading';
+    try {
+      for await (const key of this.db.keys({ gt: `${space}:`, lt: `${space};` })) f.filter.add(key);
+      f.state = 'ready';
+    } catch {
+      // Closed while scanning: reads keep going to LevelDB.
+      f.state = 'idle';
+    }
   }
 
   async *auxValues<T>(space: string): AsyncIterable<T> {
@@ -127,6 +192,7 @@ export class LevelStore implements Store {
   }
 
   #put(key: string, value: unknown): void {
+    if (key.charCodeAt(1) === 58) this.#filters.get(key[0]!)?.filter.add(key);
     this.#pending.delete(key);
     this.#pending.set(key, { type: 'put', key, value });
   }
@@ -156,12 +222,19 @@ export class LevelStore implements Store {
       this.#auditDrafts = [];
       const ops = [...this.#pending.values(), ...audit.map((e): Op => ({ type: 'put', key: K.audit(e.seq), value: e }))];
       const waiters = this.#waiters;
+      const batchActors = this.#batchActors;
       this.#pending = new Map();
       this.#waiters = [];
-      this.#writing =
-        this.#opts.faultRate > 0 && !this.#closing && this.#faults.next() < this.#opts.faultRate
-          ? Promise.reject(new StoreWriteError(`injected store fault: batch of ${ops.length} operations not written`))
-          : this.db.batch(ops as never, { sync: this.#opts.sync } as never);
+      this.#batchActors = new Set();
+      this.#ownWrite = true;
+      try {
+        this.#writing =
+          this.#opts.faultRate > 0 && !this.#closing && this.#faults.next() < this.#opts.faultRate
+            ? Promise.reject(new StoreWriteError(`injected store fault: batch of ${ops.length} operations not written`))
+            : this.db.batch(ops as never, { sync: this.#opts.sync } as never);
+      } finally {
+        this.#ownWrite = false;
+      }
       try {
         await this.#writing;
         this.stats.batches++;
@@ -174,8 +247,11 @@ export class LevelStore implements Store {
         // snapshot includes the lost event's changes, but not its journal entry or timer index
         // entries): fail it too, so every actor involved restarts from what is durable.
         const behind = this.#waiters;
-        const actors = new Set<string>();
-        for (const op of [...ops, ...this.#pending.values()]) if (op.key.startsWith('a:')) actors.add(op.key.slice(2));
+        // Every actor with a write in the batch or behind it (a journal entry alone counts: its record
+        // may not be rewritten by every commit).
+        const actors = batchActors;
+        for (const id of this.#batchActors) actors.add(id);
+        this.#batchActors = new Set();
         this.#pending = new Map();
         this.#auditDrafts = [];
         this.#waiters = [];
@@ -198,6 +274,7 @@ export class LevelStore implements Store {
   }
 
   async load(id: string): Promise<ActorRecord | undefined> {
+    if (this.#absent(K.actor(id))) return undefined;
     return (await this.db.get(K.actor(id))) as ActorRecord | undefined;
   }
 
@@ -233,8 +310,19 @@ export class LevelStore implements Store {
     return this.#enqueue();
   }
 
-  async *journal(id: string): AsyncIterable<JournalEntry> {
-    for await (const value of this.db.values({ gt: `j:${id}:`, lt: `j:${id};` })) yield value as JournalEntry;
+  async *journal(id: string, from = 0): AsyncIterable<JournalEntry> {
+    for await (const value of this.db.values({ gte: K.journal(id, from), lt: `j:${id};` })) yield value as JournalEntry;
+  }
+
+  /** Deletes journal entries of `id` up to `throughSeq`, in the next batch (see {@link Store.deleteJournal}). */
+  async deleteJournal(id: string, throughSeq = Number.MAX_SAFE_INTEGER): Promise<number> {
+    let n = 0;
+    for await (const key of this.db.keys({ gte: K.journal(id, 0), lte: K.journal(id, Math.min(throughSeq, 9_999_999_999)) })) {
+      this.#del(key);
+      n++;
+    }
+    if (n > 0) await this.#enqueue();
+    return n;
   }
 
   async *outbox(): AsyncIterable<OutboxMessage> {
@@ -242,7 +330,10 @@ export class LevelStore implements Store {
   }
 
   async hasCommand(commandId: string): Promise<boolean> {
-    return (await this.db.get(K.command(commandId))) !== undefined;
+    const key = K.command(commandId);
+    if (this.#pending.get(key)?.type === 'put') return true;
+    if (this.#absent(key)) return false;
+    return (await this.db.get(key)) !== undefined;
   }
 
   async *dueTimers(until: number, limit = Infinity): AsyncIterable<TimerEntry> {

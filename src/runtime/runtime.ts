@@ -29,7 +29,7 @@ import { MemoryTransport } from '../transport/memory-transport.ts';
 import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
 import type { AuditDraft } from './audit-log.ts';
 import { systemClock, type Clock } from './clock.ts';
-import type { ActorKind, ActorRecord, Commit, JournalEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
+import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 import { TimerService } from './timer-service.ts';
 import { createLogger } from './logger.ts';
 import { ActorMovedError, isNotMine } from '../cluster/errors.ts';
@@ -90,6 +90,41 @@ export interface RuntimeOptions {
    * fails with `actor.moved`. @default every actor
    */
   owns?: (actorId: string) => boolean;
+  /**
+   * Destinations outside the actor system for outbox messages (webhooks: `src/notify`). What a
+   * channel adds to a transition is written in the same commit and delivered at least once.
+   * @default none
+   */
+  channels?: OutboxChannel[];
+}
+
+/** A transition as an {@link OutboxChannel} sees it, before it is written. */
+export interface ChannelTransition {
+  id: string;
+  kind: ActorKind;
+  model: LoadedModel;
+  seq: number;
+  event: { type: string; at: number; [k: string]: unknown };
+  state: string;
+  status: ActorRecord['status'];
+  /** The context before the event (undefined at creation) and after it. */
+  prev: AgentContext | CaseContext | undefined;
+  context: AgentContext | CaseContext;
+}
+
+/**
+ * A destination outside the actor system for outbox messages (webhooks, `src/notify`). The messages
+ * it adds to a commit are written atomically with the transition, handed to `deliver` once durable,
+ * and handed again at every start until the channel removes them with `store.ackOutbox`.
+ */
+export interface OutboxChannel {
+  /** Outbox messages whose `to` starts with this belong to the channel, e.g. `webhook:`. */
+  readonly prefix: string;
+  /** Messages to write with this transition. It runs on the write path: quick, and it must not throw. */
+  messagesFor(t: ChannelTransition): OutboxMessage[];
+  deliver(msg: OutboxMessage): void;
+  /** Delivers one of the channel's dead letters again; throws when it still cannot be delivered. */
+  replay(letter: DeadLetter): Promise<void>;
 }
 
 /** What a caller gets back once an event is durable. */
@@ -144,7 +179,17 @@ interface Cell {
   dispatched: string | null;
   /** Commits and effects of this actor in progress; a busy actor is never passivated. */
   pending: number;
+  /** Seq of the last commit that rewrote the actor's record (its snapshot); later ones are journal only. */
+  checkpointSeq: number;
+  /** The hot flag of the live-index entry as last written; undefined: unknown, write it with the next commit. */
+  liveHot: boolean | undefined;
 }
+
+/**
+ * An agent with an effect in flight is rebuilt from its record plus at most this many journal
+ * entries: its commits between rest points write the journal entry only (see docs/durability.md).
+ */
+const MAX_JOURNAL_TAIL = 8;
 
 function stateString(value: StateValue): string {
   if (typeof value === 'string') return value;
@@ -195,6 +240,7 @@ export class Runtime {
   #ownsTransport: boolean;
   #inspect: RuntimeOptions['inspect'];
   #telemetry: RuntimeOptions['telemetry'];
+  #channels: OutboxChannel[];
   /** Counters for progress displays and benchmarks. */
   readonly stats = { events: 0, effects: 0, rejected: 0, crashes: 0, restarts: 0, restored: 0, evicted: 0, rehydrated: 0, deadLetters: 0, storeFailures: 0 };
 
@@ -215,11 +261,12 @@ export class Runtime {
     this.#planners = opts.planners ?? {};
     for (const m of opts.models) {
       const gate = opts.gateFor?.(m) ?? m.gate;
-      this.#machines.set(m.name, { agent: agentMachineFor({ gate, onExpiry: m.config.policy.onExpiry }) });
+      this.#machines.set(m.name, { agent: agentMachineFor({ gate, onExpiry: m.config.policy.onExpiry, freshness: m.config.freshness }) });
     }
     this.#faults = opts.faults;
     this.#inspect = opts.inspect;
     this.#telemetry = opts.telemetry;
+    this.#channels = opts.channels ?? [];
     this.#owns = opts.owns;
     this.#breakerOpts = opts.circuitBreaker ?? {};
     this.#maxResident = opts.maxResident ?? 10_000;
@@ -273,7 +320,7 @@ export class Runtime {
   }
 
   /** Builds a live actor from its record; throws if the snapshot is corrupt. */
-  #restore(rec: ActorRecord, model: LoadedModel): Cell {
+  #restore(rec: ActorRecord, model: LoadedModel, checkpointSeq = rec.seq): Cell {
     const machine = rec.kind === 'agent' ? this.#machines.get(model.name)!.agent : reviewCaseMachine;
     const inspect = this.#inspect && ((e: InspectionEvent) => this.#inspect!(e, rec.id));
     const actor = createActor(machine, { snapshot: rec.snapshot as never, clock: this.clock as never, ...(inspect ? { inspect } : {}) });
@@ -285,7 +332,62 @@ export class Runtime {
       throw new Error(`snapshot of ${rec.id} does not restore: ${String(snap.error ?? 'no context')}`);
     }
     const timers = { ...((snap.context as { timers?: Timers }).timers ?? {}) };
-    return { id: rec.id, kind: rec.kind, model, actor, seq: rec.seq, timers, dispatched: null, pending: 0 };
+    return { id: rec.id, kind: rec.kind, model, actor, seq: rec.seq, timers, dispatched: null, pending: 0, checkpointSeq, liveHot: undefined };
+  }
+
+  /** Journal entries after an agent's durable record (commits that did not rewrite it); none for other actors. */
+  async #tailOf(rec: ActorRecord): Promise<JournalEntry[]> {
+    if (!this.store.journalTail || rec.kind !== 'agent' || rec.status !== 'active') return [];
+    const tail: JournalEntry[] = [];
+    for await (const e of this.store.journal(rec.id, rec.seq + 1)) if (e.seq > rec.seq) tail.push(e);
+    return tail;
+  }
+
+  /**
+   * The record as of the actor's last journal entry: its durable snapshot with the journal tail
+   * replayed through the machine (machines are pure and every input is in the journal, so the replay
+   * reaches exactly the state each entry recorded; a mismatch throws, like a corrupt snapshot).
+   */
+  #replay(rec: ActorRecord, tail: JournalEntry[]): ActorRecord {
+    if (tail.length === 0) return rec;
+    const machine = this.#machines.get(rec.model)?.agent;
+    if (!machine) throw new Error(`cannot replay ${rec.id}: no model named '${rec.model}' is loaded`);
+    const actor = createActor(machine, { snapshot: rec.snapshot as never, clock: this.clock as never });
+    actor.subscribe({ error: () => undefined });
+    actor.start();
+    try {
+      let seq = rec.seq;
+      let at = rec.updatedAt;
+      for (const e of tail) {
+        if (e.seq !== seq + 1) throw new Error(`journal of ${rec.id} has a gap after seq ${seq}`);
+        const before = actor.getSnapshot();
+        if (before.status !== 'active' || !before.can(e.event as never)) throw new Error(`replaying ${rec.id}: seq ${e.seq} (${e.event.type}) is not accepted in ${stateString(before.value)}`);
+        actor.send(e.event as never);
+        const after = actor.getSnapshot();
+        if (after.status === 'error') throw new Error(`replaying ${rec.id}: seq ${e.seq} (${e.event.type}) crashed: ${String(after.error)}`);
+        const state = stateString(after.value);
+        if (state !== e.state) throw new Error(`replaying ${rec.id}: seq ${e.seq} (${e.event.type}) reached ${state}, the journal says ${e.state}`);
+        seq = e.seq;
+        at = e.at;
+      }
+      const snap = actor.getSnapshot();
+      return { ...rec, seq, state: stateString(snap.value), status: snap.status === 'done' ? 'done' : 'active', snapshot: actor.getPersistedSnapshot(), updatedAt: at };
+    } finally {
+      actor.stop();
+    }
+  }
+
+  /** The durable record brought up to the journal (for reads of actors that are not resident). */
+  async #currentRecord(id: string): Promise<ActorRecord | undefined> {
+    const rec = await this.store.load(id);
+    if (!rec) return undefined;
+    const tail = await this.#tailOf(rec);
+    try {
+      return this.#replay(rec, tail);
+    } catch (err) {
+      this.log.warn({ actor: id, err }, 'journal tail does not replay; showing the last snapshot');
+      return { ...rec, seq: tail.at(-1)?.seq ?? rec.seq };
+    }
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -423,7 +525,7 @@ export class Runtime {
       const snap = cell.actor.getSnapshot();
       return { id: cell.id, kind: cell.kind, model: cell.model.name, seq: cell.seq, state: stateString(snap.value), status: snap.status, context: snap.context };
     }
-    const rec = await this.store.load(actorId);
+    const rec = await this.#currentRecord(actorId);
     if (!rec) return undefined;
     const context = (rec.snapshot as { context: AgentContext | CaseContext }).context;
     return { id: rec.id, kind: rec.kind, model: rec.model, seq: rec.seq, state: rec.state, status: rec.status, context };
@@ -522,6 +624,7 @@ export class Runtime {
       const rec = await this.store.load(id);
       if (!rec) return undefined;
       if (rec.status !== 'active') return rec;
+      const tail = await this.#tailOf(rec);
       const again = this.#cells.get(id);
       if (again) return again;
       if (this.#owns && !this.#owns(id)) throw new ActorMovedError(id, null);
@@ -531,7 +634,7 @@ export class Runtime {
       if (suspended) throw new ActorSuspendedError(id, suspended);
       let cell: Cell;
       try {
-        cell = this.#restore(rec, this.#model(rec.model));
+        cell = this.#restore(this.#replay(rec, tail), this.#model(rec.model), rec.seq);
       } catch (err) {
         this.#onCrash(id, rec.kind, rec.model, err, undefined);
         throw new ActorCrashedError(id, err);
@@ -589,7 +692,7 @@ export class Runtime {
     actor.start();
     const snap = actor.getSnapshot();
     if (snap.status === 'error') throw new ActorCrashedError(id, snap.error);
-    const cell: Cell = { id, kind, model, actor, seq: 0, timers: {}, dispatched: null, pending: 0 };
+    const cell: Cell = { id, kind, model, actor, seq: 0, timers: {}, dispatched: null, pending: 0, checkpointSeq: 0, liveHot: undefined };
     this.#cells.set(id, cell);
     this.#touch(id);
     return this.#commitTransition(cell, { type: 'xstate.init', at: this.clock.now(), input }, undefined, undefined);
@@ -631,8 +734,15 @@ export class Runtime {
       const ctx = snap.context as AgentContext | CaseContext;
       const seq = prev === undefined ? 0 : cell.seq + 1;
       const state = stateString(snap.value);
-      const persisted = cell.actor.getPersistedSnapshot();
       const status = snap.status === 'done' ? 'done' : 'active';
+      const hot = cell.kind === 'agent' && !!(ctx as AgentContext).effect;
+      // The record (snapshot) is rewritten where the actor can rest: at creation, when it has no
+      // effect in flight (awaiting a human, backing off, finished), and every MAX_JOURNAL_TAIL events.
+      // In between (perceive → plan → act) only the journal entry is written: the effect in flight
+      // makes the actor hot, so recovery rebuilds it from the record and the journal after it.
+      const checkpoint = !this.store.journalTail || cell.kind !== 'agent' || seq === 0 || status !== 'active' || !hot || seq - cell.checkpointSeq >= MAX_JOURNAL_TAIL;
+      const liveChanged = status !== 'active' || cell.liveHot !== hot;
+      const persisted = checkpoint ? cell.actor.getPersistedSnapshot() : null;
       const timers = (ctx.timers ?? {}) as Timers;
       const timersSet: TimerEntry[] = [];
       const timersCleared: TimerEntry[] = [];
@@ -646,13 +756,21 @@ export class Runtime {
         const c = ctx as CaseContext;
         if (c.resolution) outbox.push({ id: `${cell.id}.resolution`, to: c.episodeId, event: { type: 'case.resolved', at: event.at, resolution: c.resolution } });
       }
+      for (const channel of this.#channels) {
+        try {
+          outbox.push(...channel.messagesFor({ id: cell.id, kind: cell.kind, model: cell.model, seq, event, state, status, prev, context: ctx }));
+        } catch (err) {
+          this.log.error({ actor: cell.id, channel: channel.prefix, err }, 'outbox channel threw; its messages for this transition are lost');
+        }
+      }
       const outboxDone = event.type === 'case.resolved' ? [`${(event as unknown as { resolution: { caseId: string } }).resolution.caseId}.resolution`] : undefined;
       const audit = this.#auditFor(cell, prev, ctx, event, status);
 
       const record: ActorRecord = { id: cell.id, kind: cell.kind, model: cell.model.name, seq, status, state, snapshot: persisted, updatedAt: event.at };
-      const hot = cell.kind === 'agent' && !!(ctx as AgentContext).effect;
       const commit: Commit = {
         hot,
+        ...(checkpoint ? {} : { checkpoint: false }),
+        ...(liveChanged ? {} : { liveChanged: false }),
         actor: record,
         journal: { seq, at: event.at, event, state },
         ...(timersSet.length ? { timersSet } : {}),
@@ -663,6 +781,8 @@ export class Runtime {
         ...(commandId ? { commandId } : {}),
       };
       cell.seq = seq;
+      if (checkpoint) cell.checkpointSeq = seq;
+      cell.liveHot = status === 'active' ? hot : undefined;
       cell.timers = { ...timers };
       this.stats.events++;
       const durable = this.store.commit(commit);
@@ -676,6 +796,7 @@ export class Runtime {
           this.#runEffect(cell, ctx as AgentContext, effect);
         }
       }
+      const early = cell.kind === 'case' && status === 'done' && this.store.orderedCommits ? outbox.filter((m) => this.#deliverEarly(m, durable)) : [];
       cell.pending++;
       try {
         await durable;
@@ -692,7 +813,7 @@ export class Runtime {
       } finally {
         cell.pending--;
       }
-      this.#release(cell, ctx, outbox, { event: event.type, at: event.at, state, seq, status });
+      this.#release(cell, ctx, early.length ? outbox.filter((m) => !early.includes(m)) : outbox, { event: event.type, at: event.at, state, seq, status });
       if (this.#telemetry) {
         try {
           this.#telemetry({ id: cell.id, kind: cell.kind, model: cell.model.name, seq, at: event.at, event: event.type, state, status, from, data: event, context: ctx });
@@ -767,7 +888,14 @@ export class Runtime {
     }
   }
 
+  #channelOf(to: string): OutboxChannel | undefined {
+    return this.#channels.find((c) => to.startsWith(c.prefix));
+  }
+
   #deliver(msg: OutboxMessage): void {
+    // A channel's deliveries (webhooks) run on their own schedule, outside the runtime's work count.
+    const channel = this.#channelOf(msg.to);
+    if (channel) return channel.deliver(msg);
     this.#busy++;
     const operator = msg.event.type === 'case.resolved' && (msg.event as unknown as { resolution: { caseId: string } }).resolution.caseId.startsWith(`${msg.to}.operator-`);
     (operator ? this.#operatorDecision(msg) : this.send(msg.to, msg.event as unknown as AgentEvent))
@@ -789,6 +917,30 @@ export class Runtime {
         }
       })
       .finally(() => this.#settle());
+  }
+
+  /**
+   * A case's resolution for an agent resident on this node is applied at once, without waiting for
+   * the case's commit: the agent's commit (which also deletes the outbox message) is queued after the
+   * case's, so it lands in the same batch or a later one and cannot be durable first; a failed batch
+   * fails everything queued behind it, so both restart from what is durable. The agent's own
+   * consequences (its next effect) still wait for its commit. If the agent does not take it now,
+   * the message goes the usual way: delivered from the outbox once the case's commit is durable.
+   * Only on stores with {@link Store.orderedCommits}.
+   */
+  #deliverEarly(msg: OutboxMessage, durable: Promise<void>): boolean {
+    const target = this.#cells.get(msg.to);
+    if (!target || target.kind !== 'agent' || msg.event.type !== 'case.resolved' || this.#channelOf(msg.to) || this.#stopped) return false;
+    if ((msg.event as unknown as { resolution: { caseId: string } }).resolution.caseId.startsWith(`${msg.to}.operator-`)) return false;
+    this.#busy++;
+    this.send(msg.to, msg.event as unknown as AgentEvent)
+      .catch((err: unknown) => {
+        // Refused (stale) as the outbox delivery would be; otherwise deliver it from the outbox once
+        // (and only if) the resolution is durable: never retry a resolution that may have been lost.
+        if (!(err instanceof EventRejectedError)) void durable.then(() => this.#deliver(msg), () => undefined);
+      })
+      .finally(() => this.#settle());
+    return true;
   }
 
   #fireTimer(t: TimerEntry): void {
@@ -914,7 +1066,7 @@ export class Runtime {
     }
     this.#suspended.delete(id);
     await this.store.putMeta('suspended', Object.fromEntries(this.#suspended));
-    const rec = await this.store.load(id);
+    const rec = await this.#currentRecord(id);
     if (resolution.outcome === 'approved' || resolution.outcome === 'modified') {
       this.#supervisor.reset(id);
       await this.audit([{ at: this.clock.now(), kind: 'actor.resumed', actor: id, by: resolution.decidedBy.join(',') || 'operator', data: { operatorCase: resolution.caseId } }]);
@@ -950,7 +1102,9 @@ export class Runtime {
     for await (const d of this.store.deadLetters()) if (filter(d.id)) letters.push(d);
     for (const d of letters) {
       try {
-        await this.send(d.actorId, { ...d.event, at: this.clock.now() } as unknown as AgentEvent);
+        const channel = this.#channelOf(d.actorId);
+        if (channel) await channel.replay(d);
+        else await this.send(d.actorId, { ...d.event, at: this.clock.now() } as unknown as AgentEvent);
         await this.store.deleteDeadLetter(d.id);
         delivered++;
       } catch (err) {

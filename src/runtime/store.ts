@@ -70,6 +70,15 @@ export interface Commit {
   commandId?: string;
   /** The actor has an effect pending after this commit. */
   hot?: boolean;
+  /**
+   * `false`: the actor's record (its snapshot) is not rewritten; only the journal entry and the rest
+   * are written, so the durable record lags behind the journal and whoever loads the actor replays
+   * the journal after the record's `seq`. Only sent to stores with {@link Store.journalTail}.
+   * @default true
+   */
+  checkpoint?: boolean;
+  /** `false`: the live-index entry (status, hot) is the same as the last one written. @default true */
+  liveChanged?: boolean;
 }
 
 /**
@@ -78,6 +87,18 @@ export interface Commit {
  * write is durable (see docs/architecture.md, "Durability").
  */
 export interface Store {
+  /**
+   * The store accepts commits with `checkpoint: false` (journal entry only): records may lag behind
+   * the journal, and the runtime rebuilds an actor from its record plus the journal after it.
+   */
+  readonly journalTail?: boolean;
+  /**
+   * Commits become durable in the order they were made, across actors, and a failed write fails
+   * every commit queued behind it (group commit into one log). The runtime relies on it to hand a
+   * case's resolution to a resident agent before the case's commit is durable. Stores that commit
+   * each actor on its own (JetStream, with compare-and-set per actor) leave it unset.
+   */
+  readonly orderedCommits?: boolean;
   commit(c: Commit): Promise<void>;
   load(id: string): Promise<ActorRecord | undefined>;
   /** Actors that have not finished. */
@@ -85,7 +106,14 @@ export interface Store {
   /** Ids of unfinished actors, with whether they had an effect pending (those are loaded at start). */
   liveIndex(): AsyncIterable<LiveEntry>;
   actors(kind?: ActorKind): AsyncIterable<ActorRecord>;
-  journal(id: string): AsyncIterable<JournalEntry>;
+  /** The actor's journal, in order, from seq `from` (default 0) on. */
+  journal(id: string, from?: number): AsyncIterable<JournalEntry>;
+  /**
+   * Deletes an actor's journal entries with seq ≤ `throughSeq` (all of them by default); the
+   * actor's record, the audit log and everything else stay. Retention's compaction uses it
+   * (docs/governance.md). Resolves with the number of entries deleted, once durable.
+   */
+  deleteJournal(id: string, throughSeq?: number): Promise<number>;
   outbox(): AsyncIterable<OutboxMessage>;
   hasCommand(commandId: string): Promise<boolean>;
   /** Timers due at or before `until`, earliest first. */

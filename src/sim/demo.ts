@@ -8,6 +8,7 @@ import { loadModel } from '../models/loader.ts';
 import { SimulatedClock } from '../runtime/clock.ts';
 import { serveCommands } from '../runtime/command-server.ts';
 import { LevelStore } from '../runtime/level-store.ts';
+import type { Keyring } from '../security/keyring.ts';
 import { Rng } from '../runtime/rng.ts';
 import type { FaultSpec } from '../runtime/faults.ts';
 import { assembleReasoning } from '../runtime/reasoning.ts';
@@ -35,6 +36,8 @@ export interface DemoOptions {
   arrivalMs?: number;
   /** Transient failures injected into perceive / plan / execute / compensate / store steps. */
   faults?: FaultSpec;
+  /** Data keys: seal the store's values at rest (docs/encryption.md). @default undefined (plaintext) */
+  keyring?: Keyring | undefined;
   /**
    * Drift-aware gating. Off by default in the demo: its simulated reviewers modify or reject about a
    * third of cases at random, which a drift monitor rightly reads as a planner going wrong.
@@ -87,7 +90,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   await mkdir(opts.data, { recursive: true });
   const empty = (await readdir(opts.data)).length === 0;
   if (!opts.resume && !empty) throw new HandoffError('demo.data_not_empty', `data folder ${opts.data} is not empty: pass --resume to continue its run, or choose another --data`);
-  const store = await LevelStore.open(opts.data, { faultRate: opts.faults?.store ?? 0, faultSeed: opts.seed });
+  const store = await LevelStore.open(opts.data, { faultRate: opts.faults?.store ?? 0, faultSeed: opts.seed, keyring: opts.keyring });
   try {
     let meta = await store.getMeta<DemoMeta>('demo');
     if (opts.resume && !meta) throw new HandoffError('demo.nothing_to_resume', `data folder ${opts.data} holds no demo run to resume`);

@@ -1,6 +1,7 @@
 import { connect, headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection, type Msg as NatsMsg, type Status, type Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { HandoffError, fromWireError, toWireError, type WireError } from '../contracts/errors.ts';
 import type { Msg, Subscription, Transport } from './transport.ts';
+import { natsConnectError, natsConnectOptions, redactServerUrl, type NatsSecurityOptions } from '../security/nats-auth.ts';
 
 /** Options of {@link NatsTransport.connect}. */
 export interface NatsTransportOptions {
@@ -17,6 +18,8 @@ export interface NatsTransportOptions {
   reconnectWaitMs?: number;
   /** Client pings the server this often, ms; a dead server is noticed after `maxPingOut` of them. @default 2000 */
   pingIntervalMs?: number;
+  /** TLS and credentials (docs/security.md). @default none: TLS only if the server requires it */
+  security?: NatsSecurityOptions;
 }
 
 type Reply = { ok: true; data: unknown } | { ok: false; error: WireError };
@@ -102,19 +105,41 @@ export class NatsTransport implements Transport {
     void this.#watchStatus();
   }
 
-  /** Connects to `servers` (e.g. `nats://127.0.0.1:4222`) and never gives up reconnecting. */
+  /**
+   * Connects to `servers` (e.g. `nats://127.0.0.1:4222`) and never gives up reconnecting. A server
+   * that is not up yet is waited for; refused credentials (`transport.auth_failed`) and TLS failures
+   * (`transport.tls_failed`) are thrown at once, since retrying cannot fix them.
+   */
   static async connect(servers: string | string[], opts: NatsTransportOptions = {}): Promise<NatsTransport> {
-    const nc = await connect({
-      servers,
-      ...(opts.name ? { name: opts.name } : {}),
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: opts.reconnectWaitMs ?? 250,
-      reconnectJitter: 50,
-      pingInterval: opts.pingIntervalMs ?? 2000,
-      maxPingOut: 3,
-      waitOnFirstConnect: true,
-    });
-    return new NatsTransport(nc, { ...opts, ownsConnection: true });
+    const security = natsConnectOptions(opts.security);
+    const label = (Array.isArray(servers) ? servers : [servers]).map(redactServerUrl).join(',');
+    const wait = opts.reconnectWaitMs ?? 250;
+    const base = { servers, ...(opts.name ? { name: opts.name } : {}), ...security, waitOnFirstConnect: false };
+    // nats.js's waitOnFirstConnect would also retry refused credentials and TLS failures for ever, and
+    // a reconnecting client turns a TLS alert sent after the handshake (a client certificate the
+    // server refuses) into a 20 s timeout. So each attempt is a probe without reconnects, which fails
+    // fast with the real cause, then the connection; only failures worth retrying are retried.
+    for (;;) {
+      try {
+        const probe = await connect({ ...base, reconnect: false });
+        await probe.close();
+        const nc = await connect({
+          ...base,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: wait,
+          reconnectJitter: 50,
+          reconnectJitterTLS: 50,
+          pingInterval: opts.pingIntervalMs ?? 2000,
+          maxPingOut: 3,
+        });
+        return new NatsTransport(nc, { ...opts, ownsConnection: true });
+      } catch (err) {
+        const fatal = natsConnectError(err, label);
+        if (fatal) throw fatal;
+        if ((err as { name?: string }).name === 'InvalidArgumentError' || err instanceof TypeError) throw transportError(err, label);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
   }
 
   /** Whether the client is connected now (false between a disconnect and the reconnect). */

@@ -108,6 +108,11 @@ describe('reviewer console, end to end', () => {
     await expect(amelie.locator('.chip.state-modified').count()).resolves.toBe(1);
     await expect.poll(() => amelie.locator('#audit tbody tr[data-kind="case.modified"]').count(), { timeout: 5000 }).toBe(1);
     await shot(amelie, 'case-decided', true);
+    // The lineage card: sources → plans (the planner's and Amélie's) → gate → review → actions, with audit numbers.
+    await expect.poll(() => amelie.locator('#lineage .lineage-stage[data-stage="plans"] .lineage-item').count(), { timeout: 5000 }).toBe(2);
+    await expect(amelie.locator('#lineage .lineage-stage[data-stage="sources"]').innerText()).resolves.toContain('shop-orders');
+    await expect(amelie.locator('#lineage').innerText()).resolves.toContain('modified by r-amelie');
+    await expect.poll(() => amelie.locator('#lineage .lineage-seq').count(), { timeout: 5000 }).toBeGreaterThan(3);
 
     // ... and the case leaves Jonas's queue, live.
     await row.waitFor({ state: 'detached', timeout: 5000 });

@@ -560,8 +560,10 @@ describe('restart', () => {
     expect(closing).toBeDefined();
     await closing;
 
-    // Before restarting: the effect took place, its result was never journaled.
-    expect((await env.store.load(id))!.state).toBe('acting');
+    // Before restarting: the effect took place, its result was never journaled. (The durable state is
+    // the journal's last entry: between rest points an agent's record is not rewritten.)
+    expect((await collect(env.store.journal(id))).at(-1)!.state).toBe('acting');
+    expect((await env.store.load(id))!.seq).toBeLessThanOrEqual((await collect(env.store.journal(id))).at(-1)!.seq);
     expect((await ledgerOf(env.world, id)).map((e) => [e.key, e.applications])).toEqual([[`${id}/0`, 1]]);
     expect((await collect(env.store.journal(id))).some((j) => j.event.type === 'action.done')).toBe(false);
     // The result lives only in the world's ledger: the restart must find it there, not run it again.
@@ -583,7 +585,9 @@ describe('restart', () => {
 
 describe('outbox', () => {
   it('a resolution not yet consumed by the agent stays in the outbox across a restart and is delivered once', async () => {
-    const env = await openEnv();
+    // One resident actor: the agent is passivated while its case is worked, so the resolution goes
+    // through the outbox (a resident agent would take it at once, before the case's commit is durable).
+    const env = await openEnv({ runtime: { maxResident: 1 } });
     const [sig] = await reviewSignals();
     const id = 'ep-outbox';
     const caseId = await startToCase(env, sig!, id);

@@ -96,10 +96,17 @@ describe('a model folder the generator has never seen', () => {
     expect(Object.keys(lite.fixtures.plans).sort()).toEqual(['auto', 'deny', 'review:1', 'review:2']);
     // An expired review falls back to the safe action, so the episode never ends 'expired': named.
     expect(lite.coverage.agent.unreachableStates).toEqual(['expired']);
-    expect(lite.coverage.agent.unreachableTransitions).toEqual(['awaitingReview --case.resolved#4--> expired']);
+    // (The freshness transitions depend on elapsed time, which the generator does not vary.)
+    expect(lite.coverage.agent.unreachableTransitions).toEqual([
+      'awaitingReview --case.resolved#4--> expired',
+      'awaitingReview --case.resolved#5--> gating',
+      'gating --always#3--> perceiving',
+    ]);
     expect(lite.coverage.warnings).toEqual([
       "agent: state 'expired' is unreachable with model refunds-lite",
       "agent: transition 'awaitingReview --case.resolved#4--> expired' is unreachable with model refunds-lite",
+      "agent: transition 'awaitingReview --case.resolved#5--> gating' is unreachable with model refunds-lite",
+      "agent: transition 'gating --always#3--> perceiving' is unreachable with model refunds-lite",
     ]);
     expect(lite.coverage.agent.states.reachable).toBe(16);
     expect(lite.coverage.case.states.reachable).toBe(6);

@@ -11,7 +11,8 @@ import { createActor, type Actor } from 'xstate';
 import { getShortestPaths } from 'xstate/graph';
 import { describe, expect, it } from 'vitest';
 import type { GateDecision } from '../../src/contracts/gate-decision.ts';
-import type { PolicyConfig, RetryConfig } from '../../src/contracts/model-config.ts';
+import type { FreshnessConfig, PolicyConfig, RetryConfig } from '../../src/contracts/model-config.ts';
+import type { Observation } from '../../src/contracts/observation.ts';
 import type { Plan } from '../../src/contracts/plan.ts';
 import type { CaseOutcome, CaseResolution } from '../../src/contracts/review-case.ts';
 import { agentMachine, agentMachineFor, type AgentContext, type AgentEvent } from '../../src/machines/agent.ts';
@@ -43,7 +44,7 @@ class Agent {
   /** The clock of this test: every helper advances it by 10 ms unless told the time. */
   now = T0;
 
-  constructor(opts: { decisions?: GateDecision[]; onExpiry?: PolicyConfig['onExpiry']; retry?: RetryConfig } = {}) {
+  constructor(opts: { decisions?: GateDecision[]; onExpiry?: PolicyConfig['onExpiry']; retry?: RetryConfig; freshness?: FreshnessConfig } = {}) {
     const queue = [...(opts.decisions ?? [auto()])];
     const machine = agentMachineFor({
       gate: (plan) => {
@@ -52,6 +53,7 @@ class Agent {
         return queue.length > 1 ? queue.shift()! : queue[0]!;
       },
       onExpiry: opts.onExpiry ?? EXPIRY_DENY,
+      ...(opts.freshness ? { freshness: opts.freshness } : {}),
     });
     this.actor = createActor(machine, {
       input: { episodeId: EPISODE, model: 'test-model', signal: { ticket: 42 }, retry: opts.retry ?? RETRY },
@@ -99,8 +101,8 @@ class Agent {
     return this;
   }
 
-  perceived(at?: number): this {
-    return this.send({ type: 'perceive.done', effectId: this.effectId, observation: mkObservation(), at: this.tick(at) });
+  perceived(at?: number, observation: Observation = mkObservation()): this {
+    return this.send({ type: 'perceive.done', effectId: this.effectId, observation, at: this.tick(at) });
   }
   planned(plan: Plan = PLAN_1, at?: number): this {
     return this.send({ type: 'plan.done', effectId: this.effectId, plan, at: this.tick(at) });
@@ -701,6 +703,59 @@ describe('agent machine: outcomes', () => {
       expect(a.snap.output?.outcome, outcome).toBe(outcome);
     }
     expect([...outcomes.keys()].sort()).toEqual(['approved', 'autoActed', 'compensated', 'denied', 'expired', 'failed', 'modified', 'rejected']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Freshness (the rule itself: freshness.test.ts; the guarantee as a property: freshness.property.test.ts)
+// ---------------------------------------------------------------------------------------------------
+
+describe('agent machine: freshness', () => {
+  const MIN = 60_000;
+  const limits = (onStale: FreshnessConfig['onStale'], maxReperceives = 1): FreshnessConfig => ({ sources: { test: { maxAgeMs: 10 * MIN } }, onStale, maxReperceives });
+  const observedAt = (at: number): Observation => ({ ...mkObservation(), provenance: { source: 'test', observedAt: new Date(at).toISOString(), transforms: [] } });
+
+  it('stale at the gate with onStale reperceive → perceiving again, with new effect ids; fresh data then runs on its own', () => {
+    const a = new Agent({ freshness: limits('reperceive') }).perceived(T0 + 1).planned(PLAN_1, T0 + 11 * MIN);
+    expect(a.state).toBe('perceiving');
+    expect(a.ctx.decision?.ruleId).toBe('freshness.stale');
+    expect(a.ctx.reperceived).toBe(1);
+    expect(a.ctx.effect).toEqual({ id: 'ep-1:perceive:r1:1', kind: 'perceive', attempt: 1 });
+    a.perceived(T0 + 12 * MIN, observedAt(T0 + 12 * MIN));
+    expect(a.ctx.effect?.id).toBe('ep-1:plan:r1:1');
+    a.planned(PLAN_1, T0 + 13 * MIN);
+    expect(a.state).toBe('acting');
+    expect(a.ctx.resolution).toBe('auto');
+    expect(a.ctx.decision?.rules.find((r) => r.ruleId === 'freshness.fresh')?.result).toBe('pass');
+  });
+
+  it('still stale after the last re-perception → review, the reason names the staleness', () => {
+    const a = new Agent({ freshness: limits('reperceive', 1) }).perceived(T0).planned(PLAN_1, T0 + 11 * MIN);
+    a.perceived(T0 + 12 * MIN).planned(PLAN_1, T0 + 13 * MIN);
+    expect(a.state).toBe('awaitingReview');
+    expect(a.ctx.decision?.outcome).toBe('review');
+    expect(a.ctx.decision?.reasons[0]).toMatch(/stale data: the observation from 'test'.*13m 00s old.*limit 10m 00s.*perceived again 1 time/);
+  });
+
+  it('an approval arriving after the data went stale is gated again at its time: a new case shows the staleness, its approval acts', () => {
+    const a = new Agent({ decisions: [review(1)], freshness: limits('review') }).perceived(T0).planned(PLAN_1, T0 + MIN).caseOpened(T0 + MIN);
+    expect(a.ctx.decision?.ruleId).toBe('stub-review');
+    a.resolved(a.resolution('ep-1.case-1', 'approved', { at: T0 + 30 * MIN }));
+    expect(a.state).toBe('awaitingReview');
+    expect(a.ctx.effect?.caseId).toBe('ep-1.case-2');
+    expect(a.ctx.decision?.ruleId).toBe('freshness.stale');
+    a.caseOpened(T0 + 31 * MIN).resolved(a.resolution('ep-1.case-2', 'approved', { at: T0 + 40 * MIN }));
+    expect(a.state).toBe('acting');
+    expect(a.ctx.resolution).toBe('approved');
+    expect(a.ctx.staleAccepted).toBe(true);
+  });
+
+  it('a late approval with onStale reperceive perceives again (the approval concerned the old data)', () => {
+    const a = new Agent({ decisions: [review(1)], freshness: limits('reperceive') }).perceived(T0).planned(PLAN_1, T0 + MIN).caseOpened(T0 + MIN);
+    a.resolved(a.resolution('ep-1.case-1', 'approved', { at: T0 + 30 * MIN }));
+    expect(a.state).toBe('perceiving');
+    expect(a.ctx.resolution).toBeNull();
+    expect(a.ctx.approvedTier).toBe(0);
   });
 });
 

@@ -13,7 +13,7 @@ describe('handoff inspect', () => {
     ]);
     expect(mermaid.code, mermaid.stderr).toBe(0);
     expect(mermaid.stdout).toMatch(/^stateDiagram-v2\n {2}\[\*\] --> perceiving\n/);
-    expect(mermaid.stdout).toContain('awaitingReview --> acting : case.resolved [caseIsCurrent && caseApproved]');
+    expect(mermaid.stdout).toContain('awaitingReview --> acting : case.resolved [caseIsCurrent && caseApproved && !staleAtApproval]');
     expect(dot.code, dot.stderr).toBe(0);
     expect(dot.stdout).toContain('digraph "reviewCase"');
     expect(dot.stdout).toContain('"reviewCase.queued" -> "reviewCase.claimed" [label="claim [reviewerMayClaim]"]');

@@ -44,6 +44,7 @@ describe('statechart extraction', () => {
       ['always', 'gateDenies', 'agent.denied'],
       ['always', 'gateAllowsAuto', 'agent.acting'],
       ['always', 'reviewAlreadyCovers', 'agent.acting'],
+      ['always', 'staleMayReperceive', 'agent.perceiving'],
       ['always', null, 'agent.awaitingReview'],
     ]);
     expect(agent.nodes.find((n) => n.id === 'agent.done')!.type).toBe('final');

@@ -62,7 +62,7 @@ describe('inspection stream', () => {
     const taken = mine.flatMap((r) => r.transitions ?? []);
     expect(taken.length).toBeGreaterThan(2);
     for (const t of taken) expect(edges.has(t.edge), t.edge).toBe(true);
-    expect(taken.map((t) => t.edge)).toContain('agent.gating:always:3');
+    expect(taken.map((t) => t.edge)).toContain('agent.gating:always:4');
     // Sensitive fields never leave the node.
     const email = (c!.observation.fields as { customer: { email: string } }).customer.email;
     expect(JSON.stringify(records)).not.toContain(email);

@@ -2,6 +2,7 @@ import { api } from './api.js';
 import { commandId, debounce, fmtDuration, fmtIso, fmtPct, fmtTime, h, humanize, now, replace, riskBand, setStyle, slaClass } from './dom.js';
 import { MASK, diff, objectForm, validate } from './form.js';
 import { closeModal, modal, toast } from './ui.js';
+import { lineageView } from './lineage.js';
 
 const HISTORY_LABEL = {
   opened: 'Opened',
@@ -127,6 +128,8 @@ export class CaseView {
     try {
       this.audit = await api(`/api/cases/${encodeURIComponent(this.id)}/audit`);
       if (this.auditBox) this.renderAudit();
+      this.lineage = (await api(`/api/cases/${encodeURIComponent(this.id)}/lineage`)).lineage;
+      if (this.lineageBox) replace(this.lineageBox, lineageView(this.lineage));
     } catch {
       /* the case load shows the error */
     }
@@ -181,12 +184,14 @@ export class CaseView {
       c.proposedPlan ? this.changesCard(c) : null,
     );
     this.auditBox = h('div.audit-box');
+    this.lineageBox = h('div.lineage-box', this.lineage ? lineageView(this.lineage) : h('div.faint', 'Loading…'));
     this.episodeBox = h('div');
     const right = h('div.col-right',
       this.episodeCard(episode, c),
       this.observationCard(c),
       this.historyCard(c),
       card('Audit trail', { id: 'audit', aside: h('span.faint', 'hash-chained, append-only') }, this.auditBox),
+      card('Lineage', { id: 'lineage', aside: h('a.small', { href: `/api/cases/${encodeURIComponent(this.id)}/lineage`, target: '_blank', rel: 'noopener' }, 'JSON') }, this.lineageBox),
     );
     replace(this.el, h('div.case-page', this.head, h('div.case-grid', left, right)));
     if (this.audit) this.renderAudit();
