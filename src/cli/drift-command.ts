@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { HandoffError } from '../contracts/errors.ts';
 import { loadModel } from '../models/loader.ts';
 import { DriftMonitor, type DriftReport, type ModelFigures } from '../policy/drift.ts';
-import { LevelStore } from '../runtime/level-store.ts';
+import type { LevelStore } from '../runtime/level-store.ts';
 import { paint, printJson, table } from './output.ts';
-import { dataKeyring } from './keys-command.ts';
+import { openDataStore } from './keys-command.ts';
 
 /** The parts of a closed review case the report reads. */
 interface CaseRecordContext {
@@ -85,7 +85,7 @@ export function registerDrift(program: Command): void {
     .option('--model <dirs...>', 'model folders (their drift settings apply to --rebuild)', [])
     .option('--json', 'print the report as JSON', false)
     .action(async (o: { data: string; rebuild: boolean; model: string[]; json: boolean }) => {
-      const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+      const store = await openDataStore(o.data);
       try {
         const saved = await DriftMonitor.load(store);
         const source = o.rebuild || !saved ? 'recomputed from closed review cases' : 'drift monitor state';
@@ -113,7 +113,7 @@ export function registerDrift(program: Command): void {
     .option('--data <dir>', 'data folder', '.handoff/demo')
     .option('--json', 'print the result as JSON', false)
     .action(async (o: { model: string; by: string; note?: string; data: string; json: boolean }) => {
-      const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+      const store = await openDataStore(o.data);
       try {
         const monitor = await DriftMonitor.open({ store, audit: (drafts) => store.appendAudit(drafts) });
         if (!monitor.tightening(o.model)) throw new HandoffError('drift.not_tightened', `the gate of model '${o.model}' is not tightened`, { model: o.model });

@@ -8,10 +8,9 @@ import { Redactor } from '../inspect/redact.ts';
 import { machineFor, replayJournal } from '../inspect/replay.ts';
 import { StatelyBridge, statelyEvents } from '../inspect/stately.ts';
 import { loadModel, type LoadedModel } from '../models/loader.ts';
-import { LevelStore } from '../runtime/level-store.ts';
 import type { JournalEntry } from '../runtime/store.ts';
 import { paint, printJson, table } from './output.ts';
-import { dataKeyring } from './keys-command.ts';
+import { openDataStore } from './keys-command.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -74,11 +73,7 @@ export function registerInspect(program: Command): void {
       }
       if (!actorId) throw new InvalidArgumentError('name an actor id, or use --graph <model>');
       const models = await Promise.all((o.model.length ? o.model : ['models/refunds', 'models/incidents']).map((m) => loadModel(m)));
-      const store = await LevelStore.open(o.data, { keyring: dataKeyring() }).catch((err: unknown) => {
-        if (err instanceof HandoffError) throw err;
-        const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
-        throw new HandoffError(locked ? 'store.locked' : 'store.open_failed', locked ? `data folder ${o.data} is in use by a running node: stop it first (or use the inspector at /inspector)` : `data folder ${o.data} cannot be opened: ${(err as Error).message}`);
-      });
+      const store = await openDataStore(o.data);
       try {
         const rec = await store.load(actorId);
         if (!rec) throw new HandoffError('actor.not_found', `no actor '${actorId}' in ${o.data}`, { actorId });

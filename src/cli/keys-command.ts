@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { Level } from 'level';
 import { HandoffError } from '../contracts/errors.ts';
@@ -31,14 +33,23 @@ function openFailed(dir: string) {
   return (err: unknown): never => {
     if (err instanceof HandoffError) throw err;
     const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
-    if (code === 'LEVEL_LOCKED') throw new HandoffError('store.locked', `data folder ${dir} is in use by another process: stop it, or rotate in its background (rotateKeys)`, { data: dir });
+    if (code === 'LEVEL_LOCKED') throw new HandoffError('store.locked', `data folder ${dir} is in use by another process (a running node?): stop it first`, { data: dir });
     throw new HandoffError('store.open_failed', `data folder ${dir} cannot be opened: ${((err as { cause?: Error }).cause ?? (err as Error)).message}`, { data: dir });
   };
 }
 
+/**
+ * Opens an existing data folder for a command that reads or maintains it. A folder that holds no
+ * store is an error naming it (`store.not_found`), never an empty store created by a typo.
+ */
+export async function openDataStore(dir: string, keyring: Keyring | undefined = dataKeyring()): Promise<LevelStore> {
+  if (!existsSync(join(dir, 'CURRENT'))) throw new HandoffError('store.not_found', `no data folder at ${dir} (no LevelDB store there): check --data`, { data: dir });
+  return LevelStore.open(dir, { keyring }).catch(openFailed(dir));
+}
+
 function addKeyOptions(cmd: Command): Command {
   return cmd
-    .option('--data-key-file <path>', `file of kid:base64key lines (default: $${KEY_ENV.file}, or $${KEY_ENV.keys})`)
+    .option('--data-key-file <path>', `file of kid:base64key lines (default: $${KEY_ENV.file}; keys in $${KEY_ENV.keys} are added to it)`)
     .option('--data-key-id <kid>', `the active key, which seals new values (default: $${KEY_ENV.activeId}, or the only key)`);
 }
 
@@ -99,7 +110,7 @@ export function registerKeys(program: Command): void {
       .option('--json', 'print the result as JSON', false),
   ).action(async (o: KeyOptions & { data: string; batchSize: number; pauseMs: number; progress: ProgressMode; json: boolean }) => {
     const keyring = dataKeyring(o);
-    const store = await LevelStore.open(o.data, { keyring }).catch(openFailed(o.data));
+    const store = await openDataStore(o.data, keyring);
     const bar = progressBar(o.progress, 'rotate');
     const stop = new AbortController();
     const onSignal = () => stop.abort();

@@ -9,9 +9,8 @@ import { buildLineage, withCompensationTypes } from '../lineage/lineage.ts';
 import { renderLineage } from '../lineage/render.ts';
 import { storeLineageSource } from '../lineage/source.ts';
 import type { AuditEntry } from '../runtime/audit-log.ts';
-import { LevelStore } from '../runtime/level-store.ts';
 import { LevelWorld } from '../runtime/world.ts';
-import { dataKeyring } from './keys-command.ts';
+import { openDataStore } from './keys-command.ts';
 import { paint, printJson, table } from './output.ts';
 
 const Instant = z.union([z.iso.datetime({ offset: true }), z.iso.date()], { error: 'expected an ISO time (2025-06-01T12:00:00Z) or date (2025-06-01)' });
@@ -56,7 +55,7 @@ export function registerLineage(program: Command): void {
     .option('--model <dirs...>', 'model folders (to name each action\'s compensation)', ['models/refunds', 'models/incidents'])
     .option('--json', 'print the lineage as one JSON object', false)
     .action(async (id: string, o: { data: string; model: string[]; json: boolean }) => {
-      const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+      const store = await openDataStore(o.data);
       try {
         const world = new LevelWorld(store);
         const lineage = withCompensationTypes(await buildLineage(id, storeLineageSource(store, { effect: (key) => world.lookup(key) })), await compensations(o.model));
@@ -78,7 +77,7 @@ export function registerLineage(program: Command): void {
     .option('--since <iso>', 'from this time (inclusive; a date means its start, UTC)')
     .option('--until <iso>', 'up to this time (inclusive; a date means its end, UTC)')
     .option('--limit <n>', 'most recent entries shown', '1000')
-    .option('--json', 'print { count, entries } as JSON', false)
+    .option('--json', 'print { query, count, entries } as JSON', false)
     .action(async (o: { data: string; actor?: string; reviewer?: string; rule?: string; since?: string; until?: string; limit: string; json: boolean }) => {
       const limit = Number(o.limit);
       if (!Number.isInteger(limit) || limit < 1) throw new ContractError('audit query', [{ path: 'limit', message: `expected an integer ≥ 1 (got '${o.limit}')` }]);
@@ -94,7 +93,7 @@ export function registerLineage(program: Command): void {
       if (since !== undefined) q.since = since;
       if (until !== undefined) q.until = until;
       if (since !== undefined && until !== undefined && since > until) throw new ContractError('audit query', [{ path: 'until', message: `is before --since (${o.since})` }]);
-      const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+      const store = await openDataStore(o.data);
       try {
         const entries = await new AuditIndex(store).query(q);
         if (o.json) printJson({ count: entries.length, query: q, entries });

@@ -5,7 +5,6 @@ import { exportJsonSchemas } from '../contracts/json-schema.ts';
 import { HandoffError, ModelError } from '../contracts/errors.ts';
 import { loadModel } from '../models/loader.ts';
 import { verifyAudit } from '../runtime/audit-log.ts';
-import { LevelStore } from '../runtime/level-store.ts';
 import { runDemo, type DemoSummary } from '../sim/demo.ts';
 import { parseFaults } from '../runtime/faults.ts';
 import { duration, paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
@@ -18,7 +17,7 @@ import { registerInspect } from './inspect-command.ts';
 import { registerNotifications } from '../notify/notifications-command.ts';
 import { registerLineage } from './lineage-command.ts';
 import { registerRetention } from './retention-command.ts';
-import { dataKeyring, registerKeys } from './keys-command.ts';
+import { dataKeyring, openDataStore, registerKeys } from './keys-command.ts';
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
@@ -173,7 +172,7 @@ audit
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print the result as JSON', false)
   .action(async (o: { data: string; json: boolean }) => {
-    const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+    const store = await openDataStore(o.data);
     try {
       const result = await verifyAudit(store.audit());
       if (o.json) printJson(result.ok ? { ok: true, entries: result.entries } : { ok: false, firstBroken: result.firstBroken, reason: result.reason, entries: result.entries });
@@ -190,7 +189,7 @@ audit
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print as one JSON array (default: one JSON object per line)', false)
   .action(async (o: { data: string; json: boolean }) => {
-    const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+    const store = await openDataStore(o.data);
     try {
       const entries = [];
       for await (const e of store.audit()) {
@@ -210,7 +209,7 @@ deadletters
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print as JSON', false)
   .action(async (o: { data: string; json: boolean }) => {
-    const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+    const store = await openDataStore(o.data);
     try {
       const letters = [];
       for await (const d of store.deadLetters()) letters.push(d);
@@ -235,7 +234,7 @@ deadletters
   .action(async (ids: string[], o: { data: string; model: string[]; json: boolean }) => {
     const { Runtime } = await import('../runtime/runtime.ts');
     const { LevelWorld } = await import('../runtime/world.ts');
-    const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+    const store = await openDataStore(o.data);
     try {
       const models = await Promise.all(o.model.map((m) => loadModel(m)));
       const { WebhookNotifier } = await import('../notify/webhooks.ts');

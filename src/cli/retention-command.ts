@@ -6,8 +6,7 @@ import { ContractError, ModelError } from '../contracts/errors.ts';
 import { ModelConfig, type RetentionConfig } from '../contracts/model-config.ts';
 import { toIssues } from '../contracts/parse.ts';
 import { clearHold, listHolds, runRetention, setHold, type RetentionReport } from '../retention/retention.ts';
-import { LevelStore } from '../runtime/level-store.ts';
-import { dataKeyring } from './keys-command.ts';
+import { openDataStore } from './keys-command.ts';
 import { paint, printJson, table } from './output.ts';
 import { parseInstant } from './lineage-command.ts';
 
@@ -52,7 +51,7 @@ export function registerRetention(program: Command): void {
   const retention = program.command('retention').description("Compaction of finished episodes' journals to their audit summary, per model's retention.keepDays (docs/governance.md).");
   retention
     .command('run')
-    .description('Compact the journals of finished episodes older than their model\'s retention.keepDays, except those on legal hold. The node must be stopped (LevelDB allows one process); a running `handoff start` does this by itself every hour.')
+    .description('Compact the journals of finished episodes older than their model\'s retention.keepDays, except those on legal hold. The node must be stopped (LevelDB allows one process); an embedded `handoff start` does this by itself every hour (cluster nodes on NATS do not: their JetStream journal refuses deletes).')
     .option('--data <dir>', 'data folder', '.handoff/console')
     .option('--model <dirs...>', 'model folders whose retention applies', ['models/refunds', 'models/incidents'])
     .option('--now <iso>', 'the time the pass runs at (default: now)')
@@ -61,7 +60,7 @@ export function registerRetention(program: Command): void {
     .action(async (o: { data: string; model: string[]; now?: string; dryRun: boolean; json: boolean }) => {
       const policies = await retentionFromModels(o.model);
       const now = parseInstant(o.now, 'now', { contract: 'retention run' }) ?? Date.now();
-      const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+      const store = await openDataStore(o.data);
       try {
         const report = await runRetention(store, { retention: policies, now, dryRun: o.dryRun, by: `operator:${userInfo().username}` });
         if (o.json) printJson(report);
@@ -82,7 +81,7 @@ export function registerRetention(program: Command): void {
     .option('--json', 'print the hold as JSON', false)
     .action(async (episodeId: string, o: { reason?: string; by?: string; data: string; json: boolean }) => {
       const by = operator(o.by);
-      const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+      const store = await openDataStore(o.data);
       try {
         const h = await setHold(store, { episodeId, reason: o.reason, by, at: Date.now() });
         if (o.json) printJson({ ok: true, hold: h });
@@ -101,7 +100,7 @@ export function registerRetention(program: Command): void {
     .option('--json', 'print the lifted hold as JSON', false)
     .action(async (episodeId: string, o: { reason?: string; by?: string; data: string; json: boolean }) => {
       const by = operator(o.by);
-      const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+      const store = await openDataStore(o.data);
       try {
         const h = await clearHold(store, { episodeId, reason: o.reason, by, at: Date.now() });
         if (o.json) printJson({ ok: true, cleared: h });
@@ -116,7 +115,7 @@ export function registerRetention(program: Command): void {
     .option('--data <dir>', 'data folder', '.handoff/console')
     .option('--json', 'print { count, holds } as JSON', false)
     .action(async (o: { data: string; json: boolean }) => {
-      const store = await LevelStore.open(o.data, { keyring: dataKeyring() });
+      const store = await openDataStore(o.data);
       try {
         const holds = await listHolds(store);
         if (o.json) printJson({ count: holds.length, holds });

@@ -50,4 +50,9 @@ export interface CompactionSummary {
   journals: CompactedJournal[];
   observations: LineageObservation[];
   plans: LineagePlan[];
+  /**
+   * The `retention.compacted` audit entry is written (absent in a summary whose pass stopped between
+   * the deletes and that entry: the next pass writes it).
+   */
+  audited?: boolean;
 }

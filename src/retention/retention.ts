@@ -142,6 +142,8 @@ export async function runRetention(
     const total = journals.reduce((n, j) => n + j.entries.length, 0);
     const existing = await store.getMeta<CompactionSummary>(summaryKey(rec.id));
     if (total === 0) {
+      // Compacted, but a pass that stopped after the deletes may not have written its audit entry.
+      if (existing && !existing.audited && !dryRun) await auditCompaction(store, existing, by);
       report.kept.alreadyCompacted++;
       continue;
     }
@@ -166,17 +168,35 @@ export async function runRetention(
     // Summary first: a crash before the deletes leaves both, and the next pass redoes the deletes.
     await store.putMeta(summaryKey(rec.id), summary);
     for (const j of journals) if (j.entries.length > 0) await store.deleteJournal(j.id, j.entries.at(-1)!.seq);
-    await store.appendAudit([
-      {
-        at: opts.now,
-        kind: 'retention.compacted',
-        actor: rec.id,
-        by,
-        data: { keepDays: cfg.keepDays, endedAt, journalEntries: total, journals: summary.journals.map((j) => ({ actor: j.actorId, entries: j.entries, lastSeq: j.lastSeq, sha256: j.sha256 })) },
-      },
-    ]);
+    await auditCompaction(store, summary, by);
   }
   return report;
+}
+
+/**
+ * Appends the episode's `retention.compacted` audit entry (with the hash of each compacted journal
+ * and of the summary, so the summary kept outside the chain can be checked against it), then marks
+ * the summary audited.
+ */
+async function auditCompaction(store: Store, summary: CompactionSummary, by: string): Promise<void> {
+  const { audited: _audited, ...content } = summary;
+  const summarySha256 = createHash('sha256').update(canonicalJson(content)).digest('hex');
+  await store.appendAudit([
+    {
+      at: summary.compactedAt,
+      kind: 'retention.compacted',
+      actor: summary.episodeId,
+      by,
+      data: {
+        keepDays: summary.keepDays,
+        endedAt: summary.endedAt,
+        journalEntries: summary.journals.reduce((n, j) => n + j.entries, 0),
+        journals: summary.journals.map((j) => ({ actor: j.actorId, entries: j.entries, lastSeq: j.lastSeq, sha256: j.sha256 })),
+        summarySha256,
+      },
+    },
+  ]);
+  await store.putMeta(summaryKey(summary.episodeId), { ...summary, audited: true });
 }
 
 /** Retention settings by model name, from loaded model configs. */

@@ -737,8 +737,8 @@ export class JetStreamStore implements Store {
 
   /**
    * Refused: the journal stream is created with `deny_delete` and `deny_purge` (its messages also
-   * carry the audit drafts the sequencer links), so retention cannot compact it here; bound it with
-   * the stream's own max age instead (docs/governance.md).
+   * carry the audit drafts the sequencer links), so retention cannot compact it here (docs/governance.md,
+   * "Limits").
    */
   async deleteJournal(id: string): Promise<number> {
     throw new HandoffError('store.unsupported', `${id}: the JetStream journal stream ${this.streams.jnl} denies deletes; retention compaction needs the LevelDB store`, { actorId: id, stream: this.streams.jnl });

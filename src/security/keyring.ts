@@ -109,7 +109,7 @@ export interface KeyringSources {
 export function loadKeyring(sources: KeyringSources = {}, env: NodeJS.ProcessEnv = process.env): Keyring | undefined {
   const keys: DataKey[] = [];
   const inline = sources.keys ?? env[KEY_ENV.keys];
-  const inlineVar = sources.keys !== undefined ? '--data-keys' : KEY_ENV.keys;
+  const inlineVar = sources.keys !== undefined ? 'keys' : KEY_ENV.keys;
   if (inline !== undefined && inline.trim() !== '') keys.push(...parseDataKeys(inline, inlineVar));
   const file = sources.keyFile ?? env[KEY_ENV.file];
   const fileVar = sources.keyFile !== undefined ? '--data-key-file' : KEY_ENV.file;

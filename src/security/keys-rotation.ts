@@ -78,7 +78,8 @@ export async function* rotationSteps(store: { db: Level<string, unknown> }, opts
   const resumedFrom = stored && stored.target === target ? stored.after : null;
   let cursor: RotationCursor = stored && stored.target === target ? { ...stored, runs: stored.runs + 1 } : { v: 1, target, after: null, scanned: 0, resealed: 0, startedAt: now(), runs: 1 };
   let total = 0;
-  for await (const _ of db.keys()) total++;
+  // Counted as the scan counts: the store's reserved keys (the sealing marker, this cursor) are not.
+  for await (const key of db.keys({ keyEncoding: 'utf8' } as never) as AsyncIterable<string>) if (!reserved(key)) total++;
   let skippedConcurrent = 0;
   const progress = (): RotationProgress => ({ target, scanned: cursor.scanned, resealed: cursor.resealed, total, after: cursor.after });
   for (;;) {

@@ -113,6 +113,13 @@ describe('reviewer console, end to end', () => {
     await expect(amelie.locator('#lineage .lineage-stage[data-stage="sources"]').innerText()).resolves.toContain('shop-orders');
     await expect(amelie.locator('#lineage').innerText()).resolves.toContain('modified by r-amelie');
     await expect.poll(() => amelie.locator('#lineage .lineage-seq').count(), { timeout: 5000 }).toBeGreaterThan(3);
+    // An audit number shows its entry in the audit trail and stays on the case page.
+    const hashBefore = await amelie.evaluate(() => (globalThis as unknown as { location: { hash: string } }).location.hash);
+    const firstSeq = (await amelie.locator('#lineage .lineage-seq').first().innerText()).slice(1);
+    await amelie.locator('#lineage .lineage-seq').first().click();
+    await amelie.waitForSelector(`#audit tbody tr[data-seq="${firstSeq}"].flash`, { timeout: 2000 });
+    expect(await amelie.evaluate(() => (globalThis as unknown as { location: { hash: string } }).location.hash)).toBe(hashBefore);
+    await shot(amelie, 'lineage');
 
     // ... and the case leaves Jonas's queue, live.
     await row.waitFor({ state: 'detached', timeout: 5000 });

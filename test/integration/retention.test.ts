@@ -115,6 +115,43 @@ describe('retention: compaction', () => {
     expect((await runRetention(env.store, { retention: new Map([['refunds', undefined]]), now: now + 1000 * DAY })).kept.noPolicy).toBe(4);
   }, 60_000);
 
+  it('a pass stopped between the deletes and its audit entry is finished by the next pass', async () => {
+    const env = await openEnv();
+    await env.rt.startEpisode('refunds', (await autoSignals())[0]!.signal, { episodeId: 'ep-i' });
+    await driveUntilDone(env, 'ep-i');
+    const entries = (await journal(env, 'ep-i')).length;
+    const policy = retentionOf([env.model]);
+    const now = env.clock.now() + 366 * DAY;
+    // The audit write fails once: the summary is written and the journal deleted, the entry is not.
+    const store = env.store;
+    const failing = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'appendAudit') return () => Promise.reject(new Error('power cut'));
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    await expect(runRetention(failing, { retention: policy, now })).rejects.toThrow('power cut');
+    expect(await journal(env, 'ep-i')).toEqual([]);
+    expect((await env.store.getMeta<CompactionSummary>(summaryKey('ep-i')))?.audited).toBeUndefined();
+    expect((await collect(env.store.audit())).filter((e) => e.kind === 'retention.compacted')).toEqual([]);
+
+    const next = await runRetention(env.store, { retention: policy, now });
+    expect(next.kept.alreadyCompacted).toBe(1);
+    const written = (await collect(env.store.audit())).filter((e) => e.kind === 'retention.compacted');
+    expect(written).toHaveLength(1);
+    expect(written[0]!.data).toMatchObject({ journalEntries: entries });
+    const summary = (await env.store.getMeta<CompactionSummary>(summaryKey('ep-i')))!;
+    expect(summary.audited).toBe(true);
+    // The entry anchors the summary kept outside the chain.
+    const { audited: _a, ...content } = summary;
+    expect(written[0]!.data.summarySha256).toBe(createHash('sha256').update(canonicalJson(content)).digest('hex'));
+    // Written once: a third pass adds nothing.
+    await runRetention(env.store, { retention: policy, now });
+    expect((await collect(env.store.audit())).filter((e) => e.kind === 'retention.compacted')).toHaveLength(1);
+    expect((await verifyAudit(env.store.audit())).ok).toBe(true);
+  });
+
   it('the scheduled pass of a running node runs on its clock and stops cleanly', async () => {
     const env = await openEnv();
     await env.rt.startEpisode('refunds', (await autoSignals())[0]!.signal, { episodeId: 'ep-s' });

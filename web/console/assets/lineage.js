@@ -1,6 +1,21 @@
 import { fmtIso, fmtTime, h } from './dom.js';
 
-const seq = (n) => (n === null || n === undefined ? null : h('a.mono.lineage-seq', { href: '#audit', title: `audit entry ${n}` }, `#${n}`));
+/** Shows audit entry `n` in the case's audit trail (the console routes on the hash, so no `#audit` link). */
+function showAudit(n) {
+  const box = document.getElementById('audit');
+  if (!box) return;
+  const row = box.querySelector(`tr[data-seq="${n}"]`);
+  (row ?? box).scrollIntoView({ block: 'center' });
+  if (row) {
+    row.classList.add('flash');
+    setTimeout(() => row.classList.remove('flash'), 1600);
+  }
+}
+
+const seq = (n) =>
+  n === null || n === undefined
+    ? null
+    : h('button.linklike.mono.lineage-seq', { type: 'button', title: `audit entry ${n}: show it in the audit trail`, onclick: () => showAudit(n) }, `#${n}`);
 
 function stage(title, count, ...body) {
   return h('div.lineage-stage', { dataset: { stage: title.toLowerCase() } }, h('div.lineage-stage-title', title, count !== null ? h('span.faint', ` · ${count}`) : null), body);
