@@ -18,6 +18,8 @@ import { QUICK, arg, log, main, pct, round, row, withTempDir, type BenchRow } fr
 const CASES = arg('cases', QUICK ? 20_000 : 100_000);
 const RESIDENT = arg('resident', 10_000);
 const SAMPLES = arg('samples', QUICK ? 500 : 2000);
+/** Idle time between opening the cases and sampling (LevelDB compacts what the opening wrote). */
+const SETTLE_MS = arg('settle-ms', 0);
 const json = process.argv.includes('--json');
 const rss = () => process.memoryUsage().rss / 2 ** 20;
 
@@ -72,15 +74,16 @@ export async function openCases(opts: { cases: number; resident: number; samples
     }
     await rt.whenIdle();
     const openSeconds = (performance.now() - t0) / 1000;
+    if (SETTLE_MS > 0) await new Promise((r) => setTimeout(r, SETTLE_MS));
     global.gc?.();
     const rssMiB = rss();
     const heapMiB = process.memoryUsage().heapUsed / 2 ** 20;
 
     // Rehydrate + decide: claim and approve cases that were passivated long ago. Garbage-collection
     // pauses are recorded alongside, to tell how much of the tail they make.
-    const gcs: { start: number; end: number }[] = [];
+    const gcs: { start: number; end: number; kind: number }[] = [];
     const gcObserver = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration });
+      for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration, kind: (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0 });
     });
     gcObserver.observe({ entryTypes: ['gc'] });
     // LevelDB reads and batch writes during the sampling, timed (the store's own calls, unchanged).
@@ -135,6 +138,7 @@ export async function openCases(opts: { cases: number; resident: number; samples
       gcMs: slow.reduce((ms, sp) => ms + gcIn(sp), 0),
       totalMs: slow.reduce((ms, sp) => ms + sp.end - sp.start, 0),
       gcPauses: gcs.length,
+      gcKinds: Object.fromEntries([...new Set(gcs.map((g) => g.kind))].map((k) => [({ 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weak', 16: 'minor-ms' } as Record<number, string>)[k] ?? String(k), round(gcs.filter((g) => g.kind === k).reduce((a, g) => a + g.end - g.start, 0), 1)])),
       gcPauseP99Ms: pct(gcs.map((g) => g.end - g.start), 99),
       getP99Ms: pct(io.filter((x) => x.kind === 'get').map((x) => x.end - x.start), 99),
       batchP99Ms: pct(io.filter((x) => x.kind === 'batch').map((x) => x.end - x.start), 99),
@@ -199,7 +203,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     await main('open-cases', async (): Promise<BenchRow[]> => {
       const r = await openCases({ cases: CASES, resident: RESIDENT, samples: SAMPLES });
       const tl = r.rehydrateDecide.tail;
-      log(`open-cases: slowest 1% of rehydrate+decide: ${tl.samples} samples, ${tl.withGc} overlap a GC pause, GC ${round(tl.gcMs, 1)} of ${round(tl.totalMs, 1)} ms; ${tl.gcPauses} GC pauses in the sampling, p99 pause ${round(tl.gcPauseP99Ms, 2)} ms`);
+      log(`open-cases: slowest 1% of rehydrate+decide: ${tl.samples} samples, ${tl.withGc} overlap a GC pause, GC ${round(tl.gcMs, 1)} of ${round(tl.totalMs, 1)} ms; ${tl.gcPauses} GC pauses in the sampling (ms by kind: ${JSON.stringify(tl.gcKinds)}), p99 pause ${round(tl.gcPauseP99Ms, 2)} ms`);
       log(`open-cases: LevelDB during the sampling: get p99 ${round(tl.getP99Ms, 2)} ms, batch write p99 ${round(tl.batchP99Ms, 2)} ms; slowest samples (ms): ${tl.slowest.map((x) => `${x.ms} = claim ${x.claimMs} + approve ${x.approveMs} [get ${x.getMs}, batch ${x.batchMs}, gc ${x.gcMs}]`).join('; ')}`);
       log(`open-cases: ${round(r.casesPerSecondOpened)} opened/s · rss ${round(r.rssMiB)} MiB (baseline ${round(r.baselineMiB)}) · rehydrate+decide p50 ${round(r.rehydrateDecide.p50Ms, 2)} p99 ${round(r.rehydrateDecide.p99Ms, 2)} ms · recovery ${round(r.recovery.readyMs)} ms`);
       const n = CASES.toLocaleString('en-US');
