@@ -6,6 +6,7 @@ import { serveCommands } from '../runtime/command-server.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import { retentionOf, scheduleRetention } from '../retention/retention.ts';
 import type { Keyring } from '../security/keyring.ts';
+import { backgroundRotation, type BackgroundRotation } from '../security/keys-rotation.ts';
 import { Rng } from '../runtime/rng.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { LevelWorld } from '../runtime/world.ts';
@@ -107,6 +108,8 @@ export interface RunningConsole {
   demo: DemoLoad | null;
   /** Webhook deliveries of the models' `notifications.webhooks`. */
   notifier: WebhookNotifier;
+  /** The background re-sealing under a new active data key (null without data keys). */
+  rotation: BackgroundRotation | null;
   close(): Promise<void>;
 }
 
@@ -159,6 +162,20 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     }
     // Retention's automatic pass (docs/governance.md): hourly, over finished episodes only.
     const retention = scheduleRetention({ store, clock: systemClock, retention: retentionOf(models), onError: (err) => rt?.log.error({ err }, 'retention pass failed') });
+    // A new active data key: re-seal the store in the background while the node serves (docs/encryption.md).
+    const log2 = rt.log;
+    let lastLogged = 0;
+    const rotation = opts.keyring
+      ? backgroundRotation(store, {
+          onProgress: (p) => {
+            if (p.scanned - lastLogged < 10_000) return;
+            lastLogged = p.scanned;
+            log2.info({ rotation: { target: p.target, scanned: p.scanned, resealed: p.resealed, total: p.total } }, 'data key rotation under way');
+          },
+          onDone: (r) => log2.info({ rotation: { target: r.target, scanned: r.scanned, resealed: r.resealed, complete: r.complete } }, r.complete ? 'data key rotation complete' : 'data key rotation paused; the next start continues it'),
+          onError: (err) => log2.error({ err }, 'data key rotation failed; the next start continues it'),
+        })
+      : null;
     const runtime = rt;
     const webhooks = notifier;
     let closing: Promise<void> | null = null;
@@ -169,9 +186,11 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       store,
       demo,
       notifier: webhooks,
+      rotation,
       close: () =>
         (closing ??= (async () => {
           demo?.stop();
+          await rotation?.stop();
           await retention.stop();
           await gateway.close();
           commands.unsubscribe();

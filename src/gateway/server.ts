@@ -173,8 +173,9 @@ export class Gateway {
     const m = gw.metrics.start();
     gw.#unsubs.push(() => sub.unsubscribe(), () => m.unsubscribe());
     if (gw.#inspector) await gw.#inspector.start();
-    m.loaded.catch((err: unknown) => gw.#log?.error({ err }, 'dashboard history failed to load'));
-    void gw.audit.catchUp().catch((err: unknown) => gw.#log?.error({ err }, 'audit index failed to load'));
+    // Background loads cut short by a close (the store closes under them) are not failures.
+    m.loaded.catch((err: unknown) => gw.#closing || gw.#log?.error({ err }, 'dashboard history failed to load'));
+    void gw.audit.catchUp().catch((err: unknown) => gw.#closing || gw.#log?.error({ err }, 'audit index failed to load'));
     await new Promise<void>((resolveListen, reject) => {
       gw.server.once('error', reject);
       gw.server.listen(opts.port ?? 7400, opts.host ?? '127.0.0.1', () => resolveListen());
@@ -185,7 +186,10 @@ export class Gateway {
     return gw;
   }
 
+  #closing = false;
+
   async close(): Promise<void> {
+    this.#closing = true;
     this.#hub.close();
     this.#inspector?.close();
     for (const u of this.#unsubs) u();

@@ -172,3 +172,53 @@ export async function sealingStatus(db: Level<string, unknown>): Promise<Sealing
   }
   return { byKey, values, plaintext, markerKeyId, rotationPending };
 }
+
+/**
+ * Whether the store's values may not all be under the keyring's active key: an interrupted rotation
+ * left its cursor, or the last completed rotation (the marker) targeted another key. Two reads.
+ */
+export async function rotationNeeded(store: { db: Level<string, unknown> }): Promise<boolean> {
+  const db = sealedLevelOf(store.db);
+  if ((await db.get(ROTATION_CURSOR_KEY)) !== undefined) return true;
+  const marker = (await db.get(SEALED_MARKER_KEY)) as { keyId?: string } | undefined;
+  return (marker?.keyId ?? null) !== db.keyring.active.id;
+}
+
+/** A rotation running beside a live runtime (see {@link backgroundRotation}). */
+export interface BackgroundRotation {
+  /** Resolves when the pass ends: complete, stopped, or failed (then `error` is set). */
+  readonly done: Promise<RotationResult | null>;
+  /** Stops after the current batch; the cursor keeps the place for the next start. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Re-seals the store under the active key in the background of a running node, when
+ * {@link rotationNeeded} says so: batches of `batchSize` with `pauseMs` between them, so the node's
+ * own writes keep the disk. Progress and the end go to `onProgress` / `onDone`; an error to `onError`
+ * (the cursor stays, the next start continues).
+ */
+export function backgroundRotation(
+  store: { db: Level<string, unknown> },
+  opts: RotationOptions & { onDone?: (r: RotationResult) => void; onError?: (err: unknown) => void } = {},
+): BackgroundRotation {
+  const stop = new AbortController();
+  const done = (async () => {
+    try {
+      if (!(await rotationNeeded(store))) return null;
+      const r = await rotateKeys(store, { batchSize: 200, pauseMs: 25, ...opts, signal: stop.signal });
+      opts.onDone?.(r);
+      return r;
+    } catch (err) {
+      opts.onError?.(err);
+      return null;
+    }
+  })();
+  return {
+    done,
+    async stop() {
+      stop.abort();
+      await done;
+    },
+  };
+}

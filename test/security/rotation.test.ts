@@ -21,6 +21,7 @@ import { Keyring, type DataKey } from '../../src/security/keyring.ts';
 import { rotateKeys, rotationSteps, sealingStatus, type RotationProgress } from '../../src/security/keys-rotation.ts';
 import type { SealedLevel } from '../../src/security/sealed-level.ts';
 import { drive, refunds, silent } from '../integration/helpers.ts';
+import { startConsole } from '../../src/gateway/embedded.ts';
 
 const A: DataKey = { id: 'key-a', key: randomBytes(32) };
 const B: DataKey = { id: 'key-b', key: randomBytes(32) };
@@ -210,6 +211,35 @@ describe('key rotation', () => {
     expect(result.scanned).toBe(total);
     expect(result.resealed).toBe(total);
     expect(await status(dir)).toMatchObject({ byKey: { 'key-b': total }, rotationPending: false });
+  });
+
+  it('handoff start with a new active key re-seals in the background while it serves; the next start has nothing to do', async () => {
+    const dir = await storeUnderA(60);
+    const total = (await status(dir)).values;
+    const models = [join(import.meta.dirname, '..', '..', 'models', 'refunds')];
+    const running = await startConsole({ data: dir, models, port: 0, keyring: ringAB });
+    try {
+      expect(running.rotation).not.toBeNull();
+      // The node serves while the rotation runs.
+      const res = await fetch(`${running.url}/login`);
+      expect(res.status).toBe(200);
+      const r = await running.rotation!.done;
+      expect(r).toMatchObject({ target: 'key-b', complete: true });
+      expect(r!.resealed).toBeGreaterThanOrEqual(total);
+    } finally {
+      await running.close();
+    }
+    const after = await status(dir);
+    expect(Object.keys(after.byKey)).toEqual(['key-b']);
+    expect(after).toMatchObject({ plaintext: 0, rotationPending: false, markerKeyId: 'key-b' });
+    // Key A can go; a start with B alone finds nothing to re-seal and the audit chain verifies.
+    const again = await startConsole({ data: dir, models, port: 0, keyring: ringB });
+    try {
+      expect(await again.rotation!.done).toBeNull();
+      expect(await verifyAudit(again.store.audit())).toMatchObject({ ok: true });
+    } finally {
+      await again.close();
+    }
   });
 
   it('a rotation SIGKILLed half-way resumes from its cursor (CLI)', async () => {
