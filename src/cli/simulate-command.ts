@@ -1,3 +1,4 @@
+import { dataKeyring } from './keys-command.ts';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseFaults, type FaultSpec } from '../runtime/faults.ts';
 import { parseReviewers, runSimulation, type ReviewerSpec, type SimulationReport } from '../sim/simulate.ts';
@@ -84,7 +85,7 @@ export function registerSimulate(program: Command): void {
         faults,
         seed: o.seed,
         arrivalMs: o.arrivalMs,
-        ...(o.data ? { data: o.data } : {}),
+        ...(o.data ? { data: o.data, keyring: dataKeyring() } : {}),
         onProgress: (p) => bar.update(p.finished, p.total, `· ${new Date(p.simulatedAt).toISOString().slice(0, 16).replace('T', ' ')} simulated`),
       });
       bar.done();

@@ -7,6 +7,7 @@
  * the model's handlers (perceiver, actions, compensations) throw a transient `EffectError` with the
  * given probability, drawn from the step's seeded draw, so the same seed injects the same faults.
  */
+import type { Keyring } from '../security/keyring.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +63,8 @@ export interface SimulateOptions {
   seed: number;
   /** Data folder; a temporary one (removed afterwards) when absent. */
   data?: string;
+  /** Data keys: seal the store's values at rest (docs/encryption.md). @default undefined (plaintext) */
+  keyring?: Keyring | undefined;
   /** Mean simulated time between arriving episodes. @default 90 s */
   arrivalMs?: number;
   onProgress?: (p: { finished: number; total: number; simulatedAt: number }) => void;
@@ -167,7 +170,7 @@ export async function runSimulation(opts: SimulateOptions): Promise<SimulationRe
   const model = faultyModel(original, spec, injected);
   const own = !opts.data;
   const data = opts.data ?? (await mkdtemp(join(tmpdir(), 'handoff-simulate-')));
-  const store = await LevelStore.open(data, { faultRate: spec.store ?? 0, faultSeed: opts.seed });
+  const store = await LevelStore.open(data, { faultRate: spec.store ?? 0, faultSeed: opts.seed, keyring: opts.keyring });
   try {
     const clock = new SimulatedClock(START);
     const world = new LevelWorld(store);
