@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { sensitive } from '../../src/contracts/classification.ts';
 import { EffectError } from '../../src/contracts/errors.ts';
-import { defineHandlers, type ActionImpl, type EffectContext, type PlanDraft } from '../../src/models/define.ts';
+import { defineHandlers, simulatedAction, type PlanDraft } from '../../src/models/define.ts';
 import { Rng, drawFor, hash32 } from '../../src/runtime/rng.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -215,138 +215,68 @@ const PageArgs = z.object({
 });
 type PageArgs = z.infer<typeof PageArgs>;
 
-function transientFailure(ctx: EffectContext, salt: string, share: number, message: string): void {
-  if (ctx.draw(salt) < share) throw new EffectError(message, { transient: true });
-}
-
-const restartService: ActionImpl<RestartArgs> = {
-  args: RestartArgs,
-  async execute(args, ctx) {
-    transientFailure(ctx, 'orchestrator', 0.03, `orchestrator API timed out restarting ${args.service}`);
-    if (ctx.draw('readiness') < 0.02) {
-      throw new EffectError(`${args.service} in ${args.region}: restarted pods failed their readiness check (CrashLoopBackOff); rollout aborted`, {
-        transient: false,
-        code: 'effect.restart_failed',
-      });
-    }
-    const result = { rolloutId: `ro-${hash32(ctx.key).toString(36)}`, status: 'complete', maxUnavailable: args.maxUnavailable };
-    await ctx.world.apply(ctx.key, 'restartService', args, result);
-    return result;
+const restartService = simulatedAction(
+  'restartService',
+  RestartArgs,
+  (args, ctx) => ({ rolloutId: `ro-${hash32(ctx.key).toString(36)}`, status: 'complete', maxUnavailable: args.maxUnavailable }),
+  {
+    transient: { salt: 'orchestrator', share: 0.03, message: (args) => `orchestrator API timed out restarting ${args.service}` },
+    check: (args, ctx) => {
+      if (ctx.draw('readiness') < 0.02) {
+        throw new EffectError(`${args.service} in ${args.region}: restarted pods failed their readiness check (CrashLoopBackOff); rollout aborted`, {
+          transient: false,
+          code: 'effect.restart_failed',
+        });
+      }
+    },
   },
-};
+);
 
-const restoreTraffic: ActionImpl<RestartArgs> = {
-  args: RestartArgs,
-  async execute(args, ctx) {
-    transientFailure(ctx, 'lb', 0.01, `load balancer API timed out re-enabling ${args.service}`);
-    const result = { service: args.service, region: args.region, status: 'all replicas back in rotation' };
-    await ctx.world.apply(ctx.key, 'restoreTraffic', args, result);
-    return result;
-  },
-};
+const restoreTraffic = simulatedAction('restoreTraffic', RestartArgs, (args) => ({ service: args.service, region: args.region, status: 'all replicas back in rotation' }), {
+  transient: { salt: 'lb', share: 0.01, message: (args) => `load balancer API timed out re-enabling ${args.service}` },
+});
 
-const scaleService: ActionImpl<ScaleArgs> = {
-  args: ScaleArgs,
-  async execute(args, ctx) {
-    transientFailure(ctx, 'autoscaler', 0.03, `capacity API throttled scaling ${args.service}`);
-    const result = { service: args.service, region: args.region, replicas: args.to, previous: args.from };
-    await ctx.world.apply(ctx.key, 'scaleService', args, result);
-    return result;
-  },
-};
+const scaleService = simulatedAction('scaleService', ScaleArgs, (args) => ({ service: args.service, region: args.region, replicas: args.to, previous: args.from }), {
+  transient: { salt: 'autoscaler', share: 0.03, message: (args) => `capacity API throttled scaling ${args.service}` },
+});
 
-const revertScale: ActionImpl<ScaleArgs> = {
-  args: ScaleArgs,
-  async execute(args, ctx) {
-    transientFailure(ctx, 'autoscaler', 0.01, `capacity API throttled scaling ${args.service} back`);
-    const result = { service: args.service, region: args.region, replicas: args.from, previous: args.to };
-    await ctx.world.apply(ctx.key, 'revertScale', args, result);
-    return result;
-  },
-};
+const revertScale = simulatedAction('revertScale', ScaleArgs, (args) => ({ service: args.service, region: args.region, replicas: args.from, previous: args.to }), {
+  transient: { salt: 'autoscaler', share: 0.01, message: (args) => `capacity API throttled scaling ${args.service} back` },
+});
 
-const rollbackDeploy: ActionImpl<DeployArgs> = {
-  args: DeployArgs,
-  async execute(args, ctx) {
-    transientFailure(ctx, 'deployer', 0.03, `deploy controller busy, rollback of ${args.service} not started`);
+const rollbackDeploy = simulatedAction('rollbackDeploy', DeployArgs, (args) => ({ service: args.service, region: args.region, running: args.to, replaced: args.from }), {
+  transient: { salt: 'deployer', share: 0.03, message: (args) => `deploy controller busy, rollback of ${args.service} not started` },
+  check: (args) => {
     if (drawFor('incidents', 'image-missing', args.service, args.to) < MISSING_IMAGE_SHARE) {
       throw new EffectError(`image ${args.service}:${args.to} is no longer in the registry (garbage-collected); cannot roll back`, {
         transient: false,
         code: 'effect.image_missing',
       });
     }
-    const result = { service: args.service, region: args.region, running: args.to, replaced: args.from };
-    await ctx.world.apply(ctx.key, 'rollbackDeploy', args, result);
-    return result;
   },
-};
+});
 
-const rollForward: ActionImpl<DeployArgs> = {
-  args: DeployArgs,
-  async execute(args, ctx) {
-    transientFailure(ctx, 'deployer', 0.01, `deploy controller busy, roll-forward of ${args.service} not started`);
-    const result = { service: args.service, region: args.region, running: args.from, replaced: args.to };
-    await ctx.world.apply(ctx.key, 'rollForward', args, result);
-    return result;
-  },
-};
+const rollForward = simulatedAction('rollForward', DeployArgs, (args) => ({ service: args.service, region: args.region, running: args.from, replaced: args.to }), {
+  transient: { salt: 'deployer', share: 0.01, message: (args) => `deploy controller busy, roll-forward of ${args.service} not started` },
+});
 
-const freezePipeline: ActionImpl<PipelineArgs> = {
-  args: PipelineArgs,
-  async execute(args, ctx) {
-    const result = { service: args.service, pipeline: 'frozen' };
-    await ctx.world.apply(ctx.key, 'freezePipeline', args, result);
-    return result;
-  },
-};
+const freezePipeline = simulatedAction('freezePipeline', PipelineArgs, (args) => ({ service: args.service, pipeline: 'frozen' }));
 
-const unfreezePipeline: ActionImpl<PipelineArgs> = {
-  args: PipelineArgs,
-  async execute(args, ctx) {
-    const result = { service: args.service, pipeline: 'open' };
-    await ctx.world.apply(ctx.key, 'unfreezePipeline', args, result);
-    return result;
-  },
-};
+const unfreezePipeline = simulatedAction('unfreezePipeline', PipelineArgs, (args) => ({ service: args.service, pipeline: 'open' }));
 
-const expandVolume: ActionImpl<ExpandArgs> = {
-  args: ExpandArgs,
-  async execute(args, ctx) {
-    transientFailure(ctx, 'storage', 0.02, `storage API timed out resizing ${args.volumeId}`);
-    const result = { volumeId: args.volumeId, sizeGb: args.toGb };
-    await ctx.world.apply(ctx.key, 'expandVolume', args, result);
-    return result;
-  },
-};
+const expandVolume = simulatedAction('expandVolume', ExpandArgs, (args) => ({ volumeId: args.volumeId, sizeGb: args.toGb }), {
+  transient: { salt: 'storage', share: 0.02, message: (args) => `storage API timed out resizing ${args.volumeId}` },
+});
 
-const deleteVolume: ActionImpl<VolumeArgs> = {
-  args: VolumeArgs,
-  async execute(args, ctx) {
-    const result = { volumeId: args.volumeId, status: 'deleted', snapshot: `snap-${hash32(args.volumeId).toString(16)}` };
-    await ctx.world.apply(ctx.key, 'deleteVolume', args, result);
-    return result;
-  },
-};
+const deleteVolume = simulatedAction('deleteVolume', VolumeArgs, (args) => ({ volumeId: args.volumeId, status: 'deleted', snapshot: `snap-${hash32(args.volumeId).toString(16)}` }));
 
-const restoreVolume: ActionImpl<VolumeArgs> = {
-  args: VolumeArgs,
-  async execute(args, ctx) {
-    transientFailure(ctx, 'storage', 0.02, `storage API timed out restoring ${args.volumeId}`);
-    const result = { volumeId: args.volumeId, status: 'restored from last snapshot' };
-    await ctx.world.apply(ctx.key, 'restoreVolume', args, result);
-    return result;
-  },
-};
+const restoreVolume = simulatedAction('restoreVolume', VolumeArgs, (args) => ({ volumeId: args.volumeId, status: 'restored from last snapshot' }), {
+  transient: { salt: 'storage', share: 0.02, message: (args) => `storage API timed out restoring ${args.volumeId}` },
+});
 
-const pageHuman: ActionImpl<PageArgs> = {
-  args: PageArgs,
-  async execute(args, ctx) {
-    transientFailure(ctx, 'pager', 0.01, 'paging provider unavailable');
-    const result = { pageId: `PG-${hash32(ctx.key).toString(36).toUpperCase()}`, team: args.team, severity: args.severity };
-    await ctx.world.apply(ctx.key, 'pageHuman', args, result);
-    return result;
-  },
-};
+const pageHuman = simulatedAction('pageHuman', PageArgs, (args, ctx) => ({ pageId: `PG-${hash32(ctx.key).toString(36).toUpperCase()}`, team: args.team, severity: args.severity }), {
+  transient: { salt: 'pager', share: 0.01, message: () => 'paging provider unavailable' },
+});
 
 // ---------------------------------------------------------------------------------------------
 // Planning

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { sensitive } from '../../src/contracts/classification.ts';
 import { EffectError } from '../../src/contracts/errors.ts';
-import { defineHandlers, type ActionImpl, type PlanDraft } from '../../src/models/define.ts';
+import { defineHandlers, simulatedAction, type PlanDraft } from '../../src/models/define.ts';
 import { Rng, drawFor, hash32 } from '../../src/runtime/rng.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -303,63 +303,27 @@ const DeclineArgs = z.object({
 });
 type DeclineArgs = z.infer<typeof DeclineArgs>;
 
-const issueRefund: ActionImpl<RefundArgs> = {
-  args: RefundArgs,
-  async execute(args, ctx) {
-    if (ctx.draw('refund') < 0.03) {
-      throw new EffectError(`payment provider timed out refunding ${eur(args.amount)} for ${args.orderId}`, { transient: true });
-    }
-    const result = {
-      refundId: `RF-${hash32(ctx.key).toString(36).toUpperCase()}`,
-      orderId: args.orderId,
-      amount: args.amount,
-      currency: args.currency,
-      status: 'submitted',
-    };
-    await ctx.world.apply(ctx.key, 'issueRefund', args, result);
-    return result;
-  },
-};
+const issueRefund = simulatedAction(
+  'issueRefund',
+  RefundArgs,
+  (args, ctx) => ({ refundId: `RF-${hash32(ctx.key).toString(36).toUpperCase()}`, orderId: args.orderId, amount: args.amount, currency: args.currency, status: 'submitted' }),
+  { transient: { salt: 'refund', share: 0.03, message: (args) => `payment provider timed out refunding ${eur(args.amount)} for ${args.orderId}` } },
+);
 
-const reverseRefund: ActionImpl<RefundArgs> = {
-  args: RefundArgs,
-  async execute(args, ctx) {
-    const result = { reversalOf: args.orderId, amount: args.amount, currency: args.currency, status: 'recalled' };
-    await ctx.world.apply(ctx.key, 'reverseRefund', args, result);
-    return result;
-  },
-};
+const reverseRefund = simulatedAction('reverseRefund', RefundArgs, (args) => ({ reversalOf: args.orderId, amount: args.amount, currency: args.currency, status: 'recalled' }));
 
-const notifyCustomer: ActionImpl<NotifyArgs> = {
-  args: NotifyArgs,
-  async execute(args, ctx) {
-    if (ctx.draw('smtp') < 0.01) throw new EffectError('mail relay unavailable (421 try again later)', { transient: true });
+const notifyCustomer = simulatedAction('notifyCustomer', NotifyArgs, (args, ctx) => ({ messageId: `<${hash32(ctx.key).toString(16)}@mail.shop.example>`, template: args.template, status: 'sent' }), {
+  transient: { salt: 'smtp', share: 0.01, message: () => 'mail relay unavailable (421 try again later)' },
+  check: (args) => {
     if (mailboxBounces(args.email)) {
       throw new EffectError('customer mailbox rejected the message (550 5.1.1 mailbox unavailable)', { transient: false, code: 'effect.mail_bounced' });
     }
-    const result = { messageId: `<${hash32(ctx.key).toString(16)}@mail.shop.example>`, template: args.template, status: 'sent' };
-    await ctx.world.apply(ctx.key, 'notifyCustomer', args, result);
-    return result;
   },
-};
+});
 
-const sendCorrection: ActionImpl<NotifyArgs> = {
-  args: NotifyArgs,
-  async execute(args, ctx) {
-    const result = { correctionOf: args.template, status: 'sent' };
-    await ctx.world.apply(ctx.key, 'sendCorrection', args, result);
-    return result;
-  },
-};
+const sendCorrection = simulatedAction('sendCorrection', NotifyArgs, (args) => ({ correctionOf: args.template, status: 'sent' }));
 
-const declineRefund: ActionImpl<DeclineArgs> = {
-  args: DeclineArgs,
-  async execute(args, ctx) {
-    const result = { orderId: args.orderId, status: 'declined', reason: args.reason };
-    await ctx.world.apply(ctx.key, 'declineRefund', args, result);
-    return result;
-  },
-};
+const declineRefund = simulatedAction('declineRefund', DeclineArgs, (args) => ({ orderId: args.orderId, status: 'declined', reason: args.reason }));
 
 // ---------------------------------------------------------------------------------------------
 // Planning

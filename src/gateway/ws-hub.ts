@@ -1,22 +1,19 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
 import type { TransitionNotice } from '../runtime/runtime.ts';
 import type { Principal, Session, Sessions } from './auth.ts';
 import type { GatewayBackend } from './backend.ts';
 import { mayOpen } from './case-view.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import { mayView, type QueueProjection, type RowChange } from './projection.ts';
+import { WsClients, type WsClient } from './ws-clients.ts';
 
-interface Client {
-  ws: WebSocket;
-  session: Session;
+interface Client extends WsClient {
   principal: Principal;
   /** Case ids whose page is open, and their episodes. */
   cases: Set<string>;
   episodes: Map<string, string>;
   depthDirty: boolean;
-  alive: boolean;
 }
 
 /**
@@ -26,31 +23,26 @@ interface Client {
  * state; commands go through the HTTP API with its CSRF check.
  */
 export class WsHub {
-  #wss = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false });
-  #clients = new Set<Client>();
+  #clients: WsClients<Client>;
   #timers: NodeJS.Timeout[] = [];
   #unsubs: (() => void)[] = [];
 
   constructor(
     private readonly backend: GatewayBackend,
     private readonly projection: QueueProjection,
-    private readonly sessions: Sessions,
+    sessions: Sessions,
   ) {
+    this.#clients = new WsClients<Client>(sessions);
     this.#unsubs.push(projection.onChange((c) => this.#onRow(c)));
     const caseSub = backend.onCase((n) => this.#onCase(n));
     const agentSub = backend.onAgent((n) => this.#onAgent(n));
     this.#unsubs.push(
       () => caseSub.unsubscribe(),
       () => agentSub.unsubscribe(),
-      sessions.onEnd((_id, key) => {
-        for (const c of this.#clients) if (sessions.keyOf(c.session) === key) this.#end(c, 4401, 'session ended');
-      }),
     );
     const depth = setInterval(() => this.#flushDepth(), 500);
-    const beat = setInterval(() => this.#heartbeat(), 20_000);
     depth.unref();
-    beat.unref();
-    this.#timers.push(depth, beat);
+    this.#timers.push(depth);
   }
 
   get clients(): number {
@@ -59,15 +51,14 @@ export class WsHub {
 
   /** Completes an upgrade the server has already authenticated. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, session: Session): void {
-    this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const client: Client = { ws, session, principal: session.principal, cases: new Set(), episodes: new Map(), depthDirty: true, alive: true };
-      this.#clients.add(client);
-      ws.on('pong', () => (client.alive = true));
-      ws.on('message', (data, isBinary) => void this.#onMessage(client, isBinary ? '' : data.toString()));
-      ws.on('close', () => this.#clients.delete(client));
-      ws.on('error', () => this.#clients.delete(client));
-      this.#send(client, { type: 'hello', serverTime: this.backend.now(), reviewer: client.principal.id });
-    });
+    this.#clients.upgrade(
+      req,
+      socket,
+      head,
+      (ws) => ({ ws, session, principal: session.principal, cases: new Set(), episodes: new Map(), depthDirty: true }),
+      (c, text) => void this.#onMessage(c, text),
+      () => ({ type: 'hello', serverTime: this.backend.now(), reviewer: session.principal.id }),
+    );
   }
 
   async #onMessage(c: Client, text: string): Promise<void> {
@@ -120,43 +111,20 @@ export class WsHub {
   #flushDepth(): void {
     const now = this.backend.now();
     for (const c of this.#clients) {
-      if (!this.sessions.alive(c.session)) {
-        this.#end(c, 4401, 'session expired');
-        continue;
-      }
+      if (!this.#clients.alive(c)) continue;
       if (!c.depthDirty) continue;
       c.depthDirty = false;
       this.#send(c, { type: 'depth', depth: this.projection.depth(c.principal, now), serverTime: now });
     }
   }
 
-  #heartbeat(): void {
-    for (const c of this.#clients) {
-      if (!c.alive) {
-        c.ws.terminate();
-        this.#clients.delete(c);
-        continue;
-      }
-      c.alive = false;
-      c.ws.ping();
-    }
-  }
-
   #send(c: Client, msg: unknown): void {
-    if (c.ws.readyState === c.ws.OPEN) c.ws.send(JSON.stringify(msg));
-  }
-
-  #end(c: Client, code: number, reason: string): void {
-    this.#send(c, { type: 'session', state: 'expired', message: 'Your session ended. Sign in again.' });
-    c.ws.close(code, reason);
-    this.#clients.delete(c);
+    this.#clients.send(c, msg);
   }
 
   close(): void {
     for (const t of this.#timers) clearInterval(t);
     for (const u of this.#unsubs) u();
-    for (const c of this.#clients) c.ws.terminate();
-    this.#clients.clear();
-    this.#wss.close();
+    this.#clients.close();
   }
 }

@@ -3,8 +3,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { WebSocketServer, type WebSocket } from 'ws';
 import type { Principal, Session, Sessions } from '../gateway/auth.ts';
+import { WsClients, type WsClient } from '../gateway/ws-clients.ts';
 import { HttpError, MIME, sendJson } from '../gateway/http.ts';
 import type { TransitionNotice } from '../runtime/runtime.ts';
 import type { InspectorBackend } from './backend.ts';
@@ -28,12 +28,9 @@ function requireEngineer(p: Principal): Set<string> {
   return models;
 }
 
-interface Client {
-  ws: WebSocket;
-  session: Session;
+interface Client extends WsClient {
   models: Set<string>;
   watch: Set<string>;
-  alive: boolean;
 }
 
 /**
@@ -44,19 +41,17 @@ interface Client {
  */
 export class InspectorRoutes {
   readonly service: InspectorService;
-  #sessions: Sessions;
   #files = new Map<string, string>();
   #cache = new Map<string, Buffer>();
   #root: string;
-  #wss = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false });
-  #clients = new Set<Client>();
+  #clients: WsClients<Client>;
   #timers: NodeJS.Timeout[] = [];
   #unsubs: (() => void)[] = [];
   #dirtyRows = new Map<string, ActorRow>();
 
   constructor(backend: InspectorBackend, sessions: Sessions, opts: { webRoot?: string } = {}) {
     this.service = new InspectorService(backend);
-    this.#sessions = sessions;
+    this.#clients = new WsClients<Client>(sessions);
     this.#root = opts.webRoot ?? DEFAULT_ROOT;
   }
 
@@ -77,23 +72,17 @@ export class InspectorRoutes {
       this.service.onStats((s) => {
         for (const c of this.#clients) this.#send(c, { type: 'stats', stats: s });
       }),
-      this.#sessions.onEnd((_id, key) => {
-        for (const c of this.#clients) if (this.#sessions.keyOf(c.session) === key) this.#end(c);
-      }),
     );
     const rows = setInterval(() => this.#flushRows(), 300);
     const focus = setInterval(() => this.#renewFocus(), 10_000);
-    const beat = setInterval(() => this.#heartbeat(), 20_000);
-    for (const t of [rows, focus, beat]) t.unref();
-    this.#timers.push(rows, focus, beat);
+    for (const t of [rows, focus]) t.unref();
+    this.#timers.push(rows, focus);
   }
 
   close(): void {
     for (const t of this.#timers) clearInterval(t);
     for (const u of this.#unsubs) u();
-    for (const c of this.#clients) c.ws.terminate();
-    this.#clients.clear();
-    this.#wss.close();
+    this.#clients.close();
     this.service.close();
   }
 
@@ -199,15 +188,14 @@ export class InspectorRoutes {
       socket.destroy();
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const client: Client = { ws, session, models, watch: new Set(), alive: true };
-      this.#clients.add(client);
-      ws.on('pong', () => (client.alive = true));
-      ws.on('message', (data, isBinary) => this.#onMessage(client, isBinary ? '' : data.toString()));
-      ws.on('close', () => this.#clients.delete(client));
-      ws.on('error', () => this.#clients.delete(client));
-      this.#send(client, { type: 'hello', serverTime: this.service.backend.now(), stats: this.service.lastStats });
-    });
+    this.#clients.upgrade(
+      req,
+      socket,
+      head,
+      (ws) => ({ ws, session, models, watch: new Set() }),
+      (c, text) => this.#onMessage(c, text),
+      () => ({ type: 'hello', serverTime: this.service.backend.now(), stats: this.service.lastStats }),
+    );
   }
 
   #onMessage(c: Client, text: string): void {
@@ -230,10 +218,7 @@ export class InspectorRoutes {
   #renewFocus(): void {
     const ids = new Set<string>();
     for (const c of this.#clients) {
-      if (!this.#sessions.alive(c.session)) {
-        this.#end(c);
-        continue;
-      }
+      if (!this.#clients.alive(c)) continue;
       for (const id of c.watch) ids.add(id);
     }
     if (ids.size) this.service.backend.focus([...ids], 30_000);
@@ -254,34 +239,13 @@ export class InspectorRoutes {
     const rows = [...this.#dirtyRows.values()];
     this.#dirtyRows.clear();
     for (const c of this.#clients) {
-      if (!this.#sessions.alive(c.session)) {
-        this.#end(c);
-        continue;
-      }
+      if (!this.#clients.alive(c)) continue;
       const mine = rows.filter((r) => c.models.has(r.model));
       if (mine.length) this.#send(c, { type: 'rows', rows: mine.slice(0, 500), more: Math.max(0, mine.length - 500) });
     }
   }
 
-  #heartbeat(): void {
-    for (const c of this.#clients) {
-      if (!c.alive) {
-        c.ws.terminate();
-        this.#clients.delete(c);
-        continue;
-      }
-      c.alive = false;
-      c.ws.ping();
-    }
-  }
-
   #send(c: Client, msg: unknown): void {
-    if (c.ws.readyState === c.ws.OPEN) c.ws.send(JSON.stringify(msg));
-  }
-
-  #end(c: Client): void {
-    this.#send(c, { type: 'session', state: 'expired' });
-    c.ws.close(4401, 'session ended');
-    this.#clients.delete(c);
+    this.#clients.send(c, msg);
   }
 }

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { EffectError } from '../contracts/errors.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { Transform } from '../contracts/envelope.ts';
@@ -64,6 +65,32 @@ export interface ActionImpl<A extends Record<string, unknown> = Record<string, u
    * `transient: false` for permanent ones (which start compensation).
    */
   execute(args: A, ctx: EffectContext): Promise<unknown>;
+}
+
+/** How a {@link simulatedAction} fails, checked in this order before its effect. */
+export interface SimulatedFailures<A> {
+  /** A share of attempts fails transiently (retried), drawn per step, attempt and `salt`. */
+  transient?: { salt: string; share: number; message: (args: A) => string };
+  /** Further checks; throw `EffectError` (transient or permanent) to fail. */
+  check?: (args: A, ctx: EffectContext) => void;
+}
+
+/**
+ * An action of a simulated system (the pilot models', demos', tests'): it fails as `fails` says,
+ * else records `result` in the world's ledger under the step's idempotency key and returns it. A
+ * real action calls its system instead, passing `ctx.key` as the idempotency key.
+ */
+export function simulatedAction<A extends Record<string, unknown>, R>(name: string, args: z.ZodType<A>, result: (args: A, ctx: EffectContext) => R, fails: SimulatedFailures<A> = {}): ActionImpl<A> {
+  return {
+    args,
+    async execute(a, ctx) {
+      if (fails.transient && ctx.draw(fails.transient.salt) < fails.transient.share) throw new EffectError(fails.transient.message(a), { transient: true });
+      fails.check?.(a, ctx);
+      const r = result(a, ctx);
+      await ctx.world.apply(ctx.key, name, a, r);
+      return r;
+    },
+  };
 }
 
 /** The code half of a model (`handlers.ts`): schemas and implementations. */
