@@ -1,32 +1,12 @@
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { userInfo } from 'node:os';
-import { ContractError, ModelError } from '../contracts/errors.ts';
-import { ModelConfig, type RetentionConfig } from '../contracts/model-config.ts';
-import { toIssues } from '../contracts/parse.ts';
-import { clearHold, listHolds, runRetention, setHold, type RetentionReport } from '../retention/retention.ts';
+import { ContractError } from '../contracts/errors.ts';
+import { Redactor } from '../inspect/redact.ts';
+import { loadModel } from '../models/loader.ts';
+import { clearHold, listHolds, retentionOf, runRetention, setHold, type RetentionReport } from '../retention/retention.ts';
 import { openDataStore } from './keys-command.ts';
 import { paint, printJson, table } from './output.ts';
 import { parseInstant } from './lineage-command.ts';
-
-/** Retention settings from the models' model.json (only that file is read: no handlers are loaded). */
-async function retentionFromModels(dirs: string[]): Promise<Map<string, RetentionConfig | undefined>> {
-  const out = new Map<string, RetentionConfig | undefined>();
-  for (const dir of dirs) {
-    const file = join(dir, 'model.json');
-    let raw: unknown;
-    try {
-      raw = JSON.parse(await readFile(file, 'utf8'));
-    } catch (err) {
-      throw new ModelError(dir, [{ file, path: '', message: `cannot read: ${(err as Error).message}` }]);
-    }
-    const cfg = ModelConfig.safeParse(raw);
-    if (!cfg.success) throw new ModelError(dir, toIssues(cfg.error).map((i) => ({ file, ...i })));
-    out.set(cfg.data.name, cfg.data.retention);
-  }
-  return out;
-}
 
 function operator(by: string | undefined): string {
   if (by !== undefined && by.trim() === '') throw new ContractError('hold', [{ path: 'by', message: 'must not be empty' }]);
@@ -58,11 +38,12 @@ export function registerRetention(program: Command): void {
     .option('--dry-run', 'report what would be compacted; change nothing', false)
     .option('--json', 'print the report as JSON', false)
     .action(async (o: { data: string; model: string[]; now?: string; dryRun: boolean; json: boolean }) => {
-      const policies = await retentionFromModels(o.model);
+      const models = await Promise.all(o.model.map((dir) => loadModel(dir)));
+      const policies = retentionOf(models);
       const now = parseInstant(o.now, 'now', { contract: 'retention run' }) ?? Date.now();
       const store = await openDataStore(o.data);
       try {
-        const report = await runRetention(store, { retention: policies, now, dryRun: o.dryRun, by: `operator:${userInfo().username}` });
+        const report = await runRetention(store, { retention: policies, now, dryRun: o.dryRun, by: `operator:${userInfo().username}`, redactor: new Redactor(models) });
         if (o.json) printJson(report);
         else printReport(report);
       } finally {

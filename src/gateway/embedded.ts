@@ -5,6 +5,7 @@ import { systemClock } from '../runtime/clock.ts';
 import { serveCommands } from '../runtime/command-server.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import { retentionOf, scheduleRetention } from '../retention/retention.ts';
+import { Redactor } from '../inspect/redact.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { backgroundRotation, type BackgroundRotation } from '../security/keys-rotation.ts';
 import { Rng } from '../runtime/rng.ts';
@@ -161,7 +162,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       demo.start(opts.demoBurst ?? Math.min(500, Math.ceil(opts.demoLoad)));
     }
     // Retention's automatic pass (docs/governance.md): hourly, over finished episodes only.
-    const retention = scheduleRetention({ store, clock: systemClock, retention: retentionOf(models), onError: (err) => rt?.log.error({ err }, 'retention pass failed') });
+    const retention = scheduleRetention({ store, clock: systemClock, retention: retentionOf(models), redactor: new Redactor(models), onError: (err) => rt?.log.error({ err }, 'retention pass failed') });
     // A new active data key: re-seal the store in the background while the node serves (docs/encryption.md).
     const log2 = rt.log;
     let lastLogged = 0;

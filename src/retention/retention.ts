@@ -3,6 +3,7 @@ import { ActorNotFoundError, ContractError, HandoffError } from '../contracts/er
 import type { RetentionConfig } from '../contracts/model-config.ts';
 import { journalLineage } from '../lineage/lineage.ts';
 import type { AgentContext } from '../machines/agent.ts';
+import { REDACTED, type Redactor } from '../inspect/redact.ts';
 import { canonicalJson } from '../runtime/audit-log.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { ActorRecord, JournalEntry, Store } from '../runtime/store.ts';
@@ -103,7 +104,17 @@ function compactedJournal(actorId: string, kind: 'agent' | 'case', entries: Jour
  */
 export async function runRetention(
   store: Store,
-  opts: { retention: ReadonlyMap<string, RetentionConfig | undefined>; now: number; by?: string; dryRun?: boolean },
+  opts: {
+    retention: ReadonlyMap<string, RetentionConfig | undefined>;
+    now: number;
+    by?: string;
+    dryRun?: boolean;
+    /**
+     * Scrubs the personal data (every field the models mark `sensitive()`) out of the compacted
+     * actors' records, which stay for history and ids. @default none: records are kept whole
+     */
+    redactor?: Redactor;
+  },
 ): Promise<RetentionReport> {
   const by = opts.by ?? 'retention';
   const dryRun = opts.dryRun ?? false;
@@ -143,7 +154,10 @@ export async function runRetention(
     const existing = await store.getMeta<CompactionSummary>(summaryKey(rec.id));
     if (total === 0) {
       // Compacted, but a pass that stopped after the deletes may not have written its audit entry.
-      if (existing && !existing.audited && !dryRun) await auditCompaction(store, existing, by);
+      if (existing && !existing.audited && !dryRun) {
+        await scrubRecords(store, [rec, ...cases], opts.redactor);
+        await auditCompaction(store, existing, by);
+      }
       report.kept.alreadyCompacted++;
       continue;
     }
@@ -168,10 +182,29 @@ export async function runRetention(
     // Summary first: a crash before the deletes leaves both, and the next pass redoes the deletes.
     await store.putMeta(summaryKey(rec.id), summary);
     for (const j of journals) if (j.entries.length > 0) await store.deleteJournal(j.id, j.entries.at(-1)!.seq);
+    await scrubRecords(store, [rec, ...cases], opts.redactor);
     await auditCompaction(store, summary, by);
   }
   return report;
 }
+
+/** Replaces each record with its personal fields redacted (a no-op for records already scrubbed). */
+async function scrubRecords(store: Store, records: (ActorRecord | undefined)[], redactor: Redactor | undefined): Promise<void> {
+  if (!redactor) return;
+  for (const rec of records) {
+    if (!rec) continue;
+    const snap = rec.snapshot as { context?: unknown; output?: unknown } | null;
+    if (!snap) continue;
+    const context = redactor.redact(rec.model, snap.context);
+    // A finished case's output repeats its resolution (with the plan's arguments).
+    const output = snap.output && typeof snap.output === 'object' ? (redactor.redact(rec.model, { resolution: snap.output }) as { resolution: unknown }).resolution : snap.output;
+    if (context === snap.context && output === snap.output) continue;
+    await store.replaceFinishedRecord({ ...rec, snapshot: { ...snap, context, ...(snap.output !== undefined ? { output } : {}) } });
+  }
+}
+
+/** What scrubbed fields hold after retention. */
+export const SCRUBBED = REDACTED;
 
 /**
  * Appends the episode's `retention.compacted` audit entry (with the hash of each compacted journal
@@ -213,6 +246,8 @@ export function scheduleRetention(opts: {
   store: Store;
   clock: Clock;
   retention: ReadonlyMap<string, RetentionConfig | undefined>;
+  /** See {@link runRetention}. */
+  redactor?: Redactor;
   /** @default 1 hour */
   intervalMs?: number;
   /** @default 1 minute */
@@ -226,7 +261,7 @@ export function scheduleRetention(opts: {
   let stopped = false;
   const pass = (): Promise<RetentionReport> => {
     if (running) return running;
-    running = runRetention(opts.store, { retention: opts.retention, now: opts.clock.now() }).finally(() => {
+    running = runRetention(opts.store, { retention: opts.retention, now: opts.clock.now(), ...(opts.redactor ? { redactor: opts.redactor } : {}) }).finally(() => {
       running = null;
     });
     return running;

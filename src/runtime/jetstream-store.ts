@@ -740,6 +740,11 @@ export class JetStreamStore implements Store {
    * carry the audit drafts the sequencer links), so retention cannot compact it here (docs/governance.md,
    * "Limits").
    */
+  /** Refused, as {@link deleteJournal} is: retention runs on the LevelDB store. */
+  async replaceFinishedRecord(rec: ActorRecord): Promise<void> {
+    throw new HandoffError('store.unsupported', `${rec.id}: retention's scrubbing of records needs the LevelDB store`, { actorId: rec.id });
+  }
+
   async deleteJournal(id: string): Promise<number> {
     throw new HandoffError('store.unsupported', `${id}: the JetStream journal stream ${this.streams.jnl} denies deletes; retention compaction needs the LevelDB store`, { actorId: id, stream: this.streams.jnl });
   }

@@ -314,6 +314,15 @@ export class LevelStore implements Store {
     for await (const value of this.db.values({ gte: K.journal(id, from), lt: `j:${id};` })) yield value as JournalEntry;
   }
 
+  async replaceFinishedRecord(rec: ActorRecord): Promise<void> {
+    const current = await this.load(rec.id);
+    if (!current || current.status === 'active' || rec.status === 'active' || rec.seq !== current.seq) {
+      throw new HandoffError('store.actor_active', `${rec.id}: only the record of a finished actor can be replaced, at its last seq`, { actorId: rec.id });
+    }
+    this.#put(K.actor(rec.id), rec);
+    return this.#enqueue();
+  }
+
   /** Deletes journal entries of `id` up to `throughSeq`, in the next batch (see {@link Store.deleteJournal}). */
   async deleteJournal(id: string, throughSeq = Number.MAX_SAFE_INTEGER): Promise<number> {
     let n = 0;

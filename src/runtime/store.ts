@@ -114,6 +114,12 @@ export interface Store {
    * (docs/governance.md). Resolves with the number of entries deleted, once durable.
    */
   deleteJournal(id: string, throughSeq?: number): Promise<number>;
+  /**
+   * Replaces the record of a *finished* actor (retention scrubs the personal data out of it,
+   * docs/governance.md); an active actor's record changes only through commits
+   * (`store.actor_active`). Resolves once durable.
+   */
+  replaceFinishedRecord(rec: ActorRecord): Promise<void>;
   outbox(): AsyncIterable<OutboxMessage>;
   hasCommand(commandId: string): Promise<boolean>;
   /** Timers due at or before `until`, earliest first. */

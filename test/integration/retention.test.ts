@@ -8,7 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildLineage, type Lineage } from '../../src/lineage/lineage.ts';
 import { storeLineageSource } from '../../src/lineage/source.ts';
 import { summaryKey, type CompactionSummary } from '../../src/retention/records.ts';
-import { LegalHoldError, clearHold, listHolds, retentionOf, runRetention, scheduleRetention, setHold } from '../../src/retention/retention.ts';
+import { LegalHoldError, SCRUBBED, clearHold, listHolds, retentionOf, runRetention, scheduleRetention, setHold } from '../../src/retention/retention.ts';
+import { Redactor } from '../../src/inspect/redact.ts';
+import type { AgentContext } from '../../src/machines/agent.ts';
 import { canonicalJson, verifyAudit } from '../../src/runtime/audit-log.ts';
 import { SimulatedClock } from '../../src/runtime/clock.ts';
 import { runCli } from './cli.ts';
@@ -60,7 +62,8 @@ describe('retention: compaction', () => {
     expect(dry.compacted.map((c) => c.episodeId).sort()).toEqual(['ep-1', 'ep-2']);
     expect((await journal(env, 'ep-1')).length).toBeGreaterThan(0);
 
-    const report = await runRetention(env.store, { retention: policy, now, by: 'test' });
+    const heldBefore = JSON.stringify(await env.store.load('ep-3'));
+    const report = await runRetention(env.store, { retention: policy, now, by: 'test', redactor: new Redactor([env.model]) });
     expect(report.compacted.map((c) => c.episodeId).sort()).toEqual(['ep-1', 'ep-2']);
     expect(report.compacted.find((c) => c.episodeId === 'ep-2')).toMatchObject({ actors: ['ep-2', 'ep-2.case-1'], journalEntries: ep2Journals.agent.length + ep2Journals.case.length });
     expect(report.held).toEqual(['ep-3']);
@@ -70,8 +73,20 @@ describe('retention: compaction', () => {
     expect((await journal(env, 'ep-3')).length).toBeGreaterThan(0);
     expect((await journal(env, 'ep-open')).length).toBeGreaterThan(0);
     expect((await journal(env, 'ep-open.case-1')).length).toBeGreaterThan(0);
-    // The actor records stay (ids stay unique, dashboards keep their history).
-    expect((await env.store.load('ep-2'))?.state).toBe('done');
+    // The actor records stay (ids stay unique, dashboards keep their history), scrubbed of personal
+    // data: no IBAN, e-mail or name of the customer is left in them; the held episode's is untouched.
+    const ep2 = (await env.store.load('ep-2'))!;
+    expect(ep2.state).toBe('done');
+    const case2 = (await env.store.load('ep-2.case-1'))!;
+    const ctx2 = (ep2.snapshot as { context: AgentContext }).context;
+    const fields = ctx2.observation!.fields as { customer: { iban: string; email: string; name: string } };
+    expect(fields.customer).toMatchObject({ iban: SCRUBBED, email: SCRUBBED, name: SCRUBBED });
+    for (const rec of [ep2, case2]) {
+      const text = JSON.stringify(rec);
+      for (const [k, v] of [['iban', /"iban":"(?!\[REDACTED\])/], ['email', /"email":"(?!\[REDACTED\])/]] as const) expect(text, `${rec.id} ${k}`).not.toMatch(v);
+    }
+    expect(JSON.stringify(await env.store.load('ep-3'))).toBe(heldBefore);
+    expect(heldBefore).toMatch(/"iban":"(?!\[REDACTED\])/);
 
     // The audit chain was only appended to, and verifies.
     const audit = await collect(env.store.audit());
