@@ -2,6 +2,7 @@ import { Level } from 'level';
 import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { KeyFilter } from './key-filter.ts';
+import { packRecord, unpackRecord } from './record-codec.ts';
 import { Rng } from './rng.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { openStoreLevel } from '../security/sealed-level.ts';
@@ -108,7 +109,7 @@ export class LevelStore implements Store {
     this.stats.commits++;
     const a = c.actor;
     this.#batchActors.add(a.id);
-    if (c.checkpoint !== false) this.#put(K.actor(a.id), a);
+    if (c.checkpoint !== false) this.#put(K.actor(a.id), packRecord(a));
     this.#put(K.journal(a.id, c.journal.seq), c.journal);
     if (c.liveChanged !== false) {
       if (a.status === 'active') this.#put(K.live(a.id), { kind: a.kind, model: a.model, hot: c.hot ?? false });
@@ -275,7 +276,7 @@ export class LevelStore implements Store {
 
   async load(id: string): Promise<ActorRecord | undefined> {
     if (this.#absent(K.actor(id))) return undefined;
-    return (await this.db.get(K.actor(id))) as ActorRecord | undefined;
+    return unpackRecord((await this.db.get(K.actor(id))) as ActorRecord | undefined);
   }
 
   async *liveActors(): AsyncIterable<ActorRecord> {
@@ -287,7 +288,7 @@ export class LevelStore implements Store {
 
   async *actors(kind?: ActorKind): AsyncIterable<ActorRecord> {
     for await (const value of this.db.values({ gt: 'a:', lt: 'a;' })) {
-      const rec = value as ActorRecord;
+      const rec = unpackRecord(value as ActorRecord)!;
       if (!kind || rec.kind === kind) yield rec;
     }
   }
@@ -319,7 +320,7 @@ export class LevelStore implements Store {
     if (!current || current.status === 'active' || rec.status === 'active' || rec.seq !== current.seq) {
       throw new HandoffError('store.actor_active', `${rec.id}: only the record of a finished actor can be replaced, at its last seq`, { actorId: rec.id });
     }
-    this.#put(K.actor(rec.id), rec);
+    this.#put(K.actor(rec.id), packRecord(rec));
     return this.#enqueue();
   }
 
