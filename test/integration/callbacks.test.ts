@@ -3,7 +3,6 @@
  * HTTP, real LevelDB, the refunds model's shipped `ticketing` source (service principal
  * `svc-ticketing`, role support-lead), its secret given through the environment.
  */
-import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,24 +13,11 @@ import type { QueueRow } from '../../src/gateway/projection.ts';
 import type { CaseContext } from '../../src/machines/review-case.ts';
 import { verifyAudit, type AuditEntry } from '../../src/runtime/audit-log.ts';
 import { Rng } from '../../src/runtime/rng.ts';
+import { runCli } from './cli.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SECRET = 'ticketing-callback-secret-0123456789';
 const OLD_SECRET = 'ticketing-previous-secret-9876543210';
-
-/** Runs the CLI with `input` on stdin and extra environment variables. */
-function cli(args: string[], input: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'handoff.js'), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
 
 let running: RunningConsole;
 let data: string;
@@ -199,7 +185,7 @@ describe('signed decision callbacks', () => {
   it('`handoff notifications sign` makes a header the endpoint accepts (for trying an integration with curl)', async () => {
     const caseId = queuedAt(1)[0]!.id;
     const body = JSON.stringify(decision('escalate', caseId, { reason: 'needs the refunds manager' }));
-    const out = await cli(['notifications', 'sign', '--source', 'ticketing', '--model', join(ROOT, 'models/refunds'), '--json'], body, { HANDOFF_TICKETING_CALLBACK_SECRET: SECRET });
+    const out = await runCli(['notifications', 'sign', '--source', 'ticketing', '--model', join(ROOT, 'models/refunds'), '--json'], { input: body, env: { HANDOFF_TICKETING_CALLBACK_SECRET: SECRET } });
     expect(out.code, out.stderr).toBe(0);
     const signed = JSON.parse(out.stdout) as { header: string; value: string };
     expect(signed.header).toBe('Handoff-Signature');
@@ -208,7 +194,7 @@ describe('signed decision callbacks', () => {
     const view = await running.runtime.get(caseId);
     expect([view?.state, (view!.context as CaseContext).tier]).toEqual(['queued', 2]);
     // Without the secret in its environment the command refuses, naming the variable.
-    const off = await cli(['notifications', 'sign', '--source', 'ticketing', '--model', join(ROOT, 'models/refunds'), '--json'], body, { HANDOFF_TICKETING_CALLBACK_SECRET: '' });
+    const off = await runCli(['notifications', 'sign', '--source', 'ticketing', '--model', join(ROOT, 'models/refunds'), '--json'], { input: body, env: { HANDOFF_TICKETING_CALLBACK_SECRET: '' } });
     expect(off.code).toBe(2);
     expect(JSON.parse(off.stdout)).toMatchObject({ ok: false, error: { code: 'callback.disabled', details: { env: 'HANDOFF_TICKETING_CALLBACK_SECRET' } } });
   });

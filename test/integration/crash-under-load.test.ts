@@ -26,7 +26,7 @@ describe('crash under load: 20,000 episodes, faults on, five SIGKILLs', () => {
     ];
     const t0 = Date.now();
     for (const [i, k] of kills.entries()) {
-      const run = await runCli(k.args, k.killAfter, k.failpoints);
+      const run = await runCli(k.args, k);
       expect(run.signal, `kill ${i + 1}: ${run.stderr.slice(-500)}`).toBe('SIGKILL');
     }
     const last = await runCli(['demo', '--resume', ...common]);

@@ -18,13 +18,13 @@ describe('demo: SIGKILL in the middle, then --resume', () => {
     const cases = 1200;
     const common = ['--data', data, '--progress', 'lines', '--json'];
 
-    const first = await runCli(['demo', '--cases', String(cases), '--seed', '7', ...common], undefined, 'after-effect:300');
+    const first = await runCli(['demo', '--cases', String(cases), '--seed', '7', ...common], { failpoints: 'after-effect:300' });
     expect(first.signal, first.stderr).toBe('SIGKILL');
 
-    const second = await runCli(['demo', '--resume', ...common], undefined, 'after-effect:500');
+    const second = await runCli(['demo', '--resume', ...common], { failpoints: 'after-effect:500' });
     expect(second.signal, second.stderr).toBe('SIGKILL');
 
-    const third = await runCli(['demo', '--resume', ...common], 900);
+    const third = await runCli(['demo', '--resume', ...common], { killAfter: 900 });
     expect(third.signal, third.stderr).toBe('SIGKILL');
 
     const last = await runCli(['demo', '--resume', ...common]);

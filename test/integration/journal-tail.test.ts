@@ -7,22 +7,28 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KeyFilter } from '../../src/runtime/key-filter.ts';
 import { LevelStore } from '../../src/runtime/level-store.ts';
 import type { TransitionNotice } from '../../src/runtime/runtime.ts';
-import { LEAD, agentCtx, autoSignals, cleanup, closeEnv, cmd, collect, drive, driveUntilDone, journalOf, openEnv, reviewSignals, settle, tempDir } from './helpers.ts';
+import { LEAD, agentCtx, autoSignals, cleanup, closeEnv, cmd, collect, drive, driveUntilDone, journalOf, openEnv, reviewSignals, settle, tempDir, type Env } from './helpers.ts';
 
 afterEach(cleanup);
 
+/** Starts an auto-path episode and closes the runtime as soon as it is acting (an action in flight). */
+async function stopWhileActing(id: string): Promise<Env> {
+  const env = await openEnv();
+  const [sig] = await autoSignals();
+  let closing: Promise<void> | undefined;
+  env.rt.onTransition((n: TransitionNotice) => {
+    if (n.id === id && n.state === 'acting' && !closing) closing = env.rt.close();
+  });
+  await env.rt.startEpisode('refunds', sig!.signal, { episodeId: id });
+  await drive(env.rt, env.clock, () => closing !== undefined);
+  await closing;
+  return env;
+}
+
 describe('agent records are rewritten at rest points; the journal carries the steps between', () => {
   it('an agent stopped with an action in flight has a record behind its journal, and resumes from record + journal', async () => {
-    const env = await openEnv();
-    const [sig] = await autoSignals();
     const id = 'ep-tail';
-    let closing: Promise<void> | undefined;
-    env.rt.onTransition((n: TransitionNotice) => {
-      if (n.id === id && n.state === 'acting' && !closing) closing = env.rt.close();
-    });
-    await env.rt.startEpisode('refunds', sig!.signal, { episodeId: id });
-    await drive(env.rt, env.clock, () => closing !== undefined);
-    await closing;
+    const env = await stopWhileActing(id);
 
     const journal = await collect(env.store.journal(id));
     const rec = (await env.store.load(id))!;
@@ -66,16 +72,8 @@ describe('agent records are rewritten at rest points; the journal carries the st
   });
 
   it('a journal tail that does not replay to the states it recorded is handled as a crash, not trusted', async () => {
-    const env = await openEnv();
-    const [sig] = await autoSignals();
     const id = 'ep-bad-tail';
-    let closing: Promise<void> | undefined;
-    env.rt.onTransition((n: TransitionNotice) => {
-      if (n.id === id && n.state === 'acting' && !closing) closing = env.rt.close();
-    });
-    await env.rt.startEpisode('refunds', sig!.signal, { episodeId: id });
-    await drive(env.rt, env.clock, () => closing !== undefined);
-    await closing;
+    const env = await stopWhileActing(id);
     const last = (await collect(env.store.journal(id))).at(-1)!;
     await env.store.db.put(`j:${id}:${String(last.seq).padStart(10, '0')}`, { ...last, state: 'denied' });
     await env.store.close();

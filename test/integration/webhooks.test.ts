@@ -21,23 +21,12 @@ import { LevelStore } from '../../src/runtime/level-store.ts';
 import { Runtime } from '../../src/runtime/runtime.ts';
 import type { DeadLetter } from '../../src/runtime/store.ts';
 import { LevelWorld } from '../../src/runtime/world.ts';
+import { runCli } from './cli.ts';
 import { LEAD, START, SEED, agentCtx, caseCtx, cleanup, cmd, collect, drive, refunds, reviewSignals, silent, tempDir } from './helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'bin', 'handoff.js');
 
-/** Runs the CLI with extra environment variables. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 const SECRET = 'whsec-test-0123456789abcdef';
 
 // ------------------------------------------------------------------------------------------------
@@ -308,7 +297,7 @@ describe('webhooks', () => {
     await close(e);
 
     const env = { HANDOFF_REFUNDS_WEBHOOK_URL: r.url, HANDOFF_REFUNDS_WEBHOOK_SECRET: SECRET };
-    const list = await cli(['dead-letters', 'list', '--data', e.dir, '--json'], env);
+    const list = await runCli(['dead-letters', 'list', '--data', e.dir, '--json'], { env });
     expect(list.code, list.stderr).toBe(0);
     const listed = JSON.parse(list.stdout) as { count: number; deadLetters: DeadLetter[] };
     expect(listed.deadLetters.map((d) => [d.id, d.actorId, d.code])).toEqual([[letter!.id, 'webhook:refunds/ops', 'webhook.retries_exhausted']]);
@@ -317,20 +306,20 @@ describe('webhooks', () => {
     // fire at once there and send notifications of their own: count this delivery's attempts only.
     const mine = () => r.received.filter((x) => x.headers['webhook-id'] === webhookId);
     // Still down: the replay fails and the letter stays.
-    const failed = await cli(['deadletters', 'replay', '--data', e.dir, '--model', join(ROOT, 'models/refunds'), '--json'], env);
+    const failed = await runCli(['deadletters', 'replay', '--data', e.dir, '--model', join(ROOT, 'models/refunds'), '--json'], { env });
     expect(failed.code).toBe(1);
     expect(JSON.parse(failed.stdout)).toMatchObject({ delivered: 0, failed: [{ id: letter!.id }] });
     expect(mine()).toHaveLength(4);
 
     r.answer = () => 204;
-    const replay = await cli(['deadletters', 'replay', '--data', e.dir, '--model', join(ROOT, 'models/refunds'), '--json'], env);
+    const replay = await runCli(['deadletters', 'replay', '--data', e.dir, '--model', join(ROOT, 'models/refunds'), '--json'], { env });
     expect(replay.code, replay.stderr).toBe(0);
     expect(JSON.parse(replay.stdout)).toMatchObject({ delivered: 1, failed: [] });
     expect(mine()).toHaveLength(5);
     const last = mine()[4]!;
     expect(last.verified).toBe(true);
     expect(WebhookPayload.parse(JSON.parse(last.body)).event).toBe('case.opened');
-    const after = await cli(['dead-letters', 'list', '--data', e.dir, '--json']);
+    const after = await runCli(['dead-letters', 'list', '--data', e.dir, '--json']);
     expect(JSON.parse(after.stdout)).toMatchObject({ count: 0 });
   }, 60_000);
 

@@ -11,7 +11,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nkeys } from '@nats-io/transport-node';
+import { expect } from 'vitest';
 import type { NatsServerOperator } from '../../src/cluster/nats-harness.ts';
+import { SecurityConfigError } from '../../src/security/tls-errors.ts';
 
 export const OPENSSL_HINT = 'the TLS tests need the `openssl` CLI (Debian/Ubuntu: apt-get install openssl)';
 
@@ -131,4 +133,20 @@ export function testOperator(): { operator: NatsServerOperator; creds: (name?: s
     return `-----BEGIN NATS USER JWT-----\n${jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`;
   };
   return { operator, creds };
+}
+
+/**
+ * Runs `f`, which must throw a `security.config_invalid` error, and returns the option it names.
+ * Its message must not contain any of `secrets` (a bad setting never echoes key material).
+ */
+export function configErrorField(f: () => unknown, secrets: string[] = []): string {
+  try {
+    f();
+  } catch (err) {
+    expect(err).toBeInstanceOf(SecurityConfigError);
+    expect((err as SecurityConfigError).code).toBe('security.config_invalid');
+    for (const secret of secrets) expect((err as Error).message).not.toContain(secret);
+    return (err as SecurityConfigError).field;
+  }
+  throw new Error('no error');
 }

@@ -3,7 +3,6 @@
  * to key B), interrupted (an async iteration stopped half-way; the CLI SIGKILLed half-way), and the
  * store read with key A removed afterwards.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +20,7 @@ import { Keyring, type DataKey } from '../../src/security/keyring.ts';
 import { rotateKeys, rotationSteps, sealingStatus, type RotationProgress } from '../../src/security/keys-rotation.ts';
 import type { SealedLevel } from '../../src/security/sealed-level.ts';
 import { drive, refunds, silent } from '../integration/helpers.ts';
+import { runCli } from '../integration/cli.ts';
 import { startConsole } from '../../src/gateway/embedded.ts';
 
 const A: DataKey = { id: 'key-a', key: randomBytes(32) };
@@ -246,51 +246,35 @@ describe('key rotation', () => {
     const dir = await storeUnderA(60);
     const total = (await status(dir)).values;
     const env = { HANDOFF_DATA_KEYS: `${A.id}:${A.key.toString('base64')},${B.id}:${B.key.toString('base64')}`, HANDOFF_DATA_KEY_ID: B.id };
-    const killed = await cli(['keys', 'rotate', '--data', dir, '--batch-size', '5', '--pause-ms', '20', '--progress', 'lines', '--json'], env, /rotate (\d+)\//);
+    const killed = await runCli(['keys', 'rotate', '--data', dir, '--batch-size', '5', '--pause-ms', '20', '--progress', 'lines', '--json'], { env: keys(env), killOn: /rotate (\d+)\// });
     expect(killed.signal, killed.stderr.slice(0, 2000) + killed.stdout).toBe('SIGKILL');
-    const mid = JSON.parse((await cli(['keys', 'status', '--data', dir, '--json'], env)).stdout) as { byKey: Record<string, number>; rotationPending: boolean };
+    const mid = JSON.parse((await runCli(['keys', 'status', '--data', dir, '--json'], { env: keys(env) })).stdout) as { byKey: Record<string, number>; rotationPending: boolean };
     expect(mid.rotationPending).toBe(true);
     expect(mid.byKey['key-b']).toBeGreaterThan(0);
     expect(mid.byKey['key-a']).toBeGreaterThan(0);
 
-    const resumed = await cli(['keys', 'rotate', '--data', dir, '--batch-size', '10', '--progress', 'off', '--json'], env);
+    const resumed = await runCli(['keys', 'rotate', '--data', dir, '--batch-size', '10', '--progress', 'off', '--json'], { env: keys(env) });
     expect(resumed.code).toBe(0);
     const r = JSON.parse(resumed.stdout) as { complete: boolean; resumedFrom: string | null; resealed: number; scanned: number };
     expect(r.complete).toBe(true);
     expect(r.resumedFrom).not.toBeNull();
     expect(r.scanned).toBe(total);
-    const end = JSON.parse((await cli(['keys', 'status', '--data', dir, '--json'], env)).stdout) as Record<string, unknown>;
+    const end = JSON.parse((await runCli(['keys', 'status', '--data', dir, '--json'], { env: keys(env) })).stdout) as Record<string, unknown>;
     expect(end).toMatchObject({ byKey: { 'key-b': total }, rotationPending: false, allUnderActive: true, missing: [] });
 
     // `handoff audit verify` with key B only.
-    const verify = await cli(['audit', 'verify', '--data', dir, '--json'], { HANDOFF_DATA_KEYS: `${B.id}:${B.key.toString('base64')}` });
+    const verify = await runCli(['audit', 'verify', '--data', dir, '--json'], { env: keys({ HANDOFF_DATA_KEYS: `${B.id}:${B.key.toString('base64')}` }) });
     expect(verify.code).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
     // Without keys: a clear, typed error.
-    const noKeys = await cli(['audit', 'verify', '--data', dir, '--json'], {});
+    const noKeys = await runCli(['audit', 'verify', '--data', dir, '--json'], { env: keys({}) });
     expect(noKeys.code).toBe(2);
     expect(JSON.parse(noKeys.stdout)).toMatchObject({ ok: false, error: { code: 'keys.required', details: { keyId: 'key-b' } } });
   });
 });
 
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'handoff.js');
-
-/** Runs the CLI with `env` as its only data-key variables; with `killOn`, SIGKILLs it when stderr first matches. */
-function cli(args: string[], env: Record<string, string>, killOn?: RegExp): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const base: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-    delete base.HANDOFF_DATA_KEYS;
-    delete base.HANDOFF_DATA_KEY_ID;
-    delete base.HANDOFF_DATA_KEY_FILE;
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...base, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (killOn?.test(stderr) && child.exitCode === null) child.kill('SIGKILL');
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+/** `env` as the command's only data-key variables (the test's own are removed). */
+function keys(env: Record<string, string>): Record<string, string | undefined> {
+  return { HANDOFF_DATA_KEYS: undefined, HANDOFF_DATA_KEY_ID: undefined, HANDOFF_DATA_KEY_FILE: undefined, ...env };
 }
+

@@ -18,9 +18,9 @@ import { ClusterNode } from '../../src/cluster/node.ts';
 import { loadModel } from '../../src/models/loader.ts';
 import { createLogger } from '../../src/runtime/logger.ts';
 import { describeNatsSecurity, natsSecurityFromOptions, redactServerUrl, type NatsSecurityOptions } from '../../src/security/nats-auth.ts';
-import { NatsAuthError, NatsTlsError, SecurityConfigError } from '../../src/security/tls-errors.ts';
+import { NatsAuthError, NatsTlsError } from '../../src/security/tls-errors.ts';
 import { NatsTransport } from '../../src/transport/nats-transport.ts';
-import { TestCa, testOperator, type CertFiles } from './certs.ts';
+import { TestCa, configErrorField, testOperator, type CertFiles } from './certs.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'handoff.js');
 const PASSWORD = 'pw-Zq8vR3-correct-horse';
@@ -247,16 +247,7 @@ describe('NATS security settings from options and environment', () => {
   });
 
   it('bad settings are typed errors naming the option', () => {
-    const field = (f: () => unknown): string => {
-      try {
-        f();
-      } catch (err) {
-        expect(err).toBeInstanceOf(SecurityConfigError);
-        expect((err as SecurityConfigError).code).toBe('security.config_invalid');
-        return (err as SecurityConfigError).field;
-      }
-      throw new Error('no error');
-    };
+    const field = configErrorField;
     expect(field(() => natsSecurityFromOptions({ natsTlsCa: '/nonexistent/ca.pem' }, {}))).toBe('--nats-tls-ca');
     expect(field(() => natsSecurityFromOptions({ natsTlsCa: ca.file('junk.pem', 'not a certificate') }, {}))).toBe('--nats-tls-ca');
     expect(field(() => natsSecurityFromOptions({ natsTlsCert: serverCert.certFile }, {}))).toBe('--nats-tls-key');
