@@ -6,6 +6,7 @@ import { HandoffError } from '../contracts/errors.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import { generateDataKey, KEY_ENV, loadKeyring, type Keyring } from '../security/keyring.ts';
 import { rotateKeys, sealingStatus } from '../security/keys-rotation.ts';
+import { levelOpenFailed } from '../security/sealed-level.ts';
 import { paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
 
 const int = (name: string, min: number) => (v: string) => {
@@ -28,23 +29,13 @@ export function dataKeyring(o: KeyOptions = {}): Keyring | undefined {
   return loadKeyring({ keyFile: o.dataKeyFile, activeId: o.dataKeyId });
 }
 
-/** A LevelDB that cannot be opened: missing, or locked by a running process. */
-function openFailed(dir: string) {
-  return (err: unknown): never => {
-    if (err instanceof HandoffError) throw err;
-    const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
-    if (code === 'LEVEL_LOCKED') throw new HandoffError('store.locked', `data folder ${dir} is in use by another process (a running node?): stop it first`, { data: dir });
-    throw new HandoffError('store.open_failed', `data folder ${dir} cannot be opened: ${((err as { cause?: Error }).cause ?? (err as Error)).message}`, { data: dir });
-  };
-}
-
 /**
  * Opens an existing data folder for a command that reads or maintains it. A folder that holds no
  * store is an error naming it (`store.not_found`), never an empty store created by a typo.
  */
 export async function openDataStore(dir: string, keyring: Keyring | undefined = dataKeyring()): Promise<LevelStore> {
   if (!existsSync(join(dir, 'CURRENT'))) throw new HandoffError('store.not_found', `no data folder at ${dir} (no LevelDB store there): check --data`, { data: dir });
-  return LevelStore.open(dir, { keyring }).catch(openFailed(dir));
+  return LevelStore.open(dir, { keyring });
 }
 
 function addKeyOptions(cmd: Command): Command {
@@ -77,7 +68,7 @@ export function registerKeys(program: Command): void {
   ).action(async (o: KeyOptions & { data: string; json: boolean }) => {
     const keyring = dataKeyring(o);
     const db = new Level<string, unknown>(o.data, { valueEncoding: 'buffer', createIfMissing: false });
-    await db.open().catch(openFailed(o.data));
+    await db.open().catch(levelOpenFailed(o.data));
     try {
       const s = await sealingStatus(db);
       const configured = keyring?.ids ?? [];

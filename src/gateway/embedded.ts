@@ -122,11 +122,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const models = [];
   for (const dir of opts.models) models.push(await loadModel(dir));
   await mkdir(opts.data, { recursive: true });
-  const store = await LevelStore.open(opts.data, { keyring: opts.keyring }).catch((err: unknown) => {
-    if (err instanceof HandoffError) throw err;
-    const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
-    throw new HandoffError(locked ? 'store.locked' : 'store.open_failed', locked ? `data folder ${opts.data} is in use by another process (a running handoff start or demo?)` : `data folder ${opts.data} cannot be opened: ${(err as Error).message}`);
-  });
+  const store = await LevelStore.open(opts.data, { keyring: opts.keyring });
   let rt: Runtime | undefined;
   let notifier: WebhookNotifier | undefined;
   try {
@@ -164,17 +160,16 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     // Retention's automatic pass (docs/governance.md): hourly, over finished episodes only.
     const retention = scheduleRetention({ store, clock: systemClock, retention: retentionOf(models), redactor: new Redactor(models), onError: (err) => rt?.log.error({ err }, 'retention pass failed') });
     // A new active data key: re-seal the store in the background while the node serves (docs/encryption.md).
-    const log2 = rt.log;
     let lastLogged = 0;
     const rotation = opts.keyring
       ? backgroundRotation(store, {
           onProgress: (p) => {
             if (p.scanned - lastLogged < 10_000) return;
             lastLogged = p.scanned;
-            log2.info({ rotation: { target: p.target, scanned: p.scanned, resealed: p.resealed, total: p.total } }, 'data key rotation under way');
+            log.info({ rotation: { target: p.target, scanned: p.scanned, resealed: p.resealed, total: p.total } }, 'data key rotation under way');
           },
-          onDone: (r) => log2.info({ rotation: { target: r.target, scanned: r.scanned, resealed: r.resealed, complete: r.complete } }, r.complete ? 'data key rotation complete' : 'data key rotation paused; the next start continues it'),
-          onError: (err) => log2.error({ err }, 'data key rotation failed; the next start continues it'),
+          onDone: (r) => log.info({ rotation: { target: r.target, scanned: r.scanned, resealed: r.resealed, complete: r.complete } }, r.complete ? 'data key rotation complete' : 'data key rotation paused; the next start continues it'),
+          onError: (err) => log.error({ err }, 'data key rotation failed; the next start continues it'),
         })
       : null;
     const runtime = rt;

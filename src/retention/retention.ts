@@ -3,7 +3,7 @@ import { ActorNotFoundError, ContractError, HandoffError } from '../contracts/er
 import type { RetentionConfig } from '../contracts/model-config.ts';
 import { journalLineage } from '../lineage/lineage.ts';
 import type { AgentContext } from '../machines/agent.ts';
-import { REDACTED, type Redactor } from '../inspect/redact.ts';
+import type { Redactor } from '../inspect/redact.ts';
 import { canonicalJson } from '../runtime/audit-log.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { ActorRecord, JournalEntry, Store } from '../runtime/store.ts';
@@ -202,9 +202,6 @@ async function scrubRecords(store: Store, records: (ActorRecord | undefined)[], 
     await store.replaceFinishedRecord({ ...rec, snapshot: { ...snap, context, ...(snap.output !== undefined ? { output } : {}) } });
   }
 }
-
-/** What scrubbed fields hold after retention. */
-export const SCRUBBED = REDACTED;
 
 /**
  * Appends the episode's `retention.compacted` audit entry (with the hash of each compacted journal

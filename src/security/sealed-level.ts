@@ -212,6 +212,19 @@ export class SealedLevel extends Level<string, unknown> {
 }
 
 /**
+ * A LevelDB that cannot be opened, as a typed error naming the folder: `store.locked` when another
+ * process holds it (LevelDB allows one), `store.open_failed` otherwise.
+ */
+export function levelOpenFailed(dir: string): (err: unknown) => never {
+  return (err) => {
+    if (err instanceof HandoffError) throw err;
+    const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
+    if (code === 'LEVEL_LOCKED') throw new HandoffError('store.locked', `data folder ${dir} is in use by another process (a running handoff start or demo?): stop it first`, { data: dir });
+    throw new HandoffError('store.open_failed', `data folder ${dir} cannot be opened: ${((err as { cause?: Error }).cause ?? (err as Error)).message}`, { data: dir });
+  };
+}
+
+/**
  * Opens the LevelDB of a store: sealed when a keyring is given (and marked as such), plain JSON
  * otherwise, exactly as before encryption existed. A store marked as sealed refuses to open without
  * keys (`keys.required`), rather than failing later on its first read.
@@ -219,7 +232,7 @@ export class SealedLevel extends Level<string, unknown> {
 export async function openStoreLevel(dir: string, keyring: Keyring | undefined): Promise<Level<string, unknown>> {
   // A SealedLevel is a Level; the cast only quiets the variance of abstract-level's self-typed batch.
   const db = keyring ? (new SealedLevel(dir, keyring, { valueEncoding: 'json' }) as unknown as Level<string, unknown>) : new Level<string, unknown>(dir, { valueEncoding: 'json' });
-  await db.open();
+  await db.open().catch(levelOpenFailed(dir));
   const marker = (await db.get(SEALED_MARKER_KEY)) as { v: number; keyId: string } | undefined;
   if (keyring && !marker) await db.put(SEALED_MARKER_KEY, { v: 1, keyId: keyring.active.id });
   if (!keyring && marker) {

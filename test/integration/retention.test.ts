@@ -8,8 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildLineage, type Lineage } from '../../src/lineage/lineage.ts';
 import { storeLineageSource } from '../../src/lineage/source.ts';
 import { summaryKey, type CompactionSummary } from '../../src/retention/records.ts';
-import { LegalHoldError, SCRUBBED, clearHold, listHolds, retentionOf, runRetention, scheduleRetention, setHold } from '../../src/retention/retention.ts';
-import { Redactor } from '../../src/inspect/redact.ts';
+import { LegalHoldError, clearHold, listHolds, retentionOf, runRetention, scheduleRetention, setHold } from '../../src/retention/retention.ts';
+import { REDACTED, Redactor } from '../../src/inspect/redact.ts';
 import type { AgentContext } from '../../src/machines/agent.ts';
 import { canonicalJson, verifyAudit } from '../../src/runtime/audit-log.ts';
 import { SimulatedClock } from '../../src/runtime/clock.ts';
@@ -80,7 +80,7 @@ describe('retention: compaction', () => {
     const case2 = (await env.store.load('ep-2.case-1'))!;
     const ctx2 = (ep2.snapshot as { context: AgentContext }).context;
     const fields = ctx2.observation!.fields as { customer: { iban: string; email: string; name: string } };
-    expect(fields.customer).toMatchObject({ iban: SCRUBBED, email: SCRUBBED, name: SCRUBBED });
+    expect(fields.customer).toMatchObject({ iban: REDACTED, email: REDACTED, name: REDACTED });
     for (const rec of [ep2, case2]) {
       const text = JSON.stringify(rec);
       for (const [k, v] of [['iban', /"iban":"(?!\[REDACTED\])/], ['email', /"email":"(?!\[REDACTED\])/]] as const) expect(text, `${rec.id} ${k}`).not.toMatch(v);
