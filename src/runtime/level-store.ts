@@ -2,7 +2,7 @@ import { Level } from 'level';
 import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { KeyFilter } from './key-filter.ts';
-import { packRecord, unpackRecord } from './record-codec.ts';
+import { BlobError, BlobPacker, blobGroupKey, blobGroupOf, blobRefs, blobsByRef, newSink, unpackLegacyRecord, type PackSink } from './record-codec.ts';
 import { Rng } from './rng.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { openStoreLevel } from '../security/sealed-level.ts';
@@ -60,6 +60,10 @@ export class LevelStore implements Store {
   readonly orderedCommits = true;
   /** Actors with writes in the next batch (told to `onBatchFailed` if it fails). */
   #batchActors = new Set<string>();
+  /** The stored form of records and journal entries (large objects stored once per actor: `record-codec.ts`). */
+  #blobs = new BlobPacker();
+  /** Objects registered as stored by the next batch's blobs (forgotten if it fails). */
+  #batchBlobs: object[] = [];
   /**
    * Bloom filters of the key spaces that are mostly asked for keys that are not there: actor records
    * (is this id new?), command ids (the replay guard) and the world's ledger (did this effect take
@@ -109,8 +113,15 @@ export class LevelStore implements Store {
     this.stats.commits++;
     const a = c.actor;
     this.#batchActors.add(a.id);
-    if (c.checkpoint !== false) this.#put(K.actor(a.id), packRecord(a));
-    this.#put(K.journal(a.id, c.journal.seq), c.journal);
+    if (a.kind === 'case') {
+      const sink = newSink(pad(c.journal.seq, 10));
+      if (c.checkpoint !== false) this.#put(K.actor(a.id), this.#blobs.pack(a.id, a, sink));
+      this.#put(K.journal(a.id, c.journal.seq), this.#blobs.pack(a.id, c.journal, sink));
+      this.#putBlobs(a.id, sink);
+    } else {
+      if (c.checkpoint !== false) this.#put(K.actor(a.id), a);
+      this.#put(K.journal(a.id, c.journal.seq), c.journal);
+    }
     if (c.liveChanged !== false) {
       if (a.status === 'active') this.#put(K.live(a.id), { kind: a.kind, model: a.model, hot: c.hot ?? false });
       else this.#del(K.live(a.id));
@@ -192,6 +203,12 @@ export class LevelStore implements Store {
     return this.#enqueue();
   }
 
+  #putBlobs(id: string, sink: PackSink): void {
+    if (sink.n === 0) return;
+    this.#put(blobGroupKey(K.actor(id), sink.group), sink.members);
+    for (const o of sink.registered) this.#batchBlobs.push(o);
+  }
+
   #put(key: string, value: unknown): void {
     if (key.charCodeAt(1) === 58) this.#filters.get(key[0]!)?.filter.add(key);
     this.#pending.delete(key);
@@ -224,9 +241,11 @@ export class LevelStore implements Store {
       const ops = [...this.#pending.values(), ...audit.map((e): Op => ({ type: 'put', key: K.audit(e.seq), value: e }))];
       const waiters = this.#waiters;
       const batchActors = this.#batchActors;
+      const batchBlobs = this.#batchBlobs;
       this.#pending = new Map();
       this.#waiters = [];
       this.#batchActors = new Set();
+      this.#batchBlobs = [];
       this.#ownWrite = true;
       try {
         this.#writing =
@@ -244,6 +263,10 @@ export class LevelStore implements Store {
       } catch (err) {
         // Nothing of the batch was written: the chain continues from the last entry on disk.
         this.#chain.reset(head);
+        // The blobs of the failed batch and of those behind it were not written.
+        this.#blobs.forget(batchBlobs);
+        this.#blobs.forget(this.#batchBlobs);
+        this.#batchBlobs = [];
         // Whatever was queued behind the failed batch may derive from what it lost (an actor's next
         // snapshot includes the lost event's changes, but not its journal entry or timer index
         // entries): fail it too, so every actor involved restarts from what is durable.
@@ -276,7 +299,35 @@ export class LevelStore implements Store {
 
   async load(id: string): Promise<ActorRecord | undefined> {
     if (this.#absent(K.actor(id))) return undefined;
-    return unpackRecord((await this.db.get(K.actor(id))) as ActorRecord | undefined);
+    // The record and its blobs are adjacent keys: one read.
+    const entries = await this.db.iterator({ gte: K.actor(id), lte: blobGroupKey(K.actor(id), '\uffff') }).all();
+    if (entries[0]?.[0] !== K.actor(id)) return undefined;
+    return this.#unpackRecord(id, entries[0][1], blobsByRef(entries.slice(1).map(([k, v]) => [blobGroupOf(k)!, v])));
+  }
+
+  #unpackRecord(id: string, stored: unknown, blobs: Map<string, unknown>): ActorRecord {
+    return unpackLegacyRecord(this.#unpack(id, stored, blobs) as ActorRecord)!;
+  }
+
+  #unpack(id: string, stored: unknown, blobs: Map<string, unknown>, cache?: Map<string, unknown>): unknown {
+    try {
+      return this.#blobs.unpack(id, stored, (ref) => blobs.get(ref), cache);
+    } catch (err) {
+      if (err instanceof BlobError) throw new HandoffError('store.corrupt', err.message, { actorId: id });
+      throw err;
+    }
+  }
+
+  /** The stored blob groups of an actor, by group. */
+  async #blobGroupsOf(id: string): Promise<Map<string, Record<string, unknown>>> {
+    const groups = new Map<string, Record<string, unknown>>();
+    for await (const [key, value] of this.db.iterator({ gt: blobGroupKey(K.actor(id), ''), lte: blobGroupKey(K.actor(id), '\uffff') })) groups.set(blobGroupOf(key)!, value as Record<string, unknown>);
+    return groups;
+  }
+
+  /** The stored blobs of an actor, by ref. */
+  async #blobsOf(id: string): Promise<Map<string, unknown>> {
+    return blobsByRef(await this.#blobGroupsOf(id));
   }
 
   async *liveActors(): AsyncIterable<ActorRecord> {
@@ -287,10 +338,21 @@ export class LevelStore implements Store {
   }
 
   async *actors(kind?: ActorKind): AsyncIterable<ActorRecord> {
-    for await (const value of this.db.values({ gt: 'a:', lt: 'a;' })) {
-      const rec = unpackRecord(value as ActorRecord)!;
-      if (!kind || rec.kind === kind) yield rec;
+    // Each record is followed by its blob groups.
+    let current: { key: string; value: unknown } | undefined;
+    let blobs = new Map<string, unknown>();
+    const done = (c: { key: string; value: unknown }) => this.#unpackRecord(c.key.slice(2), c.value, blobs);
+    for await (const [key, value] of this.db.iterator({ gt: 'a:', lt: 'a;' })) {
+      const group = blobGroupOf(key);
+      if (group !== undefined) {
+        if (current && key.startsWith(`${current.key}\u0000`)) blobsByRef([[group, value]], blobs);
+        continue;
+      }
+      if (current && (!kind || (current.value as ActorRecord).kind === kind)) yield done(current);
+      current = { key, value };
+      blobs = new Map();
     }
+    if (current && (!kind || (current.value as ActorRecord).kind === kind)) yield done(current);
   }
 
   async *liveIndex(): AsyncIterable<LiveEntry> {
@@ -312,7 +374,12 @@ export class LevelStore implements Store {
   }
 
   async *journal(id: string, from = 0): AsyncIterable<JournalEntry> {
-    for await (const value of this.db.values({ gte: K.journal(id, from), lt: `j:${id};` })) yield value as JournalEntry;
+    let blobs: Map<string, unknown> | undefined;
+    const cache = new Map<string, unknown>();
+    for await (const value of this.db.values({ gte: K.journal(id, from), lt: `j:${id};` })) {
+      if (blobRefs(value).size === 0) yield value as JournalEntry;
+      else yield this.#unpack(id, value, (blobs ??= await this.#blobsOf(id)), cache) as JournalEntry;
+    }
   }
 
   async replaceFinishedRecord(rec: ActorRecord): Promise<void> {
@@ -320,8 +387,17 @@ export class LevelStore implements Store {
     if (!current || current.status === 'active' || rec.status === 'active' || rec.seq !== current.seq) {
       throw new HandoffError('store.actor_active', `${rec.id}: only the record of a finished actor can be replaced, at its last seq`, { actorId: rec.id });
     }
-    this.#put(K.actor(rec.id), packRecord(rec));
-    return this.#enqueue();
+    if (rec.kind === 'case') {
+      // New blobs (redacted objects) go to a group of their own.
+      const groups = await this.#blobGroupsOf(rec.id);
+      let k = 1;
+      while (groups.has(`${pad(rec.seq, 10)}r${k}`)) k++;
+      const sink = newSink(`${pad(rec.seq, 10)}r${k}`);
+      this.#put(K.actor(rec.id), this.#blobs.pack(rec.id, rec, sink));
+      this.#putBlobs(rec.id, sink);
+    } else this.#put(K.actor(rec.id), rec);
+    await this.#enqueue();
+    await this.#collectBlobs(rec.id);
   }
 
   /** Deletes journal entries of `id` up to `throughSeq`, in the next batch (see {@link Store.deleteJournal}). */
@@ -331,8 +407,38 @@ export class LevelStore implements Store {
       this.#del(key);
       n++;
     }
-    if (n > 0) await this.#enqueue();
+    if (n > 0) {
+      await this.#enqueue();
+      await this.#collectBlobs(id);
+    }
     return n;
+  }
+
+  /**
+   * Deletes the blobs of a finished actor that neither its record nor its remaining journal refers
+   * to, directly or through another blob (what a redaction or a journal deletion left behind: they
+   * may hold the very personal data that was removed). Active actors are left alone: their next
+   * commit may refer to a blob again.
+   */
+  async #collectBlobs(id: string): Promise<void> {
+    const record = (await this.db.get(K.actor(id))) as ActorRecord | undefined;
+    if (record?.status === 'active') return;
+    const groups = await this.#blobGroupsOf(id);
+    if (groups.size === 0) return;
+    const blobs = blobsByRef(groups);
+    const live = blobRefs(record);
+    for await (const value of this.db.values({ gte: K.journal(id, 0), lt: `j:${id};` })) blobRefs(value, live);
+    for (const ref of live) blobRefs(blobs.get(ref), live);
+    let changed = false;
+    for (const [group, members] of groups) {
+      const kept = Object.fromEntries(Object.entries(members).filter(([n]) => live.has(`${group}.${n}`)));
+      const keptCount = Object.keys(kept).length;
+      if (keptCount === Object.keys(members).length) continue;
+      if (keptCount === 0) this.#del(blobGroupKey(K.actor(id), group));
+      else this.#put(blobGroupKey(K.actor(id), group), kept);
+      changed = true;
+    }
+    if (changed) await this.#enqueue();
   }
 
   async *outbox(): AsyncIterable<OutboxMessage> {
