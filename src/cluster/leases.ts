@@ -1,4 +1,5 @@
-import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import type { KV, KvWatchEntry } from '@nats-io/kv';
+import { openBucket } from './kv.ts';
 import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { isCasConflict } from '../runtime/jetstream-store.ts';
@@ -41,7 +42,7 @@ export class Leases {
   static async open(nc: NatsConnection, opts: { namespace: string; replicas?: number; logger?: Logger }): Promise<Leases> {
     const l = new Leases();
     l.#log = opts.logger;
-    l.#kv = await new Kvm(nc).create(leasesBucket(opts.namespace), { history: 1, replicas: opts.replicas ?? 1, storage: 'file' as never });
+    l.#kv = await openBucket(nc, leasesBucket(opts.namespace), { history: 1, replicas: opts.replicas ?? 1, storage: 'file' as never });
     const status = await l.#kv.status();
     let resolveSynced!: () => void;
     const synced = new Promise<void>((r) => (resolveSynced = r));

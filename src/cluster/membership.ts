@@ -1,4 +1,5 @@
-import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import type { KV, KvWatchEntry } from '@nats-io/kv';
+import { openBucket } from './kv.ts';
 import { nuid, type NatsConnection, type QueuedIterator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { tok, untok } from './keys.ts';
@@ -97,7 +98,7 @@ export class Membership {
 
   static async join(nc: NatsConnection, opts: MembershipOptions): Promise<Membership> {
     const m = new Membership(opts);
-    m.#kv = await new Kvm(nc).create(membersBucket(opts.namespace), { history: 1, ttl: m.#opts.maxAgeMs /* the bucket's max_age, not a per-key TTL */, replicas: opts.replicas ?? 1, storage: 'file' as never });
+    m.#kv = await openBucket(nc, membersBucket(opts.namespace), { history: 1, ttl: m.#opts.maxAgeMs /* the bucket's max_age, not a per-key TTL */, replicas: opts.replicas ?? 1, storage: 'file' as never });
     await m.#heartbeat();
     m.#synced = m.#startWatch();
     await m.#synced;
