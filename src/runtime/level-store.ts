@@ -113,15 +113,10 @@ export class LevelStore implements Store {
     this.stats.commits++;
     const a = c.actor;
     this.#batchActors.add(a.id);
-    if (a.kind === 'case') {
-      const sink = newSink(pad(c.journal.seq, 10));
-      if (c.checkpoint !== false) this.#put(K.actor(a.id), this.#blobs.pack(a.id, a, sink));
-      this.#put(K.journal(a.id, c.journal.seq), this.#blobs.pack(a.id, c.journal, sink));
-      this.#putBlobs(a.id, sink);
-    } else {
-      if (c.checkpoint !== false) this.#put(K.actor(a.id), a);
-      this.#put(K.journal(a.id, c.journal.seq), c.journal);
-    }
+    const sink = newSink(pad(c.journal.seq, 10));
+    if (c.checkpoint !== false) this.#put(K.actor(a.id), this.#blobs.pack(a.id, a, sink));
+    this.#put(K.journal(a.id, c.journal.seq), this.#blobs.pack(a.id, c.journal, sink));
+    this.#putBlobs(a.id, sink);
     if (c.liveChanged !== false) {
       if (a.status === 'active') this.#put(K.live(a.id), { kind: a.kind, model: a.model, hot: c.hot ?? false });
       else this.#del(K.live(a.id));
@@ -387,15 +382,13 @@ export class LevelStore implements Store {
     if (!current || current.status === 'active' || rec.status === 'active' || rec.seq !== current.seq) {
       throw new HandoffError('store.actor_active', `${rec.id}: only the record of a finished actor can be replaced, at its last seq`, { actorId: rec.id });
     }
-    if (rec.kind === 'case') {
-      // New blobs (redacted objects) go to a group of their own.
-      const groups = await this.#blobGroupsOf(rec.id);
-      let k = 1;
-      while (groups.has(`${pad(rec.seq, 10)}r${k}`)) k++;
-      const sink = newSink(`${pad(rec.seq, 10)}r${k}`);
-      this.#put(K.actor(rec.id), this.#blobs.pack(rec.id, rec, sink));
-      this.#putBlobs(rec.id, sink);
-    } else this.#put(K.actor(rec.id), rec);
+    // New blobs (redacted objects) go to a group of their own.
+    const groups = await this.#blobGroupsOf(rec.id);
+    let k = 1;
+    while (groups.has(`${pad(rec.seq, 10)}r${k}`)) k++;
+    const sink = newSink(`${pad(rec.seq, 10)}r${k}`);
+    this.#put(K.actor(rec.id), this.#blobs.pack(rec.id, rec, sink));
+    this.#putBlobs(rec.id, sink);
     await this.#enqueue();
     await this.#collectBlobs(rec.id);
   }

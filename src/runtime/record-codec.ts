@@ -9,16 +9,14 @@ import type { ActorRecord } from './store.ts';
  * every checkpoint of the actor's record, and a case's record at each claim, renewal and decision.
  * A HITL cycle wrote 38 KB that way, of which the same four objects made up more than half.
  *
- * So in a review case's values (its record is rewritten at every command), an object found under one
- * of {@link BLOB_FIELDS} (a finished case's `output` is its resolution) is stored once, as a *blob*
- * next to the case's record (see {@link blobGroupKey}), and every value that holds it stores a marker
- * `{ "$blob": "<ref>" }` instead. (An agent's values are stored as they are: on the auto path each of
- * its large objects is written twice, in the journal entry that brings it and in the final record,
- * and an extra write per object costs about what the second copy does.) Whether an object is already stored is known by identity:
- * XState keeps unchanged context objects as they are from one snapshot to the next (`assign` copies
- * the context shallowly, `getPersistedSnapshot` copies only what holds actor refs), so the
- * observation in a checkpoint is the very object of the `perceive.done` event that brought it. An
- * object changed since (a modified plan) is a new object and gets a blob of its own. Objects read
+ * So an object found under one of {@link BLOB_FIELDS} (a finished case's `output` is its resolution)
+ * is stored once per actor, as a *blob* next to the actor's record (see {@link blobGroupKey}), and
+ * every value that holds it stores a marker `{ "$blob": "<ref>" }` instead. Whether an object is
+ * already stored is known by identity: XState keeps unchanged context objects as they are from one
+ * snapshot to the next (`assign` copies the context shallowly, `getPersistedSnapshot` copies only
+ * what holds actor refs), so the observation in an agent's checkpoint is the very object of the
+ * `perceive.done` event that brought it, and a case's plan at its claim the very object of its
+ * input. An object changed since (a modified plan) is a new object and gets a blob of its own. Objects read
  * back from the store are registered under the blob they came from, so a rehydrated actor does not
  * write its blobs again.
  *
