@@ -19,16 +19,41 @@ export interface AuditEntry extends AuditDraft {
 
 export const GENESIS = '0'.repeat(64);
 
-/** Deterministic JSON: keys sorted at every level, so a hash does not depend on insertion order. */
+/**
+ * Deterministic JSON: keys sorted at every level, so a hash does not depend on insertion order.
+ * Keys whose value is `undefined` are left out; other values JSON cannot hold (`undefined` in an
+ * array, functions) are written `null`, and a hole in an array is written as nothing. The output
+ * is part of every audit entry's hash: it must never change (`test/unit/audit-log.test.ts` holds
+ * it to the definition).
+ */
 export function canonicalJson(value: unknown): string {
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      if (i in value) out += canonicalJson(value[i]);
+    }
+    return `${out}]`;
+  }
   const obj = value as Record<string, unknown>;
-  return `{${Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
-    .join(',')}}`;
+  const keys = Object.keys(obj);
+  // Most objects are built in a fixed order; sort only those that are not already sorted.
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1]! > keys[i]!) {
+      keys.sort();
+      break;
+    }
+  }
+  let out = '{';
+  for (const k of keys) {
+    const v = obj[k];
+    if (v === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(k)}:${canonicalJson(v)}`;
+  }
+  return `${out}}`;
 }
 
 export function hashEntry(e: Omit<AuditEntry, 'hash'>): string {
