@@ -105,9 +105,11 @@ export async function openCases(opts: { cases: number; resident: number; samples
         void p.then(() => io.push({ kind, start, end: performance.now() }), () => undefined);
         return p;
       } as F;
-    const orig = { load: store.load, batch: store.db.batch };
+    // (The store hands its batches to abstract-level's private `_batch`: see LevelStore.#write.)
+    const level = store.db as unknown as { _batch: (...a: never[]) => Promise<unknown> };
+    const orig = { load: store.load, batch: level._batch };
     store.load = timing('get', orig.load);
-    store.db.batch = timing('batch', orig.batch as (...a: never[]) => Promise<unknown>) as typeof store.db.batch;
+    level._batch = timing('batch', orig.batch);
     const rehydrated0 = rt.stats.rehydrated;
     const sample = async (name: string, run: (k: number) => Promise<void>) => {
       const g0 = gcs.length;
@@ -133,7 +135,7 @@ export async function openCases(opts: { cases: number; resident: number; samples
     if (rehydrated < 2 * opts.samples) throw new Error(`only ${rehydrated} of ${2 * opts.samples} sampled cases were passivated: raise --cases or lower --resident`);
     gcObserver.disconnect();
     store.load = orig.load;
-    store.db.batch = orig.batch;
+    level._batch = orig.batch;
     const stats = { ...rt.stats };
     // Reference: the same I/O with nothing around it: read a passivated case's record and write
     // one small record, awaited (on the same LevelDB, so the same compaction state).

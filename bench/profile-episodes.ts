@@ -25,13 +25,14 @@ const r = await durableEpisodes({
       off();
     };
     if (!process.argv.includes('--bytes')) return counting;
-    const db = (rt.store as LevelStore).db;
-    const batch = db.batch.bind(db) as (ops: { type: string; key: string; value?: unknown }[], o?: unknown) => Promise<void>;
-    (db as unknown as { batch: typeof batch }).batch = (ops, o) => {
+    // The store hands LevelDB its batches, values encoded, through `_batch` (LevelStore.#write).
+    const db = (rt.store as LevelStore).db as unknown as { _batch: (ops: { type: string; key: string; value?: string }[], o?: unknown) => Promise<void> };
+    const batch = db._batch.bind(db);
+    db._batch = (ops, o) => {
       for (const op of ops) {
         const t = tally.get(op.key.slice(0, 2)) ?? { ops: 0, bytes: 0 };
         t.ops++;
-        t.bytes += op.type === 'put' ? JSON.stringify(op.value).length : 0;
+        t.bytes += op.type === 'put' ? op.value!.length : 0;
         tally.set(op.key.slice(0, 2), t);
       }
       return batch(ops, o);
