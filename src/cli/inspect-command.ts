@@ -73,7 +73,11 @@ export function registerInspect(program: Command): void {
       }
       if (!actorId) throw new InvalidArgumentError('name an actor id, or use --graph <model>');
       const models = await Promise.all((o.model.length ? o.model : ['models/refunds', 'models/incidents']).map((m) => loadModel(m)));
-      const store = await openDataStore(o.data);
+      const store = await openDataStore(o.data).catch((err: unknown) => {
+        // A running node holds the folder: its live actors are in its console's inspector.
+        if (err instanceof HandoffError && err.code === 'store.locked') throw new HandoffError(err.code, `${err.message}, or inspect its actors live on the /inspector page of its console`, err.details);
+        throw err;
+      });
       try {
         const rec = await store.load(actorId);
         if (!rec) throw new HandoffError('actor.not_found', `no actor '${actorId}' in ${o.data}`, { actorId });

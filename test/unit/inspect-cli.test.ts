@@ -55,4 +55,15 @@ describe('handoff inspect', () => {
     expect(missing.code).toBe(2);
     expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false, error: { code: 'actor.not_found' } });
   });
+
+  it('on the folder of a running node, says so and points to the live inspector', async () => {
+    const env = await openEnv();
+    const locked = await runCli(['inspect', 'cli-1', '--data', env.dir, '--json']);
+    await closeEnv(env);
+    expect(locked.code).toBe(2);
+    const out = JSON.parse(locked.stdout) as { ok: boolean; error: { code: string; message: string } };
+    expect(out).toMatchObject({ ok: false, error: { code: 'store.locked' } });
+    expect(out.error.message).toContain(env.dir);
+    expect(out.error.message).toContain('/inspector');
+  });
 });
