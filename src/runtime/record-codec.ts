@@ -21,7 +21,10 @@ import type { ActorRecord } from './store.ts';
  * write its blobs again.
  *
  * Identity only saves writes; it is never trusted for reads: a marker always names the blob it
- * stands for, and {@link BlobPacker.unpack} fails loudly if that blob is missing.
+ * stands for, and {@link BlobPacker.unpack} fails loudly if that blob is missing. What identity does
+ * rely on is that an object under a blob field is not changed in place once stored: contexts and
+ * events are immutable (every change goes through `assign` to a new object; redaction copies), as
+ * XState requires of them anyway.
  */
 export const BLOB_FIELDS: ReadonlySet<string> = new Set(['observation', 'plan', 'proposedPlan', 'decision', 'tiers', 'resolution', 'output']);
 
