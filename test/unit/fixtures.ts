@@ -1,7 +1,9 @@
 /**
  * Shared builders and a coverage recorder for the machine unit tests. Pure: no I/O, no clock.
  */
-import type { AnyStateMachine, InspectionEvent } from 'xstate';
+import { expect } from 'vitest';
+import type { AnyMachineSnapshot, AnyStateMachine, InspectionEvent } from 'xstate';
+import { persistedSnapshot } from '../../src/runtime/runtime.ts';
 import { declaredTransitions, stateName, transitionKey } from '../../src/testing/machine-walk.ts';
 import type { GateDecision } from '../../src/contracts/gate-decision.ts';
 import type { Observation } from '../../src/contracts/observation.ts';
@@ -78,7 +80,13 @@ export class Coverage {
   readonly transitions = new Set<string>();
 
   readonly inspect = (ev: InspectionEvent): void => {
-    if (ev.type === '@xstate.snapshot') this.states.add(stateName(ev.snapshot as unknown as { value: unknown }));
+    if (ev.type === '@xstate.snapshot') {
+      this.states.add(stateName(ev.snapshot as unknown as { value: unknown }));
+      // The runtime's persisted snapshot (no walk of the context) is XState's, at every snapshot of every test.
+      const logic = (ev.actorRef as unknown as { logic: AnyStateMachine }).logic;
+      const snap = ev.snapshot as unknown as AnyMachineSnapshot;
+      if (snap.status !== 'error') expect(persistedSnapshot(logic, snap)).toEqual(logic.getPersistedSnapshot(snap));
+    }
     if (ev.type === '@xstate.microstep') {
       this.states.add(stateName(ev.snapshot as unknown as { value: unknown }));
       for (const t of ev._transitions) this.transitions.add(transitionKey(t));
