@@ -2,7 +2,7 @@ import { Level } from 'level';
 import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { KeyFilter } from './key-filter.ts';
-import { BlobError, BlobPacker, blobGroupKey, blobGroupOf, blobRefs, blobsByRef, newSink, unpackLegacyRecord, type PackSink } from './record-codec.ts';
+import { BlobError, BlobPacker, blobGroupKey, blobGroupOf, blobRefs, blobsByRef, hasBlobRefs, newSink, unpackLegacyRecord, type PackSink } from './record-codec.ts';
 import { Rng } from './rng.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { openStoreLevel } from '../security/sealed-level.ts';
@@ -392,7 +392,7 @@ export class LevelStore implements Store {
     let blobs: Map<string, unknown> | undefined;
     const cache = new Map<string, unknown>();
     for await (const value of this.db.values({ gte: K.journal(id, from), lt: `j:${id};` })) {
-      if (blobRefs(value).size === 0) yield value as JournalEntry;
+      if (!hasBlobRefs(value)) yield value as JournalEntry;
       else yield this.#unpack(id, value, (blobs ??= await this.#blobsOf(id)), cache) as JournalEntry;
     }
   }
