@@ -1,7 +1,8 @@
 /**
  * Durable episodes per second, embedded, on the auto path (perceive → plan → gate → act → done, every
  * step journaled and snapshotted to LevelDB with group commit), with many episodes in flight; and,
- * in the same run, what XState and LevelDB allow on their own.
+ * in the same run, what XState and LevelDB allow on their own, and how many episodes the model's own
+ * work (perceive, plan, gate, act; no runtime) allows on one thread.
  *
  *   node --import tsx bench/episodes.ts [--quick] [--inflight 1000] [--seconds 10]
  */
@@ -11,7 +12,7 @@ import { Runtime, type RuntimeOptions } from '../src/runtime/runtime.ts';
 import { LevelWorld } from '../src/runtime/world.ts';
 import { QUICK, arg, closedLoop, log, main, round, row, withTempDir, type BenchRow } from './lib/common.ts';
 import { levelWrites, xstateEventsPerSecond } from './lib/raw.ts';
-import { autoSignals, benchModel } from './lib/workload.ts';
+import { autoSignals, benchModel, modelWorkPerSecond } from './lib/workload.ts';
 
 const INFLIGHT = arg('inflight', 1000);
 const SECONDS = arg('seconds', QUICK ? 4 : 15);
@@ -76,10 +77,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const rawMs = QUICK ? 1500 : 4000;
     const xs = xstateEventsPerSecond(rawMs);
     const lv = await levelWrites(rawMs);
-    log(`raw: XState ${round(xs)} events/s · LevelDB ${round(lv.batchedPerSecond)} batched writes/s, ${round(lv.singlePutsPerSecond)} awaited puts/s`);
+    const model = await benchModel();
+    const mw = await modelWorkPerSecond(model, await autoSignals(model), rawMs);
+    log(`raw: XState ${round(xs)} events/s · LevelDB ${round(lv.batchedPerSecond)} batched writes/s, ${round(lv.singlePutsPerSecond)} awaited puts/s · the model's own work alone ${round(mw)} episodes/s`);
     const perEp = round(ours.eventsPerEpisode, 1);
     return [
       row(`durable episodes/s, embedded auto path (${INFLIGHT} in flight)`, 'episodes/s', round(ours.episodesPerSecond), { name: `XState ceiling: raw events/s ÷ ${perEp} events per episode`, value: round(xs / ours.eventsPerEpisode) }, { target: '≥ 20,000' }),
+      row('durable episodes/s against the model alone (same run)', 'episodes/s', round(ours.episodesPerSecond), { name: "the model's own work alone: perceive, plan, gate, actions on an in-memory world, one thread, no runtime, nothing persisted", value: round(mw) }),
       row('durable transitions/s (same run)', 'events/s', round(ours.transitionsPerSecond), { name: 'raw XState events/s through a bare actor', value: round(xs) }),
       row('LevelDB writes/s by the runtime (same run)', 'writes/s', round(ours.writesPerSecond), { name: 'raw LevelDB batched writes/s', value: round(lv.batchedPerSecond) }, { note: `${round(ours.writesPerEpisode, 1)} writes per episode, ${round(ours.opsPerBatch)} per batch` }),
     ];

@@ -27,13 +27,12 @@ import { stepContext } from '../src/actors/step-context.ts';
 import type { GateDecision } from '../src/contracts/gate-decision.ts';
 import type { Observation } from '../src/contracts/observation.ts';
 import type { Plan } from '../src/contracts/plan.ts';
-import type { LedgerEntry, World } from '../src/models/define.ts';
 import type { LoadedModel } from '../src/models/loader.ts';
 import { LevelStore } from '../src/runtime/level-store.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { LevelWorld } from '../src/runtime/world.ts';
 import { QUICK, arg, closedLoop, log, main, round, row, skipped, withTempDir, type BenchRow } from './lib/common.ts';
-import { LEAD, benchModel, reviewSignals, type Classified } from './lib/workload.ts';
+import { LEAD, benchModel, memoryWorld, reviewSignals, runActions, type Classified } from './lib/workload.ts';
 
 const SECONDS = arg('seconds', QUICK ? 2 : 8);
 const INFLIGHT = 50;
@@ -55,29 +54,6 @@ async function measure(label: string, cycle: Cycle, seconds: number): Promise<Hi
   const many = await closedLoop({ concurrency: INFLIGHT, ms: seconds * 1000, warmupMs: warm }, (i) => cycle(1_000_000 + i));
   log(`hitl ${label}: ${round(one.perSecond)} cycles/s one at a time, ${round(many.perSecond)} with ${INFLIGHT} in flight (${many.workers} workers ran)`);
   return { one: one.perSecond, many: many.perSecond, cycles: one.count + many.count };
-}
-
-/** An in-memory world for the references (no ledger on disk). */
-function memoryWorld(): World {
-  const ledger = new Map<string, LedgerEntry>();
-  return {
-    async apply(key, action, args, result) {
-      const e = ledger.get(key);
-      ledger.set(key, e ? { ...e, applications: e.applications + 1 } : { key, action, args, result, at: Date.now(), applications: 1 });
-    },
-    async lookup(key) {
-      return ledger.get(key);
-    },
-  };
-}
-
-async function runActions(model: LoadedModel, world: World, id: string, plan: Plan): Promise<unknown[]> {
-  const results: unknown[] = [];
-  for (const [step, a] of plan.actions.entries()) {
-    const key = `${id}/${step}`;
-    results.push(await model.handlers.actions[a.type]!.execute(a.args, { ...stepContext(Date.now(), key, 1, 'bench'), key, world }));
-  }
-  return results;
 }
 
 // --------------------------------------------------------------------------------------------------

@@ -8,11 +8,12 @@
  * signals.
  */
 import { perceive } from '../../src/actors/perceivers/perceive.ts';
+import { stepContext } from '../../src/actors/step-context.ts';
 import { rulePlanner } from '../../src/actors/planners/planner.ts';
 import type { GateDecision } from '../../src/contracts/gate-decision.ts';
 import type { Observation } from '../../src/contracts/observation.ts';
 import type { Plan } from '../../src/contracts/plan.ts';
-import type { ModelHandlers, StepContext } from '../../src/models/define.ts';
+import type { LedgerEntry, ModelHandlers, StepContext, World } from '../../src/models/define.ts';
 import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
 import { Rng } from '../../src/runtime/rng.ts';
 
@@ -84,3 +85,50 @@ export async function reviewSignals(model: LoadedModel): Promise<Classified[]> {
 
 /** A tier-1 reviewer of the refunds model. */
 export const LEAD = { id: 'r-bench-lead', roles: ['support-lead'] };
+
+/** An in-memory world for the references (no ledger on disk). */
+export function memoryWorld(): World {
+  const ledger = new Map<string, LedgerEntry>();
+  return {
+    async apply(key, action, args, result) {
+      const e = ledger.get(key);
+      ledger.set(key, e ? { ...e, applications: e.applications + 1 } : { key, action, args, result, at: Date.now(), applications: 1 });
+    },
+    async lookup(key) {
+      return ledger.get(key);
+    },
+  };
+}
+
+/** Runs a plan's actions in order against `world`, each under its idempotency key. */
+export async function runActions(model: LoadedModel, world: World, id: string, plan: Plan): Promise<unknown[]> {
+  const results: unknown[] = [];
+  for (const [step, a] of plan.actions.entries()) {
+    const key = `${id}/${step}`;
+    results.push(await model.handlers.actions[a.type]!.execute(a.args, { ...stepContext(Date.now(), key, 1, 'bench'), key, world }));
+  }
+  return results;
+}
+
+/**
+ * Auto-path episodes per second of the model's own work alone: perceive, plan, gate and the actions
+ * against an in-memory world, one episode after another on one thread, with no runtime, no actor and
+ * nothing persisted. No runtime that runs this model on one thread can finish more episodes than
+ * this, so it is the ceiling for the durable episodes figure.
+ */
+export async function modelWorkPerSecond(model: LoadedModel, signals: Classified[], ms: number): Promise<number> {
+  const world = memoryWorld();
+  const episode = async (i: number) => {
+    const id = `mw-${i}`;
+    const signal = signals[i % signals.length]!.signal;
+    const observation = await perceive(model, id, signal, stepContext(Date.now(), `${id}/perceive`, 1, 'bench'));
+    const plan = await rulePlanner.plan(model, id, observation, stepContext(Date.now(), `${id}/plan`, 1, 'bench'));
+    if (model.gate(plan, observation).outcome !== 'auto') throw new Error(`model work: ${id} did not pass the gate on its own`);
+    await runActions(model, world, id, plan);
+  };
+  for (let i = 0; i < 2000; i++) await episode(i);
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) await episode(2000 + n++);
+  return n / ((performance.now() - t0) / 1000);
+}
