@@ -58,6 +58,8 @@ export class InspectorService {
   readonly redactor: Redactor;
   #models: Map<string, LoadedModel>;
   #rows = new Map<string, ActorRow>();
+  /** Case ids by episode id, so that an agent's row finds its cases without a scan of every row. */
+  #casesOf = new Map<string, Set<string>>();
   #charts = new Map<string, Promise<LaidOutChart>>();
   #subs: Subscription[] = [];
   #listeners = new Set<(row: ActorRow) => void>();
@@ -128,11 +130,14 @@ export class InspectorService {
   #put(row: ActorRow): void {
     this.#rows.set(row.id, row);
     if (row.kind === 'case' && row.episodeId) {
+      let cases = this.#casesOf.get(row.episodeId);
+      if (!cases) this.#casesOf.set(row.episodeId, (cases = new Set()));
+      cases.add(row.id);
       const agent = this.#rows.get(row.episodeId);
       if (agent && !agent.cases.includes(row.id)) agent.cases.push(row.id);
     }
     if (row.kind === 'agent') {
-      for (const r of this.#rows.values()) if (r.kind === 'case' && r.episodeId === row.id && !row.cases.includes(r.id)) row.cases.push(r.id);
+      for (const id of this.#casesOf.get(row.id) ?? []) if (this.#rows.has(id) && !row.cases.includes(id)) row.cases.push(id);
     }
   }
 
@@ -166,7 +171,11 @@ export class InspectorService {
   #trim(): void {
     if (this.#rows.size < 50_000) return;
     const finished = [...this.#rows.values()].filter((r) => r.status !== 'active').sort((a, b) => a.updatedAt - b.updatedAt);
-    for (const r of finished.slice(0, finished.length - KEEP_FINISHED)) this.#rows.delete(r.id);
+    for (const r of finished.slice(0, finished.length - KEEP_FINISHED)) {
+      this.#rows.delete(r.id);
+      const cases = r.kind === 'case' && r.episodeId ? this.#casesOf.get(r.episodeId) : undefined;
+      if (cases?.delete(r.id) && cases.size === 0) this.#casesOf.delete(r.episodeId!);
+    }
   }
 
   onRow(l: (row: ActorRow) => void): () => void {

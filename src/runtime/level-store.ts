@@ -11,6 +11,9 @@ import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, LiveEntr
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 type EncodedOp = { type: 'put'; key: string; value: string; keyEncoding: 'utf8'; valueEncoding: 'utf8' } | { type: 'del'; key: string; keyEncoding: 'utf8' };
 /** abstract-level's private batch (keys and values encoded, options of the batch). */
+/** Live actors `liveActors()` reads at a time. */
+const LIVE_CHUNK = 256;
+
 interface PrivateBatch {
   _batch(ops: EncodedOp[], options: { sync: boolean }): Promise<void>;
 }
@@ -345,11 +348,57 @@ export class LevelStore implements Store {
     return blobsByRef(await this.#blobGroupsOf(id));
   }
 
+  /**
+   * The records of the live actors, in the live index's order, read LIVE_CHUNK at a time with two or
+   * three `getMany` calls per chunk (the records, then the blob groups they refer to). One `load()`
+   * per actor (an iterator each) took 10 s of mostly iterator set-up for 10,000 open cases, which is
+   * what a console or an inspector reads when it starts.
+   */
   async *liveActors(): AsyncIterable<ActorRecord> {
+    let ids: string[] = [];
     for await (const key of this.db.keys({ gt: 'l:', lt: 'l;' })) {
-      const rec = await this.load(key.slice(2));
-      if (rec) yield rec;
+      ids.push(key.slice(2));
+      if (ids.length < LIVE_CHUNK) continue;
+      yield* await this.#loadMany(ids);
+      ids = [];
     }
+    if (ids.length > 0) yield* await this.#loadMany(ids);
+  }
+
+  /** The records of `ids` that exist, in order, each with the blobs it refers to (as `load` reads them). */
+  async #loadMany(ids: string[]): Promise<ActorRecord[]> {
+    const stored = await this.db.getMany(ids.map((id) => K.actor(id)));
+    // Blob groups by key (`a:<id>\u0000<group>`); blobs may refer to blobs of other groups.
+    const groups = new Map<string, unknown>();
+    const byActor = new Map<string, [string, unknown][]>();
+    let wanted = new Set<string>();
+    const want = (id: string, value: unknown) => {
+      for (const ref of blobRefs(value)) {
+        const key = blobGroupKey(K.actor(id), ref.slice(0, ref.lastIndexOf('.')));
+        if (!groups.has(key)) wanted.add(key);
+      }
+    };
+    stored.forEach((value, i) => want(ids[i]!, value));
+    while (wanted.size > 0) {
+      const keys = [...wanted];
+      wanted = new Set();
+      const values = await this.db.getMany(keys);
+      keys.forEach((key, i) => groups.set(key, values[i]));
+      keys.forEach((key, i) => {
+        const members = values[i];
+        if (members === undefined) return;
+        const id = key.slice(2, key.indexOf('\u0000'));
+        let mine = byActor.get(id);
+        if (!mine) byActor.set(id, (mine = []));
+        mine.push([blobGroupOf(key)!, members]);
+        if (typeof members === 'object' && members !== null) for (const m of Object.values(members)) want(id, m);
+      });
+    }
+    const out: ActorRecord[] = [];
+    ids.forEach((id, i) => {
+      if (stored[i] !== undefined) out.push(this.#unpackRecord(id, stored[i], blobsByRef(byActor.get(id) ?? [])));
+    });
+    return out;
   }
 
   async *actors(kind?: ActorKind): AsyncIterable<ActorRecord> {

@@ -121,3 +121,41 @@ describe('a review case stores its large objects once', () => {
     await closeEnv(env);
   });
 });
+
+describe('listing the live actors', () => {
+  it('reads every live actor as load() does, across read chunks, with blobs of several commits, and no finished actor', async () => {
+    const env = await openEnv();
+    // An open, claimed case; its agent waits for it, with blobs written by two commits (the
+    // observation when it perceived, the plan and the gate's decision when it planned).
+    const open = await openCase(env, 'ep-live-open');
+    await env.rt.command(cmd('claim', open, LEAD));
+    // A modified and an approved case: both finish and leave the live index (their agents act, then finish).
+    const modified = await openCase(env, 'ep-live-mod');
+    await env.rt.command(cmd('claim', modified, LEAD));
+    const plan = caseCtx(await env.rt.get(modified)).plan;
+    await env.rt.command(cmd('modify', modified, LEAD, { plan: { ...plan, rationale: `${plan.rationale} (amended)` }, comment: 'amended' }));
+    const decided = await openCase(env, 'ep-live-done');
+    await env.rt.command(cmd('claim', decided, LEAD));
+    await env.rt.command(cmd('approve', decided, LEAD));
+    await drive(env.rt, env.clock, async () => (await env.rt.get('ep-live-done'))?.status === 'done' && (await env.rt.get('ep-live-mod'))?.status === 'done');
+    // More cases than one read chunk (256), opened straight into the runtime.
+    const base = caseCtx(await env.rt.get(open));
+    const input = { model: 'refunds', tier: 1, tiers: base.tiers, leaseMs: 60_000, plan: base.plan, decision: base.decision, observation: base.observation };
+    await Promise.all(Array.from({ length: 300 }, (_, i) => env.rt.openCase({ ...input, caseId: `bulk-${i}.case-1`, episodeId: `bulk-${i}`, openedAt: env.clock.now() })));
+    await settle(env.rt);
+
+    const live: string[] = [];
+    for await (const key of env.store.db.keys({ gt: 'l:', lt: 'l;' })) live.push(key.slice(2));
+    const listed = await collect(env.store.liveActors());
+    expect(listed.map((r) => r.id)).toEqual(live);
+    expect(live).toEqual(expect.arrayContaining([open, 'ep-live-open']));
+    for (const gone of [modified, decided, 'ep-live-mod', 'ep-live-done']) expect(live).not.toContain(gone);
+    expect(live.length).toBe(302);
+    const agentGroups = (await rawCase(env, 'ep-live-open')).filter(([k]) => k.includes('\u0000'));
+    expect(agentGroups.length).toBeGreaterThanOrEqual(2);
+    for (const rec of listed) expect(rec).toEqual(await env.store.load(rec.id));
+    const agent = listed.find((r) => r.id === 'ep-live-open')!;
+    expect((agent.snapshot as { context: { caseIds: string[] } }).context.caseIds).toEqual([open]);
+    await closeEnv(env);
+  });
+});
