@@ -254,7 +254,7 @@ export class InspectorService {
       row.cases = [...new Set([...row.cases, ...known.cases])];
       row.node = known.node;
     } else this.#put(row);
-    if (row.kind === 'agent') for (const r of this.#rows.values()) if (r.kind === 'case' && r.episodeId === id && !row.cases.includes(r.id)) row.cases.push(r.id);
+    if (row.kind === 'agent') for (const cid of this.#casesOf.get(id) ?? []) if (this.#rows.has(cid) && !row.cases.includes(cid)) row.cases.push(cid);
     return { row, replay: replayJournal({ id, kind: rec.kind, model, entries, record: rec, redactor: this.redactor }) };
   }
 }
