@@ -2,7 +2,7 @@ import { Level } from 'level';
 import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { KeyFilter } from './key-filter.ts';
-import { BlobError, BlobPacker, blobGroupKey, blobGroupOf, blobRefs, blobsByRef, hasBlobRefs, newSink, unpackLegacyRecord, type PackSink } from './record-codec.ts';
+import { BlobError, BlobPacker, blobGroupKey, blobGroupOf, blobRef, blobRefs, blobsByRef, groupOfBlobRef, hasBlobRefs, newSink, unpackLegacyRecord, type PackSink } from './record-codec.ts';
 import { Rng } from './rng.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { openStoreLevel } from '../security/sealed-level.ts';
@@ -11,12 +11,11 @@ import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, LiveEntr
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 type EncodedOp = { type: 'put'; key: string; value: string; keyEncoding: 'utf8'; valueEncoding: 'utf8' } | { type: 'del'; key: string; keyEncoding: 'utf8' };
 /** abstract-level's private batch (keys and values encoded, options of the batch). */
-/** Live actors `liveActors()` reads at a time. */
-const LIVE_CHUNK = 256;
-
 interface PrivateBatch {
   _batch(ops: EncodedOp[], options: { sync: boolean }): Promise<void>;
 }
+/** Live actors `liveActors()` reads at a time. */
+const LIVE_CHUNK = 256;
 
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 const K = {
@@ -368,14 +367,14 @@ export class LevelStore implements Store {
   /** The records of `ids` that exist, in order, each with the blobs it refers to (as `load` reads them). */
   async #loadMany(ids: string[]): Promise<ActorRecord[]> {
     const stored = await this.db.getMany(ids.map((id) => K.actor(id)));
-    // Blob groups by key (`a:<id>\u0000<group>`); blobs may refer to blobs of other groups.
-    const groups = new Map<string, unknown>();
+    // Blob group keys (`a:<id>\u0000<group>`) read so far; blobs may refer to blobs of other groups.
+    const read = new Set<string>();
     const byActor = new Map<string, [string, unknown][]>();
     let wanted = new Set<string>();
     const want = (id: string, value: unknown) => {
       for (const ref of blobRefs(value)) {
-        const key = blobGroupKey(K.actor(id), ref.slice(0, ref.lastIndexOf('.')));
-        if (!groups.has(key)) wanted.add(key);
+        const key = blobGroupKey(K.actor(id), groupOfBlobRef(ref));
+        if (!read.has(key)) wanted.add(key);
       }
     };
     stored.forEach((value, i) => want(ids[i]!, value));
@@ -383,7 +382,7 @@ export class LevelStore implements Store {
       const keys = [...wanted];
       wanted = new Set();
       const values = await this.db.getMany(keys);
-      keys.forEach((key, i) => groups.set(key, values[i]));
+      for (const key of keys) read.add(key);
       keys.forEach((key, i) => {
         const members = values[i];
         if (members === undefined) return;
@@ -493,7 +492,7 @@ export class LevelStore implements Store {
     for (const ref of live) blobRefs(blobs.get(ref), live);
     let changed = false;
     for (const [group, members] of groups) {
-      const kept = Object.fromEntries(Object.entries(members).filter(([n]) => live.has(`${group}.${n}`)));
+      const kept = Object.fromEntries(Object.entries(members).filter(([n]) => live.has(blobRef(group, n))));
       const keptCount = Object.keys(kept).length;
       if (keptCount === Object.keys(members).length) continue;
       if (keptCount === 0) this.#del(blobGroupKey(K.actor(id), group));

@@ -47,11 +47,16 @@ export const blobGroupOf = (key: string): string | undefined => {
   return i < 0 ? undefined : key.slice(i + 1);
 };
 
+/** A blob's ref: its group and its number in the group. */
+export const blobRef = (group: string, n: number | string): string => `${group}.${n}`;
+/** The group of a blob's ref. */
+export const groupOfBlobRef = (ref: string): string => ref.slice(0, ref.lastIndexOf('.'));
+
 /** Blob groups by group, flattened to blobs by ref. */
 export function blobsByRef(groups: Iterable<[string, unknown]>, out = new Map<string, unknown>()): Map<string, unknown> {
   for (const [group, members] of groups) {
     if (typeof members !== 'object' || members === null) continue;
-    for (const [n, value] of Object.entries(members)) out.set(`${group}.${n}`, value);
+    for (const [n, value] of Object.entries(members)) out.set(blobRef(group, n), value);
   }
   return out;
 }
@@ -103,7 +108,7 @@ export class BlobPacker {
     const known = this.#stored.get(obj);
     if (known && known.actor === actor) return known.ref;
     const n = sink.n++;
-    const ref = `${sink.group}.${n}`;
+    const ref = blobRef(sink.group, n);
     // Registered before packing its content, so that a blob never refers to itself.
     this.#stored.set(obj, { actor, ref });
     sink.registered.push(obj);

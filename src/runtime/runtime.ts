@@ -387,7 +387,7 @@ export class Runtime {
         at = e.at;
       }
       const snap = actor.getSnapshot();
-      return { ...rec, seq, state: stateString(snap.value), status: snap.status === 'done' ? 'done' : 'active', snapshot: persistedSnapshot(machine, actor.getSnapshot()), updatedAt: at };
+      return { ...rec, seq, state: stateString(snap.value), status: snap.status === 'done' ? 'done' : 'active', snapshot: persistedSnapshot(machine, snap), updatedAt: at };
     } finally {
       actor.stop();
     }
