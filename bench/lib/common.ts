@@ -8,6 +8,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tuneGc } from '../../src/runtime/gc-tuning.ts';
+
+/** The benchmarks run with the V8 settings of Handoff's own processes (see gc-tuning.ts). */
+export const V8_FLAGS = tuneGc();
 
 /** One line of the benchmark table. */
 export interface BenchRow {
@@ -84,6 +88,7 @@ export const machine = () => ({
   cpu: cpus()[0]?.model ?? 'unknown',
   cores: cpus().length,
   node: process.version,
+  v8Flags: V8_FLAGS,
 });
 
 /** Runs `fn` for about `ms` of wall time, counting completed iterations; returns per-second rate. */
@@ -153,7 +158,7 @@ export function report(bench: string, rows: BenchRow[]): void {
     return;
   }
   const m = machine();
-  process.stdout.write(`${bench} · ${m.date} · ${m.cpu} × ${m.cores} · node ${m.node}\n`);
+  process.stdout.write(`${bench} · ${m.date} · ${m.cpu} × ${m.cores} · node ${m.node}${m.v8Flags.length ? ` ${m.v8Flags.join(' ')}` : ''}\n`);
   for (const r of rows) {
     if (r.value === null) process.stdout.write(`  ${r.name}: skipped (${r.skipped})\n`);
     else process.stdout.write(`  ${r.name}: ${r.value} ${r.unit}${r.reference ? ` · ${r.reference.name}: ${r.reference.value} · ratio ${r.ratio}` : ''}\n`);

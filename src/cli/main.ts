@@ -18,6 +18,9 @@ import { registerNotifications } from '../notify/notifications-command.ts';
 import { registerLineage } from './lineage-command.ts';
 import { registerRetention } from './retention-command.ts';
 import { dataKeyring, openDataStore, registerKeys } from './keys-command.ts';
+import { tuneGc } from '../runtime/gc-tuning.ts';
+
+tuneGc();
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
