@@ -13,7 +13,7 @@ import { loadModel } from '../src/models/loader.ts';
 import { LevelStore } from '../src/runtime/level-store.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { LevelWorld } from '../src/runtime/world.ts';
-import { QUICK, arg, log, main, pct, round, row, withTempDir, type BenchRow } from './lib/common.ts';
+import { QUICK, V8_FLAGS, arg, log, main, pct, round, row, withTempDir, type BenchRow } from './lib/common.ts';
 
 const CASES = arg('cases', QUICK ? 20_000 : 100_000);
 const RESIDENT = arg('resident', 10_000);
@@ -252,7 +252,7 @@ function describe(set: { spans: ({ k: number } & Interval)[]; gcs: ({ kind: numb
 if (import.meta.url === `file://${process.argv[1]}`) {
   if (json && !process.argv.includes('--rows')) {
     const r = await openCases({ cases: CASES, resident: RESIDENT, samples: SAMPLES, warmup: WARMUP });
-    console.log(JSON.stringify({ date: new Date().toISOString().slice(0, 10), machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, ...r }, null, 2));
+    console.log(JSON.stringify({ date: new Date().toISOString().slice(0, 10), machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, v8Flags: V8_FLAGS }, ...r }, null, 2));
   } else {
     await main('open-cases', async (): Promise<BenchRow[]> => {
       const r = await openCases({ cases: CASES, resident: RESIDENT, samples: SAMPLES, warmup: WARMUP });

@@ -9,6 +9,7 @@ export { LevelWorld } from './runtime/world.ts';
 export { SimulatedClock, systemClock, type Clock } from './runtime/clock.ts';
 export { verifyAudit, type AuditEntry, type AuditVerification } from './runtime/audit-log.ts';
 export { createLogger } from './runtime/logger.ts';
+export { tuneGc } from './runtime/gc-tuning.ts';
 export { parseFaults, type FaultSpec } from './runtime/faults.ts';
 export type { SupervisionStrategy } from './runtime/supervisor.ts';
 export { assembleReasoning, type Reasoning } from './runtime/reasoning.ts';
