@@ -11,9 +11,9 @@ import { setFlagsFromString } from 'node:v8';
  * the same sites (containers of a batch, snapshots, records), so after the burst each command's
  * young objects are reachable from dead old ones, survive every scavenge and are copied and
  * promoted: about 2 MB per scavenge, pauses of 6 to 16 ms instead of 2 to 4. Measured on
- * `bench/open-cases.ts` (100,000 open cases, interleaved runs, 2026-12-03): rehydrate + decide p99
- * 3.6 to 3.8 ms with the flag against 5.0 to 5.1 ms without, claim + decide 4.4 to 4.6 against 8.1
- * to 8.9 ms (BENCHMARKS.md). Throughput was unchanged within noise.
+ * `bench/open-cases.ts` (100,000 open cases, four interleaved rounds, 2026-12-03): rehydrate +
+ * decide p99 3.4 to 3.8 ms with the flag against 4.5 to 5.1 ms without, claim + approve 3.7 to 4.6
+ * against 7.9 to 8.9 ms (BENCHMARKS.md). Episodes/s and HITL cycles/s were unchanged within noise.
  *
  * `HANDOFF_V8_PRETENURING=1` keeps V8's default (to measure the difference). Returns the flags set.
  */
