@@ -5,7 +5,6 @@
  *
  *   node --import tsx bench/open-cases.ts [--cases 100000] [--resident 10000] [--samples 2000] [--json] [--quick]
  */
-import { cpus } from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Level } from 'level';
 import pino from 'pino';
@@ -13,7 +12,7 @@ import { loadModel } from '../src/models/loader.ts';
 import { LevelStore } from '../src/runtime/level-store.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { LevelWorld } from '../src/runtime/world.ts';
-import { QUICK, V8_FLAGS, arg, log, main, pct, round, row, withTempDir, type BenchRow } from './lib/common.ts';
+import { QUICK, arg, log, machine, main, pct, round, row, withTempDir, type BenchRow } from './lib/common.ts';
 
 const CASES = arg('cases', QUICK ? 20_000 : 100_000);
 const RESIDENT = arg('resident', 10_000);
@@ -75,15 +74,10 @@ export async function openCases(opts: { cases: number; resident: number; samples
   // Warm-up cases are spread over the same first half (the passivated part), between the sampled
   // ones, claimed as they open like the `decide` set; the one after each is a warm-up claim + approve.
   const sampled = new Set(Array.from({ length: opts.samples }, (_, k) => [decideIndex(k), decideIndex(k) + 1]).flat());
-  const stride = 2 * Math.max(1, Math.floor(opts.cases / 4 / Math.max(warmup, 1)));
-  const warmIndices: number[] = [];
-  for (let w = 0, j = 2; warmIndices.length < warmup && j < opts.cases / 2; w++, j = Math.max(j, w * stride)) {
-    while (sampled.has(j) || sampled.has(j + 1)) j += 2;
-    if (j < opts.cases / 2) warmIndices.push(j);
-    j += 2;
-  }
-  if (warmIndices.length < warmup) throw new Error(`room for ${warmIndices.length} of ${warmup} warm-up cases: raise --cases or lower --warmup`);
-  const warmIndex = (w: number) => warmIndices[w]!;
+  const free: number[] = [];
+  for (let j = 0; j < opts.cases / 2; j += 2) if (!sampled.has(j) && !sampled.has(j + 1)) free.push(j);
+  if (free.length < warmup) throw new Error(`room for ${free.length} of ${warmup} warm-up cases: raise --cases or lower --warmup`);
+  const warmIndices = Array.from({ length: warmup }, (_, w) => free[Math.floor((w * free.length) / warmup)]!);
   const decideSet = new Set([...Array.from({ length: opts.samples }, (_, k) => decideIndex(k)), ...warmIndices]);
   const caseIdOf = (i: number) => `bench-${i}.case-1`;
 
@@ -129,7 +123,6 @@ export async function openCases(opts: { cases: number; resident: number; samples
     const orig = { load: store.load, batch: level._batch };
     store.load = timing('get', orig.load);
     level._batch = timing('batch', orig.batch);
-    const rehydrated0 = rt.stats.rehydrated + 2 * warmup;
     const sample = async (name: string, run: (k: number) => Promise<void>) => {
       const g0 = gcs.length;
       const io0 = io.length;
@@ -144,13 +137,14 @@ export async function openCases(opts: { cases: number; resident: number; samples
       return { name, spans, gcs: gcs.slice(g0), io: io.slice(io0) };
     };
     const approve = (i: number, tag: string) => rt.command({ type: 'handoff.case.approve', schemaVersion: 1, commandId: `${tag}-${i}`, caseId: caseIdOf(i), reviewer }).then(() => undefined);
-    for (let w = 0; w < warmup; w++) {
-      await approve(warmIndex(w), 'wa');
-      const i = warmIndex(w) + 1;
+    for (const j of warmIndices) {
+      await approve(j, 'wa');
+      const i = j + 1;
       await rt.command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: `wc-${i}`, caseId: caseIdOf(i), reviewer });
       await approve(i, 'wca');
     }
     await rt.whenIdle();
+    const rehydrated0 = rt.stats.rehydrated;
     const decide = await sample('rehydrate + decide', (k) => approve(decideIndex(k), 'a'));
     const claimDecide = await sample('rehydrate + claim + decide', async (k) => {
       const i = decideIndex(k) + 1;
@@ -252,7 +246,8 @@ function describe(set: { spans: ({ k: number } & Interval)[]; gcs: ({ kind: numb
 if (import.meta.url === `file://${process.argv[1]}`) {
   if (json && !process.argv.includes('--rows')) {
     const r = await openCases({ cases: CASES, resident: RESIDENT, samples: SAMPLES, warmup: WARMUP });
-    console.log(JSON.stringify({ date: new Date().toISOString().slice(0, 10), machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, v8Flags: V8_FLAGS }, ...r }, null, 2));
+    const { date, ...m } = machine();
+    console.log(JSON.stringify({ date, machine: m, ...r }, null, 2));
   } else {
     await main('open-cases', async (): Promise<BenchRow[]> => {
       const r = await openCases({ cases: CASES, resident: RESIDENT, samples: SAMPLES, warmup: WARMUP });
