@@ -97,6 +97,10 @@ export interface ConsoleOptions {
   /** HTTPS/WSS for the console, and plain HTTP off loopback (see `GatewayOptions`). */
   tls?: GatewayOptions['tls'];
   allowPlaintext?: boolean;
+  /** Proxies whose X-Forwarded-For is believed (see `GatewayOptions.trustedProxies`). */
+  trustedProxies?: GatewayOptions['trustedProxies'];
+  /** Sign-in throttling (see `GatewayOptions.signInThrottle`). */
+  signInThrottle?: GatewayOptions['signInThrottle'];
   /** Where webhook URLs and the secrets of webhooks and callbacks are read from (docs/notifications.md). @default process.env */
   env?: Record<string, string | undefined>;
 }
@@ -146,6 +150,8 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       ...(opts.allowedOrigins ? { allowedOrigins: opts.allowedOrigins } : {}),
       ...(opts.tls ? { tls: opts.tls } : {}),
       ...(opts.allowPlaintext ? { allowPlaintext: true } : {}),
+      ...(opts.trustedProxies ? { trustedProxies: opts.trustedProxies } : {}),
+      ...(opts.signInThrottle ? { signInThrottle: opts.signInThrottle } : {}),
       ...(opts.env ? { callbacks: { env: opts.env } } : {}),
     });
     // Stately's tools on this node: every actor's inspection records, in @statelyai/inspect's format, to a WebSocket inspector.

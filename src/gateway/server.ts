@@ -15,9 +15,10 @@ import { explainCaseRejection, type CaseContext, type CaseEvent } from '../machi
 import type { LoadedModel } from '../models/loader.ts';
 import type { AuditDraft } from '../runtime/audit-log.ts';
 import { AuditIndex } from './audit-index.ts';
-import { Directory, LoginThrottle, Sessions, type Principal, type Session, type SessionOptions } from './auth.ts';
+import { Directory, Sessions, type Principal, type Session, type SessionOptions } from './auth.ts';
+import { RefusalLimiter, SignInThrottle, TrustedProxies, type SignInThrottleOptions } from './throttle.ts';
 import type { GatewayBackend } from './backend.ts';
-import { MASK, caseView, episodeView, mayOpen, unmaskPlan } from './case-view.ts';
+import { MASK, caseView, episodeView, mayOpen, unmaskActions } from './case-view.ts';
 import { buildLineage, withCompensationTypes } from '../lineage/lineage.ts';
 import { maskLineage } from '../lineage/mask.ts';
 import { HOLDS_KEY, summaryKey, type CompactionSummary, type LegalHold } from '../retention/records.ts';
@@ -27,7 +28,7 @@ import { HttpError, MIME, errorBody, SECURITY_HEADERS, parseCookies, readJson, s
 import { Metrics } from './metrics.ts';
 import { QueueProjection, type QueueFilter } from './projection.ts';
 import { WsHub } from './ws-hub.ts';
-import { InspectorRoutes } from '../inspect/http.ts';
+import { InspectorRoutes, inspectableModels } from '../inspect/http.ts';
 import type { InspectorBackend } from '../inspect/backend.ts';
 import { CallbackEndpoint, type CallbackEndpointOptions } from '../notify/callbacks.ts';
 import { checkListenAddress, hstsHeader, type GatewayTls } from '../security/tls-options.ts';
@@ -67,6 +68,13 @@ export interface GatewayOptions {
   tls?: GatewayTls | null;
   /** Serve plain HTTP on a non-loopback host anyway (a warning is logged); refused otherwise. @default false */
   allowPlaintext?: boolean;
+  /**
+   * Proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges). Only when the
+   * direct peer is one of them is the header read. @default `HANDOFF_TRUSTED_PROXIES` (comma-separated), else none
+   */
+  trustedProxies?: string[];
+  /** Sign-in throttling: per account with a doubling lock, per address only against floods. */
+  signInThrottle?: SignInThrottleOptions;
 }
 
 const COOKIE = 'handoff_session';
@@ -126,7 +134,9 @@ export class Gateway {
   #opts: GatewayOptions;
   #models: Map<string, LoadedModel>;
   #names = new Map<string, string>();
-  #throttle = new LoginThrottle();
+  #throttle: SignInThrottle;
+  #proxies: TrustedProxies;
+  #refusals = new RefusalLimiter();
   #unsubs: (() => void)[] = [];
   #log: Logger | undefined;
   #fileCache = new Map<string, Buffer>();
@@ -144,6 +154,8 @@ export class Gateway {
     this.#models = new Map(opts.backend.models.map((m) => [m.name, m]));
     for (const m of opts.backend.models) for (const r of m.config.reviewers) this.#names.set(r.id, r.name);
     this.sessions = new Sessions(opts.sessions);
+    this.#throttle = new SignInThrottle(opts.signInThrottle);
+    this.#proxies = opts.trustedProxies ? new TrustedProxies(opts.trustedProxies) : TrustedProxies.parse(process.env.HANDOFF_TRUSTED_PROXIES);
     this.projection = new QueueProjection(opts.backend);
     this.metrics = new Metrics(opts.backend, opts.metricsBucketMs ? { bucketMs: opts.metricsBucketMs } : {});
     this.audit = new AuditIndex(opts.backend);
@@ -222,8 +234,19 @@ export class Gateway {
     if (a.length !== b.length || !timingSafeEqual(a, b)) throw new HttpError(403, 'auth.csrf', 'the X-CSRF-Token header does not match this session; reload the page');
   }
 
+  /** The client's address: the peer, or what a trusted proxy says in X-Forwarded-For. */
   #ip(req: IncomingMessage): string {
-    return req.socket.remoteAddress ?? 'unknown';
+    return this.#proxies.clientOf(req);
+  }
+
+  /**
+   * Audits a refusal (401, 403 on a read, a refused WebSocket upgrade, a throttled sign-in), rate
+   * limited per kind and client address so an anonymous flood cannot swamp the log.
+   */
+  async #auditRefusal(kind: string, ip: string, draft: { actor: string; by: string; data: Record<string, unknown> }): Promise<void> {
+    const suppressed = this.#refusals.admit(`${kind}|${ip}`);
+    if (suppressed === null) return;
+    await this.#auditSafe([{ at: this.#backend.now(), kind, actor: draft.actor, by: draft.by, data: { ip, ...draft.data, ...(suppressed ? { suppressed } : {}) } }]);
   }
 
   async #auditSafe(drafts: AuditDraft[]): Promise<void> {
@@ -235,16 +258,28 @@ export class Gateway {
   }
 
   #upgrade(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void {
-    const refuse = (status: number, text: string) => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://x');
+    } catch {
+      url = new URL('http://x/');
+    }
+    const refuse = (status: number, text: string, reason: string, principal?: Principal) => {
       socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       socket.destroy();
+      const origin = typeof req.headers.origin === 'string' ? req.headers.origin.slice(0, 200) : null;
+      void this.#auditRefusal('ws.refused', this.#ip(req), {
+        actor: principal ? `reviewer:${principal.id}` : 'gateway',
+        by: principal?.id ?? 'anonymous',
+        data: { path: url.pathname.slice(0, 200), status, reason, origin },
+      });
     };
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname !== '/ws' && !(url.pathname === '/inspector/ws' && this.#inspector)) return refuse(404, 'Not Found');
+    if (url.pathname !== '/ws' && !(url.pathname === '/inspector/ws' && this.#inspector)) return refuse(404, 'Not Found', 'no such socket');
     // Browsers always send Origin on WebSockets: a page of another site must not ride the cookie.
-    if (!req.headers.origin || !sameOrigin(req, this.#opts.allowedOrigins)) return refuse(403, 'Forbidden');
+    if (!req.headers.origin || !sameOrigin(req, this.#opts.allowedOrigins)) return refuse(403, 'Forbidden', req.headers.origin ? 'cross-origin' : 'no origin');
     const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE]);
-    if (!found.ok) return refuse(401, 'Unauthorized');
+    if (!found.ok) return refuse(401, 'Unauthorized', found.reason === 'expired' ? 'session expired' : 'no session');
+    if (url.pathname === '/inspector/ws' && inspectableModels(found.session.principal).size === 0) return refuse(403, 'Forbidden', 'the inspector needs the engineer role', found.session.principal);
     if (url.pathname === '/inspector/ws') this.#inspector!.upgrade(req, socket, head, found.session);
     else this.#hub.upgrade(req, socket, head, found.session);
   }
@@ -261,7 +296,7 @@ export class Gateway {
     }
     const path = url.pathname;
     try {
-      if (path.startsWith('/api/')) return await this.#api(req, res, url);
+      if (path.startsWith('/api/')) return await this.#apiAudited(req, res, url);
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'request.method', `${req.method} is not allowed here`);
       if (path === '/healthz') return sendJson(res, 200, { ok: true });
       if (path === '/' || path === '/index.html') {
@@ -307,6 +342,34 @@ export class Gateway {
   // ----------------------------------------------------------------------------------------------
   // API
   // ----------------------------------------------------------------------------------------------
+
+  /**
+   * The API, with its refusals audited before the answer: 401 (no or expired session) and 403 on
+   * reads (a case of another tier, the inspector without the engineer role). Sign-in failures and
+   * refused commands have their own entries (`auth.login_failed`, `command.refused`).
+   */
+  async #apiAudited(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    try {
+      await this.#api(req, res, url);
+    } catch (err) {
+      const { status, body } = errorBody(err);
+      const path = url.pathname;
+      const audited = (path === '/api/login' && status === 401) || path.startsWith('/api/callbacks/');
+      if ((status === 401 || status === 403) && !audited) {
+        const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
+        const p = found.ok ? found.session.principal : null;
+        const caseId = /^\/api\/cases\/([^/]+)/.exec(path)?.[1];
+        const method = req.method ?? 'GET';
+        const details = err instanceof HandoffError ? err.details : {};
+        await this.#auditRefusal(status === 401 ? 'auth.refused' : method === 'GET' ? 'read.refused' : 'request.refused', this.#ip(req), {
+          actor: caseId ? safeDecode(caseId).slice(0, 200) : p ? `reviewer:${p.id}` : 'gateway',
+          by: p?.id ?? 'anonymous',
+          data: { method: method.slice(0, 10), path: path.slice(0, 200), status, code: body.error.code, ...(typeof details.rule === 'string' ? { rule: details.rule } : {}) },
+        });
+      }
+      throw err;
+    }
+  }
 
   async #api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname;
@@ -381,20 +444,43 @@ export class Gateway {
     const body = await readJson(req, 4096);
     const creds = parseContract(LoginRequest, body, 'LoginRequest');
     const ip = this.#ip(req);
-    const keys = [`id:${creds.id}`, `ip:${ip}`];
-    const wait = this.#throttle.retryAfter(keys);
-    // Attempts during a lock-out are not audited one by one (that would let anyone flood the log):
-    // the lock-out itself is.
-    if (wait > 0) throw new HttpError(429, 'auth.throttled', `too many failed sign-ins; try again in ${Math.ceil(wait / 1000)} s`, { retryAfterMs: wait });
+    const account = creds.id.slice(0, 64);
+    // Locked per account (a doubling lock after a few failures); per address only against floods.
+    const verdict = this.#throttle.check(creds.id, ip);
+    if (verdict) {
+      const secs = Math.ceil(verdict.waitMs / 1000);
+      const message =
+        verdict.scope === 'account'
+          ? `too many failed sign-ins for this account; try again in ${secs} s`
+          : `too many failed sign-ins from your network address; try again in ${secs} s`;
+      // Attempts during a lock-out are audited at a bounded rate (anyone could flood the log otherwise).
+      await this.#auditRefusal('auth.throttled', ip, { actor: `reviewer:${account}`, by: 'anonymous', data: { scope: verdict.scope, retryAfterMs: verdict.waitMs } });
+      const err = new HttpError(429, 'auth.throttled', message, { retryAfterMs: verdict.waitMs, scope: verdict.scope });
+      sendJson(res, 429, errorBody(err).body, { 'Retry-After': String(secs) });
+      return;
+    }
     const principal = await this.directory.authenticate(creds.id, creds.password);
     if (!principal) {
-      const locked = this.#throttle.failed(keys);
+      const { failures, accountLockMs, addressLockMs } = this.#throttle.failed(creds.id, ip);
       await this.#auditSafe([
-        { at: this.#backend.now(), kind: 'auth.login_failed', actor: `reviewer:${creds.id.slice(0, 64)}`, by: 'anonymous', data: { ip, reason: 'invalid credentials', ...(locked.length ? { lockedOut: locked } : {}) } },
+        {
+          at: this.#backend.now(),
+          kind: 'auth.login_failed',
+          actor: `reviewer:${account}`,
+          by: 'anonymous',
+          data: {
+            ip,
+            reason: 'invalid credentials',
+            failures,
+            ...(accountLockMs || addressLockMs ? { lockedOut: [...(accountLockMs ? [`id:${account}`] : []), ...(addressLockMs ? [`ip:${ip}`] : [])] } : {}),
+            ...(accountLockMs ? { accountLockMs } : {}),
+            ...(addressLockMs ? { addressLockMs } : {}),
+          },
+        },
       ]);
       throw new HttpError(401, 'auth.invalid_credentials', 'unknown reviewer id or wrong password');
     }
-    this.#throttle.succeeded([`id:${creds.id}`]);
+    this.#throttle.succeeded(creds.id);
     // A new sign-in replaces the session this browser had.
     const previous = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
     if (previous.ok) this.sessions.destroy(previous.session);
@@ -512,15 +598,16 @@ export class Gateway {
       commandId = typeof raw.commandId === 'string' && raw.commandId.length > 0 && raw.commandId.length <= 100 ? `web:${p.id}:${raw.commandId}` : undefined;
       const cmdInput: Record<string, unknown> = { ...raw, caseId, reviewer: { id: p.id, roles: grant.roles }, commandId: commandId ?? raw.commandId };
       if (raw.type === 'handoff.case.modify') {
-        const { plan, forbidden } = unmaskPlan(model, ctx.plan, raw.plan, grant.seeSensitive);
+        if ('plan' in raw) throw new HttpError(400, 'request.invalid', 'send the edited arguments as `actions` ([{ type, args }] for every action of the plan); the planner\'s plan itself cannot be replaced', { path: 'plan' });
+        const { actions, forbidden } = unmaskActions(model, ctx.plan, raw.actions, grant.seeSensitive);
         if (forbidden.length)
           throw new HttpError(403, 'auth.sensitive_field', `your roles may not see or change ${forbidden.join(', ')}; leave those fields as they are`, { path: forbidden[0], fields: forbidden });
-        cmdInput.plan = plan;
+        cmdInput.actions = actions;
       }
       const cmd = parseContract(ReviewerCommand, cmdInput, 'ReviewerCommand');
-      if (cmd.type === 'handoff.case.modify') model.validatePlan(cmd.plan, 'ReviewerCommand', 'plan');
+      const edited = cmd.type === 'handoff.case.modify' ? model.editActions(ctx.plan, cmd.actions) : null;
       // Authorise before the actor sees it: the rules that forbid (role, separation of duties, four eyes).
-      const probe = { type: COMMAND_TYPES[cmd.type]!, reviewer: cmd.reviewer, at: now, ...(cmd.type === 'handoff.case.modify' ? { plan: cmd.plan, comment: cmd.comment } : {}), ...('reason' in cmd && cmd.reason ? { reason: cmd.reason } : {}) } as CaseEvent;
+      const probe = { type: COMMAND_TYPES[cmd.type]!, reviewer: cmd.reviewer, at: now, ...(cmd.type === 'handoff.case.modify' ? { actions: edited, comment: cmd.comment } : {}), ...('reason' in cmd && cmd.reason ? { reason: cmd.reason } : {}) } as CaseEvent;
       const why = view.status === 'active' ? explainCaseRejection(view.state, ctx, probe) : null;
       if (why?.forbidden) throw new HttpError(403, 'auth.forbidden', `${caseId}: ${why.reason}`, { caseId, rule: why.rule });
       const ack = await this.#backend.command(cmd);
