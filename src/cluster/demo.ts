@@ -179,7 +179,7 @@ export async function runClusterDemo(opts: ClusterDemoOptions): Promise<ClusterD
         progress();
         await sleep(Math.max(1, Math.min(50, (due - clock.now()) / clock.origin.speed)));
       }
-      const req: StartRequest = { episodeId: id, model: model.name, signal, traceparent: episodeTraceparent(ns, id) };
+      const req: StartRequest = { schemaVersion: 1, episodeId: id, model: model.name, signal, traceparent: episodeTraceparent(ns, id) };
       for (let attempt = 1; ; attempt++) {
         try {
           const body = JSON.stringify(req);

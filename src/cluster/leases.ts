@@ -4,6 +4,7 @@ import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { isCasConflict } from '../runtime/jetstream-store.ts';
 import { tok, untok } from './keys.ts';
+import { LeaseHolderContract, tryParse } from './contracts.ts';
 
 export interface LeaseHolder {
   /** Member id `<node>.<inc>`. */
@@ -86,11 +87,15 @@ export class Leases {
       this.#set({ group, holder: null, revision: e.revision });
       return;
     }
+    let holder: LeaseHolder | undefined;
     try {
-      this.#set({ group, holder: e.json<LeaseHolder>(), revision: e.revision });
+      holder = tryParse(LeaseHolderContract, e.json<unknown>());
     } catch {
-      // not a lease
+      holder = undefined;
     }
+    // Not a lease (a poison value written to the bucket): ignored, never fatal.
+    if (holder) this.#set({ group, holder, revision: e.revision });
+    else this.#log?.warn({ key: e.key }, 'leases: invalid lease value ignored');
   }
 
   get(group: string): Lease | undefined {

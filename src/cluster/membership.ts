@@ -3,6 +3,7 @@ import { openBucket } from './kv.ts';
 import { nuid, type NatsConnection, type QueuedIterator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { tok, untok } from './keys.ts';
+import { MemberRecordContract, tryParse } from './contracts.ts';
 
 /** One member's heartbeat record in the membership bucket. */
 export interface MemberRecord {
@@ -214,10 +215,15 @@ export class Membership {
   #onEntry(e: KvWatchEntry): void {
     const now = performance.now();
     if (e.operation !== 'PUT') return;
-    let rec: MemberRecord;
+    let rec: MemberRecord | undefined;
     try {
-      rec = e.json<MemberRecord>();
+      rec = tryParse(MemberRecordContract, e.json<unknown>()) as MemberRecord | undefined;
     } catch {
+      rec = undefined;
+    }
+    if (!rec) {
+      // Not a heartbeat (a poison value written to the bucket): ignored, never fatal.
+      this.#log?.warn({ key: e.key }, 'membership: invalid heartbeat ignored');
       return;
     }
     const id = e.key;

@@ -16,6 +16,7 @@ import type { Keyring } from '../security/keyring.ts';
 import { openPayload } from '../security/keys-jetstream.ts';
 import { subjects, type Msg, type Subscription } from '../transport/transport.ts';
 import { ScaledClock, type ClockOrigin } from './clock.ts';
+import { ForwardedCommandContract, StartRequestContract, notJson, parseClusterMessage } from './contracts.ts';
 import { ActorMovedError, OverloadedError, UnavailableError, isNotMine } from './errors.ts';
 import { groupOf, streamToken, tok } from './keys.ts';
 import { Leases, type Lease, type LeaseHolder } from './leases.ts';
@@ -25,6 +26,8 @@ import { JetStreamWorld } from './world.ts';
 
 /** A request to start an episode, as submitted to the work stream (`ho.<ns>.work.start`). */
 export interface StartRequest {
+  /** {@link SCHEMA_VERSION}; absent in older drivers' requests. */
+  schemaVersion?: 1;
   episodeId: string;
   model: string;
   signal: unknown;
@@ -83,6 +86,8 @@ interface Held {
 }
 
 const AUDIT_GROUP = '_audit';
+/** A start for a model no node has is refused (dead letter) after this many deliveries. */
+const MAX_UNKNOWN_MODEL_DELIVERIES = 20;
 
 class Limiter {
   #free: number;
@@ -192,7 +197,7 @@ export class ClusterNode {
   #limit = new Limiter(64);
   #control: NatsTransport | undefined;
   #subjects: ReturnType<typeof subjects>;
-  readonly stats = { started: 0, commands: 0, forwarded: 0, overloaded: 0, takeovers: 0, adoptedActors: 0, lost: 0, released: 0 };
+  readonly stats = { poison: 0, started: 0, commands: 0, forwarded: 0, overloaded: 0, takeovers: 0, adoptedActors: 0, lost: 0, released: 0 };
 
   private constructor(opts: ClusterNodeOptions) {
     this.#opts = opts;
@@ -309,8 +314,8 @@ export class ClusterNode {
 
     // Reviewer commands: any node takes a request (queue group) and routes it to the case's owner.
     this.#subs.push(this.transport.serve(this.#subjects.actorAll, (m) => this.#route(m), { queue: `handoff-${this.namespace}-commands` }));
-    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id), (m) => this.#local(m.data as { caseId: string }, m.headers?.traceparent), { queue: 'direct' }));
-    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id, 'start'), (m) => this.#startHere(m.data as StartRequest, false), { queue: 'direct' }));
+    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id), (m) => this.#local(this.#parseRequest<{ caseId: string }>(ForwardedCommandContract, m.data, 'ForwardedCommand'), m.headers?.traceparent), { queue: 'direct' }));
+    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id, 'start'), (m) => this.#startHere(this.#parseRequest<StartRequest>(StartRequestContract, m.data, 'StartRequest'), false), { queue: 'direct' }));
 
     const jsm = await jetstreamManager(nc);
     this.#js = jetstream(nc);
@@ -581,10 +586,19 @@ export class ClusterNode {
   }
 
   async #handleStart(m: JsMsg): Promise<void> {
+    // Nothing in here may throw: a message that cannot be handled is refused (terminal, dead letter)
+    // or left for another node, never allowed to take this node down.
     let req: StartRequest;
     try {
       // Sealed by a driver with data keys (its signal is case data), or plain JSON.
-      req = JSON.parse(Buffer.from(openPayload(this.#opts.keyring, m.data, m.subject)).toString('utf8')) as StartRequest;
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.from(openPayload(this.#opts.keyring, m.data, m.subject)).toString('utf8'));
+      } catch (err) {
+        if (err instanceof HandoffError && err.code.startsWith('keys.')) throw err;
+        throw notJson('StartRequest', err);
+      }
+      req = parseClusterMessage(StartRequestContract, body, 'StartRequest') as StartRequest;
     } catch (err) {
       if (err instanceof HandoffError && err.code.startsWith('keys.')) {
         // This node lacks the data key: leave the request to a node that has it, never drop it.
@@ -592,29 +606,67 @@ export class ClusterNode {
         m.nak(5000);
         return;
       }
-      m.term();
+      await this.#poison(m, err);
       return;
     }
     try {
+      if (!this.runtime.models.has(req.model)) {
+        // Another node may have the model; past a bound of deliveries it is refused for good.
+        if ((m.info?.deliveryCount ?? 1) >= MAX_UNKNOWN_MODEL_DELIVERIES) {
+          await this.#poison(m, new HandoffError('model.unknown', `no node took a start for model '${req.model}' after ${MAX_UNKNOWN_MODEL_DELIVERIES} deliveries`, { model: req.model }), req.episodeId);
+          return;
+        }
+        m.nak(2000);
+        return;
+      }
       await this.#startHere(req, true);
       m.ack();
     } catch (err) {
       if (err instanceof HandoffError && err.code === 'contract.invalid') {
-        this.#log.warn({ err, episode: req.episodeId }, 'invalid start request dropped');
-        m.term();
+        await this.#poison(m, err, req.episodeId);
         return;
       }
       // A lost write, a lost lease, a takeover in progress: the message comes back (here or elsewhere).
       this.#log.debug({ err, episode: req.episodeId }, 'episode start failed; it will be redelivered');
-      m.nak(isNotMine(err) || (err instanceof HandoffError && err.code === 'cluster.unavailable') ? 100 : 500);
+      try {
+        m.nak(isNotMine(err) || (err instanceof HandoffError && err.code === 'cluster.unavailable') ? 100 : 500);
+      } catch {
+        // the connection is gone: the message is redelivered after the ack wait
+      }
     }
+  }
+
+  /** A work message that can never be handled: acknowledged as terminal and kept in the dead letters with its cause. */
+  async #poison(m: JsMsg, err: unknown, actorId = ''): Promise<void> {
+    const code = err instanceof HandoffError ? err.code : 'internal';
+    const reason = err instanceof Error ? err.message : String(err);
+    this.stats.poison++;
+    this.#log.warn({ err, subject: m.subject, seq: m.seq }, 'invalid work message refused (dead letter)');
+    try {
+      m.term();
+    } catch {
+      // the connection is gone: redelivered, refused again
+    }
+    const payload = Buffer.from(m.data).toString('utf8');
+    await this.store
+      .putDeadLetter({ id: `work-${m.seq}`, at: Date.now(), actorId, event: { type: 'handoff.work.start', subject: m.subject, seq: m.seq, payload: payload.length > 4096 ? `${payload.slice(0, 4096)}…` : payload }, reason, code })
+      .catch((e: unknown) => this.#log.warn({ err: e }, 'dead letter not written'));
+  }
+
+  /** A request on a node subject: parsed with its contract (a wrong shape is answered `contract.invalid`, naming the field). */
+  #parseRequest<T>(schema: Parameters<typeof parseClusterMessage>[0], data: unknown, contract: string): T {
+    return parseClusterMessage(schema, data, contract) as T;
   }
 
   /**
    * Starts an episode here, or (`forward`) on the node that holds its lease already (a redelivered
    * start whose first attempt failed there). Resolves once the start is durable or the episode exists.
+   * A start that fails gives its lease back (unless the episode is durable: then it is hosted here).
    */
   async #startHere(req: StartRequest, forward: boolean): Promise<void> {
+    // Refused before a lease is taken: nothing to give back.
+    if (!this.runtime.models.has(req.model)) throw new HandoffError('model.unknown', `no model named '${req.model}' is loaded on node ${this.name}`, { model: req.model });
+    const wasHeld = this.#held.has(req.episodeId);
     const claim = await this.#claim(req.episodeId);
     if (claim === 'elsewhere') {
       const holder = this.leases.get(req.episodeId)?.holder;
@@ -627,9 +679,39 @@ export class ClusterNode {
       await withSpan('handoff.episode.start', req.traceparent, { 'handoff.episode': req.episodeId, 'handoff.node': this.name }, () => this.runtime.startEpisode(req.model, req.signal, { episodeId: req.episodeId }));
       this.stats.started++;
     } catch (err) {
-      if (!(err instanceof ActorExistsError)) throw err;
-      void this.#releaseIfFinished(req.episodeId);
+      if (err instanceof ActorExistsError) {
+        void this.#releaseIfFinished(req.episodeId);
+        return;
+      }
+      if (!wasHeld) await this.#giveBack(req.episodeId);
+      throw err;
     }
+  }
+
+  /**
+   * After a failed start: the lease taken for it is released unless the episode's record is durable
+   * (a write whose acknowledgement was lost): then it is hosted here like an adopted one.
+   */
+  async #giveBack(group: string): Promise<void> {
+    const held = this.#held.get(group);
+    if (!held || this.store.groupActive(group)) return;
+    let rec: Awaited<ReturnType<JetStreamStore['load']>>;
+    try {
+      rec = await this.store.load(group);
+    } catch (err) {
+      // Unknown: keep the lease; the redelivered start (or a command) finds the episode or starts it.
+      this.#log.warn({ err, group }, 'failed start: the store could not be read; the lease is kept');
+      return;
+    }
+    if (this.#held.get(group) !== held) return;
+    if (!rec) {
+      await this.#release(group);
+      return;
+    }
+    if (rec.status === 'active') {
+      this.#held.delete(group);
+      await this.#adopt(group, held.lease).catch((err: unknown) => this.#log.warn({ err, group }, 'failed start: adoption of the durable episode failed'));
+    } else await this.#release(group);
   }
 
   // ------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import { AuditIndex } from './audit-index.ts';
 import { Directory, Sessions, type Principal, type Session, type SessionOptions } from './auth.ts';
 import { RefusalLimiter, SignInThrottle, TrustedProxies, type SignInThrottleOptions } from './throttle.ts';
 import type { GatewayBackend } from './backend.ts';
-import { MASK, caseView, episodeView, mayOpen, unmaskActions } from './case-view.ts';
+import { MASK, caseView, episodeView, mayOpen, unmaskPlan } from './case-view.ts';
 import { buildLineage, withCompensationTypes } from '../lineage/lineage.ts';
 import { maskLineage } from '../lineage/mask.ts';
 import { HOLDS_KEY, summaryKey, type CompactionSummary, type LegalHold } from '../retention/records.ts';

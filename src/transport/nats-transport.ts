@@ -1,5 +1,5 @@
 import { connect, headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection, type Msg as NatsMsg, type Status, type Subscription as NatsSubscription } from '@nats-io/transport-node';
-import { HandoffError, fromWireError, toWireError, type WireError } from '../contracts/errors.ts';
+import { ContractError, HandoffError, fromWireError, toWireError, type WireError } from '../contracts/errors.ts';
 import type { Msg, Subscription, Transport } from './transport.ts';
 import { natsConnectError, natsConnectOptions, redactServerUrl, type NatsSecurityOptions } from '../security/nats-auth.ts';
 
@@ -232,7 +232,13 @@ export class NatsTransport implements Transport {
     let reply: Reply;
     try {
       const headers = fromNatsHeaders(m.headers);
-      const data = decodeJson(m.data);
+      let data: unknown;
+      try {
+        data = decodeJson(m.data);
+      } catch (err) {
+        // A wrong-shaped request is the caller's error, typed, never an untyped `internal`.
+        throw new ContractError('request', [{ path: '', message: `the request is not JSON: ${err instanceof Error ? err.message : String(err)}` }]);
+      }
       reply = { ok: true, data: await handler({ subject: m.subject, data, ...(headers ? { headers } : {}) }) };
     } catch (err) {
       reply = { ok: false, error: toWireError(err) };
