@@ -598,16 +598,15 @@ export class Gateway {
       commandId = typeof raw.commandId === 'string' && raw.commandId.length > 0 && raw.commandId.length <= 100 ? `web:${p.id}:${raw.commandId}` : undefined;
       const cmdInput: Record<string, unknown> = { ...raw, caseId, reviewer: { id: p.id, roles: grant.roles }, commandId: commandId ?? raw.commandId };
       if (raw.type === 'handoff.case.modify') {
-        if ('plan' in raw) throw new HttpError(400, 'request.invalid', 'send the edited arguments as `actions` ([{ type, args }] for every action of the plan); the planner\'s plan itself cannot be replaced', { path: 'plan' });
-        const { actions, forbidden } = unmaskActions(model, ctx.plan, raw.actions, grant.seeSensitive);
+        const { plan, forbidden } = unmaskPlan(model, ctx.plan, raw.plan, grant.seeSensitive);
         if (forbidden.length)
           throw new HttpError(403, 'auth.sensitive_field', `your roles may not see or change ${forbidden.join(', ')}; leave those fields as they are`, { path: forbidden[0], fields: forbidden });
-        cmdInput.actions = actions;
+        cmdInput.plan = plan;
       }
       const cmd = parseContract(ReviewerCommand, cmdInput, 'ReviewerCommand');
-      const edited = cmd.type === 'handoff.case.modify' ? model.editActions(ctx.plan, cmd.actions) : null;
+      if (cmd.type === 'handoff.case.modify') model.validatePlan(cmd.plan, 'ReviewerCommand', 'plan');
       // Authorise before the actor sees it: the rules that forbid (role, separation of duties, four eyes).
-      const probe = { type: COMMAND_TYPES[cmd.type]!, reviewer: cmd.reviewer, at: now, ...(cmd.type === 'handoff.case.modify' ? { actions: edited, comment: cmd.comment } : {}), ...('reason' in cmd && cmd.reason ? { reason: cmd.reason } : {}) } as CaseEvent;
+      const probe = { type: COMMAND_TYPES[cmd.type]!, reviewer: cmd.reviewer, at: now, ...(cmd.type === 'handoff.case.modify' ? { plan: cmd.plan, comment: cmd.comment } : {}), ...('reason' in cmd && cmd.reason ? { reason: cmd.reason } : {}) } as CaseEvent;
       const why = view.status === 'active' ? explainCaseRejection(view.state, ctx, probe) : null;
       if (why?.forbidden) throw new HttpError(403, 'auth.forbidden', `${caseId}: ${why.reason}`, { caseId, rule: why.rule });
       const ack = await this.#backend.command(cmd);
