@@ -4,7 +4,7 @@ import type { TransitionNotice } from '../runtime/runtime.ts';
 import type { ActorRecord } from '../runtime/store.ts';
 import type { Principal } from './auth.ts';
 import type { GatewayBackend } from './backend.ts';
-import { mayView } from './projection.ts';
+import { escalationsOf, mayView, missedSla } from './projection.ts';
 
 interface Bucket {
   auto: number;
@@ -12,14 +12,21 @@ interface Bucket {
   deny: number;
   /** Cases closed (decided or expired) in the bucket. */
   closed: number;
+  /** Cases closed in the bucket with no deadline missed at any tier. */
   slaMet: number;
+  /** Cases that missed a deadline, counted once, when they first missed one (open or closed since). */
+  slaMissed: number;
+  /** Escalations in the bucket, by cause. */
+  escAck: number;
+  escResolve: number;
+  escReviewer: number;
   acked: number;
   ackSum: number;
   decided: number;
   resolveSum: number;
 }
 
-const emptyBucket = (): Bucket => ({ auto: 0, review: 0, deny: 0, closed: 0, slaMet: 0, acked: 0, ackSum: 0, decided: 0, resolveSum: 0 });
+const emptyBucket = (): Bucket => ({ auto: 0, review: 0, deny: 0, closed: 0, slaMet: 0, slaMissed: 0, escAck: 0, escResolve: 0, escReviewer: 0, acked: 0, ackSum: 0, decided: 0, resolveSum: 0 });
 
 export interface DashboardSeries {
   from: number;
@@ -32,16 +39,35 @@ export interface DashboardSeries {
   autoRate: (number | null)[];
   mttaMs: (number | null)[];
   mttrMs: (number | null)[];
+  /**
+   * Cases with no deadline missed over cases judged: closed with none missed, plus every case that
+   * missed one (counted when it first did, open or not). An escalated case counts as a miss at once.
+   */
   slaAttainment: (number | null)[];
+  /** Escalations in each bucket (not rolled), by cause: acknowledge / resolve deadline missed, by a reviewer. */
+  escalations: { ack: number[]; resolve: number[]; reviewer: number[] };
   /** Open cases at the end of each bucket, per queue. */
   depth: Record<string, number[]>;
-  totals: { episodes: number; auto: number; review: number; deny: number; closed: number; autoRate: number | null; mttaMs: number | null; mttrMs: number | null; slaAttainment: number | null };
+  totals: {
+    episodes: number;
+    auto: number;
+    review: number;
+    deny: number;
+    closed: number;
+    autoRate: number | null;
+    mttaMs: number | null;
+    mttrMs: number | null;
+    slaAttainment: number | null;
+    slaMissed: number;
+    escalations: { ack: number; resolve: number; reviewer: number };
+  };
   queues: { queue: string; model: string; tier: number; tierName: string }[];
 }
 
-/** A case met its SLA when no deadline was missed at any tier (as in the demo summary). */
-function metSla(c: CaseContext): boolean {
-  return !c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && (h.note ?? '').includes('deadline missed')));
+/** When a case first missed a deadline (an escalation for it, or expiry), or null. */
+function firstMiss(c: CaseContext): number | null {
+  const h = c.history.find((e) => e.kind === 'expired' || (e.kind === 'escalated' && !e.by && (e.note ?? '').includes('deadline missed')));
+  return h ? h.at : null;
 }
 
 /**
@@ -57,6 +83,10 @@ export class Metrics {
   #depth = new Map<string, Map<number, number>>();
   #countedAgents = new Set<string>();
   #closedCases = new Set<string>();
+  /** Cases counted as SLA misses (once each). */
+  #missed = new Set<string>();
+  /** Escalations counted, by case: how many of its history's. */
+  #escalated = new Map<string, number>();
   /** Where each open case sits now (queue, and the version that says so). */
   #open = new Map<string, { queue: string; seq: number }>();
   #backend: GatewayBackend;
@@ -132,12 +162,33 @@ export class Metrics {
     else if (outcome === 'deny') b.deny++;
   }
 
+  /** Counts a case's misses and escalations from its history, each once whatever the path it came by. */
+  #history(model: string, id: string, c: CaseContext): void {
+    const miss = firstMiss(c);
+    if (miss !== null && !this.#missed.has(id)) {
+      this.#missed.add(id);
+      this.#bucket(model, miss).slaMissed++;
+    }
+    const esc = escalationsOf(c);
+    const seen = this.#escalated.get(id) ?? 0;
+    for (const e of esc.slice(seen)) {
+      const b = this.#bucket(model, e.at);
+      if (e.cause === 'ack') b.escAck++;
+      else if (e.cause === 'resolve') b.escResolve++;
+      else b.escReviewer++;
+    }
+    if (esc.length > seen) this.#escalated.set(id, esc.length);
+  }
+
   #close(model: string, id: string, c: CaseContext): void {
     if (this.#closedCases.has(id) || !c.resolution) return;
     this.#closedCases.add(id);
+    this.#history(model, id, c);
+    this.#escalated.delete(id);
     const b = this.#bucket(model, c.resolution.at);
     b.closed++;
-    if (metSla(c)) b.slaMet++;
+    if (!missedSla(c)) b.slaMet++;
+    this.#missed.delete(id);
     if (c.firstClaimAt !== null) {
       b.acked++;
       b.ackSum += c.firstClaimAt - c.openedAt;
@@ -174,8 +225,10 @@ export class Metrics {
       return;
     }
     const c = ctx as CaseContext;
-    if (rec.status === 'active') this.#segments(rec.id, rec.seq, c, true);
-    else if (rec.status === 'done') {
+    if (rec.status === 'active') {
+      this.#segments(rec.id, rec.seq, c, true);
+      this.#history(rec.model, rec.id, c);
+    } else if (rec.status === 'done') {
       this.#segments(rec.id, rec.seq, c, false);
       this.#close(rec.model, rec.id, c);
     }
@@ -204,6 +257,15 @@ export class Metrics {
       return;
     }
     if (!n.queue) return;
+    // An escalation: a miss counts at once, not when (or whether) the case closes.
+    if (n.event === 'timer.ack' || n.event === 'timer.resolve' || n.event === 'escalate') {
+      void this.#backend
+        .get(n.id)
+        .then((v) => {
+          if (v && v.kind === 'case' && !this.#closedCases.has(n.id)) this.#history(v.model, v.id, v.context as CaseContext);
+        })
+        .catch(() => undefined);
+    }
     if (!known) {
       this.#shift(n.queue.queue, n.queue.openedAt, +1);
     } else if (known.queue !== n.queue.queue) {
@@ -277,7 +339,8 @@ export class Metrics {
       autoRate: rolled.map((b) => ratio(b.auto, gated(b))),
       mttaMs: rolled.map((b) => ratio(b.ackSum, b.acked)),
       mttrMs: rolled.map((b) => ratio(b.resolveSum, b.decided)),
-      slaAttainment: rolled.map((b) => ratio(b.slaMet, b.closed)),
+      slaAttainment: rolled.map((b) => ratio(b.slaMet, b.slaMet + b.slaMissed)),
+      escalations: { ack: sums.map((b) => b.escAck), resolve: sums.map((b) => b.escResolve), reviewer: sums.map((b) => b.escReviewer) },
       depth,
       totals: {
         episodes: gated(total),
@@ -288,7 +351,9 @@ export class Metrics {
         autoRate: ratio(total.auto, gated(total)),
         mttaMs: ratio(total.ackSum, total.acked),
         mttrMs: ratio(total.resolveSum, total.decided),
-        slaAttainment: ratio(total.slaMet, total.closed),
+        slaAttainment: ratio(total.slaMet, total.slaMet + total.slaMissed),
+        slaMissed: total.slaMissed,
+        escalations: { ack: total.escAck, resolve: total.escResolve, reviewer: total.escReviewer },
       },
       queues: queues.map(({ roles: _r, ...q }) => q),
     };

@@ -38,8 +38,39 @@ export interface QueueRow {
   dueAt: number | null;
   claimedBy: string | null;
   modified: boolean;
+  /** Escalations so far, oldest first: from which tier, when, and why (a missed deadline or a reviewer). */
+  escalations: RowEscalation[];
+  /** A deadline was missed at some tier: the case counts against SLA attainment whatever happens next. */
+  slaMissed: boolean;
+  /** 1 = most urgent: the rank of the tier's priority among all tiers' (a higher `priority` is more urgent). */
+  priorityRank: number;
   seq: number;
   state: string;
+}
+
+export interface RowEscalation {
+  fromTier: number;
+  at: number;
+  /** `ack`: acknowledge deadline missed; `resolve`: resolve deadline missed; `reviewer`: escalated by hand. */
+  cause: 'ack' | 'resolve' | 'reviewer';
+  by: string | null;
+}
+
+/** A case's escalations, read from its history. */
+export function escalationsOf(c: Pick<CaseContext, 'history'>): RowEscalation[] {
+  const out: RowEscalation[] = [];
+  for (const h of c.history) {
+    if (h.kind !== 'escalated') continue;
+    const note = h.note ?? '';
+    const cause = !h.by && note.startsWith('acknowledge deadline missed') ? 'ack' : !h.by && note.startsWith('resolve deadline missed') ? 'resolve' : 'reviewer';
+    out.push({ fromTier: h.tier, at: h.at, cause, by: h.by ?? null });
+  }
+  return out;
+}
+
+/** Whether a case missed a deadline at any tier (escalated for it, or expired). */
+export function missedSla(c: Pick<CaseContext, 'history'>): boolean {
+  return c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && !h.by && (h.note ?? '').includes('deadline missed')));
 }
 
 export interface QueueFilter {
@@ -112,6 +143,9 @@ export function rowOf(id: string, seq: number, state: string, c: CaseContext): Q
     dueAt: due.length ? Math.min(...due) : null,
     claimedBy: c.claim?.reviewer ?? null,
     modified: c.modified,
+    escalations: escalationsOf(c),
+    slaMissed: missedSla(c),
+    priorityRank: 1,
     seq,
     state,
   };
@@ -136,12 +170,21 @@ export class QueueProjection {
   #fetching = new Map<string, number>();
   #ready = false;
   #buffer: TransitionNotice[] = [];
+  /** Rank of each tier priority: the highest priority of all models' tiers is P1. */
+  #ranks = new Map<number, number>();
   /** Bumped on every change; caches key on it. */
   version = 0;
 
   constructor(backend: GatewayBackend) {
     this.#backend = backend;
     this.#models = new Map(backend.models.map((m) => [m.name, m]));
+    const priorities = [...new Set(backend.models.flatMap((m) => m.config.review.tiers.map((t) => t.priority)))].sort((a, b) => b - a);
+    priorities.forEach((p, i) => this.#ranks.set(p, i + 1));
+  }
+
+  /** P1 = most urgent, whatever the models' priority numbers (higher `priority` sorts first). */
+  rankOf(priority: number): number {
+    return this.#ranks.get(priority) ?? this.#ranks.size + 1;
   }
 
   /** Subscribes to case notices, then reads every open case from the store. */
@@ -195,9 +238,10 @@ export class QueueProjection {
       return;
     }
     const tiers = this.#tiers.get(n.id);
-    // Claims, releases, renewals and escalations only change what the notice carries; approvals and
-    // modifications (a four-eyes tier's first approval) change the plan and approvers: read the case.
-    if (!before || !tiers || !n.queue || n.event === 'approve' || n.event === 'modify') {
+    // Claims, releases and renewals only change what the notice carries; approvals and modifications
+    // (a four-eyes tier's first approval) change the plan and approvers, and an escalation adds to the
+    // history the row shows: read the case.
+    if (!before || !tiers || !n.queue || n.event === 'approve' || n.event === 'modify' || n.queue.tier !== before.tier) {
       this.#fetch(n.id, n.seq);
       return;
     }
@@ -244,6 +288,7 @@ export class QueueProjection {
   }
 
   #set(row: QueueRow, tiers: TierSpec[], notify: boolean): void {
+    row.priorityRank = this.rankOf(row.priority);
     const before = this.#rows.get(row.id);
     this.#rows.set(row.id, row);
     this.#tiers.set(row.id, tiers);

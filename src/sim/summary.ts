@@ -4,6 +4,9 @@ import type { CaseContext } from '../machines/review-case.ts';
 import type { Store } from '../runtime/store.ts';
 import type { LevelWorld } from '../runtime/world.ts';
 
+/** A deadline missed at some tier: an escalation for it (not one a reviewer asked for), or expiry. */
+const missedSla = (c: CaseContext) => c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && !h.by && (h.note ?? '').includes('deadline missed')));
+
 export interface RunSummary {
   episodes: number;
   outcomes: Record<EpisodeOutcome, number>;
@@ -17,7 +20,7 @@ export interface RunSummary {
   mttaMs: number;
   /** Mean time from a case opening to a reviewer's decision, ms. */
   mttrMs: number;
-  /** Share of closed cases decided with no deadline missed at any tier. */
+  /** Closed cases decided with no deadline missed at any tier, over those plus every case that missed one (still open ones included). */
   slaAttainment: number;
   /** Cases escalated out of each tier (`tier1`: escalated from tier 1 to tier 2). */
   escalations: Record<string, number>;
@@ -47,6 +50,8 @@ export async function summarize(store: Store, world: LevelWorld, tierCount: numb
   let resolveSum = 0;
   let closed = 0;
   let metSla = 0;
+  /** Cases still open that already missed a deadline: they count against attainment too. */
+  let missedOpen = 0;
   const escalations: Record<string, number> = {};
   const violations = { missingEffects: 0, missingCompensations: 0, sagasWithoutOperatorCase: 0, outcomeMismatch: 0 };
   const finishedAgents: AgentContext[] = [];
@@ -78,9 +83,8 @@ export async function summarize(store: Store, world: LevelWorld, tierCount: numb
         decided++;
         resolveSum += c.resolution.at - c.openedAt;
       }
-      const missed = c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && (h.note ?? '').includes('deadline missed')));
-      if (!missed) metSla++;
-    }
+      if (!missedSla(c)) metSla++;
+    } else if (missedSla(c)) missedOpen++;
   }
   const ledger = new Set<string>();
   for await (const e of world.entries()) ledger.add(e.key);
@@ -111,7 +115,7 @@ export async function summarize(store: Store, world: LevelWorld, tierCount: numb
     cases,
     mttaMs: claimed ? Math.round(ackSum / claimed) : 0,
     mttrMs: decided ? Math.round(resolveSum / decided) : 0,
-    slaAttainment: closed ? Math.round((metSla / closed) * 10_000) / 10_000 : 1,
+    slaAttainment: closed + missedOpen ? Math.round((metSla / (closed + missedOpen)) * 10_000) / 10_000 : 1,
     escalations,
     auditEntries,
     invariantViolations: violations,

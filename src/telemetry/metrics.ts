@@ -7,7 +7,7 @@ import type { Runtime, TransitionTelemetry } from '../runtime/runtime.ts';
 
 /** A case met its SLA when no deadline was missed at any tier (as in the demo summary and the console). */
 function metSla(c: CaseContext): boolean {
-  return !c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && (h.note ?? '').includes('deadline missed')));
+  return !c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && !h.by && (h.note ?? '').includes('deadline missed')));
 }
 
 const ESCALATING = new Set(['timer.ack', 'timer.resolve', 'escalate']);
@@ -31,7 +31,7 @@ export interface HitlSnapshot {
   mttaMs: number | null;
   /** Mean time to resolve (open → decision), ms; expired cases excluded. */
   mttrMs: number | null;
-  /** Share of closed cases decided with no deadline missed at any tier. */
+  /** Cases closed with no deadline missed at any tier, over those and every case that missed one (counted at the miss, open or closed). */
   slaAttainment: number | null;
   /** Share of gate decisions that let the plan run on its own. */
   autoRate: number | null;
@@ -82,11 +82,15 @@ export class HandoffMetrics {
     decided: 0,
     closed: 0,
     slaMet: 0,
+    /** Cases that missed a deadline, counted when they first did (escalated or expired). */
+    slaMissed: 0,
     gate: { auto: 0, review: 0, deny: 0 },
     cases: { opened: 0, approved: 0, modified: 0, rejected: 0, expired: 0 },
   };
   #runtimes = new Set<Runtime>();
   #ownsProvider: boolean;
+  /** Open cases already counted as SLA misses (an escalation for a missed deadline). */
+  #missedOpen = new Set<string>();
 
   constructor(opts: MetricsOptions = {}) {
     if (opts.meterProvider) {
@@ -117,7 +121,7 @@ export class HandoffMetrics {
       });
     gauge('handoff.case.mtta', 'Mean time to acknowledge since start', 'ms', () => ratio(this.#s.ackSum, this.#s.acked));
     gauge('handoff.case.mttr', 'Mean time to resolve since start', 'ms', () => ratio(this.#s.resolveSum, this.#s.decided));
-    gauge('handoff.case.sla_attainment', 'Share of closed cases with no SLA deadline missed', '1', () => ratio(this.#s.slaMet, this.#s.closed));
+    gauge('handoff.case.sla_attainment', 'Cases closed with no SLA deadline missed over those and every case that missed one (counted at the miss)', '1', () => ratio(this.#s.slaMet, this.#s.slaMet + this.#s.slaMissed));
     gauge('handoff.gate.auto_rate', 'Share of gate decisions that ran on their own', '1', () => ratio(this.#s.gate.auto, this.#s.gate.auto + this.#s.gate.review + this.#s.gate.deny));
     gauge('handoff.review.override_rate', 'Share of reviewer decisions that modified or rejected the plan', '1', () => ratio(this.#s.cases.modified + this.#s.cases.rejected, this.#s.cases.approved + this.#s.cases.modified + this.#s.cases.rejected));
     const sum = (f: (rt: Runtime) => number) => [...this.#runtimes].reduce((a, rt) => a + f(rt), 0);
@@ -181,6 +185,11 @@ export class HandoffMetrics {
         this.#queue(before, t.model, -1);
         this.#queue(queue, t.model, +1);
       }
+      // A missed deadline counts against attainment at once, not when (or whether) the case closes.
+      if ((t.event === 'timer.ack' || t.event === 'timer.resolve') && !this.#missedOpen.has(t.id)) {
+        this.#missedOpen.add(t.id);
+        this.#s.slaMissed++;
+      }
     }
     if (t.event === 'claim' && c.firstClaimAt === t.at) {
       this.#s.ackSum += c.firstClaimAt - c.openedAt;
@@ -194,6 +203,8 @@ export class HandoffMetrics {
       const met = metSla(c);
       this.#s.closed++;
       if (met) this.#s.slaMet++;
+      else if (!this.#missedOpen.has(t.id)) this.#s.slaMissed++;
+      this.#missedOpen.delete(t.id);
       this.#closed.add(1, { ...model, outcome, sla_met: met });
       if (outcome !== 'expired' && c.resolution) {
         this.#s.resolveSum += c.resolution.at - c.openedAt;
@@ -217,7 +228,7 @@ export class HandoffMetrics {
       queueDepth: Object.fromEntries(s.depth),
       mttaMs: ratio(s.ackSum, s.acked),
       mttrMs: ratio(s.resolveSum, s.decided),
-      slaAttainment: ratio(s.slaMet, s.closed),
+      slaAttainment: ratio(s.slaMet, s.slaMet + s.slaMissed),
       autoRate: ratio(s.gate.auto, s.gate.auto + s.gate.review + s.gate.deny),
       overrideRate: ratio(s.cases.modified + s.cases.rejected, s.cases.approved + s.cases.modified + s.cases.rejected),
       restarts: sum((rt) => rt.stats.restarts),
