@@ -154,6 +154,28 @@ export class Leases {
     }
   }
 
+  /**
+   * Reads the groups' leases from the server now (not from the watch, which may lag behind): after a
+   * pause or a lost connection a node must learn what it lost before it acts. Resolves once every
+   * read has been applied (a lease taken over meanwhile fires the listeners); rejects if the server
+   * could not be read.
+   */
+  async refresh(groups: Iterable<string>): Promise<void> {
+    await Promise.all(
+      [...groups].map(async (group) => {
+        const key = tok(group);
+        const e = await this.#kv.get(key);
+        if (!e) {
+          const cur = this.#map.get(group);
+          // Gone altogether (purged): nobody holds it; this node does not.
+          if (cur?.holder) this.#set({ group, holder: null, revision: Number.MAX_SAFE_INTEGER });
+          return;
+        }
+        this.#onEntry({ key, operation: e.operation, revision: e.revision, json: <T>() => e.json<T>() });
+      }),
+    );
+  }
+
   close(): void {
     this.#watch?.stop();
   }

@@ -51,7 +51,7 @@ export interface MembershipOptions {
   logger?: Logger;
 }
 
-export type MembershipEvent = { type: 'joined' | 'dead'; member: Member } | { type: 'health'; healthy: boolean };
+export type MembershipEvent = { type: 'joined' | 'dead'; member: Member } | { type: 'health'; healthy: boolean } | { type: 'lapsed'; gapMs: number };
 
 export function membersBucket(namespace: string): string {
   return `ho_${tok(namespace).replace(/=/g, '_')}_members`;
@@ -125,9 +125,45 @@ export class Membership {
     }
   }
 
-  /** Whether this node may act: its heartbeat was stored within `selfFenceMs`. */
+  /**
+   * Whether this node may act: it can prove, by its own monotonic clock, that a heartbeat it sent
+   * less than `selfFenceMs` ago was stored (the others wait `deadAfterMs` from *seeing* it, which is
+   * later, before they may take its work), and its proof has not lapsed since it last checked its
+   * leases. A node paused (SIGSTOP), starved or cut off for longer is fenced until it has both
+   * stored a heartbeat again and re-read its leases from the server ({@link confirm}).
+   */
   get healthy(): boolean {
-    return !this.#stopped && performance.now() - this.#lastOk < this.#opts.selfFenceMs;
+    if (this.#stopped) return false;
+    if (performance.now() - this.#lastOk >= this.#opts.selfFenceMs) {
+      this.#lapsed = true;
+      return false;
+    }
+    return !this.#lapsed;
+  }
+
+  /** The proof lapsed (a pause, a stall, a lost connection): leases must be re-read before acting again. */
+  get lapsed(): boolean {
+    return this.#lapsed;
+  }
+
+  /** The node re-read its leases after a lapse: it may act again (while its heartbeat proof holds). */
+  confirm(): void {
+    if (performance.now() - this.#lastOk < this.#opts.selfFenceMs) this.#lapsed = false;
+  }
+
+  #lapsed = false;
+  /** Connections whose status is watched, and how many of them are disconnected now. */
+  #down = new Set<NatsConnection>();
+  /** Bumped on every disconnect and reconnect: a probe begun before one tells nothing. */
+  #connGen = 0;
+
+  /**
+   * Watches a connection of this node (the data connection too: a probe travels on it). While any
+   * watched connection is down nobody is judged, and after it comes back everyone gets a full
+   * `deadAfterMs` grace from the reconnect: a restarted server is unknown, never peers' death.
+   */
+  observe(nc: NatsConnection): void {
+    void this.#watchConnection(nc);
   }
 
   /** Live members, this node included. */
@@ -155,7 +191,7 @@ export class Membership {
       this.#unknownSince.set(memberId, now);
       return false;
     }
-    return this.healthy && now - Math.max(since, this.#watchingSince) > this.#opts.deadAfterMs;
+    return this.healthy && this.#down.size === 0 && now - Math.max(since, this.#watchingSince) > this.#opts.deadAfterMs;
   }
 
   /** Members known (alive or dead), by id. */
@@ -170,9 +206,18 @@ export class Membership {
     if (this.#beating || this.#stopped) return;
     const rec: MemberRecord = { node: this.node, inc: this.inc, startedAt: this.startedAt, beat: ++this.#beat, at: Date.now() };
     this.#beating = (async () => {
+      // The proof dates from when the heartbeat was sent (it was stored after that), not acknowledged.
+      const sentAt = performance.now();
       try {
         await this.#kv.put(this.id, JSON.stringify(rec), { timeout: Math.max(500, this.#opts.selfFenceMs - 200) });
-        this.#lastOk = performance.now();
+        const now = performance.now();
+        if (this.#lastOk > 0 && now - this.#lastOk >= this.#opts.selfFenceMs && !this.#lapsed) {
+          // The proof ran out before this acknowledgement (a pause: SIGSTOP, a stall): whatever this
+          // node believed it held may have been taken meanwhile.
+          this.#lapsed = true;
+        }
+        this.#lastOk = Math.max(this.#lastOk, sentAt);
+        if (this.#lapsed) this.#emit({ type: 'lapsed', gapMs: Math.round(now - sentAt) });
       } catch (err) {
         this.#log?.debug({ err }, 'heartbeat not stored');
       } finally {
@@ -186,14 +231,31 @@ export class Membership {
   async #watchConnection(nc: NatsConnection): Promise<void> {
     try {
       for await (const s of nc.status()) {
-        if (s.type !== 'reconnect') continue;
-        const now = performance.now();
-        this.#watchingSince = now;
-        for (const m of this.#members.values()) m.seenAt = now;
+        if (s.type === 'disconnect') {
+          this.#down.add(nc);
+          this.#connGen++;
+        } else if (s.type === 'reconnect') {
+          this.#down.delete(nc);
+          this.#connGen++;
+          this.#graceFromNow();
+        }
       }
     } catch {
       // closed
     }
+  }
+
+  /** Everyone gets a full grace period from now (after a reconnect of any of this node's connections). */
+  #graceFromNow(): void {
+    const now = performance.now();
+    this.#watchingSince = now;
+    for (const m of this.#members.values()) m.seenAt = now;
+    this.#unknownSince.clear();
+  }
+
+  /** Whether this node can judge others now: every connection up, and a full grace since the last reconnect. */
+  #canJudge(now: number): boolean {
+    return this.#down.size === 0 && now - this.#watchingSince >= this.#opts.deadAfterMs;
   }
 
   async #startWatch(): Promise<void> {
@@ -296,7 +358,7 @@ export class Membership {
       this.#healthy = healthy;
       this.#emit({ type: 'health', healthy });
     }
-    if (!healthy || now - this.#watchingSince < this.#opts.deadAfterMs) return;
+    if (!healthy || !this.#canJudge(now)) return;
     for (const m of this.#members.values()) {
       if (m.id === this.id || !m.alive) continue;
       const late = now - m.seenAt;
@@ -304,10 +366,13 @@ export class Membership {
       else if (late > this.#opts.suspectAfterMs && this.#probe && !this.#probing.has(m.id)) {
         this.#probing.add(m.id);
         const seenAt = m.seenAt;
+        const gen = this.#connGen;
         void this.#probe(m.id)
           .then((r) => {
-            // Gone: its connection is closed (a killed process). Only if it has not beaten meanwhile.
-            if (r === 'gone' && m.seenAt === seenAt && this.healthy) this.#declareDead(m, `no heartbeat for ${Math.round(performance.now() - m.seenAt)} ms and no longer connected`);
+            // Gone: its connection is closed (a killed process). Only if it has not beaten meanwhile,
+            // and only if none of this node's connections dropped or came back since the probe began
+            // ("no responders" just after a server restart means it has not resubscribed yet).
+            if (r === 'gone' && m.seenAt === seenAt && gen === this.#connGen && this.healthy && this.#canJudge(performance.now())) this.#declareDead(m, `no heartbeat for ${Math.round(performance.now() - m.seenAt)} ms and no longer connected`);
           })
           .catch(() => undefined)
           .finally(() => this.#probing.delete(m.id));

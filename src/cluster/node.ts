@@ -17,7 +17,7 @@ import { openPayload } from '../security/keys-jetstream.ts';
 import { subjects, type Msg, type Subscription } from '../transport/transport.ts';
 import { ScaledClock, type ClockOrigin } from './clock.ts';
 import { ForwardedCommandContract, StartRequestContract, notJson, parseClusterMessage } from './contracts.ts';
-import { ActorMovedError, OverloadedError, UnavailableError, isNotMine } from './errors.ts';
+import { ActorMovedError, LeaseLostError, OverloadedError, UnavailableError, isNotMine } from './errors.ts';
 import { groupOf, streamToken, tok } from './keys.ts';
 import { Leases, type Lease, type LeaseHolder } from './leases.ts';
 import { Membership, type Member } from './membership.ts';
@@ -197,7 +197,7 @@ export class ClusterNode {
   #limit = new Limiter(64);
   #control: NatsTransport | undefined;
   #subjects: ReturnType<typeof subjects>;
-  readonly stats = { poison: 0, started: 0, commands: 0, forwarded: 0, overloaded: 0, takeovers: 0, adoptedActors: 0, lost: 0, released: 0 };
+  readonly stats = { poison: 0, lapses: 0, started: 0, commands: 0, forwarded: 0, overloaded: 0, takeovers: 0, adoptedActors: 0, lost: 0, released: 0 };
 
   private constructor(opts: ClusterNodeOptions) {
     this.#opts = opts;
@@ -236,11 +236,47 @@ export class ClusterNode {
   }
   #refusedWhileMine = new Set<string>();
 
+  /**
+   * Effects are fenced, not only writes: an effect dispatched under lease revision `token` may touch
+   * the world only while this node can prove it still holds that lease (same revision, membership
+   * proof fresh by the monotonic clock, leases re-read after any lapse). Throws `lease.lost`.
+   */
+  #checkFence(actorId: string, token: number): void {
+    if (!this.mayWrite(actorId)) throw new LeaseLostError(actorId, `effect fenced: ${this.whyNot(actorId)}`);
+    const rev = this.leases.get(groupOf(actorId))?.revision;
+    if (rev !== token) throw new LeaseLostError(actorId, `effect fenced: issued under lease revision ${token}, now ${rev ?? 'none'}`);
+  }
+
+  #verifying: Promise<void> | undefined;
+
+  /**
+   * This node's liveness proof lapsed (it was paused, starved or cut off for longer than the
+   * self-fence bound): others may have taken its episodes. Before it writes or runs any effect again
+   * it re-reads every lease it believes it holds from the server; those taken over are dropped (no
+   * write, no effect), then it is confirmed healthy and reloads the rest.
+   */
+  async #verifyLeases(gapMs: number): Promise<void> {
+    if (this.#verifying || this.#stopped) return;
+    this.#verifying = (async () => {
+      try {
+        this.stats.lapses++;
+        await this.leases.refresh(this.#held.keys());
+        this.membership.confirm();
+        this.#log.warn({ gapMs, held: this.episodes }, 'liveness proof lapsed: leases re-read before acting again');
+      } catch (err) {
+        this.#log.warn({ err }, 'leases could not be re-read; still fenced');
+      } finally {
+        this.#verifying = undefined;
+      }
+    })();
+    await this.#verifying;
+  }
+
   /** Why {@link mayWrite} refuses an actor. */
   whyNot(actorId: string): string {
     const group = groupOf(actorId);
     if (this.#stopped) return 'the node is stopping';
-    if (!this.membership.healthy) return 'this node is fenced: its heartbeat is overdue';
+    if (!this.membership.healthy) return this.membership.lapsed ? 'this node is fenced: its liveness proof lapsed and its leases are being re-read' : 'this node is fenced: its heartbeat is overdue';
     if (!this.#held.has(group)) return `this node does not hold ${group}`;
     const h = this.leases.get(group)?.holder;
     return h?.member === this.membership.id ? 'writable' : `the lease of ${group} is held by ${h?.member ?? 'nobody'}`;
@@ -262,6 +298,8 @@ export class ClusterNode {
       ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
       logger: this.#log,
     });
+    // A probe travels on the data connection: its disconnects and reconnects count for liveness too.
+    this.membership.observe(this.transport.nc);
     // Answer probes on the data connection: while it is up this node can write, so it is not gone.
     this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id, 'ping'), () => this.name, { queue: 'direct' }));
     this.leases = await Leases.open(nc, { namespace: this.namespace, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}), logger: this.#log });
@@ -294,6 +332,10 @@ export class ClusterNode {
       timerHorizonMs: 3_600_000,
       ...o.runtime,
       owns: (id) => this.mayWrite(id),
+      fencing: {
+        token: (id) => (this.mayWrite(id) ? this.leases.get(groupOf(id))?.revision : undefined),
+        check: (id, token) => this.#checkFence(id, token),
+      },
     });
     this.#reasoning.attach(this.runtime);
     this.runtime.onTransition((n) => {
@@ -306,6 +348,7 @@ export class ClusterNode {
         this.#event({ type: 'member', member: e.member.id, alive: false, at: Date.now() });
         this.#sweep();
       } else if (e.type === 'joined') this.#event({ type: 'member', member: e.member.id, alive: true, at: Date.now() });
+      else if (e.type === 'lapsed') void this.#verifyLeases(e.gapMs);
       else if (e.type === 'health') {
         this.#event({ type: 'health', healthy: e.healthy, at: Date.now() });
         if (e.healthy) void this.#reactivate();

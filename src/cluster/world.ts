@@ -1,6 +1,15 @@
 import { nuid } from '@nats-io/transport-node';
-import type { LedgerEntry, World } from '../models/define.ts';
+import type { EffectFence, LedgerEntry, World } from '../models/define.ts';
 import type { JetStreamStore } from '../runtime/jetstream-store.ts';
+import { LeaseLostError } from './errors.ts';
+
+const SEEN = new Error('already applied');
+
+/** A ledger entry as stored: an applied effect, or a claim on its key (`applications: 0`) by a fencing token. */
+export interface StoredLedgerEntry extends LedgerEntry {
+  /** Fencing token of the last writer (claim or application). */
+  epoch?: number;
+}
 
 /**
  * The pilots' simulated outside world on JetStream, shared by every node of a cluster: its ledger
@@ -8,27 +17,77 @@ import type { JetStreamStore } from '../runtime/jetstream-store.ts';
  * (by two nodes, or after a takeover) shows as `applications: 2`. Each application is a
  * compare-and-set on the key; a retried publish of the same application lands once (msg id), a second
  * application by anyone else is counted.
+ *
+ * **Fencing at the world.** Effects run under the episode's fencing token (`EffectFence`, the lease
+ * revision, which grows with each takeover). The world behaves as a fencing-aware service: the
+ * lookup before an effect *claims* the key for its token (compare-and-set), and an application, or a
+ * claim, carrying a smaller token than the key's is refused (`lease.lost`), not applied. So a node
+ * that was paused or cut off while its effect was in flight, and whose episode was taken over, cannot
+ * apply it after the new owner looked the key up: its write is refused by the compare-and-set on the
+ * key, whatever the timing. What is counted as a duplicate is a second application by a writer whose
+ * token was current. Refusals are counted in {@link stats} (per process).
  */
 export class JetStreamWorld implements World {
   #store: JetStreamStore;
+  readonly stats = { claims: 0, refusedStale: 0 };
   constructor(store: JetStreamStore) {
     this.#store = store;
   }
 
-  async apply(key: string, action: string, args: Record<string, unknown>, result: unknown): Promise<void> {
+  async apply(key: string, action: string, args: Record<string, unknown>, result: unknown, fence?: EffectFence): Promise<void> {
     const call = nuid.next();
-    await this.#store.updateAux<LedgerEntry>('world', key, (existing) => {
-      const value: LedgerEntry = existing ? { ...existing, applications: existing.applications + 1 } : { key, action, args, result, at: Date.now(), applications: 1 };
+    await this.#store.updateAux<StoredLedgerEntry>('world', key, (existing) => {
+      if (fence) {
+        fence.check();
+        if ((existing?.epoch ?? -1) > fence.token) this.#stale(key, fence, existing!);
+      }
+      const applied = existing && existing.applications > 0;
+      const value: StoredLedgerEntry = applied
+        ? { ...existing, applications: existing.applications + 1, ...(fence ? { epoch: fence.token } : {}) }
+        : { key, action, args, result, at: Date.now(), applications: 1, ...(fence ? { epoch: fence.token } : {}) };
       return { value, msgId: `world:${key}:${value.applications}:${call}` };
     });
   }
 
-  lookup(key: string): Promise<LedgerEntry | undefined> {
-    return this.#store.getAux<LedgerEntry>('world', key);
+  /**
+   * The effect under `key`, if it was applied. With a fence, the key is claimed for the fence's
+   * token first (refused if a newer token holds it), so that an older writer's application landing
+   * after this lookup is refused.
+   */
+  async lookup(key: string, fence?: EffectFence): Promise<LedgerEntry | undefined> {
+    if (!fence) {
+      const e = await this.#store.getAux<StoredLedgerEntry>('world', key);
+      return e && e.applications > 0 ? e : undefined;
+    }
+    const call = nuid.next();
+    let applied: StoredLedgerEntry | undefined;
+    const cur = await this.#store.getAux<StoredLedgerEntry>('world', key);
+    if (cur && cur.applications > 0) return cur;
+    if (cur && cur.epoch === fence.token) return undefined; // claimed by this token already
+    try {
+      await this.#store.updateAux<StoredLedgerEntry>('world', key, (existing) => {
+        fence.check();
+        if (existing && existing.applications > 0) {
+          applied = existing;
+          throw SEEN; // applied meanwhile: nothing to write
+        }
+        if ((existing?.epoch ?? -1) > fence.token) this.#stale(key, fence, existing!);
+        this.stats.claims++;
+        return { value: { key, action: existing?.action ?? '', args: {}, result: null, at: Date.now(), applications: 0, epoch: fence.token }, msgId: `world-claim:${key}:${fence.token}:${call}` };
+      });
+    } catch (err) {
+      if (err !== SEEN) throw err;
+    }
+    return applied;
   }
 
-  entries(): AsyncIterable<LedgerEntry> {
-    return this.#store.auxValues<LedgerEntry>('world');
+  #stale(key: string, fence: EffectFence, existing: StoredLedgerEntry): never {
+    this.stats.refusedStale++;
+    throw new LeaseLostError(key, `the world refused fencing token ${fence.token}: the effect's key is held under token ${existing.epoch}`);
+  }
+
+  async *entries(): AsyncIterable<LedgerEntry> {
+    for await (const e of this.#store.auxValues<StoredLedgerEntry>('world')) if (e.applications > 0) yield e;
   }
 
   async totals(): Promise<{ effects: number; duplicates: number }> {

@@ -22,9 +22,20 @@ export interface LedgerEntry {
  */
 export interface World {
   /** Records an applied effect. Call it exactly when the effect takes place. */
-  apply(key: string, action: string, args: Record<string, unknown>, result: unknown): Promise<void>;
+  apply(key: string, action: string, args: Record<string, unknown>, result: unknown, fence?: EffectFence): Promise<void>;
   /** The ledger entry for a key, if that effect was ever applied. */
-  lookup(key: string): Promise<LedgerEntry | undefined>;
+  lookup(key: string, fence?: EffectFence): Promise<LedgerEntry | undefined>;
+}
+
+/**
+ * The fencing token an effect runs under (a cluster node's lease revision of the episode), and a
+ * check that throws (`lease.lost`) once the node can no longer prove it holds that lease. The
+ * runtime binds it to `ctx.world` for each effect; a world that records effects (the cluster's
+ * simulated ledger) refuses a stale token, as a fencing-aware service would.
+ */
+export interface EffectFence {
+  token: number;
+  check(): void;
 }
 
 /** What perception hands over: the domain fields plus where they came from. */
@@ -49,8 +60,21 @@ export interface StepContext {
 }
 
 export interface EffectContext extends StepContext {
-  /** Idempotency key of this effect: `<episodeId>/<stepIndex>` (`/compensate` for compensations). */
+  /**
+   * Idempotency key of this effect: `<episodeId>/<stepIndex>` (`/compensate` for compensations).
+   * The same on every attempt, retry, restart and takeover: send it to the service as its
+   * idempotency key (an HTTP API's `Idempotency-Key` header), so a duplicate request that slips
+   * through (a node paused or cut off mid-call) is absorbed by the receiver. See docs/durability.md.
+   */
   key: string;
+  /** The same as {@link key}, under the name services use (always set by the runtime). */
+  idempotencyKey?: string;
+  /**
+   * In a cluster: the fencing token (lease revision) this effect runs under. It grows with every
+   * takeover of the episode; a service that records it can refuse a request carrying a smaller one.
+   * Undefined in the embedded runtime (one writer).
+   */
+  fencingToken?: number;
   world: World;
 }
 
@@ -65,6 +89,12 @@ export interface ActionImpl<A extends Record<string, unknown> = Record<string, u
    * `transient: false` for permanent ones (which start compensation).
    */
   execute(args: A, ctx: EffectContext): Promise<unknown>;
+  /**
+   * Describes an action from its arguments ("Refund €15.00 to the IBAN on file"). Used when a
+   * reviewer edits the arguments, so the description shown to the next reviewer matches what runs;
+   * without it an edited action shows its type's description from model.json.
+   */
+  describe?(args: A): string;
 }
 
 /** How a {@link simulatedAction} fails, checked in this order before its effect. */

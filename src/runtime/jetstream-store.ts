@@ -128,6 +128,8 @@ interface Tracked {
   /** The last write's outcome is unknown: fetch the sequence from the server before the next write. */
   stale: boolean;
   timers: TimerEntry[];
+  /** Fencing token (lease revision) under which this writer tracks the actor; a commit under another one is refused. */
+  lease?: number | undefined;
 }
 
 const enc = new TextEncoder();
@@ -421,6 +423,13 @@ export class JetStreamStore implements Store {
       throw new LeaseLostError(id, this.#guard.why?.(id) ?? 'this node does not hold the lease of its group');
     }
     const prev = this.#tracked.get(id);
+    const token = this.#guard?.fencingToken(id);
+    if (prev?.lease !== undefined && token !== prev.lease) {
+      // The lease moved since this writer took the actor (lost, maybe taken back): a commit built on
+      // what it held then is stale, whatever the compare-and-set would say.
+      this.stats.leaseRefusals++;
+      throw new LeaseLostError(id, `stale fencing token: the actor was taken under lease revision ${prev.lease}, the lease is now at ${token ?? 'none'}`);
+    }
     let expected: number;
     if (prev && !prev.stale) {
       if (c.journal.seq !== prev.seq + 1) {
@@ -474,7 +483,7 @@ export class JetStreamStore implements Store {
       throw new StoreWriteError(`${id}: commit not written: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     this.#justRead.delete(id);
-    const t: Tracked = { id, group, kind: c.actor.kind, model: c.actor.model, status: c.actor.status, hot: c.hot ?? false, actSeq: seq, seq: c.actor.seq, stale: false, timers };
+    const t: Tracked = { id, group, kind: c.actor.kind, model: c.actor.model, status: c.actor.status, hot: c.hot ?? false, actSeq: seq, seq: c.actor.seq, stale: false, timers, lease: prev?.lease ?? token };
     this.#setTracked(t, prev);
     this.#applyOutbox(c, group);
     let pending = this.#pendingTails.get(id);
@@ -610,7 +619,7 @@ export class JetStreamStore implements Store {
             }
           }
         } else if (msg.record.kind === 'case') closedCases.push(id);
-        const t: Tracked = { id, group, kind: msg.record.kind, model: msg.record.model, status: msg.record.status, hot: msg.hot, actSeq: seq, seq: msg.record.seq, stale: false, timers: msg.record.status === 'active' ? msg.timers : [] };
+        const t: Tracked = { id, group, kind: msg.record.kind, model: msg.record.model, status: msg.record.status, hot: msg.hot, actSeq: seq, seq: msg.record.seq, stale: false, timers: msg.record.status === 'active' ? msg.timers : [], lease: this.#guard?.fencingToken(id) };
         this.#setTracked(t, this.#tracked.get(id));
         if (msg.record.status === 'active') {
           this.#justRead.set(id, { record: msg.record, at: performance.now() });

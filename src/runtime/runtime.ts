@@ -23,7 +23,7 @@ import { parseContract } from '../contracts/parse.ts';
 import { agentMachineFor, type AgentContext, type AgentEvent } from '../machines/agent.ts';
 import type { EffectRequest, Timers } from '../machines/effects.ts';
 import { explainCaseRejection, reviewCaseMachine, currentTier, type CaseContext, type CaseEvent } from '../machines/review-case.ts';
-import type { World } from '../models/define.ts';
+import type { EffectFence, World } from '../models/define.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { MemoryTransport } from '../transport/memory-transport.ts';
 import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
@@ -90,6 +90,13 @@ export interface RuntimeOptions {
    * fails with `actor.moved`. @default every actor
    */
   owns?: (actorId: string) => boolean;
+  /**
+   * Cluster hook (`src/cluster`): effect fencing. `token` is the fencing token (lease revision) under
+   * which an effect is dispatched, captured at dispatch; `check` throws (`lease.lost`) when this node
+   * can no longer prove it holds the actor's lease under that token. Execute and compensate effects
+   * check it before the ledger lookup and at every application (`EffectFence`). @default none
+   */
+  fencing?: { token(actorId: string): number | undefined; check(actorId: string, token: number): void };
   /**
    * Destinations outside the actor system for outbox messages (webhooks: `src/notify`). What a
    * channel adds to a transition is written in the same commit and delivered at least once.
@@ -262,6 +269,7 @@ export class Runtime {
 
   /** Cluster hook: see {@link RuntimeOptions.owns}. */
   #owns: ((actorId: string) => boolean) | undefined;
+  #fencing: RuntimeOptions['fencing'];
 
   private constructor(opts: RuntimeOptions) {
     this.store = opts.store;
@@ -284,6 +292,7 @@ export class Runtime {
     this.#telemetry = opts.telemetry;
     this.#channels = opts.channels ?? [];
     this.#owns = opts.owns;
+    this.#fencing = opts.fencing;
     this.#breakerOpts = opts.circuitBreaker ?? {};
     this.#maxResident = opts.maxResident ?? 10_000;
     this.#supervisor = new Supervisor(this.clock, opts.supervision);
@@ -1144,7 +1153,11 @@ export class Runtime {
     this.#busy++;
     this.stats.effects++;
     cell.pending++;
-    void this.#performEffect(cell.model, ctx, effect)
+    // The fencing token is the one held when the effect is dispatched (after its request is durable).
+    const token = this.#fencing?.token(cell.id);
+    const fencing = this.#fencing;
+    const fence = fencing && token !== undefined ? { token, check: () => fencing.check(cell.id, token) } : undefined;
+    void this.#performEffect(cell.model, ctx, effect, fence)
       .then((event) => this.send(cell.id, event))
       .catch((err: unknown) => {
         if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError || err instanceof ActorCrashedError) return;
@@ -1168,7 +1181,7 @@ export class Runtime {
       });
   }
 
-  async #performEffect(model: LoadedModel, ctx: AgentContext, effect: EffectRequest): Promise<AgentEvent> {
+  async #performEffect(model: LoadedModel, ctx: AgentContext, effect: EffectRequest, fence?: EffectFence): Promise<AgentEvent> {
     const key = `${ctx.episodeId}/${effect.kind}`;
     const failedType = { perceive: 'perceive.failed', plan: 'plan.failed', execute: 'action.failed', compensate: 'compensation.failed', openCase: 'plan.failed' } as const;
     try {
@@ -1194,6 +1207,7 @@ export class Runtime {
             {
               model,
               world: this.world,
+              ...(fence ? { fence } : {}),
               guard: (type, fn) =>
                 this.#breaker(type).run(() => {
                   maybeFail(this.#faults, faultKind, drawFor(this.#seed, 'fault', effect.id));

@@ -1,6 +1,6 @@
 import { EffectError } from '../../contracts/errors.ts';
 import type { Plan } from '../../contracts/plan.ts';
-import type { World } from '../../models/define.ts';
+import type { EffectFence, World } from '../../models/define.ts';
 import type { LoadedModel } from '../../models/loader.ts';
 import { failpoint } from '../../runtime/failpoints.ts';
 import { stepContext } from '../step-context.ts';
@@ -17,6 +17,8 @@ export interface ExecuteRequest {
   seed: string;
   /** For a compensation: the result of the action being undone. */
   original?: unknown;
+  /** Cluster: the lease's fencing token and its check; checked before the ledger lookup and before every application. */
+  fence?: EffectFence;
   /** Wraps the call to the action (circuit breaker, fault injection). */
   guard?: <T>(type: string, fn: () => Promise<T>) => Promise<T>;
 }
@@ -52,9 +54,23 @@ export async function executeOnce(req: ExecuteRequest, compensation: boolean): P
   const impl = req.model.handlers.actions[type];
   if (!impl) throw new EffectError(`no implementation for action '${type}'`, { transient: false });
 
-  const prior = await req.world.lookup(req.key);
+  const fence = req.fence;
+  fence?.check();
+  const prior = await req.world.lookup(req.key, fence);
   if (prior) return { result: prior.result, replayed: true };
-  const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed), key: req.key, world: req.world };
+  // The world the action sees carries the fence: every application is checked (and, by a world
+  // that records tokens, refused when stale) at the moment it is made, not only when it was issued.
+  const world: World = fence
+    ? {
+        apply: (key, action, a, result) => {
+          fence.check();
+          return req.world.apply(key, action, a, result, fence);
+        },
+        lookup: (key) => req.world.lookup(key, fence),
+      }
+    : req.world;
+  fence?.check();
+  const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed), key: req.key, idempotencyKey: req.key, ...(fence ? { fencingToken: fence.token } : {}), world };
   const run = () => impl.execute(args, ctx);
   const result = await (req.guard ? req.guard(type, run) : run());
   failpoint('after-effect');
