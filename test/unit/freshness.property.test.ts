@@ -17,6 +17,8 @@ import { T0, auto, mkObservation, mkPlan, review } from './fixtures.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
+/** Fewest runs that must exercise each side of a property (the seeds give many more; see the log). */
+const MIN_EXERCISED = 20;
 
 const freshnessArb: fc.Arbitrary<FreshnessConfig> = fc.record({
   sources: fc.record({ src: fc.record({ maxAgeMs: fc.integer({ min: 1, max: 3 * HOUR }) }) }),
@@ -46,6 +48,8 @@ interface Acted {
   resolution: AgentContext['resolution'];
   /** The decision of the case the approval came through (null for auto). */
   caseDecision: GateDecision | null;
+  /** Perception rounds started because the data went stale. */
+  reperceived: number;
 }
 
 /** Drives one episode to its first execution request (or an end), returning what acted and when. */
@@ -63,7 +67,7 @@ function drive(run: Run): Acted | null {
     const effect = ctx.effect;
     if (snap.status !== 'active') return null;
     if (snap.value === 'acting') {
-      return { at: now, observation: ctx.observation!, resolution: ctx.resolution, caseDecision: ctx.resolution === 'auto' ? null : caseDecision };
+      return { at: now, observation: ctx.observation!, resolution: ctx.resolution, caseDecision: ctx.resolution === 'auto' ? null : caseDecision, reperceived: ctx.reperceived ?? 0 };
     }
     if (!effect) throw new Error(`no effect in ${String(snap.value)}`);
     if (effect.kind === 'perceive') {
@@ -90,21 +94,40 @@ function drive(run: Run): Acted | null {
 
 describe('freshness: property', () => {
   it('a stale observation is never auto-acted (random observation times, clock times, limits)', () => {
+    // Runs that exercised each side of the property; a run that never reaches an execution (a
+    // review denied by the gate's own choice, say) checks nothing and is counted apart.
+    const seen = { runs: 0, notActed: 0, auto: 0, approvedFresh: 0, approvedStaleShown: 0, reperceived: 0 };
     fc.assert(
       fc.property(runArb, (run) => {
+        seen.runs++;
         const acted = drive(run);
-        if (!acted) return;
+        if (!acted) {
+          seen.notActed++;
+          return;
+        }
+        if (acted.reperceived > 0) seen.reperceived++;
         const check = checkFreshness(acted.observation, run.freshness, acted.at);
         if (acted.resolution === 'auto') {
+          seen.auto++;
           expect(check.stale, `auto-acted on data ${check.ageMs} ms old (limit ${check.maxAgeMs})`).toBe(false);
         } else {
           // A human approved: either the data was fresh when the approval arrived, or the case they
           // decided showed it as stale.
+          if (check.stale) seen.approvedStaleShown++;
+          else seen.approvedFresh++;
           expect(!check.stale || flagsStale(acted.caseDecision), `approved on stale data the case did not show (${check.ageMs} ms)`).toBe(true);
         }
       }),
       { numRuns: 600, seed: 20251125 },
     );
+    console.log(`[freshness property] ${JSON.stringify(seen)}`);
+    // The property was exercised on every side, not vacuously true.
+    expect(seen.runs).toBe(600);
+    expect(seen.auto, 'runs that auto-acted').toBeGreaterThanOrEqual(MIN_EXERCISED);
+    expect(seen.approvedFresh, 'runs approved on fresh data').toBeGreaterThanOrEqual(MIN_EXERCISED);
+    expect(seen.approvedStaleShown, 'runs approved on stale data the case showed as stale').toBeGreaterThanOrEqual(MIN_EXERCISED);
+    expect(seen.reperceived, 'runs that perceived again because the data went stale').toBeGreaterThanOrEqual(MIN_EXERCISED);
+    expect(seen.notActed, 'runs that never acted (checked nothing)').toBeLessThan(seen.runs / 2);
   });
 
   it('re-perception is bounded: never more than maxReperceives rounds', () => {
@@ -133,6 +156,7 @@ describe('freshness: property', () => {
   });
 
   it('the rule alone: whatever the base decision, stale data never comes out auto', () => {
+    const seen = { staleAuto: 0, staleOther: 0, fresh: 0 };
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 10 * HOUR }),
@@ -144,11 +168,20 @@ describe('freshness: property', () => {
           const check = checkFreshness(observation, { sources: { src: { maxAgeMs } }, onStale: 'review', maxReperceives: 0 }, T0 + nowOffset);
           const d = withFreshness(base, check);
           expect(check.stale).toBe(nowOffset - observedOffset > maxAgeMs);
-          if (check.stale) expect(d.outcome).not.toBe('auto');
-          else expect(d.outcome).toBe(base.outcome);
+          if (check.stale) {
+            seen[base.outcome === 'auto' ? 'staleAuto' : 'staleOther']++;
+            expect(d.outcome).not.toBe('auto');
+          } else {
+            seen.fresh++;
+            expect(d.outcome).toBe(base.outcome);
+          }
         },
       ),
       { numRuns: 1000, seed: 3 },
     );
+    // Both sides checked, and stale data met an auto base decision (the case the rule exists for).
+    expect(seen.staleAuto, 'stale data with an auto base decision').toBeGreaterThanOrEqual(MIN_EXERCISED);
+    expect(seen.staleOther, 'stale data with a review base decision').toBeGreaterThanOrEqual(MIN_EXERCISED);
+    expect(seen.fresh, 'fresh data').toBeGreaterThanOrEqual(MIN_EXERCISED);
   });
 });

@@ -89,7 +89,16 @@ describe('statechart extraction', () => {
 
 describe('layout with elkjs', () => {
   it('gives every state a box inside its parent and every transition a path', async () => {
-    for (const machine of [agentMachine, reviewCaseMachine, nested]) {
+    // Per machine: whether it has transitions of an ancestor (drawn from an "any state" marker), and
+    // how many states sit inside a parent other than the root (their boxes are checked for nesting).
+    const cases = [
+      { name: 'agent', machine: agentMachine, any: false },
+      { name: 'reviewCase', machine: reviewCaseMachine, any: true },
+      { name: 'nested', machine: nested, any: null },
+    ];
+    let nestedBoxes = 0;
+    let labelled = 0;
+    for (const { name, machine, any } of cases) {
       const chart = await layoutChart(chartOf(machine));
       const { layout } = chart;
       expect(layout.width).toBeGreaterThan(100);
@@ -100,7 +109,9 @@ describe('layout with elkjs', () => {
         expect(b, n.id).toBeDefined();
         expect(Number.isFinite(b.x) && Number.isFinite(b.y) && b.width > 0 && b.height > 0).toBe(true);
         const parent = n.parent && n.parent !== chart.root ? boxes.get(n.parent) : null;
+        expect(parent === undefined, `${name}: the parent of ${n.id} has a box`).toBe(false);
         if (parent) {
+          nestedBoxes++;
           expect(b.x).toBeGreaterThanOrEqual(parent.x);
           expect(b.y).toBeGreaterThanOrEqual(parent.y);
           expect(b.x + b.width).toBeLessThanOrEqual(parent.x + parent.width + 0.5);
@@ -111,11 +122,19 @@ describe('layout with elkjs', () => {
       expect(new Set(drawn)).toEqual(new Set(chart.edges.map((e) => e.id)));
       for (const p of layout.paths) {
         expect(p.points.length).toBeGreaterThanOrEqual(2);
-        if (p.edges.length) expect(p.label!.lines.map((l) => l.edge)).toEqual(p.edges);
+        // A path carries a label exactly when it draws transitions.
+        expect(p.label === undefined || p.label === null, `${name}: label of a path with ${p.edges.length} edges`).toBe(p.edges.length === 0);
+        if (p.edges.length) {
+          labelled++;
+          expect(p.label!.lines.map((l) => l.edge)).toEqual(p.edges);
+        }
       }
-      // Initial dots, and an "any state" marker for transitions of an ancestor.
+      // Initial dots, and an "any state" marker exactly for machines with transitions of an ancestor.
       expect(layout.boxes.some((b) => b.kind === 'initial')).toBe(true);
-      if (machine === reviewCaseMachine) expect(layout.boxes.some((b) => b.kind === 'any')).toBe(true);
+      if (any !== null) expect(layout.boxes.some((b) => b.kind === 'any'), `${name}: "any state" marker`).toBe(any);
     }
+    // The nesting and label checks above ran (the nested machine has child states).
+    expect(nestedBoxes).toBeGreaterThan(0);
+    expect(labelled).toBeGreaterThan(0);
   });
 });

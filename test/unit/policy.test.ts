@@ -39,6 +39,8 @@ const policyInput = {
 const policy = PolicyConfig.parse(policyInput);
 const model: GatePolicy = { policy, actions };
 const MAX_TIER = policy.tierRiskBounds.length;
+/** Fewest property runs that must exercise each conditional check (none may hold vacuously). */
+const MIN_EXERCISED = 10;
 
 function withPolicy(overrides: Partial<typeof policyInput>): GatePolicy {
   return { policy: PolicyConfig.parse({ ...policyInput, ...overrides }), actions };
@@ -476,7 +478,8 @@ describe('evaluateGate: determinism and explanation', () => {
       const p = mkPlan(opts);
       const limited = p.actions.flatMap((a) => policy.limits.filter((l) => l.action === a.type).map((l) => `limit:${l.action}.${l.arg}`));
       expect(d.rules.filter((r) => r.ruleId.startsWith('limit:')).map((r) => r.ruleId)).toEqual(limited);
-      if (d.outcome !== 'review') expect(d.tier).toBe(0);
+      if (d.outcome === 'review') expect(d.tier).toBeGreaterThanOrEqual(1);
+      else expect(d.tier).toBe(0);
     });
   }
 });
@@ -501,6 +504,22 @@ describe('evaluateGate: properties', () => {
 
   type In = typeof arbInput extends fc.Arbitrary<infer T> ? T : never;
 
+  /**
+   * Inputs near the auto side of every threshold: uniform inputs almost never meet all of them at
+   * once, so "auto exactly when" needs these to test its "auto" half.
+   */
+  const arbNearAuto: fc.Arbitrary<In> = fc.record({
+    confidence: fc.double({ min: 0.75, max: 1, noNaN: true }),
+    score: fc.integer({ min: 0, max: 350 }).map((k) => k / 1000),
+    amount: fc.oneof(fc.double({ min: 0, max: 110, noNaN: true }), fc.integer({ min: 95, max: 105 })),
+    recipients: fc.option(fc.integer({ min: 45, max: 55 }), { nil: undefined }),
+    count: fc.option(fc.integer({ min: 8, max: 12 }), { nil: undefined }),
+    transfer: fc.constant(false),
+    wipe: fc.constant(false),
+    wipeFirst: fc.boolean(),
+    dataClasses: fc.subarray(['public', 'internal', 'confidential', 'sensitive'] as DataClass[]),
+  });
+
   function build(i: In): Plan {
     const acts: Act[] = [refund(i.amount)];
     if (i.recipients !== undefined) acts.push({ type: 'notify', args: { recipients: i.recipients } });
@@ -514,6 +533,8 @@ describe('evaluateGate: properties', () => {
   }
 
   it('never auto when confidence, risk or an amount is out of bounds; only deny with a denied action', () => {
+    // How many runs exercised each implication (its condition held): none may be vacuous.
+    const hits = { lowConfidence: 0, riskAboveAuto: 0, amountAboveReview: 0, riskAboveCeiling: 0, amountAboveDeny: 0, wipe: 0 };
     fc.assert(
       fc.property(arbInput, (i) => {
         const p = build(i);
@@ -522,12 +543,28 @@ describe('evaluateGate: properties', () => {
         expect(d.riskScore).toBe(riskOf(p, actions));
         expect(d.riskScore).toBe(inherent);
 
-        if (i.confidence < policy.minAutoConfidence) expect(d.outcome).not.toBe('auto');
-        if (inherent > policy.maxAutoRisk) expect(d.outcome).not.toBe('auto');
-        if (i.amount > 100) expect(d.outcome).not.toBe('auto');
-        if (inherent > policy.denyAboveRisk) expect(d.outcome).toBe('deny');
-        if (i.amount > 1000) expect(d.outcome).toBe('deny');
+        if (i.confidence < policy.minAutoConfidence) {
+          hits.lowConfidence++;
+          expect(d.outcome).not.toBe('auto');
+        }
+        if (inherent > policy.maxAutoRisk) {
+          hits.riskAboveAuto++;
+          expect(d.outcome).not.toBe('auto');
+        }
+        if (i.amount > 100) {
+          hits.amountAboveReview++;
+          expect(d.outcome).not.toBe('auto');
+        }
+        if (inherent > policy.denyAboveRisk) {
+          hits.riskAboveCeiling++;
+          expect(d.outcome).toBe('deny');
+        }
+        if (i.amount > 1000) {
+          hits.amountAboveDeny++;
+          expect(d.outcome).toBe('deny');
+        }
         if (i.wipe) {
+          hits.wipe++;
           expect(d.outcome).toBe('deny');
           expect(d.tier).toBe(0);
           expect(d.rules).toContainEqual(expect.objectContaining({ ruleId: 'denied-action:wipe', result: 'deny' }));
@@ -535,11 +572,14 @@ describe('evaluateGate: properties', () => {
       }),
       { numRuns: 500 },
     );
+    for (const [name, n] of Object.entries(hits)) expect(n, `runs where '${name}' held`).toBeGreaterThanOrEqual(MIN_EXERCISED);
   });
 
   it('auto exactly when every threshold and limit is met', () => {
+    let autos = 0;
+    let others = 0;
     fc.assert(
-      fc.property(arbInput, (i) => {
+      fc.property(fc.oneof(arbInput, arbNearAuto), (i) => {
         const d = evaluateGate(build(i), mkObs(i.dataClasses), model);
         const expectAuto =
           !i.wipe &&
@@ -549,26 +589,37 @@ describe('evaluateGate: properties', () => {
           (i.recipients === undefined || i.recipients <= 50) &&
           (i.count === undefined || i.count <= 10) &&
           !i.dataClasses.includes('sensitive');
+        if (expectAuto) autos++;
+        else others++;
         expect(d.outcome === 'auto').toBe(expectAuto);
       }),
       { numRuns: 500 },
     );
+    // Both halves of "exactly" were tested.
+    expect(autos, 'runs that met every threshold').toBeGreaterThanOrEqual(MIN_EXERCISED);
+    expect(others, 'runs that missed one').toBeGreaterThanOrEqual(MIN_EXERCISED);
   });
 
   it('every decision is a valid, self-explaining GateDecision and is deterministic', () => {
+    const outcomes = { auto: 0, review: 0, deny: 0 };
     fc.assert(
-      fc.property(arbInput, (i) => {
+      fc.property(fc.oneof(arbInput, arbNearAuto), (i) => {
         const p = build(i);
         const o = mkObs(i.dataClasses);
         const d = evaluateGate(p, o, model);
         checkInvariants(d);
         expect(evaluateGate(p, o, model)).toEqual(d);
+        outcomes[d.outcome]++;
         if (d.outcome === 'review') {
           const asked = d.rules.filter((r) => r.result === 'review').map((r) => r.tier ?? 1);
           expect(d.tier).toBe(Math.min(MAX_TIER, Math.max(...asked)));
-        }
+        } else expect(d.tier).toBe(0);
       }),
-      { numRuns: 300 },
+      { numRuns: 500 },
     );
+    // Every branch of checkInvariants ran.
+    expect(outcomes.deny, 'deny decisions').toBeGreaterThanOrEqual(MIN_EXERCISED);
+    expect(outcomes.review, 'review decisions').toBeGreaterThanOrEqual(MIN_EXERCISED);
+    expect(outcomes.auto, 'auto decisions').toBeGreaterThanOrEqual(MIN_EXERCISED);
   });
 });
