@@ -1,7 +1,11 @@
 /**
  * `handoff bench --quick --json` runs every benchmark (each in a child process) and prints one JSON
  * object in the documented shape. Figures are not asserted (timings are noisy, and other tests share
- * the machine); only that nothing errors, that each row is well formed, and that skipped rows say why.
+ * the machine; they are printed); only that nothing errors, that each row is well formed and measured.
+ *
+ * A skipped row (no nats-server, LangGraph's SQLite binding not built, ...) FAILS: a benchmark that
+ * did not run checked nothing. On a developer machine without those, `HANDOFF_BENCH_ALLOW_SKIP=1`
+ * lets skipped rows pass if they say why; it is ignored when `CI` is set (`.ci/run` sets it).
  */
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -35,7 +39,13 @@ describe('handoff bench', () => {
     const out = JSON.parse(r.stdout) as { benchmarks: Row[]; failed: string[]; machine: { node: string; cores: number } };
     expect(out.failed, r.stderr).toEqual([]);
     expect(r.code).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(180_000);
+    const wallMs = Date.now() - t0;
+    console.log(`[bench --quick] ${wallMs} ms\n${out.benchmarks.map((b) => `  ${b.name}: ${b.value ?? `skipped (${b.skipped})`} ${b.unit}`).join('\n')}`);
+    // A generous bound: --quick is meant to stay a quick smoke run (about a minute on 2 cores).
+    expect(wallMs).toBeLessThan(180_000);
+    const allowSkip = process.env.HANDOFF_BENCH_ALLOW_SKIP === '1' && !process.env.CI;
+    const skipped = out.benchmarks.filter((b) => b.value === null).map((b) => `${b.name}: ${b.skipped ?? 'no reason given'}`);
+    if (!allowSkip) expect(skipped, 'benchmark rows that did not run (install what they name; see .ci/run)').toEqual([]);
     expect(out.machine.node).toBe(process.version);
     expect(new Set(out.benchmarks.map((b) => b.bench))).toEqual(new Set(['episodes', 'hitl', 'open-cases', 'nats', 'inspection']));
     for (const b of out.benchmarks) {

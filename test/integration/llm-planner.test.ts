@@ -326,11 +326,17 @@ describe('LLM planner: prompt injection', () => {
 
 describe('LLM planner: the endpoint', () => {
   it('times out each attempt (AbortController), retries, then fails transiently with the cause', async () => {
-    script = () => ({ delayMs: 1500, body: toolReply(goodCalls()) });
+    // The server would answer after 20 s: only the per-attempt timeout (150 ms) can end both attempts
+    // long before that. The bound is generous (CI shares 2 cores); the figure is printed.
+    script = () => ({ delayMs: 20_000, body: toolReply(goodCalls()) });
     const t0 = Date.now();
     const err = await failure(planner({ timeoutMs: 150, maxRetries: 1, backoffMs: 10 }).plan(model, 'ep-1', observation, ctx));
-    expect(Date.now() - t0).toBeLessThan(1200);
+    const elapsed = Date.now() - t0;
+    console.log(`[llm planner] two attempts with a 150 ms timeout ended after ${elapsed} ms`);
+    expect(elapsed).toBeLessThan(10_000);
     expect(seen).toHaveLength(2);
+    // The retry went out before the first request could have been answered.
+    expect(seen[1]!.at - seen[0]!.at).toBeLessThan(10_000);
     expect(err).toMatchObject({ transient: true, code: 'planner.timeout' });
     expect(err.message).toMatch(/did not answer within 150 ms/);
   });
@@ -375,18 +381,24 @@ describe('LLM planner: the endpoint', () => {
   it('circuit breaker: opens after N consecutive failures and fails fast, half-opens after the cool-down, a failed trial re-opens it, a good one closes it', async () => {
     let healthy = false;
     script = () => (healthy ? { body: toolReply(goodCalls()) } : { status: 500, body: 'down' });
-    const p = planner({ maxRetries: 0, circuitBreaker: { failureThreshold: 3, cooldownMs: 300 } });
+    // A cool-down long enough that the checks right after opening happen inside it even on a loaded
+    // machine; the half-open state is then polled for, not slept for.
+    const p = planner({ maxRetries: 0, circuitBreaker: { failureThreshold: 3, cooldownMs: 600 } });
+    const halfOpen = () => expect.poll(() => p.breaker.state, { timeout: 15_000, interval: 20 }).toBe('half-open');
     for (let i = 0; i < 3; i++) expect((await failure(p.plan(model, `ep-${i}`, observation, ctx))).code).toBe('planner.server_error');
+    let opened = Date.now();
     expect(p.breaker.state).toBe('open');
     const fast = await failure(p.plan(model, 'ep-4', observation, ctx));
     expect(fast).toMatchObject({ transient: true, code: 'circuit.open' });
     expect(seen).toHaveLength(3); // failed fast: no request
-    await new Promise((r) => setTimeout(r, 350));
-    expect(p.breaker.state).toBe('half-open');
+    await halfOpen();
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(300); // not before the cool-down (600 ms; measured from after the open)
     expect((await failure(p.plan(model, 'ep-5', observation, ctx))).code).toBe('planner.server_error');
+    opened = Date.now();
     expect(seen).toHaveLength(4); // the one trial request
     expect(p.breaker.state).toBe('open');
-    await new Promise((r) => setTimeout(r, 350));
+    await halfOpen();
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(300);
     healthy = true;
     expect((await p.plan(model, 'ep-6', observation, ctx)).actions).toHaveLength(2);
     expect(p.breaker.state).toBe('closed');
