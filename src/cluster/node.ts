@@ -773,6 +773,7 @@ export class ClusterNode {
       sequencer: this.store.runsAuditSequencer,
       ...this.stats,
       store: { ...this.store.stats },
+      world: { ...this.world.stats },
       transport: { ...this.transport.stats },
     };
   }

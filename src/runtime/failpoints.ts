@@ -11,7 +11,14 @@ for (const part of (process.env.HANDOFF_FAILPOINTS ?? '').split(',').filter(Bool
 }
 const hits = new Map<string, number>();
 
-export type FailpointName = 'after-effect' | 'after-commit' | 'before-commit' | 'before-webhook';
+export type FailpointName = 'after-effect' | 'after-commit' | 'before-commit' | 'before-webhook' | 'before-effect-pause';
+
+/**
+ * `before-effect-pause:N` does not kill: the process SIGSTOPs itself the N-th time an effect is about
+ * to run (its ledger lookup found nothing), so a test can resume it (SIGCONT) after the others took
+ * its work over: the paused-node case of the fault campaign (test/faults).
+ */
+const PAUSES = new Set<FailpointName>(['before-effect-pause']);
 
 export function failpoint(name: FailpointName): void {
   if (spec.size === 0) return;
@@ -19,5 +26,5 @@ export function failpoint(name: FailpointName): void {
   if (at === undefined) return;
   const n = (hits.get(name) ?? 0) + 1;
   hits.set(name, n);
-  if (n === at) process.kill(process.pid, 'SIGKILL');
+  if (n === at) process.kill(process.pid, PAUSES.has(name) ? 'SIGSTOP' : 'SIGKILL');
 }

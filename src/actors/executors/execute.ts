@@ -70,6 +70,7 @@ export async function executeOnce(req: ExecuteRequest, compensation: boolean): P
       }
     : req.world;
   fence?.check();
+  failpoint('before-effect-pause');
   const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed), key: req.key, idempotencyKey: req.key, ...(fence ? { fencingToken: fence.token } : {}), world };
   const run = () => impl.execute(args, ctx);
   const result = await (req.guard ? req.guard(type, run) : run());
