@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exportJsonSchemas } from '../contracts/json-schema.ts';
@@ -19,6 +19,9 @@ import { registerLineage } from './lineage-command.ts';
 import { registerRetention } from './retention-command.ts';
 import { dataKeyring, openDataStore, registerKeys } from './keys-command.ts';
 import { tuneGc } from '../runtime/gc-tuning.ts';
+import { clearDataFolder } from './fresh.ts';
+import { cliError } from './failures.ts';
+import { openForVerify, registerDoctor } from './doctor-command.ts';
 
 tuneGc();
 
@@ -28,39 +31,51 @@ const int = (name: string, min = 0) => (v: string) => {
   return n;
 };
 
+/**
+ * The largest demo run. A run is a simulation on one process (about 300 episodes a second: an hour for
+ * a million); past this a typo such as `--cases 100000000` would run for days.
+ */
+const MAX_DEMO_CASES = 1_000_000;
+function casesOption(v: string): number {
+  const n = int('--cases', 1)(v);
+  if (n > MAX_DEMO_CASES) throw new InvalidArgumentError(`--cases must be at most ${MAX_DEMO_CASES.toLocaleString('en')} (a demo run at about 300 episodes/s takes an hour per million); got ${n}`);
+  return n;
+}
+
 /** Exit codes: 0 success, 1 a check failed (audit broken, model invalid), 2 usage or runtime error. */
 const program = new Command('handoff')
   .description('Handoff: AI agents and their human reviewers as actors on statecharts.')
   .version('0.1.0')
   .showHelpAfterError()
+  // Usage errors exit 2 (commander's own is 1, which this CLI keeps for failed checks).
+  .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
 const demo = program
   .command('demo')
   .description('Run episodes of a model with simulated reviewers, then print a summary: on the embedded runtime, or with --nats against a running cluster.')
   .option('--model <dir>', 'model folder', 'models/refunds')
-  .option('--cases <n>', 'episodes to run', int('--cases', 1), 1000)
+  .option('--cases <n>', `episodes to run (at most ${MAX_DEMO_CASES.toLocaleString('en')})`, casesOption, 1000)
   .option('--data <dir>', 'data folder (LevelDB); must be empty unless --resume', '.handoff/demo')
   .option('--reviewers <n>', 'simulated reviewers', int('--reviewers', 1), 12)
   .option('--seed <n>', 'seed: same seed, same run', int('--seed'), 1)
   .option('--resume', 'continue the unfinished run in --data and report the totals of the whole run', false)
-  .option('--fresh', 'empty --data first (start a new run)', false)
+  .option('--fresh', 'empty --data first (start a new run); only a Handoff data folder no process is using, and one other than the default demo folder only with --yes', false)
+  .option('--yes', 'with --fresh: delete without asking', false)
+  .option('--sync', 'fsync every batch before acknowledging it (survives power loss; default $HANDOFF_STORE_SYNC, else off)')
   .option('--faults <spec>', 'inject transient failures: RATE for every step, or perceive=P,plan=P,execute=P,compensate=P,store=P')
   .option('--drift', 'drift-aware gating (off in the demo: its reviewers override at random)', false)
   .option('--arrival-ms <ms>', 'mean simulated time between arriving episodes', int('--arrival-ms', 1), 90_000)
   .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
   .option('--json', 'print the summary as JSON on stdout', false);
 addClusterOptions(demo, 'driver').action(
-  async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean; nats?: string; namespace: string; timeScale: number }) => {
+  async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; yes: boolean; sync?: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean; nats?: string; namespace: string; timeScale: number }) => {
     if (o.nats) {
       if (o.resume || o.faults || o.drift) throw new InvalidArgumentError('--resume, --faults and --drift are options of the embedded demo; with --nats, start the nodes with the options you need');
       await runClusterDemoCli({ ...o, nats: o.nats });
       return;
     }
-    if (o.fresh && !o.resume) {
-      const { rm } = await import('node:fs/promises');
-      await rm(o.data, { recursive: true, force: true });
-    }
+    if (o.fresh && !o.resume) await clearDataFolder(o.data, { yes: o.yes });
     const bar = progressBar(o.progress, 'episodes');
     const summary = await runDemo({
       model: o.model,
@@ -70,6 +85,7 @@ addClusterOptions(demo, 'driver').action(
       reviewers: o.reviewers,
       seed: o.seed,
       resume: o.resume,
+      ...(o.sync !== undefined ? { sync: o.sync } : {}),
       arrivalMs: o.arrivalMs,
       drift: o.drift,
       ...(o.faults ? { faults: parseFaults(o.faults) } : {}),
@@ -171,13 +187,15 @@ contracts
 const audit = program.command('audit').description('The tamper-evident audit log.');
 audit
   .command('verify')
-  .description('Check the hash chain of the audit log and point at the first broken entry.')
+  .description('Check the hash chain of the audit log and point at the first broken entry; a chain that ends before the head the store last wrote (HANDOFF-HEAD: lost writes) is broken too.')
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print the result as JSON', false)
   .action(async (o: { data: string; json: boolean }) => {
-    const store = await openDataStore(o.data);
+    const store = await openForVerify(o.data);
     try {
-      const result = await verifyAudit(store.audit());
+      const chain = await verifyAudit(store.audit());
+      const lost = store.headCheck.problem;
+      const result = chain.ok && lost ? { ok: false as const, entries: chain.entries, firstBroken: store.headCheck.lastAudit + 1, reason: lost } : chain;
       if (o.json) printJson(result.ok ? { ok: true, entries: result.entries } : { ok: false, firstBroken: result.firstBroken, reason: result.reason, entries: result.entries });
       else if (result.ok) process.stdout.write(`${paint.green('ok')} ${result.entries} audit entries, chain intact\n`);
       else process.stdout.write(`${paint.red('broken')} at entry ${result.firstBroken}: ${result.reason}\n`);
@@ -267,17 +285,22 @@ registerNotifications(program);
 registerKeys(program);
 registerLineage(program);
 registerRetention(program);
+registerDoctor(program);
 // (end of command registrations)
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
+  process.exitCode = 2;
   const json = process.argv.includes('--json');
-  if (err instanceof HandoffError) {
-    if (json) printJson({ ok: false, error: { code: err.code, message: err.message, details: err.details } });
-    process.stderr.write(`${paint.red('error')} ${err.message}\n`);
+  const typed = cliError(err);
+  if (err instanceof CommanderError && !(err instanceof InvalidArgumentError)) {
+    // Already printed by commander (help, version, or the usage error and the command's help).
+    if (err.exitCode === 0) process.exitCode = 0;
+  } else if (typed) {
+    if (json) printJson({ ok: false, error: { code: typed.code, message: typed.message, details: typed.details } });
+    process.stderr.write(`${paint.red('error')} ${typed.message}\n`);
   } else {
     process.stderr.write(`${paint.red('error')} ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   }
-  process.exitCode = 2;
 }

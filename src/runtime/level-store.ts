@@ -1,4 +1,6 @@
+import { statfs } from 'node:fs/promises';
 import { Level } from 'level';
+import pino, { type Logger } from 'pino';
 import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { KeyFilter } from './key-filter.ts';
@@ -6,6 +8,7 @@ import { BlobError, BlobPacker, blobGroupKey, blobGroupOf, blobRef, blobRefs, bl
 import { Rng } from './rng.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { openStoreLevel } from '../security/sealed-level.ts';
+import { headProblem, readHeadFile, StoreDamagedError, writeHeadFile, type StoreHead } from './data-folder.ts';
 import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
@@ -29,11 +32,39 @@ const K = {
   meta: (k: string) => `m:${k}`,
 };
 
+/** A write failed for want of space (not because of the batch): held and retried, never failed. */
+function noSpace(err: unknown): string | undefined {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } } | undefined;
+  const text = `${e?.message ?? ''} ${e?.cause?.message ?? ''}`;
+  if (e?.code === 'ENOSPC' || e?.cause?.code === 'ENOSPC' || /No space left on device|ENOSPC|Disk quota exceeded|EDQUOT/i.test(text)) return (e?.cause?.message ?? e?.message ?? 'no space left').trim();
+  return undefined;
+}
+
+/** `HANDOFF_STORE_SYNC`: `1`/`true`/`on` fsyncs every batch (the default of `sync`). */
+export function syncFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env.HANDOFF_STORE_SYNC ?? '').trim().toLowerCase();
+  if (v === '' || v === '0' || v === 'false' || v === 'off') return false;
+  if (v === '1' || v === 'true' || v === 'on') return true;
+  throw new HandoffError('config.invalid', `HANDOFF_STORE_SYNC must be 1/true/on or 0/false/off, not '${env.HANDOFF_STORE_SYNC}'`, { field: 'HANDOFF_STORE_SYNC' });
+}
+
 export interface LevelStoreOptions {
   /** Upper bound of operations written in one batch. @default 20000 */
   maxBatchOps?: number;
-  /** fsync each batch (survives power loss, at a large cost in throughput). @default false */
+  /**
+   * fsync each batch before its commits are acknowledged (every acknowledged commit survives a power
+   * loss, at a cost in throughput; docs/durability.md). @default `HANDOFF_STORE_SYNC`, else false
+   */
   sync?: boolean;
+  /**
+   * A database behind its HANDOFF-HEAD file lost acknowledged writes: `refuse` to open it
+   * (`store.damaged`), or `report` it in {@link LevelStore.headCheck} (audit verify, doctor). @default 'refuse'
+   */
+  lostWrites?: 'refuse' | 'report';
+  /** Where the store reports a full disk (bounded: one line when it starts, at most one a minute, one when it ends). */
+  logger?: Pick<Logger, 'error' | 'warn'>;
+  /** First wait before a write held for want of space is retried (doubling to 30 s). @default 500 */
+  noSpaceRetryMs?: number;
   /** Fault injection: probability that a batch write fails (all its commits reject). @default 0 */
   faultRate?: number;
   /** Seed of the fault draws. @default 1 */
@@ -44,6 +75,16 @@ export interface LevelStoreOptions {
    * @default undefined (values stored as plain JSON)
    */
   keyring?: Keyring | undefined;
+}
+
+/**
+ * The store's disk is full: its writes are held and retried until space returns, and new commands
+ * are refused with this error (retryable) meanwhile.
+ */
+export class StoreUnavailableError extends HandoffError {
+  constructor(dir: string, reason: string, since: number) {
+    super('store.unavailable', `data folder ${dir} cannot be written (${reason}) since ${new Date(since).toISOString()}: new work is refused until space returns; writes in flight are held and retried`, { data: dir, reason, since, retryable: true });
+  }
 }
 
 /** A write to the store failed; nothing of the failed batch was written. Retrying may succeed. */
@@ -61,6 +102,18 @@ export class StoreWriteError extends HandoffError {
  */
 export class LevelStore implements Store {
   readonly db: Level<string, unknown>;
+  /** The data folder. */
+  readonly dir: string;
+  /**
+   * The database's head against its HANDOFF-HEAD file at open: `problem` when the database is behind
+   * it (lost acknowledged writes). Only reported with `lostWrites: 'report'`; otherwise open refused.
+   */
+  headCheck: { lastAudit: number; file: StoreHead | undefined; problem: string | undefined } = { lastAudit: 0, file: undefined, problem: undefined };
+  #headTimer: NodeJS.Timeout | null = null;
+  #headWriting: Promise<void> | null = null;
+  /** Set while the disk is full (see {@link StoreUnavailableError}). */
+  #unavailable: StoreUnavailableError | undefined;
+  #log: Pick<Logger, 'error' | 'warn'>;
   /** Commits may leave the record behind the journal (`checkpoint: false`); see {@link Commit.checkpoint}. */
   readonly journalTail = true;
   /** One batch at a time, in commit order; a failed batch fails everything queued behind it. */
@@ -82,7 +135,7 @@ export class LevelStore implements Store {
   #filters = new Map<string, { filter: KeyFilter; state: 'idle' | 'loading' | 'ready' }>(
     ['a', 'c', 'w'].map((space) => [space, { filter: new KeyFilter(), state: 'idle' }]),
   );
-  #opts: Required<Omit<LevelStoreOptions, 'keyring'>>;
+  #opts: Required<Omit<LevelStoreOptions, 'keyring' | 'logger' | 'lostWrites'>>;
   #faults: Rng;
   #pending = new Map<string, Op>();
   /** Audit drafts of the next batch, in commit order; linked into the chain when it is written. */
@@ -102,21 +155,78 @@ export class LevelStore implements Store {
   /** Batches written and operations in them, for benchmarks and the progress display. */
   readonly stats = { batches: 0, ops: 0, commits: 0 };
 
-  private constructor(db: Level<string, unknown>, opts: LevelStoreOptions) {
+  private constructor(dir: string, db: Level<string, unknown>, opts: LevelStoreOptions) {
+    this.dir = dir;
     this.db = db;
-    this.#opts = { maxBatchOps: opts.maxBatchOps ?? 20_000, sync: opts.sync ?? false, faultRate: opts.faultRate ?? 0, faultSeed: opts.faultSeed ?? 1 };
+    this.#opts = { maxBatchOps: opts.maxBatchOps ?? 20_000, sync: opts.sync ?? syncFromEnv(), faultRate: opts.faultRate ?? 0, faultSeed: opts.faultSeed ?? 1, noSpaceRetryMs: opts.noSpaceRetryMs ?? 500 };
     this.#faults = new Rng(this.#opts.faultSeed);
+    this.#log = opts.logger ?? pino({ level: process.env.HANDOFF_LOG_LEVEL ?? 'warn', base: { app: 'handoff' } }, pino.destination(2));
   }
 
+  /**
+   * Opens the store in `dir`. A folder whose LevelDB is damaged (no CURRENT, a missing MANIFEST,
+   * corruption reported at open) or behind its HANDOFF-HEAD file is refused with `store.damaged`,
+   * never repaired by deletion (data-folder.ts; `handoff doctor`).
+   */
   static async open(dir: string, opts: LevelStoreOptions = {}): Promise<LevelStore> {
+    const sync = opts.sync ?? syncFromEnv();
     const db = await openStoreLevel(dir, opts.keyring);
-    const store = new LevelStore(db, opts);
-    store.#chain = new AuditChain(await store.lastAudit());
+    const store = new LevelStore(dir, db, { ...opts, sync });
+    try {
+      const last = await store.lastAudit();
+      const file = readHeadFile(dir);
+      const atFile = file && last && last.seq > file.auditSeq ? await store.#auditEntry(file.auditSeq) : last;
+      const problem = headProblem(last?.seq ?? 0, atFile?.seq === file?.auditSeq ? atFile?.hash : undefined, file);
+      store.headCheck = { lastAudit: last?.seq ?? 0, file, problem };
+      if (problem && opts.lostWrites !== 'report') throw new StoreDamagedError(dir, problem, { check: 'head' });
+      store.#chain = new AuditChain(last);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw store.#readError(err);
+    }
     return store;
+  }
+
+  async #auditEntry(seq: number): Promise<AuditEntry | undefined> {
+    return (await this.db.get(K.audit(seq))) as AuditEntry | undefined;
+  }
+
+  /** The error of a failed read, with LevelDB's corruption named as such and a pointer to `handoff doctor`. */
+  #readError(err: unknown): unknown {
+    const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+    if (e?.code === 'LEVEL_CORRUPTION' || e?.cause?.code === 'LEVEL_CORRUPTION') {
+      return new HandoffError('store.corrupt', `data folder ${this.dir}: LevelDB reports ${e.cause?.message ?? e.message} (a damaged table or log file). Run \`handoff doctor --data ${this.dir}\``, { data: this.dir, cause: e.cause?.message ?? e.message }, { cause: err });
+    }
+    return err;
+  }
+
+  /**
+   * A record that refers to a blob not found: LevelDB's iterators skip a block they cannot read and
+   * report it only at their end, so the real cause may be a damaged block. Asks LevelDB again for the
+   * actor's keys (a read that reports corruption), and returns that error instead when there is one.
+   */
+  async #corruptionBehind(err: unknown, id: string | undefined): Promise<unknown> {
+    if (!(err instanceof HandoffError && err.code === 'store.corrupt') || id === undefined || err.details.cause !== undefined) return this.#readError(err);
+    try {
+      await this.db.iterator({ gte: K.actor(id), lte: blobGroupKey(K.actor(id), '\uffff') }).all();
+      for await (const _ of this.db.keys({ gte: K.journal(id, 0), lt: `j:${id};` }));
+      for await (const _ of this.db.keys());
+    } catch (probe) {
+      const real = this.#readError(probe);
+      if (real !== probe) return real;
+    }
+    return new HandoffError('store.corrupt', `${err.message}. Run \`handoff doctor --data ${this.dir}\``, { ...err.details, data: this.dir }, { cause: err });
+  }
+
+  /** The disk is full and writes are held: new commands get this error. */
+  get unavailable(): StoreUnavailableError | undefined {
+    return this.#unavailable;
   }
 
   commit(c: Commit): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
+    // Disk full: new commands are refused (the actor restarts from what is durable); the rest is held.
+    if (this.#unavailable && c.commandId) return Promise.reject(this.#unavailable);
     this.stats.commits++;
     const a = c.actor;
     this.#batchActors.add(a.id);
@@ -238,9 +348,10 @@ export class LevelStore implements Store {
   async #drain(): Promise<void> {
     if (this.#writing) return;
     while (this.#pending.size > 0 || this.#auditDrafts.length > 0) {
-      const head = this.#chain.head();
+      const chainHead = this.#chain.head();
       const audit = this.#auditDrafts.map((d) => this.#chain.link(d));
       this.#auditDrafts = [];
+      const last = audit.at(-1);
       const ops = [...this.#pending.values(), ...audit.map((e): Op => ({ type: 'put', key: K.audit(e.seq), value: e }))];
       const waiters = this.#waiters;
       const batchActors = this.#batchActors;
@@ -253,14 +364,25 @@ export class LevelStore implements Store {
         this.#opts.faultRate > 0 && !this.#closing && this.#faults.next() < this.#opts.faultRate
           ? Promise.reject(new StoreWriteError(`injected store fault: batch of ${ops.length} operations not written`))
           : this.#write(ops);
+      let failure: unknown;
       try {
         await this.#writing;
+      } catch (err) {
+        failure = err;
+      }
+      // Out of space: nothing of the batch was written; it is held and written again when space
+      // returns, and everything queued behind it waits (no actor restarts, no repeated errors).
+      const full = failure === undefined ? undefined : noSpace(failure);
+      if (full !== undefined && !this.#closing) failure = await this.#writeWhenSpace(ops, full);
+      try {
+        if (failure !== undefined) throw failure;
+        if (last) this.#headWritten({ v: 1, auditSeq: last.seq, auditHash: last.hash, at: new Date().toISOString() });
         this.stats.batches++;
         this.stats.ops += ops.length;
         for (const w of waiters) w.resolve();
       } catch (err) {
         // Nothing of the batch was written: the chain continues from the last entry on disk.
-        this.#chain.reset(head);
+        this.#chain.reset(chainHead);
         // The blobs of the failed batch and of those behind it were not written.
         this.#blobs.forget(batchBlobs);
         this.#blobs.forget(this.#batchBlobs);
@@ -309,6 +431,78 @@ export class LevelStore implements Store {
     return (this.db as unknown as PrivateBatch)._batch(encoded, { sync: this.#opts.sync });
   }
 
+  /**
+   * Retries a batch that failed for want of space, with back-off (doubling to 30 s), until it is
+   * written (returns undefined) or the store closes (returns the error). Before each attempt LevelDB
+   * is closed and opened again: its write-ahead log may end in a partly written record, and an error
+   * of its background work (a compaction out of space) stays until it is reopened. The log is
+   * bounded: one line when writes stop, at most one a minute while they fail, one when they resume.
+   */
+  async #writeWhenSpace(ops: Op[], reason: string): Promise<unknown> {
+    const since = Date.now();
+    this.#unavailable = new StoreUnavailableError(this.dir, reason, since);
+    this.#log.error({ data: this.dir, reason, code: 'store.unavailable' }, `storage full: data folder ${this.dir} cannot be written (${reason}); new commands are refused, writes in flight are held and retried with back-off; Handoff resumes by itself when space returns`);
+    const need = ops.reduce((n, op) => n + op.key.length + (op.type === 'put' ? JSON.stringify(op.value).length : 0), 0) + (1 << 20);
+    let delay = this.#opts.noSpaceRetryMs;
+    let attempts = 0;
+    let lastLog = since;
+    let last: unknown = reason;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 30_000);
+      if (this.#closing) {
+        this.#unavailable = undefined;
+        return new StoreWriteError(`data folder ${this.dir} was closed while full (${reason}): the batch held was not written`);
+      }
+      attempts++;
+      const free = await statfs(this.dir).then((s) => s.bavail * s.bsize, () => undefined);
+      if (free === undefined || free >= need) {
+        try {
+          if (this.db.status === 'open') await this.db.close();
+          await this.db.open({ createIfMissing: false });
+          await this.#write(ops);
+          this.#unavailable = undefined;
+          this.#log.warn({ data: this.dir, attempts, heldMs: Date.now() - since }, `storage writable again: data folder ${this.dir} resumed after ${Math.round((Date.now() - since) / 1000)} s (${attempts} attempts)`);
+          return undefined;
+        } catch (err) {
+          last = err;
+          if (noSpace(err) === undefined && this.db.status === 'open') {
+            // No longer a question of space: fail the batch as any failed write.
+            this.#unavailable = undefined;
+            return err;
+          }
+        }
+      }
+      if (Date.now() - lastLog >= 60_000) {
+        lastLog = Date.now();
+        this.#log.warn({ data: this.dir, attempts, freeBytes: free, needBytes: need, heldMs: Date.now() - since }, `storage still full: data folder ${this.dir} (${noSpace(last) ?? reason}); ${attempts} attempts so far`);
+      }
+    }
+  }
+
+  /** Copies a written head to the HANDOFF-HEAD file, at most about once a second (and on close). */
+  #headWritten(head: StoreHead): void {
+    this.#pendingHead = head;
+    if (this.#headTimer || this.#closing) return;
+    this.#headTimer = setTimeout(() => {
+      this.#headTimer = null;
+      void this.#writeHead();
+    }, 1000);
+    this.#headTimer.unref();
+  }
+  #pendingHead: StoreHead | undefined;
+
+  async #writeHead(): Promise<void> {
+    const head = this.#pendingHead;
+    if (!head) return;
+    await this.#headWriting;
+    if (this.#pendingHead !== head) return;
+    this.#pendingHead = undefined;
+    // Best effort (a full disk, a read-only copy): the file only ever lags behind the database.
+    this.#headWriting = writeHeadFile(this.dir, head, this.#opts.sync).catch(() => undefined);
+    await this.#headWriting;
+  }
+
   async flush(): Promise<void> {
     if (this.#pending.size === 0 && this.#auditDrafts.length === 0 && !this.#writing && this.#waiters.length === 0) return;
     await this.#enqueue();
@@ -316,10 +510,14 @@ export class LevelStore implements Store {
 
   async load(id: string): Promise<ActorRecord | undefined> {
     if (this.#absent(K.actor(id))) return undefined;
-    // The record and its blobs are adjacent keys: one read.
-    const entries = await this.db.iterator({ gte: K.actor(id), lte: blobGroupKey(K.actor(id), '\uffff') }).all();
-    if (entries[0]?.[0] !== K.actor(id)) return undefined;
-    return this.#unpackRecord(id, entries[0][1], blobsByRef(entries.slice(1).map(([k, v]) => [blobGroupOf(k)!, v])));
+    try {
+      // The record and its blobs are adjacent keys: one read.
+      const entries = await this.db.iterator({ gte: K.actor(id), lte: blobGroupKey(K.actor(id), '\uffff') }).all();
+      if (entries[0]?.[0] !== K.actor(id)) return undefined;
+      return this.#unpackRecord(id, entries[0][1], blobsByRef(entries.slice(1).map(([k, v]) => [blobGroupOf(k)!, v])));
+    } catch (err) {
+      throw await this.#corruptionBehind(err, id);
+    }
   }
 
   #unpackRecord(id: string, stored: unknown, blobs: Map<string, unknown>): ActorRecord {
@@ -354,6 +552,14 @@ export class LevelStore implements Store {
    * what a console or an inspector reads when it starts.
    */
   async *liveActors(): AsyncIterable<ActorRecord> {
+    try {
+      yield* this.#liveActors();
+    } catch (err) {
+      throw await this.#corruptionBehind(err, (err as HandoffError).details?.actorId as string | undefined);
+    }
+  }
+
+  async *#liveActors(): AsyncIterable<ActorRecord> {
     let ids: string[] = [];
     for await (const key of this.db.keys({ gt: 'l:', lt: 'l;' })) {
       ids.push(key.slice(2));
@@ -401,6 +607,14 @@ export class LevelStore implements Store {
   }
 
   async *actors(kind?: ActorKind): AsyncIterable<ActorRecord> {
+    try {
+      yield* this.#actors(kind);
+    } catch (err) {
+      throw await this.#corruptionBehind(err, (err as HandoffError).details?.actorId as string | undefined);
+    }
+  }
+
+  async *#actors(kind?: ActorKind): AsyncIterable<ActorRecord> {
     // Each record is followed by its blob groups.
     let current: { key: string; value: unknown } | undefined;
     let blobs = new Map<string, unknown>();
@@ -437,6 +651,14 @@ export class LevelStore implements Store {
   }
 
   async *journal(id: string, from = 0): AsyncIterable<JournalEntry> {
+    try {
+      yield* this.#journal(id, from);
+    } catch (err) {
+      throw await this.#corruptionBehind(err, id);
+    }
+  }
+
+  async *#journal(id: string, from: number): AsyncIterable<JournalEntry> {
     let blobs: Map<string, unknown> | undefined;
     const cache = new Map<string, unknown>();
     for await (const value of this.db.values({ gte: K.journal(id, from), lt: `j:${id};` })) {
@@ -549,6 +771,9 @@ export class LevelStore implements Store {
     this.#closing = true;
     await this.flush();
     this.#closed = true;
+    if (this.#headTimer) clearTimeout(this.#headTimer);
+    this.#headTimer = null;
+    await this.#writeHead();
     await this.db.close();
   }
 }

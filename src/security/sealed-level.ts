@@ -2,6 +2,7 @@ import { Level } from 'level';
 import { HandoffError } from '../contracts/errors.ts';
 import type { Keyring } from './keyring.ts';
 import { DataKeyRequiredError, openMaybe, seal } from './seal.ts';
+import { assertOpenable, ensureFolder, StoreDamagedError } from '../runtime/data-folder.ts';
 
 /**
  * Plaintext marker written into every store opened with data keys, so that opening it without keys
@@ -220,6 +221,8 @@ export function levelOpenFailed(dir: string): (err: unknown) => never {
     if (err instanceof HandoffError) throw err;
     const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
     if (code === 'LEVEL_LOCKED') throw new HandoffError('store.locked', `data folder ${dir} is in use by another process (a running handoff start or demo?): stop it first`, { data: dir });
+    const cause = ((err as { cause?: Error }).cause ?? (err as Error)).message;
+    if (code === 'LEVEL_CORRUPTION' || /corrupt/i.test(cause)) throw new StoreDamagedError(dir, `LevelDB reports ${cause}`, { check: 'open' });
     throw new HandoffError('store.open_failed', `data folder ${dir} cannot be opened: ${((err as { cause?: Error }).cause ?? (err as Error)).message}`, { data: dir });
   };
 }
@@ -231,8 +234,12 @@ export function levelOpenFailed(dir: string): (err: unknown) => never {
  */
 export async function openStoreLevel(dir: string, keyring: Keyring | undefined): Promise<Level<string, unknown>> {
   // A SealedLevel is a Level; the cast only quiets the variance of abstract-level's self-typed batch.
+  // LevelDB files without a usable CURRENT are refused here: LevelDB itself would start an empty
+  // database and delete the table files (data-folder.ts). An existing database is never re-created.
+  const survey = assertOpenable(dir);
+  if (!survey.exists) await ensureFolder(dir);
   const db = keyring ? (new SealedLevel(dir, keyring, { valueEncoding: 'json' }) as unknown as Level<string, unknown>) : new Level<string, unknown>(dir, { valueEncoding: 'json' });
-  await db.open().catch(levelOpenFailed(dir));
+  await db.open({ createIfMissing: !survey.hasCurrent }).catch(levelOpenFailed(dir));
   const marker = (await db.get(SEALED_MARKER_KEY)) as { v: number; keyId: string } | undefined;
   if (keyring && !marker) await db.put(SEALED_MARKER_KEY, { v: 1, keyId: keyring.active.id });
   if (!keyring && marker) {

@@ -1,4 +1,5 @@
-import { mkdir, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import { ensureFolder } from '../runtime/data-folder.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { AgentContext } from '../machines/agent.ts';
@@ -36,6 +37,8 @@ export interface DemoOptions {
   arrivalMs?: number;
   /** Transient failures injected into perceive / plan / execute / compensate / store steps. */
   faults?: FaultSpec;
+  /** fsync every batch (LevelStoreOptions.sync). @default `HANDOFF_STORE_SYNC`, else false */
+  sync?: boolean;
   /** Data keys: seal the store's values at rest (docs/encryption.md). @default undefined (plaintext) */
   keyring?: Keyring | undefined;
   /**
@@ -87,10 +90,10 @@ const START = Date.UTC(2026, 0, 5, 8, 0, 0);
  */
 export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const wall0 = performance.now();
-  await mkdir(opts.data, { recursive: true });
+  await ensureFolder(opts.data);
   const empty = (await readdir(opts.data)).length === 0;
   if (!opts.resume && !empty) throw new HandoffError('demo.data_not_empty', `data folder ${opts.data} is not empty: pass --resume to continue its run, or choose another --data`);
-  const store = await LevelStore.open(opts.data, { faultRate: opts.faults?.store ?? 0, faultSeed: opts.seed, keyring: opts.keyring });
+  const store = await LevelStore.open(opts.data, { faultRate: opts.faults?.store ?? 0, faultSeed: opts.seed, keyring: opts.keyring, ...(opts.sync !== undefined ? { sync: opts.sync } : {}) });
   try {
     let meta = await store.getMeta<DemoMeta>('demo');
     if (opts.resume && !meta) throw new HandoffError('demo.nothing_to_resume', `data folder ${opts.data} holds no demo run to resume`);
@@ -155,23 +158,34 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const signals = new Rng(meta.seed);
     const gaps = new Rng(meta.seed + 1);
     let t = meta.startedAt;
-    const starts: Promise<unknown>[] = [];
-    for (let i = 0; i < meta.cases; i++) {
-      const signal = model.handlers.synthesize(signals, i);
-      t += Math.round(-Math.log(1 - gaps.next()) * meta.arrivalMs);
-      const id = `ep-${String(i + 1).padStart(6, '0')}`;
-      if (started.has(id)) continue;
-      const start = (attempt: number): void => {
-        starts.push(
-          rt.startEpisode(model.name, signal, { episodeId: id }).catch((err: unknown) => {
+    // Arrivals are scheduled one at a time (the next when one arrives), so a run's memory does not
+    // grow with --cases; the signals and times are drawn in the same order as before.
+    const starts = new Set<Promise<unknown>>();
+    let next = 0;
+    const scheduleNext = (): void => {
+      while (next < meta.cases) {
+        const i = next++;
+        const signal = model.handlers.synthesize(signals, i);
+        t += Math.round(-Math.log(1 - gaps.next()) * meta.arrivalMs);
+        const id = `ep-${String(i + 1).padStart(6, '0')}`;
+        if (started.has(id)) continue;
+        const start = (attempt: number): void => {
+          const p: Promise<unknown> = rt.startEpisode(model.name, signal, { episodeId: id }).catch((err: unknown) => {
             // A lost write (injected store fault) is retried like a client would; anything else is a bug.
             if (err instanceof HandoffError && err.code === 'store.write_failed' && attempt < 20) clock.setTimeout(() => start(attempt + 1), 1000);
             else rt.log.error({ err, episode: id }, 'episode did not start');
-          }),
-        );
-      };
-      clock.setTimeout(() => start(1), Math.max(0, t - clock.now()));
-    }
+          });
+          starts.add(p);
+          void p.finally(() => starts.delete(p));
+        };
+        clock.setTimeout(() => {
+          start(1);
+          scheduleNext();
+        }, Math.max(0, t - clock.now()));
+        return;
+      }
+    };
+    scheduleNext();
 
     let steps = 0;
     let lastProgress = 0;
@@ -191,7 +205,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         opts.onProgress({ finished, total: meta.cases, simulatedAt: clock.now(), openCases: openCases.size });
       }
     }
-    await Promise.all(starts);
+    await Promise.all([...starts]);
     opts.onProgress?.({ finished, total: meta.cases, simulatedAt: clock.now(), openCases: openCases.size });
     await store.putMeta('clock', clock.now()).catch(() => undefined);
     pool.stop();
