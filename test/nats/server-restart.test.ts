@@ -21,7 +21,7 @@ describe('NATS server restarted mid-run', () => {
     await server?.dispose();
   });
 
-  it(`${EPISODES} episodes on 3 nodes survive a hard restart of nats-server: nothing lost, nothing duplicated`, { timeout: 300_000 }, async () => {
+  it(`${EPISODES} episodes on 3 nodes survive a hard restart of nats-server: nothing lost, nothing duplicated`, { timeout: 900_000 }, async () => {
     const ns = freshNamespace('rs');
     for (const name of ['a', 'b', 'c']) nodes.push(new NodeProcess(server.url, name, ns, ['--time-scale', '3600', '--max-episodes', '250']));
     await Promise.all(nodes.map((n) => n.ready));
@@ -37,7 +37,7 @@ describe('NATS server restarted mid-run', () => {
       arrivalMs: 8000,
       timeScale: 3600,
       window: 500,
-      timeoutMs: 240_000,
+      timeoutMs: 840_000,
       onProgress: (p) => {
         if (!restarted && p.finished >= EPISODES * 0.4) {
           restarted = (async () => {
