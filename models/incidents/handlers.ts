@@ -536,15 +536,16 @@ export default defineHandlers<Signal, Fields>({
   },
 
   actions: {
-    restartService,
+    // Descriptions from arguments: shown instead of the planner's text when a reviewer edits them.
+    restartService: { ...restartService, describe: (a: z.infer<typeof RestartArgs>) => `Rolling restart, ${a.maxUnavailable} at a time` },
     restoreTraffic,
-    scaleService,
+    scaleService: { ...scaleService, describe: (a: z.infer<typeof ScaleArgs>) => `Scale ${a.service} from ${a.from} to ${a.to} replicas` },
     revertScale,
     rollbackDeploy,
     rollForward,
     freezePipeline,
     unfreezePipeline,
-    expandVolume,
+    expandVolume: { ...expandVolume, describe: (a: z.infer<typeof ExpandArgs>) => `Grow ${a.volumeId} to ${a.toGb} GB` },
     deleteVolume,
     restoreVolume,
     pageHuman,

@@ -580,7 +580,14 @@ export default defineHandlers<Signal, Fields>({
     return plan(observation.fields);
   },
 
-  actions: { issueRefund, reverseRefund, notifyCustomer, sendCorrection, declineRefund },
+  actions: {
+    // Descriptions from arguments: shown instead of the planner's text when a reviewer edits them.
+    issueRefund: { ...issueRefund, describe: (a: RefundArgs) => `Refund ${eur(a.amount)} to the IBAN on file` },
+    reverseRefund: { ...reverseRefund, describe: (a: RefundArgs) => `Recall the refund of ${eur(a.amount)} for ${a.orderId}` },
+    notifyCustomer: { ...notifyCustomer, describe: (a: NotifyArgs) => `E-mail the customer (template ${a.template})` },
+    sendCorrection,
+    declineRefund: { ...declineRefund, describe: (a: DeclineArgs) => `Record the refund as declined: ${a.reason}` },
+  },
 
   synthesize(rng, index) {
     // Order ids come from the shop's numbering; a few do not exist (typos, another shop's number).

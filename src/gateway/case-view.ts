@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { maskPaths, sensitivePaths } from '../contracts/classification.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { AgentContext } from '../machines/agent.ts';
-import { caseRules, currentTier, type CaseContext } from '../machines/review-case.ts';
+import { approvalSteps, caseRules, currentStep, currentTier, type CaseContext } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { ActorView } from '../runtime/runtime.ts';
 import type { Principal } from './auth.ts';
@@ -66,6 +66,16 @@ function planView(model: LoadedModel, plan: Plan, masked: boolean): { id: string
       };
     }),
   };
+}
+
+/** Whether a diff path (`actions.0.args.iban`) names a sensitive argument of its action. */
+function isSensitiveChange(model: LoadedModel, plan: Plan, path: string): boolean {
+  const m = /^actions\.(\d+)\.args\.(.+)$/.exec(path);
+  if (!m) return false;
+  const impl = model.handlers.actions[plan.actions[Number(m[1])]?.type ?? ''];
+  if (!impl) return false;
+  const arg = m[2]!;
+  return sensitivePaths(impl.args).some((s) => arg === s || arg.startsWith(`${s}.`) || s.startsWith(`${arg}.`));
 }
 
 /** JSON Schema of each action's arguments (the modify form is generated from it). */
@@ -154,8 +164,20 @@ export function episodeView(view: ActorView | undefined, model?: LoadedModel, se
   };
 }
 
-/** Everything the case page shows, masked for the reviewer. */
-export function caseView(model: LoadedModel, view: ActorView, p: Principal, names: ReadonlyMap<string, string>) {
+/**
+ * What happened to an edited plan after this case: the agent gated it again, and either acted (it
+ * needed no higher tier than this one) or opened another case at a higher tier.
+ */
+function afterEdit(c: CaseContext, agent: AgentContext | undefined): { caseId: string; tier: number } | null {
+  if (c.resolution?.outcome !== 'modified' || !agent) return null;
+  const at = agent.caseIds.indexOf(c.caseId);
+  const next = at >= 0 ? agent.caseIds[at + 1] : undefined;
+  if (!next || next.includes('.operator-')) return null;
+  return { caseId: next, tier: agent.decision?.outcome === 'review' ? agent.decision.tier : 0 };
+}
+
+/** Everything the case page shows, masked for the reviewer. `agent`: the episode, for what followed an edit. */
+export function caseView(model: LoadedModel, view: ActorView, p: Principal, names: ReadonlyMap<string, string>, agent?: AgentContext) {
   const c = view.context as CaseContext;
   const grant = p.grants[c.model];
   const masked = !(grant?.seeSensitive ?? false);
@@ -172,7 +194,19 @@ export function caseView(model: LoadedModel, view: ActorView, p: Principal, name
     state: view.state,
     status: view.status,
     closed: view.status !== 'active',
-    tier: { n: c.tier, name: tier.name, queue: tier.queue, roles: tier.roles, priority: tier.priority, fourEyes: tier.fourEyes ?? false, ackMs: tier.ackMs, resolveMs: tier.resolveMs },
+    tier: {
+      n: c.tier,
+      name: tier.name,
+      queue: tier.queue,
+      roles: tier.roles,
+      priority: tier.priority,
+      fourEyes: tier.fourEyes ?? false,
+      ackMs: tier.ackMs,
+      resolveMs: tier.resolveMs,
+      /** The approvals the tier needs, in order, and the one the case waits for (1-based). */
+      steps: approvalSteps(tier),
+      step: currentStep(c).index + 1,
+    },
     tiers: c.tiers.map((t, i) => ({ n: i + 1, name: t.name, queue: t.queue, roles: t.roles, fourEyes: t.fourEyes ?? false })),
     openedAt: c.openedAt,
     enteredTierAt: c.enteredTierAt,
@@ -185,9 +219,24 @@ export function caseView(model: LoadedModel, view: ActorView, p: Principal, name
     requestedBy: c.requestedBy ? { id: c.requestedBy, name: name(c.requestedBy) } : null,
     decision: c.decision,
     plan,
+    /** The planner's plan, unchanged, when reviewers edited the arguments (null otherwise). */
     proposedPlan: proposed,
     modified: c.modified,
     modificationNote: c.modificationNote,
+    /** Every edit: who, when, at which tier, why, the changed arguments (masked like the plan), and whose approvals it discarded. */
+    edits: (c.edits ?? []).map((e) => ({
+      by: e.by,
+      byName: name(e.by),
+      at: e.at,
+      tier: e.tier,
+      note: e.note,
+      diff: e.diff.map((d) => (masked && isSensitiveChange(model, c.plan, d.path) ? { path: d.path, from: d.from === undefined ? undefined : MASK, to: d.to === undefined ? undefined : MASK } : d)),
+      discardedApprovals: (e.discardedApprovals ?? []).map((id) => ({ id, name: name(id) })),
+    })),
+    /** The gate's decision on the plan as edited: the rules and risk computed from the new arguments. */
+    regate: c.modified ? model.gate(c.plan, c.observation) : null,
+    /** The case an edited plan went on to, when the gate sent it to a higher tier. */
+    regated: afterEdit(c, agent),
     observation: {
       id: c.observation.id,
       kind: c.observation.kind,
@@ -212,14 +261,13 @@ export type CaseView = ReturnType<typeof caseView>;
 /**
  * Puts back the sensitive argument values a masked reviewer sent as {@link MASK}, from the case's
  * current plan, and reports any sensitive value they tried to change (they cannot see it, so they may
- * not edit it).
+ * not edit it). `submitted` is the modify command's `actions`: every action with its arguments.
  */
-export function unmaskPlan(model: LoadedModel, current: Plan, submitted: unknown, seeSensitive: boolean): { plan: unknown; forbidden: string[] } {
-  if (!submitted || typeof submitted !== 'object') return { plan: submitted, forbidden: [] };
-  const plan = structuredClone(submitted) as { actions?: unknown };
+export function unmaskActions(model: LoadedModel, current: Plan, submitted: unknown, seeSensitive: boolean): { actions: unknown; forbidden: string[] } {
+  if (!Array.isArray(submitted)) return { actions: submitted, forbidden: [] };
+  const actions = structuredClone(submitted) as unknown[];
   const forbidden: string[] = [];
-  if (!Array.isArray(plan.actions)) return { plan, forbidden };
-  plan.actions.forEach((a: unknown, i: number) => {
+  actions.forEach((a: unknown, i: number) => {
     if (!a || typeof a !== 'object') return;
     const act = a as { type?: unknown; args?: unknown };
     const impl = typeof act.type === 'string' ? model.handlers.actions[act.type] : undefined;
@@ -232,13 +280,13 @@ export function unmaskPlan(model: LoadedModel, current: Plan, submitted: unknown
       const before = original && original.type === act.type ? getAt(original.args, parts) : undefined;
       if (sent === MASK) {
         if (before !== undefined) setAt(act.args as Record<string, unknown>, parts, before);
-        else forbidden.push(`plan.actions.${i}.args.${path}`);
+        else forbidden.push(`actions.${i}.args.${path}`);
       } else if (!seeSensitive && sent !== undefined && JSON.stringify(sent) !== JSON.stringify(before)) {
-        forbidden.push(`plan.actions.${i}.args.${path}`);
+        forbidden.push(`actions.${i}.args.${path}`);
       }
     }
   });
-  return { plan, forbidden };
+  return { actions, forbidden };
 }
 
 function getAt(obj: unknown, parts: string[]): unknown {

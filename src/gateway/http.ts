@@ -117,9 +117,31 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<str
 }
 
 /** Reads a JSON body with {@link readBody}; text that is not JSON is refused (400). */
+/** Deepest nesting of objects and arrays a request body may have (commands need about six). */
+export const MAX_JSON_DEPTH = 32;
+
+/** The nesting depth of a JSON text, counted without recursion (a deep body cannot overflow the stack). */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 92 /* \\ */) i++;
+      else if (ch === 34 /* " */) inString = false;
+    } else if (ch === 34) inString = true;
+    else if (ch === 123 || ch === 91 /* { [ */) max = Math.max(max, ++depth);
+    else if (ch === 125 || ch === 93 /* } ] */) depth--;
+  }
+  return max;
+}
+
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const text = await readBody(req, limit);
   if (!text.trim()) throw new HttpError(400, 'request.malformed_json', 'the body is empty; expected a JSON object');
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) throw new HttpError(400, 'request.too_deep', `the body nests ${depth} levels deep; at most ${MAX_JSON_DEPTH} are accepted`);
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {

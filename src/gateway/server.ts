@@ -12,13 +12,14 @@ import { ContractError, HandoffError } from '../contracts/errors.ts';
 import { parseContract } from '../contracts/parse.ts';
 import { ReviewerCommand } from '../contracts/reviewer-command.ts';
 import { explainCaseRejection, type CaseContext, type CaseEvent } from '../machines/review-case.ts';
+import type { AgentContext } from '../machines/agent.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { AuditDraft } from '../runtime/audit-log.ts';
 import { AuditIndex } from './audit-index.ts';
 import { Directory, Sessions, type Principal, type Session, type SessionOptions } from './auth.ts';
 import { RefusalLimiter, SignInThrottle, TrustedProxies, type SignInThrottleOptions } from './throttle.ts';
 import type { GatewayBackend } from './backend.ts';
-import { MASK, caseView, episodeView, mayOpen, unmaskPlan } from './case-view.ts';
+import { MASK, caseView, episodeView, mayOpen, unmaskActions } from './case-view.ts';
 import { buildLineage, withCompensationTypes } from '../lineage/lineage.ts';
 import { maskLineage } from '../lineage/mask.ts';
 import { HOLDS_KEY, summaryKey, type CompactionSummary, type LegalHold } from '../retention/records.ts';
@@ -546,8 +547,9 @@ export class Gateway {
 
   async #caseBody(id: string, p: Principal) {
     const { view, model } = await this.#readCase(id, p);
-    const c = caseView(model, view, p, this.#names);
-    const episode = episodeView(await this.#backend.get(c.episodeId), model, p.grants[model.name]?.seeSensitive ?? false);
+    const agent = await this.#backend.get((view.context as CaseContext).episodeId);
+    const c = caseView(model, view, p, this.#names, agent?.kind === 'agent' ? (agent.context as AgentContext) : undefined);
+    const episode = episodeView(agent, model, p.grants[model.name]?.seeSensitive ?? false);
     return { case: c, episode, serverTime: this.#backend.now() };
   }
 
@@ -598,21 +600,23 @@ export class Gateway {
       commandId = typeof raw.commandId === 'string' && raw.commandId.length > 0 && raw.commandId.length <= 100 ? `web:${p.id}:${raw.commandId}` : undefined;
       const cmdInput: Record<string, unknown> = { ...raw, caseId, reviewer: { id: p.id, roles: grant.roles }, commandId: commandId ?? raw.commandId };
       if (raw.type === 'handoff.case.modify') {
-        const { plan, forbidden } = unmaskPlan(model, ctx.plan, raw.plan, grant.seeSensitive);
+        if ('plan' in raw) throw new HttpError(400, 'request.invalid', 'send the edited arguments as `actions` ([{ type, args }] for every action of the plan); the planner\'s plan itself cannot be replaced', { path: 'plan' });
+        const { actions, forbidden } = unmaskActions(model, ctx.plan, raw.actions, grant.seeSensitive);
         if (forbidden.length)
           throw new HttpError(403, 'auth.sensitive_field', `your roles may not see or change ${forbidden.join(', ')}; leave those fields as they are`, { path: forbidden[0], fields: forbidden });
-        cmdInput.plan = plan;
+        cmdInput.actions = actions;
       }
       const cmd = parseContract(ReviewerCommand, cmdInput, 'ReviewerCommand');
-      if (cmd.type === 'handoff.case.modify') model.validatePlan(cmd.plan, 'ReviewerCommand', 'plan');
+      const edited = cmd.type === 'handoff.case.modify' ? model.editActions(ctx.plan, cmd.actions) : null;
       // Authorise before the actor sees it: the rules that forbid (role, separation of duties, four eyes).
-      const probe = { type: COMMAND_TYPES[cmd.type]!, reviewer: cmd.reviewer, at: now, ...(cmd.type === 'handoff.case.modify' ? { plan: cmd.plan, comment: cmd.comment } : {}), ...('reason' in cmd && cmd.reason ? { reason: cmd.reason } : {}) } as CaseEvent;
+      const probe = { type: COMMAND_TYPES[cmd.type]!, reviewer: cmd.reviewer, at: now, ...(cmd.type === 'handoff.case.modify' ? { actions: edited, comment: cmd.comment } : {}), ...('reason' in cmd && cmd.reason ? { reason: cmd.reason } : {}) } as CaseEvent;
       const why = view.status === 'active' ? explainCaseRejection(view.state, ctx, probe) : null;
       if (why?.forbidden) throw new HttpError(403, 'auth.forbidden', `${caseId}: ${why.reason}`, { caseId, rule: why.rule });
       const ack = await this.#backend.command(cmd);
       const fresh = await this.#backend.get(caseId);
       if (fresh && fresh.kind === 'case') this.projection.apply(caseId, fresh.seq, fresh.state, fresh.status, fresh.context as CaseContext);
-      const bodyOut = fresh ? { ack, case: caseView(model, fresh, p, this.#names), episode: episodeView(await this.#backend.get(ctx.episodeId), model, grant.seeSensitive) } : { ack };
+      const agent = fresh ? await this.#backend.get(ctx.episodeId) : undefined;
+      const bodyOut = fresh ? { ack, case: caseView(model, fresh, p, this.#names, agent?.kind === 'agent' ? (agent.context as AgentContext) : undefined), episode: episodeView(agent, model, grant.seeSensitive) } : { ack };
       sendJson(res, 200, bodyOut);
     } catch (err) {
       const { status, body } = errorBody(err);

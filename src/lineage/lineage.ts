@@ -48,7 +48,7 @@ export interface LineagePlan {
   planner: string;
   /** Who made this version: the planner, a reviewer's modification, or the policy's expiry fallback. */
   origin: 'planner' | 'reviewer' | 'fallback';
-  /** Reviewers of a modification. */
+  /** Reviewers of a modification: who edited it (the approvers of the edited plan are the case's decidedBy). */
   by: string[];
   rationale: string;
   confidence: number;
@@ -188,7 +188,7 @@ export async function journalLineage(journal: AsyncIterable<JournalEntry>): Prom
     else if (e.type === 'plan.done' && e.plan) plans.push(planOf(e.plan as Plan, 'planner', [], j.seq, j.at));
     else if (e.type === 'case.resolved') {
       const r = e.resolution as CaseResolution | undefined;
-      if (r?.plan && r.outcome === 'modified') plans.push(planOf(r.plan, 'reviewer', r.decidedBy, j.seq, j.at));
+      if (r?.plan && r.outcome === 'modified') plans.push(planOf(r.plan, 'reviewer', r.edits ? [...new Set(r.edits.map((x) => x.by))] : r.decidedBy, j.seq, j.at));
     }
   }
   return { entries, observations, plans };

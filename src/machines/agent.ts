@@ -4,7 +4,7 @@ import type { GateDecision } from '../contracts/gate-decision.ts';
 import type { FreshnessConfig, PolicyConfig, RetryConfig } from '../contracts/model-config.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan } from '../contracts/plan.ts';
-import type { CaseResolution } from '../contracts/review-case.ts';
+import type { CaseEdit, CaseResolution } from '../contracts/review-case.ts';
 import { checkFreshness, flagsStale, withFreshness } from '../policy/freshness.ts';
 import { backoffMs, initialContext, type EffectKind, type EffectRequest, type FailureInfo, type Stamped, type TimerEvent, type Timers } from './effects.ts';
 
@@ -23,6 +23,10 @@ export interface AgentContext {
   observation: Observation | null;
   plan: Plan | null;
   decision: GateDecision | null;
+  /** The planner's plan when reviewers edited `plan` (absent or null otherwise, and in older snapshots). */
+  proposedPlan?: Plan | null;
+  /** The reviewers' edits of the planner's plan that `plan` carries, in order. */
+  edits?: CaseEdit[];
   /** How the current plan came to be allowed to run. */
   resolution: 'auto' | 'approved' | 'modified' | 'expired' | null;
   /** Highest tier a reviewer has approved the current plan at (0: none). */
@@ -107,7 +111,8 @@ export const agentMachine = setup({
     clearEffect: assign({ effect: null, attempt: 1 }),
     recordStart: assign({ startedAt: ({ context, event }) => context.startedAt ?? event.at }),
     storeObservation: assign({ observation: ({ event }) => (event.type === 'perceive.done' ? event.observation : null) }),
-    storePlan: assign({ plan: ({ event, context }) => (event.type === 'plan.done' ? event.plan : context.plan) }),
+    // A new plan from the planner (after perceiving again) carries no edits.
+    storePlan: assign(({ event, context }) => (event.type !== 'plan.done' ? {} : context.edits?.length ? { plan: event.plan, proposedPlan: null, edits: [] } : { plan: event.plan })),
     noteCaseOpened: assign({
       caseIds: ({ context, event }) => (event.type === 'case.opened' && !context.caseIds.includes(event.caseId) ? [...context.caseIds, event.caseId] : context.caseIds),
       effect: null,
@@ -132,7 +137,17 @@ export const agentMachine = setup({
         : {},
     ),
     acceptModification: assign(({ context, event }) =>
-      event.type === 'case.resolved' ? { resolution: 'modified' as const, approvedTier: event.resolution.tier, plan: event.resolution.plan, staleAccepted: flagsStale(context.decision) } : {},
+      event.type === 'case.resolved'
+        ? {
+            resolution: 'modified' as const,
+            approvedTier: event.resolution.tier,
+            plan: event.resolution.plan,
+            // The planner's plan and every edit travel with the edited plan to the next case.
+            proposedPlan: context.proposedPlan ?? context.plan,
+            edits: event.resolution.edits ?? context.edits ?? [],
+            staleAccepted: flagsStale(context.decision),
+          }
+        : {},
     ),
     adoptSafeAction: () => {
       throw new Error('adoptSafeAction must be provided by the runtime (agentMachineFor)');

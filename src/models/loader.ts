@@ -7,7 +7,7 @@ import { ContractError, ModelError } from '../contracts/errors.ts';
 import type { GateDecision } from '../contracts/gate-decision.ts';
 import { ModelConfig } from '../contracts/model-config.ts';
 import type { Observation } from '../contracts/observation.ts';
-import { Plan } from '../contracts/plan.ts';
+import { Plan, type PlannedAction } from '../contracts/plan.ts';
 import { parseContract, toIssues } from '../contracts/parse.ts';
 import { evaluateGate } from '../policy/gate.ts';
 import type { ModelHandlers } from './define.ts';
@@ -21,8 +21,26 @@ export interface LoadedModel {
   /** Sensitive paths in `observation.fields`. */
   sensitiveFields: string[];
   gate(plan: Plan, observation: Observation): GateDecision;
-  /** Parses a plan with the plan contract and each action's argument schema; throws ContractError. */
+  /**
+   * Parses a plan with the plan contract and each action's argument schema; throws ContractError.
+   * The plan returned carries the *parsed* arguments (what the schema stripped never runs).
+   */
   validatePlan(plan: unknown, contract?: string, prefix?: string): Plan;
+  /**
+   * A reviewer's edit of `current`: each action's new arguments parsed with its schema (an argument
+   * the schema does not know is refused, not dropped), and each edited action described again from
+   * its new arguments. Throws ContractError naming the field.
+   */
+  editActions(current: Plan, edited: readonly { type: string; args: Record<string, unknown> }[], contract?: string, prefix?: string): PlannedAction[];
+}
+
+/** Paths present in `input` that `parsed` does not have: keys a schema would strip. */
+function strippedPaths(input: unknown, parsed: unknown, path: string, depth = 0): string[] {
+  const plain = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+  if (depth > 32) return [path];
+  if (plain(input) && plain(parsed)) return Object.keys(input).flatMap((k) => (k in parsed ? strippedPaths(input[k], parsed[k], `${path}.${k}`, depth + 1) : [`${path}.${k}`]));
+  if (Array.isArray(input) && Array.isArray(parsed)) return input.flatMap((v, i) => strippedPaths(v, parsed[i], `${path}.${i}`, depth + 1));
+  return [];
 }
 
 type Problem = { file: string; path: string; message: string };
@@ -136,15 +154,53 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
 
   const validatePlan = (plan: unknown, contract = 'Plan', prefix = ''): Plan => {
     const p = parseContract(Plan, plan, contract, prefix);
-    const issues = p.actions.flatMap((a, i) => {
+    const issues: { path: string; message: string }[] = [];
+    const actions = p.actions.map((a, i) => {
       const impl = h.actions[a.type];
       const at = [prefix, `actions.${i}`].filter(Boolean).join('.');
-      if (!impl || !config.actions[a.type]) return [{ path: `${at}.type`, message: `unknown action '${a.type}'` }];
+      if (!impl || !config.actions[a.type]) {
+        issues.push({ path: `${at}.type`, message: `unknown action '${a.type}'` });
+        return a;
+      }
       const r = impl.args.safeParse(a.args);
-      return r.success ? [] : toIssues(r.error, `${at}.args`);
+      if (!r.success) issues.push(...toIssues(r.error, `${at}.args`));
+      return r.success ? { ...a, args: r.data as Record<string, unknown> } : a;
     });
     if (issues.length > 0) throw new ContractError(contract, issues);
-    return p;
+    return { ...p, actions };
+  };
+
+  const editActions = (current: Plan, edited: readonly { type: string; args: Record<string, unknown> }[], contract = 'ReviewerCommand', prefix = 'actions'): PlannedAction[] => {
+    const issues: { path: string; message: string }[] = [];
+    if (edited.length !== current.actions.length)
+      issues.push({ path: prefix, message: `the plan has ${current.actions.length} actions; send each of them, in order (${edited.length} sent)` });
+    const actions = current.actions.map((before, i) => {
+      const sent = edited[i];
+      const at = `${prefix}.${i}`;
+      if (!sent) return before;
+      if (sent.type !== before.type) {
+        issues.push({ path: `${at}.type`, message: `action ${i} is '${before.type}'; a reviewer may change its arguments, not the action` });
+        return before;
+      }
+      const impl = h.actions[before.type];
+      if (!impl) {
+        issues.push({ path: `${at}.type`, message: `unknown action '${before.type}'` });
+        return before;
+      }
+      const r = impl.args.safeParse(sent.args);
+      if (!r.success) {
+        issues.push(...toIssues(r.error, `${at}.args`));
+        return before;
+      }
+      for (const path of strippedPaths(sent.args, r.data, `${at}.args`)) issues.push({ path, message: `'${before.type}' has no such argument` });
+      const args = r.data as Record<string, unknown>;
+      if (JSON.stringify(args) === JSON.stringify(before.args)) return before;
+      const description = impl.describe?.(args as never);
+      const { description: _planners, ...rest } = before;
+      return { ...rest, args, ...(description ? { description } : {}) };
+    });
+    if (issues.length > 0) throw new ContractError(contract, issues);
+    return actions;
   };
 
   return {
@@ -155,5 +211,6 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
     sensitiveFields,
     gate: (plan, observation) => evaluateGate(plan, observation, config),
     validatePlan,
+    editActions,
   };
 }

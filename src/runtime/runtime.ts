@@ -522,13 +522,13 @@ export class Runtime {
         event = { type: 'approve', ...base, ...(cmd.comment ? { comment: cmd.comment } : {}) };
         break;
       case 'handoff.case.modify':
-        event = { type: 'modify', ...base, plan: cell.model.validatePlan(cmd.plan, 'ReviewerCommand', 'plan'), comment: cmd.comment };
+        event = { type: 'modify', ...base, actions: cell.model.editActions((cell.actor.getSnapshot().context as CaseContext).plan, cmd.actions), comment: cmd.comment.trim() };
         break;
       case 'handoff.case.reject':
-        event = { type: 'reject', ...base, reason: cmd.reason };
+        event = { type: 'reject', ...base, reason: cmd.reason.trim() };
         break;
       case 'handoff.case.escalate':
-        event = { type: 'escalate', ...base, reason: cmd.reason };
+        event = { type: 'escalate', ...base, reason: cmd.reason.trim() };
         break;
     }
     // Ids of durable commands are in the store; the in-memory set only guards those in flight.
@@ -1251,6 +1251,7 @@ export class Runtime {
                 leaseMs: model.config.review.leaseMs,
                 ...(ctx.observation?.requestedBy ? { requestedBy: ctx.observation.requestedBy } : {}),
                 plan: ctx.plan,
+                ...(ctx.edits?.length ? { proposedPlan: ctx.proposedPlan ?? undefined, edits: ctx.edits } : {}),
                 decision: ctx.decision,
                 observation: ctx.observation,
                 openedAt: this.clock.now(),
@@ -1316,7 +1317,14 @@ export class Runtime {
     } else {
       const n = next as CaseContext;
       const from = (prev as CaseContext | undefined)?.history.length ?? 0;
-      for (const h of n.history.slice(from)) out.push({ at: h.at, kind: `case.${h.kind}`, actor: cell.id, by: h.by ?? 'runtime', data: { tier: h.tier, ...(h.note ? { note: h.note } : {}) } });
+      for (const h of n.history.slice(from)) {
+        // A modification is audited with what it changed and whose approvals it discarded, not only its note.
+        const edit = h.kind === 'modified' ? n.edits?.at(-1) : undefined;
+        const change = edit ? { diff: edit.diff, ...(edit.discardedApprovals ? { discardedApprovals: edit.discardedApprovals } : {}) } : {};
+        // A lease that ran out is nobody's act: the runtime's, naming whose claim it ended.
+        const lapsed = h.kind === 'lease-expired';
+        out.push({ at: h.at, kind: `case.${h.kind}`, actor: cell.id, by: lapsed ? 'runtime' : (h.by ?? 'runtime'), data: { tier: h.tier, ...(h.note ? { note: h.note } : {}), ...(lapsed && h.by ? { holder: h.by } : {}), ...change } });
+      }
     }
     return out;
   }

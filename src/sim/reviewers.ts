@@ -218,7 +218,7 @@ export class ReviewerPool {
         const plan = await this.#planOf(caseId).finally(() => this.#inflight--);
         const edited = plan ? editPlan(plan) : null;
         if (edited) {
-          await this.#command(r, caseId, 'handoff.case.modify', { plan: edited, comment: 'reduced to what the evidence supports' });
+          await this.#command(r, caseId, 'handoff.case.modify', { actions: edited, comment: 'reduced to what the evidence supports' });
           this.decisions.modify++;
         } else {
           await this.#command(r, caseId, 'handoff.case.approve', {});
@@ -241,14 +241,16 @@ export class ReviewerPool {
   }
 }
 
-/** A reviewer's edit: the first numeric argument above 1 scaled down by a fifth. */
-export function editPlan(plan: Plan): Plan | null {
+/**
+ * A reviewer's edit, as the modify command's `actions`: the first numeric argument above 1 scaled
+ * down by a fifth (the other arguments as they are).
+ */
+export function editPlan(plan: Plan): { type: string; args: Record<string, unknown> }[] | null {
   for (const [i, a] of plan.actions.entries()) {
     for (const [k, v] of Object.entries(a.args)) {
       if (typeof v === 'number' && v > 1 && k !== 'from') {
         const scaled = Number.isInteger(v) ? Math.max(1, Math.floor(v * 0.8)) : Math.round(v * 80) / 100;
-        const actions = plan.actions.map((x, j) => (j === i ? { ...x, args: { ...x.args, [k]: scaled } } : x));
-        return { ...plan, id: `${plan.id}.edited`, actions, rationale: `${plan.rationale} (reviewer reduced ${k} from ${v} to ${scaled})` };
+        return plan.actions.map((x, j) => ({ type: x.type, args: j === i ? { ...x.args, [k]: scaled } : x.args }));
       }
     }
   }

@@ -50,8 +50,15 @@ export interface Fixtures {
   requestedBy: string | null;
   /** One plan per reachable gate branch. */
   plans: Record<PlanClass, Plan>;
-  /** A reviewer's edit of each plan (same gate branch, new id). */
-  modified: Record<PlanClass, Plan>;
+  /**
+   * Reviewer edits of each plan, by the gate branch the edited plan takes when it is gated again:
+   * `regated['review:1']['review:2']` is the review-1 plan with one argument changed so that it
+   * needs tier 2 (an amount raised past a review limit, say). Only arguments change: the planner's
+   * id, rationale, confidence and risk stay, as the runtime enforces.
+   */
+  regated: Record<PlanClass, Record<PlanClass, Plan>>;
+  /** The modify command's `actions` for each plan: the edit that keeps its branch, else any edit. */
+  edits: Record<PlanClass, { type: string; args: Record<string, unknown> }[]>;
   /** A plan a reviewer might send that breaks the plan contract (an unknown action). */
   invalidPlan: unknown;
   reviewers: TierReviewers[];
@@ -260,8 +267,15 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
   if (expiry.fallback === 'safeAction' && !(await isUsable(expiry.action)))
     warnings.push(`policy.onExpiry: the safe action '${expiry.action.type}' does not succeed against the model's handlers`);
 
-  const modified: Record<PlanClass, Plan> = {};
-  for (const [cls, p] of Object.entries(plans)) modified[cls] = { ...p, id: `${p.id}.modified`, rationale: `${p.rationale} Edited by a reviewer.` };
+  const regated: Fixtures['regated'] = {};
+  const edits: Fixtures['edits'] = {};
+  for (const [cls, p] of Object.entries(plans)) {
+    const byTarget = reviewerEdits(model, p, (edited) => classOf(model.gate(edited, main.observation)));
+    regated[cls] = sortKeys(Object.fromEntries([...byTarget].map(([target, actions]) => [target, { ...p, actions }])));
+    const keep = byTarget.get(cls) ?? [...byTarget.values()][0];
+    if (keep) edits[cls] = keep.map((a) => ({ type: a.type, args: a.args }));
+    else if (cls.startsWith('review:')) warnings.push(`modify: no argument of the '${cls}' plan can be edited validly; its modify paths are not generated`);
+  }
   const reference = plans['review:1'] ?? Object.values(plans)[0]!;
   const invalidPlan = { ...reference, id: `${reference.id}.invalid`, actions: [{ type: '__not_an_action__', args: {} }] };
 
@@ -279,7 +293,8 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
     observation: main.observation,
     requestedBy,
     plans: sortKeys(plans),
-    modified: sortKeys(modified),
+    regated: sortKeys(regated),
+    edits: sortKeys(edits),
     invalidPlan,
     reviewers,
     operator,
@@ -292,6 +307,10 @@ function tierReviewers(model: LoadedModel, tier: TierSpec, index: number, reques
     .filter((r) => r.id !== requestedBy && r.roles.some((role) => tier.roles.includes(role)))
     .map((r) => ({ id: r.id, roles: [...r.roles] }));
   for (let n = 1; allowed.length < 2; n++) allowed.push({ id: `qa-${tier.roles[0]}-${n}`, roles: [tier.roles[0]!] });
+  // Ordered steps: at least two holders of each step's roles (one approves, one is the other kind of principal).
+  for (const step of tier.steps ?? [])
+    for (let n = 1; allowed.filter((r) => r.roles.some((role) => step.roles.includes(role))).length < 2; n++)
+      if (!allowed.some((r) => r.id === `qa-${step.roles[0]}-${n}`)) allowed.push({ id: `qa-${step.roles[0]}-${n}`, roles: [step.roles[0]!] });
   const other = model.config.reviewers.find((r) => r.id !== requestedBy && !r.roles.some((role) => tier.roles.includes(role)));
   const outsider: Reviewer = other ? { id: other.id, roles: [...other.roles] } : { id: `qa-outsider-t${index + 1}`, roles: ['qa-outsider'] };
   return { allowed, outsider };
@@ -328,7 +347,7 @@ export function identify(model: LoadedModel, fx: Fixtures, tier: number, id: str
 export function commandPayload(fx: Fixtures, type: string, cls: PlanClass, invalid = false): Record<string, unknown> {
   switch (type) {
     case 'modify':
-      return { plan: invalid ? fx.invalidPlan : (fx.modified[cls] ?? Object.values(fx.modified)[0]), comment: 'edited by a test reviewer' };
+      return { actions: invalid ? [{ type: '__not_an_action__', args: {} }] : (fx.edits[cls] ?? Object.values(fx.edits)[0]), comment: 'edited by a test reviewer' };
     case 'reject':
       return { reason: 'rejected by a test reviewer' };
     case 'escalate':
@@ -340,4 +359,45 @@ export function commandPayload(fx: Fixtures, type: string, cls: PlanClass, inval
     default:
       return {};
   }
+}
+
+/**
+ * Reviewer edits of `plan`, one per gate branch they lead to (`branchOf`): single-argument changes
+ * (a number lowered or raised, set at and just past each limit of the policy, a flag flipped, a text
+ * extended) that the action's schema accepts, as the runtime applies them. First found per branch.
+ */
+export function reviewerEdits(model: LoadedModel, plan: Plan, branchOf: (edited: Plan) => PlanClass): Map<PlanClass, PlannedAction[]> {
+  const limits = model.config.policy.limits;
+  const tweaks = (type: string, key: string, v: unknown): unknown[] => {
+    if (typeof v === 'number') {
+      const bounds = limits.filter((l) => l.action === type && l.arg === key).flatMap((l) => [l.reviewAbove, l.denyAbove].filter((b): b is number => b !== undefined).flatMap((b) => [b, b + 1]));
+      return Number.isInteger(v) ? [v - 1, Math.floor(v / 2), v + 1, ...bounds] : [Math.round(v * 50) / 100, Math.round((v - 0.01) * 100) / 100, ...bounds];
+    }
+    if (typeof v === 'boolean') return [!v];
+    if (typeof v === 'string') return [`${v} (edited)`, `${v}x`];
+    return [];
+  };
+  const found = new Map<PlanClass, PlannedAction[]>();
+  for (const [i, action] of plan.actions.entries())
+    for (const [key, value] of Object.entries(action.args))
+      for (const next of tweaks(action.type, key, value)) {
+        const sent = plan.actions.map((a, j) => ({ type: a.type, args: j === i ? { ...a.args, [key]: next } : a.args }));
+        let actions: PlannedAction[];
+        try {
+          actions = model.editActions(plan, sent);
+        } catch {
+          continue; // not a valid value for this argument
+        }
+        if (JSON.stringify(actions) === JSON.stringify(plan.actions)) continue;
+        const branch = branchOf({ ...plan, actions });
+        if (!found.has(branch)) found.set(branch, actions);
+      }
+  return found;
+}
+
+/** The gate branch whose fixture plan `plan` is (same id and actions), or null for an edited plan. */
+export function fixtureClassOf(fx: Pick<Fixtures, 'plans'>, plan: Plan | null): PlanClass | null {
+  if (!plan) return null;
+  const same = Object.entries(fx.plans).find(([, p]) => p.id === plan.id && JSON.stringify(p.actions) === JSON.stringify(plan.actions));
+  return same ? same[0] : null;
 }

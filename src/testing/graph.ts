@@ -16,11 +16,11 @@ import { getAdjacencyMap, getShortestPaths, getSimplePaths } from 'xstate/graph'
 import type { CaseInput, CaseResolution } from '../contracts/review-case.ts';
 import type { Reviewer } from '../contracts/reviewer-command.ts';
 import { agentMachineFor, type AgentContext } from '../machines/agent.ts';
-import { explainCaseRejection, reviewCaseMachine, type CaseContext } from '../machines/review-case.ts';
+import { caseRules, explainCaseRejection, reviewCaseMachine, type CaseContext } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
-import { classOf, commandPayload, identify, type Fixtures, type PlanClass } from './fixtures.ts';
+import { classOf, commandPayload, fixtureClassOf, identify, type Fixtures, type PlanClass } from './fixtures.ts';
 import { declaredStates, declaredTransitions, stateName, TransitionRecorder, type StepTrace } from './machine-walk.ts';
-import { agentFeatures, caseFeatures, type Action, type Expectation } from './steps.ts';
+import { agentFeatures, caseFeatures, planLabel, type Action, type Expectation } from './steps.ts';
 
 export type PathMode = 'shortest' | 'simple';
 export type MachineKind = 'agent' | 'case';
@@ -167,7 +167,9 @@ function agentAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet): A
         out.push({ type: 'case.resolved', resolution: res('approved'), at, qa: { do: 'resolve', outcome: 'approved' } });
         out.push({ type: 'case.resolved', resolution: res('rejected', { reason: 'rejected by a test reviewer' }), at, qa: { do: 'resolve', outcome: 'rejected' } });
         out.push({ type: 'case.resolved', resolution: res('expired', { tier: tiers.length }), at, qa: { do: 'resolve', outcome: 'expired' } });
-        for (const [cls, plan] of Object.entries(fx.modified))
+        // Reviewers edit arguments of the plan under review; the edited plan is gated again.
+        const source = fixtureClassOf(fx, c.plan);
+        for (const [cls, plan] of Object.entries(source ? (fx.regated[source] ?? {}) : {}))
           out.push({ type: 'case.resolved', resolution: res('modified', { plan }), at, qa: { do: 'resolve', outcome: 'modified', plan: cls } });
       }
       if (!e && caseId && value === 'awaitingOperator' && c.plan) {
@@ -183,11 +185,11 @@ function agentAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet): A
       const value = stateName(s);
       const eff = c.effect ? `${c.effect.kind}${c.effect.operator ? '!' : ''}` : '-';
       if (coarse) {
-        const family = c.plan ? (c.plan.id.endsWith('.fallback') ? 'fallback' : c.plan.id.endsWith('.modified') ? 'modified' : 'plan') : '-';
+        const family = c.plan ? (c.plan.id.endsWith('.fallback') ? 'fallback' : fixtureClassOf(fx, c.plan) === null ? 'modified' : 'plan') : '-';
         return [value, c.step, c.compensateStep, eff, family, Math.min(c.caseIds.length, 2), c.outcome ?? '-'].join('|');
       }
       const decision = c.decision ? classOf(c.decision) : '-';
-      return [value, c.attempt, c.step, c.compensateStep, eff, decision, c.approvedTier, c.resolution ?? '-', Math.min(c.caseIds.length, 3), c.timers.retry !== undefined ? 'T' : '-', c.plan?.id ?? '-', c.outcome ?? '-'].join('|');
+      return [value, c.attempt, c.step, c.compensateStep, eff, decision, c.approvedTier, c.resolution ?? '-', Math.min(c.caseIds.length, 3), c.timers.retry !== undefined ? 'T' : '-', planLabel(c.plan) ?? '-', c.outcome ?? '-'].join('|');
     },
     features: (s) => ({ ...agentFeatures(s.context as AgentContext) }),
     branches(prev, event, next) {
@@ -243,7 +245,7 @@ function caseAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet, sta
       const out: Labeled[] = [];
       const value = stateName(s);
       if (value === 'queued') {
-        const claimant = reviewersOf(c).allowed.find((r) => !c.approvals.includes(r.id));
+        const claimant = reviewersOf(c).allowed.find((r) => !c.approvals.includes(r.id) && caseRules.hasStepRole(c, r));
         if (claimant) {
           out.push(cmd('claim', claimant, t));
           out.push(cmd('escalate', claimant, t, payload('escalate', c)));
@@ -275,10 +277,16 @@ function caseAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet, sta
         return out;
       }
       if (value === 'queued') {
-        const claimant = allowed.find((r) => !c.approvals.includes(r.id));
+        const claimant = allowed.find((r) => !c.approvals.includes(r.id) && caseRules.hasStepRole(c, r));
         judge(cmd('claim', reviewersOf(c).outsider, t));
         const req = requester(c);
-        if (req) judge(cmd('claim', req, t));
+        if (req) {
+          judge(cmd('claim', req, t));
+          judge(cmd('escalate', req, t, payload('escalate', c)));
+        }
+        // Ordered steps: a holder of another step's role only, before their step.
+        const offStep = allowed.find((r) => !c.approvals.includes(r.id) && !caseRules.hasStepRole(c, r));
+        if (offStep) judge(cmd('claim', offStep, t));
         const previous = c.approvals[0];
         if (previous) judge(cmd('claim', find(c, previous), t));
         if (claimant) {
@@ -289,8 +297,12 @@ function caseAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet, sta
         const other = allowed.find((r) => r.id !== c.claim!.reviewer && !c.approvals.includes(r.id));
         if (other) {
           judge(cmd('claim', other, t));
-          judge(cmd('approve', other, t, payload('approve', c)));
+          for (const type of ['approve', 'modify', 'reject', 'renew', 'release', 'escalate']) judge(cmd(type, other, t, payload(type, c)));
         }
+        const req = requester(c);
+        if (req) judge(cmd('escalate', req, t, payload('escalate', c)));
+        const earlier = c.approvals[0];
+        if (earlier && earlier !== c.claim.reviewer) judge(cmd('approve', find(c, earlier), t, payload('approve', c)));
         out.push({ action: { do: 'modify', by: c.claim.reviewer, invalid: true }, event: null, code: 'contract.invalid' });
       }
       return out;
@@ -312,7 +324,8 @@ function caseAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet, sta
       const out: string[] = [];
       if (n.tier > p.tier) out.push(`escalated out of tier ${p.tier} by ${event.type}`);
       if (next.status === 'done' && prev.status !== 'done') out.push(`${n.resolution?.outcome} at tier ${n.tier}`);
-      if (event.type === 'claim' && n.approvals.length > 0) out.push(`second claim on four-eyes tier ${n.tier}`);
+      if (event.type === 'claim' && n.approvals.length > 0) out.push(`claim for approval ${n.approvals.length + 1} at tier ${n.tier}`);
+      if (event.type === 'modify' && (n.edits?.at(-1)?.discardedApprovals?.length ?? 0) > 0) out.push(`modification discards earlier approvals at tier ${n.tier}`);
       return out;
     },
   };

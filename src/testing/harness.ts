@@ -16,14 +16,14 @@ import { SCHEMA_VERSION } from '../contracts/envelope.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import type { Reviewer } from '../contracts/reviewer-command.ts';
 import type { AgentContext } from '../machines/agent.ts';
-import type { CaseContext } from '../machines/review-case.ts';
+import { approvalSteps, type CaseContext } from '../machines/review-case.ts';
 import { loadModel, type LoadedModel } from '../models/loader.ts';
 import { verifyAudit } from '../runtime/audit-log.ts';
 import { SimulatedClock } from '../runtime/clock.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import { Runtime, type ActorView } from '../runtime/runtime.ts';
 import { LevelWorld } from '../runtime/world.ts';
-import { classOf, commandPayload, DEFAULT_OPERATOR_TIER, identify, type Fixtures, type PlanClass } from './fixtures.ts';
+import { classOf, commandPayload, DEFAULT_OPERATOR_TIER, fixtureClassOf, identify, type Fixtures, type PlanClass } from './fixtures.ts';
 import { EffectGates, scriptedModel, scriptedPlanner, type GatedKind } from './scripted-model.ts';
 import { agentFeatures, caseFeatures, describeAction, type Action, type Expectation } from './steps.ts';
 
@@ -345,16 +345,22 @@ export class Scenario {
     switch (outcome) {
       case 'approved':
       case 'modified': {
-        await send('claim', first);
-        if (outcome === 'approved') await send('approve', first, { comment: 'checked by a test reviewer' });
-        else {
-          const plan = planClass ? fx.modified[planClass] : undefined;
-          if (!plan) throw new HarnessError(`no fixture edit for gate branch '${planClass}'`);
-          await send('modify', first, { plan, comment: 'edited by a test reviewer' });
-        }
-        if (spec.fourEyes) {
-          await send('claim', second);
-          await send('approve', second, { comment: 'second approval by a test reviewer' });
+        // One distinct reviewer per approval step, in order; the first approves or edits.
+        const steps = approvalSteps(operator ? opTier : spec);
+        const used: string[] = [];
+        for (const [k, step] of steps.entries()) {
+          const r = people.find((x) => !used.includes(x.id) && x.roles.some((role) => step.roles.includes(role)));
+          if (!r) throw new HarnessError(`no reviewer left for approval ${k + 1} (${step.roles.join(', ')}) at tier ${c.tier} of ${caseId}`);
+          used.push(r.id);
+          await send('claim', r);
+          if (k > 0 || outcome === 'approved') await send('approve', r, { comment: k > 0 ? `approval ${k + 1} by a test reviewer` : 'checked by a test reviewer' });
+          else {
+            const source = fixtureClassOf(fx, c.plan);
+            const edited = source && planClass ? fx.regated[source]?.[planClass] : undefined;
+            if (!edited) throw new HarnessError(`no fixture edit of the '${source ?? 'edited'}' plan that leads to gate branch '${planClass}'`);
+            const actions = edited.actions.map((a) => ({ type: a.type, args: a.args }));
+            await send('modify', r, { actions, comment: 'edited by a test reviewer' });
+          }
         }
         return;
       }

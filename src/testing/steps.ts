@@ -88,8 +88,19 @@ export function agentFeatures(c: AgentContext): AgentFeatures {
     outcome: c.outcome,
     effect: c.effect ? `${c.effect.kind}${c.effect.operator ? ':operator' : ''}` : null,
     timers: timerNames(c.timers),
-    plan: c.plan?.id ?? null,
+    plan: planLabel(c.plan),
   };
+}
+
+/**
+ * A plan's id with a fingerprint of its actions (a reviewer's edit keeps the id):
+ * `ep-1.plan-review1~3f9a2c`. Paths compare plans by it, so running other arguments fails a path.
+ */
+export function planLabel(plan: { id: string; actions: unknown[] } | null | undefined): string | null {
+  if (!plan) return null;
+  let h = 0x811c9dc5;
+  for (const ch of JSON.stringify(plan.actions)) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return `${plan.id}~${h.toString(16).padStart(8, '0').slice(0, 6)}`;
 }
 
 export function caseFeatures(c: CaseContext): CaseFeatures {

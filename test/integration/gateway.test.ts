@@ -345,23 +345,23 @@ describe('gateway: authentication, authorisation and bad input', () => {
     const claim = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.claim', { expectedVersion: view.json.case.seq }) });
     expect(claim.status).toBe(200);
     const p = claim.json.case.plan;
-    const plan = { id: `${p.id}.r1`, planner: p.planner, confidence: p.confidence, rationale: p.rationale, risk: p.risk, citedInputs: p.citedInputs, actions: p.actions.map((a: any) => ({ type: a.type, args: { ...a.args }, ...(a.description ? { description: a.description } : {}) })) };
+    const plan = { actions: p.actions.map((a: any) => ({ type: a.type, args: { ...a.args } })) };
     const original = ((await running.runtime.get(c.id))!.context as CaseContext).plan.actions[0]!.args;
     // Changing a hidden value is refused.
     const sneaky = structuredClone(plan);
     sneaky.actions[0].args.iban = 'DE00123456781234567890';
-    const refused = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.modify', { plan: sneaky, comment: 'x', expectedVersion: claim.json.case.seq }) });
+    const refused = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.modify', { actions: sneaky.actions, comment: 'x', expectedVersion: claim.json.case.seq }) });
     expect(refused.status).toBe(403);
     expect(refused.json.error.code).toBe('auth.sensitive_field');
     // An invalid amount is refused with the path of the field (server-side schema check).
     const invalid = structuredClone(plan);
     invalid.actions[0].args.amount = -5;
-    const bad = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.modify', { plan: invalid, comment: 'x', expectedVersion: claim.json.case.seq }) });
+    const bad = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.modify', { actions: invalid.actions, comment: 'x', expectedVersion: claim.json.case.seq }) });
     expect(bad.status).toBe(400);
-    expect(bad.json.error.details.path).toBe('plan.actions.0.args.amount');
+    expect(bad.json.error.details.path).toBe('actions.0.args.amount');
     const amount = Math.max(0.01, Math.round((original.amount as number) * 50) / 100);
     plan.actions[0].args.amount = amount;
-    const mod = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.modify', { plan, comment: 'half: partial damage only', expectedVersion: claim.json.case.seq }) });
+    const mod = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.modify', { actions: plan.actions, comment: 'half: partial damage only', expectedVersion: claim.json.case.seq }) });
     expect(mod.status, JSON.stringify(mod.json)).toBe(200);
     expect(mod.json.case.state).toBe('modified');
     const after = (await running.runtime.get(c.id))!.context as CaseContext;

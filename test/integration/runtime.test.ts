@@ -196,7 +196,9 @@ describe('review path', () => {
     else first.args.reason = `${String(first.args.reason)} (edited by the reviewer)`;
     expect(env.model.validatePlan(edited)).toBeTruthy();
 
-    const ack = await env.rt.command(cmd('modify', caseId, LEAD, { plan: edited, comment: 'halve it: partial goodwill refund' }));
+    const ack = await env.rt.command(cmd('modify', caseId, LEAD, { actions: edited.actions.map((a) => ({ type: a.type, args: a.args })), comment: 'halve it: partial goodwill refund' }));
+    // The edited action is described again from its new arguments; the rest is the planner's.
+    first.description = first.type === 'issueRefund' ? `Refund €${(first.args.amount as number).toFixed(2)} to the IBAN on file` : `Record the refund as declined: ${String(first.args.reason)}`;
     expect(ack).toMatchObject({ state: 'modified', status: 'done' });
     const c = await env.rt.get(caseId);
     expect(c).toMatchObject({ state: 'modified', status: 'done' });
@@ -312,10 +314,10 @@ describe('command boundary: refused commands change nothing', () => {
     const plan = structuredClone(caseCtx(await env.rt.get(caseId)).plan);
     const badArgs = plan.actions[0]!.type === 'issueRefund' ? { ...plan.actions[0]!.args, amount: -5 } : { ...plan.actions[0]!.args, orderId: '' };
     plan.actions[0]!.args = badArgs;
-    err = await refused(env, caseId, cmd('modify', caseId, LEAD, { plan, comment: 'broken edit' }));
+    err = await refused(env, caseId, cmd('modify', caseId, LEAD, { actions: plan.actions.map((a) => ({ type: a.type, args: a.args })), comment: 'broken edit' }));
     expect(err).toBeInstanceOf(ContractError);
     expect(err.code).toBe('contract.invalid');
-    expect((err as ContractError).path.startsWith('plan.actions.0.args')).toBe(true);
+    expect((err as ContractError).path.startsWith('actions.0.args')).toBe(true);
 
     // A refused command id is not burnt: the same id works once the command is valid.
     const approve = cmd('approve', caseId, LEAD2);

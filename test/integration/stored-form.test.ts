@@ -133,7 +133,8 @@ describe('listing the live actors', () => {
     const modified = await openCase(env, 'ep-live-mod');
     await env.rt.command(cmd('claim', modified, LEAD));
     const plan = caseCtx(await env.rt.get(modified)).plan;
-    await env.rt.command(cmd('modify', modified, LEAD, { plan: { ...plan, rationale: `${plan.rationale} (amended)` }, comment: 'amended' }));
+    const amended = plan.actions.map((a, i) => ({ type: a.type, args: i === 0 && typeof a.args.amount === 'number' ? { ...a.args, amount: Math.max(0.01, Math.round(a.args.amount * 50) / 100) } : i === 0 ? { ...a.args, reason: `${String(a.args.reason)} (amended)` } : a.args }));
+    await env.rt.command(cmd('modify', modified, LEAD, { actions: amended, comment: 'amended' }));
     const decided = await openCase(env, 'ep-live-done');
     await env.rt.command(cmd('claim', decided, LEAD));
     await env.rt.command(cmd('approve', decided, LEAD));

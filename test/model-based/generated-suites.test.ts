@@ -89,7 +89,8 @@ describe('generated suites of the shipped models', () => {
         '(root) --timer.resolve#1--> expired',
         'claimed --timer.lease#0--> queued', // lease expiry
         'claimed --approve#0--> queued', // first of two approvals (four eyes)
-        'claimed --modify#0--> queued',
+        'claimed --modify#0--> modified', // an edit on a one-approval tier is that approval
+        'claimed --modify#1--> queued', // an edit on a four-eyes tier restarts the approvals
         'compensating --compensation.done#0--> compensating', // saga: several steps undone
         'compensating --compensation.failed#1--> awaitingOperator',
       ])
@@ -107,6 +108,18 @@ describe('generated suites of the shipped models', () => {
       }
       expect([...escalatedFrom].sort(), m).toEqual([1, 2]);
       expect([...expiredAt], m).toEqual([3]);
+      // Four eyes after a modification: an approval, then another reviewer's edit, which discards it.
+      const fourEyesAfterModify = all.some((p) => {
+        let approvedBy: string | null = null;
+        return p.steps.some((s) => {
+          if (s.action.do === 'approve' && s.expect.state === 'queued') approvedBy = s.action.by;
+          return s.action.do === 'modify' && approvedBy !== null && s.action.by !== approvedBy && s.expect.state === 'queued' && JSON.stringify(s.expect.approvals) === JSON.stringify([s.action.by]);
+        });
+      });
+      expect(fourEyesAfterModify, `${m}: a path where an edit after a first approval discards it`).toBe(true);
+      // The requester may not escalate their own case (separation of duties), asserted as a refusal.
+      const refusals = all.flatMap((p) => p.steps.filter((s) => s.action.do === 'escalate' && s.expect.refused?.rule === 'separation-of-duties'));
+      expect(refusals.length, `${m}: escalate by the requester refused`).toBeGreaterThan(0);
     }
   });
 

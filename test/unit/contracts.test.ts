@@ -163,7 +163,7 @@ const COMMANDS: Record<ReviewerCommandType, () => Record<string, unknown>> = {
   'handoff.case.release': () => ({ type: 'handoff.case.release', ...commandBase(), reason: 'lunch' }),
   'handoff.case.renew': () => ({ type: 'handoff.case.renew', ...commandBase() }),
   'handoff.case.approve': () => ({ type: 'handoff.case.approve', ...commandBase(), comment: 'ok' }),
-  'handoff.case.modify': () => ({ type: 'handoff.case.modify', ...commandBase(), plan: plan(), comment: 'lower amount' }),
+  'handoff.case.modify': () => ({ type: 'handoff.case.modify', ...commandBase(), actions: plan().actions.map((a) => ({ type: a.type, args: a.args })), comment: 'lower amount' }),
   'handoff.case.reject': () => ({ type: 'handoff.case.reject', ...commandBase(), reason: 'fraud' }),
   'handoff.case.escalate': () => ({ type: 'handoff.case.escalate', ...commandBase(), reason: 'too large' }),
 };
@@ -352,7 +352,7 @@ describe('invalid inputs name the exact bad field', () => {
     for (const [schema, input] of [
       [CaseInput, setAt(caseInput(), 'plan.actions.0.type', '')],
       [ModelConfig, setAt(modelConfig(), 'policy.tierRiskBounds', [])],
-      [ReviewerCommand, setAt(COMMANDS['handoff.case.modify'](), 'plan.confidence', 7)],
+      [ReviewerCommand, setAt(COMMANDS['handoff.case.modify'](), 'actions.0.type', 7)],
       [Envelope, setAt(envelopeMsg(), 'schemaVersion', 99)],
     ] as const) {
       // Drop defaulted fields so a mutating parser would visibly add them back.
@@ -429,13 +429,31 @@ describe('ReviewerCommand', () => {
     expect(err.message).toContain('an escalation needs a reason');
   });
 
-  it('rejects a modify with an invalid plan at the plan field', () => {
+  it('rejects a modify with invalid actions at the field, and any planner field in an action (rationale, description)', () => {
     const modify = COMMANDS['handoff.case.modify'];
-    expectInvalid(ReviewerCommand, setAt(modify(), 'plan.confidence', 1.01), 'ReviewerCommand', 'plan.confidence');
-    expectInvalid(ReviewerCommand, setAt(modify(), 'plan.actions', []), 'ReviewerCommand', 'plan.actions');
-    expectInvalid(ReviewerCommand, setAt(modify(), 'plan.actions.0.type', ''), 'ReviewerCommand', 'plan.actions.0.type');
-    expectInvalid(ReviewerCommand, setAt(modify(), 'plan.risk.score', 'low'), 'ReviewerCommand', 'plan.risk.score');
-    expectInvalid(ReviewerCommand, setAt(modify(), 'plan', undefined), 'ReviewerCommand', 'plan');
+    expectInvalid(ReviewerCommand, setAt(modify(), 'actions', []), 'ReviewerCommand', 'actions');
+    expectInvalid(ReviewerCommand, setAt(modify(), 'actions.0.type', ''), 'ReviewerCommand', 'actions.0.type');
+    expectInvalid(ReviewerCommand, setAt(modify(), 'actions.0.args', 'all of it'), 'ReviewerCommand', 'actions.0.args');
+    expectInvalid(ReviewerCommand, setAt(modify(), 'actions.0.description', 'Refund €15.00'), 'ReviewerCommand', 'actions.0');
+    expectInvalid(ReviewerCommand, setAt(modify(), 'actions', undefined), 'ReviewerCommand', 'actions');
+  });
+
+  it('rejects blank reasons and comments (whitespace only), and text over 4,000 characters', () => {
+    for (const blank of [' ', '\t\n ', '\u00a0\u2003']) {
+      expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.reject'](), reason: blank }, 'ReviewerCommand', 'reason');
+      expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.escalate'](), reason: blank }, 'ReviewerCommand', 'reason');
+      expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.modify'](), comment: blank }, 'ReviewerCommand', 'comment');
+    }
+    expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.reject'](), reason: 'x'.repeat(4001) }, 'ReviewerCommand', 'reason');
+    expect(ReviewerCommand.safeParse({ ...COMMANDS['handoff.case.reject'](), reason: 'x'.repeat(4000) }).success).toBe(true);
+  });
+
+  it('bounds command and case ids: at most 200 printable characters, no NUL, controls, spaces or bidi overrides', () => {
+    for (const bad of ['x'.repeat(201), 'x'.repeat(10_000), 'a\u0000b', 'a b', 'a\nb', 'a\u202eb', 'a\u200bb']) {
+      expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.approve'](), commandId: bad }, 'ReviewerCommand', 'commandId');
+      expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.approve'](), caseId: bad }, 'ReviewerCommand', 'caseId');
+    }
+    expect(ReviewerCommand.safeParse({ ...COMMANDS['handoff.case.approve'](), commandId: 'web:r-amelie:' + 'x'.repeat(180) }).success).toBe(true);
   });
 
   it('rejects a modify without a comment', () => {

@@ -297,8 +297,9 @@ async function simulate(opts: { episodes: number; driftAfter: number; wrongShare
         await cmd('handoff.case.approve', caseId, A);
         await secondApprovalIfNeeded(caseId);
       }
-    } else if (drawFor(opts.seed, 'fix', caseId) < 0.5) {
-      await cmd('handoff.case.modify', caseId, A, { plan: { ...right, id: `${c.plan.id}.fixed`, planner: 'reviewer/rev-a' }, comment: 'wrong decision: replaced by the policy outcome' });
+    } else if (drawFor(opts.seed, 'fix', caseId) < 0.5 && right.actions.length === c.plan.actions.length && right.actions.every((a, i) => a.type === c.plan.actions[i]!.type)) {
+      // A reviewer edits arguments only; a plan with other actions can only be rejected.
+      await cmd('handoff.case.modify', caseId, A, { actions: right.actions.map((a) => ({ type: a.type, args: a.args })), comment: 'wrong decision: arguments set to the policy outcome' });
       await secondApprovalIfNeeded(caseId);
     } else await cmd('handoff.case.reject', caseId, A, { reason: 'wrong amount / not entitled' });
   };
@@ -372,7 +373,9 @@ async function simulate(opts: { episodes: number; driftAfter: number; wrongShare
   for (const ep of executed) {
     const rec = await store.load(ep);
     const plan = rec ? (rec.snapshot as { context: { plan: Plan | null } }).context.plan : null;
-    if (plan && wrong.has(plan.id) && tightenedPlans.has(plan.id)) wrongExecutedAfter++;
+    // A plan keeps its id when a reviewer corrects its arguments: wrong is what differs from the right plan.
+    const right = correct.get(ep);
+    if (plan && wrong.has(plan.id) && tightenedPlans.has(plan.id) && (!right || !same(plan, right))) wrongExecutedAfter++;
   }
   expect(sawTightenedAudit).toBe(t !== null);
   const persisted = await DriftMonitor.load(store);

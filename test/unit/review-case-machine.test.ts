@@ -10,6 +10,7 @@ import { createActor, type Actor } from 'xstate';
 import { getShortestPaths } from 'xstate/graph';
 import { describe, expect, it } from 'vitest';
 import type { CaseInput, TierSpec } from '../../src/contracts/review-case.ts';
+import type { PlannedAction } from '../../src/contracts/plan.ts';
 import type { Reviewer } from '../../src/contracts/reviewer-command.ts';
 import { explainCaseRejection, reviewCaseMachine, type CaseContext, type CaseEvent } from '../../src/machines/review-case.ts';
 import { Coverage, T0, declaredTransitions, mkAction, mkObservation, mkPlan, review, stateIds } from './fixtures.ts';
@@ -23,7 +24,7 @@ const TIERS: TierSpec[] = [
 ];
 const LEASE_MS = 45_000;
 const PLAN = mkPlan('plan-1');
-const NEW_PLAN = mkPlan('plan-1.modified', [mkAction('refund', { amount: 20 })]);
+const NEW_PLAN = mkPlan('plan-1', [mkAction('refund', { amount: 20 })]);
 const DECISION = review(1);
 
 const R = {
@@ -61,7 +62,7 @@ type Command = 'claim' | 'release' | 'renew' | 'approve' | 'modify' | 'reject' |
 function command(type: Command, reviewer: Reviewer, at: number): CaseEvent {
   switch (type) {
     case 'modify':
-      return { type, reviewer, plan: NEW_PLAN, comment: 'refund the full amount', at };
+      return { type, reviewer, actions: NEW_PLAN.actions, comment: 'refund the full amount', at };
     case 'reject':
       return { type, reviewer, reason: 'not covered by policy', at };
     case 'escalate':
@@ -298,6 +299,7 @@ describe('review case: decisions', () => {
       tier: 1,
       decidedBy: ['bob'],
       reason: 'refund the full amount',
+      edits: [{ by: 'bob', at: T0 + 5_000, tier: 1, note: 'refund the full amount', diff: [{ path: 'actions.0.args.amount', from: 50, to: 20 }] }],
       at: T0 + 5_000,
     });
     expect(c.lastHistory()).toEqual({ at: T0 + 5_000, kind: 'modified', tier: 1, by: 'bob', note: 'refund the full amount' });
@@ -441,7 +443,7 @@ describe('review case: four-eyes (tier 3)', () => {
     expect(c.ctx.claim).toBeNull();
     expect(c.ctx.resolution).toBeNull();
     expect(c.ctx.timers).toEqual({ resolve: T0 + 60_000 });
-    expect(c.lastHistory()).toEqual({ at: T0 + 2_000, kind: 'approved', tier: 3, by: 'erin', note: 'first of two approvals' });
+    expect(c.lastHistory()).toEqual({ at: T0 + 2_000, kind: 'approved', tier: 3, by: 'erin', note: 'approval 1 of 2' });
     c.cannot('claim', R.erin, 'four-eyes', true);
     c.cannot('claim', R.alice, 'separation-of-duties', true);
     c.do('claim', R.frank, T0 + 3_000).do('approve', R.frank, T0 + 4_000);
@@ -487,9 +489,20 @@ describe('review case: four-eyes (tier 3)', () => {
     expect(c.state).toBe('modified');
   });
 
-  it('approve then modify → modified, decided by both', () => {
-    const c = new Case({ tier: 3 }).do('claim', R.erin).do('approve', R.erin).do('claim', R.frank).do('modify', R.frank);
-    expect(c.ctx.resolution).toMatchObject({ outcome: 'modified', plan: NEW_PLAN, decidedBy: ['erin', 'frank'], reason: 'refund the full amount' });
+  // Four eyes cannot be bypassed by a modification: the second reviewer's edit discards the first
+  // approval (it approved another plan), and the edited plan needs its own second approver.
+  it('approve then modify → back to the queue; the edit needs a second, different approver', () => {
+    const c = new Case({ tier: 3 }).do('claim', R.erin).do('approve', R.erin).do('claim', R.frank).do('modify', R.frank, T0 + 3_000);
+    expect(c.state).toBe('queued');
+    expect(c.ctx.resolution).toBeNull();
+    expect(c.ctx.approvals).toEqual(['frank']);
+    expect(c.ctx.edits).toEqual([
+      { by: 'frank', at: T0 + 3_000, tier: 3, note: 'refund the full amount', diff: [{ path: 'actions.0.args.amount', from: 50, to: 20 }], discardedApprovals: ['erin'] },
+    ]);
+    c.cannot('claim', R.frank, 'four-eyes', true);
+    // Erin approved the old plan; she may approve the new one.
+    c.do('claim', R.erin).do('approve', R.erin);
+    expect(c.ctx.resolution).toMatchObject({ outcome: 'modified', plan: NEW_PLAN, decidedBy: ['frank', 'erin'], reason: 'refund the full amount' });
     expectClosed(c, 'modified');
   });
 
@@ -550,6 +563,98 @@ function reachableSnapshots() {
   });
   return paths.map((p) => p.state);
 }
+
+describe('review case: review integrity (edits, separation of duties, ordered steps)', () => {
+  const edit = (reviewer: Reviewer, actions: PlannedAction[], at = T0 + 9_000): CaseEvent => ({ type: 'modify', reviewer, actions, comment: 'edit', at });
+
+  it('the requester may not escalate their own case, queued or by any other path (separation-of-duties)', () => {
+    const c = new Case();
+    c.cannot('escalate', R.alice, 'separation-of-duties', true);
+    c.do('claim', R.bob);
+    c.cannot('escalate', R.alice, 'separation-of-duties', true);
+  });
+
+  it('an edit may change arguments only: another action type, a dropped or an added action are refused (planner-fields)', () => {
+    const c = new Case().do('claim', R.bob);
+    c.refuse(edit(R.bob, [mkAction('payout', { amount: 20 })]), 'planner-fields', false);
+    c.refuse(edit(R.bob, []), 'planner-fields', false);
+    c.refuse(edit(R.bob, [mkAction('refund', { amount: 20 }), mkAction('refund', { amount: 1 })]), 'planner-fields', false);
+  });
+
+  it('an edit that changes nothing is refused (no-change): approve instead', () => {
+    const c = new Case().do('claim', R.bob);
+    c.refuse(edit(R.bob, PLAN.actions), 'no-change', false);
+  });
+
+  it('the planner’s rationale, confidence and risk survive every edit; the edit is a diff with its author', () => {
+    const c = new Case({ tier: 3 }).do('claim', R.erin).do('modify', R.erin, T0 + 2_000);
+    expect(c.ctx.plan.rationale).toBe(PLAN.rationale);
+    expect(c.ctx.plan.confidence).toBe(PLAN.confidence);
+    expect(c.ctx.plan.risk).toEqual(PLAN.risk);
+    expect(c.ctx.proposedPlan).toEqual(PLAN);
+    expect(c.ctx.edits.map((e) => [e.by, e.diff])).toEqual([['erin', [{ path: 'actions.0.args.amount', from: 50, to: 20 }]]]);
+  });
+
+  it('an edit after an edit discards the first editor’s approval too; decidedBy names only approvers of the plan that runs', () => {
+    const again = mkPlan('plan-1', [mkAction('refund', { amount: 5 })]);
+    const c = new Case({ tier: 3 }).do('claim', R.erin).do('modify', R.erin).do('claim', R.frank);
+    c.send(edit(R.frank, again.actions, c.tick()));
+    expect(c.state).toBe('queued');
+    expect(c.ctx.approvals).toEqual(['frank']);
+    expect(c.ctx.edits.at(-1)?.discardedApprovals).toEqual(['erin']);
+    c.do('claim', R.erin).do('approve', R.erin);
+    expect(c.ctx.resolution).toMatchObject({ outcome: 'modified', plan: again, decidedBy: ['frank', 'erin'] });
+    expect(c.ctx.resolution?.edits?.map((e) => e.by)).toEqual(['erin', 'frank']);
+  });
+
+  describe('ordered steps: a manager, then security', () => {
+    const ORDERED: TierSpec[] = [
+      { name: 'production access', queue: 'q-access', roles: ['manager', 'security'], ackMs: 60_000, resolveMs: 300_000, priority: 1, fourEyes: false, steps: [{ name: 'manager', roles: ['manager'] }, { name: 'security', roles: ['security'] }] },
+    ];
+    const P = {
+      mia: { id: 'mia', roles: ['manager'] },
+      sam: { id: 'sam', roles: ['security'] },
+      sue: { id: 'sue', roles: ['security'] },
+      both: { id: 'both', roles: ['manager', 'security'] },
+    } satisfies Record<string, Reviewer>;
+    const ordered = () => new Case({ tiers: ORDERED, tier: 1 });
+
+    it('security may not act before the manager (step-role); the manager’s approval hands the case to security', () => {
+      const c = ordered();
+      c.cannot('claim', P.sam, 'step-role', true);
+      c.do('claim', P.mia).do('approve', P.mia);
+      expect(c.state).toBe('queued');
+      expect(c.ctx.approvals).toEqual(['mia']);
+      c.cannot('claim', P.mia, 'step-role', true);
+      c.do('claim', P.sam).do('approve', P.sam);
+      expect(c.ctx.resolution).toMatchObject({ outcome: 'approved', decidedBy: ['mia', 'sam'] });
+    });
+
+    it('one person holding both roles approves one step only (separation of duties across steps)', () => {
+      const c = ordered().do('claim', P.both).do('approve', P.both);
+      c.cannot('claim', P.both, 'four-eyes', true);
+      c.do('claim', P.sue).do('approve', P.sue);
+      expect(c.ctx.resolution?.decidedBy).toEqual(['both', 'sue']);
+    });
+
+    it('an edit by security sends the edited plan back to the manager', () => {
+      const c = ordered().do('claim', P.mia).do('approve', P.mia).do('claim', P.sam).do('modify', P.sam);
+      expect(c.state).toBe('queued');
+      expect(c.ctx.approvals).toEqual([]);
+      expect(c.ctx.edits.at(-1)?.discardedApprovals).toEqual(['mia']);
+      c.cannot('claim', P.sue, 'step-role', true);
+      c.do('claim', P.mia).do('approve', P.mia).do('claim', P.sam).do('approve', P.sam);
+      expect(c.ctx.resolution).toMatchObject({ outcome: 'modified', decidedBy: ['mia', 'sam'], plan: NEW_PLAN });
+    });
+
+    it('an edit by the manager counts as the manager’s approval', () => {
+      const c = ordered().do('claim', P.mia).do('modify', P.mia);
+      expect(c.ctx.approvals).toEqual(['mia']);
+      c.do('claim', P.sam).do('approve', P.sam);
+      expect(c.ctx.resolution).toMatchObject({ outcome: 'modified', decidedBy: ['mia', 'sam'] });
+    });
+  });
+});
 
 describe('review case: guards and explanations', () => {
   it('every reachable state is reachable and explainCaseRejection is null exactly when a command is accepted', () => {

@@ -17,6 +17,25 @@ const HISTORY_LABEL = {
   expired: 'Expired',
 };
 
+/** Who did a history entry, in words: a lapsed lease or a missed deadline is nobody's act. */
+function historyWho(e) {
+  const name = e.byName || e.by;
+  if (e.kind === 'lease-expired') return name ? h('span', ' · lease of ', h('bdi', name), ' ran out') : null;
+  if (e.kind === 'expired' || (e.kind === 'escalated' && !e.by)) return h('span', ' · by the runtime');
+  return name ? h('span', ' by ', h('bdi', name)) : null;
+}
+
+/** A step's status as a reviewer reads it: an episode that ended without running a step did not "pend". */
+function stepStatus(s, ep, c) {
+  if (s.status === 'pending' && (ep.status !== 'active' || (c && c.state === 'rejected'))) return [s, 'not run'];
+  return [s, s.status];
+}
+
+/** What the loser of a claim race reads. */
+export function claimLostText(name, at) {
+  return `${name} claimed this case first, at ${fmtTime(at)}. It is theirs while they hold the lease; it comes back to the queue if they release it or go quiet.`;
+}
+
 const STATE_LABEL = { queued: 'Waiting for a reviewer', claimed: 'Claimed', approved: 'Approved', modified: 'Approved with changes', rejected: 'Rejected', expired: 'Expired' };
 
 const EPISODE_STATE = {
@@ -161,7 +180,9 @@ export class CaseView {
         h('div.case-title', h('h1', title), h('div.chips',
           h(`span.chip.state-${c.state}`, STATE_LABEL[c.state] || c.state),
           h('span.chip', `Tier ${c.tier.n} of ${c.tiers.length} · ${c.tier.name}`),
-          c.tier.fourEyes ? h('span.chip.chip-accent', { title: 'Two distinct approvers are needed' }, `Four eyes · ${c.approvals.length}/2 approvals`) : null,
+          c.tier.steps.length > 1
+            ? h('span.chip.chip-accent', { title: c.tier.steps.map((s, i) => `${i + 1}. ${s.name} (${s.roles.join(', ')})`).join(' → ') }, `${c.tier.fourEyes ? 'Four eyes' : 'Ordered approvals'} · ${c.approvals.length}/${c.tier.steps.length}${c.closed ? '' : ` · next: ${c.tier.steps[c.tier.step - 1].name}`}`)
+            : null,
           c.modified ? h('span.chip.chip-accent', 'Plan modified') : null,
           c.escalations ? h('span.chip.chip-warn', `Escalated ×${c.escalations}`) : null,
           h('span.chip.chip-quiet', humanize(c.model.name)),
@@ -181,7 +202,7 @@ export class CaseView {
     const left = h('div.col-left',
       this.whyCard(c),
       this.planCard(c),
-      c.proposedPlan ? this.changesCard(c) : null,
+      c.edits && c.edits.length ? this.changesCard(c) : null,
     );
     this.auditBox = h('div.audit-box');
     this.lineageBox = h('div.lineage-box', this.lineage ? lineageView(this.lineage) : h('div.faint', 'Loading…'));
@@ -235,11 +256,19 @@ export class CaseView {
     if (c.closed) {
       const r = c.resolution;
       const who = r ? r.decidedByNames.join(' and ') : '';
-      const text = r ? `${STATE_LABEL[c.state]}${who ? ` by ${who}` : ''}` : `Closed (${c.state})`;
+      // An expiry is the runtime's, never "by" anyone; decisions name people, not ids.
+      const text = r ? (c.state === 'expired' ? 'Expired: no decision in time' : STATE_LABEL[c.state]) : `Closed (${c.state})`;
       const ep = episode ? (episode.status === 'done' ? `Agent done · outcome ${episode.outcome}` : `Agent: ${(EPISODE_STATE[episode.state] || episode.state).toLowerCase()}`) : null;
+      // An edit the gate sent to a higher tier is not approved: it waits for that tier, in another case.
+      if (c.regated)
+        return h('div.banner.banner-warn', { role: 'status', id: 'case-banner' },
+          h('strong', 'Edited, and sent to a higher tier'), who ? [' — edit by ', h('bdi', who)] : null,
+          h('span', ` · the edited plan needs tier ${c.regated.tier}: `), h('a', { href: `#/case/${encodeURIComponent(c.regated.caseId)}` }, `case ${c.regated.caseId}`), h('span', '. Nothing has run yet.'));
       return h(`div.banner.banner-${c.state === 'rejected' || c.state === 'expired' ? 'bad' : 'ok'}`, { role: 'status', id: 'case-banner' },
-        h('strong', text), r && r.reason ? h('span', ` — “${r.reason.replace(/[.\s]+$/, '')}”`) : null, ep ? h('span.banner-aside', ep) : null);
+        h('strong', text, who && c.state !== 'expired' ? [' by ', h('bdi', who)] : null), r && r.reason ? h('span', ' — “', h('bdi.reason-text', r.reason.replace(/[.\s]+$/, '')), '”') : null, ep ? h('span.banner-aside', ep) : null);
     }
+    if (c.state === 'claimed' && c.claim && !you.isClaimant)
+      return h('div.banner.banner-warn', { role: 'status', id: 'case-banner' }, 'Claimed by ', h('bdi', c.claim.name || this.app.nameOf(c.claim.reviewer)), ` since ${fmtTime(c.claim.at)}.`);
     if (you.isClaimant) return h('div.banner.banner-info', { role: 'status', id: 'case-banner' }, 'You hold this case. Your lease renews automatically while this page is open.');
     if (you.blocked) return h(`div.banner.banner-${you.tierRole && !you.isRequester && !you.alreadyApproved ? 'info' : 'warn'}`, { role: 'status', id: 'case-banner' }, you.blocked);
     if (you.mayClaim) return h('div.banner.banner-quiet', { role: 'status', id: 'case-banner' }, 'Claim the case to decide it. A claim is a lease: it returns to the queue if you go quiet.');
@@ -261,7 +290,8 @@ export class CaseView {
 
   planCard(c) {
     const p = c.plan;
-    return card(c.modified ? 'Plan, as modified by the reviewer' : 'Proposed plan', { aside: h('span.faint', `planner ${p.planner}`) },
+    return card(c.modified ? 'Plan in force: the planner’s, with reviewers’ edits' : 'Proposed plan', { aside: h('span.faint', `planner ${p.planner}`) },
+      c.modified ? h('p.small.faint', 'Rationale, confidence and risk below are the planner’s; reviewers changed arguments only (see “Changes”). Edited actions are described from their new arguments.') : null,
       h('div.rationale', h('div.subsection-title', 'Planner rationale'), h('p', p.rationale)),
       h('div.subsection', h('div.subsection-title', 'Risk factors'),
         h('div.factors', p.risk.factors.map((f) => h('div.factor', h('span.factor-name', humanize(f.name)), meter(f.value, riskBand(f.value)), h('span.mono.factor-value', f.value.toFixed(2)), h('span.factor-note', f.note || ''))))),
@@ -279,16 +309,25 @@ export class CaseView {
   }
 
   changesCard(c) {
-    const rows = [];
-    const before = c.proposedPlan.actions;
-    c.plan.actions.forEach((a, i) => {
-      const b = before[i];
-      if (!b || b.type !== a.type) rows.push({ action: `${i + 1}. ${a.type}`, path: '(action)', before: b ? b.type : '—', after: a.type });
-      else for (const d of diff(b.args, a.args)) rows.push({ action: `${i + 1}. ${a.type}`, path: d.path, before: d.before, after: d.after });
-    });
-    return card('Changes to the agent’s proposal', { class: 'card-accent' },
-      c.modificationNote ? h('p', h('span.faint', 'Reviewer’s note: '), `“${c.modificationNote}”`) : null,
-      this.diffTable(rows),
+    const r = c.regate;
+    const flagged = r ? r.rules.filter((x) => x.result !== 'pass') : [];
+    return card('Changes to the planner’s proposal', { class: 'card-accent', id: 'changes' },
+      h('ol.edits', c.edits.map((e) => h('li.edit',
+        h('div.edit-head', h('strong', h('bdi', e.byName || e.by)), h('span.faint', ` edited at tier ${e.tier} · ${fmtTime(e.at)}`)),
+        e.note ? h('p', h('span.faint', 'Reason: '), '“', h('bdi.reason-text', e.note), '”') : null,
+        this.diffTable(e.diff.map((d) => {
+          const m = /^actions\.(\d+)\.args\.(.+)$/.exec(d.path);
+          const i = m ? Number(m[1]) : 0;
+          const a = c.proposedPlan.actions[i];
+          return { action: `${i + 1}. ${a ? a.type : ''}`, path: m ? m[2] : d.path, before: d.from, after: d.to };
+        })),
+        e.discardedApprovals.length ? h('p.small', h('span.faint', 'This edit discarded the approval of '), e.discardedApprovals.map((x, k) => [k ? ', ' : '', h('bdi', x.name || x.id)]), h('span.faint', ': they approved the plan before it.')) : null,
+      ))),
+      r ? h('div.subsection', h('div.subsection-title', 'The gate on the edited plan'),
+        h('p.small', r.outcome === 'review' ? `Needs review at tier ${r.tier} (risk ${r.riskScore.toFixed(2)}).` : r.outcome === 'deny' ? 'Denied by policy.' : 'Within every threshold: runs once approved.'),
+        flagged.length ? h('table.mini.rules', h('thead', h('tr', h('th', 'Rule'), h('th', 'Result'), h('th', 'Detail'))),
+          h('tbody', flagged.map((x) => h('tr', h('td.mono', x.ruleId), h('td', h(`span.result.result-${x.result}`, x.result + (x.tier ? ` · T${x.tier}` : ''))), h('td', x.detail))))) : null) : null,
+      h('details', h('summary', 'The planner’s original actions'), h('ol.actions', c.proposedPlan.actions.map((a) => this.actionItem(a, c)))),
     );
   }
 
@@ -318,7 +357,7 @@ export class CaseView {
     return card('History',
       h('ol.timeline', c.history.map((e) => h(`li.tl.tl-${e.kind}`,
         h('span.tl-dot', { 'aria-hidden': 'true' }),
-        h('div.tl-body', h('div.tl-head', h('strong', HISTORY_LABEL[e.kind] || e.kind), e.by ? h('span', ` by ${e.byName || e.by}`) : null, h('span.faint', ` · tier ${e.tier} · ${fmtTime(e.at)}`)), e.note ? h('div.tl-note', e.note) : null),
+        h('div.tl-body', h('div.tl-head', h('strong', HISTORY_LABEL[e.kind] || e.kind), historyWho(e), h('span.faint', ` · tier ${e.tier} · ${fmtTime(e.at)}`)), e.note ? h('div.tl-note', h('bdi', e.note)) : null),
       ))),
     );
   }
@@ -328,7 +367,7 @@ export class CaseView {
     const badge = ep.status === 'done' ? (ep.outcome === 'failed' || ep.outcome === 'compensated' ? 'bad' : 'ok') : ep.state === 'awaitingReview' ? 'wait' : 'run';
     return card('Agent episode', { id: 'episode', aside: h('code.faint', ep.id) },
       h('div.episode-state', h(`span.dot.dot-${badge}`), h('strong#episode-state', ep.status === 'done' ? `Done · outcome ${ep.outcome}` : EPISODE_STATE[ep.state] || ep.state), ep.error ? h('span.faint', ` — ${ep.error}`) : null),
-      h('ol.steps', ep.steps.map((s) => h(`li.step.step-${s.status}`, h('span.step-mark', { 'aria-hidden': 'true' }), h('span', h('code', s.type), ' ', h('span.step-status', s.status)), s.result && typeof s.result === 'object' ? h('div.step-result', Object.entries(s.result).slice(0, 4).map(([k, v]) => h('span.kvp', `${humanize(k)}: `, scalar(v)))) : null))),
+      h('ol.steps', ep.steps.map((s) => stepStatus(s, ep, c)).map(([s, status]) => h(`li.step.step-${status.replace(/\s+/g, '-')}`, h('span.step-mark', { 'aria-hidden': 'true' }), h('span', h('code', s.type), ' ', h('span.step-status', status)), s.result && typeof s.result === 'object' ? h('div.step-result', Object.entries(s.result).slice(0, 4).map(([k, v]) => h('span.kvp', `${humanize(k)}: `, scalar(v)))) : null))),
       ep.caseIds.length > 1 ? h('div.small.faint', `Review cases of this episode: ${ep.caseIds.join(', ')}`) : null,
     );
   }
@@ -386,7 +425,9 @@ export class CaseView {
         this.auditSoon();
         return res;
       } catch (err) {
-        if (err.code === 'actor.conflict') {
+        if (err.status === 409 && quiet === 'claim') {
+          await this.load();
+        } else if (err.code === 'actor.conflict') {
           toast('Someone or something changed this case while you were looking at it. The page now shows the current version; check it and try again.', 'warn', { title: 'The case changed meanwhile', timeout: 8000 });
           await this.load();
         } else if (!quiet) {
@@ -412,7 +453,20 @@ export class CaseView {
 
   async claim() {
     if (!this.data || !this.data.case.you.mayClaim) return;
-    await this.send('handoff.case.claim').then(() => toast('You hold the case now.', 'ok')).catch(() => undefined);
+    try {
+      await this.send('handoff.case.claim', {}, { quiet: 'claim' });
+      toast('You hold the case now.', 'ok');
+    } catch (err) {
+      if (err.status !== 409) {
+        toast(err.message, 'error', { title: err.status === 403 ? 'Not allowed' : 'Claim refused', timeout: 8000 });
+        return;
+      }
+      // A claim race: say who won, by name, rather than "the case changed".
+      const c = this.data && this.data.case;
+      if (c && c.claim && c.claim.reviewer !== this.app.session.reviewer.id) toast(claimLostText(c.claim.name || this.app.nameOf(c.claim.reviewer), c.claim.at), 'warn', { title: 'Someone else claimed it first', timeout: 10_000 });
+      else if (c && c.closed) toast(`It was decided meanwhile: ${(STATE_LABEL[c.state] || c.state).toLowerCase()}.`, 'warn', { title: 'The case changed meanwhile', timeout: 8000 });
+      else toast('The case changed while you were looking at it; the page shows the current version. Try again.', 'warn', { title: 'The case changed meanwhile', timeout: 8000 });
+    }
   }
 
   async release() {
@@ -454,10 +508,10 @@ export class CaseView {
   approve() {
     const c = this.data && this.data.case;
     if (!c || !c.you.mayDecide) return;
-    const first = c.tier.fourEyes && c.approvals.length === 0;
+    const more = c.approvals.length + 1 < c.tier.steps.length;
     this.textDialog({
-      title: first ? 'Give the first of two approvals' : 'Approve the plan',
-      subtitle: first ? 'This tier needs two distinct approvers; the case returns to the queue for the second.' : `The agent will run ${c.plan.actions.length} action${c.plan.actions.length > 1 ? 's' : ''} as shown.`,
+      title: more ? `Give approval ${c.approvals.length + 1} of ${c.tier.steps.length}` : 'Approve the plan',
+      subtitle: more ? `The case returns to the queue for ${c.tier.steps[c.approvals.length + 1].name} (${c.tier.steps[c.approvals.length + 1].roles.join(', ')}), a different person.` : `The agent will run ${c.plan.actions.length} action${c.plan.actions.length > 1 ? 's' : ''} as shown.`,
       label: 'Comment',
       placeholder: 'What you checked (kept in the audit log)',
       required: false,
@@ -553,7 +607,8 @@ export class CaseView {
         commentErr.textContent = 'Nothing changed. To run the plan as proposed, approve it instead.';
         return;
       }
-      replace(dialog.el.querySelector('.modal-body'), h('div', h('p', 'You are about to send these changes. The agent re-checks the modified plan against the policy; a change that raises the risk needs a higher tier.'), this.diffTable(rows), h('p.small', h('span.faint', 'Reason: '), `“${comment.value.trim()}”`)));
+      const restart = c.tier.steps.length > 1 ? ` This tier needs ${c.tier.steps.length} approvals: your edit discards ${c.approvals.length ? 'the approvals given so far' : 'none yet'} and the edited plan needs them again.` : '';
+      replace(dialog.el.querySelector('.modal-body'), h('div', h('p', `You are about to send these changes. The agent re-checks the edited plan against the policy; a change that raises the risk needs a higher tier.${restart}`), this.diffTable(rows), h('p.small', h('span.faint', 'Reason: '), '“', h('bdi', comment.value.trim()), '”')));
       dialog.setActions([
         { label: 'Back to editing', kind: 'secondary', onClick: () => { replace(dialog.el.querySelector('.modal-body'), editStep); dialog.setActions(editActions); } },
         { label: 'Send modification', kind: 'approve', id: 'send-modify', onClick: send },
@@ -561,33 +616,20 @@ export class CaseView {
       setTimeout(() => { const b = dialog.el.querySelector('[data-action="send-modify"]'); if (b) b.focus(); }, 0);
     };
     const send = async () => {
-      const p = c.plan;
-      const plan = {
-        id: /\.r\d+$/.test(p.id) ? p.id.replace(/\.r(\d+)$/, (_, n) => `.r${Number(n) + 1}`) : `${p.id}.r1`,
-        planner: p.planner,
-        confidence: p.confidence,
-        rationale: p.rationale,
-        risk: p.risk,
-        citedInputs: p.citedInputs,
-        actions: edited.map(({ a, args }) => {
-          // The planner's description may quote the old values: say what the reviewer changed.
-          const changes = diff(a.args, args).map((d) => `${humanize(d.path).toLowerCase()} ${d.before} → ${d.after}`);
-          const base = (a.description || humanize(a.type)).replace(/ \(amended: .*\)$/, '');
-          const description = changes.length ? `${base} (amended: ${changes.join(', ')})` : a.description;
-          return { type: a.type, args, ...(description ? { description } : {}) };
-        }),
-      };
+      // Arguments only: the planner's rationale, confidence and risk are not the reviewer's to change.
+      const actions = edited.map(({ a, args }) => ({ type: a.type, args }));
       dialog.setActions([{ label: 'Sending…', kind: 'approve', disabled: true, onClick: () => undefined }]);
       try {
         this.decidedHere = true;
-        await this.send('handoff.case.modify', { plan, comment: comment.value.trim() });
+        await this.send('handoff.case.modify', { actions, comment: comment.value.trim() });
         closeModal();
-        toast('Modified plan approved. The agent re-checks it and acts.', 'ok');
+        const more = c.tier.steps.length > 1;
+        toast(more ? 'Edit recorded. Earlier approvals no longer count: the edited plan goes back to the queue for its approvals.' : 'Edit recorded as your approval. The agent checks the edited plan against the policy again: a change that needs a higher tier opens a case there.', 'ok');
       } catch (err) {
         if (err.code === 'contract.invalid' && err.details && err.details.path) {
           replace(dialog.el.querySelector('.modal-body'), editStep);
           dialog.setActions(editActions);
-          const m = /^plan\.actions\.(\d+)\.args\.(.+)$/.exec(err.details.path);
+          const m = /^actions\.(\d+)\.args\.(.+)$/.exec(err.details.path);
           if (m && forms[Number(m[1])]) forms[Number(m[1])].f.showErrors([{ path: m[2], message: (err.details.issues && err.details.issues[0] && err.details.issues[0].message) || 'is invalid' }]);
         } else closeModal();
       }
