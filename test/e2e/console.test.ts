@@ -130,7 +130,8 @@ describe('reviewer console, end to end', () => {
     await amelie.waitForSelector('.chart-grid[data-rendered="1"]');
     await amelie.waitForTimeout(300);
     await shot(amelie, 'dashboard');
-    await expect(amelie.locator('.uplot').count()).resolves.toBe(4);
+    // Queue depth, times, SLA attainment, auto-rate, escalations.
+    await expect(amelie.locator('.uplot').count()).resolves.toBe(5);
     expect(errors).toEqual([]);
   }, 60_000);
 

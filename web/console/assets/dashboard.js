@@ -11,6 +11,17 @@ const RANGES = [
 ];
 const PALETTE = ['#2f5bd3', '#d9822b', '#8e44ad', '#1f8a4c', '#c53030', '#0f8ea1', '#7a6f2a', '#b83280', '#4a5568'];
 
+/** A sentence that says what a chart shows: its latest, lowest and highest value per series. */
+function describe(series, data, fmt) {
+  return series
+    .map((s, i) => {
+      const vals = (data[i] || []).filter((v) => v !== null && v !== undefined && Number.isFinite(v));
+      if (!vals.length) return `${s.label}: no data in this range`;
+      return `${s.label}: latest ${fmt(vals[vals.length - 1])}, lowest ${fmt(Math.min(...vals))}, highest ${fmt(Math.max(...vals))}`;
+    })
+    .join('; ');
+}
+
 /** Dashboards: KPIs and time series (uPlot) for the queues and models the reviewer works on. */
 export class DashboardView {
   constructor(app) {
@@ -65,7 +76,7 @@ export class DashboardView {
       tile('Open cases', fmtNum(open), breached ? `${fmtNum(breached)} past SLA` : 'none past SLA', breached ? '.tile-bad' : ''),
       tile('MTTA', fmtSpan(t.mttaMs), 'open → first claim'),
       tile('MTTR', fmtSpan(t.mttrMs), 'open → decision'),
-      tile('SLA attainment', fmtPct(t.slaAttainment, 1), `${fmtNum(t.closed)} cases closed`),
+      tile('SLA attainment', fmtPct(t.slaAttainment, 1), `${fmtNum(t.slaMissed || 0)} missed a deadline · ${fmtNum(t.closed)} closed`, t.slaMissed ? '.tile-warn' : ''),
       tile('Auto-rate', fmtPct(t.autoRate, 1), `${fmtNum(t.auto)} of ${fmtNum(t.episodes)} plans ran without review`),
       tile('Sent to review', fmtNum(t.review), `${fmtNum(t.deny)} denied by policy`),
     );
@@ -78,10 +89,14 @@ export class DashboardView {
     this.plots = [];
     const x = d.t.map((ms) => ms / 1000);
     const width = () => Math.max(280, Math.floor((this.grid.clientWidth - 24) / (this.grid.clientWidth > 900 ? 2 : 1)) - 34);
-    const panel = (title, sub) => {
-      const body = h('div.chart-body');
+    // Each chart has a text alternative: a summary read out in its place (role img + label), and
+    // the same summary as text under it for anyone who prefers numbers to lines.
+    const panel = (title, sub, id) => {
+      const body = h('div.chart-body', { role: 'img', 'aria-label': title });
       const legendNote = h('div.chart-sub', sub);
-      this.grid.append(h('section.card.chart-card', h('header.card-head', h('h2', title), legendNote), body));
+      const summary = h('p.chart-summary');
+      this.grid.append(h('section.card.chart-card', { dataset: { chart: id } }, h('header.card-head', h('h2', title), legendNote), body, summary));
+      body.summaryEl = summary;
       return body;
     };
     replace(this.grid);
@@ -96,12 +111,15 @@ export class DashboardView {
       { stroke: '#5b6575', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e2e5ea' }, space: span > 36 * 3600_000 ? 110 : 64, values: (u, splits) => splits.map(timeLabel) },
       { stroke: '#5b6575', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e2e5ea' }, values: (u, vals) => vals.map(fmt), size: 56 },
     ];
-    const make = (el, series, data, fmt, { yRange } = {}) => {
+    const make = (el, series, data, fmt, { yRange, stepped = false } = {}) => {
       const sparse = data.some((col) => col.filter((v) => v !== null && v !== undefined).length < 30);
+      el.setAttribute('aria-label', `${el.getAttribute('aria-label')}: ${describe(series, data, fmt)}`);
+      el.summaryEl.textContent = describe(series, data, fmt);
       const opts = {
         width: width(),
         height: 220,
-        series: [{ value: (u, v) => (v === null || v === undefined ? '—' : new Date(v * 1000).toLocaleString()) }, ...series.map((s, i) => ({ label: s.label, stroke: s.color || PALETTE[i % PALETTE.length], width: 2, fill: s.fill, spanGaps: true, points: { show: sparse, size: 5 }, value: (u, v) => (v === null || v === undefined ? '—' : fmt(v)) }))],
+        // No line across an interval with no data: a gap says "nothing to measure", a line would invent values.
+        series: [{ value: (u, v) => (v === null || v === undefined ? '—' : new Date(v * 1000).toLocaleString()) }, ...series.map((s, i) => ({ label: s.label, stroke: s.color || PALETTE[i % PALETTE.length], width: 2, fill: s.fill, spanGaps: false, ...(stepped ? { paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } } : { points: { show: sparse, size: 5 } }), value: (u, v) => (v === null || v === undefined ? '—' : fmt(v)) }))],
         axes: axes(fmt),
         scales: { x: { time: true }, y: yRange ? { range: yRange } : { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
         cursor: { drag: { x: false, y: false } },
@@ -111,7 +129,7 @@ export class DashboardView {
     };
     const queues = d.queues;
     make(
-      panel('Queue depth over time', 'open cases per queue at the end of each interval'),
+      panel('Queue depth over time', 'open cases per queue at the end of each interval', 'depth'),
       queues.map((q) => ({ label: `${q.tierName} (${q.queue})` })),
       queues.map((q) => d.depth[q.queue] || []),
       (v) => fmtNum(Math.round(v)),
@@ -119,24 +137,33 @@ export class DashboardView {
     const minutes = (ms) => (ms === null ? null : ms / 60000);
     const rolling = `rolling ${fmtSpan(d.windowMs).replace('.0 ', ' ')} window`;
     make(
-      panel('Time to acknowledge and resolve', `mean minutes of closed cases · ${rolling}`),
+      panel('Time to acknowledge and resolve', `mean minutes of closed cases · ${rolling}`, 'times'),
       [{ label: 'MTTA (min)', color: '#2f5bd3' }, { label: 'MTTR (min)', color: '#d9822b' }],
       [d.mttaMs.map(minutes), d.mttrMs.map(minutes)],
       (v) => (v < 10 && !Number.isInteger(v) ? v.toFixed(1) : Math.round(v).toString()),
     );
     make(
-      panel('SLA attainment', `closed cases with no deadline missed · ${rolling}`),
+      panel('SLA attainment', `cases with no deadline missed, a miss counted when it happens · ${rolling}`, 'sla'),
       [{ label: 'SLA attainment', color: '#1f8a4c', fill: 'rgba(31,138,76,0.08)' }],
       [d.slaAttainment],
       (v) => `${Math.round(v * 100)}%`,
       { yRange: [0, 1] },
     );
     make(
-      panel('Auto-rate', `plans the gate let run without review · ${rolling}`),
+      panel('Auto-rate', `plans the gate let run without review · ${rolling}`, 'auto'),
       [{ label: 'Auto-rate', color: '#8e44ad', fill: 'rgba(142,68,173,0.08)' }],
       [d.autoRate],
       (v) => `${Math.round(v * 100)}%`,
       { yRange: [0, 1] },
+    );
+    const esc = d.escalations || { ack: [], resolve: [], reviewer: [] };
+    const stepMin = Math.round(d.stepMs / 60000);
+    make(
+      panel('Escalations', `cases escalated per ${stepMin} min, by cause`, 'escalations'),
+      [{ label: 'Acknowledge deadline missed', color: '#c0392b' }, { label: 'Resolve deadline missed', color: '#d9822b' }, { label: 'By a reviewer', color: '#2f5bd3' }],
+      [esc.ack, esc.resolve, esc.reviewer],
+      (v) => fmtNum(Math.round(v)),
+      { stepped: true },
     );
     this.grid.dataset.rendered = '1';
   }

@@ -138,12 +138,15 @@ export function riskBand(score) {
   return score >= 0.6 ? 'high' : score >= 0.35 ? 'medium' : 'low';
 }
 
-/** Class for a deadline: ok, soon (under 20% of the tier's window or 5 min), breached. */
-export function slaClass(dueAt, windowMs) {
+/**
+ * Class for a deadline: ok, soon (under 20% of the tier's window or 5 min), breached. A case that
+ * already missed a deadline at an earlier tier is never shown as a fresh green 'ok'.
+ */
+export function slaClass(dueAt, windowMs, missedBefore = false) {
   if (!dueAt) return 'none';
   const left = dueAt - now();
   if (left < 0) return 'breached';
-  if (left < Math.max(5 * 60_000, (windowMs || 0) * 0.2)) return 'soon';
+  if (missedBefore || left < Math.max(5 * 60_000, (windowMs || 0) * 0.2)) return 'soon';
   return 'ok';
 }
 

@@ -1,5 +1,5 @@
 import { api } from './api.js';
-import { commandId, debounce, fmtDuration, fmtNum, h, humanize, now, replace, riskBand, setStyle, slaClass } from './dom.js';
+import { commandId, debounce, fmtDuration, fmtNum, fmtTime, h, humanize, now, replace, riskBand, setStyle, slaClass } from './dom.js';
 import { toast } from './ui.js';
 
 const PAGE = 50;
@@ -24,6 +24,16 @@ const RISKS = [
   ['medium', 'Medium (0.35 – 0.6)'],
   ['high', 'High (≥ 0.6)'],
 ];
+
+/** "escalated ×2 · ack missed at tier 1, 2": a case's escalations, in a few words. */
+export function escalationText(esc) {
+  const parts = [];
+  for (const [cause, label] of [['ack', 'ack missed'], ['resolve', 'resolve missed'], ['reviewer', 'by a reviewer']]) {
+    const tiers = esc.filter((e) => e.cause === cause).map((e) => e.fromTier);
+    if (tiers.length) parts.push(`${label} at tier ${tiers.join(', ')}`);
+  }
+  return `escalated ×${esc.length} · ${parts.join(' · ')}`;
+}
 
 /** The queue: the open cases this reviewer may see, best first, a server-side page at a time. */
 export class QueueView {
@@ -67,7 +77,7 @@ export class QueueView {
     this.table = h('table.grid.queue-table', { 'aria-label': 'Open cases' });
     this.tbody = h('tbody');
     this.table.append(
-      h('thead', h('tr', h('th.col-pri', { title: 'Priority' }, 'Pri'), h('th', 'Case'), h('th', 'Proposed actions'), h('th.col-num', 'Risk'), h('th.col-num', 'Conf.'), h('th', 'Tier'), h('th', 'SLA'), h('th.col-num', 'Age'), h('th', 'Owner'))),
+      h('thead', h('tr', h('th.col-pri', h('abbr', { title: 'Priority: P1 is the most urgent' }, 'Pri')), h('th', 'Case'), h('th.col-actions', 'Proposed actions'), h('th.col-num.col-risk', 'Risk'), h('th.col-num.col-conf', h('abbr', { title: 'Planner confidence' }, 'Conf.')), h('th.col-tier', 'Tier'), h('th', 'SLA'), h('th.col-num.col-age', 'Age'), h('th', 'Owner'))),
       this.tbody,
     );
     this.pager = h('div.pager');
@@ -242,35 +252,50 @@ export class QueueView {
   renderRow(r, i, t) {
     const mine = r.claimedBy === this.app.session.reviewer.id;
     const risk = riskBand(r.riskScore);
+    const ownerName = r.claimedBy ? this.names[r.claimedBy] || this.app.nameOf(r.claimedBy) : null;
     const owner = r.claimedBy
-      ? h(`span.owner${mine ? '.owner-me' : ''}`, { title: `Claimed by ${this.names[r.claimedBy] || r.claimedBy}` }, mine ? 'You' : this.names[r.claimedBy] || r.claimedBy)
+      ? h(`span.owner${mine ? '.owner-me' : ''}`, { title: `Claimed by ${ownerName}` }, mine ? 'You' : h('bdi', ownerName))
       : h('span.owner.owner-none', 'Unclaimed');
-    const tr = h(`tr.row${i === this.sel ? '.selected' : ''}${r.claimedBy && !mine ? '.claimed' : ''}`, {
+    const href = `#/case/${encodeURIComponent(r.id)}`;
+    const rank = r.priorityRank || 1;
+    const esc = r.escalations || [];
+    const tr = h(`tr.row${i === this.sel ? '.selected' : ''}${r.claimedBy && !mine ? '.claimed' : ''}${r.slaMissed ? '.missed' : ''}`, {
       dataset: { id: r.id, seq: String(r.seq) },
-      tabindex: '-1',
-      onclick: () => this.open(r.id),
+      // A click anywhere on the row opens the case; the subject is a real link (Tab, middle-click, new tab).
+      onclick: (e) => {
+        if (e.target.closest('a')) return;
+        if (e.ctrlKey || e.metaKey || e.shiftKey || e.button === 1) return void window.open(href, '_blank', 'noopener');
+        this.open(r.id);
+      },
     },
-    h('td.col-pri', h(`span.pri.pri-${Math.min(r.priority, 3)}`, `P${r.priority}`)),
-    h('td.col-case', h('div.case-subject', r.subject, r.requestedBy ? h('span.tag', { title: `Filed by ${this.names[r.requestedBy] || r.requestedBy}` }, 'staff-filed') : null), h('div.case-meta', `${humanize(r.kind)} · ${r.id}`)),
-    h('td.col-actions', h('div.summary', { title: r.summary }, r.summary), r.modified ? h('span.tag.tag-accent', 'modified') : null),
-    h('td.col-num', h('div.riskcell', h(`span.riskbar.risk-${risk}`, setStyle(h('span.riskfill'), '--w', `${Math.round(r.riskScore * 100)}%`)), h('span.mono', r.riskScore.toFixed(2)))),
-    h('td.col-num.mono', `${Math.round(r.confidence * 100)}%`),
-    h('td.col-tier', h('span.tier', `T${r.tier}`), ' ', h('span.tier-name', r.tierName), r.fourEyes ? h('span.tag', { title: 'Four eyes: two distinct approvers' }, `4-eyes ${r.approvals}/2`) : null),
+    h('td.col-pri', h(`span.pri.pri-${Math.min(rank, 3)}`, { title: `Priority ${rank}${rank === 1 ? ' (most urgent)' : ''}` }, `P${rank}`)),
+    h('td.col-case',
+      h('div.case-subject', h('a.case-link', { href, onfocus: () => this.select(i, false) }, h('bdi', r.subject)), r.requestedBy ? h('span.tag', { title: `Filed by ${this.names[r.requestedBy] || r.requestedBy}` }, 'staff-filed') : null),
+      h('div.case-meta', `${humanize(r.kind)} · `, h('span.case-id', r.id))),
+    h('td.col-actions', h('div.summary', { title: r.summary }, h('bdi', r.summary)), r.modified ? h('span.tag.tag-accent', 'modified') : null),
+    h('td.col-num.col-risk', h('div.riskcell', h(`span.riskbar.risk-${risk}`, { 'aria-hidden': 'true' }, setStyle(h('span.riskfill'), '--w', `${Math.round(r.riskScore * 100)}%`)), h('span.mono', { title: `Risk ${risk}` }, r.riskScore.toFixed(2)))),
+    h('td.col-num.col-conf.mono', `${Math.round(r.confidence * 100)}%`),
+    h('td.col-tier',
+      h('div.tier-line', h('span.tier', `T${r.tier}`), ' ', h('span.tier-name', r.tierName)),
+      r.fourEyes ? h('span.tag.tag-four', { title: 'Four eyes: two distinct approvers' }, `4-eyes ${r.approvals}/2`) : null,
+      esc.length ? h('div.esc', { title: esc.map((e) => `${new Date(e.at).toLocaleString()}: from tier ${e.fromTier}, ${e.cause === 'reviewer' ? `by ${this.app.nameOf(e.by)}` : `${e.cause === 'ack' ? 'acknowledge' : 'resolve'} deadline missed`}`).join('\n') }, escalationText(esc)) : null),
     h('td.col-sla', this.slaCell(r, t)),
-    h('td.col-num.mono.age', { dataset: { opened: String(r.openedAt) } }, fmtDuration(t - r.openedAt, { short: true })),
+    h('td.col-num.col-age.mono.age', { dataset: { opened: String(r.openedAt) } }, fmtDuration(t - r.openedAt, { short: true })),
     h('td.col-owner', owner),
     );
     return tr;
   }
 
   slaCell(r, t) {
-    if (!r.dueAt) return h('span.sla.sla-none', '—');
+    const missed = r.slaMissed ? h('span.sla-missed', { title: 'A deadline was missed at an earlier tier: this case counts against SLA attainment' }, 'SLA missed') : null;
+    if (!r.dueAt) return h('span.sla.sla-none', '—', missed);
     const which = !r.claimedBy && r.ackDueAt === r.dueAt ? 'ack' : 'resolve';
     const left = r.dueAt - t;
-    const cls = slaClass(r.dueAt, r.dueAt - r.enteredTierAt);
-    return h(`span.sla.sla-${cls}`, { dataset: { due: String(r.dueAt), window: String(r.dueAt - r.enteredTierAt) }, title: `${which === 'ack' ? 'Acknowledge (claim)' : 'Resolve'} by ${new Date(r.dueAt).toLocaleString()}` },
+    const cls = slaClass(r.dueAt, r.dueAt - r.enteredTierAt, r.slaMissed);
+    return h(`span.sla.sla-${cls}`, { dataset: { due: String(r.dueAt), window: String(r.dueAt - r.enteredTierAt), missed: r.slaMissed ? '1' : '' }, title: `${which === 'ack' ? 'Acknowledge (claim)' : 'Resolve'} by ${new Date(r.dueAt).toLocaleString()}` },
       h('span.sla-time', left < 0 ? `Breached ${fmtDuration(-left, { short: true })} ago` : fmtDuration(left)),
-      h('span.sla-kind', which === 'ack' ? 'to claim' : 'to decide'));
+      h('span.sla-kind', which === 'ack' ? 'to claim' : 'to decide'),
+      missed);
   }
 
   updateClocks() {
@@ -278,7 +303,7 @@ export class QueueView {
     for (const el of this.tbody.querySelectorAll('.sla[data-due]')) {
       const due = Number(el.dataset.due);
       const left = due - t;
-      const cls = slaClass(due, Number(el.dataset.window));
+      const cls = slaClass(due, Number(el.dataset.window), el.dataset.missed === '1');
       el.className = `sla sla-${cls}`;
       el.firstChild.textContent = left < 0 ? `Breached ${fmtDuration(-left, { short: true })} ago` : fmtDuration(left);
     }
@@ -294,13 +319,13 @@ export class QueueView {
     this.sync();
   }
 
-  select(i) {
+  select(i, scroll = true) {
     if (!this.rows.length) return;
     this.sel = Math.max(0, Math.min(this.rows.length - 1, i));
     const trs = this.tbody.querySelectorAll('tr.row');
     trs.forEach((tr, j) => tr.classList.toggle('selected', j === this.sel));
     const tr = trs[this.sel];
-    if (tr) tr.scrollIntoView({ block: 'nearest' });
+    if (tr && scroll) tr.scrollIntoView({ block: 'nearest' });
   }
 
   open(id) {
@@ -313,7 +338,15 @@ export class QueueView {
       toast(`You claimed ${row.subject}.`, 'ok');
       this.open(row.id);
     } catch (err) {
-      toast(err.message, err.status === 409 ? 'warn' : 'error', { title: err.status === 409 ? 'The case changed meanwhile' : 'Claim refused' });
+      let winner = null;
+      if (err.status === 409) {
+        // A claim race: name who won.
+        const fresh = await api(`/api/cases/${encodeURIComponent(row.id)}`).catch(() => null);
+        const c = fresh && fresh.case;
+        if (c && c.claim && c.claim.reviewer !== this.app.session.reviewer.id) winner = c.claim;
+      }
+      if (winner) toast(`${winner.name || this.app.nameOf(winner.reviewer)} claimed ${row.subject} first, at ${fmtTime(winner.at)}.`, 'warn', { title: 'Someone else claimed it first', timeout: 10_000 });
+      else toast(err.message, err.status === 409 ? 'warn' : 'error', { title: err.status === 409 ? 'The case changed meanwhile' : 'Claim refused' });
       this.load();
     }
   }

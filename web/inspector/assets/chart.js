@@ -1,3 +1,6 @@
+
+/** Final states that end in refusal or failure (as the inspector's state chips colour them). */
+const FINAL_BAD = new Set(['denied', 'rejected', 'expired', 'compensated', 'failed', 'stopped']);
 // Draws a laid-out statechart (from /api/inspect/charts/...) as SVG: compound and parallel states as
 // boxes holding their children, transitions as orthogonal paths with their event and guard. The
 // layout is elkjs's, computed on the server; this module only draws, lights the active states and
@@ -107,7 +110,9 @@ export function renderChart(host, chart) {
       continue;
     }
     const compound = node && node.children.length > 0;
-    const cls = ['state', `state-${b.type}`, compound ? 'state-compound' : 'state-leaf'].join(' ');
+    // A final state that means "no" (rejected, denied, expired, failed…) is drawn red, as its chip is.
+    const bad = b.type === 'final' && FINAL_BAD.has(node ? node.key : b.label);
+    const cls = ['state', `state-${b.type}`, compound ? 'state-compound' : 'state-leaf', bad ? 'state-final-bad' : ''].filter(Boolean).join(' ');
     const g = el('g', { class: cls, 'data-state': b.id, 'data-key': node ? node.key : b.label });
     g.append(el('title', {}, node ? `${node.key} (${node.type})${node.entry.length ? `\nentry: ${node.entry.join(', ')}` : ''}` : b.label));
     g.append(el('rect', { class: 'state-box', x: b.x, y: b.y, width: b.width, height: b.height, rx: 8 }));

@@ -25,7 +25,10 @@ const state = {
   chartKey: '',
   step: null, // index into replay.steps, or null for live
   live: null, // { value, state, status, context, transitions, event } from the stream, newer than the journal
-  follow: true,
+  // Following an agent into its case moves the view mid-inspection: off unless asked for.
+  follow: false,
+  /** Ids in the order last shown: kept while the pointer or focus is on the list, so rows do not move under it. */
+  order: [],
   socket: null,
   retry: 0,
 };
@@ -117,8 +120,24 @@ function matches(r) {
   return true;
 }
 
+function listHeld() {
+  const list = $('actors');
+  return list.matches(':hover') || list.contains(document.activeElement);
+}
+
 function renderList() {
-  const rows = [...state.rows.values()].sort((a, b) => b.updatedAt - a.updatedAt || (a.id < b.id ? -1 : 1)).slice(0, 300);
+  const sorted = [...state.rows.values()].sort((a, b) => b.updatedAt - a.updatedAt || (a.id < b.id ? -1 : 1));
+  let rows;
+  if (listHeld() && state.order.length) {
+    // Under the pointer: same order as shown, rows updated in place, new ones at the end.
+    const shown = new Set(state.order);
+    rows = [...state.order.filter((id) => state.rows.has(id)).map((id) => state.rows.get(id)), ...sorted.filter((r) => !shown.has(r.id))].slice(0, 300);
+    state.resortPending = true;
+  } else {
+    rows = sorted.slice(0, 300);
+    state.resortPending = false;
+  }
+  state.order = rows.map((r) => r.id);
   $('count').textContent = `${state.total} actor${state.total === 1 ? '' : 's'}`;
   $('count-note').textContent = state.total > rows.length ? `newest ${rows.length}` : '';
   replace(
@@ -540,6 +559,9 @@ async function boot() {
   renderUser(s);
   if (s.stats) showStats(s.stats);
   bindFilters();
+  // Rows held still under the pointer take their place once it leaves.
+  $('actors').addEventListener('mouseleave', () => state.resortPending && renderList());
+  $('actors').addEventListener('focusout', () => setTimeout(() => state.resortPending && !listHeld() && renderList(), 0));
   readHash();
   syncFilterInputs();
   await loadList();
