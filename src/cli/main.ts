@@ -288,6 +288,14 @@ registerRetention(program);
 registerDoctor(program);
 // (end of command registrations)
 
+// Node ends a process whose top-level await can never settle (everything it waits for is gone) with
+// code 13 and a bare warning: say what that means, as a runtime error.
+process.on('exit', (code) => {
+  if (code !== 13) return;
+  process.stderr.write(`${paint.red('error')} the command stopped with work it was waiting for that can never finish (a promise nothing will settle: an action or an external call without a timeout?)\n`);
+  process.exitCode = 2;
+});
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

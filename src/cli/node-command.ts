@@ -17,13 +17,38 @@ const num = (name: string, min: number) => (v: string) => {
 };
 
 /**
+ * `--nats`: comma-separated server URLs, each `nats://`, `tls://`, `ws://` or `wss://` with a host,
+ * or `host:port`. Anything else is refused at once (a bare word would otherwise be looked up as a
+ * host name and retried for ever).
+ */
+export function natsServers(v: string): string {
+  const parts = v.split(',').map((p) => p.trim());
+  for (const p of parts) {
+    let ok = false;
+    if (/^(nats|tls|ws|wss):\/\//i.test(p)) {
+      try {
+        const u = new URL(p);
+        ok = u.hostname.length > 0 && (u.port === '' || (Number(u.port) > 0 && Number(u.port) < 65536));
+      } catch {
+        ok = false;
+      }
+    } else {
+      const m = /^(\[[0-9a-f:]+\]|[a-z0-9.-]+):(\d{1,5})$/i.exec(p);
+      ok = m !== null && Number(m[2]) > 0 && Number(m[2]) < 65536;
+    }
+    if (!ok) throw new InvalidArgumentError(`'${p}' is not a NATS server URL: expected nats://host:port, tls://host:port or host:port (comma-separated for several)`);
+  }
+  return parts.join(',');
+}
+
+/**
  * The NATS options of `handoff start` and `handoff demo`: with `--nats`, `start` runs one node of a
  * cluster and `demo` drives episodes against a running cluster (docs/distribution.md). Without it
  * both stay on the embedded runtime.
  */
 export function addClusterOptions(cmd: Command, role: 'node' | 'driver'): Command {
   cmd
-    .option('--nats <url>', 'run on a NATS cluster at these server URL(s), comma-separated, e.g. nats://127.0.0.1:4222 (default: the embedded runtime)')
+    .option('--nats <url>', 'run on a NATS cluster at these server URL(s), comma-separated, e.g. nats://127.0.0.1:4222 (default: the embedded runtime)', natsServers)
     .option('--namespace <ns>', 'with --nats: namespace of subjects, streams and buckets', 'default');
   if (role === 'node') {
     cmd

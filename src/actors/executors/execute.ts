@@ -19,6 +19,11 @@ export interface ExecuteRequest {
   original?: unknown;
   /** Cluster: the lease's fencing token and its check; checked before the ledger lookup and before every application. */
   fence?: EffectFence;
+  /**
+   * How long the action may take before it fails as a transient `effect.timeout` naming it (and is
+   * retried under the same idempotency key). @default `HANDOFF_ACTION_TIMEOUT_MS`, else 30 s
+   */
+  timeoutMs?: number;
   /** Wraps the call to the action (circuit breaker, fault injection). */
   guard?: <T>(type: string, fn: () => Promise<T>) => Promise<T>;
 }
@@ -72,8 +77,29 @@ export async function executeOnce(req: ExecuteRequest, compensation: boolean): P
   fence?.check();
   failpoint('before-effect-pause');
   const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed), key: req.key, idempotencyKey: req.key, ...(fence ? { fencingToken: fence.token } : {}), world };
-  const run = () => impl.execute(args, ctx);
+  const run = () => withTimeout(impl.execute(args, ctx), req.timeoutMs ?? actionTimeoutMs(), `${compensation ? 'compensation' : 'action'} '${type}' (key ${req.key})`);
   const result = await (req.guard ? req.guard(type, run) : run());
   failpoint('after-effect');
   return { result, replayed: false };
+}
+
+/** `HANDOFF_ACTION_TIMEOUT_MS`, else 30 s. */
+export function actionTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.HANDOFF_ACTION_TIMEOUT_MS;
+  if (v === undefined || v === '') return 30_000;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new EffectError(`HANDOFF_ACTION_TIMEOUT_MS must be a positive number of milliseconds, not '${v}'`, { transient: false, code: 'config.invalid' });
+  return n;
+}
+
+/**
+ * An action that never settles would hold its episode for ever (and, with nothing else to wait for,
+ * end the process with Node's exit code 13 and no word): it fails after `ms` instead, naming itself.
+ */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new EffectError(`${what} did not settle within ${ms} ms`, { transient: true, code: 'effect.timeout' })), ms);
+  });
+  return Promise.race([Promise.resolve(p), timeout]).finally(() => clearTimeout(timer));
 }
