@@ -261,7 +261,9 @@ describe('command boundary: refused commands change nothing', () => {
     expect(after?.context).toEqual(before?.context);
     expect(await journalOf(env.rt, caseId)).toEqual(journalBefore);
     expect((await collect(env.store.audit())).length).toBe(auditBefore);
-    if (typeof command.commandId === 'string') expect(await env.store.hasCommand(command.commandId)).toBe(opts.commandRecorded ?? false);
+    // Every command these tests refuse carries a commandId: whether it was recorded is always checked.
+    expect(typeof command.commandId, 'a refused command without a commandId').toBe('string');
+    expect(await env.store.hasCommand(command.commandId as string)).toBe(opts.commandRecorded ?? false);
     return err as HandoffError;
   }
 
