@@ -47,7 +47,7 @@ const SHORT: Scenario[] = [
   { name: 'nats-server SIGKILL restart, then a node SIGKILLed, under burners', faults: ['server-sigkill', 'node-sigkill'], burners: true, episodes: 150 },
 ];
 const FAULTS: Fault[] = ['node-sigkill', 'node-sigstop', 'server-sigterm', 'server-sigkill', 'poison'];
-const MATRIX: Scenario[] = FAULTS.flatMap((f) => [false, true].map((burners) => ({ name: `${f}${burners ? ' under burners' : ''}`, faults: [f], burners, episodes: 500 })));
+const MATRIX: Scenario[] = FAULTS.flatMap((f) => [false, true].map((burners) => ({ name: `${f}${burners ? ' under burners' : ''}`, faults: [f], burners, episodes: Number(process.env.HANDOFF_FAULTS_EPISODES ?? 500) })));
 const ONLY = process.env.HANDOFF_FAULTS_ONLY?.split(',').filter(Boolean) as Fault[] | undefined;
 const SCENARIOS: Scenario[] = ONLY?.length
   ? [{ name: `${ONLY.join(' + ')}${process.env.HANDOFF_FAULTS_BURNERS === '1' ? ' under burners' : ''}`, faults: ONLY, burners: process.env.HANDOFF_FAULTS_BURNERS === '1', episodes: Number(process.env.HANDOFF_FAULTS_EPISODES ?? 300) }]
@@ -67,6 +67,9 @@ interface Result {
   nodesDown: string[];
   pausedMs: number | null;
   lapses: number;
+  /** Nodes that printed their final status on a graceful stop. */
+  stoppedCleanly: number;
+  notStopped: string[];
   refusedStaleAtWorld: number;
   deadLetters: number;
   wallMs: number;
@@ -172,6 +175,8 @@ async function runScenario(s: Scenario, server: NatsServer): Promise<Result> {
       nodesDown,
       pausedMs,
       lapses: stoppedLines.reduce((a, l) => a + (l?.lapses ?? 0), 0),
+      stoppedCleanly: stoppedLines.filter(Boolean).length,
+      notStopped: nodes.filter((_, i) => !stoppedLines[i] && !killed.has(nodes[i]!)).map((n) => `${n.name} ${n.exitSignal ?? ''} ${n.stderr.slice(-300)}`),
       refusedStaleAtWorld: stoppedLines.reduce((a, l) => a + (l?.world?.refusedStale ?? 0), 0),
       deadLetters: stoppedLines.reduce((a, l) => a + (l?.poison ?? 0), 0),
       wallMs: Math.round(performance.now() - t0),
