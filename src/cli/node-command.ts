@@ -61,7 +61,9 @@ export function addClusterOptions(cmd: Command, role: 'node' | 'driver'): Comman
   }
   cmd.option(
     '--time-scale <n>',
-    role === 'node' ? 'with --nats: simulated ms per wall ms of the cluster clock (demos: 3600 runs an hour in a second); the first node fixes it' : 'with --nats: simulated ms per wall ms (must match the nodes)',
+    role === 'node'
+      ? 'simulated ms per wall ms of the runtime clock (3600 runs an hour of SLA time in a second); with --nats the first node fixes it, embedded the data folder keeps it'
+      : 'with --nats: simulated ms per wall ms (must match the nodes)',
     num('--time-scale', 0.001),
     role === 'node' ? 1 : 3600,
   );

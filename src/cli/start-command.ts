@@ -54,7 +54,15 @@ export function registerStart(program: Command): void {
     .option('--secure-cookies', 'mark the session cookie Secure (when served behind TLS)', false)
     .addOption(new Option('--allow-origin <origin>', 'another origin allowed to send commands (a TLS proxy); repeatable').argParser(collect).default([], 'none'))
     .option('--json', 'print {"url": ...} as one JSON line once listening', false);
-  addClusterOptions(addGatewayTlsOptions(start), 'node').action(async (o: StartOptions) => {
+  addClusterOptions(addGatewayTlsOptions(start), 'node').action(async (o: StartOptions, cmd: Command) => {
+      // An option that does nothing in the chosen mode is refused, not silently ignored.
+      const given = (key: string) => cmd.getOptionValueSource(key) === 'cli';
+      const embeddedOnly = ['data', 'demoLoad', 'demoBurst', 'demoSeed'].filter(given);
+      const clusterOnly = ['namespace', 'node', 'maxInFlight', 'maxEpisodes', 'seed', 'events', 'console'].filter(given);
+      const flag = (key: string) => `--${key === 'console' ? 'no-console' : key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      if (o.nats && embeddedOnly.length)
+        throw new InvalidArgumentError(`${embeddedOnly.map(flag).join(', ')} ${embeddedOnly.length > 1 ? 'apply' : 'applies'} to the embedded runtime only; with --nats the data lives in JetStream and synthetic load comes from \`handoff demo --nats\``);
+      if (!o.nats && clusterOnly.length) throw new InvalidArgumentError(`${clusterOnly.map(flag).join(', ')} ${clusterOnly.length > 1 ? 'apply' : 'applies'} with --nats only (a cluster node)`);
       const models = o.model.length ? o.model : ['models/refunds', 'models/incidents'];
       // Checked before anything opens: a refused plain-HTTP address or a bad certificate ends here.
       const security = gatewaySecurityFromOptions(o);
@@ -82,6 +90,7 @@ export function registerStart(program: Command): void {
         models,
         host: o.host,
         port: o.port,
+        ...(given('timeScale') ? { timeScale: o.timeScale } : {}),
         demoLoad: o.demoLoad,
         ...(o.demoBurst !== undefined ? { demoBurst: o.demoBurst } : {}),
         ...(o.demoSeed !== undefined ? { demoSeed: o.demoSeed } : {}),

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { HandoffError } from '../contracts/errors.ts';
 import { loadModel, type LoadedModel } from '../models/loader.ts';
-import { systemClock } from '../runtime/clock.ts';
+import { ScaledClock, systemClock, type Clock, type ClockOrigin } from '../runtime/clock.ts';
 import { serveCommands } from '../runtime/command-server.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import { retentionOf, scheduleRetention } from '../retention/retention.ts';
@@ -86,6 +86,13 @@ export interface ConsoleOptions {
   models: string[];
   host?: string;
   port?: number;
+  /**
+   * Simulated ms per wall ms of the runtime's clock, so SLA deadlines and leases can be watched pass
+   * in a demo (3600: an hour a second). Stored in the data folder: a later start continues that clock
+   * (time never runs backwards for the stored deadlines); a different scale re-anchors it at its
+   * current reading. @default 1 (the system clock; a folder started scaled keeps its scaled clock)
+   */
+  timeScale?: number;
   /** Synthetic episodes per minute in the background (0: none). */
   demoLoad?: number;
   /** Episodes started at once with the demo load. @default demoLoad, at most 500 */
@@ -119,6 +126,26 @@ export interface RunningConsole {
 }
 
 /**
+ * The runtime clock of an embedded data folder: the system clock, or a {@link ScaledClock} whose origin
+ * is kept in the folder's meta so a restart continues it (see {@link ConsoleOptions.timeScale}).
+ */
+export async function embeddedClock(store: LevelStore, timeScale?: number): Promise<Clock> {
+  const stored = await store.getMeta<ClockOrigin>('clock');
+  if (timeScale === undefined || timeScale === 1) {
+    if (!stored) return systemClock;
+    // Stored deadlines were set by the scaled clock: carry on at real speed from where it reads now.
+    if (stored.speed === 1) return new ScaledClock(stored);
+    const origin = { start: Math.max(Date.now(), new ScaledClock(stored).now()), wallStart: Date.now(), speed: 1 };
+    await store.putMeta('clock', origin);
+    return new ScaledClock(origin);
+  }
+  if (stored && stored.speed === timeScale) return new ScaledClock(stored);
+  const origin = { start: stored ? new ScaledClock(stored).now() : Date.now(), wallStart: Date.now(), speed: timeScale };
+  await store.putMeta('clock', origin);
+  return new ScaledClock(origin);
+}
+
+/**
  * The embedded deployment behind `handoff start`: the runtime on a LevelDB store in `data` with the
  * system clock, its command server on the in-memory transport, and the gateway serving the console.
  */
@@ -130,12 +157,13 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   let rt: Runtime | undefined;
   let notifier: WebhookNotifier | undefined;
   try {
+    const clock = await embeddedClock(store, opts.timeScale);
     const world = new LevelWorld(store);
     const log = createLogger({ models });
     notifier = new WebhookNotifier({ store, models, env: opts.env ?? process.env, log });
-    const reasoning = await assembleReasoning({ models, store, clock: systemClock, drift: opts.drift ?? true });
+    const reasoning = await assembleReasoning({ models, store, clock, drift: opts.drift ?? true });
     const inspection = new InspectionStream({ models });
-    rt = await Runtime.open({ store, world, models, clock: systemClock, logger: log, planners: reasoning.planners, gateFor: reasoning.gateFor, inspect: inspection.inspect, channels: [notifier] });
+    rt = await Runtime.open({ store, world, models, clock, logger: log, planners: reasoning.planners, gateFor: reasoning.gateFor, inspect: inspection.inspect, channels: [notifier] });
     inspection.attach(rt.transport);
     reasoning.attach(rt);
     const commands = serveCommands(rt);
@@ -164,7 +192,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       demo.start(opts.demoBurst ?? Math.min(500, Math.ceil(opts.demoLoad)));
     }
     // Retention's automatic pass (docs/governance.md): hourly, over finished episodes only.
-    const retention = scheduleRetention({ store, clock: systemClock, retention: retentionOf(models), redactor: new Redactor(models), onError: (err) => rt?.log.error({ err }, 'retention pass failed') });
+    const retention = scheduleRetention({ store, clock, retention: retentionOf(models), redactor: new Redactor(models), onError: (err) => rt?.log.error({ err }, 'retention pass failed') });
     // A new active data key: re-seal the store in the background while the node serves (docs/encryption.md).
     let lastLogged = 0;
     const rotation = opts.keyring
