@@ -5,6 +5,7 @@ import { CredentialsFile, type ScryptHash } from '../contracts/auth.ts';
 import { ModelError } from '../contracts/errors.ts';
 import { toIssues } from '../contracts/parse.ts';
 import type { LoadedModel } from '../models/loader.ts';
+import { MemorySessionStore, type SessionRecord, type SessionStore, type StoredRecord } from './session-store.ts';
 
 /** What a reviewer may do in one model: their roles there, and whether they see sensitive fields. */
 export interface ModelGrant {
@@ -116,9 +117,12 @@ export class Directory {
 }
 
 export interface Session {
-  /** Random 256-bit token; only its hash is kept as the map key. */
+  /** SHA-256 of the token: the key the session is stored under (the token itself is never kept). */
+  key: string;
   principal: Principal;
+  /** Derived from the token (never stored): every node computes the same one. */
   csrf: string;
+  via: 'password' | 'oidc';
   createdAt: number;
   lastSeen: number;
   expiresAt: number;
@@ -130,95 +134,177 @@ export interface SessionOptions {
   /** A session expires this long after login, however active. @default 12 h */
   absoluteMs?: number;
   now?: () => number;
+  /** Where sessions live. @default in memory (a restart signs everyone out) */
+  store?: SessionStore;
+  /** How often expired sessions and stale sign-ins are removed from the store. @default 5 min */
+  sweepMs?: number;
 }
 
 export type SessionLookup = { ok: true; session: Session } | { ok: false; reason: 'missing' | 'expired' };
 
-const tokenKey = (token: string) => createHash('sha256').update(token).digest('base64url');
+/** The store key of a token (or of any other bearer secret, such as a sign-in's transaction cookie). */
+export const tokenKey = (token: string) => createHash('sha256').update(token).digest('base64url');
+const csrfOf = (token: string) => createHash('sha256').update(`handoff-csrf\0${token}`).digest('base64url');
+/** Ended sessions are kept this long so the console can say "expired" rather than "not signed in". */
+const TOMBSTONE_MS = 24 * 3600_000;
 
 /**
- * Server-side sessions, in memory: a restart signs everyone out. Sliding idle expiry with an
- * absolute cap; expired tokens are remembered for a while so the console can say "expired"
- * rather than "not signed in".
+ * Server-side sessions on a {@link SessionStore}: sliding idle expiry with an absolute cap, a new
+ * token on every sign-in, and an end (sign-out, expiry) that holds on every process sharing the
+ * store. Every HTTP request reads the store, so a sign-out on one node is refused on the next request
+ * to any other; a store that can `watch` also tells this process at once, which closes its sockets.
+ * Use is recorded at most every `touchMs` (a tenth of the idle time, at most a minute), so a busy
+ * reviewer does not write on every request; the idle expiry counts from the last recorded use.
  */
 export class Sessions {
-  #live = new Map<string, Session & { key: string }>();
-  #expired = new Map<string, number>();
   readonly idleMs: number;
   readonly absoluteMs: number;
+  readonly touchMs: number;
+  readonly store: SessionStore;
   #now: () => number;
   #listeners = new Set<(principalId: string, key: string) => void>();
+  /** Sessions this process has seen recently (for its sockets' `alive` checks), by key. */
+  #known = new Map<string, Session>();
+  /** Keys this process knows ended, with when. */
+  #ended = new Map<string, number>();
+  #unwatch: (() => void) | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: SessionOptions = {}) {
     this.idleMs = opts.idleMs ?? 30 * 60_000;
     this.absoluteMs = opts.absoluteMs ?? 12 * 3600_000;
+    this.touchMs = Math.min(60_000, Math.floor(this.idleMs / 10));
     this.#now = opts.now ?? Date.now;
+    this.store = opts.store ?? new MemorySessionStore();
+    this.#unwatch = this.store.watch?.((key, rec) => this.#changed(key, rec));
+    if (opts.sweepMs !== 0) {
+      this.#sweepTimer = setInterval(() => void this.sweep().catch(() => undefined), opts.sweepMs ?? 5 * 60_000);
+      this.#sweepTimer.unref();
+    }
   }
 
-  create(principal: Principal): { token: string; session: Session } {
+  #expiry(r: { createdAt: number; lastSeen: number }): number {
+    return Math.min(r.lastSeen + this.idleMs, r.createdAt + this.absoluteMs);
+  }
+
+  #session(key: string, token: string, r: SessionRecord): Session {
+    const s: Session = { key, principal: r.principal, csrf: csrfOf(token), via: r.via, createdAt: r.createdAt, lastSeen: r.lastSeen, expiresAt: this.#expiry(r) };
+    this.#known.set(key, s);
+    return s;
+  }
+
+  /** A new session with a fresh token (rotation: a sign-in never reuses a token). */
+  async create(principal: Principal, via: 'password' | 'oidc' = 'password'): Promise<{ token: string; session: Session }> {
     const token = randomBytes(32).toString('base64url');
     const now = this.#now();
     const key = tokenKey(token);
-    const session = { key, principal, csrf: randomBytes(24).toString('base64url'), createdAt: now, lastSeen: now, expiresAt: Math.min(now + this.idleMs, now + this.absoluteMs) };
-    this.#live.set(key, session);
-    this.#sweep();
-    return { token, session };
+    const rec: SessionRecord = { kind: 'session', principal, via, createdAt: now, lastSeen: now, expiresAt: Math.min(now + this.idleMs, now + this.absoluteMs) };
+    await this.store.put(key, rec);
+    return { token, session: this.#session(key, token, rec) };
   }
 
   /** Looks a token up; `touch` slides the idle expiry (any authenticated HTTP request does). */
-  lookup(token: string | undefined, touch = true): SessionLookup {
+  async lookup(token: string | undefined, touch = true): Promise<SessionLookup> {
     if (!token || token.length > 200) return { ok: false, reason: 'missing' };
     const key = tokenKey(token);
-    const s = this.#live.get(key);
-    const now = this.#now();
-    if (!s) return { ok: false, reason: this.#expired.has(key) ? 'expired' : 'missing' };
-    if (now >= s.expiresAt) {
-      this.#expire(key);
+    const rec = await this.store.get(key);
+    if (!rec || rec.kind !== 'session') {
+      this.#known.delete(key);
+      return { ok: false, reason: this.#ended.has(key) ? 'expired' : 'missing' };
+    }
+    if (rec.endedAt !== undefined) {
+      this.#markEnded(key, rec.principal.id, rec.endedAt);
       return { ok: false, reason: 'expired' };
     }
-    if (touch) {
-      s.lastSeen = now;
-      s.expiresAt = Math.min(now + this.idleMs, s.createdAt + this.absoluteMs);
+    const now = this.#now();
+    if (now >= this.#expiry(rec)) {
+      await this.#end(key, rec, 'expired');
+      return { ok: false, reason: 'expired' };
     }
-    return { ok: true, session: s };
+    if (touch && now - rec.lastSeen >= this.touchMs) {
+      rec.lastSeen = now;
+      rec.expiresAt = this.#expiry(rec);
+      await this.store.put(key, rec);
+    }
+    return { ok: true, session: this.#session(key, token, rec) };
   }
 
-  /** Whether the session behind `key` is still valid (for long-lived WebSockets; does not slide). */
+  /** Whether a session is still valid as far as this process knows (for long-lived WebSockets; does not slide or read the store). */
   alive(session: Session): boolean {
-    const s = session as Session & { key: string };
-    if (!this.#live.has(s.key)) return false;
-    if (this.#now() >= s.expiresAt) {
-      this.#expire(s.key);
+    if (this.#ended.has(session.key)) return false;
+    const known = this.#known.get(session.key) ?? session;
+    if (this.#now() >= known.expiresAt) {
+      void this.#end(session.key, undefined, 'expired').catch(() => undefined);
       return false;
     }
     return true;
   }
 
-  destroy(session: Session): void {
-    this.#expire((session as Session & { key: string }).key);
+  /** Ends a session everywhere: sign-out, or a new sign-in of the same browser (`replaced`). */
+  async destroy(session: Session, reason: 'signout' | 'replaced' = 'signout'): Promise<void> {
+    await this.#end(session.key, undefined, reason);
   }
 
-  /** Called when a session ends (logout or expiry), so its sockets close. */
+  /** Called when a session ends (sign-out or expiry, here or on another node sharing the store), so its sockets close. */
   onEnd(listener: (principalId: string, key: string) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
   keyOf(session: Session): string {
-    return (session as Session & { key: string }).key;
+    return session.key;
   }
 
-  #expire(key: string): void {
-    const s = this.#live.get(key);
-    this.#live.delete(key);
-    this.#expired.set(key, this.#now());
-    if (s) for (const l of this.#listeners) l(s.principal.id, key);
-  }
-
-  #sweep(): void {
+  /** Keeps an ended session as a tombstone (so other nodes refuse it too), and tells the listeners. */
+  async #end(key: string, rec: SessionRecord | undefined, reason: 'signout' | 'replaced' | 'expired'): Promise<void> {
     const now = this.#now();
-    for (const [key, s] of this.#live) if (now >= s.expiresAt) this.#expire(key);
-    for (const [key, at] of this.#expired) if (now - at > 24 * 3600_000) this.#expired.delete(key);
+    const known = this.#known.get(key);
+    const current = rec ?? (await this.store.get(key));
+    this.#markEnded(key, current?.kind === 'session' ? current.principal.id : known?.principal.id, now);
+    if (current?.kind === 'session' && current.endedAt === undefined) await this.store.put(key, { ...current, endedAt: now, endReason: reason });
+  }
+
+  #markEnded(key: string, principalId: string | undefined, at: number): void {
+    this.#known.delete(key);
+    if (this.#ended.has(key)) return;
+    this.#ended.set(key, at);
+    if (principalId === undefined) return;
+    for (const l of this.#listeners) l(principalId, key);
+  }
+
+  /** A change from another process sharing the store. */
+  #changed(key: string, rec: StoredRecord | undefined): void {
+    if (rec === undefined) {
+      const known = this.#known.get(key);
+      if (known) this.#markEnded(key, known.principal.id, this.#now());
+      return;
+    }
+    if (rec.kind !== 'session') return;
+    if (rec.endedAt !== undefined) return this.#markEnded(key, rec.principal.id, rec.endedAt);
+    const known = this.#known.get(key);
+    if (known && rec.lastSeen > known.lastSeen) {
+      known.lastSeen = rec.lastSeen;
+      known.expiresAt = this.#expiry(rec);
+    }
+  }
+
+  /** Ends expired sessions and removes tombstones older than a day and stale sign-ins. */
+  async sweep(): Promise<void> {
+    const now = this.#now();
+    for await (const [key, rec] of this.store.entries()) {
+      if (rec.kind === 'oidc-pending') {
+        if (now >= rec.expiresAt) await this.store.delete(key);
+      } else if (rec.endedAt !== undefined) {
+        if (now - rec.endedAt > TOMBSTONE_MS) await this.store.delete(key);
+      } else if (now >= this.#expiry(rec)) await this.#end(key, rec, 'expired');
+    }
+    for (const [key, at] of this.#ended) if (now - at > TOMBSTONE_MS) this.#ended.delete(key);
+    for (const [key, s] of this.#known) if (now >= s.expiresAt) this.#known.delete(key);
+  }
+
+  close(): void {
+    this.#unwatch?.();
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
   }
 }
 

@@ -16,7 +16,9 @@ import type { AgentContext } from '../machines/agent.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { AuditDraft } from '../runtime/audit-log.ts';
 import { AuditIndex } from './audit-index.ts';
-import { Directory, Sessions, type Principal, type Session, type SessionOptions } from './auth.ts';
+import { Directory, Sessions, tokenKey, type Principal, type Session, type SessionOptions } from './auth.ts';
+import { OidcSignIn, type OidcConfig } from './oidc.ts';
+import { randomBytes } from 'node:crypto';
 import { RefusalLimiter, SignInThrottle, TrustedProxies, type SignInThrottleOptions } from './throttle.ts';
 import type { GatewayBackend } from './backend.ts';
 import { MASK, caseView, episodeView, mayOpen, unmaskActions } from './case-view.ts';
@@ -27,7 +29,7 @@ import { sensitivePaths } from '../contracts/classification.ts';
 import { z } from 'zod';
 import { HttpError, MIME, errorBody, SECURITY_HEADERS, parseCookies, readJson, sameOrigin, sendError, sendJson } from './http.ts';
 import { Metrics } from './metrics.ts';
-import { QueueProjection, type QueueFilter } from './projection.ts';
+import { QueueProjection, mayView, type QueueFilter } from './projection.ts';
 import { WsHub } from './ws-hub.ts';
 import { InspectorRoutes, inspectableModels } from '../inspect/http.ts';
 import type { InspectorBackend } from '../inspect/backend.ts';
@@ -76,9 +78,17 @@ export interface GatewayOptions {
   trustedProxies?: string[];
   /** Sign-in throttling: per account with a doubling lock, per address only against floods. */
   signInThrottle?: SignInThrottleOptions;
+  /** OpenID Connect sign-in (the `oidc` section of a gateway config, docs/console.md). @default none */
+  oidc?: OidcConfig;
+  /** Sign-in with the reviewers.json passwords. @default true */
+  passwords?: boolean;
+  /** Where the OIDC client id and secret variables are read from. @default process.env */
+  env?: Record<string, string | undefined>;
 }
 
 const COOKIE = 'handoff_session';
+/** The OIDC sign-in under way: a random handle on the pending record (state, nonce, PKCE verifier), for the callback only. */
+const OIDC_COOKIE = 'handoff_oidc';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DEFAULT_WEB_ROOT = resolve(HERE, '..', '..', 'web', 'console');
 
@@ -143,6 +153,7 @@ export class Gateway {
   #fileCache = new Map<string, Buffer>();
   #inspector: InspectorRoutes | null;
   readonly callbacks: CallbackEndpoint;
+  readonly oidc: OidcSignIn | null;
   #hsts: string | null;
   url = '';
 
@@ -155,6 +166,7 @@ export class Gateway {
     this.#models = new Map(opts.backend.models.map((m) => [m.name, m]));
     for (const m of opts.backend.models) for (const r of m.config.reviewers) this.#names.set(r.id, r.name);
     this.sessions = new Sessions(opts.sessions);
+    this.oidc = opts.oidc ? new OidcSignIn(opts.oidc, opts.backend.models, opts.env ?? process.env) : null;
     this.#throttle = new SignInThrottle(opts.signInThrottle);
     this.#proxies = opts.trustedProxies ? new TrustedProxies(opts.trustedProxies) : TrustedProxies.parse(process.env.HANDOFF_TRUSTED_PROXIES);
     this.projection = new QueueProjection(opts.backend);
@@ -205,6 +217,7 @@ export class Gateway {
     this.#closing = true;
     this.#hub.close();
     this.#inspector?.close();
+    this.sessions.close();
     for (const u of this.#unsubs) u();
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
@@ -218,8 +231,8 @@ export class Gateway {
     return `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}${this.#opts.secureCookies || this.#opts.tls ? '; Secure' : ''}`;
   }
 
-  #session(req: IncomingMessage): Session {
-    const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE]);
+  async #session(req: IncomingMessage): Promise<Session> {
+    const found = await this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE]);
     if (found.ok) return found.session;
     if (found.reason === 'expired') throw new HttpError(401, 'auth.session_expired', 'your session expired; sign in again');
     throw new HttpError(401, 'auth.required', 'sign in first: this API needs a session');
@@ -259,6 +272,14 @@ export class Gateway {
   }
 
   #upgrade(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    void this.#upgradeAsync(req, socket, head).catch((err: unknown) => {
+      this.#log?.error({ err }, 'websocket upgrade failed');
+      socket.destroy();
+    });
+  }
+
+  async #upgradeAsync(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): Promise<void> {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://x');
@@ -278,7 +299,7 @@ export class Gateway {
     if (url.pathname !== '/ws' && !(url.pathname === '/inspector/ws' && this.#inspector)) return refuse(404, 'Not Found', 'no such socket');
     // Browsers always send Origin on WebSockets: a page of another site must not ride the cookie.
     if (!req.headers.origin || !sameOrigin(req, this.#opts.allowedOrigins)) return refuse(403, 'Forbidden', req.headers.origin ? 'cross-origin' : 'no origin');
-    const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE]);
+    const found = await this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE]);
     if (!found.ok) return refuse(401, 'Unauthorized', found.reason === 'expired' ? 'session expired' : 'no session');
     if (url.pathname === '/inspector/ws' && inspectableModels(found.session.principal).size === 0) return refuse(403, 'Forbidden', 'the inspector needs the engineer role', found.session.principal);
     if (url.pathname === '/inspector/ws') this.#inspector!.upgrade(req, socket, head, found.session);
@@ -301,7 +322,7 @@ export class Gateway {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'request.method', `${req.method} is not allowed here`);
       if (path === '/healthz') return sendJson(res, 200, { ok: true });
       if (path === '/' || path === '/index.html') {
-        const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
+        const found = await this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
         if (!found.ok) {
           res.writeHead(302, { Location: found.reason === 'expired' ? '/login?expired=1' : '/login', 'Cache-Control': 'no-store' });
           res.end();
@@ -310,10 +331,12 @@ export class Gateway {
         return await this.#static(res, '/index.html');
       }
       if (this.#inspector && (path === '/inspector' || path.startsWith('/inspector/'))) {
-        const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
+        const found = await this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
         return await this.#inspector.page(res, path, found.ok ? 'ok' : found.reason);
       }
       if (path === '/login' || path === '/login.html') return await this.#static(res, '/login.html');
+      if (path === '/auth/oidc') return await this.#oidcBegin(res, url);
+      if (path === '/auth/callback') return await this.#oidcCallback(req, res, url);
       if (path === '/favicon.ico') return await this.#static(res, '/assets/favicon.svg');
       if (this.#files.has(path) && (path.startsWith('/assets/') || path.startsWith('/vendor/'))) return await this.#static(res, path);
       throw new HttpError(404, 'request.not_found', `nothing at ${path}`);
@@ -357,7 +380,7 @@ export class Gateway {
       const path = url.pathname;
       const audited = (path === '/api/login' && status === 401) || path.startsWith('/api/callbacks/');
       if ((status === 401 || status === 403) && !audited) {
-        const found = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
+        const found = await this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
         const p = found.ok ? found.session.principal : null;
         const caseId = /^\/api\/cases\/([^/]+)/.exec(path)?.[1];
         const method = req.method ?? 'GET';
@@ -381,7 +404,10 @@ export class Gateway {
       if (method !== 'POST') throw new HttpError(405, 'request.method', 'use POST to sign in');
       return this.#login(req, res);
     }
-    const session = this.#session(req);
+    if (path === '/api/auth/methods' && method === 'GET') {
+      return sendJson(res, 200, { password: this.#opts.passwords ?? true, oidc: this.oidc ? { label: this.oidc.label, start: '/auth/oidc' } : null });
+    }
+    const session = await this.#session(req);
     const p = session.principal;
     if (method !== 'GET') {
       try {
@@ -397,7 +423,7 @@ export class Gateway {
     }
     if (path === '/api/logout') {
       if (method !== 'POST') throw new HttpError(405, 'request.method', 'use POST to sign out');
-      this.sessions.destroy(session);
+      await this.sessions.destroy(session);
       await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.logout', actor: `reviewer:${p.id}`, by: p.id, data: {} }]);
       return sendJson(res, 200, { ok: true }, { 'Set-Cookie': this.#cookie('', 0) });
     }
@@ -427,6 +453,7 @@ export class Gateway {
       reviewer: { id: p.id, name: p.name, grants: p.grants },
       csrfToken: session.csrf,
       expiresAt: session.expiresAt,
+      via: session.via,
       idleMs: this.sessions.idleMs,
       serverTime: this.#backend.now(),
       models: [...this.#models.values()]
@@ -442,6 +469,7 @@ export class Gateway {
 
   async #login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!sameOrigin(req, this.#opts.allowedOrigins)) throw new HttpError(403, 'auth.origin', 'cross-origin sign-in is not allowed');
+    if (this.#opts.passwords === false) throw new HttpError(403, 'auth.method_disabled', `passwords are turned off on this console; ${this.oidc ? `use "${this.oidc.label}"` : 'ask an administrator'}`);
     const body = await readJson(req, 4096);
     const creds = parseContract(LoginRequest, body, 'LoginRequest');
     const ip = this.#ip(req);
@@ -483,11 +511,67 @@ export class Gateway {
     }
     this.#throttle.succeeded(creds.id);
     // A new sign-in replaces the session this browser had.
-    const previous = this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
-    if (previous.ok) this.sessions.destroy(previous.session);
-    const { token, session } = this.sessions.create(principal);
-    await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.login', actor: `reviewer:${principal.id}`, by: principal.id, data: { ip, roles: principal.grants } }]);
+    const previous = await this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
+    if (previous.ok) await this.sessions.destroy(previous.session, 'replaced');
+    const { token, session } = await this.sessions.create(principal, 'password');
+    await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.login', actor: `reviewer:${principal.id}`, by: principal.id, data: { ip, via: 'password', roles: principal.grants } }]);
     sendJson(res, 200, this.#sessionBody(session), { 'Set-Cookie': this.#cookie(token, Math.round(this.sessions.absoluteMs / 1000)) });
+  }
+
+  #oidcCookie(value: string, maxAgeS: number): string {
+    // Lax, not Strict: the provider's redirect back is a cross-site navigation, which must carry it.
+    return `${OIDC_COOKIE}=${value}; Path=/auth/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeS}${this.#opts.secureCookies || this.#opts.tls ? '; Secure' : ''}`;
+  }
+
+  /** `GET /auth/oidc`: a new sign-in (state, nonce, PKCE verifier kept in the session store), then off to the provider. */
+  async #oidcBegin(res: ServerResponse, url: URL): Promise<void> {
+    if (!this.oidc) throw new HttpError(404, 'request.not_found', 'single sign-on is not configured on this console');
+    const next = url.searchParams.get('next') === '/inspector' ? '/inspector' : '/';
+    const { url: to, pending } = await this.oidc.begin(next, Date.now());
+    const handle = randomBytes(32).toString('base64url');
+    await this.sessions.store.put(tokenKey(handle), pending);
+    res.writeHead(302, { Location: to.href, 'Cache-Control': 'no-store', 'Set-Cookie': this.#oidcCookie(handle, 600) });
+    res.end();
+  }
+
+  /**
+   * `GET /auth/callback`: the provider's answer. The pending sign-in is taken (one use) by the handle
+   * in this browser's cookie; openid-client checks state, PKCE, the ID token and its nonce; the claims
+   * map to roles. A new session (new token) ends with a page that navigates to the console itself, so
+   * the SameSite=Strict session cookie is sent (it is not on a redirect chain begun by another site).
+   */
+  async #oidcCallback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (!this.oidc) throw new HttpError(404, 'request.not_found', 'single sign-on is not configured on this console');
+    const ip = this.#ip(req);
+    const clear = this.#oidcCookie('', 0);
+    const fail = async (reason: string, notice: string, id?: string) => {
+      await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.login_failed', actor: `reviewer:${(id ?? 'unknown').slice(0, 64)}`, by: 'anonymous', data: { ip, via: 'oidc', reason: reason.slice(0, 300) } }]);
+      res.writeHead(302, { Location: `/login?sso=${notice}`, 'Cache-Control': 'no-store', 'Set-Cookie': clear });
+      res.end();
+    };
+    const handle = parseCookies(req.headers.cookie)[OIDC_COOKIE];
+    const key = handle && handle.length <= 100 ? tokenKey(handle) : null;
+    const pending = key ? await this.sessions.store.get(key) : undefined;
+    if (key && pending) await this.sessions.store.delete(key);
+    if (!pending || pending.kind !== 'oidc-pending' || Date.now() >= pending.expiresAt) return fail('no sign-in under way in this browser (or it took over 10 minutes)', 'stale');
+    const providerError = url.searchParams.get('error');
+    if (providerError) return fail(`the identity provider answered ${providerError.slice(0, 100)}`, 'failed');
+    let result: Awaited<ReturnType<OidcSignIn['complete']>>;
+    try {
+      result = await this.oidc.complete(url.search, pending);
+    } catch (err) {
+      this.#log?.warn({ err, code: 'auth.oidc_failed' }, 'OIDC sign-in failed');
+      return fail(`the provider's response failed a check: ${(err as Error).message}`, 'failed');
+    }
+    if ('refused' in result) return fail(result.refused, 'norole', result.id);
+    const principal = result.principal;
+    const previous = await this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE], false);
+    if (previous.ok) await this.sessions.destroy(previous.session, 'replaced');
+    const { token } = await this.sessions.create(principal, 'oidc');
+    await this.#auditSafe([{ at: this.#backend.now(), kind: 'auth.login', actor: `reviewer:${principal.id}`, by: principal.id, data: { ip, via: 'oidc', issuer: this.oidc.config.issuer, roles: principal.grants } }]);
+    const body = Buffer.from(`<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${pending.next}"><title>Signed in</title><p>Signed in. <a href="${pending.next}">Continue to the console</a>.</p>\n`);
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': body.length, 'Cache-Control': 'no-store', 'Set-Cookie': [this.#cookie(token, Math.round(this.sessions.absoluteMs / 1000)), clear] });
+    res.end(body);
   }
 
   #queue(res: ServerResponse, url: URL, p: Principal): void {
@@ -507,7 +591,15 @@ export class Gateway {
     };
     const filter: QueueFilter = {};
     const queue = sp.get('queue');
-    if (queue) filter.queue = queue.slice(0, 200);
+    if (queue) {
+      filter.queue = queue.slice(0, 200);
+      // A queue of a tier the reviewer has no role for is refused, not shown empty.
+      const tiers = [...this.#models.values()].flatMap((m) => m.config.review.tiers.map((t) => ({ model: m.name, t })).filter((x) => x.t.queue === filter.queue));
+      if (tiers.length && !tiers.some((x) => mayView(p, x.model, x.t.roles))) {
+        const needs = [...new Set(tiers.flatMap((x) => x.t.roles))];
+        throw new HttpError(403, 'auth.forbidden', `the queue ${filter.queue} (${tiers[0]!.t.name}) needs the role ${needs.join(' or ')}; your roles do not include it`, { rule: 'queue-role', queue: filter.queue });
+      }
+    }
     const tier = num('tier', 1, 100);
     if (tier !== undefined) filter.tier = tier;
     const risk = oneOf('risk', ['low', 'medium', 'high'] as const);

@@ -1,9 +1,9 @@
 import { readFile, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { sensitivePaths } from '../contracts/classification.ts';
-import { ContractError, ModelError } from '../contracts/errors.ts';
+import { ContractError, HandoffError as HandoffErrorBase, ModelError } from '../contracts/errors.ts';
 import type { GateDecision } from '../contracts/gate-decision.ts';
 import { ModelConfig } from '../contracts/model-config.ts';
 import type { Observation } from '../contracts/observation.ts';
@@ -11,6 +11,7 @@ import { Plan, type PlannedAction } from '../contracts/plan.ts';
 import { parseContract, toIssues } from '../contracts/parse.ts';
 import { evaluateGate } from '../policy/gate.ts';
 import type { ModelHandlers } from './define.ts';
+import { unknownKeys } from './schema-keys.ts';
 
 /** A model folder, validated and ready to run. */
 export interface LoadedModel {
@@ -54,6 +55,36 @@ const HandlersShape = z.object({
   synthesize: z.function(),
 });
 
+/** A deep copy of `raw` without the keys at `paths` (dotted). */
+function withoutPaths(raw: unknown, paths: string[]): unknown {
+  if (paths.length === 0) return raw;
+  const copy = structuredClone(raw) as Record<string, any>;
+  for (const p of paths) {
+    const parts = p.split('.');
+    let at: any = copy;
+    for (const k of parts.slice(0, -1)) at = at?.[k];
+    if (at && typeof at === 'object') delete at[parts.at(-1)!];
+  }
+  return copy;
+}
+
+/** A raw model.json with the containers the cross-reference checks walk defaulted to empty. */
+function withDefaults(raw: Record<string, any>): Record<string, any> {
+  const arr = (v: unknown) => (Array.isArray(v) ? v : []);
+  const obj = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, any>) : {});
+  const policy = obj(raw.policy);
+  const review = obj(raw.review);
+  return {
+    ...raw,
+    actions: obj(raw.actions),
+    roles: obj(raw.roles),
+    reviewers: arr(raw.reviewers).map((r) => ({ ...obj(r), roles: arr(obj(r).roles) })),
+    policy: { ...policy, allowedActions: arr(policy.allowedActions), deniedActions: arr(policy.deniedActions), limits: arr(policy.limits).map(obj), tierRiskBounds: arr(policy.tierRiskBounds), onExpiry: obj(policy.onExpiry) },
+    review: { ...review, tiers: arr(review.tiers).map((t) => ({ ...obj(t), roles: arr(obj(t).roles) })) },
+    ...(raw.operator ? { operator: { ...obj(raw.operator), roles: arr(obj(raw.operator).roles) } } : {}),
+  };
+}
+
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,
@@ -80,8 +111,13 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
   } catch (err) {
     throw new ModelError(label, [{ file: rel(jsonFile), path: '', message: `not valid JSON: ${(err as Error).message}` }]);
   }
-  const parsed = ModelConfig.safeParse(raw);
-  if (!parsed.success) for (const i of toIssues(parsed.error)) problems.push({ file: rel(jsonFile), ...i });
+  // Unknown keys (a misspelt `fourEye` would silently leave four eyes off) with a did-you-mean. zod's
+  // strict objects stop at an unknown key, so the rest is validated without them: one run, every problem.
+  const unknown = unknownKeys(ModelConfig, raw);
+  for (const u of unknown) problems.push({ file: rel(jsonFile), path: u.path, message: u.message });
+  const parsed = ModelConfig.safeParse(withoutPaths(raw, unknown.map((u) => u.path)));
+  if (!parsed.success)
+    for (const i of toIssues({ issues: parsed.error.issues.filter((x) => x.code !== 'unrecognized_keys') } as z.ZodError)) problems.push({ file: rel(jsonFile), ...i });
 
   // handlers.mts is ESM wherever it lives; a handlers.ts outside an ESM package ("type": "module")
   // would load as CommonJS with its own copies of Handoff's classes, and errors thrown from it would
@@ -103,8 +139,11 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
     }
   }
 
-  if (parsed.success && handlers && handlersFile) {
-    const config = parsed.data;
+  // Cross-references are checked even when model.json has schema problems (best effort on the raw
+  // document), so one run reports every problem.
+  if (handlers && handlersFile && (parsed.success || (raw && typeof raw === 'object'))) {
+   try {
+    const config = (parsed.success ? parsed.data : withDefaults(raw as Record<string, any>)) as ModelConfig;
     const hf = rel(handlersFile);
     const jf = rel(jsonFile);
     for (const [name, action] of Object.entries(config.actions)) {
@@ -143,8 +182,11 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
       if (!config.roles[r]) problems.push({ file: jf, path: `operator.roles.${j}`, message: `unknown role '${r}'` });
     });
     const expiry = config.policy.onExpiry;
-    if (expiry.fallback === 'safeAction' && !config.actions[expiry.action.type])
-      problems.push({ file: jf, path: 'policy.onExpiry.action.type', message: `unknown action '${expiry.action.type}'` });
+    if (expiry?.fallback === 'safeAction' && !config.actions[expiry.action?.type])
+      problems.push({ file: jf, path: 'policy.onExpiry.action.type', message: `unknown action '${expiry.action?.type}'` });
+   } catch {
+    // The raw document is too broken for cross-references; its schema problems are reported above.
+   }
   }
 
   if (problems.length > 0 || !parsed.success || !handlers) throw new ModelError(label, problems);
@@ -213,4 +255,73 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
     validatePlan,
     editActions,
   };
+}
+
+/**
+ * Runs the model's own code on its own synthesized signals, as the runtime would (the perceiver, the
+ * field contract, the rule planner, each action's argument schema), with benign draws so simulated
+ * flakiness stays out of the way. Reports what would make every episode fail: a perceiver that always
+ * throws, fields or plans that break their schema (with the zod issues), a synthesizer that throws.
+ * `handoff models check`, `testgen` and `simulate` run it; loading a model for the runtime does not.
+ */
+export async function probeModel(model: LoadedModel, opts: { signals?: number; now?: number } = {}): Promise<Problem[]> {
+  const { perceive } = await import('../actors/perceivers/perceive.ts');
+  const { plan: rulePlan } = await import('../actors/planners/rule-planner.ts');
+  const { Rng } = await import('../runtime/rng.ts');
+  const n = opts.signals ?? 12;
+  const now = opts.now ?? Date.UTC(2026, 0, 5, 8);
+  const ctx = { now, attempt: 1, draw: () => 0.999 };
+  const abs = join(model.dir, 'handlers.ts');
+  const file = relative(process.cwd(), abs).startsWith('..') ? abs : relative(process.cwd(), abs);
+  const problems = new Map<string, Problem>();
+  const add = (path: string, message: string) => {
+    const key = `${path}|${message}`;
+    if (!problems.has(key)) problems.set(key, { file, path, message });
+  };
+  /** The underlying contract (zod) issues of an error, else its message. */
+  const explain = (err: unknown): string => {
+    for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++)
+      if (e instanceof ContractError) return e.issues.map((x) => `${x.path || '(root)'}: ${x.message}`).join('; ');
+    if (err instanceof z.ZodError) return toIssues(err).map((x) => `${x.path || '(root)'}: ${x.message}`).join('; ');
+    return err instanceof Error ? err.message : String(err);
+  };
+  let perceived = 0;
+  let planned = 0;
+  let firstPerceive: string | undefined;
+  let firstPlan: string | undefined;
+  for (let i = 0; i < n; i++) {
+    let signal: unknown;
+    try {
+      signal = model.handlers.synthesize(new Rng(`handoff-probe/${model.name}/${i}`), i);
+    } catch (err) {
+      add('synthesize', `synthesize(rng, ${i}) threw: ${explain(err)}`);
+      continue;
+    }
+    const sig = model.handlers.signal.safeParse(signal);
+    if (!sig.success) {
+      add('signal', `a synthesized signal breaks the signal schema: ${explain(sig.error)}`);
+      continue;
+    }
+    let observation: Observation;
+    try {
+      observation = await perceive(model, `probe-${i}`, sig.data, ctx);
+      perceived++;
+    } catch (err) {
+      const contract = explain(err);
+      if (err instanceof HandoffErrorBase && err.code === 'contract.invalid') add('fields', `the perceiver's fields break the fields schema: ${contract}`);
+      firstPerceive ??= contract;
+      continue;
+    }
+    try {
+      await rulePlan(model, `probe-${i}`, observation, ctx);
+      planned++;
+    } catch (err) {
+      const cause = (err as { cause?: unknown }).cause;
+      if (cause instanceof ContractError) add('plan', `the planner's plan breaks its contract: ${explain(cause)}`);
+      firstPlan ??= explain(err);
+    }
+  }
+  if (perceived === 0 && firstPerceive !== undefined) add('perceive', `the perceiver failed on every one of ${n} synthesized signals: ${firstPerceive}`);
+  if (perceived > 0 && planned === 0 && firstPlan !== undefined) add('plan', `the planner failed on every one of ${perceived} perceived signals: ${firstPlan}`);
+  return [...problems.values()];
 }

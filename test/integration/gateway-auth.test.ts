@@ -52,19 +52,20 @@ describe('gateway auth', () => {
     expect((short as ModelError).problems[0]).toMatchObject({ path: 'reviewers.0.secret.salt', message: 'salt must be at least 16 bytes' });
   });
 
-  it('sessions slide with use, up to an absolute cap, and say "expired"', () => {
+  it('sessions slide with use, up to an absolute cap, and say "expired"', async () => {
     let now = 1_000_000;
-    const s = new Sessions({ idleMs: 1000, absoluteMs: 2500, now: () => now });
-    const { token } = s.create({ id: 'r-a', name: 'A', grants: {} });
+    const s = new Sessions({ idleMs: 1000, absoluteMs: 2500, now: () => now, sweepMs: 0 });
+    const { token } = await s.create({ id: 'r-a', name: 'A', grants: {} });
     now += 900;
-    expect(s.lookup(token).ok).toBe(true);
+    expect((await s.lookup(token)).ok).toBe(true);
     now += 900;
-    expect(s.lookup(token).ok).toBe(true);
+    expect((await s.lookup(token)).ok).toBe(true);
     now += 600; // 2400 after login: still inside the absolute cap
-    expect(s.lookup(token).ok).toBe(true);
+    expect((await s.lookup(token)).ok).toBe(true);
     now += 200; // 2600: past the cap although used 200 ms ago
-    expect(s.lookup(token)).toEqual({ ok: false, reason: 'expired' });
-    expect(s.lookup('made-up')).toEqual({ ok: false, reason: 'missing' });
+    expect(await s.lookup(token)).toEqual({ ok: false, reason: 'expired' });
+    expect(await s.lookup('made-up')).toEqual({ ok: false, reason: 'missing' });
+    s.close();
   });
 
   it('locks an id out after five failures, for longer each time', () => {
