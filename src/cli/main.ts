@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exportJsonSchemas } from '../contracts/json-schema.ts';
 import { HandoffError, ModelError } from '../contracts/errors.ts';
-import { loadModel } from '../models/loader.ts';
+import { loadModel, probeModel } from '../models/loader.ts';
 import { verifyAudit } from '../runtime/audit-log.ts';
 import { runDemo, type DemoSummary } from '../sim/demo.ts';
 import { parseFaults } from '../runtime/faults.ts';
@@ -150,6 +150,12 @@ models
     for (const dir of dirs) {
       try {
         const m = await loadModel(dir);
+        // The model's own code on its own signals: a perceiver that always throws, plans or fields that break their schema.
+        const behaviour = await probeModel(m);
+        if (behaviour.length > 0) {
+          results.push({ dir, ok: false, problems: behaviour });
+          continue;
+        }
         results.push({ dir, ok: true, name: m.name, version: m.config.version, actions: Object.keys(m.config.actions).length, tiers: m.config.review.tiers.length, sensitiveFields: m.sensitiveFields });
       } catch (err) {
         if (!(err instanceof ModelError)) throw err;

@@ -1,5 +1,7 @@
 import { dataKeyring } from './keys-command.ts';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { ModelError } from '../contracts/errors.ts';
+import { loadModel, probeModel } from '../models/loader.ts';
 import { parseFaults, type FaultSpec } from '../runtime/faults.ts';
 import { parseReviewers, runSimulation, type ReviewerSpec, type SimulationReport } from '../sim/simulate.ts';
 import { duration, paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
@@ -77,6 +79,15 @@ export function registerSimulate(program: Command): void {
     .option('--json', 'print the report as JSON on stdout', false)
     .action(async (model: string, o: { cases: number; reviewers: ReviewerSpec; faults: FaultSpec; seed: number; arrivalMs: number; data?: string; progress: ProgressMode; json: boolean }) => {
       const { reviewers, faults } = o;
+      // A perceiver that always throws or plans that break their schema would only show up as failed episodes.
+      const behaviour = await probeModel(await loadModel(model));
+      if (behaviour.length > 0) {
+        const err = new ModelError(model, behaviour);
+        if (o.json) printJson({ ok: false, error: { code: err.code, message: err.message, details: err.details } });
+        process.stderr.write(`${paint.red('error')} ${err.message}\n`);
+        process.exitCode = 1;
+        return;
+      }
       const bar = progressBar(o.progress, 'episodes');
       const report = await runSimulation({
         model,

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { relative } from 'node:path';
+import { ModelError } from '../contracts/errors.ts';
 import type { MachineCoverage } from '../testing/graph.ts';
 import { writeSuite } from '../testing/generator.ts';
 import { paint, printJson, table } from './output.ts';
@@ -45,7 +46,17 @@ export function registerTestgen(program: Command): void {
     .option('--json', 'print a summary object on stdout', false)
     .action(async (modelDir: string, o: { out: string; paths: 'shortest' | 'simple'; maxPaths: number; crashEachStep: boolean; harness?: string; json: boolean }) => {
       const t0 = performance.now();
-      const r = await writeSuite(modelDir, o.out, { paths: o.paths, maxPaths: o.maxPaths, crashEachStep: o.crashEachStep, ...(o.harness ? { harnessImport: o.harness } : {}) });
+      let r: Awaited<ReturnType<typeof writeSuite>>;
+      try {
+        r = await writeSuite(modelDir, o.out, { paths: o.paths, maxPaths: o.maxPaths, crashEachStep: o.crashEachStep, ...(o.harness ? { harnessImport: o.harness } : {}) });
+      } catch (err) {
+        // An invalid model (its files, or its code on its own signals): every problem, exit 1.
+        if (!(err instanceof ModelError)) throw err;
+        if (o.json) printJson({ ok: false, error: { code: err.code, message: err.message, details: err.details } });
+        process.stderr.write(`${paint.red('error')} ${err.message}\n`);
+        process.exitCode = 1;
+        return;
+      }
       const cov = r.coverage;
       const complete = [cov.agent, cov.case].every((c) => c.uncoveredStates.length === 0 && c.uncoveredTransitions.length === 0);
       const summary = {

@@ -7,7 +7,7 @@ import { NotificationsConfig } from '../notify/config.ts';
 
 /** Per-argument limits of one action type, e.g. the amount of a refund. */
 export const ActionLimit = z
-  .object({
+  .strictObject({
     action: z.string().min(1),
     arg: z.string().min(1),
     /** Above this value the plan goes to review. */
@@ -19,7 +19,7 @@ export const ActionLimit = z
   })
   .refine((l) => l.reviewAbove !== undefined || l.denyAbove !== undefined, { message: 'a limit needs reviewAbove or denyAbove' });
 
-export const PolicyConfig = z.object({
+export const PolicyConfig = z.strictObject({
   /** Shown in every decision so auditors know which policy text applied. */
   version: z.string().min(1),
   /** Only these action types may ever run. */
@@ -40,13 +40,13 @@ export const PolicyConfig = z.object({
   limits: z.array(ActionLimit).default([]),
   /** What happens when a review expires after its last tier. */
   onExpiry: z.discriminatedUnion('fallback', [
-    z.object({ fallback: z.literal('deny') }),
-    z.object({ fallback: z.literal('safeAction'), action: PlannedAction }),
+    z.strictObject({ fallback: z.literal('deny') }),
+    z.strictObject({ fallback: z.literal('safeAction'), action: PlannedAction }),
   ]),
 });
 export type PolicyConfig = z.infer<typeof PolicyConfig>;
 
-export const ActionConfig = z.object({
+export const ActionConfig = z.strictObject({
   description: z.string().min(1),
   /** Inherent risk of the action type in [0, 1]; the plan's risk is at least this. */
   risk: z.number().min(0).max(1),
@@ -54,7 +54,7 @@ export const ActionConfig = z.object({
   compensation: z.string().min(1).nullable(),
 });
 
-export const RetryConfig = z.object({
+export const RetryConfig = z.strictObject({
   maxAttempts: z.number().int().min(1).default(3),
   backoffMs: z.number().int().positive().default(500),
   maxBackoffMs: z.number().int().positive().default(30_000),
@@ -62,7 +62,7 @@ export const RetryConfig = z.object({
 export type RetryConfig = z.infer<typeof RetryConfig>;
 
 /** How old one source's data may be when a plan built on it is allowed to act. */
-export const SourceFreshness = z.object({
+export const SourceFreshness = z.strictObject({
   /** Largest age (act time minus `provenance.observedAt`) at which the data counts as fresh. */
   maxAgeMs: z.number().int().positive(),
 });
@@ -71,7 +71,7 @@ export const SourceFreshness = z.object({
  * Freshness of observations (see docs/governance.md): a plan built on stale data is never acted on
  * automatically. @default no limits (nothing is ever stale)
  */
-export const FreshnessConfig = z.object({
+export const FreshnessConfig = z.strictObject({
   /** Limit per `provenance.source`. @default {} */
   sources: z.record(z.string().min(1), SourceFreshness).default({}),
   /** Limit for sources not named in `sources`; absent: such sources never go stale. */
@@ -84,26 +84,26 @@ export const FreshnessConfig = z.object({
 export type FreshnessConfig = z.infer<typeof FreshnessConfig>;
 
 /** How long the event-level history of finished episodes is kept (see docs/governance.md). */
-export const RetentionConfig = z.object({
+export const RetentionConfig = z.strictObject({
   /** Journals of episodes (and their cases) finished more than this many days ago are compacted. */
   keepDays: z.number().int().positive(),
 });
 export type RetentionConfig = z.infer<typeof RetentionConfig>;
 
-export const ReviewerConfig = z.object({
+export const ReviewerConfig = z.strictObject({
   id: z.string().min(1),
   name: z.string().min(1),
   roles: z.array(z.string().min(1)).min(1),
 });
 
 /** The declarative part of a model (`model.json`), validated at load. */
-export const ModelConfig = z.object({
+export const ModelConfig = z.strictObject({
   name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
   version: z.string().min(1),
   description: z.string().min(1),
   actions: z.record(z.string(), ActionConfig),
   policy: PolicyConfig,
-  review: z.object({
+  review: z.strictObject({
     tiers: z.array(TierSpec).min(1),
     leaseMs: z.number().int().positive(),
   }),
@@ -117,7 +117,7 @@ export const ModelConfig = z.object({
   planner: PlannerConfig.optional(),
   /** Webhooks for escalations, SLA breaches and operator cases; signed decision callbacks (see docs/notifications.md). @default none */
   notifications: NotificationsConfig.optional(),
-  roles: z.record(z.string(), z.object({ description: z.string() })),
+  roles: z.record(z.string(), z.strictObject({ description: z.string() })),
   reviewers: z.array(ReviewerConfig).default([]),
   /** Freshness limits of observations per source. @default no limits */
   freshness: FreshnessConfig.default({ sources: {}, onStale: 'review', maxReperceives: 2 }),

@@ -6,7 +6,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel, type LoadedModel } from '../models/loader.ts';
+import { ModelError } from '../contracts/errors.ts';
+import { loadModel, probeModel, type LoadedModel } from '../models/loader.ts';
 import { buildFixtures, type Fixtures } from './fixtures.ts';
 import { generatePaths, type GeneratedPath, type MachineCoverage, type MachineSet, type ModelPaths, type PathMode } from './graph.ts';
 import { describeAction, type Expectation } from './steps.ts';
@@ -48,6 +49,9 @@ export interface GeneratedSuite {
 /** Fixtures, paths and coverage for a model folder (or a loaded model). */
 export async function generateSuite(model: string | LoadedModel, opts: GenerateOptions = {}): Promise<GeneratedSuite> {
   const m = typeof model === 'string' ? await loadModel(model) : model;
+  // A perceiver that always throws or a planner whose plans break their schema: say so, with the zod issues.
+  const behaviour = await probeModel(m);
+  if (behaviour.length > 0) throw new ModelError(m.name, behaviour);
   const fixtures = await buildFixtures(m);
   const paths = generatePaths(m, fixtures, { paths: opts.paths ?? 'shortest', maxPaths: opts.maxPaths ?? 200, ...(opts.machines ? { machines: opts.machines } : {}) });
   const coverage: CoverageSummary = {
