@@ -719,7 +719,7 @@ export class ClusterNode {
     }
     if (claim === 'busy') throw new UnavailableError(req.episodeId, 'its node died; the takeover is in progress', 250);
     try {
-      await withSpan('handoff.episode.start', req.traceparent, { 'handoff.episode': req.episodeId, 'handoff.node': this.name }, () => this.runtime.startEpisode(req.model, req.signal, { episodeId: req.episodeId }));
+      await withSpan('handoff.episode.start', req.traceparent, { 'handoff.episode': req.episodeId, 'handoff.node': this.name }, () => this.runtime.startEpisode(req.model, req.signal, { episodeId: req.episodeId, ...(req.traceparent ? { traceparent: req.traceparent } : {}) }));
       this.stats.started++;
     } catch (err) {
       if (err instanceof ActorExistsError) {

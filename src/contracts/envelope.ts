@@ -14,6 +14,20 @@ export const Traceparent = z
   .regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'expected a W3C traceparent (00-<trace-id>-<span-id>-<flags>)')
   .refine((t) => !/^00-0{32}-/.test(t) && !/^00-[0-9a-f]{32}-0{16}-/.test(t), 'trace id and span id must not be all zeros');
 
+/**
+ * The trace an episode belongs to, fixed when it starts: a random trace id, or the trace of the
+ * `traceparent` its signal came with (then `parentSpanId` is the caller's span, and the episode's
+ * root span is its child). Review cases carry their episode's. Stored with the actors, so every node,
+ * restart and case of the episode traces into the same trace.
+ */
+export const TraceContext = z.object({
+  traceId: z.string().regex(/^[0-9a-f]{32}$/),
+  spanId: z.string().regex(/^[0-9a-f]{16}$/),
+  parentSpanId: z.string().regex(/^[0-9a-f]{16}$/).optional(),
+  sampled: z.boolean().optional(),
+});
+export type TraceContext = z.infer<typeof TraceContext>;
+
 /** One step that changed the data after it left its source (normalised, enriched, minimised...). */
 export const Transform = z.object({
   name: z.string().min(1),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EpochMs } from './envelope.ts';
+import { EpochMs, TraceContext } from './envelope.ts';
 import { GateDecision } from './gate-decision.ts';
 import { Observation } from './observation.ts';
 import { Plan } from './plan.ts';
@@ -90,6 +90,8 @@ export const CaseInput = z.object({
   decision: GateDecision,
   observation: Observation,
   openedAt: EpochMs,
+  /** The episode's trace (see TraceContext). */
+  trace: TraceContext.optional(),
 });
 export type CaseInput = z.infer<typeof CaseInput>;
 

@@ -184,7 +184,8 @@ export function caseView(model: LoadedModel, view: ActorView, p: Principal, name
   const tier = currentTier(c);
   const name = (id: string | null | undefined) => (id ? (names.get(id) ?? id) : null);
   const plan = planView(model, c.plan, masked);
-  const proposed = c.modified ? planView(model, c.proposedPlan, masked) : null;
+  const edited = c.modified || (c.edits ?? []).length > 0;
+  const proposed = edited ? planView(model, c.proposedPlan, masked) : null;
   const fields = masked ? maskPaths(c.observation.fields, model.sensitiveFields, () => MASK) : c.observation.fields;
   return {
     id: view.id,
@@ -221,7 +222,8 @@ export function caseView(model: LoadedModel, view: ActorView, p: Principal, name
     plan,
     /** The planner's plan, unchanged, when reviewers edited the arguments (null otherwise). */
     proposedPlan: proposed,
-    modified: c.modified,
+    /** The plan carries reviewers' edits (made here or at an earlier tier). */
+    modified: edited,
     modificationNote: c.modificationNote,
     /** Every edit: who, when, at which tier, why, the changed arguments (masked like the plan), and whose approvals it discarded. */
     edits: (c.edits ?? []).map((e) => ({
@@ -234,7 +236,7 @@ export function caseView(model: LoadedModel, view: ActorView, p: Principal, name
       discardedApprovals: (e.discardedApprovals ?? []).map((id) => ({ id, name: name(id) })),
     })),
     /** The gate's decision on the plan as edited: the rules and risk computed from the new arguments. */
-    regate: c.modified ? model.gate(c.plan, c.observation) : null,
+    regate: edited ? model.gate(c.plan, c.observation) : null,
     /** The case an edited plan went on to, when the gate sent it to a higher tier. */
     regated: afterEdit(c, agent),
     observation: {

@@ -2,6 +2,7 @@ import { and, assign, not, setup } from 'xstate';
 import type { EpisodeOutcome } from '../contracts/episode-outcome.ts';
 import type { GateDecision } from '../contracts/gate-decision.ts';
 import type { FreshnessConfig, PolicyConfig, RetryConfig } from '../contracts/model-config.ts';
+import type { TraceContext } from '../contracts/envelope.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { CaseEdit, CaseResolution } from '../contracts/review-case.ts';
@@ -13,12 +14,16 @@ export interface AgentInput {
   model: string;
   signal: unknown;
   retry: RetryConfig;
+  /** The episode's trace, fixed at the start (absent in older snapshots). */
+  trace?: TraceContext;
 }
 
 export interface AgentContext {
   episodeId: string;
   model: string;
   signal: unknown;
+  /** The episode's trace (random, or continued from the signal's traceparent); null or absent in older snapshots. */
+  trace?: TraceContext | null;
   retry: RetryConfig;
   observation: Observation | null;
   plan: Plan | null;
@@ -238,6 +243,7 @@ export const agentMachine = setup({
       outcome: null,
       startedAt: null,
       endedAt: null,
+      trace: input.trace ?? null,
     }),
   initial: 'perceiving',
   states: {

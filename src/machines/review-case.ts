@@ -1,6 +1,7 @@
 import { and, assign, setup } from 'xstate';
 import type { ApprovalStep, CaseEdit, CaseInput, CaseHistoryEntry, CaseOutcome, CaseResolution, TierSpec } from '../contracts/review-case.ts';
 import type { Reviewer } from '../contracts/reviewer-command.ts';
+import type { TraceContext } from '../contracts/envelope.ts';
 import type { GateDecision } from '../contracts/gate-decision.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan, PlannedAction } from '../contracts/plan.ts';
@@ -24,9 +25,9 @@ export interface CaseContext {
   plan: Plan;
   /** The plan as the planner proposed it. Never changed: rationale, confidence and risk stay the planner's. */
   proposedPlan: Plan;
-  /** Whether any reviewer edited the arguments (`edits` is not empty). */
+  /** Whether a reviewer of this case edited the arguments (edits of earlier cases are in `edits` too). */
   modified: boolean;
-  /** The note of the latest edit. */
+  /** The note of this case's latest edit. */
   modificationNote: string | null;
   /** Every reviewer edit, in order: who, when, at which tier, why, and what changed. */
   edits: CaseEdit[];
@@ -46,6 +47,8 @@ export interface CaseContext {
   history: CaseHistoryEntry[];
   escalations: number;
   resolution: CaseResolution | null;
+  /** The episode's trace (absent in older snapshots). */
+  trace?: TraceContext | null;
 }
 
 type WithReviewer = { reviewer: Reviewer; commandId?: string } & Stamped;
@@ -312,8 +315,10 @@ export const reviewCaseMachine = setup({
       requestedBy: input.requestedBy ?? null,
       plan: input.plan,
       proposedPlan: input.proposedPlan ?? input.plan,
-      modified: (input.edits?.length ?? 0) > 0,
-      modificationNote: input.edits?.at(-1)?.note ?? null,
+      // Edits made at earlier tiers are shown (`edits`), but this case's decision is its own: an
+      // approval of an edited plan here is `approved`, an edit here `modified`.
+      modified: false,
+      modificationNote: null,
       edits: input.edits ?? [],
       decision: input.decision,
       observation: input.observation,
@@ -326,6 +331,7 @@ export const reviewCaseMachine = setup({
       history: [{ at: input.openedAt, kind: 'opened', tier: input.tier, note: input.decision.reasons.join('; ') }],
       escalations: 0,
       resolution: null,
+      trace: input.trace ?? null,
     });
   },
   initial: 'queued',

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import type { TraceContext } from '../contracts/envelope.ts';
 import { createActor, type Actor, type AnyMachineSnapshot, type AnyStateMachine, type InspectionEvent, type StateValue } from 'xstate';
 import pino, { type Logger } from 'pino';
 import { perceive } from '../actors/perceivers/perceive.ts';
@@ -420,10 +422,16 @@ export class Runtime {
   // ------------------------------------------------------------------------------------------------
 
   /** Starts an agent episode on a signal, validated against the model's signal contract. */
-  async startEpisode(modelName: string, signal: unknown, opts: { episodeId: string }): Promise<Ack> {
+  /**
+   * Starts an episode. Its trace continues `opts.traceparent` (or a `traceparent` field of the raw
+   * signal) when one is given and valid, else it is a new random trace; either way it is fixed in the
+   * episode's snapshot, so every node, restart and review case traces into it.
+   */
+  async startEpisode(modelName: string, signal: unknown, opts: { episodeId: string; traceparent?: string }): Promise<Ack> {
     const model = this.#model(modelName);
+    const carried = signal && typeof signal === 'object' && typeof (signal as { traceparent?: unknown }).traceparent === 'string' ? (signal as { traceparent: string }).traceparent : undefined;
     const parsed = parseContract(model.handlers.signal, signal, `${model.name}.signal`, 'signal');
-    const input = { episodeId: opts.episodeId, model: model.name, signal: parsed, retry: model.config.retry };
+    const input = { episodeId: opts.episodeId, model: model.name, signal: parsed, retry: model.config.retry, trace: traceContextOf(opts.traceparent ?? carried) };
     // Counted as work from the first await (the existence check reads the store), so a driver that
     // waits for idleness does not move a simulated clock past a start in progress.
     this.#busy++;
@@ -1252,6 +1260,7 @@ export class Runtime {
                 ...(ctx.observation?.requestedBy ? { requestedBy: ctx.observation.requestedBy } : {}),
                 plan: ctx.plan,
                 ...(ctx.edits?.length ? { proposedPlan: ctx.proposedPlan ?? undefined, edits: ctx.edits } : {}),
+                ...(ctx.trace ? { trace: ctx.trace } : {}),
                 decision: ctx.decision,
                 observation: ctx.observation,
                 openedAt: this.clock.now(),
@@ -1331,3 +1340,20 @@ export class Runtime {
 }
 
 export { FINAL_CASE_STATES };
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** An episode's trace: continuing a valid W3C `traceparent`, or a new random trace. */
+export function traceContextOf(traceparent: string | undefined): TraceContext {
+  const m = traceparent ? TRACEPARENT.exec(traceparent) : null;
+  const spanId = randomHex(8);
+  if (m && !/^0+$/.test(m[1]!) && !/^0+$/.test(m[2]!)) return { traceId: m[1]!, spanId, parentSpanId: m[2]!, sampled: (parseInt(m[3]!, 16) & 1) === 1 };
+  return { traceId: randomHex(16), spanId };
+}
+
+function randomHex(bytes: number): string {
+  for (;;) {
+    const h = randomBytes(bytes).toString('hex');
+    if (!/^0+$/.test(h)) return h;
+  }
+}

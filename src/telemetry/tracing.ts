@@ -1,7 +1,8 @@
-import { ROOT_CONTEXT, SpanKind, TraceFlags, trace, type Attributes, type Context, type HrTime, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type HrTime, type Span, type Tracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider, RandomIdGenerator, SimpleSpanProcessor, type IdGenerator, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import type { TraceContext } from '../contracts/envelope.ts';
 import type { AgentContext } from '../machines/agent.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import type { TransitionTelemetry } from '../runtime/runtime.ts';
@@ -37,6 +38,15 @@ function parentCtx(traceId: string, spanId: string): Context {
 }
 
 const REVIEWER_COMMANDS = new Set(['claim', 'release', 'renew', 'approve', 'modify', 'reject', 'escalate']);
+
+/** Episode outcomes whose root span has status ERROR: nothing ran as planned, or what ran was undone. */
+const FAILED_OUTCOMES = new Set(['failed', 'compensated', 'denied']);
+
+function failureOf(a: AgentContext, outcome: string): string {
+  if (outcome === 'denied') return `denied by the gate: ${a.decision?.reasons.join('; ') ?? a.decision?.ruleId ?? 'policy'}`;
+  const cause = a.error ? `${a.error.code}: ${a.error.message}` : 'unknown cause';
+  return outcome === 'compensated' ? `compensated after ${cause}` : cause;
+}
 
 export interface TracingOptions {
   /**
@@ -102,9 +112,12 @@ export class EpisodeTracing {
     const isCase = t.kind === 'case';
     const episodeId = isCase ? (t.context as CaseContext).episodeId : t.id;
     const known = this.#actors.get(t.id);
-    // Ids are derived (a SHA-256 each); remembered with the actor's state between transitions.
-    const traceId = known?.traceId ?? traceIdFor(episodeId);
-    const scopeId = known?.scopeId ?? (isCase ? caseSpanIdFor(t.id) : episodeSpanIdFor(episodeId));
+    // The episode's trace is in its snapshot (random, or the signal's); actors stored before it was
+    // derive it from the episode id. Remembered with the actor's state between transitions.
+    const tc = (t.context as { trace?: TraceContext | null }).trace ?? null;
+    const rootId = tc?.spanId ?? episodeSpanIdFor(episodeId);
+    const traceId = known?.traceId ?? tc?.traceId ?? traceIdFor(episodeId);
+    const scopeId = known?.scopeId ?? (isCase ? caseSpanIdFor(t.id) : rootId);
     const scope = parentCtx(traceId, scopeId);
     const base: Attributes = { 'handoff.actor.id': t.id, 'handoff.actor.kind': t.kind, 'handoff.model': t.model, 'handoff.episode.id': episodeId };
 
@@ -142,18 +155,28 @@ export class EpisodeTracing {
       const c = t.context as CaseContext;
       this.#ids.next = { spanId: scopeId };
       this.#end(
-        this.tracer.startSpan('review case', { startTime: hr(start), kind: SpanKind.INTERNAL, attributes: { ...base, 'handoff.case.id': t.id, 'handoff.case.outcome': c.resolution?.outcome ?? t.state, 'handoff.case.tier': c.tier, 'handoff.case.escalations': c.escalations, 'handoff.case.decided_by': c.resolution?.decidedBy ?? [], 'handoff.case.first_claim_ms': c.firstClaimAt === null ? -1 : c.firstClaimAt - c.openedAt } }, parentCtx(traceId, episodeSpanIdFor(episodeId))),
+        this.tracer.startSpan('review case', { startTime: hr(start), kind: SpanKind.INTERNAL, attributes: { ...base, 'handoff.case.id': t.id, 'handoff.case.outcome': c.resolution?.outcome ?? t.state, 'handoff.case.tier': c.tier, 'handoff.case.escalations': c.escalations, 'handoff.case.decided_by': c.resolution?.decidedBy ?? [], 'handoff.case.first_claim_ms': c.firstClaimAt === null ? -1 : c.firstClaimAt - c.openedAt } }, parentCtx(traceId, rootId)),
         t.at,
       );
     } else {
       const a = t.context as AgentContext;
-      this.#ids.next = { traceId, spanId: scopeId };
-      this.#end(
-        this.tracer.startSpan('episode', { root: true, startTime: hr(start), kind: SpanKind.INTERNAL, attributes: { ...base, 'handoff.episode.outcome': a.outcome ?? t.state, 'handoff.episode.cases': a.caseIds.length, 'handoff.episode.actions': a.plan?.actions.length ?? 0 } }, ROOT_CONTEXT),
-        t.at,
-      );
+      // Continued from a caller's traceparent: the episode is a child of the caller's span.
+      const parent = tc?.parentSpanId ? parentCtx(traceId, tc.parentSpanId) : ROOT_CONTEXT;
+      this.#ids.next = tc?.parentSpanId ? { spanId: scopeId } : { traceId, spanId: scopeId };
+      const outcome = a.outcome ?? t.state;
+      const span = this.tracer.startSpan('episode', { root: !tc?.parentSpanId, startTime: hr(start), kind: SpanKind.INTERNAL, attributes: { ...base, 'handoff.episode.outcome': outcome, 'handoff.episode.cases': a.caseIds.length, 'handoff.episode.actions': a.plan?.actions.length ?? 0 } }, parent);
+      // Semantic conventions: ERROR with the cause when the episode did not do what it set out to.
+      if (FAILED_OUTCOMES.has(outcome)) span.setStatus({ code: SpanStatusCode.ERROR, message: failureOf(a, outcome) });
+      else span.setStatus({ code: SpanStatusCode.OK });
+      this.#end(span, t.at);
     }
   };
+
+  /** The trace and root span of an actor this node has seen (for log lines), if it is still tracked. */
+  traceOf(actorId: string): { traceId: string; spanId: string } | undefined {
+    const a = this.#actors.get(actorId);
+    return a ? { traceId: a.traceId, spanId: a.scopeId } : undefined;
+  }
 
   #span(name: string, start: number, end: number, parent: Context, attributes: Attributes, kind: SpanKind = SpanKind.INTERNAL): Span {
     const span = this.tracer.startSpan(name, { startTime: hr(start), kind, attributes }, parent);

@@ -9,8 +9,9 @@ import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trac
 import pino from 'pino';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SpanStatusCode } from '@opentelemetry/api';
 import { HandoffMetrics, episodeSpanIdFor, setupTracing, telemetryHook, traceIdFor, traceMixin, type EpisodeTracing } from '../../src/telemetry/index.ts';
-import { LEAD, agentCtx, autoSignals, cleanup, cmd, drive, driveUntilDone, journalOf, openEnv, reviewSignals, type Env } from './helpers.ts';
+import { LEAD, agentCtx, autoSignals, cleanup, closeEnv, cmd, drive, driveUntilDone, journalOf, openEnv, reviewSignals, scanSignals, type Env } from './helpers.ts';
 
 afterEach(cleanup);
 
@@ -39,12 +40,16 @@ describe('tracing', () => {
     await tracing.forceFlush();
     const spans = exporter.getFinishedSpans();
 
-    // One trace, derived from the episode id; one root.
-    expect(new Set(spans.map((s) => s.spanContext().traceId))).toEqual(new Set([traceIdFor(episodeId)]));
+    // One trace, the episode's own (random, fixed in its snapshot); one root.
+    const stored = agentCtx(await env.rt.get(episodeId)).trace!;
+    expect(stored.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(stored.traceId).not.toBe(traceIdFor(episodeId));
+    expect(new Set(spans.map((s) => s.spanContext().traceId))).toEqual(new Set([stored.traceId]));
     const roots = spans.filter((s) => !s.parentSpanContext);
     expect(roots.map((s) => s.name)).toEqual(['episode']);
     const root = roots[0]!;
-    expect(root.spanContext().spanId).toBe(episodeSpanIdFor(episodeId));
+    expect(root.spanContext().spanId).toBe(stored.spanId);
+    expect(root.status.code).toBe(SpanStatusCode.OK);
     expect(root.attributes['handoff.episode.outcome']).toBe('approved');
     const byId = new Map(spans.map((s) => [s.spanContext().spanId, s]));
     const parentOf = (s: ReadableSpan) => byId.get(s.parentSpanContext!.spanId);
@@ -134,6 +139,40 @@ describe('tracing', () => {
       if (saved.b !== undefined) process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = saved.b;
       await new Promise((r) => server.close(r));
     }
+  });
+
+  it('trace ids are random per episode (two deployments’ ep-1 never share one); a traceparent is continued; failed and denied episodes end in ERROR with the cause', async () => {
+    const exporter = new InMemorySpanExporter();
+    let env: Env | undefined;
+    const tracing = setupTracing({ exporter, simple: true, now: () => env!.clock.now() })!;
+    env = await openEnv({ runtime: { telemetry: tracing.onTransition } });
+    const other = await openEnv();
+    const [auto] = await autoSignals();
+    await env.rt.startEpisode('refunds', auto!.signal, { episodeId: 'ep-1' });
+    await other.rt.startEpisode('refunds', auto!.signal, { episodeId: 'ep-1' });
+    expect(agentCtx(await env.rt.get('ep-1')).trace!.traceId).not.toBe(agentCtx(await other.rt.get('ep-1')).trace!.traceId);
+    // A caller's trace context, carried with the start: the episode is a child of the caller's span.
+    const upstream = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    await env.rt.startEpisode('refunds', auto!.signal, { episodeId: 'ep-joined', traceparent: upstream });
+    expect((await driveUntilDone(env, 'ep-joined')).state).toBe('done');
+    // ... or carried by the signal itself.
+    await env.rt.startEpisode('refunds', { ...(auto!.signal as object), traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }, { episodeId: 'ep-carried' });
+    expect((await driveUntilDone(env, 'ep-carried')).state).toBe('done');
+    // A denied episode (the synthesizer makes some the gate refuses).
+    const denied = (await scanSignals()).find((c) => c.decision.outcome === 'deny');
+    expect(denied, 'a synthesized signal the gate denies').toBeDefined();
+    await env.rt.startEpisode('refunds', denied!.signal, { episodeId: 'ep-denied' });
+    expect(agentCtx(await driveUntilDone(env, 'ep-denied')).outcome).toBe('denied');
+    await tracing.forceFlush();
+    const roots = new Map(exporter.getFinishedSpans().filter((s) => s.name === 'episode').map((s) => [s.attributes['handoff.episode.id'], s]));
+    const joined = roots.get('ep-joined')!;
+    expect(joined.spanContext().traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(joined.parentSpanContext?.spanId).toBe('00f067aa0ba902b7');
+    expect(roots.get('ep-carried')!.spanContext().traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+    const deniedSpan = roots.get('ep-denied')!;
+    expect(deniedSpan.status.code).toBe(SpanStatusCode.ERROR);
+    expect(deniedSpan.status.message).toMatch(/^denied by the gate: /);
+    await closeEnv(other);
   });
 
   it('log records about an actor carry its episode trace id', () => {
