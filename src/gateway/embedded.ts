@@ -1,9 +1,9 @@
-import { mkdir } from 'node:fs/promises';
 import { HandoffError } from '../contracts/errors.ts';
 import { loadModel, type LoadedModel } from '../models/loader.ts';
 import { ScaledClock, systemClock, type Clock, type ClockOrigin } from '../runtime/clock.ts';
 import { serveCommands } from '../runtime/command-server.ts';
 import { LevelStore } from '../runtime/level-store.ts';
+import { ensureFolder } from '../runtime/data-folder.ts';
 import { retentionOf, scheduleRetention } from '../retention/retention.ts';
 import { Redactor } from '../inspect/redact.ts';
 import type { Keyring } from '../security/keyring.ts';
@@ -152,7 +152,7 @@ export async function embeddedClock(store: LevelStore, timeScale?: number): Prom
 export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole> {
   const models = [];
   for (const dir of opts.models) models.push(await loadModel(dir));
-  await mkdir(opts.data, { recursive: true });
+  await ensureFolder(opts.data);
   const store = await LevelStore.open(opts.data, { keyring: opts.keyring });
   let rt: Runtime | undefined;
   let notifier: WebhookNotifier | undefined;

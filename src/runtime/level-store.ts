@@ -111,6 +111,13 @@ export class LevelStore implements Store {
   headCheck: { lastAudit: number; file: StoreHead | undefined; problem: string | undefined } = { lastAudit: 0, file: undefined, problem: undefined };
   #headTimer: NodeJS.Timeout | null = null;
   #headWriting: Promise<void> | null = null;
+  /** The first corruption LevelDB reported: the store takes no more writes (see {@link onDamaged}). */
+  #damage: HandoffError | undefined;
+  /**
+   * Told once, at the first corruption any read meets: the process should stop (a damaged database
+   * is not run on; `handoff doctor`). Until then the store refuses every commit with the same error.
+   */
+  onDamaged: ((err: HandoffError) => void) | undefined;
   /** Set while the disk is full (see {@link StoreUnavailableError}). */
   #unavailable: StoreUnavailableError | undefined;
   #log: Pick<Logger, 'error' | 'warn'>;
@@ -161,6 +168,35 @@ export class LevelStore implements Store {
     this.#opts = { maxBatchOps: opts.maxBatchOps ?? 20_000, sync: opts.sync ?? syncFromEnv(), faultRate: opts.faultRate ?? 0, faultSeed: opts.faultSeed ?? 1, noSpaceRetryMs: opts.noSpaceRetryMs ?? 500 };
     this.#faults = new Rng(this.#opts.faultSeed);
     this.#log = opts.logger ?? pino({ level: process.env.HANDOFF_LOG_LEVEL ?? 'warn', base: { app: 'handoff' } }, pino.destination(2));
+    this.#watchCorruption();
+  }
+
+  /**
+   * Every read of the database (get, getMany, iterators) reports LevelDB's corruption as
+   * `store.corrupt` naming the folder, and the first one marks the store damaged. Without this a
+   * timer of an actor whose record sits in a damaged block was read, failed and read again for ever.
+   */
+  #watchCorruption(): void {
+    type Fn = (...a: unknown[]) => Promise<unknown>;
+    const db = this.db as unknown as Record<string, unknown>;
+    const guard = (fn: Fn): Fn => (...a) =>
+      fn(...a).catch((err: unknown) => {
+        throw this.#readError(err);
+      });
+    for (const m of ['get', 'getMany']) db[m] = guard((db[m] as Fn).bind(this.db));
+    for (const m of ['iterator', 'keys', 'values']) {
+      const make = (db[m] as (...a: unknown[]) => Record<string, unknown>).bind(this.db);
+      db[m] = (...a: unknown[]) => {
+        const it = make(...a);
+        for (const f of ['next', 'nextv', 'all']) if (typeof it[f] === 'function') it[f] = guard((it[f] as Fn).bind(it));
+        return it;
+      };
+    }
+  }
+
+  /** The corruption that damaged this store, if a read met one. */
+  get damage(): HandoffError | undefined {
+    return this.#damage;
   }
 
   /**
@@ -195,6 +231,11 @@ export class LevelStore implements Store {
   #readError(err: unknown): unknown {
     const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
     if (e?.code === 'LEVEL_CORRUPTION' || e?.cause?.code === 'LEVEL_CORRUPTION') {
+      const damage = new HandoffError('store.corrupt', `data folder ${this.dir}: LevelDB reports ${e.cause?.message ?? e.message} (a damaged table or log file). Run \`handoff doctor --data ${this.dir}\``, { data: this.dir, cause: e.cause?.message ?? e.message }, { cause: err });
+      if (!this.#damage) {
+        this.#damage = damage;
+        this.onDamaged?.(damage);
+      }
       return new HandoffError('store.corrupt', `data folder ${this.dir}: LevelDB reports ${e.cause?.message ?? e.message} (a damaged table or log file). Run \`handoff doctor --data ${this.dir}\``, { data: this.dir, cause: e.cause?.message ?? e.message }, { cause: err });
     }
     return err;
@@ -225,6 +266,7 @@ export class LevelStore implements Store {
 
   commit(c: Commit): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('store is closed'));
+    if (this.#damage) return Promise.reject(this.#damage);
     // Disk full: new commands are refused (the actor restarts from what is durable); the rest is held.
     if (this.#unavailable && c.commandId) return Promise.reject(this.#unavailable);
     this.stats.commits++;
@@ -372,6 +414,8 @@ export class LevelStore implements Store {
       }
       // Out of space: nothing of the batch was written; it is held and written again when space
       // returns, and everything queued behind it waits (no actor restarts, no repeated errors).
+      // LevelDB fails every write after its background work met corruption: the store is damaged.
+      if (failure !== undefined) failure = this.#readError(failure);
       const full = failure === undefined ? undefined : noSpace(failure);
       if (full !== undefined && !this.#closing) failure = await this.#writeWhenSpace(ops, full);
       try {
@@ -509,6 +553,8 @@ export class LevelStore implements Store {
   }
 
   async load(id: string): Promise<ActorRecord | undefined> {
+    // A damaged store loads no actor: each would restart, re-issue its effect and fail again.
+    if (this.#damage) throw this.#damage;
     if (this.#absent(K.actor(id))) return undefined;
     try {
       // The record and its blobs are adjacent keys: one read.

@@ -187,13 +187,17 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     };
     scheduleNext();
 
+    // A damaged database (a corrupt block met by any read) ends the run: it is not run on.
+    let damage: HandoffError | undefined = store.damage;
+    store.onDamaged = (err) => (damage = err);
     let steps = 0;
     let lastProgress = 0;
     for (;;) {
       do {
         await rt.whenIdle();
         await new Promise((r) => setImmediate(r));
-      } while (rt.busy > 0 || pool.busy > 0);
+      } while ((rt.busy > 0 || pool.busy > 0) && !damage);
+      if (damage) break;
       if (finished >= meta.cases && openCases.size === 0) break;
       // One timer at a time, settling in between: the same seed gives the same run.
       if (!clock.fireNext()) break;
@@ -204,6 +208,13 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         lastProgress = now;
         opts.onProgress({ finished, total: meta.cases, simulatedAt: clock.now(), openCases: openCases.size });
       }
+    }
+    if (damage) {
+      pool.stop();
+      server.unsubscribe();
+      await rt.close().catch(() => undefined);
+      await reasoning.close().catch(() => undefined);
+      throw damage;
     }
     await Promise.all([...starts]);
     opts.onProgress?.({ finished, total: meta.cases, simulatedAt: clock.now(), openCases: openCases.size });
