@@ -6,6 +6,8 @@ import { clusterGatewayBackend, clusterInspectorBackend } from '../cluster/conso
 import { runClusterDemo, type ClusterDemoSummary } from '../cluster/demo.ts';
 import { Gateway, type GatewayOptions } from '../gateway/server.ts';
 import { InspectionStream } from '../inspect/stream.ts';
+import { loadGatewayConfig } from '../gateway/oidc.ts';
+import { NatsSessionStore } from '../cluster/session-store.ts';
 import { paint, printJson, progressBar, type ProgressMode } from './output.ts';
 import { dataKeyring } from './keys-command.ts';
 import { addNatsSecurityOptions, natsSecurityFromOptions, redactServerUrl, type NatsSecurityCliOptions } from '../security/nats-auth.ts';
@@ -83,6 +85,8 @@ export interface ClusterNodeCliOptions extends NatsSecurityCliOptions {
   events: boolean;
   console: boolean;
   json: boolean;
+  /** A gateway config file (single sign-on, passwords on or off), when `console` is on. */
+  gatewayConfig?: string;
   /** The console's gateway (host, port, sessions, TLS...), when `console` is on. */
   gateway: Omit<GatewayOptions, 'backend' | 'inspector' | 'log'>;
 }
@@ -90,6 +94,7 @@ export interface ClusterNodeCliOptions extends NatsSecurityCliOptions {
 /** `handoff start --nats`: one node of a cluster, with the reviewer console unless `--no-console`. Runs until SIGINT/SIGTERM. */
 export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
   const models = await Promise.all(o.models.map((m) => loadModel(m)));
+  const gatewayConfig = o.console && o.gatewayConfig ? await loadGatewayConfig(o.gatewayConfig, models) : null;
   const onEvent = o.events ? (e: NodeEvent) => process.stdout.write(`${JSON.stringify({ event: e.type, node: o.node, ...e })}\n`) : undefined;
   const inspection = o.console ? new InspectionStream({ models }) : undefined;
   const node = await ClusterNode.start({
@@ -107,12 +112,24 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
     ...(inspection ? { runtime: { inspect: inspection.inspect } } : {}),
   });
   let gateway: Gateway | undefined;
+  let sessionStore: NatsSessionStore | undefined;
   try {
     if (inspection) {
       inspection.attach(node.transport);
-      gateway = await Gateway.start({ ...o.gateway, backend: clusterGatewayBackend(node), inspector: clusterInspectorBackend(node), log: node.runtime.log });
+      // Sessions in the namespace's KV bucket: signed in on one node is signed in on all, signed out on one is signed out on all.
+      sessionStore = await NatsSessionStore.open(node.transport.nc, { namespace: o.namespace, logger: node.runtime.log });
+      gateway = await Gateway.start({
+        ...o.gateway,
+        sessions: { ...o.gateway.sessions, store: sessionStore },
+        ...(gatewayConfig?.oidc ? { oidc: gatewayConfig.oidc } : {}),
+        ...(gatewayConfig ? { passwords: gatewayConfig.passwords } : {}),
+        backend: clusterGatewayBackend(node),
+        inspector: clusterInspectorBackend(node),
+        log: node.runtime.log,
+      });
     }
   } catch (err) {
+    await sessionStore?.close();
     inspection?.close();
     await node.stop().catch(() => undefined);
     throw err;
@@ -129,6 +146,7 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
       process.off('SIGTERM', stop);
       void (async () => {
         await gateway?.close().catch(() => undefined);
+        await sessionStore?.close();
         inspection?.close();
         await node.stop().catch(() => undefined);
       })().finally(resolve);

@@ -35,6 +35,7 @@ interface StartOptions extends GatewayTlsCliOptions {
   seed?: string;
   events: boolean;
   console: boolean;
+  gatewayConfig?: string;
 }
 
 /** `handoff start` (the gateway and reviewer console) and `handoff users hash` (reviewer credentials). */
@@ -53,6 +54,7 @@ export function registerStart(program: Command): void {
     .option('--session-max <hours>', 'a session expires this long after sign-in', num('--session-max', 0.01), 12)
     .option('--secure-cookies', 'mark the session cookie Secure (when served behind TLS)', false)
     .addOption(new Option('--allow-origin <origin>', 'another origin allowed to send commands (a TLS proxy); repeatable').argParser(collect).default([], 'none'))
+    .addOption(new Option('--gateway-config <file>', 'gateway config (JSON): single sign-on with an OpenID Connect provider, passwords on or off (docs/console.md)').env('HANDOFF_GATEWAY_CONFIG'))
     .option('--json', 'print {"url": ...} as one JSON line once listening', false);
   addClusterOptions(addGatewayTlsOptions(start), 'node').action(async (o: StartOptions, cmd: Command) => {
       // An option that does nothing in the chosen mode is refused, not silently ignored.
@@ -73,6 +75,7 @@ export function registerStart(program: Command): void {
           ...o,
           nats: o.nats,
           models,
+          ...(o.gatewayConfig ? { gatewayConfig: o.gatewayConfig } : {}),
           gateway: {
             host: o.host,
             port: o.port,
@@ -92,6 +95,7 @@ export function registerStart(program: Command): void {
         port: o.port,
         ...(given('timeScale') ? { timeScale: o.timeScale } : {}),
         demoLoad: o.demoLoad,
+        ...(o.gatewayConfig ? { gatewayConfig: o.gatewayConfig } : {}),
         ...(o.demoBurst !== undefined ? { demoBurst: o.demoBurst } : {}),
         ...(o.demoSeed !== undefined ? { demoSeed: o.demoSeed } : {}),
         sessions: { idleMs: Math.round(o.sessionIdle * 60_000), absoluteMs: Math.round(o.sessionMax * 3600_000) },
@@ -108,7 +112,8 @@ export function registerStart(program: Command): void {
         );
         const hooks = [...running.notifier.status().map((w) => ({ what: `webhook ${w.model}/${w.name}`, on: w.on, off: w.off })), ...running.gateway.callbacks.status().map((c) => ({ what: `callbacks from ${c.source}`, on: c.on, off: c.off }))];
         if (hooks.length) process.stdout.write(`${paint.dim(hooks.map((h) => `${h.what}: ${h.on ? 'on' : `off (${h.off})`}`).join(' · '))}\n`);
-        if (running.gateway.directory.size === 0) process.stdout.write(`${paint.yellow('warning')} no reviewers.json in the model folders: nobody can sign in (see docs/console.md)\n`);
+        if (running.gateway.oidc) process.stdout.write(`${paint.dim(`single sign-on: ${running.gateway.oidc.config.issuer}`)}\n`);
+        if (running.gateway.directory.size === 0 && !running.gateway.oidc) process.stdout.write(`${paint.yellow('warning')} no reviewers.json in the model folders: nobody can sign in (see docs/console.md)\n`);
       }
       await new Promise<void>((resolve) => {
         const stop = () => {

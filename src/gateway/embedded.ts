@@ -12,6 +12,8 @@ import { Rng } from '../runtime/rng.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { LevelWorld } from '../runtime/world.ts';
 import type { SessionOptions } from './auth.ts';
+import { loadGatewayConfig } from './oidc.ts';
+import { LevelSessionStore } from './session-store.ts';
 import { embeddedBackend } from './backend.ts';
 import { Gateway, type GatewayOptions } from './server.ts';
 import { assembleReasoning } from '../runtime/reasoning.ts';
@@ -110,6 +112,8 @@ export interface ConsoleOptions {
   signInThrottle?: GatewayOptions['signInThrottle'];
   /** Where webhook URLs and the secrets of webhooks and callbacks are read from (docs/notifications.md). @default process.env */
   env?: Record<string, string | undefined>;
+  /** A gateway config file: single sign-on (`oidc`) and whether passwords are offered (docs/console.md). */
+  gatewayConfig?: string;
 }
 
 export interface RunningConsole {
@@ -152,6 +156,8 @@ export async function embeddedClock(store: LevelStore, timeScale?: number): Prom
 export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole> {
   const models = [];
   for (const dir of opts.models) models.push(await loadModel(dir));
+  // Checked before the data folder opens: a bad gateway config ends here.
+  const gatewayConfig = opts.gatewayConfig ? await loadGatewayConfig(opts.gatewayConfig, models, opts.env ?? process.env) : null;
   await ensureFolder(opts.data);
   const store = await LevelStore.open(opts.data, { keyring: opts.keyring });
   let rt: Runtime | undefined;
@@ -173,7 +179,11 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       host: opts.host ?? '127.0.0.1',
       port: opts.port ?? 7400,
       log: rt.log,
-      ...(opts.sessions ? { sessions: opts.sessions } : {}),
+      // Sessions in the data folder: a restart keeps reviewers signed in.
+      sessions: { ...opts.sessions, store: new LevelSessionStore(store) },
+      ...(gatewayConfig?.oidc ? { oidc: gatewayConfig.oidc } : {}),
+      ...(gatewayConfig ? { passwords: gatewayConfig.passwords } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
       ...(opts.secureCookies ? { secureCookies: true } : {}),
       ...(opts.allowedOrigins ? { allowedOrigins: opts.allowedOrigins } : {}),
       ...(opts.tls ? { tls: opts.tls } : {}),

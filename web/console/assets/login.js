@@ -13,7 +13,33 @@ if (params.has('expired')) {
   notice.textContent = 'You are signed out.';
   notice.hidden = false;
 }
+const SSO_NOTICES = {
+  failed: 'Single sign-on did not complete. Try again, or ask your administrator.',
+  stale: 'That sign-in took too long or was started in another browser. Try again.',
+  norole: 'Your account has no Handoff role. Ask your administrator for access to a review queue.',
+};
+if (SSO_NOTICES[params.get('sso')]) {
+  notice.textContent = SSO_NOTICES[params.get('sso')];
+  notice.hidden = false;
+}
 document.getElementById('login-id').focus();
+
+// Single sign-on when the console has an identity provider; the password form unless it is turned off.
+api('/api/auth/methods')
+  .then((m) => {
+    if (m.oidc) {
+      const link = document.getElementById('login-sso-link');
+      link.textContent = m.oidc.label;
+      link.href = `${m.oidc.start}${params.get('next') === '/inspector' ? '?next=/inspector' : ''}`;
+      document.getElementById('login-sso').hidden = false;
+      if (!m.password) {
+        form.hidden = true;
+        document.getElementById('login-or').hidden = true;
+      }
+      link.focus();
+    }
+  })
+  .catch(() => undefined);
 
 form.addEventListener('submit', async (e) => {
   e.preventDefault();
