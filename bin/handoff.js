@@ -1,6 +1,14 @@
 #!/usr/bin/env node
-// The CLI is authored in TypeScript and run through tsx's loader, so user models written in
-// TypeScript load the same way as the shipped ones, with no build step in between.
-import { register } from 'tsx/esm/api';
-register();
-await import('../src/cli/main.ts');
+// In a checkout (src/ beside bin/), the CLI runs from its TypeScript sources through tsx's loader, so
+// changes need no build step. In the installed package (no src/), it runs the compiled dist/ with plain
+// Node, and tsx is loaded only for a model folder written in TypeScript.
+import { existsSync } from 'node:fs';
+
+const source = new URL('../src/cli/main.ts', import.meta.url);
+if (existsSync(source) && process.env.HANDOFF_USE_DIST !== '1') {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(source.href);
+} else {
+  await import('../dist/src/cli/main.js');
+}

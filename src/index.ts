@@ -18,10 +18,15 @@ export { MemoryTransport } from './transport/memory-transport.ts';
 export { HandoffClient } from './transport/client.ts';
 export { subjects, type Transport, type Msg, type Subscription } from './transport/transport.ts';
 export { loadModel, type LoadedModel } from './models/loader.ts';
-export { defineHandlers, type ModelHandlers, type ActionImpl, type World, type Perceived, type PlanDraft, type StepContext, type EffectContext } from './models/define.ts';
+export { defineHandlers, simulatedAction, type SimulatedFailures, type ModelHandlers, type ActionImpl, type World, type Perceived, type PlanDraft, type StepContext, type EffectContext } from './models/define.ts';
 export { agentMachine, agentMachineFor, type AgentContext, type AgentEvent } from './machines/agent.ts';
 export { reviewCaseMachine, type CaseContext, type CaseEvent } from './machines/review-case.ts';
 export { evaluateGate } from './policy/gate.ts';
 export type { Planner } from './actors/planners/planner.ts';
 export { rulePlanner } from './actors/planners/planner.ts';
 export { LlmPlanner, plannerFor } from './actors/planners/llm-planner.ts';
+// What model handlers use (the shipped models import exactly these): see `handoff models init`.
+export { Rng, drawFor, hash32 } from './runtime/rng.ts';
+export { sensitive, classify, DataClass } from './contracts/classification.ts';
+export { HandoffError, ContractError, EffectError, ModelError } from './contracts/errors.ts';
+export { builtinModels, resolveModelDir, BUILTIN_MODELS_DIR } from './models/builtin.ts';

@@ -11,6 +11,8 @@ import { Plan, type PlannedAction } from '../contracts/plan.ts';
 import { parseContract, toIssues } from '../contracts/parse.ts';
 import { evaluateGate } from '../policy/gate.ts';
 import type { ModelHandlers } from './define.ts';
+import { resolveModelDir } from './builtin.ts';
+import { ensureTypeScriptLoader } from './typescript-loader.ts';
 import { unknownKeys } from './schema-keys.ts';
 
 /** A model folder, validated and ready to run. */
@@ -98,7 +100,7 @@ async function exists(path: string): Promise<boolean> {
  * its file and path, in one {@link ModelError}.
  */
 export async function loadModel(dirArg: string): Promise<LoadedModel> {
-  const dir = resolve(dirArg);
+  const dir = resolveModelDir(dirArg);
   const label = basename(dir);
   const problems: Problem[] = [];
   const jsonFile = join(dir, 'model.json');
@@ -130,6 +132,7 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
     problems.push({ file: join(dirArg, 'handlers.ts'), path: '', message: 'missing: a model folder needs handlers.ts (in an ESM package) or handlers.mts' });
   } else {
     try {
+      await ensureTypeScriptLoader(handlersFile);
       const mod = (await import(pathToFileURL(handlersFile).href)) as { default?: unknown };
       const shape = HandlersShape.safeParse(mod.default);
       if (!shape.success) for (const i of toIssues(shape.error, 'default')) problems.push({ file: rel(handlersFile), ...i });
