@@ -5,10 +5,13 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { HandoffError } from '../contracts/errors.ts';
+import { missingPackage, missingPackageMessage } from './optional-deps.ts';
 
 export function cliError(err: unknown): HandoffError | undefined {
   if (err instanceof HandoffError) return err;
   if (err instanceof InvalidArgumentError) return new HandoffError('usage.invalid', err.message);
+  const pkg = missingPackage(err);
+  if (pkg) return new HandoffError('dependency.missing', missingPackageMessage(pkg), { package: pkg });
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException & { code?: string }; address?: string; port?: number };
   const code = e?.code ?? e?.cause?.code;
   if (typeof code !== 'string') return undefined;

@@ -1,29 +1,59 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exportJsonSchemas } from '../contracts/json-schema.ts';
 import { HandoffError, ModelError } from '../contracts/errors.ts';
 import { loadModel, probeModel } from '../models/loader.ts';
-import { verifyAudit } from '../runtime/audit-log.ts';
-import { runDemo, type DemoSummary } from '../sim/demo.ts';
-import { parseFaults } from '../runtime/faults.ts';
-import { duration, paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
-import { registerQaCommands } from './testgen-command.ts';
-import { registerStart } from './start-command.ts';
-import { registerDrift } from './drift-command.ts';
-import { addClusterOptions, runClusterDemoCli } from './node-command.ts';
-import { registerBench } from './bench-command.ts';
-import { registerInspect } from './inspect-command.ts';
-import { registerNotifications } from '../notify/notifications-command.ts';
-import { registerLineage } from './lineage-command.ts';
-import { registerRetention } from './retention-command.ts';
-import { dataKeyring, openDataStore, registerKeys } from './keys-command.ts';
+import type { DemoSummary } from '../sim/demo.ts';
+import { duration, paint, paintErr, printJson, progressBar, table, type ProgressMode } from './output.ts';
 import { tuneGc } from '../runtime/gc-tuning.ts';
-import { clearDataFolder } from './fresh.ts';
 import { cliError } from './failures.ts';
-import { openForVerify, registerDoctor } from './doctor-command.ts';
+import { packageInfo } from './package-info.ts';
+import { missingPackage } from './optional-deps.ts';
+import { registerModelsInit } from './models-init-command.ts';
 
 tuneGc();
+
+// Piped into `head`, the reader goes away early: stop quietly, as Unix tools do.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
+
+// Commands load lazily: only the modules of the command being run are imported (all of them for
+// `--help` or an unknown command), so `handoff --version` starts without the runtime, LevelDB or NATS.
+const argv = process.argv.slice(2);
+const commandName = argv.find((a) => !a.startsWith('-'));
+const lazy: Record<string, () => Promise<(program: Command) => void>> = {
+  testgen: async () => (await import('./testgen-command.ts')).registerQaCommands,
+  start: async () => (await import('./start-command.ts')).registerStart,
+  drift: async () => (await import('./drift-command.ts')).registerDrift,
+  bench: async () => (await import('./bench-command.ts')).registerBench,
+  inspect: async () => (await import('./inspect-command.ts')).registerInspect,
+  notifications: async () => (await import('../notify/notifications-command.ts')).registerNotifications,
+  keys: async () => (await import('./keys-command.ts')).registerKeys,
+  lineage: async () => (await import('./lineage-command.ts')).registerLineage,
+  retention: async () => (await import('./retention-command.ts')).registerRetention,
+  doctor: async () => (await import('./doctor-command.ts')).registerDoctor,
+};
+/** Command names → the lazy registrations that define them (some register several, or extend one). */
+const registersOf: Record<string, string[]> = {
+  simulate: ['testgen'], users: ['start'], hold: ['retention'], audit: ['lineage'],
+  ...Object.fromEntries(Object.keys(lazy).map((k) => [k, [k]])),
+};
+const builtin = ['demo', 'models', 'contracts', 'audit', 'deadletters', 'dead-letters'];
+const versionOnly = !commandName && (argv.includes('-V') || argv.includes('--version'));
+const loadAll = !versionOnly && (!commandName || commandName === 'help' || !(commandName in registersOf || builtin.includes(commandName)));
+const wanted = (name: string) => loadAll || commandName === name;
+// Without the optional NATS packages, `demo` still runs embedded; `--nats` then names what to install.
+let clusterMissing: unknown;
+const cluster = wanted('demo')
+  ? await import('./node-command.ts').catch((err: unknown) => {
+      if (!missingPackage(err)) throw err;
+      clusterMissing = err;
+      return undefined;
+    })
+  : undefined;
 
 const int = (name: string, min = 0) => (v: string) => {
   const n = Number(v);
@@ -45,16 +75,15 @@ function casesOption(v: string): number {
 /** Exit codes: 0 success, 1 a check failed (audit broken, model invalid), 2 usage or runtime error. */
 const program = new Command('handoff')
   .description('Handoff: AI agents and their human reviewers as actors on statecharts.')
-  .version('0.1.0')
-  .showHelpAfterError()
+  .version(packageInfo().version)
   // Usage errors exit 2 (commander's own is 1, which this CLI keeps for failed checks).
   .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s.replace(/^error:/, paintErr.red('error'))) });
 
 const demo = program
   .command('demo')
   .description('Run episodes of a model with simulated reviewers, then print a summary: on the embedded runtime, or with --nats against a running cluster.')
-  .option('--model <dir>', 'model folder', 'models/refunds')
+  .option('--model <dir>', 'model folder, or the name of a shipped model (refunds, incidents)', 'refunds')
   .option('--cases <n>', `episodes to run (at most ${MAX_DEMO_CASES.toLocaleString('en')})`, casesOption, 1000)
   .option('--data <dir>', 'data folder (LevelDB); must be empty unless --resume', '.handoff/demo')
   .option('--reviewers <n>', 'simulated reviewers', int('--reviewers', 1), 12)
@@ -68,13 +97,14 @@ const demo = program
   .option('--arrival-ms <ms>', 'mean simulated time between arriving episodes', int('--arrival-ms', 1), 90_000)
   .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
   .option('--json', 'print the summary as JSON on stdout', false);
-addClusterOptions(demo, 'driver').action(
+(cluster ? cluster.addClusterOptions(demo, 'driver') : demo).action(
   async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; yes: boolean; sync?: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean; nats?: string; namespace: string; timeScale: number }) => {
     if (o.nats) {
       if (o.resume || o.faults || o.drift) throw new InvalidArgumentError('--resume, --faults and --drift are options of the embedded demo; with --nats, start the nodes with the options you need');
-      await runClusterDemoCli({ ...o, nats: o.nats });
+      await cluster!.runClusterDemoCli({ ...o, nats: o.nats });
       return;
     }
+    const [{ runDemo }, { parseFaults }, { clearDataFolder }, { dataKeyring }] = await Promise.all([import('../sim/demo.ts'), import('../runtime/faults.ts'), import('./fresh.ts'), import('./keys-command.ts')]);
     if (o.fresh && !o.resume) await clearDataFolder(o.data, { yes: o.yes });
     const bar = progressBar(o.progress, 'episodes');
     const summary = await runDemo({
@@ -174,6 +204,8 @@ models
     if (!results.every((r) => r.ok)) process.exitCode = 1;
   });
 
+registerModelsInit(models);
+
 const contracts = program.command('contracts').description('The wire contracts.');
 contracts
   .command('export')
@@ -181,6 +213,7 @@ contracts
   .option('--out <dir>', 'write one <Contract>.schema.json per contract into this folder')
   .option('--json', 'print all schemas as one JSON object', false)
   .action(async (o: { out?: string; json: boolean }) => {
+    const { exportJsonSchemas } = await import('../contracts/json-schema.ts');
     const schemas = exportJsonSchemas();
     if (o.out) {
       await mkdir(o.out, { recursive: true });
@@ -197,6 +230,8 @@ audit
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print the result as JSON', false)
   .action(async (o: { data: string; json: boolean }) => {
+    const { openForVerify } = await import('./doctor-command.ts');
+    const { verifyAudit } = await import('../runtime/audit-log.ts');
     const store = await openForVerify(o.data);
     try {
       const chain = await verifyAudit(store.audit());
@@ -216,6 +251,7 @@ audit
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print as one JSON array (default: one JSON object per line)', false)
   .action(async (o: { data: string; json: boolean }) => {
+    const { openDataStore } = await import('./keys-command.ts');
     const store = await openDataStore(o.data);
     try {
       const entries = [];
@@ -236,6 +272,7 @@ deadletters
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print as JSON', false)
   .action(async (o: { data: string; json: boolean }) => {
+    const { openDataStore } = await import('./keys-command.ts');
     const store = await openDataStore(o.data);
     try {
       const letters = [];
@@ -261,6 +298,7 @@ deadletters
   .action(async (ids: string[], o: { data: string; model: string[]; json: boolean }) => {
     const { Runtime } = await import('../runtime/runtime.ts');
     const { LevelWorld } = await import('../runtime/world.ts');
+    const { openDataStore } = await import('./keys-command.ts');
     const store = await openDataStore(o.data);
     try {
       const models = await Promise.all(o.model.map((m) => loadModel(m)));
@@ -281,40 +319,40 @@ deadletters
     }
   });
 
-// Feature commands register themselves here, one line each.
-registerQaCommands(program);
-registerStart(program);
-registerDrift(program);
-registerBench(program);
-registerInspect(program);
-registerNotifications(program);
-registerKeys(program);
-registerLineage(program);
-registerRetention(program);
-registerDoctor(program);
-// (end of command registrations)
+// Feature commands register themselves (lazily: see `lazy` above).
+for (const [name, load] of Object.entries(lazy)) if (loadAll || registersOf[commandName ?? '']?.includes(name)) (await load())(program);
 
 // Node ends a process whose top-level await can never settle (everything it waits for is gone) with
 // code 13 and a bare warning: say what that means, as a runtime error.
 process.on('exit', (code) => {
   if (code !== 13) return;
-  process.stderr.write(`${paint.red('error')} the command stopped with work it was waiting for that can never finish (a promise nothing will settle: an action or an external call without a timeout?)\n`);
+  process.stderr.write(`${paintErr.red('error')} the command stopped with work it was waiting for that can never finish (a promise nothing will settle: an action or an external call without a timeout?)\n`);
   process.exitCode = 2;
 });
 
 try {
+  if (clusterMissing && commandName === 'demo' && argv.some((a) => a === '--nats' || a.startsWith('--nats='))) throw clusterMissing;
   await program.parseAsync(process.argv);
 } catch (err) {
   process.exitCode = 2;
   const json = process.argv.includes('--json');
   const typed = cliError(err);
   if (err instanceof CommanderError && !(err instanceof InvalidArgumentError)) {
-    // Already printed by commander (help, version, or the usage error and the command's help).
-    if (err.exitCode === 0) process.exitCode = 0;
+    // Help and version exit 0; a usage error was printed by commander as one line: add a hint (and
+    // the JSON error with --json), not the whole help.
+    if (err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exitCode = 0;
+    else {
+      const sub = program.commands.find((c) => c.name() === commandName || c.aliases().includes(commandName ?? ''));
+      const subsub = sub?.commands.find((c) => c.name() === argv.filter((a) => !a.startsWith('-'))[1]);
+      const path = [sub?.name(), subsub?.name()].filter(Boolean);
+      if (json) printJson({ ok: false, error: { code: 'usage.invalid', message: err.message.replace(/^error: /, ''), details: { commander: err.code } } });
+      process.stderr.write(`${paintErr.dim(`hint: run 'handoff ${[...path, '--help'].join(' ')}' for usage`)}\n`);
+    }
   } else if (typed) {
     if (json) printJson({ ok: false, error: { code: typed.code, message: typed.message, details: typed.details } });
-    process.stderr.write(`${paint.red('error')} ${typed.message}\n`);
+    process.stderr.write(`${paintErr.red('error')} ${typed.message}\n`);
   } else {
-    process.stderr.write(`${paint.red('error')} ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    if (json) printJson({ ok: false, error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } });
+    process.stderr.write(`${paintErr.red('error')} ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   }
 }

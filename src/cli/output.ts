@@ -1,12 +1,14 @@
 /** Terminal output helpers: progress goes to stderr, only on a terminal; results go to stdout. */
-const color = process.stderr.isTTY && !process.env.NO_COLOR;
-export const paint = {
+const painter = (color: boolean) => ({
   bold: (s: string) => (color ? `\x1b[1m${s}\x1b[22m` : s),
   dim: (s: string) => (color ? `\x1b[2m${s}\x1b[22m` : s),
   green: (s: string) => (color ? `\x1b[32m${s}\x1b[39m` : s),
   red: (s: string) => (color ? `\x1b[31m${s}\x1b[39m` : s),
   yellow: (s: string) => (color ? `\x1b[33m${s}\x1b[39m` : s),
-};
+});
+/** Colour is decided per stream: `paint` for what goes to stdout, `paintErr` for stderr. */
+export const paint = painter(!!process.stdout.isTTY && !process.env.NO_COLOR);
+export const paintErr = painter(!!process.stderr.isTTY && !process.env.NO_COLOR);
 
 export type ProgressMode = 'auto' | 'lines' | 'off';
 
