@@ -10,6 +10,7 @@ import { loadGatewayConfig } from '../gateway/oidc.ts';
 import { NatsSessionStore } from '../cluster/session-store.ts';
 import { paint, printJson, progressBar, type ProgressMode } from './output.ts';
 import { dataKeyring } from './keys-command.ts';
+import type { ProcessTelemetry } from '../telemetry/process.ts';
 import { addNatsSecurityOptions, natsSecurityFromOptions, redactServerUrl, type NatsSecurityCliOptions } from '../security/nats-auth.ts';
 
 const num = (name: string, min: number) => (v: string) => {
@@ -87,6 +88,8 @@ export interface ClusterNodeCliOptions extends NatsSecurityCliOptions {
   json: boolean;
   /** A gateway config file (single sign-on, passwords on or off), when `console` is on. */
   gatewayConfig?: string;
+  /** Traces and metrics of this process (`OTEL_*`, `--metrics`). */
+  telemetry?: ProcessTelemetry;
   /** The console's gateway (host, port, sessions, TLS...), when `console` is on. */
   gateway: Omit<GatewayOptions, 'backend' | 'inspector' | 'log'>;
 }
@@ -109,8 +112,10 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
     maxEpisodes: o.maxEpisodes,
     ...(o.seed ? { seed: o.seed } : {}),
     ...(onEvent ? { onEvent } : {}),
-    ...(inspection ? { runtime: { inspect: inspection.inspect } } : {}),
+    runtime: { ...(inspection ? { inspect: inspection.inspect } : {}), ...(o.telemetry?.hook ? { telemetry: o.telemetry.hook } : {}) },
   });
+  await o.telemetry?.attach(node.runtime);
+  const metricsUrl = await o.telemetry?.start();
   let gateway: Gateway | undefined;
   let sessionStore: NatsSessionStore | undefined;
   try {
@@ -134,11 +139,12 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
     await node.stop().catch(() => undefined);
     throw err;
   }
-  const ready = { event: 'ready', node: o.node, member: node.memberId, namespace: o.namespace, nats: o.nats.split(',').map(redactServerUrl).join(','), models: models.map((m) => m.name), url: gateway?.url ?? null, pid: process.pid };
+  const ready = { event: 'ready', node: o.node, member: node.memberId, namespace: o.namespace, nats: o.nats.split(',').map(redactServerUrl).join(','), models: models.map((m) => m.name), url: gateway?.url ?? null, metrics: metricsUrl ?? null, tracing: !!o.telemetry?.tracing, pid: process.pid };
   if (o.json || o.events) process.stdout.write(`${JSON.stringify(ready)}\n`);
   else {
     process.stdout.write(`${paint.bold('Handoff node')} ${o.node} (${node.memberId}) on ${ready.nats} · namespace ${o.namespace} · models ${ready.models.join(', ')}\n`);
     if (gateway) process.stdout.write(`${paint.bold('Handoff console')} ${gateway.url}\n`);
+    if (metricsUrl) process.stdout.write(`${paint.dim(`metrics ${metricsUrl}`)}\n`);
   }
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -149,6 +155,7 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
         await sessionStore?.close();
         inspection?.close();
         await node.stop().catch(() => undefined);
+        await o.telemetry?.shutdown();
       })().finally(resolve);
     };
     process.on('SIGINT', stop);

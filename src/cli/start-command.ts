@@ -2,6 +2,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { hashPassword } from '../gateway/auth.ts';
 import { startConsole } from '../gateway/embedded.ts';
 import { paint, printJson } from './output.ts';
+import { ProcessTelemetry } from '../telemetry/process.ts';
 import { addClusterOptions, runClusterNode } from './node-command.ts';
 import { dataKeyring } from './keys-command.ts';
 import { addGatewayTlsOptions, checkListenAddress, gatewaySecurityFromOptions, type GatewayTlsCliOptions } from '../security/tls-options.ts';
@@ -36,6 +37,7 @@ interface StartOptions extends GatewayTlsCliOptions {
   events: boolean;
   console: boolean;
   gatewayConfig?: string;
+  metrics?: string;
 }
 
 /** `handoff start` (the gateway and reviewer console) and `handoff users hash` (reviewer credentials). */
@@ -55,6 +57,7 @@ export function registerStart(program: Command): void {
     .option('--secure-cookies', 'mark the session cookie Secure (when served behind TLS)', false)
     .addOption(new Option('--allow-origin <origin>', 'another origin allowed to send commands (a TLS proxy); repeatable').argParser(collect).default([], 'none'))
     .addOption(new Option('--gateway-config <file>', 'gateway config (JSON): single sign-on with an OpenID Connect provider, passwords on or off (docs/console.md)').env('HANDOFF_GATEWAY_CONFIG'))
+    .option('--metrics <addr>', 'serve Prometheus metrics at http://<addr>/metrics (host:port, :port or port; 0: any free port); off by default. Traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set')
     .option('--json', 'print {"url": ...} as one JSON line once listening', false);
   addClusterOptions(addGatewayTlsOptions(start), 'node').action(async (o: StartOptions, cmd: Command) => {
       // An option that does nothing in the chosen mode is refused, not silently ignored.
@@ -70,11 +73,13 @@ export function registerStart(program: Command): void {
       const security = gatewaySecurityFromOptions(o);
       await checkListenAddress(o.host, security);
       const tls = { tls: security.tls, allowPlaintext: security.allowPlaintext };
+      const telemetry = new ProcessTelemetry({ metrics: o.metrics });
       if (o.nats) {
         await runClusterNode({
           ...o,
           nats: o.nats,
           models,
+          telemetry,
           ...(o.gatewayConfig ? { gatewayConfig: o.gatewayConfig } : {}),
           gateway: {
             host: o.host,
@@ -94,6 +99,7 @@ export function registerStart(program: Command): void {
         host: o.host,
         port: o.port,
         ...(given('timeScale') ? { timeScale: o.timeScale } : {}),
+        telemetry,
         demoLoad: o.demoLoad,
         ...(o.gatewayConfig ? { gatewayConfig: o.gatewayConfig } : {}),
         ...(o.demoBurst !== undefined ? { demoBurst: o.demoBurst } : {}),
@@ -104,7 +110,8 @@ export function registerStart(program: Command): void {
         ...tls,
       });
       const names = [...running.runtime.models.keys()];
-      if (o.json) process.stdout.write(`${JSON.stringify({ url: running.url, data: o.data, models: names, reviewers: running.gateway.directory.size, openCases: running.gateway.projection.size, notifications: { webhooks: running.notifier.status(), callbacks: running.gateway.callbacks.status() } })}\n`);
+      const metricsUrl = await telemetry.start();
+      if (o.json) process.stdout.write(`${JSON.stringify({ url: running.url, metrics: metricsUrl ?? null, tracing: !!telemetry.tracing, data: o.data, models: names, reviewers: running.gateway.directory.size, openCases: running.gateway.projection.size, notifications: { webhooks: running.notifier.status(), callbacks: running.gateway.callbacks.status() } })}\n`);
       else {
         process.stdout.write(`${paint.bold('Handoff console')} ${running.url}\n`);
         process.stdout.write(
@@ -119,7 +126,10 @@ export function registerStart(program: Command): void {
         const stop = () => {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
-          void running.close().finally(resolve);
+          void running
+            .close()
+            .then(() => telemetry.shutdown())
+            .finally(resolve);
         };
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);

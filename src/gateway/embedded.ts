@@ -22,6 +22,7 @@ import { InspectionStream } from '../inspect/stream.ts';
 import { StatelyBridge } from '../inspect/stately.ts';
 import { WebhookNotifier } from '../notify/webhooks.ts';
 import { createLogger } from '../runtime/logger.ts';
+import type { ProcessTelemetry } from '../telemetry/process.ts';
 
 /**
  * A background trickle of synthetic episodes (each model's `synthesize`), so a console started for a
@@ -86,6 +87,8 @@ export interface ConsoleOptions {
   /** Drift-aware gating: tighten when reviewers keep overriding the agent. @default true */
   drift?: boolean;
   models: string[];
+  /** Traces and metrics of this process (`OTEL_*`, `--metrics`); the caller starts and shuts it down. @default none */
+  telemetry?: ProcessTelemetry | undefined;
   host?: string;
   port?: number;
   /**
@@ -165,13 +168,14 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   try {
     const clock = await embeddedClock(store, opts.timeScale);
     const world = new LevelWorld(store);
-    const log = createLogger({ models });
+    const log = createLogger({ models, ...(opts.telemetry ? { mixin: opts.telemetry.logMixin() } : {}) });
     notifier = new WebhookNotifier({ store, models, env: opts.env ?? process.env, log });
     const reasoning = await assembleReasoning({ models, store, clock, drift: opts.drift ?? true });
     const inspection = new InspectionStream({ models });
-    rt = await Runtime.open({ store, world, models, clock, logger: log, planners: reasoning.planners, gateFor: reasoning.gateFor, inspect: inspection.inspect, channels: [notifier] });
+    rt = await Runtime.open({ store, world, models, clock, logger: log, planners: reasoning.planners, gateFor: reasoning.gateFor, inspect: inspection.inspect, channels: [notifier], telemetry: opts.telemetry?.hook });
     inspection.attach(rt.transport);
     reasoning.attach(rt);
+    await opts.telemetry?.attach(rt);
     const commands = serveCommands(rt);
     const gateway = await Gateway.start({
       backend: embeddedBackend(rt),

@@ -15,7 +15,7 @@ export const SECRET_LOG_PATHS: readonly string[] = ['pass', 'password', 'token',
  * A pino logger that redacts every field the models classify as sensitive, wherever an observation
  * or a signal appears in a log record. Logs go to stderr, so stdout stays clean for `--json`.
  */
-export function createLogger(opts: { models: LoadedModel[]; level?: string; destination?: pino.DestinationStream }): Logger {
+export function createLogger(opts: { models: LoadedModel[]; level?: string; destination?: pino.DestinationStream; mixin?: (merge: object) => object }): Logger {
   const paths = new Set<string>(SECRET_LOG_PATHS);
   for (const m of opts.models) {
     for (const f of m.sensitiveFields) {
@@ -31,7 +31,7 @@ export function createLogger(opts: { models: LoadedModel[]; level?: string; dest
     }
   }
   return pino(
-    { level: opts.level ?? process.env.HANDOFF_LOG_LEVEL ?? 'warn', redact: { paths: [...paths], censor: '[REDACTED]' }, base: { app: 'handoff' } },
+    { level: opts.level ?? process.env.HANDOFF_LOG_LEVEL ?? 'warn', redact: { paths: [...paths], censor: '[REDACTED]' }, base: { app: 'handoff' }, ...(opts.mixin ? { mixin: opts.mixin } : {}) },
     opts.destination ?? pino.destination(2),
   );
 }

@@ -1,5 +1,6 @@
 import { metrics as otelMetrics, type Attributes, type Counter, type Histogram, type Meter, type UpDownCounter } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, type MetricReader } from '@opentelemetry/sdk-metrics';
 import type { AgentContext } from '../machines/agent.ts';
 import { currentTier, type CaseContext } from '../machines/review-case.ts';
@@ -21,7 +22,16 @@ export interface MetricsOptions {
   readers?: MetricReader[];
   /** Use this meter provider instead of building one (readers and the Prometheus port are then ignored). */
   meterProvider?: MeterProvider;
+  /** `service.name` unless `OTEL_SERVICE_NAME` (or `OTEL_RESOURCE_ATTRIBUTES`) says otherwise. @default 'handoff' */
+  serviceName?: string;
 }
+
+/**
+ * Bucket bounds, in seconds, for the times a human review takes: seconds (an on-call acknowledge)
+ * to a week (a four-eyes finance tier over a weekend). The SDK's defaults (0 to 10,000) put every
+ * review time measured in ms into `+Inf`.
+ */
+export const REVIEW_TIME_BUCKETS_S = [1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400, 172_800, 345_600, 604_800];
 
 /** The HITL figures of one node, since it started (what `snapshot()` returns and the gauges report). */
 export interface HitlSnapshot {
@@ -53,12 +63,17 @@ export interface HitlSnapshot {
  * |---|---|---|
  * | `handoff.queue.depth` | up-down counter | `queue`, `model` |
  * | `handoff.case.opened` | counter | `model`, `queue` |
- * | `handoff.case.time_to_acknowledge` | histogram, ms | `model` |
- * | `handoff.case.time_to_resolve` | histogram, ms | `model`, `outcome` |
+ * | `handoff.case.time_to_acknowledge` | histogram, s (review-time buckets) | `model` |
+ * | `handoff.case.time_to_resolve` | histogram, s (review-time buckets) | `model`, `outcome` |
+ * | `handoff.episode.duration` | histogram, s (review-time buckets) | `model`, `outcome` |
+ * | `handoff.case.escalations` | counter | `model`, `tier` (escalated out of), `cause` |
+ * | `handoff.case.sla_misses` | counter | `model` |
+ * | `handoff.review.overrides` | counter | `model`, `outcome` (modified, rejected) |
+ * | `handoff.effect.retries` | counter | `model`, `step` |
  * | `handoff.case.closed` | counter | `model`, `outcome`, `sla_met` |
  * | `handoff.gate.decisions` | counter | `model`, `outcome` |
  * | `handoff.episodes.finished` | counter | `model`, `outcome` |
- * | `handoff.case.mtta`, `handoff.case.mttr` | gauge, ms | |
+ * | `handoff.case.mtta`, `handoff.case.mttr` | gauge, ms: this node's lifetime means; across nodes use the histograms' sum / count | |
  * | `handoff.case.sla_attainment`, `handoff.gate.auto_rate`, `handoff.review.override_rate` | gauge, 0..1 | |
  * | `handoff.actor.restarts`, `handoff.dead_letters` | observable counter | |
  * | `handoff.actors.resident`, `handoff.runtime.busy` | gauge | |
@@ -74,6 +89,11 @@ export class HandoffMetrics {
   #closed: Counter;
   #gate: Counter;
   #episodes: Counter;
+  #duration: Histogram;
+  #escalations: Counter;
+  #slaMisses: Counter;
+  #overrides: Counter;
+  #retries: Counter;
   #s = {
     depth: new Map<string, number>(),
     ackSum: 0,
@@ -102,14 +122,21 @@ export class HandoffMetrics {
         this.prometheus = new PrometheusExporter({ port: opts.prometheusPort, host: opts.prometheusHost ?? '127.0.0.1', preventServerStart: true });
         readers.push(this.prometheus as unknown as MetricReader);
       }
-      this.provider = new MeterProvider({ readers });
+      const resource = resourceFromAttributes({ 'service.name': opts.serviceName ?? 'handoff' }).merge(detectResources({ detectors: [envDetector] }));
+      this.provider = new MeterProvider({ readers, resource });
       this.#ownsProvider = true;
     }
     const m = (this.meter = this.provider.getMeter('handoff'));
     this.#depth = m.createUpDownCounter('handoff.queue.depth', { description: 'Open review cases per queue' });
     this.#opened = m.createCounter('handoff.case.opened', { description: 'Review cases opened' });
-    this.#tta = m.createHistogram('handoff.case.time_to_acknowledge', { unit: 'ms', description: 'Case opened → first claim (MTTA = sum / count)' });
-    this.#ttr = m.createHistogram('handoff.case.time_to_resolve', { unit: 'ms', description: 'Case opened → decision (MTTR = sum / count); expired cases excluded' });
+    const seconds = { unit: 's', advice: { explicitBucketBoundaries: REVIEW_TIME_BUCKETS_S } };
+    this.#tta = m.createHistogram('handoff.case.time_to_acknowledge', { ...seconds, description: 'Case opened → first claim (MTTA = sum / count)' });
+    this.#ttr = m.createHistogram('handoff.case.time_to_resolve', { ...seconds, description: 'Case opened → decision (MTTR = sum / count); expired cases excluded' });
+    this.#duration = m.createHistogram('handoff.episode.duration', { ...seconds, description: 'Episode first event → end, reviews included' });
+    this.#escalations = m.createCounter('handoff.case.escalations', { description: 'Cases escalated out of a tier, by tier and cause (ack or resolve deadline missed, by a reviewer)' });
+    this.#slaMisses = m.createCounter('handoff.case.sla_misses', { description: 'Cases that missed an SLA deadline, counted once per case when they first do (escalated for it or expired)' });
+    this.#overrides = m.createCounter('handoff.review.overrides', { description: 'Reviewer decisions that changed (modified) or refused (rejected) the plan' });
+    this.#retries = m.createCounter('handoff.effect.retries', { description: 'Transient failures of a step that are retried (perceive, plan, execute, compensate)' });
     this.#closed = m.createCounter('handoff.case.closed', { description: 'Review cases closed, by outcome and whether every SLA deadline was met' });
     this.#gate = m.createCounter('handoff.gate.decisions', { description: 'Gate decisions by outcome (auto-rate = auto / all)' });
     this.#episodes = m.createCounter('handoff.episodes.finished', { description: 'Episodes finished, by outcome' });
@@ -170,7 +197,11 @@ export class HandoffMetrics {
         this.#s.gate[o]++;
         this.#gate.add(1, { ...model, outcome: o });
       }
-      if (t.status !== 'active') this.#episodes.add(1, { ...model, outcome: a.outcome ?? t.state });
+      if (t.event.endsWith('.failed') && a.timers.retry !== undefined) this.#retries.add(1, { ...model, step: t.event.split('.')[0]! });
+      if (t.status !== 'active') {
+        this.#episodes.add(1, { ...model, outcome: a.outcome ?? t.state });
+        if (a.startedAt !== null) this.#duration.record(Math.max(0, (a.endedAt ?? t.at) - a.startedAt) / 1000, { ...model, outcome: a.outcome ?? t.state });
+      }
       return;
     }
     const c = t.context as CaseContext;
@@ -185,16 +216,19 @@ export class HandoffMetrics {
         this.#queue(before, t.model, -1);
         this.#queue(queue, t.model, +1);
       }
+      const cause = t.event === 'timer.ack' ? 'ack_missed' : t.event === 'timer.resolve' ? 'resolve_missed' : 'reviewer';
+      this.#escalations.add(1, { ...model, tier: c.tier - 1, cause });
       // A missed deadline counts against attainment at once, not when (or whether) the case closes.
       if ((t.event === 'timer.ack' || t.event === 'timer.resolve') && !this.#missedOpen.has(t.id)) {
         this.#missedOpen.add(t.id);
         this.#s.slaMissed++;
+        this.#slaMisses.add(1, model);
       }
     }
     if (t.event === 'claim' && c.firstClaimAt === t.at) {
       this.#s.ackSum += c.firstClaimAt - c.openedAt;
       this.#s.acked++;
-      this.#tta.record(c.firstClaimAt - c.openedAt, model);
+      this.#tta.record((c.firstClaimAt - c.openedAt) / 1000, model);
     }
     if (t.status !== 'active') {
       this.#queue(queue, t.model, -1);
@@ -203,13 +237,17 @@ export class HandoffMetrics {
       const met = metSla(c);
       this.#s.closed++;
       if (met) this.#s.slaMet++;
-      else if (!this.#missedOpen.has(t.id)) this.#s.slaMissed++;
+      else if (!this.#missedOpen.has(t.id)) {
+        this.#s.slaMissed++;
+        this.#slaMisses.add(1, model);
+      }
+      if (outcome === 'modified' || outcome === 'rejected') this.#overrides.add(1, { ...model, outcome });
       this.#missedOpen.delete(t.id);
       this.#closed.add(1, { ...model, outcome, sla_met: met });
       if (outcome !== 'expired' && c.resolution) {
         this.#s.resolveSum += c.resolution.at - c.openedAt;
         this.#s.decided++;
-        this.#ttr.record(c.resolution.at - c.openedAt, { ...model, outcome });
+        this.#ttr.record((c.resolution.at - c.openedAt) / 1000, { ...model, outcome });
       }
     }
   };

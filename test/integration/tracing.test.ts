@@ -229,6 +229,9 @@ describe('metrics', () => {
       expect(value('handoff_actor_restarts_total')).toBe(0);
       expect(value('handoff_dead_letters_total')).toBe(0);
       expect(text).toMatch(/handoff_case_time_to_resolve_count\{[^}]*outcome="approved"[^}]*\} 1/);
+      // In seconds, with buckets that fit review times: 180 s lands in le="300", not only in +Inf.
+      expect(text).toMatch(/handoff_case_time_to_resolve_bucket\{[^}]*outcome="approved"[^}]*le="120"[^}]*\} 0/);
+      expect(text).toMatch(/handoff_case_time_to_resolve_bucket\{[^}]*outcome="approved"[^}]*le="300"[^}]*\} 1/);
     } finally {
       await metrics.shutdown();
     }
