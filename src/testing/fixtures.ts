@@ -12,6 +12,7 @@ import type { TierSpec } from '../contracts/review-case.ts';
 import type { EffectContext, LedgerEntry, StepContext, World } from '../models/define.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { Rng } from '../runtime/rng.ts';
+import { boundaryPlans, type BoundaryPlan } from './oracle.ts';
 
 /** A branch of the gate: `auto`, `review:<tier>` or `deny`. */
 export type PlanClass = string;
@@ -65,6 +66,8 @@ export interface Fixtures {
   operator: Reviewer;
   /** Branches of the gate no plan could reach, and other findings. */
   warnings: string[];
+  /** Plans just below, at and just above every threshold and limit of the policy, with the branch model.json gives each (the oracle). */
+  boundaries?: BoundaryPlan[];
 }
 
 export function benignContext(now: number, attempt = 1): StepContext {
@@ -279,6 +282,9 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
   const reference = plans['review:1'] ?? Object.values(plans)[0]!;
   const invalidPlan = { ...reference, id: `${reference.id}.invalid`, actions: [{ type: '__not_an_action__', args: {} }] };
 
+  const boundary = boundaryPlans(model, main.observation, ep, [...best.long, ...extras, ...pool]);
+  warnings.push(...boundary.problems);
+
   const requestedBy = main.observation.requestedBy ?? null;
   const reviewers = model.config.review.tiers.map((tier, i) => tierReviewers(model, tier, i, requestedBy));
   const opTier = model.config.operator ?? DEFAULT_OPERATOR_TIER;
@@ -299,6 +305,7 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
     reviewers,
     operator,
     warnings,
+    boundaries: boundary.plans,
   };
 }
 
@@ -340,6 +347,9 @@ export function identify(model: LoadedModel, fx: Fixtures, tier: number, id: str
     if (r) return r;
   }
   if (id === fx.operator.id) return fx.operator;
+  // Principals the generator makes up: a holder of one role only, someone with no role.
+  if (id.startsWith('qa-only-')) return { id, roles: [id.slice(8)] };
+  if (id === 'qa-norole') return { id, roles: ['qa-none'] };
   return { id, roles: [spec.roles[0]!] };
 }
 

@@ -13,6 +13,7 @@
  */
 import type { AnyMachineSnapshot, AnyStateMachine, EventObject } from 'xstate';
 import { getAdjacencyMap, getShortestPaths, getSimplePaths } from 'xstate/graph';
+import type { Plan } from '../contracts/plan.ts';
 import type { CaseInput, CaseResolution } from '../contracts/review-case.ts';
 import type { Reviewer } from '../contracts/reviewer-command.ts';
 import { agentMachineFor, type AgentContext } from '../machines/agent.ts';
@@ -20,7 +21,8 @@ import { caseRules, explainCaseRejection, reviewCaseMachine, type CaseContext } 
 import type { LoadedModel } from '../models/loader.ts';
 import { classOf, commandPayload, fixtureClassOf, identify, type Fixtures, type PlanClass } from './fixtures.ts';
 import { declaredStates, declaredTransitions, stateName, TransitionRecorder, type StepTrace } from './machine-walk.ts';
-import { agentFeatures, caseFeatures, planLabel, type Action, type Expectation } from './steps.ts';
+import { AgentOracle, CaseOracle, expiryMs } from './oracle.ts';
+import { agentFeatures, caseFeatures, describeAction, planLabel, type Action, type Expectation } from './steps.ts';
 
 export type PathMode = 'shortest' | 'simple';
 export type MachineKind = 'agent' | 'case';
@@ -46,6 +48,8 @@ export interface GeneratedPath {
   steps: PathStep[];
   /** States visited (including transient ones such as `gating`), in order, deduplicated runs. */
   states: string[];
+  /** For a boundary path: the threshold probed and the branch model.json gives. */
+  boundary?: { label: string; expect: PlanClass };
 }
 
 export interface MachineCoverage {
@@ -80,7 +84,16 @@ interface Refusal {
   event: Labeled | null;
   code: string;
   rule?: string;
+  /** Which kind of principal sends it (claimant, other holder of the role, requester, earlier approver, other tier, no role). */
+  who?: string;
 }
+
+/** Events an agent may receive twice, late or out of order; a case's deadlines likewise. Each must be ignored. */
+const REDELIVERABLE = {
+  agent: ['perceive.done', 'plan.done', 'action.done', 'action.failed', 'compensation.done', 'compensation.failed', 'timer.retry', 'case.opened', 'case.resolved'],
+  case: ['timer.ack', 'timer.resolve', 'timer.lease'],
+};
+const COMMANDS = ['claim', 'release', 'renew', 'approve', 'modify', 'reject', 'escalate'] as const;
 
 /** What the traversal needs to know about one machine. */
 interface Adapter {
@@ -106,7 +119,7 @@ const labelOf = (a: Action) => JSON.stringify(a);
 // Agent
 // ------------------------------------------------------------------------------------------------
 
-function agentAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet): Adapter {
+function agentAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet, extraPlans: Record<string, Plan> = {}): Adapter {
   const bindings = { gate: model.gate, onExpiry: model.config.policy.onExpiry };
   const machine = machines.agent ? machines.agent(bindings) : agentMachineFor(bindings);
   const tiers = model.config.review.tiers;
@@ -133,7 +146,7 @@ function agentAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet): A
             out.push(...failures('perceive.failed', (result) => ({ do: 'perceive', result })));
             break;
           case 'plan':
-            for (const [cls, plan] of Object.entries(fx.plans)) out.push({ type: 'plan.done', effectId: e.id, plan, at, qa: { do: 'plan', result: 'done', plan: cls } });
+            for (const [cls, plan] of Object.entries({ ...fx.plans, ...extraPlans })) out.push({ type: 'plan.done', effectId: e.id, plan, at, qa: { do: 'plan', result: 'done', plan: cls } });
             out.push(...failures('plan.failed', (result) => ({ do: 'plan', result })));
             break;
           case 'execute':
@@ -198,6 +211,10 @@ function agentAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet): A
       const out: string[] = [];
       if (n.decision && n.decision !== p.decision) out.push(`gate ${classOf(n.decision)}${n.resolution === 'modified' ? ' after a modification' : ''}`);
       if (event.type === 'case.resolved') out.push(`case ${(event as unknown as { resolution: CaseResolution }).resolution.outcome}${stateName(prev) === 'awaitingOperator' ? ' (operator)' : ''}`);
+      // The retry budget spent at every step: the last attempt of each effect fails transiently.
+      const error = (event as unknown as { error?: { transient?: boolean } }).error;
+      if (event.type.endsWith('.failed') && error?.transient && p.effect && p.attempt >= model.config.retry.maxAttempts)
+        out.push(`retries exhausted at ${p.effect.kind}${p.effect.kind === 'execute' ? ` step ${p.step}` : p.effect.kind === 'compensate' ? ` step ${p.compensateStep}` : ''}`);
       return out;
     },
   };
@@ -216,6 +233,12 @@ function caseAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet, sta
   const requester = (c: CaseContext): Reviewer | null => (fx.requestedBy ? identify(model, fx, c.tier, fx.requestedBy) : null);
   const cmd = (type: string, r: Reviewer, at: number, extra: Record<string, unknown> = {}): Labeled => ({ type, reviewer: r, at, ...extra, qa: { do: type, by: r.id } }) as Labeled;
   const payload = (type: string, c: CaseContext): Record<string, unknown> => commandPayload(fx, type, classOf(c.decision));
+  /** A reviewer holding only a role of another tier (none of this tier's). */
+  const otherTier = (c: CaseContext): Reviewer | null => {
+    const mine = tiers[c.tier - 1]!.roles;
+    const role = tiers.flatMap((t) => t.roles).find((x) => !mine.includes(x));
+    return role ? identify(model, fx, c.tier, `qa-only-${role}`) : null;
+  };
 
   return {
     kind: 'case',
@@ -267,44 +290,30 @@ function caseAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet, sta
       const value = stateName(s);
       const allowed = reviewersOf(c).allowed;
       const out: Refusal[] = [];
-      const judge = (e: Labeled) => {
+      const judge = (e: Labeled, who: string) => {
         if ((s as AnyMachineSnapshot).can(e)) return;
         const why = explainCaseRejection(value, c, e as never);
-        if (why) out.push({ action: e.qa, event: e, code: why.forbidden ? 'auth.forbidden' : 'event.rejected', rule: why.rule });
+        if (why) out.push({ action: e.qa, event: e, code: why.forbidden ? 'auth.forbidden' : 'event.rejected', rule: why.rule, who });
       };
       if (s.status !== 'active') {
-        out.push({ action: { do: 'claim', by: allowed[0]!.id }, event: null, code: 'event.rejected', rule: 'case-closed' });
+        for (const type of COMMANDS) out.push({ action: { do: type, by: allowed[0]!.id }, event: null, code: 'event.rejected', rule: 'case-closed', who: 'holder of the role' });
         return out;
       }
-      if (value === 'queued') {
-        const claimant = allowed.find((r) => !c.approvals.includes(r.id) && caseRules.hasStepRole(c, r));
-        judge(cmd('claim', reviewersOf(c).outsider, t));
-        const req = requester(c);
-        if (req) {
-          judge(cmd('claim', req, t));
-          judge(cmd('escalate', req, t, payload('escalate', c)));
-        }
-        // Ordered steps: a holder of another step's role only, before their step.
-        const offStep = allowed.find((r) => !c.approvals.includes(r.id) && !caseRules.hasStepRole(c, r));
-        if (offStep) judge(cmd('claim', offStep, t));
-        const previous = c.approvals[0];
-        if (previous) judge(cmd('claim', find(c, previous), t));
-        if (claimant) {
-          judge(cmd('approve', claimant, t, payload('approve', c)));
-          judge(cmd('escalate', claimant, t, payload('escalate', c)));
-        }
-      } else if (value === 'claimed' && c.claim) {
-        const other = allowed.find((r) => r.id !== c.claim!.reviewer && !c.approvals.includes(r.id));
-        if (other) {
-          judge(cmd('claim', other, t));
-          for (const type of ['approve', 'modify', 'reject', 'renew', 'release', 'escalate']) judge(cmd(type, other, t, payload(type, c)));
-        }
-        const req = requester(c);
-        if (req) judge(cmd('escalate', req, t, payload('escalate', c)));
-        const earlier = c.approvals[0];
-        if (earlier && earlier !== c.claim.reviewer) judge(cmd('approve', find(c, earlier), t, payload('approve', c)));
-        out.push({ action: { do: 'modify', by: c.claim.reviewer, invalid: true }, event: null, code: 'contract.invalid' });
-      }
+      // Every command by every kind of principal: the claimant (or, unclaimed, the next eligible
+      // reviewer), another holder of the role, the requester, an earlier approver, a reviewer of
+      // another tier only, and someone with no role. Accepted commands are the paths' own steps.
+      const claimant = c.claim ? find(c, c.claim.reviewer) : allowed.find((r) => !c.approvals.includes(r.id) && caseRules.hasStepRole(c, r));
+      const principals: [string, Reviewer | null | undefined][] = [
+        [c.claim ? 'claimant' : 'eligible reviewer', claimant],
+        ['other holder of the role', allowed.find((r) => r.id !== claimant?.id && !c.approvals.includes(r.id) && caseRules.hasStepRole(c, r))],
+        ['holder of another step', allowed.find((r) => r.id !== claimant?.id && !c.approvals.includes(r.id) && !caseRules.hasStepRole(c, r))],
+        ['requester', requester(c)],
+        ['earlier approver', c.approvals[0] ? find(c, c.approvals[0]) : null],
+        ['other tier', otherTier(c)],
+        ['no role', { id: 'qa-norole', roles: ['qa-none'] }],
+      ];
+      for (const [who, r] of principals) if (r) for (const type of COMMANDS) judge(cmd(type, r, t, payload(type, c)), who);
+      if (value === 'claimed' && c.claim) out.push({ action: { do: 'modify', by: c.claim.reviewer, invalid: true }, event: null, code: 'contract.invalid', who: 'claimant' });
       return out;
     },
     key(s, coarse) {
@@ -428,18 +437,26 @@ function explore(adapter: Adapter, root: Adapter['roots'][number], recorder: Tra
   return { root, initial, shortest, toFinal, edges, reps };
 }
 
-/** Expectations after each step of a replayed path. */
-function annotate(adapter: Adapter, r: Replayed, model: LoadedModel): { initial: Expectation; steps: { action: Action; expect: Expectation }[]; states: string[] } {
+/** Expectations after each step of a replayed path: shape from the machine, values from the oracle. */
+function annotate(adapter: Adapter, r: Replayed, model: LoadedModel, fx: Fixtures, problems: string[]): { initial: Expectation; steps: { action: Action; expect: Expectation }[]; states: string[] } {
   const ledger = new Set<string>();
   const feat = (s: AnyMachineSnapshot) => adapter.features(s) as Expectation;
+  const t0 = fx.t0;
+  const first = r.snapshots[0]!;
+  const caseOracle = adapter.kind === 'case' ? new CaseOracle(model.config, (first.context as CaseContext).tier, (first.context as CaseContext).openedAt) : null;
+  const agentOracle = adapter.kind === 'agent' ? new AgentOracle(model.config, t0) : null;
+  const values = (): Expectation =>
+    caseOracle ? { due: caseOracle.due(t0), priority: caseOracle.priority } : { due: agentOracle!.due(t0) };
+  const disagree = (what: string) => problems.push(`oracle: ${adapter.kind} path ${r.labels.map((l) => describeAction(l)).join(', ')}: ${what}`);
   const initial: Expectation = {
-    state: stateName(r.snapshots[0]!),
-    ...feat(r.snapshots[0]!),
+    state: stateName(first),
+    ...feat(first),
+    ...values(),
     ...(adapter.kind === 'agent' ? { ledger: [] } : {}),
     audit: adapter.kind === 'case' ? ['case.opened'] : [],
   };
   const steps: { action: Action; expect: Expectation }[] = [];
-  const states: string[] = [stateName(r.snapshots[0]!)];
+  const states: string[] = [stateName(first)];
   r.events.forEach((event, i) => {
     const prev = r.snapshots[i]!;
     const next = r.snapshots[i + 1]!;
@@ -447,6 +464,7 @@ function annotate(adapter: Adapter, r: Replayed, model: LoadedModel): { initial:
     const audit: string[] = [];
     if (adapter.kind === 'agent') {
       const pc = prev.context as AgentContext;
+      const nc = next.context as AgentContext;
       if (event.type === 'action.done') ledger.add(String(pc.step));
       if (event.type === 'compensation.done') {
         const a = pc.plan?.actions[pc.compensateStep];
@@ -456,9 +474,24 @@ function annotate(adapter: Adapter, r: Replayed, model: LoadedModel): { initial:
       if (event.type === 'action.done') audit.push('action.executed');
       if (event.type === 'compensation.done') audit.push('action.compensated');
       if (next.status === 'done') audit.push('episode.outcome');
+      const error = (event as unknown as { error?: { transient?: boolean } }).error;
+      const resolution = (event as unknown as { resolution?: CaseResolution }).resolution;
+      // An expiry lets every deadline of the case pass, from the tier it was opened at.
+      const clockTo = event.type === 'case.resolved' && resolution?.outcome === 'expired' && stateName(prev) === 'awaitingReview' ? agentOracle!.now + expiryMs(model.config, Math.max(1, pc.decision?.tier ?? 1)) : undefined;
+      const { retry } = agentOracle!.step(event.type, { transient: event.type.endsWith('.failed') && !!error?.transient, ...(clockTo !== undefined ? { clockTo } : {}) });
+      const armed = nc.timers.retry !== undefined;
+      if (retry !== armed) disagree(`after ${describeAction(event.qa)} the machine ${armed ? 'retries' : 'gives up'}; with maxAttempts ${model.config.retry.maxAttempts} it must ${retry ? 'retry' : 'give up'}`);
+      else if (armed && nc.timers.retry! - (event.at as number) !== agentOracle!.timers.retry! - agentOracle!.now)
+        disagree(`retry armed ${nc.timers.retry! - (event.at as number)} ms after ${describeAction(event.qa)}; the retry policy says ${agentOracle!.timers.retry! - agentOracle!.now} ms`);
     } else {
-      const from = (prev.context as CaseContext).history.length;
-      for (const h of (next.context as CaseContext).history.slice(from)) audit.push(`case.${h.kind}`);
+      const pc = prev.context as CaseContext;
+      const nc = next.context as CaseContext;
+      const from = pc.history.length;
+      for (const h of nc.history.slice(from)) audit.push(`case.${h.kind}`);
+      caseOracle!.step(event.type, stateName(next), next.status === 'done', nc.tier > pc.tier);
+      const got = Object.fromEntries(Object.entries(nc.timers).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)));
+      if (JSON.stringify(got) !== JSON.stringify(caseOracle!.timers && Object.fromEntries(Object.entries(caseOracle!.timers).sort(([a], [b]) => (a < b ? -1 : 1)))))
+        disagree(`after ${describeAction(event.qa)} the case's deadlines are ${JSON.stringify(got)}; model.json gives ${JSON.stringify(caseOracle!.timers)}`);
     }
     for (const s of trace.states) if (states.at(-1) !== s) states.push(s);
     steps.push({
@@ -467,6 +500,7 @@ function annotate(adapter: Adapter, r: Replayed, model: LoadedModel): { initial:
         state: stateName(next),
         event: event.type,
         ...feat(next),
+        ...values(),
         ...(adapter.kind === 'agent' ? { ledger: [...ledger].sort() } : {}),
         audit,
       },
@@ -502,8 +536,10 @@ function percent(covered: number, reachable: number): number {
   return reachable === 0 ? 100 : Math.round((covered / reachable) * 10_000) / 100;
 }
 
-function generateFor(adapter: Adapter, model: LoadedModel, mode: PathMode, maxPaths: number, react?: (start: PlanClass, resolution: CaseResolution) => string | null): MachinePaths {
+function generateFor(adapter: Adapter, model: LoadedModel, fx: Fixtures, mode: PathMode, maxPaths: number, react?: (start: PlanClass, resolution: CaseResolution) => string | null): MachinePaths {
   const recorder = new TransitionRecorder();
+  /** Where the machines disagree with the oracle (model.json): reported, never baked into a path. */
+  const oracle: string[] = [];
   const reachable = { states: new Set<string>(), transitions: new Set<string>() };
   const explored = adapter.roots.map((root) => explore(adapter, root, recorder, reachable));
 
@@ -573,7 +609,7 @@ function generateFor(adapter: Adapter, model: LoadedModel, mode: PathMode, maxPa
   const refusalGoals = new Map<string, { x: Explored; key: string }>();
   for (const x of explored)
     for (const [k, rep] of x.reps) for (const f of adapter.refusals(rep)) {
-      const g = `${stateName(rep)}|${f.action.do}|${f.rule ?? f.code}`;
+      const g = `${stateName(rep)}|${f.action.do}|${f.who ?? ''}|${f.rule ?? f.code}`;
       if (!refusalGoals.has(g)) refusalGoals.set(g, { x, key: k });
     }
   const insertions = new Map<Replayed, Map<number, Refusal[]>>();
@@ -581,7 +617,7 @@ function generateFor(adapter: Adapter, model: LoadedModel, mode: PathMode, maxPa
   const placeRefusals = (r: Replayed) => {
     r.snapshots.forEach((snap, i) => {
       for (const f of adapter.refusals(snap)) {
-        const g = `${stateName(snap)}|${f.action.do}|${f.rule ?? f.code}`;
+        const g = `${stateName(snap)}|${f.action.do}|${f.who ?? ''}|${f.rule ?? f.code}`;
         if (refusalsCovered.has(g)) continue;
         refusalsCovered.add(g);
         const at = insertions.get(r) ?? new Map<number, Refusal[]>();
@@ -601,6 +637,27 @@ function generateFor(adapter: Adapter, model: LoadedModel, mode: PathMode, maxPa
     placeRefusals(r);
   }
 
+  // Results, deadlines and resolutions delivered twice, late or out of order: each ignored, once per
+  // state and event type, woven where the path has already seen that event.
+  const redelivered = new Set<string>();
+  for (const r of selected)
+    r.snapshots.forEach((snap, i) => {
+      for (const type of REDELIVERABLE[adapter.kind]) {
+        const j = r.events.map((e) => e.type).lastIndexOf(type, i - 1);
+        if (j < 0 || j >= i) continue;
+        const g = `${stateName(snap)}|redeliver ${type}`;
+        if (redelivered.has(g)) continue;
+        if (snap.status === 'active' && snap.can(r.events[j]!)) {
+          if (!type.startsWith('timer.')) oracle.push(`oracle: the ${adapter.kind} machine accepts a second '${type}' in state ${stateName(snap)}; it must be ignored`);
+          continue;
+        }
+        redelivered.add(g);
+        const at = insertions.get(r) ?? new Map<number, Refusal[]>();
+        at.set(i, [...(at.get(i) ?? []), { action: { do: 'redeliver', event: type }, event: null, code: 'event.rejected' }]);
+        insertions.set(r, at);
+      }
+    });
+
   // Stable order: by start, then length, then labels.
   selected = [...selected].sort(
     (a, b) => (a.start ?? '').localeCompare(b.start ?? '') || a.labels.length - b.labels.length || (JSON.stringify(a.labels) < JSON.stringify(b.labels) ? -1 : JSON.stringify(a.labels) > JSON.stringify(b.labels) ? 1 : 0),
@@ -609,7 +666,7 @@ function generateFor(adapter: Adapter, model: LoadedModel, mode: PathMode, maxPa
   const prefix = adapter.kind === 'agent' ? 'A' : 'C';
   const width = String(selected.length).length < 2 ? 2 : String(selected.length).length;
   const paths: GeneratedPath[] = selected.map((r, n) => {
-    const { initial, steps, states } = annotate(adapter, r, model);
+    const { initial, steps, states } = annotate(adapter, r, model, fx, oracle);
     const woven: PathStep[] = [];
     const at = insertions.get(r);
     const refusedAt = (i: number) => {
@@ -640,6 +697,7 @@ function generateFor(adapter: Adapter, model: LoadedModel, mode: PathMode, maxPa
   const unreachableTransitions = declaredT.filter((t) => !reachable.transitions.has(t));
   const name = adapter.kind === 'agent' ? 'agent' : 'review case';
   const warnings = [
+    ...[...new Set(oracle)],
     ...unreachableStates.map((s) => `${name}: state '${s}' is unreachable with model ${model.name}`),
     ...unreachableTransitions.map((t) => `${name}: transition '${t}' is unreachable with model ${model.name}`),
   ];
@@ -679,6 +737,28 @@ function agentReaction(model: LoadedModel, fx: Fixtures, machines: MachineSet): 
   };
 }
 
+/** The gate at every threshold and limit: perceive, then the boundary plan; the branch from the oracle. */
+function boundaryPaths(model: LoadedModel, fx: Fixtures, machines: MachineSet): { paths: GeneratedPath[]; problems: string[] } {
+  const list = fx.boundaries ?? [];
+  const adapter = agentAdapter(model, fx, machines, Object.fromEntries(list.map((b) => [`boundary:${b.id}`, b.plan])));
+  const recorder = new TransitionRecorder();
+  const problems: string[] = [];
+  const paths: GeneratedPath[] = [];
+  const stateOf = (cls: string) => (cls === 'auto' ? 'acting' : cls === 'deny' ? 'denied' : 'awaitingReview');
+  for (const b of list) {
+    const r = replay(adapter, adapter.roots[0]!, [{ do: 'perceive', result: 'done' }, { do: 'plan', result: 'done', plan: `boundary:${b.id}` }], recorder);
+    if (!r) continue;
+    const { initial, steps, states } = annotate(adapter, r, model, fx, problems);
+    const last = steps.at(-1)!;
+    if (last.expect.decision !== b.expect) {
+      problems.push(`oracle: the gate sends '${b.label}' to ${last.expect.decision}; model.json's policy says ${b.expect}`);
+      last.expect = { ...last.expect, decision: b.expect, state: stateOf(b.expect) };
+    }
+    paths.push({ id: `B-${b.id}`, machine: 'agent', initial, steps, states, boundary: { label: b.label, expect: b.expect } });
+  }
+  return { paths, problems };
+}
+
 export interface ModelPaths {
   agent: MachinePaths;
   case: MachinePaths;
@@ -689,13 +769,18 @@ export function generatePaths(model: LoadedModel, fx: Fixtures, opts: { paths?: 
   const mode = opts.paths ?? 'shortest';
   const maxPaths = opts.maxPaths ?? 200;
   const machines = opts.machines ?? {};
-  const agent = generateFor(agentAdapter(model, fx, machines), model, mode, maxPaths);
+  const agent = generateFor(agentAdapter(model, fx, machines), model, fx, mode, maxPaths);
+  const boundary = boundaryPaths(model, fx, machines);
+  agent.paths.push(...boundary.paths);
+  agent.warnings.unshift(...boundary.problems);
+  agent.coverage.paths += boundary.paths.length;
+  agent.coverage.steps += boundary.paths.reduce((n, p) => n + p.steps.length, 0);
   const starts = Object.keys(fx.plans)
     .filter((c) => c.startsWith('review:'))
     .sort((a, b) => Number(a.slice(7)) - Number(b.slice(7)));
   const kase =
     starts.length > 0
-      ? generateFor(caseAdapter(model, fx, machines, starts), model, mode, maxPaths, agentReaction(model, fx, machines))
+      ? generateFor(caseAdapter(model, fx, machines, starts), model, fx, mode, maxPaths, agentReaction(model, fx, machines))
       : emptyCase(machines.case ?? reviewCaseMachine, model);
   return { agent, case: kase };
 }

@@ -119,6 +119,8 @@ export class Scenario {
   #done: string[] = [];
   #closed = false;
   #trackAudit = false;
+  /** The latest queue view (tier, priority, deadlines) the runtime published for each case. */
+  #queues = new Map<string, { tier: number; priority: number }>();
   /** Restarts so far, and effects that took place under a restart with their result lost (then recovered from the ledger). */
   readonly stats = { restarts: 0, lostResults: 0 };
 
@@ -161,11 +163,11 @@ export class Scenario {
 
   async #openRuntime(): Promise<Runtime> {
     const gen = this.#gen;
-    return Runtime.open({
+    const rt = await Runtime.open({
       store: this.#store,
       world: this.#world,
       models: [scriptedModel(this.model, this.#gates, gen)],
-      planners: { [this.model.name]: scriptedPlanner(this.fixtures.plans, this.#gates, gen) },
+      planners: { [this.model.name]: scriptedPlanner({ ...this.fixtures.plans, ...Object.fromEntries((this.fixtures.boundaries ?? []).map((b) => [`boundary:${b.id}`, b.plan])) }, this.#gates, gen) },
       clock: this.clock,
       seed: this.#opts.seed ?? 'handoff-testing',
       logger: pino({ level: 'silent' }),
@@ -174,6 +176,10 @@ export class Scenario {
       // Every deadline resident: timers fire exactly when the clock reaches them.
       timerHorizonMs: 400 * 86_400_000,
     });
+    rt.onTransition((n) => {
+      if (n.queue) this.#queues.set(n.id, { tier: n.queue.tier, priority: n.queue.priority });
+    });
+    return rt;
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -294,6 +300,8 @@ export class Scenario {
         return;
       case 'resolve':
         return this.#resolve(action.outcome, action.plan, !!action.operator);
+      case 'redeliver':
+        throw new HarnessError(`a redelivered ${action.event} must be expected as refused (ignored)`);
       default:
         await this.#command(action.do, action.by, !!action.invalid);
     }
@@ -406,12 +414,19 @@ export class Scenario {
 
   async #refused(action: Action, expect: Expectation): Promise<void> {
     const refused = expect.refused!;
-    if (!('by' in action)) throw new HarnessError(`only reviewer commands can be refused (got ${describeAction(action)})`);
+    if (!('by' in action) && action.do !== 'redeliver') throw new HarnessError(`only reviewer commands and redeliveries can be refused (got ${describeAction(action)})`);
     const before = await this.#view(this.#subject);
     let error: unknown;
     try {
-      await this.#rt.command(this.#commandFor(action.do, action.by, !!action.invalid, before.context as CaseContext));
+      if (action.do === 'redeliver') {
+        // The last event of this type the actor took, delivered again now (twice, late, out of order).
+        let last: { type: string } | undefined;
+        for await (const e of this.#rt.journal(this.#subject)) if (e.event.type === action.event) last = e.event;
+        if (!last) throw new HarnessError(`no ${action.event} in the journal of ${this.#subject} to deliver again`);
+        await this.#rt.send(this.#subject, last as never);
+      } else await this.#rt.command(this.#commandFor(action.do, action.by, !!action.invalid, before.context as CaseContext));
     } catch (err) {
+      if (err instanceof HarnessError) throw err;
       error = err;
     }
     if (!error) throw new HarnessError(`${describeAction(action)} was accepted; expected a refusal (${refused.code}${refused.rule ? `, rule ${refused.rule}` : ''})`);
@@ -456,6 +471,18 @@ export class Scenario {
         if (!(k in actual)) continue;
         if (!isDeepStrictEqual(actual[k], want)) problems.push(`${k} is ${JSON.stringify(actual[k])}, expected ${JSON.stringify(want)}`);
       }
+    }
+    // Values from the oracle (model.json): deadlines by due time, the queue's priority.
+    if (expect.due !== undefined && v.seq === seq) {
+      const t0 = this.fixtures.t0;
+      const got = Object.fromEntries(Object.entries(v.context.timers as Record<string, number | undefined>).filter((e): e is [string, number] => e[1] !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, d]) => [k, d - t0]));
+      const want = Object.fromEntries(Object.entries(expect.due).sort(([a], [b]) => (a < b ? -1 : 1)));
+      if (!isDeepStrictEqual(got, want)) problems.push(`deadlines (ms after t0) are ${JSON.stringify(got)}, model.json gives ${JSON.stringify(want)}`);
+    }
+    if (expect.priority !== undefined && this.machine === 'case' && v.seq === seq) {
+      const q = this.#queues.get(id);
+      if (!q) problems.push('the runtime published no queue view of the case');
+      else if (q.priority !== expect.priority) problems.push(`queue priority ${q.priority} at tier ${q.tier}, model.json gives ${expect.priority}`);
     }
     problems.push(...(this.machine === 'agent' ? agentInvariants(v, this.model) : caseInvariants(v)));
     if (expect.ledger) {

@@ -30,7 +30,10 @@ export type CaseAction =
 /** A deadline passes: the simulated clock moves to the timer's due time. */
 export type TimerAction = { do: 'timer'; timer: string };
 
-export type Action = AgentAction | CaseAction | TimerAction;
+/** The last event of this type the actor took is delivered again (a duplicate, late or out of order): it must be ignored. */
+export type RedeliverAction = { do: 'redeliver'; event: string };
+
+export type Action = AgentAction | CaseAction | TimerAction | RedeliverAction;
 
 /** Features of an agent's context that paths assert. */
 export interface AgentFeatures {
@@ -74,6 +77,10 @@ export interface Expectation extends Partial<AgentFeatures>, Partial<Omit<CaseFe
   audit?: string[];
   /** After a case step: the state the agent is in once it has consumed the case's resolution. */
   agent?: string;
+  /** Armed deadlines, as ms after the path's start (`t0`), from model.json (the oracle): `{ ack: 900000, resolve: 3600000 }`. */
+  due?: Record<string, number>;
+  /** The case's queue priority, from model.json's tier (the oracle). */
+  priority?: number;
 }
 
 export function agentFeatures(c: AgentContext): AgentFeatures {
@@ -139,6 +146,8 @@ export function describeAction(a: Action): string {
       return `${a.operator ? 'operator-case' : 'case'}.${a.outcome}${a.plan ? `[${a.plan}]` : ''}`;
     case 'timer':
       return `timer.${a.timer}`;
+    case 'redeliver':
+      return `${a.event} again`;
     default:
       return `${a.do}${a.invalid ? '(invalid)' : ''} by ${a.by}`;
   }
