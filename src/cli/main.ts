@@ -96,9 +96,10 @@ const demo = program
   .option('--drift', 'drift-aware gating (off in the demo: its reviewers override at random)', false)
   .option('--arrival-ms <ms>', 'mean simulated time between arriving episodes', int('--arrival-ms', 1), 90_000)
   .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
+  .option('--metrics <addr>', 'serve Prometheus metrics at http://<addr>/metrics while the run lasts (host:port, :port or port); traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set')
   .option('--json', 'print the summary as JSON on stdout', false);
 (cluster ? cluster.addClusterOptions(demo, 'driver') : demo).action(
-  async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; yes: boolean; sync?: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean; nats?: string; namespace: string; timeScale: number }) => {
+  async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; yes: boolean; sync?: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean; nats?: string; namespace: string; timeScale: number; metrics?: string }) => {
     if (o.nats) {
       if (o.resume || o.faults || o.drift) throw new InvalidArgumentError('--resume, --faults and --drift are options of the embedded demo; with --nats, start the nodes with the options you need');
       await cluster!.runClusterDemoCli({ ...o, nats: o.nats });
@@ -106,9 +107,11 @@ const demo = program
     }
     const [{ runDemo }, { parseFaults }, { clearDataFolder }, { dataKeyring }] = await Promise.all([import('../sim/demo.ts'), import('../runtime/faults.ts'), import('./fresh.ts'), import('./keys-command.ts')]);
     if (o.fresh && !o.resume) await clearDataFolder(o.data, { yes: o.yes });
+    const telemetry = await (await import('./telemetry-option.ts')).processTelemetry(o.metrics);
     const bar = progressBar(o.progress, 'episodes');
     const summary = await runDemo({
       model: o.model,
+      ...(telemetry ? { telemetry } : {}),
       keyring: dataKeyring(),
       cases: o.cases,
       data: o.data,
@@ -122,6 +125,7 @@ const demo = program
       onProgress: (p) => bar.update(p.finished, p.total, `· ${p.openCases} open cases · ${new Date(p.simulatedAt).toISOString().slice(0, 16).replace('T', ' ')} simulated`),
     });
     bar.done();
+    await telemetry?.shutdown();
     if (o.json) printJson(summary);
     else printDemo(summary);
     const violations = Object.values(summary.invariantViolations).reduce((a, b) => a + b, 0);

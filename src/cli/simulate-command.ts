@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ModelError } from '../contracts/errors.ts';
 import { loadModel, probeModel } from '../models/loader.ts';
 import { parseFaults, type FaultSpec } from '../runtime/faults.ts';
+import { processTelemetry } from './telemetry-option.ts';
 import { parseReviewers, runSimulation, type ReviewerSpec, type SimulationReport } from '../sim/simulate.ts';
 import { duration, paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
 
@@ -76,8 +77,9 @@ export function registerSimulate(program: Command): void {
     .option('--arrival-ms <ms>', 'mean simulated time between arriving episodes', int('--arrival-ms', 1), 90_000)
     .option('--data <dir>', 'keep the run in this data folder (default: a temporary folder, removed afterwards)')
     .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
+    .option('--metrics <addr>', 'serve Prometheus metrics at http://<addr>/metrics while the run lasts (host:port, :port or port); traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set')
     .option('--json', 'print the report as JSON on stdout', false)
-    .action(async (model: string, o: { cases: number; reviewers: ReviewerSpec; faults: FaultSpec; seed: number; arrivalMs: number; data?: string; progress: ProgressMode; json: boolean }) => {
+    .action(async (model: string, o: { cases: number; reviewers: ReviewerSpec; faults: FaultSpec; seed: number; arrivalMs: number; data?: string; progress: ProgressMode; json: boolean; metrics?: string }) => {
       const { reviewers, faults } = o;
       // A perceiver that always throws or plans that break their schema would only show up as failed episodes.
       const behaviour = await probeModel(await loadModel(model));
@@ -88,9 +90,11 @@ export function registerSimulate(program: Command): void {
         process.exitCode = 1;
         return;
       }
+      const telemetry = await processTelemetry(o.metrics);
       const bar = progressBar(o.progress, 'episodes');
       const report = await runSimulation({
         model,
+        ...(telemetry ? { telemetry } : {}),
         cases: o.cases,
         reviewers,
         faults,
@@ -100,6 +104,7 @@ export function registerSimulate(program: Command): void {
         onProgress: (p) => bar.update(p.finished, p.total, `· ${new Date(p.simulatedAt).toISOString().slice(0, 16).replace('T', ' ')} simulated`),
       });
       bar.done();
+      await telemetry?.shutdown();
       if (o.json) printJson(report);
       else printReport(report);
       if (report.invariants.violations > 0) process.exitCode = 1;

@@ -19,10 +19,13 @@ import { LevelWorld } from '../runtime/world.ts';
 import { HandoffClient } from '../transport/client.ts';
 import { ReviewerPool } from './reviewers.ts';
 import { summarize, type RunSummary } from './summary.ts';
+import type { ProcessTelemetry } from '../telemetry/process.ts';
 
 export interface DemoOptions {
   /** Model folder. @default 'models/refunds' */
   model: string;
+  /** Traces and metrics of this process (`OTEL_*`, `--metrics`); spans carry the simulated times. @default none */
+  telemetry?: ProcessTelemetry | undefined;
   /** Episodes in the whole run. @default 1000 */
   cases: number;
   /** Data folder (LevelDB). */
@@ -120,7 +123,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const clock = new SimulatedClock(Math.max(lastAt, (await store.getMeta<number>('clock')) ?? 0, meta.startedAt));
     const world = new LevelWorld(store);
     const reasoning = await assembleReasoning({ models: [model], store, clock, drift: opts.drift ?? false });
-    const rt = await Runtime.open({ store, world, models: [model], clock, seed: String(meta.seed), planners: reasoning.planners, gateFor: reasoning.gateFor, ...(opts.faults ? { faults: opts.faults } : {}), ...(opts.inspection ? { inspect: opts.inspection.inspect } : {}) });
+    const rt = await Runtime.open({ store, world, models: [model], clock, seed: String(meta.seed), planners: reasoning.planners, gateFor: reasoning.gateFor, ...(opts.faults ? { faults: opts.faults } : {}), ...(opts.inspection ? { inspect: opts.inspection.inspect } : {}), ...(opts.telemetry?.hook ? { telemetry: opts.telemetry.hook } : {}) });
+    await opts.telemetry?.attach(rt);
     opts.inspection?.attach(rt.transport);
     reasoning.attach(rt);
     const server = serveCommands(rt);

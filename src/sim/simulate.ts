@@ -31,6 +31,7 @@ import { LevelWorld } from '../runtime/world.ts';
 import { HandoffClient } from '../transport/client.ts';
 import { ReviewerPool } from './reviewers.ts';
 import { summarize, type RunSummary } from './summary.ts';
+import type { ProcessTelemetry } from '../telemetry/process.ts';
 
 /** `12` (that many reviewers, as the demo builds them) or `support-lead=4,refunds-manager=2`. */
 export type ReviewerSpec = number | Record<string, number>;
@@ -56,6 +57,8 @@ export function parseReviewers(text: string): ReviewerSpec {
 export interface SimulateOptions {
   /** Model folder, or a loaded model. */
   model: string | LoadedModel;
+  /** Traces and metrics of this process (`OTEL_*`, `--metrics`); spans carry the simulated times. @default none */
+  telemetry?: ProcessTelemetry | undefined;
   cases: number;
   reviewers: ReviewerSpec;
   /** Probability that a perceive / plan / execute / compensate step fails transiently; `store` fails LevelDB batches. */
@@ -184,7 +187,9 @@ export async function runSimulation(opts: SimulateOptions): Promise<SimulationRe
       logger: pino({ level: 'silent' }),
       // Every deadline resident in memory: no timer-index reads race with the steps of the clock.
       timerHorizonMs: 10 * 365 * 86_400_000,
+      ...(opts.telemetry?.hook ? { telemetry: opts.telemetry.hook } : {}),
     });
+    await opts.telemetry?.attach(rt);
     const server = serveCommands(rt);
     const client = new HandoffClient(rt.transport, { namespace: rt.namespace });
     const people = staffed(original, opts.reviewers);

@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { metrics as otelMetrics, type Attributes, type Counter, type Histogram, type Meter, type UpDownCounter } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
@@ -109,6 +111,9 @@ export class HandoffMetrics {
   };
   #runtimes = new Set<Runtime>();
   #ownsProvider: boolean;
+  #listen: { host: string; port: number } | undefined;
+  #server: Server | undefined;
+  #url: string | undefined;
   /** Open cases already counted as SLA misses (an escalation for a missed deadline). */
   #missedOpen = new Set<string>();
 
@@ -119,7 +124,8 @@ export class HandoffMetrics {
     } else {
       const readers: MetricReader[] = [...(opts.readers ?? [])];
       if (opts.prometheusPort !== undefined) {
-        this.prometheus = new PrometheusExporter({ port: opts.prometheusPort, host: opts.prometheusHost ?? '127.0.0.1', preventServerStart: true });
+        this.prometheus = new PrometheusExporter({ preventServerStart: true });
+        this.#listen = { host: opts.prometheusHost ?? '127.0.0.1', port: opts.prometheusPort };
         readers.push(this.prometheus as unknown as MetricReader);
       }
       const resource = resourceFromAttributes({ 'service.name': opts.serviceName ?? 'handoff' }).merge(detectResources({ detectors: [envDetector] }));
@@ -160,10 +166,25 @@ export class HandoffMetrics {
 
   /** Starts the Prometheus endpoint (when configured); resolves with its URL. */
   async start(): Promise<string | undefined> {
-    if (!this.prometheus) return undefined;
-    await this.prometheus.startServer();
-    const addr = (this.prometheus as unknown as { _server: { address(): { port: number; address: string } | null } })._server.address();
-    return addr ? `http://${addr.address}:${addr.port}/metrics` : undefined;
+    if (!this.prometheus || !this.#listen) return undefined;
+    if (this.#server) return this.#url;
+    // Our own listener around the exporter's public handler: port 0 (any free port) works, and a port in
+    // use fails here with its cause instead of in the exporter's background.
+    const exporter = this.prometheus;
+    const server = createServer((req, res) => {
+      if ((req.url ?? '').split('?')[0] === '/metrics' && req.method === 'GET') exporter.getMetricsRequestHandler(req, res);
+      else res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: metrics are at /metrics\n');
+    });
+    const { host, port } = this.#listen;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    server.unref();
+    this.#server = server;
+    const addr = server.address() as AddressInfo;
+    this.#url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}/metrics`;
+    return this.#url;
   }
 
   /** Reports this runtime's restarts, dead letters, resident actors and work in progress. */
@@ -278,6 +299,9 @@ export class HandoffMetrics {
 
   async shutdown(): Promise<void> {
     this.#runtimes.clear();
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) await new Promise((r) => server.close(r));
     if (this.#ownsProvider) await this.provider.shutdown();
   }
 }
