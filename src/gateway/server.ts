@@ -148,8 +148,12 @@ export class Gateway {
   #throttle: SignInThrottle;
   #proxies: TrustedProxies;
   #refusals = new RefusalLimiter();
+  /** Single sign-on starts each keep a pending record: at most 30 a minute per address, 1,200 in all. */
+  #oidcStarts = new RefusalLimiter(30, 1200);
   #unsubs: (() => void)[] = [];
   #log: Logger | undefined;
+  /** Who sent a request, once its session is known (for the access log). */
+  #who = new WeakMap<IncomingMessage, string>();
   #fileCache = new Map<string, Buffer>();
   #inspector: InspectorRoutes | null;
   readonly callbacks: CallbackEndpoint;
@@ -233,7 +237,10 @@ export class Gateway {
 
   async #session(req: IncomingMessage): Promise<Session> {
     const found = await this.sessions.lookup(parseCookies(req.headers.cookie)[COOKIE]);
-    if (found.ok) return found.session;
+    if (found.ok) {
+      this.#who.set(req, found.session.principal.id);
+      return found.session;
+    }
     if (found.reason === 'expired') throw new HttpError(401, 'auth.session_expired', 'your session expired; sign in again');
     throw new HttpError(401, 'auth.required', 'sign in first: this API needs a session');
   }
@@ -306,7 +313,36 @@ export class Gateway {
     else this.#hub.upgrade(req, socket, head, found.session);
   }
 
+  /** The access log: one line per request once answered (method, route, status, duration, who); never a cookie, token or query. */
+  #accessLog(req: IncomingMessage, res: ServerResponse): void {
+    const log = this.#log;
+    if (!log?.isLevelEnabled('info')) return;
+    const t0 = performance.now();
+    res.once('finish', () => {
+      let path = '/';
+      try {
+        path = new URL(req.url ?? '/', 'http://x').pathname;
+      } catch {
+        path = '(unparseable)';
+      }
+      log.info(
+        {
+          access: {
+            method: req.method,
+            route: routeOf(path),
+            status: res.statusCode,
+            ms: Math.round((performance.now() - t0) * 10) / 10,
+            ...(this.#who.has(req) ? { reviewer: this.#who.get(req) } : {}),
+            ip: this.#ip(req),
+          },
+        },
+        'http request',
+      );
+    });
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.#accessLog(req, res);
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     if (this.#hsts) res.setHeader('Strict-Transport-Security', this.#hsts);
     let url: URL;
@@ -335,7 +371,7 @@ export class Gateway {
         return await this.#inspector.page(res, path, found.ok ? 'ok' : found.reason);
       }
       if (path === '/login' || path === '/login.html') return await this.#static(res, '/login.html');
-      if (path === '/auth/oidc') return await this.#oidcBegin(res, url);
+      if (path === '/auth/oidc') return await this.#oidcBegin(req, res, url);
       if (path === '/auth/callback') return await this.#oidcCallback(req, res, url);
       if (path === '/favicon.ico') return await this.#static(res, '/assets/favicon.svg');
       if (this.#files.has(path) && (path.startsWith('/assets/') || path.startsWith('/vendor/'))) return await this.#static(res, path);
@@ -507,6 +543,7 @@ export class Gateway {
           },
         },
       ]);
+      this.#log?.warn({ signIn: { account, ip, failures, locked: !!(accountLockMs || addressLockMs) } }, 'sign-in failed');
       throw new HttpError(401, 'auth.invalid_credentials', 'unknown reviewer id or wrong password');
     }
     this.#throttle.succeeded(creds.id);
@@ -524,8 +561,9 @@ export class Gateway {
   }
 
   /** `GET /auth/oidc`: a new sign-in (state, nonce, PKCE verifier kept in the session store), then off to the provider. */
-  async #oidcBegin(res: ServerResponse, url: URL): Promise<void> {
+  async #oidcBegin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!this.oidc) throw new HttpError(404, 'request.not_found', 'single sign-on is not configured on this console');
+    if (this.#oidcStarts.admit(this.#ip(req)) === null) throw new HttpError(429, 'auth.throttled', 'too many sign-ins started from your network address; try again in a minute');
     const next = url.searchParams.get('next') === '/inspector' ? '/inspector' : '/';
     const { url: to, pending } = await this.oidc.begin(next, Date.now());
     const handle = randomBytes(32).toString('base64url');
@@ -731,9 +769,19 @@ export class Gateway {
           },
         },
       ]);
+      if (status < 500) this.#log?.warn({ refused: { caseId, type, status, code: body.error.code, reviewer: p.id, ...(typeof details.rule === 'string' ? { rule: details.rule } : {}) } }, 'command refused');
       this.#fail(res, err);
     }
   }
+}
+
+/** A request path as a route: ids replaced by their parameter name, so the access log carries no case ids or tokens. */
+function routeOf(path: string): string {
+  return path
+    .replace(/^\/api\/cases\/[^/]+/, '/api/cases/:id')
+    .replace(/^\/api\/callbacks\/[^/]+/, '/api/callbacks/:source')
+    .replace(/^\/api\/inspect\/actors\/[^/]+/, '/api/inspect/actors/:id')
+    .slice(0, 200);
 }
 
 function safeDecode(s: string): string {
