@@ -73,8 +73,8 @@ describe('telemetry from the CLI', () => {
     cleanups.push(() => new Promise((r) => otlp.server.close(r)));
     const data = await mkdtemp(join(tmpdir(), 'handoff-otel-'));
     cleanups.push(() => rm(data, { recursive: true, force: true }));
-    const env = { ...process.env, NO_COLOR: '1', OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_SERVICE_NAME: 'handoff-under-test', OTEL_BSP_SCHEDULE_DELAY: '200' };
-    child = spawn(process.execPath, [join(ROOT, 'bin/handoff.js'), 'start', '--data', data, '--model', 'models/refunds', '--port', '0', '--metrics', '127.0.0.1:0', '--demo-load', '40', '--demo-seed', '5', '--json'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, NO_COLOR: '1', OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_SERVICE_NAME: 'handoff-under-test', OTEL_BSP_SCHEDULE_DELAY: '200', HANDOFF_LOG_LEVEL: 'info' };
+    child = spawn(process.execPath, [join(ROOT, 'bin/handoff.js'), 'start', '--data', data, '--model', 'models/refunds', '--port', '0', '--metrics', '127.0.0.1:0', '--demo-load', '60', '--demo-burst', '150', '--demo-seed', '5', '--json'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -86,6 +86,9 @@ describe('telemetry from the CLI', () => {
     expect(ready.tracing, err).toBe(true);
     expect(ready.metrics).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
 
+    // A failed sign-in is logged (and audited), without the password.
+    const bad = await fetch(`${ready.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: 'r-amelie', password: 'not-her-password' }) });
+    expect(bad.status).toBe(401);
     // A reviewer approves a tier-1 case through the API.
     const login = await fetch(`${ready.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: 'r-amelie', password: 'demo-amelie' }) });
     expect(login.status).toBe(200);
@@ -131,6 +134,17 @@ describe('telemetry from the CLI', () => {
     const denied = await until('a denied episode', () => spansOf().find((s) => s.name === 'episode' && attr(s, 'handoff.episode.outcome') === 'denied'), 60_000);
     expect(denied.status?.code).toBe(2); // ERROR
     expect(denied.status?.message).toMatch(/^denied by the gate/);
+
+    // The access log: a line per request with method, route (ids replaced), status, duration and who; never a cookie or token.
+    const lines = err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; access?: { method: string; route: string; status: number; ms: number; reviewer?: string }; signIn?: { account: string } });
+    const access = lines.filter((l) => l.msg === 'http request').map((l) => l.access!);
+    expect(access).toContainEqual(expect.objectContaining({ method: 'POST', route: '/api/cases/:id/commands', status: 200, reviewer: 'r-amelie' }));
+    expect(access).toContainEqual(expect.objectContaining({ method: 'POST', route: '/api/login', status: 401 }));
+    expect(access.every((a) => typeof a.ms === 'number')).toBe(true);
+    expect(lines.find((l) => l.msg === 'sign-in failed')?.signIn?.account).toBe('r-amelie');
+    expect(err).not.toContain(cookie.split('=')[1]!);
+    expect(err).not.toContain(csrf);
+    expect(err).not.toContain('not-her-password');
 
     child.kill('SIGTERM');
     await until('the console to stop', () => (child!.exitCode !== null || child!.signalCode !== null ? true : undefined), 30_000);
