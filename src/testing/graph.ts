@@ -276,6 +276,11 @@ function caseAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet, sta
       } else if (value === 'claimed' && c.claim) {
         const r = find(c, c.claim.reviewer);
         for (const type of ['release', 'renew', 'approve', 'modify', 'reject', 'escalate']) out.push(cmd(type, r, t, payload(type, c)));
+        // A renewal some time into the lease (half of it, before any other deadline): the new lease
+        // counts from the renewal, which a renewal at the claim's own instant cannot show.
+        const next = Math.min(...Object.values(c.timers).filter((d): d is number => d !== undefined));
+        const wait = Math.floor(Math.min(model.config.review.leaseMs, next - t) / 2000) * 1000;
+        if (wait > 0) out.push({ ...cmd('renew', r, t + wait), qa: { do: 'renew', by: r.id, after: wait } } as Labeled);
       }
       // Only the earliest deadline can fire next: the clock reaches it first.
       const due = Object.entries(c.timers)
@@ -334,6 +339,7 @@ function caseAdapter(model: LoadedModel, fx: Fixtures, machines: MachineSet, sta
       if (n.tier > p.tier) out.push(`escalated out of tier ${p.tier} by ${event.type}`);
       if (next.status === 'done' && prev.status !== 'done') out.push(`${n.resolution?.outcome} at tier ${n.tier}`);
       if (event.type === 'claim' && n.approvals.length > 0) out.push(`claim for approval ${n.approvals.length + 1} at tier ${n.tier}`);
+      if (event.type === 'renew' && (event.qa as { after?: number }).after) out.push('lease renewed partway through');
       if (event.type === 'modify' && (n.edits?.at(-1)?.discardedApprovals?.length ?? 0) > 0) out.push(`modification discards earlier approvals at tier ${n.tier}`);
       return out;
     },
@@ -488,6 +494,8 @@ function annotate(adapter: Adapter, r: Replayed, model: LoadedModel, fx: Fixture
       const nc = next.context as CaseContext;
       const from = pc.history.length;
       for (const h of nc.history.slice(from)) audit.push(`case.${h.kind}`);
+      const after = (event.qa as { after?: number }).after;
+      if (after) caseOracle!.now += after;
       caseOracle!.step(event.type, stateName(next), next.status === 'done', nc.tier > pc.tier);
       const got = Object.fromEntries(Object.entries(nc.timers).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)));
       if (JSON.stringify(got) !== JSON.stringify(caseOracle!.timers && Object.fromEntries(Object.entries(caseOracle!.timers).sort(([a], [b]) => (a < b ? -1 : 1)))))
@@ -746,13 +754,15 @@ function boundaryPaths(model: LoadedModel, fx: Fixtures, machines: MachineSet): 
   const paths: GeneratedPath[] = [];
   const stateOf = (cls: string) => (cls === 'auto' ? 'acting' : cls === 'deny' ? 'denied' : 'awaitingReview');
   for (const b of list) {
-    const r = replay(adapter, adapter.roots[0]!, [{ do: 'perceive', result: 'done' }, { do: 'plan', result: 'done', plan: `boundary:${b.id}` }], recorder);
+    const head: Action[] = [{ do: 'perceive', result: 'done' }, { do: 'plan', result: 'done', plan: `boundary:${b.id}` }];
+    // A review decision is only visible once the runtime has opened the case (the step after).
+    const r = replay(adapter, adapter.roots[0]!, [...head, { do: 'caseOpened' }], recorder) ?? replay(adapter, adapter.roots[0]!, head, recorder);
     if (!r) continue;
     const { initial, steps, states } = annotate(adapter, r, model, fx, problems);
-    const last = steps.at(-1)!;
-    if (last.expect.decision !== b.expect) {
-      problems.push(`oracle: the gate sends '${b.label}' to ${last.expect.decision}; model.json's policy says ${b.expect}`);
-      last.expect = { ...last.expect, decision: b.expect, state: stateOf(b.expect) };
+    const decided = steps.find((s) => s.action.do === 'plan')!;
+    if (decided.expect.decision !== b.expect) {
+      problems.push(`oracle: the gate sends '${b.label}' to ${decided.expect.decision}; model.json's policy says ${b.expect}`);
+      for (const s of steps.slice(steps.indexOf(decided))) s.expect = { ...s.expect, decision: b.expect, state: s === decided ? stateOf(b.expect) : s.expect.state };
     }
     paths.push({ id: `B-${b.id}`, machine: 'agent', initial, steps, states, boundary: { label: b.label, expect: b.expect } });
   }

@@ -303,7 +303,7 @@ export class Scenario {
       case 'redeliver':
         throw new HarnessError(`a redelivered ${action.event} must be expected as refused (ignored)`);
       default:
-        await this.#command(action.do, action.by, !!action.invalid);
+        await this.#command(action.do, action.by, !!action.invalid, action.after ?? 0);
     }
   }
 
@@ -407,7 +407,12 @@ export class Scenario {
     };
   }
 
-  async #command(type: string, by: string, invalid: boolean): Promise<void> {
+  async #command(type: string, by: string, invalid: boolean, after = 0): Promise<void> {
+    if (after > 0) {
+      // Time passes first (no deadline falls in it: the generator waits less than the next one).
+      this.clock.advanceTo(this.clock.now() + after);
+      await this.#settle();
+    }
     const v = await this.#view(this.#subject);
     await this.#rt.command(this.#commandFor(type, by, invalid, v.context as CaseContext));
   }

@@ -25,7 +25,7 @@ export type CommandName = 'claim' | 'release' | 'renew' | 'approve' | 'modify' |
 
 export type CaseAction =
   /** A reviewer command; `invalid` sends a payload that breaks the command's contract. */
-  { do: CommandName; by: string; invalid?: boolean };
+  { do: CommandName; by: string; invalid?: boolean; after?: number };
 
 /** A deadline passes: the simulated clock moves to the timer's due time. */
 export type TimerAction = { do: 'timer'; timer: string };
@@ -149,6 +149,6 @@ export function describeAction(a: Action): string {
     case 'redeliver':
       return `${a.event} again`;
     default:
-      return `${a.do}${a.invalid ? '(invalid)' : ''} by ${a.by}`;
+      return `${a.after ? `${a.after / 1000} s later, ` : ''}${a.do}${a.invalid ? '(invalid)' : ''} by ${a.by}`;
   }
 }
