@@ -119,6 +119,18 @@ describe('gateway: authentication, authorisation and bad input', () => {
     expect(csp).not.toContain('unsafe-inline');
   });
 
+  it('a sign-in rotates the session: a new token, and the one the browser sent is ended', async () => {
+    const first = await login('r-amelie');
+    const res = await fetch(`${base}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: first.cookie }, body: JSON.stringify({ id: 'r-amelie', password: 'demo-amelie' }) });
+    expect(res.status).toBe(200);
+    const second = res.headers.get('set-cookie')!.split(';')[0]!;
+    expect(second).not.toBe(first.cookie);
+    expect((await call({ cookie: second, csrf: '' }, '/api/session')).status).toBe(200);
+    const old = await call(first, '/api/session');
+    expect(old.status).toBe(401);
+    expect(old.json.error.code).toBe('auth.session_expired');
+  });
+
   it('logs in with scrypt-hashed credentials, sets a strict cookie, and audits logins and failures', async () => {
     const before = await lastAuditSeq();
     const bad = await call(null, '/api/login', { method: 'POST', body: { id: 'r-amelie', password: 'wrong' } });
