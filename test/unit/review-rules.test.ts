@@ -34,3 +34,22 @@ describe('review rules in the docs', () => {
     expect(row(2, 'claim')).toContain('step-role (403)');
   });
 });
+
+describe('separation of duties, from the machine', () => {
+  it('the requester can never claim, release, renew, approve, modify, reject or escalate their own case, in any scenario or state', () => {
+    const blocks = reviewRulesMarkdown().split('\n\n').filter((b) => b.startsWith('|'));
+    expect(blocks.length).toBeGreaterThanOrEqual(4);
+    let checked = 0;
+    for (const block of blocks) {
+      const [head, , ...rows] = block.split('\n');
+      const col = head!.split('|').map((c) => c.trim()).indexOf('requester');
+      expect(col, 'a requester column in every table').toBeGreaterThan(0);
+      for (const row of rows) {
+        const cells = row.split('|').map((c) => c.trim());
+        expect(cells[col], `${cells[1]} by the requester`).not.toBe('✓');
+        checked++;
+      }
+    }
+    expect(checked).toBe(blocks.length * 7);
+  });
+});
