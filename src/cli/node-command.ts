@@ -122,7 +122,7 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
     if (inspection) {
       inspection.attach(node.transport);
       // Sessions in the namespace's KV bucket: signed in on one node is signed in on all, signed out on one is signed out on all.
-      sessionStore = await NatsSessionStore.open(node.transport.nc, { namespace: o.namespace, logger: node.runtime.log });
+      sessionStore = await NatsSessionStore.open(node.transport.nc, { namespace: o.namespace, logger: node.runtime.log, keyring: dataKeyring() });
       gateway = await Gateway.start({
         ...o.gateway,
         sessions: { ...o.gateway.sessions, store: sessionStore },

@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { tokenKey } from '../../src/gateway/auth.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
-import { sessionsBucket } from '../../src/cluster/session-store.ts';
+import { randomBytes } from 'node:crypto';
+import { NatsSessionStore, sessionsBucket } from '../../src/cluster/session-store.ts';
+import { Keyring } from '../../src/security/keyring.ts';
 import { NodeProcess, freshNamespace, natsConnect, startServer } from './helpers.ts';
 
 /**
@@ -73,5 +75,16 @@ describe('console sessions across cluster nodes', () => {
     expect(((await onA.json()) as { error: { code: string } }).error.code).toBe('auth.session_expired');
     expect(await closed).toBe(4401);
     expect((await fetch(`${b.url}/api/session`, { headers: { Cookie: cookie } })).status).toBe(401);
+  });
+
+  it('with data keys the records are sealed in the bucket, bound to their key', async () => {
+    const keyring = new Keyring([{ id: 'k1', key: randomBytes(32) }]);
+    const sealed = await NatsSessionStore.open(nc, { namespace: `${ns}k`, keyring });
+    const rec = { kind: 'session', principal: { id: 'r-sealed', name: 'Sealed', grants: {} }, via: 'password', createdAt: 1, lastSeen: 1, expiresAt: 2 } as const;
+    await sealed.put('abc', rec);
+    const raw = await (await new Kvm(nc).open(sessionsBucket(`${ns}k`))).get('abc');
+    expect(Buffer.from(raw!.value).toString('latin1')).not.toContain('r-sealed');
+    expect(await sealed.get('abc')).toEqual(rec);
+    await sealed.close();
   });
 });
