@@ -57,6 +57,11 @@ export interface StepContext {
   attempt: number;
   /** Stable draw in [0, 1) for this step and attempt: use it for simulated failures. */
   draw(salt?: string): number;
+  /**
+   * The episode's W3C trace context (its root span), when it has one: pass it on as the
+   * `traceparent` header of calls to other services, so their spans join the episode's trace.
+   */
+  traceparent?: string;
 }
 
 export interface EffectContext extends StepContext {

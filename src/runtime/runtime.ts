@@ -1196,14 +1196,14 @@ export class Runtime {
       switch (effect.kind) {
         case 'perceive': {
           maybeFail(this.#faults, 'perceive', drawFor(this.#seed, 'fault', effect.id));
-          const observation = await perceive(model, ctx.episodeId, ctx.signal, stepContext(this.clock.now(), key, effect.attempt, this.#seed));
+          const observation = await perceive(model, ctx.episodeId, ctx.signal, stepContext(this.clock.now(), key, effect.attempt, this.#seed, traceparentOf(ctx.trace)));
           return { type: 'perceive.done', effectId: effect.id, observation, at: this.clock.now() };
         }
         case 'plan': {
           if (!ctx.observation) throw new EffectError('planning without an observation', { transient: false });
           maybeFail(this.#faults, 'plan', drawFor(this.#seed, 'fault', effect.id));
           const planner = this.#planners[model.name] ?? rulePlanner;
-          const plan = await planner.plan(model, ctx.episodeId, ctx.observation, stepContext(this.clock.now(), key, effect.attempt, this.#seed));
+          const plan = await planner.plan(model, ctx.episodeId, ctx.observation, stepContext(this.clock.now(), key, effect.attempt, this.#seed, traceparentOf(ctx.trace)));
           return { type: 'plan.done', effectId: effect.id, plan, at: this.clock.now() };
         }
         case 'execute':
@@ -1228,6 +1228,7 @@ export class Runtime {
               now: this.clock.now(),
               seed: this.#seed,
               original: compensation ? ctx.results[step] : undefined,
+              ...(ctx.trace ? { traceparent: traceparentOf(ctx.trace) } : {}),
             },
             compensation,
           );
@@ -1342,6 +1343,11 @@ export class Runtime {
 export { FINAL_CASE_STATES };
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** The W3C traceparent of an episode's root span, if it has a stored trace. */
+function traceparentOf(trace: TraceContext | null | undefined): string | undefined {
+  return trace ? `00-${trace.traceId}-${trace.spanId}-${trace.sampled === false ? '00' : '01'}` : undefined;
+}
 
 /** An episode's trace: continuing a valid W3C `traceparent`, or a new random trace. */
 export function traceContextOf(traceparent: string | undefined): TraceContext {

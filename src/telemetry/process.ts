@@ -32,7 +32,9 @@ export class ProcessTelemetry {
   constructor(opts: ProcessTelemetryOptions = {}) {
     const env = opts.env ?? process.env;
     const serviceName = opts.serviceName ?? 'handoff';
-    this.tracing = otlpEndpoint(env) ? setupTracing({ serviceName, now: () => this.#clock.now() }) : undefined;
+    // Registered globally, so the spans other parts start with the OpenTelemetry API (NATS messaging,
+    // LLM planner calls) are exported too, in the episode's trace.
+    this.tracing = otlpEndpoint(env) ? setupTracing({ serviceName, register: true, now: () => this.#clock.now() }) : undefined;
     const listen = opts.metrics === undefined ? undefined : parseListen(opts.metrics);
     this.metrics = listen ? new HandoffMetrics({ prometheusPort: listen.port, prometheusHost: listen.host, serviceName }) : undefined;
   }

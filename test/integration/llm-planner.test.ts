@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
 import pino from 'pino';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LlmPlanner, type LlmPlannerOptions } from '../../src/actors/planners/llm-planner.ts';
 import { perceive } from '../../src/actors/perceivers/perceive.ts';
@@ -202,6 +204,41 @@ describe('LLM planner: protocol', () => {
     ]);
     expect(plan).toMatchObject({ id: 'ep-1.plan-1', planner: 'refunds/llm:test-model@1.0.0', confidence: 0.9, citedInputs: ['order.amount', 'order.status', 'reason'] });
     expect(() => model.validatePlan(plan)).not.toThrow();
+  });
+
+  it('each request is a GenAI client span in the episode’s trace: model, token usage, finish reasons; ERROR with the cause when it fails', async () => {
+    const exporter = new InMemorySpanExporter();
+    const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    trace.setGlobalTracerProvider(provider);
+    try {
+      script = () => ({ body: { ...toolReply(goodCalls()), model: 'test-model-2025-01', usage: { prompt_tokens: 321, completion_tokens: 45 } } });
+      const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      await planner().plan(model, 'ep-traced', observation, { ...ctx, traceparent });
+      const [span] = exporter.getFinishedSpans();
+      expect(span!.name).toBe('chat test-model');
+      expect(span!.kind).toBe(SpanKind.CLIENT);
+      expect(span!.spanContext().traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+      expect(span!.parentSpanContext?.spanId).toBe('00f067aa0ba902b7');
+      expect(span!.attributes).toMatchObject({
+        'gen_ai.operation.name': 'chat',
+        'gen_ai.request.model': 'test-model',
+        'gen_ai.response.model': 'test-model-2025-01',
+        'gen_ai.usage.input_tokens': 321,
+        'gen_ai.usage.output_tokens': 45,
+        'handoff.episode.id': 'ep-traced',
+      });
+      expect(span!.attributes['gen_ai.response.finish_reasons']).toEqual(expect.any(Array));
+      exporter.reset();
+      script = () => ({ status: 401, body: { error: { message: `bad key ${KEY}` } } });
+      await failure(planner().plan(model, 'ep-refused', observation, ctx));
+      const [refused] = exporter.getFinishedSpans();
+      expect(refused!.status.code).toBe(SpanStatusCode.ERROR);
+      expect(refused!.attributes['error.type']).toBe('planner.unauthorized');
+      expect(refused!.status.message).not.toContain(KEY);
+    } finally {
+      trace.disable();
+      await provider.shutdown();
+    }
   });
 
   it('reads a plan from a content-only reply (servers without tools) and from <tool_call> markup left in the text', async () => {

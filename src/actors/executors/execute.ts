@@ -26,6 +26,8 @@ export interface ExecuteRequest {
   timeoutMs?: number;
   /** Wraps the call to the action (circuit breaker, fault injection). */
   guard?: <T>(type: string, fn: () => Promise<T>) => Promise<T>;
+  /** The episode's W3C trace context, handed to the action (`ctx.traceparent`) to pass on to the service. */
+  traceparent?: string | undefined;
 }
 
 export interface ExecuteResult {
@@ -76,7 +78,7 @@ export async function executeOnce(req: ExecuteRequest, compensation: boolean): P
     : req.world;
   fence?.check();
   failpoint('before-effect-pause');
-  const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed), key: req.key, idempotencyKey: req.key, ...(fence ? { fencingToken: fence.token } : {}), world };
+  const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed, req.traceparent), key: req.key, idempotencyKey: req.key, ...(fence ? { fencingToken: fence.token } : {}), world };
   const run = () => withTimeout(impl.execute(args, ctx), req.timeoutMs ?? actionTimeoutMs(), `${compensation ? 'compensation' : 'action'} '${type}' (key ${req.key})`);
   const result = await (req.guard ? req.guard(type, run) : run());
   failpoint('after-effect');

@@ -1,3 +1,4 @@
+import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Context } from '@opentelemetry/api';
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
@@ -96,7 +97,9 @@ interface ChatMessage {
   function_call?: { name?: string; arguments?: unknown };
 }
 interface ChatResponse {
+  model?: string;
   choices?: { message?: ChatMessage; finish_reason?: string }[];
+  usage?: { prompt_tokens?: number; completion_tokens?: number };
 }
 
 interface Tool {
@@ -283,7 +286,7 @@ export class LlmPlanner implements Planner {
     for (let round = 1; round <= rounds; round++) {
       let reply: ChatResponse;
       try {
-        reply = await this.#complete(messages, toolset, { episodeId, round });
+        reply = await this.#complete(messages, toolset, { episodeId, round, ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}) });
       } catch (err) {
         if (this.#fallback && err instanceof EffectError && err.transient) return this.#fromFallback(model, episodeId, observation, ctx, err);
         this.stats.failures++;
@@ -395,7 +398,7 @@ export class LlmPlanner implements Planner {
   // HTTP
   // ----------------------------------------------------------------------------------------------
 
-  async #complete(messages: { role: string; content: string }[], toolset: Toolset, meta: { episodeId: string; round: number }): Promise<ChatResponse> {
+  async #complete(messages: { role: string; content: string }[], toolset: Toolset, meta: { episodeId: string; round: number; traceparent?: string }): Promise<ChatResponse> {
     const body = JSON.stringify({
       model: this.config.model,
       messages,
@@ -427,7 +430,51 @@ export class LlmPlanner implements Planner {
     }
   }
 
-  async #once(body: string, meta: { episodeId: string; round: number }, attempt: number): Promise<ChatResponse> {
+  /**
+   * One request, as an OpenTelemetry GenAI client span (`chat <model>`, semantic conventions
+   * gen_ai.*: operation, provider, request and response model, token usage, finish reasons) in the
+   * episode's trace. A no-op unless a tracer provider is registered (`handoff` commands register
+   * theirs when OTLP is configured).
+   */
+  async #once(body: string, meta: { episodeId: string; round: number; traceparent?: string }, attempt: number): Promise<ChatResponse> {
+    const parent = parentContext(meta.traceparent);
+    const span = trace.getTracer('handoff-llm').startSpan(
+      `chat ${this.config.model}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'gen_ai.operation.name': 'chat',
+          'gen_ai.provider.name': 'openai',
+          'gen_ai.request.model': this.config.model,
+          'gen_ai.request.temperature': this.config.temperature,
+          ...(this.config.maxTokens ? { 'gen_ai.request.max_tokens': this.config.maxTokens } : {}),
+          'server.address': new URL(this.#url).hostname,
+          'handoff.episode.id': meta.episodeId,
+          'handoff.planner.round': meta.round,
+          'handoff.planner.attempt': attempt + 1,
+        },
+      },
+      parent,
+    );
+    try {
+      const reply = await this.#request(body, meta, attempt);
+      span.setAttributes({
+        ...(reply.model ? { 'gen_ai.response.model': reply.model } : {}),
+        ...(typeof reply.usage?.prompt_tokens === 'number' ? { 'gen_ai.usage.input_tokens': reply.usage.prompt_tokens } : {}),
+        ...(typeof reply.usage?.completion_tokens === 'number' ? { 'gen_ai.usage.output_tokens': reply.usage.completion_tokens } : {}),
+        'gen_ai.response.finish_reasons': (reply.choices ?? []).map((c) => c.finish_reason ?? 'unknown'),
+      });
+      return reply;
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: this.#redact((err as Error).message) });
+      span.setAttribute('error.type', (err as { code?: string }).code ?? 'error');
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  async #request(body: string, meta: { episodeId: string; round: number }, attempt: number): Promise<ChatResponse> {
     this.stats.requests++;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.config.timeoutMs);
@@ -653,4 +700,11 @@ export function plannerFor(model: LoadedModel, opts: Omit<LlmPlannerOptions, 'co
   const cfg = plannerConfigOf(model);
   if (cfg.kind === 'llm' && cfg.llm) return new LlmPlanner({ ...opts, config: cfg.llm });
   return rulePlanner;
+}
+
+/** The span context of a W3C traceparent (the episode's), or the active context. */
+function parentContext(traceparent: string | undefined): Context {
+  const m = traceparent ? /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent) : null;
+  if (!m) return context.active();
+  return trace.setSpanContext(context.active(), { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & 1 ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true });
 }
