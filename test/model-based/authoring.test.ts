@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../../src/contracts/errors.ts';
 import { loadModel, probeModel } from '../../src/models/loader.ts';
+import { FIELD_DOCS, modelFields, modelReferenceMarkdown } from '../../src/models/model-reference.ts';
 import { didYouMean } from '../../src/models/schema-keys.ts';
 import { generateSuite } from '../../src/testing/index.ts';
 import { REPO, tempDir } from './support.ts';
@@ -112,5 +113,23 @@ describe("the model's code on its own signals", () => {
 
   it('the shipped models pass the probe', async () => {
     for (const m of ['refunds', 'incidents']) expect(await probeModel(await loadModel(join(REPO, 'models', m)))).toEqual([]);
+  });
+});
+
+describe('docs/authoring.md', () => {
+  it('carries the reference of every model.json field, generated from the schema, each field described', async () => {
+    const doc = await readFile(join(REPO, 'docs/authoring.md'), 'utf8');
+    const block = /<!-- reference:begin -->\n([\s\S]*?)\n<!-- reference:end -->/.exec(doc)?.[1];
+    expect(block, 'the reference block of docs/authoring.md (regenerate it from modelReferenceMarkdown())').toBe(modelReferenceMarkdown());
+    const paths = modelFields().map((f) => f.path);
+    expect(paths.filter((p) => !FIELD_DOCS[p]), 'fields without a description').toEqual([]);
+    expect(Object.keys(FIELD_DOCS).filter((k) => !paths.includes(k)), 'descriptions of fields the schema no longer has').toEqual([]);
+    for (const f of ['review.tiers[].steps', 'review.tiers[].fourEyes', 'policy.limits[].reviewAbove', 'retry.maxAttempts']) expect(paths).toContain(f);
+  });
+
+  it('the model written from it (models/access) passes models check and the probe', async () => {
+    const m = await loadModel(join(REPO, 'models/access'));
+    expect(await probeModel(m)).toEqual([]);
+    expect(m.config.review.tiers[0]!.steps?.map((s) => s.roles)).toEqual([['manager'], ['security']]);
   });
 });

@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSuite, type WrittenSuite } from '../../src/testing/index.ts';
 import { REPO, runVitest, tempDir, type VitestRun } from './support.ts';
 
-const MODELS = ['refunds', 'incidents'];
+const MODELS = ['refunds', 'incidents', 'access'];
+/** The models whose three tiers and sagas the path checks below name. */
+const SHIPPED = ['refunds', 'incidents'];
 const dirs: string[] = [];
 const suites = new Map<string, WrittenSuite>();
 let plain: string;
@@ -60,8 +62,9 @@ describe('generated suites of the shipped models', () => {
       }
       expect(cov.case.refusals!.covered).toBe(cov.case.refusals!.reachable);
       // Every review tier is reached by the gate, and a case opens at each of them.
-      expect(Object.keys(suites.get(m)!.fixtures.plans).sort()).toEqual(['auto', 'deny', 'review:1', 'review:2', 'review:3']);
-      expect(new Set(suites.get(m)!.paths.case.paths.map((p) => p.start))).toEqual(new Set(['review:1', 'review:2', 'review:3']));
+      const tiers = m === 'access' ? ['review:1', 'review:2'] : ['review:1', 'review:2', 'review:3'];
+      expect(Object.keys(suites.get(m)!.fixtures.plans).sort()).toEqual(['auto', 'deny', ...tiers]);
+      expect(new Set(suites.get(m)!.paths.case.paths.map((p) => p.start))).toEqual(new Set(tiers));
     });
   }
 
@@ -79,7 +82,7 @@ describe('generated suites of the shipped models', () => {
   });
 
   it('paths walk every escalation tier, expiry, lease expiry, four eyes and compensation', () => {
-    for (const m of MODELS) {
+    for (const m of SHIPPED) {
       const all = [...suites.get(m)!.paths.agent.paths, ...suites.get(m)!.paths.case.paths];
       const transitions = new Set([...suites.get(m)!.coverage.agent.coveredTransitions, ...suites.get(m)!.coverage.case.coveredTransitions]);
       for (const t of [
@@ -121,6 +124,25 @@ describe('generated suites of the shipped models', () => {
       const refusals = all.flatMap((p) => p.steps.filter((s) => s.action.do === 'escalate' && s.expect.refused?.rule === 'separation-of-duties'));
       expect(refusals.length, `${m}: escalate by the requester refused`).toBeGreaterThan(0);
     }
+  });
+
+  it('access (written from docs/authoring.md): manager then security in order, the requester never approves, revocation compensates', () => {
+    const s = suites.get('access')!;
+    const all = [...s.paths.agent.paths, ...s.paths.case.paths];
+    const transitions = new Set([...s.coverage.agent.coveredTransitions, ...s.coverage.case.coveredTransitions]);
+    for (const t of ['claimed --approve#0--> queued', 'queued --timer.ack#0--> queued', 'queued --timer.ack#1--> expired', 'compensating --compensation.done#1--> compensated']) expect(transitions, t).toContain(t);
+    // The first approval is the manager's, the second security's; security may not take the first.
+    const ordered = s.paths.case.paths.some((p) => {
+      const approvals = p.steps.filter((st) => st.action.do === 'approve' && !st.expect.refused).map((st) => (st.action as { by: string }).by);
+      return approvals.length === 2 && approvals[0]!.startsWith('m-') && approvals[1]!.startsWith('s-');
+    });
+    expect(ordered, 'a path approved by a manager, then by security').toBe(true);
+    const refused = all.flatMap((p) => p.steps.filter((st) => st.expect.refused)).map((st) => `${st.action.do} ${st.expect.refused!.rule}`);
+    expect(refused).toContain('claim step-role');
+    expect(refused).toContain('claim separation-of-duties');
+    // Revocation is the compensation of a grant: its key lands in the ledger.
+    expect(s.paths.agent.paths.some((p) => p.steps.some((st) => st.expect.ledger?.includes('0/compensate')))).toBe(true);
+    expect(s.coverage.warnings.filter((w) => w.startsWith('oracle:') && !w.includes("'compensation.failed'"))).toEqual([]);
   });
 
   it('regenerating gives byte-identical files', async () => {

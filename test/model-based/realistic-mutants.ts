@@ -16,7 +16,12 @@ export type Category = 'timing' | 'thresholds' | 'limits' | 'priorities' | 'perm
 
 export interface RealisticMutant extends Mutant {
   category: Category;
+  /** Paths that can observe the mutant at all (default: every path of its machine); the others are skipped. */
+  observes?: (steps: readonly { action: { do: string; timer?: string } }[]) => boolean;
 }
+
+/** A path that waits out a retry. */
+const retries = (steps: readonly { action: { do: string; timer?: string } }[]) => steps.some((s) => s.action.do === 'timer' && s.action.timer === 'retry');
 
 type Args = { context: any; event: any };
 type Guard = (args: Args, params?: unknown) => boolean;
@@ -90,8 +95,9 @@ export const REALISTIC: RealisticMutant[] = [
   kase('escalated resolve deadline doubled', 'timing', "the next tier's resolve deadline is 2 × resolveMs", withAssign('escalate', (u, { event }) => ({ ...u, timers: { ...u.timers, resolve: event.at + 2 * (u.timers.resolve - event.at) } }))),
   kase("escalation keeps the old tier's ackMs", 'timing', "the next tier's acknowledge deadline uses the previous tier's ackMs", withAssign('escalate', (u, { context, event }) => ({ ...u, timers: { ...u.timers, ack: event.at + context.tiers[context.tier - 1].ackMs } }))),
   kase('ack deadline off by one ms after escalation', 'timing', 'ack = entered + ackMs − 1', withAssign('escalate', (u) => ({ ...u, timers: { ...u.timers, ack: u.timers.ack - 1 } }))),
-  agent('retry backoff constant', 'timing', 'every retry waits backoffMs (no exponential growth)', withAssign('armRetry', (u, { context, event }) => ({ ...u, timers: { ...u.timers, retry: event.at + context.retry.backoffMs } }))),
-  agent('retry backoff exponent off by one', 'timing', 'the n-th retry waits backoffMs · 2^n', withAssign('armRetry', (u, { context, event }) => ({ ...u, timers: { ...u.timers, retry: event.at + Math.min(context.retry.maxBackoffMs, context.retry.backoffMs * 2 ** context.attempt) } }))),
+  { ...agent('retry backoff constant', 'timing', 'every retry waits backoffMs (no exponential growth)', withAssign('armRetry', (u, { context, event }) => ({ ...u, timers: { ...u.timers, retry: event.at + context.retry.backoffMs } }))), observes: retries },
+  { ...agent('retry backoff exponent off by one', 'timing', 'the n-th retry waits backoffMs · 2^n', withAssign('armRetry', (u, { context, event }) => ({ ...u, timers: { ...u.timers, retry: event.at + Math.min(context.retry.maxBackoffMs, context.retry.backoffMs * 2 ** context.attempt) } }))), observes: retries },
+  { ...agent('retry backoff cap ignored', 'timing', 'maxBackoffMs is not applied', withAssign('armRetry', (u, { context, event }) => ({ ...u, timers: { ...u.timers, retry: event.at + context.retry.backoffMs * 2 ** (context.attempt - 1) } }))), observes: retries },
   // ---- thresholds ----
   gate('auto confidence compared with <=', 'thresholds', 'a plan exactly at minAutoConfidence goes to review', policyGate((p) => ({ ...p, minAutoConfidence: p.minAutoConfidence + EPS }))),
   gate('auto risk compared with >=', 'thresholds', 'a plan exactly at maxAutoRisk goes to review', policyGate((p) => ({ ...p, maxAutoRisk: p.maxAutoRisk - EPS }))),
@@ -129,5 +135,12 @@ export const REALISTIC: RealisticMutant[] = [
   // ---- compensation order ----
   agent('compensation skips the last completed step', 'compensation order', 'compensation starts at step − 2', withAssign('recordFailure', (u, { context, event }) => (event.type === 'action.failed' ? { ...u, compensateStep: context.step - 2 } : u))),
   agent('compensation undoes the failed step too', 'compensation order', 'compensation starts at the step that failed', withAssign('recordFailure', (u, { context, event }) => (event.type === 'action.failed' ? { ...u, compensateStep: context.step } : u))),
+  agent('compensations run oldest first', 'compensation order', 'the saga undoes step 0 first, then forward', (m) =>
+    withGuard('moreToCompensate', () => ({ context }) => context.compensateStep + 1 < context.step)(
+      withAssign('stepCompensated', (u, { context }) => ({ ...u, compensateStep: context.compensateStep + 1 }))(
+        withAssign('recordFailure', (u, { event }) => (event.type === 'action.failed' ? { ...u, compensateStep: 0 } : u))(m),
+      ),
+    ),
+  ),
   agent('compensation stops before step 0', 'compensation order', 'moreToCompensate: compensateStep > 1', withGuard('moreToCompensate', () => ({ context }) => context.compensateStep > 1)),
 ];

@@ -19,7 +19,7 @@ vi.mock('../../src/machines/agent.ts', async (importOriginal) => (await import('
 vi.mock('../../src/machines/review-case.ts', async (importOriginal) => (await import('./mutants.ts')).hookCaseModule(await importOriginal()));
 vi.mock('../../src/policy/gate.ts', async (importOriginal) => (await import('./mutants.ts')).hookGateModule(await importOriginal()));
 
-const MODELS = ['refunds'];
+const MODELS = ['refunds', 'access'];
 /** Share of the realistic mutants the generated suites must kill. */
 const TARGET = 0.95;
 const REFUSALS = new Set(['event.rejected', 'auth.forbidden', 'policy.denied', 'contract.invalid', 'command.replayed', 'actor.not_found']);
@@ -75,7 +75,7 @@ beforeAll(async () => {
     const row: Row = { mutant, killed: false, by: '', detail: '', ran: 0 };
     rows.push(row);
     // Gate mutants act through the agent's gating; machine mutants on their own machine's paths.
-    const paths = entries.filter((e) => (mutant.machine === 'case' ? e.path.machine === 'case' : e.path.machine === 'agent'));
+    const paths = entries.filter((e) => (mutant.machine === 'case' ? e.path.machine === 'case' : e.path.machine === 'agent') && (mutant.observes?.(e.path.steps) ?? true));
     for (const e of paths) {
       row.ran++;
       activate(mutant);
