@@ -35,6 +35,7 @@ const lazy: Record<string, () => Promise<(program: Command) => void>> = {
   lineage: async () => (await import('./lineage-command.ts')).registerLineage,
   retention: async () => (await import('./retention-command.ts')).registerRetention,
   doctor: async () => (await import('./doctor-command.ts')).registerDoctor,
+  accounts: async () => (await import('./accounts-command.ts')).registerAccounts,
 };
 /** Command names → the lazy registrations that define them (some register several, or extend one). */
 const registersOf: Record<string, string[]> = {

@@ -16,6 +16,7 @@ import { loadGatewayConfig } from './oidc.ts';
 import { LevelSessionStore } from './session-store.ts';
 import { embeddedBackend } from './backend.ts';
 import { Gateway, type GatewayOptions } from './server.ts';
+import { embeddedApi } from './api-v1-embedded.ts';
 import { assembleReasoning } from '../runtime/reasoning.ts';
 import { embeddedInspectorBackend } from '../inspect/backend.ts';
 import { InspectionStream } from '../inspect/stream.ts';
@@ -195,6 +196,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       ...(opts.trustedProxies ? { trustedProxies: opts.trustedProxies } : {}),
       ...(opts.signInThrottle ? { signInThrottle: opts.signInThrottle } : {}),
       ...(opts.env ? { callbacks: { env: opts.env } } : {}),
+      api: embeddedApi(rt, store),
     });
     // Stately's tools on this node: every actor's inspection records, in @statelyai/inspect's format, to a WebSocket inspector.
     const statelyUrl = process.env.HANDOFF_STATELY_INSPECT;

@@ -35,6 +35,7 @@ import { InspectorRoutes, inspectableModels } from '../inspect/http.ts';
 import type { InspectorBackend } from '../inspect/backend.ts';
 import { CallbackEndpoint, type CallbackEndpointOptions } from '../notify/callbacks.ts';
 import { checkListenAddress, hstsHeader, type GatewayTls } from '../security/tls-options.ts';
+import type { ApiV1 } from './api-v1.ts';
 
 export interface GatewayOptions {
   backend: GatewayBackend;
@@ -84,6 +85,8 @@ export interface GatewayOptions {
   passwords?: boolean;
   /** Where the OIDC client id and secret variables are read from. @default process.env */
   env?: Record<string, string | undefined>;
+  /** The versioned API for programs under `/api/v1` (service account keys, docs/api.md). @default none */
+  api?: ApiV1;
 }
 
 const COOKIE = 'handoff_session';
@@ -354,6 +357,7 @@ export class Gateway {
     }
     const path = url.pathname;
     try {
+      if (this.#opts.api && (path === '/api/v1' || path.startsWith('/api/v1/'))) return await this.#opts.api.handle(req, res, url, this.#ip(req));
       if (path.startsWith('/api/')) return await this.#apiAudited(req, res, url);
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'request.method', `${req.method} is not allowed here`);
       if (path === '/healthz') return sendJson(res, 200, { ok: true });
@@ -779,6 +783,7 @@ export class Gateway {
 function routeOf(path: string): string {
   return path
     .replace(/^\/api\/cases\/[^/]+/, '/api/cases/:id')
+    .replace(/^\/api\/v1\/(episodes|models)\/[^/]+/, '/api/v1/$1/:id')
     .replace(/^\/api\/callbacks\/[^/]+/, '/api/callbacks/:source')
     .replace(/^\/api\/inspect\/actors\/[^/]+/, '/api/inspect/actors/:id')
     .slice(0, 200);
