@@ -717,7 +717,9 @@ export class Runtime {
     if (this.#stopped) throw new RuntimeStoppedError();
     if (this.#owns && !this.#owns(id)) throw new ActorMovedError(id, null);
     const existing = await this.#cell(id);
-    if (existing) throw new ActorExistsError(id);
+    // Checked again after the await: a concurrent start of the same id may have created it meanwhile
+    // (both found nothing in the store), and the id must name one actor (idempotent starts rely on it).
+    if (existing || this.#cells.has(id)) throw new ActorExistsError(id);
     const machine = kind === 'agent' ? this.#machines.get(model.name)!.agent : reviewCaseMachine;
     const inspect = this.#inspect && ((e: InspectionEvent) => this.#inspect!(e, id));
     const actor = createActor(machine, { input: input as never, clock: this.clock as never, ...(inspect ? { inspect } : {}) });

@@ -195,6 +195,13 @@ describe('/api/v1 (embedded): service accounts, signals in, episodes out', () =>
     ]);
   });
 
+  it('the runtime itself starts one actor for concurrent starts of one id (what the derived episode id relies on)', async () => {
+    const s = signal();
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => running.runtime.startEpisode('refunds', s, { episodeId: 'concurrent-start' })));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as { code: string }).code).toBe('actor.exists');
+  });
+
   it('reads an episode: state, outcome, gate decision, cases and their states, actions, timestamps', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) ids.push((await submit({ idempotencyKey: `read-${i}`, signal: signal() })).json.accepted[0].episodeId);
