@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { relative } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { ModelError } from '../contracts/errors.ts';
 import type { MachineCoverage } from '../testing/graph.ts';
 import { writeSuite } from '../testing/generator.ts';
@@ -105,7 +105,8 @@ export function registerTestgen(program: Command): void {
         }
         if (cov.warnings.length) out.write('\n');
         out.write(`wrote ${summary.files.join(', ')}\n`);
-        out.write(paint.dim(`run them: npx vitest run ${o.out}   (${summary.wallMs} ms)\n`));
+        // --root makes the hint work from any folder, inside this repository or not (its own config is not used).
+        out.write(paint.dim(`run them: npx vitest run --root ${JSON.stringify(resolve(o.out))}   (${summary.wallMs} ms)\n`));
       }
       if (!complete) process.exitCode = 1;
     });

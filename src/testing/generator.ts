@@ -167,11 +167,148 @@ function compress(labels: string[]): string[] {
   return out;
 }
 
+/** The path step by step (`perceive.done, plan.done[review:1], …`), for the comment above a test. */
 export function pathTitle(p: GeneratedPath): string {
   const events = compress(p.steps.map((s) => `${describeAction(s.action)}${s.expect.refused ? ' ✗' : ''}`));
   const last = [...p.steps].reverse().find((s) => !s.expect.refused);
   const end = last?.expect.agent ? ` ⇒ agent ${last.expect.agent}` : last?.expect.outcome ? ` ⇒ ${last.expect.outcome}` : '';
   return `${p.id}${p.start ? ` [${p.start}]` : ''} · ${p.states.join(' → ')} · ${events.join(', ')}${end}`;
+}
+
+const COUNT = ['none', 'one', 'two', 'three', 'four', 'five'];
+const tierOf = (cls: string | undefined) => (cls?.startsWith('review:') ? Number(cls.slice(7)) : 0);
+
+/**
+ * The business path a test walks, in words: `tier 1 ack missed → tier 2 → approved by two`,
+ * `review at tier 2 → approved → action #1 transient ×4, retries exhausted → compensated`.
+ */
+export function businessTitle(p: GeneratedPath): string {
+  const parts: string[] = [];
+  let refused = 0;
+  let again = 0;
+  if (p.boundary) {
+    const [what, value] = p.boundary.label.split(' ');
+    return `${p.id} · ${what} ${value} → ${p.boundary.expect === 'auto' ? 'runs on its own' : p.boundary.expect === 'deny' ? 'denied' : `review at tier ${tierOf(p.boundary.expect)}`}`;
+  }
+  const push = (x: string) => {
+    const prev = parts.at(-1);
+    const spent = /^(.*), retries exhausted$/.exec(x);
+    const run = prev && /^(.*) ×(\d+)$/.exec(prev);
+    if (spent && (prev === spent[1] || (run && run[1] === spent[1]))) {
+      parts[parts.length - 1] = `${spent[1]} ×${run && run[1] === spent[1] ? Number(run[2]) + 1 : 2}, budget spent`;
+      return;
+    }
+    if (spent) x = `${spent[1]}, budget spent`;
+    const m = prev && /^(.*) ×(\d+)$/.exec(prev);
+    if (prev === x) parts[parts.length - 1] = `${x} ×2`;
+    else if (m && m[1] === x) parts[parts.length - 1] = `${x} ×${Number(m[2]) + 1}`;
+    else parts.push(x);
+  };
+  if (p.machine === 'case') {
+    let tier = p.initial.tier ?? tierOf(p.start);
+    parts.push(`tier ${tier}`);
+    for (const s of p.steps) {
+      const a = s.action;
+      const e = s.expect;
+      if (e.refused) {
+        if (a.do === 'redeliver') again++;
+        else refused++;
+        continue;
+      }
+      const next = e.tier ?? tier;
+      if (a.do === 'timer') {
+        const what = a.timer === 'ack' ? 'ack missed' : a.timer === 'resolve' ? 'resolve missed' : 'lease lapsed';
+        if (e.state === 'expired') push(`tier ${tier} ${what} → expired`);
+        else if (next > tier) push(`tier ${tier} ${what} → tier ${next}`);
+        else push(what);
+      } else if (a.do === 'escalate') push(`escalated → tier ${next}`);
+      else if (a.do === 'approve') push(e.resolution ? `${e.state === 'modified' ? 'edit approved' : 'approved'} by ${COUNT[e.approvals?.length ?? 1] ?? e.approvals?.length}` : `approval ${e.approvals?.length ?? 1}`);
+      else if (a.do === 'modify') push(e.resolution ? 'modified' : 'edited (approvals restart)');
+      else if (a.do === 'reject') push('rejected');
+      else if (a.do === 'claim') continue;
+      else if (a.do === 'release') push('released');
+      else if (a.do === 'renew') push(a.after ? 'renewed later' : 'renewed');
+      tier = next;
+    }
+    const last = [...p.steps].reverse().find((s) => !s.expect.refused);
+    if (last?.expect.agent) parts.push(`agent ${last.expect.agent}`);
+    // 'tier 1 → tier 1 ack missed → tier 2' says 'tier 1' twice.
+    if (parts[1]?.startsWith(`${parts[0]} `)) parts.shift();
+  } else {
+    for (const s of p.steps) {
+      const a = s.action;
+      const e = s.expect;
+      if (e.refused) {
+        again++;
+        continue;
+      }
+      switch (a.do) {
+        case 'perceive':
+        case 'plan':
+          if (a.result !== 'done') push(`${a.do} ${a.result}${e.state?.endsWith('Backoff') ? '' : ', retries exhausted'}`);
+          else if (a.do === 'plan') push(e.decision === 'auto' ? 'runs on its own' : e.decision === 'deny' ? 'denied' : `review at tier ${tierOf(e.decision ?? undefined)}`);
+          break;
+        case 'execute':
+        case 'compensate': {
+          const what = a.do === 'execute' ? `action #${a.step}` : `undo #${a.step}`;
+          if (a.result === 'done') push(a.do === 'execute' ? 'action done' : 'undone');
+          else push(`${what} ${a.result}${a.result === 'transient' && !e.state?.endsWith('Backoff') ? ', retries exhausted' : ''}`);
+          break;
+        }
+        case 'resolve':
+          push(`${a.operator ? 'operator ' : ''}${a.outcome}${a.plan ? ` → ${a.plan === 'auto' ? 'runs' : a.plan === 'deny' ? 'denied' : `tier ${tierOf(a.plan)}`}` : ''}`);
+          break;
+        case 'caseOpened':
+          if (a.operator) push('operator case');
+          break;
+        default:
+          break;
+      }
+    }
+    const last = [...p.steps].reverse().find((s) => !s.expect.refused);
+    if (last?.expect.outcome) parts.push(`⇒ ${last.expect.outcome}`);
+  }
+  const extra = [refused ? `${refused} refused` : '', again ? `${again} redelivered` : ''].filter(Boolean).join(', ');
+  const text = (ps: string[]) => `${p.id} · ${ps.join(' → ').replace(' → ⇒', ' ⇒')}${extra ? ` (${extra})` : ''}`;
+  // At most 100 characters: the middle of a long path gives way to '…', its start and end stay.
+  let shown = parts;
+  for (let keep = parts.length - 1; text(shown).length > 100 && keep >= 2; keep--) shown = [...parts.slice(0, 1), '…', ...parts.slice(parts.length - keep + 1)];
+  const title = text(shown);
+  return title.length > 100 ? `${title.slice(0, 99)}…` : title;
+}
+
+/** `text` as `//` comment lines of at most `width` characters. */
+function comment(text: string, indent: string, width = 118): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && indent.length + 3 + line.length + 1 + word.length > width) {
+      out.push(`${indent}// ${line}`);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) out.push(`${indent}// ${line}`);
+  return out;
+}
+
+/** A literal that fits in `width` from `indent` (after `lead` and before `tail`), else one entry per line. */
+function fmt(value: unknown, indent: string, lead = 0, tail = 1, width = 118): string {
+  const one = literal(value);
+  if (indent.length + lead + one.length + tail <= width || value === null || typeof value !== 'object') return one;
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) return `[\n${value.map((v) => `${inner}${fmt(v, inner, 0, 1, width)},`).join('\n')}\n${indent}]`;
+  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+  return `{\n${entries.map(([k, v]) => {
+    const key = `${IDENT.test(k) ? k : literal(k)}: `;
+    return `${inner}${key}${fmt(v, inner, key.length, 1, width)},`;
+  }).join('\n')}\n${indent}}`;
+}
+
+/** `await s.<fn>(args…);` in one line, or one argument per line. */
+function call(fn: string, args: unknown[], indent: string): string[] {
+  const one = `${indent}await s.${fn}(${args.map(literal).join(', ')});`;
+  if (one.length <= 118) return [one];
+  return [`${indent}await s.${fn}(`, ...args.map((a) => `${indent}  ${fmt(a, `${indent}  `)},`), `${indent});`];
 }
 
 function renderFile(suite: GeneratedSuite, machine: 'agent' | 'case', paths: GeneratedPath[], cov: MachineCoverage, c: { harness: string; model: string; fixtures: string; crash: boolean }): string {
@@ -181,10 +318,13 @@ function renderFile(suite: GeneratedSuite, machine: 'agent' | 'case', paths: Gen
   lines.push(`// Generated by \`handoff testgen\` from model ${m.name}@${m.config.version}. Do not edit: regenerate.`);
   lines.push('// Each step: s.step(what happens, what the runtime must show after it: only what changed). See docs/testing.md.');
   lines.push(
-    `// ${what}: ${paths.length} paths (${suite.coverage.paths}${c.crash ? ', runtime restarted before every step' : ''}); states ${cov.states.covered}/${cov.states.reachable} reachable covered (${cov.states.declared} declared), transitions ${cov.transitions.covered}/${cov.transitions.reachable} (${cov.transitions.declared} declared), branches ${cov.branches.covered}/${cov.branches.reachable}${cov.refusals ? `, refused commands ${cov.refusals.covered}/${cov.refusals.reachable}` : ''}.`,
+    ...comment(
+      `${what}: ${paths.length} paths (${suite.coverage.paths}${c.crash ? ', runtime restarted before every step' : ''}); states ${cov.states.covered}/${cov.states.reachable} reachable covered (${cov.states.declared} declared), transitions ${cov.transitions.covered}/${cov.transitions.reachable} (${cov.transitions.declared} declared), branches ${cov.branches.covered}/${cov.branches.reachable}${cov.refusals ? `, refused commands ${cov.refusals.covered}/${cov.refusals.reachable}` : ''}. Deadlines (ms after the start), priorities and gate branches at thresholds come from model.json, not from the machines. coverage.json maps every transition, branch and refusal to these test ids.`,
+      '',
+    ),
   );
-  for (const s of cov.unreachableStates) lines.push(`// Unreachable with this model: state ${s}`);
-  for (const t of cov.unreachableTransitions) lines.push(`// Unreachable with this model: ${t}`);
+  for (const s of cov.unreachableStates) lines.push(...comment(`Unreachable with this model: state ${s}`, ''));
+  for (const t of cov.unreachableTransitions) lines.push(...comment(`Unreachable with this model: ${t}`, ''));
   lines.push(`import { fileURLToPath } from 'node:url';`);
   lines.push(`import { describe, it } from 'vitest';`);
   lines.push(`import { defineSuite } from ${literal(c.harness)};`);
@@ -192,18 +332,20 @@ function renderFile(suite: GeneratedSuite, machine: 'agent' | 'case', paths: Gen
   lines.push('const suite = defineSuite({');
   lines.push(`  model: fileURLToPath(new URL(${literal(`${c.model}/`)}, import.meta.url)),`);
   lines.push(`  fixtures: fileURLToPath(new URL(${literal(c.fixtures)}, import.meta.url)),`);
+  if (lines.at(-2)!.length > 118) lines.splice(lines.length - 2, 1, '  model: fileURLToPath(', `    new URL(${literal(`${c.model}/`)}, import.meta.url),`, '  ),');
   lines.push(`  crashEachStep: ${c.crash},`);
   lines.push('});');
   lines.push('');
   lines.push(`describe(${literal(`${m.name} · ${what}${c.crash ? ' · restart before every step' : ''}`)}, () => {`);
   if (paths.length === 0) lines.push(`  it.skip(${literal(`no ${what} is reachable with model ${m.name}`)}, () => {});`);
   for (const p of paths) {
-    lines.push(`  it(${literal(pathTitle(p))}, () =>`);
+    lines.push(...comment(pathTitle(p).slice(p.id.length + 3), '  '));
+    lines.push(`  it(${literal(businessTitle(p))}, () =>`);
     lines.push(`    suite.${machine === 'agent' ? 'agent(' : `case(${literal(p.start)}, `}async (s) => {`);
-    lines.push(`      await s.start(${literal(p.initial)});`);
+    lines.push(...call('start', [p.initial], '      '));
     let prev = p.initial;
     for (const step of p.steps) {
-      lines.push(`      await s.step(${literal(step.action)}, ${literal(delta(prev, step.expect))});`);
+      lines.push(...call('step', [step.action, delta(prev, step.expect)], '      '));
       prev = step.expect;
     }
     lines.push('      await s.end();');

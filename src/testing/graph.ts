@@ -66,6 +66,8 @@ export interface MachineCoverage {
   uncoveredStates: string[];
   uncoveredTransitions: string[];
   coveredTransitions: string[];
+  /** Each transition, state, branch, refusal, redelivery and gate threshold → the ids of the tests that cover it. */
+  tests: Record<string, string[]>;
   paths: number;
   steps: number;
   abstractStates: number;
@@ -540,6 +542,13 @@ function choose(candidates: Replayed[], goal: Set<string>): Replayed[] {
   return chosen;
 }
 
+/** FNV-1a, hex. */
+function fnv(text: string): string {
+  let h = 0x811c9dc5;
+  for (const ch of text) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
 function percent(covered: number, reachable: number): number {
   return reachable === 0 ? 100 : Math.round((covered / reachable) * 10_000) / 100;
 }
@@ -672,7 +681,16 @@ function generateFor(adapter: Adapter, model: LoadedModel, fx: Fixtures, mode: P
   );
 
   const prefix = adapter.kind === 'agent' ? 'A' : 'C';
-  const width = String(selected.length).length < 2 ? 2 : String(selected.length).length;
+  // Stable ids: a hash of the path's own steps, so a model change renumbers nothing it leaves alone.
+  const ids = new Map<Replayed, string>();
+  for (const r of selected) {
+    let id = `${prefix}-${fnv(`${r.start ?? ''}:${JSON.stringify(r.labels)}`).slice(0, 6)}`;
+    for (let k = 2; [...ids.values()].includes(id); k++) id = `${id.slice(0, 8)}.${k}`;
+    ids.set(r, id);
+  }
+  /** What each test covers: transitions, states, branches, refusals and redeliveries → test ids. */
+  const coveredBy: Record<string, string[]> = {};
+  const cover = (item: string, id: string) => (coveredBy[item] ??= []).includes(id) || coveredBy[item]!.push(id);
   const paths: GeneratedPath[] = selected.map((r, n) => {
     const { initial, steps, states } = annotate(adapter, r, model, fx, oracle);
     const woven: PathStep[] = [];
@@ -694,7 +712,10 @@ function generateFor(adapter: Adapter, model: LoadedModel, fx: Fixtures, mode: P
       const lastReal = [...woven].reverse().find((w) => !w.expect.refused);
       if (lastReal) lastReal.expect = { ...lastReal.expect, agent };
     }
-    return { id: `${prefix}${String(n + 1).padStart(width, '0')}`, machine: adapter.kind, ...(r.start ? { start: r.start } : {}), initial, steps: woven, states };
+    const id = ids.get(r)!;
+    for (const i of r.items) cover(i.startsWith('T:') ? `transition ${i.slice(2)}` : i.startsWith('S:') ? `state ${i.slice(2)}` : `branch ${i.slice(2)}`, id);
+    for (const w of woven) if (w.expect.refused) cover(w.action.do === 'redeliver' ? `redelivery ${w.action.event} in ${w.expect.state}` : `refusal ${w.action.do} ${w.expect.refused.rule ?? w.expect.refused.code} in ${w.expect.state}`, id);
+    return { id, machine: adapter.kind, ...(r.start ? { start: r.start } : {}), initial, steps: woven, states };
   });
 
   const declaredS = declaredStates(adapter.machine);
@@ -724,6 +745,7 @@ function generateFor(adapter: Adapter, model: LoadedModel, fx: Fixtures, mode: P
     uncoveredStates: [...reachable.states].filter((s) => !covered.has(`S:${s}`)).sort(),
     uncoveredTransitions: [...reachable.transitions].filter((t) => !covered.has(`T:${t}`)).sort(),
     coveredTransitions,
+    tests: Object.fromEntries(Object.entries(coveredBy).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.sort()])),
     paths: paths.length,
     steps: paths.reduce((n, p) => n + p.steps.length, 0),
     abstractStates: explored.reduce((n, x) => n + x.reps.size, 0),
@@ -784,6 +806,7 @@ export function generatePaths(model: LoadedModel, fx: Fixtures, opts: { paths?: 
   agent.paths.push(...boundary.paths);
   agent.warnings.unshift(...boundary.problems);
   agent.coverage.paths += boundary.paths.length;
+  for (const p of boundary.paths) agent.coverage.tests[`gate ${p.boundary!.label} → ${p.boundary!.expect}`] = [p.id];
   agent.coverage.steps += boundary.paths.reduce((n, p) => n + p.steps.length, 0);
   const starts = Object.keys(fx.plans)
     .filter((c) => c.startsWith('review:'))
@@ -811,6 +834,7 @@ function emptyCase(machine: AnyStateMachine, model: LoadedModel): MachinePaths {
       uncoveredStates: [],
       uncoveredTransitions: [],
       coveredTransitions: [],
+      tests: {},
       paths: 0,
       steps: 0,
       abstractStates: 0,

@@ -145,6 +145,31 @@ describe('generated suites of the shipped models', () => {
     expect(s.coverage.warnings.filter((w) => w.startsWith('oracle:') && !w.includes("'compensation.failed'"))).toEqual([]);
   });
 
+  it('readable: business titles, stable ids, lines under 120 characters, coverage.json maps everything to its tests', async () => {
+    for (const f of (await readdir(plain)).filter((x) => x.endsWith('.test.ts'))) {
+      const text = await readFile(join(plain, f), 'utf8');
+      const long = text.split('\n').filter((l) => l.length >= 120);
+      expect(long, f).toEqual([]);
+    }
+    const cov = JSON.parse(await readFile(join(plain, 'coverage.json'), 'utf8')) as { models: Record<string, { agent: { tests: Record<string, string[]>; coveredTransitions: string[] }; case: { tests: Record<string, string[]>; coveredTransitions: string[] } }> };
+    for (const m of MODELS) {
+      const s = suites.get(m)!;
+      const ids = new Set([...s.paths.agent.paths, ...s.paths.case.paths].map((p) => p.id));
+      expect(ids.size, `${m}: ids are unique`).toBe(s.paths.agent.paths.length + s.paths.case.paths.length);
+      for (const k of ['agent', 'case'] as const) {
+        const tests = cov.models[m]![k].tests;
+        for (const t of cov.models[m]![k].coveredTransitions) expect(tests[`transition ${t}`]?.length, `${m} ${k}: ${t}`).toBeGreaterThan(0);
+        for (const list of Object.values(tests)) for (const id of list) expect(ids.has(id), `${m}: ${id}`).toBe(true);
+      }
+      expect(Object.keys(cov.models[m]!.agent.tests).some((k) => k.startsWith('gate confidence'))).toBe(true);
+      expect(Object.keys(cov.models[m]!.case.tests).some((k) => k.startsWith('refusal '))).toBe(true);
+    }
+    // The issue's example reads as a title: an acknowledge deadline missed, the next tier, two approvers.
+    const titles = (await readFile(join(plain, 'refunds.case.test.ts'), 'utf8')).split('\n').filter((l) => l.startsWith('  it('));
+    expect(titles.some((t) => /tier \d ack missed → tier \d/.test(t))).toBe(true);
+    expect(titles.some((t) => t.includes('approved by two'))).toBe(true);
+  });
+
   it('regenerating gives byte-identical files', async () => {
     const again = await tempDir('mbt-again');
     dirs.push(again);
