@@ -178,7 +178,7 @@ export class CaseView {
       this.crumbs(c),
       h('div.case-title-row',
         h('div.case-title', h('h1', title), h('div.chips',
-          h(`span.chip.state-${c.state}`, STATE_LABEL[c.state] || c.state),
+          c.regated ? h('span.chip.chip-warn', `Edited · sent to tier ${c.regated.tier}`) : h(`span.chip.state-${c.state}`, STATE_LABEL[c.state] || c.state),
           h('span.chip', `Tier ${c.tier.n} of ${c.tiers.length} · ${c.tier.name}`),
           c.tier.steps.length > 1
             ? h('span.chip.chip-accent', { title: c.tier.steps.map((s, i) => `${i + 1}. ${s.name} (${s.roles.join(', ')})`).join(' → ') }, `${c.tier.fourEyes ? 'Four eyes' : 'Ordered approvals'} · ${c.approvals.length}/${c.tier.steps.length}${c.closed ? '' : ` · next: ${c.tier.steps[c.tier.step - 1].name}`}`)
