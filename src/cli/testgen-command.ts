@@ -3,6 +3,7 @@ import { relative, resolve } from 'node:path';
 import { ModelError } from '../contracts/errors.ts';
 import type { MachineCoverage } from '../testing/graph.ts';
 import { writeSuite } from '../testing/generator.ts';
+import { runProperty } from '../testing/property.ts';
 import { paint, printJson, table } from './output.ts';
 import { registerSimulate } from './simulate-command.ts';
 
@@ -43,8 +44,11 @@ export function registerTestgen(program: Command): void {
     .option('--max-paths <n>', 'cap on paths per machine with --paths simple', positive('--max-paths'), 200)
     .option('--crash-each-step', 'generated tests restart the runtime from its store before every step and check the path still completes identically', false)
     .option('--harness <specifier>', "module the generated files import the harness from (default: relative path to this package's src/testing/index.ts; e.g. handoff/testing)")
+    .option('--property', 'also run random reviewer command sequences against a reference model of the review process (fast-check, shrunk to a minimal failing sequence)', false)
+    .option('--runs <n>', 'sequences for --property', positive('--runs'), 100)
+    .option('--seed <n>', 'seed for --property (same seed, same sequences)', positive('--seed'), 1)
     .option('--json', 'print a summary object on stdout', false)
-    .action(async (modelDir: string, o: { out: string; paths: 'shortest' | 'simple'; maxPaths: number; crashEachStep: boolean; harness?: string; json: boolean }) => {
+    .action(async (modelDir: string, o: { out: string; paths: 'shortest' | 'simple'; maxPaths: number; crashEachStep: boolean; harness?: string; property: boolean; runs: number; seed: number; json: boolean }) => {
       const t0 = performance.now();
       let r: Awaited<ReturnType<typeof writeSuite>>;
       try {
@@ -58,6 +62,7 @@ export function registerTestgen(program: Command): void {
         return;
       }
       const cov = r.coverage;
+      const property = o.property ? await runProperty(r.model, r.fixtures, { runs: o.runs, seed: o.seed }) : undefined;
       const complete = [cov.agent, cov.case].every((c) => c.uncoveredStates.length === 0 && c.uncoveredTransitions.length === 0);
       const summary = {
         ok: complete,
@@ -89,6 +94,7 @@ export function registerTestgen(program: Command): void {
           }),
         ),
         warnings: cov.warnings,
+        ...(property ? { property } : {}),
         wallMs: Math.round(performance.now() - t0),
       };
       if (o.json) printJson(summary);
@@ -105,10 +111,18 @@ export function registerTestgen(program: Command): void {
         }
         if (cov.warnings.length) out.write('\n');
         out.write(`wrote ${summary.files.join(', ')}\n`);
+        if (property) {
+          const e = property.exercised;
+          out.write(
+            property.ok
+              ? `${paint.green('property ok')}: ${property.runs} random sequences (seed ${property.seed}) agree with the reference model: ${e.taken} commands taken, ${e.refused} refused, ${e.deadlines} deadlines, ${e.closed} cases closed\n`
+              : `${paint.red('property failed')} (seed ${property.seed}); minimal sequence:\n${(property.counterexample ?? []).map((x) => `  ${x}`).join('\n')}\n${property.error}\n`,
+          );
+        }
         // --root makes the hint work from any folder, inside this repository or not (its own config is not used).
         out.write(paint.dim(`run them: npx vitest run --root ${JSON.stringify(resolve(o.out))}   (${summary.wallMs} ms)\n`));
       }
-      if (!complete) process.exitCode = 1;
+      if (!complete || (property && !property.ok)) process.exitCode = 1;
     });
 }
 

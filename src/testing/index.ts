@@ -17,3 +17,4 @@ export { defineSuite, Scenario, HarnessError, agentInvariants, caseInvariants, t
 export { EffectGates, scriptedModel, scriptedPlanner, type Directive, type GatedKind } from './scripted-model.ts';
 export { agentFeatures, caseFeatures, describeAction, timerNames, type Action, type AgentAction, type CaseAction, type TimerAction, type EffectResult, type Expectation, type AgentFeatures, type CaseFeatures, type CommandName } from './steps.ts';
 export { declaredStates, declaredTransitions, transitionKey, TransitionRecorder } from './machine-walk.ts';
+export { runProperty, ReferenceCase, principals, type PropertyOptions, type PropertyResult, type SeqStep } from './property.ts';

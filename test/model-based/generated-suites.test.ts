@@ -191,8 +191,10 @@ describe('generated suites of the shipped models', () => {
     expect(failed.map((f) => `${f.project}: ${f.name}: ${f.failure}`), run.stderr.slice(-2000)).toEqual([]);
     const expected = [...suites.values()].reduce((n, s) => n + s.coverage.agent.paths + s.coverage.case.paths, 0);
     const byProject = (p: string) => run.results.filter((r) => r.file.startsWith(p === 'plain' ? plain : crash)).length;
-    expect(byProject('plain')).toBe(expected);
+    // Plain suites also carry the property test (random command sequences against the reference model).
+    expect(byProject('plain')).toBe(expected + MODELS.length);
     expect(byProject('crash')).toBe(expected);
+    expect(run.results.filter((r) => r.name.includes('agree with the reference model')).length).toBe(MODELS.length);
     const report = MODELS.map((m) => {
       const c = suites.get(m)!.coverage;
       return `${m}: agent ${c.agent.paths} paths, states ${c.agent.states.covered}/${c.agent.states.reachable}, transitions ${c.agent.transitions.covered}/${c.agent.transitions.reachable}; case ${c.case.paths} paths, states ${c.case.states.covered}/${c.case.states.reachable}, transitions ${c.case.transitions.covered}/${c.case.transitions.reachable}, refusals ${c.case.refusals!.covered}/${c.case.refusals!.reachable}`;
