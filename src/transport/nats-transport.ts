@@ -12,6 +12,8 @@ export interface NatsTransportOptions {
    * a share of the requests and exactly one answers each. @default 'handoff'
    */
   queue?: string;
+  /** How long a first connection waits for a server that does not answer. @default `HANDOFF_NATS_CONNECT_TIMEOUT_MS`, else 60000 */
+  connectTimeoutMs?: number;
   /** Default request timeout, ms. @default 10000 */
   requestTimeoutMs?: number;
   /** Pause between reconnect attempts, ms. The client never gives up reconnecting. @default 250 */
@@ -106,11 +108,15 @@ export class NatsTransport implements Transport {
   }
 
   /**
-   * Connects to `servers` (e.g. `nats://127.0.0.1:4222`) and never gives up reconnecting. A server
-   * that is not up yet is waited for; refused credentials (`transport.auth_failed`) and TLS failures
-   * (`transport.tls_failed`) are thrown at once, since retrying cannot fix them.
+   * Connects to `servers` (e.g. `nats://127.0.0.1:4222`) and, once connected, never gives up
+   * reconnecting. A server that is not up yet is waited for, up to `connectTimeoutMs`
+   * (`transport.unreachable` naming the servers after that); refused credentials
+   * (`transport.auth_failed`) and TLS failures (`transport.tls_failed`) are thrown at once, since
+   * retrying cannot fix them.
    */
   static async connect(servers: string | string[], opts: NatsTransportOptions = {}): Promise<NatsTransport> {
+    const limitMs = opts.connectTimeoutMs ?? Number(process.env.HANDOFF_NATS_CONNECT_TIMEOUT_MS ?? 60_000);
+    const until = performance.now() + limitMs;
     const security = natsConnectOptions(opts.security);
     const label = (Array.isArray(servers) ? servers : [servers]).map(redactServerUrl).join(',');
     const wait = opts.reconnectWaitMs ?? 250;
@@ -137,6 +143,8 @@ export class NatsTransport implements Transport {
         const fatal = natsConnectError(err, label);
         if (fatal) throw fatal;
         if ((err as { name?: string }).name === 'InvalidArgumentError' || err instanceof TypeError) throw transportError(err, label);
+        if (performance.now() > until)
+          throw new HandoffError('transport.unreachable', `no NATS server answered at ${label} within ${limitMs < 10_000 ? (limitMs / 1000).toFixed(1) : Math.round(limitMs / 1000)} s (is nats-server running there? HANDOFF_NATS_CONNECT_TIMEOUT_MS sets the wait)`, { servers: label, waitedMs: limitMs });
         await new Promise((r) => setTimeout(r, wait));
       }
     }

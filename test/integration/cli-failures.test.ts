@@ -30,6 +30,15 @@ describe('CLI failures', () => {
     expect(r.stderr).toMatch(/'notaurl' is not a NATS server URL/);
   });
 
+  it('--nats with no server answering: a typed message naming the servers after the bounded wait, exit 2', async () => {
+    const t0 = Date.now();
+    const r = await runCli(['start', '--nats', 'nats://127.0.0.1:1', '--port', '0'], { env: { HANDOFF_NATS_CONNECT_TIMEOUT_MS: '1500' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no NATS server answered at nats://127.0.0.1:1 within 1.5 s');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+  });
+
   it('--data where no folder can be made is refused at once, naming it', async () => {
     const r = await runCli(['demo', '--data', '/proc/handoff-x/data', '--cases', '5', '--json']);
     expect(r.code).toBe(2);
