@@ -4,4 +4,4 @@
  */
 export { HandoffClient } from './transport/client.ts';
 export { subjects, type Transport, type Msg, type Subscription } from './transport/transport.ts';
-export type { Ack } from './runtime/runtime.ts';
+export type { Ack } from './contracts/ack.ts';

@@ -15,7 +15,7 @@ import type { NatsSecurityOptions } from '../security/nats-auth.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { seal } from '../security/seal.ts';
 import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
-import { RETRYABLE_CODES } from './errors.ts';
+import { RETRYABLE_CODES } from '../contracts/cluster-errors.ts';
 import { groupOf } from './keys.ts';
 import { clusterClock, ensureWorkStream, workSubject, type StartRequest } from './node.ts';
 import { episodeTraceparent } from './trace.ts';

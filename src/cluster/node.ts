@@ -17,7 +17,7 @@ import { openPayload } from '../security/keys-jetstream.ts';
 import { subjects, type Msg, type Subscription } from '../transport/transport.ts';
 import { ScaledClock, type ClockOrigin } from './clock.ts';
 import { ForwardedCommandContract, StartRequestContract, notJson, parseClusterMessage } from './contracts.ts';
-import { ActorMovedError, LeaseLostError, OverloadedError, UnavailableError, isNotMine } from './errors.ts';
+import { ActorMovedError, LeaseLostError, OverloadedError, UnavailableError, isNotMine } from '../contracts/cluster-errors.ts';
 import { groupOf, streamToken, tok } from './keys.ts';
 import { Leases, type Lease, type LeaseHolder } from './leases.ts';
 import { Membership, type Member } from './membership.ts';

@@ -3,7 +3,7 @@ import { DataClass } from './classification.ts';
 import { PlannedAction } from './plan.ts';
 import { PlannerConfig } from './planner-config.ts';
 import { TierSpec } from './review-case.ts';
-import { NotificationsConfig } from '../notify/config.ts';
+import { NotificationsConfig } from './notifications.ts';
 
 /** Per-argument limits of one action type, e.g. the amount of a refund. */
 export const ActionLimit = z

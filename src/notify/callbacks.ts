@@ -12,7 +12,7 @@ import { errorBody, HttpError, readBody, sendError, sendJson } from '../gateway/
 import { explainCaseRejection, type CaseContext, type CaseEvent } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { Ack } from '../runtime/runtime.ts';
-import type { CallbackConfig } from './config.ts';
+import type { CallbackConfig } from '../contracts/notifications.ts';
 import { CallbackRefusedError, NotificationConfigError } from './errors.ts';
 import { MIN_SECRET_BYTES, parseSecrets, SIGNATURE_HEADER, verifySignature } from './signing.ts';
 

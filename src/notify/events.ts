@@ -1,7 +1,7 @@
 import type { TierSpec } from '../contracts/review-case.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import type { ChannelTransition } from '../runtime/runtime.ts';
-import type { WebhookEventName } from './config.ts';
+import type { WebhookEventName } from '../contracts/notifications.ts';
 import type { CaseNotificationData } from './payload.ts';
 
 /** One thing worth telling the outside world about a case transition. */

@@ -1,5 +1,5 @@
 /** Notifications: webhooks for case events and signed decision callbacks (see docs/notifications.md). */
-export { CallbackConfig, NotificationsConfig, WebhookConfig, WebhookEventName, WebhookRetry } from './config.ts';
+export { CallbackConfig, NotificationsConfig, WebhookConfig, WebhookEventName, WebhookRetry } from '../contracts/notifications.ts';
 export { CallbackEndpoint, CallbackPayload, type CallbackEndpointOptions } from './callbacks.ts';
 export { CallbackRefusedError, NotificationConfigError, WebhookDeliveryError } from './errors.ts';
 export { caseNotifications, type CaseNotification } from './events.ts';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SCHEMA_VERSION } from '../contracts/envelope.ts';
-import { WebhookEventName } from './config.ts';
+import { WebhookEventName } from '../contracts/notifications.ts';
 
 const Iso = z.iso.datetime();
 

@@ -5,7 +5,7 @@ import { systemClock, type Clock } from '../runtime/clock.ts';
 import { failpoint } from '../runtime/failpoints.ts';
 import type { ChannelTransition, OutboxChannel } from '../runtime/runtime.ts';
 import type { DeadLetter, OutboxMessage, Store } from '../runtime/store.ts';
-import type { WebhookConfig } from './config.ts';
+import type { WebhookConfig } from '../contracts/notifications.ts';
 import { NotificationConfigError, WebhookDeliveryError } from './errors.ts';
 import { caseNotifications, type CaseNotification } from './events.ts';
 import type { WebhookPayload } from './payload.ts';

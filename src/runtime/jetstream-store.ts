@@ -7,7 +7,7 @@ import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { StoreWriteError } from './level-store.ts';
 import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
-import { LeaseLostError } from '../cluster/errors.ts';
+import { LeaseLostError } from '../contracts/cluster-errors.ts';
 import { groupOf, streamToken, tok, untok } from '../cluster/keys.ts';
 
 /**

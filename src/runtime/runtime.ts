@@ -34,7 +34,8 @@ import { systemClock, type Clock } from './clock.ts';
 import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 import { TimerService } from './timer-service.ts';
 import { createLogger } from './logger.ts';
-import { ActorMovedError, isNotMine } from '../cluster/errors.ts';
+import { ActorMovedError, isNotMine } from '../contracts/cluster-errors.ts';
+import type { Ack } from '../contracts/ack.ts';
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts';
 import { maybeFail, type FaultSpec } from './faults.ts';
 import { drawFor } from './rng.ts';
@@ -136,14 +137,8 @@ export interface OutboxChannel {
   replay(letter: DeadLetter): Promise<void>;
 }
 
-/** What a caller gets back once an event is durable. */
-export interface Ack {
-  actorId: string;
-  /** The actor's version after the event. */
-  seq: number;
-  state: string;
-  status: ActorRecord['status'];
-}
+/** What a caller gets back once an event is durable (declared in contracts/, where the client needs it). */
+export type { Ack } from '../contracts/ack.ts';
 
 export interface ActorView {
   id: string;

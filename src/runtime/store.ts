@@ -1,3 +1,4 @@
+import type { ActorStatus } from '../contracts/ack.ts';
 import type { AuditDraft, AuditEntry } from './audit-log.ts';
 
 export type ActorKind = 'agent' | 'case';
@@ -9,7 +10,7 @@ export interface ActorRecord {
   model: string;
   /** Sequence number of the last journaled event; also the actor's version for optimistic concurrency. */
   seq: number;
-  status: 'active' | 'done' | 'error' | 'stopped';
+  status: ActorStatus;
   /** State value as a dotted string, e.g. `awaitingReview`. */
   state: string;
   /** XState persisted snapshot. */

@@ -1,4 +1,4 @@
-import type { Ack } from '../runtime/runtime.ts';
+import type { Ack } from '../contracts/ack.ts';
 import { subjects, subjectToken, type Transport } from './transport.ts';
 
 /** Sends reviewer commands to whichever node hosts the case, over any transport. */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ModelConfig } from '../../src/contracts/model-config.ts';
 import type { LoadedModel } from '../../src/models/loader.ts';
-import { NotificationsConfig } from '../../src/notify/config.ts';
+import { NotificationsConfig } from '../../src/contracts/notifications.ts';
 import { NotificationConfigError } from '../../src/notify/errors.ts';
 import { WebhookPayload } from '../../src/notify/payload.ts';
 import { WebhookNotifier } from '../../src/notify/webhooks.ts';

@@ -1,4 +1,4 @@
-import { HandoffError } from '../contracts/errors.ts';
+import { HandoffError } from './errors.ts';
 
 /**
  * This node no longer holds the lease of the actor's group (another node took it over, or this node
