@@ -52,3 +52,17 @@ export const LoginRequest = z
   })
   .strict();
 export type LoginRequest = z.infer<typeof LoginRequest>;
+
+/** What a reviewer may do in one model: their roles there, and whether they see sensitive fields. */
+export interface ModelGrant {
+  roles: string[];
+  seeSensitive: boolean;
+}
+
+/** The authenticated reviewer of a session. Built on the server from the model config, never sent by the client. */
+export interface Principal {
+  id: string;
+  name: string;
+  /** By model name. A reviewer listed in several models has a grant in each. */
+  grants: Record<string, ModelGrant>;
+}

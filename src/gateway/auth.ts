@@ -1,25 +1,13 @@
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CredentialsFile, type ScryptHash } from '../contracts/auth.ts';
+import { CredentialsFile, type ModelGrant, type Principal, type ScryptHash } from '../contracts/auth.ts';
 import { ModelError } from '../contracts/errors.ts';
 import { toIssues } from '../contracts/parse.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { MemorySessionStore, type SessionRecord, type SessionStore, type StoredRecord } from './session-store.ts';
 
-/** What a reviewer may do in one model: their roles there, and whether they see sensitive fields. */
-export interface ModelGrant {
-  roles: string[];
-  seeSensitive: boolean;
-}
-
-/** The authenticated reviewer of a session. Built on the server from the model config, never sent by the client. */
-export interface Principal {
-  id: string;
-  name: string;
-  /** By model name. A reviewer listed in several models has a grant in each. */
-  grants: Record<string, ModelGrant>;
-}
+export type { ModelGrant, Principal } from '../contracts/auth.ts';
 
 export const DEFAULT_SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
 

@@ -1,4 +1,4 @@
-import type { Principal } from './auth.ts';
+import type { Principal } from '../contracts/auth.ts';
 
 /**
  * A console session as kept at rest. The key it is stored under is the SHA-256 of the session token
