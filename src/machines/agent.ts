@@ -48,6 +48,8 @@ export interface AgentContext {
   timers: Timers;
   error: (FailureInfo & { phase: string }) | null;
   outcome: EpisodeOutcome | null;
+  /** Compensation retries an operator approved (absent in older snapshots); part of the effect ids. */
+  compensationRetries?: number;
   /** Times the episode perceived again because its data went stale (absent in older snapshots). */
   reperceived?: number;
   /** A reviewer decided on a case that showed the data as stale, so acting on it is their informed call. */
@@ -77,8 +79,14 @@ export interface AgentOutput {
 function nextEffect(context: AgentContext, kind: EffectKind, operator = false): { effect: EffectRequest } {
   const step = kind === 'execute' ? context.step : kind === 'compensate' ? context.compensateStep : undefined;
   const caseId = kind === 'openCase' ? `${context.episodeId}.case-${context.caseIds.length + 1}` : undefined;
-  // Each re-perception round gets its own ids, so a result of an earlier round is never taken for this one.
-  const round = (kind === 'perceive' || kind === 'plan') && (context.reperceived ?? 0) > 0 ? `r${context.reperceived}` : '';
+  // Each re-perception round, and each compensation retry an operator approved, gets its own ids, so a
+  // (late, redelivered) result of an earlier round is never taken for this one.
+  const round =
+    (kind === 'perceive' || kind === 'plan') && (context.reperceived ?? 0) > 0
+      ? `r${context.reperceived}`
+      : kind === 'compensate' && (context.compensationRetries ?? 0) > 0
+        ? `r${context.compensationRetries}`
+        : '';
   const id = [context.episodeId, kind, round, step ?? caseId ?? '', context.attempt].filter((p) => p !== '').join(':');
   return {
     effect: { id, kind, attempt: context.attempt, ...(step !== undefined ? { step } : {}), ...(caseId ? { caseId } : {}), ...(operator ? { operator, step: context.compensateStep } : {}) },
@@ -109,7 +117,7 @@ export const agentMachine = setup({
     requestCompensation: assign(({ context }) => nextEffect(context, 'compensate')),
     requestReviewCase: assign(({ context }) => nextEffect(context, 'openCase')),
     requestOperatorCase: assign(({ context }) => nextEffect(context, 'openCase', true)),
-    retryCompensation: assign({ error: null, attempt: 1 }),
+    retryCompensation: assign(({ context }) => ({ error: null, attempt: 1, compensationRetries: (context.compensationRetries ?? 0) + 1 })),
     evaluateGate: () => {
       throw new Error('evaluateGate must be provided by the runtime (agentMachineFor)');
     },

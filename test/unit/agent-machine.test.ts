@@ -459,10 +459,14 @@ describe('agent machine: acting', () => {
     a.failed('compensation.failed', permanent('ledger refused'));
     a.caseOpened();
     expect(a.ctx.caseIds).toEqual(['ep-1.case-1']);
+    const failedId = 'ep-1:compensate:0:1';
     a.resolved(a.resolution('ep-1.case-1', 'approved'));
     expect(a.state).toBe('compensating');
     expect(a.ctx.effect).toMatchObject({ kind: 'compensate', step: 0 });
     expect(a.ctx.error).toBeNull();
+    // The retry has an id of its own: a late duplicate of the failure it retries is not taken for its result.
+    expect(a.ctx.effect!.id).not.toBe(failedId);
+    expect(a.snap.can({ type: 'compensation.failed', effectId: failedId, error: permanent('ledger refused'), at: T0 + 1 })).toBe(false);
     a.compensated();
     expectFinal(a, 'compensated', 'compensated');
   });
