@@ -13,6 +13,7 @@ export const OPTIONAL_FEATURES: readonly { feature: string; packages: readonly s
     packages: ['@opentelemetry/sdk-trace-node', '@opentelemetry/sdk-metrics', '@opentelemetry/resources', '@opentelemetry/exporter-trace-otlp-http', '@opentelemetry/exporter-prometheus'],
   },
   { feature: 'TypeScript model folders (handlers.ts)', packages: ['tsx'] },
+  { feature: 'property-based sequences (handoff testgen --property, generated *.property.test.ts)', packages: ['fast-check'] },
 ];
 
 /** Whether `pkg` resolves from this package (an ESM-only package without a `require` export still counts). */
