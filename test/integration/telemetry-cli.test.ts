@@ -5,7 +5,7 @@
  * review and the actions in it, the service name from `OTEL_SERVICE_NAME`, ERROR on a denied
  * episode, and `/metrics` must put the approved case's time to resolve in a finite bucket.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -117,6 +117,10 @@ describe('telemetry from the CLI', () => {
     const finite = [...metrics.matchAll(/handoff_case_time_to_resolve_bucket\{[^}]*outcome="approved"[^}]*le="([^"]+)"[^}]*\} (\d+)/g)].filter(([, le, count]) => le !== '+Inf' && Number(count) > 0);
     expect(finite.length, 'an approval in a finite bucket').toBeGreaterThan(0);
     expect(metrics).toContain('service_name="handoff-under-test"');
+    // Prometheus's own linter accepts the exposition (names, types, suffixes, HELP).
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+    expect(lint.error, 'promtool (Debian package prometheus; .ci/run installs it)').toBeUndefined();
+    expect(lint.status, `${lint.stdout}${lint.stderr}`).toBe(0);
 
     // The episode's trace: one trace id, with its review case, the reviewer's commands and the actions.
     const spansOf = () => otlp.got.flatMap((r) => r.spans);
