@@ -37,7 +37,8 @@ vi.mock('../../src/machines/review-case.ts', async (importOriginal) => (await im
 vi.mock('../../src/policy/gate.ts', async (importOriginal) => (await import('./mutants.ts')).hookGateModule(await importOriginal()));
 
 /** Share of generated mutants that must be killed (74.5 % measured on 2026-12-06; see docs/testing.md). */
-const THRESHOLD = 0.7;
+/** Raised with the suites: 74.5 % when the generated mutants came in, 94.0 % since the oracle and boundary paths (2026-12-06). */
+const THRESHOLD = 0.9;
 /** Longest a path may take before it counts as a timeout (a correct path takes well under a second). */
 const PATH_TIMEOUT_MS = 15_000;
 /** Refusals a runtime answers a reviewer command with; anything else thrown by a step is a crash. */
