@@ -166,6 +166,32 @@ describe('signed decision callbacks', () => {
     expect(entry).toMatchObject({ actor: row.id, by: 'svc-ticketing', data: { source: 'ticketing', code: 'auth.forbidden', rule: 'tier-role', status: 403 } });
   });
 
+  it('separation of duties: a callback never decides or escalates a case its own principal requested (403, audited, unchanged)', async () => {
+    const model = running.runtime.models.get('refunds')!;
+    const rng = new Rng(4711);
+    for (let i = 0; i < 8; i++) {
+      const signal = { ...(model.handlers.synthesize(rng, 300 + i) as Record<string, unknown>), channel: 'phone', requestedBy: 'svc-ticketing' };
+      void running.runtime.startEpisode('refunds', signal, { episodeId: `cb-own-${i}` }).catch(() => undefined);
+    }
+    let own: QueueRow | undefined;
+    for (let i = 0; i < 100 && !own; i++) {
+      await running.runtime.whenIdle();
+      own = openCases((r) => r.tier === 1 && r.requestedBy === 'svc-ticketing' && r.claimedBy === null)[0];
+      if (!own) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(own, 'a tier-1 case the ticketing principal requested').toBeDefined();
+    const before = await running.runtime.get(own!.id);
+    const since = await lastSeq();
+    for (const type of ['approve', 'reject', 'escalate'] as const) {
+      const res = await post(decision(type, own!.id, type === 'approve' ? {} : { reason: 'decided in the ticket' }));
+      expect(res.status, `${type}: ${res.text}`).toBe(403);
+      expect(res.json.error).toMatchObject({ code: 'auth.forbidden', details: { rule: 'separation-of-duties' } });
+    }
+    expect(await running.runtime.get(own!.id)).toMatchObject({ state: before!.state, seq: before!.seq });
+    const refused = (await auditSince(since)).filter((e) => e.kind === 'callback.refused' && e.actor === own!.id);
+    expect(refused.map((e) => e.data.rule)).toEqual(['separation-of-duties', 'separation-of-duties', 'separation-of-duties']);
+  });
+
   it('refuses bad input with typed errors naming the field, and unknown sources', async () => {
     const caseId = queuedAt(1)[0]!.id;
     const withReviewer = await post({ ...decision('approve', caseId), reviewer: { id: 'r-malik', roles: ['refunds-manager'] } });
