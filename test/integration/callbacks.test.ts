@@ -142,13 +142,15 @@ describe('signed decision callbacks', () => {
 
     // A captured, valid request sent again is refused, though its signature and timestamp are good.
     const escBody = JSON.stringify(decision('reject', caseId, { reason: 'the customer withdrew the request' }));
-    const sig = sign(escBody);
+    // Timestamps fixed here, not read twice from the clock: a slow machine must not make them equal.
+    const t0 = Math.floor(Date.now() / 1000);
+    const sig = sign(escBody, SECRET, t0);
     const first = await post(null, { raw: escBody, signature: sig });
     expect(first.status, first.text).toBe(200);
     const again = await post(null, { raw: escBody, signature: sig });
     expect([again.status, again.json.error.code]).toEqual([401, 'callback.replayed']);
     // Re-signed (a new timestamp), the same decision id is still refused: command ids are durable.
-    const resigned = await post(null, { raw: escBody, signature: sign(escBody, SECRET, Math.floor(Date.now() / 1000) - 1) });
+    const resigned = await post(null, { raw: escBody, signature: sign(escBody, SECRET, t0 - 1) });
     expect([resigned.status, resigned.json.error.code]).toEqual([409, 'command.replayed']);
     const tail = (await auditSince(since)).filter((e) => e.kind === 'callback.refused').map((e) => e.data.code);
     expect(tail.slice(-2)).toEqual(['callback.replayed', 'command.replayed']);
