@@ -9,7 +9,7 @@ import { ModelConfig, exportJsonSchemas } from '@handoff-hitl/runtime/contracts'
 import { defineSuite } from '@handoff-hitl/runtime/testing';
 import { HandoffClient } from '@handoff-hitl/runtime/client';
 
-assert.deepEqual(builtinModels(), ['incidents', 'refunds']);
+assert.deepEqual(builtinModels(), ['access', 'incidents', 'refunds']);
 assert.equal(typeof defineHandlers, 'function');
 assert.equal(typeof simulatedAction, 'function');
 assert.equal(typeof defineSuite, 'function');

@@ -12,7 +12,7 @@ export const BUILTIN_MODELS_DIR = fileURLToPath(new URL('../../models/', import.
 
 const isDir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
 
-/** Names of the shipped models (`refunds`, `incidents`). */
+/** Names of the shipped models (`refunds`, `incidents`, `access`). */
 export function builtinModels(): string[] {
   if (!isDir(BUILTIN_MODELS_DIR)) return [];
   return readdirSync(BUILTIN_MODELS_DIR, { withFileTypes: true })
