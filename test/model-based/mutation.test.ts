@@ -25,12 +25,11 @@
 import { AssertionError } from 'node:assert';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { HandoffError } from '../../src/contracts/errors.ts';
 import { agentMachineFor } from '../../src/machines/agent.ts';
 import { reviewCaseMachine } from '../../src/machines/review-case.ts';
-import { defineSuite, generateSuite, HarnessError, type GeneratedPath, type Scenario, type Suite } from '../../src/testing/index.ts';
+import { defineSuite, generateSuite, HarnessError, type GeneratedPath, type Suite } from '../../src/testing/index.ts';
 import { activate, gateInfects, gateMutants, HAND_WRITTEN, machineMutants, timerMutants, type EvaluateGate, type GateCall, type Mutant } from './mutants.ts';
-import { REPO } from './support.ts';
+import { REPO, strictPath } from './support.ts';
 
 vi.mock('../../src/machines/agent.ts', async (importOriginal) => (await import('./mutants.ts')).hookAgentModule(await importOriginal()));
 vi.mock('../../src/machines/review-case.ts', async (importOriginal) => (await import('./mutants.ts')).hookCaseModule(await importOriginal()));
@@ -42,7 +41,6 @@ const THRESHOLD = 0.9;
 /** Longest a path may take before it counts as a timeout (a correct path takes well under a second). */
 const PATH_TIMEOUT_MS = 15_000;
 /** Refusals a runtime answers a reviewer command with; anything else thrown by a step is a crash. */
-const REFUSALS = new Set(['event.rejected', 'auth.forbidden', 'policy.denied', 'contract.invalid', 'command.replayed', 'actor.not_found']);
 
 /** `not infected`: on no path does the mutant change a guard's answer, an assigned value, a deadline or a gate decision. */
 type Verdict = 'killed' | 'survived' | 'crashed' | 'timeout' | 'not infected';
@@ -76,21 +74,7 @@ let rows: Row[] = [];
 let wall = { generate: 0, original: 0, mutants: 0 };
 
 async function walk(e: Entry): Promise<void> {
-  const body = async (s: Scenario) => {
-    await s.start(e.path.initial);
-    for (const st of e.path.steps) {
-      try {
-        await s.step(st.action, st.expect);
-      } catch (err) {
-        // The path expects this step to be accepted: a refusal is the runtime behaving differently.
-        if (!st.expect.refused && err instanceof HandoffError && REFUSALS.has(err.code)) {
-          throw new AssertionError({ message: `a step the path expects to be accepted was refused (${err.code}): ${err.message}` });
-        }
-        throw err;
-      }
-    }
-    await s.end();
-  };
+  const body = strictPath(e.path);
   const run = e.path.machine === 'agent' ? e.suite.agent(body) : e.suite.case(e.path.start!, body);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, fail) => (timer = setTimeout(() => fail(new PathTimeout(`path took over ${PATH_TIMEOUT_MS} ms`)), PATH_TIMEOUT_MS)));

@@ -9,11 +9,10 @@
 import { AssertionError } from 'node:assert';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { HandoffError } from '../../src/contracts/errors.ts';
-import { defineSuite, generateSuite, HarnessError, type GeneratedPath, type Scenario, type Suite } from '../../src/testing/index.ts';
+import { defineSuite, generateSuite, HarnessError, type GeneratedPath, type Suite } from '../../src/testing/index.ts';
 import { activate } from './mutants.ts';
 import { REALISTIC, type RealisticMutant } from './realistic-mutants.ts';
-import { REPO } from './support.ts';
+import { REPO, strictPath } from './support.ts';
 
 vi.mock('../../src/machines/agent.ts', async (importOriginal) => (await import('./mutants.ts')).hookAgentModule(await importOriginal()));
 vi.mock('../../src/machines/review-case.ts', async (importOriginal) => (await import('./mutants.ts')).hookCaseModule(await importOriginal()));
@@ -22,7 +21,6 @@ vi.mock('../../src/policy/gate.ts', async (importOriginal) => (await import('./m
 const MODELS = ['refunds', 'access'];
 /** Share of the realistic mutants the generated suites must kill. */
 const TARGET = 0.95;
-const REFUSALS = new Set(['event.rejected', 'auth.forbidden', 'policy.denied', 'contract.invalid', 'command.replayed', 'actor.not_found']);
 
 interface Entry {
   key: string;
@@ -43,19 +41,7 @@ const originalFailures: string[] = [];
 let wallMs = 0;
 
 async function walk(e: Entry): Promise<void> {
-  const body = async (s: Scenario) => {
-    await s.start(e.path.initial);
-    for (const st of e.path.steps) {
-      try {
-        await s.step(st.action, st.expect);
-      } catch (err) {
-        if (!st.expect.refused && err instanceof HandoffError && REFUSALS.has(err.code))
-          throw new AssertionError({ message: `a step the path expects to be accepted was refused (${err.code}): ${err.message}` });
-        throw err;
-      }
-    }
-    await s.end();
-  };
+  const body = strictPath(e.path);
   await (e.path.machine === 'agent' ? e.suite.agent(body) : e.suite.case(e.path.start!, body));
 }
 

@@ -7,6 +7,9 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AssertionError } from 'node:assert';
+import { HandoffError } from '../../src/contracts/errors.ts';
+import type { GeneratedPath, Scenario } from '../../src/testing/index.ts';
 
 export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -91,4 +94,29 @@ export async function runVitest(root: string, projects: Project[], opts: { timeo
         failure: (a.failureMessages[0] ?? '').split('\n')[0]!.slice(0, 400),
       });
   return { exitCode: code, wallMs, results, stderr };
+}
+
+/** Refusals the runtime answers with; a path step that expects acceptance and meets one has found a behaviour change. */
+const REFUSALS = new Set(['event.rejected', 'auth.forbidden', 'policy.denied', 'contract.invalid', 'command.replayed', 'actor.not_found']);
+
+/**
+ * Plays a generated path on a scenario, strictly: a step the path expects to be accepted that the
+ * runtime refuses is an AssertionError (a behaviour change, so a mutant is killed), not a crash.
+ * The mutation tests use it for every path they run.
+ */
+export function strictPath(path: Pick<GeneratedPath, 'initial' | 'steps'>): (s: Scenario) => Promise<void> {
+  return async (s) => {
+    await s.start(path.initial);
+    for (const st of path.steps) {
+      try {
+        await s.step(st.action, st.expect);
+      } catch (err) {
+        if (!st.expect.refused && err instanceof HandoffError && REFUSALS.has(err.code)) {
+          throw new AssertionError({ message: `a step the path expects to be accepted was refused (${err.code}): ${err.message}` });
+        }
+        throw err;
+      }
+    }
+    await s.end();
+  };
 }
