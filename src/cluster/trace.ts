@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { context, trace, TraceFlags, type Span } from '@opentelemetry/api';
+import { parseTraceparent } from '../contracts/envelope.ts';
 
 /**
  * W3C trace context over NATS. An episode is one trace: its trace id is derived from the namespace
@@ -7,8 +8,6 @@ import { context, trace, TraceFlags, type Span } from '@opentelemetry/api';
  * that takes it over, the reviewers that act on its case) puts its spans in the same trace without
  * having to pass the id around; each hop sends a `traceparent` header with its own span id.
  */
-
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 export function episodeTraceId(namespace: string, episodeId: string): string {
   return createHash('sha256').update(`handoff-trace\u0000${namespace}\u0000${episodeId}`).digest('hex').slice(0, 32);
@@ -23,11 +22,7 @@ export function episodeTraceparent(namespace: string, episodeId: string): string
   return `00-${episodeTraceId(namespace, episodeId)}-${newSpanId()}-01`;
 }
 
-export function parseTraceparent(tp: string | undefined): { traceId: string; spanId: string; sampled: boolean } | undefined {
-  const m = tp ? TRACEPARENT.exec(tp) : null;
-  if (!m) return undefined;
-  return { traceId: m[1]!, spanId: m[2]!, sampled: (parseInt(m[3]!, 16) & 1) === 1 };
-}
+export { parseTraceparent };
 
 /** The traceparent of a child hop: same trace, new span id. */
 export function childTraceparent(parent: string | undefined, fallback: () => string): string {

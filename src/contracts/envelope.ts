@@ -14,6 +14,15 @@ export const Traceparent = z
   .regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'expected a W3C traceparent (00-<trace-id>-<span-id>-<flags>)')
   .refine((t) => !/^00-0{32}-/.test(t) && !/^00-[0-9a-f]{32}-0{16}-/.test(t), 'trace id and span id must not be all zeros');
 
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** A W3C traceparent (version 00) taken apart, or undefined when it is absent or not one. */
+export function parseTraceparent(tp: string | undefined): { traceId: string; spanId: string; sampled: boolean } | undefined {
+  const m = tp ? TRACEPARENT.exec(tp) : null;
+  if (!m) return undefined;
+  return { traceId: m[1]!, spanId: m[2]!, sampled: (parseInt(m[3]!, 16) & 1) === 1 };
+}
+
 /**
  * The trace an episode belongs to, fixed when it starts: a random trace id, or the trace of the
  * `traceparent` its signal came with (then `parentSpanId` is the caller's span, and the episode's

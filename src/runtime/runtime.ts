@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { TraceContext } from '../contracts/envelope.ts';
+import { parseTraceparent, type TraceContext } from '../contracts/envelope.ts';
 import { createActor, type Actor, type AnyMachineSnapshot, type AnyStateMachine, type InspectionEvent, type StateValue } from 'xstate';
 import pino, { type Logger } from 'pino';
 import { perceive } from '../actors/perceivers/perceive.ts';
@@ -1339,8 +1339,6 @@ export class Runtime {
 
 export { FINAL_CASE_STATES };
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-
 /** The W3C traceparent of an episode's root span, if it has a stored trace. */
 function traceparentOf(trace: TraceContext | null | undefined): string | undefined {
   return trace ? `00-${trace.traceId}-${trace.spanId}-${trace.sampled === false ? '00' : '01'}` : undefined;
@@ -1348,9 +1346,9 @@ function traceparentOf(trace: TraceContext | null | undefined): string | undefin
 
 /** An episode's trace: continuing a valid W3C `traceparent`, or a new random trace. */
 export function traceContextOf(traceparent: string | undefined): TraceContext {
-  const m = traceparent ? TRACEPARENT.exec(traceparent) : null;
+  const p = parseTraceparent(traceparent);
   const spanId = randomHex(8);
-  if (m && !/^0+$/.test(m[1]!) && !/^0+$/.test(m[2]!)) return { traceId: m[1]!, spanId, parentSpanId: m[2]!, sampled: (parseInt(m[3]!, 16) & 1) === 1 };
+  if (p && !/^0+$/.test(p.traceId) && !/^0+$/.test(p.spanId)) return { traceId: p.traceId, spanId, parentSpanId: p.spanId, sampled: p.sampled };
   return { traceId: randomHex(16), spanId };
 }
 

@@ -1,4 +1,5 @@
 import type { Runtime, RuntimeOptions } from '../runtime/runtime.ts';
+import { telemetryHook } from './index.ts';
 import { traceMixin } from './logging.ts';
 import { HandoffMetrics } from './metrics.ts';
 import { otlpEndpoint, setupTracing, type EpisodeTracing } from './tracing.ts';
@@ -45,12 +46,7 @@ export class ProcessTelemetry {
 
   /** The `RuntimeOptions.telemetry` hook, or undefined when nothing is on. */
   get hook(): RuntimeOptions['telemetry'] {
-    const sinks = [this.tracing, this.metrics].filter((s): s is NonNullable<typeof s> => !!s);
-    if (sinks.length === 0) return undefined;
-    if (sinks.length === 1) return sinks[0]!.onTransition;
-    return (t) => {
-      for (const s of sinks) s.onTransition(t);
-    };
+    return telemetryHook(this.tracing, this.metrics);
   }
 
   /** A pino mixin putting each record's trace and span ids on it (the episode's stored trace when known). */

@@ -1,4 +1,5 @@
 import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Context } from '@opentelemetry/api';
+import { parseTraceparent } from '../../contracts/envelope.ts';
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
@@ -704,7 +705,7 @@ export function plannerFor(model: LoadedModel, opts: Omit<LlmPlannerOptions, 'co
 
 /** The span context of a W3C traceparent (the episode's), or the active context. */
 function parentContext(traceparent: string | undefined): Context {
-  const m = traceparent ? /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent) : null;
-  if (!m) return context.active();
-  return trace.setSpanContext(context.active(), { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & 1 ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true });
+  const p = parseTraceparent(traceparent);
+  if (!p) return context.active();
+  return trace.setSpanContext(context.active(), { traceId: p.traceId, spanId: p.spanId, traceFlags: p.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true });
 }
