@@ -6,6 +6,7 @@ import { HandoffError } from '../contracts/errors.ts';
 import { KeyFilter } from './key-filter.ts';
 import { BlobError, BlobPacker, blobGroupKey, blobGroupOf, blobRef, blobRefs, blobsByRef, groupOfBlobRef, hasBlobRefs, newSink, unpackLegacyRecord, type PackSink } from './record-codec.ts';
 import { Rng } from './rng.ts';
+import { failpoint } from './failpoints.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { openStoreLevel } from '../security/sealed-level.ts';
 import { headProblem, readHeadFile, StoreDamagedError, writeHeadFile, type StoreHead } from './data-folder.ts';
@@ -402,6 +403,7 @@ export class LevelStore implements Store {
       this.#waiters = [];
       this.#batchActors = new Set();
       this.#batchBlobs = [];
+      failpoint('before-commit');
       this.#writing =
         this.#opts.faultRate > 0 && !this.#closing && this.#faults.next() < this.#opts.faultRate
           ? Promise.reject(new StoreWriteError(`injected store fault: batch of ${ops.length} operations not written`))
@@ -420,6 +422,7 @@ export class LevelStore implements Store {
       if (full !== undefined && !this.#closing) failure = await this.#writeWhenSpace(ops, full);
       try {
         if (failure !== undefined) throw failure;
+        failpoint('after-commit');
         if (last) this.#headWritten({ v: 1, auditSeq: last.seq, auditHash: last.hash, at: new Date().toISOString() });
         this.stats.batches++;
         this.stats.ops += ops.length;

@@ -78,6 +78,7 @@ export async function executeOnce(req: ExecuteRequest, compensation: boolean): P
     : req.world;
   fence?.check();
   failpoint('before-effect-pause');
+  failpoint('before-effect');
   const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed, req.traceparent), key: req.key, idempotencyKey: req.key, ...(fence ? { fencingToken: fence.token } : {}), world };
   const run = () => withTimeout(impl.execute(args, ctx), req.timeoutMs ?? actionTimeoutMs(), `${compensation ? 'compensation' : 'action'} '${type}' (key ${req.key})`);
   const result = await (req.guard ? req.guard(type, run) : run());
