@@ -1,12 +1,36 @@
+import type { AgentContext } from '../machines/agent.ts';
 import type { LevelStore } from '../runtime/level-store.ts';
 import type { Runtime } from '../runtime/runtime.ts';
-import { ApiV1 } from './api-v1.ts';
+import { ApiV1, type ApiV1Runtime } from './api-v1.ts';
 import { ServiceAccounts } from './service-accounts.ts';
+
+/** What `/api/v1` needs, from an embedded runtime. */
+export function embeddedApiRuntime(rt: Runtime): ApiV1Runtime {
+  return {
+    models: rt.models,
+    clock: rt.clock,
+    startEpisode: (model, signal, opts) => rt.startEpisode(model, signal, opts),
+    get: (id) => rt.get(id),
+    audit: (drafts) => rt.audit(drafts),
+    async *episodes(after) {
+      // The store iterates records in id order; the in-memory state of a live actor may be a step ahead.
+      for await (const rec of rt.store.actors('agent')) {
+        if (after !== undefined && rec.id <= after) continue;
+        const context = (rec.snapshot as { context: AgentContext }).context;
+        yield { id: rec.id, kind: rec.kind, model: rec.model, seq: rec.seq, state: rec.state, status: rec.status, context };
+      }
+    },
+    onAgent: (listener) =>
+      rt.onTransition((n) => {
+        if (n.kind === 'agent') listener(n);
+      }),
+  };
+}
 
 /**
  * `/api/v1` of the embedded deployment (`handoff start`): episodes start on this runtime, service
  * accounts are read from the data folder's meta records (`handoff accounts …`).
  */
 export function embeddedApi(rt: Runtime, store: LevelStore): ApiV1 {
-  return new ApiV1({ runtime: rt, accounts: new ServiceAccounts(store), log: rt.log });
+  return new ApiV1({ runtime: embeddedApiRuntime(rt), accounts: new ServiceAccounts(store), log: rt.log });
 }

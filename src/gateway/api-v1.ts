@@ -21,7 +21,7 @@ import type { AgentContext } from '../machines/agent.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { AuditDraft } from '../runtime/audit-log.ts';
-import type { Ack, ActorView } from '../runtime/runtime.ts';
+import type { Ack, ActorView, TransitionNotice } from '../runtime/runtime.ts';
 import { episodeView } from './case-view.ts';
 import { HttpError, errorBody, readJson, sendJson } from './http.ts';
 import type { ServiceAccounts } from './service-accounts.ts';
@@ -34,6 +34,13 @@ export interface ApiV1Runtime {
   get(id: string): Promise<ActorView | undefined>;
   audit(drafts: AuditDraft[]): Promise<void>;
   readonly clock: { now(): number };
+  /**
+   * Episodes (agent actors, finished ones included) in ascending id order, only those whose id sorts
+   * after `after`: `GET /api/v1/episodes` reads it lazily and stops at a page.
+   */
+  episodes(after?: string): AsyncIterable<ActorView>;
+  /** Every durable agent transition (the outcome stream `GET /api/v1/episodes/{id}/events`); returns the unsubscribe. */
+  onAgent(listener: (n: TransitionNotice) => void): () => void;
 }
 
 export interface ApiV1Options {
