@@ -3,6 +3,7 @@ import { relative, resolve } from 'node:path';
 import { ModelError } from '../contracts/errors.ts';
 import type { MachineCoverage } from '../testing/graph.ts';
 import { writeSuite } from '../testing/generator.ts';
+import { runCrashAnywhere } from '../testing/crash.ts';
 import { runProperty } from '../testing/property.ts';
 import { paint, printJson, table } from './output.ts';
 import { registerSimulate } from './simulate-command.ts';
@@ -31,6 +32,20 @@ function row(name: string, c: MachineCoverage): (string | number)[] {
   ];
 }
 
+interface TestgenOptions {
+  out: string;
+  paths: 'shortest' | 'simple';
+  maxPaths: number;
+  crashEachStep: boolean;
+  crash?: 'mid-step';
+  crashes: number;
+  harness?: string;
+  property: boolean;
+  runs: number;
+  seed: number;
+  json: boolean;
+}
+
 /** `handoff testgen <model> --out DIR`: model-based vitest suites with coverage. */
 export function registerTestgen(program: Command): void {
   program
@@ -46,13 +61,23 @@ export function registerTestgen(program: Command): void {
     .option('--harness <specifier>', "module the generated files import the harness from (default: relative path to this package's src/testing/index.ts; e.g. handoff/testing)")
     .option('--property', 'also run random reviewer command sequences against a reference model of the review process (fast-check, shrunk to a minimal failing sequence)', false)
     .option('--runs <n>', 'sequences for --property', positive('--runs'), 100)
-    .option('--seed <n>', 'seed for --property (same seed, same sequences)', positive('--seed'), 1)
+    .addOption(
+      new Option('--crash <mode>', 'mid-step: also write and run <model>.crash.test.ts: the model in a child process SIGKILLed in the middle of steps at points drawn from --seed, resumed, checked for exactly-once effects').choices(['mid-step']),
+    )
+    .option('--crashes <n>', 'kills for --crash mid-step', positive('--crashes'), 3)
+    .option('--seed <n>', 'seed for --property and --crash (same seed, same sequences and kill points)', positive('--seed'), 1)
     .option('--json', 'print a summary object on stdout', false)
-    .action(async (modelDir: string, o: { out: string; paths: 'shortest' | 'simple'; maxPaths: number; crashEachStep: boolean; harness?: string; property: boolean; runs: number; seed: number; json: boolean }) => {
+    .action(async (modelDir: string, o: TestgenOptions) => {
       const t0 = performance.now();
       let r: Awaited<ReturnType<typeof writeSuite>>;
       try {
-        r = await writeSuite(modelDir, o.out, { paths: o.paths, maxPaths: o.maxPaths, crashEachStep: o.crashEachStep, ...(o.harness ? { harnessImport: o.harness } : {}) });
+        r = await writeSuite(modelDir, o.out, {
+          paths: o.paths,
+          maxPaths: o.maxPaths,
+          crashEachStep: o.crashEachStep,
+          ...(o.crash ? { crash: o.crash, seed: o.seed, crashes: o.crashes } : {}),
+          ...(o.harness ? { harnessImport: o.harness } : {}),
+        });
       } catch (err) {
         // An invalid model (its files, or its code on its own signals): every problem, exit 1.
         if (!(err instanceof ModelError)) throw err;
@@ -63,6 +88,7 @@ export function registerTestgen(program: Command): void {
       }
       const cov = r.coverage;
       const property = o.property ? await runProperty(r.model, r.fixtures, { runs: o.runs, seed: o.seed }) : undefined;
+      const crash = o.crash ? await runCrashAnywhere({ model: r.model.dir, seed: o.seed, crashes: o.crashes }) : undefined;
       const complete = [cov.agent, cov.case].every((c) => c.uncoveredStates.length === 0 && c.uncoveredTransitions.length === 0);
       const summary = {
         ok: complete,
@@ -95,6 +121,7 @@ export function registerTestgen(program: Command): void {
         ),
         warnings: cov.warnings,
         ...(property ? { property } : {}),
+        ...(crash ? { crash } : {}),
         wallMs: Math.round(performance.now() - t0),
       };
       if (o.json) printJson(summary);
@@ -119,10 +146,11 @@ export function registerTestgen(program: Command): void {
               : `${paint.red('property failed')} (seed ${property.seed}); minimal sequence:\n${(property.counterexample ?? []).map((x) => `  ${x}`).join('\n')}\n${property.error}\n`,
           );
         }
+        if (crash) out.write(`${crash.ok ? paint.green('crash ok') : paint.red('crash failed')}: ${crash.report}\n`);
         // --root makes the hint work from any folder, inside this repository or not (its own config is not used).
         out.write(paint.dim(`run them: npx vitest run --root ${JSON.stringify(resolve(o.out))}   (${summary.wallMs} ms)\n`));
       }
-      if (!complete || (property && !property.ok)) process.exitCode = 1;
+      if (!complete || (property && !property.ok) || (crash && !crash.ok)) process.exitCode = 1;
     });
 }
 

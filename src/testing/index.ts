@@ -6,6 +6,8 @@
  * - {@link defineSuite}: the harness those suites run on: the real runtime on a LevelDB store in a
  *   temporary folder, a simulated clock, and effects held at gates so each step decides how an effect
  *   ends. Use it directly to write scenario tests by hand.
+ * - {@link runCrashAnywhere}: the model in a child process SIGKILLed in the middle of steps, resumed,
+ *   checked for exactly-once effects.
  * - {@link generatePaths}, {@link buildFixtures}: the pieces, for custom generators.
  *
  * See docs/testing.md.
@@ -17,4 +19,5 @@ export { defineSuite, Scenario, HarnessError, agentInvariants, caseInvariants, t
 export { EffectGates, scriptedModel, scriptedPlanner, type Directive, type GatedKind } from './scripted-model.ts';
 export { agentFeatures, caseFeatures, describeAction, timerNames, type Action, type AgentAction, type CaseAction, type TimerAction, type EffectResult, type Expectation, type AgentFeatures, type CaseFeatures, type CommandName } from './steps.ts';
 export { declaredStates, declaredTransitions, transitionKey, TransitionRecorder } from './machine-walk.ts';
+export { runCrashAnywhere, drawKills, CRASH_POINTS, type CrashOptions, type CrashResult, type CrashKill, type CrashPoint } from './crash.ts';
 export { runProperty, ReferenceCase, principals, type PropertyOptions, type PropertyResult, type SeqStep } from './property.ts';
