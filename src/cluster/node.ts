@@ -23,6 +23,7 @@ import { Leases, type Lease, type LeaseHolder } from './leases.ts';
 import { Membership, type Member } from './membership.ts';
 import { childTraceparent, episodeTraceparent, withSpan } from './trace.ts';
 import { JetStreamWorld } from './world.ts';
+import { SignalIngest } from './ingest.ts';
 
 /** A request to start an episode, as submitted to the work stream (`ho.<ns>.work.start`). */
 export interface StartRequest {
@@ -197,6 +198,8 @@ export class ClusterNode {
   #limit = new Limiter(64);
   #control: NatsTransport | undefined;
   #subjects: ReturnType<typeof subjects>;
+  /** Signals over NATS (`handoff.<ns>.signals.<model>`, ingest.ts). */
+  ingest: SignalIngest | undefined;
   readonly stats = { poison: 0, lapses: 0, started: 0, commands: 0, forwarded: 0, overloaded: 0, takeovers: 0, adoptedActors: 0, lost: 0, released: 0 };
 
   private constructor(opts: ClusterNodeOptions) {
@@ -363,6 +366,11 @@ export class ClusterNode {
     const jsm = await jetstreamManager(nc);
     this.#js = jetstream(nc);
     await ensureWorkStream(jsm, this.namespace, o.replicas ?? 1);
+    this.ingest = await SignalIngest.start({
+      ...{ js: this.#js, jsm, namespace: this.namespace, workSubject: workSubject(this.namespace), models: o.models, keyring: o.keyring, replicas: o.replicas ?? 1, log: this.#log },
+      ...{ publish: (s, d) => nc.publish(s, d), putDeadLetter: (l) => this.store.putDeadLetter(l), audit: (d) => this.runtime.audit(d) },
+      ...{ accepting: () => !this.#stopped && this.membership.healthy, now: () => this.clock.now() },
+    });
 
     this.#sweep();
     this.#sweeper = setInterval(() => this.#sweep(), 250);
@@ -787,6 +795,7 @@ export class ClusterNode {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#sweeper);
+    this.ingest?.halt();
     this.membership.halt();
     this.leases.close();
     await Promise.allSettled([this.transport.nc.close(), this.#control?.nc.close()]);
@@ -799,7 +808,7 @@ export class ClusterNode {
     this.#stopped = true;
     clearInterval(this.#sweeper);
     for (const s of this.#subs) s.unsubscribe();
-    await Promise.race([this.#pulling, sleep(2000)]);
+    await Promise.all([Promise.race([this.#pulling, sleep(2000)]), this.ingest?.stop()]);
     await Promise.race([this.runtime.whenIdle(), sleep(5000)]);
     await this.runtime.close();
     await this.#reasoning?.close();
