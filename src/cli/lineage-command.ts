@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ContractError } from '../contracts/errors.ts';
 import { ModelConfig } from '../contracts/model-config.ts';
-import { AuditIndex, type AuditQuery } from '../gateway/audit-index.ts';
+import { AuditIndex, type AuditQuery } from '../lineage/audit-index.ts';
 import { buildLineage, withCompensationTypes } from '../lineage/lineage.ts';
 import { renderLineage } from '../lineage/render.ts';
 import { storeLineageSource } from '../lineage/source.ts';

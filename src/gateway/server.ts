@@ -15,7 +15,7 @@ import { explainCaseRejection, type CaseContext, type CaseEvent } from '../machi
 import type { AgentContext } from '../machines/agent.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { AuditDraft } from '../runtime/audit-log.ts';
-import { AuditIndex } from './audit-index.ts';
+import { AuditIndex } from '../lineage/audit-index.ts';
 import { Directory, Sessions, tokenKey, type Principal, type Session, type SessionOptions } from './auth.ts';
 import { OidcSignIn, type OidcConfig } from './oidc.ts';
 import { randomBytes } from 'node:crypto';
@@ -24,7 +24,7 @@ import type { GatewayBackend } from './backend.ts';
 import { MASK, caseView, episodeView, mayOpen, unmaskActions } from './case-view.ts';
 import { buildLineage, withCompensationTypes } from '../lineage/lineage.ts';
 import { maskLineage } from '../lineage/mask.ts';
-import { HOLDS_KEY, summaryKey, type CompactionSummary, type LegalHold } from '../retention/records.ts';
+import { HOLDS_KEY, summaryKey, type CompactionSummary, type LegalHold } from '../lineage/retention-records.ts';
 import { sensitivePaths } from '../contracts/classification.ts';
 import { z } from 'zod';
 import { HttpError, MIME, errorBody, SECURITY_HEADERS, parseCookies, readJson, sameOrigin, sendError, sendJson } from './http.ts';

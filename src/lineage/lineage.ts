@@ -7,7 +7,10 @@ import type { CaseContext } from '../machines/review-case.ts';
 import type { LedgerEntry } from '../models/define.ts';
 import type { AuditEntry } from '../runtime/audit-log.ts';
 import type { ActorKind, JournalEntry } from '../runtime/store.ts';
-import type { CompactionSummary, LegalHold } from '../retention/records.ts';
+import type { LineageObservation, LineagePlan } from './provenance.ts';
+import type { CompactionSummary, LegalHold } from './retention-records.ts';
+
+export type { LineageObservation, LineagePlan };
 
 /** What a lineage is built from. Only `get` and `auditOf` are required; the rest fill in detail. */
 export interface LineageSource {
@@ -28,36 +31,6 @@ export class LineageNotFoundError extends HandoffError {
   constructor(id: string) {
     super('lineage.not_found', `no episode or case with id '${id}'`, { id });
   }
-}
-
-export interface LineageObservation {
-  id: string;
-  kind: string;
-  subject: string;
-  source: string;
-  observedAt: string;
-  transforms: { name: string; at: string; by: string; note?: string }[];
-  /** Journal entry that brought it in (null when known only from the final snapshot). */
-  journalSeq: number | null;
-  /** When the runtime accepted it, epoch ms. */
-  at: number | null;
-}
-
-export interface LineagePlan {
-  id: string;
-  planner: string;
-  /** Who made this version: the planner, a reviewer's modification, or the policy's expiry fallback. */
-  origin: 'planner' | 'reviewer' | 'fallback';
-  /** Reviewers of a modification: who edited it (the approvers of the edited plan are the case's decidedBy). */
-  by: string[];
-  rationale: string;
-  confidence: number;
-  riskScore: number;
-  /** Observation fields the planner relied on (paths into the observation; values are not copied). */
-  citedInputs: string[];
-  actions: { type: string; description: string | null }[];
-  journalSeq: number | null;
-  at: number | null;
 }
 
 export interface LineageDecision {

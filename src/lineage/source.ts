@@ -1,6 +1,6 @@
-import { AuditIndex } from '../gateway/audit-index.ts';
+import { AuditIndex } from './audit-index.ts';
 import type { LedgerEntry } from '../models/define.ts';
-import { HOLDS_KEY, summaryKey, type CompactionSummary, type LegalHold } from '../retention/records.ts';
+import { HOLDS_KEY, summaryKey, type CompactionSummary, type LegalHold } from './retention-records.ts';
 import type { Store } from '../runtime/store.ts';
 import type { LineageSource } from './lineage.ts';
 

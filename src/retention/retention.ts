@@ -7,7 +7,7 @@ import type { Redactor } from '../inspect/redact.ts';
 import { canonicalJson } from '../runtime/audit-log.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { ActorRecord, JournalEntry, Store } from '../runtime/store.ts';
-import { HOLDS_KEY, summaryKey, type CompactedJournal, type CompactionSummary, type LegalHold } from './records.ts';
+import { HOLDS_KEY, summaryKey, type CompactedJournal, type CompactionSummary, type LegalHold } from '../lineage/retention-records.ts';
 
 const DAY_MS = 86_400_000;
 

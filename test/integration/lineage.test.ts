@@ -4,7 +4,7 @@
  * `handoff lineage` and `handoff audit query` commands, and their typed errors.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuditIndex } from '../../src/gateway/audit-index.ts';
+import { AuditIndex } from '../../src/lineage/audit-index.ts';
 import { embeddedBackend } from '../../src/gateway/backend.ts';
 import { Gateway } from '../../src/gateway/server.ts';
 import { maskLineage } from '../../src/lineage/mask.ts';

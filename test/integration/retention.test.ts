@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildLineage, type Lineage } from '../../src/lineage/lineage.ts';
 import { storeLineageSource } from '../../src/lineage/source.ts';
-import { summaryKey, type CompactionSummary } from '../../src/retention/records.ts';
+import { summaryKey, type CompactionSummary } from '../../src/lineage/retention-records.ts';
 import { LegalHoldError, clearHold, listHolds, retentionOf, runRetention, scheduleRetention, setHold } from '../../src/retention/retention.ts';
 import { REDACTED, Redactor } from '../../src/inspect/redact.ts';
 import type { AgentContext } from '../../src/machines/agent.ts';

@@ -1,4 +1,4 @@
-import type { LineageObservation, LineagePlan } from '../lineage/lineage.ts';
+import type { LineageObservation, LineagePlan } from './provenance.ts';
 
 /** Store meta key of an episode's compaction summary. */
 export const summaryKey = (episodeId: string) => `retention.summary.${episodeId}`;

@@ -1,5 +1,9 @@
 import type { AuditEntry } from '../runtime/audit-log.ts';
-import type { GatewayBackend } from './backend.ts';
+
+/** Where the index reads audit entries from: a store, or a console's backend (local or cluster). */
+export interface AuditSource {
+  audit(from?: number): AsyncIterable<AuditEntry>;
+}
 
 /** A query of the audit log; every given field must match. */
 export interface AuditQuery {
@@ -50,9 +54,9 @@ export class AuditIndex {
   #at = new Map<number, number>();
   #last = 0;
   #catchingUp: Promise<void> | null = null;
-  #backend: Pick<GatewayBackend, 'audit'>;
+  #backend: AuditSource;
 
-  constructor(backend: Pick<GatewayBackend, 'audit'>) {
+  constructor(backend: AuditSource) {
     this.#backend = backend;
   }
 
