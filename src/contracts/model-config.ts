@@ -4,6 +4,7 @@ import { PlannedAction } from './plan.ts';
 import { PlannerConfig } from './planner-config.ts';
 import { TierSpec } from './review-case.ts';
 import { NotificationsConfig } from './notifications.ts';
+import { ArgSchema, HttpCall } from './http-action.ts';
 
 /** Per-argument limits of one action type, e.g. the amount of a refund. */
 export const ActionLimit = z
@@ -52,6 +53,13 @@ export const ActionConfig = z.strictObject({
   risk: z.number().min(0).max(1),
   /** Name of the compensating action, or null when the action changes nothing that needs undoing. */
   compensation: z.string().min(1).nullable(),
+  /**
+   * The action is an HTTP call to a real service (docs/api.md, "HTTP actions"), run by the runtime:
+   * no implementation in handlers.ts. Needs `args`.
+   */
+  http: HttpCall.optional(),
+  /** Arguments of an HTTP action, a JSON Schema subset (type object); a TypeScript action declares them in handlers.ts. */
+  args: ArgSchema.optional(),
 });
 
 export const RetryConfig = z.strictObject({

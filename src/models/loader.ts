@@ -14,6 +14,7 @@ import type { ModelHandlers } from './define.ts';
 import { resolveModelDir } from './builtin.ts';
 import { ensureTypeScriptLoader } from './typescript-loader.ts';
 import { unknownKeys } from './schema-keys.ts';
+import { httpActionImpls, httpActionProblems } from './http-actions.ts';
 
 /** A model folder, validated and ready to run. */
 export interface LoadedModel {
@@ -150,7 +151,9 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
     const hf = rel(handlersFile);
     const jf = rel(jsonFile);
     for (const [name, action] of Object.entries(config.actions)) {
-      if (!handlers.actions[name]) problems.push({ file: hf, path: `actions.${name}`, message: `action '${name}' of model.json has no implementation` });
+      if (action.http && handlers.actions[name])
+        problems.push({ file: hf, path: `actions.${name}`, message: `'${name}' is an HTTP action in model.json and also implemented in handlers.ts: keep one` });
+      else if (!action.http && !handlers.actions[name]) problems.push({ file: hf, path: `actions.${name}`, message: `action '${name}' of model.json has no implementation` });
       if (action.compensation && !config.actions[action.compensation])
         problems.push({ file: jf, path: `actions.${name}.compensation`, message: `compensation '${action.compensation}' is not an action of the model` });
     }
@@ -191,10 +194,12 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
     // The raw document is too broken for cross-references; its schema problems are reported above.
    }
   }
+  if (parsed.success) for (const i of httpActionProblems(parsed.data, process.env)) problems.push({ file: rel(jsonFile), ...i });
 
   if (problems.length > 0 || !parsed.success || !handlers) throw new ModelError(label, problems);
   const config = parsed.data;
-  const h = handlers;
+  // HTTP actions of model.json join the handlers' actions: their argument schemas validate plans and edits alike.
+  const h: ModelHandlers = { ...handlers, actions: { ...handlers.actions, ...httpActionImpls(config) } };
   const sensitiveFields = sensitivePaths(h.fields);
 
   const validatePlan = (plan: unknown, contract = 'Plan', prefix = ''): Plan => {

@@ -15,11 +15,27 @@ export const FIELD_DOCS: Record<string, string> = {
   name: 'Model name: lower-case letters, digits and dashes; the folder name by convention.',
   version: 'Version of the model; shown in audits, lineage and generated suites.',
   description: 'What the model does, in a sentence or two.',
-  actions: 'Every action the model may plan or compensate with, by name; each needs an implementation in handlers.ts.',
+  actions: 'Every action the model may plan or compensate with, by name; each needs an implementation in handlers.ts, or `http`.',
   'actions.*': 'One action type.',
   'actions.*.description': 'What the action does, shown to reviewers when the action has no `describe()`.',
   'actions.*.risk': "Inherent risk in [0, 1]: a plan's risk is at least the highest risk of its actions.",
   'actions.*.compensation': 'Name of the action that undoes this one when a later step fails (a saga), or null when nothing needs undoing.',
+  'actions.*.http': 'Makes the action an HTTP call to a real service, with no code in handlers.ts: see docs/api.md, "HTTP actions".',
+  'actions.*.http.method': 'HTTP method.',
+  'actions.*.http.url': 'URL template: `{arg}` is replaced with the URL-encoded argument (`{original.x}`: the undone action\'s result, in a compensation), `${env:NAME}` with an environment variable.',
+  'actions.*.http.headers': 'Extra headers; values may use `${env:NAME}` for secrets, never logged. `Idempotency-Key`, `traceparent` and `Content-Type` are set by the runtime.',
+  'actions.*.http.headers.*': 'A header value.',
+  'actions.*.http.body': 'JSON body template: a string that is exactly `"{arg}"` becomes the value, `{arg}` inside a string its text. Absent: the arguments for POST, PUT, PATCH; no body for GET, DELETE.',
+  'actions.*.http.success': 'Statuses (`201`) or classes (`"2xx"`) that mean the effect took place.',
+  'actions.*.http.success[]': 'A status or class.',
+  'actions.*.http.transient': 'Statuses retried with back-off; any status neither success nor transient fails the step for good (compensation starts).',
+  'actions.*.http.transient[]': 'A status or class.',
+  'actions.*.http.timeoutMs': 'How long one attempt may take (ms); a timeout is transient.',
+  'actions.*.http.retry': 'Attempts within one step; after the last, a transient failure goes to the model\'s `retry`.',
+  'actions.*.http.retry.maxAttempts': 'Attempts in all, the first included.',
+  'actions.*.http.retry.backoffMs': 'Wait after the first failed attempt; doubles after each further one; a `Retry-After` answer is honoured.',
+  'actions.*.http.retry.maxBackoffMs': 'Longest wait between attempts.',
+  'actions.*.args': 'Arguments of an HTTP action, a JSON Schema subset (type object; closed; `sensitive: true` marks personal data): see docs/api.md.',
   policy: 'The gate: which plans run on their own, which go to review (and at which tier), which are denied.',
   'policy.version': 'Policy version, recorded in every gate decision.',
   'policy.allowedActions': 'Only these action types may ever run; any other denies the plan.',
@@ -92,7 +108,7 @@ export const FIELD_DOCS: Record<string, string> = {
 };
 
 /** Fields documented elsewhere: listed, not descended into. */
-const OPAQUE = new Set(['planner', 'notifications', 'operator']);
+const OPAQUE = new Set(['planner', 'notifications', 'operator', 'actions.*.args']);
 
 interface Field {
   path: string;
@@ -131,10 +147,15 @@ function describeType(s: z.ZodType): string {
       return `object: name → ${describeType(d.valueType as z.ZodType)}`;
     case 'object':
       return 'object';
-    case 'union':
+    case 'union': {
+      const options = d.options as z.ZodType[];
+      if (options.every((o) => defOf(o).type !== 'object')) return options.map(describeType).join(' \\| ');
       return 'object (one of several forms)';
+    }
     case 'unknown':
       return 'any';
+    case 'lazy':
+      return describeType((d.getter as () => z.ZodType)());
     default:
       return d.type;
   }
@@ -161,6 +182,7 @@ function fields(s: z.ZodType, path: string, required: boolean, out: Field[], def
       // Every form's fields, once each (a field optional in one form is optional).
       const seen = new Map<string, Field>();
       for (const o of inner.options as z.ZodType[]) {
+        if (defOf(o).type !== 'object') continue; // a union of scalars (a status or a class) has no fields
         const sub: Field[] = [];
         for (const [k, v] of Object.entries(defOf(o).shape as Record<string, z.ZodType>)) fields(v, at(k), true, sub);
         for (const f of sub) {

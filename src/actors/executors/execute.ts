@@ -4,6 +4,7 @@ import type { EffectFence, World } from '../../models/define.ts';
 import type { LoadedModel } from '../../models/loader.ts';
 import { failpoint } from '../../runtime/failpoints.ts';
 import { stepContext } from '../step-context.ts';
+import { httpBudgetMs, runHttpAction } from './http-action.ts';
 
 export interface ExecuteRequest {
   model: LoadedModel;
@@ -80,7 +81,11 @@ export async function executeOnce(req: ExecuteRequest, compensation: boolean): P
   failpoint('before-effect-pause');
   failpoint('before-effect');
   const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed, req.traceparent), key: req.key, idempotencyKey: req.key, ...(fence ? { fencingToken: fence.token } : {}), world };
-  const run = () => withTimeout(impl.execute(args, ctx), req.timeoutMs ?? actionTimeoutMs(), `${compensation ? 'compensation' : 'action'} '${type}' (key ${req.key})`);
+  // An HTTP action of model.json is a call the executor makes; its timeout covers all its attempts.
+  const http = req.model.config.actions[type]?.http;
+  const timeoutMs = req.timeoutMs ?? (http ? Math.max(actionTimeoutMs(), httpBudgetMs(http)) : actionTimeoutMs());
+  const call = () => (http ? runHttpAction(type, http, args, ctx) : impl.execute(args, ctx));
+  const run = () => withTimeout(call(), timeoutMs, `${compensation ? 'compensation' : 'action'} '${type}' (key ${req.key})`);
   const result = await (req.guard ? req.guard(type, run) : run());
   failpoint('after-effect');
   return { result, replayed: false };
