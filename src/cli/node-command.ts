@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { hostname } from 'node:os';
 import { loadModel } from '../models/loader.ts';
 import { ClusterNode, type NodeEvent } from '../cluster/node.ts';
-import { clusterGatewayBackend, clusterInspectorBackend } from '../cluster/console.ts';
+import { clusterApi, clusterGatewayBackend, clusterInspectorBackend } from '../cluster/console.ts';
 import { runClusterDemo, type ClusterDemoSummary } from '../cluster/demo.ts';
 import { Gateway, type GatewayOptions } from '../gateway/server.ts';
 import { InspectionStream } from '../inspect/stream.ts';
@@ -131,6 +131,7 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
         backend: clusterGatewayBackend(node),
         inspector: clusterInspectorBackend(node),
         log: node.runtime.log,
+        api: clusterApi(node, { keyring: dataKeyring() }),
       });
     }
   } catch (err) {

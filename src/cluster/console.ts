@@ -1,7 +1,14 @@
+import { jetstream } from '@nats-io/jetstream';
+import { ActorExistsError } from '../contracts/errors.ts';
+import { ApiV1, type ApiV1Runtime } from '../gateway/api-v1.ts';
 import { embeddedBackend, type GatewayBackend } from '../gateway/backend.ts';
+import { ServiceAccounts } from '../gateway/service-accounts.ts';
+import type { ActorView, TransitionNotice } from '../runtime/runtime.ts';
+import type { Keyring } from '../security/keyring.ts';
 import { embeddedInspectorBackend, type InspectorBackend } from '../inspect/backend.ts';
 import type { ActorRecord } from '../runtime/store.ts';
-import type { ClusterNode } from './node.ts';
+import { publishStart } from './ingest.ts';
+import { workSubject, type ClusterNode } from './node.ts';
 
 /**
  * Every unfinished actor of the namespace, whichever node owns it. A node's own store tracks only
@@ -28,5 +35,74 @@ export function clusterGatewayBackend(node: ClusterNode): GatewayBackend {
 
 /** The live inspector's backend on a cluster node: inspection records of every node, over NATS. */
 export function clusterInspectorBackend(node: ClusterNode): InspectorBackend {
-  return { ...embeddedInspectorBackend(node.runtime, { transport: node.transport, node: node.name }), liveActors: () => clusterLiveActors(node) };
+  return {
+    ...embeddedInspectorBackend(node.runtime, { transport: node.transport, node: node.name }),
+    liveActors: () => clusterLiveActors(node),
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * What `/api/v1` needs, from a cluster node (docs/api.md). A submitted signal becomes a start on the
+ * work stream (the same path as a signal over NATS), so whichever node has room starts it and a node
+ * killed after the 202 loses nothing: the start is in JetStream before the answer. The same key on
+ * two nodes names one episode: an existing record, or the work stream's `Nats-Msg-Id` window, answers
+ * `created: false`, and past both the start finds the actor existing. Reads go to the shared store.
+ */
+export function clusterApiRuntime(
+  node: ClusterNode,
+  opts: { keyring?: Keyring | undefined; startWaitMs?: number } = {},
+): ApiV1Runtime {
+  const js = jetstream(node.transport.nc);
+  const ns = node.namespace;
+  const work = { namespace: ns, workSubject: workSubject(ns), keyring: opts.keyring };
+  const waitMs = opts.startWaitMs ?? 10_000;
+  return {
+    models: node.runtime.models,
+    clock: { now: () => node.clock.now() },
+    async startEpisode(model, signal, { episodeId, traceparent }) {
+      if (await node.store.load(episodeId)) throw new ActorExistsError(episodeId);
+      const stored = await publishStart(js, work, {
+        episodeId,
+        model,
+        signal,
+        ...(traceparent ? { traceparent } : {}),
+      });
+      if (stored.duplicate) throw new ActorExistsError(episodeId);
+      // Durable from here. Wait (bounded) for a node to start it, so its status URL answers at once.
+      const deadline = performance.now() + waitMs;
+      for (let pause = 5; performance.now() < deadline; pause = Math.min(200, pause * 2)) {
+        const rec = await node.store.load(episodeId);
+        if (rec) return { actorId: episodeId, seq: rec.seq, state: rec.state, status: rec.status };
+        await sleep(pause);
+      }
+      return { actorId: episodeId, seq: 0, state: 'queued', status: 'active' };
+    },
+    get: (id) => node.runtime.get(id),
+    audit: (drafts) => node.runtime.audit(drafts),
+    async *episodes(after?: string): AsyncIterable<ActorView> {
+      const ids: string[] = [];
+      for await (const ix of node.store.index())
+        if (ix.kind === 'agent' && (after === undefined || ix.id > after)) ids.push(ix.id);
+      ids.sort();
+      for (const id of ids) {
+        const view = await node.runtime.get(id);
+        if (view) yield view;
+      }
+    },
+    onAgent(listener: (n: TransitionNotice) => void): () => void {
+      const sub = node.transport.subscribe(`handoff.${ns}.events.agent.*`, (m) => listener(m.data as TransitionNotice));
+      return () => sub.unsubscribe();
+    },
+  };
+}
+
+/** `/api/v1` on a cluster node: service accounts live in the namespace's store, shared by every node. */
+export function clusterApi(node: ClusterNode, opts: { keyring?: Keyring | undefined } = {}): ApiV1 {
+  return new ApiV1({
+    runtime: clusterApiRuntime(node, opts),
+    accounts: new ServiceAccounts(node.store),
+    log: node.runtime.log,
+  });
 }
