@@ -19,6 +19,7 @@ export const BENCHMARKS = [
   { name: 'open-cases', file: 'bench/open-cases.ts', what: 'open cases held with passivation: RSS, rehydrate + decide p99, recovery', flags: ['--expose-gc'] },
   { name: 'nats', file: 'bench/nats.ts', what: 'reviewer command latency over NATS vs raw request/reply' },
   { name: 'inspection', file: 'bench/inspection.ts', what: 'episodes/s with the inspector stream on vs off' },
+  { name: 'ingest', file: 'bench/ingest.ts', what: 'signals accepted/s over HTTP into the embedded runtime vs an empty route of the same framework' },
 ] as const;
 
 export interface BenchResult {

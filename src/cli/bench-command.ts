@@ -12,7 +12,7 @@ const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 export function registerBench(program: Command): void {
   program
     .command('bench')
-    .description('Run the benchmarks (ours vs LangGraph JS, raw XState, LevelDB and NATS, measured in the same run) and print one table.')
+    .description('Run the benchmarks (ours vs LangGraph JS, raw XState, LevelDB, NATS and the HTTP framework, measured in the same run) and print one table.')
     .option('--quick', 'short runs (under 3 minutes on 2 cores), for CI', false)
     .option('--json', 'print {"benchmarks": [{name, unit, value, reference: {name, value}, ratio}]} on stdout', false)
     .option('--markdown', 'print the table as Markdown (for BENCHMARKS.md)', false)
