@@ -1,99 +1,18 @@
-import { statfs } from 'node:fs/promises';
 import { Level } from 'level';
 import pino, { type Logger } from 'pino';
 import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
-import { KeyFilter } from './key-filter.ts';
-import { BlobError, BlobPacker, blobGroupKey, blobGroupOf, blobRef, blobRefs, blobsByRef, groupOfBlobRef, hasBlobRefs, newSink, unpackLegacyRecord, type PackSink } from './record-codec.ts';
+import { K, LIVE_CHUNK, noSpace, pad, StoreWriteError, syncFromEnv, type EncodedOp, type LevelStoreOptions, type Op, type PrivateBatch, type StoreUnavailableError } from './level-format.ts';
+import { loadMany, SpaceFilters } from './level-filters.ts';
+import { watchReads, writeWhenSpace } from './level-faults.ts';
+import { BlobError, BlobPacker, blobGroupKey, blobGroupOf, blobRef, blobRefs, blobsByRef, newSink, hasBlobRefs, unpackLegacyRecord, type PackSink } from './record-codec.ts';
 import { Rng } from './rng.ts';
 import { failpoint } from './failpoints.ts';
-import type { Keyring } from '../security/keyring.ts';
 import { openStoreLevel } from '../security/sealed-level.ts';
 import { headProblem, readHeadFile, StoreDamagedError, writeHeadFile, type StoreHead } from './data-folder.ts';
 import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
 
-type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
-type EncodedOp = { type: 'put'; key: string; value: string; keyEncoding: 'utf8'; valueEncoding: 'utf8' } | { type: 'del'; key: string; keyEncoding: 'utf8' };
-/** abstract-level's private batch (keys and values encoded, options of the batch). */
-interface PrivateBatch {
-  _batch(ops: EncodedOp[], options: { sync: boolean }): Promise<void>;
-}
-/** Live actors `liveActors()` reads at a time. */
-const LIVE_CHUNK = 256;
-
-const pad = (n: number, width: number) => String(n).padStart(width, '0');
-const K = {
-  actor: (id: string) => `a:${id}`,
-  journal: (id: string, seq: number) => `j:${id}:${pad(seq, 10)}`,
-  live: (id: string) => `l:${id}`,
-  timer: (t: TimerEntry) => `t:${pad(t.dueAt, 15)}:${t.actorId}:${t.name}`,
-  outbox: (id: string) => `o:${id}`,
-  command: (id: string) => `c:${id}`,
-  audit: (seq: number) => `x:${pad(seq, 12)}`,
-  meta: (k: string) => `m:${k}`,
-};
-
-/** A write failed for want of space (not because of the batch): held and retried, never failed. */
-function noSpace(err: unknown): string | undefined {
-  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } } | undefined;
-  const text = `${e?.message ?? ''} ${e?.cause?.message ?? ''}`;
-  if (e?.code === 'ENOSPC' || e?.cause?.code === 'ENOSPC' || /No space left on device|ENOSPC|Disk quota exceeded|EDQUOT/i.test(text)) return (e?.cause?.message ?? e?.message ?? 'no space left').trim();
-  return undefined;
-}
-
-/** `HANDOFF_STORE_SYNC`: `1`/`true`/`on` fsyncs every batch (the default of `sync`). */
-export function syncFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = (env.HANDOFF_STORE_SYNC ?? '').trim().toLowerCase();
-  if (v === '' || v === '0' || v === 'false' || v === 'off') return false;
-  if (v === '1' || v === 'true' || v === 'on') return true;
-  throw new HandoffError('config.invalid', `HANDOFF_STORE_SYNC must be 1/true/on or 0/false/off, not '${env.HANDOFF_STORE_SYNC}'`, { field: 'HANDOFF_STORE_SYNC' });
-}
-
-export interface LevelStoreOptions {
-  /** Upper bound of operations written in one batch. @default 20000 */
-  maxBatchOps?: number;
-  /**
-   * fsync each batch before its commits are acknowledged (every acknowledged commit survives a power
-   * loss, at a cost in throughput; docs/durability.md). @default `HANDOFF_STORE_SYNC`, else false
-   */
-  sync?: boolean;
-  /**
-   * A database behind its HANDOFF-HEAD file lost acknowledged writes: `refuse` to open it
-   * (`store.damaged`), or `report` it in {@link LevelStore.headCheck} (audit verify, doctor). @default 'refuse'
-   */
-  lostWrites?: 'refuse' | 'report';
-  /** Where the store reports a full disk (bounded: one line when it starts, at most one a minute, one when it ends). */
-  logger?: Pick<Logger, 'error' | 'warn'>;
-  /** First wait before a write held for want of space is retried (doubling to 30 s). @default 500 */
-  noSpaceRetryMs?: number;
-  /** Fault injection: probability that a batch write fails (all its commits reject). @default 0 */
-  faultRate?: number;
-  /** Seed of the fault draws. @default 1 */
-  faultSeed?: number;
-  /**
-   * Data keys: every value is sealed (AES-256-GCM) under the active key, and values under any key of
-   * the ring can be read (docs/encryption.md). A store once sealed refuses to open without keys.
-   * @default undefined (values stored as plain JSON)
-   */
-  keyring?: Keyring | undefined;
-}
-
-/**
- * The store's disk is full: its writes are held and retried until space returns, and new commands
- * are refused with this error (retryable) meanwhile.
- */
-export class StoreUnavailableError extends HandoffError {
-  constructor(dir: string, reason: string, since: number) {
-    super('store.unavailable', `data folder ${dir} cannot be written (${reason}) since ${new Date(since).toISOString()}: new work is refused until space returns; writes in flight are held and retried`, { data: dir, reason, since, retryable: true });
-  }
-}
-
-/** A write to the store failed; nothing of the failed batch was written. Retrying may succeed. */
-export class StoreWriteError extends HandoffError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('store.write_failed', message, {}, options);
-  }
-}
+export { StoreUnavailableError, StoreWriteError, syncFromEnv, type LevelStoreOptions } from './level-format.ts';
 
 /**
  * The embedded store: one LevelDB in the data folder. Commits are grouped: every commit queued while a
@@ -132,17 +51,8 @@ export class LevelStore implements Store {
   #blobs = new BlobPacker();
   /** Objects registered as stored by the next batch's blobs (forgotten if it fails). */
   #batchBlobs: object[] = [];
-  /**
-   * Bloom filters of the key spaces that are mostly asked for keys that are not there: actor records
-   * (is this id new?), command ids (the replay guard) and the world's ledger (did this effect take
-   * place?). Every key written through this store is added when it is queued; the keys already on
-   * disk are added by one scan of the space, started the first time the space is read. Until that
-   * scan ends, reads go to LevelDB as before; after it, a key the filter has never seen is answered
-   * "absent" without a read.
-   */
-  #filters = new Map<string, { filter: KeyFilter; state: 'idle' | 'loading' | 'ready' }>(
-    ['a', 'c', 'w'].map((space) => [space, { filter: new KeyFilter(), state: 'idle' }]),
-  );
+  /** Key spaces answered "absent" from memory (level-filters.ts). */
+  #filters: SpaceFilters;
   #opts: Required<Omit<LevelStoreOptions, 'keyring' | 'logger' | 'lostWrites'>>;
   #faults: Rng;
   #pending = new Map<string, Op>();
@@ -168,31 +78,9 @@ export class LevelStore implements Store {
     this.db = db;
     this.#opts = { maxBatchOps: opts.maxBatchOps ?? 20_000, sync: opts.sync ?? syncFromEnv(), faultRate: opts.faultRate ?? 0, faultSeed: opts.faultSeed ?? 1, noSpaceRetryMs: opts.noSpaceRetryMs ?? 500 };
     this.#faults = new Rng(this.#opts.faultSeed);
+    this.#filters = new SpaceFilters(db, ['a', 'c', 'w']);
     this.#log = opts.logger ?? pino({ level: process.env.HANDOFF_LOG_LEVEL ?? 'warn', base: { app: 'handoff' } }, pino.destination(2));
-    this.#watchCorruption();
-  }
-
-  /**
-   * Every read of the database (get, getMany, iterators) reports LevelDB's corruption as
-   * `store.corrupt` naming the folder, and the first one marks the store damaged. Without this a
-   * timer of an actor whose record sits in a damaged block was read, failed and read again for ever.
-   */
-  #watchCorruption(): void {
-    type Fn = (...a: unknown[]) => Promise<unknown>;
-    const db = this.db as unknown as Record<string, unknown>;
-    const guard = (fn: Fn): Fn => (...a) =>
-      fn(...a).catch((err: unknown) => {
-        throw this.#readError(err);
-      });
-    for (const m of ['get', 'getMany']) db[m] = guard((db[m] as Fn).bind(this.db));
-    for (const m of ['iterator', 'keys', 'values']) {
-      const make = (db[m] as (...a: unknown[]) => Record<string, unknown>).bind(this.db);
-      db[m] = (...a: unknown[]) => {
-        const it = make(...a);
-        for (const f of ['next', 'nextv', 'all']) if (typeof it[f] === 'function') it[f] = guard((it[f] as Fn).bind(it));
-        return it;
-      };
-    }
+    watchReads(db, (err) => this.#readError(err));
   }
 
   /** The corruption that damaged this store, if a read met one. */
@@ -304,45 +192,8 @@ export class LevelStore implements Store {
   async getAux<T>(space: string, key: string): Promise<T | undefined> {
     const pending = this.#pending.get(`${space}:${key}`);
     if (pending) return pending.type === 'put' ? (pending.value as T) : undefined;
-    if (this.#absent(`${space}:${key}`)) return undefined;
+    if (this.#filters.absent(`${space}:${key}`, this.#closing)) return undefined;
     return (await this.db.get(`${space}:${key}`)) as T | undefined;
-  }
-
-  /** True only if `key` was never written: its space's filter is loaded and has not seen it. */
-  #absent(key: string): boolean {
-    const f = key.charCodeAt(1) === 58 ? this.#filters.get(key[0]!) : undefined;
-    if (!f) return false;
-    if (f.state === 'ready') return !f.filter.mightContain(key);
-    if (f.state === 'idle' && !this.#closing) {
-      this.#hookDirectWrites();
-      void this.#scan(key[0]!, f);
-    }
-    return false;
-  }
-
-  #hooked = false;
-  /**
-   * Keys written to `db` directly rather than through this store (tools, tests) reach the filters
-   * too. (The store's own batches do not pass the hook: their keys were added when queued.)
-   */
-  #hookDirectWrites(): void {
-    if (this.#hooked) return;
-    this.#hooked = true;
-    this.db.hooks.prewrite.add((op) => {
-      if (op.type !== 'put' || typeof op.key !== 'string' || op.key.charCodeAt(1) !== 58) return;
-      this.#filters.get(op.key[0]!)?.filter.add(op.key);
-    });
-  }
-
-  async #scan(space: string, f: { filter: KeyFilter; state: 'idle' | 'loading' | 'ready' }): Promise<void> {
-    f.state = 'loading';
-    try {
-      for await (const key of this.db.keys({ gt: `${space}:`, lt: `${space};` })) f.filter.add(key);
-      f.state = 'ready';
-    } catch {
-      // Closed while scanning: reads keep going to LevelDB.
-      f.state = 'idle';
-    }
   }
 
   async *auxValues<T>(space: string): AsyncIterable<T> {
@@ -366,7 +217,7 @@ export class LevelStore implements Store {
   }
 
   #put(key: string, value: unknown): void {
-    if (key.charCodeAt(1) === 58) this.#filters.get(key[0]!)?.filter.add(key);
+    this.#filters.add(key);
     this.#pending.delete(key);
     this.#pending.set(key, { type: 'put', key, value });
   }
@@ -419,7 +270,13 @@ export class LevelStore implements Store {
       // LevelDB fails every write after its background work met corruption: the store is damaged.
       if (failure !== undefined) failure = this.#readError(failure);
       const full = failure === undefined ? undefined : noSpace(failure);
-      if (full !== undefined && !this.#closing) failure = await this.#writeWhenSpace(ops, full);
+      if (full !== undefined && !this.#closing) {
+        failure = await writeWhenSpace(
+          { dir: this.dir, db: this.db, log: this.#log, retryMs: this.#opts.noSpaceRetryMs, closing: () => this.#closing, write: (o) => this.#write(o), unavailable: (e) => (this.#unavailable = e) },
+          ops,
+          full,
+        );
+      }
       try {
         if (failure !== undefined) throw failure;
         failpoint('after-commit');
@@ -478,55 +335,6 @@ export class LevelStore implements Store {
     return (this.db as unknown as PrivateBatch)._batch(encoded, { sync: this.#opts.sync });
   }
 
-  /**
-   * Retries a batch that failed for want of space, with back-off (doubling to 30 s), until it is
-   * written (returns undefined) or the store closes (returns the error). Before each attempt LevelDB
-   * is closed and opened again: its write-ahead log may end in a partly written record, and an error
-   * of its background work (a compaction out of space) stays until it is reopened. The log is
-   * bounded: one line when writes stop, at most one a minute while they fail, one when they resume.
-   */
-  async #writeWhenSpace(ops: Op[], reason: string): Promise<unknown> {
-    const since = Date.now();
-    this.#unavailable = new StoreUnavailableError(this.dir, reason, since);
-    this.#log.error({ data: this.dir, reason, code: 'store.unavailable' }, `storage full: data folder ${this.dir} cannot be written (${reason}); new commands are refused, writes in flight are held and retried with back-off; Handoff resumes by itself when space returns`);
-    const need = ops.reduce((n, op) => n + op.key.length + (op.type === 'put' ? JSON.stringify(op.value).length : 0), 0) + (1 << 20);
-    let delay = this.#opts.noSpaceRetryMs;
-    let attempts = 0;
-    let lastLog = since;
-    let last: unknown = reason;
-    for (;;) {
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 30_000);
-      if (this.#closing) {
-        this.#unavailable = undefined;
-        return new StoreWriteError(`data folder ${this.dir} was closed while full (${reason}): the batch held was not written`);
-      }
-      attempts++;
-      const free = await statfs(this.dir).then((s) => s.bavail * s.bsize, () => undefined);
-      if (free === undefined || free >= need) {
-        try {
-          if (this.db.status === 'open') await this.db.close();
-          await this.db.open({ createIfMissing: false });
-          await this.#write(ops);
-          this.#unavailable = undefined;
-          this.#log.warn({ data: this.dir, attempts, heldMs: Date.now() - since }, `storage writable again: data folder ${this.dir} resumed after ${Math.round((Date.now() - since) / 1000)} s (${attempts} attempts)`);
-          return undefined;
-        } catch (err) {
-          last = err;
-          if (noSpace(err) === undefined && this.db.status === 'open') {
-            // No longer a question of space: fail the batch as any failed write.
-            this.#unavailable = undefined;
-            return err;
-          }
-        }
-      }
-      if (Date.now() - lastLog >= 60_000) {
-        lastLog = Date.now();
-        this.#log.warn({ data: this.dir, attempts, freeBytes: free, needBytes: need, heldMs: Date.now() - since }, `storage still full: data folder ${this.dir} (${noSpace(last) ?? reason}); ${attempts} attempts so far`);
-      }
-    }
-  }
-
   /** Copies a written head to the HANDOFF-HEAD file, at most about once a second (and on close). */
   #headWritten(head: StoreHead): void {
     this.#pendingHead = head;
@@ -558,7 +366,7 @@ export class LevelStore implements Store {
   async load(id: string): Promise<ActorRecord | undefined> {
     // A damaged store loads no actor: each would restart, re-issue its effect and fail again.
     if (this.#damage) throw this.#damage;
-    if (this.#absent(K.actor(id))) return undefined;
+    if (this.#filters.absent(K.actor(id), this.#closing)) return undefined;
     try {
       // The record and its blobs are adjacent keys: one read.
       const entries = await this.db.iterator({ gte: K.actor(id), lte: blobGroupKey(K.actor(id), '\uffff') }).all();
@@ -613,46 +421,10 @@ export class LevelStore implements Store {
     for await (const key of this.db.keys({ gt: 'l:', lt: 'l;' })) {
       ids.push(key.slice(2));
       if (ids.length < LIVE_CHUNK) continue;
-      yield* await this.#loadMany(ids);
+      yield* await loadMany(this.db, ids, (id, stored, blobs) => this.#unpackRecord(id, stored, blobs));
       ids = [];
     }
-    if (ids.length > 0) yield* await this.#loadMany(ids);
-  }
-
-  /** The records of `ids` that exist, in order, each with the blobs it refers to (as `load` reads them). */
-  async #loadMany(ids: string[]): Promise<ActorRecord[]> {
-    const stored = await this.db.getMany(ids.map((id) => K.actor(id)));
-    // Blob group keys (`a:<id>\u0000<group>`) read so far; blobs may refer to blobs of other groups.
-    const read = new Set<string>();
-    const byActor = new Map<string, [string, unknown][]>();
-    let wanted = new Set<string>();
-    const want = (id: string, value: unknown) => {
-      for (const ref of blobRefs(value)) {
-        const key = blobGroupKey(K.actor(id), groupOfBlobRef(ref));
-        if (!read.has(key)) wanted.add(key);
-      }
-    };
-    stored.forEach((value, i) => want(ids[i]!, value));
-    while (wanted.size > 0) {
-      const keys = [...wanted];
-      wanted = new Set();
-      const values = await this.db.getMany(keys);
-      for (const key of keys) read.add(key);
-      keys.forEach((key, i) => {
-        const members = values[i];
-        if (members === undefined) return;
-        const id = key.slice(2, key.indexOf('\u0000'));
-        let mine = byActor.get(id);
-        if (!mine) byActor.set(id, (mine = []));
-        mine.push([blobGroupOf(key)!, members]);
-        if (typeof members === 'object' && members !== null) for (const m of Object.values(members)) want(id, m);
-      });
-    }
-    const out: ActorRecord[] = [];
-    ids.forEach((id, i) => {
-      if (stored[i] !== undefined) out.push(this.#unpackRecord(id, stored[i], blobsByRef(byActor.get(id) ?? [])));
-    });
-    return out;
+    if (ids.length > 0) yield* await loadMany(this.db, ids, (id, stored, blobs) => this.#unpackRecord(id, stored, blobs));
   }
 
   async *actors(kind?: ActorKind): AsyncIterable<ActorRecord> {
@@ -780,7 +552,7 @@ export class LevelStore implements Store {
   async hasCommand(commandId: string): Promise<boolean> {
     const key = K.command(commandId);
     if (this.#pending.get(key)?.type === 'put') return true;
-    if (this.#absent(key)) return false;
+    if (this.#filters.absent(key, this.#closing)) return false;
     return (await this.db.get(key)) !== undefined;
   }
 
