@@ -2,7 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HandoffError, ModelError } from '../contracts/errors.ts';
-import { loadModel, probeModel } from '../models/loader.ts';
+import { loadModel } from '../models/loader.ts';
 import type { DemoSummary } from '../sim/demo.ts';
 import { duration, paint, paintErr, printJson, progressBar, table, type ProgressMode } from './output.ts';
 import { tuneGc } from '../runtime/gc-tuning.ts';
@@ -186,6 +186,7 @@ models
       try {
         const m = await loadModel(dir);
         // The model's own code on its own signals: a perceiver that always throws, plans or fields that break their schema.
+        const { probeModel } = await import('../actors/probe.ts');
         const behaviour = await probeModel(m);
         if (behaviour.length > 0) {
           results.push({ dir, ok: false, problems: behaviour });

@@ -1,7 +1,8 @@
 import { dataKeyring } from './keys-command.ts';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ModelError } from '../contracts/errors.ts';
-import { loadModel, probeModel } from '../models/loader.ts';
+import { probeModel } from '../actors/probe.ts';
+import { loadModel } from '../models/loader.ts';
 import { parseFaults, type FaultSpec } from '../runtime/faults.ts';
 import { processTelemetry } from './telemetry-option.ts';
 import { parseReviewers, runSimulation, type ReviewerSpec, type SimulationReport } from '../sim/simulate.ts';

@@ -1,9 +1,9 @@
 import { readFile, stat } from 'node:fs/promises';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { sensitivePaths } from '../contracts/classification.ts';
-import { ContractError, HandoffError as HandoffErrorBase, ModelError } from '../contracts/errors.ts';
+import { ContractError, ModelError } from '../contracts/errors.ts';
 import type { GateDecision } from '../contracts/gate-decision.ts';
 import { ModelConfig } from '../contracts/model-config.ts';
 import type { Observation } from '../contracts/observation.ts';
@@ -47,7 +47,8 @@ function strippedPaths(input: unknown, parsed: unknown, path: string, depth = 0)
   return [];
 }
 
-type Problem = { file: string; path: string; message: string };
+/** One problem in a model folder: the file, the path inside it, what is wrong. */
+export type Problem = { file: string; path: string; message: string };
 
 const HandlersShape = z.object({
   signal: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'expected a zod schema'),
@@ -61,10 +62,11 @@ const HandlersShape = z.object({
 /** A deep copy of `raw` without the keys at `paths` (dotted). */
 function withoutPaths(raw: unknown, paths: string[]): unknown {
   if (paths.length === 0) return raw;
-  const copy = structuredClone(raw) as Record<string, any>;
+  type Tree = { [key: string]: Tree | undefined };
+  const copy = structuredClone(raw) as Tree;
   for (const p of paths) {
     const parts = p.split('.');
-    let at: any = copy;
+    let at: Tree | undefined = copy;
     for (const k of parts.slice(0, -1)) at = at?.[k];
     if (at && typeof at === 'object') delete at[parts.at(-1)!];
   }
@@ -72,6 +74,8 @@ function withoutPaths(raw: unknown, paths: string[]): unknown {
 }
 
 /** A raw model.json with the containers the cross-reference checks walk defaulted to empty. */
+// A raw model.json before its schema: the checks read any shape defensively, hence `any` (and only here).
+/* eslint-disable @typescript-eslint/no-explicit-any */
 function withDefaults(raw: Record<string, any>): Record<string, any> {
   const arr = (v: unknown) => (Array.isArray(v) ? v : []);
   const obj = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, any>) : {});
@@ -87,6 +91,7 @@ function withDefaults(raw: Record<string, any>): Record<string, any> {
     ...(raw.operator ? { operator: { ...obj(raw.operator), roles: arr(obj(raw.operator).roles) } } : {}),
   };
 }
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
@@ -147,7 +152,7 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
   // document), so one run reports every problem.
   if (handlers && handlersFile && (parsed.success || (raw && typeof raw === 'object'))) {
    try {
-    const config = (parsed.success ? parsed.data : withDefaults(raw as Record<string, any>)) as ModelConfig;
+    const config = (parsed.success ? parsed.data : withDefaults(raw as Record<string, unknown>)) as ModelConfig;
     const hf = rel(handlersFile);
     const jf = rel(jsonFile);
     for (const [name, action] of Object.entries(config.actions)) {
@@ -263,73 +268,4 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
     validatePlan,
     editActions,
   };
-}
-
-/**
- * Runs the model's own code on its own synthesized signals, as the runtime would (the perceiver, the
- * field contract, the rule planner, each action's argument schema), with benign draws so simulated
- * flakiness stays out of the way. Reports what would make every episode fail: a perceiver that always
- * throws, fields or plans that break their schema (with the zod issues), a synthesizer that throws.
- * `handoff models check`, `testgen` and `simulate` run it; loading a model for the runtime does not.
- */
-export async function probeModel(model: LoadedModel, opts: { signals?: number; now?: number } = {}): Promise<Problem[]> {
-  const { perceive } = await import('../actors/perceivers/perceive.ts');
-  const { plan: rulePlan } = await import('../actors/planners/rule-planner.ts');
-  const { Rng } = await import('../runtime/rng.ts');
-  const n = opts.signals ?? 12;
-  const now = opts.now ?? Date.UTC(2026, 0, 5, 8);
-  const ctx = { now, attempt: 1, draw: () => 0.999 };
-  const abs = join(model.dir, 'handlers.ts');
-  const file = relative(process.cwd(), abs).startsWith('..') ? abs : relative(process.cwd(), abs);
-  const problems = new Map<string, Problem>();
-  const add = (path: string, message: string) => {
-    const key = `${path}|${message}`;
-    if (!problems.has(key)) problems.set(key, { file, path, message });
-  };
-  /** The underlying contract (zod) issues of an error, else its message. */
-  const explain = (err: unknown): string => {
-    for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++)
-      if (e instanceof ContractError) return e.issues.map((x) => `${x.path || '(root)'}: ${x.message}`).join('; ');
-    if (err instanceof z.ZodError) return toIssues(err).map((x) => `${x.path || '(root)'}: ${x.message}`).join('; ');
-    return err instanceof Error ? err.message : String(err);
-  };
-  let perceived = 0;
-  let planned = 0;
-  let firstPerceive: string | undefined;
-  let firstPlan: string | undefined;
-  for (let i = 0; i < n; i++) {
-    let signal: unknown;
-    try {
-      signal = model.handlers.synthesize(new Rng(`handoff-probe/${model.name}/${i}`), i);
-    } catch (err) {
-      add('synthesize', `synthesize(rng, ${i}) threw: ${explain(err)}`);
-      continue;
-    }
-    const sig = model.handlers.signal.safeParse(signal);
-    if (!sig.success) {
-      add('signal', `a synthesized signal breaks the signal schema: ${explain(sig.error)}`);
-      continue;
-    }
-    let observation: Observation;
-    try {
-      observation = await perceive(model, `probe-${i}`, sig.data, ctx);
-      perceived++;
-    } catch (err) {
-      const contract = explain(err);
-      if (err instanceof HandoffErrorBase && err.code === 'contract.invalid') add('fields', `the perceiver's fields break the fields schema: ${contract}`);
-      firstPerceive ??= contract;
-      continue;
-    }
-    try {
-      await rulePlan(model, `probe-${i}`, observation, ctx);
-      planned++;
-    } catch (err) {
-      const cause = (err as { cause?: unknown }).cause;
-      if (cause instanceof ContractError) add('plan', `the planner's plan breaks its contract: ${explain(cause)}`);
-      firstPlan ??= explain(err);
-    }
-  }
-  if (perceived === 0 && firstPerceive !== undefined) add('perceive', `the perceiver failed on every one of ${n} synthesized signals: ${firstPerceive}`);
-  if (perceived > 0 && planned === 0 && firstPlan !== undefined) add('plan', `the planner failed on every one of ${perceived} perceived signals: ${firstPlan}`);
-  return [...problems.values()];
 }
