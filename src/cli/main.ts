@@ -1,7 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HandoffError, ModelError } from '../contracts/errors.ts';
+import { ModelError } from '../contracts/errors.ts';
 import { loadModel } from '../models/loader.ts';
 import type { DemoSummary } from '../sim/demo.ts';
 import { duration, paint, paintErr, printJson, progressBar, table, type ProgressMode } from './output.ts';
@@ -100,7 +100,7 @@ const demo = program
   .option('--metrics <addr>', 'serve Prometheus metrics at http://<addr>/metrics while the run lasts (host:port, :port or port); traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set')
   .option('--json', 'print the summary as JSON on stdout', false);
 (cluster ? cluster.addClusterOptions(demo, 'driver') : demo).action(
-  async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; yes: boolean; sync?: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean; nats?: string; namespace: string; timeScale: number; metrics?: string }) => {
+  async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; yes: boolean; sync?: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean; nats?: string; namespace: string; timeScale: number; metrics?: string }, cmd: Command) => {
     if (o.nats) {
       if (o.resume || o.faults || o.drift) throw new InvalidArgumentError('--resume, --faults and --drift are options of the embedded demo; with --nats, start the nodes with the options you need');
       await cluster!.runClusterDemoCli({ ...o, nats: o.nats });
@@ -119,6 +119,7 @@ const demo = program
       reviewers: o.reviewers,
       seed: o.seed,
       resume: o.resume,
+      given: (['model', 'cases', 'seed', 'reviewers', 'arrivalMs'] as const).filter((k) => cmd.getOptionValueSource(k) === 'cli'),
       ...(o.sync !== undefined ? { sync: o.sync } : {}),
       arrivalMs: o.arrivalMs,
       drift: o.drift,

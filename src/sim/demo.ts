@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { ensureFolder } from '../runtime/data-folder.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import type { Plan } from '../contracts/plan.ts';
@@ -36,6 +37,11 @@ export interface DemoOptions {
   seed: number;
   /** Continue the unfinished run in `data` instead of starting one. */
   resume: boolean;
+  /**
+   * The run options the user gave explicitly (the CLI's non-default options). A resumed run keeps the
+   * options it started with, so one of these that differs is refused rather than ignored.
+   */
+  given?: readonly ResumeOption[];
   /** Mean simulated time between two arriving episodes. @default 90 s */
   arrivalMs?: number;
   /** Transient failures injected into perceive / plan / execute / compensate / store steps. */
@@ -86,6 +92,23 @@ interface DemoMeta {
 
 const START = Date.UTC(2026, 0, 5, 8, 0, 0);
 
+/** Options fixed when a run starts: `--resume` continues with the stored ones. */
+export type ResumeOption = 'model' | 'cases' | 'seed' | 'reviewers' | 'arrivalMs';
+
+const RESUME_FLAGS: Record<ResumeOption, string> = { model: '--model', cases: '--cases', seed: '--seed', reviewers: '--reviewers', arrivalMs: '--arrival-ms' };
+
+/** A resumed run with an explicitly different model, size or seed is a mistake, not a request: refuse it. */
+function refuseChangedOptions(meta: DemoMeta, opts: DemoOptions): void {
+  const same = (k: ResumeOption): boolean => {
+    if (k !== 'model') return meta[k] === opts[k];
+    return meta.model === opts.model || resolve(meta.model) === resolve(opts.model);
+  };
+  const changed = (opts.given ?? []).filter((k) => opts[k] !== undefined && !same(k));
+  if (changed.length === 0) return;
+  const list = changed.map((k) => `${RESUME_FLAGS[k]} ${String(opts[k])} (the run has ${String(meta[k] ?? '')})`).join(', ');
+  throw new HandoffError('demo.resume_mismatch', `--resume continues the run in ${opts.data} as it started; ${list}: drop ${changed.length > 1 ? 'them' : 'it'} to resume, or pass --fresh to start a new run`);
+}
+
 /**
  * The demo: N episodes of a model on the embedded runtime, on a simulated clock, with simulated
  * reviewers who claim, go silent, miss deadlines and decide. All state lives in the data folder, so a
@@ -95,11 +118,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const wall0 = performance.now();
   await ensureFolder(opts.data);
   const empty = (await readdir(opts.data)).length === 0;
-  if (!opts.resume && !empty) throw new HandoffError('demo.data_not_empty', `data folder ${opts.data} is not empty: pass --resume to continue its run, or choose another --data`);
+  if (!opts.resume && !empty) {
+    throw new HandoffError('demo.data_not_empty', `data folder ${opts.data} is not empty: pass --resume to continue its run, --fresh to empty it and start a new one, or choose another --data`);
+  }
   const store = await LevelStore.open(opts.data, { faultRate: opts.faults?.store ?? 0, faultSeed: opts.seed, keyring: opts.keyring, ...(opts.sync !== undefined ? { sync: opts.sync } : {}) });
   try {
     let meta = await store.getMeta<DemoMeta>('demo');
     if (opts.resume && !meta) throw new HandoffError('demo.nothing_to_resume', `data folder ${opts.data} holds no demo run to resume`);
+    if (opts.resume && meta) refuseChangedOptions(meta, opts);
     if (!meta) {
       meta = { model: opts.model, cases: opts.cases, seed: opts.seed, reviewers: opts.reviewers, arrivalMs: opts.arrivalMs ?? 90_000, startedAt: START, runs: 0 };
     }

@@ -81,4 +81,22 @@ export default { ...refunds, actions };
     // Episodes whose refund hung ended failed (or were compensated), not stuck.
     expect(summary.outcomes.failed! + summary.outcomes.compensated!).toBeGreaterThan(0);
   }, 30_000);
+
+  it('demo --resume refuses a --model, --cases or --seed other than the run it continues, naming each', async () => {
+    const data = join(await tempDir(), 'd');
+    const first = await runCli(['demo', '--data', data, '--cases', '6', '--seed', '3', '--progress', 'off', '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    const again = await runCli(['demo', '--data', data, '--cases', '6', '--progress', 'off']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/pass --resume to continue its run, --fresh to empty it/);
+    const other = await runCli(['demo', '--resume', '--data', data, '--model', 'incidents', '--cases', '9', '--seed', '3', '--json']);
+    expect(other.code).toBe(2);
+    expect(error(other.stdout)).toMatchObject({ code: 'demo.resume_mismatch' });
+    expect(other.stderr).toContain('--model incidents (the run has refunds), --cases 9 (the run has 6)');
+    expect(other.stderr).not.toContain('--seed');
+    // The same options, or none, resume the run.
+    const same = await runCli(['demo', '--resume', '--data', data, '--cases', '6', '--progress', 'off', '--json']);
+    expect(same.code, same.stderr).toBe(0);
+    expect(JSON.parse(same.stdout)).toMatchObject({ episodes: 6, resumed: true, seed: 3 });
+  }, 60_000);
 });
