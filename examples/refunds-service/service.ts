@@ -319,6 +319,21 @@ export async function startRefundsService(opts: ServiceOptions): Promise<Running
   };
 }
 
+/**
+ * The service's own exactly-once check, in words: no change applied twice under one key, and every
+ * reversed refund reversed by its own compensation's key (`<key>/compensate`). Empty when all is well.
+ */
+export function exactlyOnceProblems(ledger: Ledger): string[] {
+  const problems: string[] = [];
+  const count = new Map<string, number>();
+  for (const e of ledger.events) count.set(`${e.type} ${e.key}`, (count.get(`${e.type} ${e.key}`) ?? 0) + 1);
+  for (const [k, n] of count) if (n > 1) problems.push(`${k} applied ${n} times`);
+  for (const r of ledger.refunds.filter((x) => x.status === 'reversed'))
+    if (r.reversalKey !== `${r.key}/compensate`)
+      problems.push(`refund ${r.refundId} (${r.key}) reversed by ${r.reversalKey}`);
+  return problems;
+}
+
 // Run directly: a service of its own, printing {"url"} once listening.
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
   const arg = (name: string) => {
