@@ -6,8 +6,13 @@ import { ensureFolder } from '../runtime/data-folder.ts';
 import { ServiceAccounts, parseScopes } from '../gateway/service-accounts.ts';
 import { dataKeyring, openDataStore } from './keys-command.ts';
 import { paint, printJson, table } from './output.ts';
+import { natsServers } from './node-command.ts';
+import { addNatsSecurityOptions, natsSecurityFromOptions, type NatsSecurityCliOptions } from '../security/nats-auth.ts';
 
-interface StoreOptions {
+interface StoreOptions extends NatsSecurityCliOptions {
+  /** A cluster: the accounts live in the namespace's JetStream store instead of a data folder. */
+  nats?: string;
+  namespace: string;
   data: string;
   dataKeyFile?: string;
   dataKeyId?: string;
@@ -15,15 +20,34 @@ interface StoreOptions {
 }
 
 function storeOptions(cmd: Command): Command {
-  return cmd
+  cmd
     .option('--data <dir>', 'data folder (LevelDB) of the handoff start that serves the API', '.handoff/console')
     .option('--data-key-file <path>', 'file of kid:base64key lines, when the folder is encrypted (default: $HANDOFF_DATA_KEY_FILE)')
     .option('--data-key-id <kid>', 'the active data key (default: $HANDOFF_DATA_KEY_ID, or the only key)')
     .option('--json', 'print as JSON', false);
+  cmd
+    .option(
+      '--nats <url>',
+      "a cluster's NATS server URL(s), comma-separated: its accounts, shared by every node (instead of --data)",
+      natsServers,
+    )
+    .option('--namespace <ns>', 'with --nats: the namespace of the cluster', 'default');
+  return addNatsSecurityOptions(cmd);
 }
 
 async function withAccounts<T>(o: StoreOptions, create: boolean, fn: (accounts: ServiceAccounts) => Promise<T>): Promise<T> {
   const keyring = dataKeyring(o);
+  if (o.nats) {
+    // The NATS packages are optional: loaded only for a cluster.
+    const { openClusterAccounts } = await import('../cluster/console.ts');
+    const security = natsSecurityFromOptions(o);
+    const cluster = await openClusterAccounts(o.nats.split(','), { namespace: o.namespace, security, keyring });
+    try {
+      return await fn(cluster.accounts);
+    } finally {
+      await cluster.close();
+    }
+  }
   let store: LevelStore;
   if (create && !existsSync(join(o.data, 'CURRENT'))) {
     // An account may be created before the first `handoff start` on a new folder.

@@ -5,6 +5,9 @@ import { embeddedBackend, type GatewayBackend } from '../gateway/backend.ts';
 import { ServiceAccounts } from '../gateway/service-accounts.ts';
 import type { ActorView, TransitionNotice } from '../runtime/runtime.ts';
 import type { Keyring } from '../security/keyring.ts';
+import type { NatsSecurityOptions } from '../security/nats-auth.ts';
+import { NatsTransport } from '../transport/nats-transport.ts';
+import { JetStreamStore } from './jetstream-store.ts';
 import { embeddedInspectorBackend, type InspectorBackend } from '../inspect/backend.ts';
 import type { ActorRecord } from '../runtime/store.ts';
 import { publishStart } from './ingest.ts';
@@ -105,4 +108,38 @@ export function clusterApi(node: ClusterNode, opts: { keyring?: Keyring | undefi
     accounts: new ServiceAccounts(node.store),
     log: node.runtime.log,
   });
+}
+
+/**
+ * The service accounts of a cluster's namespace, for `handoff accounts --nats`: a store opened as a
+ * reader (it writes only its meta records), so it runs beside the nodes.
+ */
+export async function openClusterAccounts(
+  servers: string[],
+  opts: { namespace: string; security?: NatsSecurityOptions; keyring?: Keyring | undefined },
+): Promise<{ accounts: ServiceAccounts; close(): Promise<void> }> {
+  const transport = await NatsTransport.connect(servers, {
+    name: 'handoff-accounts',
+    ...(opts.security ? { security: opts.security } : {}),
+  });
+  try {
+    const store = await JetStreamStore.open({
+      nc: transport.nc,
+      namespace: opts.namespace,
+      guard: { mayWrite: () => false, fencingToken: () => undefined },
+      trackAll: false,
+      auditSequencer: false,
+      keyring: opts.keyring,
+    });
+    return {
+      accounts: new ServiceAccounts(store),
+      close: async () => {
+        await store.close();
+        await transport.close();
+      },
+    };
+  } catch (err) {
+    await transport.close();
+    throw err;
+  }
 }

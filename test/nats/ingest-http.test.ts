@@ -6,6 +6,8 @@
  * both nodes (the accounts live in the namespace's store); the NATS client's `watch` gets a refusal as a
  * typed error and an accepted signal's notices.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, ApiClientError, NatsSignalsClient, episodeIdFor } from '../../src/client.ts';
@@ -15,7 +17,7 @@ import { ClusterNode } from '../../src/cluster/node.ts';
 import { Gateway } from '../../src/gateway/server.ts';
 import { ServiceAccounts } from '../../src/gateway/service-accounts.ts';
 import { loadModel } from '../../src/models/loader.ts';
-import { freshNamespace, natsConnect, startServer } from './helpers.ts';
+import { CLI, freshNamespace, natsConnect, startServer } from './helpers.ts';
 
 const silent = pino({ level: 'silent' });
 const signal = {
@@ -119,6 +121,36 @@ describe('/api/v1 and the typed client on a two-node cluster (issue 20)', () => 
         expect((await client(0).episode(sent.episodeId)).id).toBe(sent.episodeId);
       } finally {
         await nc.close();
+      }
+    },
+  );
+
+  it(
+    'handoff accounts --nats: a key created beside the running nodes works on both; revoked, on neither',
+    { timeout: 90_000 },
+    async () => {
+      const run = async (...args: string[]) => {
+        const { stdout } = await promisify(execFile)(
+          process.execPath,
+          [CLI, 'accounts', ...args, '--nats', server.url, '--namespace', ns, '--json'],
+          {
+            env: { ...process.env, NO_COLOR: '1', HANDOFF_LOG_LEVEL: 'error' },
+          },
+        );
+        return JSON.parse(stdout) as { id: string; key: string; accounts?: { id: string }[] };
+      };
+      const created = await run('create', '--name', 'erp', '--scope', 'refunds:*');
+      for (const i of [0, 1]) {
+        const a = await client(i, created.key).submit('refunds', signal, { idempotencyKey: `cli-${i}` });
+        expect(a.created).toBe(true);
+      }
+      expect((await run('list')).accounts?.map((a) => a.id)).toContain(created.id);
+      await run('revoke', created.id);
+      for (const i of [0, 1]) {
+        const err = await client(i, created.key)
+          .submit('refunds', signal, { idempotencyKey: 'cli-after' })
+          .catch((e: unknown) => e);
+        expect(err).toMatchObject({ status: 401, code: 'auth.key_revoked' });
       }
     },
   );
