@@ -1,6 +1,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { relative, resolve } from 'node:path';
-import { ModelError } from '../contracts/errors.ts';
+import { HandoffError, ModelError } from '../contracts/errors.ts';
+import { loadModel, type LoadedModel } from '../models/loader.ts';
+import { readRecording, replayRecording, writeRecording, type RecordedEpisode } from '../testing/replay.ts';
+import { openDataStore } from './keys-command.ts';
 import type { MachineCoverage } from '../testing/graph.ts';
 import { writeSuite } from '../testing/generator.ts';
 import { runCrashAnywhere } from '../testing/crash.ts';
@@ -33,7 +36,9 @@ function row(name: string, c: MachineCoverage): (string | number)[] {
 }
 
 interface TestgenOptions {
-  out: string;
+  out?: string;
+  replay?: string;
+  record?: string;
   paths: 'shortest' | 'simple';
   maxPaths: number;
   crashEachStep: boolean;
@@ -54,24 +59,68 @@ export function registerTestgen(program: Command): void {
       "Generate vitest suites that walk every reachable state and transition of a model's agent and review-case machines on the real runtime; print and write coverage (coverage.json).",
     )
     .argument('<model>', 'model folder')
-    .requiredOption('--out <dir>', 'folder for the suites (<model>.agent.test.ts, <model>.case.test.ts), their fixtures and coverage.json')
-    .addOption(new Option('--paths <mode>', 'shortest: a small covering set of paths; simple: that set plus simple paths to final states').choices(['shortest', 'simple']).default('shortest'))
+    .option(
+      '--out <dir>',
+      'folder for the suites (<model>.agent.test.ts, <model>.case.test.ts), their fixtures and coverage.json; ' +
+        'required unless --replay',
+    )
+    .option(
+      '--replay <data>',
+      'replay recorded runs (a data folder, or a .jsonl file written by --record) against this model and the ' +
+        'current machines; report every episode whose decisions would now differ (exit 1 if any)',
+    )
+    .option(
+      '--record <file>',
+      'with --replay: also write the recorded episodes as JSONL (one per line), to keep and replay later',
+    )
+    .addOption(
+      new Option(
+        '--paths <mode>',
+        'shortest: a small covering set of paths; simple: that set plus simple paths to final states',
+      )
+        .choices(['shortest', 'simple'])
+        .default('shortest'),
+    )
     .option('--max-paths <n>', 'cap on paths per machine with --paths simple', positive('--max-paths'), 200)
-    .option('--crash-each-step', 'generated tests restart the runtime from its store before every step and check the path still completes identically', false)
-    .option('--harness <specifier>', "module the generated files import the harness from (default: relative path to this package's src/testing/index.ts; e.g. handoff/testing)")
-    .option('--property', 'also run random reviewer command sequences against a reference model of the review process (fast-check, shrunk to a minimal failing sequence)', false)
+    .option(
+      '--crash-each-step',
+      'generated tests restart the runtime from its store before every step and check the path still completes identically',
+      false,
+    )
+    .option(
+      '--harness <specifier>',
+      "module the generated files import the harness from (default: relative path to this package's src/testing/index.ts; e.g. handoff/testing)",
+    )
+    .option(
+      '--property',
+      'also run random reviewer command sequences against a reference model of the review process (fast-check, shrunk to a minimal failing sequence)',
+      false,
+    )
     .option('--runs <n>', 'sequences for --property', positive('--runs'), 100)
     .addOption(
-      new Option('--crash <mode>', 'mid-step: also write and run <model>.crash.test.ts: the model in a child process SIGKILLed in the middle of steps at points drawn from --seed, resumed, checked for exactly-once effects').choices(['mid-step']),
+      new Option(
+        '--crash <mode>',
+        'mid-step: also write and run <model>.crash.test.ts: the model in a child process SIGKILLed in the middle ' +
+          'of steps at points drawn from --seed, resumed, checked for exactly-once effects',
+      ).choices(['mid-step']),
     )
     .option('--crashes <n>', 'kills for --crash mid-step', positive('--crashes'), 3)
-    .option('--seed <n>', 'seed for --property and --crash (same seed, same sequences and kill points)', positive('--seed'), 1)
+    .option(
+      '--seed <n>',
+      'seed for --property and --crash (same seed, same sequences and kill points)',
+      positive('--seed'),
+      1,
+    )
     .option('--json', 'print a summary object on stdout', false)
-    .action(async (modelDir: string, o: TestgenOptions) => {
+    .action(async (modelDir: string, o: TestgenOptions, cmd: Command) => {
+      if (o.replay) return replayCommand(modelDir, o.replay, o);
+      if (o.record) cmd.error('error: --record needs --replay <data> (the data folder whose episodes it records)');
+      if (!o.out) cmd.error("error: required option '--out <dir>' not specified (or --replay <data>)");
+      const outDir = o.out;
       const t0 = performance.now();
       let r: Awaited<ReturnType<typeof writeSuite>>;
       try {
-        r = await writeSuite(modelDir, o.out, {
+        r = await writeSuite(modelDir, outDir, {
           paths: o.paths,
           maxPaths: o.maxPaths,
           crashEachStep: o.crashEachStep,
@@ -88,13 +137,17 @@ export function registerTestgen(program: Command): void {
       }
       const cov = r.coverage;
       const property = o.property ? await runProperty(r.model, r.fixtures, { runs: o.runs, seed: o.seed }) : undefined;
-      const crash = o.crash ? await runCrashAnywhere({ model: r.model.dir, seed: o.seed, crashes: o.crashes }) : undefined;
-      const complete = [cov.agent, cov.case].every((c) => c.uncoveredStates.length === 0 && c.uncoveredTransitions.length === 0);
+      const crash = o.crash
+        ? await runCrashAnywhere({ model: r.model.dir, seed: o.seed, crashes: o.crashes })
+        : undefined;
+      const complete = [cov.agent, cov.case].every(
+        (c) => c.uncoveredStates.length === 0 && c.uncoveredTransitions.length === 0,
+      );
       const summary = {
         ok: complete,
         model: r.model.name,
         version: r.model.config.version,
-        out: o.out,
+        out: outDir,
         files: r.files.map((f) => relative(process.cwd(), f)),
         paths: o.paths,
         crashEachStep: o.crashEachStep,
@@ -127,7 +180,9 @@ export function registerTestgen(program: Command): void {
       if (o.json) printJson(summary);
       else {
         const out = process.stdout;
-        out.write(`\n${paint.bold(`handoff testgen · model ${r.model.name}@${r.model.config.version} · ${o.paths} paths${o.crashEachStep ? ' · restart before every step' : ''}`)}\n\n`);
+        out.write(
+          `\n${paint.bold(`handoff testgen · model ${r.model.name}@${r.model.config.version} · ${o.paths} paths${o.crashEachStep ? ' · restart before every step' : ''}`)}\n\n`,
+        );
         out.write(
           `${table([['machine', 'paths', 'steps', 'states covered/reachable', 'declared', 'transitions covered/reachable', 'declared', 'branches', 'refusals'], row('agent episode', cov.agent), row('review case', cov.case)], { header: true })}\n\n`,
         );
@@ -148,10 +203,61 @@ export function registerTestgen(program: Command): void {
         }
         if (crash) out.write(`${crash.ok ? paint.green('crash ok') : paint.red('crash failed')}: ${crash.report}\n`);
         // --root makes the hint work from any folder, inside this repository or not (its own config is not used).
-        out.write(paint.dim(`run them: npx vitest run --root ${JSON.stringify(resolve(o.out))}   (${summary.wallMs} ms)\n`));
+        out.write(
+          paint.dim(`run them: npx vitest run --root ${JSON.stringify(resolve(outDir))}   (${summary.wallMs} ms)\n`),
+        );
       }
       if (!complete || (property && !property.ok) || (crash && !crash.ok)) process.exitCode = 1;
     });
+}
+
+/** `handoff testgen <model> --replay <data> [--record <file>]`: recorded runs against the current model. */
+async function replayCommand(modelDir: string, source: string, o: TestgenOptions): Promise<void> {
+  const fail = (err: unknown) => {
+    if (!(err instanceof HandoffError)) throw err;
+    if (o.json) printJson({ ok: false, error: { code: err.code, message: err.message, details: err.details } });
+    process.stderr.write(`${paint.red('error')} ${err.message}\n`);
+    process.exitCode = 1;
+  };
+  let model: LoadedModel;
+  let episodes: RecordedEpisode[];
+  try {
+    model = await loadModel(modelDir);
+    episodes = await readRecording(source, { model: model.name, open: (d) => openDataStore(d) });
+    if (o.record) await writeRecording(o.record, episodes);
+  } catch (err) {
+    return fail(err);
+  }
+  const report = replayRecording(model, episodes, source);
+  if (o.json) printJson({ ...report, ...(o.record ? { recorded: o.record } : {}) });
+  else {
+    const out = process.stdout;
+    out.write(
+      `\n${paint.bold(`handoff testgen --replay · ${source} against model ${model.name}@${model.config.version}`)}\n\n`,
+    );
+    if (report.results.length) {
+      const rows = [['episode', 'actor', 'seq', 'event', 'what', 'recorded', 'now']];
+      for (const r of report.results)
+        for (const d of r.differences)
+          rows.push([
+            r.episodeId,
+            d.actor === r.episodeId ? 'agent' : d.actor.slice(r.episodeId.length + 1),
+            String(d.seq),
+            d.event,
+            d.what,
+            d.recorded,
+            d.now,
+          ]);
+      out.write(`${table(rows, { header: true })}\n\n`);
+    }
+    for (const k of report.skipped) out.write(`${paint.yellow('skipped')} ${k.episodeId}: ${k.reason}\n`);
+    if (o.record) out.write(`recorded ${episodes.length} episodes in ${o.record}\n`);
+    const verdict =
+      `${report.differing} of ${report.episodes} episodes would now decide differently; ` +
+      `${report.unchanged} unchanged`;
+    out.write(`${report.ok ? paint.green('replay ok') : paint.red('replay differs')}: ${verdict}\n`);
+  }
+  if (!report.ok) process.exitCode = 1;
 }
 
 /** The QA commands: `testgen` and `simulate`. */

@@ -8,6 +8,8 @@
  *   ends. Use it directly to write scenario tests by hand.
  * - {@link runCrashAnywhere}: the model in a child process SIGKILLed in the middle of steps, resumed,
  *   checked for exactly-once effects.
+ * - {@link readRecording} / {@link replayRecording}: recorded runs replayed against the current
+ *   machines and model; every episode whose decisions would now differ.
  * - {@link generatePaths}, {@link buildFixtures}: the pieces, for custom generators.
  *
  * See docs/testing.md.
@@ -20,4 +22,5 @@ export { EffectGates, scriptedModel, scriptedPlanner, type Directive, type Gated
 export { agentFeatures, caseFeatures, describeAction, timerNames, type Action, type AgentAction, type CaseAction, type TimerAction, type EffectResult, type Expectation, type AgentFeatures, type CaseFeatures, type CommandName } from './steps.ts';
 export { declaredStates, declaredTransitions, transitionKey, TransitionRecorder } from './machine-walk.ts';
 export { runCrashAnywhere, drawKills, CRASH_POINTS, type CrashOptions, type CrashResult, type CrashKill, type CrashPoint } from './crash.ts';
+export { readRecording, writeRecording, recordFromStore, replayRecording, replayEpisode, ReplaySourceError, type RecordedEpisode, type ReplayReport, type EpisodeReplay, type ReplayDifference, type DifferenceKind } from './replay.ts';
 export { runProperty, ReferenceCase, principals, type PropertyOptions, type PropertyResult, type SeqStep } from './property.ts';
