@@ -281,13 +281,13 @@ export class NatsSignalsClient {
   /**
    * Resolves with the episode's first transition notice for which `until` holds (default: the episode
    * has ended); rejects with an {@link ApiClientError} when a node refuses the signal (the refusal's
-   * code and details) or with `client.timeout`.
+   * code and details) or with `client.timeout`. `cancel()` stops watching (the promise stays pending).
    */
   watch(
     model: string,
     idempotencyKey: string,
     opts: { until?: (n: TransitionNotice) => boolean; timeoutMs?: number } = {},
-  ): Promise<TransitionNotice> & { ready: Promise<void> } {
+  ): Promise<TransitionNotice> & { ready: Promise<void>; cancel(): void } {
     const episodeId = episodeIdFor(model, idempotencyKey);
     const until = opts.until ?? ((n: TransitionNotice) => n.status !== 'active');
     const subs: { unsubscribe(): void }[] = [];
@@ -329,6 +329,6 @@ export class NatsSignalsClient {
       }, opts.timeoutMs ?? 60_000);
     });
     // Subscriptions are registered with the server once flushed: `await watch(...).ready` before submitting.
-    return Object.assign(result, { ready: this.#nc.flush() });
+    return Object.assign(result, { ready: this.#nc.flush(), cancel: done });
   }
 }
