@@ -18,7 +18,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { RetryingClient, runClusterDemo } from '../src/cluster/demo.ts';
 import { NatsServer, natsServerVersion } from '../src/cluster/nats-harness.ts';
-import { ensureWorkStream, workSubject, type StartRequest } from '../src/cluster/node.ts';
+import { ensureWorkStream, workSubject, type StartRequest } from '../src/cluster/work.ts';
 import { SCHEMA_VERSION } from '../src/contracts/envelope.ts';
 import { HandoffError } from '../src/contracts/errors.ts';
 import { loadModel } from '../src/models/loader.ts';

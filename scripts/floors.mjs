@@ -49,7 +49,6 @@ export const PLACEMENT = {
   'src/gateway/auth.ts': 'httpkit',
   'src/gateway/session-store.ts': 'httpkit',
   // everything NATS/JetStream belongs to cluster/
-  'src/runtime/jetstream-store.ts': 'cluster',
   'src/transport/nats-transport.ts': 'cluster',
   'src/security/keys-jetstream.ts': 'cluster',
   // composition roots: the embedded console, the cluster console, both demos

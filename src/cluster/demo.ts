@@ -4,7 +4,7 @@ import type { Plan } from '../contracts/plan.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import { loadModel } from '../models/loader.ts';
 import { verifyAudit } from '../runtime/audit-log.ts';
-import { JetStreamStore } from '../runtime/jetstream-store.ts';
+import { JetStreamStore } from './jetstream-store.ts';
 import { Rng } from '../runtime/rng.ts';
 import type { TransitionNotice } from '../runtime/runtime.ts';
 import type { LevelWorld } from '../runtime/world.ts';
@@ -17,7 +17,8 @@ import { seal } from '../security/seal.ts';
 import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
 import { RETRYABLE_CODES } from '../contracts/cluster-errors.ts';
 import { groupOf } from './keys.ts';
-import { clusterClock, ensureWorkStream, workSubject, type StartRequest } from './node.ts';
+import { clusterClock } from './placement.ts';
+import { ensureWorkStream, workSubject, type StartRequest } from './work.ts';
 import { episodeTraceparent } from './trace.ts';
 import { JetStreamWorld } from './world.ts';
 

@@ -3,10 +3,11 @@
  * cluster demo driver). Needs the optional packages `@nats-io/transport-node`, `@nats-io/jetstream`
  * and `@nats-io/kv`. See docs/distribution.md.
  */
-export { ClusterNode, type ClusterNodeOptions, type NodeEvent } from './node.ts';
+export { ClusterNode } from './node.ts';
+export type { ClusterNodeOptions, NodeEvent } from './node-options.ts';
 export { runClusterDemo, type ClusterDemoOptions, type ClusterDemoSummary } from './demo.ts';
 export { clusterGatewayBackend, clusterInspectorBackend } from './console.ts';
-export { JetStreamStore, type JetStreamStoreOptions } from '../runtime/jetstream-store.ts';
+export { JetStreamStore, type JetStreamStoreOptions } from './jetstream-store.ts';
 export { NatsTransport, type NatsTransportOptions } from '../transport/nats-transport.ts';
 export { natsConnectOptions, natsSecurityFromOptions, type NatsSecurityOptions, type NatsAuth, type NatsTlsSettings } from '../security/nats-auth.ts';
 export { NatsServer, findNatsServer, freePort, type NatsServerOptions } from './nats-harness.ts';

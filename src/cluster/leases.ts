@@ -2,7 +2,7 @@ import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { openBucket } from './kv.ts';
 import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { isCasConflict } from '../runtime/jetstream-store.ts';
+import { isCasConflict } from './store-format.ts';
 import { tok, untok } from './keys.ts';
 import { LeaseHolderContract, tryParse } from './contracts.ts';
 

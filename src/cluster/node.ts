@@ -1,84 +1,29 @@
-import { jetstreamManager, type ConsumerConfig, type JetStreamClient, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
-import { jetstream } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { ActorExistsError, HandoffError } from '../contracts/errors.ts';
-import type { LoadedModel } from '../models/loader.ts';
 import { systemClock, type Clock } from '../runtime/clock.ts';
-import { JetStreamStore, type OwnershipGuard } from '../runtime/jetstream-store.ts';
+import { JetStreamStore, type OwnershipGuard } from './jetstream-store.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { assembleReasoning, type Reasoning } from '../runtime/reasoning.ts';
-import { hash32 } from '../runtime/rng.ts';
-import { Runtime, type Ack, type RuntimeOptions } from '../runtime/runtime.ts';
+import { Runtime } from '../runtime/runtime.ts';
 import { NatsTransport } from '../transport/nats-transport.ts';
-import type { NatsSecurityOptions } from '../security/nats-auth.ts';
-import type { Keyring } from '../security/keyring.ts';
-import { openPayload } from '../security/keys-jetstream.ts';
 import { subjects, type Msg, type Subscription } from '../transport/transport.ts';
-import { ScaledClock, type ClockOrigin } from './clock.ts';
-import { ForwardedCommandContract, StartRequestContract, notJson, parseClusterMessage } from './contracts.ts';
-import { ActorMovedError, LeaseLostError, OverloadedError, UnavailableError, isNotMine } from '../contracts/cluster-errors.ts';
-import { groupOf, streamToken, tok } from './keys.ts';
+import { ForwardedCommandContract, StartRequestContract, parseClusterMessage } from './contracts.ts';
+import { ActorMovedError, LeaseLostError, UnavailableError } from '../contracts/cluster-errors.ts';
+import { groupOf } from './keys.ts';
 import { Leases, type Lease, type LeaseHolder } from './leases.ts';
 import { Membership, type Member } from './membership.ts';
-import { childTraceparent, episodeTraceparent, withSpan } from './trace.ts';
+import { Limiter, clusterClock, rendezvous } from './placement.ts';
+import { episodeTraceparent, withSpan } from './trace.ts';
+import { CommandRouter, nodeSubject } from './commands.ts';
+import { ensureWorkStream, workSubject, WorkPuller, type StartRequest } from './work.ts';
 import { JetStreamWorld } from './world.ts';
 import { SignalIngest } from './ingest.ts';
+import type { ClusterNodeOptions, NodeEvent } from './node-options.ts';
 
-/** A request to start an episode, as submitted to the work stream (`ho.<ns>.work.start`). */
-export interface StartRequest {
-  /** {@link SCHEMA_VERSION}; absent in older drivers' requests. */
-  schemaVersion?: 1;
-  episodeId: string;
-  model: string;
-  signal: unknown;
-  traceparent?: string;
-}
-
-export interface ClusterNodeOptions {
-  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
-  servers: string | string[];
-  /** TLS and credentials for both of the node's NATS connections (docs/security.md). */
-  security?: NatsSecurityOptions;
-  /** This node's name (unique in the cluster). A restart under the same name is a new incarnation. */
-  node: string;
-  /** @default 'default' */
-  namespace?: string;
-  models: LoadedModel[];
-  /** Overrides the clock (tests). */
-  clock?: Clock;
-  /**
-   * Simulated ms per wall ms for the cluster's shared clock (demos: 3600 runs an SLA hour in a
-   * second). The first node fixes the clock's origin in the store; all nodes and drivers share it.
-   * @default 1 (real time)
-   */
-  timeScale?: number;
-  /** @default 'handoff' */
-  seed?: string;
-  /** Backpressure: runtime operations in flight above which reviewer commands are refused with `node.overloaded` and no new work is pulled. @default 2000 */
-  maxInFlight?: number;
-  /** Backpressure: episodes (placement groups) this node hosts at most; beyond it, it pulls no new ones. @default 2000 */
-  maxEpisodes?: number;
-  heartbeatMs?: number;
-  deadAfterMs?: number;
-  selfFenceMs?: number;
-  /** Stream and bucket replicas (3 on a production cluster). @default 1 */
-  replicas?: number;
-  /** Data keys: seal the store's message payloads at rest (docs/encryption.md). @default undefined (plaintext) */
-  keyring?: Keyring | undefined;
-  logger?: Logger;
-  /** Further runtime options (planners, faults, supervision, ...). */
-  runtime?: Partial<RuntimeOptions>;
-  /** Structured events (adoptions, lost leases, ...) for tests and the CLI's output. */
-  onEvent?: (e: NodeEvent) => void;
-}
-
-export type NodeEvent =
-  | { type: 'adopted'; group: string; from: string | null; active: number; ms: number; at: number }
-  | { type: 'lost'; group: string; to: string | null; at: number }
-  | { type: 'member'; member: string; alive: boolean; at: number }
-  | { type: 'health'; healthy: boolean; at: number }
-  | { type: 'sequencer'; running: boolean; at: number };
+/** Moved to work.ts and node-options.ts; re-exported for the importers of node.ts. */
+export { ensureWorkStream, workStream, workSubject, type StartRequest } from './work.ts';
+export type { ClusterNodeOptions, NodeEvent } from './node-options.ts';
 
 interface Held {
   lease: Lease;
@@ -87,83 +32,7 @@ interface Held {
 }
 
 const AUDIT_GROUP = '_audit';
-/** A start for a model no node has is refused (dead letter) after this many deliveries. */
-const MAX_UNKNOWN_MODEL_DELIVERIES = 20;
-
-class Limiter {
-  #free: number;
-  #queue: (() => void)[] = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--;
-      return;
-    }
-    await new Promise<void>((r) => this.#queue.push(r));
-  }
-  release(): void {
-    const next = this.#queue.shift();
-    if (next) next();
-    else this.#free++;
-  }
-}
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Highest-random-weight placement: the member that takes a group over when its holder dies. */
-export function rendezvous(group: string, members: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestScore = -1;
-  for (const m of members) {
-    const score = hash32(`${group}|${m}`);
-    if (score > bestScore || (score === bestScore && best !== undefined && m < best)) {
-      best = m;
-      bestScore = score;
-    }
-  }
-  return best;
-}
-
-export function workStream(namespace: string): string {
-  return `HO_${streamToken(namespace)}_WORK`;
-}
-export function workSubject(namespace: string): string {
-  return `ho.${namespace}.work.start`;
-}
-
-/** Creates the work stream and its shared pull consumer (idempotent). */
-export async function ensureWorkStream(jsm: JetStreamManager, namespace: string, replicas = 1): Promise<void> {
-  const name = workStream(namespace);
-  try {
-    await jsm.streams.info(name);
-  } catch {
-    await jsm.streams
-      .add({ name, subjects: [`ho.${namespace}.work.>`], retention: 'workqueue' as StreamConfig['retention'], storage: 'file' as StreamConfig['storage'], num_replicas: replicas, duplicate_window: nanos(120_000) })
-      .catch(async (err: unknown) => {
-        await jsm.streams.info(name).catch(() => {
-          throw err;
-        });
-      });
-  }
-  try {
-    await jsm.consumers.info(name, 'nodes');
-  } catch {
-    await jsm.consumers
-      .add(name, { durable_name: 'nodes', ack_policy: 'explicit' as ConsumerConfig['ack_policy'], ack_wait: nanos(10_000), max_ack_pending: 50_000, deliver_policy: 'all' as ConsumerConfig['deliver_policy'] })
-      .catch(async (err: unknown) => {
-        await jsm.consumers.info(name, 'nodes').catch(() => {
-          throw err;
-        });
-      });
-  }
-}
-
-/** Reads (or fixes, if this is the first) the cluster's clock origin. */
-export async function clusterClock(store: JetStreamStore, speed: number): Promise<ScaledClock> {
-  const origin = await store.updateAux<ClockOrigin>('cluster', 'clock', (cur) => ({ value: cur ?? { start: Date.now(), wallStart: Date.now(), speed }, msgId: `clock:${cur ? 'same' : 'init'}:${Date.now()}` }));
-  return new ScaledClock(origin);
-}
 
 /**
  * One node of a Handoff cluster on NATS. It joins the membership, hosts the episodes (placement
@@ -192,7 +61,7 @@ export class ClusterNode {
   #stopped = false;
   #pulling: Promise<void> | undefined;
   #sweeper: NodeJS.Timeout | undefined;
-  #startsInFlight = 0;
+  #work!: WorkPuller;
   #reactivating: Promise<void> | undefined;
   /** Takeovers run at most this many at a time (each is a handful of requests). */
   #limit = new Limiter(64);
@@ -359,8 +228,25 @@ export class ClusterNode {
     });
 
     // Reviewer commands: any node takes a request (queue group) and routes it to the case's owner.
-    this.#subs.push(this.transport.serve(this.#subjects.actorAll, (m) => this.#route(m), { queue: `handoff-${this.namespace}-commands` }));
-    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id), (m) => this.#local(this.#parseRequest<{ caseId: string }>(ForwardedCommandContract, m.data, 'ForwardedCommand'), m.headers?.traceparent), { queue: 'direct' }));
+    const commands = new CommandRouter({
+      name: this.name,
+      namespace: this.namespace,
+      runtime: this.runtime,
+      leases: this.leases,
+      membership: this.membership,
+      transport: this.transport,
+      stats: this.stats,
+      maxInFlight: o.maxInFlight ?? 2000,
+      adopting: (group) => this.#held.get(group)?.state === 'adopting',
+      takeOrphan: async (group) => {
+        const lease = await this.leases.acquire(group, this.#holder(), this.leases.get(group));
+        if (lease) await this.#adopt(group, lease);
+        return !!lease;
+      },
+    });
+    const forwarded = (m: Msg) => this.#parseRequest<{ caseId: string }>(ForwardedCommandContract, m.data, 'ForwardedCommand');
+    this.#subs.push(this.transport.serve(this.#subjects.actorAll, (m) => commands.route(m), { queue: `handoff-${this.namespace}-commands` }));
+    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id), (m) => commands.local(forwarded(m), m.headers?.traceparent), { queue: 'direct' }));
     this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id, 'start'), (m) => this.#startHere(this.#parseRequest<StartRequest>(StartRequestContract, m.data, 'StartRequest'), false), { queue: 'direct' }));
 
     const jsm = await jetstreamManager(nc);
@@ -375,7 +261,17 @@ export class ClusterNode {
     this.#sweep();
     this.#sweeper = setInterval(() => this.#sweep(), 250);
     this.#sweeper.unref?.();
-    this.#pulling = this.#pull();
+    this.#work = new WorkPuller(this.#js, this.namespace, {
+      log: this.#log,
+      keyring: o.keyring,
+      stats: this.stats,
+      stopped: () => this.#stopped,
+      capacity: () => this.#capacity(),
+      hasModel: (model) => this.runtime.models.has(model),
+      start: (req) => this.#startHere(req, true),
+      putDeadLetter: (letter) => this.store.putDeadLetter(letter),
+    });
+    this.#pulling = this.#work.run();
   }
 
   /** Is a member's data connection still there? No responder on its ping subject: it is gone. */
@@ -389,7 +285,7 @@ export class ClusterNode {
   }
 
   #directSubject(member: string, what: 'cmd' | 'start' | 'ping' = 'cmd'): string {
-    return `handoff.${this.namespace}.node.${tok(member)}.${what}`;
+    return nodeSubject(this.namespace, member, what);
   }
 
   #event(e: NodeEvent): void {
@@ -560,47 +456,6 @@ export class ClusterNode {
   }
 
   // ------------------------------------------------------------------------------------------------
-  // Commands
-  // ------------------------------------------------------------------------------------------------
-
-  async #route(m: Msg): Promise<unknown> {
-    const cmd = m.data as { caseId?: unknown } | undefined;
-    const traceparent = m.headers?.traceparent;
-    if (!cmd || typeof cmd.caseId !== 'string') return this.runtime.command(m.data);
-    const group = groupOf(cmd.caseId);
-    const holder = this.leases.get(group)?.holder;
-    if (!holder || holder.member === this.membership.id) return this.#local(cmd as { caseId: string }, traceparent);
-    if (this.membership.isDead(holder.member)) throw new UnavailableError(cmd.caseId, 'its node died; the takeover is in progress', 500);
-    this.stats.forwarded++;
-    const tp = childTraceparent(traceparent, () => episodeTraceparent(this.namespace, group));
-    return this.transport.request(this.#directSubject(holder.member), cmd, { timeoutMs: 8000, headers: { traceparent: tp } });
-  }
-
-  async #local(cmd: { caseId: string }, traceparent: string | undefined): Promise<Ack> {
-    this.stats.commands++;
-    const limit = this.#opts.maxInFlight ?? 2000;
-    if (this.runtime.busy > limit) {
-      this.stats.overloaded++;
-      throw new OverloadedError(this.name, this.runtime.busy, limit, Math.min(2000, 50 + Math.round(this.runtime.busy / 10)));
-    }
-    const group = groupOf(cmd.caseId);
-    const held = this.#held.get(group);
-    if (held?.state === 'adopting') throw new UnavailableError(cmd.caseId, 'it is being taken over by this node', 200);
-    return withSpan('handoff.command', traceparent ?? episodeTraceparent(this.namespace, group), { 'handoff.case': cmd.caseId, 'handoff.node': this.name }, async () => {
-      try {
-        return await this.runtime.command(cmd);
-      } catch (err) {
-        if (!(err instanceof ActorMovedError) || this.leases.get(group)?.holder) throw err;
-        // A live actor with no owner (its lease was released too early, or never taken): take it.
-        const lease = await this.leases.acquire(group, this.#holder(), this.leases.get(group));
-        if (!lease) throw new UnavailableError(cmd.caseId, 'another node is taking it', 200);
-        await this.#adopt(group, lease);
-        return this.runtime.command(cmd);
-      }
-    });
-  }
-
-  // ------------------------------------------------------------------------------------------------
   // New episodes: pulled from the work stream within capacity
   // ------------------------------------------------------------------------------------------------
 
@@ -609,99 +464,7 @@ export class ClusterNode {
     const maxInFlight = this.#opts.maxInFlight ?? 2000;
     if (!this.membership.healthy || this.runtime.busy > maxInFlight) return 0;
     // Small pulls: a burst of starts is work done in one turn of the event loop (heartbeats wait).
-    return Math.max(0, Math.min(32, maxEpisodes - this.episodes - this.#startsInFlight));
-  }
-
-  async #pull(): Promise<void> {
-    const stream = workStream(this.namespace);
-    let consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>> | undefined;
-    while (!this.#stopped) {
-      const free = this.#capacity();
-      if (free <= 0) {
-        await sleep(20);
-        continue;
-      }
-      try {
-        consumer ??= await this.#js.consumers.get(stream, 'nodes');
-        const batch = await consumer.fetch({ max_messages: free, expires: 1000 });
-        for await (const m of batch) {
-          this.#startsInFlight++;
-          void this.#handleStart(m).finally(() => this.#startsInFlight--);
-        }
-      } catch (err) {
-        if (this.#stopped) break;
-        this.#log.debug({ err }, 'work pull failed; retrying');
-        await sleep(250);
-      }
-    }
-  }
-
-  async #handleStart(m: JsMsg): Promise<void> {
-    // Nothing in here may throw: a message that cannot be handled is refused (terminal, dead letter)
-    // or left for another node, never allowed to take this node down.
-    let req: StartRequest;
-    try {
-      // Sealed by a driver with data keys (its signal is case data), or plain JSON.
-      let body: unknown;
-      try {
-        body = JSON.parse(Buffer.from(openPayload(this.#opts.keyring, m.data, m.subject)).toString('utf8'));
-      } catch (err) {
-        if (err instanceof HandoffError && err.code.startsWith('keys.')) throw err;
-        throw notJson('StartRequest', err);
-      }
-      req = parseClusterMessage(StartRequestContract, body, 'StartRequest') as StartRequest;
-    } catch (err) {
-      if (err instanceof HandoffError && err.code.startsWith('keys.')) {
-        // This node lacks the data key: leave the request to a node that has it, never drop it.
-        this.#log.error({ err }, 'episode start request cannot be opened here');
-        m.nak(5000);
-        return;
-      }
-      await this.#poison(m, err);
-      return;
-    }
-    try {
-      if (!this.runtime.models.has(req.model)) {
-        // Another node may have the model; past a bound of deliveries it is refused for good.
-        if ((m.info?.deliveryCount ?? 1) >= MAX_UNKNOWN_MODEL_DELIVERIES) {
-          await this.#poison(m, new HandoffError('model.unknown', `no node took a start for model '${req.model}' after ${MAX_UNKNOWN_MODEL_DELIVERIES} deliveries`, { model: req.model }), req.episodeId);
-          return;
-        }
-        m.nak(2000);
-        return;
-      }
-      await this.#startHere(req, true);
-      m.ack();
-    } catch (err) {
-      if (err instanceof HandoffError && err.code === 'contract.invalid') {
-        await this.#poison(m, err, req.episodeId);
-        return;
-      }
-      // A lost write, a lost lease, a takeover in progress: the message comes back (here or elsewhere).
-      this.#log.debug({ err, episode: req.episodeId }, 'episode start failed; it will be redelivered');
-      try {
-        m.nak(isNotMine(err) || (err instanceof HandoffError && err.code === 'cluster.unavailable') ? 100 : 500);
-      } catch {
-        // the connection is gone: the message is redelivered after the ack wait
-      }
-    }
-  }
-
-  /** A work message that can never be handled: acknowledged as terminal and kept in the dead letters with its cause. */
-  async #poison(m: JsMsg, err: unknown, actorId = ''): Promise<void> {
-    const code = err instanceof HandoffError ? err.code : 'internal';
-    const reason = err instanceof Error ? err.message : String(err);
-    this.stats.poison++;
-    this.#log.warn({ err, subject: m.subject, seq: m.seq }, 'invalid work message refused (dead letter)');
-    try {
-      m.term();
-    } catch {
-      // the connection is gone: redelivered, refused again
-    }
-    const payload = Buffer.from(m.data).toString('utf8');
-    await this.store
-      .putDeadLetter({ id: `work-${m.seq}`, at: Date.now(), actorId, event: { type: 'handoff.work.start', subject: m.subject, seq: m.seq, payload: payload.length > 4096 ? `${payload.slice(0, 4096)}…` : payload }, reason, code })
-      .catch((e: unknown) => this.#log.warn({ err: e }, 'dead letter not written'));
+    return Math.max(0, Math.min(32, maxEpisodes - this.episodes - this.#work.inFlight));
   }
 
   /** A request on a node subject: parsed with its contract (a wrong shape is answered `contract.invalid`, naming the field). */

@@ -1,6 +1,6 @@
 import { nuid } from '@nats-io/transport-node';
 import type { EffectFence, LedgerEntry, World } from '../models/define.ts';
-import type { JetStreamStore } from '../runtime/jetstream-store.ts';
+import type { JetStreamStore } from './jetstream-store.ts';
 import { LeaseLostError } from '../contracts/cluster-errors.ts';
 
 const SEEN = new Error('already applied');

@@ -23,7 +23,7 @@ import { tok } from '../../src/cluster/keys.ts';
 import { leasesBucket } from '../../src/cluster/leases.ts';
 import { membersBucket } from '../../src/cluster/membership.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
-import { workSubject } from '../../src/cluster/node.ts';
+import { workSubject } from '../../src/cluster/work.ts';
 import { NatsTransport } from '../../src/transport/nats-transport.ts';
 import { NodeProcess, freshNamespace, startServer } from '../nats/helpers.ts';
 import { procState, startBurners, until, worldLedger } from './helpers.ts';

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { JetStreamWorld } from '../../src/cluster/world.ts';
-import { JetStreamStore } from '../../src/runtime/jetstream-store.ts';
+import { JetStreamStore } from '../../src/cluster/jetstream-store.ts';
 import { NatsTransport } from '../../src/transport/nats-transport.ts';
 
 /** As many busy processes as cores × 4 (the issue's load), or `n`. Returns a stop function. */

@@ -14,7 +14,7 @@ import { JetStreamWorld } from '../../src/cluster/world.ts';
 import type { AgentContext } from '../../src/machines/agent.ts';
 import { verifyAudit } from '../../src/runtime/audit-log.ts';
 import { SimulatedClock } from '../../src/runtime/clock.ts';
-import { JetStreamStore } from '../../src/runtime/jetstream-store.ts';
+import { JetStreamStore } from '../../src/cluster/jetstream-store.ts';
 import { Rng } from '../../src/runtime/rng.ts';
 import { Runtime } from '../../src/runtime/runtime.ts';
 import { Keyring } from '../../src/security/keyring.ts';
@@ -22,7 +22,7 @@ import { sealedKeyId } from '../../src/security/seal.ts';
 import { drive, refunds, silent } from '../integration/helpers.ts';
 import { freshNamespace, natsConnect, NodeProcess, startServer } from '../nats/helpers.ts';
 import { runClusterDemo } from '../../src/cluster/demo.ts';
-import { workSubject } from '../../src/cluster/node.ts';
+import { workSubject } from '../../src/cluster/work.ts';
 
 const keyring = new Keyring([{ id: 'js1', key: randomBytes(32) }]);
 
