@@ -115,6 +115,7 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
     runtime: { ...(inspection ? { inspect: inspection.inspect } : {}), ...(o.telemetry?.hook ? { telemetry: o.telemetry.hook } : {}) },
   });
   await o.telemetry?.attach(node.runtime);
+  o.telemetry?.metrics?.observeLeases({ member: node.memberId, held: () => node.leases.heldBy(node.memberId).length });
   const metricsUrl = await o.telemetry?.start();
   let gateway: Gateway | undefined;
   let sessionStore: NatsSessionStore | undefined;

@@ -35,6 +35,12 @@ export interface MetricsOptions {
  */
 export const REVIEW_TIME_BUCKETS_S = [1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400, 172_800, 345_600, 604_800];
 
+/** What a cluster node tells the lease gauge: who it is, and how many groups it holds now. */
+export interface LeaseSource {
+  member: string;
+  held(): number;
+}
+
 /** The HITL figures of one node, since it started (what `snapshot()` returns and the gauges report). */
 export interface HitlSnapshot {
   /** Open cases per queue (cases opened, escalated or closed on this node since it started, plus {@link HandoffMetrics.seed}). */
@@ -79,6 +85,7 @@ export interface HitlSnapshot {
  * | `handoff.case.sla_attainment`, `handoff.gate.auto_rate`, `handoff.review.override_rate` | gauge, 0..1 | |
  * | `handoff.actor.restarts`, `handoff.dead_letters` | observable counter | |
  * | `handoff.actors.resident`, `handoff.runtime.busy` | gauge | |
+ * | `handoff.cluster.leases.held` | gauge, by `handoff.cluster.member`: actor groups this node holds (cluster) | |
  */
 export class HandoffMetrics {
   readonly provider: MeterProvider;
@@ -110,6 +117,7 @@ export class HandoffMetrics {
     cases: { opened: 0, approved: 0, modified: 0, rejected: 0, expired: 0 },
   };
   #runtimes = new Set<Runtime>();
+  #leases = new Set<LeaseSource>();
   #ownsProvider: boolean;
   #listen: { host: string; port: number } | undefined;
   #server: Server | undefined;
@@ -162,6 +170,15 @@ export class HandoffMetrics {
     m.createObservableCounter('handoff.dead_letters', { description: 'Events dead-lettered (see handoff deadletters list)' }).addCallback((r) => r.observe(sum((rt) => rt.stats.deadLetters)));
     m.createObservableGauge('handoff.actors.resident', { description: 'Actors held in memory (passivation keeps it under maxResident)' }).addCallback((r) => r.observe(sum((rt) => rt.resident)));
     m.createObservableGauge('handoff.runtime.busy', { description: 'Events, effects and deliveries in progress' }).addCallback((r) => r.observe(sum((rt) => rt.busy)));
+    m.createObservableGauge('handoff.cluster.leases.held', { description: 'Actor-group leases this node holds (cluster only; the groups whose actors it runs). Sum across nodes = groups owned' }).addCallback((r) => {
+      for (const l of this.#leases) r.observe(l.held(), { 'handoff.cluster.member': l.member });
+    });
+  }
+
+  /** Reports the leases a cluster node holds (`handoff.cluster.leases.held`); returns a function that stops. */
+  observeLeases(source: LeaseSource): () => void {
+    this.#leases.add(source);
+    return () => this.#leases.delete(source);
   }
 
   /** Starts the Prometheus endpoint (when configured); resolves with its URL. */
