@@ -199,7 +199,7 @@ export function httpActionProblems(config: Pick<ModelConfig, 'actions'>, env: No
         if (env[v] === undefined || env[v] === '')
           issues.push({ path: `${at}.http.${where}`, message: `environment variable ${v} is not set` });
     for (const h of Object.keys(http.headers))
-      if (['idempotency-key', 'traceparent', 'content-type'].includes(h.toLowerCase()))
+      if (['idempotency-key', 'traceparent', 'content-type', 'handoff-fencing-token'].includes(h.toLowerCase()))
         issues.push({
           path: `${at}.http.headers.${h}`,
           message: `${h} is set by the runtime (the effect's idempotency key, the episode's trace, JSON)`,

@@ -103,7 +103,7 @@ describe('the HTTP action executor', () => {
       'issueRefund',
       call,
       { orderId: 'ORD 1/2', amount: 12.5, ticketId: 'T-9' },
-      ctx(world),
+      { ...ctx(world), fencingToken: 7 },
       { env, ...quick },
     );
     expect(result).toEqual({ refundId: 'rf-1' });
@@ -112,6 +112,7 @@ describe('the HTTP action executor', () => {
     expect(req.url).toBe('/orders/ORD%201%2F2/refunds');
     expect(req.headers['idempotency-key']).toBe('ep-1/0');
     expect(req.headers.traceparent).toBe(TRACE);
+    expect(req.headers['handoff-fencing-token']).toBe('7');
     expect(req.headers.authorization).toBe(`Bearer ${TOKEN}`);
     expect(JSON.parse(req.body)).toEqual({ amount: 12.5, note: 'ticket T-9', nested: ['T-9'] });
     expect(world.ledger.get('ep-1/0')).toMatchObject({

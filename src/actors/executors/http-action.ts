@@ -146,6 +146,8 @@ export async function runHttpAction(
   if (body !== undefined) headers['content-type'] = 'application/json';
   headers['idempotency-key'] = ctx.key;
   if (ctx.traceparent) headers.traceparent = ctx.traceparent;
+  // In a cluster: the lease revision the effect runs under; a service that keeps it can refuse a smaller one.
+  if (ctx.fencingToken !== undefined) headers['handoff-fencing-token'] = String(ctx.fencingToken);
   const what = `HTTP action '${type}': ${call.method} ${shown(url)}`;
 
   let lastError = '';
