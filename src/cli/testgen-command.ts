@@ -1,11 +1,11 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { relative, resolve } from 'node:path';
+import { relative } from 'node:path';
 import { HandoffError, ModelError } from '../contracts/errors.ts';
 import { loadModel, type LoadedModel } from '../models/loader.ts';
 import { readRecording, replayRecording, writeRecording, type RecordedEpisode } from '../testing/replay.ts';
 import { openDataStore } from './keys-command.ts';
 import type { MachineCoverage } from '../testing/graph.ts';
-import { writeSuite } from '../testing/generator.ts';
+import { runHint, writeSuite } from '../testing/generator.ts';
 import { runCrashAnywhere } from '../testing/crash.ts';
 import { runProperty } from '../testing/property.ts';
 import { paint, printJson, table } from './output.ts';
@@ -148,6 +148,7 @@ export function registerTestgen(program: Command): void {
         model: r.model.name,
         version: r.model.config.version,
         out: outDir,
+        run: runHint(outDir),
         files: r.files.map((f) => relative(process.cwd(), f)),
         paths: o.paths,
         crashEachStep: o.crashEachStep,
@@ -203,9 +204,7 @@ export function registerTestgen(program: Command): void {
         }
         if (crash) out.write(`${crash.ok ? paint.green('crash ok') : paint.red('crash failed')}: ${crash.report}\n`);
         // --root makes the hint work from any folder, inside this repository or not (its own config is not used).
-        out.write(
-          paint.dim(`run them: npx vitest run --root ${JSON.stringify(resolve(outDir))}   (${summary.wallMs} ms)\n`),
-        );
+        out.write(paint.dim(`run them (from any folder): ${summary.run}   (${summary.wallMs} ms)\n`));
       }
       if (!complete || (property && !property.ok) || (crash && !crash.ok)) process.exitCode = 1;
     });

@@ -4,7 +4,8 @@
  * fixtures and a coverage report. Same model, same options, same output folder: byte-identical files.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelError } from '../contracts/errors.ts';
 import { probeModel } from '../actors/probe.ts';
@@ -82,6 +83,22 @@ export interface WrittenSuite extends GeneratedSuite {
 }
 
 const HARNESS = fileURLToPath(new URL('./index.ts', import.meta.url));
+
+/**
+ * The command that runs the suites in `dir`, from any working folder: vitest's own script, resolved
+ * from this package, with `--root` (the folder's files only, not the config of the folder it is run
+ * from). `npx vitest` would look for vitest in the working folder and offer to download it. When this
+ * package cannot resolve vitest (installed without it), `npx vitest` from a project that has it.
+ */
+export function runHint(dir: string): string {
+  const root = JSON.stringify(resolve(dir));
+  try {
+    const pkg = createRequire(import.meta.url).resolve('vitest/package.json');
+    return `node ${JSON.stringify(join(dirname(pkg), 'vitest.mjs'))} run --root ${root}`;
+  } catch {
+    return `npx vitest run --root ${root}`;
+  }
+}
 
 function rel(from: string, to: string): string {
   let r = relative(from, to).split(sep).join('/');

@@ -14,7 +14,7 @@
  *
  * See docs/testing.md.
  */
-export { writeSuite, generateSuite, renderSuite, pathTitle, businessTitle, type GenerateOptions, type GeneratedSuite, type WrittenSuite, type CoverageSummary } from './generator.ts';
+export { writeSuite, generateSuite, renderSuite, pathTitle, businessTitle, runHint, type GenerateOptions, type GeneratedSuite, type WrittenSuite, type CoverageSummary } from './generator.ts';
 export { generatePaths, type GeneratedPath, type PathStep, type MachineCoverage, type MachinePaths, type MachineSet, type ModelPaths, type PathMode, type MachineKind } from './graph.ts';
 export { buildFixtures, identify, commandPayload, classOf, allClasses, BENIGN_DRAW, T0, EPISODE_ID, type Fixtures, type PlanClass, type TierReviewers } from './fixtures.ts';
 export { defineSuite, Scenario, HarnessError, agentInvariants, caseInvariants, type Suite, type SuiteOptions } from './harness.ts';
