@@ -3,7 +3,7 @@ import { rulePlanner, type Planner } from '../actors/planners/planner.ts';
 import { executeOnce } from '../actors/executors/execute.ts';
 import { stepContext } from '../actors/step-context.ts';
 import type { TraceContext } from '../contracts/envelope.ts';
-import { ActorCrashedError, ActorExistsError, ActorRestartingError, EffectError, EventRejectedError, HandoffError, RuntimeStoppedError } from '../contracts/errors.ts';
+import { ActorCrashedError, ActorExistsError, ActorRestartingError, ActorSuspendedError, EffectError, EventRejectedError, HandoffError, RuntimeStoppedError } from '../contracts/errors.ts';
 import { isNotMine } from '../contracts/cluster-errors.ts';
 import { CaseInput } from '../contracts/review-case.ts';
 import { parseContract } from '../contracts/parse.ts';
@@ -142,12 +142,15 @@ export class Effects {
     }
   }
 
-  /** Opens the case an agent asked for (a review, or an operator case), unless it exists. */
+  /**
+   * Opens the case an agent asked for (a review, or an operator case), unless it exists. The spawn
+   * finds out whether it does (one look-up: the live index in memory, else the store's key filter,
+   * else one read), so no read is made here first.
+   */
   async #openCase(model: LoadedModel, ctx: AgentContext, effect: EffectRequest): Promise<void> {
     const h = this.#host;
     const caseId = effect.caseId!;
-    const existing = await h.store.load(caseId);
-    if (existing || h.cells.has(caseId)) return;
+    if (h.cells.has(caseId)) return;
     let input: unknown;
     if (effect.operator) {
       const step = effect.step ?? 0;
@@ -177,7 +180,8 @@ export class Effects {
       );
     }
     await h.spawn('case', caseId, model, input).catch((err: unknown) => {
-      if (!(err instanceof ActorExistsError)) throw err;
+      // The case exists (finished, restarting or suspended): it was opened before.
+      if (!(err instanceof ActorExistsError || err instanceof ActorRestartingError || err instanceof ActorSuspendedError)) throw err;
     });
   }
 }

@@ -272,6 +272,7 @@ export class ActorHost implements Host {
       this.stats.rejected++;
       throw this.#rejection(cell, stateString(before.value), before.context, event);
     }
+    if (cell.kind === 'agent' && event.type === 'case.resolved') event = samePlan(event, (before.context as AgentContext).plan);
     cell.actor.send(event);
     const after = cell.actor.getSnapshot();
     if (after.status === 'error') {
@@ -308,10 +309,13 @@ export class ActorHost implements Host {
       const durable = this.store.commit(built.commit);
       // Perception and planning only read: nothing outside the process sees them, and after a crash
       // they simply run again. They may start while their request is being written; effects that
-      // the world can see (execute, compensate, openCase) wait for durability below.
+      // the world can see (execute, compensate) wait for durability below. Opening a case writes
+      // only to this store: where commits are durable in the order they are made, the case's first
+      // commit cannot be durable before this one, so it may start now too (see docs/durability.md).
       if (cell.kind === 'agent') {
         const effect = (ctx as AgentContext).effect;
-        if (effect && (effect.kind === 'perceive' || effect.kind === 'plan') && effect.id !== cell.dispatched) {
+        const early = effect && (effect.kind === 'perceive' || effect.kind === 'plan' || (effect.kind === 'openCase' && this.store.orderedCommits));
+        if (effect && early && effect.id !== cell.dispatched) {
           cell.dispatched = effect.id;
           this.effects.run(cell, ctx as AgentContext, effect);
         }
@@ -404,4 +408,25 @@ export class ActorHost implements Host {
       })
       .finally(() => this.settle());
   }
+}
+
+/**
+ * A resolution whose plan is the agent's own plan, unchanged (an approval), carries the agent's plan
+ * object rather than the case's copy of it: the agent's stored form then refers to the plan it has
+ * stored already instead of storing it again (record-codec.ts knows stored objects by identity).
+ */
+function samePlan(event: AgentEvent | CaseEvent, plan: AgentContext['plan']): AgentEvent | CaseEvent {
+  const resolution = (event as Extract<AgentEvent, { type: 'case.resolved' }>).resolution;
+  if (!plan || !resolution?.plan || resolution.plan === plan || !sameJson(resolution.plan, plan)) return event;
+  return { ...event, resolution: { ...resolution, plan } } as AgentEvent;
+}
+
+/** Deep equality of JSON values (plain objects, arrays, primitives). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  return true;
 }
