@@ -17,7 +17,8 @@ import type { EffectContext, LedgerEntry, World } from '../../src/models/define.
 import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
 import { sensitivePaths } from '../../src/contracts/classification.ts';
 import { startRefundsService, type RunningService } from '../../examples/refunds-service/service.ts';
-import { cleanup, driveUntilDone, openEnv, tempDir } from './helpers.ts';
+import { Level } from 'level';
+import { cleanup, closeEnv, driveUntilDone, openEnv, tempDir } from './helpers.ts';
 
 const EXAMPLE = resolve('examples/refunds-service/model');
 const TOKEN = 'tok-secret-4711';
@@ -155,13 +156,14 @@ describe('the HTTP action executor', () => {
     expect((transient as EffectError).message).toMatch(/failed after 2 attempt\(s\): status 502/);
     expect(down.seen).toHaveLength(2);
 
-    const refused = await scripted([{ status: 422, body: { error: 'mailbox.bounced' } }]);
+    // A service that echoes the secret back: the message shows [redacted] instead.
+    const refused = await scripted([{ status: 422, body: { error: 'mailbox.bounced', sawKey: TOKEN } }]);
     const permanent = await runHttpAction('a', call(refused.url), {}, ctx(world), { env, ...quick }).catch(
       (e: unknown) => e,
     );
     expect((permanent as EffectError).transient).toBe(false);
     expect((permanent as EffectError).code).toBe('effect.http_status');
-    expect((permanent as EffectError).message).toMatch(/was refused: status 422 .*mailbox\.bounced/);
+    expect((permanent as EffectError).message).toMatch(/was refused: status 422 .*mailbox\.bounced.*\[redacted\]/);
     expect(refused.seen).toHaveLength(1);
     // A status declared transient is retried; one declared success is success.
     const conflict = await scripted([{ status: 409 }, { status: 204 }]);
@@ -316,5 +318,18 @@ describe('episodes of the example model against the example refunds service', ()
     expect(ledger.faults.failed + ledger.faults.dropped).toBeGreaterThan(0);
     expect(ledger.replays).toBeGreaterThanOrEqual(ledger.faults.dropped);
     expect(ledger.events.every((e) => e.traceparent?.startsWith('00-0af7651916cd43dd8448eb211c80319c-'))).toBe(true);
+    // The secret header's value is nowhere in Handoff's data folder (journal, audit, effects ledger),
+    // though the arguments and the service's answers are.
+    await closeEnv(env);
+    const raw = new Level<string, string>(env.dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    let sawArgs = false;
+    const leaks: string[] = [];
+    for await (const [k, v] of raw.iterator()) {
+      if (v.includes('ORD-10000003')) sawArgs = true;
+      if (v.includes(TOKEN) || k.includes(TOKEN)) leaks.push(k);
+    }
+    await raw.close();
+    expect(sawArgs).toBe(true);
+    expect(leaks).toEqual([]);
   });
 });

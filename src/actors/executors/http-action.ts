@@ -149,6 +149,15 @@ export async function runHttpAction(
   // In a cluster: the lease revision the effect runs under; a service that keeps it can refuse a smaller one.
   if (ctx.fencingToken !== undefined) headers['handoff-fencing-token'] = String(ctx.fencingToken);
   const what = `HTTP action '${type}': ${call.method} ${shown(url)}`;
+  // The secrets of the headers never reach a message, even when a service echoes them back.
+  const secrets = Object.values(call.headers)
+    .flatMap((v) => [...v.matchAll(ENV_REF)].map((m) => env[m[1]!] ?? ''))
+    .filter((v) => v.length >= 4);
+  const fail = (message: string, transient: boolean, code: string) =>
+    new EffectError(
+      secrets.reduce((m, v) => m.split(v).join('[redacted]'), message),
+      { transient, code },
+    );
 
   let lastError = '';
   let wait = call.retry.backoffMs;
@@ -173,10 +182,7 @@ export async function runHttpAction(
         wait = Math.min(call.retry.maxBackoffMs, wait * 2);
         continue;
       }
-      throw new EffectError(`${what} failed after ${attempt} attempt(s): ${lastError}`, {
-        transient: true,
-        code: 'effect.http_unreachable',
-      });
+      throw fail(`${what} failed after ${attempt} attempt(s): ${lastError}`, true, 'effect.http_unreachable');
     }
     const result = await readResult(res).catch(() => null);
     if (statusMatches(res.status, call.success)) {
@@ -186,15 +192,12 @@ export async function runHttpAction(
     const quote = (typeof result === 'string' ? result : (JSON.stringify(result) ?? '')).slice(0, QUOTE);
     lastError = `status ${res.status}${quote ? ` ${quote}` : ''}`;
     if (!statusMatches(res.status, call.transient))
-      throw new EffectError(`${what} was refused: ${lastError}`, { transient: false, code: 'effect.http_status' });
+      throw fail(`${what} was refused: ${lastError}`, false, 'effect.http_status');
     if (attempt < call.retry.maxAttempts) {
       const hinted = retryAfterMs(res.headers.get('retry-after'), Date.now());
       await sleep(Math.min(call.retry.maxBackoffMs, hinted ?? wait));
       wait = Math.min(call.retry.maxBackoffMs, wait * 2);
     }
   }
-  throw new EffectError(`${what} failed after ${call.retry.maxAttempts} attempt(s): ${lastError}`, {
-    transient: true,
-    code: 'effect.http_status',
-  });
+  throw fail(`${what} failed after ${call.retry.maxAttempts} attempt(s): ${lastError}`, true, 'effect.http_status');
 }
