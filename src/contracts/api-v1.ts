@@ -37,10 +37,13 @@ export const SignalSubmission = z
   .object({
     /** Overrides the `Idempotency-Key` header for this signal. */
     idempotencyKey: IdempotencyKey.optional(),
-    signal: z.record(z.string(), z.unknown()).meta({ description: "The model's signal; validated against the model's signal schema (GET /api/v1/models/{model})." }),
+    signal: z
+      .record(z.string(), z.unknown())
+      .meta({
+        description: "The model's signal; validated against the model's signal schema (GET /api/v1/models/{model}).",
+      }),
   })
-  .strict()
-  ;
+  .strict();
 export type SignalSubmission = z.infer<typeof SignalSubmission>;
 
 export const SignalBatch = z
@@ -48,102 +51,158 @@ export const SignalBatch = z
     signals: z.array(SignalSubmission).min(1).max(MAX_SIGNAL_BATCH),
   })
   .strict()
-  .meta({ description: `Up to ${MAX_SIGNAL_BATCH} signals. A signal without its own idempotencyKey gets the Idempotency-Key header's value suffixed with /<index>.` });
+  .meta({
+    description: `Up to ${MAX_SIGNAL_BATCH} signals. A signal without its own idempotencyKey gets the Idempotency-Key header's value suffixed with /<index>.`,
+  });
 export type SignalBatch = z.infer<typeof SignalBatch>;
 
 export const SignalsRequest = z.union([SignalSubmission, SignalBatch]);
 
-export const SignalAccepted = z
-  .object({
-    episodeId: z.string(),
-    idempotencyKey: z.string(),
-    /** false: this key had already started the episode (nothing new was started). */
-    created: z.boolean(),
-    statusUrl: z.string(),
-  })
-  ;
+export const SignalAccepted = z.object({
+  episodeId: z.string(),
+  idempotencyKey: z.string(),
+  /** false: this key had already started the episode (nothing new was started). */
+  created: z.boolean(),
+  statusUrl: z.string(),
+});
 export type SignalAccepted = z.infer<typeof SignalAccepted>;
 
-export const SignalsAccepted = z
-  .object({
-    model: z.string(),
-    accepted: z.array(SignalAccepted),
-  })
-  ;
+export const SignalsAccepted = z.object({
+  model: z.string(),
+  accepted: z.array(SignalAccepted),
+});
 export type SignalsAccepted = z.infer<typeof SignalsAccepted>;
 
-export const ApiCase = z
-  .object({
-    id: z.string(),
-    state: z.string().nullable(),
-    status: z.string().nullable(),
-    tier: z.number().int().nullable(),
-    outcome: z.string().nullable(),
-  })
-  ;
+export const ApiCase = z.object({
+  id: z.string(),
+  state: z.string().nullable(),
+  status: z.string().nullable(),
+  tier: z.number().int().nullable(),
+  outcome: z.string().nullable(),
+});
 
-export const ApiAction = z
-  .object({
-    index: z.number().int(),
-    type: z.string(),
-    status: z.enum(['pending', 'running', 'done', 'compensated', 'failed']),
-    /** The action's result; fields classified sensitive are masked. */
-    result: z.unknown(),
-  })
-  ;
+export const ApiAction = z.object({
+  index: z.number().int(),
+  type: z.string(),
+  status: z.enum(['pending', 'running', 'done', 'compensated', 'failed']),
+  /** The action's result; fields classified sensitive are masked. */
+  result: z.unknown(),
+});
 
-export const ApiDecision = z
-  .object({
-    outcome: GateOutcome,
-    ruleId: z.string(),
-    tier: z.number().int(),
-    riskScore: z.number(),
-    reasons: z.array(z.string()),
-    policyVersion: z.string(),
-  })
-  ;
+export const ApiDecision = z.object({
+  outcome: GateOutcome,
+  ruleId: z.string(),
+  tier: z.number().int(),
+  riskScore: z.number(),
+  reasons: z.array(z.string()),
+  policyVersion: z.string(),
+});
 
-export const ApiEpisode = z
-  .object({
-    id: z.string(),
-    model: z.string(),
-    state: z.string(),
-    status: z.string(),
-    outcome: EpisodeOutcome.nullable(),
-    resolution: z.string().nullable(),
-    decision: ApiDecision.nullable(),
-    actions: z.array(ApiAction),
-    cases: z.array(ApiCase),
-    error: z.string().nullable(),
-    traceId: z.string().nullable(),
-    startedAt: z.number().nullable(),
-    endedAt: z.number().nullable(),
-    serverTime: z.number(),
-  })
-  ;
+export const ApiEpisode = z.object({
+  id: z.string(),
+  model: z.string(),
+  state: z.string(),
+  status: z.string(),
+  outcome: EpisodeOutcome.nullable(),
+  resolution: z.string().nullable(),
+  decision: ApiDecision.nullable(),
+  actions: z.array(ApiAction),
+  cases: z.array(ApiCase),
+  error: z.string().nullable(),
+  traceId: z.string().nullable(),
+  startedAt: z.number().nullable(),
+  endedAt: z.number().nullable(),
+  serverTime: z.number(),
+});
 export type ApiEpisode = z.infer<typeof ApiEpisode>;
 
-export const ApiModel = z
+/** One row of `GET /api/v1/episodes`. */
+export const ApiEpisodeSummary = z.object({
+  id: z.string(),
+  model: z.string(),
+  state: z.string(),
+  status: z.string(),
+  outcome: EpisodeOutcome.nullable(),
+  resolution: z.string().nullable(),
+  traceId: z.string().nullable(),
+  startedAt: z.number().nullable(),
+  endedAt: z.number().nullable(),
+});
+export type ApiEpisodeSummary = z.infer<typeof ApiEpisodeSummary>;
+
+/** Largest page of `GET /api/v1/episodes`. */
+export const MAX_EPISODE_PAGE = 200;
+
+/** The query of `GET /api/v1/episodes` (all optional). */
+export const EpisodeListQuery = z
   .object({
-    name: z.string(),
-    description: z.string(),
-    operations: z.array(ApiOperation).meta({ description: 'What the calling account may do on this model.' }),
-    signalSchema: z.unknown().meta({ description: "JSON Schema (draft 2020-12) of the model's signal." }),
+    model: ModelName.optional().meta({ description: 'Only this model (the account needs episodes:read on it).' }),
+    outcome: EpisodeOutcome.optional().meta({ description: 'Only episodes that ended with this outcome.' }),
+    since: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .meta({ description: 'Only episodes started at or after this time (ms since the epoch).' }),
+    cursor: z.string().max(600).optional().meta({ description: 'The `next` of the previous page.' }),
+    limit: z.coerce.number().int().min(1).max(MAX_EPISODE_PAGE).default(50),
   })
-  ;
+  .strict();
+export type EpisodeListQuery = z.infer<typeof EpisodeListQuery>;
+
+export const ApiEpisodePage = z.object({
+  episodes: z.array(ApiEpisodeSummary),
+  next: z
+    .string()
+    .nullable()
+    .meta({
+      description: 'The cursor of the next page; null at the end. A cursor stays valid: pages never repeat an episode.',
+    }),
+  serverTime: z.number(),
+});
+export type ApiEpisodePage = z.infer<typeof ApiEpisodePage>;
+
+/**
+ * One event of `GET /api/v1/episodes/{id}/events` (Server-Sent Events): `event: state` on each durable
+ * transition (the first is the episode as it is when the stream opens), then `event: outcome` once it
+ * has finished, after which the stream ends. The data is this object as JSON.
+ */
+export const ApiEpisodeEvent = z.object({
+  id: z.string(),
+  seq: z.number().int(),
+  state: z.string(),
+  status: z.string(),
+  event: z.string().nullable().meta({ description: 'The event that made the transition (null for the first).' }),
+  outcome: EpisodeOutcome.nullable(),
+  at: z.number(),
+});
+export type ApiEpisodeEvent = z.infer<typeof ApiEpisodeEvent>;
+
+export const ApiModel = z.object({
+  name: z.string(),
+  description: z.string(),
+  operations: z.array(ApiOperation).meta({ description: 'What the calling account may do on this model.' }),
+  signalSchema: z.unknown().meta({ description: "JSON Schema (draft 2020-12) of the model's signal." }),
+});
 
 export const ApiModels = z.object({ models: z.array(ApiModel) });
 
-export const ApiError = z
-  .object({
-    error: z.object({
-      status: z.number().int(),
-      code: z.string().meta({ description: 'Stable, e.g. auth.required, auth.invalid_key, auth.forbidden, contract.invalid, model.not_found, episode.not_found, request.too_large.' }),
-      message: z.string(),
-      details: z.record(z.string(), z.unknown()).optional().meta({ description: 'For contract.invalid: path (the first bad field) and issues.' }),
-    }),
-  })
-  ;
+export const ApiError = z.object({
+  error: z.object({
+    status: z.number().int(),
+    code: z
+      .string()
+      .meta({
+        description:
+          'Stable, e.g. auth.required, auth.invalid_key, auth.forbidden, contract.invalid, model.not_found, episode.not_found, request.too_large, api.rate_limited, node.overloaded.',
+      }),
+    message: z.string(),
+    details: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .meta({ description: 'For contract.invalid: path (the first bad field) and issues.' }),
+  }),
+});
 export type ApiError = z.infer<typeof ApiError>;
 
 /** A service account as listed (never its key or the key's hash). */
@@ -169,10 +228,12 @@ export interface ApiRoute {
   /** The operation the account needs on the model (none: any valid key). */
   operation: ApiOperation | null;
   params?: Record<string, string>;
+  /** Query parameters: an object schema whose properties are the parameters. */
+  query?: z.ZodObject;
   headers?: Record<string, { description: string; required?: boolean }>;
   body?: z.ZodType;
-  /** Status → schema of the success answer. */
-  ok: Record<number, { description: string; schema: z.ZodType }>;
+  /** Status → schema of the success answer (`contentType` @default application/json). */
+  ok: Record<number, { description: string; schema: z.ZodType; contentType?: string }>;
   /** Error statuses this route answers (each an {@link ApiError}). */
   errors: number[];
   /** Served without a key. */
@@ -197,7 +258,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     summary: 'The models this account has any operation on, with their signal schemas.',
     operation: null,
     ok: { 200: { description: 'Models.', schema: ApiModels } },
-    errors: [401],
+    errors: [401, 429],
   },
   {
     operationId: 'submitSignals',
@@ -207,12 +268,19 @@ export const API_ROUTES: readonly ApiRoute[] = [
     operation: 'signals:submit',
     params: { model: 'The model name.' },
     headers: {
-      'Idempotency-Key': { description: 'The idempotency key (or `idempotencyKey` in the body). Required one way or the other.' },
+      'Idempotency-Key': {
+        description: 'The idempotency key (or `idempotencyKey` in the body). Required one way or the other.',
+      },
       traceparent: { description: "W3C trace context: the episode's trace continues it." },
     },
     body: SignalsRequest,
-    ok: { 202: { description: 'Accepted: the episodes are durable (started, or started before by the same key).', schema: SignalsAccepted } },
-    errors: [400, 401, 403, 404, 413, 415, 503],
+    ok: {
+      202: {
+        description: 'Accepted: the episodes are durable (started, or started before by the same key).',
+        schema: SignalsAccepted,
+      },
+    },
+    errors: [400, 401, 403, 404, 413, 415, 429, 503],
   },
   {
     operationId: 'getEpisode',
@@ -222,7 +290,35 @@ export const API_ROUTES: readonly ApiRoute[] = [
     operation: 'episodes:read',
     params: { id: 'The episode id (from the 202 of a submission).' },
     ok: { 200: { description: 'The episode.', schema: ApiEpisode } },
-    errors: [401, 403, 404],
+    errors: [401, 403, 404, 429],
+  },
+  {
+    operationId: 'listEpisodes',
+    method: 'get',
+    path: '/episodes',
+    summary: 'Episodes of the models this account may read, in a stable order, a page at a time (follow `next`).',
+    operation: 'episodes:read',
+    query: EpisodeListQuery,
+    ok: { 200: { description: 'A page of episodes.', schema: ApiEpisodePage } },
+    errors: [400, 401, 403, 429],
+  },
+  {
+    operationId: 'episodeEvents',
+    method: 'get',
+    path: '/episodes/{id}/events',
+    summary:
+      "A stream (Server-Sent Events) of the episode's transitions, ending with its outcome: for a producer waiting on its episode.",
+    operation: 'episodes:read',
+    params: { id: 'The episode id.' },
+    ok: {
+      200: {
+        description:
+          'text/event-stream: `event: state` per transition, then `event: outcome`; each data line an ApiEpisodeEvent.',
+        schema: ApiEpisodeEvent,
+        contentType: 'text/event-stream',
+      },
+    },
+    errors: [401, 403, 404, 429],
   },
 ];
 
@@ -233,11 +329,28 @@ const ERROR_TEXT: Record<number, string> = {
   404: 'No such model or episode.',
   413: 'The body is over the size limit.',
   415: 'The body is not application/json.',
+  429: 'Too many requests from this account (api.rate_limited) or in flight on this node (node.overloaded): retry after Retry-After seconds.',
   503: 'The runtime is stopping or restarting an actor; retry with the same idempotency key.',
 };
 
 /** The named schemas of the API: each is one entry of the document's `components.schemas`. */
-const NAMED: Record<string, z.ZodType> = { SignalSubmission, SignalBatch, SignalsRequest, SignalAccepted, SignalsAccepted, ApiCase, ApiAction, ApiDecision, ApiEpisode, ApiModel, ApiModels, ApiError };
+const NAMED: Record<string, z.ZodType> = {
+  SignalSubmission,
+  SignalBatch,
+  SignalsRequest,
+  SignalAccepted,
+  SignalsAccepted,
+  ApiCase,
+  ApiAction,
+  ApiDecision,
+  ApiEpisode,
+  ApiEpisodeSummary,
+  ApiEpisodePage,
+  ApiEpisodeEvent,
+  ApiModel,
+  ApiModels,
+  ApiError,
+};
 
 /** The OpenAPI 3.1 document of `/api/v1`, generated from the schemas above. */
 export function openApiDocument(): Record<string, unknown> {
@@ -247,7 +360,12 @@ export function openApiDocument(): Record<string, unknown> {
     registry.add(schema, { id });
     names.set(schema, id);
   }
-  const { schemas } = z.toJSONSchema(registry, { target: 'draft-2020-12', io: 'output', unrepresentable: 'any', uri: (id) => `#/components/schemas/${id}` }) as { schemas: Record<string, Record<string, unknown>> };
+  const { schemas } = z.toJSONSchema(registry, {
+    target: 'draft-2020-12',
+    io: 'output',
+    unrepresentable: 'any',
+    uri: (id) => `#/components/schemas/${id}`,
+  }) as { schemas: Record<string, Record<string, unknown>> };
   for (const s of Object.values(schemas)) {
     delete s.$schema;
     delete s.$id;
@@ -255,7 +373,10 @@ export function openApiDocument(): Record<string, unknown> {
   const ref = (schema: z.ZodType): unknown => {
     const id = names.get(schema);
     if (id) return { $ref: `#/components/schemas/${id}` };
-    const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'output', unrepresentable: 'any' }) as Record<string, unknown>;
+    const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'output', unrepresentable: 'any' }) as Record<
+      string,
+      unknown
+    >;
     delete json.$schema;
     return json;
   };
@@ -263,11 +384,32 @@ export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of API_ROUTES) {
     const parameters: unknown[] = [];
-    for (const [name, description] of Object.entries(r.params ?? {})) parameters.push({ name, in: 'path', required: true, description, schema: { type: 'string' } });
-    for (const [name, h] of Object.entries(r.headers ?? {})) parameters.push({ name, in: 'header', required: h.required ?? false, description: h.description, schema: { type: 'string' } });
+    for (const [name, description] of Object.entries(r.params ?? {}))
+      parameters.push({ name, in: 'path', required: true, description, schema: { type: 'string' } });
+    for (const [name, schema] of Object.entries(r.query?.shape ?? {})) {
+      const json = ref(schema as z.ZodType) as Record<string, unknown>;
+      const { description, ...rest } = json;
+      parameters.push({ name, in: 'query', required: false, ...(description ? { description } : {}), schema: rest });
+    }
+    for (const [name, h] of Object.entries(r.headers ?? {}))
+      parameters.push({
+        name,
+        in: 'header',
+        required: h.required ?? false,
+        description: h.description,
+        schema: { type: 'string' },
+      });
     const responses: Record<string, unknown> = {};
-    for (const [status, ok] of Object.entries(r.ok)) responses[status] = { description: ok.description, content: { 'application/json': { schema: ref(ok.schema) } } };
-    for (const status of r.errors) responses[String(status)] = { description: ERROR_TEXT[status] ?? 'Error.', content: { 'application/json': { schema: errorRef } } };
+    for (const [status, ok] of Object.entries(r.ok))
+      responses[status] = {
+        description: ok.description,
+        content: { [ok.contentType ?? 'application/json']: { schema: ref(ok.schema) } },
+      };
+    for (const status of r.errors)
+      responses[String(status)] = {
+        description: ERROR_TEXT[status] ?? 'Error.',
+        content: { 'application/json': { schema: errorRef } },
+      };
     const op: Record<string, unknown> = {
       operationId: r.operationId,
       summary: r.summary,
@@ -289,7 +431,13 @@ export function openApiDocument(): Record<string, unknown> {
     security: [{ apiKey: [] }],
     paths,
     components: {
-      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A service account key (`handoff accounts create`), as `Authorization: Bearer <key>`.' } },
+      securitySchemes: {
+        apiKey: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'A service account key (`handoff accounts create`), as `Authorization: Bearer <key>`.',
+        },
+      },
       schemas: Object.fromEntries(Object.entries(schemas).sort(([a], [b]) => a.localeCompare(b))),
     },
   };

@@ -1,6 +1,7 @@
 import type { AgentContext } from '../machines/agent.ts';
 import type { LevelStore } from '../runtime/level-store.ts';
 import type { Runtime } from '../runtime/runtime.ts';
+import type { ApiLimitsOptions } from './api-limits.ts';
 import { ApiV1, type ApiV1Runtime } from './api-v1.ts';
 import { ServiceAccounts } from './service-accounts.ts';
 
@@ -17,7 +18,15 @@ export function embeddedApiRuntime(rt: Runtime): ApiV1Runtime {
       for await (const rec of rt.store.actors('agent')) {
         if (after !== undefined && rec.id <= after) continue;
         const context = (rec.snapshot as { context: AgentContext }).context;
-        yield { id: rec.id, kind: rec.kind, model: rec.model, seq: rec.seq, state: rec.state, status: rec.status, context };
+        yield {
+          id: rec.id,
+          kind: rec.kind,
+          model: rec.model,
+          seq: rec.seq,
+          state: rec.state,
+          status: rec.status,
+          context,
+        };
       }
     },
     onAgent: (listener) =>
@@ -31,6 +40,11 @@ export function embeddedApiRuntime(rt: Runtime): ApiV1Runtime {
  * `/api/v1` of the embedded deployment (`handoff start`): episodes start on this runtime, service
  * accounts are read from the data folder's meta records (`handoff accounts …`).
  */
-export function embeddedApi(rt: Runtime, store: LevelStore): ApiV1 {
-  return new ApiV1({ runtime: embeddedApiRuntime(rt), accounts: new ServiceAccounts(store), log: rt.log });
+export function embeddedApi(rt: Runtime, store: LevelStore, limits?: ApiLimitsOptions): ApiV1 {
+  return new ApiV1({
+    runtime: embeddedApiRuntime(rt),
+    accounts: new ServiceAccounts(store),
+    log: rt.log,
+    ...(limits ? { limits } : {}),
+  });
 }

@@ -17,6 +17,7 @@ import { LevelSessionStore } from './session-store.ts';
 import { embeddedBackend } from './backend.ts';
 import { Gateway, type GatewayOptions } from './server.ts';
 import { embeddedApi } from './api-v1-embedded.ts';
+import type { ApiLimitsOptions } from './api-limits.ts';
 import { assembleReasoning } from '../runtime/reasoning.ts';
 import { embeddedInspectorBackend } from '../inspect/backend.ts';
 import { InspectionStream } from '../inspect/stream.ts';
@@ -118,6 +119,8 @@ export interface ConsoleOptions {
   env?: Record<string, string | undefined>;
   /** A gateway config file: single sign-on (`oidc`) and whether passwords are offered (docs/console.md). */
   gatewayConfig?: string;
+  /** `/api/v1` load limits: per-account rate and the in-flight bound (429 past them; docs/api.md). @default ApiLimits' */
+  apiLimits?: ApiLimitsOptions;
 }
 
 export interface RunningConsole {
@@ -196,7 +199,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       ...(opts.trustedProxies ? { trustedProxies: opts.trustedProxies } : {}),
       ...(opts.signInThrottle ? { signInThrottle: opts.signInThrottle } : {}),
       ...(opts.env ? { callbacks: { env: opts.env } } : {}),
-      api: embeddedApi(rt, store),
+      api: embeddedApi(rt, store, opts.apiLimits),
     });
     // Stately's tools on this node: every actor's inspection records, in @statelyai/inspect's format, to a WebSocket inspector.
     const statelyUrl = process.env.HANDOFF_STATELY_INSPECT;

@@ -1,4 +1,7 @@
+import { readdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname, join, relative, sep } from 'node:path';
+import type { FastifyReply } from 'fastify';
 import { ContractError, HandoffError } from '../contracts/errors.ts';
 
 /** An error answered to the browser: an HTTP status, a stable code and a sentence. */
@@ -32,11 +35,29 @@ const STATUS_BY_CODE: Record<string, number> = {
 };
 
 /** What the browser gets for an error: `{ error: { status, code, message, details? } }`. */
-export function errorBody(err: unknown): { status: number; body: { error: { status: number; code: string; message: string; details?: Record<string, unknown> } } } {
-  if (err instanceof HttpError) return { status: err.status, body: { error: { status: err.status, code: err.code, message: err.message, ...(Object.keys(err.details).length ? { details: err.details } : {}) } } };
+export function errorBody(err: unknown): {
+  status: number;
+  body: { error: { status: number; code: string; message: string; details?: Record<string, unknown> } };
+} {
+  if (err instanceof HttpError)
+    return {
+      status: err.status,
+      body: {
+        error: {
+          status: err.status,
+          code: err.code,
+          message: err.message,
+          ...(Object.keys(err.details).length ? { details: err.details } : {}),
+        },
+      },
+    };
   if (err instanceof HandoffError) {
     const status = STATUS_BY_CODE[err.code] ?? (err.code.startsWith('auth.') ? 403 : 500);
-    if (status === 500) return { status, body: { error: { status, code: 'internal', message: 'the server failed to handle the request; it is logged' } } };
+    if (status === 500)
+      return {
+        status,
+        body: { error: { status, code: 'internal', message: 'the server failed to handle the request; it is logged' } },
+      };
     const details: Record<string, unknown> = { ...err.details };
     if (err instanceof ContractError || err.code === 'contract.invalid') {
       const issues = (err.details.issues as { path: string; message: string }[] | undefined) ?? [];
@@ -44,9 +65,19 @@ export function errorBody(err: unknown): { status: number; body: { error: { stat
       details.issues = issues;
       delete details.contract;
     }
-    return { status, body: { error: { status, code: err.code, message: err.message, ...(Object.keys(details).length ? { details } : {}) } } };
+    return {
+      status,
+      body: {
+        error: { status, code: err.code, message: err.message, ...(Object.keys(details).length ? { details } : {}) },
+      },
+    };
   }
-  return { status: 500, body: { error: { status: 500, code: 'internal', message: 'the server failed to handle the request; it is logged' } } };
+  return {
+    status: 500,
+    body: {
+      error: { status: 500, code: 'internal', message: 'the server failed to handle the request; it is logged' },
+    },
+  };
 }
 
 /**
@@ -64,13 +95,27 @@ export const SECURITY_HEADERS: Record<string, string> = {
   'Permissions-Policy': 'camera=(), microphone=(), geolocation=(), payment=()',
 };
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string | string[]> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 
-export function sendError(res: ServerResponse, err: unknown, headers: Record<string, string | string[]> = {}): { status: number; code: string; message: string } {
+export function sendError(
+  res: ServerResponse,
+  err: unknown,
+  headers: Record<string, string | string[]> = {},
+): { status: number; code: string; message: string } {
   const { status, body } = errorBody(err);
   if (!res.headersSent) sendJson(res, status, body, headers);
   else res.end();
@@ -103,14 +148,21 @@ export function parseCookies(header: string | undefined): Record<string, string>
  */
 export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') throw new HttpError(415, 'request.unsupported_media_type', `send the body as application/json (got ${type || 'no content type'})`);
+  if (type !== 'application/json')
+    throw new HttpError(
+      415,
+      'request.unsupported_media_type',
+      `send the body as application/json (got ${type || 'no content type'})`,
+    );
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, 'request.too_large', `the body is ${declared} bytes; the limit is ${limit}`, { limit });
+  if (Number.isFinite(declared) && declared > limit)
+    throw new HttpError(413, 'request.too_large', `the body is ${declared} bytes; the limit is ${limit}`, { limit });
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw new HttpError(413, 'request.too_large', `the body exceeds the limit of ${limit} bytes`, { limit });
+    if (size > limit)
+      throw new HttpError(413, 'request.too_large', `the body exceeds the limit of ${limit} bytes`, { limit });
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -141,7 +193,12 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   const text = await readBody(req, limit);
   if (!text.trim()) throw new HttpError(400, 'request.malformed_json', 'the body is empty; expected a JSON object');
   const depth = jsonDepth(text);
-  if (depth > MAX_JSON_DEPTH) throw new HttpError(400, 'request.too_deep', `the body nests ${depth} levels deep; at most ${MAX_JSON_DEPTH} are accepted`);
+  if (depth > MAX_JSON_DEPTH)
+    throw new HttpError(
+      400,
+      'request.too_deep',
+      `the body nests ${depth} levels deep; at most ${MAX_JSON_DEPTH} are accepted`,
+    );
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
@@ -173,3 +230,50 @@ export const MIME: Record<string, string> = {
   '.json': 'application/json; charset=utf-8',
   '.woff2': 'font/woff2',
 };
+
+/**
+ * Static files served by URL path (the console's and the inspector's pages): only the files found
+ * under the root at start, with a known type; nothing outside this map is ever read. Cached in memory
+ * after the first read (not with `HANDOFF_CONSOLE_DEV=1`).
+ */
+export class StaticFiles {
+  #files: Map<string, string>;
+  #cache = new Map<string, Buffer>();
+
+  private constructor(files: Map<string, string>) {
+    this.#files = files;
+  }
+
+  /** The files under `root`, as `<prefix><relative path>`, plus `extra` (URL path → file). */
+  static async load(root: string, prefix: string, extra: Record<string, string> = {}): Promise<StaticFiles> {
+    const files = new Map<string, string>();
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const full = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else if (MIME[extname(entry.name)]) files.set(`${prefix}${relative(root, full).split(sep).join('/')}`, full);
+      }
+    };
+    await walk(root);
+    for (const [path, file] of Object.entries(extra)) files.set(path, file);
+    return new StaticFiles(files);
+  }
+
+  has(path: string): boolean {
+    return this.#files.has(path);
+  }
+
+  async send(reply: FastifyReply, path: string): Promise<FastifyReply> {
+    const file = this.#files.get(path);
+    if (!file) throw new HttpError(404, 'request.not_found', `nothing at ${path}`);
+    let body = this.#cache.get(file);
+    if (!body) {
+      body = await readFile(file);
+      if (process.env.HANDOFF_CONSOLE_DEV !== '1') this.#cache.set(file, body);
+    }
+    return reply
+      .code(200)
+      .headers({ 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream', 'Cache-Control': 'no-cache' })
+      .send(body);
+  }
+}

@@ -1,11 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readdir, readFile } from 'node:fs/promises';
-import { dirname, extname, join, relative, resolve, sep } from 'node:path';
+import type { IncomingMessage } from 'node:http';
+import { dirname, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Principal, Session, Sessions } from '../gateway/auth.ts';
 import { WsClients, type WsClient } from '../gateway/ws-clients.ts';
-import { HttpError, MIME, sendJson } from '../gateway/http.ts';
+import type { FastifyReply } from 'fastify';
+import { HttpError, StaticFiles } from '../gateway/http.ts';
 import type { TransitionNotice } from '../runtime/runtime.ts';
 import type { InspectorBackend } from './backend.ts';
 import { InspectorService, type ActorFilter, type ActorRow } from './service.ts';
@@ -19,12 +19,22 @@ const DEFAULT_ROOT = resolve(HERE, '..', '..', 'web', 'inspector');
 
 /** Models whose actors this principal may inspect: those where they hold the `engineer` role. */
 export function inspectableModels(p: Principal): Set<string> {
-  return new Set(Object.entries(p.grants).filter(([, g]) => g.roles.includes(ENGINEER_ROLE)).map(([m]) => m));
+  return new Set(
+    Object.entries(p.grants)
+      .filter(([, g]) => g.roles.includes(ENGINEER_ROLE))
+      .map(([m]) => m),
+  );
 }
 
 function requireEngineer(p: Principal): Set<string> {
   const models = inspectableModels(p);
-  if (models.size === 0) throw new HttpError(403, 'auth.forbidden', `the inspector needs the ${ENGINEER_ROLE} role; yours are ${[...new Set(Object.values(p.grants).flatMap((g) => g.roles))].join(', ') || 'none'}`, { rule: 'engineer-role' });
+  if (models.size === 0)
+    throw new HttpError(
+      403,
+      'auth.forbidden',
+      `the inspector needs the ${ENGINEER_ROLE} role; yours are ${[...new Set(Object.values(p.grants).flatMap((g) => g.roles))].join(', ') || 'none'}`,
+      { rule: 'engineer-role' },
+    );
   return models;
 }
 
@@ -41,8 +51,7 @@ interface Client extends WsClient {
  */
 export class InspectorRoutes {
   readonly service: InspectorService;
-  #files = new Map<string, string>();
-  #cache = new Map<string, Buffer>();
+  #files: StaticFiles | null = null;
   #root: string;
   #clients: WsClients<Client>;
   #timers: NodeJS.Timeout[] = [];
@@ -56,14 +65,7 @@ export class InspectorRoutes {
   }
 
   async start(): Promise<void> {
-    const walk = async (dir: string): Promise<void> => {
-      for (const entry of await readdir(dir, { withFileTypes: true })) {
-        const full = join(dir, entry.name);
-        if (entry.isDirectory()) await walk(full);
-        else if (MIME[extname(entry.name)]) this.#files.set(`/inspector/${relative(this.#root, full).split(sep).join('/')}`, full);
-      }
-    };
-    await walk(this.#root);
+    this.#files = await StaticFiles.load(this.#root, '/inspector/');
     await this.service.start();
     this.#unsubs.push(
       this.service.onRecord((r) => this.#onRecord(r)),
@@ -91,61 +93,59 @@ export class InspectorRoutes {
   // ----------------------------------------------------------------------------------------------
 
   /** `GET /inspector[/...]`. `signedIn` says whether the request carries a live session. */
-  async page(res: ServerResponse, path: string, signedIn: 'ok' | 'missing' | 'expired'): Promise<void> {
+  async page(reply: FastifyReply, path: string, signedIn: 'ok' | 'missing' | 'expired'): Promise<FastifyReply> {
+    const files = this.#files!;
     if (path === '/inspector' || path === '/inspector/' || path === '/inspector/index.html') {
-      if (signedIn !== 'ok') {
-        res.writeHead(302, { Location: `/login?${signedIn === 'expired' ? 'expired=1&' : ''}next=/inspector`, 'Cache-Control': 'no-store' });
-        res.end();
-        return;
-      }
-      return this.#static(res, '/inspector/index.html');
+      if (signedIn !== 'ok')
+        return reply
+          .code(302)
+          .headers({
+            Location: `/login?${signedIn === 'expired' ? 'expired=1&' : ''}next=/inspector`,
+            'Cache-Control': 'no-store',
+          })
+          .send();
+      return files.send(reply, '/inspector/index.html');
     }
-    if (path.startsWith('/inspector/assets/') && this.#files.has(path)) return this.#static(res, path);
+    if (path.startsWith('/inspector/assets/') && files.has(path)) return files.send(reply, path);
     throw new HttpError(404, 'request.not_found', `nothing at ${path}`);
-  }
-
-  async #static(res: ServerResponse, path: string): Promise<void> {
-    const file = this.#files.get(path);
-    if (!file) throw new HttpError(404, 'request.not_found', `nothing at ${path}`);
-    let body = this.#cache.get(file);
-    if (!body) {
-      body = await readFile(file);
-      if (process.env.HANDOFF_CONSOLE_DEV !== '1') this.#cache.set(file, body);
-    }
-    res.writeHead(200, { 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length, 'Cache-Control': 'no-cache' });
-    res.end(body);
   }
 
   // ----------------------------------------------------------------------------------------------
   // API
   // ----------------------------------------------------------------------------------------------
 
-  /** `/api/inspect/*`, for a signed-in principal. Read-only: GET only. */
-  async api(req: IncomingMessage, res: ServerResponse, url: URL, p: Principal): Promise<void> {
-    if (req.method !== 'GET') throw new HttpError(405, 'request.method', 'the inspector API is read-only: use GET');
+  /** `/api/inspect/*`, for a signed-in principal: the answer's JSON body. Read-only: GET only. */
+  async api(method: string, url: URL, p: Principal): Promise<unknown> {
+    if (method !== 'GET' && method !== 'HEAD')
+      throw new HttpError(405, 'request.method', 'the inspector API is read-only: use GET');
     const models = requireEngineer(p);
     const path = url.pathname;
     const sp = url.searchParams;
     if (path === '/api/inspect/session') {
-      return sendJson(res, 200, {
+      return {
         reviewer: { id: p.id, name: p.name },
         node: this.service.backend.node,
         namespace: this.service.backend.namespace,
-        models: [...models].map((m) => ({ name: m, description: this.service.models.get(m)?.config.description ?? '' })),
+        models: [...models].map((m) => ({
+          name: m,
+          description: this.service.models.get(m)?.config.description ?? '',
+        })),
         stats: this.service.lastStats,
         serverTime: this.service.backend.now(),
-      });
+      };
     }
     if (path === '/api/inspect/actors') {
       const filter: ActorFilter = {};
       const kind = sp.get('kind');
       if (kind) {
-        if (kind !== 'agent' && kind !== 'case') throw new HttpError(400, 'request.invalid', 'kind must be agent or case', { path: 'kind' });
+        if (kind !== 'agent' && kind !== 'case')
+          throw new HttpError(400, 'request.invalid', 'kind must be agent or case', { path: 'kind' });
         filter.kind = kind;
       }
       const status = sp.get('status');
       if (status) {
-        if (!['live', 'finished', 'all'].includes(status)) throw new HttpError(400, 'request.invalid', 'status must be live, finished or all', { path: 'status' });
+        if (!['live', 'finished', 'all'].includes(status))
+          throw new HttpError(400, 'request.invalid', 'status must be live, finished or all', { path: 'status' });
         filter.status = status as ActorFilter['status'];
       }
       for (const k of ['model', 'state', 'node', 'q'] as const) {
@@ -153,13 +153,14 @@ export class InspectorRoutes {
         if (v) filter[k] = v.slice(0, 200);
       }
       const limit = Math.min(500, Math.max(1, Number(sp.get('limit') ?? 200) || 200));
-      return sendJson(res, 200, { ...this.service.list(filter, models, limit), serverTime: this.service.backend.now() });
+      return { ...this.service.list(filter, models, limit), serverTime: this.service.backend.now() };
     }
     const chart = /^\/api\/inspect\/charts\/([^/]+)\/(agent|case)$/.exec(path);
     if (chart) {
       const model = decodeURIComponent(chart[1]!);
-      if (!models.has(model)) throw new HttpError(404, 'request.not_found', `no model named '${model}' you may inspect`);
-      return sendJson(res, 200, await this.service.chart(model, chart[2] as 'agent' | 'case'));
+      if (!models.has(model))
+        throw new HttpError(404, 'request.not_found', `no model named '${model}' you may inspect`);
+      return await this.service.chart(model, chart[2] as 'agent' | 'case');
     }
     const actor = /^\/api\/inspect\/actors\/([^/]+)$/.exec(path);
     if (actor) {
@@ -170,8 +171,9 @@ export class InspectorRoutes {
         throw new HttpError(400, 'request.invalid', 'the actor id is not valid URL encoding');
       }
       const found = await this.service.replay(id);
-      if (!found || !models.has(found.row.model)) throw new HttpError(404, 'actor.not_found', `no actor with id '${id}'`, { actorId: id });
-      return sendJson(res, 200, { actor: found.row, replay: found.replay, serverTime: this.service.backend.now() });
+      if (!found || !models.has(found.row.model))
+        throw new HttpError(404, 'actor.not_found', `no actor with id '${id}'`, { actorId: id });
+      return { actor: found.row, replay: found.replay, serverTime: this.service.backend.now() };
     }
     throw new HttpError(404, 'request.not_found', `no API at ${path}`);
   }
@@ -207,10 +209,12 @@ export class InspectorRoutes {
     }
     if (msg.type === 'watch' && Array.isArray(msg.ids)) {
       const ids = msg.ids.filter((x): x is string => typeof x === 'string' && x.length < 300).slice(0, 20);
-      c.watch = new Set(ids.filter((id) => {
-        const row = this.service.row(id);
-        return !row || c.models.has(row.model);
-      }));
+      c.watch = new Set(
+        ids.filter((id) => {
+          const row = this.service.row(id);
+          return !row || c.models.has(row.model);
+        }),
+      );
       if (c.watch.size) this.service.backend.focus([...c.watch], 30_000);
     } else if (msg.type === 'unwatch') c.watch.clear();
   }
@@ -225,12 +229,26 @@ export class InspectorRoutes {
   }
 
   #onRecord(r: InspectionRecord): void {
-    for (const c of this.#clients) if (c.watch.has(r.id) && c.models.has(r.model)) this.#send(c, { type: 'record', record: r });
+    for (const c of this.#clients)
+      if (c.watch.has(r.id) && c.models.has(r.model)) this.#send(c, { type: 'record', record: r });
   }
 
   #onNotice(n: TransitionNotice): void {
     for (const c of this.#clients) {
-      if (c.watch.has(n.id) && c.models.has(n.model)) this.#send(c, { type: 'notice', notice: { id: n.id, kind: n.kind, model: n.model, seq: n.seq, at: n.at, event: n.event, state: n.state, status: n.status } });
+      if (c.watch.has(n.id) && c.models.has(n.model))
+        this.#send(c, {
+          type: 'notice',
+          notice: {
+            id: n.id,
+            kind: n.kind,
+            model: n.model,
+            seq: n.seq,
+            at: n.at,
+            event: n.event,
+            state: n.state,
+            status: n.status,
+          },
+        });
     }
   }
 
