@@ -13,16 +13,39 @@ const results = [];
 for (const model of ['models/refunds', 'models/incidents']) {
   const data = await mkdtemp(join(tmpdir(), 'handoff-bench-'));
   try {
-    const s = await runDemo({ model, cases, data, reviewers: 12, seed: 1, resume: false, onProgress: (p) => process.stderr.write(`\r${model} ${p.finished}/${p.total}`) });
+    const s = await runDemo({
+      model,
+      cases,
+      data,
+      reviewers: 12,
+      seed: 1,
+      resume: false,
+      onProgress: (p) => process.stderr.write(`\r${model} ${p.finished}/${p.total}`),
+    });
     process.stderr.write('\n');
-    results.push({ model: s.model, cases, wallMs: s.wallMs, episodesPerSecond: s.episodesPerSecond, duplicateEffects: s.duplicateEffects, unfinished: s.unfinished });
+    results.push({
+      model: s.model,
+      cases,
+      wallMs: s.wallMs,
+      episodesPerSecond: s.episodesPerSecond,
+      duplicateEffects: s.duplicateEffects,
+      unfinished: s.unfinished,
+    });
   } finally {
     await rm(data, { recursive: true, force: true });
   }
 }
-const machine = { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, date: new Date().toISOString().slice(0, 10) };
+const machine = {
+  cpu: cpus()[0]?.model,
+  cores: cpus().length,
+  node: process.version,
+  date: new Date().toISOString().slice(0, 10),
+};
 if (json) console.log(JSON.stringify({ machine, results }, null, 2));
 else {
   console.log(`demo throughput · ${machine.date} · ${machine.cpu} × ${machine.cores} · node ${machine.node}`);
-  for (const r of results) console.log(`${r.model.padEnd(10)} ${r.cases} episodes  ${(r.wallMs / 1000).toFixed(1)} s  ${r.episodesPerSecond} episodes/s  duplicates ${r.duplicateEffects}  unfinished ${r.unfinished}`);
+  for (const r of results)
+    console.log(
+      `${r.model.padEnd(10)} ${r.cases} episodes  ${(r.wallMs / 1000).toFixed(1)} s  ${r.episodesPerSecond} episodes/s  duplicates ${r.duplicateEffects}  unfinished ${r.unfinished}`,
+    );
 }

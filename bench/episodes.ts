@@ -17,12 +17,24 @@ import { autoSignals, benchModel, modelWorkPerSecond } from './lib/workload.ts';
 const INFLIGHT = arg('inflight', 1000);
 const SECONDS = arg('seconds', QUICK ? 4 : 15);
 
-export async function durableEpisodes(opts: { inflight: number; seconds: number; runtime?: Partial<RuntimeOptions>; attach?: (rt: Runtime) => () => void }) {
+export async function durableEpisodes(opts: {
+  inflight: number;
+  seconds: number;
+  runtime?: Partial<RuntimeOptions>;
+  attach?: (rt: Runtime) => () => void;
+}) {
   const model = await benchModel();
   const signals = await autoSignals(model);
   return withTempDir('episodes', async (dir) => {
     const store = await LevelStore.open(dir);
-    const rt = await Runtime.open({ store, world: new LevelWorld(store), models: [model], logger: pino({ level: 'silent' }), seed: 'bench', ...opts.runtime });
+    const rt = await Runtime.open({
+      store,
+      world: new LevelWorld(store),
+      models: [model],
+      logger: pino({ level: 'silent' }),
+      seed: 'bench',
+      ...opts.runtime,
+    });
     const detach = opts.attach?.(rt);
     const done = new Map<string, () => void>();
     rt.onTransition((n) => {
@@ -35,7 +47,10 @@ export async function durableEpisodes(opts: { inflight: number; seconds: number;
     const episode = (i: number) => {
       const id = `ep-${i}`;
       const finished = new Promise<void>((resolve) => done.set(id, resolve));
-      return rt.startEpisode(model.name, signals[i % signals.length]!.signal, { episodeId: id }).then(() => finished).finally(() => done.delete(id));
+      return rt
+        .startEpisode(model.name, signals[i % signals.length]!.signal, { episodeId: id })
+        .then(() => finished)
+        .finally(() => done.delete(id));
     };
     const warmupMs = Math.min(3000, opts.seconds * 300);
     // Counters at the start of the measured window, read by a timer that fires when it opens.
@@ -56,7 +71,8 @@ export async function durableEpisodes(opts: { inflight: number; seconds: number;
     await rt.close();
     await store.close();
     const notDone = [...outcomes.keys()].filter((k) => k !== 'done');
-    if (notDone.length) throw new Error(`auto-path episodes ended otherwise than done: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+    if (notDone.length)
+      throw new Error(`auto-path episodes ended otherwise than done: ${JSON.stringify(Object.fromEntries(outcomes))}`);
     return {
       episodesPerSecond: r.perSecond,
       transitionsPerSecond: events / r.seconds,
@@ -73,19 +89,44 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   await main('episodes', async (): Promise<BenchRow[]> => {
     log(`episodes: ${INFLIGHT} in flight for ${SECONDS} s`);
     const ours = await durableEpisodes({ inflight: INFLIGHT, seconds: SECONDS });
-    log(`episodes: ${round(ours.episodesPerSecond)}/s · ${round(ours.eventsPerEpisode, 1)} events and ${round(ours.writesPerEpisode, 1)} writes per episode · ${round(ours.opsPerBatch)} writes per batch`);
+    log(
+      `episodes: ${round(ours.episodesPerSecond)}/s · ${round(ours.eventsPerEpisode, 1)} events and ${round(ours.writesPerEpisode, 1)} writes per episode · ${round(ours.opsPerBatch)} writes per batch`,
+    );
     const rawMs = QUICK ? 1500 : 4000;
     const xs = xstateEventsPerSecond(rawMs);
     const lv = await levelWrites(rawMs);
     const model = await benchModel();
     const mw = await modelWorkPerSecond(model, await autoSignals(model), rawMs);
-    log(`raw: XState ${round(xs)} events/s · LevelDB ${round(lv.batchedPerSecond)} batched writes/s, ${round(lv.singlePutsPerSecond)} awaited puts/s · the model's own work alone ${round(mw)} episodes/s`);
+    log(
+      `raw: XState ${round(xs)} events/s · LevelDB ${round(lv.batchedPerSecond)} batched writes/s, ${round(lv.singlePutsPerSecond)} awaited puts/s · the model's own work alone ${round(mw)} episodes/s`,
+    );
     const perEp = round(ours.eventsPerEpisode, 1);
     return [
-      row(`durable episodes/s, embedded auto path (${INFLIGHT} in flight)`, 'episodes/s', round(ours.episodesPerSecond), { name: `XState ceiling: raw events/s ÷ ${perEp} events per episode`, value: round(xs / ours.eventsPerEpisode) }, { target: '≥ 20,000' }),
-      row('durable episodes/s against the model alone (same run)', 'episodes/s', round(ours.episodesPerSecond), { name: "the model's own work alone: perceive, plan, gate, actions on an in-memory world, one thread, no runtime, nothing persisted", value: round(mw) }),
-      row('durable transitions/s (same run)', 'events/s', round(ours.transitionsPerSecond), { name: 'raw XState events/s through a bare actor', value: round(xs) }),
-      row('LevelDB writes/s by the runtime (same run)', 'writes/s', round(ours.writesPerSecond), { name: 'raw LevelDB batched writes/s', value: round(lv.batchedPerSecond) }, { note: `${round(ours.writesPerEpisode, 1)} writes per episode, ${round(ours.opsPerBatch)} per batch` }),
+      row(
+        `durable episodes/s, embedded auto path (${INFLIGHT} in flight)`,
+        'episodes/s',
+        round(ours.episodesPerSecond),
+        {
+          name: `XState ceiling: raw events/s ÷ ${perEp} events per episode`,
+          value: round(xs / ours.eventsPerEpisode),
+        },
+        { target: '≥ 20,000' },
+      ),
+      row('durable episodes/s against the model alone (same run)', 'episodes/s', round(ours.episodesPerSecond), {
+        name: "the model's own work alone: perceive, plan, gate, actions on an in-memory world, one thread, no runtime, nothing persisted",
+        value: round(mw),
+      }),
+      row('durable transitions/s (same run)', 'events/s', round(ours.transitionsPerSecond), {
+        name: 'raw XState events/s through a bare actor',
+        value: round(xs),
+      }),
+      row(
+        'LevelDB writes/s by the runtime (same run)',
+        'writes/s',
+        round(ours.writesPerSecond),
+        { name: 'raw LevelDB batched writes/s', value: round(lv.batchedPerSecond) },
+        { note: `${round(ours.writesPerEpisode, 1)} writes per episode, ${round(ours.opsPerBatch)} per batch` },
+      ),
     ];
   });
 }

@@ -51,8 +51,12 @@ type Cycle = (i: number) => Promise<void>;
 async function measure(label: string, cycle: Cycle, seconds: number): Promise<HitlResult> {
   const warm = Math.min(2000, seconds * 500);
   const one = await closedLoop({ concurrency: 1, ms: seconds * 1000, warmupMs: warm }, cycle);
-  const many = await closedLoop({ concurrency: INFLIGHT, ms: seconds * 1000, warmupMs: warm }, (i) => cycle(1_000_000 + i));
-  log(`hitl ${label}: ${round(one.perSecond)} cycles/s one at a time, ${round(many.perSecond)} with ${INFLIGHT} in flight (${many.workers} workers ran)`);
+  const many = await closedLoop({ concurrency: INFLIGHT, ms: seconds * 1000, warmupMs: warm }, (i) =>
+    cycle(1_000_000 + i),
+  );
+  log(
+    `hitl ${label}: ${round(one.perSecond)} cycles/s one at a time, ${round(many.perSecond)} with ${INFLIGHT} in flight (${many.workers} workers ran)`,
+  );
   return { one: one.perSecond, many: many.perSecond, cycles: one.count + many.count };
 }
 
@@ -63,7 +67,13 @@ async function measure(label: string, cycle: Cycle, seconds: number): Promise<Hi
 export async function hitlHandoff(model: LoadedModel, signals: Classified[], seconds: number): Promise<HitlResult> {
   return withTempDir('hitl-handoff', async (dir) => {
     const store = await LevelStore.open(dir);
-    const rt = await Runtime.open({ store, world: new LevelWorld(store), models: [model], logger: pino({ level: 'silent' }), seed: 'bench' });
+    const rt = await Runtime.open({
+      store,
+      world: new LevelWorld(store),
+      models: [model],
+      logger: pino({ level: 'silent' }),
+      seed: 'bench',
+    });
     const waiting = new Map<string, { resolve: () => void; reject: (e: unknown) => void }>();
     let commands = 0;
     rt.onTransition((n) => {
@@ -74,7 +84,9 @@ export async function hitlHandoff(model: LoadedModel, signals: Classified[], sec
         const k = ++commands;
         void rt
           .command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: `c-${k}`, caseId, reviewer })
-          .then(() => rt.command({ type: 'handoff.case.approve', schemaVersion: 1, commandId: `a-${k}`, caseId, reviewer }))
+          .then(() =>
+            rt.command({ type: 'handoff.case.approve', schemaVersion: 1, commandId: `a-${k}`, caseId, reviewer }),
+          )
           .catch((err: unknown) => waiting.get(caseId.replace(/\.case-\d+$/, ''))?.reject(err));
       }
       if (n.kind === 'agent' && n.status !== 'active') {
@@ -124,21 +136,43 @@ export async function hitlLangGraph(model: LoadedModel, signals: Classified[], s
     });
     type S = typeof State.State;
     const graph = new StateGraph(State)
-      .addNode('perception', async (s: S) => ({ observation: await perceive(model, s.id, s.signal, stepContext(Date.now(), `${s.id}/perceive`, 1, 'bench')) }))
-      .addNode('planning', async (s: S) => ({ plan: await rulePlanner.plan(model, s.id, s.observation!, stepContext(Date.now(), `${s.id}/plan`, 1, 'bench')) }))
+      .addNode('perception', async (s: S) => ({
+        observation: await perceive(model, s.id, s.signal, stepContext(Date.now(), `${s.id}/perceive`, 1, 'bench')),
+      }))
+      .addNode('planning', async (s: S) => ({
+        plan: await rulePlanner.plan(model, s.id, s.observation!, stepContext(Date.now(), `${s.id}/plan`, 1, 'bench')),
+      }))
       .addNode('gating', (s: S) => ({ decision: model.gate(s.plan!, s.observation!) }))
-      .addNode('reviewing', (s: S) => ({ review: interrupt({ caseId: `${s.id}.case-1`, plan: s.plan, decision: s.decision }) as { outcome: string; by: string } }))
+      .addNode('reviewing', (s: S) => ({
+        review: interrupt({ caseId: `${s.id}.case-1`, plan: s.plan, decision: s.decision }) as {
+          outcome: string;
+          by: string;
+        },
+      }))
       .addNode('acting', async (s: S) => ({ results: await runActions(model, world, s.id, s.plan!) }))
       .addEdge(START, 'perception')
       .addEdge('perception', 'planning')
       .addEdge('planning', 'gating')
-      .addConditionalEdges('gating', (s: S) => (s.decision!.outcome === 'review' ? 'reviewing' : s.decision!.outcome === 'auto' ? 'acting' : END))
+      .addConditionalEdges('gating', (s: S) =>
+        s.decision!.outcome === 'review' ? 'reviewing' : s.decision!.outcome === 'auto' ? 'acting' : END,
+      )
       .addConditionalEdges('reviewing', (s: S) => (s.review?.outcome === 'approved' ? 'acting' : END))
       .addEdge('acting', END)
       .compile({ checkpointer: SqliteSaver.fromConnString(`${dir}/checkpoints.sqlite`) });
     const cycle: Cycle = async (i) => {
       const config = { configurable: { thread_id: `ep-${i}` } };
-      await graph.invoke({ id: `ep-${i}`, signal: signals[i % signals.length]!.signal, observation: null, plan: null, decision: null, review: null, results: [] }, config);
+      await graph.invoke(
+        {
+          id: `ep-${i}`,
+          signal: signals[i % signals.length]!.signal,
+          observation: null,
+          plan: null,
+          decision: null,
+          review: null,
+          results: [],
+        },
+        config,
+      );
       const out = (await graph.invoke(new Command({ resume: { outcome: 'approved', by: LEAD.id } }), config)) as S;
       if (out.results.length !== out.plan!.actions.length) throw new Error(`langgraph: ep-${i} did not act`);
     };
@@ -151,7 +185,14 @@ export async function hitlLangGraph(model: LoadedModel, signals: Classified[], s
 // --------------------------------------------------------------------------------------------------
 
 export async function hitlMinimal(model: LoadedModel, signals: Classified[], seconds: number): Promise<HitlResult> {
-  type Ctx = { id: string; signal: unknown; observation: Observation | null; plan: Plan | null; decision: GateDecision | null; results: unknown[] };
+  type Ctx = {
+    id: string;
+    signal: unknown;
+    observation: Observation | null;
+    plan: Plan | null;
+    decision: GateDecision | null;
+    results: unknown[];
+  };
   type Ev =
     | { type: 'perceived'; observation: Observation }
     | { type: 'planned'; plan: Plan }
@@ -159,12 +200,24 @@ export async function hitlMinimal(model: LoadedModel, signals: Classified[], sec
     | { type: 'acted'; results: unknown[] };
   const machine = setup({
     types: { context: {} as Ctx, events: {} as Ev, input: {} as { id: string; signal: unknown } },
-    guards: { review: ({ context }) => context.decision?.outcome === 'review', approved: ({ event }) => event.type === 'decided' && event.outcome === 'approved' },
+    guards: {
+      review: ({ context }) => context.decision?.outcome === 'review',
+      approved: ({ event }) => event.type === 'decided' && event.outcome === 'approved',
+    },
   }).createMachine({
-    context: ({ input }) => ({ id: input.id, signal: input.signal, observation: null, plan: null, decision: null, results: [] }),
+    context: ({ input }) => ({
+      id: input.id,
+      signal: input.signal,
+      observation: null,
+      plan: null,
+      decision: null,
+      results: [],
+    }),
     initial: 'perceiving',
     states: {
-      perceiving: { on: { perceived: { target: 'planning', actions: assign({ observation: ({ event }) => event.observation }) } } },
+      perceiving: {
+        on: { perceived: { target: 'planning', actions: assign({ observation: ({ event }) => event.observation }) } },
+      },
       planning: { on: { planned: { target: 'gating', actions: assign({ plan: ({ event }) => event.plan }) } } },
       gating: {
         entry: assign({ decision: ({ context }) => model.gate(context.plan!, context.observation!) }),
@@ -220,7 +273,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       // The reference is a dev dependency with a native module (better-sqlite3): if it cannot load
       // here, the comparison is skipped with the reason rather than failing the whole run.
       try {
-        const [, , sqlite] = await Promise.all([import('@langchain/langgraph'), import('@langchain/langgraph-checkpoint-sqlite'), import('better-sqlite3' as string)]);
+        const [, , sqlite] = await Promise.all([
+          import('@langchain/langgraph'),
+          import('@langchain/langgraph-checkpoint-sqlite'),
+          import('better-sqlite3' as string),
+        ]);
         // The native addon loads on first use: open and close an in-memory database.
         new (sqlite as { default: new (path: string) => { close(): void } }).default(':memory:').close();
       } catch (err) {
@@ -231,10 +288,34 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const rows: BenchRow[] = [];
     const ours = r.handoff;
     if (!ours) return rows;
-    for (const [mode, label] of [['one', 'one at a time'], ['many', `${INFLIGHT} in flight`]] as const) {
-      if (langgraphMissing) rows.push(skipped(`HITL cycles/s, ${label}: ours / LangGraph + SQLite`, 'cycles/s', langgraphMissing, 'ratio ≥ 20'));
-      if (r.langgraph) rows.push(row(`HITL cycles/s, ${label}: ours / LangGraph + SQLite`, 'cycles/s', round(ours[mode]), { name: `LangGraph JS + SqliteSaver, ${label}`, value: round(r.langgraph[mode]) }, { target: 'ratio ≥ 20' }));
-      if (r.minimal) rows.push(row(`HITL cycles/s, ${label}: ours / minimal XState + LevelDB`, 'cycles/s', round(ours[mode]), { name: `minimal XState + LevelDB loop, ${label}`, value: round(r.minimal[mode]) }, { target: 'ratio ≥ 0.5' }));
+    for (const [mode, label] of [
+      ['one', 'one at a time'],
+      ['many', `${INFLIGHT} in flight`],
+    ] as const) {
+      if (langgraphMissing)
+        rows.push(
+          skipped(`HITL cycles/s, ${label}: ours / LangGraph + SQLite`, 'cycles/s', langgraphMissing, 'ratio ≥ 20'),
+        );
+      if (r.langgraph)
+        rows.push(
+          row(
+            `HITL cycles/s, ${label}: ours / LangGraph + SQLite`,
+            'cycles/s',
+            round(ours[mode]),
+            { name: `LangGraph JS + SqliteSaver, ${label}`, value: round(r.langgraph[mode]) },
+            { target: 'ratio ≥ 20' },
+          ),
+        );
+      if (r.minimal)
+        rows.push(
+          row(
+            `HITL cycles/s, ${label}: ours / minimal XState + LevelDB`,
+            'cycles/s',
+            round(ours[mode]),
+            { name: `minimal XState + LevelDB loop, ${label}`, value: round(r.minimal[mode]) },
+            { target: 'ratio ≥ 0.5' },
+          ),
+        );
     }
     return rows;
   });

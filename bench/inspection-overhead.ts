@@ -64,12 +64,31 @@ async function run(mode: Mode): Promise<Run> {
             };
           })();
     const cpu0 = process.cpuUsage();
-    const summary = await runDemo({ model: modelDir, cases, data, reviewers: 12, seed: 1, resume: false, ...(inspection ? { inspection } : {}) });
-    if (summary.unfinished > 0 || summary.duplicateEffects > 0) throw new Error(`run ${mode}: ${summary.unfinished} unfinished, ${summary.duplicateEffects} duplicate effects`);
+    const summary = await runDemo({
+      model: modelDir,
+      cases,
+      data,
+      reviewers: 12,
+      seed: 1,
+      resume: false,
+      ...(inspection ? { inspection } : {}),
+    });
+    if (summary.unfinished > 0 || summary.duplicateEffects > 0)
+      throw new Error(`run ${mode}: ${summary.unfinished} unfinished, ${summary.duplicateEffects} duplicate effects`);
     const cpu = process.cpuUsage(cpu0);
     const cpuS = (cpu.user + cpu.system) / 1e6;
     const st = (stream as InspectionStream | null)?.stats;
-    return { mode, episodesPerSecond: summary.episodesPerSecond, episodesPerCpuSecond: Math.round((cases / cpuS) * 10) / 10, wallMs: summary.wallMs, recorded: st?.recorded ?? 0, published: st?.published ?? 0, dropped: st?.dropped ?? 0, received, workMs: Math.round(st?.workMs ?? 0) };
+    return {
+      mode,
+      episodesPerSecond: summary.episodesPerSecond,
+      episodesPerCpuSecond: Math.round((cases / cpuS) * 10) / 10,
+      wallMs: summary.wallMs,
+      recorded: st?.recorded ?? 0,
+      published: st?.published ?? 0,
+      dropped: st?.dropped ?? 0,
+      received,
+      workMs: Math.round(st?.workMs ?? 0),
+    };
   } finally {
     (stream as InspectionStream | null)?.close();
     await rm(data, { recursive: true, force: true });
@@ -90,7 +109,9 @@ for (let r = 0; r < rounds; r++) {
   for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) {
     const x = await run(mode);
     runs.push(x);
-    process.stderr.write(`round ${r + 1}/${rounds} ${mode.padEnd(4)} ${x.episodesPerSecond} episodes/s, ${x.episodesPerCpuSecond} per CPU-second${mode === 'off' ? '' : ` · published ${x.published} of ${x.recorded} records, dropped ${x.dropped}, ${x.workMs} ms of stream work`}\n`);
+    process.stderr.write(
+      `round ${r + 1}/${rounds} ${mode.padEnd(4)} ${x.episodesPerSecond} episodes/s, ${x.episodesPerCpuSecond} per CPU-second${mode === 'off' ? '' : ` · published ${x.published} of ${x.recorded} records, dropped ${x.dropped}, ${x.workMs} ms of stream work`}\n`,
+    );
   }
 }
 const eps = (m: Mode) => median(runs.filter((x) => x.mode === m).map((x) => x.episodesPerSecond));
@@ -114,8 +135,14 @@ for (let r = 0; r < rounds; r++) {
 const pairedRatio = Math.round(median(paired) * 1000) / 1000;
 const pairedCpuRatio = Math.round(median(pairedCpu) * 1000) / 1000;
 const onRuns = runs.filter((x) => x.mode === 'on');
-const workShare = Math.round((onRuns.reduce((t, x) => t + x.workMs, 0) / onRuns.reduce((t, x) => t + x.wallMs, 0)) * 10000) / 100;
-const machine = { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, date: new Date().toISOString().slice(0, 10) };
+const workShare =
+  Math.round((onRuns.reduce((t, x) => t + x.workMs, 0) / onRuns.reduce((t, x) => t + x.wallMs, 0)) * 10000) / 100;
+const machine = {
+  cpu: cpus()[0]?.model,
+  cores: cpus().length,
+  node: process.version,
+  date: new Date().toISOString().slice(0, 10),
+};
 const result = {
   machine,
   model: model.name,
@@ -134,16 +161,33 @@ const result = {
   onEpisodesPerCpuSecond: cpuEps('on'),
   cpuRatio,
   cpuOverheadPercent: Math.round((1 - cpuRatio) * 1000) / 10,
-  ...(withFull ? { fullEpisodesPerSecond: eps('full'), fullRatio: Math.round((eps('full') / off) * 1000) / 1000, fullCpuRatio: Math.round((cpuEps('full') / cpuEps('off')) * 1000) / 1000 } : {}),
+  ...(withFull
+    ? {
+        fullEpisodesPerSecond: eps('full'),
+        fullRatio: Math.round((eps('full') / off) * 1000) / 1000,
+        fullCpuRatio: Math.round((cpuEps('full') / cpuEps('off')) * 1000) / 1000,
+      }
+    : {}),
   runs,
 };
 if (json) console.log(JSON.stringify(result, null, 2));
 else {
-  console.log(`inspection overhead · ${machine.date} · ${machine.cpu} × ${machine.cores} · node ${machine.node} · ${model.name} · ${cases} episodes × ${rounds} rounds (median)`);
+  console.log(
+    `inspection overhead · ${machine.date} · ${machine.cpu} × ${machine.cores} · node ${machine.node} · ${model.name} · ${cases} episodes × ${rounds} rounds (median)`,
+  );
   console.log(`inspection off  ${off.toFixed(1)} episodes/s   ${cpuEps('off').toFixed(1)} episodes per CPU-second`);
   console.log(`inspection on   ${on.toFixed(1)} episodes/s   ${cpuEps('on').toFixed(1)} episodes per CPU-second`);
-  console.log(`ratio on/off    ${pairedRatio.toFixed(3)} episodes/s (median of the rounds' ratios; overhead ${result.pairedOverheadPercent.toFixed(1)}%)`);
-  console.log(`                ${pairedCpuRatio.toFixed(3)} episodes per CPU-second (overhead ${result.pairedCpuOverheadPercent.toFixed(1)}%; steadier when other work shares the machine)`);
-  console.log(`stream work     ${workShare.toFixed(2)}% of wall time (redaction, cloning, publishing, measured in the stream)`);
-  if (withFull) console.log(`everything full ${eps('full').toFixed(1)} episodes/s   ratio ${result.fullRatio!.toFixed(3)} wall, ${result.fullCpuRatio!.toFixed(3)} CPU   (no sampling, for reference)`);
+  console.log(
+    `ratio on/off    ${pairedRatio.toFixed(3)} episodes/s (median of the rounds' ratios; overhead ${result.pairedOverheadPercent.toFixed(1)}%)`,
+  );
+  console.log(
+    `                ${pairedCpuRatio.toFixed(3)} episodes per CPU-second (overhead ${result.pairedCpuOverheadPercent.toFixed(1)}%; steadier when other work shares the machine)`,
+  );
+  console.log(
+    `stream work     ${workShare.toFixed(2)}% of wall time (redaction, cloning, publishing, measured in the stream)`,
+  );
+  if (withFull)
+    console.log(
+      `everything full ${eps('full').toFixed(1)} episodes/s   ratio ${result.fullRatio!.toFixed(3)} wall, ${result.fullCpuRatio!.toFixed(3)} CPU   (no sampling, for reference)`,
+    );
 }

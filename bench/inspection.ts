@@ -33,12 +33,25 @@ async function telemetryOverhead(durableEpisodes: Durable): Promise<BenchRow> {
       },
     })!;
     const metrics = new HandoffMetrics();
-    on += (await durableEpisodes({ inflight: INFLIGHT, seconds: SECONDS, runtime: { telemetry: telemetryHook(tracing, metrics) }, attach: (rt) => (metrics.observe(rt), () => undefined) })).episodesPerSecond;
+    on += (
+      await durableEpisodes({
+        inflight: INFLIGHT,
+        seconds: SECONDS,
+        runtime: { telemetry: telemetryHook(tracing, metrics) },
+        attach: (rt) => (metrics.observe(rt), () => undefined),
+      })
+    ).episodesPerSecond;
     await tracing.shutdown();
     await metrics.shutdown();
   }
   log(`telemetry: off ${round(off / 2)}/s, on ${round(on / 2)}/s · ${spans} spans exported`);
-  return row(`telemetry overhead: episodes/s with tracing and metrics on (${INFLIGHT} in flight)`, 'episodes/s', round(on / 2), { name: 'the same with telemetry off', value: round(off / 2) }, { note: `overhead ${round((1 - on / off) * 100, 1)}%; ${spans} spans exported` });
+  return row(
+    `telemetry overhead: episodes/s with tracing and metrics on (${INFLIGHT} in flight)`,
+    'episodes/s',
+    round(on / 2),
+    { name: 'the same with telemetry off', value: round(off / 2) },
+    { note: `overhead ${round((1 - on / off) * 100, 1)}%; ${spans} spans exported` },
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -47,8 +60,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const name = `inspection overhead: episodes/s with the inspector stream on (${INFLIGHT} in flight)`;
     const { durableEpisodes } = await import('./episodes.ts');
     const telemetry = await telemetryOverhead(durableEpisodes);
-    if (!files) return [skipped(name, 'episodes/s', 'src/inspect does not exist yet (inspector issue)', 'overhead < 10%'), telemetry];
-    if (!files.includes('stream.ts')) return [skipped(name, 'episodes/s', 'src/inspect has no stream.ts (InspectionStream) yet', 'overhead < 10%'), telemetry];
+    if (!files)
+      return [
+        skipped(name, 'episodes/s', 'src/inspect does not exist yet (inspector issue)', 'overhead < 10%'),
+        telemetry,
+      ];
+    if (!files.includes('stream.ts'))
+      return [
+        skipped(name, 'episodes/s', 'src/inspect has no stream.ts (InspectionStream) yet', 'overhead < 10%'),
+        telemetry,
+      ];
     const { InspectionStream } = await import('../src/inspect/stream.ts');
     const { benchModel } = await import('./lib/workload.ts');
     const model = await benchModel();
@@ -73,10 +94,21 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       dropped += stream.stats.dropped;
       published += stream.stats.published;
     }
-    log(`inspection: off ${round(off / 2)}/s, on ${round(on / 2)}/s · records published ${published}, dropped ${dropped}`);
+    log(
+      `inspection: off ${round(off / 2)}/s, on ${round(on / 2)}/s · records published ${published}, dropped ${dropped}`,
+    );
     const overhead = 1 - on / off;
     return [
-      row(name, 'episodes/s', round(on / 2), { name: 'the same with the stream off', value: round(off / 2) }, { target: 'overhead < 10% (ratio ≥ 0.9)', note: `overhead ${round(overhead * 100, 1)}%; ${published} records published, ${dropped} dropped by the stream's budget` }),
+      row(
+        name,
+        'episodes/s',
+        round(on / 2),
+        { name: 'the same with the stream off', value: round(off / 2) },
+        {
+          target: 'overhead < 10% (ratio ≥ 0.9)',
+          note: `overhead ${round(overhead * 100, 1)}%; ${published} records published, ${dropped} dropped by the stream's budget`,
+        },
+      ),
       telemetry,
     ];
   });

@@ -46,8 +46,34 @@ function pct(values: number[], p: number): number {
 }
 const us = (ms: number) => Math.round(ms * 1000);
 
-function startNode(url: string, name: string, ns: string, scale: number): { ready: Promise<void>; stop: () => Promise<void> } {
-  const proc = spawn(process.execPath, [CLI, 'start', '--nats', url, '--node', name, '--namespace', ns, '--no-console', '--model', 'models/refunds', '--time-scale', String(scale), '--max-episodes', '400', '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HANDOFF_LOG_LEVEL: 'error' } });
+function startNode(
+  url: string,
+  name: string,
+  ns: string,
+  scale: number,
+): { ready: Promise<void>; stop: () => Promise<void> } {
+  const proc = spawn(
+    process.execPath,
+    [
+      CLI,
+      'start',
+      '--nats',
+      url,
+      '--node',
+      name,
+      '--namespace',
+      ns,
+      '--no-console',
+      '--model',
+      'models/refunds',
+      '--time-scale',
+      String(scale),
+      '--max-episodes',
+      '400',
+      '--json',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HANDOFF_LOG_LEVEL: 'error' } },
+  );
   const ready = new Promise<void>((resolve, reject) => {
     proc.stdout!.on('data', (d: Buffer) => d.toString().includes('"ready"') && resolve());
     proc.on('exit', () => reject(new Error(`node ${name} exited`)));
@@ -70,10 +96,22 @@ async function rawRequestReply(url: string, samples: number): Promise<number[]> 
 const nc = await connect({ servers: ${JSON.stringify(url)} });
 nc.subscribe('bench.raw', { callback: (_e, m) => m.respond(m.data) });
 await nc.flush(); process.stdout.write('ready\\n');`;
-  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve) => proc.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve) =>
+    proc.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()),
+  );
   const nc = await connect({ servers: url });
-  const payload = new TextEncoder().encode(JSON.stringify({ type: 'handoff.case.renew', commandId: 'x'.repeat(24), caseId: 'ep-000001.case-1', reviewer: { id: 'r-amelie', roles: ['support-lead'] } }));
+  const payload = new TextEncoder().encode(
+    JSON.stringify({
+      type: 'handoff.case.renew',
+      commandId: 'x'.repeat(24),
+      caseId: 'ep-000001.case-1',
+      reviewer: { id: 'r-amelie', roles: ['support-lead'] },
+    }),
+  );
   for (let i = 0; i < 500; i++) await nc.request('bench.raw', payload, { timeout: 5000 });
   const out: number[] = [];
   for (let i = 0; i < samples; i++) {
@@ -86,7 +124,11 @@ await nc.flush(); process.stdout.write('ready\\n');`;
   return out;
 }
 
-async function throughput(server: NatsServer, nodes: number, episodes = EPISODES): Promise<Awaited<ReturnType<typeof runClusterDemo>>> {
+async function throughput(
+  server: NatsServer,
+  nodes: number,
+  episodes = EPISODES,
+): Promise<Awaited<ReturnType<typeof runClusterDemo>>> {
   const ns = `tp${nodes}x${Date.now().toString(36)}`;
   const started = Array.from({ length: nodes }, (_, i) => startNode(server.url, `n${i + 1}`, ns, 3600));
   await Promise.all(started.map((n) => n.ready));
@@ -115,7 +157,9 @@ async function throughput(server: NatsServer, nodes: number, episodes = EPISODES
 }
 
 /** Reviewer commands on a quiet 3-node cluster in real time: claim, renews, approve of open cases. */
-async function commandLatency(server: NatsServer): Promise<{ latencies: number[]; byType: Record<string, number>; refused: Record<string, number> }> {
+async function commandLatency(
+  server: NatsServer,
+): Promise<{ latencies: number[]; byType: Record<string, number>; refused: Record<string, number> }> {
   const ns = `lat${Date.now().toString(36)}`;
   const nodes = ['l1', 'l2', 'l3'].map((n) => startNode(server.url, n, ns, 1));
   await Promise.all(nodes.map((n) => n.ready));
@@ -125,7 +169,8 @@ async function commandLatency(server: NatsServer): Promise<{ latencies: number[]
     const open = new Map<string, { roles: string[] }>();
     const sub = transport.subscribe(`handoff.${ns}.queue.*`, (m) => {
       const n = m.data as TransitionNotice;
-      if (n.status === 'active' && n.queue && n.queue.claimedBy === null && n.seq === 0) open.set(n.id, { roles: n.queue.roles });
+      if (n.status === 'active' && n.queue && n.queue.claimedBy === null && n.seq === 0)
+        open.set(n.id, { roles: n.queue.roles });
     });
     await ensureWorkStream(await jetstreamManager(transport.nc), ns);
     const js = jetstream(transport.nc);
@@ -142,10 +187,22 @@ async function commandLatency(server: NatsServer): Promise<{ latencies: number[]
     const byType: Record<string, number> = {};
     const refused: Record<string, number> = {};
     let seq = 0;
-    const send = async (type: string, caseId: string, reviewer: { id: string; roles: string[] }, extra: Record<string, unknown> = {}) => {
+    const send = async (
+      type: string,
+      caseId: string,
+      reviewer: { id: string; roles: string[] },
+      extra: Record<string, unknown> = {},
+    ) => {
       const before = client.latencies.length;
       try {
-        await client.command({ type, schemaVersion: SCHEMA_VERSION, commandId: `lat-${++seq}`, caseId, reviewer, ...extra });
+        await client.command({
+          type,
+          schemaVersion: SCHEMA_VERSION,
+          commandId: `lat-${++seq}`,
+          caseId,
+          reviewer,
+          ...extra,
+        });
         if (client.latencies.length > before) byType[type] = (byType[type] ?? 0) + 1;
         return true;
       } catch (err) {
@@ -188,24 +245,64 @@ try {
   const lat = await commandLatency(server);
   const rawAfter = await rawRequestReply(server.url, RAW_SAMPLES);
   const raw = [...rawBefore, ...rawAfter];
-  const machine = { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, natsServer: natsServerVersion(), date: new Date().toISOString().slice(0, 10) };
-  const run = (s: typeof one) => ({ episodes: s.episodes, runMs: s.runMs, episodesPerSecond: s.episodesPerSecond, unfinished: s.unfinished, duplicateEffects: s.duplicateEffects, outcomeAuditMismatch: s.outcomeAuditMismatch, auditChain: s.auditChain.ok, commandsUnderLoad: s.commandLatencyMs });
+  const machine = {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    node: process.version,
+    natsServer: natsServerVersion(),
+    date: new Date().toISOString().slice(0, 10),
+  };
+  const run = (s: typeof one) => ({
+    episodes: s.episodes,
+    runMs: s.runMs,
+    episodesPerSecond: s.episodesPerSecond,
+    unfinished: s.unfinished,
+    duplicateEffects: s.duplicateEffects,
+    outcomeAuditMismatch: s.outcomeAuditMismatch,
+    auditChain: s.auditChain.ok,
+    commandsUnderLoad: s.commandLatencyMs,
+  });
   const result = {
     machine,
-    throughput: { oneNode: run(one), threeNodes: run(three), scaling: Math.round((three.episodesPerSecond / one.episodesPerSecond) * 100) / 100 },
-    reviewerCommand: { samples: lat.latencies.length, p50us: us(pct(lat.latencies, 50)), p99us: us(pct(lat.latencies, 99)), byType: lat.byType, refused: lat.refused },
+    throughput: {
+      oneNode: run(one),
+      threeNodes: run(three),
+      scaling: Math.round((three.episodesPerSecond / one.episodesPerSecond) * 100) / 100,
+    },
+    reviewerCommand: {
+      samples: lat.latencies.length,
+      p50us: us(pct(lat.latencies, 50)),
+      p99us: us(pct(lat.latencies, 99)),
+      byType: lat.byType,
+      refused: lat.refused,
+    },
     rawRequestReply: { samples: raw.length, p50us: us(pct(raw, 50)), p99us: us(pct(raw, 99)) },
     ratio: { p50: 0, p99: 0 },
   };
-  result.ratio = { p50: Math.round((result.reviewerCommand.p50us / result.rawRequestReply.p50us) * 10) / 10, p99: Math.round((result.reviewerCommand.p99us / result.rawRequestReply.p99us) * 10) / 10 };
+  result.ratio = {
+    p50: Math.round((result.reviewerCommand.p50us / result.rawRequestReply.p50us) * 10) / 10,
+    p99: Math.round((result.reviewerCommand.p99us / result.rawRequestReply.p99us) * 10) / 10,
+  };
   if (JSON_OUT) console.log(JSON.stringify(result, null, 2));
   else {
-    console.log(`NATS cluster · ${machine.date} · ${machine.cpu} × ${machine.cores} · node ${machine.node} · nats-server ${machine.natsServer}`);
-    console.log(`episodes/s   1 node: ${one.episodesPerSecond} (${EPISODES} in ${(one.runMs / 1000).toFixed(1)} s)   3 nodes: ${three.episodesPerSecond} (${(three.runMs / 1000).toFixed(1)} s)   scaling ×${result.throughput.scaling}`);
-    console.log(`reviewer command, request → durable ack (quiet, 3 nodes): p50 ${result.reviewerCommand.p50us} µs  p99 ${result.reviewerCommand.p99us} µs  (${lat.latencies.length} commands)`);
-    console.log(`raw NATS request/reply (same server, same run):          p50 ${result.rawRequestReply.p50us} µs  p99 ${result.rawRequestReply.p99us} µs  → ratio p50 ×${result.ratio.p50}, p99 ×${result.ratio.p99}`);
-    console.log(`under load (3-node throughput run): p50 ${three.commandLatencyMs.p50} ms  p99 ${three.commandLatencyMs.p99} ms  (${three.commandLatencyMs.n} commands)`);
-    console.log(`integrity: unfinished ${one.unfinished}/${three.unfinished}, duplicate effects ${one.duplicateEffects}/${three.duplicateEffects}, audit chains ${one.auditChain.ok && three.auditChain.ok ? 'intact' : 'BROKEN'}`);
+    console.log(
+      `NATS cluster · ${machine.date} · ${machine.cpu} × ${machine.cores} · node ${machine.node} · nats-server ${machine.natsServer}`,
+    );
+    console.log(
+      `episodes/s   1 node: ${one.episodesPerSecond} (${EPISODES} in ${(one.runMs / 1000).toFixed(1)} s)   3 nodes: ${three.episodesPerSecond} (${(three.runMs / 1000).toFixed(1)} s)   scaling ×${result.throughput.scaling}`,
+    );
+    console.log(
+      `reviewer command, request → durable ack (quiet, 3 nodes): p50 ${result.reviewerCommand.p50us} µs  p99 ${result.reviewerCommand.p99us} µs  (${lat.latencies.length} commands)`,
+    );
+    console.log(
+      `raw NATS request/reply (same server, same run):          p50 ${result.rawRequestReply.p50us} µs  p99 ${result.rawRequestReply.p99us} µs  → ratio p50 ×${result.ratio.p50}, p99 ×${result.ratio.p99}`,
+    );
+    console.log(
+      `under load (3-node throughput run): p50 ${three.commandLatencyMs.p50} ms  p99 ${three.commandLatencyMs.p99} ms  (${three.commandLatencyMs.n} commands)`,
+    );
+    console.log(
+      `integrity: unfinished ${one.unfinished}/${three.unfinished}, duplicate effects ${one.duplicateEffects}/${three.duplicateEffects}, audit chains ${one.auditChain.ok && three.auditChain.ok ? 'intact' : 'BROKEN'}`,
+    );
   }
 } finally {
   await server.dispose();

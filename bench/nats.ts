@@ -43,7 +43,9 @@ async function waitForPort(port: number, ms: number): Promise<void> {
 }
 
 /** Starts `nats-server -a 127.0.0.1 -p PORT -js -sd DIR`; resolves once it accepts connections. */
-export async function startNatsServer(dir: string): Promise<{ port: number; proc: ChildProcess; stop: () => Promise<void> }> {
+export async function startNatsServer(
+  dir: string,
+): Promise<{ port: number; proc: ChildProcess; stop: () => Promise<void> }> {
   const port = await freePort();
   const proc = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
   const failed = new Promise<never>((_, reject) => proc.once('error', reject));
@@ -76,17 +78,30 @@ async function natsTransportFile(): Promise<string | undefined> {
 
 interface NatsClient {
   connect(opts: { servers: string }): Promise<{
-    subscribe(subject: string, opts: { callback: (err: unknown, msg: { data: Uint8Array; respond(data: Uint8Array): boolean }) => void }): unknown;
+    subscribe(
+      subject: string,
+      opts: { callback: (err: unknown, msg: { data: Uint8Array; respond(data: Uint8Array): boolean }) => void },
+    ): unknown;
     request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<unknown>;
     drain(): Promise<void>;
   }>;
 }
 
-async function rawRequestReply(client: NatsClient, port: number, samples: number): Promise<{ p50: number; p99: number }> {
+async function rawRequestReply(
+  client: NatsClient,
+  port: number,
+  samples: number,
+): Promise<{ p50: number; p99: number }> {
   const nc = await client.connect({ servers: `127.0.0.1:${port}` });
   try {
     nc.subscribe('bench.echo', { callback: (_err, msg) => void msg.respond(msg.data) });
-    const payload = new TextEncoder().encode(JSON.stringify({ type: 'handoff.case.claim', caseId: 'ep-000001.case-1', reviewer: { id: 'r-bench', roles: ['support-lead'] } }));
+    const payload = new TextEncoder().encode(
+      JSON.stringify({
+        type: 'handoff.case.claim',
+        caseId: 'ep-000001.case-1',
+        reviewer: { id: 'r-bench', roles: ['support-lead'] },
+      }),
+    );
     for (let i = 0; i < 500; i++) await nc.request('bench.echo', payload, { timeout: 2000 });
     const lat: number[] = [];
     for (let i = 0; i < samples; i++) {
@@ -121,7 +136,14 @@ async function reviewerCommands(port: number, samples: number): Promise<{ p50: n
     const serverSide = await NatsTransport.connect(url, { name: 'bench-node' });
     const clientSide = await NatsTransport.connect(url, { name: 'bench-reviewer' });
     const store = await LevelStore.open(dir);
-    const rt = await Runtime.open({ store, world: new LevelWorld(store), models: [model], logger: pino({ level: 'silent' }), transport: serverSide, seed: 'bench' });
+    const rt = await Runtime.open({
+      store,
+      world: new LevelWorld(store),
+      models: [model],
+      logger: pino({ level: 'silent' }),
+      transport: serverSide,
+      seed: 'bench',
+    });
     const served = serveCommands(rt);
     const client = new HandoffClient(clientSide, { namespace: rt.namespace });
     try {
@@ -149,7 +171,13 @@ async function reviewerCommands(port: number, samples: number): Promise<{ p50: n
       let c = 0;
       const send = async (type: 'claim' | 'approve', i: number) => {
         const t = performance.now();
-        await client.command({ type: `handoff.case.${type}`, schemaVersion: 1, commandId: `nb-${type}-${i}`, caseId: `nb-${i}.case-1`, reviewer: LEAD });
+        await client.command({
+          type: `handoff.case.${type}`,
+          schemaVersion: 1,
+          commandId: `nb-${type}-${i}`,
+          caseId: `nb-${i}.case-1`,
+          reviewer: LEAD,
+        });
         return (performance.now() - t) * 1000;
       };
       for (; c < 50; c++) {
@@ -189,7 +217,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       ...(client ? [] : ['@nats-io/transport-node is not installed']),
       ...(binary ? [] : ['no nats-server binary on PATH']),
     ];
-    if (!client || !binary) return [skipped(cmdName, 'µs', why.join('; '), 'p99 ≤ 2 ms and ≤ 4 × raw p99'), skipped(rawName, 'µs', why.filter((w) => !w.startsWith('no NATS transport')).join('; '))];
+    if (!client || !binary)
+      return [
+        skipped(cmdName, 'µs', why.join('; '), 'p99 ≤ 2 ms and ≤ 4 × raw p99'),
+        skipped(rawName, 'µs', why.filter((w) => !w.startsWith('no NATS transport')).join('; ')),
+      ];
     return withTempDir('nats', async (dir) => {
       const server = await startNatsServer(dir);
       try {
@@ -201,9 +233,30 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         if (transport === 'nats-transport.ts') {
           const cmd = await reviewerCommands(server.port, SAMPLES);
           log(`nats: reviewer commands p50 ${round(cmd.p50)} µs, p99 ${round(cmd.p99)} µs`);
-          rows.push(row(cmdName, 'µs', round(cmd.p99), rawRef, { better: 'lower', target: 'p99 ≤ 2,000 µs and ratio ≤ 4', note: `p50 ${round(cmd.p50)} µs (raw ${round(raw.p50)} µs); ${SAMPLES} commands` }));
-        } else rows.push(skipped(cmdName, 'µs', transport ? `src/transport/${transport} is not the NatsTransport this benchmark knows` : 'no NATS transport in src/transport yet', 'p99 ≤ 2 ms and ≤ 4 × raw p99'));
-        rows.push(row('raw NATS request/reply p50 (same server)', 'µs', round(raw.p50), null, { better: 'lower', note: `p99 ${round(raw.p99)} µs; ${SAMPLES} samples` }));
+          rows.push(
+            row(cmdName, 'µs', round(cmd.p99), rawRef, {
+              better: 'lower',
+              target: 'p99 ≤ 2,000 µs and ratio ≤ 4',
+              note: `p50 ${round(cmd.p50)} µs (raw ${round(raw.p50)} µs); ${SAMPLES} commands`,
+            }),
+          );
+        } else
+          rows.push(
+            skipped(
+              cmdName,
+              'µs',
+              transport
+                ? `src/transport/${transport} is not the NatsTransport this benchmark knows`
+                : 'no NATS transport in src/transport yet',
+              'p99 ≤ 2 ms and ≤ 4 × raw p99',
+            ),
+          );
+        rows.push(
+          row('raw NATS request/reply p50 (same server)', 'µs', round(raw.p50), null, {
+            better: 'lower',
+            note: `p99 ${round(raw.p99)} µs; ${SAMPLES} samples`,
+          }),
+        );
         return rows;
       } finally {
         await server.stop();

@@ -52,7 +52,16 @@ export async function openCases(opts: { cases: number; resident: number; samples
         risk: { score: 0.4, factors: [] },
         citedInputs: [],
       },
-      decision: { outcome: 'review', ruleId: 'confidence-threshold', reasons: ['confidence 0.6 below 0.8'], tier: 1, riskScore: 0.4, confidence: 0.6, policyVersion: model.config.policy.version, rules: [] },
+      decision: {
+        outcome: 'review',
+        ruleId: 'confidence-threshold',
+        reasons: ['confidence 0.6 below 0.8'],
+        tier: 1,
+        riskScore: 0.4,
+        confidence: 0.6,
+        policyVersion: model.config.policy.version,
+        rules: [],
+      },
       observation: {
         id: `${id}.obs`,
         kind: 'refund.request',
@@ -76,14 +85,21 @@ export async function openCases(opts: { cases: number; resident: number; samples
   const sampled = new Set(Array.from({ length: opts.samples }, (_, k) => [decideIndex(k), decideIndex(k) + 1]).flat());
   const free: number[] = [];
   for (let j = 0; j < opts.cases / 2; j += 2) if (!sampled.has(j) && !sampled.has(j + 1)) free.push(j);
-  if (free.length < warmup) throw new Error(`room for ${free.length} of ${warmup} warm-up cases: raise --cases or lower --warmup`);
+  if (free.length < warmup)
+    throw new Error(`room for ${free.length} of ${warmup} warm-up cases: raise --cases or lower --warmup`);
   const warmIndices = Array.from({ length: warmup }, (_, w) => free[Math.floor((w * free.length) / warmup)]!);
   const decideSet = new Set([...Array.from({ length: opts.samples }, (_, k) => decideIndex(k)), ...warmIndices]);
   const caseIdOf = (i: number) => `bench-${i}.case-1`;
 
   return withTempDir('open-cases', async (dir) => {
     let store = await LevelStore.open(dir);
-    let rt = await Runtime.open({ store, world: new LevelWorld(store), models: [model], logger: quiet, maxResident: opts.resident });
+    let rt = await Runtime.open({
+      store,
+      world: new LevelWorld(store),
+      models: [model],
+      logger: quiet,
+      maxResident: opts.resident,
+    });
     global.gc?.();
     const baselineMiB = rss();
     const t0 = performance.now();
@@ -92,8 +108,23 @@ export async function openCases(opts: { cases: number; resident: number; samples
       const now = Date.now();
       const ids = Array.from({ length: Math.min(BATCH, opts.cases - i) }, (_, k) => i + k);
       await Promise.all(ids.map((j) => rt.openCase(caseInput(j, now))));
-      await Promise.all(ids.filter((j) => decideSet.has(j)).map((j) => rt.command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: `c0-${j}`, caseId: caseIdOf(j), reviewer })));
-      if ((i / BATCH) % 25 === 0) log(`open-cases: opened ${Math.min(opts.cases, i + BATCH)} / ${opts.cases} · resident ${rt.resident} · rss ${rss().toFixed(0)} MiB`);
+      await Promise.all(
+        ids
+          .filter((j) => decideSet.has(j))
+          .map((j) =>
+            rt.command({
+              type: 'handoff.case.claim',
+              schemaVersion: 1,
+              commandId: `c0-${j}`,
+              caseId: caseIdOf(j),
+              reviewer,
+            }),
+          ),
+      );
+      if ((i / BATCH) % 25 === 0)
+        log(
+          `open-cases: opened ${Math.min(opts.cases, i + BATCH)} / ${opts.cases} · resident ${rt.resident} · rss ${rss().toFixed(0)} MiB`,
+        );
     }
     await rt.whenIdle();
     const openSeconds = (performance.now() - t0) / 1000;
@@ -106,7 +137,12 @@ export async function openCases(opts: { cases: number; resident: number; samples
     // the sampling, to tell what the tail is made of.
     const gcs: { start: number; end: number; kind: number }[] = [];
     const gcObserver = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration, kind: (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0 });
+      for (const e of list.getEntries())
+        gcs.push({
+          start: e.startTime,
+          end: e.startTime + e.duration,
+          kind: (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0,
+        });
     });
     gcObserver.observe({ entryTypes: ['gc'] });
     // The store's reads of records (`load`: one LevelDB range read) and its LevelDB batch writes.
@@ -115,7 +151,10 @@ export async function openCases(opts: { cases: number; resident: number; samples
       function (this: unknown, ...a: never[]) {
         const start = performance.now();
         const p = f.apply(this, a);
-        void p.then(() => io.push({ kind, start, end: performance.now() }), () => undefined);
+        void p.then(
+          () => io.push({ kind, start, end: performance.now() }),
+          () => undefined,
+        );
         return p;
       } as F;
     // (The store hands its batches to abstract-level's private `_batch`: see LevelStore.#write.)
@@ -136,11 +175,26 @@ export async function openCases(opts: { cases: number; resident: number; samples
       await new Promise((r) => setImmediate(r));
       return { name, spans, gcs: gcs.slice(g0), io: io.slice(io0) };
     };
-    const approve = (i: number, tag: string) => rt.command({ type: 'handoff.case.approve', schemaVersion: 1, commandId: `${tag}-${i}`, caseId: caseIdOf(i), reviewer }).then(() => undefined);
+    const approve = (i: number, tag: string) =>
+      rt
+        .command({
+          type: 'handoff.case.approve',
+          schemaVersion: 1,
+          commandId: `${tag}-${i}`,
+          caseId: caseIdOf(i),
+          reviewer,
+        })
+        .then(() => undefined);
     for (const j of warmIndices) {
       await approve(j, 'wa');
       const i = j + 1;
-      await rt.command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: `wc-${i}`, caseId: caseIdOf(i), reviewer });
+      await rt.command({
+        type: 'handoff.case.claim',
+        schemaVersion: 1,
+        commandId: `wc-${i}`,
+        caseId: caseIdOf(i),
+        reviewer,
+      });
       await approve(i, 'wca');
     }
     await rt.whenIdle();
@@ -148,11 +202,20 @@ export async function openCases(opts: { cases: number; resident: number; samples
     const decide = await sample('rehydrate + decide', (k) => approve(decideIndex(k), 'a'));
     const claimDecide = await sample('rehydrate + claim + decide', async (k) => {
       const i = decideIndex(k) + 1;
-      await rt.command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: `c-${i}`, caseId: caseIdOf(i), reviewer });
+      await rt.command({
+        type: 'handoff.case.claim',
+        schemaVersion: 1,
+        commandId: `c-${i}`,
+        caseId: caseIdOf(i),
+        reviewer,
+      });
       await approve(i, 'ca');
     });
     const rehydrated = rt.stats.rehydrated - rehydrated0;
-    if (rehydrated < 2 * opts.samples) throw new Error(`only ${rehydrated} of ${2 * opts.samples} sampled cases were passivated: raise --cases or lower --resident`);
+    if (rehydrated < 2 * opts.samples)
+      throw new Error(
+        `only ${rehydrated} of ${2 * opts.samples} sampled cases were passivated: raise --cases or lower --resident`,
+      );
     gcObserver.disconnect();
     store.load = orig.load;
     level._batch = orig.batch;
@@ -174,10 +237,22 @@ export async function openCases(opts: { cases: number; resident: number; samples
     // Recovery: restart to ready with every case still open on disk.
     const r0 = performance.now();
     store = await LevelStore.open(dir);
-    rt = await Runtime.open({ store, world: new LevelWorld(store), models: [model], logger: quiet, maxResident: opts.resident });
+    rt = await Runtime.open({
+      store,
+      world: new LevelWorld(store),
+      models: [model],
+      logger: quiet,
+      maxResident: opts.resident,
+    });
     const recoveryMs = performance.now() - r0;
     const probe = performance.now();
-    await rt.command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: 'probe', caseId: `bench-${opts.cases - 1}.case-1`, reviewer });
+    await rt.command({
+      type: 'handoff.case.claim',
+      schemaVersion: 1,
+      commandId: 'probe',
+      caseId: `bench-${opts.cases - 1}.case-1`,
+      reviewer,
+    });
     const firstCommandMs = performance.now() - probe;
     await rt.close();
     await store.close();
@@ -210,10 +285,15 @@ export async function openCases(opts: { cases: number; resident: number; samples
 
 const GC_KINDS: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weak', 16: 'minor-ms' };
 type Interval = { start: number; end: number };
-const overlap = (sp: Interval, xs: Interval[]) => xs.reduce((ms, g) => ms + Math.max(0, Math.min(sp.end, g.end) - Math.max(sp.start, g.start)), 0);
+const overlap = (sp: Interval, xs: Interval[]) =>
+  xs.reduce((ms, g) => ms + Math.max(0, Math.min(sp.end, g.end) - Math.max(sp.start, g.start)), 0);
 
 /** Latency percentiles of a sample set, and what its slowest 1% overlapped: GC pauses, LevelDB reads and writes. */
-function describe(set: { spans: ({ k: number } & Interval)[]; gcs: ({ kind: number } & Interval)[]; io: ({ kind: 'get' | 'batch' } & Interval)[] }) {
+function describe(set: {
+  spans: ({ k: number } & Interval)[];
+  gcs: ({ kind: number } & Interval)[];
+  io: ({ kind: 'get' | 'batch' } & Interval)[];
+}) {
   const lat = set.spans.map((sp) => sp.end - sp.start);
   const p99 = pct(lat, 99);
   const slow = set.spans.filter((sp) => sp.end - sp.start >= p99);
@@ -231,14 +311,37 @@ function describe(set: { spans: ({ k: number } & Interval)[]; gcs: ({ kind: numb
       gcMs: slow.reduce((ms, sp) => ms + overlap(sp, set.gcs), 0),
       totalMs: slow.reduce((ms, sp) => ms + sp.end - sp.start, 0),
       gcPauses: set.gcs.length,
-      gcKinds: Object.fromEntries([...new Set(set.gcs.map((g) => g.kind))].map((k) => [GC_KINDS[k] ?? String(k), round(set.gcs.filter((g) => g.kind === k).reduce((a, g) => a + g.end - g.start, 0), 1)])),
-      gcPauseP99Ms: pct(set.gcs.map((g) => g.end - g.start), 99),
-      getP99Ms: pct(gets.map((x) => x.end - x.start), 99),
-      batchP99Ms: pct(batches.map((x) => x.end - x.start), 99),
+      gcKinds: Object.fromEntries(
+        [...new Set(set.gcs.map((g) => g.kind))].map((k) => [
+          GC_KINDS[k] ?? String(k),
+          round(
+            set.gcs.filter((g) => g.kind === k).reduce((a, g) => a + g.end - g.start, 0),
+            1,
+          ),
+        ]),
+      ),
+      gcPauseP99Ms: pct(
+        set.gcs.map((g) => g.end - g.start),
+        99,
+      ),
+      getP99Ms: pct(
+        gets.map((x) => x.end - x.start),
+        99,
+      ),
+      batchP99Ms: pct(
+        batches.map((x) => x.end - x.start),
+        99,
+      ),
       slowest: [...set.spans]
         .sort((a, b) => b.end - b.start - (a.end - a.start))
         .slice(0, 8)
-        .map((sp) => ({ sample: sp.k, ms: round(sp.end - sp.start, 2), getMs: round(overlap(sp, gets), 2), batchMs: round(overlap(sp, batches), 2), gcMs: round(overlap(sp, set.gcs), 2) })),
+        .map((sp) => ({
+          sample: sp.k,
+          ms: round(sp.end - sp.start, 2),
+          getMs: round(overlap(sp, gets), 2),
+          batchMs: round(overlap(sp, batches), 2),
+          gcMs: round(overlap(sp, set.gcs), 2),
+        })),
     },
   };
 }
@@ -251,17 +354,56 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   } else {
     await main('open-cases', async (): Promise<BenchRow[]> => {
       const r = await openCases({ cases: CASES, resident: RESIDENT, samples: SAMPLES, warmup: WARMUP });
-      for (const [name, d] of [['rehydrate + decide', r.rehydrateDecide], ['rehydrate + claim + decide', r.rehydrateClaimDecide]] as const) {
+      for (const [name, d] of [
+        ['rehydrate + decide', r.rehydrateDecide],
+        ['rehydrate + claim + decide', r.rehydrateClaimDecide],
+      ] as const) {
         const tl = d.tail;
-        log(`open-cases: ${name} (after ${r.warmup} unmeasured of each kind): p50 ${round(d.p50Ms, 2)} p99 ${round(d.p99Ms, 2)} p99.9 ${round(d.p999Ms, 2)} max ${round(d.maxMs, 2)} ms; slowest 1% (${tl.samples} samples): ${tl.withGc} overlap a GC pause, GC ${round(tl.gcMs, 1)} of ${round(tl.totalMs, 1)} ms; ${tl.gcPauses} GC pauses (ms by kind: ${JSON.stringify(tl.gcKinds)}), p99 pause ${round(tl.gcPauseP99Ms, 2)} ms; record reads p99 ${round(tl.getP99Ms, 2)} ms, LevelDB batch p99 ${round(tl.batchP99Ms, 2)} ms`);
-        log(`open-cases: ${name}: slowest samples (ms): ${tl.slowest.map((x) => `#${x.sample} ${x.ms} [read ${x.getMs}, batch ${x.batchMs}, gc ${x.gcMs}]`).join('; ')}`);
+        log(
+          `open-cases: ${name} (after ${r.warmup} unmeasured of each kind): p50 ${round(d.p50Ms, 2)} p99 ${round(d.p99Ms, 2)} p99.9 ${round(d.p999Ms, 2)} max ${round(d.maxMs, 2)} ms; slowest 1% (${tl.samples} samples): ${tl.withGc} overlap a GC pause, GC ${round(tl.gcMs, 1)} of ${round(tl.totalMs, 1)} ms; ${tl.gcPauses} GC pauses (ms by kind: ${JSON.stringify(tl.gcKinds)}), p99 pause ${round(tl.gcPauseP99Ms, 2)} ms; record reads p99 ${round(tl.getP99Ms, 2)} ms, LevelDB batch p99 ${round(tl.batchP99Ms, 2)} ms`,
+        );
+        log(
+          `open-cases: ${name}: slowest samples (ms): ${tl.slowest.map((x) => `#${x.sample} ${x.ms} [read ${x.getMs}, batch ${x.batchMs}, gc ${x.gcMs}]`).join('; ')}`,
+        );
       }
-      log(`open-cases: ${round(r.casesPerSecondOpened)} opened/s · rss ${round(r.rssMiB)} MiB (baseline ${round(r.baselineMiB)}) · rehydrate+decide p50 ${round(r.rehydrateDecide.p50Ms, 2)} p99 ${round(r.rehydrateDecide.p99Ms, 2)} ms · recovery ${round(r.recovery.readyMs)} ms`);
+      log(
+        `open-cases: ${round(r.casesPerSecondOpened)} opened/s · rss ${round(r.rssMiB)} MiB (baseline ${round(r.baselineMiB)}) · rehydrate+decide p50 ${round(r.rehydrateDecide.p50Ms, 2)} p99 ${round(r.rehydrateDecide.p99Ms, 2)} ms · recovery ${round(r.recovery.readyMs)} ms`,
+      );
       const n = CASES.toLocaleString('en-US');
       return [
-        row(`open cases: RSS with ${n} open (at most ${RESIDENT.toLocaleString('en-US')} resident)`, 'MiB', round(r.rssMiB), { name: 'RSS of the same process before opening any case', value: round(r.baselineMiB) }, { better: 'lower', target: '1,000,000 open < 2 GiB', note: `heap ${round(r.heapUsedMiB)} MiB; ${round(r.casesPerSecondOpened)} cases opened/s` }),
-        row(`rehydrate + decide p99: approve a claimed, passivated case (${n} open)`, 'ms', round(r.rehydrateDecide.p99Ms, 2), { name: 'raw LevelDB get + awaited put p99, same data', value: round(r.rawGetPut.p99Ms, 2) }, { better: 'lower', target: '< 5 ms', note: `p50 ${round(r.rehydrateDecide.p50Ms, 2)} ms (raw ${round(r.rawGetPut.p50Ms, 2)} ms), p99.9 ${round(r.rehydrateDecide.p999Ms, 2)} ms, after ${r.warmup} unmeasured decisions; claim + approve of an unclaimed passivated case: p50 ${round(r.rehydrateClaimDecide.p50Ms, 2)}, p99 ${round(r.rehydrateClaimDecide.p99Ms, 2)} ms` }),
-        row(`recovery: restart to ready with ${n} open cases`, 'ms', round(r.recovery.readyMs), { name: 'raw LevelDB open + scan of the live index', value: round(r.recovery.rawScanMs) }, { better: 'lower', target: '< 3,000 ms with 100,000', note: `first command after restart ${round(r.recovery.firstCommandMs, 2)} ms` }),
+        row(
+          `open cases: RSS with ${n} open (at most ${RESIDENT.toLocaleString('en-US')} resident)`,
+          'MiB',
+          round(r.rssMiB),
+          { name: 'RSS of the same process before opening any case', value: round(r.baselineMiB) },
+          {
+            better: 'lower',
+            target: '1,000,000 open < 2 GiB',
+            note: `heap ${round(r.heapUsedMiB)} MiB; ${round(r.casesPerSecondOpened)} cases opened/s`,
+          },
+        ),
+        row(
+          `rehydrate + decide p99: approve a claimed, passivated case (${n} open)`,
+          'ms',
+          round(r.rehydrateDecide.p99Ms, 2),
+          { name: 'raw LevelDB get + awaited put p99, same data', value: round(r.rawGetPut.p99Ms, 2) },
+          {
+            better: 'lower',
+            target: '< 5 ms',
+            note: `p50 ${round(r.rehydrateDecide.p50Ms, 2)} ms (raw ${round(r.rawGetPut.p50Ms, 2)} ms), p99.9 ${round(r.rehydrateDecide.p999Ms, 2)} ms, after ${r.warmup} unmeasured decisions; claim + approve of an unclaimed passivated case: p50 ${round(r.rehydrateClaimDecide.p50Ms, 2)}, p99 ${round(r.rehydrateClaimDecide.p99Ms, 2)} ms`,
+          },
+        ),
+        row(
+          `recovery: restart to ready with ${n} open cases`,
+          'ms',
+          round(r.recovery.readyMs),
+          { name: 'raw LevelDB open + scan of the live index', value: round(r.recovery.rawScanMs) },
+          {
+            better: 'lower',
+            target: '< 3,000 ms with 100,000',
+            note: `first command after restart ${round(r.recovery.firstCommandMs, 2)} ms`,
+          },
+        ),
       ];
     });
   }

@@ -26,7 +26,9 @@ const r = await durableEpisodes({
     };
     if (!process.argv.includes('--bytes')) return counting;
     // The store hands LevelDB its batches, values encoded, through `_batch` (LevelStore.#write).
-    const db = (rt.store as LevelStore).db as unknown as { _batch: (ops: { type: string; key: string; value?: string }[], o?: unknown) => Promise<void> };
+    const db = (rt.store as LevelStore).db as unknown as {
+      _batch: (ops: { type: string; key: string; value?: string }[], o?: unknown) => Promise<void>;
+    };
     const batch = db._batch.bind(db);
     db._batch = (ops, o) => {
       for (const op of ops) {
@@ -40,6 +42,12 @@ const r = await durableEpisodes({
     return counting;
   },
 });
-log(`CPU (main thread and LevelDB's pool) per episode: ${round((cpu.user + cpu.system) / episodes)} µs over ${episodes} episodes`);
-log(`episodes: ${round(r.episodesPerSecond)}/s · ${round(r.eventsPerEpisode, 1)} events, ${round(r.writesPerEpisode, 1)} writes per episode · ${round(r.opsPerBatch)} writes per batch · p50 ${round(r.p50EpisodeMs, 1)} ms`);
-if (episodes) for (const [space, t] of [...tally].sort((a, b) => b[1].bytes - a[1].bytes)) log(`  ${space} ${round(t.ops / episodes, 2)} writes, ${round(t.bytes / episodes)} bytes per episode`);
+log(
+  `CPU (main thread and LevelDB's pool) per episode: ${round((cpu.user + cpu.system) / episodes)} µs over ${episodes} episodes`,
+);
+log(
+  `episodes: ${round(r.episodesPerSecond)}/s · ${round(r.eventsPerEpisode, 1)} events, ${round(r.writesPerEpisode, 1)} writes per episode · ${round(r.opsPerBatch)} writes per batch · p50 ${round(r.p50EpisodeMs, 1)} ms`,
+);
+if (episodes)
+  for (const [space, t] of [...tally].sort((a, b) => b[1].bytes - a[1].bytes))
+    log(`  ${space} ${round(t.ops / episodes, 2)} writes, ${round(t.bytes / episodes)} bytes per episode`);

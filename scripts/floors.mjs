@@ -90,5 +90,7 @@ export function layerViolation(from, to) {
   if (fa === undefined) return `unit '${a}' is on no floor (add it to FLOORS)`;
   if (fb === undefined) return `unit '${b}' is on no floor (add it to FLOORS)`;
   if (fb < fa) return undefined;
-  return fb === fa ? `${a} → ${b}: same floor (${a} and ${b} must not know each other)` : `${a} → ${b}: upward (floor ${fa} → ${fb})`;
+  return fb === fa
+    ? `${a} → ${b}: same floor (${a} and ${b} must not know each other)`
+    : `${a} → ${b}: upward (floor ${fa} → ${fb})`;
 }

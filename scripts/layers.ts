@@ -59,21 +59,35 @@ export function collectEdges(): { files: string[]; edges: Edge[] } {
     const sf = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.Latest, true);
     const add = (node: ts.Node, spec: string, typeOnly: boolean, dynamic: boolean) => {
       if (!spec.startsWith('.')) return;
-      let to = relative(ROOT, resolve(join(ROOT, dirname(file)), spec)).split('\\').join('/');
+      let to = relative(ROOT, resolve(join(ROOT, dirname(file)), spec))
+        .split('\\')
+        .join('/');
       if (!known.has(to) && to.endsWith('.js')) to = `${to.slice(0, -3)}.ts`;
       if (!known.has(to) && known.has(`${to}/index.ts`)) to = `${to}/index.ts`;
       if (!known.has(to)) return;
-      edges.push({ from: file, to, line: sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1, typeOnly, dynamic });
+      edges.push({
+        from: file,
+        to,
+        line: sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1,
+        typeOnly,
+        dynamic,
+      });
     };
     const visit = (n: ts.Node): void => {
       if (ts.isImportDeclaration(n) && ts.isStringLiteral(n.moduleSpecifier)) {
         const c = n.importClause;
         const named = c?.namedBindings && ts.isNamedImports(c.namedBindings) ? c.namedBindings.elements : undefined;
-        const typeOnly = !!c && (c.isTypeOnly || (!c.name && !!named && named.length > 0 && named.every((e) => e.isTypeOnly)));
+        const typeOnly =
+          !!c && (c.isTypeOnly || (!c.name && !!named && named.length > 0 && named.every((e) => e.isTypeOnly)));
         add(n, n.moduleSpecifier.text, typeOnly, false);
       } else if (ts.isExportDeclaration(n) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier)) {
         add(n, n.moduleSpecifier.text, n.isTypeOnly, false);
-      } else if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteral(n.arguments[0])) {
+      } else if (
+        ts.isCallExpression(n) &&
+        n.expression.kind === ts.SyntaxKind.ImportKeyword &&
+        n.arguments[0] &&
+        ts.isStringLiteral(n.arguments[0])
+      ) {
         add(n, n.arguments[0].text, false, true);
       } else if (ts.isImportTypeNode(n) && ts.isLiteralTypeNode(n.argument) && ts.isStringLiteral(n.argument.literal)) {
         add(n, n.argument.literal.text, true, false);
@@ -148,10 +162,14 @@ export function checkLayers(baseline: Baseline = readBaseline()): CheckResult {
   for (const v of violations) {
     const key = `${v.from} -> ${v.to}`;
     seen.add(key);
-    if (!allowed.has(key)) problems.push(`${v.from}:${v.line} imports ${v.to}${v.typeOnly ? ' (type)' : ''}${v.dynamic ? ' (dynamic)' : ''}: ${v.why}`);
+    if (!allowed.has(key))
+      problems.push(
+        `${v.from}:${v.line} imports ${v.to}${v.typeOnly ? ' (type)' : ''}${v.dynamic ? ' (dynamic)' : ''}: ${v.why}`,
+      );
   }
   for (const b of baseline.imports)
-    if (!seen.has(b.import)) problems.push(`baseline entry no longer occurs, remove it from scripts/layers-baseline.json: ${b.import}`);
+    if (!seen.has(b.import))
+      problems.push(`baseline entry no longer occurs, remove it from scripts/layers-baseline.json: ${b.import}`);
 
   const allowedCycles = new Set(baseline.cycles.map((c) => c.cycle));
   const seenCycles = new Set<string>();
@@ -159,11 +177,14 @@ export function checkLayers(baseline: Baseline = readBaseline()): CheckResult {
     const key = c.join(' | ');
     seenCycles.add(key);
     if (allowedCycles.has(key)) continue;
-    const links = edges.filter((e) => c.includes(e.from) && c.includes(e.to)).map((e) => `  ${e.from}:${e.line} imports ${e.to}${e.typeOnly ? ' (type)' : ''}`);
+    const links = edges
+      .filter((e) => c.includes(e.from) && c.includes(e.to))
+      .map((e) => `  ${e.from}:${e.line} imports ${e.to}${e.typeOnly ? ' (type)' : ''}`);
     problems.push(`import cycle between ${c.length} files:\n${links.join('\n')}`);
   }
   for (const c of baseline.cycles)
-    if (!seenCycles.has(c.cycle)) problems.push(`baseline cycle no longer occurs, remove it from scripts/layers-baseline.json: ${c.cycle}`);
+    if (!seenCycles.has(c.cycle))
+      problems.push(`baseline cycle no longer occurs, remove it from scripts/layers-baseline.json: ${c.cycle}`);
 
   return { problems, violations, fileCycles, edges, files };
 }
@@ -183,7 +204,10 @@ export function report(): string {
   const graphCycles = (of: (f: string) => string) => {
     const m = pairs(of);
     const nodes = [...new Set(files.map(of))];
-    return cycles(nodes, [...m.keys()].map((k) => ({ from: k.split(' -> ')[0]!, to: k.split(' -> ')[1]! })));
+    return cycles(
+      nodes,
+      [...m.keys()].map((k) => ({ from: k.split(' -> ')[0]!, to: k.split(' -> ')[1]! })),
+    );
   };
   const runtimeEdges = edges.filter((e) => !e.typeOnly);
   const fileImports = new Set(violations.map((v) => `${v.from} -> ${v.to}`));
@@ -193,11 +217,22 @@ export function report(): string {
     `imports crossing a folder: ${edges.filter((e) => folderOf(e.from) !== folderOf(e.to)).length}`,
     `layer violations: ${violations.length} import statements, ${fileImports.size} file -> file pairs, ${ground.length} from the ground floor`,
     `file-level cycles (SCCs): ${fileCycles.length} (${fileCycles.map((c) => c.length).join(', ')} files); without type-only imports: ${cycles(files, runtimeEdges).length}`,
-    `folder-level cycles (SCCs, folders as they are): ${graphCycles(folderOf).map((c) => `{${c.join(', ')}}`).join(' ') || 'none'}`,
-    `unit-level cycles (SCCs, placed units): ${graphCycles(unitOf).map((c) => `{${c.join(', ')}}`).join(' ') || 'none'}`,
+    `folder-level cycles (SCCs, folders as they are): ${
+      graphCycles(folderOf)
+        .map((c) => `{${c.join(', ')}}`)
+        .join(' ') || 'none'
+    }`,
+    `unit-level cycles (SCCs, placed units): ${
+      graphCycles(unitOf)
+        .map((c) => `{${c.join(', ')}}`)
+        .join(' ') || 'none'
+    }`,
     '',
     'violations:',
-    ...violations.map((v) => `  ${v.from}:${v.line} -> ${v.to}${v.typeOnly ? ' (type)' : ''}${v.dynamic ? ' (dynamic)' : ''}  [${v.why}]`),
+    ...violations.map(
+      (v) =>
+        `  ${v.from}:${v.line} -> ${v.to}${v.typeOnly ? ' (type)' : ''}${v.dynamic ? ' (dynamic)' : ''}  [${v.why}]`,
+    ),
     '',
     'unit graph:',
     ...[...pairs(unitOf)].sort().map(([k, n]) => `  ${k} (${n})`),

@@ -18,7 +18,18 @@ export { MemoryTransport } from './transport/memory-transport.ts';
 export { HandoffClient } from './transport/client.ts';
 export { subjects, type Transport, type Msg, type Subscription } from './transport/transport.ts';
 export { loadModel, type LoadedModel } from './models/loader.ts';
-export { defineHandlers, simulatedAction, type SimulatedFailures, type ModelHandlers, type ActionImpl, type World, type Perceived, type PlanDraft, type StepContext, type EffectContext } from './models/define.ts';
+export {
+  defineHandlers,
+  simulatedAction,
+  type SimulatedFailures,
+  type ModelHandlers,
+  type ActionImpl,
+  type World,
+  type Perceived,
+  type PlanDraft,
+  type StepContext,
+  type EffectContext,
+} from './models/define.ts';
 export { agentMachine, agentMachineFor, type AgentContext, type AgentEvent } from './machines/agent.ts';
 export { reviewCaseMachine, type CaseContext, type CaseEvent } from './machines/review-case.ts';
 export { evaluateGate } from './policy/gate.ts';

@@ -67,7 +67,16 @@ export function row(
   extra: Partial<Pick<BenchRow, 'better' | 'target' | 'note'>> = {},
 ): BenchRow {
   const ratio = reference && reference.value !== 0 ? round(value / reference.value, 3) : null;
-  return { name, unit, value, reference, ratio, better: extra.better ?? 'higher', ...(extra.target ? { target: extra.target } : {}), ...(extra.note ? { note: extra.note } : {}) };
+  return {
+    name,
+    unit,
+    value,
+    reference,
+    ratio,
+    better: extra.better ?? 'higher',
+    ...(extra.target ? { target: extra.target } : {}),
+    ...(extra.note ? { note: extra.note } : {}),
+  };
 }
 
 export function skipped(name: string, unit: string, reason: string, target?: string): BenchRow {
@@ -92,7 +101,10 @@ export const machine = () => ({
 });
 
 /** Runs `fn` for about `ms` of wall time, counting completed iterations; returns per-second rate. */
-export async function rateFor(ms: number, fn: () => Promise<unknown>): Promise<{ count: number; seconds: number; perSecond: number }> {
+export async function rateFor(
+  ms: number,
+  fn: () => Promise<unknown>,
+): Promise<{ count: number; seconds: number; perSecond: number }> {
   const t0 = performance.now();
   let count = 0;
   while (performance.now() - t0 < ms) {
@@ -113,7 +125,10 @@ export async function rateFor(ms: number, fn: () => Promise<unknown>): Promise<{
  * starting a worker is a resolved promise, so a workload that never yields to the event loop (a
  * synchronous SQLite checkpointer) gets the same treatment as one that does.
  */
-export async function closedLoop(opts: { concurrency: number; ms: number; warmupMs?: number }, fn: (i: number) => Promise<unknown>): Promise<{ count: number; seconds: number; perSecond: number; latencies: number[]; workers: number }> {
+export async function closedLoop(
+  opts: { concurrency: number; ms: number; warmupMs?: number },
+  fn: (i: number) => Promise<unknown>,
+): Promise<{ count: number; seconds: number; perSecond: number; latencies: number[]; workers: number }> {
   let next = 0;
   let count = 0;
   let completions = 0;
@@ -158,10 +173,15 @@ export function report(bench: string, rows: BenchRow[]): void {
     return;
   }
   const m = machine();
-  process.stdout.write(`${bench} · ${m.date} · ${m.cpu} × ${m.cores} · node ${m.node}${m.v8Flags.length ? ` ${m.v8Flags.join(' ')}` : ''}\n`);
+  process.stdout.write(
+    `${bench} · ${m.date} · ${m.cpu} × ${m.cores} · node ${m.node}${m.v8Flags.length ? ` ${m.v8Flags.join(' ')}` : ''}\n`,
+  );
   for (const r of rows) {
     if (r.value === null) process.stdout.write(`  ${r.name}: skipped (${r.skipped})\n`);
-    else process.stdout.write(`  ${r.name}: ${r.value} ${r.unit}${r.reference ? ` · ${r.reference.name}: ${r.reference.value} · ratio ${r.ratio}` : ''}\n`);
+    else
+      process.stdout.write(
+        `  ${r.name}: ${r.value} ${r.unit}${r.reference ? ` · ${r.reference.name}: ${r.reference.value} · ratio ${r.ratio}` : ''}\n`,
+      );
   }
 }
 

@@ -49,17 +49,26 @@ export function xstateActorsPerSecond(ms: number): number {
  * LevelDB writes per second: awaited batches of `batch` puts of small JSON values (about the size of a
  * journal entry), the way group commit writes; and awaited single puts, one at a time.
  */
-export async function levelWrites(ms: number, batch = 1000): Promise<{ batchedPerSecond: number; singlePutsPerSecond: number }> {
+export async function levelWrites(
+  ms: number,
+  batch = 1000,
+): Promise<{ batchedPerSecond: number; singlePutsPerSecond: number }> {
   return withTempDir('raw-level', async (dir) => {
     const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
     await db.open();
     try {
-      const value = { seq: 1, at: Date.now(), event: { type: 'action.done', effectId: 'ep-000001:execute:0:1', result: { status: 'ok' } }, state: 'acting' };
+      const value = {
+        seq: 1,
+        at: Date.now(),
+        event: { type: 'action.done', effectId: 'ep-000001:execute:0:1', result: { status: 'ok' } },
+        state: 'acting',
+      };
       let n = 0;
       let t0 = performance.now();
       while (performance.now() - t0 < ms) {
         const ops = [];
-        for (let i = 0; i < batch; i++) ops.push({ type: 'put' as const, key: `j:${String(n + i).padStart(12, '0')}`, value });
+        for (let i = 0; i < batch; i++)
+          ops.push({ type: 'put' as const, key: `j:${String(n + i).padStart(12, '0')}`, value });
         await db.batch(ops);
         n += batch;
       }

@@ -28,7 +28,12 @@ export async function benchModel(): Promise<LoadedModel> {
     ...h,
     perceive: (signal, ctx) => h.perceive(signal, steady(ctx)),
     plan: (observation, ctx) => h.plan(observation, steady(ctx)),
-    actions: Object.fromEntries(Object.entries(h.actions).map(([name, a]) => [name, { ...a, execute: (args: never, ctx: Parameters<typeof a.execute>[1]) => a.execute(args, steady(ctx)) }])),
+    actions: Object.fromEntries(
+      Object.entries(h.actions).map(([name, a]) => [
+        name,
+        { ...a, execute: (args: never, ctx: Parameters<typeof a.execute>[1]) => a.execute(args, steady(ctx)) },
+      ]),
+    ),
   };
   return { ...base, handlers };
 }
@@ -56,7 +61,8 @@ export function classified(model: LoadedModel, scan = 400): Promise<Classified[]
         try {
           const observation = await perceive(model, `scan-${i}`, signal, ctx);
           const plan = await rulePlanner.plan(model, `scan-${i}`, observation, ctx);
-          for (const [step, a] of plan.actions.entries()) await model.handlers.actions[a.type]!.execute(a.args, { ...ctx, key: `scan-${i}/${step}`, world: noWorld });
+          for (const [step, a] of plan.actions.entries())
+            await model.handlers.actions[a.type]!.execute(a.args, { ...ctx, key: `scan-${i}/${step}`, world: noWorld });
           out.push({ signal, observation, plan, decision: model.gate(plan, observation) });
         } catch {
           // the order does not exist, or the customer's mailbox bounces
@@ -78,7 +84,9 @@ export async function autoSignals(model: LoadedModel): Promise<Classified[]> {
 
 /** Signals that go to a tier-1 review that anyone in the support-lead role may decide. */
 export async function reviewSignals(model: LoadedModel): Promise<Classified[]> {
-  const out = (await classified(model)).filter((c) => c.decision.outcome === 'review' && c.decision.tier === 1 && c.signal.requestedBy === undefined);
+  const out = (await classified(model)).filter(
+    (c) => c.decision.outcome === 'review' && c.decision.tier === 1 && c.signal.requestedBy === undefined,
+  );
   if (out.length === 0) throw new Error('no tier-1 review signals in the scan');
   return out;
 }
@@ -92,7 +100,10 @@ export function memoryWorld(): World {
   return {
     async apply(key, action, args, result) {
       const e = ledger.get(key);
-      ledger.set(key, e ? { ...e, applications: e.applications + 1 } : { key, action, args, result, at: Date.now(), applications: 1 });
+      ledger.set(
+        key,
+        e ? { ...e, applications: e.applications + 1 } : { key, action, args, result, at: Date.now(), applications: 1 },
+      );
     },
     async lookup(key) {
       return ledger.get(key);
@@ -105,7 +116,13 @@ export async function runActions(model: LoadedModel, world: World, id: string, p
   const results: unknown[] = [];
   for (const [step, a] of plan.actions.entries()) {
     const key = `${id}/${step}`;
-    results.push(await model.handlers.actions[a.type]!.execute(a.args, { ...stepContext(Date.now(), key, 1, 'bench'), key, world }));
+    results.push(
+      await model.handlers.actions[a.type]!.execute(a.args, {
+        ...stepContext(Date.now(), key, 1, 'bench'),
+        key,
+        world,
+      }),
+    );
   }
   return results;
 }
@@ -123,7 +140,8 @@ export async function modelWorkPerSecond(model: LoadedModel, signals: Classified
     const signal = signals[i % signals.length]!.signal;
     const observation = await perceive(model, id, signal, stepContext(Date.now(), `${id}/perceive`, 1, 'bench'));
     const plan = await rulePlanner.plan(model, id, observation, stepContext(Date.now(), `${id}/plan`, 1, 'bench'));
-    if (model.gate(plan, observation).outcome !== 'auto') throw new Error(`model work: ${id} did not pass the gate on its own`);
+    if (model.gate(plan, observation).outcome !== 'auto')
+      throw new Error(`model work: ${id} did not pass the gate on its own`);
     await runActions(model, world, id, plan);
   };
   for (let i = 0; i < 2000; i++) await episode(i);

@@ -48,9 +48,22 @@ const SYSTEMS: Record<string, { owner: string; critical: boolean }> = {
   'metrics-store': { owner: 'platform', critical: false },
 };
 /** Employees and their teams; two managers file requests too (separation of duties). */
-const PEOPLE: Record<string, string> = { 'e-fatima': 'payments', 'e-gus': 'orders', 'e-hiro': 'search', 'e-ines': 'platform', 'm-ben': 'orders', 'm-ana': 'payments' };
+const PEOPLE: Record<string, string> = {
+  'e-fatima': 'payments',
+  'e-gus': 'orders',
+  'e-hiro': 'search',
+  'e-ines': 'platform',
+  'm-ben': 'orders',
+  'm-ana': 'payments',
+};
 
-const GrantArgs = z.object({ ticketId: z.string(), user: z.string(), system: z.string(), level: Level, hours: z.number().int().positive() });
+const GrantArgs = z.object({
+  ticketId: z.string(),
+  user: z.string(),
+  system: z.string(),
+  level: Level,
+  hours: z.number().int().positive(),
+});
 type GrantArgs = z.infer<typeof GrantArgs>;
 const RevokeArgs = GrantArgs.extend({ original: z.unknown().optional() });
 const NotifyArgs = z.object({ ticketId: z.string(), user: z.string(), message: z.string().min(1) });
@@ -59,7 +72,10 @@ type NotifyArgs = z.infer<typeof NotifyArgs>;
 const grantAccess = simulatedAction(
   'grantAccess',
   GrantArgs,
-  (a, ctx) => ({ grantId: `G-${a.ticketId.slice(4)}`, expiresAt: new Date(ctx.now + a.hours * 3_600_000).toISOString() }),
+  (a, ctx) => ({
+    grantId: `G-${a.ticketId.slice(4)}`,
+    expiresAt: new Date(ctx.now + a.hours * 3_600_000).toISOString(),
+  }),
   {
     transient: { salt: 'idp', share: 0.04, message: (a) => `identity provider timed out granting ${a.system}` },
     check: (a) => {
@@ -87,7 +103,10 @@ function plan(f: Fields): PlanDraft {
   return {
     actions: [
       { type: 'grantAccess', args: grant, description: `Grant ${f.level} access to ${f.system} for ${hours} h` },
-      { type: 'notifyRequester', args: { ticketId: f.ticketId, user: f.user, message: `${f.level} access to ${f.system} for ${hours} h` } },
+      {
+        type: 'notifyRequester',
+        args: { ticketId: f.ticketId, user: f.user, message: `${f.level} access to ${f.system} for ${hours} h` },
+      },
     ],
     confidence,
     rationale: `${f.user} (${f.team}) asks for ${f.level} access to ${f.system}${f.critical ? ' (critical)' : ''} for ${f.hours} h${f.ownsSystem ? '; their team owns it' : ''}.`,
@@ -96,7 +115,9 @@ function plan(f: Fields): PlanDraft {
       factors: [
         { name: 'level', value: base, note: f.level },
         ...(f.critical ? [{ name: 'critical-system', value: 0.15 }] : []),
-        ...(f.ownsSystem ? [] : [{ name: 'foreign-system', value: 0.05, note: `owned by ${SYSTEMS[f.system]?.owner}` }]),
+        ...(f.ownsSystem
+          ? []
+          : [{ name: 'foreign-system', value: 0.05, note: `owned by ${SYSTEMS[f.system]?.owner}` }]),
       ],
     },
     citedInputs: ['level', 'system', 'critical', 'hours', 'ownsSystem'],
@@ -130,7 +151,9 @@ export default defineHandlers<Signal, Fields>({
       source: 'directory',
       observedAt: ctx.now,
       fields: Fields.parse(fields),
-      transforms: [{ name: 'lookup-directory', by: 'access.perceive', note: `team of ${signal.user}, owner of ${signal.system}` }],
+      transforms: [
+        { name: 'lookup-directory', by: 'access.perceive', note: `team of ${signal.user}, owner of ${signal.system}` },
+      ],
     };
   },
 
@@ -139,7 +162,10 @@ export default defineHandlers<Signal, Fields>({
   },
 
   actions: {
-    grantAccess: { ...grantAccess, describe: (a: GrantArgs) => `Grant ${a.level} access to ${a.system} for ${a.hours} h` },
+    grantAccess: {
+      ...grantAccess,
+      describe: (a: GrantArgs) => `Grant ${a.level} access to ${a.system} for ${a.hours} h`,
+    },
     revokeAccess,
     notifyRequester: { ...notifyRequester, describe: (a: NotifyArgs) => `Tell ${a.user}: ${a.message}` },
   },
@@ -155,7 +181,12 @@ export default defineHandlers<Signal, Fields>({
       system,
       level,
       hours: rng.pick([2, 4, 8, 8, 12, 24, 48, 96]),
-      justification: rng.pick(['incident follow-up', 'migrating the schema for the quarterly release, needs write on the tables', 'debugging a customer escalation (ticket attached)', 'on-call']),
+      justification: rng.pick([
+        'incident follow-up',
+        'migrating the schema for the quarterly release, needs write on the tables',
+        'debugging a customer escalation (ticket attached)',
+        'on-call',
+      ]),
     };
   },
 });

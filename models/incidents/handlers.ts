@@ -48,13 +48,22 @@ const Fields = z.object({
   customerFacing: z.boolean(),
   criticality: Criticality,
   deploy: z.object({ version: z.string(), previousVersion: z.string(), ageMinutes: z.number().int().nonnegative() }),
-  capacity: z.object({ replicas: z.number().int().positive(), minReplicas: z.number().int().positive(), cpuPercent: z.number() }),
+  capacity: z.object({
+    replicas: z.number().int().positive(),
+    minReplicas: z.number().int().positive(),
+    cpuPercent: z.number(),
+  }),
   /** Share of the 30-day error budget still left, 0..1. */
   errorBudgetLeft: z.number().min(0).max(1),
   dependencies: z.array(z.object({ name: z.string(), owner: z.string(), healthy: z.boolean() })),
   /** The volume behind a disk alert, else null. */
   volume: z
-    .object({ id: z.string(), kind: z.enum(['data', 'logs', 'scratch']), sizeGb: z.number().int().positive(), attached: z.boolean() })
+    .object({
+      id: z.string(),
+      kind: z.enum(['data', 'logs', 'scratch']),
+      sizeGb: z.number().int().positive(),
+      attached: z.boolean(),
+    })
     .nullable(),
   onCall: z.object({
     id: z.string(),
@@ -79,24 +88,121 @@ interface ServiceInfo {
 }
 
 const SERVICES: Record<string, ServiceInfo> = {
-  'checkout-api': { team: 'checkout', customerFacing: true, criticality: 'critical', replicas: [8, 24], deps: ['payments-gateway', 'inventory-api', 'postgres-orders'], weight: 9 },
-  'payments-gateway': { team: 'payments', customerFacing: true, criticality: 'critical', replicas: [6, 16], deps: ['psp-adyen', 'postgres-payments'], weight: 7 },
-  'cart-service': { team: 'checkout', customerFacing: true, criticality: 'critical', replicas: [6, 20], deps: ['redis-cart', 'inventory-api'], weight: 7 },
-  'auth-service': { team: 'identity', customerFacing: true, criticality: 'critical', replicas: [6, 18], deps: ['postgres-identity', 'redis-sessions'], weight: 6 },
-  'search-api': { team: 'discovery', customerFacing: true, criticality: 'standard', replicas: [10, 36], deps: ['elasticsearch-main', 'redis-cache'], weight: 10 },
-  recommendations: { team: 'discovery', customerFacing: true, criticality: 'standard', replicas: [4, 20], deps: ['feature-store', 'redis-cache'], weight: 8 },
-  'image-resizer': { team: 'media', customerFacing: true, criticality: 'standard', replicas: [3, 30], deps: ['s3-media'], weight: 7 },
-  'shipping-quotes': { team: 'fulfilment', customerFacing: true, criticality: 'standard', replicas: [2, 8], deps: ['carrier-dhl-api', 'carrier-ups-api'], weight: 6 },
-  'inventory-api': { team: 'fulfilment', customerFacing: false, criticality: 'critical', replicas: [4, 12], deps: ['postgres-inventory', 'kafka-events'], weight: 7 },
-  'notifications-worker': { team: 'messaging', customerFacing: false, criticality: 'standard', replicas: [2, 10], deps: ['kafka-events', 'sendgrid-api'], weight: 8 },
-  'pricing-engine': { team: 'pricing', customerFacing: false, criticality: 'standard', replicas: [3, 12], deps: ['postgres-catalog', 'redis-cache'], weight: 6 },
-  'reporting-etl': { team: 'data', customerFacing: false, criticality: 'internal', replicas: [2, 6], deps: ['postgres-warehouse', 'kafka-events'], weight: 5 },
-  'admin-portal': { team: 'backoffice', customerFacing: false, criticality: 'internal', replicas: [2, 4], deps: ['auth-service', 'postgres-orders'], weight: 4 },
+  'checkout-api': {
+    team: 'checkout',
+    customerFacing: true,
+    criticality: 'critical',
+    replicas: [8, 24],
+    deps: ['payments-gateway', 'inventory-api', 'postgres-orders'],
+    weight: 9,
+  },
+  'payments-gateway': {
+    team: 'payments',
+    customerFacing: true,
+    criticality: 'critical',
+    replicas: [6, 16],
+    deps: ['psp-adyen', 'postgres-payments'],
+    weight: 7,
+  },
+  'cart-service': {
+    team: 'checkout',
+    customerFacing: true,
+    criticality: 'critical',
+    replicas: [6, 20],
+    deps: ['redis-cart', 'inventory-api'],
+    weight: 7,
+  },
+  'auth-service': {
+    team: 'identity',
+    customerFacing: true,
+    criticality: 'critical',
+    replicas: [6, 18],
+    deps: ['postgres-identity', 'redis-sessions'],
+    weight: 6,
+  },
+  'search-api': {
+    team: 'discovery',
+    customerFacing: true,
+    criticality: 'standard',
+    replicas: [10, 36],
+    deps: ['elasticsearch-main', 'redis-cache'],
+    weight: 10,
+  },
+  recommendations: {
+    team: 'discovery',
+    customerFacing: true,
+    criticality: 'standard',
+    replicas: [4, 20],
+    deps: ['feature-store', 'redis-cache'],
+    weight: 8,
+  },
+  'image-resizer': {
+    team: 'media',
+    customerFacing: true,
+    criticality: 'standard',
+    replicas: [3, 30],
+    deps: ['s3-media'],
+    weight: 7,
+  },
+  'shipping-quotes': {
+    team: 'fulfilment',
+    customerFacing: true,
+    criticality: 'standard',
+    replicas: [2, 8],
+    deps: ['carrier-dhl-api', 'carrier-ups-api'],
+    weight: 6,
+  },
+  'inventory-api': {
+    team: 'fulfilment',
+    customerFacing: false,
+    criticality: 'critical',
+    replicas: [4, 12],
+    deps: ['postgres-inventory', 'kafka-events'],
+    weight: 7,
+  },
+  'notifications-worker': {
+    team: 'messaging',
+    customerFacing: false,
+    criticality: 'standard',
+    replicas: [2, 10],
+    deps: ['kafka-events', 'sendgrid-api'],
+    weight: 8,
+  },
+  'pricing-engine': {
+    team: 'pricing',
+    customerFacing: false,
+    criticality: 'standard',
+    replicas: [3, 12],
+    deps: ['postgres-catalog', 'redis-cache'],
+    weight: 6,
+  },
+  'reporting-etl': {
+    team: 'data',
+    customerFacing: false,
+    criticality: 'internal',
+    replicas: [2, 6],
+    deps: ['postgres-warehouse', 'kafka-events'],
+    weight: 5,
+  },
+  'admin-portal': {
+    team: 'backoffice',
+    customerFacing: false,
+    criticality: 'internal',
+    replicas: [2, 4],
+    deps: ['auth-service', 'postgres-orders'],
+    weight: 4,
+  },
 };
 const SERVICE_NAMES = Object.keys(SERVICES);
 const SERVICE_WEIGHT = SERVICE_NAMES.reduce((s, n) => s + SERVICES[n]!.weight, 0);
 /** Names that still fire alerts but are no longer in the catalogue (decommissioned, renamed, typos). */
-const UNKNOWN_SERVICES = ['legacy-fax-gateway', 'billing-v1', 'search-api-canary-old', 'promo-banner-svc', 'checkout-api-blue'];
+const UNKNOWN_SERVICES = [
+  'legacy-fax-gateway',
+  'billing-v1',
+  'search-api-canary-old',
+  'promo-banner-svc',
+  'checkout-api-blue',
+];
 
 const DEPENDENCY_OWNER: Record<string, string> = {
   'psp-adyen': 'payments',
@@ -116,7 +222,12 @@ const DEPENDENCY_OWNER: Record<string, string> = {
 };
 const ownerOf = (dep: string) => DEPENDENCY_OWNER[dep] ?? (dep.startsWith('postgres-') ? 'dba' : 'platform');
 
-const REGION_BLAST: Record<Region, number> = { 'eu-west-1': 1, 'us-east-1': 0.8, 'eu-central-1': 0.6, 'ap-southeast-1': 0.4 };
+const REGION_BLAST: Record<Region, number> = {
+  'eu-west-1': 1,
+  'us-east-1': 0.8,
+  'eu-central-1': 0.6,
+  'ap-southeast-1': 0.4,
+};
 
 /** The SRE on-call rota: who holds the pager, per region. Personal data: name and phone. */
 const ON_CALL: { id: string; name: string; phone: string; regions: Region[] }[] = [
@@ -133,7 +244,13 @@ function onCallFor(region: Region, alertId: string): (typeof ON_CALL)[number] {
   return rota[hash32(`${region}/${alertId}`) % rota.length]!;
 }
 
-const UNITS: Record<Metric, Fields['unit']> = { error_rate: 'ratio', latency_p99: 'ms', cpu: 'percent', memory: 'percent', disk: 'percent' };
+const UNITS: Record<Metric, Fields['unit']> = {
+  error_rate: 'ratio',
+  latency_p99: 'ms',
+  cpu: 'percent',
+  memory: 'percent',
+  disk: 'percent',
+};
 /** Alert thresholds per metric (unit as above). */
 const THRESHOLDS: Record<Metric, number[]> = {
   error_rate: [0.01, 0.02, 0.05],
@@ -203,7 +320,13 @@ const VolumeArgs = z.object({ service: ServiceName, region: Region, volumeId: z.
 type VolumeArgs = z.infer<typeof VolumeArgs>;
 
 const ExpandArgs = z
-  .object({ service: ServiceName, region: Region, volumeId: z.string().min(1), fromGb: z.number().int().positive(), toGb: z.number().int().positive() })
+  .object({
+    service: ServiceName,
+    region: Region,
+    volumeId: z.string().min(1),
+    fromGb: z.number().int().positive(),
+    toGb: z.number().int().positive(),
+  })
   .refine((a) => a.toGb > a.fromGb, { message: 'a volume can only grow' });
 type ExpandArgs = z.infer<typeof ExpandArgs>;
 
@@ -218,65 +341,149 @@ type PageArgs = z.infer<typeof PageArgs>;
 const restartService = simulatedAction(
   'restartService',
   RestartArgs,
-  (args, ctx) => ({ rolloutId: `ro-${hash32(ctx.key).toString(36)}`, status: 'complete', maxUnavailable: args.maxUnavailable }),
+  (args, ctx) => ({
+    rolloutId: `ro-${hash32(ctx.key).toString(36)}`,
+    status: 'complete',
+    maxUnavailable: args.maxUnavailable,
+  }),
   {
-    transient: { salt: 'orchestrator', share: 0.03, message: (args) => `orchestrator API timed out restarting ${args.service}` },
+    transient: {
+      salt: 'orchestrator',
+      share: 0.03,
+      message: (args) => `orchestrator API timed out restarting ${args.service}`,
+    },
     check: (args, ctx) => {
       if (ctx.draw('readiness') < 0.02) {
-        throw new EffectError(`${args.service} in ${args.region}: restarted pods failed their readiness check (CrashLoopBackOff); rollout aborted`, {
-          transient: false,
-          code: 'effect.restart_failed',
-        });
+        throw new EffectError(
+          `${args.service} in ${args.region}: restarted pods failed their readiness check (CrashLoopBackOff); rollout aborted`,
+          {
+            transient: false,
+            code: 'effect.restart_failed',
+          },
+        );
       }
     },
   },
 );
 
-const restoreTraffic = simulatedAction('restoreTraffic', RestartArgs, (args) => ({ service: args.service, region: args.region, status: 'all replicas back in rotation' }), {
-  transient: { salt: 'lb', share: 0.01, message: (args) => `load balancer API timed out re-enabling ${args.service}` },
-});
-
-const scaleService = simulatedAction('scaleService', ScaleArgs, (args) => ({ service: args.service, region: args.region, replicas: args.to, previous: args.from }), {
-  transient: { salt: 'autoscaler', share: 0.03, message: (args) => `capacity API throttled scaling ${args.service}` },
-});
-
-const revertScale = simulatedAction('revertScale', ScaleArgs, (args) => ({ service: args.service, region: args.region, replicas: args.from, previous: args.to }), {
-  transient: { salt: 'autoscaler', share: 0.01, message: (args) => `capacity API throttled scaling ${args.service} back` },
-});
-
-const rollbackDeploy = simulatedAction('rollbackDeploy', DeployArgs, (args) => ({ service: args.service, region: args.region, running: args.to, replaced: args.from }), {
-  transient: { salt: 'deployer', share: 0.03, message: (args) => `deploy controller busy, rollback of ${args.service} not started` },
-  check: (args) => {
-    if (drawFor('incidents', 'image-missing', args.service, args.to) < MISSING_IMAGE_SHARE) {
-      throw new EffectError(`image ${args.service}:${args.to} is no longer in the registry (garbage-collected); cannot roll back`, {
-        transient: false,
-        code: 'effect.image_missing',
-      });
-    }
+const restoreTraffic = simulatedAction(
+  'restoreTraffic',
+  RestartArgs,
+  (args) => ({ service: args.service, region: args.region, status: 'all replicas back in rotation' }),
+  {
+    transient: {
+      salt: 'lb',
+      share: 0.01,
+      message: (args) => `load balancer API timed out re-enabling ${args.service}`,
+    },
   },
-});
+);
 
-const rollForward = simulatedAction('rollForward', DeployArgs, (args) => ({ service: args.service, region: args.region, running: args.from, replaced: args.to }), {
-  transient: { salt: 'deployer', share: 0.01, message: (args) => `deploy controller busy, roll-forward of ${args.service} not started` },
-});
+const scaleService = simulatedAction(
+  'scaleService',
+  ScaleArgs,
+  (args) => ({ service: args.service, region: args.region, replicas: args.to, previous: args.from }),
+  {
+    transient: { salt: 'autoscaler', share: 0.03, message: (args) => `capacity API throttled scaling ${args.service}` },
+  },
+);
 
-const freezePipeline = simulatedAction('freezePipeline', PipelineArgs, (args) => ({ service: args.service, pipeline: 'frozen' }));
+const revertScale = simulatedAction(
+  'revertScale',
+  ScaleArgs,
+  (args) => ({ service: args.service, region: args.region, replicas: args.from, previous: args.to }),
+  {
+    transient: {
+      salt: 'autoscaler',
+      share: 0.01,
+      message: (args) => `capacity API throttled scaling ${args.service} back`,
+    },
+  },
+);
 
-const unfreezePipeline = simulatedAction('unfreezePipeline', PipelineArgs, (args) => ({ service: args.service, pipeline: 'open' }));
+const rollbackDeploy = simulatedAction(
+  'rollbackDeploy',
+  DeployArgs,
+  (args) => ({ service: args.service, region: args.region, running: args.to, replaced: args.from }),
+  {
+    transient: {
+      salt: 'deployer',
+      share: 0.03,
+      message: (args) => `deploy controller busy, rollback of ${args.service} not started`,
+    },
+    check: (args) => {
+      if (drawFor('incidents', 'image-missing', args.service, args.to) < MISSING_IMAGE_SHARE) {
+        throw new EffectError(
+          `image ${args.service}:${args.to} is no longer in the registry (garbage-collected); cannot roll back`,
+          {
+            transient: false,
+            code: 'effect.image_missing',
+          },
+        );
+      }
+    },
+  },
+);
 
-const expandVolume = simulatedAction('expandVolume', ExpandArgs, (args) => ({ volumeId: args.volumeId, sizeGb: args.toGb }), {
-  transient: { salt: 'storage', share: 0.02, message: (args) => `storage API timed out resizing ${args.volumeId}` },
-});
+const rollForward = simulatedAction(
+  'rollForward',
+  DeployArgs,
+  (args) => ({ service: args.service, region: args.region, running: args.from, replaced: args.to }),
+  {
+    transient: {
+      salt: 'deployer',
+      share: 0.01,
+      message: (args) => `deploy controller busy, roll-forward of ${args.service} not started`,
+    },
+  },
+);
 
-const deleteVolume = simulatedAction('deleteVolume', VolumeArgs, (args) => ({ volumeId: args.volumeId, status: 'deleted', snapshot: `snap-${hash32(args.volumeId).toString(16)}` }));
+const freezePipeline = simulatedAction('freezePipeline', PipelineArgs, (args) => ({
+  service: args.service,
+  pipeline: 'frozen',
+}));
 
-const restoreVolume = simulatedAction('restoreVolume', VolumeArgs, (args) => ({ volumeId: args.volumeId, status: 'restored from last snapshot' }), {
-  transient: { salt: 'storage', share: 0.02, message: (args) => `storage API timed out restoring ${args.volumeId}` },
-});
+const unfreezePipeline = simulatedAction('unfreezePipeline', PipelineArgs, (args) => ({
+  service: args.service,
+  pipeline: 'open',
+}));
 
-const pageHuman = simulatedAction('pageHuman', PageArgs, (args, ctx) => ({ pageId: `PG-${hash32(ctx.key).toString(36).toUpperCase()}`, team: args.team, severity: args.severity }), {
-  transient: { salt: 'pager', share: 0.01, message: () => 'paging provider unavailable' },
-});
+const expandVolume = simulatedAction(
+  'expandVolume',
+  ExpandArgs,
+  (args) => ({ volumeId: args.volumeId, sizeGb: args.toGb }),
+  {
+    transient: { salt: 'storage', share: 0.02, message: (args) => `storage API timed out resizing ${args.volumeId}` },
+  },
+);
+
+const deleteVolume = simulatedAction('deleteVolume', VolumeArgs, (args) => ({
+  volumeId: args.volumeId,
+  status: 'deleted',
+  snapshot: `snap-${hash32(args.volumeId).toString(16)}`,
+}));
+
+const restoreVolume = simulatedAction(
+  'restoreVolume',
+  VolumeArgs,
+  (args) => ({ volumeId: args.volumeId, status: 'restored from last snapshot' }),
+  {
+    transient: { salt: 'storage', share: 0.02, message: (args) => `storage API timed out restoring ${args.volumeId}` },
+  },
+);
+
+const pageHuman = simulatedAction(
+  'pageHuman',
+  PageArgs,
+  (args, ctx) => ({
+    pageId: `PG-${hash32(ctx.key).toString(36).toUpperCase()}`,
+    team: args.team,
+    severity: args.severity,
+  }),
+  {
+    transient: { salt: 'pager', share: 0.01, message: () => 'paging provider unavailable' },
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // Planning
@@ -285,12 +492,21 @@ const pageHuman = simulatedAction('pageHuman', PageArgs, (args, ctx) => ({ pageI
 type Action = PlanDraft['actions'][number];
 
 function plan(f: Fields): PlanDraft {
-  const cited = new Set<string>(['metric', 'value', 'threshold', 'breachRatio', 'customerFacing', 'errorBudgetLeft', 'region']);
+  const cited = new Set<string>([
+    'metric',
+    'value',
+    'threshold',
+    'breachRatio',
+    'customerFacing',
+    'errorBudgetLeft',
+    'region',
+  ]);
   const notes: string[] = [];
   const actions: Action[] = [];
   const { replicas } = f.capacity;
   const severity = clamp01((f.breachRatio - 1) / 1.5);
-  const sev: PageArgs['severity'] = f.criticality === 'critical' && f.customerFacing ? 'sev1' : f.customerFacing ? 'sev2' : 'sev3';
+  const sev: PageArgs['severity'] =
+    f.criticality === 'critical' && f.customerFacing ? 'sev1' : f.customerFacing ? 'sev2' : 'sev3';
   const versionChanged = f.deploy.version !== f.deploy.previousVersion;
   const recentDeploy = versionChanged && f.deploy.ageMinutes <= 180;
   const sickDep = f.dependencies.find((d) => !d.healthy);
@@ -300,20 +516,31 @@ function plan(f: Fields): PlanDraft {
 
   const what = `${f.service} (${f.region}): ${f.metric} at ${formatValue(f.metric, f.value)} against a threshold of ${formatValue(f.metric, f.threshold)} (${round(f.breachRatio, 2)}×)`;
 
-  if (sickDep && (f.metric === 'error_rate' || f.metric === 'latency_p99') && !(recentDeploy && f.deploy.ageMinutes <= 30)) {
+  if (
+    sickDep &&
+    (f.metric === 'error_rate' || f.metric === 'latency_p99') &&
+    !(recentDeploy && f.deploy.ageMinutes <= 30)
+  ) {
     // The fault is upstream: restarting or scaling this service will not help.
     cited.add('dependencies');
     notes.push(`Dependency ${sickDep.name} (owned by ${sickDep.owner}) is unhealthy, which explains the symptom`);
     actions.push({
       type: 'pageHuman',
-      args: { team: sickDep.owner, severity: sev, summary: `${sickDep.name} unhealthy; ${f.service} ${f.metric} at ${round(f.breachRatio, 2)}× threshold`, service: sickDep.name },
+      args: {
+        team: sickDep.owner,
+        severity: sev,
+        summary: `${sickDep.name} unhealthy; ${f.service} ${f.metric} at ${round(f.breachRatio, 2)}× threshold`,
+        service: sickDep.name,
+      },
       description: `Page ${sickDep.owner}, owners of ${sickDep.name}`,
     });
     confidence = 0.9;
     remedy = `Page the ${sickDep.owner} on-call about ${sickDep.name}; no change to ${f.service}.`;
   } else if (recentDeploy && f.metric !== 'disk' && f.metric !== 'cpu') {
     cited.add('deploy.version').add('deploy.previousVersion').add('deploy.ageMinutes');
-    notes.push(`Version ${f.deploy.version} went out ${f.deploy.ageMinutes} min ago, replacing ${f.deploy.previousVersion}`);
+    notes.push(
+      `Version ${f.deploy.version} went out ${f.deploy.ageMinutes} min ago, replacing ${f.deploy.previousVersion}`,
+    );
     actions.push(
       {
         type: 'freezePipeline',
@@ -361,8 +588,12 @@ function plan(f: Fields): PlanDraft {
     cited.add('capacity.replicas');
     const maxUnavailable = Math.max(1, Math.floor(replicas / 4));
     const thin = replicas <= 3;
-    if (f.metric === 'memory') notes.push(`Memory climbing with no deploy for ${formatAge(f.deploy.ageMinutes)} looks like a leak`);
-    else notes.push(`No recent deploy (last ${formatAge(f.deploy.ageMinutes)} ago) and dependencies healthy; a restart clears stuck workers`);
+    if (f.metric === 'memory')
+      notes.push(`Memory climbing with no deploy for ${formatAge(f.deploy.ageMinutes)} looks like a leak`);
+    else
+      notes.push(
+        `No recent deploy (last ${formatAge(f.deploy.ageMinutes)} ago) and dependencies healthy; a restart clears stuck workers`,
+      );
     if (thin || (f.metric === 'memory' && f.breachRatio >= 1.12)) {
       const to = replicas + Math.max(1, Math.ceil(replicas / 3));
       notes.push(
@@ -439,13 +670,29 @@ function plan(f: Fields): PlanDraft {
   }
   confidence = round(clamp01(confidence), 2);
 
-  const exposure = f.customerFacing ? (f.criticality === 'critical' ? 1 : 0.6) : f.criticality === 'critical' ? 0.5 : 0.15;
+  const exposure = f.customerFacing
+    ? f.criticality === 'critical'
+      ? 1
+      : 0.6
+    : f.criticality === 'critical'
+      ? 0.5
+      : 0.15;
   const budgetBurn = clamp01(1 - f.errorBudgetLeft);
   const blast = REGION_BLAST[f.region];
-  const score = clamp01(0.02 + 0.22 * exposure + 0.18 * budgetBurn * budgetBurn + 0.1 * blast + 0.12 * severity + actionRisk);
+  const score = clamp01(
+    0.02 + 0.22 * exposure + 0.18 * budgetBurn * budgetBurn + 0.1 * blast + 0.12 * severity + actionRisk,
+  );
   const factors = [
-    { name: 'customer-exposure', value: exposure, note: `${f.customerFacing ? 'customer-facing' : 'internal'}, ${f.criticality}` },
-    { name: 'error-budget-burn', value: round(budgetBurn, 2), note: `${Math.round(f.errorBudgetLeft * 100)}% of the budget left` },
+    {
+      name: 'customer-exposure',
+      value: exposure,
+      note: `${f.customerFacing ? 'customer-facing' : 'internal'}, ${f.criticality}`,
+    },
+    {
+      name: 'error-budget-burn',
+      value: round(budgetBurn, 2),
+      note: `${Math.round(f.errorBudgetLeft * 100)}% of the budget left`,
+    },
     { name: 'region-blast-radius', value: blast, note: f.region },
     { name: 'breach-severity', value: round(severity, 2), note: `${round(f.breachRatio, 2)}× threshold` },
     { name: 'change-size', value: round(actionRisk, 2), note: actions.map((a) => a.type).join(' then ') },
@@ -472,18 +719,24 @@ export default defineHandlers<Signal, Fields>({
     if (ctx.draw('catalogue') < 0.03) throw new EffectError('service catalogue timed out', { transient: true });
     const info = SERVICES[signal.service];
     if (!info) {
-      throw new EffectError(`service '${signal.service}' is not in the service catalogue`, { transient: false, code: 'effect.unknown_service' });
+      throw new EffectError(`service '${signal.service}' is not in the service catalogue`, {
+        transient: false,
+        code: 'effect.unknown_service',
+      });
     }
     const rng = new Rng(`incidents/enrich/${signal.alertId}/${signal.service}`);
     const replicas = rng.int(info.replicas[0], info.replicas[1]);
     const minReplicas = Math.max(2, Math.floor(info.replicas[0] / 2));
     const d = rng.next();
     // Incidents cluster after deploys: a third of alerts fire within three hours of one.
-    const ageMinutes = d < 0.12 ? rng.int(3, 30) : d < 0.24 ? rng.int(31, 90) : d < 0.33 ? rng.int(91, 180) : rng.int(181, 14 * 24 * 60);
+    const ageMinutes =
+      d < 0.12 ? rng.int(3, 30) : d < 0.24 ? rng.int(31, 90) : d < 0.33 ? rng.int(91, 180) : rng.int(181, 14 * 24 * 60);
     const b = rng.next();
     const errorBudgetLeft = round(b < 0.12 ? rng.next() * 0.15 : 0.15 + rng.next() * 0.85, 2);
     const cpuPercent =
-      signal.metric === 'cpu' ? Math.round(signal.value) : Math.round(signal.metric === 'latency_p99' ? 35 + rng.next() * 60 : 20 + rng.next() * 50);
+      signal.metric === 'cpu'
+        ? Math.round(signal.value)
+        : Math.round(signal.metric === 'latency_p99' ? 35 + rng.next() * 60 : 20 + rng.next() * 50);
     const dependencies = info.deps.map((name) => ({ name, owner: ownerOf(name), healthy: rng.next() >= 0.05 }));
     const vkind = rng.next();
     const volume =
@@ -524,7 +777,11 @@ export default defineHandlers<Signal, Fields>({
       observedAt: ctx.now,
       fields: Fields.parse(fields),
       transforms: [
-        { name: 'enrich-catalogue', by: 'incidents.perceive', note: `owner, criticality and dependencies of ${signal.service}` },
+        {
+          name: 'enrich-catalogue',
+          by: 'incidents.perceive',
+          note: `owner, criticality and dependencies of ${signal.service}`,
+        },
         { name: 'enrich-deploys', by: 'incidents.perceive', note: `deploy history and capacity in ${signal.region}` },
         { name: 'enrich-slo', by: 'incidents.perceive', note: 'error budget from the SLO service' },
       ],
@@ -537,15 +794,24 @@ export default defineHandlers<Signal, Fields>({
 
   actions: {
     // Descriptions from arguments: shown instead of the planner's text when a reviewer edits them.
-    restartService: { ...restartService, describe: (a: z.infer<typeof RestartArgs>) => `Rolling restart, ${a.maxUnavailable} at a time` },
+    restartService: {
+      ...restartService,
+      describe: (a: z.infer<typeof RestartArgs>) => `Rolling restart, ${a.maxUnavailable} at a time`,
+    },
     restoreTraffic,
-    scaleService: { ...scaleService, describe: (a: z.infer<typeof ScaleArgs>) => `Scale ${a.service} from ${a.from} to ${a.to} replicas` },
+    scaleService: {
+      ...scaleService,
+      describe: (a: z.infer<typeof ScaleArgs>) => `Scale ${a.service} from ${a.from} to ${a.to} replicas`,
+    },
     revertScale,
     rollbackDeploy,
     rollForward,
     freezePipeline,
     unfreezePipeline,
-    expandVolume: { ...expandVolume, describe: (a: z.infer<typeof ExpandArgs>) => `Grow ${a.volumeId} to ${a.toGb} GB` },
+    expandVolume: {
+      ...expandVolume,
+      describe: (a: z.infer<typeof ExpandArgs>) => `Grow ${a.volumeId} to ${a.toGb} GB`,
+    },
     deleteVolume,
     restoreVolume,
     pageHuman,
@@ -555,15 +821,28 @@ export default defineHandlers<Signal, Fields>({
     const alertId = `ALR-${String(index).padStart(5, '0')}-${rng.int(0, 0xffff).toString(16).padStart(4, '0')}`;
     const service = rng.chance(0.022) ? rng.pick(UNKNOWN_SERVICES) : pickService(rng);
     const m = rng.next();
-    const metric: Metric = m < 0.3 ? 'error_rate' : m < 0.55 ? 'latency_p99' : m < 0.75 ? 'cpu' : m < 0.9 ? 'memory' : 'disk';
+    const metric: Metric =
+      m < 0.3 ? 'error_rate' : m < 0.55 ? 'latency_p99' : m < 0.75 ? 'cpu' : m < 0.9 ? 'memory' : 'disk';
     const threshold = rng.pick(THRESHOLDS[metric]);
     // Most alerts fire just over the line; some are well past it.
     const r = rng.next();
-    let ratio = r < 0.25 ? 1 + rng.next() * 0.1 : r < 0.75 ? 1.1 + rng.next() * 0.4 : r < 0.95 ? 1.5 + rng.next() * 1 : 2.5 + rng.next() * 2;
+    let ratio =
+      r < 0.25
+        ? 1 + rng.next() * 0.1
+        : r < 0.75
+          ? 1.1 + rng.next() * 0.4
+          : r < 0.95
+            ? 1.5 + rng.next() * 1
+            : 2.5 + rng.next() * 2;
     const ceiling = CEILING[metric];
     // Percentages saturate: past the ceiling the reading sits just under 100%.
     if (ceiling !== undefined && threshold * ratio > ceiling - 1) ratio = (ceiling - rng.next() * 2.5) / threshold;
-    const value = metric === 'error_rate' ? round(threshold * ratio, 4) : metric === 'latency_p99' ? Math.round(threshold * ratio) : round(threshold * ratio, 1);
+    const value =
+      metric === 'error_rate'
+        ? round(threshold * ratio, 4)
+        : metric === 'latency_p99'
+          ? Math.round(threshold * ratio)
+          : round(threshold * ratio, 1);
     const major = rng.int(2, 9);
     const minor = rng.int(0, 40);
     const patch = rng.int(0, 12);
@@ -578,6 +857,16 @@ export default defineHandlers<Signal, Fields>({
     const region: Region = g < 0.4 ? 'eu-west-1' : g < 0.65 ? 'eu-central-1' : g < 0.9 ? 'us-east-1' : 'ap-southeast-1';
     // A fifth of alerts were acknowledged by the on-call engineer, who handed them to the agent.
     const requestedBy = rng.chance(0.2) ? onCallFor(region, alertId).id : undefined;
-    return { alertId, service, metric, value, threshold, deployVersion, previousVersion, region, ...(requestedBy ? { requestedBy } : {}) };
+    return {
+      alertId,
+      service,
+      metric,
+      value,
+      threshold,
+      deployVersion,
+      previousVersion,
+      region,
+      ...(requestedBy ? { requestedBy } : {}),
+    };
   },
 });

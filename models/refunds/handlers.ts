@@ -41,7 +41,9 @@ const Fields = z.object({
     ageDays: z.number().int().nonnegative(),
     /** Carrier status of the shipment. */
     status: OrderStatus,
-    items: z.array(z.object({ sku: z.string(), name: z.string(), qty: z.number().int().positive(), unitPrice: z.number() })),
+    items: z.array(
+      z.object({ sku: z.string(), name: z.string(), qty: z.number().int().positive(), unitPrice: z.number() }),
+    ),
   }),
   customer: z.object({
     customerId: z.string(),
@@ -82,17 +84,83 @@ const CATALOGUE: { sku: string; name: string; price: number; weight: number }[] 
 const CATALOGUE_WEIGHT = CATALOGUE.reduce((s, p) => s + p.weight, 0);
 
 const FIRST_NAMES = [
-  'Amélie', 'Lukas', 'Sofia', 'Jonas', 'Emma', 'Mateo', 'Lena', 'Noah', 'Chiara', 'Finn', 'Julia', 'Hugo', 'Marta', 'Elias',
-  'Camille', 'Luca', 'Ines', 'Milan', 'Sara', 'Oskar', 'Hanna', 'Tomás', 'Zoé', 'Piotr', 'Anouk', 'Mehmet', 'Freya', 'Nils',
+  'Amélie',
+  'Lukas',
+  'Sofia',
+  'Jonas',
+  'Emma',
+  'Mateo',
+  'Lena',
+  'Noah',
+  'Chiara',
+  'Finn',
+  'Julia',
+  'Hugo',
+  'Marta',
+  'Elias',
+  'Camille',
+  'Luca',
+  'Ines',
+  'Milan',
+  'Sara',
+  'Oskar',
+  'Hanna',
+  'Tomás',
+  'Zoé',
+  'Piotr',
+  'Anouk',
+  'Mehmet',
+  'Freya',
+  'Nils',
 ];
 const LAST_NAMES = [
-  'Müller', 'Dubois', 'Rossi', 'de Jong', 'García', 'Schmidt', 'Kowalski', 'Novak', 'Bernard', 'Fischer', 'Jansen', 'Romano',
-  'Martínez', 'Weber', 'Leroy', 'Peeters', 'Hofmann', 'Nielsen', 'Yılmaz', 'Costa', 'Wagner', 'Lindqvist', 'Moreau', 'Bauer',
+  'Müller',
+  'Dubois',
+  'Rossi',
+  'de Jong',
+  'García',
+  'Schmidt',
+  'Kowalski',
+  'Novak',
+  'Bernard',
+  'Fischer',
+  'Jansen',
+  'Romano',
+  'Martínez',
+  'Weber',
+  'Leroy',
+  'Peeters',
+  'Hofmann',
+  'Nielsen',
+  'Yılmaz',
+  'Costa',
+  'Wagner',
+  'Lindqvist',
+  'Moreau',
+  'Bauer',
 ];
-const MAIL_DOMAINS = ['gmail.com', 'web.de', 'gmx.net', 'outlook.com', 'orange.fr', 'libero.it', 'ziggo.nl', 'posteo.de', 'icloud.com'];
+const MAIL_DOMAINS = [
+  'gmail.com',
+  'web.de',
+  'gmx.net',
+  'outlook.com',
+  'orange.fr',
+  'libero.it',
+  'ziggo.nl',
+  'posteo.de',
+  'icloud.com',
+];
 /** Country code, BBAN length (digits) of the IBAN countries the shop pays out to. */
 const IBAN_COUNTRIES: [string, number][] = [
-  ['DE', 18], ['DE', 18], ['DE', 18], ['FR', 23], ['NL', 14], ['ES', 20], ['IT', 23], ['AT', 16], ['BE', 12],
+  ['DE', 18],
+  ['DE', 18],
+  ['DE', 18],
+  ['FR', 23],
+  ['NL', 14],
+  ['ES', 20],
+  ['IT', 23],
+  ['AT', 16],
+  ['BE', 12],
 ];
 
 const DAY = 86_400_000;
@@ -211,10 +279,16 @@ type ReasonKind = 'damaged' | 'notArrived' | 'wrongItem' | 'changedMind' | 'doub
 
 const REASON_PATTERNS: [ReasonKind, RegExp][] = [
   ['doubleCharge', /charged twice|double charge|charged two times|billed twice/i],
-  ['notArrived', /never (arrived|came|received)|not (arrived|received)|didn'?t (arrive|get)|nothing came|lost|still waiting|where is my/i],
+  [
+    'notArrived',
+    /never (arrived|came|received)|not (arrived|received)|didn'?t (arrive|get)|nothing came|lost|still waiting|where is my/i,
+  ],
   ['damaged', /broken|damaged|crack|defect|stopped working|won'?t (switch|turn) on|dent|shattered|leak|torn|bent/i],
   ['wrongItem', /wrong (item|size|colou?r|model)|different (colou?r|model|item)|not what i ordered|sent me/i],
-  ['changedMind', /changed my mind|no longer need|don'?t need|doesn'?t fit|too (small|big|large)|not as (described|expected)|not what i expected|return it|unopened|don'?t like/i],
+  [
+    'changedMind',
+    /changed my mind|no longer need|don'?t need|doesn'?t fit|too (small|big|large)|not as (described|expected)|not what i expected|return it|unopened|don'?t like/i,
+  ],
 ];
 
 function reasonKind(text: string): ReasonKind {
@@ -226,7 +300,7 @@ const REASON_TEXTS: Record<Exclude<ReasonKind, 'unclear'> | 'unclear', string[]>
   damaged: [
     'The {item} arrived broken, box was crushed.',
     'Screen of the {item} is cracked straight out of the box.',
-    'The {item} stopped working after two days, it won\'t switch on anymore.',
+    "The {item} stopped working after two days, it won't switch on anymore.",
     'Arrived damaged - one leg is bent and there is a dent on the side.',
     'Defective {item}, makes a grinding noise. I would like my money back.',
     'Parcel was soaked and the {item} inside is damaged.',
@@ -235,7 +309,7 @@ const REASON_TEXTS: Record<Exclude<ReasonKind, 'unclear'> | 'unclear', string[]>
     'My order never arrived.',
     'Tracking says delivered but I never received the {item}.',
     'Still waiting for my {item}, it has been three weeks. Nothing came.',
-    'Package not received, neighbours don\'t have it either.',
+    "Package not received, neighbours don't have it either.",
     'Where is my order? The parcel seems to be lost.',
   ],
   wrongItem: [
@@ -247,7 +321,7 @@ const REASON_TEXTS: Record<Exclude<ReasonKind, 'unclear'> | 'unclear', string[]>
   changedMind: [
     'Changed my mind, I would like to return the {item}.',
     'No longer need it, still unopened.',
-    'The {item} doesn\'t fit, sending it back.',
+    "The {item} doesn't fit, sending it back.",
     'Not what I expected from the photos, want to return it.',
     'Too small for our kitchen unfortunately, please refund.',
   ],
@@ -255,7 +329,13 @@ const REASON_TEXTS: Record<Exclude<ReasonKind, 'unclear'> | 'unclear', string[]>
     'I was charged twice for this order, please refund the second payment.',
     'My card statement shows a double charge for order {order}.',
   ],
-  unclear: ['Please refund.', 'not happy with this', 'Refund pls', 'I want my money back for order {order}.', 'Very disappointed.'],
+  unclear: [
+    'Please refund.',
+    'not happy with this',
+    'Refund pls',
+    'I want my money back for order {order}.',
+    'Very disappointed.',
+  ],
 };
 
 /** Which kind of reason a customer would give for an order in this state (most of the time). */
@@ -306,24 +386,60 @@ type DeclineArgs = z.infer<typeof DeclineArgs>;
 const issueRefund = simulatedAction(
   'issueRefund',
   RefundArgs,
-  (args, ctx) => ({ refundId: `RF-${hash32(ctx.key).toString(36).toUpperCase()}`, orderId: args.orderId, amount: args.amount, currency: args.currency, status: 'submitted' }),
-  { transient: { salt: 'refund', share: 0.03, message: (args) => `payment provider timed out refunding ${eur(args.amount)} for ${args.orderId}` } },
+  (args, ctx) => ({
+    refundId: `RF-${hash32(ctx.key).toString(36).toUpperCase()}`,
+    orderId: args.orderId,
+    amount: args.amount,
+    currency: args.currency,
+    status: 'submitted',
+  }),
+  {
+    transient: {
+      salt: 'refund',
+      share: 0.03,
+      message: (args) => `payment provider timed out refunding ${eur(args.amount)} for ${args.orderId}`,
+    },
+  },
 );
 
-const reverseRefund = simulatedAction('reverseRefund', RefundArgs, (args) => ({ reversalOf: args.orderId, amount: args.amount, currency: args.currency, status: 'recalled' }));
+const reverseRefund = simulatedAction('reverseRefund', RefundArgs, (args) => ({
+  reversalOf: args.orderId,
+  amount: args.amount,
+  currency: args.currency,
+  status: 'recalled',
+}));
 
-const notifyCustomer = simulatedAction('notifyCustomer', NotifyArgs, (args, ctx) => ({ messageId: `<${hash32(ctx.key).toString(16)}@mail.shop.example>`, template: args.template, status: 'sent' }), {
-  transient: { salt: 'smtp', share: 0.01, message: () => 'mail relay unavailable (421 try again later)' },
-  check: (args) => {
-    if (mailboxBounces(args.email)) {
-      throw new EffectError('customer mailbox rejected the message (550 5.1.1 mailbox unavailable)', { transient: false, code: 'effect.mail_bounced' });
-    }
+const notifyCustomer = simulatedAction(
+  'notifyCustomer',
+  NotifyArgs,
+  (args, ctx) => ({
+    messageId: `<${hash32(ctx.key).toString(16)}@mail.shop.example>`,
+    template: args.template,
+    status: 'sent',
+  }),
+  {
+    transient: { salt: 'smtp', share: 0.01, message: () => 'mail relay unavailable (421 try again later)' },
+    check: (args) => {
+      if (mailboxBounces(args.email)) {
+        throw new EffectError('customer mailbox rejected the message (550 5.1.1 mailbox unavailable)', {
+          transient: false,
+          code: 'effect.mail_bounced',
+        });
+      }
+    },
   },
-});
+);
 
-const sendCorrection = simulatedAction('sendCorrection', NotifyArgs, (args) => ({ correctionOf: args.template, status: 'sent' }));
+const sendCorrection = simulatedAction('sendCorrection', NotifyArgs, (args) => ({
+  correctionOf: args.template,
+  status: 'sent',
+}));
 
-const declineRefund = simulatedAction('declineRefund', DeclineArgs, (args) => ({ orderId: args.orderId, status: 'declined', reason: args.reason }));
+const declineRefund = simulatedAction('declineRefund', DeclineArgs, (args) => ({
+  orderId: args.orderId,
+  status: 'declined',
+  reason: args.reason,
+}));
 
 // ---------------------------------------------------------------------------------------------
 // Planning
@@ -343,7 +459,14 @@ const KIND_LABEL: Record<ReasonKind, string> = {
 function plan(f: Fields): PlanDraft {
   const { order, customer } = f;
   const kind = reasonKind(f.reason);
-  const cited = new Set<string>(['reason', 'order.status', 'order.amount', 'order.ageDays', 'customer.previousRefunds', 'channel']);
+  const cited = new Set<string>([
+    'reason',
+    'order.status',
+    'order.amount',
+    'order.ageDays',
+    'customer.previousRefunds',
+    'channel',
+  ]);
   const notes: string[] = [];
   let decision: 'full' | 'partial' | 'decline';
   let confidence: number;
@@ -372,7 +495,9 @@ function plan(f: Fields): PlanDraft {
         decision = 'partial';
         amount = round2(order.amount * 0.5);
         confidence = 0.62;
-        notes.push(`damage reported ${order.ageDays} days after ordering, past the return window: a 50% warranty goodwill refund`);
+        notes.push(
+          `damage reported ${order.ageDays} days after ordering, past the return window: a 50% warranty goodwill refund`,
+        );
       }
       break;
     case 'notArrived':
@@ -408,7 +533,9 @@ function plan(f: Fields): PlanDraft {
         decision = 'partial';
         amount = round2(order.amount * 0.5);
         confidence = 0.6;
-        notes.push(`${order.ageDays} days after ordering, past the ${RETURN_WINDOW_DAYS}-day window: a 50% goodwill refund`);
+        notes.push(
+          `${order.ageDays} days after ordering, past the ${RETURN_WINDOW_DAYS}-day window: a 50% goodwill refund`,
+        );
       } else {
         decision = 'decline';
         confidence = 0.9;
@@ -419,7 +546,9 @@ function plan(f: Fields): PlanDraft {
     case 'doubleCharge':
       decision = 'full';
       confidence = 0.66;
-      notes.push('a double charge cannot be confirmed from the order record alone; the payment ledger should be checked');
+      notes.push(
+        'a double charge cannot be confirmed from the order record alone; the payment ledger should be checked',
+      );
       break;
     case 'unclear':
     default:
@@ -446,7 +575,9 @@ function plan(f: Fields): PlanDraft {
     if (f.requestedAmount > order.amount + 0.005) {
       overClaim = clamp01((f.requestedAmount - order.amount) / order.amount);
       confidence -= 0.12;
-      notes.push(`the customer asked for ${eur(f.requestedAmount)}, more than the ${eur(order.amount)} paid${decision === 'full' ? '; capped at the order total' : ''}`);
+      notes.push(
+        `the customer asked for ${eur(f.requestedAmount)}, more than the ${eur(order.amount)} paid${decision === 'full' ? '; capped at the order total' : ''}`,
+      );
       amount = decision === 'full' ? order.amount : amount;
     } else if (f.requestedAmount < amount - 0.005) {
       amount = round2(f.requestedAmount);
@@ -460,7 +591,9 @@ function plan(f: Fields): PlanDraft {
   const refundRate = customer.previousRefunds / customer.lifetimeOrders;
   if (customer.previousRefunds >= 4) {
     confidence -= 0.2;
-    notes.push(`${customer.previousRefunds} earlier refunds on ${customer.lifetimeOrders} orders is an unusual pattern`);
+    notes.push(
+      `${customer.previousRefunds} earlier refunds on ${customer.lifetimeOrders} orders is an unusual pattern`,
+    );
   } else if (customer.previousRefunds >= 2) {
     confidence -= 0.08;
     notes.push(`${customer.previousRefunds} earlier refunds on ${customer.lifetimeOrders} orders`);
@@ -485,24 +618,47 @@ function plan(f: Fields): PlanDraft {
   const ageRisk = order.ageDays > RETURN_WINDOW_DAYS ? clamp01((order.ageDays - RETURN_WINDOW_DAYS) / 90) : 0;
   const channelRisk = CHANNEL_RISK[f.channel];
   const score = clamp01(
-    0.04 + 0.55 * amountRisk + 0.3 * historyRisk + 0.22 * mismatch + 0.12 * ageRisk + 0.25 * channelRisk + 0.2 * overClaim,
+    0.04 +
+      0.55 * amountRisk +
+      0.3 * historyRisk +
+      0.22 * mismatch +
+      0.12 * ageRisk +
+      0.25 * channelRisk +
+      0.2 * overClaim,
   );
   const factors = [
     { name: 'amount', value: round2(amountRisk), note: `${eur(money)} at stake` },
-    { name: 'customer-history', value: round2(historyRisk), note: `${customer.previousRefunds} refunds on ${customer.lifetimeOrders} orders` },
-    { name: 'claim-contradiction', value: mismatch, note: `ticket says ${KIND_LABEL[kind]}, carrier says ${order.status}` },
+    {
+      name: 'customer-history',
+      value: round2(historyRisk),
+      note: `${customer.previousRefunds} refunds on ${customer.lifetimeOrders} orders`,
+    },
+    {
+      name: 'claim-contradiction',
+      value: mismatch,
+      note: `ticket says ${KIND_LABEL[kind]}, carrier says ${order.status}`,
+    },
     { name: 'order-age', value: round2(ageRisk), note: `${order.ageDays} days since the order` },
     { name: 'channel', value: channelRisk, note: `received via ${f.channel}` },
   ];
-  if (overClaim > 0) factors.push({ name: 'over-claim', value: round2(overClaim), note: `asked for ${eur(f.requestedAmount!)}` });
+  if (overClaim > 0)
+    factors.push({ name: 'over-claim', value: round2(overClaim), note: `asked for ${eur(f.requestedAmount!)}` });
 
   const head = `Order ${f.orderId}: ${eur(order.amount)} for ${order.items.length === 1 ? firstItem.name : `${order.items.length} items`}, ordered ${order.ageDays} days ago, carrier status ${order.status}. The ticket (${f.channel}) reports ${KIND_LABEL[kind]}`;
   let actions: PlanDraft['actions'];
   let verdict: string;
   if (decision === 'decline') {
     actions = [
-      { type: 'declineRefund', args: { orderId: f.orderId, reason: declineReason }, description: 'Record the refund as declined' },
-      { type: 'notifyCustomer', args: { email: customer.email, template: 'refund-declined' }, description: 'Tell the customer why' },
+      {
+        type: 'declineRefund',
+        args: { orderId: f.orderId, reason: declineReason },
+        description: 'Record the refund as declined',
+      },
+      {
+        type: 'notifyCustomer',
+        args: { email: customer.email, template: 'refund-declined' },
+        description: 'Tell the customer why',
+      },
     ];
     verdict = `Decline: ${declineReason}.`;
   } else {
@@ -546,7 +702,8 @@ export default defineHandlers<Signal, Fields>({
       throw new EffectError(`order service timed out looking up ${signal.orderId}`, { transient: true });
     }
     const facts = orderFacts(signal.orderId);
-    if (!facts) throw new EffectError(`order not found: ${signal.orderId}`, { transient: false, code: 'effect.order_not_found' });
+    if (!facts)
+      throw new EffectError(`order not found: ${signal.orderId}`, { transient: false, code: 'effect.order_not_found' });
     // Dates are whole days before today, so a retry later the same day sees the same order.
     const today = Math.floor(ctx.now / DAY) * DAY;
     const orderedAt = new Date(today - facts.ageDays * DAY + facts.minuteOfDay * 60_000).toISOString();
@@ -559,7 +716,14 @@ export default defineHandlers<Signal, Fields>({
       reason: signal.reason,
       requestedAmount: signal.requestedAmount ?? null,
       requestedBy: signal.requestedBy ?? null,
-      order: { amount: facts.amount, currency: 'EUR', orderedAt, ageDays: facts.ageDays, status: facts.status, items: facts.items },
+      order: {
+        amount: facts.amount,
+        currency: 'EUR',
+        orderedAt,
+        ageDays: facts.ageDays,
+        status: facts.status,
+        items: facts.items,
+      },
       customer: { ...customer, customerSince },
     };
     return {
@@ -583,7 +747,10 @@ export default defineHandlers<Signal, Fields>({
   actions: {
     // Descriptions from arguments: shown instead of the planner's text when a reviewer edits them.
     issueRefund: { ...issueRefund, describe: (a: RefundArgs) => `Refund ${eur(a.amount)} to the IBAN on file` },
-    reverseRefund: { ...reverseRefund, describe: (a: RefundArgs) => `Recall the refund of ${eur(a.amount)} for ${a.orderId}` },
+    reverseRefund: {
+      ...reverseRefund,
+      describe: (a: RefundArgs) => `Recall the refund of ${eur(a.amount)} for ${a.orderId}`,
+    },
     notifyCustomer: { ...notifyCustomer, describe: (a: NotifyArgs) => `E-mail the customer (template ${a.template})` },
     sendCorrection,
     declineRefund: { ...declineRefund, describe: (a: DeclineArgs) => `Record the refund as declined: ${a.reason}` },
@@ -593,19 +760,23 @@ export default defineHandlers<Signal, Fields>({
     // Order ids come from the shop's numbering; a few do not exist (typos, another shop's number).
     const orderId = `ORD-${String(rng.int(10_000_000, 99_999_999))}`;
     const facts = orderFacts(orderId);
-    const kind: ReasonKind = facts ? plausibleKind(facts.status, rng) : rng.pick(['damaged', 'notArrived', 'changedMind', 'unclear'] as const);
+    const kind: ReasonKind = facts
+      ? plausibleKind(facts.status, rng)
+      : rng.pick(['damaged', 'notArrived', 'changedMind', 'unclear'] as const);
     const item = facts?.items[0]?.name ?? 'order';
     const reason = rng.pick(REASON_TEXTS[kind]).replace('{item}', item).replace('{order}', orderId);
     const c = rng.next();
     const channel: Channel = c < 0.45 ? 'web' : c < 0.7 ? 'email' : c < 0.88 ? 'chat' : 'phone';
-    const requestedBy = channel === 'phone' || (channel === 'chat' && rng.chance(0.3)) ? rng.pick(SUPPORT_STAFF) : undefined;
+    const requestedBy =
+      channel === 'phone' || (channel === 'chat' && rng.chance(0.3)) ? rng.pick(SUPPORT_STAFF) : undefined;
 
     let requestedAmount: number | undefined;
     if (rng.chance(0.4)) {
       const amount = facts?.amount ?? rng.int(20, 400);
       const r = rng.next();
       if (r < 0.6) requestedAmount = amount;
-      else if (r < 0.9 && facts && facts.items.length > 1) requestedAmount = facts.items[facts.items.length - 1]!.unitPrice;
+      else if (r < 0.9 && facts && facts.items.length > 1)
+        requestedAmount = facts.items[facts.items.length - 1]!.unitPrice;
       else if (r < 0.93) requestedAmount = round2(amount * rng.pick([0.2, 0.3, 0.5]));
       else requestedAmount = round2(amount * rng.pick([1.1, 1.25, 1.5, 2]));
       if (kind === 'doubleCharge') requestedAmount = amount;

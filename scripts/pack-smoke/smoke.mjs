@@ -4,7 +4,18 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Runtime, LevelStore, LevelWorld, SimulatedClock, Rng, loadModel, verifyAudit, builtinModels, defineHandlers, simulatedAction } from '@handoff-hitl/runtime';
+import {
+  Runtime,
+  LevelStore,
+  LevelWorld,
+  SimulatedClock,
+  Rng,
+  loadModel,
+  verifyAudit,
+  builtinModels,
+  defineHandlers,
+  simulatedAction,
+} from '@handoff-hitl/runtime';
 import { ModelConfig, exportJsonSchemas } from '@handoff-hitl/runtime/contracts';
 import { defineSuite } from '@handoff-hitl/runtime/testing';
 import { HandoffClient } from '@handoff-hitl/runtime/client';
@@ -18,10 +29,14 @@ assert.ok(ModelConfig.safeParse({}).success === false);
 assert.ok(Object.keys(exportJsonSchemas()).length > 5);
 
 // Optional features fail naming their package when it is not installed.
-for (const [entry, pkg] of [['@handoff-hitl/runtime/cluster', '@nats-io/'], ['@handoff-hitl/runtime/console', '(ws|uplot|elkjs|@statelyai/inspect|openid-client)']]) {
+for (const [entry, pkg] of [
+  ['@handoff-hitl/runtime/cluster', '@nats-io/'],
+  ['@handoff-hitl/runtime/console', '(ws|uplot|elkjs|@statelyai/inspect|openid-client)'],
+]) {
   await import(entry).then(
     () => undefined, // installed after all: fine
-    (err) => assert.match(String(err.message), new RegExp(`Cannot find (package|module) '${pkg}`), `${entry}: ${err.message}`),
+    (err) =>
+      assert.match(String(err.message), new RegExp(`Cannot find (package|module) '${pkg}`), `${entry}: ${err.message}`),
   );
 }
 
@@ -32,7 +47,8 @@ try {
   const rt = await Runtime.open({ store, world: new LevelWorld(store), models: [model], clock: new SimulatedClock() });
   const rng = new Rng(7);
   const ids = Array.from({ length: 20 }, (_, i) => `smoke-${i}`);
-  for (const [i, id] of ids.entries()) await rt.startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: id });
+  for (const [i, id] of ids.entries())
+    await rt.startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: id });
   await rt.whenIdle();
   const states = new Map();
   for (const id of ids) {
@@ -44,7 +60,9 @@ try {
   const audit = await verifyAudit(store.audit());
   assert.ok(audit.ok && audit.entries > 0, `audit chain: ${JSON.stringify(audit)}`);
   await store.close();
-  console.log(`smoke: ${ids.length} episodes of refunds on LevelDB (${JSON.stringify(Object.fromEntries(states))}), ${audit.entries} audit entries, chain intact`);
+  console.log(
+    `smoke: ${ids.length} episodes of refunds on LevelDB (${JSON.stringify(Object.fromEntries(states))}), ${audit.entries} audit entries, chain intact`,
+  );
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

@@ -1,5 +1,14 @@
 // Type-checked with `tsc --noEmit` (module nodenext, strict) against the installed package's .d.ts.
-import { Runtime, LevelStore, defineHandlers, simulatedAction, Rng, type RuntimeOptions, type ModelHandlers, type LoadedModel } from '@handoff-hitl/runtime';
+import {
+  Runtime,
+  LevelStore,
+  defineHandlers,
+  simulatedAction,
+  Rng,
+  type RuntimeOptions,
+  type ModelHandlers,
+  type LoadedModel,
+} from '@handoff-hitl/runtime';
 import { ModelConfig, HandoffError } from '@handoff-hitl/runtime/contracts';
 import { defineSuite, type SuiteOptions } from '@handoff-hitl/runtime/testing';
 import { HandoffClient } from '@handoff-hitl/runtime/client';
@@ -7,7 +16,11 @@ import { z } from 'zod';
 
 export async function open(dir: string, models: LoadedModel[]): Promise<Runtime> {
   const store = await LevelStore.open(dir);
-  const opts: RuntimeOptions = { store, world: { ledger: undefined as never } as unknown as RuntimeOptions['world'], models };
+  const opts: RuntimeOptions = {
+    store,
+    world: { ledger: undefined as never } as unknown as RuntimeOptions['world'],
+    models,
+  };
   return Runtime.open(opts);
 }
 export const action = simulatedAction('noop', z.object({ id: z.string() }), (args) => ({ ok: args.id }));

@@ -15,7 +15,10 @@ import { plan as rulePlan } from './planners/rule-planner.ts';
  * throws, fields or plans that break their schema (with the zod issues), a synthesizer that throws.
  * `handoff models check`, `testgen` and `simulate` run it; loading a model for the runtime does not.
  */
-export async function probeModel(model: LoadedModel, opts: { signals?: number; now?: number } = {}): Promise<Problem[]> {
+export async function probeModel(
+  model: LoadedModel,
+  opts: { signals?: number; now?: number } = {},
+): Promise<Problem[]> {
   const n = opts.signals ?? 12;
   const now = opts.now ?? Date.UTC(2026, 0, 5, 8);
   const ctx = { now, attempt: 1, draw: () => 0.999 };
@@ -30,7 +33,10 @@ export async function probeModel(model: LoadedModel, opts: { signals?: number; n
   const explain = (err: unknown): string => {
     for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++)
       if (e instanceof ContractError) return e.issues.map((x) => `${x.path || '(root)'}: ${x.message}`).join('; ');
-    if (err instanceof z.ZodError) return toIssues(err).map((x) => `${x.path || '(root)'}: ${x.message}`).join('; ');
+    if (err instanceof z.ZodError)
+      return toIssues(err)
+        .map((x) => `${x.path || '(root)'}: ${x.message}`)
+        .join('; ');
     return err instanceof Error ? err.message : String(err);
   };
   let perceived = 0;
@@ -56,7 +62,8 @@ export async function probeModel(model: LoadedModel, opts: { signals?: number; n
       perceived++;
     } catch (err) {
       const contract = explain(err);
-      if (err instanceof HandoffError && err.code === 'contract.invalid') add('fields', `the perceiver's fields break the fields schema: ${contract}`);
+      if (err instanceof HandoffError && err.code === 'contract.invalid')
+        add('fields', `the perceiver's fields break the fields schema: ${contract}`);
       firstPerceive ??= contract;
       continue;
     }
@@ -69,7 +76,9 @@ export async function probeModel(model: LoadedModel, opts: { signals?: number; n
       firstPlan ??= explain(err);
     }
   }
-  if (perceived === 0 && firstPerceive !== undefined) add('perceive', `the perceiver failed on every one of ${n} synthesized signals: ${firstPerceive}`);
-  if (perceived > 0 && planned === 0 && firstPlan !== undefined) add('plan', `the planner failed on every one of ${perceived} perceived signals: ${firstPlan}`);
+  if (perceived === 0 && firstPerceive !== undefined)
+    add('perceive', `the perceiver failed on every one of ${n} synthesized signals: ${firstPerceive}`);
+  if (perceived > 0 && planned === 0 && firstPlan !== undefined)
+    add('plan', `the planner failed on every one of ${perceived} perceived signals: ${firstPlan}`);
   return [...problems.values()];
 }

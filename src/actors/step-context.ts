@@ -2,6 +2,17 @@ import type { StepContext } from '../models/define.ts';
 import { drawFor } from '../runtime/rng.ts';
 
 /** The context handed to a model's perceive / plan / execute: time, attempt, and stable draws. */
-export function stepContext(now: number, key: string, attempt: number, seed: string, traceparent?: string): StepContext {
-  return { now, attempt, draw: (salt = '') => drawFor(seed, key, attempt, salt), ...(traceparent ? { traceparent } : {}) };
+export function stepContext(
+  now: number,
+  key: string,
+  attempt: number,
+  seed: string,
+  traceparent?: string,
+): StepContext {
+  return {
+    now,
+    attempt,
+    draw: (salt = '') => drawFor(seed, key, attempt, salt),
+    ...(traceparent ? { traceparent } : {}),
+  };
 }

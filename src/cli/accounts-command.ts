@@ -22,7 +22,10 @@ interface StoreOptions extends NatsSecurityCliOptions {
 function storeOptions(cmd: Command): Command {
   cmd
     .option('--data <dir>', 'data folder (LevelDB) of the handoff start that serves the API', '.handoff/console')
-    .option('--data-key-file <path>', 'file of kid:base64key lines, when the folder is encrypted (default: $HANDOFF_DATA_KEY_FILE)')
+    .option(
+      '--data-key-file <path>',
+      'file of kid:base64key lines, when the folder is encrypted (default: $HANDOFF_DATA_KEY_FILE)',
+    )
     .option('--data-key-id <kid>', 'the active data key (default: $HANDOFF_DATA_KEY_ID, or the only key)')
     .option('--json', 'print as JSON', false);
   cmd
@@ -35,7 +38,11 @@ function storeOptions(cmd: Command): Command {
   return addNatsSecurityOptions(cmd);
 }
 
-async function withAccounts<T>(o: StoreOptions, create: boolean, fn: (accounts: ServiceAccounts) => Promise<T>): Promise<T> {
+async function withAccounts<T>(
+  o: StoreOptions,
+  create: boolean,
+  fn: (accounts: ServiceAccounts) => Promise<T>,
+): Promise<T> {
   const keyring = dataKeyring(o);
   if (o.nats) {
     // The NATS packages are optional: loaded only for a cluster.
@@ -69,38 +76,68 @@ const collect = (v: string, prev: string[]) => [...prev, v];
  * process): the running gateway reads the accounts from the folder on every request.
  */
 export function registerAccounts(program: Command): void {
-  const accounts = program.command('accounts').description('Service accounts of the /api/v1 API: keys for programs, scoped per model and operation (docs/api.md).');
+  const accounts = program
+    .command('accounts')
+    .description(
+      'Service accounts of the /api/v1 API: keys for programs, scoped per model and operation (docs/api.md).',
+    );
 
   storeOptions(
     accounts
       .command('create')
       .description('Create a service account and print its key (once: only its hash is stored).')
       .requiredOption('--name <name>', 'who uses the key (a system or team name)')
-      .option('--scope <model:operation>', 'an operation on a model, e.g. refunds:signals:submit, refunds:episodes:read, or refunds:* (repeat)', collect, []),
+      .option(
+        '--scope <model:operation>',
+        'an operation on a model, e.g. refunds:signals:submit, refunds:episodes:read, or refunds:* (repeat)',
+        collect,
+        [],
+      ),
   ).action(async (o: StoreOptions & { name: string; scope: string[] }) => {
     const scopes = parseScopes(o.scope);
     const { account, key } = await withAccounts(o, true, (a) => a.create(o.name, scopes));
     if (o.json) printJson({ ...account, key });
     else {
       process.stdout.write(`${paint.green('created')} ${account.id} (${account.name})\n`);
-      process.stdout.write(`scopes: ${Object.entries(account.scopes).map(([m, ops]) => `${m}: ${ops.join(', ')}`).join('; ')}\n`);
+      process.stdout.write(
+        `scopes: ${Object.entries(account.scopes)
+          .map(([m, ops]) => `${m}: ${ops.join(', ')}`)
+          .join('; ')}\n`,
+      );
       process.stdout.write(`key (shown once; store it as a secret): ${key}\n`);
     }
   });
 
-  storeOptions(accounts.command('list').description('List the service accounts (ids, names, scopes, revoked or not); never their keys.')).action(async (o: StoreOptions) => {
+  storeOptions(
+    accounts
+      .command('list')
+      .description('List the service accounts (ids, names, scopes, revoked or not); never their keys.'),
+  ).action(async (o: StoreOptions) => {
     const list = await withAccounts(o, false, (a) => a.list());
     if (o.json) printJson({ accounts: list });
     else if (list.length === 0) process.stdout.write('no service accounts\n');
     else {
       const rows: (string | number)[][] = [['id', 'name', 'scopes', 'created', 'revoked']];
       for (const a of list)
-        rows.push([a.id, a.name, Object.entries(a.scopes).map(([m, ops]) => `${m}:${ops.join(',')}`).join(' '), new Date(a.createdAt).toISOString(), a.revokedAt === null ? '' : paint.red(new Date(a.revokedAt).toISOString())]);
+        rows.push([
+          a.id,
+          a.name,
+          Object.entries(a.scopes)
+            .map(([m, ops]) => `${m}:${ops.join(',')}`)
+            .join(' '),
+          new Date(a.createdAt).toISOString(),
+          a.revokedAt === null ? '' : paint.red(new Date(a.revokedAt).toISOString()),
+        ]);
       process.stdout.write(`${table(rows, { header: true, align: ['l', 'l', 'l', 'l', 'l'] })}\n`);
     }
   });
 
-  storeOptions(accounts.command('revoke').description('Revoke a service account: its key is refused (401) from then on.').argument('<id>', 'account id (sa-…)')).action(async (id: string, o: StoreOptions) => {
+  storeOptions(
+    accounts
+      .command('revoke')
+      .description('Revoke a service account: its key is refused (401) from then on.')
+      .argument('<id>', 'account id (sa-…)'),
+  ).action(async (id: string, o: StoreOptions) => {
     const account = await withAccounts(o, false, (a) => a.revoke(id));
     if (o.json) printJson(account);
     else process.stdout.write(`${paint.yellow('revoked')} ${account.id} (${account.name})\n`);

@@ -2,7 +2,11 @@ import type { Command } from 'commander';
 import { HandoffError } from '../contracts/errors.ts';
 import { duration, paint, printJson, table } from './output.ts';
 
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 /**
  * `handoff bench`: every benchmark in `bench/`, each in a child process, and one table of our figures,
@@ -12,7 +16,9 @@ const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 export function registerBench(program: Command): void {
   program
     .command('bench')
-    .description('Run the benchmarks (ours vs LangGraph JS, raw XState, LevelDB, NATS and the HTTP framework, measured in the same run) and print one table.')
+    .description(
+      'Run the benchmarks (ours vs LangGraph JS, raw XState, LevelDB, NATS and the HTTP framework, measured in the same run) and print one table.',
+    )
     .option('--quick', 'short runs (under 3 minutes on 2 cores), for CI', false)
     .option('--json', 'print {"benchmarks": [{name, unit, value, reference: {name, value}, ratio}]} on stdout', false)
     .option('--markdown', 'print the table as Markdown (for BENCHMARKS.md)', false)
@@ -21,9 +27,16 @@ export function registerBench(program: Command): void {
     .action(async (o: { quick: boolean; json: boolean; markdown: boolean; only?: string[]; verbose: boolean }) => {
       // The benchmarks live in bench/ of a checkout (they compare with LangGraph, a development
       // dependency); the published package does not ship them.
-      const { markdown, runBenchmarks, tableRows, toJson } = await import('../../bench/run.ts').catch((err: unknown) => {
-        throw new HandoffError('bench.unavailable', 'handoff bench runs in a checkout of the Handoff repository (npm install there, then npm run bench)', {}, { cause: err });
-      });
+      const { markdown, runBenchmarks, tableRows, toJson } = await import('../../bench/run.ts').catch(
+        (err: unknown) => {
+          throw new HandoffError(
+            'bench.unavailable',
+            'handoff bench runs in a checkout of the Handoff repository (npm install there, then npm run bench)',
+            {},
+            { cause: err },
+          );
+        },
+      );
       const tty = process.stderr.isTTY;
       const result = await runBenchmarks({
         quick: o.quick,
@@ -33,18 +46,27 @@ export function registerBench(program: Command): void {
         },
         onBench: (b, phase, ms) => {
           if (!tty && !o.verbose) return;
-          process.stderr.write(phase === 'start' ? `${paint.dim(`bench ${b} ...`)}\n` : `${paint.dim(`bench ${b} done in ${duration(Math.round(ms ?? 0))}`)}\n`);
+          process.stderr.write(
+            phase === 'start'
+              ? `${paint.dim(`bench ${b} ...`)}\n`
+              : `${paint.dim(`bench ${b} done in ${duration(Math.round(ms ?? 0))}`)}\n`,
+          );
         },
       });
       if (o.json) printJson(toJson(result));
       else if (o.markdown) process.stdout.write(markdown(result));
       else {
         const m = result.machine;
-        process.stdout.write(`\n${paint.bold(`Handoff benchmarks${result.quick ? ' (quick)' : ''} · ${m.date} · ${m.cpu} × ${m.cores} · node ${m.node}`)}\n\n`);
-        process.stdout.write(`${table(tableRows(result), { header: true, align: ['l', 'l', 'r', 'l', 'r', 'r', 'l'] })}\n`);
+        process.stdout.write(
+          `\n${paint.bold(`Handoff benchmarks${result.quick ? ' (quick)' : ''} · ${m.date} · ${m.cpu} × ${m.cores} · node ${m.node}`)}\n\n`,
+        );
+        process.stdout.write(
+          `${table(tableRows(result), { header: true, align: ['l', 'l', 'r', 'l', 'r', 'r', 'l'] })}\n`,
+        );
         const skippedRows = result.benchmarks.filter((b) => b.value === null && b.skipped);
         for (const s of skippedRows) process.stdout.write(`${paint.yellow('skipped')} ${s.name}: ${s.skipped}\n`);
-        for (const f of result.benchmarks.filter((b) => b.error)) process.stdout.write(`${paint.red('error')} ${f.bench}: ${f.error}\n`);
+        for (const f of result.benchmarks.filter((b) => b.error))
+          process.stdout.write(`${paint.red('error')} ${f.bench}: ${f.error}\n`);
         process.stdout.write(`${paint.dim(`${duration(result.wallMs)} in all`)}\n`);
       }
       if (result.failed.length) process.exitCode = 2;

@@ -39,8 +39,13 @@ export async function checkDataFolder(dir: string): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];
   const s = surveyFolder(dir);
   if (!s.exists) throw new HandoffError('store.not_found', `no data folder at ${dir}: check --data`, { data: dir });
-  if (s.entries.length === 0) throw new HandoffError('store.not_found', `${dir} is empty: no data folder to check`, { data: dir });
-  checks.push({ check: 'folder', ok: true, detail: `${s.entries.length} files: ${s.tables.length} table, ${s.logs.length} log${s.foreign.length ? `; not LevelDB's: ${s.foreign.slice(0, 5).join(', ')}` : ''}` });
+  if (s.entries.length === 0)
+    throw new HandoffError('store.not_found', `${dir} is empty: no data folder to check`, { data: dir });
+  checks.push({
+    check: 'folder',
+    ok: true,
+    detail: `${s.entries.length} files: ${s.tables.length} table, ${s.logs.length} log${s.foreign.length ? `; not LevelDB's: ${s.foreign.slice(0, 5).join(', ')}` : ''}`,
+  });
   const damage = damageBeforeOpen(s);
   checks.push({ check: 'files', ok: !damage, detail: damage ?? `CURRENT names ${s.manifest}, which is there` });
   if (!damage) {
@@ -55,7 +60,15 @@ export async function checkDataFolder(dir: string): Promise<DoctorReport> {
     if (store) {
       try {
         const h = store.headCheck;
-        checks.push({ check: 'head', ok: !h.problem, detail: h.problem ?? (h.file ? `audit chain at entry ${h.lastAudit}, at or past ${h.file.auditSeq} in HANDOFF-HEAD` : `no HANDOFF-HEAD file yet (audit chain at entry ${h.lastAudit})`) });
+        checks.push({
+          check: 'head',
+          ok: !h.problem,
+          detail:
+            h.problem ??
+            (h.file
+              ? `audit chain at entry ${h.lastAudit}, at or past ${h.file.auditSeq} in HANDOFF-HEAD`
+              : `no HANDOFF-HEAD file yet (audit chain at entry ${h.lastAudit})`),
+        });
         let keys = 0;
         try {
           for await (const _ of store.db.iterator()) keys++;
@@ -66,13 +79,21 @@ export async function checkDataFolder(dir: string): Promise<DoctorReport> {
         let records = 0;
         try {
           for await (const _ of store.actors()) records++;
-          checks.push({ check: 'records', ok: true, detail: `${records} actor records, every stored object they refer to found` });
+          checks.push({
+            check: 'records',
+            ok: true,
+            detail: `${records} actor records, every stored object they refer to found`,
+          });
         } catch (err) {
           checks.push({ check: 'records', ok: false, detail: `after ${records} records: ${reason(err)}` });
         }
         try {
           const a = await verifyAudit(store.audit());
-          checks.push({ check: 'audit', ok: a.ok, detail: a.ok ? `${a.entries} entries, chain intact` : `broken at entry ${a.firstBroken}: ${a.reason}` });
+          checks.push({
+            check: 'audit',
+            ok: a.ok,
+            detail: a.ok ? `${a.entries} entries, chain intact` : `broken at entry ${a.firstBroken}: ${a.reason}`,
+          });
         } catch (err) {
           checks.push({ check: 'audit', ok: false, detail: reason(err) });
         }
@@ -87,12 +108,19 @@ export async function checkDataFolder(dir: string): Promise<DoctorReport> {
     data: dir,
     damaged,
     checks,
-    ...(damaged.length ? { recovery: `handoff doctor --data ${dir} --repair (copies the folder to ${dir}.backup-<time> first), or restore the folder from a backup` } : {}),
+    ...(damaged.length
+      ? {
+          recovery: `handoff doctor --data ${dir} --repair (copies the folder to ${dir}.backup-<time> first), or restore the folder from a backup`,
+        }
+      : {}),
   };
 }
 
 /** Copies the folder aside, then repairs what the report found. */
-export async function repairDataFolder(dir: string, report: DoctorReport): Promise<{ backup: string; steps: string[] }> {
+export async function repairDataFolder(
+  dir: string,
+  report: DoctorReport,
+): Promise<{ backup: string; steps: string[] }> {
   const backup = `${dir.replace(/\/+$/, '')}.backup-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   await cp(dir, backup, { recursive: true, errorOnExist: true, force: false });
   const steps = [`copied ${dir} to ${backup}`];
@@ -106,7 +134,12 @@ export async function repairDataFolder(dir: string, report: DoctorReport): Promi
   try {
     if (store.headCheck.problem) {
       const last = await store.lastAudit();
-      if (last) await writeHeadFile(dir, { v: 1, auditSeq: last.seq, auditHash: last.hash, at: new Date().toISOString() }, true);
+      if (last)
+        await writeHeadFile(
+          dir,
+          { v: 1, auditSeq: last.seq, auditHash: last.hash, at: new Date().toISOString() },
+          true,
+        );
       steps.push(`accepted the loss: ${store.headCheck.problem}; HANDOFF-HEAD now names audit entry ${last?.seq ?? 0}`);
     }
   } finally {
@@ -118,9 +151,15 @@ export async function repairDataFolder(dir: string, report: DoctorReport): Promi
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
-    .description('Check a data folder and say what is damaged (exit 0 sound, 1 damaged, 2 cannot check); --repair copies it aside, then rebuilds it.')
+    .description(
+      'Check a data folder and say what is damaged (exit 0 sound, 1 damaged, 2 cannot check); --repair copies it aside, then rebuilds it.',
+    )
     .option('--data <dir>', 'data folder', '.handoff/demo')
-    .option('--repair', 'copy the folder to <dir>.backup-<time>, rebuild LevelDB from its files and accept what was lost', false)
+    .option(
+      '--repair',
+      'copy the folder to <dir>.backup-<time>, rebuild LevelDB from its files and accept what was lost',
+      false,
+    )
     .option('--json', 'print the report as JSON', false)
     .action(async (o: { data: string; repair: boolean; json: boolean }) => {
       let report = await checkDataFolder(o.data);
@@ -130,9 +169,16 @@ export function registerDoctor(program: Command): void {
       }
       if (o.json) printJson(report);
       else {
-        for (const c of report.checks) process.stdout.write(`${c.ok ? paint.green('ok    ') : paint.red('DAMAGED')} ${c.check.padEnd(8)} ${c.detail}\n`);
+        for (const c of report.checks)
+          process.stdout.write(
+            `${c.ok ? paint.green('ok    ') : paint.red('DAMAGED')} ${c.check.padEnd(8)} ${c.detail}\n`,
+          );
         for (const step of report.repaired?.steps ?? []) process.stdout.write(`${paint.yellow('repair')}  ${step}\n`);
-        process.stdout.write(report.ok ? `${paint.green('sound')}: ${o.data}\n` : `${paint.red('damaged')}: ${o.data} (${report.damaged.join(', ')}). Next: ${report.recovery}\n`);
+        process.stdout.write(
+          report.ok
+            ? `${paint.green('sound')}: ${o.data}\n`
+            : `${paint.red('damaged')}: ${o.data} (${report.damaged.join(', ')}). Next: ${report.recovery}\n`,
+        );
       }
       process.exitCode = report.ok ? 0 : 1;
     });
@@ -144,6 +190,9 @@ export function registerDoctor(program: Command): void {
  */
 export async function openForVerify(dir: string): Promise<LevelStore> {
   const s = surveyFolder(dir);
-  if (!s.hasCurrent && damageBeforeOpen(s) === undefined) throw new HandoffError('store.not_found', `no data folder at ${dir} (no LevelDB store there): check --data`, { data: dir });
+  if (!s.hasCurrent && damageBeforeOpen(s) === undefined)
+    throw new HandoffError('store.not_found', `no data folder at ${dir} (no LevelDB store there): check --data`, {
+      data: dir,
+    });
   return LevelStore.open(dir, { keyring: dataKeyring(), lostWrites: 'report' });
 }

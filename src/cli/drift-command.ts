@@ -30,7 +30,13 @@ async function rebuild(store: LevelStore, modelDirs: string[]): Promise<DriftRep
   }
   samples.sort((a, b) => a.c.resolution!.at - b.c.resolution!.at);
   for (const { model, c } of samples) {
-    monitor.record(model, { caseId: c.caseId, rule: c.decision?.ruleId ?? 'unknown', outcome: c.resolution!.outcome, confidence: c.proposedPlan?.confidence ?? 0, at: c.resolution!.at });
+    monitor.record(model, {
+      caseId: c.caseId,
+      rule: c.decision?.ruleId ?? 'unknown',
+      outcome: c.resolution!.outcome,
+      confidence: c.proposedPlan?.confidence ?? 0,
+      at: c.resolution!.at,
+    });
   }
   return monitor.report(samples.at(-1)?.c.resolution?.at ?? Date.now());
 }
@@ -62,26 +68,66 @@ function printModel(m: ModelFigures, out: NodeJS.WritableStream): void {
       { header: true },
     )}\n\n`,
   );
-  const rules: (string | number)[][] = [['rule', 'decided', 'approved', 'modified', 'rejected', 'expired', 'override rate', 'window', 'CUSUM', 'mean conf.', 'Brier']];
+  const rules: (string | number)[][] = [
+    [
+      'rule',
+      'decided',
+      'approved',
+      'modified',
+      'rejected',
+      'expired',
+      'override rate',
+      'window',
+      'CUSUM',
+      'mean conf.',
+      'Brier',
+    ],
+  ];
   for (const r of m.rules) {
     const wr = w.byRule[r.rule];
-    rules.push([r.rule, r.decided, r.approved, r.modified, r.rejected, r.expired, pct(r.overrideRate), wr ? `${pct(wr.overrideRate)} of ${wr.samples}` : '-', r.cusum.toFixed(2), r.meanConfidence.toFixed(2), r.brier.toFixed(3)]);
+    rules.push([
+      r.rule,
+      r.decided,
+      r.approved,
+      r.modified,
+      r.rejected,
+      r.expired,
+      pct(r.overrideRate),
+      wr ? `${pct(wr.overrideRate)} of ${wr.samples}` : '-',
+      r.cusum.toFixed(2),
+      r.meanConfidence.toFixed(2),
+      r.brier.toFixed(3),
+    ]);
   }
   out.write(`${table(rules, { header: true })}\n\n`);
   const cal: (string | number)[][] = [['confidence', 'cases', 'mean conf.', 'approved as proposed']];
-  for (const b of m.calibration) if (b.n > 0) cal.push([b.bucket, b.n, b.meanConfidence.toFixed(2), pct(b.approvalRate)]);
+  for (const b of m.calibration)
+    if (b.n > 0) cal.push([b.bucket, b.n, b.meanConfidence.toFixed(2), pct(b.approvalRate)]);
   out.write(`${table(cal, { header: true })}\n`);
-  for (const h of m.history) out.write(paint.dim(`${new Date(h.at).toISOString()} ${h.kind} by ${h.by}${h.overrideRate !== undefined ? ` (override rate ${pct(h.overrideRate)} over ${h.samples})` : ''}${h.note ? `: ${h.note}` : ''}\n`));
+  for (const h of m.history)
+    out.write(
+      paint.dim(
+        `${new Date(h.at).toISOString()} ${h.kind} by ${h.by}${h.overrideRate !== undefined ? ` (override rate ${pct(h.overrideRate)} over ${h.samples})` : ''}${h.note ? `: ${h.note}` : ''}\n`,
+      ),
+    );
 }
 
 /** `handoff drift report` and `handoff drift relax`. */
 export function registerDrift(program: Command): void {
-  const drift = program.command('drift').description('Drift-aware gating: how often reviewers override the agents, and whether a gate is tightened.');
+  const drift = program
+    .command('drift')
+    .description('Drift-aware gating: how often reviewers override the agents, and whether a gate is tightened.');
   drift
     .command('report')
-    .description('Override rate per model and gate rule, calibration (confidence vs. approval, Brier score) and tightening status.')
+    .description(
+      'Override rate per model and gate rule, calibration (confidence vs. approval, Brier score) and tightening status.',
+    )
     .option('--data <dir>', 'data folder', '.handoff/demo')
-    .option('--rebuild', "recompute the figures from the data folder's closed review cases instead of the monitor's saved state", false)
+    .option(
+      '--rebuild',
+      "recompute the figures from the data folder's closed review cases instead of the monitor's saved state",
+      false,
+    )
     .option('--model <dirs...>', 'model folders (their drift settings apply to --rebuild)', [])
     .option('--json', 'print the report as JSON', false)
     .action(async (o: { data: string; rebuild: boolean; model: string[]; json: boolean }) => {
@@ -89,7 +135,8 @@ export function registerDrift(program: Command): void {
       try {
         const saved = await DriftMonitor.load(store);
         const source = o.rebuild || !saved ? 'recomputed from closed review cases' : 'drift monitor state';
-        const report = o.rebuild || !saved ? await rebuild(store, o.model) : DriftMonitor.reportOf(saved, saved.updatedAt);
+        const report =
+          o.rebuild || !saved ? await rebuild(store, o.model) : DriftMonitor.reportOf(saved, saved.updatedAt);
         if (saved && o.rebuild) {
           // Tightening is a decision the monitor took, not a figure: it comes from the saved state.
           for (const m of report.models) m.tightened = saved.models[m.model]?.tightened ?? null;
@@ -106,7 +153,9 @@ export function registerDrift(program: Command): void {
     });
   drift
     .command('relax')
-    .description("Lift a model's tightened gate (an operator decision, audited as drift.relaxed); its window starts afresh.")
+    .description(
+      "Lift a model's tightened gate (an operator decision, audited as drift.relaxed); its window starts afresh.",
+    )
     .requiredOption('--model <name>', 'model name')
     .requiredOption('--by <operator>', 'operator id, for the audit log')
     .option('--note <text>', 'why, for the audit log')
@@ -116,7 +165,10 @@ export function registerDrift(program: Command): void {
       const store = await openDataStore(o.data);
       try {
         const monitor = await DriftMonitor.open({ store, audit: (drafts) => store.appendAudit(drafts) });
-        if (!monitor.tightening(o.model)) throw new HandoffError('drift.not_tightened', `the gate of model '${o.model}' is not tightened`, { model: o.model });
+        if (!monitor.tightening(o.model))
+          throw new HandoffError('drift.not_tightened', `the gate of model '${o.model}' is not tightened`, {
+            model: o.model,
+          });
         await monitor.relax(o.model, o.by, o.note);
         await monitor.close();
         if (o.json) printJson({ ok: true, model: o.model, relaxedBy: o.by });

@@ -12,15 +12,30 @@ export function cliError(err: unknown): HandoffError | undefined {
   if (err instanceof InvalidArgumentError) return new HandoffError('usage.invalid', err.message);
   const pkg = missingPackage(err);
   if (pkg) return new HandoffError('dependency.missing', missingPackageMessage(pkg), { package: pkg });
-  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException & { code?: string }; address?: string; port?: number };
+  const e = err as NodeJS.ErrnoException & {
+    cause?: NodeJS.ErrnoException & { code?: string };
+    address?: string;
+    port?: number;
+  };
   const code = e?.code ?? e?.cause?.code;
   if (typeof code !== 'string') return undefined;
   const message = e.cause?.message ?? e.message;
   switch (code) {
     case 'EADDRINUSE':
-      return new HandoffError('net.port_in_use', `port ${e.port ?? ''} on ${e.address ?? 'this host'} is already in use: choose another --port or stop what listens there`.replace('port  ', 'port '), { port: e.port, address: e.address });
+      return new HandoffError(
+        'net.port_in_use',
+        `port ${e.port ?? ''} on ${e.address ?? 'this host'} is already in use: choose another --port or stop what listens there`.replace(
+          'port  ',
+          'port ',
+        ),
+        { port: e.port, address: e.address },
+      );
     case 'EADDRNOTAVAIL':
-      return new HandoffError('net.address_unavailable', `address ${e.address ?? ''} is not available on this host: check --host`, { address: e.address });
+      return new HandoffError(
+        'net.address_unavailable',
+        `address ${e.address ?? ''} is not available on this host: check --host`,
+        { address: e.address },
+      );
     case 'EACCES':
     case 'EPERM':
     case 'EROFS':

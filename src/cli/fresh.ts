@@ -60,7 +60,11 @@ export async function clearDataFolder(dir: string, opts: FreshOptions): Promise<
   if (s.entries.length === 0) return { removed: false, reason: 'empty' };
   if (s.foreign.length > 0) {
     const shown = s.foreign.slice(0, 5).join(', ') + (s.foreign.length > 5 ? `, … (${s.foreign.length} in all)` : '');
-    throw new HandoffError('data.not_handoff', `refusing to empty ${dir}: it is not a Handoff data folder (it holds ${shown}); nothing was deleted. Choose another --data, or remove it yourself`, { data: dir, foreign: s.foreign.slice(0, 20) });
+    throw new HandoffError(
+      'data.not_handoff',
+      `refusing to empty ${dir}: it is not a Handoff data folder (it holds ${shown}); nothing was deleted. Choose another --data, or remove it yourself`,
+      { data: dir, foreign: s.foreign.slice(0, 20) },
+    );
   }
   const damage = damageBeforeOpen(s);
   let db: Level<string, string> | undefined;
@@ -75,7 +79,12 @@ export async function clearDataFolder(dir: string, opts: FreshOptions): Promise<
       await db.open({ createIfMissing: false });
     } catch (err) {
       const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
-      if (code === 'LEVEL_LOCKED') throw new HandoffError('store.locked', `refusing to empty ${dir}: it is in use by another process (a running handoff start or demo?); nothing was deleted. Stop it first`, { data: dir });
+      if (code === 'LEVEL_LOCKED')
+        throw new HandoffError(
+          'store.locked',
+          `refusing to empty ${dir}: it is in use by another process (a running handoff start or demo?); nothing was deleted. Stop it first`,
+          { data: dir },
+        );
       db = undefined;
     }
     if (db) {
@@ -90,16 +99,31 @@ export async function clearDataFolder(dir: string, opts: FreshOptions): Promise<
     }
   }
   try {
-    if (db && !ours && !empty) throw new HandoffError('data.not_handoff', `refusing to empty ${dir}: it holds a LevelDB database that is not Handoff's; nothing was deleted`, { data: dir });
+    if (db && !ours && !empty)
+      throw new HandoffError(
+        'data.not_handoff',
+        `refusing to empty ${dir}: it holds a LevelDB database that is not Handoff's; nothing was deleted`,
+        { data: dir },
+      );
     if (!db && !ours && s.tables.length + s.logs.length > 0)
-      throw new HandoffError('data.not_handoff', `refusing to empty ${dir}: it holds a LevelDB database that cannot be opened (${damage ?? 'damaged'}) and is not recognisably Handoff's; nothing was deleted`, { data: dir });
+      throw new HandoffError(
+        'data.not_handoff',
+        `refusing to empty ${dir}: it holds a LevelDB database that cannot be opened (${damage ?? 'damaged'}) and is not recognisably Handoff's; nothing was deleted`,
+        { data: dir },
+      );
     const isDefault = resolve(dir) === resolve(opts.defaultFolder ?? DEFAULT_DEMO_DATA);
     const needsYes = !(isDefault && demoRun && db) && !(db && empty);
     if (needsYes && !opts.yes) {
       const what = db ? 'a Handoff data folder' : `a damaged Handoff data folder (${damage ?? 'it cannot be opened'})`;
       const interactive = opts.interactive ?? (Boolean(process.stdin.isTTY) && Boolean(process.stderr.isTTY));
-      if (!interactive) throw new HandoffError('demo.fresh_needs_yes', `refusing to empty ${dir} without --yes: it is ${what} other than the default demo folder; nothing was deleted. Add --yes to delete it`, { data: dir });
-      if (!(await (opts.confirm ?? promptYes)(`Delete every file of ${what} ${dir}?`))) throw new HandoffError('demo.fresh_declined', `${dir} was kept: nothing was deleted`, { data: dir });
+      if (!interactive)
+        throw new HandoffError(
+          'demo.fresh_needs_yes',
+          `refusing to empty ${dir} without --yes: it is ${what} other than the default demo folder; nothing was deleted. Add --yes to delete it`,
+          { data: dir },
+        );
+      if (!(await (opts.confirm ?? promptYes)(`Delete every file of ${what} ${dir}?`)))
+        throw new HandoffError('demo.fresh_declined', `${dir} was kept: nothing was deleted`, { data: dir });
     }
     // Delete with the lock held; LevelDB's LOCK file goes last, once the database is closed.
     let files = 0;

@@ -34,19 +34,30 @@ export function dataKeyring(o: KeyOptions = {}): Keyring | undefined {
  * store is an error naming it (`store.not_found`), never an empty store created by a typo.
  */
 export async function openDataStore(dir: string, keyring: Keyring | undefined = dataKeyring()): Promise<LevelStore> {
-  if (!existsSync(join(dir, 'CURRENT'))) throw new HandoffError('store.not_found', `no data folder at ${dir} (no LevelDB store there): check --data`, { data: dir });
+  if (!existsSync(join(dir, 'CURRENT')))
+    throw new HandoffError('store.not_found', `no data folder at ${dir} (no LevelDB store there): check --data`, {
+      data: dir,
+    });
   return LevelStore.open(dir, { keyring });
 }
 
 function addKeyOptions(cmd: Command): Command {
   return cmd
-    .option('--data-key-file <path>', `file of kid:base64key lines (default: $${KEY_ENV.file}; keys in $${KEY_ENV.keys} are added to it)`)
-    .option('--data-key-id <kid>', `the active key, which seals new values (default: $${KEY_ENV.activeId}, or the only key)`);
+    .option(
+      '--data-key-file <path>',
+      `file of kid:base64key lines (default: $${KEY_ENV.file}; keys in $${KEY_ENV.keys} are added to it)`,
+    )
+    .option(
+      '--data-key-id <kid>',
+      `the active key, which seals new values (default: $${KEY_ENV.activeId}, or the only key)`,
+    );
 }
 
 /** `handoff keys generate | status | rotate`: data keys for encryption at rest (docs/encryption.md). */
 export function registerKeys(program: Command): void {
-  const keys = program.command('keys').description('Data keys of encryption at rest: generate, status, rotate (docs/encryption.md).');
+  const keys = program
+    .command('keys')
+    .description('Data keys of encryption at rest: generate, status, rotate (docs/encryption.md).');
 
   keys
     .command('generate')
@@ -62,7 +73,7 @@ export function registerKeys(program: Command): void {
   addKeyOptions(
     keys
       .command('status')
-      .description('Count the stored values per data key id (reads the envelopes\' headers; needs no keys).')
+      .description("Count the stored values per data key id (reads the envelopes' headers; needs no keys).")
       .option('--data <dir>', 'data folder (LevelDB)', '.handoff/demo')
       .option('--json', 'print as JSON', false),
   ).action(async (o: KeyOptions & { data: string; json: boolean }) => {
@@ -75,14 +86,32 @@ export function registerKeys(program: Command): void {
       const missing = Object.keys(s.byKey).filter((id) => !configured.includes(id));
       const active = keyring?.active.id ?? null;
       const onActive = active ? (s.byKey[active] ?? 0) : 0;
-      const result = { data: o.data, encrypted: s.markerKeyId !== null, active, configured, missing, values: s.values, plaintext: s.plaintext, byKey: s.byKey, rotationPending: s.rotationPending, allUnderActive: active !== null && onActive === s.values };
+      const result = {
+        data: o.data,
+        encrypted: s.markerKeyId !== null,
+        active,
+        configured,
+        missing,
+        values: s.values,
+        plaintext: s.plaintext,
+        byKey: s.byKey,
+        rotationPending: s.rotationPending,
+        allUnderActive: active !== null && onActive === s.values,
+      };
       if (o.json) printJson(result);
       else {
         const rows: (string | number)[][] = [['key id', 'values', '']];
-        for (const [id, n] of Object.entries(s.byKey)) rows.push([id, n, id === active ? 'active' : configured.includes(id) ? 'configured' : paint.red('not configured')]);
+        for (const [id, n] of Object.entries(s.byKey))
+          rows.push([
+            id,
+            n,
+            id === active ? 'active' : configured.includes(id) ? 'configured' : paint.red('not configured'),
+          ]);
         if (s.plaintext > 0) rows.push(['(plaintext)', s.plaintext, '']);
         process.stdout.write(`${table(rows, { header: true, align: ['l', 'r', 'l'] })}\n`);
-        process.stdout.write(`${s.values} values · ${result.encrypted ? 'encrypted' : 'not encrypted'}${s.rotationPending ? ` · ${paint.yellow('a rotation was interrupted: run handoff keys rotate to finish it')}` : ''}\n`);
+        process.stdout.write(
+          `${s.values} values · ${result.encrypted ? 'encrypted' : 'not encrypted'}${s.rotationPending ? ` · ${paint.yellow('a rotation was interrupted: run handoff keys rotate to finish it')}` : ''}\n`,
+        );
       }
       if (missing.length > 0) process.exitCode = 1;
     } finally {
@@ -93,30 +122,46 @@ export function registerKeys(program: Command): void {
   addKeyOptions(
     keys
       .command('rotate')
-      .description('Re-seal every value under the active key (offline; resumable: an interrupted rotation continues from its cursor). Also encrypts a plaintext store.')
+      .description(
+        'Re-seal every value under the active key (offline; resumable: an interrupted rotation continues from its cursor). Also encrypts a plaintext store.',
+      )
       .option('--data <dir>', 'data folder (LevelDB)', '.handoff/demo')
       .option('--batch-size <n>', 'values per atomic batch', int('--batch-size', 1), 500)
       .option('--pause-ms <ms>', 'pause between batches (bounds the load on the disk)', int('--pause-ms', 0), 0)
-      .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
+      .addOption(
+        new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'),
+      )
       .option('--json', 'print the result as JSON', false),
-  ).action(async (o: KeyOptions & { data: string; batchSize: number; pauseMs: number; progress: ProgressMode; json: boolean }) => {
-    const keyring = dataKeyring(o);
-    const store = await openDataStore(o.data, keyring);
-    const bar = progressBar(o.progress, 'rotate');
-    const stop = new AbortController();
-    const onSignal = () => stop.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    try {
-      const r = await rotateKeys(store, { batchSize: o.batchSize, pauseMs: o.pauseMs, signal: stop.signal, onProgress: (p) => bar.update(p.scanned, p.total, `· ${p.resealed} re-sealed under ${p.target}`) });
-      bar.done();
-      if (o.json) printJson(r);
-      else process.stdout.write(`${r.complete ? paint.green('done') : paint.yellow('stopped')} ${r.scanned} values scanned, ${r.resealed} re-sealed under '${r.target}'${r.resumedFrom !== null ? ` (resumed after ${r.resumedFrom})` : ''}${r.complete ? '' : ': run again to continue'}\n`);
-      if (!r.complete) process.exitCode = 1;
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      await store.close();
-    }
-  });
+  ).action(
+    async (
+      o: KeyOptions & { data: string; batchSize: number; pauseMs: number; progress: ProgressMode; json: boolean },
+    ) => {
+      const keyring = dataKeyring(o);
+      const store = await openDataStore(o.data, keyring);
+      const bar = progressBar(o.progress, 'rotate');
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const r = await rotateKeys(store, {
+          batchSize: o.batchSize,
+          pauseMs: o.pauseMs,
+          signal: stop.signal,
+          onProgress: (p) => bar.update(p.scanned, p.total, `· ${p.resealed} re-sealed under ${p.target}`),
+        });
+        bar.done();
+        if (o.json) printJson(r);
+        else
+          process.stdout.write(
+            `${r.complete ? paint.green('done') : paint.yellow('stopped')} ${r.scanned} values scanned, ${r.resealed} re-sealed under '${r.target}'${r.resumedFrom !== null ? ` (resumed after ${r.resumedFrom})` : ''}${r.complete ? '' : ': run again to continue'}\n`,
+          );
+        if (!r.complete) process.exitCode = 1;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        await store.close();
+      }
+    },
+  );
 }

@@ -39,12 +39,17 @@ const lazy: Record<string, () => Promise<(program: Command) => void>> = {
 };
 /** Command names → the lazy registrations that define them (some register several, or extend one). */
 const registersOf: Record<string, string[]> = {
-  simulate: ['testgen'], users: ['start'], hold: ['retention'], audit: ['lineage'],
+  simulate: ['testgen'],
+  users: ['start'],
+  hold: ['retention'],
+  audit: ['lineage'],
   ...Object.fromEntries(Object.keys(lazy).map((k) => [k, [k]])),
 };
 const builtin = ['demo', 'models', 'contracts', 'audit', 'deadletters', 'dead-letters'];
 const versionOnly = !commandName && (argv.includes('-V') || argv.includes('--version'));
-const loadAll = !versionOnly && (!commandName || commandName === 'help' || !(commandName in registersOf || builtin.includes(commandName)));
+const loadAll =
+  !versionOnly &&
+  (!commandName || commandName === 'help' || !(commandName in registersOf || builtin.includes(commandName)));
 const wanted = (name: string) => loadAll || commandName === name;
 // Without the optional NATS packages, `demo` still runs embedded; `--nats` then names what to install.
 let clusterMissing: unknown;
@@ -56,11 +61,13 @@ const cluster = wanted('demo')
     })
   : undefined;
 
-const int = (name: string, min = 0) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
-  return n;
-};
+const int =
+  (name: string, min = 0) =>
+  (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
+    return n;
+  };
 
 /**
  * The largest demo run. A run is a simulation on one process (about 300 episodes a second: an hour for
@@ -69,7 +76,10 @@ const int = (name: string, min = 0) => (v: string) => {
 const MAX_DEMO_CASES = 1_000_000;
 function casesOption(v: string): number {
   const n = int('--cases', 1)(v);
-  if (n > MAX_DEMO_CASES) throw new InvalidArgumentError(`--cases must be at most ${MAX_DEMO_CASES.toLocaleString('en')} (a demo run at about 300 episodes/s takes an hour per million); got ${n}`);
+  if (n > MAX_DEMO_CASES)
+    throw new InvalidArgumentError(
+      `--cases must be at most ${MAX_DEMO_CASES.toLocaleString('en')} (a demo run at about 300 episodes/s takes an hour per million); got ${n}`,
+    );
   return n;
 }
 
@@ -79,34 +89,84 @@ const program = new Command('handoff')
   .version(packageInfo().version)
   // Usage errors exit 2 (commander's own is 1, which this CLI keeps for failed checks).
   .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s.replace(/^error:/, paintErr.red('error'))) });
+  .configureOutput({
+    writeErr: (s) => process.stderr.write(s),
+    outputError: (s, write) => write(s.replace(/^error:/, paintErr.red('error'))),
+  });
 
 const demo = program
   .command('demo')
-  .description('Run episodes of a model with simulated reviewers, then print a summary: on the embedded runtime, or with --nats against a running cluster.')
+  .description(
+    'Run episodes of a model with simulated reviewers, then print a summary: on the embedded runtime, or with --nats against a running cluster.',
+  )
   .option('--model <dir>', 'model folder, or the name of a shipped model (refunds, incidents)', 'refunds')
   .option('--cases <n>', `episodes to run (at most ${MAX_DEMO_CASES.toLocaleString('en')})`, casesOption, 1000)
   .option('--data <dir>', 'data folder (LevelDB); must be empty unless --resume', '.handoff/demo')
   .option('--reviewers <n>', 'simulated reviewers', int('--reviewers', 1), 12)
   .option('--seed <n>', 'seed: same seed, same run', int('--seed'), 1)
   .option('--resume', 'continue the unfinished run in --data and report the totals of the whole run', false)
-  .option('--fresh', 'empty --data first (start a new run); only a Handoff data folder no process is using, and one other than the default demo folder only with --yes', false)
+  .option(
+    '--fresh',
+    'empty --data first (start a new run); only a Handoff data folder no process is using, and one other than the default demo folder only with --yes',
+    false,
+  )
   .option('--yes', 'with --fresh: delete without asking', false)
-  .option('--sync', 'fsync every batch before acknowledging it (survives power loss; default $HANDOFF_STORE_SYNC, else off)')
-  .option('--faults <spec>', 'inject transient failures: RATE for every step, or perceive=P,plan=P,execute=P,compensate=P,store=P')
+  .option(
+    '--sync',
+    'fsync every batch before acknowledging it (survives power loss; default $HANDOFF_STORE_SYNC, else off)',
+  )
+  .option(
+    '--faults <spec>',
+    'inject transient failures: RATE for every step, or perceive=P,plan=P,execute=P,compensate=P,store=P',
+  )
   .option('--drift', 'drift-aware gating (off in the demo: its reviewers override at random)', false)
   .option('--arrival-ms <ms>', 'mean simulated time between arriving episodes', int('--arrival-ms', 1), 90_000)
-  .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'))
-  .option('--metrics <addr>', 'serve Prometheus metrics at http://<addr>/metrics while the run lasts (host:port, :port or port); traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set')
+  .addOption(
+    new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'lines', 'off']).default('auto'),
+  )
+  .option(
+    '--metrics <addr>',
+    'serve Prometheus metrics at http://<addr>/metrics while the run lasts (host:port, :port or port); traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set',
+  )
   .option('--json', 'print the summary as JSON on stdout', false);
 (cluster ? cluster.addClusterOptions(demo, 'driver') : demo).action(
-  async (o: { model: string; cases: number; data: string; reviewers: number; seed: number; resume: boolean; fresh: boolean; yes: boolean; sync?: boolean; faults?: string; drift: boolean; arrivalMs: number; progress: ProgressMode; json: boolean; nats?: string; namespace: string; timeScale: number; metrics?: string }, cmd: Command) => {
+  async (
+    o: {
+      model: string;
+      cases: number;
+      data: string;
+      reviewers: number;
+      seed: number;
+      resume: boolean;
+      fresh: boolean;
+      yes: boolean;
+      sync?: boolean;
+      faults?: string;
+      drift: boolean;
+      arrivalMs: number;
+      progress: ProgressMode;
+      json: boolean;
+      nats?: string;
+      namespace: string;
+      timeScale: number;
+      metrics?: string;
+    },
+    cmd: Command,
+  ) => {
     if (o.nats) {
-      if (o.resume || o.faults || o.drift) throw new InvalidArgumentError('--resume, --faults and --drift are options of the embedded demo; with --nats, start the nodes with the options you need');
+      if (o.resume || o.faults || o.drift)
+        throw new InvalidArgumentError(
+          '--resume, --faults and --drift are options of the embedded demo; with --nats, start the nodes with the options you need',
+        );
       await cluster!.runClusterDemoCli({ ...o, nats: o.nats });
       return;
     }
-    const [{ runDemo }, { parseFaults }, { clearDataFolder }, { dataKeyring }] = await Promise.all([import('../sim/demo.ts'), import('../runtime/faults.ts'), import('./fresh.ts'), import('./keys-command.ts')]);
+    const [{ runDemo }, { parseFaults }, { clearDataFolder }, { dataKeyring }] = await Promise.all([
+      import('../sim/demo.ts'),
+      import('../runtime/faults.ts'),
+      import('./fresh.ts'),
+      import('./keys-command.ts'),
+    ]);
     if (o.fresh && !o.resume) await clearDataFolder(o.data, { yes: o.yes });
     const telemetry = await (await import('./telemetry-option.ts')).processTelemetry(o.metrics);
     const bar = progressBar(o.progress, 'episodes');
@@ -119,12 +179,19 @@ const demo = program
       reviewers: o.reviewers,
       seed: o.seed,
       resume: o.resume,
-      given: (['model', 'cases', 'seed', 'reviewers', 'arrivalMs'] as const).filter((k) => cmd.getOptionValueSource(k) === 'cli'),
+      given: (['model', 'cases', 'seed', 'reviewers', 'arrivalMs'] as const).filter(
+        (k) => cmd.getOptionValueSource(k) === 'cli',
+      ),
       ...(o.sync !== undefined ? { sync: o.sync } : {}),
       arrivalMs: o.arrivalMs,
       drift: o.drift,
       ...(o.faults ? { faults: parseFaults(o.faults) } : {}),
-      onProgress: (p) => bar.update(p.finished, p.total, `· ${p.openCases} open cases · ${new Date(p.simulatedAt).toISOString().slice(0, 16).replace('T', ' ')} simulated`),
+      onProgress: (p) =>
+        bar.update(
+          p.finished,
+          p.total,
+          `· ${p.openCases} open cases · ${new Date(p.simulatedAt).toISOString().slice(0, 16).replace('T', ' ')} simulated`,
+        ),
     });
     bar.done();
     await telemetry?.shutdown();
@@ -132,7 +199,8 @@ const demo = program
     else printDemo(summary);
     const violations = Object.values(summary.invariantViolations).reduce((a, b) => a + b, 0);
     if (summary.unfinished > 0 || summary.duplicateEffects > 0 || violations > 0) process.exitCode = 1;
-  });
+  },
+);
 
 function printDemo(s: DemoSummary): void {
   const o = s.outcomes;
@@ -150,7 +218,9 @@ function printDemo(s: DemoSummary): void {
     ['total', s.episodes - s.unfinished, pct(s.episodes - s.unfinished)],
   ];
   const out = process.stdout;
-  out.write(`\n${paint.bold(`Handoff demo · model ${s.model} · ${s.episodes} episodes · ${s.reviewers} reviewers · seed ${s.seed}${s.resumed ? ' · resumed' : ''}`)}\n\n`);
+  out.write(
+    `\n${paint.bold(`Handoff demo · model ${s.model} · ${s.episodes} episodes · ${s.reviewers} reviewers · seed ${s.seed}${s.resumed ? ' · resumed' : ''}`)}\n\n`,
+  );
   out.write(`${table(rows, { header: true })}\n\n`);
   const review: (string | number)[][] = [
     ['review', ''],
@@ -166,7 +236,10 @@ function printDemo(s: DemoSummary): void {
     ['effects in ledger', s.effects],
     ['duplicate effects', s.duplicateEffects === 0 ? paint.green('0') : paint.red(String(s.duplicateEffects))],
     ['unfinished episodes', s.unfinished === 0 ? paint.green('0') : paint.red(String(s.unfinished))],
-    ...Object.entries(s.invariantViolations).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`), v === 0 ? paint.green('0') : paint.red(String(v))]),
+    ...Object.entries(s.invariantViolations).map(([k, v]) => [
+      k.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`),
+      v === 0 ? paint.green('0') : paint.red(String(v)),
+    ]),
     ['audit entries', s.auditEntries],
   ];
   out.write(`${table(integrity, { header: true })}\n\n`);
@@ -193,7 +266,15 @@ models
           results.push({ dir, ok: false, problems: behaviour });
           continue;
         }
-        results.push({ dir, ok: true, name: m.name, version: m.config.version, actions: Object.keys(m.config.actions).length, tiers: m.config.review.tiers.length, sensitiveFields: m.sensitiveFields });
+        results.push({
+          dir,
+          ok: true,
+          name: m.name,
+          version: m.config.version,
+          actions: Object.keys(m.config.actions).length,
+          tiers: m.config.review.tiers.length,
+          sensitiveFields: m.sensitiveFields,
+        });
       } catch (err) {
         if (!(err instanceof ModelError)) throw err;
         results.push({ dir, ok: false, problems: err.problems });
@@ -202,10 +283,14 @@ models
     if (o.json) printJson({ ok: results.every((r) => r.ok), models: results });
     else
       for (const r of results) {
-        if (r.ok) process.stdout.write(`${paint.green('ok')}   ${r.dir}: ${r.name}@${r.version}, ${r.actions} actions, ${r.tiers} review tiers, sensitive: ${r.sensitiveFields?.join(', ') || 'none'}\n`);
+        if (r.ok)
+          process.stdout.write(
+            `${paint.green('ok')}   ${r.dir}: ${r.name}@${r.version}, ${r.actions} actions, ${r.tiers} review tiers, sensitive: ${r.sensitiveFields?.join(', ') || 'none'}\n`,
+          );
         else {
           process.stdout.write(`${paint.red('fail')} ${r.dir}\n`);
-          for (const p of r.problems ?? []) process.stdout.write(`     ${p.file}: ${p.path || '(root)'}: ${p.message}\n`);
+          for (const p of r.problems ?? [])
+            process.stdout.write(`     ${p.file}: ${p.path || '(root)'}: ${p.message}\n`);
         }
       }
     if (!results.every((r) => r.ok)) process.exitCode = 1;
@@ -224,7 +309,8 @@ contracts
     const schemas = exportJsonSchemas();
     if (o.out) {
       await mkdir(o.out, { recursive: true });
-      for (const [name, schema] of Object.entries(schemas)) await writeFile(join(o.out, `${name}.schema.json`), `${JSON.stringify(schema, null, 2)}\n`);
+      for (const [name, schema] of Object.entries(schemas))
+        await writeFile(join(o.out, `${name}.schema.json`), `${JSON.stringify(schema, null, 2)}\n`);
     }
     if (o.json || !o.out) printJson(schemas);
     else process.stdout.write(`wrote ${Object.keys(schemas).length} schemas to ${o.out}\n`);
@@ -233,7 +319,9 @@ contracts
 const audit = program.command('audit').description('The tamper-evident audit log.');
 audit
   .command('verify')
-  .description('Check the hash chain of the audit log and point at the first broken entry; a chain that ends before the head the store last wrote (HANDOFF-HEAD: lost writes) is broken too.')
+  .description(
+    'Check the hash chain of the audit log and point at the first broken entry; a chain that ends before the head the store last wrote (HANDOFF-HEAD: lost writes) is broken too.',
+  )
   .option('--data <dir>', 'data folder', '.handoff/demo')
   .option('--json', 'print the result as JSON', false)
   .action(async (o: { data: string; json: boolean }) => {
@@ -243,8 +331,16 @@ audit
     try {
       const chain = await verifyAudit(store.audit());
       const lost = store.headCheck.problem;
-      const result = chain.ok && lost ? { ok: false as const, entries: chain.entries, firstBroken: store.headCheck.lastAudit + 1, reason: lost } : chain;
-      if (o.json) printJson(result.ok ? { ok: true, entries: result.entries } : { ok: false, firstBroken: result.firstBroken, reason: result.reason, entries: result.entries });
+      const result =
+        chain.ok && lost
+          ? { ok: false as const, entries: chain.entries, firstBroken: store.headCheck.lastAudit + 1, reason: lost }
+          : chain;
+      if (o.json)
+        printJson(
+          result.ok
+            ? { ok: true, entries: result.entries }
+            : { ok: false, firstBroken: result.firstBroken, reason: result.reason, entries: result.entries },
+        );
       else if (result.ok) process.stdout.write(`${paint.green('ok')} ${result.entries} audit entries, chain intact\n`);
       else process.stdout.write(`${paint.red('broken')} at entry ${result.firstBroken}: ${result.reason}\n`);
       process.exitCode = result.ok ? 0 : 1;
@@ -272,7 +368,10 @@ audit
     }
   });
 
-const deadletters = program.command('deadletters').alias('dead-letters').description('What could not be delivered (events, webhook deliveries): list and replay.');
+const deadletters = program
+  .command('deadletters')
+  .alias('dead-letters')
+  .description('What could not be delivered (events, webhook deliveries): list and replay.');
 deadletters
   .command('list')
   .description('List dead letters (events that crashed an actor or reached a suspended or missing one).')
@@ -319,7 +418,10 @@ deadletters
       await notifier.close();
       await rt.close();
       if (o.json) printJson(result);
-      else process.stdout.write(`replayed ${result.delivered}; ${result.failed.length} failed${result.failed.map((f) => `\n  ${f.id}: ${f.error}`).join('')}\n`);
+      else
+        process.stdout.write(
+          `replayed ${result.delivered}; ${result.failed.length} failed${result.failed.map((f) => `\n  ${f.id}: ${f.error}`).join('')}\n`,
+        );
       if (result.failed.length > 0) process.exitCode = 1;
     } finally {
       await store.close();
@@ -327,18 +429,22 @@ deadletters
   });
 
 // Feature commands register themselves (lazily: see `lazy` above).
-for (const [name, load] of Object.entries(lazy)) if (loadAll || registersOf[commandName ?? '']?.includes(name)) (await load())(program);
+for (const [name, load] of Object.entries(lazy))
+  if (loadAll || registersOf[commandName ?? '']?.includes(name)) (await load())(program);
 
 // Node ends a process whose top-level await can never settle (everything it waits for is gone) with
 // code 13 and a bare warning: say what that means, as a runtime error.
 process.on('exit', (code) => {
   if (code !== 13) return;
-  process.stderr.write(`${paintErr.red('error')} the command stopped with work it was waiting for that can never finish (a promise nothing will settle: an action or an external call without a timeout?)\n`);
+  process.stderr.write(
+    `${paintErr.red('error')} the command stopped with work it was waiting for that can never finish (a promise nothing will settle: an action or an external call without a timeout?)\n`,
+  );
   process.exitCode = 2;
 });
 
 try {
-  if (clusterMissing && commandName === 'demo' && argv.some((a) => a === '--nats' || a.startsWith('--nats='))) throw clusterMissing;
+  if (clusterMissing && commandName === 'demo' && argv.some((a) => a === '--nats' || a.startsWith('--nats=')))
+    throw clusterMissing;
   await program.parseAsync(process.argv);
 } catch (err) {
   process.exitCode = 2;
@@ -347,19 +453,36 @@ try {
   if (err instanceof CommanderError && !(err instanceof InvalidArgumentError)) {
     // Help and version exit 0; a usage error was printed by commander as one line: add a hint (and
     // the JSON error with --json), not the whole help.
-    if (err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exitCode = 0;
+    if (
+      err.exitCode === 0 ||
+      err.code === 'commander.helpDisplayed' ||
+      err.code === 'commander.version' ||
+      err.code === 'commander.help'
+    )
+      process.exitCode = 0;
     else {
       const sub = program.commands.find((c) => c.name() === commandName || c.aliases().includes(commandName ?? ''));
       const subsub = sub?.commands.find((c) => c.name() === argv.filter((a) => !a.startsWith('-'))[1]);
       const path = [sub?.name(), subsub?.name()].filter(Boolean);
-      if (json) printJson({ ok: false, error: { code: 'usage.invalid', message: err.message.replace(/^error: /, ''), details: { commander: err.code } } });
+      if (json)
+        printJson({
+          ok: false,
+          error: {
+            code: 'usage.invalid',
+            message: err.message.replace(/^error: /, ''),
+            details: { commander: err.code },
+          },
+        });
       process.stderr.write(`${paintErr.dim(`hint: run 'handoff ${[...path, '--help'].join(' ')}' for usage`)}\n`);
     }
   } else if (typed) {
     if (json) printJson({ ok: false, error: { code: typed.code, message: typed.message, details: typed.details } });
     process.stderr.write(`${paintErr.red('error')} ${typed.message}\n`);
   } else {
-    if (json) printJson({ ok: false, error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } });
-    process.stderr.write(`${paintErr.red('error')} ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    if (json)
+      printJson({ ok: false, error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } });
+    process.stderr.write(
+      `${paintErr.red('error')} ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
   }
 }

@@ -36,24 +36,46 @@ export function rewriteImports(source: string, packageName: string): string {
 export function registerModelsInit(models: Command): void {
   models
     .command('init')
-    .description('Create a model folder from a shipped model (ESM, importing Handoff by its package name), ready to edit.')
+    .description(
+      'Create a model folder from a shipped model (ESM, importing Handoff by its package name), ready to edit.',
+    )
     .argument('<dir>', 'folder to create (absent or empty)')
     .addOption(new Option('--from <model>', 'shipped model to start from').default('refunds'))
     .option('--name <name>', "the model's name (lower-case letters, digits and dashes; default: the folder's name)")
     .option('--json', 'print the result as JSON', false)
     .action(async (dirArg: string, o: { from: string; name?: string; json: boolean }) => {
       const shipped = builtinModels();
-      if (!shipped.includes(o.from)) throw new HandoffError('usage.invalid', `--from must name a shipped model (${shipped.join(', ')}); got '${o.from}'`, { from: o.from });
-      const name = o.name ?? basename(resolve(dirArg)).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^[^a-z]+/, '');
-      if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new HandoffError('usage.invalid', `'${name}' is not a model name (lower-case letters, digits and dashes, starting with a letter): give one with --name`);
+      if (!shipped.includes(o.from))
+        throw new HandoffError(
+          'usage.invalid',
+          `--from must name a shipped model (${shipped.join(', ')}); got '${o.from}'`,
+          { from: o.from },
+        );
+      const name =
+        o.name ??
+        basename(resolve(dirArg))
+          .toLowerCase()
+          .replace(/[^a-z0-9-]+/g, '-')
+          .replace(/^[^a-z]+/, '');
+      if (!/^[a-z][a-z0-9-]*$/.test(name))
+        throw new HandoffError(
+          'usage.invalid',
+          `'${name}' is not a model name (lower-case letters, digits and dashes, starting with a letter): give one with --name`,
+        );
       const dir = resolve(dirArg);
-      if (existsSync(dir) && (await readdir(dir)).length > 0) throw new HandoffError('fs.not_empty', `${dirArg} exists and is not empty: choose a new folder`, { dir: dirArg });
+      if (existsSync(dir) && (await readdir(dir)).length > 0)
+        throw new HandoffError('fs.not_empty', `${dirArg} exists and is not empty: choose a new folder`, {
+          dir: dirArg,
+        });
 
       const from = join(BUILTIN_MODELS_DIR, o.from);
       // A checkout has the TypeScript next to model.json; the package keeps it in source/ (beside the
       // compiled handlers.js, which is what `--model refunds` runs).
-      const handlersSource = [join(from, 'handlers.ts'), join(from, 'source', 'handlers.ts')].find((f) => existsSync(f));
-      if (!handlersSource) throw new HandoffError('model.unknown', `the shipped model '${o.from}' has no handlers.ts source to copy`);
+      const handlersSource = [join(from, 'handlers.ts'), join(from, 'source', 'handlers.ts')].find((f) =>
+        existsSync(f),
+      );
+      if (!handlersSource)
+        throw new HandoffError('model.unknown', `the shipped model '${o.from}' has no handlers.ts source to copy`);
       const config = JSON.parse(await readFile(join(from, 'model.json'), 'utf8')) as Record<string, unknown>;
       config.name = name;
 
@@ -72,9 +94,13 @@ export function registerModelsInit(models: Command): void {
       const files = ['model.json', handlersFile];
       if (o.json) printJson({ ok: true, dir: dirArg, name, from: o.from, files, tsx });
       else {
-        process.stdout.write(`created ${dirArg}/ (${files.join(', ')}) from the shipped model '${o.from}', named '${name}'\n`);
+        process.stdout.write(
+          `created ${dirArg}/ (${files.join(', ')}) from the shipped model '${o.from}', named '${name}'\n`,
+        );
         if (!tsx) process.stdout.write(`loading a TypeScript model needs tsx: npm install --save-dev tsx\n`);
-        process.stdout.write(`next: handoff models check ${dirArg} && handoff demo --model ${dirArg} --cases 50 --fresh\n`);
+        process.stdout.write(
+          `next: handoff models check ${dirArg} && handoff demo --model ${dirArg} --cases 50 --fresh\n`,
+        );
         process.stdout.write(`reviewers who sign in to the console go in ${dirArg}/reviewers.json (docs/console.md)\n`);
       }
     });

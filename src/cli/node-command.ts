@@ -11,7 +11,12 @@ import { NatsSessionStore } from '../cluster/session-store.ts';
 import { paint, printJson, progressBar, type ProgressMode } from './output.ts';
 import { dataKeyring } from './keys-command.ts';
 import type { ProcessTelemetry } from '../telemetry/process.ts';
-import { addNatsSecurityOptions, natsSecurityFromOptions, redactServerUrl, type NatsSecurityCliOptions } from '../security/nats-auth.ts';
+import {
+  addNatsSecurityOptions,
+  natsSecurityFromOptions,
+  redactServerUrl,
+  type NatsSecurityCliOptions,
+} from '../security/nats-auth.ts';
 
 const num = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -39,7 +44,10 @@ export function natsServers(v: string): string {
       const m = /^(\[[0-9a-f:]+\]|[a-z0-9.-]+):(\d{1,5})$/i.exec(p);
       ok = m !== null && Number(m[2]) > 0 && Number(m[2]) < 65536;
     }
-    if (!ok) throw new InvalidArgumentError(`'${p}' is not a NATS server URL: expected nats://host:port, tls://host:port or host:port (comma-separated for several)`);
+    if (!ok)
+      throw new InvalidArgumentError(
+        `'${p}' is not a NATS server URL: expected nats://host:port, tls://host:port or host:port (comma-separated for several)`,
+      );
   }
   return parts.join(',');
 }
@@ -51,15 +59,28 @@ export function natsServers(v: string): string {
  */
 export function addClusterOptions(cmd: Command, role: 'node' | 'driver'): Command {
   cmd
-    .option('--nats <url>', 'run on a NATS cluster at these server URL(s), comma-separated, e.g. nats://127.0.0.1:4222 (default: the embedded runtime)', natsServers)
+    .option(
+      '--nats <url>',
+      'run on a NATS cluster at these server URL(s), comma-separated, e.g. nats://127.0.0.1:4222 (default: the embedded runtime)',
+      natsServers,
+    )
     .option('--namespace <ns>', 'with --nats: namespace of subjects, streams and buckets', 'default');
   if (role === 'node') {
     cmd
-      .option('--node <name>', 'with --nats: this node\'s name, unique in the cluster', hostname())
-      .option('--max-in-flight <n>', 'with --nats: operations in flight before commands are refused as overloaded', num('--max-in-flight', 1), 2000)
+      .option('--node <name>', "with --nats: this node's name, unique in the cluster", hostname())
+      .option(
+        '--max-in-flight <n>',
+        'with --nats: operations in flight before commands are refused as overloaded',
+        num('--max-in-flight', 1),
+        2000,
+      )
       .option('--max-episodes <n>', 'with --nats: episodes this node hosts at most', num('--max-episodes', 1), 2000)
       .option('--seed <s>', 'with --nats: seed of the stable draws handed to models')
-      .option('--events', 'with --nats: print adoptions, lost leases and membership changes as JSON lines on stdout', false)
+      .option(
+        '--events',
+        'with --nats: print adoptions, lost leases and membership changes as JSON lines on stdout',
+        false,
+      )
       .option('--no-console', 'with --nats: run the node without the reviewer console');
   }
   cmd.option(
@@ -98,7 +119,9 @@ export interface ClusterNodeCliOptions extends NatsSecurityCliOptions {
 export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
   const models = await Promise.all(o.models.map((m) => loadModel(m)));
   const gatewayConfig = o.console && o.gatewayConfig ? await loadGatewayConfig(o.gatewayConfig, models) : null;
-  const onEvent = o.events ? (e: NodeEvent) => process.stdout.write(`${JSON.stringify({ event: e.type, node: o.node, ...e })}\n`) : undefined;
+  const onEvent = o.events
+    ? (e: NodeEvent) => process.stdout.write(`${JSON.stringify({ event: e.type, node: o.node, ...e })}\n`)
+    : undefined;
   const inspection = o.console ? new InspectionStream({ models }) : undefined;
   const node = await ClusterNode.start({
     servers: o.nats.split(','),
@@ -112,7 +135,10 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
     maxEpisodes: o.maxEpisodes,
     ...(o.seed ? { seed: o.seed } : {}),
     ...(onEvent ? { onEvent } : {}),
-    runtime: { ...(inspection ? { inspect: inspection.inspect } : {}), ...(o.telemetry?.hook ? { telemetry: o.telemetry.hook } : {}) },
+    runtime: {
+      ...(inspection ? { inspect: inspection.inspect } : {}),
+      ...(o.telemetry?.hook ? { telemetry: o.telemetry.hook } : {}),
+    },
   });
   await o.telemetry?.attach(node.runtime);
   o.telemetry?.metrics?.observeLeases({ member: node.memberId, held: () => node.leases.heldBy(node.memberId).length });
@@ -123,7 +149,11 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
     if (inspection) {
       inspection.attach(node.transport);
       // Sessions in the namespace's KV bucket: signed in on one node is signed in on all, signed out on one is signed out on all.
-      sessionStore = await NatsSessionStore.open(node.transport.nc, { namespace: o.namespace, logger: node.runtime.log, keyring: dataKeyring() });
+      sessionStore = await NatsSessionStore.open(node.transport.nc, {
+        namespace: o.namespace,
+        logger: node.runtime.log,
+        keyring: dataKeyring(),
+      });
       gateway = await Gateway.start({
         ...o.gateway,
         sessions: { ...o.gateway.sessions, store: sessionStore },
@@ -141,10 +171,23 @@ export async function runClusterNode(o: ClusterNodeCliOptions): Promise<void> {
     await node.stop().catch(() => undefined);
     throw err;
   }
-  const ready = { event: 'ready', node: o.node, member: node.memberId, namespace: o.namespace, nats: o.nats.split(',').map(redactServerUrl).join(','), models: models.map((m) => m.name), url: gateway?.url ?? null, metrics: metricsUrl ?? null, tracing: !!o.telemetry?.tracing, pid: process.pid };
+  const ready = {
+    event: 'ready',
+    node: o.node,
+    member: node.memberId,
+    namespace: o.namespace,
+    nats: o.nats.split(',').map(redactServerUrl).join(','),
+    models: models.map((m) => m.name),
+    url: gateway?.url ?? null,
+    metrics: metricsUrl ?? null,
+    tracing: !!o.telemetry?.tracing,
+    pid: process.pid,
+  };
   if (o.json || o.events) process.stdout.write(`${JSON.stringify(ready)}\n`);
   else {
-    process.stdout.write(`${paint.bold('Handoff node')} ${o.node} (${node.memberId}) on ${ready.nats} · namespace ${o.namespace} · models ${ready.models.join(', ')}\n`);
+    process.stdout.write(
+      `${paint.bold('Handoff node')} ${o.node} (${node.memberId}) on ${ready.nats} · namespace ${o.namespace} · models ${ready.models.join(', ')}\n`,
+    );
     if (gateway) process.stdout.write(`${paint.bold('Handoff console')} ${gateway.url}\n`);
     if (metricsUrl) process.stdout.write(`${paint.dim(`metrics ${metricsUrl}`)}\n`);
   }
@@ -200,15 +243,26 @@ export async function runClusterDemoCli(o: ClusterDemoCliOptions): Promise<void>
   if (o.json) printJson(s);
   else printSummary(s);
   const violations = Object.values(s.invariantViolations).reduce((a, b) => a + b, 0);
-  if (s.unfinished > 0 || s.duplicateEffects > 0 || violations > 0 || s.outcomeAuditMismatch > 0 || !s.auditChain.ok) process.exitCode = 1;
+  if (s.unfinished > 0 || s.duplicateEffects > 0 || violations > 0 || s.outcomeAuditMismatch > 0 || !s.auditChain.ok)
+    process.exitCode = 1;
 }
 
 function printSummary(s: ClusterDemoSummary): void {
   const out = process.stdout;
-  out.write(`\n${paint.bold(`Handoff demo on NATS · namespace ${s.namespace} · model ${s.model} · ${s.episodes} episodes · ${s.reviewers} reviewers`)}\n`);
+  out.write(
+    `\n${paint.bold(`Handoff demo on NATS · namespace ${s.namespace} · model ${s.model} · ${s.episodes} episodes · ${s.reviewers} reviewers`)}\n`,
+  );
   out.write(`outcomes ${JSON.stringify(s.outcomes)}\n`);
-  out.write(`unfinished ${s.unfinished} · effects ${s.effects} · duplicate effects ${s.duplicateEffects} · outcome audit mismatches ${s.outcomeAuditMismatch}\n`);
-  out.write(`audit chain ${s.auditChain.ok ? paint.green('intact') : paint.red(`broken: ${s.auditChain.reason}`)} (${s.auditChain.entries} entries) · violations ${JSON.stringify(s.invariantViolations)}\n`);
-  out.write(`reviewer command p50 ${s.commandLatencyMs.p50} ms · p99 ${s.commandLatencyMs.p99} ms (${s.commandLatencyMs.n} commands)\n`);
-  out.write(`${paint.dim(`${s.episodesPerSecond} episodes/s · ${(s.wallMs / 1000).toFixed(1)} s wall · client ${JSON.stringify(s.client)}`)}\n`);
+  out.write(
+    `unfinished ${s.unfinished} · effects ${s.effects} · duplicate effects ${s.duplicateEffects} · outcome audit mismatches ${s.outcomeAuditMismatch}\n`,
+  );
+  out.write(
+    `audit chain ${s.auditChain.ok ? paint.green('intact') : paint.red(`broken: ${s.auditChain.reason}`)} (${s.auditChain.entries} entries) · violations ${JSON.stringify(s.invariantViolations)}\n`,
+  );
+  out.write(
+    `reviewer command p50 ${s.commandLatencyMs.p50} ms · p99 ${s.commandLatencyMs.p99} ms (${s.commandLatencyMs.n} commands)\n`,
+  );
+  out.write(
+    `${paint.dim(`${s.episodesPerSecond} episodes/s · ${(s.wallMs / 1000).toFixed(1)} s wall · client ${JSON.stringify(s.client)}`)}\n`,
+  );
 }

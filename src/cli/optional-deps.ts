@@ -6,14 +6,29 @@
 import { createRequire } from 'node:module';
 
 export const OPTIONAL_FEATURES: readonly { feature: string; packages: readonly string[] }[] = [
-  { feature: 'the cluster (--nats, @handoff-hitl/runtime/cluster)', packages: ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/kv'] },
-  { feature: 'the reviewer console and inspector (handoff start, inspect --format json/stately)', packages: ['ws', 'uplot', 'elkjs', '@statelyai/inspect', 'openid-client'] },
+  {
+    feature: 'the cluster (--nats, @handoff-hitl/runtime/cluster)',
+    packages: ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/kv'],
+  },
+  {
+    feature: 'the reviewer console and inspector (handoff start, inspect --format json/stately)',
+    packages: ['ws', 'uplot', 'elkjs', '@statelyai/inspect', 'openid-client'],
+  },
   {
     feature: 'telemetry (OpenTelemetry traces and Prometheus metrics)',
-    packages: ['@opentelemetry/sdk-trace-node', '@opentelemetry/sdk-metrics', '@opentelemetry/resources', '@opentelemetry/exporter-trace-otlp-http', '@opentelemetry/exporter-prometheus'],
+    packages: [
+      '@opentelemetry/sdk-trace-node',
+      '@opentelemetry/sdk-metrics',
+      '@opentelemetry/resources',
+      '@opentelemetry/exporter-trace-otlp-http',
+      '@opentelemetry/exporter-prometheus',
+    ],
   },
   { feature: 'TypeScript model folders (handlers.ts)', packages: ['tsx'] },
-  { feature: 'property-based sequences (handoff testgen --property, generated *.property.test.ts)', packages: ['fast-check'] },
+  {
+    feature: 'property-based sequences (handoff testgen --property, generated *.property.test.ts)',
+    packages: ['fast-check'],
+  },
 ];
 
 /** Whether `pkg` resolves from this package (an ESM-only package without a `require` export still counts). */

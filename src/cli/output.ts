@@ -46,7 +46,11 @@ export function table(rows: (string | number)[][], opts: { header?: boolean; ali
   const widths = cells[0]?.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length))) ?? [];
   return cells
     .map((r, ri) => {
-      const line = r.map((c, i) => ((opts.align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'r' ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
+      const line = r
+        .map((c, i) =>
+          (opts.align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'r' ? c.padStart(widths[i]!) : c.padEnd(widths[i]!),
+        )
+        .join('  ');
       return opts.header && ri === 0 ? paint.bold(line) : line;
     })
     .join('\n');

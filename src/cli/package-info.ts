@@ -17,8 +17,13 @@ export function packageInfo(): PackageInfo {
   for (;;) {
     const file = join(dir, 'package.json');
     if (existsSync(file)) {
-      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string; bin?: Record<string, string> };
-      if (pkg.bin?.handoff) return (cached = { root: dir, name: pkg.name ?? 'handoff', version: pkg.version ?? '0.0.0' });
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as {
+        name?: string;
+        version?: string;
+        bin?: Record<string, string>;
+      };
+      if (pkg.bin?.handoff)
+        return (cached = { root: dir, name: pkg.name ?? 'handoff', version: pkg.version ?? '0.0.0' });
     }
     const up = dirname(dir);
     if (up === dir) return (cached = { root: dir, name: 'handoff', version: '0.0.0' });

@@ -3,22 +3,33 @@ import { userInfo } from 'node:os';
 import { ContractError } from '../contracts/errors.ts';
 import { Redactor } from '../inspect/redact.ts';
 import { loadModel } from '../models/loader.ts';
-import { clearHold, listHolds, retentionOf, runRetention, setHold, type RetentionReport } from '../retention/retention.ts';
+import {
+  clearHold,
+  listHolds,
+  retentionOf,
+  runRetention,
+  setHold,
+  type RetentionReport,
+} from '../retention/retention.ts';
 import { openDataStore } from './keys-command.ts';
 import { paint, printJson, table } from './output.ts';
 import { parseInstant } from './lineage-command.ts';
 
 function operator(by: string | undefined): string {
-  if (by !== undefined && by.trim() === '') throw new ContractError('hold', [{ path: 'by', message: 'must not be empty' }]);
+  if (by !== undefined && by.trim() === '')
+    throw new ContractError('hold', [{ path: 'by', message: 'must not be empty' }]);
   return by ?? `operator:${userInfo().username}`;
 }
 
 function printReport(r: RetentionReport): void {
   const out = process.stdout;
-  out.write(`${paint.bold(`retention pass at ${new Date(r.at).toISOString()}${r.dryRun ? ' (dry run: nothing changed)' : ''}`)}\n`);
+  out.write(
+    `${paint.bold(`retention pass at ${new Date(r.at).toISOString()}${r.dryRun ? ' (dry run: nothing changed)' : ''}`)}\n`,
+  );
   if (r.compacted.length > 0) {
     const rows: (string | number)[][] = [['episode', 'model', 'ended', 'journal entries', 'actors']];
-    for (const c of r.compacted) rows.push([c.episodeId, c.model, new Date(c.endedAt).toISOString(), c.journalEntries, c.actors.length]);
+    for (const c of r.compacted)
+      rows.push([c.episodeId, c.model, new Date(c.endedAt).toISOString(), c.journalEntries, c.actors.length]);
     out.write(`${table(rows, { header: true, align: ['l', 'l', 'l', 'r', 'r'] })}\n`);
   }
   out.write(
@@ -28,10 +39,16 @@ function printReport(r: RetentionReport): void {
 
 /** `handoff retention run` and `handoff hold set | clear | list`. */
 export function registerRetention(program: Command): void {
-  const retention = program.command('retention').description("Compaction of finished episodes' journals to their audit summary, per model's retention.keepDays (docs/governance.md).");
+  const retention = program
+    .command('retention')
+    .description(
+      "Compaction of finished episodes' journals to their audit summary, per model's retention.keepDays (docs/governance.md).",
+    );
   retention
     .command('run')
-    .description('Compact the journals of finished episodes older than their model\'s retention.keepDays, except those on legal hold. The node must be stopped (LevelDB allows one process); an embedded `handoff start` does this by itself every hour (cluster nodes on NATS do not: their JetStream journal refuses deletes).')
+    .description(
+      "Compact the journals of finished episodes older than their model's retention.keepDays, except those on legal hold. The node must be stopped (LevelDB allows one process); an embedded `handoff start` does this by itself every hour (cluster nodes on NATS do not: their JetStream journal refuses deletes).",
+    )
     .option('--data <dir>', 'data folder', '.handoff/console')
     .option('--model <dirs...>', 'model folders whose retention applies', ['models/refunds', 'models/incidents'])
     .option('--now <iso>', 'the time the pass runs at (default: now)')
@@ -43,7 +60,13 @@ export function registerRetention(program: Command): void {
       const now = parseInstant(o.now, 'now', { contract: 'retention run' }) ?? Date.now();
       const store = await openDataStore(o.data);
       try {
-        const report = await runRetention(store, { retention: policies, now, dryRun: o.dryRun, by: `operator:${userInfo().username}`, redactor: new Redactor(models) });
+        const report = await runRetention(store, {
+          retention: policies,
+          now,
+          dryRun: o.dryRun,
+          by: `operator:${userInfo().username}`,
+          redactor: new Redactor(models),
+        });
         if (o.json) printJson(report);
         else printReport(report);
       } finally {
@@ -51,7 +74,9 @@ export function registerRetention(program: Command): void {
       }
     });
 
-  const hold = program.command('hold').description('Legal holds: an episode on hold is never compacted by retention (set and clear are audited).');
+  const hold = program
+    .command('hold')
+    .description('Legal holds: an episode on hold is never compacted by retention (set and clear are audited).');
   hold
     .command('set')
     .description('Put an episode on legal hold.')
@@ -85,7 +110,10 @@ export function registerRetention(program: Command): void {
       try {
         const h = await clearHold(store, { episodeId, reason: o.reason, by, at: Date.now() });
         if (o.json) printJson({ ok: true, cleared: h });
-        else process.stdout.write(`${paint.green('cleared')} hold on ${h.episodeId} (held since ${new Date(h.at).toISOString()})\n`);
+        else
+          process.stdout.write(
+            `${paint.green('cleared')} hold on ${h.episodeId} (held since ${new Date(h.at).toISOString()})\n`,
+          );
       } finally {
         await store.close();
       }

@@ -4,7 +4,16 @@ import { StoreWriteError } from '../runtime/level-store.ts';
 import type { ActorRecord, Commit, OutboxMessage } from '../runtime/store.ts';
 import { groupOf } from './keys.ts';
 import type { OwnedActors, Tracked } from './owned-actors.ts';
-import { decode, encode, isCasConflict, timerKey, type ActIndex, type ActMsg, type OwnershipGuard, type StoreSubjects } from './store-format.ts';
+import {
+  decode,
+  encode,
+  isCasConflict,
+  timerKey,
+  type ActIndex,
+  type ActMsg,
+  type OwnershipGuard,
+  type StoreSubjects,
+} from './store-format.ts';
 import type { StreamIO } from './stream-io.ts';
 import type { DerivedWrites } from './tails.ts';
 
@@ -69,7 +78,14 @@ export class ActorWrites {
 
   #actHeaders(msg: ActMsg, msgId: string): MsgHdrs {
     const h = natsHeaders();
-    const index: ActIndex = { k: msg.record.kind, m: msg.record.model, s: msg.record.status, h: msg.hot, q: msg.record.seq, t: msg.timers };
+    const index: ActIndex = {
+      k: msg.record.kind,
+      m: msg.record.model,
+      s: msg.record.status,
+      h: msg.hot,
+      q: msg.record.seq,
+      t: msg.timers,
+    };
     h.set('Handoff-Index', JSON.stringify(index));
     h.set('Handoff-Writer', msg.by);
     h.set('Nats-Msg-Id', msgId);
@@ -81,8 +97,14 @@ export class ActorWrites {
     const payload = encode(msg);
     const headers = this.#actHeaders(msg, msgId);
     const ack = await this.#io.retrying(`commit ${id}`, async () => {
-      if (this.#guard && !msg.fence && !this.#guard.mayWrite(id)) throw new LeaseLostError(id, 'the lease was lost while the write was retried');
-      return this.#io.js.publish(this.#sub.act(id), payload, { msgID: msgId, expect: { lastSubjectSequence: expected }, headers, timeout: this.#io.opts.publishTimeoutMs });
+      if (this.#guard && !msg.fence && !this.#guard.mayWrite(id))
+        throw new LeaseLostError(id, 'the lease was lost while the write was retried');
+      return this.#io.js.publish(this.#sub.act(id), payload, {
+        msgID: msgId,
+        expect: { lastSubjectSequence: expected },
+        headers,
+        timeout: this.#io.opts.publishTimeoutMs,
+      });
     });
     return ack.seq;
   }
@@ -95,7 +117,9 @@ export class ActorWrites {
     const id = c.actor.id;
     if (this.#guard && !this.#guard.mayWrite(id)) {
       this.stats.leaseRefusals++;
-      return Promise.reject(new LeaseLostError(id, this.#guard.why?.(id) ?? 'this node does not hold the lease of its group'));
+      return Promise.reject(
+        new LeaseLostError(id, this.#guard.why?.(id) ?? 'this node does not hold the lease of its group'),
+      );
     }
     this.stats.commits++;
     const prev = this.#chains.get(id);
@@ -127,29 +151,35 @@ export class ActorWrites {
       // The lease moved since this writer took the actor (lost, maybe taken back): a commit built on
       // what it held then is stale, whatever the compare-and-set would say.
       this.stats.leaseRefusals++;
-      throw new LeaseLostError(id, `stale fencing token: the actor was taken under lease revision ${prev.lease}, the lease is now at ${token ?? 'none'}`);
+      throw new LeaseLostError(
+        id,
+        `stale fencing token: the actor was taken under lease revision ${prev.lease}, the lease is now at ${token ?? 'none'}`,
+      );
     }
     let expected: number;
     if (prev && !prev.stale) {
       if (c.journal.seq !== prev.seq + 1) {
         this.stats.conflicts++;
         this.#batchFailed(new Set([id]));
-        throw new StoreWriteError(`${id}: the durable record is at version ${prev.seq}, this commit builds on ${c.journal.seq - 1}`);
+        throw new StoreWriteError(
+          `${id}: the durable record is at version ${prev.seq}, this commit builds on ${c.journal.seq - 1}`,
+        );
       }
       expected = prev.actSeq;
-    }
-    else if (c.journal.seq === 0 && !prev) expected = 0;
+    } else if (c.journal.seq === 0 && !prev) expected = 0;
     else {
       // Not seen by this writer, or its last write's outcome is unknown: the server decides, and the
       // commit must build on the durable record (else the in-memory actor is not what is durable).
       const last = await this.#io.getLast(this.streams.act, this.#sub.act(id));
-      const durableSeq = last ? (decode<ActMsg>(last.data).record.seq) : -1;
+      const durableSeq = last ? decode<ActMsg>(last.data).record.seq : -1;
       if (durableSeq !== c.journal.seq - 1) {
         this.stats.conflicts++;
         const failed = new Set([id]);
         if (prev) prev.stale = true;
         this.#batchFailed(failed);
-        throw new StoreWriteError(`${id}: the durable record is at version ${durableSeq}, this commit builds on ${c.journal.seq - 1}`);
+        throw new StoreWriteError(
+          `${id}: the durable record is at version ${durableSeq}, this commit builds on ${c.journal.seq - 1}`,
+        );
       }
       expected = last?.seq ?? 0;
     }
@@ -163,7 +193,15 @@ export class ActorWrites {
     timers = [...timers, ...set];
     if (c.actor.status !== 'active') timers = [];
     const lease = this.#guard?.fencingToken(id);
-    const msg: ActMsg = { v: 1, record: c.actor, hot: c.hot ?? false, timers, tails: [...this.#tails.pendingOf(id), ...newTails], by: this.writer, ...(lease !== undefined ? { lease } : {}) };
+    const msg: ActMsg = {
+      v: 1,
+      record: c.actor,
+      hot: c.hot ?? false,
+      timers,
+      tails: [...this.#tails.pendingOf(id), ...newTails],
+      by: this.writer,
+      ...(lease !== undefined ? { lease } : {}),
+    };
     if (c.commandId) this.#tails.holdCommand(c.commandId);
     let seq: number;
     try {
@@ -176,13 +214,30 @@ export class ActorWrites {
         this.stats.conflicts++;
         if (this.#guard && !this.#guard.mayWrite(id)) throw new LeaseLostError(id, 'another node wrote the actor');
         this.#batchFailed(new Set([id]));
-        throw new StoreWriteError(`${id}: another writer changed the actor (compare-and-set failed); it restarts from the durable record`, { cause: err });
+        throw new StoreWriteError(
+          `${id}: another writer changed the actor (compare-and-set failed); it restarts from the durable record`,
+          { cause: err },
+        );
       }
       this.#batchFailed(new Set([id]));
-      throw new StoreWriteError(`${id}: commit not written: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new StoreWriteError(`${id}: commit not written: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
     }
     this.justRead.delete(id);
-    const t: Tracked = { id, group, kind: c.actor.kind, model: c.actor.model, status: c.actor.status, hot: c.hot ?? false, actSeq: seq, seq: c.actor.seq, stale: false, timers, lease: prev?.lease ?? token };
+    const t: Tracked = {
+      id,
+      group,
+      kind: c.actor.kind,
+      model: c.actor.model,
+      status: c.actor.status,
+      hot: c.hot ?? false,
+      actSeq: seq,
+      seq: c.actor.seq,
+      stale: false,
+      timers,
+      lease: prev?.lease ?? token,
+    };
     this.#own.set(t, prev);
     this.#own.applyOutbox(c, group);
     this.#tails.follow(id, newTails);
@@ -206,7 +261,9 @@ export class ActorWrites {
     const outbox: OutboxMessage[] = [];
     const closedCases: string[] = [];
     // The group's actors: the subjects under its prefix (one stream-info request, no consumer).
-    const info = await this.#io.retrying(`list ${group}`, () => this.#io.jsm.streams.info(this.streams.act, { subjects_filter: this.#sub.actGroup(group) }));
+    const info = await this.#io.retrying(`list ${group}`, () =>
+      this.#io.jsm.streams.info(this.streams.act, { subjects_filter: this.#sub.actGroup(group) }),
+    );
     const subjectsOf = Object.keys(info.state.subjects ?? {});
     await Promise.all(
       subjectsOf.map(async (subject) => {
@@ -215,13 +272,20 @@ export class ActorWrites {
         let msg = decode<ActMsg>(m.data);
         let seq = m.seq;
         const id = msg.record.id;
-        if (msg.by !== this.writer) for (const tail of msg.tails ?? []) repairs.push(this.#tails.run(undefined, tail, true));
+        if (msg.by !== this.writer)
+          for (const tail of msg.tails ?? []) repairs.push(this.#tails.run(undefined, tail, true));
         if (msg.record.status === 'active') {
           // Fence: rewrite the record under this node's lease. A former owner's write in between fails
           // the compare-and-set; then read again and fence again.
           for (let attempt = 1; ; attempt++) {
             const lease = this.#guard?.fencingToken(id);
-            const fence: ActMsg = { ...msg, by: this.writer, fence: true, tails: [], ...(lease !== undefined ? { lease } : {}) };
+            const fence: ActMsg = {
+              ...msg,
+              by: this.writer,
+              fence: true,
+              tails: [],
+              ...(lease !== undefined ? { lease } : {}),
+            };
             try {
               seq = await this.#publishAct(id, fence, seq, `fence:${id}:${this.writer}:${++this.#writeNo}`);
               this.stats.fences++;
@@ -232,12 +296,25 @@ export class ActorWrites {
               if (!last) throw err;
               msg = decode<ActMsg>(last.data);
               seq = last.seq;
-              if (msg.by !== this.writer) for (const tail of msg.tails ?? []) repairs.push(this.#tails.run(undefined, tail, true));
+              if (msg.by !== this.writer)
+                for (const tail of msg.tails ?? []) repairs.push(this.#tails.run(undefined, tail, true));
               if (msg.record.status !== 'active') break;
             }
           }
         } else if (msg.record.kind === 'case') closedCases.push(id);
-        const t: Tracked = { id, group, kind: msg.record.kind, model: msg.record.model, status: msg.record.status, hot: msg.hot, actSeq: seq, seq: msg.record.seq, stale: false, timers: msg.record.status === 'active' ? msg.timers : [], lease: this.#guard?.fencingToken(id) };
+        const t: Tracked = {
+          id,
+          group,
+          kind: msg.record.kind,
+          model: msg.record.model,
+          status: msg.record.status,
+          hot: msg.hot,
+          actSeq: seq,
+          seq: msg.record.seq,
+          stale: false,
+          timers: msg.record.status === 'active' ? msg.timers : [],
+          lease: this.#guard?.fencingToken(id),
+        };
         this.#own.set(t, this.#tracked.get(id));
         if (msg.record.status === 'active') {
           this.justRead.set(id, { record: msg.record, at: performance.now() });
@@ -269,7 +346,21 @@ export class ActorWrites {
       const msg = decode<ActMsg>(m.data);
       const id = msg.record.id;
       for (const tail of msg.tails ?? []) repairs.push(this.#tails.run(undefined, tail, true));
-      this.#own.set({ id, group: groupOf(id), kind: msg.record.kind, model: msg.record.model, status: msg.record.status, hot: msg.hot, actSeq: m.seq, seq: msg.record.seq, stale: false, timers: msg.record.status === 'active' ? msg.timers : [] }, undefined);
+      this.#own.set(
+        {
+          id,
+          group: groupOf(id),
+          kind: msg.record.kind,
+          model: msg.record.model,
+          status: msg.record.status,
+          hot: msg.hot,
+          actSeq: m.seq,
+          seq: msg.record.seq,
+          stale: false,
+          timers: msg.record.status === 'active' ? msg.timers : [],
+        },
+        undefined,
+      );
     }
     await Promise.all(repairs);
     for await (const m of this.#io.scan(this.streams.idx, this.#sub.outAll())) {

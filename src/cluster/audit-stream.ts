@@ -40,7 +40,9 @@ export class AuditStream {
       if (found === null) return;
       start = found;
       for (let k = 0; k < 8; k++, start++) {
-        const m = await io.retrying('get audit', () => io.jsm.streams.getMessage(aud, { seq: start })).catch(() => null);
+        const m = await io
+          .retrying('get audit', () => io.jsm.streams.getMessage(aud, { seq: start }))
+          .catch(() => null);
         if (!m) return;
         for (const e of decode<AudMsg>(io.open(m.data, m.subject)).entries) if (e.seq >= from) yield e;
       }
@@ -75,7 +77,9 @@ export class AuditStream {
     if (drafts.length === 0) return;
     const io = this.#io;
     const msg = encode({ audit: drafts } satisfies JnlMsg);
-    const ack = await io.retrying('append audit', () => io.js.publish(this.#sub.jnlExtra(), msg, { msgID: `aud-x:${nuid.next()}` }));
+    const ack = await io.retrying('append audit', () =>
+      io.js.publish(this.#sub.jnlExtra(), msg, { msgID: `aud-x:${nuid.next()}` }),
+    );
     await this.#sequencer?.waitFor(ack.seq);
   }
 
@@ -90,7 +94,15 @@ export class AuditStream {
   async startSequencer(): Promise<void> {
     if (this.#sequencer) return;
     const io = this.#io;
-    this.#sequencer = new AuditSequencer(io.js, io.jsm, io.streams, this.#sub.aud(), this.#writer, this.#log, this.#keyring);
+    this.#sequencer = new AuditSequencer(
+      io.js,
+      io.jsm,
+      io.streams,
+      this.#sub.aud(),
+      this.#writer,
+      this.#log,
+      this.#keyring,
+    );
     await this.#sequencer.start();
   }
 
@@ -113,7 +125,8 @@ export class AuditStream {
       const m = await this.#io.getLast(this.#io.streams.aud, this.#sub.aud());
       const through = m ? decode<AudMsg>(m.data).rawThrough : 0;
       if (through >= target || (this.#sequencer && this.#sequencer.through >= target)) return;
-      if (Date.now() > deadline) throw new StoreWriteError(`audit chain not caught up: linked through ${through}, journal at ${target}`);
+      if (Date.now() > deadline)
+        throw new StoreWriteError(`audit chain not caught up: linked through ${through}, journal at ${target}`);
       await sleep(50);
     }
   }
@@ -194,16 +207,20 @@ class AuditSequencer {
 
   #wake(): void {
     const keep: { seq: number; resolve: () => void }[] = [];
-    for (const w of this.#waiters) (w.seq <= this.through ? w.resolve() : keep.push(w));
+    for (const w of this.#waiters) w.seq <= this.through ? w.resolve() : keep.push(w);
     this.#waiters = keep;
   }
 
   async #run(): Promise<void> {
     while (this.#running) {
-      let messages: Awaited<ReturnType<Awaited<ReturnType<JetStreamClient['consumers']['get']>>['consume']>> | undefined;
+      let messages:
+        Awaited<ReturnType<Awaited<ReturnType<JetStreamClient['consumers']['get']>>['consume']>> | undefined;
       try {
         // An ordered consumer: recreated by the client at the right place after a server restart.
-        const consumer = await this.#js.consumers.get(this.#streams.jnl, { deliver_policy: 'by_start_sequence' as ConsumerConfig['deliver_policy'], opt_start_seq: this.through + 1 });
+        const consumer = await this.#js.consumers.get(this.#streams.jnl, {
+          deliver_policy: 'by_start_sequence' as ConsumerConfig['deliver_policy'],
+          opt_start_seq: this.through + 1,
+        });
         messages = await consumer.consume({ max_messages: 1000 });
         this.#current = messages;
         if (!this.#running) break;
@@ -219,13 +236,19 @@ class AuditSequencer {
           if (entries.length > 0) {
             const msg: AudMsg = { rawThrough: last, entries };
             try {
-              const ack = await this.#js.publish(this.#audSubject, encode(msg), { msgID: `aud:${this.#audSeq}:${last}`, expect: { lastSubjectSequence: this.#audSeq } });
+              const ack = await this.#js.publish(this.#audSubject, encode(msg), {
+                msgID: `aud:${this.#audSeq}:${last}`,
+                expect: { lastSubjectSequence: this.#audSeq },
+              });
               this.#audSeq = ack.seq;
             } catch (err) {
               this.#chain.reset(head);
               if (isCasConflict(err)) {
                 // Another sequencer appended: continue from the chain as it stands.
-                this.#log?.warn({ writer: this.#writer }, 'audit sequencer: the chain moved under us; reloading its head');
+                this.#log?.warn(
+                  { writer: this.#writer },
+                  'audit sequencer: the chain moved under us; reloading its head',
+                );
                 await this.#loadHead();
               }
               throw err;

@@ -49,10 +49,14 @@ export class CommandRouter {
     const group = groupOf(cmd.caseId);
     const holder = h.leases.get(group)?.holder;
     if (!holder || holder.member === h.membership.id) return this.local(cmd as { caseId: string }, traceparent);
-    if (h.membership.isDead(holder.member)) throw new UnavailableError(cmd.caseId, 'its node died; the takeover is in progress', 500);
+    if (h.membership.isDead(holder.member))
+      throw new UnavailableError(cmd.caseId, 'its node died; the takeover is in progress', 500);
     h.stats.forwarded++;
     const tp = childTraceparent(traceparent, () => episodeTraceparent(h.namespace, group));
-    return h.transport.request(nodeSubject(h.namespace, holder.member), cmd, { timeoutMs: 8000, headers: { traceparent: tp } });
+    return h.transport.request(nodeSubject(h.namespace, holder.member), cmd, {
+      timeoutMs: 8000,
+      headers: { traceparent: tp },
+    });
   }
 
   /** A command for a case this node owns (or should). */

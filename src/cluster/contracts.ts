@@ -12,12 +12,18 @@ import { parseContract } from '../contracts/parse.ts';
  */
 
 /** Ids that name a placement group, an actor or a model: printable, bounded. */
-const Id = z.string().min(1).max(200).regex(/^[^\s*>]+$/, 'expected an id without spaces, * or >');
+const Id = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[^\s*>]+$/, 'expected an id without spaces, * or >');
 
 /** A request to start an episode (`ho.<ns>.work.start`, and the forwarded `node.<member>.start`). */
 export const StartRequestContract = z.object({
   /** Absent in requests of drivers older than this field: taken as the current version. */
-  schemaVersion: z.literal(SCHEMA_VERSION, { error: `unsupported schemaVersion (this node speaks ${SCHEMA_VERSION})` }).optional(),
+  schemaVersion: z
+    .literal(SCHEMA_VERSION, { error: `unsupported schemaVersion (this node speaks ${SCHEMA_VERSION})` })
+    .optional(),
   episodeId: Id,
   model: Id,
   signal: z.unknown().refine((s) => s !== undefined, 'a start request needs a signal'),
@@ -58,5 +64,7 @@ export function tryParse<S extends z.ZodType>(schema: S, input: unknown): z.outp
 
 /** A payload that is not JSON, as a contract error (the field is the whole message). */
 export function notJson(contract: string, err: unknown): ContractError {
-  return new ContractError(contract, [{ path: '', message: `not JSON: ${err instanceof Error ? err.message : String(err)}` }]);
+  return new ContractError(contract, [
+    { path: '', message: `not JSON: ${err instanceof Error ? err.message : String(err)}` },
+  ]);
 }

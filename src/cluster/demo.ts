@@ -50,7 +50,10 @@ export class RetryingClient {
     for (let attempt = 1; ; attempt++) {
       const t0 = performance.now();
       try {
-        const ack = await this.#transport.request(subject, cmd, { timeoutMs: this.#timeoutMs, headers: { traceparent: episodeTraceparent(this.#ns, groupOf(cmd.caseId)) } });
+        const ack = await this.#transport.request(subject, cmd, {
+          timeoutMs: this.#timeoutMs,
+          headers: { traceparent: episodeTraceparent(this.#ns, groupOf(cmd.caseId)) },
+        });
         if (this.latencies.length < 200_000) this.latencies.push(performance.now() - t0);
         return ack;
       } catch (err) {
@@ -63,7 +66,11 @@ export class RetryingClient {
         this.stats.retries++;
         this.stats.retriedCodes[code] = (this.stats.retriedCodes[code] ?? 0) + 1;
         const hinted = Number((err as HandoffError).details?.retryAfterMs);
-        await sleep(Number.isFinite(hinted) && hinted > 0 ? Math.min(hinted, 2000) : Math.min(2000, 50 * 2 ** Math.min(attempt, 5)));
+        await sleep(
+          Number.isFinite(hinted) && hinted > 0
+            ? Math.min(hinted, 2000)
+            : Math.min(2000, 50 * 2 ** Math.min(attempt, 5)),
+        );
       }
     }
   }
@@ -119,7 +126,9 @@ export interface ClusterDemoSummary extends RunSummary {
 function pct(values: number[], p: number): number {
   if (values.length === 0) return 0;
   const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]! * 100) / 100;
+  return (
+    Math.round(sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]! * 100) / 100
+  );
 }
 
 /**
@@ -132,8 +141,18 @@ export async function runClusterDemo(opts: ClusterDemoOptions): Promise<ClusterD
   const wall0 = performance.now();
   const ns = opts.namespace ?? 'default';
   const seed = opts.seed ?? 1;
-  const transport = await NatsTransport.connect(opts.servers, { name: 'handoff-demo-driver', ...(opts.security ? { security: opts.security } : {}) });
-  const store = await JetStreamStore.open({ nc: transport.nc, namespace: ns, guard: { mayWrite: () => false, fencingToken: () => undefined }, trackAll: false, auditSequencer: false, keyring: opts.keyring });
+  const transport = await NatsTransport.connect(opts.servers, {
+    name: 'handoff-demo-driver',
+    ...(opts.security ? { security: opts.security } : {}),
+  });
+  const store = await JetStreamStore.open({
+    nc: transport.nc,
+    namespace: ns,
+    guard: { mayWrite: () => false, fencingToken: () => undefined },
+    trackAll: false,
+    auditSequencer: false,
+    keyring: opts.keyring,
+  });
   try {
     const world = new JetStreamWorld(store);
     const clock = await clusterClock(store, opts.timeScale ?? 3600);
@@ -149,8 +168,21 @@ export async function runClusterDemo(opts: ClusterDemoOptions): Promise<ClusterD
       if (n.status !== 'active') finished.add(n.id);
     });
     const client = new RetryingClient(transport, { namespace: ns });
-    const pool = new ReviewerPool({ runtime: client as never, transport, namespace: ns, model, clock, rng: new Rng(seed * 7919 + 1), count: opts.reviewers ?? 12, run: Date.now() % 100_000 });
-    pool.readPlansWith(async (id) => ((await store.load(id))?.snapshot as { context?: CaseContext } | undefined)?.context?.plan ?? (null as Plan | null));
+    const pool = new ReviewerPool({
+      runtime: client as never,
+      transport,
+      namespace: ns,
+      model,
+      clock,
+      rng: new Rng(seed * 7919 + 1),
+      count: opts.reviewers ?? 12,
+      run: Date.now() % 100_000,
+    });
+    pool.readPlansWith(
+      async (id) =>
+        ((await store.load(id))?.snapshot as { context?: CaseContext } | undefined)?.context?.plan ??
+        (null as Plan | null),
+    );
 
     const total = opts.cases;
     const window = opts.window ?? 3000;
@@ -176,15 +208,29 @@ export async function runClusterDemo(opts: ClusterDemoOptions): Promise<ClusterD
       const signal = model.handlers.synthesize(signals, i);
       due += Math.round(-Math.log(1 - gaps.next()) * arrivalMs);
       while (clock.now() < due || started.size - finished.size >= window) {
-        if (Date.now() > deadline) throw new HandoffError('demo.timeout', `the cluster did not keep up: ${finished.size} of ${started.size} submitted episodes finished`);
+        if (Date.now() > deadline)
+          throw new HandoffError(
+            'demo.timeout',
+            `the cluster did not keep up: ${finished.size} of ${started.size} submitted episodes finished`,
+          );
         progress();
         await sleep(Math.max(1, Math.min(50, (due - clock.now()) / clock.origin.speed)));
       }
-      const req: StartRequest = { schemaVersion: 1, episodeId: id, model: model.name, signal, traceparent: episodeTraceparent(ns, id) };
+      const req: StartRequest = {
+        schemaVersion: 1,
+        episodeId: id,
+        model: model.name,
+        signal,
+        traceparent: episodeTraceparent(ns, id),
+      };
       for (let attempt = 1; ; attempt++) {
         try {
           const body = JSON.stringify(req);
-          await js.publish(workSubject(ns), opts.keyring ? seal(opts.keyring, Buffer.from(body), workSubject(ns)) : body, { msgID: `start:${ns}:${id}` });
+          await js.publish(
+            workSubject(ns),
+            opts.keyring ? seal(opts.keyring, Buffer.from(body), workSubject(ns)) : body,
+            { msgID: `start:${ns}:${id}` },
+          );
           break;
         } catch (err) {
           if (attempt >= 100) throw err;
@@ -197,7 +243,8 @@ export async function runClusterDemo(opts: ClusterDemoOptions): Promise<ClusterD
     let quietSince = performance.now();
     let seen = finished.size;
     while (finished.size < total) {
-      if (Date.now() > deadline) throw new HandoffError('demo.timeout', `${total - finished.size} episodes did not finish in time`);
+      if (Date.now() > deadline)
+        throw new HandoffError('demo.timeout', `${total - finished.size} episodes did not finish in time`);
       await sleep(100);
       progress();
       if (finished.size !== seen) {
@@ -214,12 +261,19 @@ export async function runClusterDemo(opts: ClusterDemoOptions): Promise<ClusterD
     pool.stop();
     sub.unsubscribe();
     await store.auditSettled(60_000);
-    const summary = await summarize(store, world as unknown as LevelWorld, model.config.review.tiers.length, (t) => model.config.actions[t]?.compensation ?? null);
+    const summary = await summarize(
+      store,
+      world as unknown as LevelWorld,
+      model.config.review.tiers.length,
+      (t) => model.config.actions[t]?.compensation ?? null,
+    );
     const verification = await verifyAudit(store.audit());
     const outcomes = new Map<string, number>();
-    for await (const e of store.audit()) if (e.kind === 'episode.outcome') outcomes.set(e.actor, (outcomes.get(e.actor) ?? 0) + 1);
+    for await (const e of store.audit())
+      if (e.kind === 'episode.outcome') outcomes.set(e.actor, (outcomes.get(e.actor) ?? 0) + 1);
     let outcomeAuditMismatch = 0;
-    for (let i = 0; i < total; i++) if (outcomes.get(`ep-${String(i + 1).padStart(6, '0')}`) !== 1) outcomeAuditMismatch++;
+    for (let i = 0; i < total; i++)
+      if (outcomes.get(`ep-${String(i + 1).padStart(6, '0')}`) !== 1) outcomeAuditMismatch++;
     const wallMs = Math.round(performance.now() - wall0);
     return {
       model: model.name,
@@ -230,7 +284,9 @@ export async function runClusterDemo(opts: ClusterDemoOptions): Promise<ClusterD
       wallMs,
       runMs,
       episodesPerSecond: Math.round((total / (runMs / 1000)) * 10) / 10,
-      auditChain: verification.ok ? { ok: true, entries: verification.entries } : { ok: false, entries: verification.entries, reason: verification.reason },
+      auditChain: verification.ok
+        ? { ok: true, entries: verification.entries }
+        : { ok: false, entries: verification.entries, reason: verification.reason },
       outcomeAuditMismatch,
       reviewerActivity: { ...pool.decisions },
       refusedCommands: { ...pool.refusals },

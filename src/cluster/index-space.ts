@@ -50,14 +50,22 @@ export class IndexSpace {
    * maps the current value (undefined if none) to the new one; it is retried on a conflicting write.
    * `msgId` makes a retried publish of the same change land once.
    */
-  async updateAux<T>(space: string, key: string, update: (current: T | undefined) => { value: T; msgId: string }): Promise<T> {
+  async updateAux<T>(
+    space: string,
+    key: string,
+    update: (current: T | undefined) => { value: T; msgId: string },
+  ): Promise<T> {
     const subject = this.#sub.aux(space, key);
     for (let attempt = 1; ; attempt++) {
       const last = await this.#io.getLast(this.#io.streams.idx, subject);
       const current = last ? decode<T>(last.data) : undefined;
       const next = update(current);
       try {
-        const opts = { msgID: next.msgId, expect: { lastSubjectSequence: last?.seq ?? 0 }, timeout: this.#io.opts.publishTimeoutMs };
+        const opts = {
+          msgID: next.msgId,
+          expect: { lastSubjectSequence: last?.seq ?? 0 },
+          timeout: this.#io.opts.publishTimeoutMs,
+        };
         await this.#io.retrying(`aux ${space}/${key}`, () => this.#io.js.publish(subject, encode(next.value), opts));
         return next.value;
       } catch (err) {

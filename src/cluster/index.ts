@@ -9,5 +9,11 @@ export { runClusterDemo, type ClusterDemoOptions, type ClusterDemoSummary } from
 export { clusterGatewayBackend, clusterInspectorBackend } from './console.ts';
 export { JetStreamStore, type JetStreamStoreOptions } from './jetstream-store.ts';
 export { NatsTransport, type NatsTransportOptions } from '../transport/nats-transport.ts';
-export { natsConnectOptions, natsSecurityFromOptions, type NatsSecurityOptions, type NatsAuth, type NatsTlsSettings } from '../security/nats-auth.ts';
+export {
+  natsConnectOptions,
+  natsSecurityFromOptions,
+  type NatsSecurityOptions,
+  type NatsAuth,
+  type NatsTlsSettings,
+} from '../security/nats-auth.ts';
 export { NatsServer, findNatsServer, freePort, type NatsServerOptions } from './nats-harness.ts';

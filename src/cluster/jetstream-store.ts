@@ -4,7 +4,17 @@ import { sealingJetStream } from '../security/keys-jetstream.ts';
 import type { AuditDraft, AuditEntry } from '../runtime/audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { StoreWriteError } from '../runtime/level-store.ts';
-import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from '../runtime/store.ts';
+import type {
+  ActorKind,
+  ActorRecord,
+  Commit,
+  DeadLetter,
+  JournalEntry,
+  LiveEntry,
+  OutboxMessage,
+  Store,
+  TimerEntry,
+} from '../runtime/store.ts';
 import { groupOf, untok } from './keys.ts';
 import { AuditStream } from './audit-stream.ts';
 import { OwnedActors } from './owned-actors.ts';
@@ -158,7 +168,8 @@ export class JetStreamStore implements Store {
     for (const spec of specs) {
       try {
         const info = await this.#jsm.streams.info(spec.name);
-        if (spec.allow_direct && !info.config.allow_direct) await this.#jsm.streams.update(spec.name, { ...info.config, allow_direct: true });
+        if (spec.allow_direct && !info.config.allow_direct)
+          await this.#jsm.streams.update(spec.name, { ...info.config, allow_direct: true });
       } catch {
         try {
           await this.#jsm.streams.add(spec);
@@ -235,7 +246,8 @@ export class JetStreamStore implements Store {
   }
 
   async *liveIndex(): AsyncIterable<LiveEntry> {
-    for (const t of [...this.#tracked.values()]) if (t.status === 'active') yield { id: t.id, kind: t.kind, model: t.model, hot: t.hot };
+    for (const t of [...this.#tracked.values()])
+      if (t.status === 'active') yield { id: t.id, kind: t.kind, model: t.model, hot: t.hot };
   }
 
   async *actors(kind?: ActorKind): AsyncIterable<ActorRecord> {
@@ -246,11 +258,23 @@ export class JetStreamStore implements Store {
   }
 
   /** Index entries of every actor (headers only: no snapshots), for counts and summaries. */
-  async *index(): AsyncIterable<{ id: string; kind: ActorKind; status: ActorRecord['status']; seq: number; writer: string }> {
+  async *index(): AsyncIterable<{
+    id: string;
+    kind: ActorKind;
+    status: ActorRecord['status'];
+    seq: number;
+    writer: string;
+  }> {
     for await (const m of this.#io.scan(this.streams.act, this.#sub.actAll(), { headersOnly: true })) {
       const ix = JSON.parse(m.headers?.get('Handoff-Index') || '{}') as ActIndex;
       const parts = m.subject.split('.');
-      yield { id: untok(parts[parts.length - 1]!), kind: ix.k, status: ix.s, seq: ix.q, writer: m.headers?.get('Handoff-Writer') ?? '' };
+      yield {
+        id: untok(parts[parts.length - 1]!),
+        kind: ix.k,
+        status: ix.s,
+        seq: ix.q,
+        writer: m.headers?.get('Handoff-Writer') ?? '',
+      };
     }
   }
 
@@ -271,11 +295,17 @@ export class JetStreamStore implements Store {
    */
   /** Refused, as {@link deleteJournal} is: retention runs on the LevelDB store. */
   async replaceFinishedRecord(rec: ActorRecord): Promise<void> {
-    throw new HandoffError('store.unsupported', `${rec.id}: retention's scrubbing of records needs the LevelDB store`, { actorId: rec.id });
+    throw new HandoffError('store.unsupported', `${rec.id}: retention's scrubbing of records needs the LevelDB store`, {
+      actorId: rec.id,
+    });
   }
 
   async deleteJournal(id: string): Promise<number> {
-    throw new HandoffError('store.unsupported', `${id}: the JetStream journal stream ${this.streams.jnl} denies deletes; retention compaction needs the LevelDB store`, { actorId: id, stream: this.streams.jnl });
+    throw new HandoffError(
+      'store.unsupported',
+      `${id}: the JetStream journal stream ${this.streams.jnl} denies deletes; retention compaction needs the LevelDB store`,
+      { actorId: id, stream: this.streams.jnl },
+    );
   }
 
   async *outbox(): AsyncIterable<OutboxMessage> {
@@ -304,7 +334,9 @@ export class JetStreamStore implements Store {
     const o = this.#outbox.get(id);
     const group = o?.group ?? groupOf(id.replace(/\.resolution$/, ''));
     this.#outbox.delete(id);
-    await this.#io.retrying(`ack outbox ${id}`, () => this.#js.publish(this.#sub.out(group, id), encode({ del: true }), { msgID: `outd:${id}` }));
+    await this.#io.retrying(`ack outbox ${id}`, () =>
+      this.#js.publish(this.#sub.out(group, id), encode({ del: true }), { msgID: `outd:${id}` }),
+    );
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -370,7 +402,11 @@ export class JetStreamStore implements Store {
   }
 
   /** See {@link IndexSpace.updateAux}. */
-  updateAux<T>(space: string, key: string, update: (current: T | undefined) => { value: T; msgId: string }): Promise<T> {
+  updateAux<T>(
+    space: string,
+    key: string,
+    update: (current: T | undefined) => { value: T; msgId: string },
+  ): Promise<T> {
     return this.#index.updateAux(space, key, update);
   }
 

@@ -19,7 +19,9 @@ export function tok(s: string): string {
 
 export function untok(t: string): string {
   if (t === '=') return '';
-  return t.replace(/==([0-9a-f]{4})|=([0-9a-f]{2})/g, (_, four: string | undefined, two: string | undefined) => String.fromCharCode(parseInt((four ?? two)!, 16)));
+  return t.replace(/==([0-9a-f]{4})|=([0-9a-f]{2})/g, (_, four: string | undefined, two: string | undefined) =>
+    String.fromCharCode(parseInt((four ?? two)!, 16)),
+  );
 }
 
 /**

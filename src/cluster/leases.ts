@@ -40,10 +40,17 @@ export class Leases {
   #log: Logger | undefined;
   readonly stats = { acquired: 0, lost: 0, released: 0, conflicts: 0 };
 
-  static async open(nc: NatsConnection, opts: { namespace: string; replicas?: number; logger?: Logger }): Promise<Leases> {
+  static async open(
+    nc: NatsConnection,
+    opts: { namespace: string; replicas?: number; logger?: Logger },
+  ): Promise<Leases> {
     const l = new Leases();
     l.#log = opts.logger;
-    l.#kv = await openBucket(nc, leasesBucket(opts.namespace), { history: 1, replicas: opts.replicas ?? 1, storage: 'file' as never });
+    l.#kv = await openBucket(nc, leasesBucket(opts.namespace), {
+      history: 1,
+      replicas: opts.replicas ?? 1,
+      storage: 'file' as never,
+    });
     const status = await l.#kv.status();
     let resolveSynced!: () => void;
     const synced = new Promise<void>((r) => (resolveSynced = r));
@@ -122,7 +129,9 @@ export class Leases {
     try {
       // Taking over a holder's lease is a compare-and-set on the revision seen; a free (deleted or
       // never created) lease is created, which fails if anyone created it meanwhile.
-      const revision = from?.holder ? await this.#kv.update(key, value, from.revision) : await this.#kv.create(key, value);
+      const revision = from?.holder
+        ? await this.#kv.update(key, value, from.revision)
+        : await this.#kv.create(key, value);
       const lease = { group, holder, revision };
       this.#set(lease);
       this.stats.acquired++;
@@ -146,7 +155,8 @@ export class Leases {
       this.stats.released++;
       // Known free at once (the watch's delete event follows with the delete marker's revision).
       const cur = this.#map.get(lease.group);
-      if (cur && cur.revision === lease.revision) this.#map.set(lease.group, { group: lease.group, holder: null, revision: lease.revision });
+      if (cur && cur.revision === lease.revision)
+        this.#map.set(lease.group, { group: lease.group, holder: null, revision: lease.revision });
       return true;
     } catch (err) {
       if (isCasConflict(err)) return false;

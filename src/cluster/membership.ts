@@ -51,7 +51,10 @@ export interface MembershipOptions {
   logger?: Logger;
 }
 
-export type MembershipEvent = { type: 'joined' | 'dead'; member: Member } | { type: 'health'; healthy: boolean } | { type: 'lapsed'; gapMs: number };
+export type MembershipEvent =
+  | { type: 'joined' | 'dead'; member: Member }
+  | { type: 'health'; healthy: boolean }
+  | { type: 'lapsed'; gapMs: number };
 
 export function membersBucket(namespace: string): string {
   return `ho_${tok(namespace).replace(/=/g, '_')}_members`;
@@ -92,14 +95,27 @@ export class Membership {
     this.node = opts.node;
     this.inc = `${Date.now().toString(36)}${nuid.next().slice(-6)}`;
     this.id = `${tok(this.node)}.${this.inc}`;
-    this.#opts = { namespace: opts.namespace, node: opts.node, heartbeatMs: opts.heartbeatMs ?? 250, deadAfterMs: opts.deadAfterMs ?? 5000, selfFenceMs: opts.selfFenceMs ?? 4000, maxAgeMs: opts.maxAgeMs ?? 3_600_000, suspectAfterMs: opts.suspectAfterMs ?? 700 };
+    this.#opts = {
+      namespace: opts.namespace,
+      node: opts.node,
+      heartbeatMs: opts.heartbeatMs ?? 250,
+      deadAfterMs: opts.deadAfterMs ?? 5000,
+      selfFenceMs: opts.selfFenceMs ?? 4000,
+      maxAgeMs: opts.maxAgeMs ?? 3_600_000,
+      suspectAfterMs: opts.suspectAfterMs ?? 700,
+    };
     this.#probe = opts.probe;
     this.#log = opts.logger;
   }
 
   static async join(nc: NatsConnection, opts: MembershipOptions): Promise<Membership> {
     const m = new Membership(opts);
-    m.#kv = await openBucket(nc, membersBucket(opts.namespace), { history: 1, ttl: m.#opts.maxAgeMs /* the bucket's max_age, not a per-key TTL */, replicas: opts.replicas ?? 1, storage: 'file' as never });
+    m.#kv = await openBucket(nc, membersBucket(opts.namespace), {
+      history: 1,
+      ttl: m.#opts.maxAgeMs /* the bucket's max_age, not a per-key TTL */,
+      replicas: opts.replicas ?? 1,
+      storage: 'file' as never,
+    });
     await m.#heartbeat();
     m.#synced = m.#startWatch();
     await m.#synced;
@@ -204,7 +220,13 @@ export class Membership {
 
   async #heartbeat(): Promise<void> {
     if (this.#beating || this.#stopped) return;
-    const rec: MemberRecord = { node: this.node, inc: this.inc, startedAt: this.startedAt, beat: ++this.#beat, at: Date.now() };
+    const rec: MemberRecord = {
+      node: this.node,
+      inc: this.inc,
+      startedAt: this.startedAt,
+      beat: ++this.#beat,
+      at: Date.now(),
+    };
     this.#beating = (async () => {
       // The proof dates from when the heartbeat was sent (it was stored after that), not acknowledged.
       const sentAt = performance.now();
@@ -310,7 +332,9 @@ export class Membership {
       this.#members.set(id, m);
       this.#emit({ type: 'joined', member: this.get(id)! });
       // A newer incarnation of the same node name supersedes the older ones at once.
-      for (const other of this.#members.values()) if (other.alive && other.node === rec.node && other.id !== id && other.startedAt <= rec.startedAt) this.#declareDead(other, 'restarted');
+      for (const other of this.#members.values())
+        if (other.alive && other.node === rec.node && other.id !== id && other.startedAt <= rec.startedAt)
+          this.#declareDead(other, 'restarted');
       return;
     }
     if (rec.beat !== prev.lastBeat) {
@@ -322,7 +346,8 @@ export class Membership {
   }
 
   #superseded(m: Member): boolean {
-    for (const other of this.#members.values()) if (other.node === m.node && other.id !== m.id && other.startedAt > m.startedAt) return true;
+    for (const other of this.#members.values())
+      if (other.node === m.node && other.id !== m.id && other.startedAt > m.startedAt) return true;
     return false;
   }
 
@@ -372,7 +397,17 @@ export class Membership {
             // Gone: its connection is closed (a killed process). Only if it has not beaten meanwhile,
             // and only if none of this node's connections dropped or came back since the probe began
             // ("no responders" just after a server restart means it has not resubscribed yet).
-            if (r === 'gone' && m.seenAt === seenAt && gen === this.#connGen && this.healthy && this.#canJudge(performance.now())) this.#declareDead(m, `no heartbeat for ${Math.round(performance.now() - m.seenAt)} ms and no longer connected`);
+            if (
+              r === 'gone' &&
+              m.seenAt === seenAt &&
+              gen === this.#connGen &&
+              this.healthy &&
+              this.#canJudge(performance.now())
+            )
+              this.#declareDead(
+                m,
+                `no heartbeat for ${Math.round(performance.now() - m.seenAt)} ms and no longer connected`,
+              );
           })
           .catch(() => undefined)
           .finally(() => this.#probing.delete(m.id));
@@ -386,7 +421,14 @@ export class Membership {
     this.#stopped = true;
     clearInterval(this.#timer);
     await this.#beating;
-    const rec: MemberRecord = { node: this.node, inc: this.inc, startedAt: this.startedAt, beat: ++this.#beat, at: Date.now(), left: true };
+    const rec: MemberRecord = {
+      node: this.node,
+      inc: this.inc,
+      startedAt: this.startedAt,
+      beat: ++this.#beat,
+      at: Date.now(),
+      left: true,
+    };
     await this.#kv.put(this.id, JSON.stringify(rec), { timeout: 2000 }).catch(() => undefined);
     this.#watch?.stop();
   }

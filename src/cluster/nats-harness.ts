@@ -119,14 +119,22 @@ export function natsServerConfig(opts: Pick<NatsServerOptions, 'tls' | 'authoriz
     if ('token' in a) lines.push(`  token: ${q(a.token)}`);
     else if ('users' in a) {
       lines.push('  users: [');
-      for (const u of a.users) lines.push('nkey' in u ? `    { nkey: ${q(u.nkey)} }` : `    { user: ${q(u.user)}, password: ${q(u.password)} }`);
+      for (const u of a.users)
+        lines.push(
+          'nkey' in u ? `    { nkey: ${q(u.nkey)} }` : `    { user: ${q(u.user)}, password: ${q(u.password)} }`,
+        );
       lines.push('  ]');
     } else lines.push(`  user: ${q(a.user)}`, `  password: ${q(a.password)}`);
     lines.push('}');
   }
   const op = opts.operator;
   if (op) {
-    lines.push(`operator: ${q(op.jwt)}`, `system_account: ${q(op.systemAccount)}`, 'resolver: MEMORY', 'resolver_preload: {');
+    lines.push(
+      `operator: ${q(op.jwt)}`,
+      `system_account: ${q(op.systemAccount)}`,
+      'resolver: MEMORY',
+      'resolver_preload: {',
+    );
     for (const [pub, jwt] of Object.entries(op.accounts)) lines.push(`  ${q(pub)}: ${q(jwt)}`);
     lines.push('}');
   }
@@ -204,7 +212,11 @@ export class NatsServer {
   }
 
   async #launch(): Promise<void> {
-    const proc = spawn(this.#bin, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir, ...this.#args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(
+      this.#bin,
+      ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir, ...this.#args],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.#proc = proc;
     const keep = (b: Buffer) => {
       this.#log.push(b.toString());
@@ -215,7 +227,8 @@ export class NatsServer {
     proc.stderr?.on('data', keep);
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`nats-server exited at start (code ${proc.exitCode}):\n${this.log}`);
+      if (proc.exitCode !== null || proc.signalCode !== null)
+        throw new Error(`nats-server exited at start (code ${proc.exitCode}):\n${this.log}`);
       if (this.log.includes('Server is ready') && (await canConnect(this.port))) return;
       await new Promise((r) => setTimeout(r, 25));
     }

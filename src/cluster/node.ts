@@ -69,7 +69,18 @@ export class ClusterNode {
   #subjects: ReturnType<typeof subjects>;
   /** Signals over NATS (`handoff.<ns>.signals.<model>`, ingest.ts). */
   ingest: SignalIngest | undefined;
-  readonly stats = { poison: 0, lapses: 0, started: 0, commands: 0, forwarded: 0, overloaded: 0, takeovers: 0, adoptedActors: 0, lost: 0, released: 0 };
+  readonly stats = {
+    poison: 0,
+    lapses: 0,
+    started: 0,
+    commands: 0,
+    forwarded: 0,
+    overloaded: 0,
+    takeovers: 0,
+    adoptedActors: 0,
+    lost: 0,
+    released: 0,
+  };
 
   private constructor(opts: ClusterNodeOptions) {
     this.#opts = opts;
@@ -116,7 +127,8 @@ export class ClusterNode {
   #checkFence(actorId: string, token: number): void {
     if (!this.mayWrite(actorId)) throw new LeaseLostError(actorId, `effect fenced: ${this.whyNot(actorId)}`);
     const rev = this.leases.get(groupOf(actorId))?.revision;
-    if (rev !== token) throw new LeaseLostError(actorId, `effect fenced: issued under lease revision ${token}, now ${rev ?? 'none'}`);
+    if (rev !== token)
+      throw new LeaseLostError(actorId, `effect fenced: issued under lease revision ${token}, now ${rev ?? 'none'}`);
   }
 
   #verifying: Promise<void> | undefined;
@@ -148,7 +160,10 @@ export class ClusterNode {
   whyNot(actorId: string): string {
     const group = groupOf(actorId);
     if (this.#stopped) return 'the node is stopping';
-    if (!this.membership.healthy) return this.membership.lapsed ? 'this node is fenced: its liveness proof lapsed and its leases are being re-read' : 'this node is fenced: its heartbeat is overdue';
+    if (!this.membership.healthy)
+      return this.membership.lapsed
+        ? 'this node is fenced: its liveness proof lapsed and its leases are being re-read'
+        : 'this node is fenced: its heartbeat is overdue';
     if (!this.#held.has(group)) return `this node does not hold ${group}`;
     const h = this.leases.get(group)?.holder;
     return h?.member === this.membership.id ? 'writable' : `the lease of ${group} is held by ${h?.member ?? 'nobody'}`;
@@ -156,10 +171,16 @@ export class ClusterNode {
 
   async #start(): Promise<void> {
     const o = this.#opts;
-    this.transport = await NatsTransport.connect(o.servers, { name: `handoff-${o.node}`, ...(o.security ? { security: o.security } : {}) });
+    this.transport = await NatsTransport.connect(o.servers, {
+      name: `handoff-${o.node}`,
+      ...(o.security ? { security: o.security } : {}),
+    });
     const nc = this.transport.nc;
     // Heartbeats on their own connection, so they do not queue behind this node's bulk writes.
-    this.#control = await NatsTransport.connect(o.servers, { name: `handoff-${o.node}-membership`, ...(o.security ? { security: o.security } : {}) });
+    this.#control = await NatsTransport.connect(o.servers, {
+      name: `handoff-${o.node}-membership`,
+      ...(o.security ? { security: o.security } : {}),
+    });
     this.membership = await Membership.join(this.#control.nc, {
       namespace: this.namespace,
       node: o.node,
@@ -173,16 +194,33 @@ export class ClusterNode {
     // A probe travels on the data connection: its disconnects and reconnects count for liveness too.
     this.membership.observe(this.transport.nc);
     // Answer probes on the data connection: while it is up this node can write, so it is not gone.
-    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id, 'ping'), () => this.name, { queue: 'direct' }));
-    this.leases = await Leases.open(nc, { namespace: this.namespace, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}), logger: this.#log });
+    this.#subs.push(
+      this.transport.serve(this.#directSubject(this.membership.id, 'ping'), () => this.name, { queue: 'direct' }),
+    );
+    this.leases = await Leases.open(nc, {
+      namespace: this.namespace,
+      ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+      logger: this.#log,
+    });
     const guard: OwnershipGuard = {
       mayWrite: (id) => this.mayWrite(id),
       why: (id) => this.whyNot(id),
       fencingToken: (id) => this.leases.get(groupOf(id))?.revision,
     };
-    this.store = await JetStreamStore.open({ nc, namespace: this.namespace, writer: this.membership.id, guard, trackAll: false, auditSequencer: false, logger: this.#log, keyring: o.keyring, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}) });
+    this.store = await JetStreamStore.open({
+      nc,
+      namespace: this.namespace,
+      writer: this.membership.id,
+      guard,
+      trackAll: false,
+      auditSequencer: false,
+      logger: this.#log,
+      keyring: o.keyring,
+      ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+    });
     this.world = new JetStreamWorld(this.store);
-    this.clock = o.clock ?? (o.timeScale && o.timeScale !== 1 ? await clusterClock(this.store, o.timeScale) : systemClock);
+    this.clock =
+      o.clock ?? (o.timeScale && o.timeScale !== 1 ? await clusterClock(this.store, o.timeScale) : systemClock);
     this.#reasoning = await assembleReasoning({ models: o.models, store: this.store, clock: this.clock, drift: false });
     const traceFor = (data: unknown): Record<string, string> | undefined => {
       const id = (data as { id?: unknown })?.id;
@@ -244,17 +282,47 @@ export class ClusterNode {
         return !!lease;
       },
     });
-    const forwarded = (m: Msg) => this.#parseRequest<{ caseId: string }>(ForwardedCommandContract, m.data, 'ForwardedCommand');
-    this.#subs.push(this.transport.serve(this.#subjects.actorAll, (m) => commands.route(m), { queue: `handoff-${this.namespace}-commands` }));
-    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id), (m) => commands.local(forwarded(m), m.headers?.traceparent), { queue: 'direct' }));
-    this.#subs.push(this.transport.serve(this.#directSubject(this.membership.id, 'start'), (m) => this.#startHere(this.#parseRequest<StartRequest>(StartRequestContract, m.data, 'StartRequest'), false), { queue: 'direct' }));
+    const forwarded = (m: Msg) =>
+      this.#parseRequest<{ caseId: string }>(ForwardedCommandContract, m.data, 'ForwardedCommand');
+    this.#subs.push(
+      this.transport.serve(this.#subjects.actorAll, (m) => commands.route(m), {
+        queue: `handoff-${this.namespace}-commands`,
+      }),
+    );
+    this.#subs.push(
+      this.transport.serve(
+        this.#directSubject(this.membership.id),
+        (m) => commands.local(forwarded(m), m.headers?.traceparent),
+        { queue: 'direct' },
+      ),
+    );
+    this.#subs.push(
+      this.transport.serve(
+        this.#directSubject(this.membership.id, 'start'),
+        (m) => this.#startHere(this.#parseRequest<StartRequest>(StartRequestContract, m.data, 'StartRequest'), false),
+        { queue: 'direct' },
+      ),
+    );
 
     const jsm = await jetstreamManager(nc);
     this.#js = jetstream(nc);
     await ensureWorkStream(jsm, this.namespace, o.replicas ?? 1);
     this.ingest = await SignalIngest.start({
-      ...{ js: this.#js, jsm, namespace: this.namespace, workSubject: workSubject(this.namespace), models: o.models, keyring: o.keyring, replicas: o.replicas ?? 1, log: this.#log },
-      ...{ publish: (s, d) => nc.publish(s, d), putDeadLetter: (l) => this.store.putDeadLetter(l), audit: (d) => this.runtime.audit(d) },
+      ...{
+        js: this.#js,
+        jsm,
+        namespace: this.namespace,
+        workSubject: workSubject(this.namespace),
+        models: o.models,
+        keyring: o.keyring,
+        replicas: o.replicas ?? 1,
+        log: this.#log,
+      },
+      ...{
+        publish: (s, d) => nc.publish(s, d),
+        putDeadLetter: (l) => this.store.putDeadLetter(l),
+        audit: (d) => this.runtime.audit(d),
+      },
       ...{ accepting: () => !this.#stopped && this.membership.healthy, now: () => this.clock.now() },
     });
 
@@ -336,7 +404,10 @@ export class ClusterNode {
       this.#refusedWhileMine.clear();
       const groups = new Set(ids.map(groupOf));
       this.#reactivating = this.runtime
-        .adopt(ids, [...groups].flatMap((g) => this.store.outboxOf(g)))
+        .adopt(
+          ids,
+          [...groups].flatMap((g) => this.store.outboxOf(g)),
+        )
         .catch((err: unknown) => this.#log.warn({ err }, 'reactivation failed'))
         .finally(() => (this.#reactivating = undefined));
     }
@@ -348,7 +419,8 @@ export class ClusterNode {
       if (rendezvous(lease.group, alive) !== this.membership.id) continue;
       void this.#takeover(lease);
     }
-    if (!this.leases.get(AUDIT_GROUP)?.holder && rendezvous(AUDIT_GROUP, alive) === this.membership.id) void this.#takeover(this.leases.get(AUDIT_GROUP));
+    if (!this.leases.get(AUDIT_GROUP)?.holder && rendezvous(AUDIT_GROUP, alive) === this.membership.id)
+      void this.#takeover(this.leases.get(AUDIT_GROUP));
   }
 
   async #takeover(from: Lease | undefined): Promise<void> {
@@ -368,7 +440,14 @@ export class ClusterNode {
       }
       this.stats.takeovers++;
       const active = await this.#adopt(group, lease);
-      this.#event({ type: 'adopted', group, from: from?.holder?.member ?? null, active, ms: Math.round(performance.now() - t0), at: Date.now() });
+      this.#event({
+        type: 'adopted',
+        group,
+        from: from?.holder?.member ?? null,
+        active,
+        ms: Math.round(performance.now() - t0),
+        at: Date.now(),
+      });
     } catch (err) {
       this.#log.warn({ err, group }, 'takeover failed; the sweep tries again');
       if (this.#held.get(group)?.state === 'adopting') this.#held.delete(group);
@@ -400,7 +479,12 @@ export class ClusterNode {
   async #reactivate(): Promise<void> {
     const refused = [...this.#refusedWhileMine].filter((id) => this.mayWrite(id));
     this.#refusedWhileMine.clear();
-    await this.runtime.adopt(refused, [...new Set(refused.map(groupOf))].flatMap((g) => this.store.outboxOf(g))).catch((err: unknown) => this.#log.warn({ err }, 'reactivation failed'));
+    await this.runtime
+      .adopt(
+        refused,
+        [...new Set(refused.map(groupOf))].flatMap((g) => this.store.outboxOf(g)),
+      )
+      .catch((err: unknown) => this.#log.warn({ err }, 'reactivation failed'));
     for (const [group, held] of this.#held) {
       if (group === AUDIT_GROUP || held.state !== 'ready') continue;
       if (this.leases.get(group)?.holder?.member !== this.membership.id) {
@@ -479,7 +563,10 @@ export class ClusterNode {
    */
   async #startHere(req: StartRequest, forward: boolean): Promise<void> {
     // Refused before a lease is taken: nothing to give back.
-    if (!this.runtime.models.has(req.model)) throw new HandoffError('model.unknown', `no model named '${req.model}' is loaded on node ${this.name}`, { model: req.model });
+    if (!this.runtime.models.has(req.model))
+      throw new HandoffError('model.unknown', `no model named '${req.model}' is loaded on node ${this.name}`, {
+        model: req.model,
+      });
     const wasHeld = this.#held.has(req.episodeId);
     const claim = await this.#claim(req.episodeId);
     if (claim === 'elsewhere') {
@@ -490,7 +577,16 @@ export class ClusterNode {
     }
     if (claim === 'busy') throw new UnavailableError(req.episodeId, 'its node died; the takeover is in progress', 250);
     try {
-      await withSpan('handoff.episode.start', req.traceparent, { 'handoff.episode': req.episodeId, 'handoff.node': this.name }, () => this.runtime.startEpisode(req.model, req.signal, { episodeId: req.episodeId, ...(req.traceparent ? { traceparent: req.traceparent } : {}) }));
+      await withSpan(
+        'handoff.episode.start',
+        req.traceparent,
+        { 'handoff.episode': req.episodeId, 'handoff.node': this.name },
+        () =>
+          this.runtime.startEpisode(req.model, req.signal, {
+            episodeId: req.episodeId,
+            ...(req.traceparent ? { traceparent: req.traceparent } : {}),
+          }),
+      );
       this.stats.started++;
     } catch (err) {
       if (err instanceof ActorExistsError) {
@@ -524,7 +620,9 @@ export class ClusterNode {
     }
     if (rec.status === 'active') {
       this.#held.delete(group);
-      await this.#adopt(group, held.lease).catch((err: unknown) => this.#log.warn({ err, group }, 'failed start: adoption of the durable episode failed'));
+      await this.#adopt(group, held.lease).catch((err: unknown) =>
+        this.#log.warn({ err, group }, 'failed start: adoption of the durable episode failed'),
+      );
     } else await this.#release(group);
   }
 

@@ -75,7 +75,9 @@ export class OwnedActors {
   }
 
   groupActors(group: string, activeOnly = false): string[] {
-    return [...(this.#groups.get(group) ?? [])].filter((id) => !activeOnly || this.tracked.get(id)?.status === 'active');
+    return [...(this.#groups.get(group) ?? [])].filter(
+      (id) => !activeOnly || this.tracked.get(id)?.status === 'active',
+    );
   }
 
   trackedGroups(): string[] {

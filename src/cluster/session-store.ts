@@ -32,8 +32,15 @@ export class NatsSessionStore implements SessionStore {
     this.#keyring = keyring;
   }
 
-  static async open(nc: NatsConnection, opts: { namespace: string; replicas?: number; logger?: Logger; keyring?: Keyring | undefined }): Promise<NatsSessionStore> {
-    const kv = await openBucket(nc, sessionsBucket(opts.namespace), { history: 1, replicas: opts.replicas ?? 1, storage: 'file' as never });
+  static async open(
+    nc: NatsConnection,
+    opts: { namespace: string; replicas?: number; logger?: Logger; keyring?: Keyring | undefined },
+  ): Promise<NatsSessionStore> {
+    const kv = await openBucket(nc, sessionsBucket(opts.namespace), {
+      history: 1,
+      replicas: opts.replicas ?? 1,
+      storage: 'file' as never,
+    });
     const store = new NatsSessionStore(kv, opts.logger, opts.keyring);
     store.#watch = await kv.watch({ include: KvWatchInclude.UpdatesOnly });
     const w = store.#watch;

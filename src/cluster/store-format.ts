@@ -129,7 +129,7 @@ export function isCasConflict(err: unknown): boolean {
 
 /** Errors worth retrying: the server is restarting or unreachable, or the request timed out. */
 export function isTransient(err: unknown): boolean {
-  if (err instanceof JetStreamApiError) return err.status === 503 || err.code === 10008 /* cluster not available */;
+  if (err instanceof JetStreamApiError) return err.status === 503 || err.code === 10008; /* cluster not available */
   return true;
 }
 
@@ -165,7 +165,10 @@ export function storeSubjects(namespace: string) {
 export type StoreSubjects = ReturnType<typeof storeSubjects>;
 
 /** The configuration of a namespace's four streams. */
-export function streamSpecs(namespace: string, opts: { storage: 'file' | 'memory'; replicas: number; duplicateWindowMs: number }): (Partial<StreamConfig> & { name: string })[] {
+export function streamSpecs(
+  namespace: string,
+  opts: { storage: 'file' | 'memory'; replicas: number; duplicateWindowMs: number },
+): (Partial<StreamConfig> & { name: string })[] {
   const names = streamNames(namespace);
   const base: Partial<StreamConfig> = {
     storage: opts.storage as StreamConfig['storage'],
@@ -177,6 +180,13 @@ export function streamSpecs(namespace: string, opts: { storage: 'file' | 'memory
     { ...base, name: names.act, subjects: [`ho.${namespace}.act.>`], max_msgs_per_subject: 1, allow_direct: true },
     { ...base, name: names.aud, subjects: [`ho.${namespace}.aud`], deny_delete: true, deny_purge: true },
     { ...base, name: names.idx, subjects: [`ho.${namespace}.idx.>`], max_msgs_per_subject: 1, allow_direct: true },
-    { ...base, name: names.jnl, subjects: [`ho.${namespace}.jnl.>`], deny_delete: true, deny_purge: true, allow_direct: true },
+    {
+      ...base,
+      name: names.jnl,
+      subjects: [`ho.${namespace}.jnl.>`],
+      deny_delete: true,
+      deny_purge: true,
+      allow_direct: true,
+    },
   ];
 }

@@ -95,7 +95,11 @@ export class StreamIO {
    * Reads every message of `stream` matching `filter` through a short-lived consumer (headers only
    * on request), in stream order.
    */
-  async *scan(stream: string, filter: string, opts: { headersOnly?: boolean; startSeq?: number } = {}): AsyncIterable<ScannedMessage> {
+  async *scan(
+    stream: string,
+    filter: string,
+    opts: { headersOnly?: boolean; startSeq?: number } = {},
+  ): AsyncIterable<ScannedMessage> {
     const cfg: Partial<ConsumerConfig> = {
       ack_policy: 'none' as ConsumerConfig['ack_policy'],
       filter_subject: filter,
@@ -131,9 +135,13 @@ export class StreamIO {
     if (this.#closed()) throw new StoreWriteError('store is closed');
     const msgID = `${what}:${nuid.next()}`;
     try {
-      await this.retrying(what, () => this.js.publish(subject, encode(value), { msgID, timeout: this.opts.publishTimeoutMs }));
+      await this.retrying(what, () =>
+        this.js.publish(subject, encode(value), { msgID, timeout: this.opts.publishTimeoutMs }),
+      );
     } catch (err) {
-      throw new StoreWriteError(`${what} not written: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new StoreWriteError(`${what} not written: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
     }
   }
 }

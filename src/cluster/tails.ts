@@ -46,7 +46,13 @@ export class DerivedWrites {
     const tails: Tail[] = [];
     const group = groupOf(a.id);
     const jnl: JnlMsg = { actor: a.id, journal: c.journal, ...(c.audit?.length ? { audit: c.audit } : {}) };
-    tails.push({ k: 'jnl', subject: sub.jnl(a.id), msgId: `jnl:${a.id}:${c.journal.seq}`, data: jnl, seq: c.journal.seq });
+    tails.push({
+      k: 'jnl',
+      subject: sub.jnl(a.id),
+      msgId: `jnl:${a.id}:${c.journal.seq}`,
+      data: jnl,
+      seq: c.journal.seq,
+    });
     if (c.commandId) {
       const data = { actor: a.id, seq: c.journal.seq };
       tails.push({ k: 'cmd', subject: sub.cmd(c.commandId), msgId: `cmd:${c.commandId}`, data });

@@ -34,9 +34,21 @@ export function childTraceparent(parent: string | undefined, fallback: () => str
  * Runs `fn` in an OpenTelemetry span whose parent is the incoming `traceparent` (a no-op when no
  * tracer provider is registered). Returns `fn`'s result; the span ends when it settles.
  */
-export async function withSpan<T>(name: string, traceparent: string | undefined, attributes: Record<string, string | number>, fn: (span: Span) => Promise<T>): Promise<T> {
+export async function withSpan<T>(
+  name: string,
+  traceparent: string | undefined,
+  attributes: Record<string, string | number>,
+  fn: (span: Span) => Promise<T>,
+): Promise<T> {
   const p = parseTraceparent(traceparent);
-  const parent = p ? trace.setSpanContext(context.active(), { traceId: p.traceId, spanId: p.spanId, traceFlags: p.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true }) : context.active();
+  const parent = p
+    ? trace.setSpanContext(context.active(), {
+        traceId: p.traceId,
+        spanId: p.spanId,
+        traceFlags: p.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+        isRemote: true,
+      })
+    : context.active();
   const span = trace.getTracer('handoff-cluster').startSpan(name, { attributes }, parent);
   try {
     return await context.with(trace.setSpan(parent, span), () => fn(span));

@@ -195,7 +195,14 @@ export class WorkPuller {
     const text = Buffer.from(m.data).toString('utf8');
     const payload = text.length > 4096 ? `${text.slice(0, 4096)}…` : text;
     await host
-      .putDeadLetter({ id: `work-${m.seq}`, at: Date.now(), actorId, event: { type: 'handoff.work.start', subject: m.subject, seq: m.seq, payload }, reason, code })
+      .putDeadLetter({
+        id: `work-${m.seq}`,
+        at: Date.now(),
+        actorId,
+        event: { type: 'handoff.work.start', subject: m.subject, seq: m.seq, payload },
+        reason,
+        code,
+      })
       .catch((e: unknown) => host.log.warn({ err: e }, 'dead letter not written'));
   }
 }

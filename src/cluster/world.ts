@@ -34,7 +34,13 @@ export class JetStreamWorld implements World {
     this.#store = store;
   }
 
-  async apply(key: string, action: string, args: Record<string, unknown>, result: unknown, fence?: EffectFence): Promise<void> {
+  async apply(
+    key: string,
+    action: string,
+    args: Record<string, unknown>,
+    result: unknown,
+    fence?: EffectFence,
+  ): Promise<void> {
     const call = nuid.next();
     await this.#store.updateAux<StoredLedgerEntry>('world', key, (existing) => {
       if (fence) {
@@ -73,7 +79,18 @@ export class JetStreamWorld implements World {
         }
         if ((existing?.epoch ?? -1) > fence.token) this.#stale(key, fence, existing!);
         this.stats.claims++;
-        return { value: { key, action: existing?.action ?? '', args: {}, result: null, at: Date.now(), applications: 0, epoch: fence.token }, msgId: `world-claim:${key}:${fence.token}:${call}` };
+        return {
+          value: {
+            key,
+            action: existing?.action ?? '',
+            args: {},
+            result: null,
+            at: Date.now(),
+            applications: 0,
+            epoch: fence.token,
+          },
+          msgId: `world-claim:${key}:${fence.token}:${call}`,
+        };
       });
     } catch (err) {
       if (err !== SEEN) throw err;
@@ -83,7 +100,10 @@ export class JetStreamWorld implements World {
 
   #stale(key: string, fence: EffectFence, existing: StoredLedgerEntry): never {
     this.stats.refusedStale++;
-    throw new LeaseLostError(key, `the world refused fencing token ${fence.token}: the effect's key is held under token ${existing.epoch}`);
+    throw new LeaseLostError(
+      key,
+      `the world refused fencing token ${fence.token}: the effect's key is held under token ${existing.epoch}`,
+    );
   }
 
   async *entries(): AsyncIterable<LedgerEntry> {

@@ -13,7 +13,12 @@ const Base64 = z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'expected base64');
 export const ScryptHash = z.object({
   algorithm: z.literal('scrypt'),
   /** CPU/memory cost, a power of two. */
-  N: z.number().int().min(1024).max(1 << 20).refine((n) => (n & (n - 1)) === 0, 'N must be a power of two'),
+  N: z
+    .number()
+    .int()
+    .min(1024)
+    .max(1 << 20)
+    .refine((n) => (n & (n - 1)) === 0, 'N must be a power of two'),
   r: z.number().int().min(1).max(32),
   p: z.number().int().min(1).max(16),
   keylen: z.number().int().min(16).max(128),
@@ -34,7 +39,9 @@ export type ReviewerCredential = z.infer<typeof ReviewerCredential>;
 
 /** `models/<name>/reviewers.json`. */
 export const CredentialsFile = z.object({
-  schemaVersion: z.literal(SCHEMA_VERSION, { error: `unsupported schemaVersion (this release reads ${SCHEMA_VERSION})` }),
+  schemaVersion: z.literal(SCHEMA_VERSION, {
+    error: `unsupported schemaVersion (this release reads ${SCHEMA_VERSION})`,
+  }),
   reviewers: z.array(ReviewerCredential),
   /**
    * Roles that may see fields marked `sensitive()` (personal data) in the console. Everyone else sees

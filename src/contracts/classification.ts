@@ -45,9 +45,11 @@ export function sensitivePaths(schema: z.ZodType, prefix = ''): string[] {
   if (own === 'sensitive' && prefix) return [prefix];
   const inner = unwrap(schema);
   if (inner !== schema && classifications.get(inner)?.classification === 'sensitive' && prefix) return [prefix];
-  const def = (inner as unknown as { def: { type: string; shape?: Record<string, z.ZodType>; element?: z.ZodType } }).def;
+  const def = (inner as unknown as { def: { type: string; shape?: Record<string, z.ZodType>; element?: z.ZodType } })
+    .def;
   if (def.type === 'object' && def.shape) {
-    for (const [key, child] of Object.entries(def.shape)) out.push(...sensitivePaths(child, prefix ? `${prefix}.${key}` : key));
+    for (const [key, child] of Object.entries(def.shape))
+      out.push(...sensitivePaths(child, prefix ? `${prefix}.${key}` : key));
   } else if (def.type === 'array' && def.element) {
     out.push(...sensitivePaths(def.element, prefix ? `${prefix}.*` : '*'));
   }
@@ -55,7 +57,11 @@ export function sensitivePaths(schema: z.ZodType, prefix = ''): string[] {
 }
 
 /** Replaces the value at each path (with `*` for array elements) by `mask`, on a deep copy; with no paths, returns `value` itself. */
-export function maskPaths<T>(value: T, paths: readonly string[], mask: (v: unknown) => unknown = () => '[REDACTED]'): T {
+export function maskPaths<T>(
+  value: T,
+  paths: readonly string[],
+  mask: (v: unknown) => unknown = () => '[REDACTED]',
+): T {
   if (paths.length === 0 || value === null || typeof value !== 'object') return value;
   const copy = structuredClone(value) as unknown;
   for (const path of paths) maskAt(copy, path.split('.'), mask);

@@ -6,7 +6,10 @@ import { HandoffError } from './errors.ts';
  */
 export class LeaseLostError extends HandoffError {
   constructor(actorId: string, reason: string) {
-    super('lease.lost', `${actorId}: lease lost (${reason}); the actor is owned by another node now`, { actorId, reason });
+    super('lease.lost', `${actorId}: lease lost (${reason}); the actor is owned by another node now`, {
+      actorId,
+      reason,
+    });
   }
 }
 
@@ -14,7 +17,11 @@ export class LeaseLostError extends HandoffError {
 export class ActorMovedError extends HandoffError {
   readonly retryAfterMs: number;
   constructor(actorId: string, owner: string | null, retryAfterMs = 200) {
-    super('actor.moved', `${actorId} is not hosted on this node${owner ? ` (owner: ${owner})` : ''}; retry in ${retryAfterMs} ms`, { actorId, owner, retryAfterMs });
+    super(
+      'actor.moved',
+      `${actorId} is not hosted on this node${owner ? ` (owner: ${owner})` : ''}; retry in ${retryAfterMs} ms`,
+      { actorId, owner, retryAfterMs },
+    );
     this.retryAfterMs = retryAfterMs;
   }
 }
@@ -23,7 +30,11 @@ export class ActorMovedError extends HandoffError {
 export class OverloadedError extends HandoffError {
   readonly retryAfterMs: number;
   constructor(node: string, inFlight: number, limit: number, retryAfterMs: number) {
-    super('node.overloaded', `node ${node} is overloaded (${inFlight} operations in flight, limit ${limit}); retry after ${retryAfterMs} ms`, { node, inFlight, limit, retryAfterMs });
+    super(
+      'node.overloaded',
+      `node ${node} is overloaded (${inFlight} operations in flight, limit ${limit}); retry after ${retryAfterMs} ms`,
+      { node, inFlight, limit, retryAfterMs },
+    );
     this.retryAfterMs = retryAfterMs;
   }
 }
@@ -32,13 +43,26 @@ export class OverloadedError extends HandoffError {
 export class UnavailableError extends HandoffError {
   readonly retryAfterMs: number;
   constructor(actorId: string, reason: string, retryAfterMs = 250) {
-    super('cluster.unavailable', `${actorId} is unavailable (${reason}); retry after ${retryAfterMs} ms`, { actorId, reason, retryAfterMs });
+    super('cluster.unavailable', `${actorId} is unavailable (${reason}); retry after ${retryAfterMs} ms`, {
+      actorId,
+      reason,
+      retryAfterMs,
+    });
     this.retryAfterMs = retryAfterMs;
   }
 }
 
 /** Error codes after which a client may simply retry the same request (same commandId). */
-export const RETRYABLE_CODES = new Set(['node.overloaded', 'cluster.unavailable', 'actor.moved', 'lease.lost', 'transport.timeout', 'transport.no_responders', 'store.write_failed', 'actor.restarting']);
+export const RETRYABLE_CODES = new Set([
+  'node.overloaded',
+  'cluster.unavailable',
+  'actor.moved',
+  'lease.lost',
+  'transport.timeout',
+  'transport.no_responders',
+  'store.write_failed',
+  'actor.restarting',
+]);
 
 /** The error means "not this node's actor": drop it quietly, its owner handles it. */
 export function isNotMine(err: unknown): boolean {

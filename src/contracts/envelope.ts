@@ -12,12 +12,17 @@ export const EpochMs = z.number().int().nonnegative();
 export const Traceparent = z
   .string()
   .regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'expected a W3C traceparent (00-<trace-id>-<span-id>-<flags>)')
-  .refine((t) => !/^00-0{32}-/.test(t) && !/^00-[0-9a-f]{32}-0{16}-/.test(t), 'trace id and span id must not be all zeros');
+  .refine(
+    (t) => !/^00-0{32}-/.test(t) && !/^00-[0-9a-f]{32}-0{16}-/.test(t),
+    'trace id and span id must not be all zeros',
+  );
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** A W3C traceparent (version 00) taken apart, or undefined when it is absent or not one. */
-export function parseTraceparent(tp: string | undefined): { traceId: string; spanId: string; sampled: boolean } | undefined {
+export function parseTraceparent(
+  tp: string | undefined,
+): { traceId: string; spanId: string; sampled: boolean } | undefined {
   const m = tp ? TRACEPARENT.exec(tp) : null;
   if (!m) return undefined;
   return { traceId: m[1]!, spanId: m[2]!, sampled: (parseInt(m[3]!, 16) & 1) === 1 };
@@ -32,7 +37,10 @@ export function parseTraceparent(tp: string | undefined): { traceId: string; spa
 export const TraceContext = z.object({
   traceId: z.string().regex(/^[0-9a-f]{32}$/),
   spanId: z.string().regex(/^[0-9a-f]{16}$/),
-  parentSpanId: z.string().regex(/^[0-9a-f]{16}$/).optional(),
+  parentSpanId: z
+    .string()
+    .regex(/^[0-9a-f]{16}$/)
+    .optional(),
   sampled: z.boolean().optional(),
 });
 export type TraceContext = z.infer<typeof TraceContext>;
@@ -59,7 +67,9 @@ export function envelope<T extends z.ZodType>(data: T) {
   return z.object({
     id: z.string().min(1),
     type: z.string().regex(/^handoff\.[a-z0-9_.-]+$/, 'expected a namespaced type such as handoff.case.claim'),
-    schemaVersion: z.literal(SCHEMA_VERSION, { error: `unsupported schemaVersion (this node speaks ${SCHEMA_VERSION})` }),
+    schemaVersion: z.literal(SCHEMA_VERSION, {
+      error: `unsupported schemaVersion (this node speaks ${SCHEMA_VERSION})`,
+    }),
     time: IsoTime,
     traceparent: Traceparent.optional(),
     provenance: Provenance,

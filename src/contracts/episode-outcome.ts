@@ -1,7 +1,16 @@
 import { z } from 'zod';
 
 /** Every episode ends in exactly one of these. */
-export const EpisodeOutcome = z.enum(['autoActed', 'approved', 'modified', 'rejected', 'denied', 'expired', 'compensated', 'failed']);
+export const EpisodeOutcome = z.enum([
+  'autoActed',
+  'approved',
+  'modified',
+  'rejected',
+  'denied',
+  'expired',
+  'compensated',
+  'failed',
+]);
 export type EpisodeOutcome = z.infer<typeof EpisodeOutcome>;
 export const EPISODE_OUTCOMES = EpisodeOutcome.options;
 

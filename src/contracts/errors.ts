@@ -101,7 +101,12 @@ export class ModelError extends HandoffError {
 /** The actor crashed while handling an event; it was restored from its last durable snapshot. */
 export class ActorCrashedError extends HandoffError {
   constructor(actorId: string, cause: unknown) {
-    super('actor.crashed', `${actorId} crashed: ${cause instanceof Error ? cause.message : String(cause)}`, { actorId }, { cause });
+    super(
+      'actor.crashed',
+      `${actorId} crashed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { actorId },
+      { cause },
+    );
   }
 }
 
@@ -109,7 +114,11 @@ export class ActorCrashedError extends HandoffError {
 export class ActorRestartingError extends HandoffError {
   readonly retryAfterMs: number;
   constructor(actorId: string, retryAfterMs: number) {
-    super('actor.restarting', `${actorId} is restarting after a crash; retry in ${Math.max(0, Math.round(retryAfterMs))} ms`, { actorId, retryAfterMs });
+    super(
+      'actor.restarting',
+      `${actorId} is restarting after a crash; retry in ${Math.max(0, Math.round(retryAfterMs))} ms`,
+      { actorId, retryAfterMs },
+    );
     this.retryAfterMs = retryAfterMs;
   }
 }
@@ -117,7 +126,10 @@ export class ActorRestartingError extends HandoffError {
 /** The actor crashed too often and waits for an operator's decision; what is sent to it is dead-lettered. */
 export class ActorSuspendedError extends HandoffError {
   constructor(actorId: string, operatorCase: string) {
-    super('actor.suspended', `${actorId} is suspended after repeated crashes; operator case ${operatorCase} decides`, { actorId, operatorCase });
+    super('actor.suspended', `${actorId} is suspended after repeated crashes; operator case ${operatorCase} decides`, {
+      actorId,
+      operatorCase,
+    });
   }
 }
 
@@ -132,7 +144,12 @@ export class RuntimeStoppedError extends HandoffError {
 export class EffectError extends HandoffError {
   readonly transient: boolean;
   constructor(message: string, options: { transient: boolean; cause?: unknown; code?: string }) {
-    super(options.code ?? (options.transient ? 'effect.transient' : 'effect.permanent'), message, { transient: options.transient }, options);
+    super(
+      options.code ?? (options.transient ? 'effect.transient' : 'effect.permanent'),
+      message,
+      { transient: options.transient },
+      options,
+    );
     this.transient = options.transient;
   }
 }

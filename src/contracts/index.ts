@@ -1,5 +1,14 @@
 export { DataClass, classify, sensitive, sensitivePaths, maskPaths, classifications } from './classification.ts';
-export { SCHEMA_VERSION, Envelope, envelope, Provenance, Transform, Traceparent, IsoTime, EpochMs } from './envelope.ts';
+export {
+  SCHEMA_VERSION,
+  Envelope,
+  envelope,
+  Provenance,
+  Transform,
+  Traceparent,
+  IsoTime,
+  EpochMs,
+} from './envelope.ts';
 export { Observation } from './observation.ts';
 export { Plan, PlannedAction, RiskInputs, RiskFactor } from './plan.ts';
 export { GateDecision, GateOutcome, RuleResult } from './gate-decision.ts';
@@ -17,7 +26,16 @@ export {
   type ReviewerCommandType,
 } from './reviewer-command.ts';
 export { EpisodeOutcome, EpisodeResult, EPISODE_OUTCOMES } from './episode-outcome.ts';
-export { ModelConfig, PolicyConfig, ActionConfig, ActionLimit, RetryConfig, FreshnessConfig, SourceFreshness, RetentionConfig } from './model-config.ts';
+export {
+  ModelConfig,
+  PolicyConfig,
+  ActionConfig,
+  ActionLimit,
+  RetryConfig,
+  FreshnessConfig,
+  SourceFreshness,
+  RetentionConfig,
+} from './model-config.ts';
 export { parseContract, toIssues } from './parse.ts';
 export { exportJsonSchemas, CONTRACTS } from './json-schema.ts';
 export * from './errors.ts';

@@ -18,7 +18,9 @@ export const ActionLimit = z
     /** Above this value the plan is denied. */
     denyAbove: z.number().optional(),
   })
-  .refine((l) => l.reviewAbove !== undefined || l.denyAbove !== undefined, { message: 'a limit needs reviewAbove or denyAbove' });
+  .refine((l) => l.reviewAbove !== undefined || l.denyAbove !== undefined, {
+    message: 'a limit needs reviewAbove or denyAbove',
+  });
 
 export const PolicyConfig = z.strictObject({
   /** Shown in every decision so auditors know which policy text applied. */

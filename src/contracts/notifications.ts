@@ -7,12 +7,25 @@ import { z } from 'zod';
  */
 
 /** What a webhook can subscribe to. The payload's `type` is `handoff.<event>`. */
-export const WebhookEventName = z.enum(['case.opened', 'case.escalated', 'case.sla_breached', 'case.expired', 'case.resolved', 'operator.opened']);
+export const WebhookEventName = z.enum([
+  'case.opened',
+  'case.escalated',
+  'case.sla_breached',
+  'case.expired',
+  'case.resolved',
+  'operator.opened',
+]);
 export type WebhookEventName = z.infer<typeof WebhookEventName>;
 
-const EnvName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name: upper-case letters, digits and underscores');
+const EnvName = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name: upper-case letters, digits and underscores');
 const Name = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes');
-const NoSecret = z.never({ error: 'secrets never go in model.json: put the secret in an environment variable and name it in secretEnv' }).optional();
+const NoSecret = z
+  .never({
+    error: 'secrets never go in model.json: put the secret in an environment variable and name it in secretEnv',
+  })
+  .optional();
 
 /** Retries of one delivery: exponential backoff with jitter, on network errors, timeouts, 429 and 5xx. */
 export const WebhookRetry = z.object({
@@ -42,13 +55,19 @@ export const WebhookConfig = z
     /** Only cases in these queues (the tier before or after the transition). @default every queue */
     queues: z.array(z.string().min(1)).min(1).optional(),
     /** Only cases at these tiers: 1-based numbers or tier names (before or after the transition). @default every tier */
-    tiers: z.array(z.union([z.number().int().min(1), z.string().min(1)])).min(1).optional(),
+    tiers: z
+      .array(z.union([z.number().int().min(1), z.string().min(1)]))
+      .min(1)
+      .optional(),
     /** Time allowed for one attempt, in ms. @default 10000 */
     timeoutMs: z.number().int().min(1).max(120_000).default(10_000),
     retry: WebhookRetry.default({ maxAttempts: 6, minMs: 1000, maxMs: 60_000, jitter: 0.2 }),
   })
   .strict()
-  .refine((w) => (w.url === undefined) !== (w.urlEnv === undefined), { message: 'give exactly one of url and urlEnv', path: ['url'] });
+  .refine((w) => (w.url === undefined) !== (w.urlEnv === undefined), {
+    message: 'give exactly one of url and urlEnv',
+    path: ['url'],
+  });
 export type WebhookConfig = z.infer<typeof WebhookConfig>;
 
 /** A source of signed decisions, e.g. a ticketing system: `POST /api/callbacks/<source>`. */
@@ -63,7 +82,13 @@ export const CallbackConfig = z
      * The service principal the source acts as. Its roles go through the same checks per queue and
      * tier as a reviewer's; its id is what the audit log records as `by`.
      */
-    principal: z.object({ id: z.string().regex(/^svc-[a-z0-9-]+$/, "a service principal's id starts with svc-"), name: z.string().min(1), roles: z.array(z.string().min(1)).min(1) }).strict(),
+    principal: z
+      .object({
+        id: z.string().regex(/^svc-[a-z0-9-]+$/, "a service principal's id starts with svc-"),
+        name: z.string().min(1),
+        roles: z.array(z.string().min(1)).min(1),
+      })
+      .strict(),
     /** Largest difference between the signed timestamp and this server's clock, in seconds. @default 300 */
     toleranceSec: z.number().int().min(1).max(3600).default(300),
   })
@@ -79,12 +104,22 @@ export const NotificationsConfig = z
   .superRefine((n, ctx) => {
     const seen = new Set<string>();
     n.webhooks.forEach((w, i) => {
-      if (seen.has(w.name)) ctx.addIssue({ code: 'custom', path: ['webhooks', i, 'name'], message: `webhook '${w.name}' is defined twice` });
+      if (seen.has(w.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['webhooks', i, 'name'],
+          message: `webhook '${w.name}' is defined twice`,
+        });
       seen.add(w.name);
     });
     const sources = new Set<string>();
     n.callbacks.forEach((c, i) => {
-      if (sources.has(c.source)) ctx.addIssue({ code: 'custom', path: ['callbacks', i, 'source'], message: `callback source '${c.source}' is defined twice` });
+      if (sources.has(c.source))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['callbacks', i, 'source'],
+          message: `callback source '${c.source}' is defined twice`,
+        });
       sources.add(c.source);
     });
   });

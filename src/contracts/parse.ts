@@ -16,7 +16,12 @@ export function toIssues(error: z.ZodError, prefix = ''): ContractIssue[] {
  * Parses `input` with `schema`; on failure throws a {@link ContractError} naming the contract and the
  * path of every bad field. The input is never mutated.
  */
-export function parseContract<S extends z.ZodType>(schema: S, input: unknown, contract: string, prefix = ''): z.output<S> {
+export function parseContract<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  contract: string,
+  prefix = '',
+): z.output<S> {
   const result = schema.safeParse(input);
   if (!result.success) throw new ContractError(contract, toIssues(result.error, prefix));
   return result.data;

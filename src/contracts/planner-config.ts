@@ -18,7 +18,10 @@ export const LlmEndpointConfig = z.object({
    */
   apiKey: z.string().min(1).optional(),
   /** Name of the environment variable holding the API key. @default 'HANDOFF_LLM_API_KEY' (none needed for a local Ollama) */
-  apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').default('HANDOFF_LLM_API_KEY'),
+  apiKeyEnv: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
+    .default('HANDOFF_LLM_API_KEY'),
   /** Per HTTP attempt, headers and body included. @default 30000 */
   timeoutMs: z.number().int().positive().default(30_000),
   /** HTTP retries after the first attempt, on 429, 5xx, timeouts and network errors. @default 2 */
@@ -92,7 +95,11 @@ export const DriftConfig = z.object({
   tighten: z
     .discriminatedUnion('mode', [
       z.object({ mode: z.literal('review-all') }),
-      z.object({ mode: z.literal('thresholds'), minAutoConfidence: z.number().min(0).max(1), maxAutoRisk: z.number().min(0).max(1) }),
+      z.object({
+        mode: z.literal('thresholds'),
+        minAutoConfidence: z.number().min(0).max(1),
+        maxAutoRisk: z.number().min(0).max(1),
+      }),
     ])
     .default({ mode: 'review-all' }),
   /** Review tier of plans sent to review by tightening or spot checks. @default 1 */
@@ -101,13 +108,28 @@ export const DriftConfig = z.object({
 export type DriftConfig = z.infer<typeof DriftConfig>;
 export type DriftConfigInput = z.input<typeof DriftConfig>;
 
-export const PlannerConfig = z.object({
-  /** `rules`: the model's own `handlers.plan`; `llm`: the LLM planner with `llm` settings. @default 'rules' */
-  kind: z.enum(['rules', 'llm']).default('rules'),
-  llm: LlmEndpointConfig.optional(),
-  screening: ScreeningConfig.default({ enabled: true, tier: 1, skipFields: [] }),
-  drift: DriftConfig.default({ enabled: true, maxOverrideRate: 0.3, window: 50, minSamples: 20, cusumThreshold: 4, minRuleSamples: 5, spotCheckRate: 0.05, tighten: { mode: 'review-all' }, tier: 1 }),
-}).refine((p) => p.kind !== 'llm' || p.llm !== undefined, { message: "kind 'llm' needs an llm block (baseUrl, model)", path: ['llm'] });
+export const PlannerConfig = z
+  .object({
+    /** `rules`: the model's own `handlers.plan`; `llm`: the LLM planner with `llm` settings. @default 'rules' */
+    kind: z.enum(['rules', 'llm']).default('rules'),
+    llm: LlmEndpointConfig.optional(),
+    screening: ScreeningConfig.default({ enabled: true, tier: 1, skipFields: [] }),
+    drift: DriftConfig.default({
+      enabled: true,
+      maxOverrideRate: 0.3,
+      window: 50,
+      minSamples: 20,
+      cusumThreshold: 4,
+      minRuleSamples: 5,
+      spotCheckRate: 0.05,
+      tighten: { mode: 'review-all' },
+      tier: 1,
+    }),
+  })
+  .refine((p) => p.kind !== 'llm' || p.llm !== undefined, {
+    message: "kind 'llm' needs an llm block (baseUrl, model)",
+    path: ['llm'],
+  });
 export type PlannerConfig = z.infer<typeof PlannerConfig>;
 
 /**

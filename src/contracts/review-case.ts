@@ -12,33 +12,44 @@ export const ApprovalStep = z.object({
 export type ApprovalStep = z.infer<typeof ApprovalStep>;
 
 /** One escalation tier of a review: who may decide, how fast, and how urgent. */
-export const TierSpec = z.object({
-  name: z.string().min(1),
-  queue: z.string().min(1),
-  /** Roles allowed to claim and decide at this tier. */
-  roles: z.array(z.string().min(1)).min(1),
-  /** Time to acknowledge (claim) before escalating, in ms. */
-  ackMs: z.number().int().positive(),
-  /** Time to resolve (decide) before escalating, in ms, counted from entering the tier. */
-  resolveMs: z.number().int().positive(),
-  /** Larger is more urgent. */
-  priority: z.number().int().min(0),
-  /** Two distinct approvers are needed. */
-  fourEyes: z.boolean().default(false),
-  /**
-   * Approvals in order ("a manager, then security"): one per step, each by a distinct holder of the
-   * step's roles. Replaces `fourEyes`; every step's roles must be among the tier's roles.
-   */
-  steps: z.array(ApprovalStep).min(2, 'ordered approvals need at least two steps (one approval is the default)').optional(),
-}).superRefine((t, ctx) => {
-  if (!t.steps) return;
-  if (t.fourEyes) ctx.addIssue({ code: 'custom', path: ['fourEyes'], message: 'use either fourEyes or steps, not both' });
-  t.steps.forEach((s, i) =>
-    s.roles.forEach((role, j) => {
-      if (!t.roles.includes(role)) ctx.addIssue({ code: 'custom', path: ['steps', i, 'roles', j], message: `role '${role}' is not one of the tier's roles (${t.roles.join(', ')})` });
-    }),
-  );
-});
+export const TierSpec = z
+  .object({
+    name: z.string().min(1),
+    queue: z.string().min(1),
+    /** Roles allowed to claim and decide at this tier. */
+    roles: z.array(z.string().min(1)).min(1),
+    /** Time to acknowledge (claim) before escalating, in ms. */
+    ackMs: z.number().int().positive(),
+    /** Time to resolve (decide) before escalating, in ms, counted from entering the tier. */
+    resolveMs: z.number().int().positive(),
+    /** Larger is more urgent. */
+    priority: z.number().int().min(0),
+    /** Two distinct approvers are needed. */
+    fourEyes: z.boolean().default(false),
+    /**
+     * Approvals in order ("a manager, then security"): one per step, each by a distinct holder of the
+     * step's roles. Replaces `fourEyes`; every step's roles must be among the tier's roles.
+     */
+    steps: z
+      .array(ApprovalStep)
+      .min(2, 'ordered approvals need at least two steps (one approval is the default)')
+      .optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (!t.steps) return;
+    if (t.fourEyes)
+      ctx.addIssue({ code: 'custom', path: ['fourEyes'], message: 'use either fourEyes or steps, not both' });
+    t.steps.forEach((s, i) =>
+      s.roles.forEach((role, j) => {
+        if (!t.roles.includes(role))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['steps', i, 'roles', j],
+            message: `role '${role}' is not one of the tier's roles (${t.roles.join(', ')})`,
+          });
+      }),
+    );
+  });
 export type TierSpec = z.infer<typeof TierSpec>;
 
 export const CaseOutcome = z.enum(['approved', 'modified', 'rejected', 'expired']);
@@ -46,7 +57,18 @@ export type CaseOutcome = z.infer<typeof CaseOutcome>;
 
 export const CaseHistoryEntry = z.object({
   at: EpochMs,
-  kind: z.enum(['opened', 'claimed', 'released', 'lease-expired', 'renewed', 'approved', 'modified', 'rejected', 'escalated', 'expired']),
+  kind: z.enum([
+    'opened',
+    'claimed',
+    'released',
+    'lease-expired',
+    'renewed',
+    'approved',
+    'modified',
+    'rejected',
+    'escalated',
+    'expired',
+  ]),
   by: z.string().optional(),
   tier: z.number().int().min(1),
   note: z.string().optional(),

@@ -9,14 +9,19 @@ export const CommandId = z
 
 /** Free text a reviewer writes: bounded, and not blank. */
 function text(blank: string) {
-  return z.string().max(4000, 'at most 4,000 characters').refine((s) => s.trim().length > 0, blank);
+  return z
+    .string()
+    .max(4000, 'at most 4,000 characters')
+    .refine((s) => s.trim().length > 0, blank);
 }
 
 /** An action of the case's plan with the arguments the reviewer wants; the type must stay the same. */
-export const EditedAction = z.object({
-  type: z.string().min(1),
-  args: z.record(z.string(), z.unknown()),
-}).strict();
+export const EditedAction = z
+  .object({
+    type: z.string().min(1),
+    args: z.record(z.string(), z.unknown()),
+  })
+  .strict();
 
 /** The authenticated principal issuing a command. The gateway fills it from the session. */
 export const Reviewer = z.object({
@@ -36,9 +41,17 @@ const base = {
 };
 
 export const ClaimCommand = z.object({ type: z.literal('handoff.case.claim'), ...base });
-export const ReleaseCommand = z.object({ type: z.literal('handoff.case.release'), ...base, reason: z.string().max(4000, 'at most 4,000 characters').optional() });
+export const ReleaseCommand = z.object({
+  type: z.literal('handoff.case.release'),
+  ...base,
+  reason: z.string().max(4000, 'at most 4,000 characters').optional(),
+});
 export const RenewCommand = z.object({ type: z.literal('handoff.case.renew'), ...base });
-export const ApproveCommand = z.object({ type: z.literal('handoff.case.approve'), ...base, comment: z.string().max(4000, 'at most 4,000 characters').optional() });
+export const ApproveCommand = z.object({
+  type: z.literal('handoff.case.approve'),
+  ...base,
+  comment: z.string().max(4000, 'at most 4,000 characters').optional(),
+});
 /**
  * A reviewer changes arguments of the plan's actions, and says why. The planner's rationale,
  * confidence and risk are not the reviewer's to change; the runtime describes the edited actions
@@ -51,8 +64,16 @@ export const ModifyCommand = z.object({
   actions: z.array(EditedAction).min(1, 'send every action of the plan with its arguments'),
   comment: text('say why the plan was changed'),
 });
-export const RejectCommand = z.object({ type: z.literal('handoff.case.reject'), ...base, reason: text('a rejection needs a reason') });
-export const EscalateCommand = z.object({ type: z.literal('handoff.case.escalate'), ...base, reason: text('an escalation needs a reason') });
+export const RejectCommand = z.object({
+  type: z.literal('handoff.case.reject'),
+  ...base,
+  reason: text('a rejection needs a reason'),
+});
+export const EscalateCommand = z.object({
+  type: z.literal('handoff.case.escalate'),
+  ...base,
+  reason: text('an escalation needs a reason'),
+});
 
 export const ReviewerCommand = z.discriminatedUnion('type', [
   ClaimCommand,

@@ -12,13 +12,23 @@ export type { ModelGrant, Principal } from '../contracts/auth.ts';
 export const DEFAULT_SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
 
 function scrypt(password: string, salt: Buffer, keylen: number, opts: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => scryptCb(password, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))));
+  return new Promise((resolve, reject) =>
+    scryptCb(password, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))),
+  );
 }
 
-const scryptOpts = (h: { N: number; r: number; p: number }): ScryptOptions => ({ N: h.N, r: h.r, p: h.p, maxmem: 256 * h.N * h.r + 1024 * 1024 });
+const scryptOpts = (h: { N: number; r: number; p: number }): ScryptOptions => ({
+  N: h.N,
+  r: h.r,
+  p: h.p,
+  maxmem: 256 * h.N * h.r + 1024 * 1024,
+});
 
 /** Hashes a password with a fresh 16-byte salt (for `reviewers.json`). */
-export async function hashPassword(password: string, params: { N: number; r: number; p: number; keylen: number } = DEFAULT_SCRYPT): Promise<ScryptHash> {
+export async function hashPassword(
+  password: string,
+  params: { N: number; r: number; p: number; keylen: number } = DEFAULT_SCRYPT,
+): Promise<ScryptHash> {
   const salt = randomBytes(16);
   const key = await scrypt(password.normalize('NFC'), salt, params.keylen, scryptOpts(params));
   return { algorithm: 'scrypt', ...params, salt: salt.toString('base64'), hash: key.toString('base64') };
@@ -27,7 +37,12 @@ export async function hashPassword(password: string, params: { N: number; r: num
 /** Verifies a password against its hash; the comparison takes the same time whatever the result. */
 export async function verifyPassword(password: string, secret: ScryptHash): Promise<boolean> {
   const expected = Buffer.from(secret.hash, 'base64');
-  const key = await scrypt(password.normalize('NFC'), Buffer.from(secret.salt, 'base64'), expected.length, scryptOpts(secret));
+  const key = await scrypt(
+    password.normalize('NFC'),
+    Buffer.from(secret.salt, 'base64'),
+    expected.length,
+    scryptOpts(secret),
+  );
   return key.length === expected.length && timingSafeEqual(key, expected);
 }
 
@@ -66,10 +81,15 @@ export class Directory {
         throw new ModelError(model.name, [{ file, path: '', message: `not valid JSON: ${(err as Error).message}` }]);
       }
       const parsed = CredentialsFile.safeParse(raw);
-      if (!parsed.success) throw new ModelError(model.name, toIssues(parsed.error).map((i) => ({ file, ...i })));
+      if (!parsed.success)
+        throw new ModelError(
+          model.name,
+          toIssues(parsed.error).map((i) => ({ file, ...i })),
+        );
       const problems: { file: string; path: string; message: string }[] = [];
       parsed.data.sensitiveRoles.forEach((r, i) => {
-        if (!model.config.roles[r]) problems.push({ file, path: `sensitiveRoles.${i}`, message: `unknown role '${r}'` });
+        if (!model.config.roles[r])
+          problems.push({ file, path: `sensitiveRoles.${i}`, message: `unknown role '${r}'` });
       });
       parsed.data.reviewers.forEach((cred, i) => {
         const reviewer = model.config.reviewers.find((r) => r.id === cred.id);
@@ -77,13 +97,20 @@ export class Directory {
           problems.push({ file, path: `reviewers.${i}.id`, message: `'${cred.id}' is not a reviewer of model.json` });
           return;
         }
-        const grant: ModelGrant = { roles: [...reviewer.roles], seeSensitive: reviewer.roles.some((r) => parsed.data.sensitiveRoles.includes(r)) };
+        const grant: ModelGrant = {
+          roles: [...reviewer.roles],
+          seeSensitive: reviewer.roles.some((r) => parsed.data.sensitiveRoles.includes(r)),
+        };
         const existing = dir.#accounts.get(cred.id);
         if (existing) {
           // The same person in two models: one account, one grant per model; the first secret counts.
           existing.principal.grants[model.name] = grant;
         } else {
-          dir.#accounts.set(cred.id, { principal: { id: cred.id, name: reviewer.name, grants: { [model.name]: grant } }, secret: cred.secret, disabled: cred.disabled });
+          dir.#accounts.set(cred.id, {
+            principal: { id: cred.id, name: reviewer.name, grants: { [model.name]: grant } },
+            secret: cred.secret,
+            disabled: cred.disabled,
+          });
         }
       });
       if (problems.length) throw new ModelError(model.name, problems);
@@ -176,17 +203,35 @@ export class Sessions {
   }
 
   #session(key: string, token: string, r: SessionRecord): Session {
-    const s: Session = { key, principal: r.principal, csrf: csrfOf(token), via: r.via, createdAt: r.createdAt, lastSeen: r.lastSeen, expiresAt: this.#expiry(r) };
+    const s: Session = {
+      key,
+      principal: r.principal,
+      csrf: csrfOf(token),
+      via: r.via,
+      createdAt: r.createdAt,
+      lastSeen: r.lastSeen,
+      expiresAt: this.#expiry(r),
+    };
     this.#known.set(key, s);
     return s;
   }
 
   /** A new session with a fresh token (rotation: a sign-in never reuses a token). */
-  async create(principal: Principal, via: 'password' | 'oidc' = 'password'): Promise<{ token: string; session: Session }> {
+  async create(
+    principal: Principal,
+    via: 'password' | 'oidc' = 'password',
+  ): Promise<{ token: string; session: Session }> {
     const token = randomBytes(32).toString('base64url');
     const now = this.#now();
     const key = tokenKey(token);
-    const rec: SessionRecord = { kind: 'session', principal, via, createdAt: now, lastSeen: now, expiresAt: Math.min(now + this.idleMs, now + this.absoluteMs) };
+    const rec: SessionRecord = {
+      kind: 'session',
+      principal,
+      via,
+      createdAt: now,
+      lastSeen: now,
+      expiresAt: Math.min(now + this.idleMs, now + this.absoluteMs),
+    };
     await this.store.put(key, rec);
     return { token, session: this.#session(key, token, rec) };
   }
@@ -249,7 +294,8 @@ export class Sessions {
     const known = this.#known.get(key);
     const current = rec ?? (await this.store.get(key));
     this.#markEnded(key, current?.kind === 'session' ? current.principal.id : known?.principal.id, now);
-    if (current?.kind === 'session' && current.endedAt === undefined) await this.store.put(key, { ...current, endedAt: now, endReason: reason });
+    if (current?.kind === 'session' && current.endedAt === undefined)
+      await this.store.put(key, { ...current, endedAt: now, endReason: reason });
   }
 
   #markEnded(key: string, principalId: string | undefined, at: number): void {
@@ -304,7 +350,12 @@ export class Sessions {
 export class LoginThrottle {
   #failures = new Map<string, { count: number; first: number; lockedUntil: number; locks: number }>();
   constructor(
-    private readonly opts: { maxFailures: (key: string) => number; windowMs: number; lockMs: number; now: () => number } = {
+    private readonly opts: {
+      maxFailures: (key: string) => number;
+      windowMs: number;
+      lockMs: number;
+      now: () => number;
+    } = {
       maxFailures: (key) => (key.startsWith('ip:') ? 25 : 5),
       windowMs: 15 * 60_000,
       lockMs: 30_000,

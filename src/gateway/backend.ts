@@ -54,7 +54,8 @@ export function embeddedBackend(rt: Runtime, opts: { transport?: Transport; time
     audit: (from) => rt.store.audit(from),
     appendAudit: (drafts) => rt.audit(drafts),
     onCase: (listener) => transport.subscribe(subj.queueAll, (m) => listener(m.data as TransitionNotice)),
-    onAgent: (listener) => transport.subscribe(`handoff.${rt.namespace}.events.agent.*`, (m) => listener(m.data as TransitionNotice)),
+    onAgent: (listener) =>
+      transport.subscribe(`handoff.${rt.namespace}.events.agent.*`, (m) => listener(m.data as TransitionNotice)),
     now: () => rt.clock.now(),
     journal: (id) => rt.store.journal(id),
     effect: (key) => rt.world.lookup(key),

@@ -40,7 +40,19 @@ export interface Permissions {
   blocked: string | null;
 }
 
-function planView(model: LoadedModel, plan: Plan, masked: boolean): { id: string; planner: string; confidence: number; rationale: string; risk: Plan['risk']; citedInputs: string[]; actions: ActionView[] } {
+function planView(
+  model: LoadedModel,
+  plan: Plan,
+  masked: boolean,
+): {
+  id: string;
+  planner: string;
+  confidence: number;
+  rationale: string;
+  risk: Plan['risk'];
+  citedInputs: string[];
+  actions: ActionView[];
+} {
   return {
     id: plan.id,
     planner: plan.planner,
@@ -52,7 +64,9 @@ function planView(model: LoadedModel, plan: Plan, masked: boolean): { id: string
       const cfg = model.config.actions[a.type];
       const impl = model.handlers.actions[a.type];
       const sensitive = impl ? sensitivePaths(impl.args) : [];
-      const comp = cfg?.compensation ? { type: cfg.compensation, description: model.config.actions[cfg.compensation]?.description ?? '' } : null;
+      const comp = cfg?.compensation
+        ? { type: cfg.compensation, description: model.config.actions[cfg.compensation]?.description ?? '' }
+        : null;
       return {
         index,
         type: a.type,
@@ -102,11 +116,24 @@ export function permissions(p: Principal, ctx: CaseContext, state: string): Perm
   let blocked: string | null = null;
   const tier = currentTier(ctx);
   if (!open) blocked = `The case is closed (${state}).`;
-  else if (!tierRole) blocked = `Tier ${ctx.tier} (${tier.name}) is decided by ${tier.roles.join(', ')}; you do not hold that role.`;
+  else if (!tierRole)
+    blocked = `Tier ${ctx.tier} (${tier.name}) is decided by ${tier.roles.join(', ')}; you do not hold that role.`;
   else if (isRequester) blocked = 'You filed this request: separation of duties forbids you from reviewing it.';
-  else if (alreadyApproved) blocked = 'You gave the first approval; a four-eyes tier needs a second, different approver.';
+  else if (alreadyApproved)
+    blocked = 'You gave the first approval; a four-eyes tier needs a second, different approver.';
   else if (state === 'claimed' && !isClaimant) blocked = `Claimed by ${ctx.claim?.reviewer ?? 'someone else'}.`;
-  return { tierRole, mayClaim, mayRelease: isClaimant, mayDecide, mayEscalate, isClaimant, isRequester, alreadyApproved, seeSensitive: grant?.seeSensitive ?? false, blocked };
+  return {
+    tierRole,
+    mayClaim,
+    mayRelease: isClaimant,
+    mayDecide,
+    mayEscalate,
+    isClaimant,
+    isRequester,
+    alreadyApproved,
+    seeSensitive: grant?.seeSensitive ?? false,
+    blocked,
+  };
 }
 
 /**
@@ -125,7 +152,12 @@ export interface EpisodeView {
   status: string;
   outcome: string | null;
   resolution: string | null;
-  steps: { index: number; type: string; status: 'done' | 'running' | 'pending' | 'compensated' | 'failed'; result: unknown }[];
+  steps: {
+    index: number;
+    type: string;
+    status: 'done' | 'running' | 'pending' | 'compensated' | 'failed';
+    result: unknown;
+  }[];
   error: string | null;
   caseIds: string[];
 }
@@ -141,7 +173,9 @@ export function episodeView(view: ActorView | undefined, model?: LoadedModel, se
     const impl = model?.handlers.actions[type];
     if (seeSensitive || !impl || !result || typeof result !== 'object') return result;
     const keys = new Set(sensitivePaths(impl.args).map((p) => p.split('.').pop()!));
-    return Object.fromEntries(Object.entries(result as Record<string, unknown>).map(([k, v]) => [k, keys.has(k) ? MASK : v]));
+    return Object.fromEntries(
+      Object.entries(result as Record<string, unknown>).map(([k, v]) => [k, keys.has(k) ? MASK : v]),
+    );
   };
   const actions = a.plan?.actions ?? [];
   const acting = view.state === 'acting' || view.state === 'actBackoff';
@@ -154,7 +188,11 @@ export function episodeView(view: ActorView | undefined, model?: LoadedModel, se
     resolution: a.resolution,
     steps: actions.map((act, index) => {
       const done = index < a.step;
-      let status: EpisodeView['steps'][number]['status'] = done ? 'done' : acting && index === a.step ? 'running' : 'pending';
+      let status: EpisodeView['steps'][number]['status'] = done
+        ? 'done'
+        : acting && index === a.step
+          ? 'running'
+          : 'pending';
       if (compensating && done && (a.compensateStep < index || a.outcome === 'compensated')) status = 'compensated';
       if (a.outcome === 'failed' && index === a.step) status = 'failed';
       return { index, type: act.type, status, result: maskResult(act.type, a.results[index] ?? null) };
@@ -177,7 +215,13 @@ function afterEdit(c: CaseContext, agent: AgentContext | undefined): { caseId: s
 }
 
 /** Everything the case page shows, masked for the reviewer. `agent`: the episode, for what followed an edit. */
-export function caseView(model: LoadedModel, view: ActorView, p: Principal, names: ReadonlyMap<string, string>, agent?: AgentContext) {
+export function caseView(
+  model: LoadedModel,
+  view: ActorView,
+  p: Principal,
+  names: ReadonlyMap<string, string>,
+  agent?: AgentContext,
+) {
   const c = view.context as CaseContext;
   const grant = p.grants[c.model];
   const masked = !(grant?.seeSensitive ?? false);
@@ -208,7 +252,13 @@ export function caseView(model: LoadedModel, view: ActorView, p: Principal, name
       steps: approvalSteps(tier),
       step: currentStep(c).index + 1,
     },
-    tiers: c.tiers.map((t, i) => ({ n: i + 1, name: t.name, queue: t.queue, roles: t.roles, fourEyes: t.fourEyes ?? false })),
+    tiers: c.tiers.map((t, i) => ({
+      n: i + 1,
+      name: t.name,
+      queue: t.queue,
+      roles: t.roles,
+      fourEyes: t.fourEyes ?? false,
+    })),
     openedAt: c.openedAt,
     enteredTierAt: c.enteredTierAt,
     ackDueAt: c.timers.ack ?? null,
@@ -232,7 +282,11 @@ export function caseView(model: LoadedModel, view: ActorView, p: Principal, name
       at: e.at,
       tier: e.tier,
       note: e.note,
-      diff: e.diff.map((d) => (masked && isSensitiveChange(model, c.plan, d.path) ? { path: d.path, from: d.from === undefined ? undefined : MASK, to: d.to === undefined ? undefined : MASK } : d)),
+      diff: e.diff.map((d) =>
+        masked && isSensitiveChange(model, c.plan, d.path)
+          ? { path: d.path, from: d.from === undefined ? undefined : MASK, to: d.to === undefined ? undefined : MASK }
+          : d,
+      ),
       discardedApprovals: (e.discardedApprovals ?? []).map((id) => ({ id, name: name(id) })),
     })),
     /** The gate's decision on the plan as edited: the rules and risk computed from the new arguments. */
@@ -252,9 +306,14 @@ export function caseView(model: LoadedModel, view: ActorView, p: Principal, name
     },
     history: c.history.map((h) => ({ ...h, byName: name(h.by) })),
     escalations: c.escalations,
-    resolution: c.resolution ? { ...c.resolution, plan: undefined, decidedByNames: c.resolution.decidedBy.map((id) => name(id) ?? id) } : null,
+    resolution: c.resolution
+      ? { ...c.resolution, plan: undefined, decidedByNames: c.resolution.decidedBy.map((id) => name(id) ?? id) }
+      : null,
     you: permissions(p, c, view.state),
-    schemas: actionSchemas(model, c.plan.actions.map((a) => a.type)),
+    schemas: actionSchemas(
+      model,
+      c.plan.actions.map((a) => a.type),
+    ),
   };
 }
 
@@ -265,7 +324,12 @@ export type CaseView = ReturnType<typeof caseView>;
  * current plan, and reports any sensitive value they tried to change (they cannot see it, so they may
  * not edit it). `submitted` is the modify command's `actions`: every action with its arguments.
  */
-export function unmaskActions(model: LoadedModel, current: Plan, submitted: unknown, seeSensitive: boolean): { actions: unknown; forbidden: string[] } {
+export function unmaskActions(
+  model: LoadedModel,
+  current: Plan,
+  submitted: unknown,
+  seeSensitive: boolean,
+): { actions: unknown; forbidden: string[] } {
   if (!Array.isArray(submitted)) return { actions: submitted, forbidden: [] };
   const actions = structuredClone(submitted) as unknown[];
   const forbidden: string[] = [];

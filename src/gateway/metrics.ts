@@ -26,7 +26,21 @@ interface Bucket {
   resolveSum: number;
 }
 
-const emptyBucket = (): Bucket => ({ auto: 0, review: 0, deny: 0, closed: 0, slaMet: 0, slaMissed: 0, escAck: 0, escResolve: 0, escReviewer: 0, acked: 0, ackSum: 0, decided: 0, resolveSum: 0 });
+const emptyBucket = (): Bucket => ({
+  auto: 0,
+  review: 0,
+  deny: 0,
+  closed: 0,
+  slaMet: 0,
+  slaMissed: 0,
+  escAck: 0,
+  escResolve: 0,
+  escReviewer: 0,
+  acked: 0,
+  ackSum: 0,
+  decided: 0,
+  resolveSum: 0,
+});
 
 export interface DashboardSeries {
   from: number;
@@ -66,7 +80,9 @@ export interface DashboardSeries {
 
 /** When a case first missed a deadline (an escalation for it, or expiry), or null. */
 function firstMiss(c: CaseContext): number | null {
-  const h = c.history.find((e) => e.kind === 'expired' || (e.kind === 'escalated' && !e.by && (e.note ?? '').includes('deadline missed')));
+  const h = c.history.find(
+    (e) => e.kind === 'expired' || (e.kind === 'escalated' && !e.by && (e.note ?? '').includes('deadline missed')),
+  );
   return h ? h.at : null;
 }
 
@@ -102,7 +118,8 @@ export class Metrics {
     this.bucketMs = opts.bucketMs ?? 60_000;
     for (const m of backend.models)
       m.config.review.tiers.forEach((t, i) => {
-        if (!this.#queues.some((q) => q.queue === t.queue)) this.#queues.push({ queue: t.queue, model: m.name, tier: i + 1, tierName: t.name, roles: t.roles });
+        if (!this.#queues.some((q) => q.queue === t.queue))
+          this.#queues.push({ queue: t.queue, model: m.name, tier: i + 1, tierName: t.name, roles: t.roles });
       });
   }
 
@@ -237,7 +254,14 @@ export class Metrics {
   #onNotice(n: TransitionNotice): void {
     if (n.kind === 'agent') {
       if (n.event !== 'plan.done') return;
-      const outcome = n.state === 'acting' ? 'auto' : n.state === 'awaitingReview' ? 'review' : n.state === 'denied' ? 'deny' : undefined;
+      const outcome =
+        n.state === 'acting'
+          ? 'auto'
+          : n.state === 'awaitingReview'
+            ? 'review'
+            : n.state === 'denied'
+              ? 'deny'
+              : undefined;
       this.#gate(n.model, n.id, outcome, n.at);
       return;
     }
@@ -262,7 +286,8 @@ export class Metrics {
       void this.#backend
         .get(n.id)
         .then((v) => {
-          if (v && v.kind === 'case' && !this.#closedCases.has(n.id)) this.#history(v.model, v.id, v.context as CaseContext);
+          if (v && v.kind === 'case' && !this.#closedCases.has(n.id))
+            this.#history(v.model, v.id, v.context as CaseContext);
         })
         .catch(() => undefined);
     }
@@ -282,7 +307,8 @@ export class Metrics {
     const queues = this.#queues.filter((q) => models.includes(q.model) && mayView(p, q.model, q.roles));
     const end = Math.max(now, this.#last);
     // 'All' covers the whole history, and at least the last hour.
-    const start = rangeMs === null ? Math.min(Number.isFinite(this.#first) ? this.#first : end, end - 3600_000) : end - rangeMs;
+    const start =
+      rangeMs === null ? Math.min(Number.isFinite(this.#first) ? this.#first : end, end - 3600_000) : end - rangeMs;
     const endK = Math.floor(end / this.bucketMs);
     const startK = Math.min(Math.floor(start / this.bucketMs), endK - 1);
     const per = Math.max(1, Math.ceil((endK - startK + 1) / maxPoints));
@@ -327,7 +353,8 @@ export class Metrics {
     const windowPoints = Math.max(1, Math.round((n * stepMs) / 12 / stepMs));
     const rolled: Bucket[] = sums.map((_, i) => {
       const acc = emptyBucket();
-      for (let j = Math.max(0, i - windowPoints + 1); j <= i; j++) for (const key of Object.keys(acc) as (keyof Bucket)[]) acc[key] += sums[j]![key];
+      for (let j = Math.max(0, i - windowPoints + 1); j <= i; j++)
+        for (const key of Object.keys(acc) as (keyof Bucket)[]) acc[key] += sums[j]![key];
       return acc;
     });
     return {
@@ -340,7 +367,11 @@ export class Metrics {
       mttaMs: rolled.map((b) => ratio(b.ackSum, b.acked)),
       mttrMs: rolled.map((b) => ratio(b.resolveSum, b.decided)),
       slaAttainment: rolled.map((b) => ratio(b.slaMet, b.slaMet + b.slaMissed)),
-      escalations: { ack: sums.map((b) => b.escAck), resolve: sums.map((b) => b.escResolve), reviewer: sums.map((b) => b.escReviewer) },
+      escalations: {
+        ack: sums.map((b) => b.escAck),
+        resolve: sums.map((b) => b.escResolve),
+        reviewer: sums.map((b) => b.escReviewer),
+      },
       depth,
       totals: {
         episodes: gated(total),

@@ -51,7 +51,10 @@ export const OidcConfig = z
     grants: z.array(OidcGrantRule).min(1, 'map at least one claim value to roles'),
   })
   .strict()
-  .refine((c) => (c.clientId === undefined) !== (c.clientIdEnv === undefined), { message: 'give exactly one of clientId and clientIdEnv', path: ['clientId'] });
+  .refine((c) => (c.clientId === undefined) !== (c.clientIdEnv === undefined), {
+    message: 'give exactly one of clientId and clientIdEnv',
+    path: ['clientId'],
+  });
 export type OidcConfig = z.infer<typeof OidcConfig>;
 
 /** A gateway config file (`handoff start --gateway-config <file>`). */
@@ -67,48 +70,85 @@ export type GatewayConfigFile = z.infer<typeof GatewayConfigFile>;
 
 export class GatewayConfigError extends HandoffError {
   constructor(file: string, problems: { path: string; message: string }[]) {
-    super('config.invalid', `${file}: ${problems.map((p) => `${p.path ? `${p.path}: ` : ''}${p.message}`).join('; ')}`, { file, problems });
+    super(
+      'config.invalid',
+      `${file}: ${problems.map((p) => `${p.path ? `${p.path}: ` : ''}${p.message}`).join('; ')}`,
+      { file, problems },
+    );
   }
 }
 
-const loopback = (host: string) => host === 'localhost' || host === '[::1]' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+const loopback = (host: string) =>
+  host === 'localhost' || host === '[::1]' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 
 /**
  * Reads and checks a gateway config: its shape, that every mapped model and role exists, that named
  * environment variables are set, HTTPS outside loopback, and the callback path.
  */
-export async function loadGatewayConfig(file: string, models: readonly LoadedModel[], env: Record<string, string | undefined> = process.env): Promise<GatewayConfigFile> {
+export async function loadGatewayConfig(
+  file: string,
+  models: readonly LoadedModel[],
+  env: Record<string, string | undefined> = process.env,
+): Promise<GatewayConfigFile> {
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(file, 'utf8'));
   } catch (err) {
-    throw new GatewayConfigError(file, [{ path: '', message: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON: ${(err as Error).message}` }]);
+    throw new GatewayConfigError(file, [
+      {
+        path: '',
+        message:
+          (err as NodeJS.ErrnoException).code === 'ENOENT'
+            ? 'no such file'
+            : `not valid JSON: ${(err as Error).message}`,
+      },
+    ]);
   }
   const parsed = GatewayConfigFile.safeParse(raw);
   if (!parsed.success) throw new GatewayConfigError(file, toIssues(parsed.error));
   const cfg = parsed.data;
   const problems = cfg.oidc ? checkOidc(cfg.oidc, models, env) : [];
-  if (!cfg.passwords && !cfg.oidc) problems.push({ path: 'passwords', message: 'with passwords off, configure oidc (nobody could sign in)' });
+  if (!cfg.passwords && !cfg.oidc)
+    problems.push({ path: 'passwords', message: 'with passwords off, configure oidc (nobody could sign in)' });
   if (problems.length) throw new GatewayConfigError(file, problems);
   return cfg;
 }
 
-function checkOidc(o: OidcConfig, models: readonly LoadedModel[], env: Record<string, string | undefined>): { path: string; message: string }[] {
+function checkOidc(
+  o: OidcConfig,
+  models: readonly LoadedModel[],
+  env: Record<string, string | undefined>,
+): { path: string; message: string }[] {
   const problems: { path: string; message: string }[] = [];
-  for (const [k, u] of [['oidc.issuer', o.issuer], ['oidc.redirectUri', o.redirectUri]] as const) {
+  for (const [k, u] of [
+    ['oidc.issuer', o.issuer],
+    ['oidc.redirectUri', o.redirectUri],
+  ] as const) {
     const url = new URL(u);
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback(url.hostname))) problems.push({ path: k, message: 'must be https:// (http:// only on a loopback host)' });
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback(url.hostname)))
+      problems.push({ path: k, message: 'must be https:// (http:// only on a loopback host)' });
   }
-  if (new URL(o.redirectUri).pathname !== '/auth/callback') problems.push({ path: 'oidc.redirectUri', message: "its path must be /auth/callback (where the console receives the provider's answer)" });
+  if (new URL(o.redirectUri).pathname !== '/auth/callback')
+    problems.push({
+      path: 'oidc.redirectUri',
+      message: "its path must be /auth/callback (where the console receives the provider's answer)",
+    });
   if (!o.scopes.includes('openid')) problems.push({ path: 'oidc.scopes', message: "must include 'openid'" });
-  if (o.clientIdEnv && !env[o.clientIdEnv]) problems.push({ path: 'oidc.clientIdEnv', message: `${o.clientIdEnv} is not set` });
-  if (o.clientSecretEnv && !env[o.clientSecretEnv]) problems.push({ path: 'oidc.clientSecretEnv', message: `${o.clientSecretEnv} is not set` });
+  if (o.clientIdEnv && !env[o.clientIdEnv])
+    problems.push({ path: 'oidc.clientIdEnv', message: `${o.clientIdEnv} is not set` });
+  if (o.clientSecretEnv && !env[o.clientSecretEnv])
+    problems.push({ path: 'oidc.clientSecretEnv', message: `${o.clientSecretEnv} is not set` });
   const byName = new Map(models.map((m) => [m.name, m]));
   o.grants.forEach((g, i) => {
     const m = byName.get(g.model);
-    if (!m) return problems.push({ path: `oidc.grants.${i}.model`, message: `no model '${g.model}' is loaded (${[...byName.keys()].join(', ')})` });
+    if (!m)
+      return problems.push({
+        path: `oidc.grants.${i}.model`,
+        message: `no model '${g.model}' is loaded (${[...byName.keys()].join(', ')})`,
+      });
     g.roles.forEach((r, j) => {
-      if (!m.config.roles[r]) problems.push({ path: `oidc.grants.${i}.roles.${j}`, message: `model '${g.model}' has no role '${r}'` });
+      if (!m.config.roles[r])
+        problems.push({ path: `oidc.grants.${i}.roles.${j}`, message: `model '${g.model}' has no role '${r}'` });
     });
   });
   return problems;
@@ -132,14 +172,20 @@ const ID_RE = /^[^\p{Cc}\p{Cf}\p{Z}]{1,128}$/u;
  * granting any role. Roles come from the rules only (not from model.json); the display name from
  * model.json when the id is one of its reviewers, else from the name claim.
  */
-export function principalFromClaims(o: OidcConfig, models: readonly LoadedModel[], claims: Record<string, unknown>): { principal: Principal } | { refused: string; id?: string } {
+export function principalFromClaims(
+  o: OidcConfig,
+  models: readonly LoadedModel[],
+  claims: Record<string, unknown>,
+): { principal: Principal } | { refused: string; id?: string } {
   const rawId = claimAt(claims, o.idClaim);
   const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : '';
   if (!ID_RE.test(id)) return { refused: `the ${o.idClaim} claim is missing or not a usable reviewer id` };
   const grants: Record<string, ModelGrant> = {};
   for (const rule of o.grants) {
     const v = claimAt(claims, rule.claim);
-    const has = Array.isArray(v) ? v.some((x) => String(x) === rule.value) : v !== undefined && v !== null && String(v) === rule.value;
+    const has = Array.isArray(v)
+      ? v.some((x) => String(x) === rule.value)
+      : v !== undefined && v !== null && String(v) === rule.value;
     if (!has) continue;
     const g = (grants[rule.model] ??= { roles: [], seeSensitive: false });
     for (const r of rule.roles) if (!g.roles.includes(r)) g.roles.push(r);
@@ -166,7 +212,11 @@ export class OidcSignIn {
   #env: Record<string, string | undefined>;
   #discovered: Promise<client.Configuration> | null = null;
 
-  constructor(config: OidcConfig, models: readonly LoadedModel[], env: Record<string, string | undefined> = process.env) {
+  constructor(
+    config: OidcConfig,
+    models: readonly LoadedModel[],
+    env: Record<string, string | undefined> = process.env,
+  ) {
     this.config = config;
     this.#models = models;
     this.#env = env;
@@ -184,10 +234,21 @@ export class OidcSignIn {
       const issuer = new URL(o.issuer);
       const insecure = issuer.protocol === 'http:';
       this.#discovered = client
-        .discovery(issuer, clientId, secret ? { client_secret: secret } : undefined, secret ? client.ClientSecretBasic(secret) : client.None(), insecure ? { execute: [client.allowInsecureRequests], timeout: 10 } : { timeout: 10 })
+        .discovery(
+          issuer,
+          clientId,
+          secret ? { client_secret: secret } : undefined,
+          secret ? client.ClientSecretBasic(secret) : client.None(),
+          insecure ? { execute: [client.allowInsecureRequests], timeout: 10 } : { timeout: 10 },
+        )
         .catch((err: unknown) => {
           this.#discovered = null;
-          throw new HandoffError('auth.oidc_unavailable', `the identity provider at ${o.issuer} cannot be reached: ${(err as Error).message}`, {}, { cause: err });
+          throw new HandoffError(
+            'auth.oidc_unavailable',
+            `the identity provider at ${o.issuer} cannot be reached: ${(err as Error).message}`,
+            {},
+            { cause: err },
+          );
         });
     }
     return this.#discovered;
@@ -197,7 +258,14 @@ export class OidcSignIn {
   async begin(next: string, now: number): Promise<{ url: URL; pending: PendingSignIn }> {
     const cfg = await this.#configuration();
     const codeVerifier = client.randomPKCECodeVerifier();
-    const pending: PendingSignIn = { kind: 'oidc-pending', state: client.randomState(), nonce: client.randomNonce(), codeVerifier, next, expiresAt: now + PENDING_MS };
+    const pending: PendingSignIn = {
+      kind: 'oidc-pending',
+      state: client.randomState(),
+      nonce: client.randomNonce(),
+      codeVerifier,
+      next,
+      expiresAt: now + PENDING_MS,
+    };
     const url = client.buildAuthorizationUrl(cfg, {
       redirect_uri: this.config.redirectUri,
       scope: this.config.scopes.join(' '),
@@ -213,13 +281,22 @@ export class OidcSignIn {
    * Redeems the code of the provider's callback (`search`: its query string) and maps the claims.
    * Throws when the provider answered with an error or the response fails a check.
    */
-  async complete(search: string, pending: PendingSignIn): Promise<{ principal: Principal } | { refused: string; id?: string }> {
+  async complete(
+    search: string,
+    pending: PendingSignIn,
+  ): Promise<{ principal: Principal } | { refused: string; id?: string }> {
     const cfg = await this.#configuration();
     const current = new URL(this.config.redirectUri);
     current.search = search;
-    const tokens = await client.authorizationCodeGrant(cfg, current, { pkceCodeVerifier: pending.codeVerifier, expectedState: pending.state, expectedNonce: pending.nonce, idTokenExpected: true });
+    const tokens = await client.authorizationCodeGrant(cfg, current, {
+      pkceCodeVerifier: pending.codeVerifier,
+      expectedState: pending.state,
+      expectedNonce: pending.nonce,
+      idTokenExpected: true,
+    });
     let claims: Record<string, unknown> = { ...(tokens.claims() ?? {}) };
-    if (this.config.userinfo) claims = { ...(await client.fetchUserInfo(cfg, tokens.access_token, String(claims.sub))), ...claims };
+    if (this.config.userinfo)
+      claims = { ...(await client.fetchUserInfo(cfg, tokens.access_token, String(claims.sub))), ...claims };
     return principalFromClaims(this.config, this.#models, claims);
   }
 }

@@ -62,7 +62,12 @@ export function escalationsOf(c: Pick<CaseContext, 'history'>): RowEscalation[] 
   for (const h of c.history) {
     if (h.kind !== 'escalated') continue;
     const note = h.note ?? '';
-    const cause = !h.by && note.startsWith('acknowledge deadline missed') ? 'ack' : !h.by && note.startsWith('resolve deadline missed') ? 'resolve' : 'reviewer';
+    const cause =
+      !h.by && note.startsWith('acknowledge deadline missed')
+        ? 'ack'
+        : !h.by && note.startsWith('resolve deadline missed')
+          ? 'resolve'
+          : 'reviewer';
     out.push({ fromTier: h.tier, at: h.at, cause, by: h.by ?? null });
   }
   return out;
@@ -70,7 +75,9 @@ export function escalationsOf(c: Pick<CaseContext, 'history'>): RowEscalation[] 
 
 /** Whether a case missed a deadline at any tier (escalated for it, or expired). */
 export function missedSla(c: Pick<CaseContext, 'history'>): boolean {
-  return c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && !h.by && (h.note ?? '').includes('deadline missed')));
+  return c.history.some(
+    (h) => h.kind === 'expired' || (h.kind === 'escalated' && !h.by && (h.note ?? '').includes('deadline missed')),
+  );
 }
 
 export interface QueueFilter {
@@ -99,7 +106,9 @@ export interface QueueDepth {
 /** Risk bands of the queue filter. */
 export const RISK_BANDS = { low: [0, 0.35], medium: [0.35, 0.6], high: [0.6, 1.01] } as const;
 
-export type RowChange = { op: 'upsert'; row: QueueRow; before: QueueRow | undefined } | { op: 'remove'; id: string; before: QueueRow; reason: string };
+export type RowChange =
+  | { op: 'upsert'; row: QueueRow; before: QueueRow | undefined }
+  | { op: 'remove'; id: string; before: QueueRow; reason: string };
 
 export function mayView(p: Principal, model: string, roles: readonly string[]): boolean {
   const grant = p.grants[model];
@@ -152,7 +161,12 @@ export function rowOf(id: string, seq: number, state: string, c: CaseContext): Q
 }
 
 function compareRows(a: QueueRow, b: QueueRow): number {
-  return b.priority - a.priority || (a.dueAt ?? Infinity) - (b.dueAt ?? Infinity) || a.openedAt - b.openedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  return (
+    b.priority - a.priority ||
+    (a.dueAt ?? Infinity) - (b.dueAt ?? Infinity) ||
+    a.openedAt - b.openedAt ||
+    (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  );
 }
 
 /**
@@ -178,7 +192,9 @@ export class QueueProjection {
   constructor(backend: GatewayBackend) {
     this.#backend = backend;
     this.#models = new Map(backend.models.map((m) => [m.name, m]));
-    const priorities = [...new Set(backend.models.flatMap((m) => m.config.review.tiers.map((t) => t.priority)))].sort((a, b) => b - a);
+    const priorities = [...new Set(backend.models.flatMap((m) => m.config.review.tiers.map((t) => t.priority)))].sort(
+      (a, b) => b - a,
+    );
     priorities.forEach((p, i) => this.#ranks.set(p, i + 1));
   }
 
@@ -241,7 +257,14 @@ export class QueueProjection {
     // Claims, releases and renewals only change what the notice carries; approvals and modifications
     // (a four-eyes tier's first approval) change the plan and approvers, and an escalation adds to the
     // history the row shows: read the case.
-    if (!before || !tiers || !n.queue || n.event === 'approve' || n.event === 'modify' || n.queue.tier !== before.tier) {
+    if (
+      !before ||
+      !tiers ||
+      !n.queue ||
+      n.event === 'approve' ||
+      n.event === 'modify' ||
+      n.queue.tier !== before.tier
+    ) {
       this.#fetch(n.id, n.seq);
       return;
     }
@@ -280,7 +303,8 @@ export class QueueProjection {
         const wanted = this.#fetching.get(id);
         this.#fetching.delete(id);
         if (wanted === undefined) return;
-        if (view && view.kind === 'case') this.apply(id, view.seq, view.state, view.status, view.context as CaseContext);
+        if (view && view.kind === 'case')
+          this.apply(id, view.seq, view.state, view.status, view.context as CaseContext);
         // A later notice arrived while reading: read again.
         if (view && view.seq < wanted && view.status === 'active') this.#fetch(id, wanted);
       })
@@ -313,7 +337,13 @@ export class QueueProjection {
   }
 
   /** The page of cases a reviewer may see, best first, with the total that match the filter. */
-  list(p: Principal, f: QueueFilter, offset: number, limit: number, now: number): { total: number; rows: QueueRow[]; offset: number } {
+  list(
+    p: Principal,
+    f: QueueFilter,
+    offset: number,
+    limit: number,
+    now: number,
+  ): { total: number; rows: QueueRow[]; offset: number } {
     const q = f.q?.trim().toLowerCase();
     const band = f.risk ? RISK_BANDS[f.risk] : null;
     const out: QueueRow[] = [];
@@ -330,7 +360,14 @@ export class QueueProjection {
       if (f.status === 'claimed' && r.claimedBy === null) continue;
       if (f.status === 'mine' && r.claimedBy !== p.id) continue;
       if (f.status === 'breached' && !(r.dueAt !== null && r.dueAt < now)) continue;
-      if (q && !r.id.toLowerCase().includes(q) && !r.subject.toLowerCase().includes(q) && !r.summary.toLowerCase().includes(q) && !r.kind.toLowerCase().includes(q)) continue;
+      if (
+        q &&
+        !r.id.toLowerCase().includes(q) &&
+        !r.subject.toLowerCase().includes(q) &&
+        !r.summary.toLowerCase().includes(q) &&
+        !r.kind.toLowerCase().includes(q)
+      )
+        continue;
       if (total >= offset && out.length < limit) out.push(r);
       total++;
     }
@@ -344,13 +381,36 @@ export class QueueProjection {
     for (const m of this.#models.values()) {
       if (!p.grants[m.name]) continue;
       m.config.review.tiers.forEach((t, i) => {
-        if (mayView(p, m.name, t.roles) && !byQueue.has(t.queue)) byQueue.set(t.queue, { queue: t.queue, model: m.name, tier: i + 1, tierName: t.name, open: 0, unclaimed: 0, breached: 0, oldestOpenedAt: null });
+        if (mayView(p, m.name, t.roles) && !byQueue.has(t.queue))
+          byQueue.set(t.queue, {
+            queue: t.queue,
+            model: m.name,
+            tier: i + 1,
+            tierName: t.name,
+            open: 0,
+            unclaimed: 0,
+            breached: 0,
+            oldestOpenedAt: null,
+          });
       });
     }
     for (const r of this.#rows.values()) {
       if (!mayView(p, r.model, r.roles)) continue;
       let d = byQueue.get(r.queue);
-      if (!d) byQueue.set(r.queue, (d = { queue: r.queue, model: r.model, tier: r.tier, tierName: r.tierName, open: 0, unclaimed: 0, breached: 0, oldestOpenedAt: null }));
+      if (!d)
+        byQueue.set(
+          r.queue,
+          (d = {
+            queue: r.queue,
+            model: r.model,
+            tier: r.tier,
+            tierName: r.tierName,
+            open: 0,
+            unclaimed: 0,
+            breached: 0,
+            oldestOpenedAt: null,
+          }),
+        );
       d.open++;
       if (r.claimedBy === null) d.unclaimed++;
       if (r.dueAt !== null && r.dueAt < now) d.breached++;

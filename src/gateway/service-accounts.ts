@@ -26,7 +26,9 @@ interface StoredAccount {
 
 type Stored = { v: 1; accounts: Record<string, StoredAccount> };
 
-export type Authenticated = { ok: true; account: ServiceAccountView } | { ok: false; code: 'auth.required' | 'auth.invalid_key' | 'auth.key_revoked'; accountId?: string };
+export type Authenticated =
+  | { ok: true; account: ServiceAccountView }
+  | { ok: false; code: 'auth.required' | 'auth.invalid_key' | 'auth.key_revoked'; accountId?: string };
 
 function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
@@ -42,11 +44,21 @@ export function parseScopes(specs: readonly string[]): Record<string, ApiOperati
     const i = spec.indexOf(':');
     const model = i > 0 ? spec.slice(0, i) : '';
     const op = i > 0 ? spec.slice(i + 1) : '';
-    if (!ModelName.safeParse(model).success) throw new HandoffError('config.invalid', `scope '${spec}': expected <model>:<operation>, e.g. refunds:signals:submit (model names are lower-case letters, digits and dashes)`, { field: 'scope' });
+    if (!ModelName.safeParse(model).success)
+      throw new HandoffError(
+        'config.invalid',
+        `scope '${spec}': expected <model>:<operation>, e.g. refunds:signals:submit (model names are lower-case letters, digits and dashes)`,
+        { field: 'scope' },
+      );
     const ops = op === '*' ? ApiOperation.options : [op];
     for (const o of ops) {
       const parsed = ApiOperation.safeParse(o);
-      if (!parsed.success) throw new HandoffError('config.invalid', `scope '${spec}': unknown operation '${o}'; one of ${ApiOperation.options.join(', ')} or *`, { field: 'scope' });
+      if (!parsed.success)
+        throw new HandoffError(
+          'config.invalid',
+          `scope '${spec}': unknown operation '${o}'; one of ${ApiOperation.options.join(', ')} or *`,
+          { field: 'scope' },
+        );
       const list = (out[model] ??= []);
       if (!list.includes(parsed.data)) list.push(parsed.data);
     }
@@ -76,14 +88,28 @@ export class ServiceAccounts {
     return { id: a.id, name: a.name, scopes: a.scopes, createdAt: a.createdAt, revokedAt: a.revokedAt };
   }
 
-  async create(name: string, scopes: Record<string, ApiOperation[]>): Promise<{ account: ServiceAccountView; key: string }> {
+  async create(
+    name: string,
+    scopes: Record<string, ApiOperation[]>,
+  ): Promise<{ account: ServiceAccountView; key: string }> {
     const trimmed = name.trim();
-    if (!trimmed || trimmed.length > 100) throw new HandoffError('config.invalid', 'the account name must be 1 to 100 characters', { field: 'name' });
-    if (Object.keys(scopes).length === 0) throw new HandoffError('config.invalid', 'give the account at least one scope (--scope <model>:<operation>)', { field: 'scope' });
+    if (!trimmed || trimmed.length > 100)
+      throw new HandoffError('config.invalid', 'the account name must be 1 to 100 characters', { field: 'name' });
+    if (Object.keys(scopes).length === 0)
+      throw new HandoffError('config.invalid', 'give the account at least one scope (--scope <model>:<operation>)', {
+        field: 'scope',
+      });
     const stored = await this.#load();
     const id = `sa-${randomBytes(8).toString('hex').slice(0, 12)}`;
     const secret = randomBytes(32).toString('base64url');
-    const account: StoredAccount = { id, name: trimmed, hash: sha256(secret), scopes, createdAt: this.#now(), revokedAt: null };
+    const account: StoredAccount = {
+      id,
+      name: trimmed,
+      hash: sha256(secret),
+      scopes,
+      createdAt: this.#now(),
+      revokedAt: null,
+    };
     stored.accounts[id] = account;
     await this.#store.putMeta(ACCOUNTS_META_KEY, stored);
     return { account: ServiceAccounts.view(account), key: `${KEY_PREFIX}${id}_${secret}` };

@@ -111,7 +111,8 @@ export class LevelSessionStore implements SessionStore {
   }
   async *entries(): AsyncIterable<[string, StoredRecord]> {
     const keys: string[] = [];
-    for await (const k of this.store.db.keys({ gt: `m:${META_PREFIX}`, lt: `m:${META_PREFIX.slice(0, -1)};` })) keys.push(k.slice(2 + META_PREFIX.length));
+    for await (const k of this.store.db.keys({ gt: `m:${META_PREFIX}`, lt: `m:${META_PREFIX.slice(0, -1)};` }))
+      keys.push(k.slice(2 + META_PREFIX.length));
     for (const k of keys) {
       const rec = await this.get(k);
       if (rec) yield [k, rec];

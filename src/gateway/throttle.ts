@@ -170,7 +170,8 @@ export class TrustedProxies {
       if (bits === undefined) this.#list.addAddress(ip, type);
       else {
         const prefix = Number(bits);
-        if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)) throw new Error(`trusted proxy '${e}' has a bad prefix length`);
+        if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128))
+          throw new Error(`trusted proxy '${e}' has a bad prefix length`);
         this.#list.addSubnet(ip, prefix, type);
       }
     }
@@ -197,7 +198,10 @@ export class TrustedProxies {
     const peer = normalizeIp(req.socket.remoteAddress ?? 'unknown');
     if (!this.has(peer)) return peer;
     const raw = req.headers['x-forwarded-for'];
-    const hops = (Array.isArray(raw) ? raw.join(',') : (raw ?? '')).split(',').map((s) => normalizeIp(s.trim())).filter(Boolean);
+    const hops = (Array.isArray(raw) ? raw.join(',') : (raw ?? ''))
+      .split(',')
+      .map((s) => normalizeIp(s.trim()))
+      .filter(Boolean);
     let client = peer;
     for (let i = hops.length - 1; i >= 0; i--) {
       const hop = hops[i]!;

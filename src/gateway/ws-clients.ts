@@ -46,7 +46,14 @@ export class WsClients<C extends WsClient> implements Iterable<C> {
    * Completes an upgrade: `make` builds the client for the socket, `onMessage` gets its text frames
    * (binary frames arrive as ''), and `hello` is sent first.
    */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, make: (ws: WebSocket) => C, onMessage: (c: C, text: string) => void, hello: () => unknown): void {
+  upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    make: (ws: WebSocket) => C,
+    onMessage: (c: C, text: string) => void,
+    hello: () => unknown,
+  ): void {
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       const client = make(ws);
       this.#clients.add(client);

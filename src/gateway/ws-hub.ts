@@ -88,7 +88,8 @@ export class WsHub {
       if (change.op === 'upsert') {
         const after = mayView(c.principal, change.row.model, change.row.roles);
         if (after) this.#send(c, { type: 'queue', op: 'upsert', row: change.row });
-        else if (before) this.#send(c, { type: 'queue', op: 'remove', id: change.row.id, reason: `moved to ${change.row.queue}` });
+        else if (before)
+          this.#send(c, { type: 'queue', op: 'remove', id: change.row.id, reason: `moved to ${change.row.queue}` });
         if (after || before) c.depthDirty = true;
       } else if (before) {
         this.#send(c, { type: 'queue', op: 'remove', id: change.id, reason: change.reason });
@@ -98,13 +99,33 @@ export class WsHub {
   }
 
   #onCase(n: TransitionNotice): void {
-    for (const c of this.#clients) if (c.cases.has(n.id)) this.#send(c, { type: 'case', id: n.id, seq: n.seq, state: n.state, status: n.status, event: n.event, at: n.at });
+    for (const c of this.#clients)
+      if (c.cases.has(n.id))
+        this.#send(c, {
+          type: 'case',
+          id: n.id,
+          seq: n.seq,
+          state: n.state,
+          status: n.status,
+          event: n.event,
+          at: n.at,
+        });
   }
 
   #onAgent(n: TransitionNotice): void {
     for (const c of this.#clients) {
       const caseId = c.episodes.get(n.id);
-      if (caseId) this.#send(c, { type: 'episode', id: n.id, caseId, seq: n.seq, state: n.state, status: n.status, event: n.event, at: n.at });
+      if (caseId)
+        this.#send(c, {
+          type: 'episode',
+          id: n.id,
+          caseId,
+          seq: n.seq,
+          state: n.state,
+          status: n.status,
+          event: n.event,
+          at: n.at,
+        });
     }
   }
 

@@ -29,7 +29,10 @@ export interface InspectorBackend {
 }
 
 /** The backend of an embedded runtime: its transport for live data, its store for history. */
-export function embeddedInspectorBackend(rt: Runtime, opts: { transport?: Transport; node?: string } = {}): InspectorBackend {
+export function embeddedInspectorBackend(
+  rt: Runtime,
+  opts: { transport?: Transport; node?: string } = {},
+): InspectorBackend {
   const transport = opts.transport ?? rt.transport;
   const ns = rt.namespace;
   return {

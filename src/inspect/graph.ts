@@ -72,8 +72,10 @@ export function formatGuard(guard: unknown): string | null {
 
 function actionName(a: unknown): string {
   if (typeof a === 'string') return a;
-  if (typeof a === 'function') return (a as { type?: string; name?: string }).type ?? ((a as { name?: string }).name || 'inline action');
-  if (a && typeof a === 'object' && typeof (a as { type?: unknown }).type === 'string') return (a as { type: string }).type;
+  if (typeof a === 'function')
+    return (a as { type?: string; name?: string }).type ?? ((a as { name?: string }).name || 'inline action');
+  if (a && typeof a === 'object' && typeof (a as { type?: unknown }).type === 'string')
+    return (a as { type: string }).type;
   return 'action';
 }
 
@@ -138,7 +140,8 @@ export function chartOf(machine: AnyStateMachine): Chart {
         order,
       });
     };
-    for (const [event, ts] of sn.transitions) ts.forEach((t, i) => add(t, i, event.startsWith('xstate.after.') ? 'after' : 'event'));
+    for (const [event, ts] of sn.transitions)
+      ts.forEach((t, i) => add(t, i, event.startsWith('xstate.after.') ? 'after' : 'event'));
     (sn.always ?? []).forEach((t, i) => add(t, i, 'always'));
     for (const c of children) visit(c);
   };
@@ -147,8 +150,16 @@ export function chartOf(machine: AnyStateMachine): Chart {
 }
 
 /** The label of a transition as the inspector shows it: event, then guard and delay. */
-export function edgeLabel(e: Pick<ChartEdge, 'event' | 'kind' | 'guard' | 'delay'>): { event: string; detail: string | null } {
-  const event = e.kind === 'always' ? 'always' : e.kind === 'after' ? `after ${e.delay ?? '?'}${/^\d+$/.test(e.delay ?? '') ? ' ms' : ''}` : e.event;
+export function edgeLabel(e: Pick<ChartEdge, 'event' | 'kind' | 'guard' | 'delay'>): {
+  event: string;
+  detail: string | null;
+} {
+  const event =
+    e.kind === 'always'
+      ? 'always'
+      : e.kind === 'after'
+        ? `after ${e.delay ?? '?'}${/^\d+$/.test(e.delay ?? '') ? ' ms' : ''}`
+        : e.event;
   return { event, detail: e.guard ? `[${e.guard}]` : null };
 }
 
@@ -201,7 +212,12 @@ export function toMermaid(chart: Chart): string {
   for (const e of chart.edges) {
     // A transition of the root applies in every state; mermaid has no such arrow, so it is drawn
     // from each top-level state that is not final.
-    const sources = e.source === chart.root ? children(root).filter((c) => c.type !== 'final').map((c) => mermaidId(chart, c.id)) : [mermaidId(chart, e.source)];
+    const sources =
+      e.source === chart.root
+        ? children(root)
+            .filter((c) => c.type !== 'final')
+            .map((c) => mermaidId(chart, c.id))
+        : [mermaidId(chart, e.source)];
     for (const t of e.targets.length ? e.targets : [e.source]) {
       for (const s of sources) lines.push(`  ${s} --> ${mermaidId(chart, t)} : ${esc(textLabel(e))}`);
     }
@@ -213,7 +229,13 @@ export function toMermaid(chart: Chart): string {
 export function toDot(chart: Chart): string {
   const byId = new Map(chart.nodes.map((n) => [n.id, n]));
   const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-  const out = [`digraph ${q(chart.id)} {`, '  compound=true;', '  rankdir=TB;', '  node [shape=box, style="rounded", fontname="Helvetica", fontsize=11];', '  edge [fontname="Helvetica", fontsize=9];'];
+  const out = [
+    `digraph ${q(chart.id)} {`,
+    '  compound=true;',
+    '  rankdir=TB;',
+    '  node [shape=box, style="rounded", fontname="Helvetica", fontsize=11];',
+    '  edge [fontname="Helvetica", fontsize=9];',
+  ];
   // A cluster has no node of its own to attach edges to: use an invisible anchor inside it.
   const anchor = (id: string) => (byId.get(id)!.children.length ? `${id}.__anchor` : id);
   const walk = (n: ChartNode, indent: string) => {
@@ -221,7 +243,9 @@ export function toDot(chart: Chart): string {
       const c = byId.get(cid)!;
       if (c.children.length) {
         out.push(`${indent}subgraph ${q(`cluster_${c.id}`)} {`);
-        out.push(`${indent}  label=${q(c.key + (c.type === 'parallel' ? ' (parallel)' : ''))}; style=${c.type === 'parallel' ? '"rounded,dashed"' : 'rounded'};`);
+        out.push(
+          `${indent}  label=${q(c.key + (c.type === 'parallel' ? ' (parallel)' : ''))}; style=${c.type === 'parallel' ? '"rounded,dashed"' : 'rounded'};`,
+        );
         out.push(`${indent}  ${q(anchor(c.id))} [shape=point, style=invis];`);
         walk(c, `${indent}  `);
         out.push(`${indent}}`);
@@ -230,7 +254,9 @@ export function toDot(chart: Chart): string {
       }
     }
     if (n.initial) {
-      out.push(`${indent}${q(`${n.id}.__initial`)} [shape=circle, style=filled, fillcolor=black, label="", width=0.15];`);
+      out.push(
+        `${indent}${q(`${n.id}.__initial`)} [shape=circle, style=filled, fillcolor=black, label="", width=0.15];`,
+      );
       out.push(`${indent}${q(`${n.id}.__initial`)} -> ${q(anchor(n.initial))};`);
     }
   };

@@ -112,7 +112,10 @@ function isAncestor(byId: Map<string, ChartNode>, ancestor: string, id: string):
  * Lays the chart out top-down and left-to-right and keeps the one that fits a landscape panel
  * (`fit`, default 1100 × 600) at the larger scale; or in the `direction` given.
  */
-export async function layoutChart(chart: Chart, opts: { direction?: 'DOWN' | 'RIGHT'; fit?: { width: number; height: number }; elk?: Record<string, string> } = {}): Promise<LaidOutChart> {
+export async function layoutChart(
+  chart: Chart,
+  opts: { direction?: 'DOWN' | 'RIGHT'; fit?: { width: number; height: number }; elk?: Record<string, string> } = {},
+): Promise<LaidOutChart> {
   if (opts.direction) return layoutIn(chart, opts.direction, opts.elk);
   const fit = opts.fit ?? { width: 1100, height: 600 };
   const [down, right] = await Promise.all([layoutIn(chart, 'DOWN', opts.elk), layoutIn(chart, 'RIGHT', opts.elk)]);
@@ -120,7 +123,11 @@ export async function layoutChart(chart: Chart, opts: { direction?: 'DOWN' | 'RI
   return scale(right) > scale(down) * 1.05 ? right : down;
 }
 
-async function layoutIn(chart: Chart, direction: 'DOWN' | 'RIGHT', elkOptions: Record<string, string> = {}): Promise<LaidOutChart> {
+async function layoutIn(
+  chart: Chart,
+  direction: 'DOWN' | 'RIGHT',
+  elkOptions: Record<string, string> = {},
+): Promise<LaidOutChart> {
   elk ??= new ELK();
   const byId = new Map(chart.nodes.map((n) => [n.id, n]));
   const elkNodes = new Map<string, ElkNode>();
@@ -248,10 +255,20 @@ async function layoutIn(chart: Chart, direction: 'DOWN' | 'RIGHT', elkOptions: R
     for (const e of (node.edges ?? []) as ElkExtendedEdge[]) {
       const pm = pathMeta.get(e.id);
       const sec = e.sections?.[0];
-      const points = sec ? [sec.startPoint, ...(sec.bendPoints ?? []), sec.endPoint].map((p) => ({ x: ox + p.x, y: oy + p.y })) : [];
+      const points = sec
+        ? [sec.startPoint, ...(sec.bendPoints ?? []), sec.endPoint].map((p) => ({ x: ox + p.x, y: oy + p.y }))
+        : [];
       if (!pm) {
         // The arrow from an initial dot.
-        paths.push({ id: e.id, source: e.sources[0]!, target: e.targets[0]!, edges: [], points, label: null, self: false });
+        paths.push({
+          id: e.id,
+          source: e.sources[0]!,
+          target: e.targets[0]!,
+          edges: [],
+          points,
+          label: null,
+          self: false,
+        });
         continue;
       }
       const l = e.labels?.[0];
@@ -261,7 +278,9 @@ async function layoutIn(chart: Chart, direction: 'DOWN' | 'RIGHT', elkOptions: R
         target: pm.target,
         edges: pm.lines.map((x) => x.edge),
         points,
-        label: l ? { x: ox + (l.x ?? 0), y: oy + (l.y ?? 0), width: l.width ?? 0, height: l.height ?? 0, lines: pm.lines } : null,
+        label: l
+          ? { x: ox + (l.x ?? 0), y: oy + (l.y ?? 0), width: l.width ?? 0, height: l.height ?? 0, lines: pm.lines }
+          : null,
         self: pm.source === pm.target,
       });
     }

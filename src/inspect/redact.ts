@@ -51,7 +51,8 @@ function pathsFor(m: LoadedModel): string[] {
   const out: string[] = [];
   for (const p of signal) out.push(`signal.${p}`, `input.signal.${p}`);
   for (const p of fields) out.push(`observation.fields.${p}`, `input.observation.fields.${p}`);
-  for (const plan of ['plan', 'proposedPlan', 'resolution.plan', 'input.plan']) for (const p of args) out.push(`${plan}.actions.*.args.${p}`);
+  for (const plan of ['plan', 'proposedPlan', 'resolution.plan', 'input.plan'])
+    for (const p of args) out.push(`${plan}.actions.*.args.${p}`);
   return out;
 }
 

@@ -54,7 +54,15 @@ const machines = new WeakMap<LoadedModel, AnyStateMachine>();
 export function machineFor(model: LoadedModel, kind: ActorKind): AnyStateMachine {
   if (kind === 'case') return reviewCaseMachine;
   let m = machines.get(model);
-  if (!m) machines.set(model, (m = agentMachineFor({ gate: model.gate, onExpiry: model.config.policy.onExpiry, freshness: model.config.freshness }) as unknown as AnyStateMachine));
+  if (!m)
+    machines.set(
+      model,
+      (m = agentMachineFor({
+        gate: model.gate,
+        onExpiry: model.config.policy.onExpiry,
+        freshness: model.config.freshness,
+      }) as unknown as AnyStateMachine),
+    );
   return m;
 }
 
@@ -73,7 +81,8 @@ export function diffValues(before: unknown, after: unknown, limit = 200): DiffEn
         if (!(k in b)) out.push({ path: p, op: 'remove', before: a[k] });
         else walk(a[k], b[k], p);
       }
-      for (const k of Object.keys(b)) if (!(k in a) && out.length < limit) out.push({ path: path ? `${path}.${k}` : k, op: 'add', after: b[k] });
+      for (const k of Object.keys(b))
+        if (!(k in a) && out.length < limit) out.push({ path: path ? `${path}.${k}` : k, op: 'add', after: b[k] });
       return;
     }
     if (Array.isArray(a) && Array.isArray(b)) {
@@ -101,23 +110,45 @@ export function diffValues(before: unknown, after: unknown, limit = 200): DiffEn
  * is the one the journal recorded; where the replay reaches another (a gate whose policy changed since)
  * the step says `diverged`. The last step's context is the persisted snapshot's when there is one.
  */
-export function replayJournal(opts: { id: string; kind: ActorKind; model: LoadedModel; entries: readonly JournalEntry[]; record?: ActorRecord | undefined; redactor: Redactor }): Replay {
+export function replayJournal(opts: {
+  id: string;
+  kind: ActorKind;
+  model: LoadedModel;
+  entries: readonly JournalEntry[];
+  record?: ActorRecord | undefined;
+  redactor: Redactor;
+}): Replay {
   const { id, kind, model, entries, redactor } = opts;
   const steps: Step[] = [];
   let note: string | null = null;
   const micro: TakenTransition[] = [];
   const inspect = (e: InspectionEvent) => {
     if (e.type !== '@xstate.microstep') return;
-    for (const t of (e as unknown as { _transitions?: { eventType: string; source: { id: string; transitions: Map<string, unknown[]>; always?: unknown[] }; target?: { id: string }[] }[] })._transitions ?? []) {
+    for (const t of (
+      e as unknown as {
+        _transitions?: {
+          eventType: string;
+          source: { id: string; transitions: Map<string, unknown[]>; always?: unknown[] };
+          target?: { id: string }[];
+        }[];
+      }
+    )._transitions ?? []) {
       const list = t.eventType === '' ? (t.source.always ?? []) : (t.source.transitions.get(t.eventType) ?? []);
-      micro.push({ edge: `${t.source.id}:${t.eventType || 'always'}:${Math.max(0, list.indexOf(t))}`, source: t.source.id, targets: (t.target ?? []).map((x) => x.id) });
+      micro.push({
+        edge: `${t.source.id}:${t.eventType || 'always'}:${Math.max(0, list.indexOf(t))}`,
+        source: t.source.id,
+        targets: (t.target ?? []).map((x) => x.id),
+      });
     }
   };
   const first = entries[0];
   let actor: ReturnType<typeof createActor> | null = null;
   if (first && first.seq === 0 && first.event.type === 'xstate.init') {
     try {
-      actor = createActor(machineFor(model, kind), { input: (first.event as { input?: unknown }).input as never, inspect });
+      actor = createActor(machineFor(model, kind), {
+        input: (first.event as { input?: unknown }).input as never,
+        inspect,
+      });
       actor.subscribe({ error: () => undefined });
       actor.start();
       if (actor.getSnapshot().status === 'error') throw actor.getSnapshot().error;
@@ -125,7 +156,7 @@ export function replayJournal(opts: { id: string; kind: ActorKind; model: Loaded
       actor = null;
       note = `the actor's input does not replay: ${err instanceof Error ? err.message : String(err)}`;
     }
-  } else note = 'the journal does not start at the actor\'s creation';
+  } else note = "the journal does not start at the actor's creation";
 
   let prevContext: unknown = undefined;
   for (const [i, entry] of entries.entries()) {
@@ -152,7 +183,10 @@ export function replayJournal(opts: { id: string; kind: ActorKind; model: Loaded
       context = snap.context;
     }
     const last = i === entries.length - 1;
-    const persisted = last && opts.record?.seq === entry.seq ? (opts.record.snapshot as { context?: unknown } | undefined)?.context : undefined;
+    const persisted =
+      last && opts.record?.seq === entry.seq
+        ? (opts.record.snapshot as { context?: unknown } | undefined)?.context
+        : undefined;
     if (persisted !== undefined) context = persisted;
     const redacted = context === null ? null : redactor.redact(model.name, context);
     steps.push({

@@ -112,7 +112,10 @@ export class InspectorService {
   }
 
   #fromRecord(rec: ActorRecord): ActorRow {
-    const ctx = ((rec.snapshot as { context?: Record<string, unknown> } | undefined)?.context ?? {}) as { episodeId?: unknown; caseIds?: unknown };
+    const ctx = ((rec.snapshot as { context?: Record<string, unknown> } | undefined)?.context ?? {}) as {
+      episodeId?: unknown;
+      caseIds?: unknown;
+    };
     return {
       id: rec.id,
       kind: rec.kind,
@@ -122,8 +125,16 @@ export class InspectorService {
       status: rec.status,
       seq: rec.seq,
       updatedAt: rec.updatedAt,
-      episodeId: rec.kind === 'case' ? (typeof ctx.episodeId === 'string' ? ctx.episodeId : (CASE_ID.exec(rec.id)?.[1] ?? null)) : null,
-      cases: rec.kind === 'agent' && Array.isArray(ctx.caseIds) ? ctx.caseIds.filter((x): x is string => typeof x === 'string') : [],
+      episodeId:
+        rec.kind === 'case'
+          ? typeof ctx.episodeId === 'string'
+            ? ctx.episodeId
+            : (CASE_ID.exec(rec.id)?.[1] ?? null)
+          : null,
+      cases:
+        rec.kind === 'agent' && Array.isArray(ctx.caseIds)
+          ? ctx.caseIds.filter((x): x is string => typeof x === 'string')
+          : [],
     };
   }
 
@@ -137,14 +148,26 @@ export class InspectorService {
       if (agent && !agent.cases.includes(row.id)) agent.cases.push(row.id);
     }
     if (row.kind === 'agent') {
-      for (const id of this.#casesOf.get(row.id) ?? []) if (this.#rows.has(id) && !row.cases.includes(id)) row.cases.push(id);
+      for (const id of this.#casesOf.get(row.id) ?? [])
+        if (this.#rows.has(id) && !row.cases.includes(id)) row.cases.push(id);
     }
   }
 
   #onNotice(n: TransitionNotice): void {
     let row = this.#rows.get(n.id);
     if (!row) {
-      row = { id: n.id, kind: n.kind, model: n.model, node: this.backend.node, state: n.state, status: n.status, seq: n.seq, updatedAt: n.at, episodeId: n.kind === 'case' ? (CASE_ID.exec(n.id)?.[1] ?? null) : null, cases: [] };
+      row = {
+        id: n.id,
+        kind: n.kind,
+        model: n.model,
+        node: this.backend.node,
+        state: n.state,
+        status: n.status,
+        seq: n.seq,
+        updatedAt: n.at,
+        episodeId: n.kind === 'case' ? (CASE_ID.exec(n.id)?.[1] ?? null) : null,
+        cases: [],
+      };
       this.#put(row);
     } else if (n.seq >= row.seq) {
       row.state = n.state;
@@ -170,7 +193,9 @@ export class InspectorService {
 
   #trim(): void {
     if (this.#rows.size < 50_000) return;
-    const finished = [...this.#rows.values()].filter((r) => r.status !== 'active').sort((a, b) => a.updatedAt - b.updatedAt);
+    const finished = [...this.#rows.values()]
+      .filter((r) => r.status !== 'active')
+      .sort((a, b) => a.updatedAt - b.updatedAt);
     for (const r of finished.slice(0, finished.length - KEEP_FINISHED)) {
       this.#rows.delete(r.id);
       const cases = r.kind === 'case' && r.episodeId ? this.#casesOf.get(r.episodeId) : undefined;
@@ -203,10 +228,28 @@ export class InspectorService {
   }
 
   /** Actors matching a filter, newest change first, among `models`. */
-  list(filter: ActorFilter, models: ReadonlySet<string>, limit = 200): { rows: ActorRow[]; total: number; facets: { kinds: Record<string, number>; models: Record<string, number>; states: Record<string, number>; nodes: Record<string, number> } } {
+  list(
+    filter: ActorFilter,
+    models: ReadonlySet<string>,
+    limit = 200,
+  ): {
+    rows: ActorRow[];
+    total: number;
+    facets: {
+      kinds: Record<string, number>;
+      models: Record<string, number>;
+      states: Record<string, number>;
+      nodes: Record<string, number>;
+    };
+  } {
     const q = filter.q?.toLowerCase();
     const status = filter.status ?? 'all';
-    const facets = { kinds: {} as Record<string, number>, models: {} as Record<string, number>, states: {} as Record<string, number>, nodes: {} as Record<string, number> };
+    const facets = {
+      kinds: {} as Record<string, number>,
+      models: {} as Record<string, number>,
+      states: {} as Record<string, number>,
+      nodes: {} as Record<string, number>,
+    };
     const rows: ActorRow[] = [];
     for (const r of this.#rows.values()) {
       if (!models.has(r.model)) continue;
@@ -254,7 +297,9 @@ export class InspectorService {
       row.cases = [...new Set([...row.cases, ...known.cases])];
       row.node = known.node;
     } else this.#put(row);
-    if (row.kind === 'agent') for (const cid of this.#casesOf.get(id) ?? []) if (this.#rows.has(cid) && !row.cases.includes(cid)) row.cases.push(cid);
+    if (row.kind === 'agent')
+      for (const cid of this.#casesOf.get(id) ?? [])
+        if (this.#rows.has(cid) && !row.cases.includes(cid)) row.cases.push(cid);
     return { row, replay: replayJournal({ id, kind: rec.kind, model, entries, record: rec, redactor: this.redactor }) };
   }
 }

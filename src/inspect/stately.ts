@@ -31,7 +31,11 @@ export class StatelyBridge {
   #models: Map<string, LoadedModel>;
   #known = new Set<string>();
 
-  constructor(opts: { models: readonly LoadedModel[]; adapter: StatelyAdapter } | { models: readonly LoadedModel[]; inspector: Inspector }) {
+  constructor(
+    opts:
+      | { models: readonly LoadedModel[]; adapter: StatelyAdapter }
+      | { models: readonly LoadedModel[]; inspector: Inspector },
+  ) {
     this.#models = new Map(opts.models.map((m) => [m.name, m]));
     this.inspector =
       'inspector' in opts
@@ -44,7 +48,10 @@ export class StatelyBridge {
 
   /** A Stately WebSocket inspector (`createWebSocketInspector`) at `url`, e.g. Stately's inspector server. */
   static webSocket(models: readonly LoadedModel[], url: string): StatelyBridge {
-    const inspector = createWebSocketInspector({ url, serialize: (e) => (e.type === '@xstate.actor' ? { ...e, parentId: CASE_ID.exec(e.sessionId)?.[1] } : e) });
+    const inspector = createWebSocketInspector({
+      url,
+      serialize: (e) => (e.type === '@xstate.actor' ? { ...e, parentId: CASE_ID.exec(e.sessionId)?.[1] } : e),
+    });
     return new StatelyBridge({ models, inspector });
   }
 
@@ -53,10 +60,21 @@ export class StatelyBridge {
     return m ? machineFor(m, kind) : null;
   }
 
-  #actor(id: string, kind: 'agent' | 'case', model: string, snapshot: { status?: string; value?: unknown; context?: unknown }): void {
+  #actor(
+    id: string,
+    kind: 'agent' | 'case',
+    model: string,
+    snapshot: { status?: string; value?: unknown; context?: unknown },
+  ): void {
     const machine = this.#machine(model, kind);
     // An actor-like object: Stately reads the definition from `logic.config`.
-    const ref = { sessionId: id, id, logic: machine ? { config: machine.config } : undefined, send: () => undefined, getSnapshot: () => snapshot };
+    const ref = {
+      sessionId: id,
+      id,
+      logic: machine ? { config: machine.config } : undefined,
+      send: () => undefined,
+      getSnapshot: () => snapshot,
+    };
     this.inspector.actor(ref as never, snapshot as never);
     this.#known.add(id);
   }
@@ -76,9 +94,15 @@ export class StatelyBridge {
     this.#actor(replay.id, replay.kind, replay.model, { status: 'active', value: first.value, context: first.context });
     replay.steps.forEach((s, i) => {
       const last = i === replay.steps.length - 1;
-      const status = last && ['done', 'approved', 'modified', 'rejected', 'expired', 'denied', 'compensated', 'failed'].includes(s.state) ? 'done' : 'active';
+      const status =
+        last &&
+        ['done', 'approved', 'modified', 'rejected', 'expired', 'denied', 'compensated', 'failed'].includes(s.state)
+          ? 'done'
+          : 'active';
       if (i > 0) this.inspector.event(replay.id, s.event);
-      this.inspector.snapshot(replay.id, { status, value: s.value ?? s.state, context: s.context } as never, { event: s.event });
+      this.inspector.snapshot(replay.id, { status, value: s.value ?? s.state, context: s.context } as never, {
+        event: s.event,
+      });
     });
   }
 

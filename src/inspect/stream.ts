@@ -232,7 +232,8 @@ export class InspectionStream {
         if (!ts || ts.length === 0) return;
         let list = this.#micro.get(actorId);
         if (!list) this.#micro.set(actorId, (list = []));
-        for (const t of ts) list.push({ edge: edgeId(t), source: t.source.id, targets: (t.target ?? []).map((x) => x.id) });
+        for (const t of ts)
+          list.push({ edge: edgeId(t), source: t.source.id, targets: (t.target ?? []).map((x) => x.id) });
         return;
       }
       case '@xstate.event':
@@ -243,7 +244,14 @@ export class InspectionStream {
         }
         // Light records skip events: the snapshot that follows names its event.
         if (!this.#focused(actorId)) return;
-        this.#push({ type: 'event', id: actorId, ref: e.actorRef, at: this.#now(), event: e.event, sourceId: e.sourceRef && e.sourceRef !== e.actorRef ? ((e.sourceRef as { id?: string }).id ?? null) : null });
+        this.#push({
+          type: 'event',
+          id: actorId,
+          ref: e.actorRef,
+          at: this.#now(),
+          event: e.event,
+          sourceId: e.sourceRef && e.sourceRef !== e.actorRef ? ((e.sourceRef as { id?: string }).id ?? null) : null,
+        });
         return;
       case '@xstate.snapshot': {
         const snap = e.snapshot as unknown as { value: StateValue; status: string; context: unknown };
@@ -258,7 +266,15 @@ export class InspectionStream {
           waiting.coalesced = (waiting.coalesced ?? 0) + 1;
           return;
         }
-        const p: Pending = { type: 'snapshot', id: actorId, ref: e.actorRef, at: this.#now(), event: e.event, snapshot: snap, transitions };
+        const p: Pending = {
+          type: 'snapshot',
+          id: actorId,
+          ref: e.actorRef,
+          at: this.#now(),
+          event: e.event,
+          snapshot: snap,
+          transitions,
+        };
         if (this.#push(p)) this.#waiting.set(actorId, p);
         return;
       }
@@ -321,7 +337,8 @@ export class InspectionStream {
   }
 
   #record(p: Pending, full: boolean): InspectionRecord | null {
-    const snap = p.snapshot ?? (p.ref.getSnapshot() as { value: StateValue; status: string; context: unknown } | undefined);
+    const snap =
+      p.snapshot ?? (p.ref.getSnapshot() as { value: StateValue; status: string; context: unknown } | undefined);
     const ctx = snap?.context as { model?: unknown } | undefined;
     const model = typeof ctx?.model === 'string' ? ctx.model : '';
     const logicId = (p.ref as unknown as { logic?: { id?: string } }).logic?.id;
@@ -337,7 +354,9 @@ export class InspectionStream {
       state: stateString(snap.value),
       status: snap.status,
       ...(full ? { context: this.#redactor.redact(model, snap.context) } : {}),
-      ...(p.type === 'snapshot' ? { transitions: p.transitions ?? [], ...(p.coalesced ? { coalesced: p.coalesced } : {}) } : {}),
+      ...(p.type === 'snapshot'
+        ? { transitions: p.transitions ?? [], ...(p.coalesced ? { coalesced: p.coalesced } : {}) }
+        : {}),
     };
   }
 
@@ -345,7 +364,14 @@ export class InspectionStream {
     if (!this.#transport || (this.stats.recorded === 0 && this.#focus.size === 0)) return;
     const now = performance.now();
     for (const [id, until] of this.#focus) if (until < now) this.#focus.delete(id);
-    const s: InspectionStats = { v: 1, node: this.node, at: this.#now(), ...this.stats, workMs: Math.round(this.stats.workMs), focused: this.#focus.size };
+    const s: InspectionStats = {
+      v: 1,
+      node: this.node,
+      at: this.#now(),
+      ...this.stats,
+      workMs: Math.round(this.stats.workMs),
+      focused: this.#focus.size,
+    };
     this.#transport.publish(statsSubject(this.namespace), s);
   }
 

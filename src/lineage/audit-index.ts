@@ -31,7 +31,8 @@ export function rulesOf(e: AuditEntry): string[] {
   const d = e.data;
   const out: string[] = [];
   for (const k of ['ruleId', 'rule']) if (typeof d[k] === 'string') out.push(d[k] as string);
-  if (Array.isArray(d.rules)) for (const r of d.rules) out.push(typeof r === 'string' ? r : String((r as { ruleId?: unknown })?.ruleId ?? ''));
+  if (Array.isArray(d.rules))
+    for (const r of d.rules) out.push(typeof r === 'string' ? r : String((r as { ruleId?: unknown })?.ruleId ?? ''));
   return [...new Set(out.filter(Boolean))];
 }
 
@@ -94,7 +95,8 @@ export class AuditIndex {
   async query(q: AuditQuery): Promise<AuditEntry[]> {
     await this.catchUp();
     const sets: number[][] = [];
-    if (q.actor !== undefined) sets.push([...new Set([...(this.#byActor.get(q.actor) ?? []), ...(this.#byEpisode.get(q.actor) ?? [])])]);
+    if (q.actor !== undefined)
+      sets.push([...new Set([...(this.#byActor.get(q.actor) ?? []), ...(this.#byEpisode.get(q.actor) ?? [])])]);
     if (q.reviewer !== undefined) sets.push(this.#byReviewer.get(q.reviewer) ?? []);
     if (q.rule !== undefined) sets.push(this.#byRule.get(q.rule) ?? []);
     let seqs: number[];
@@ -114,7 +116,7 @@ export class AuditIndex {
   async #read(seqs: number[]): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
     // Runs of consecutive sequence numbers are read with one scan.
-    for (let i = 0; i < seqs.length; ) {
+    for (let i = 0; i < seqs.length;) {
       let j = i;
       while (j + 1 < seqs.length && seqs[j + 1] === seqs[j]! + 1) j++;
       const want = new Set(seqs.slice(i, j + 1));

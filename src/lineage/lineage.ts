@@ -15,7 +15,11 @@ export type { LineageObservation, LineagePlan };
 /** What a lineage is built from. Only `get` and `auditOf` are required; the rest fill in detail. */
 export interface LineageSource {
   /** An actor's current view: its kind, model, state and context (live or finished). */
-  get(id: string): Promise<{ id: string; kind: ActorKind; model: string; state: string; status: string; context: unknown } | undefined>;
+  get(
+    id: string,
+  ): Promise<
+    { id: string; kind: ActorKind; model: string; state: string; status: string; context: unknown } | undefined
+  >;
   /** Audit entries of these actors, oldest first. */
   auditOf(actors: readonly string[]): Promise<AuditEntry[]>;
   journal?(id: string): AsyncIterable<JournalEntry>;
@@ -88,7 +92,12 @@ export interface LineageAction {
   key: string;
   executed: { auditSeq: number; at: number } | null;
   effect: LineageEffect | null;
-  compensation: { type: string | null; key: string; compensated: { auditSeq: number; at: number } | null; effect: LineageEffect | null };
+  compensation: {
+    type: string | null;
+    key: string;
+    compensated: { auditSeq: number; at: number } | null;
+    effect: LineageEffect | null;
+  };
 }
 
 /** From the observation's sources to the effects in the world, with the audit entries of each step. */
@@ -103,7 +112,10 @@ export interface Lineage {
   startedAt: number | null;
   endedAt: number | null;
   /** Where the event-level history is: the journals, or (after retention) a summary of them. */
-  history: { journal: 'kept'; entries: number } | { journal: 'compacted'; compactedAt: number; keepDays: number; entries: number } | { journal: 'none'; entries: 0 };
+  history:
+    | { journal: 'kept'; entries: number }
+    | { journal: 'compacted'; compactedAt: number; keepDays: number; entries: number }
+    | { journal: 'none'; entries: 0 };
   hold: LegalHold | null;
   observations: LineageObservation[];
   plans: LineagePlan[];
@@ -127,13 +139,24 @@ function observationOf(o: Observation, journalSeq: number | null, at: number | n
     subject: o.subject,
     source: o.provenance.source,
     observedAt: o.provenance.observedAt,
-    transforms: o.provenance.transforms.map((t) => ({ name: t.name, at: t.at, by: t.by, ...(t.note ? { note: t.note } : {}) })),
+    transforms: o.provenance.transforms.map((t) => ({
+      name: t.name,
+      at: t.at,
+      by: t.by,
+      ...(t.note ? { note: t.note } : {}),
+    })),
     journalSeq,
     at,
   };
 }
 
-function planOf(p: Plan, origin: LineagePlan['origin'], by: string[], journalSeq: number | null, at: number | null): LineagePlan {
+function planOf(
+  p: Plan,
+  origin: LineagePlan['origin'],
+  by: string[],
+  journalSeq: number | null,
+  at: number | null,
+): LineagePlan {
   return {
     id: p.id,
     planner: p.planner,
@@ -150,18 +173,24 @@ function planOf(p: Plan, origin: LineagePlan['origin'], by: string[], journalSeq
 }
 
 /** Observations and plans as the journal records them, in order. */
-export async function journalLineage(journal: AsyncIterable<JournalEntry>): Promise<{ entries: number; observations: LineageObservation[]; plans: LineagePlan[] }> {
+export async function journalLineage(
+  journal: AsyncIterable<JournalEntry>,
+): Promise<{ entries: number; observations: LineageObservation[]; plans: LineagePlan[] }> {
   const observations: LineageObservation[] = [];
   const plans: LineagePlan[] = [];
   let entries = 0;
   for await (const j of journal) {
     entries++;
     const e = j.event;
-    if (e.type === 'perceive.done' && e.observation) observations.push(observationOf(e.observation as Observation, j.seq, j.at));
+    if (e.type === 'perceive.done' && e.observation)
+      observations.push(observationOf(e.observation as Observation, j.seq, j.at));
     else if (e.type === 'plan.done' && e.plan) plans.push(planOf(e.plan as Plan, 'planner', [], j.seq, j.at));
     else if (e.type === 'case.resolved') {
       const r = e.resolution as CaseResolution | undefined;
-      if (r?.plan && r.outcome === 'modified') plans.push(planOf(r.plan, 'reviewer', r.edits ? [...new Set(r.edits.map((x) => x.by))] : r.decidedBy, j.seq, j.at));
+      if (r?.plan && r.outcome === 'modified')
+        plans.push(
+          planOf(r.plan, 'reviewer', r.edits ? [...new Set(r.edits.map((x) => x.by))] : r.decidedBy, j.seq, j.at),
+        );
     }
   }
   return { entries, observations, plans };
@@ -192,7 +221,8 @@ export async function buildLineage(id: string, source: LineageSource): Promise<L
   if (asked?.kind === 'case' && !caseIds.includes(id)) caseIds.push(id);
   const audit = await source.auditOf([episodeId, ...caseIds]);
   // Cases the agent never linked (an operator case opened by the supervisor) still belong here.
-  for (const e of audit) if (e.actor !== episodeId && !caseIds.includes(e.actor) && e.kind.startsWith('case.')) caseIds.push(e.actor);
+  for (const e of audit)
+    if (e.actor !== episodeId && !caseIds.includes(e.actor) && e.kind.startsWith('case.')) caseIds.push(e.actor);
 
   const summary = (await source.summary?.(episodeId)) ?? null;
   let observations: LineageObservation[] = [];
@@ -204,10 +234,19 @@ export async function buildLineage(id: string, source: LineageSource): Promise<L
   }
   if (entries === 0 && summary) ({ observations, plans } = summary);
   if (observations.length === 0 && agent?.observation) observations = [observationOf(agent.observation, null, null)];
-  const sameActions = (p: LineagePlan, q: Plan) => p.id === q.id && p.actions.map((a) => a.type).join() === q.actions.map((a) => a.type).join();
+  const sameActions = (p: LineagePlan, q: Plan) =>
+    p.id === q.id && p.actions.map((a) => a.type).join() === q.actions.map((a) => a.type).join();
   // The plan that ran but no journal entry brought (the expiry fallback, or journals gone).
   if (agent?.plan && !plans.some((p) => sameActions(p, agent.plan!))) {
-    plans.push(planOf(agent.plan, agent.plan.id.endsWith('.fallback') ? 'fallback' : agent.resolution === 'modified' ? 'reviewer' : 'planner', [], null, null));
+    plans.push(
+      planOf(
+        agent.plan,
+        agent.plan.id.endsWith('.fallback') ? 'fallback' : agent.resolution === 'modified' ? 'reviewer' : 'planner',
+        [],
+        null,
+        null,
+      ),
+    );
   }
 
   const decisions: LineageDecision[] = [];
@@ -241,9 +280,12 @@ export async function buildLineage(id: string, source: LineageSource): Promise<L
         planId: str(d.planId),
         inputs: inputs ?? null,
       });
-    } else if (e.kind === 'action.executed' && typeof d.key === 'string') executed.set(d.key, { auditSeq: e.seq, at: e.at });
-    else if (e.kind === 'action.compensated' && typeof d.key === 'string') compensated.set(d.key, { auditSeq: e.seq, at: e.at });
-    else if (e.kind === 'episode.outcome') outcomeEntry = { auditSeq: e.seq, at: e.at, outcome: str(d.outcome) ?? '', error: str(d.error) };
+    } else if (e.kind === 'action.executed' && typeof d.key === 'string')
+      executed.set(d.key, { auditSeq: e.seq, at: e.at });
+    else if (e.kind === 'action.compensated' && typeof d.key === 'string')
+      compensated.set(d.key, { auditSeq: e.seq, at: e.at });
+    else if (e.kind === 'episode.outcome')
+      outcomeEntry = { auditSeq: e.seq, at: e.at, outcome: str(d.outcome) ?? '', error: str(d.error) };
     else other.push({ auditSeq: e.seq, at: e.at, kind: e.kind, actor: e.actor, by: e.by, data: d });
   }
 
@@ -259,21 +301,36 @@ export async function buildLineage(id: string, source: LineageSource): Promise<L
       tier: num(e.data.tier),
       note: str(e.data.note),
     }));
-    const people = (list: LineageReviewEvent[]) => [...new Set(list.flatMap((e) => e.by.split(',')).filter((b) => b && b !== 'runtime'))];
+    const people = (list: LineageReviewEvent[]) => [
+      ...new Set(list.flatMap((e) => e.by.split(',')).filter((b) => b && b !== 'runtime')),
+    ];
     reviews.push({
       caseId,
       kind: OPERATOR_CASE.test(caseId) ? 'operator' : 'review',
       state: view?.state ?? null,
       openedAt: c?.openedAt ?? events.find((e) => e.kind === 'opened')?.at ?? null,
-      decision: c ? { outcome: c.decision.outcome, ruleId: c.decision.ruleId, reasons: c.decision.reasons, tier: c.decision.tier } : null,
-      tiers: c ? c.tiers.map((t, i) => ({ n: i + 1, name: t.name, roles: t.roles, fourEyes: t.fourEyes ?? false })) : [],
+      decision: c
+        ? { outcome: c.decision.outcome, ruleId: c.decision.ruleId, reasons: c.decision.reasons, tier: c.decision.tier }
+        : null,
+      tiers: c
+        ? c.tiers.map((t, i) => ({ n: i + 1, name: t.name, roles: t.roles, fourEyes: t.fourEyes ?? false }))
+        : [],
       openedTier: c?.history[0]?.tier ?? events[0]?.tier ?? null,
       tier: c?.tier ?? events.at(-1)?.tier ?? null,
       events,
       claims: events.filter((e) => e.kind === 'claimed').map((e) => ({ by: e.by, at: e.at, auditSeq: e.auditSeq })),
-      decisions: events.filter((e) => ['approved', 'modified', 'rejected', 'expired', 'escalated'].includes(e.kind)).map((e) => ({ kind: e.kind, by: e.by, at: e.at, auditSeq: e.auditSeq, note: e.note })),
+      decisions: events
+        .filter((e) => ['approved', 'modified', 'rejected', 'expired', 'escalated'].includes(e.kind))
+        .map((e) => ({ kind: e.kind, by: e.by, at: e.at, auditSeq: e.auditSeq, note: e.note })),
       reviewers: people(events),
-      resolution: c?.resolution ? { outcome: c.resolution.outcome, decidedBy: c.resolution.decidedBy, at: c.resolution.at, reason: c.resolution.reason ?? null } : null,
+      resolution: c?.resolution
+        ? {
+            outcome: c.resolution.outcome,
+            decidedBy: c.resolution.decidedBy,
+            at: c.resolution.at,
+            reason: c.resolution.reason ?? null,
+          }
+        : null,
     });
   }
 
@@ -315,7 +372,12 @@ export async function buildLineage(id: string, source: LineageSource): Promise<L
       entries > 0
         ? { journal: 'kept', entries }
         : summary
-          ? { journal: 'compacted', compactedAt: summary.compactedAt, keepDays: summary.keepDays, entries: summary.journals.reduce((n, j) => n + j.entries, 0) }
+          ? {
+              journal: 'compacted',
+              compactedAt: summary.compactedAt,
+              keepDays: summary.keepDays,
+              entries: summary.journals.reduce((n, j) => n + j.entries, 0),
+            }
           : { journal: 'none', entries: 0 },
     hold: (await source.hold?.(episodeId)) ?? null,
     observations,
@@ -330,7 +392,16 @@ export async function buildLineage(id: string, source: LineageSource): Promise<L
 }
 
 /** Fills in each action's compensation type from the model's catalogue. */
-export function withCompensationTypes(lineage: Lineage, actions: Record<string, { compensation: string | null }> | undefined): Lineage {
+export function withCompensationTypes(
+  lineage: Lineage,
+  actions: Record<string, { compensation: string | null }> | undefined,
+): Lineage {
   if (!actions) return lineage;
-  return { ...lineage, actions: lineage.actions.map((a) => ({ ...a, compensation: { ...a.compensation, type: actions[a.type]?.compensation ?? null } })) };
+  return {
+    ...lineage,
+    actions: lineage.actions.map((a) => ({
+      ...a,
+      compensation: { ...a.compensation, type: actions[a.type]?.compensation ?? null },
+    })),
+  };
 }

@@ -8,13 +8,23 @@ import type { LineageSource } from './lineage.ts';
  * A lineage source over a store: actor records, journals, the audit log (through an
  * {@link AuditIndex}, given or built here), the world's ledger, retention summaries and holds.
  */
-export function storeLineageSource(store: Store, opts: { audit?: AuditIndex; effect?: (key: string) => Promise<LedgerEntry | undefined> } = {}): LineageSource {
+export function storeLineageSource(
+  store: Store,
+  opts: { audit?: AuditIndex; effect?: (key: string) => Promise<LedgerEntry | undefined> } = {},
+): LineageSource {
   const audit = opts.audit ?? new AuditIndex(store);
   return {
     async get(id) {
       const rec = await store.load(id);
       if (!rec) return undefined;
-      return { id: rec.id, kind: rec.kind, model: rec.model, state: rec.state, status: rec.status, context: (rec.snapshot as { context?: unknown } | null)?.context };
+      return {
+        id: rec.id,
+        kind: rec.kind,
+        model: rec.model,
+        state: rec.state,
+        status: rec.status,
+        context: (rec.snapshot as { context?: unknown } | null)?.context,
+      };
     },
     auditOf: (actors) => audit.entries(actors, Number.MAX_SAFE_INTEGER),
     journal: (id) => store.journal(id),

@@ -7,7 +7,16 @@ import type { Observation } from '../contracts/observation.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { CaseEdit, CaseResolution } from '../contracts/review-case.ts';
 import { checkFreshness, flagsStale, withFreshness } from '../policy/freshness.ts';
-import { backoffMs, initialContext, type EffectKind, type EffectRequest, type FailureInfo, type Stamped, type TimerEvent, type Timers } from './effects.ts';
+import {
+  backoffMs,
+  initialContext,
+  type EffectKind,
+  type EffectRequest,
+  type FailureInfo,
+  type Stamped,
+  type TimerEvent,
+  type Timers,
+} from './effects.ts';
 
 export interface AgentInput {
   episodeId: string;
@@ -64,7 +73,11 @@ export type AgentEvent =
   | ({ type: 'plan.done'; effectId: string; plan: Plan } & Stamped)
   | ({ type: 'action.done'; effectId: string; result: unknown } & Stamped)
   | ({ type: 'compensation.done'; effectId: string } & Stamped)
-  | ({ type: 'perceive.failed' | 'plan.failed' | 'action.failed' | 'compensation.failed'; effectId: string; error: FailureInfo } & Stamped)
+  | ({
+      type: 'perceive.failed' | 'plan.failed' | 'action.failed' | 'compensation.failed';
+      effectId: string;
+      error: FailureInfo;
+    } & Stamped)
   | ({ type: 'case.opened'; effectId: string; caseId: string } & Stamped)
   | ({ type: 'case.resolved'; resolution: CaseResolution } & Stamped)
   | ({ type: 'timer.retry' } & TimerEvent);
@@ -89,7 +102,14 @@ function nextEffect(context: AgentContext, kind: EffectKind, operator = false): 
         : '';
   const id = [context.episodeId, kind, round, step ?? caseId ?? '', context.attempt].filter((p) => p !== '').join(':');
   return {
-    effect: { id, kind, attempt: context.attempt, ...(step !== undefined ? { step } : {}), ...(caseId ? { caseId } : {}), ...(operator ? { operator, step: context.compensateStep } : {}) },
+    effect: {
+      id,
+      kind,
+      attempt: context.attempt,
+      ...(step !== undefined ? { step } : {}),
+      ...(caseId ? { caseId } : {}),
+      ...(operator ? { operator, step: context.compensateStep } : {}),
+    },
   };
 }
 
@@ -117,17 +137,32 @@ export const agentMachine = setup({
     requestCompensation: assign(({ context }) => nextEffect(context, 'compensate')),
     requestReviewCase: assign(({ context }) => nextEffect(context, 'openCase')),
     requestOperatorCase: assign(({ context }) => nextEffect(context, 'openCase', true)),
-    retryCompensation: assign(({ context }) => ({ error: null, attempt: 1, compensationRetries: (context.compensationRetries ?? 0) + 1 })),
+    retryCompensation: assign(({ context }) => ({
+      error: null,
+      attempt: 1,
+      compensationRetries: (context.compensationRetries ?? 0) + 1,
+    })),
     evaluateGate: () => {
       throw new Error('evaluateGate must be provided by the runtime (agentMachineFor)');
     },
     clearEffect: assign({ effect: null, attempt: 1 }),
     recordStart: assign({ startedAt: ({ context, event }) => context.startedAt ?? event.at }),
-    storeObservation: assign({ observation: ({ event }) => (event.type === 'perceive.done' ? event.observation : null) }),
+    storeObservation: assign({
+      observation: ({ event }) => (event.type === 'perceive.done' ? event.observation : null),
+    }),
     // A new plan from the planner (after perceiving again) carries no edits.
-    storePlan: assign(({ event, context }) => (event.type !== 'plan.done' ? {} : context.edits?.length ? { plan: event.plan, proposedPlan: null, edits: [] } : { plan: event.plan })),
+    storePlan: assign(({ event, context }) =>
+      event.type !== 'plan.done'
+        ? {}
+        : context.edits?.length
+          ? { plan: event.plan, proposedPlan: null, edits: [] }
+          : { plan: event.plan },
+    ),
     noteCaseOpened: assign({
-      caseIds: ({ context, event }) => (event.type === 'case.opened' && !context.caseIds.includes(event.caseId) ? [...context.caseIds, event.caseId] : context.caseIds),
+      caseIds: ({ context, event }) =>
+        event.type === 'case.opened' && !context.caseIds.includes(event.caseId)
+          ? [...context.caseIds, event.caseId]
+          : context.caseIds,
       effect: null,
     }),
     linkResolvedCase: assign(({ context, event }) =>
@@ -137,7 +172,14 @@ export const agentMachine = setup({
     ),
     markAutoIfUnreviewed: assign({ resolution: ({ context }) => context.resolution ?? 'auto' }),
     /** Stale data: perceive again; whatever was approved concerned the old data, so it no longer counts. */
-    startReperception: assign(({ context }) => ({ reperceived: (context.reperceived ?? 0) + 1, resolution: null, approvedTier: 0, staleAccepted: false, attempt: 1, effect: null })),
+    startReperception: assign(({ context }) => ({
+      reperceived: (context.reperceived ?? 0) + 1,
+      resolution: null,
+      approvedTier: 0,
+      staleAccepted: false,
+      attempt: 1,
+      effect: null,
+    })),
     acceptApproval: assign(({ context, event }) =>
       event.type === 'case.resolved'
         ? {
@@ -166,10 +208,15 @@ export const agentMachine = setup({
       throw new Error('adoptSafeAction must be provided by the runtime (agentMachineFor)');
     },
     recordResult: assign(({ context, event }) =>
-      event.type === 'action.done' ? { results: [...context.results, event.result], step: context.step + 1, attempt: 1, effect: null } : {},
+      event.type === 'action.done'
+        ? { results: [...context.results, event.result], step: context.step + 1, attempt: 1, effect: null }
+        : {},
     ),
     armRetry: assign(({ context, event }) => ({
-      timers: { ...context.timers, retry: event.at + backoffMs(context.attempt, context.retry.backoffMs, context.retry.maxBackoffMs) },
+      timers: {
+        ...context.timers,
+        retry: event.at + backoffMs(context.attempt, context.retry.backoffMs, context.retry.maxBackoffMs),
+      },
       attempt: context.attempt + 1,
       effect: null,
     })),
@@ -185,10 +232,20 @@ export const agentMachine = setup({
       // keeps pointing at the step that could not be undone.
       compensateStep: event.type === 'action.failed' ? context.step - 1 : context.compensateStep,
     })),
-    stepCompensated: assign(({ context }) => ({ compensateStep: context.compensateStep - 1, attempt: 1, effect: null })),
+    stepCompensated: assign(({ context }) => ({
+      compensateStep: context.compensateStep - 1,
+      attempt: 1,
+      effect: null,
+    })),
     setOutcomeDone: assign({
       outcome: ({ context }): EpisodeOutcome =>
-        context.resolution === 'approved' ? 'approved' : context.resolution === 'modified' ? 'modified' : context.resolution === 'expired' ? 'expired' : 'autoActed',
+        context.resolution === 'approved'
+          ? 'approved'
+          : context.resolution === 'modified'
+            ? 'modified'
+            : context.resolution === 'expired'
+              ? 'expired'
+              : 'autoActed',
       endedAt: ({ event }) => event.at,
       effect: null,
       timers: {},
@@ -199,7 +256,8 @@ export const agentMachine = setup({
   guards: {
     effectIsCurrent: ({ context, event }) => 'effectId' in event && context.effect?.id === event.effectId,
     retryTimerIsCurrent: ({ context, event }) => event.type === 'timer.retry' && context.timers.retry === event.dueAt,
-    transientWithAttemptsLeft: ({ context, event }) => failure(event).transient && context.attempt < context.retry.maxAttempts,
+    transientWithAttemptsLeft: ({ context, event }) =>
+      failure(event).transient && context.attempt < context.retry.maxAttempts,
     gateDenies: ({ context }) => context.decision?.outcome === 'deny',
     gateAllowsAuto: ({ context }) => context.decision?.outcome === 'auto',
     /**
@@ -218,7 +276,9 @@ export const agentMachine = setup({
     /** The resolution is for the case this agent is waiting on (it may arrive before `case.opened`). */
     caseIsCurrent: ({ context, event }) =>
       event.type === 'case.resolved' &&
-      (context.effect?.kind === 'openCase' ? context.effect.caseId === event.resolution.caseId : context.caseIds.at(-1) === event.resolution.caseId),
+      (context.effect?.kind === 'openCase'
+        ? context.effect.caseId === event.resolution.caseId
+        : context.caseIds.at(-1) === event.resolution.caseId),
     caseApproved: ({ event }) => event.type === 'case.resolved' && event.resolution.outcome === 'approved',
     caseModified: ({ event }) => event.type === 'case.resolved' && event.resolution.outcome === 'modified',
     caseRejected: ({ event }) => event.type === 'case.resolved' && event.resolution.outcome === 'rejected',
@@ -258,9 +318,17 @@ export const agentMachine = setup({
     perceiving: {
       entry: 'requestPerception',
       on: {
-        'perceive.done': { guard: 'effectIsCurrent', target: 'planning', actions: ['recordStart', 'storeObservation', 'clearEffect'] },
+        'perceive.done': {
+          guard: 'effectIsCurrent',
+          target: 'planning',
+          actions: ['recordStart', 'storeObservation', 'clearEffect'],
+        },
         'perceive.failed': [
-          { guard: and(['effectIsCurrent', 'transientWithAttemptsLeft']), target: 'perceiveBackoff', actions: ['recordStart', 'armRetry'] },
+          {
+            guard: and(['effectIsCurrent', 'transientWithAttemptsLeft']),
+            target: 'perceiveBackoff',
+            actions: ['recordStart', 'armRetry'],
+          },
           { guard: 'effectIsCurrent', target: 'failed', actions: ['recordStart', 'recordFailure'] },
         ],
       },
@@ -296,13 +364,29 @@ export const agentMachine = setup({
       on: {
         'case.opened': { guard: 'effectIsCurrent', actions: 'noteCaseOpened' },
         'case.resolved': [
-          { guard: and(['caseIsCurrent', 'caseApproved', not('staleAtApproval')]), target: 'acting', actions: ['linkResolvedCase', 'acceptApproval'] },
-          { guard: and(['caseIsCurrent', 'caseModified']), target: 'gating', actions: ['linkResolvedCase', 'acceptModification'] },
+          {
+            guard: and(['caseIsCurrent', 'caseApproved', not('staleAtApproval')]),
+            target: 'acting',
+            actions: ['linkResolvedCase', 'acceptApproval'],
+          },
+          {
+            guard: and(['caseIsCurrent', 'caseModified']),
+            target: 'gating',
+            actions: ['linkResolvedCase', 'acceptModification'],
+          },
           { guard: and(['caseIsCurrent', 'caseRejected']), target: 'rejected', actions: 'linkResolvedCase' },
-          { guard: and(['caseIsCurrent', 'expiryFallsBackToSafeAction']), target: 'acting', actions: ['linkResolvedCase', 'adoptSafeAction'] },
+          {
+            guard: and(['caseIsCurrent', 'expiryFallsBackToSafeAction']),
+            target: 'acting',
+            actions: ['linkResolvedCase', 'adoptSafeAction'],
+          },
           { guard: and(['caseIsCurrent', not('caseApproved')]), target: 'expired', actions: 'linkResolvedCase' },
           // Time passed in the queue: an approval on data gone stale is gated again at its own time.
-          { guard: and(['caseIsCurrent', 'caseApproved', 'staleAtApproval']), target: 'gating', actions: ['linkResolvedCase', 'acceptApproval'] },
+          {
+            guard: and(['caseIsCurrent', 'caseApproved', 'staleAtApproval']),
+            target: 'gating',
+            actions: ['linkResolvedCase', 'acceptApproval'],
+          },
         ],
       },
     },
@@ -310,7 +394,12 @@ export const agentMachine = setup({
       entry: 'requestExecution',
       on: {
         'action.done': [
-          { guard: and(['effectIsCurrent', 'moreActionsToRun']), target: 'acting', reenter: true, actions: 'recordResult' },
+          {
+            guard: and(['effectIsCurrent', 'moreActionsToRun']),
+            target: 'acting',
+            reenter: true,
+            actions: 'recordResult',
+          },
           { guard: 'effectIsCurrent', target: 'done', actions: 'recordResult' },
         ],
         'action.failed': [
@@ -327,11 +416,20 @@ export const agentMachine = setup({
       entry: 'requestCompensation',
       on: {
         'compensation.done': [
-          { guard: and(['effectIsCurrent', 'moreToCompensate']), target: 'compensating', reenter: true, actions: 'stepCompensated' },
+          {
+            guard: and(['effectIsCurrent', 'moreToCompensate']),
+            target: 'compensating',
+            reenter: true,
+            actions: 'stepCompensated',
+          },
           { guard: 'effectIsCurrent', target: 'compensated', actions: 'stepCompensated' },
         ],
         'compensation.failed': [
-          { guard: and(['effectIsCurrent', 'transientWithAttemptsLeft']), target: 'compensateBackoff', actions: 'armRetry' },
+          {
+            guard: and(['effectIsCurrent', 'transientWithAttemptsLeft']),
+            target: 'compensateBackoff',
+            actions: 'armRetry',
+          },
           { guard: 'effectIsCurrent', target: 'awaitingOperator', actions: 'recordFailure' },
         ],
       },
@@ -342,7 +440,11 @@ export const agentMachine = setup({
       on: {
         'case.opened': { guard: 'effectIsCurrent', actions: 'noteCaseOpened' },
         'case.resolved': [
-          { guard: and(['caseIsCurrent', 'caseApproved']), target: 'compensating', actions: ['linkResolvedCase', 'retryCompensation'] },
+          {
+            guard: and(['caseIsCurrent', 'caseApproved']),
+            target: 'compensating',
+            actions: ['linkResolvedCase', 'retryCompensation'],
+          },
           { guard: 'caseIsCurrent', target: 'failed', actions: 'linkResolvedCase' },
         ],
       },
@@ -421,7 +523,9 @@ export function agentMachineFor(bindings: AgentBindings) {
         !flagsStale(context.decision) &&
         checkFreshness(context.observation, bindings.freshness, event.at).stale,
       expiryFallsBackToSafeAction: ({ event }) =>
-        bindings.onExpiry.fallback === 'safeAction' && event.type === 'case.resolved' && event.resolution.outcome === 'expired',
+        bindings.onExpiry.fallback === 'safeAction' &&
+        event.type === 'case.resolved' &&
+        event.resolution.outcome === 'expired',
     },
   });
 }

@@ -1,5 +1,13 @@
 import { and, assign, setup } from 'xstate';
-import type { ApprovalStep, CaseEdit, CaseInput, CaseHistoryEntry, CaseOutcome, CaseResolution, TierSpec } from '../contracts/review-case.ts';
+import type {
+  ApprovalStep,
+  CaseEdit,
+  CaseInput,
+  CaseHistoryEntry,
+  CaseOutcome,
+  CaseResolution,
+  TierSpec,
+} from '../contracts/review-case.ts';
 import type { Reviewer } from '../contracts/reviewer-command.ts';
 import type { TraceContext } from '../contracts/envelope.ts';
 import type { GateDecision } from '../contracts/gate-decision.ts';
@@ -90,14 +98,24 @@ export function approvalSteps(tier: TierSpec): ApprovalStep[] {
 }
 
 /** The approval step the next decision at the current tier is for (0-based), capped at the last. */
-export function currentStep(c: Pick<CaseContext, 'tier' | 'tiers' | 'approvals'>): { index: number; of: number; step: ApprovalStep } {
+export function currentStep(c: Pick<CaseContext, 'tier' | 'tiers' | 'approvals'>): {
+  index: number;
+  of: number;
+  step: ApprovalStep;
+} {
   const steps = approvalSteps(currentTier(c));
   const index = Math.min(c.approvals.length, steps.length - 1);
   return { index, of: steps.length, step: steps[index]! };
 }
 
 function samePlannerFields(a: Plan, b: Plan): boolean {
-  return a.id === b.id && a.planner === b.planner && a.confidence === b.confidence && a.rationale === b.rationale && JSON.stringify(a.risk) === JSON.stringify(b.risk);
+  return (
+    a.id === b.id &&
+    a.planner === b.planner &&
+    a.confidence === b.confidence &&
+    a.rationale === b.rationale &&
+    JSON.stringify(a.risk) === JSON.stringify(b.risk)
+  );
 }
 
 /**
@@ -119,8 +137,11 @@ export const caseRules = {
   editCompletesApprovals: (c: CaseContext) => approvalSteps(currentTier(c)).length === 1,
   /** The edit keeps the plan's actions (types, order) and changes at least one argument. */
   editIsArgumentsOnly: (c: CaseContext, actions: readonly PlannedAction[]) =>
-    actions.length === c.plan.actions.length && actions.every((a, i) => a.type === c.plan.actions[i]!.type) && samePlannerFields(c.plan, c.proposedPlan),
-  editChangesSomething: (c: CaseContext, actions: readonly PlannedAction[]) => actions.some((a, i) => JSON.stringify(a.args) !== JSON.stringify(c.plan.actions[i]!.args)),
+    actions.length === c.plan.actions.length &&
+    actions.every((a, i) => a.type === c.plan.actions[i]!.type) &&
+    samePlannerFields(c.plan, c.proposedPlan),
+  editChangesSomething: (c: CaseContext, actions: readonly PlannedAction[]) =>
+    actions.some((a, i) => JSON.stringify(a.args) !== JSON.stringify(c.plan.actions[i]!.args)),
 };
 
 /** What an edit changed, leaf by leaf: `actions.0.args.amount: 1500 → 15`. */
@@ -142,19 +163,46 @@ function reviewerOf(event: CaseEvent): Reviewer | null {
   return 'reviewer' in event ? event.reviewer : null;
 }
 
-function entry(context: CaseContext, at: number, kind: CaseHistoryEntry['kind'], by?: string, note?: string): CaseHistoryEntry[] {
+function entry(
+  context: CaseContext,
+  at: number,
+  kind: CaseHistoryEntry['kind'],
+  by?: string,
+  note?: string,
+): CaseHistoryEntry[] {
   return [...context.history, { at, kind, tier: context.tier, ...(by ? { by } : {}), ...(note ? { note } : {}) }];
 }
 
-function resolve(context: CaseContext, at: number, outcome: CaseOutcome, decidedBy: string[], reason?: string): CaseResolution {
+function resolve(
+  context: CaseContext,
+  at: number,
+  outcome: CaseOutcome,
+  decidedBy: string[],
+  reason?: string,
+): CaseResolution {
   const edits = context.edits ?? [];
-  return { caseId: context.caseId, outcome, plan: context.plan, tier: context.tier, decidedBy, at, ...(reason ? { reason } : {}), ...(edits.length ? { edits } : {}) };
+  return {
+    caseId: context.caseId,
+    outcome,
+    plan: context.plan,
+    tier: context.tier,
+    decidedBy,
+    at,
+    ...(reason ? { reason } : {}),
+    ...(edits.length ? { edits } : {}),
+  };
 }
 
 function editOf(context: CaseContext, event: CaseEvent): { plan: Plan; edit: CaseEdit } | null {
   if (event.type !== 'modify') return null;
   const plan = { ...context.plan, actions: event.actions };
-  const edit: CaseEdit = { by: event.reviewer.id, at: event.at, tier: context.tier, note: event.comment, diff: diffActions(context.plan.actions, event.actions) };
+  const edit: CaseEdit = {
+    by: event.reviewer.id,
+    at: event.at,
+    tier: context.tier,
+    note: event.comment,
+    diff: diffActions(context.plan.actions, event.actions),
+  };
   if (context.approvals.length > 0) edit.discardedApprovals = [...context.approvals];
   return { plan, edit };
 }
@@ -175,7 +223,12 @@ export const reviewCaseMachine = setup({
   guards: {
     reviewerMayClaim: ({ context, event }) => {
       const r = reviewerOf(event);
-      return !!r && caseRules.hasStepRole(context, r) && caseRules.notRequester(context, r) && caseRules.notPreviousApprover(context, r);
+      return (
+        !!r &&
+        caseRules.hasStepRole(context, r) &&
+        caseRules.notRequester(context, r) &&
+        caseRules.notPreviousApprover(context, r)
+      );
     },
     isClaimant: ({ context, event }) => {
       const r = reviewerOf(event);
@@ -190,11 +243,14 @@ export const reviewCaseMachine = setup({
     editCompletesApprovals: ({ context }) => caseRules.editCompletesApprovals(context),
     /** The edit changes arguments only, and at least one. */
     editIsValid: ({ context, event }) =>
-      event.type === 'modify' && caseRules.editIsArgumentsOnly(context, event.actions) && caseRules.editChangesSomething(context, event.actions),
+      event.type === 'modify' &&
+      caseRules.editIsArgumentsOnly(context, event.actions) &&
+      caseRules.editChangesSomething(context, event.actions),
     /** A reviewer edited the plan in force; its last approval resolves the case as modified. */
     planWasModified: ({ context }) => context.modified,
     ackDeadlinePassed: ({ context, event }) => event.type === 'timer.ack' && context.timers.ack === event.dueAt,
-    resolveDeadlinePassed: ({ context, event }) => event.type === 'timer.resolve' && context.timers.resolve === event.dueAt,
+    resolveDeadlinePassed: ({ context, event }) =>
+      event.type === 'timer.resolve' && context.timers.resolve === event.dueAt,
     leaseExpired: ({ context, event }) => event.type === 'timer.lease' && context.timers.lease === event.dueAt,
   },
   actions: {
@@ -216,7 +272,17 @@ export const reviewCaseMachine = setup({
       const { lease: _gone, ...timers } = context.timers;
       const kind = event.type === 'timer.lease' ? 'lease-expired' : 'released';
       // For a lease that ran out, `by` names whose lease it was; the audit records it as the runtime's doing.
-      return { claim: null, timers, history: entry(context, event.at, kind, context.claim?.reviewer, event.type === 'release' ? event.reason : undefined) };
+      return {
+        claim: null,
+        timers,
+        history: entry(
+          context,
+          event.at,
+          kind,
+          context.claim?.reviewer,
+          event.type === 'release' ? event.reason : undefined,
+        ),
+      };
     }),
     /** An approval that is not the tier's last: the case returns to the queue for the next step. */
     recordApproval: assign(({ context, event }) => {
@@ -225,7 +291,12 @@ export const reviewCaseMachine = setup({
       const approvals = [...context.approvals, r.id];
       const steps = approvalSteps(currentTier(context)).length;
       const comment = event.type === 'approve' && event.comment ? `: ${event.comment}` : '';
-      return { approvals, claim: null, timers, history: entry(context, event.at, 'approved', r.id, `approval ${approvals.length} of ${steps}${comment}`) };
+      return {
+        approvals,
+        claim: null,
+        timers,
+        history: entry(context, event.at, 'approved', r.id, `approval ${approvals.length} of ${steps}${comment}`),
+      };
     }),
     /**
      * An edit on a tier that needs more than one approval: the plan changes, earlier approvals are
@@ -238,7 +309,9 @@ export const reviewCaseMachine = setup({
       const { lease: _gone, ...timers } = context.timers;
       const first = approvalSteps(currentTier(context))[0]!;
       const approvals = r.roles.some((role) => first.roles.includes(role)) ? [r.id] : [];
-      const discarded = edit.discardedApprovals?.length ? `; discards the approval of ${edit.discardedApprovals.join(', ')}` : '';
+      const discarded = edit.discardedApprovals?.length
+        ? `; discards the approval of ${edit.discardedApprovals.join(', ')}`
+        : '';
       return {
         plan,
         modified: true,
@@ -255,7 +328,13 @@ export const reviewCaseMachine = setup({
       const approvers = [...context.approvals, r.id];
       const outcome: CaseOutcome = context.modified ? 'modified' : 'approved';
       const history = entry(context, event.at, 'approved', r.id, event.type === 'approve' ? event.comment : undefined);
-      return { approvals: approvers, claim: null, timers: {}, history, resolution: resolve(context, event.at, outcome, approvers, context.modificationNote ?? undefined) };
+      return {
+        approvals: approvers,
+        claim: null,
+        timers: {},
+        history,
+        resolution: resolve(context, event.at, outcome, approvers, context.modificationNote ?? undefined),
+      };
     }),
     /** An edit on a tier that needs one approval: the edit is that approval, and resolves the case. */
     applyModification: assign(({ context, event }) => {
@@ -278,13 +357,22 @@ export const reviewCaseMachine = setup({
     reject: assign(({ context, event }) => {
       const r = reviewerOf(event)!;
       const reason = event.type === 'reject' ? event.reason : undefined;
-      return { claim: null, timers: {}, history: entry(context, event.at, 'rejected', r.id, reason), resolution: resolve(context, event.at, 'rejected', [r.id], reason) };
+      return {
+        claim: null,
+        timers: {},
+        history: entry(context, event.at, 'rejected', r.id, reason),
+        resolution: resolve(context, event.at, 'rejected', [r.id], reason),
+      };
     }),
     escalate: assign(({ context, event }) => {
       const tier = context.tier + 1;
       const spec = context.tiers[tier - 1]!;
       const note =
-        event.type === 'escalate' ? event.reason : event.type === 'timer.ack' ? 'acknowledge deadline missed' : 'resolve deadline missed';
+        event.type === 'escalate'
+          ? event.reason
+          : event.type === 'timer.ack'
+            ? 'acknowledge deadline missed'
+            : 'resolve deadline missed';
       return {
         tier,
         enteredTierAt: event.at,
@@ -296,8 +384,16 @@ export const reviewCaseMachine = setup({
       };
     }),
     expire: assign(({ context, event }) => {
-      const note = event.type === 'timer.ack' ? 'acknowledge deadline of the last tier missed' : 'resolve deadline of the last tier missed';
-      return { claim: null, timers: {}, history: entry(context, event.at, 'expired', undefined, note), resolution: resolve(context, event.at, 'expired', [], note) };
+      const note =
+        event.type === 'timer.ack'
+          ? 'acknowledge deadline of the last tier missed'
+          : 'resolve deadline of the last tier missed';
+      return {
+        claim: null,
+        timers: {},
+        history: entry(context, event.at, 'expired', undefined, note),
+        resolution: resolve(context, event.at, 'expired', [], note),
+      };
     }),
   },
 }).createMachine({
@@ -349,7 +445,12 @@ export const reviewCaseMachine = setup({
           { guard: and(['ackDeadlinePassed', 'hasNextTier']), target: 'queued', reenter: true, actions: 'escalate' },
           { guard: 'ackDeadlinePassed', target: 'expired', actions: 'expire' },
         ],
-        escalate: { guard: and(['reviewerMayEscalate', 'hasNextTier']), target: 'queued', reenter: true, actions: 'escalate' },
+        escalate: {
+          guard: and(['reviewerMayEscalate', 'hasNextTier']),
+          target: 'queued',
+          reenter: true,
+          actions: 'escalate',
+        },
       },
     },
     claimed: {
@@ -363,7 +464,11 @@ export const reviewCaseMachine = setup({
           { guard: 'isClaimant', target: 'approved', actions: 'approve' },
         ],
         modify: [
-          { guard: and(['isClaimant', 'editIsValid', 'editCompletesApprovals']), target: 'modified', actions: 'applyModification' },
+          {
+            guard: and(['isClaimant', 'editIsValid', 'editCompletesApprovals']),
+            target: 'modified',
+            actions: 'applyModification',
+          },
           { guard: and(['isClaimant', 'editIsValid']), target: 'queued', actions: 'recordEdit' },
         ],
         reject: { guard: 'isClaimant', target: 'rejected', actions: 'reject' },
@@ -375,42 +480,85 @@ export const reviewCaseMachine = setup({
     rejected: { type: 'final' },
     expired: { type: 'final' },
   },
-  output: ({ context }) => context.resolution ?? resolve(context, context.enteredTierAt, 'expired', [], 'no resolution recorded'),
+  output: ({ context }) =>
+    context.resolution ?? resolve(context, context.enteredTierAt, 'expired', [], 'no resolution recorded'),
 });
 
 /**
  * Why a command would be refused in this snapshot, as a rule name and a sentence, or null when the
  * machine accepts it. Mirrors the guards so a reviewer sees which rule stopped them.
  */
-export function explainCaseRejection(state: string, context: CaseContext, event: CaseEvent): { rule: string; reason: string; forbidden: boolean } | null {
+export function explainCaseRejection(
+  state: string,
+  context: CaseContext,
+  event: CaseEvent,
+): { rule: string; reason: string; forbidden: boolean } | null {
   const r = reviewerOf(event);
   if (!r) return null;
   const tier = currentTier(context);
-  if (['approved', 'modified', 'rejected', 'expired'].includes(state)) return { rule: 'case-closed', reason: `the case is already ${state}`, forbidden: false };
+  if (['approved', 'modified', 'rejected', 'expired'].includes(state))
+    return { rule: 'case-closed', reason: `the case is already ${state}`, forbidden: false };
   if (!caseRules.hasTierRole(context, r))
-    return { rule: 'tier-role', reason: `tier ${context.tier} (${tier.name}) needs one of the roles ${tier.roles.join(', ')}`, forbidden: true };
+    return {
+      rule: 'tier-role',
+      reason: `tier ${context.tier} (${tier.name}) needs one of the roles ${tier.roles.join(', ')}`,
+      forbidden: true,
+    };
   if (event.type === 'escalate') {
-    if (!caseRules.notRequester(context, r)) return { rule: 'separation-of-duties', reason: 'the requester of an action never reviews or escalates it', forbidden: true };
-    if (!caseRules.hasNextTier(context)) return { rule: 'last-tier', reason: 'the case is at its last tier', forbidden: false };
-    if (state === 'claimed' && !caseRules.isClaimant(context, r)) return { rule: 'not-claimant', reason: `only the claimant (${context.claim?.reviewer}) may escalate a claimed case`, forbidden: false };
+    if (!caseRules.notRequester(context, r))
+      return {
+        rule: 'separation-of-duties',
+        reason: 'the requester of an action never reviews or escalates it',
+        forbidden: true,
+      };
+    if (!caseRules.hasNextTier(context))
+      return { rule: 'last-tier', reason: 'the case is at its last tier', forbidden: false };
+    if (state === 'claimed' && !caseRules.isClaimant(context, r))
+      return {
+        rule: 'not-claimant',
+        reason: `only the claimant (${context.claim?.reviewer}) may escalate a claimed case`,
+        forbidden: false,
+      };
     return null;
   }
   if (event.type.startsWith('timer.')) return null;
   const { index, of, step } = currentStep(context);
   if (!caseRules.hasStepRole(context, r))
-    return { rule: 'step-role', reason: `approval ${index + 1} of ${of} at tier ${context.tier} (${step.name}) needs one of the roles ${step.roles.join(', ')}`, forbidden: true };
+    return {
+      rule: 'step-role',
+      reason: `approval ${index + 1} of ${of} at tier ${context.tier} (${step.name}) needs one of the roles ${step.roles.join(', ')}`,
+      forbidden: true,
+    };
   if (event.type === 'claim') {
-    if (state !== 'queued') return { rule: 'already-claimed', reason: `the case is claimed by ${context.claim?.reviewer ?? 'someone'}`, forbidden: false };
-    if (!caseRules.notRequester(context, r)) return { rule: 'separation-of-duties', reason: 'the requester of an action never reviews it', forbidden: true };
-    if (!caseRules.notPreviousApprover(context, r)) return { rule: 'four-eyes', reason: `you already approved this plan; approval ${index + 1} of ${of} needs a different person`, forbidden: true };
+    if (state !== 'queued')
+      return {
+        rule: 'already-claimed',
+        reason: `the case is claimed by ${context.claim?.reviewer ?? 'someone'}`,
+        forbidden: false,
+      };
+    if (!caseRules.notRequester(context, r))
+      return { rule: 'separation-of-duties', reason: 'the requester of an action never reviews it', forbidden: true };
+    if (!caseRules.notPreviousApprover(context, r))
+      return {
+        rule: 'four-eyes',
+        reason: `you already approved this plan; approval ${index + 1} of ${of} needs a different person`,
+        forbidden: true,
+      };
     return null;
   }
   if (state !== 'claimed') return { rule: 'not-claimed', reason: 'claim the case first', forbidden: false };
-  if (!caseRules.isClaimant(context, r)) return { rule: 'not-claimant', reason: `the case is claimed by ${context.claim?.reviewer}`, forbidden: false };
+  if (!caseRules.isClaimant(context, r))
+    return { rule: 'not-claimant', reason: `the case is claimed by ${context.claim?.reviewer}`, forbidden: false };
   if (event.type === 'modify') {
     if (!caseRules.editIsArgumentsOnly(context, event.actions))
-      return { rule: 'planner-fields', reason: 'a reviewer may change the arguments of the plan\'s actions, not the actions themselves, their order, or the planner\'s rationale, confidence and risk', forbidden: false };
-    if (!caseRules.editChangesSomething(context, event.actions)) return { rule: 'no-change', reason: 'the edit changes no argument; approve the plan instead', forbidden: false };
+      return {
+        rule: 'planner-fields',
+        reason:
+          "a reviewer may change the arguments of the plan's actions, not the actions themselves, their order, or the planner's rationale, confidence and risk",
+        forbidden: false,
+      };
+    if (!caseRules.editChangesSomething(context, event.actions))
+      return { rule: 'no-change', reason: 'the edit changes no argument; approve the plan instead', forbidden: false };
   }
   return null;
 }

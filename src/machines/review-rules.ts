@@ -25,7 +25,16 @@ const PLAN: Plan = {
   risk: { score: 0.2, factors: [] },
   citedInputs: [],
 };
-const DECISION: GateDecision = { outcome: 'review', ruleId: 'r', tier: 1, reasons: ['r'], riskScore: 0.2, confidence: 0.9, policyVersion: 'v', rules: [] };
+const DECISION: GateDecision = {
+  outcome: 'review',
+  ruleId: 'r',
+  tier: 1,
+  reasons: ['r'],
+  riskScore: 0.2,
+  confidence: 0.9,
+  policyVersion: 'v',
+  rules: [],
+};
 
 interface Scenario {
   title: string;
@@ -36,7 +45,16 @@ interface Scenario {
   setup: { state: 'queued' | 'claimed'; by: (Command | [Command, string])[] }[];
 }
 
-const tier = (name: string, roles: string[], extra: Partial<TierSpec> = {}): TierSpec => ({ name, queue: name, roles, ackMs: 60_000, resolveMs: 600_000, priority: 1, fourEyes: false, ...extra });
+const tier = (name: string, roles: string[], extra: Partial<TierSpec> = {}): TierSpec => ({
+  name,
+  queue: name,
+  roles,
+  ackMs: 60_000,
+  resolveMs: 600_000,
+  priority: 1,
+  fourEyes: false,
+  ...extra,
+});
 
 const SCENARIOS: Scenario[] = [
   {
@@ -51,13 +69,34 @@ const SCENARIOS: Scenario[] = [
       'no role': { id: 'nobody', roles: ['viewer'] },
     },
     setup: [
-      { state: 'queued', by: [['claim', 'earlier'], ['approve', 'earlier']] },
-      { state: 'claimed', by: [['claim', 'earlier'], ['approve', 'earlier'], ['claim', 'claimant']] },
+      {
+        state: 'queued',
+        by: [
+          ['claim', 'earlier'],
+          ['approve', 'earlier'],
+        ],
+      },
+      {
+        state: 'claimed',
+        by: [
+          ['claim', 'earlier'],
+          ['approve', 'earlier'],
+          ['claim', 'claimant'],
+        ],
+      },
     ],
   },
   {
     title: 'Ordered steps ("manager, then security"), before any approval',
-    tiers: [tier('access', ['manager', 'security'], { steps: [{ name: 'manager', roles: ['manager'] }, { name: 'security', roles: ['security'] }] }), tier('ciso', ['ciso'])],
+    tiers: [
+      tier('access', ['manager', 'security'], {
+        steps: [
+          { name: 'manager', roles: ['manager'] },
+          { name: 'security', roles: ['security'] },
+        ],
+      }),
+      tier('ciso', ['ciso']),
+    ],
     principals: {
       claimant: { id: 'claimant', roles: ['manager'] },
       'other manager': { id: 'other', roles: ['manager'] },
@@ -87,21 +126,51 @@ function event(type: Command, reviewer: Reviewer, at: number): CaseEvent {
 /** One cell: `✓` when the machine takes the command, else the rule that refuses it. */
 function cell(s: Scenario, setup: Scenario['setup'][number], type: Command, who: Reviewer): string {
   const actor = createActor(reviewCaseMachine, {
-    input: { caseId: 'c', episodeId: 'e', model: 'm', tier: 1, tiers: s.tiers, leaseMs: 60_000, requestedBy: 'requester', plan: PLAN, decision: DECISION, observation: { id: 'o', kind: 'k', subject: 's', provenance: { source: 's', observedAt: new Date(T0).toISOString(), transforms: [] }, classification: 'internal', dataClasses: [], fields: {} }, openedAt: T0 },
+    input: {
+      caseId: 'c',
+      episodeId: 'e',
+      model: 'm',
+      tier: 1,
+      tiers: s.tiers,
+      leaseMs: 60_000,
+      requestedBy: 'requester',
+      plan: PLAN,
+      decision: DECISION,
+      observation: {
+        id: 'o',
+        kind: 'k',
+        subject: 's',
+        provenance: { source: 's', observedAt: new Date(T0).toISOString(), transforms: [] },
+        classification: 'internal',
+        dataClasses: [],
+        fields: {},
+      },
+      openedAt: T0,
+    },
   }).start();
   const all = Object.values(s.principals);
   let at = T0;
   for (const step of setup.by) {
     const [t, id] = Array.isArray(step) ? step : [step, 'claimant'];
-    actor.send(event(t, all.find((r) => r.id === id)!, ++at));
+    actor.send(
+      event(
+        t,
+        all.find((r) => r.id === id)!,
+        ++at,
+      ),
+    );
   }
   const snap = actor.getSnapshot();
-  if (String(snap.value) !== setup.state) throw new Error(`review rules: setup reached ${String(snap.value)}, not ${setup.state}`);
+  if (String(snap.value) !== setup.state)
+    throw new Error(`review rules: setup reached ${String(snap.value)}, not ${setup.state}`);
   const e = event(type, who, ++at);
   const taken = snap.can(e);
   const why = explainCaseRejection(String(snap.value), snap.context, e);
   actor.stop();
-  if (taken !== (why === null)) throw new Error(`review rules: the machine ${taken ? 'takes' : 'refuses'} ${type} by ${who.id} in ${setup.state} but explainCaseRejection says ${why?.rule ?? 'nothing'}`);
+  if (taken !== (why === null))
+    throw new Error(
+      `review rules: the machine ${taken ? 'takes' : 'refuses'} ${type} by ${who.id} in ${setup.state} but explainCaseRejection says ${why?.rule ?? 'nothing'}`,
+    );
   return taken ? '✓' : `${why!.rule}${why!.forbidden ? ' (403)' : ''}`;
 }
 
@@ -113,7 +182,8 @@ export function reviewRulesMarkdown(): string {
       const names = Object.keys(s.principals);
       out.push(`**${s.title}; case ${setup.state}${setup.state === 'claimed' ? ' by the claimant' : ''}.**`, '');
       out.push(`| command | ${names.join(' | ')} |`, `|---|${names.map(() => '---').join('|')}|`);
-      for (const type of COMMANDS) out.push(`| ${type} | ${names.map((n) => cell(s, setup, type, s.principals[n]!)).join(' | ')} |`);
+      for (const type of COMMANDS)
+        out.push(`| ${type} | ${names.map((n) => cell(s, setup, type, s.principals[n]!)).join(' | ')} |`);
       out.push('');
     }
   }

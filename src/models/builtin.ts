@@ -16,7 +16,9 @@ const isDir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory
 export function builtinModels(): string[] {
   if (!isDir(BUILTIN_MODELS_DIR)) return [];
   return readdirSync(BUILTIN_MODELS_DIR, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && statSync(join(BUILTIN_MODELS_DIR, e.name, 'model.json'), { throwIfNoEntry: false }))
+    .filter(
+      (e) => e.isDirectory() && statSync(join(BUILTIN_MODELS_DIR, e.name, 'model.json'), { throwIfNoEntry: false }),
+    )
     .map((e) => e.name)
     .sort();
 }
@@ -31,6 +33,7 @@ export function resolveModelDir(arg: string): string {
   const asPath = resolve(arg);
   if (isDir(asPath)) return asPath;
   const name = basename(arg);
-  if ((arg === name || arg.replace(/\\/g, '/') === `models/${name}`) && isDir(join(BUILTIN_MODELS_DIR, name))) return join(BUILTIN_MODELS_DIR, name);
+  if ((arg === name || arg.replace(/\\/g, '/') === `models/${name}`) && isDir(join(BUILTIN_MODELS_DIR, name)))
+    return join(BUILTIN_MODELS_DIR, name);
   return asPath;
 }

@@ -22,7 +22,13 @@ export interface LedgerEntry {
  */
 export interface World {
   /** Records an applied effect. Call it exactly when the effect takes place. */
-  apply(key: string, action: string, args: Record<string, unknown>, result: unknown, fence?: EffectFence): Promise<void>;
+  apply(
+    key: string,
+    action: string,
+    args: Record<string, unknown>,
+    result: unknown,
+    fence?: EffectFence,
+  ): Promise<void>;
   /** The ledger entry for a key, if that effect was ever applied. */
   lookup(key: string, fence?: EffectFence): Promise<LedgerEntry | undefined>;
 }
@@ -115,11 +121,17 @@ export interface SimulatedFailures<A> {
  * else records `result` in the world's ledger under the step's idempotency key and returns it. A
  * real action calls its system instead, passing `ctx.key` as the idempotency key.
  */
-export function simulatedAction<A extends Record<string, unknown>, R>(name: string, args: z.ZodType<A>, result: (args: A, ctx: EffectContext) => R, fails: SimulatedFailures<A> = {}): ActionImpl<A> {
+export function simulatedAction<A extends Record<string, unknown>, R>(
+  name: string,
+  args: z.ZodType<A>,
+  result: (args: A, ctx: EffectContext) => R,
+  fails: SimulatedFailures<A> = {},
+): ActionImpl<A> {
   return {
     args,
     async execute(a, ctx) {
-      if (fails.transient && ctx.draw(fails.transient.salt) < fails.transient.share) throw new EffectError(fails.transient.message(a), { transient: true });
+      if (fails.transient && ctx.draw(fails.transient.salt) < fails.transient.share)
+        throw new EffectError(fails.transient.message(a), { transient: true });
       fails.check?.(a, ctx);
       const r = result(a, ctx);
       await ctx.world.apply(ctx.key, name, a, r);
@@ -145,6 +157,8 @@ export interface ModelHandlers<S = unknown, F extends Record<string, unknown> = 
 }
 
 /** Identity function that gives a model's handlers their types. */
-export function defineHandlers<S, F extends Record<string, unknown>>(handlers: ModelHandlers<S, F>): ModelHandlers<S, F> {
+export function defineHandlers<S, F extends Record<string, unknown>>(
+  handlers: ModelHandlers<S, F>,
+): ModelHandlers<S, F> {
   return handlers;
 }

@@ -35,15 +35,24 @@ export interface LoadedModel {
    * the schema does not know is refused, not dropped), and each edited action described again from
    * its new arguments. Throws ContractError naming the field.
    */
-  editActions(current: Plan, edited: readonly { type: string; args: Record<string, unknown> }[], contract?: string, prefix?: string): PlannedAction[];
+  editActions(
+    current: Plan,
+    edited: readonly { type: string; args: Record<string, unknown> }[],
+    contract?: string,
+    prefix?: string,
+  ): PlannedAction[];
 }
 
 /** Paths present in `input` that `parsed` does not have: keys a schema would strip. */
 function strippedPaths(input: unknown, parsed: unknown, path: string, depth = 0): string[] {
   const plain = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
   if (depth > 32) return [path];
-  if (plain(input) && plain(parsed)) return Object.keys(input).flatMap((k) => (k in parsed ? strippedPaths(input[k], parsed[k], `${path}.${k}`, depth + 1) : [`${path}.${k}`]));
-  if (Array.isArray(input) && Array.isArray(parsed)) return input.flatMap((v, i) => strippedPaths(v, parsed[i], `${path}.${i}`, depth + 1));
+  if (plain(input) && plain(parsed))
+    return Object.keys(input).flatMap((k) =>
+      k in parsed ? strippedPaths(input[k], parsed[k], `${path}.${k}`, depth + 1) : [`${path}.${k}`],
+    );
+  if (Array.isArray(input) && Array.isArray(parsed))
+    return input.flatMap((v, i) => strippedPaths(v, parsed[i], `${path}.${i}`, depth + 1));
   return [];
 }
 
@@ -55,7 +64,13 @@ const HandlersShape = z.object({
   fields: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'expected a zod schema'),
   perceive: z.function(),
   plan: z.function(),
-  actions: z.record(z.string(), z.object({ args: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'expected a zod schema'), execute: z.function() })),
+  actions: z.record(
+    z.string(),
+    z.object({
+      args: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'expected a zod schema'),
+      execute: z.function(),
+    }),
+  ),
   synthesize: z.function(),
 });
 
@@ -86,7 +101,14 @@ function withDefaults(raw: Record<string, any>): Record<string, any> {
     actions: obj(raw.actions),
     roles: obj(raw.roles),
     reviewers: arr(raw.reviewers).map((r) => ({ ...obj(r), roles: arr(obj(r).roles) })),
-    policy: { ...policy, allowedActions: arr(policy.allowedActions), deniedActions: arr(policy.deniedActions), limits: arr(policy.limits).map(obj), tierRiskBounds: arr(policy.tierRiskBounds), onExpiry: obj(policy.onExpiry) },
+    policy: {
+      ...policy,
+      allowedActions: arr(policy.allowedActions),
+      deniedActions: arr(policy.deniedActions),
+      limits: arr(policy.limits).map(obj),
+      tierRiskBounds: arr(policy.tierRiskBounds),
+      onExpiry: obj(policy.onExpiry),
+    },
     review: { ...review, tiers: arr(review.tiers).map((t) => ({ ...obj(t), roles: arr(obj(t).roles) })) },
     ...(raw.operator ? { operator: { ...obj(raw.operator), roles: arr(obj(raw.operator).roles) } } : {}),
   };
@@ -112,20 +134,33 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
   const jsonFile = join(dir, 'model.json');
   const rel = (f: string) => join(dirArg, basename(f));
 
-  if (!(await exists(jsonFile))) throw new ModelError(label, [{ file: rel(jsonFile), path: '', message: 'missing: a model folder needs model.json' }]);
+  if (!(await exists(jsonFile)))
+    throw new ModelError(label, [
+      { file: rel(jsonFile), path: '', message: 'missing: a model folder needs model.json' },
+    ]);
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(jsonFile, 'utf8'));
   } catch (err) {
-    throw new ModelError(label, [{ file: rel(jsonFile), path: '', message: `not valid JSON: ${(err as Error).message}` }]);
+    throw new ModelError(label, [
+      { file: rel(jsonFile), path: '', message: `not valid JSON: ${(err as Error).message}` },
+    ]);
   }
   // Unknown keys (a misspelt `fourEye` would silently leave four eyes off) with a did-you-mean. zod's
   // strict objects stop at an unknown key, so the rest is validated without them: one run, every problem.
   const unknown = unknownKeys(ModelConfig, raw);
   for (const u of unknown) problems.push({ file: rel(jsonFile), path: u.path, message: u.message });
-  const parsed = ModelConfig.safeParse(withoutPaths(raw, unknown.map((u) => u.path)));
+  const parsed = ModelConfig.safeParse(
+    withoutPaths(
+      raw,
+      unknown.map((u) => u.path),
+    ),
+  );
   if (!parsed.success)
-    for (const i of toIssues({ issues: parsed.error.issues.filter((x) => x.code !== 'unrecognized_keys') } as z.ZodError)) problems.push({ file: rel(jsonFile), ...i });
+    for (const i of toIssues({
+      issues: parsed.error.issues.filter((x) => x.code !== 'unrecognized_keys'),
+    } as z.ZodError))
+      problems.push({ file: rel(jsonFile), ...i });
 
   // handlers.mts is ESM wherever it lives; a handlers.ts outside an ESM package ("type": "module")
   // would load as CommonJS with its own copies of Handoff's classes, and errors thrown from it would
@@ -135,13 +170,18 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
   for (const c of candidates) if (await exists(c)) handlersFile = handlersFile ?? c;
   let handlers: ModelHandlers | undefined;
   if (!handlersFile) {
-    problems.push({ file: join(dirArg, 'handlers.ts'), path: '', message: 'missing: a model folder needs handlers.ts (in an ESM package) or handlers.mts' });
+    problems.push({
+      file: join(dirArg, 'handlers.ts'),
+      path: '',
+      message: 'missing: a model folder needs handlers.ts (in an ESM package) or handlers.mts',
+    });
   } else {
     try {
       await ensureTypeScriptLoader(handlersFile);
       const mod = (await import(pathToFileURL(handlersFile).href)) as { default?: unknown };
       const shape = HandlersShape.safeParse(mod.default);
-      if (!shape.success) for (const i of toIssues(shape.error, 'default')) problems.push({ file: rel(handlersFile), ...i });
+      if (!shape.success)
+        for (const i of toIssues(shape.error, 'default')) problems.push({ file: rel(handlersFile), ...i });
       else handlers = mod.default as ModelHandlers;
     } catch (err) {
       problems.push({ file: rel(handlersFile), path: '', message: `failed to load: ${(err as Error).message}` });
@@ -151,55 +191,86 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
   // Cross-references are checked even when model.json has schema problems (best effort on the raw
   // document), so one run reports every problem.
   if (handlers && handlersFile && (parsed.success || (raw && typeof raw === 'object'))) {
-   try {
-    const config = (parsed.success ? parsed.data : withDefaults(raw as Record<string, unknown>)) as ModelConfig;
-    const hf = rel(handlersFile);
-    const jf = rel(jsonFile);
-    for (const [name, action] of Object.entries(config.actions)) {
-      if (action.http && handlers.actions[name])
-        problems.push({ file: hf, path: `actions.${name}`, message: `'${name}' is an HTTP action in model.json and also implemented in handlers.ts: keep one` });
-      else if (!action.http && !handlers.actions[name]) problems.push({ file: hf, path: `actions.${name}`, message: `action '${name}' of model.json has no implementation` });
-      if (action.compensation && !config.actions[action.compensation])
-        problems.push({ file: jf, path: `actions.${name}.compensation`, message: `compensation '${action.compensation}' is not an action of the model` });
-    }
-    for (const name of Object.keys(handlers.actions))
-      if (!config.actions[name]) problems.push({ file: hf, path: `actions.${name}`, message: `implementation '${name}' is not declared in model.json actions` });
-    const known = (list: string[], path: string) =>
-      list.forEach((a, i) => {
-        if (!config.actions[a]) problems.push({ file: jf, path: `${path}.${i}`, message: `unknown action '${a}'` });
+    try {
+      const config = (parsed.success ? parsed.data : withDefaults(raw as Record<string, unknown>)) as ModelConfig;
+      const hf = rel(handlersFile);
+      const jf = rel(jsonFile);
+      for (const [name, action] of Object.entries(config.actions)) {
+        if (action.http && handlers.actions[name])
+          problems.push({
+            file: hf,
+            path: `actions.${name}`,
+            message: `'${name}' is an HTTP action in model.json and also implemented in handlers.ts: keep one`,
+          });
+        else if (!action.http && !handlers.actions[name])
+          problems.push({
+            file: hf,
+            path: `actions.${name}`,
+            message: `action '${name}' of model.json has no implementation`,
+          });
+        if (action.compensation && !config.actions[action.compensation])
+          problems.push({
+            file: jf,
+            path: `actions.${name}.compensation`,
+            message: `compensation '${action.compensation}' is not an action of the model`,
+          });
+      }
+      for (const name of Object.keys(handlers.actions))
+        if (!config.actions[name])
+          problems.push({
+            file: hf,
+            path: `actions.${name}`,
+            message: `implementation '${name}' is not declared in model.json actions`,
+          });
+      const known = (list: string[], path: string) =>
+        list.forEach((a, i) => {
+          if (!config.actions[a]) problems.push({ file: jf, path: `${path}.${i}`, message: `unknown action '${a}'` });
+        });
+      known(config.policy.allowedActions, 'policy.allowedActions');
+      known(config.policy.deniedActions, 'policy.deniedActions');
+      config.policy.limits.forEach((l, i) => {
+        if (!config.actions[l.action])
+          problems.push({ file: jf, path: `policy.limits.${i}.action`, message: `unknown action '${l.action}'` });
       });
-    known(config.policy.allowedActions, 'policy.allowedActions');
-    known(config.policy.deniedActions, 'policy.deniedActions');
-    config.policy.limits.forEach((l, i) => {
-      if (!config.actions[l.action]) problems.push({ file: jf, path: `policy.limits.${i}.action`, message: `unknown action '${l.action}'` });
-    });
-    const bounds = config.policy.tierRiskBounds;
-    if (bounds.length !== config.review.tiers.length)
-      problems.push({ file: jf, path: 'policy.tierRiskBounds', message: `has ${bounds.length} bounds for ${config.review.tiers.length} review tiers` });
-    bounds.forEach((b, i) => {
-      if (i > 0 && b < bounds[i - 1]!) problems.push({ file: jf, path: `policy.tierRiskBounds.${i}`, message: 'bounds must ascend' });
-    });
-    config.review.tiers.forEach((t, i) =>
-      t.roles.forEach((r, j) => {
-        if (!config.roles[r]) problems.push({ file: jf, path: `review.tiers.${i}.roles.${j}`, message: `unknown role '${r}'` });
-      }),
-    );
-    config.reviewers.forEach((rv, i) =>
-      rv.roles.forEach((r, j) => {
-        if (!config.roles[r]) problems.push({ file: jf, path: `reviewers.${i}.roles.${j}`, message: `unknown role '${r}'` });
-      }),
-    );
-    config.operator?.roles.forEach((r, j) => {
-      if (!config.roles[r]) problems.push({ file: jf, path: `operator.roles.${j}`, message: `unknown role '${r}'` });
-    });
-    const expiry = config.policy.onExpiry;
-    if (expiry?.fallback === 'safeAction' && !config.actions[expiry.action?.type])
-      problems.push({ file: jf, path: 'policy.onExpiry.action.type', message: `unknown action '${expiry.action?.type}'` });
-   } catch {
-    // The raw document is too broken for cross-references; its schema problems are reported above.
-   }
+      const bounds = config.policy.tierRiskBounds;
+      if (bounds.length !== config.review.tiers.length)
+        problems.push({
+          file: jf,
+          path: 'policy.tierRiskBounds',
+          message: `has ${bounds.length} bounds for ${config.review.tiers.length} review tiers`,
+        });
+      bounds.forEach((b, i) => {
+        if (i > 0 && b < bounds[i - 1]!)
+          problems.push({ file: jf, path: `policy.tierRiskBounds.${i}`, message: 'bounds must ascend' });
+      });
+      config.review.tiers.forEach((t, i) =>
+        t.roles.forEach((r, j) => {
+          if (!config.roles[r])
+            problems.push({ file: jf, path: `review.tiers.${i}.roles.${j}`, message: `unknown role '${r}'` });
+        }),
+      );
+      config.reviewers.forEach((rv, i) =>
+        rv.roles.forEach((r, j) => {
+          if (!config.roles[r])
+            problems.push({ file: jf, path: `reviewers.${i}.roles.${j}`, message: `unknown role '${r}'` });
+        }),
+      );
+      config.operator?.roles.forEach((r, j) => {
+        if (!config.roles[r]) problems.push({ file: jf, path: `operator.roles.${j}`, message: `unknown role '${r}'` });
+      });
+      const expiry = config.policy.onExpiry;
+      if (expiry?.fallback === 'safeAction' && !config.actions[expiry.action?.type])
+        problems.push({
+          file: jf,
+          path: 'policy.onExpiry.action.type',
+          message: `unknown action '${expiry.action?.type}'`,
+        });
+    } catch {
+      // The raw document is too broken for cross-references; its schema problems are reported above.
+    }
   }
-  if (parsed.success) for (const i of httpActionProblems(parsed.data, process.env)) problems.push({ file: rel(jsonFile), ...i });
+  if (parsed.success)
+    for (const i of httpActionProblems(parsed.data, process.env)) problems.push({ file: rel(jsonFile), ...i });
 
   if (problems.length > 0 || !parsed.success || !handlers) throw new ModelError(label, problems);
   const config = parsed.data;
@@ -225,16 +296,27 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
     return { ...p, actions };
   };
 
-  const editActions = (current: Plan, edited: readonly { type: string; args: Record<string, unknown> }[], contract = 'ReviewerCommand', prefix = 'actions'): PlannedAction[] => {
+  const editActions = (
+    current: Plan,
+    edited: readonly { type: string; args: Record<string, unknown> }[],
+    contract = 'ReviewerCommand',
+    prefix = 'actions',
+  ): PlannedAction[] => {
     const issues: { path: string; message: string }[] = [];
     if (edited.length !== current.actions.length)
-      issues.push({ path: prefix, message: `the plan has ${current.actions.length} actions; send each of them, in order (${edited.length} sent)` });
+      issues.push({
+        path: prefix,
+        message: `the plan has ${current.actions.length} actions; send each of them, in order (${edited.length} sent)`,
+      });
     const actions = current.actions.map((before, i) => {
       const sent = edited[i];
       const at = `${prefix}.${i}`;
       if (!sent) return before;
       if (sent.type !== before.type) {
-        issues.push({ path: `${at}.type`, message: `action ${i} is '${before.type}'; a reviewer may change its arguments, not the action` });
+        issues.push({
+          path: `${at}.type`,
+          message: `action ${i} is '${before.type}'; a reviewer may change its arguments, not the action`,
+        });
         return before;
       }
       const impl = h.actions[before.type];
@@ -247,7 +329,8 @@ export async function loadModel(dirArg: string): Promise<LoadedModel> {
         issues.push(...toIssues(r.error, `${at}.args`));
         return before;
       }
-      for (const path of strippedPaths(sent.args, r.data, `${at}.args`)) issues.push({ path, message: `'${before.type}' has no such argument` });
+      for (const path of strippedPaths(sent.args, r.data, `${at}.args`))
+        issues.push({ path, message: `'${before.type}' has no such argument` });
       const args = r.data as Record<string, unknown>;
       if (JSON.stringify(args) === JSON.stringify(before.args)) return before;
       const description = impl.describe?.(args as never);

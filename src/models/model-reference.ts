@@ -15,27 +15,36 @@ export const FIELD_DOCS: Record<string, string> = {
   name: 'Model name: lower-case letters, digits and dashes; the folder name by convention.',
   version: 'Version of the model; shown in audits, lineage and generated suites.',
   description: 'What the model does, in a sentence or two.',
-  actions: 'Every action the model may plan or compensate with, by name; each needs an implementation in handlers.ts, or `http`.',
+  actions:
+    'Every action the model may plan or compensate with, by name; each needs an implementation in handlers.ts, or `http`.',
   'actions.*': 'One action type.',
   'actions.*.description': 'What the action does, shown to reviewers when the action has no `describe()`.',
   'actions.*.risk': "Inherent risk in [0, 1]: a plan's risk is at least the highest risk of its actions.",
-  'actions.*.compensation': 'Name of the action that undoes this one when a later step fails (a saga), or null when nothing needs undoing.',
-  'actions.*.http': 'Makes the action an HTTP call to a real service, with no code in handlers.ts: see docs/api.md, "HTTP actions".',
+  'actions.*.compensation':
+    'Name of the action that undoes this one when a later step fails (a saga), or null when nothing needs undoing.',
+  'actions.*.http':
+    'Makes the action an HTTP call to a real service, with no code in handlers.ts: see docs/api.md, "HTTP actions".',
   'actions.*.http.method': 'HTTP method.',
-  'actions.*.http.url': 'URL template: `{arg}` is replaced with the URL-encoded argument (`{original.x}`: the undone action\'s result, in a compensation), `${env:NAME}` with an environment variable.',
-  'actions.*.http.headers': 'Extra headers; values may use `${env:NAME}` for secrets, never logged. `Idempotency-Key`, `traceparent` and `Content-Type` are set by the runtime.',
+  'actions.*.http.url':
+    "URL template: `{arg}` is replaced with the URL-encoded argument (`{original.x}`: the undone action's result, in a compensation), `${env:NAME}` with an environment variable.",
+  'actions.*.http.headers':
+    'Extra headers; values may use `${env:NAME}` for secrets, never logged. `Idempotency-Key`, `traceparent` and `Content-Type` are set by the runtime.',
   'actions.*.http.headers.*': 'A header value.',
-  'actions.*.http.body': 'JSON body template: a string that is exactly `"{arg}"` becomes the value, `{arg}` inside a string its text. Absent: the arguments for POST, PUT, PATCH; no body for GET, DELETE.',
+  'actions.*.http.body':
+    'JSON body template: a string that is exactly `"{arg}"` becomes the value, `{arg}` inside a string its text. Absent: the arguments for POST, PUT, PATCH; no body for GET, DELETE.',
   'actions.*.http.success': 'Statuses (`201`) or classes (`"2xx"`) that mean the effect took place.',
   'actions.*.http.success[]': 'A status or class.',
-  'actions.*.http.transient': 'Statuses retried with back-off; any status neither success nor transient fails the step for good (compensation starts).',
+  'actions.*.http.transient':
+    'Statuses retried with back-off; any status neither success nor transient fails the step for good (compensation starts).',
   'actions.*.http.transient[]': 'A status or class.',
   'actions.*.http.timeoutMs': 'How long one attempt may take (ms); a timeout is transient.',
-  'actions.*.http.retry': 'Attempts within one step; after the last, a transient failure goes to the model\'s `retry`.',
+  'actions.*.http.retry': "Attempts within one step; after the last, a transient failure goes to the model's `retry`.",
   'actions.*.http.retry.maxAttempts': 'Attempts in all, the first included.',
-  'actions.*.http.retry.backoffMs': 'Wait after the first failed attempt; doubles after each further one; a `Retry-After` answer is honoured.',
+  'actions.*.http.retry.backoffMs':
+    'Wait after the first failed attempt; doubles after each further one; a `Retry-After` answer is honoured.',
   'actions.*.http.retry.maxBackoffMs': 'Longest wait between attempts.',
-  'actions.*.args': 'Arguments of an HTTP action, a JSON Schema subset (type object; closed; `sensitive: true` marks personal data): see docs/api.md.',
+  'actions.*.args':
+    'Arguments of an HTTP action, a JSON Schema subset (type object; closed; `sensitive: true` marks personal data): see docs/api.md.',
   policy: 'The gate: which plans run on their own, which go to review (and at which tier), which are denied.',
   'policy.version': 'Policy version, recorded in every gate decision.',
   'policy.allowedActions': 'Only these action types may ever run; any other denies the plan.',
@@ -45,7 +54,8 @@ export const FIELD_DOCS: Record<string, string> = {
   'policy.minAutoConfidence': 'A plan below this confidence goes to review (a plan exactly at it may run on its own).',
   'policy.maxAutoRisk': 'A plan whose risk is above this goes to review (exactly at it may run on its own).',
   'policy.denyAboveRisk': 'A plan whose risk is above this is denied.',
-  'policy.tierRiskBounds': 'Upper risk bound of each review tier, ascending, one per tier: risk ≤ bound[0] → tier 1, and so on.',
+  'policy.tierRiskBounds':
+    'Upper risk bound of each review tier, ascending, one per tier: risk ≤ bound[0] → tier 1, and so on.',
   'policy.tierRiskBounds[]': 'A risk bound in [0, 1].',
   'policy.reviewDataClasses': 'Observations carrying any of these data classes always go to review.',
   'policy.reviewDataClasses[]': 'A data class.',
@@ -58,7 +68,7 @@ export const FIELD_DOCS: Record<string, string> = {
   'policy.limits[].reviewTier': 'The tier a review for this limit needs (1-based).',
   'policy.limits[].denyAbove': 'Above this value the plan is denied.',
   'policy.onExpiry': 'What happens when a review expires after its last tier.',
-  'policy.onExpiry.fallback': "`deny`: the episode ends expired; `safeAction`: the runtime runs `action` instead.",
+  'policy.onExpiry.fallback': '`deny`: the episode ends expired; `safeAction`: the runtime runs `action` instead.',
   'policy.onExpiry.action': 'The safe action (`safeAction` only).',
   'policy.onExpiry.action.type': 'Its action type.',
   'policy.onExpiry.action.args': 'Its arguments, checked against the action’s schema.',
@@ -74,7 +84,8 @@ export const FIELD_DOCS: Record<string, string> = {
   'review.tiers[].resolveMs': 'Time to decide, from entering the tier, before it escalates (ms).',
   'review.tiers[].priority': 'Queue priority; larger is more urgent.',
   'review.tiers[].fourEyes': 'Two distinct approvers are needed.',
-  'review.tiers[].steps': 'Ordered approvals ("a manager, then security"), one distinct approver per step; replaces fourEyes.',
+  'review.tiers[].steps':
+    'Ordered approvals ("a manager, then security"), one distinct approver per step; replaces fourEyes.',
   'review.tiers[].steps[]': 'One approval step.',
   'review.tiers[].steps[].name': 'Step name, shown to reviewers.',
   'review.tiers[].steps[].roles': 'Roles that may approve this step; each must be one of the tier’s roles.',
@@ -84,7 +95,8 @@ export const FIELD_DOCS: Record<string, string> = {
   'retry.maxAttempts': 'Attempts in all, the first included.',
   'retry.backoffMs': 'Wait after the first failed attempt; doubles after each further one.',
   'retry.maxBackoffMs': 'Longest wait between attempts.',
-  operator: 'The tier of operator cases (a compensation that failed for good, an actor past its restart limit); same fields as a review tier.',
+  operator:
+    'The tier of operator cases (a compensation that failed for good, an actor past its restart limit); same fields as a review tier.',
   planner: 'Planner (rules or an LLM), injection screening and drift-aware gating: see docs/reasoning.md.',
   notifications: 'Webhooks and signed decision callbacks: see docs/notifications.md.',
   roles: 'Every role reviewers and tiers name, with a description.',
@@ -132,7 +144,12 @@ function describeType(s: z.ZodType): string {
       const int = checks.some((c) => c.check === 'number_format' && String(c.format).includes('int'));
       const min = checks.find((c) => c.check === 'greater_than');
       const max = checks.find((c) => c.check === 'less_than');
-      const range = min && max ? ` in [${min.value as number}, ${max.value as number}]` : min ? ` ${min.inclusive ? '≥' : '>'} ${min.value as number}` : '';
+      const range =
+        min && max
+          ? ` in [${min.value as number}, ${max.value as number}]`
+          : min
+            ? ` ${min.inclusive ? '≥' : '>'} ${min.value as number}`
+            : '';
       return `${int ? 'integer' : 'number'}${range}`;
     }
     case 'boolean':
@@ -140,7 +157,9 @@ function describeType(s: z.ZodType): string {
     case 'literal':
       return (d.values as unknown[]).map((v) => `\`${String(v)}\``).join(' \\| ');
     case 'enum':
-      return Object.values(d.entries as Record<string, string>).map((v) => `\`${v}\``).join(' \\| ');
+      return Object.values(d.entries as Record<string, string>)
+        .map((v) => `\`${v}\``)
+        .join(' \\| ');
     case 'array':
       return `array of ${describeType(d.element as z.ZodType)}`;
     case 'record':
@@ -164,7 +183,8 @@ function describeType(s: z.ZodType): string {
 function fields(s: z.ZodType, path: string, required: boolean, out: Field[], def?: unknown): void {
   const d = defOf(s);
   if (d.type === 'optional') return fields(d.innerType as z.ZodType, path, false, out);
-  if (d.type === 'default' || d.type === 'prefault') return fields(d.innerType as z.ZodType, path, false, out, d.defaultValue);
+  if (d.type === 'default' || d.type === 'prefault')
+    return fields(d.innerType as z.ZodType, path, false, out, d.defaultValue);
   if (path) out.push({ path, type: describeType(s), required, ...(def !== undefined ? { default: def } : {}) });
   if (OPAQUE.has(path)) return;
   const inner = d.type === 'nullable' ? defOf(d.innerType) : d;
@@ -207,7 +227,11 @@ export function modelFields(): Field[] {
 /** The reference table, as Markdown. */
 export function modelReferenceMarkdown(): string {
   const rows = modelFields().map((f) => {
-    const req = f.required ? 'required' : f.default !== undefined ? `default \`${JSON.stringify(f.default)}\`` : 'optional';
+    const req = f.required
+      ? 'required'
+      : f.default !== undefined
+        ? `default \`${JSON.stringify(f.default)}\``
+        : 'optional';
     return `| \`${f.path}\` | ${f.type} | ${req} | ${FIELD_DOCS[f.path] ?? '**undocumented**'} |`;
   });
   return ['| field | type | | meaning |', '|---|---|---|---|', ...rows].join('\n');

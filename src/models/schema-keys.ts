@@ -13,7 +13,8 @@ export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
   for (let i = 1; i <= x.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= y.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
+    for (let j = 1; j <= y.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[y.length]!;
@@ -47,7 +48,8 @@ function unwrap(s: z.ZodType): z.ZodType {
   for (let i = 0; i < 20; i++) {
     const d = defOf(s);
     if (!d) return s;
-    if (['optional', 'nullable', 'default', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(d.type)) s = d.innerType as z.ZodType;
+    if (['optional', 'nullable', 'default', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(d.type))
+      s = d.innerType as z.ZodType;
     else if (d.type === 'pipe') s = d.in as z.ZodType;
     else if (d.type === 'lazy') s = (d.getter as () => z.ZodType)();
     else return s;
@@ -95,7 +97,9 @@ export function unknownKeys(schema: z.ZodType, value: unknown, path = ''): Unkno
     case 'array':
       return Array.isArray(value) ? value.flatMap((v, i) => unknownKeys(d.element as z.ZodType, v, at(i))) : [];
     case 'record':
-      return plain(value) ? Object.entries(value).flatMap(([k, v]) => unknownKeys(d.valueType as z.ZodType, v, at(k))) : [];
+      return plain(value)
+        ? Object.entries(value).flatMap(([k, v]) => unknownKeys(d.valueType as z.ZodType, v, at(k)))
+        : [];
     case 'union': {
       const options = d.options as z.ZodType[];
       const disc = d.discriminator as string | undefined;

@@ -18,7 +18,11 @@ export function ensureTypeScriptLoader(file: string): Promise<void> {
       registered = undefined;
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw err;
-      throw new HandoffError('dependency.missing', `loading a TypeScript model (${file}) needs the tsx package: npm install --save-dev tsx (or compile the model to handlers.js)`, { package: 'tsx', file });
+      throw new HandoffError(
+        'dependency.missing',
+        `loading a TypeScript model (${file}) needs the tsx package: npm install --save-dev tsx (or compile the model to handlers.js)`,
+        { package: 'tsx', file },
+      );
     }
     api.register();
   })();

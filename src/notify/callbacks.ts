@@ -33,8 +33,20 @@ const fields = {
  */
 export const CallbackPayload = z.discriminatedUnion('type', [
   z.object({ type: z.literal('handoff.case.approve'), ...fields, comment: z.string().max(2000).optional() }).strict(),
-  z.object({ type: z.literal('handoff.case.reject'), ...fields, reason: z.string().min(1, 'a rejection needs a reason').max(2000) }).strict(),
-  z.object({ type: z.literal('handoff.case.escalate'), ...fields, reason: z.string().min(1, 'an escalation needs a reason').max(2000) }).strict(),
+  z
+    .object({
+      type: z.literal('handoff.case.reject'),
+      ...fields,
+      reason: z.string().min(1, 'a rejection needs a reason').max(2000),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('handoff.case.escalate'),
+      ...fields,
+      reason: z.string().min(1, 'an escalation needs a reason').max(2000),
+    })
+    .strict(),
 ]);
 export type CallbackPayload = z.infer<typeof CallbackPayload>;
 
@@ -61,16 +73,30 @@ export function resolveCallbackSources(models: readonly LoadedModel[], env: Env)
     (m.config.notifications?.callbacks ?? []).forEach((c, i) => {
       const path = `notifications.callbacks.${i}`;
       const fail = (p: string, message: string, envName?: string) => {
-        throw new NotificationConfigError(`model ${m.name}: ${path}.${p}: ${message}`, { model: m.name, path: `${path}.${p}`, ...(envName ? { env: envName } : {}) });
+        throw new NotificationConfigError(`model ${m.name}: ${path}.${p}: ${message}`, {
+          model: m.name,
+          path: `${path}.${p}`,
+          ...(envName ? { env: envName } : {}),
+        });
       };
-      if (sources.has(c.source)) fail('source', `callback source '${c.source}' is also defined by model ${sources.get(c.source)!.model}`);
+      if (sources.has(c.source))
+        fail('source', `callback source '${c.source}' is also defined by model ${sources.get(c.source)!.model}`);
       c.principal.roles.forEach((r, j) => {
         if (!m.config.roles[r]) fail(`principal.roles.${j}`, `unknown role '${r}'`);
       });
-      if (m.config.reviewers.some((r) => r.id === c.principal.id)) fail('principal.id', `'${c.principal.id}' is a reviewer of the model; a service principal needs an id of its own`);
+      if (m.config.reviewers.some((r) => r.id === c.principal.id))
+        fail(
+          'principal.id',
+          `'${c.principal.id}' is a reviewer of the model; a service principal needs an id of its own`,
+        );
       const secrets = parseSecrets(env[c.secretEnv]);
-      if (secrets.some((s) => Buffer.byteLength(s) < MIN_SECRET_BYTES)) fail('secretEnv', `a secret in ${c.secretEnv} is shorter than ${MIN_SECRET_BYTES} bytes`, c.secretEnv);
-      const principal: Principal = { id: c.principal.id, name: c.principal.name, grants: { [m.name]: { roles: [...c.principal.roles], seeSensitive: false } } };
+      if (secrets.some((s) => Buffer.byteLength(s) < MIN_SECRET_BYTES))
+        fail('secretEnv', `a secret in ${c.secretEnv} is shorter than ${MIN_SECRET_BYTES} bytes`, c.secretEnv);
+      const principal: Principal = {
+        id: c.principal.id,
+        name: c.principal.name,
+        grants: { [m.name]: { roles: [...c.principal.roles], seeSensitive: false } },
+      };
       sources.set(c.source, { source: c.source, model: m.name, config: c, secrets, principal });
     });
   }
@@ -88,12 +114,26 @@ export interface CallbackEndpointOptions {
 }
 
 /** Each source, and whether it accepts callbacks (its secret is set). */
-export function callbackStatus(sources: ReadonlyMap<string, CallbackSource>): { source: string; model: string; principal: string; roles: string[]; on: boolean; off: string | null }[] {
-  return [...sources.values()].map((s) => ({ source: s.source, model: s.model, principal: s.principal.id, roles: s.principal.grants[s.model]!.roles, on: s.secrets.length > 0, off: s.secrets.length ? null : `${s.config.secretEnv} is not set` }));
+export function callbackStatus(
+  sources: ReadonlyMap<string, CallbackSource>,
+): { source: string; model: string; principal: string; roles: string[]; on: boolean; off: string | null }[] {
+  return [...sources.values()].map((s) => ({
+    source: s.source,
+    model: s.model,
+    principal: s.principal.id,
+    roles: s.principal.grants[s.model]!.roles,
+    on: s.secrets.length > 0,
+    off: s.secrets.length ? null : `${s.config.secretEnv} is not set`,
+  }));
 }
 
 const CLAIM_FIRST = new Set(['handoff.case.approve', 'handoff.case.reject']);
-const EVENT_OF: Record<string, CaseEvent['type']> = { 'handoff.case.claim': 'claim', 'handoff.case.approve': 'approve', 'handoff.case.reject': 'reject', 'handoff.case.escalate': 'escalate' };
+const EVENT_OF: Record<string, CaseEvent['type']> = {
+  'handoff.case.claim': 'claim',
+  'handoff.case.approve': 'approve',
+  'handoff.case.reject': 'reject',
+  'handoff.case.escalate': 'escalate',
+};
 
 /**
  * Signed decisions from outside systems (ticketing): `POST /api/callbacks/<source>` with the
@@ -145,21 +185,43 @@ export class CallbackEndpoint {
     try {
       if (req.method !== 'POST') throw new HttpError(405, 'request.method', 'use POST to send a callback');
       const wait = this.#throttle.retryAfter([`ip:${ip}`]);
-      if (wait > 0) throw new HttpError(429, 'auth.throttled', `too many refused callbacks from this address; retry in ${Math.ceil(wait / 1000)} s`, { retryAfterMs: wait });
+      if (wait > 0)
+        throw new HttpError(
+          429,
+          'auth.throttled',
+          `too many refused callbacks from this address; retry in ${Math.ceil(wait / 1000)} s`,
+          { retryAfterMs: wait },
+        );
       const src = this.#sources.get(source);
       if (!src) throw new CallbackRefusedError(404, 'callback.unknown_source', `no callback source named '${source}'`);
-      if (src.secrets.length === 0) throw new CallbackRefusedError(503, 'callback.disabled', `callbacks from '${source}' are off: ${src.config.secretEnv} is not set on this node`);
+      if (src.secrets.length === 0)
+        throw new CallbackRefusedError(
+          503,
+          'callback.disabled',
+          `callbacks from '${source}' are off: ${src.config.secretEnv} is not set on this node`,
+        );
       const raw = await readBody(req, this.#limit);
       const header = req.headers[SIGNATURE_HEADER.toLowerCase()];
       const nowSec = this.#nowSec();
       let verified: { timestamp: number; signature: string };
       try {
-        verified = verifySignature({ header: Array.isArray(header) ? header[0] : header, body: raw, secrets: src.secrets, nowSec, toleranceSec: src.config.toleranceSec });
+        verified = verifySignature({
+          header: Array.isArray(header) ? header[0] : header,
+          body: raw,
+          secrets: src.secrets,
+          nowSec,
+          toleranceSec: src.config.toleranceSec,
+        });
       } catch (err) {
         this.#throttle.failed([`ip:${ip}`]);
         throw err;
       }
-      if ((this.#seen.get(verified.signature) ?? 0) >= nowSec) throw new CallbackRefusedError(401, 'callback.replayed', 'this signed request was already received; sign each callback anew');
+      if ((this.#seen.get(verified.signature) ?? 0) >= nowSec)
+        throw new CallbackRefusedError(
+          401,
+          'callback.replayed',
+          'this signed request was already received; sign each callback anew',
+        );
       this.#remember(verified.signature, verified.timestamp + src.config.toleranceSec, nowSec);
       const p = src.principal;
       by = p.id;
@@ -169,11 +231,18 @@ export class CallbackEndpoint {
       } catch (err) {
         throw new HttpError(400, 'request.malformed_json', `the body is not valid JSON: ${(err as Error).message}`);
       }
-      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'request.invalid', 'the body must be a JSON object (a callback decision)');
+      if (!body || typeof body !== 'object' || Array.isArray(body))
+        throw new HttpError(400, 'request.invalid', 'the body must be a JSON object (a callback decision)');
       const rawBody = body as Record<string, unknown>;
       if (typeof rawBody.type === 'string') type = rawBody.type.slice(0, 64);
       if (typeof rawBody.caseId === 'string') actor = rawBody.caseId.slice(0, 300);
-      if ('reviewer' in rawBody) throw new HttpError(400, 'request.reviewer_in_payload', `do not send a reviewer: callbacks from '${source}' act as ${p.id}`, { path: 'reviewer' });
+      if ('reviewer' in rawBody)
+        throw new HttpError(
+          400,
+          'request.reviewer_in_payload',
+          `do not send a reviewer: callbacks from '${source}' act as ${p.id}`,
+          { path: 'reviewer' },
+        );
       const payload = parseContract(CallbackPayload, body, 'CallbackPayload');
       sender = payload.actor;
       commandId = `callback:${source}:${payload.commandId}`;
@@ -182,23 +251,51 @@ export class CallbackEndpoint {
       const decision = parseContract(ReviewerCommand, { ...command, reviewer, commandId }, 'ReviewerCommand');
 
       const view = await this.#backend.get(payload.caseId);
-      if (!view || view.kind !== 'case') throw new HandoffError('actor.not_found', `no case with id '${payload.caseId}'`, { caseId: payload.caseId });
+      if (!view || view.kind !== 'case')
+        throw new HandoffError('actor.not_found', `no case with id '${payload.caseId}'`, { caseId: payload.caseId });
       const ctx = view.context as CaseContext;
       if (!mayOpen(p, ctx)) {
         const tier = ctx.tiers[ctx.tier - 1];
-        throw new HttpError(403, 'auth.forbidden', `case ${payload.caseId} is at tier ${ctx.tier}${tier ? ` (${tier.name}), which needs the role ${tier.roles.join(' or ')}` : ''}; ${p.id} does not have it`, { caseId: payload.caseId, rule: 'tier-role' });
+        throw new HttpError(
+          403,
+          'auth.forbidden',
+          `case ${payload.caseId} is at tier ${ctx.tier}${tier ? ` (${tier.name}), which needs the role ${tier.roles.join(' or ')}` : ''}; ${p.id} does not have it`,
+          { caseId: payload.caseId, rule: 'tier-role' },
+        );
       }
       const steps = [
         ...(CLAIM_FIRST.has(decision.type) && view.status === 'active' && view.state === 'queued'
-          ? [parseContract(ReviewerCommand, { type: 'handoff.case.claim', schemaVersion: SCHEMA_VERSION, caseId: payload.caseId, commandId: `${commandId}:claim`, reviewer, ...(payload.expectedVersion !== undefined ? { expectedVersion: payload.expectedVersion } : {}) }, 'ReviewerCommand')]
+          ? [
+              parseContract(
+                ReviewerCommand,
+                {
+                  type: 'handoff.case.claim',
+                  schemaVersion: SCHEMA_VERSION,
+                  caseId: payload.caseId,
+                  commandId: `${commandId}:claim`,
+                  reviewer,
+                  ...(payload.expectedVersion !== undefined ? { expectedVersion: payload.expectedVersion } : {}),
+                },
+                'ReviewerCommand',
+              ),
+            ]
           : []),
         decision,
       ];
       // Authorised before the actor sees it, by the rules the console applies: tier role, separation of duties, four eyes.
       const first = steps[0]!;
-      const probe = { type: EVENT_OF[first.type]!, reviewer, at, ...('reason' in first && first.reason ? { reason: first.reason } : {}) } as CaseEvent;
+      const probe = {
+        type: EVENT_OF[first.type]!,
+        reviewer,
+        at,
+        ...('reason' in first && first.reason ? { reason: first.reason } : {}),
+      } as CaseEvent;
       const why = view.status === 'active' ? explainCaseRejection(view.state, ctx, probe) : null;
-      if (why?.forbidden) throw new HttpError(403, 'auth.forbidden', `${payload.caseId}: ${why.reason}`, { caseId: payload.caseId, rule: why.rule });
+      if (why?.forbidden)
+        throw new HttpError(403, 'auth.forbidden', `${payload.caseId}: ${why.reason}`, {
+          caseId: payload.caseId,
+          rule: why.rule,
+        });
 
       let ack: Ack | undefined;
       for (const [i, step] of steps.entries()) {
@@ -211,8 +308,30 @@ export class CallbackEndpoint {
           throw err;
         }
       }
-      await this.#audit([{ at, kind: 'callback.accepted', actor: payload.caseId, by: p.id, data: { source, type: decision.type, commandId, ...(sender ? { sender } : {}), claimed: steps.length > 1, version: ack!.seq, state: ack!.state } }]);
-      sendJson(res, 200, { ok: true, source, principal: p.id, ack, case: { id: payload.caseId, state: ack!.state, version: ack!.seq } });
+      await this.#audit([
+        {
+          at,
+          kind: 'callback.accepted',
+          actor: payload.caseId,
+          by: p.id,
+          data: {
+            source,
+            type: decision.type,
+            commandId,
+            ...(sender ? { sender } : {}),
+            claimed: steps.length > 1,
+            version: ack!.seq,
+            state: ack!.state,
+          },
+        },
+      ]);
+      sendJson(res, 200, {
+        ok: true,
+        source,
+        principal: p.id,
+        ack,
+        case: { id: payload.caseId, state: ack!.state, version: ack!.seq },
+      });
     } catch (err) {
       const { status, body } = errorBody(err);
       const details = err instanceof HandoffError ? err.details : {};
@@ -243,7 +362,14 @@ export class CallbackEndpoint {
 
   async #release(caseId: string, reviewer: { id: string; roles: string[] }, commandId: string): Promise<void> {
     try {
-      await this.#backend.command({ type: 'handoff.case.release', schemaVersion: SCHEMA_VERSION, caseId, commandId, reviewer, reason: 'the callback decision was refused' });
+      await this.#backend.command({
+        type: 'handoff.case.release',
+        schemaVersion: SCHEMA_VERSION,
+        caseId,
+        commandId,
+        reviewer,
+        reason: 'the callback decision was refused',
+      });
     } catch {
       // The lease runs out by itself.
     }

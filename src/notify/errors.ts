@@ -8,7 +8,12 @@ import { HttpError } from '../gateway/http.ts';
  */
 export class WebhookDeliveryError extends HandoffError {
   readonly status: number | null;
-  constructor(code: 'webhook.rejected' | 'webhook.retries_exhausted' | 'webhook.not_configured' | 'webhook.failed', message: string, details: { webhook: string; status?: number | null; attempts?: number }, options?: { cause?: unknown }) {
+  constructor(
+    code: 'webhook.rejected' | 'webhook.retries_exhausted' | 'webhook.not_configured' | 'webhook.failed',
+    message: string,
+    details: { webhook: string; status?: number | null; attempts?: number },
+    options?: { cause?: unknown },
+  ) {
     super(code, message, { ...details }, options);
     this.status = details.status ?? null;
   }

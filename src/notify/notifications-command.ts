@@ -10,10 +10,14 @@ const DEFAULT_MODELS = ['models/refunds', 'models/incidents'];
 
 /** `handoff notifications status | sign`: the webhooks and callback sources of the models (docs/notifications.md). */
 export function registerNotifications(program: Command): void {
-  const n = program.command('notifications').description('Webhooks and signed callbacks of the models (docs/notifications.md).');
+  const n = program
+    .command('notifications')
+    .description('Webhooks and signed callbacks of the models (docs/notifications.md).');
 
   n.command('status')
-    .description('Which webhooks and callback sources are on, read from the models and the environment; no secret or full URL is shown.')
+    .description(
+      'Which webhooks and callback sources are on, read from the models and the environment; no secret or full URL is shown.',
+    )
     .option('--model <dirs...>', 'model folders', DEFAULT_MODELS)
     .option('--json', 'print as JSON', false)
     .action(async (o: { model: string[]; json: boolean }) => {
@@ -26,11 +30,15 @@ export function registerNotifications(program: Command): void {
       }
       const state = (on: boolean, off: string | null) => (on ? paint.green('on') : paint.yellow(`off (${off})`));
       const w: (string | number)[][] = [['webhook', 'state', 'host', 'events']];
-      for (const x of webhooks) w.push([`${x.model}/${x.name}`, state(x.on, x.off), x.host ?? '-', x.events.join(', ')]);
+      for (const x of webhooks)
+        w.push([`${x.model}/${x.name}`, state(x.on, x.off), x.host ?? '-', x.events.join(', ')]);
       const c: (string | number)[][] = [['callback source', 'state', 'principal', 'roles']];
-      for (const x of callbacks) c.push([`${x.model}/${x.source}`, state(x.on, x.off), x.principal, x.roles.join(', ')]);
+      for (const x of callbacks)
+        c.push([`${x.model}/${x.source}`, state(x.on, x.off), x.principal, x.roles.join(', ')]);
       const align = ['l', 'l', 'l', 'l'] as ('l' | 'r')[];
-      process.stdout.write(`${webhooks.length ? table(w, { header: true, align }) : 'no webhooks'}\n\n${callbacks.length ? table(c, { header: true, align }) : 'no callback sources'}\n`);
+      process.stdout.write(
+        `${webhooks.length ? table(w, { header: true, align }) : 'no webhooks'}\n\n${callbacks.length ? table(c, { header: true, align }) : 'no callback sources'}\n`,
+      );
     });
 
   n.command('sign')
@@ -41,8 +49,18 @@ export function registerNotifications(program: Command): void {
     .action(async (o: { source: string; model: string[]; json: boolean }) => {
       const models = await Promise.all(o.model.map((m) => loadModel(m)));
       const src = resolveCallbackSources(models, process.env).get(o.source);
-      if (!src) throw new HandoffError('callback.unknown_source', `no callback source named '${o.source}' in ${o.model.join(', ')}`, { path: 'source' });
-      if (src.secrets.length === 0) throw new HandoffError('callback.disabled', `callbacks from '${o.source}' are off: ${src.config.secretEnv} is not set`, { env: src.config.secretEnv });
+      if (!src)
+        throw new HandoffError(
+          'callback.unknown_source',
+          `no callback source named '${o.source}' in ${o.model.join(', ')}`,
+          { path: 'source' },
+        );
+      if (src.secrets.length === 0)
+        throw new HandoffError(
+          'callback.disabled',
+          `callbacks from '${o.source}' are off: ${src.config.secretEnv} is not set`,
+          { env: src.config.secretEnv },
+        );
       const chunks: Buffer[] = [];
       for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
       const body = Buffer.concat(chunks).toString('utf8');

@@ -39,7 +39,14 @@ export const CaseNotificationData = z.object({
   deadlines: z.object({ ackDueAt: Iso.optional(), resolveDueAt: Iso.optional() }),
   plan: z.object({ actions: z.array(z.string()), riskScore: z.number() }),
   gate: z.object({ ruleId: z.string(), tier: z.number().int() }),
-  resolution: z.object({ outcome: z.string(), decidedBy: z.array(z.string()), tier: z.number().int(), reason: z.string().optional() }).optional(),
+  resolution: z
+    .object({
+      outcome: z.string(),
+      decidedBy: z.array(z.string()),
+      tier: z.number().int(),
+      reason: z.string().optional(),
+    })
+    .optional(),
 });
 export type CaseNotificationData = z.infer<typeof CaseNotificationData>;
 

@@ -47,7 +47,8 @@ export interface VerifyOptions {
  * or not a signature matches.
  */
 export function verifySignature(o: VerifyOptions): { timestamp: number; signature: string } {
-  if (!o.header) throw new CallbackRefusedError(401, 'callback.signature_missing', `the ${SIGNATURE_HEADER} header is missing`);
+  if (!o.header)
+    throw new CallbackRefusedError(401, 'callback.signature_missing', `the ${SIGNATURE_HEADER} header is missing`);
   let timestamp: number | undefined;
   const signatures: string[] = [];
   for (const part of o.header.split(',')) {
@@ -59,15 +60,29 @@ export function verifySignature(o: VerifyOptions): { timestamp: number; signatur
     else if (key === 'v1' && /^[0-9a-f]{64}$/.test(value)) signatures.push(value);
   }
   if (timestamp === undefined || signatures.length === 0)
-    throw new CallbackRefusedError(401, 'callback.signature_malformed', `the ${SIGNATURE_HEADER} header must read t=<unix seconds>,v1=<hex HMAC-SHA256>`);
+    throw new CallbackRefusedError(
+      401,
+      'callback.signature_malformed',
+      `the ${SIGNATURE_HEADER} header must read t=<unix seconds>,v1=<hex HMAC-SHA256>`,
+    );
   // Checked before the signature so that the cost of a stale request does not depend on the secret.
   if (Math.abs(o.nowSec - timestamp) > o.toleranceSec)
-    throw new CallbackRefusedError(401, 'callback.stale_timestamp', `the signed timestamp is ${o.nowSec - timestamp} s away from this server's clock; at most ${o.toleranceSec} s are accepted`, { skewSec: o.nowSec - timestamp, toleranceSec: o.toleranceSec });
+    throw new CallbackRefusedError(
+      401,
+      'callback.stale_timestamp',
+      `the signed timestamp is ${o.nowSec - timestamp} s away from this server's clock; at most ${o.toleranceSec} s are accepted`,
+      { skewSec: o.nowSec - timestamp, toleranceSec: o.toleranceSec },
+    );
   let match: string | null = null;
   for (const secret of o.secrets) {
     const expected = Buffer.from(hmacHex(secret, timestamp, o.body), 'hex');
     for (const sig of signatures) if (timingSafeEqual(expected, Buffer.from(sig, 'hex')) && match === null) match = sig;
   }
-  if (match === null) throw new CallbackRefusedError(401, 'callback.bad_signature', 'the signature does not match the body and timestamp for any secret of this source');
+  if (match === null)
+    throw new CallbackRefusedError(
+      401,
+      'callback.bad_signature',
+      'the signature does not match the body and timestamp for any secret of this source',
+    );
   return { timestamp, signature: match };
 }

@@ -49,30 +49,54 @@ export function resolveWebhooks(models: readonly LoadedModel[], env: Env): Resol
             parsed = null;
           }
           if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:'))
-            throw new NotificationConfigError(`model ${m.name}: ${path}.urlEnv: ${w.urlEnv} does not hold an http:// or https:// URL`, { model: m.name, path: `${path}.urlEnv`, env: w.urlEnv });
+            throw new NotificationConfigError(
+              `model ${m.name}: ${path}.urlEnv: ${w.urlEnv} does not hold an http:// or https:// URL`,
+              { model: m.name, path: `${path}.urlEnv`, env: w.urlEnv },
+            );
           url = v;
         }
       }
       const secrets = parseSecrets(env[w.secretEnv]);
       if (secrets.length === 0) off ??= `${w.secretEnv} is not set`;
       else if (secrets.some((s) => Buffer.byteLength(s) < MIN_SECRET_BYTES))
-        throw new NotificationConfigError(`model ${m.name}: ${path}.secretEnv: a secret in ${w.secretEnv} is shorter than ${MIN_SECRET_BYTES} bytes`, { model: m.name, path: `${path}.secretEnv`, env: w.secretEnv });
-      out.push({ model: m.name, name: w.name, key: `${m.name}/${w.name}`, config: w, url: off ? null : url, secrets: off ? [] : secrets, off });
+        throw new NotificationConfigError(
+          `model ${m.name}: ${path}.secretEnv: a secret in ${w.secretEnv} is shorter than ${MIN_SECRET_BYTES} bytes`,
+          { model: m.name, path: `${path}.secretEnv`, env: w.secretEnv },
+        );
+      out.push({
+        model: m.name,
+        name: w.name,
+        key: `${m.name}/${w.name}`,
+        config: w,
+        url: off ? null : url,
+        secrets: off ? [] : secrets,
+        off,
+      });
     });
   }
   return out;
 }
 
 /** Each webhook, on or off and why, with the host it posts to (never the full URL: it may carry a token). */
-export function webhookStatus(webhooks: readonly ResolvedWebhook[]): { model: string; name: string; on: boolean; off: string | null; host: string | null; events: string[] }[] {
-  return webhooks.map((w) => ({ model: w.model, name: w.name, on: !w.off, off: w.off, host: w.url ? new URL(w.url).host : null, events: [...w.config.events] }));
+export function webhookStatus(
+  webhooks: readonly ResolvedWebhook[],
+): { model: string; name: string; on: boolean; off: string | null; host: string | null; events: string[] }[] {
+  return webhooks.map((w) => ({
+    model: w.model,
+    name: w.name,
+    on: !w.off,
+    off: w.off,
+    host: w.url ? new URL(w.url).host : null,
+    events: [...w.config.events],
+  }));
 }
 
 /** Whether a notification concerns the queues and tiers a webhook listens to. */
 function matches(w: WebhookConfig, n: CaseNotification, tiers: CaseNotification['data']['tier'][]): boolean {
   if (!w.events.includes(n.event)) return false;
   if (w.queues && !tiers.some((t) => w.queues!.includes(t.queue))) return false;
-  if (w.tiers && !tiers.some((t) => w.tiers!.some((x) => (typeof x === 'number' ? x === t.number : x === t.name)))) return false;
+  if (w.tiers && !tiers.some((t) => w.tiers!.some((x) => (typeof x === 'number' ? x === t.number : x === t.name))))
+    return false;
   return true;
 }
 
@@ -174,7 +198,16 @@ export class WebhookNotifier implements OutboxChannel {
       for (const w of hooks) {
         if (!matches(w.config, n, tiers)) continue;
         const id = `wh:${w.key}:${n.data.caseId}:${t.seq}:${n.event}`;
-        const payload: WebhookPayload = { id, type: `handoff.${n.event}`, event: n.event, schemaVersion: SCHEMA_VERSION, createdAt: new Date(t.event.at).toISOString(), model: w.model, webhook: w.name, data: n.data };
+        const payload: WebhookPayload = {
+          id,
+          type: `handoff.${n.event}`,
+          event: n.event,
+          schemaVersion: SCHEMA_VERSION,
+          createdAt: new Date(t.event.at).toISOString(),
+          model: w.model,
+          webhook: w.name,
+          data: n.data,
+        };
         out.push({ id, to: `${this.prefix}${w.key}`, event: { type: payload.type, at: t.event.at, payload } });
       }
     }
@@ -192,11 +225,23 @@ export class WebhookNotifier implements OutboxChannel {
   async replay(letter: DeadLetter): Promise<void> {
     const hook = this.#byKey.get(letter.actorId.slice(this.prefix.length));
     if (!hook || hook.off || !hook.url)
-      throw new WebhookDeliveryError('webhook.not_configured', `webhook ${letter.actorId.slice(this.prefix.length)} is not configured on this node${hook?.off ? ` (${hook.off})` : ''}`, { webhook: letter.actorId });
+      throw new WebhookDeliveryError(
+        'webhook.not_configured',
+        `webhook ${letter.actorId.slice(this.prefix.length)} is not configured on this node${hook?.off ? ` (${hook.off})` : ''}`,
+        { webhook: letter.actorId },
+      );
     const payload = (letter.event as { payload?: WebhookPayload }).payload;
-    if (!payload) throw new WebhookDeliveryError('webhook.failed', `dead letter ${letter.id} holds no webhook payload`, { webhook: hook.key });
+    if (!payload)
+      throw new WebhookDeliveryError('webhook.failed', `dead letter ${letter.id} holds no webhook payload`, {
+        webhook: hook.key,
+      });
     const a = await this.#attempt(hook, payload, 1);
-    if (!a.ok) throw new WebhookDeliveryError(a.retryable ? 'webhook.failed' : 'webhook.rejected', `webhook ${hook.key}: ${a.error}`, { webhook: hook.key, status: a.status, attempts: 1 });
+    if (!a.ok)
+      throw new WebhookDeliveryError(
+        a.retryable ? 'webhook.failed' : 'webhook.rejected',
+        `webhook ${hook.key}: ${a.error}`,
+        { webhook: hook.key, status: a.status, attempts: 1 },
+      );
     this.stats.replayed++;
     this.#log?.info({ webhook: hook.key, id: payload.id }, 'webhook dead letter replayed');
   }
@@ -223,7 +268,9 @@ export class WebhookNotifier implements OutboxChannel {
       const msg = this.#queue.shift()!;
       this.#active++;
       void this.#run(msg)
-        .catch((err: unknown) => this.#log?.error({ id: msg.id, err }, 'webhook delivery failed unexpectedly; retried at the next start'))
+        .catch((err: unknown) =>
+          this.#log?.error({ id: msg.id, err }, 'webhook delivery failed unexpectedly; retried at the next start'),
+        )
         .finally(() => {
           this.#active--;
           this.#pump();
@@ -241,7 +288,9 @@ export class WebhookNotifier implements OutboxChannel {
     const hook = this.#byKey.get(key);
     const payload = (msg.event as { payload?: WebhookPayload }).payload;
     if (!hook || hook.off || !hook.url || !payload) {
-      const why = !payload ? 'the outbox message holds no payload' : `webhook ${key} is not configured on this node${hook?.off ? ` (${hook.off})` : ''}`;
+      const why = !payload
+        ? 'the outbox message holds no payload'
+        : `webhook ${key} is not configured on this node${hook?.off ? ` (${hook.off})` : ''}`;
       await this.#deadLetter(msg, 'webhook.not_configured', why);
       return;
     }
@@ -253,19 +302,34 @@ export class WebhookNotifier implements OutboxChannel {
     if (this.#closed) return;
     if (a.ok) {
       this.stats.delivered++;
-      await this.#store.ackOutbox(msg.id).catch((err: unknown) => this.#log?.warn({ webhook: key, id: msg.id, err }, 'delivered, but the outbox entry was not removed: it is sent again at the next start'));
+      await this.#store
+        .ackOutbox(msg.id)
+        .catch((err: unknown) =>
+          this.#log?.warn(
+            { webhook: key, id: msg.id, err },
+            'delivered, but the outbox entry was not removed: it is sent again at the next start',
+          ),
+        );
       this.#done(msg.id);
       return;
     }
     const retry = hook.config.retry;
     if (!a.retryable || attempt >= retry.maxAttempts) {
-      await this.#deadLetter(msg, a.retryable ? 'webhook.retries_exhausted' : 'webhook.rejected', `${a.error} (attempt ${attempt} of ${retry.maxAttempts})`, a.status);
+      await this.#deadLetter(
+        msg,
+        a.retryable ? 'webhook.retries_exhausted' : 'webhook.rejected',
+        `${a.error} (attempt ${attempt} of ${retry.maxAttempts})`,
+        a.status,
+      );
       return;
     }
     const base = Math.min(retry.maxMs, retry.minMs * 2 ** (attempt - 1));
     const jittered = Math.round(base * (1 + (this.#random() * 2 - 1) * retry.jitter));
     const delay = Math.min(retry.maxMs, Math.max(jittered, a.retryAfterMs ?? 0));
-    this.#log?.debug({ webhook: key, id: msg.id, attempt, status: a.status, delayMs: delay }, 'webhook delivery failed; retrying');
+    this.#log?.debug(
+      { webhook: key, id: msg.id, attempt, status: a.status, delayMs: delay },
+      'webhook delivery failed; retrying',
+    );
     const timer = this.#clock.setTimeout(() => {
       this.#timers.delete(timer);
       if (this.#closed) return;
@@ -278,9 +342,22 @@ export class WebhookNotifier implements OutboxChannel {
   async #deadLetter(msg: OutboxMessage, code: string, reason: string, status: number | null = null): Promise<void> {
     const at = this.#clock.now();
     this.stats.deadLettered++;
-    this.#log?.warn({ webhook: msg.to.slice(this.prefix.length), id: msg.id, code, status }, 'webhook delivery dead-lettered');
+    this.#log?.warn(
+      { webhook: msg.to.slice(this.prefix.length), id: msg.id, code, status },
+      'webhook delivery dead-lettered',
+    );
     // Both writes join the same batch of the store: the letter replaces the outbox entry.
-    await Promise.all([this.#store.putDeadLetter({ id: `${at.toString(36)}-${msg.id}`, at, actorId: msg.to, event: msg.event, reason, code }), this.#store.ackOutbox(msg.id)]).catch((err: unknown) =>
+    await Promise.all([
+      this.#store.putDeadLetter({
+        id: `${at.toString(36)}-${msg.id}`,
+        at,
+        actorId: msg.to,
+        event: msg.event,
+        reason,
+        code,
+      }),
+      this.#store.ackOutbox(msg.id),
+    ]).catch((err: unknown) =>
       this.#log?.error({ id: msg.id, err }, 'dead letter not written; the delivery is retried at the next start'),
     );
     this.#done(msg.id);
@@ -311,14 +388,30 @@ export class WebhookNotifier implements OutboxChannel {
         body,
       });
       await res.body?.cancel().catch(() => undefined);
-      if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status, retryable: false, retryAfterMs: null, error: '' };
+      if (res.status >= 200 && res.status < 300)
+        return { ok: true, status: res.status, retryable: false, retryAfterMs: null, error: '' };
       const retryable = res.status === 429 || res.status >= 500;
-      const error = res.status >= 300 && res.status < 400 ? `the receiver answered a redirect (${res.status}); redirects are not followed` : `the receiver answered ${res.status}`;
-      return { ok: false, status: res.status, retryable, retryAfterMs: retryAfterMs(res.headers.get('retry-after'), this.#clock.now()), error };
+      const error =
+        res.status >= 300 && res.status < 400
+          ? `the receiver answered a redirect (${res.status}); redirects are not followed`
+          : `the receiver answered ${res.status}`;
+      return {
+        ok: false,
+        status: res.status,
+        retryable,
+        retryAfterMs: retryAfterMs(res.headers.get('retry-after'), this.#clock.now()),
+        error,
+      };
     } catch (err) {
       const timedOut = abort.signal.aborted && !this.#closed;
       const cause = (err as { cause?: { code?: string } }).cause?.code;
-      return { ok: false, status: null, retryable: true, retryAfterMs: null, error: timedOut ? `no answer within ${hook.config.timeoutMs} ms` : `network error${cause ? ` (${cause})` : ''}` };
+      return {
+        ok: false,
+        status: null,
+        retryable: true,
+        retryAfterMs: null,
+        error: timedOut ? `no answer within ${hook.config.timeoutMs} ms` : `network error${cause ? ` (${cause})` : ''}`,
+      };
     } finally {
       clearTimeout(timeout);
       this.#aborts.delete(abort);

@@ -89,7 +89,14 @@ interface ModelState {
   tightened: Tightening | null;
   /** Per rule: CUSUM statistic, cases and overrides since it last stood at 0. */
   cusum?: Record<string, { s: number; n: number; k: number }>;
-  history: { at: number; kind: 'tightened' | 'relaxed'; by: string; overrideRate?: number; samples?: number; note?: string }[];
+  history: {
+    at: number;
+    kind: 'tightened' | 'relaxed';
+    by: string;
+    overrideRate?: number;
+    samples?: number;
+    note?: string;
+  }[];
 }
 
 /** The persisted state (store meta `drift`). */
@@ -151,7 +158,6 @@ function counts(): Counts {
 
 const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
 
-
 export interface RuleFigures {
   rule: string;
   decided: number;
@@ -170,7 +176,13 @@ export interface ModelFigures {
   model: string;
   config: DriftConfig;
   tightened: Tightening | null;
-  window: { samples: number; overrides: number; overrideRate: number; brier: number; byRule: Record<string, { samples: number; overrides: number; overrideRate: number }> };
+  window: {
+    samples: number;
+    overrides: number;
+    overrideRate: number;
+    brier: number;
+    byRule: Record<string, { samples: number; overrides: number; overrideRate: number }>;
+  };
   total: Omit<RuleFigures, 'rule' | 'cusum'>;
   rules: RuleFigures[];
   calibration: { bucket: string; n: number; meanConfidence: number; approvalRate: number }[];
@@ -227,7 +239,8 @@ export class DriftMonitor {
       const override = opts.overrides?.[m.name];
       this.#configs.set(m.name, override ? DriftConfig.parse({ ...own, ...override }) : own);
     }
-    for (const [name, o] of Object.entries(opts.overrides ?? {})) if (!this.#configs.has(name)) this.#configs.set(name, DriftConfig.parse(o));
+    for (const [name, o] of Object.entries(opts.overrides ?? {}))
+      if (!this.#configs.has(name)) this.#configs.set(name, DriftConfig.parse(o));
     // Settings come from the models as loaded now; the persisted figures and tightening carry over.
     for (const [name, cfg] of this.#configs) if (this.#state.models[name]) this.#state.models[name]!.config = cfg;
   }
@@ -295,7 +308,15 @@ export class DriftMonitor {
     this.#recent.add(sample.caseId);
     if (this.#recent.size > RECENT) this.#recent.delete(this.#recent.values().next().value!);
     const cfg = this.config(model);
-    const st = (this.#state.models[model] ??= { config: cfg, window: [], total: counts(), rules: {}, calibration: Array.from({ length: BUCKETS }, () => ({ n: 0, approved: 0, confidenceSum: 0 })), tightened: null, history: [] });
+    const st = (this.#state.models[model] ??= {
+      config: cfg,
+      window: [],
+      total: counts(),
+      rules: {},
+      calibration: Array.from({ length: BUCKETS }, () => ({ n: 0, approved: 0, confidenceSum: 0 })),
+      tightened: null,
+      history: [],
+    });
     const rule = (st.rules[sample.rule] ??= counts());
     if (sample.outcome === 'expired') {
       st.total.expired++;
@@ -315,7 +336,12 @@ export class DriftMonitor {
     b.n++;
     b.approved += approved;
     b.confidenceSum += conf;
-    st.window.push({ r: sample.rule, o: sample.outcome === 'approved' ? 'a' : sample.outcome === 'modified' ? 'm' : 'r', c: conf, at: sample.at });
+    st.window.push({
+      r: sample.rule,
+      o: sample.outcome === 'approved' ? 'a' : sample.outcome === 'modified' ? 'm' : 'r',
+      c: conf,
+      at: sample.at,
+    });
     if (st.window.length > cfg.window) st.window.splice(0, st.window.length - cfg.window);
     this.#changed();
 
@@ -334,19 +360,36 @@ export class DriftMonitor {
     if (!cfg.enabled || st.tightened) return undefined;
     const w = this.#windowFigures(st);
     const modelWide = w.samples >= cfg.minSamples && w.overrideRate > cfg.maxOverrideRate;
-    const ruleAlarm = modelWide ? undefined : cus.s >= cfg.cusumThreshold && cus.n >= cfg.minRuleSamples ? cus : undefined;
+    const ruleAlarm = modelWide
+      ? undefined
+      : cus.s >= cfg.cusumThreshold && cus.n >= cfg.minRuleSamples
+        ? cus
+        : undefined;
     if (!modelWide && !ruleAlarm) return undefined;
     const tightening: Tightening = {
       at: sample.at,
       ...(ruleAlarm
-        ? { rule: sample.rule, cusum: r4(ruleAlarm.s), overrideRate: r4(ruleAlarm.k / ruleAlarm.n), samples: ruleAlarm.n, overrides: ruleAlarm.k }
+        ? {
+            rule: sample.rule,
+            cusum: r4(ruleAlarm.s),
+            overrideRate: r4(ruleAlarm.k / ruleAlarm.n),
+            samples: ruleAlarm.n,
+            overrides: ruleAlarm.k,
+          }
         : { overrideRate: w.overrideRate, samples: w.samples, overrides: w.overrides }),
       maxOverrideRate: cfg.maxOverrideRate,
       brier: w.brier,
       mode: cfg.tighten,
     };
     st.tightened = tightening;
-    st.history.push({ at: sample.at, kind: 'tightened', by: 'drift-monitor', overrideRate: tightening.overrideRate, samples: tightening.samples, ...(tightening.rule ? { note: `rule ${tightening.rule}` } : {}) });
+    st.history.push({
+      at: sample.at,
+      kind: 'tightened',
+      by: 'drift-monitor',
+      overrideRate: tightening.overrideRate,
+      samples: tightening.samples,
+      ...(tightening.rule ? { note: `rule ${tightening.rule}` } : {}),
+    });
     const event: DriftEvent = { model, tightening, figures: this.#figures(model, st) };
     this.#track(this.#announce(event));
     return event;
@@ -363,7 +406,15 @@ export class DriftMonitor {
     st.cusum = {};
     st.history.push({ at, kind: 'relaxed', by, ...(note ? { note } : {}) });
     this.#changed();
-    await this.#audit?.([{ at, kind: 'drift.relaxed', actor: `drift/${model}`, by, data: { model, tightenedAt: was.at, overrideRateThen: was.overrideRate, ...(note ? { note } : {}) } }]);
+    await this.#audit?.([
+      {
+        at,
+        kind: 'drift.relaxed',
+        actor: `drift/${model}`,
+        by,
+        data: { model, tightenedAt: was.at, overrideRateThen: was.overrideRate, ...(note ? { note } : {}) },
+      },
+    ]);
     await this.flush();
     return true;
   }
@@ -468,15 +519,17 @@ export class DriftMonitor {
     const store = this.#store;
     if (!store || this.#queued) return;
     this.#queued = true;
-    this.#writes = this.#writes.then(async () => {
-      this.#queued = false;
-      this.#state.updatedAt = this.#clock.now();
-      this.#state.recent = [...this.#recent].slice(-RECENT);
-      await store.putMeta(this.#key, structuredClone(this.#state));
-    }).catch((err: unknown) => {
-      // The next change writes the whole state again; the figures in memory stay right meanwhile.
-      this.lastError = err;
-    });
+    this.#writes = this.#writes
+      .then(async () => {
+        this.#queued = false;
+        this.#state.updatedAt = this.#clock.now();
+        this.#state.recent = [...this.#recent].slice(-RECENT);
+        await store.putMeta(this.#key, structuredClone(this.#state));
+      })
+      .catch((err: unknown) => {
+        // The next change writes the whole state again; the figures in memory stay right meanwhile.
+        this.lastError = err;
+      });
     this.#track(this.#writes);
   }
 }
@@ -494,7 +547,14 @@ interface CaseLike {
 type Gate = (plan: Plan, observation: Observation) => GateDecision;
 
 function toReview(decision: GateDecision, ruleId: string, tier: number, detail: string): GateDecision {
-  return { ...decision, outcome: 'review', ruleId, tier, reasons: [detail], rules: [...decision.rules, { ruleId, result: 'review', tier, detail }] };
+  return {
+    ...decision,
+    outcome: 'review',
+    ruleId,
+    tier,
+    reasons: [detail],
+    rules: [...decision.rules, { ruleId, result: 'review', tier, detail }],
+  };
 }
 
 /**
@@ -504,7 +564,11 @@ function toReview(decision: GateDecision, ruleId: string, tier: number, detail: 
  * `spotCheckRate` of auto plans, chosen by the plan id's hash, goes to review (rule `drift-spot-check`).
  * Reviews and denials of the base gate pass unchanged.
  */
-export function driftGate(model: { name: string; config: GatePolicy & object }, baseGate: Gate, monitor: DriftMonitor): Gate {
+export function driftGate(
+  model: { name: string; config: GatePolicy & object },
+  baseGate: Gate,
+  monitor: DriftMonitor,
+): Gate {
   const maxTier = model.config.policy.tierRiskBounds.length;
   return (plan, observation) => {
     const decision = baseGate(plan, observation);
@@ -516,13 +580,31 @@ export function driftGate(model: { name: string; config: GatePolicy & object }, 
     if (t) {
       const scope = t.rule ? `plans of ${model.name} reviewed under rule ${t.rule}` : `decided plans of ${model.name}`;
       const why = `reviewers overrode ${(t.overrideRate * 100).toFixed(1)}% of the last ${t.samples} ${scope} (limit ${(t.maxOverrideRate * 100).toFixed(0)}%); the gate is tightened until an operator relaxes it`;
-      if (cfg.tighten.mode === 'review-all') return toReview(decision, 'drift-tightened', tier, `${why}: every plan goes to review`);
+      if (cfg.tighten.mode === 'review-all')
+        return toReview(decision, 'drift-tightened', tier, `${why}: every plan goes to review`);
       const risk = riskOf(plan, model.config.actions);
-      if (plan.confidence < cfg.tighten.minAutoConfidence) return toReview(decision, 'drift-tightened', tier, `${why}: confidence ${plan.confidence} below the tightened threshold ${cfg.tighten.minAutoConfidence}`);
-      if (risk > cfg.tighten.maxAutoRisk) return toReview(decision, 'drift-tightened', tier, `${why}: risk ${Math.round(risk * 1000) / 1000} above the tightened limit ${cfg.tighten.maxAutoRisk}`);
+      if (plan.confidence < cfg.tighten.minAutoConfidence)
+        return toReview(
+          decision,
+          'drift-tightened',
+          tier,
+          `${why}: confidence ${plan.confidence} below the tightened threshold ${cfg.tighten.minAutoConfidence}`,
+        );
+      if (risk > cfg.tighten.maxAutoRisk)
+        return toReview(
+          decision,
+          'drift-tightened',
+          tier,
+          `${why}: risk ${Math.round(risk * 1000) / 1000} above the tightened limit ${cfg.tighten.maxAutoRisk}`,
+        );
     }
     if (cfg.spotCheckRate > 0 && drawFor('drift-spot-check', model.name, plan.id) < cfg.spotCheckRate) {
-      return toReview(decision, 'drift-spot-check', tier, `spot check: ${(cfg.spotCheckRate * 100).toFixed(0)}% of the plans that would run on their own are reviewed, to measure the planner's quality`);
+      return toReview(
+        decision,
+        'drift-spot-check',
+        tier,
+        `spot check: ${(cfg.spotCheckRate * 100).toFixed(0)}% of the plans that would run on their own are reviewed, to measure the planner's quality`,
+      );
     }
     return decision;
   };

@@ -30,7 +30,11 @@ export function maxAgeFor(config: FreshnessConfig, source: string): number | nul
  * limit is inclusive (age equal to the limit is fresh); an `observedAt` that does not parse counts as
  * stale when a limit applies, since its age cannot be shown to be within it.
  */
-export function checkFreshness(observation: Pick<Observation, 'provenance'>, config: FreshnessConfig, now: number): FreshnessCheck {
+export function checkFreshness(
+  observation: Pick<Observation, 'provenance'>,
+  config: FreshnessConfig,
+  now: number,
+): FreshnessCheck {
   const { source, observedAt } = observation.provenance;
   const maxAgeMs = maxAgeFor(config, source);
   const observed = Date.parse(observedAt);
@@ -54,7 +58,11 @@ export function formatAge(ms: number): string {
 export function freshnessRule(check: FreshnessCheck, tier: number, note?: string): RuleResult {
   const limit = check.maxAgeMs === null ? 'no limit applies' : `limit ${formatAge(check.maxAgeMs)}`;
   if (!check.stale) {
-    return { ruleId: FRESHNESS_FRESH, result: 'pass', detail: `data from '${check.source}' is ${formatAge(check.ageMs)} old (${limit})` };
+    return {
+      ruleId: FRESHNESS_FRESH,
+      result: 'pass',
+      detail: `data from '${check.source}' is ${formatAge(check.ageMs)} old (${limit})`,
+    };
   }
   const age = Number.isFinite(check.ageMs) ? `${formatAge(check.ageMs)} old` : 'of unknown age';
   return {
@@ -81,5 +89,11 @@ export function withFreshness(decision: GateDecision, check: FreshnessCheck, not
   const rule = freshnessRule(check, tier, note);
   const base = { ...decision, rules: [...decision.rules, rule] };
   if (!check.stale || decision.outcome === 'deny') return base;
-  return { ...base, outcome: 'review', ruleId: FRESHNESS_STALE, tier, reasons: [rule.detail, ...(decision.outcome === 'review' ? decision.reasons : [])] };
+  return {
+    ...base,
+    outcome: 'review',
+    ruleId: FRESHNESS_STALE,
+    tier,
+    reasons: [rule.detail, ...(decision.outcome === 'review' ? decision.reasons : [])],
+  };
 }

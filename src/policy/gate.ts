@@ -39,10 +39,18 @@ export function evaluateGate(plan: Plan, observation: Observation, model: GatePo
 
   for (const action of plan.actions) {
     if (!policy.allowedActions.includes(action.type)) {
-      rules.push({ ruleId: 'allow-list', result: 'deny', detail: `action '${action.type}' is not on the model's allow-list` });
+      rules.push({
+        ruleId: 'allow-list',
+        result: 'deny',
+        detail: `action '${action.type}' is not on the model's allow-list`,
+      });
     }
     if (policy.deniedActions.includes(action.type)) {
-      rules.push({ ruleId: `denied-action:${action.type}`, result: 'deny', detail: `action '${action.type}' is denied by policy` });
+      rules.push({
+        ruleId: `denied-action:${action.type}`,
+        result: 'deny',
+        detail: `action '${action.type}' is denied by policy`,
+      });
     }
   }
   if (!rules.some((r) => r.ruleId === 'allow-list')) {
@@ -58,11 +66,21 @@ export function evaluateGate(plan: Plan, observation: Observation, model: GatePo
       const raw = action.args[limit.arg];
       const ruleId = `limit:${limit.action}.${limit.arg}`;
       if (typeof raw !== 'number' || !Number.isFinite(raw)) {
-        rules.push({ ruleId, result: 'review', tier: limit.reviewTier, detail: `${limit.arg} is not a finite number, cannot check the limit` });
+        rules.push({
+          ruleId,
+          result: 'review',
+          tier: limit.reviewTier,
+          detail: `${limit.arg} is not a finite number, cannot check the limit`,
+        });
       } else if (limit.denyAbove !== undefined && raw > limit.denyAbove) {
         rules.push({ ruleId, result: 'deny', detail: `${limit.arg} ${raw} exceeds the hard limit ${limit.denyAbove}` });
       } else if (limit.reviewAbove !== undefined && raw > limit.reviewAbove) {
-        rules.push({ ruleId, result: 'review', tier: limit.reviewTier, detail: `${limit.arg} ${raw} exceeds the review limit ${limit.reviewAbove}` });
+        rules.push({
+          ruleId,
+          result: 'review',
+          tier: limit.reviewTier,
+          detail: `${limit.arg} ${raw} exceeds the review limit ${limit.reviewAbove}`,
+        });
       } else {
         rules.push({ ruleId, result: 'pass', detail: `${limit.arg} ${raw} within limits` });
       }
@@ -70,16 +88,30 @@ export function evaluateGate(plan: Plan, observation: Observation, model: GatePo
   }
 
   if (risk > policy.denyAboveRisk) {
-    rules.push({ ruleId: 'risk-ceiling', result: 'deny', detail: `risk ${risk} above the ceiling ${policy.denyAboveRisk}` });
+    rules.push({
+      ruleId: 'risk-ceiling',
+      result: 'deny',
+      detail: `risk ${risk} above the ceiling ${policy.denyAboveRisk}`,
+    });
   } else if (risk > policy.maxAutoRisk) {
-    rules.push({ ruleId: 'risk-threshold', result: 'review', tier: riskTier, detail: `risk ${risk} above the auto limit ${policy.maxAutoRisk}` });
+    rules.push({
+      ruleId: 'risk-threshold',
+      result: 'review',
+      tier: riskTier,
+      detail: `risk ${risk} above the auto limit ${policy.maxAutoRisk}`,
+    });
   } else {
-    rules.push({ ruleId: 'risk-threshold', result: 'pass', detail: `risk ${risk} within the auto limit ${policy.maxAutoRisk}` });
+    rules.push({
+      ruleId: 'risk-threshold',
+      result: 'pass',
+      detail: `risk ${risk} within the auto limit ${policy.maxAutoRisk}`,
+    });
   }
 
   if (plan.confidence < policy.minAutoConfidence) {
     const low = policy.lowConfidenceTier2Below;
-    const tier = low !== undefined && plan.confidence < low ? Math.max(Math.min(2, maxTier), riskTier) : Math.max(1, riskTier);
+    const tier =
+      low !== undefined && plan.confidence < low ? Math.max(Math.min(2, maxTier), riskTier) : Math.max(1, riskTier);
     rules.push({
       ruleId: 'confidence-threshold',
       result: 'review',
@@ -87,20 +119,41 @@ export function evaluateGate(plan: Plan, observation: Observation, model: GatePo
       detail: `confidence ${plan.confidence} below the auto threshold ${policy.minAutoConfidence}`,
     });
   } else {
-    rules.push({ ruleId: 'confidence-threshold', result: 'pass', detail: `confidence ${plan.confidence} meets ${policy.minAutoConfidence}` });
+    rules.push({
+      ruleId: 'confidence-threshold',
+      result: 'pass',
+      detail: `confidence ${plan.confidence} meets ${policy.minAutoConfidence}`,
+    });
   }
 
   const classes = observation.dataClasses.filter((c) => policy.reviewDataClasses.includes(c));
   if (classes.length > 0) {
-    rules.push({ ruleId: 'data-class', result: 'review', tier: Math.max(1, riskTier), detail: `observation carries ${classes.join(', ')} data` });
+    rules.push({
+      ruleId: 'data-class',
+      result: 'review',
+      tier: Math.max(1, riskTier),
+      detail: `observation carries ${classes.join(', ')} data`,
+    });
   } else {
     rules.push({ ruleId: 'data-class', result: 'pass', detail: 'no data class of the observation needs review' });
   }
 
   // Thresholds compare the exact risk; the decision reports it rounded for people.
-  const base = { riskScore: Math.round(risk * 1000) / 1000, confidence: plan.confidence, policyVersion: policy.version, rules };
+  const base = {
+    riskScore: Math.round(risk * 1000) / 1000,
+    confidence: plan.confidence,
+    policyVersion: policy.version,
+    rules,
+  };
   const deny = rules.find((r) => r.result === 'deny');
-  if (deny) return { ...base, outcome: 'deny', ruleId: deny.ruleId, tier: 0, reasons: rules.filter((r) => r.result === 'deny').map((r) => r.detail) };
+  if (deny)
+    return {
+      ...base,
+      outcome: 'deny',
+      ruleId: deny.ruleId,
+      tier: 0,
+      reasons: rules.filter((r) => r.result === 'deny').map((r) => r.detail),
+    };
 
   const reviews = rules.filter((r) => r.result === 'review');
   if (reviews.length > 0) {
@@ -108,5 +161,11 @@ export function evaluateGate(plan: Plan, observation: Observation, model: GatePo
     const decisive = reviews.find((r) => (r.tier ?? 1) >= tier) ?? reviews[0]!;
     return { ...base, outcome: 'review', ruleId: decisive.ruleId, tier, reasons: reviews.map((r) => r.detail) };
   }
-  return { ...base, outcome: 'auto', ruleId: 'auto', tier: 0, reasons: ['every rule passed: within thresholds and limits'] };
+  return {
+    ...base,
+    outcome: 'auto',
+    ruleId: 'auto',
+    tier: 0,
+    reasons: ['every rule passed: within thresholds and limits'],
+  };
 }

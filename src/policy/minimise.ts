@@ -88,7 +88,11 @@ function mapStrings(value: unknown, fn: (s: string) => string, skip: Set<string>
  * personal data in free text masked, and a `minimised` transform recorded in its provenance. The
  * original is not changed.
  */
-export function minimiseObservation(observation: Observation, model: MinimiseModel, opts: MinimiseOptions = {}): Observation {
+export function minimiseObservation(
+  observation: Observation,
+  model: MinimiseModel,
+  opts: MinimiseOptions = {},
+): Observation {
   const fields = structuredClone(observation.fields) as Record<string, unknown>;
   const masked: string[] = [];
   for (const pattern of model.sensitiveFields) {
@@ -100,7 +104,8 @@ export function minimiseObservation(observation: Observation, model: MinimiseMod
       masked.push(dotted);
     }
   }
-  const minimisedFields = opts.scrubFreeText === false ? fields : (mapStrings(fields, scrub, new Set(masked)) as Record<string, unknown>);
+  const minimisedFields =
+    opts.scrubFreeText === false ? fields : (mapStrings(fields, scrub, new Set(masked)) as Record<string, unknown>);
   const at = observation.provenance.observedAt;
   return {
     ...observation,
@@ -111,7 +116,12 @@ export function minimiseObservation(observation: Observation, model: MinimiseMod
       ...observation.provenance,
       transforms: [
         ...observation.provenance.transforms,
-        { name: 'minimised', at, by: 'handoff/minimise', note: `${masked.length} sensitive field(s) replaced by reference tokens${opts.scrubFreeText === false ? '' : '; e-mail addresses, IBANs and card numbers in free text masked'}` },
+        {
+          name: 'minimised',
+          at,
+          by: 'handoff/minimise',
+          note: `${masked.length} sensitive field(s) replaced by reference tokens${opts.scrubFreeText === false ? '' : '; e-mail addresses, IBANs and card numbers in free text masked'}`,
+        },
       ],
     },
   };
@@ -124,11 +134,12 @@ export function minimiseObservation(observation: Observation, model: MinimiseMod
  */
 export function rehydrate<T>(value: T, observation: Observation, model: MinimiseModel): { value: T; filled: string[] } {
   const filled: string[] = [];
-  const allowed = (dotted: string) => model.sensitiveFields.some((p) => {
-    const a = p.split('.');
-    const b = dotted.split('.');
-    return a.length === b.length && a.every((seg, i) => seg === '*' || seg === b[i]);
-  });
+  const allowed = (dotted: string) =>
+    model.sensitiveFields.some((p) => {
+      const a = p.split('.');
+      const b = dotted.split('.');
+      return a.length === b.length && a.every((seg, i) => seg === '*' || seg === b[i]);
+    });
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') {
       const m = TOKEN.exec(v.trim());

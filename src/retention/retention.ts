@@ -7,7 +7,13 @@ import type { Redactor } from '../inspect/redact.ts';
 import { canonicalJson } from '../runtime/audit-log.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { ActorRecord, JournalEntry, Store } from '../runtime/store.ts';
-import { HOLDS_KEY, summaryKey, type CompactedJournal, type CompactionSummary, type LegalHold } from '../lineage/retention-records.ts';
+import {
+  HOLDS_KEY,
+  summaryKey,
+  type CompactedJournal,
+  type CompactionSummary,
+  type LegalHold,
+} from '../lineage/retention-records.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -42,19 +48,34 @@ export async function listHolds(store: Store): Promise<LegalHold[]> {
 }
 
 function requireText(value: string | undefined, field: string, contract: string): string {
-  if (value === undefined || value.trim() === '') throw new ContractError(contract, [{ path: field, message: 'required: say why (it goes into the audit log)' }]);
+  if (value === undefined || value.trim() === '')
+    throw new ContractError(contract, [{ path: field, message: 'required: say why (it goes into the audit log)' }]);
   return value.trim();
 }
 
 /** Puts an episode on legal hold (audited as `hold.set`): retention leaves its journals alone. */
-export async function setHold(store: Store, opts: { episodeId: string; reason: string | undefined; by: string; at: number }): Promise<LegalHold> {
+export async function setHold(
+  store: Store,
+  opts: { episodeId: string; reason: string | undefined; by: string; at: number },
+): Promise<LegalHold> {
   const reason = requireText(opts.reason, 'reason', 'hold set');
   const rec = await store.load(opts.episodeId);
   if (!rec) throw new ActorNotFoundError(opts.episodeId);
-  if (rec.kind !== 'agent') throw new ContractError('hold set', [{ path: 'episodeId', message: `'${opts.episodeId}' is a ${rec.kind}, not an episode: hold the episode it belongs to` }]);
+  if (rec.kind !== 'agent')
+    throw new ContractError('hold set', [
+      {
+        path: 'episodeId',
+        message: `'${opts.episodeId}' is a ${rec.kind}, not an episode: hold the episode it belongs to`,
+      },
+    ]);
   const all = await holds(store);
   const existing = all[opts.episodeId];
-  if (existing) throw new LegalHoldError('hold.exists', opts.episodeId, `${opts.episodeId} is already on hold since ${new Date(existing.at).toISOString()} (${existing.reason})`);
+  if (existing)
+    throw new LegalHoldError(
+      'hold.exists',
+      opts.episodeId,
+      `${opts.episodeId} is already on hold since ${new Date(existing.at).toISOString()} (${existing.reason})`,
+    );
   const hold: LegalHold = { episodeId: opts.episodeId, reason, by: opts.by, at: opts.at };
   await store.putMeta(HOLDS_KEY, { ...all, [opts.episodeId]: hold });
   await store.appendAudit([{ at: opts.at, kind: 'hold.set', actor: opts.episodeId, by: opts.by, data: { reason } }]);
@@ -62,14 +83,25 @@ export async function setHold(store: Store, opts: { episodeId: string; reason: s
 }
 
 /** Lifts a legal hold (audited as `hold.cleared`, with the reason). */
-export async function clearHold(store: Store, opts: { episodeId: string; reason: string | undefined; by: string; at: number }): Promise<LegalHold> {
+export async function clearHold(
+  store: Store,
+  opts: { episodeId: string; reason: string | undefined; by: string; at: number },
+): Promise<LegalHold> {
   const reason = requireText(opts.reason, 'reason', 'hold clear');
   const all = await holds(store);
   const existing = all[opts.episodeId];
   if (!existing) throw new LegalHoldError('hold.not_found', opts.episodeId, `${opts.episodeId} is not on hold`);
   const { [opts.episodeId]: _cleared, ...rest } = all;
   await store.putMeta(HOLDS_KEY, rest);
-  await store.appendAudit([{ at: opts.at, kind: 'hold.cleared', actor: opts.episodeId, by: opts.by, data: { reason, heldSince: existing.at, heldFor: existing.reason } }]);
+  await store.appendAudit([
+    {
+      at: opts.at,
+      kind: 'hold.cleared',
+      actor: opts.episodeId,
+      by: opts.by,
+      data: { reason, heldSince: existing.at, heldFor: existing.reason },
+    },
+  ]);
   return existing;
 }
 
@@ -118,7 +150,13 @@ export async function runRetention(
 ): Promise<RetentionReport> {
   const by = opts.by ?? 'retention';
   const dryRun = opts.dryRun ?? false;
-  const report: RetentionReport = { at: opts.now, dryRun, compacted: [], held: [], kept: { unfinished: 0, young: 0, noPolicy: 0, alreadyCompacted: 0 } };
+  const report: RetentionReport = {
+    at: opts.now,
+    dryRun,
+    compacted: [],
+    held: [],
+    kept: { unfinished: 0, young: 0, noPolicy: 0, alreadyCompacted: 0 },
+  };
   const held = await holds(store);
   const agents: ActorRecord[] = [];
   for await (const rec of store.actors('agent')) agents.push(rec);
@@ -148,7 +186,9 @@ export async function runRetention(
       report.held.push(rec.id);
       continue;
     }
-    const journals: { id: string; kind: 'agent' | 'case'; entries: JournalEntry[] }[] = [{ id: rec.id, kind: 'agent', entries: await readJournal(store, rec.id) }];
+    const journals: { id: string; kind: 'agent' | 'case'; entries: JournalEntry[] }[] = [
+      { id: rec.id, kind: 'agent', entries: await readJournal(store, rec.id) },
+    ];
     for (const c of cases) if (c) journals.push({ id: c.id, kind: 'case', entries: await readJournal(store, c.id) });
     const total = journals.reduce((n, j) => n + j.entries.length, 0);
     const existing = await store.getMeta<CompactionSummary>(summaryKey(rec.id));
@@ -161,12 +201,20 @@ export async function runRetention(
       report.kept.alreadyCompacted++;
       continue;
     }
-    report.compacted.push({ episodeId: rec.id, model: rec.model, endedAt, journalEntries: total, actors: journals.map((j) => j.id) });
+    report.compacted.push({
+      episodeId: rec.id,
+      model: rec.model,
+      endedAt,
+      journalEntries: total,
+      actors: journals.map((j) => j.id),
+    });
     if (dryRun) continue;
 
-    const fromJournal = await journalLineage((async function* () {
-      yield* journals[0]!.entries;
-    })());
+    const fromJournal = await journalLineage(
+      (async function* () {
+        yield* journals[0]!.entries;
+      })(),
+    );
     const summary: CompactionSummary = {
       episodeId: rec.id,
       model: rec.model,
@@ -175,7 +223,10 @@ export async function runRetention(
       endedAt,
       outcome: ctx?.outcome ?? null,
       // A pass that was interrupted after deleting some journals keeps what the first pass saw.
-      journals: [...(existing?.journals.filter((j) => !journals.some((x) => x.id === j.actorId && x.entries.length > 0)) ?? []), ...journals.filter((j) => j.entries.length > 0).map((j) => compactedJournal(j.id, j.kind, j.entries))],
+      journals: [
+        ...(existing?.journals.filter((j) => !journals.some((x) => x.id === j.actorId && x.entries.length > 0)) ?? []),
+        ...journals.filter((j) => j.entries.length > 0).map((j) => compactedJournal(j.id, j.kind, j.entries)),
+      ],
       observations: fromJournal.observations.length > 0 ? fromJournal.observations : (existing?.observations ?? []),
       plans: fromJournal.plans.length > 0 ? fromJournal.plans : (existing?.plans ?? []),
     };
@@ -189,7 +240,11 @@ export async function runRetention(
 }
 
 /** Replaces each record with its personal fields redacted (a no-op for records already scrubbed). */
-async function scrubRecords(store: Store, records: (ActorRecord | undefined)[], redactor: Redactor | undefined): Promise<void> {
+async function scrubRecords(
+  store: Store,
+  records: (ActorRecord | undefined)[],
+  redactor: Redactor | undefined,
+): Promise<void> {
   if (!redactor) return;
   for (const rec of records) {
     if (!rec) continue;
@@ -197,9 +252,15 @@ async function scrubRecords(store: Store, records: (ActorRecord | undefined)[], 
     if (!snap) continue;
     const context = redactor.redact(rec.model, snap.context);
     // A finished case's output repeats its resolution (with the plan's arguments).
-    const output = snap.output && typeof snap.output === 'object' ? (redactor.redact(rec.model, { resolution: snap.output }) as { resolution: unknown }).resolution : snap.output;
+    const output =
+      snap.output && typeof snap.output === 'object'
+        ? (redactor.redact(rec.model, { resolution: snap.output }) as { resolution: unknown }).resolution
+        : snap.output;
     if (context === snap.context && output === snap.output) continue;
-    await store.replaceFinishedRecord({ ...rec, snapshot: { ...snap, context, ...(snap.output !== undefined ? { output } : {}) } });
+    await store.replaceFinishedRecord({
+      ...rec,
+      snapshot: { ...snap, context, ...(snap.output !== undefined ? { output } : {}) },
+    });
   }
 }
 
@@ -221,7 +282,12 @@ async function auditCompaction(store: Store, summary: CompactionSummary, by: str
         keepDays: summary.keepDays,
         endedAt: summary.endedAt,
         journalEntries: summary.journals.reduce((n, j) => n + j.entries, 0),
-        journals: summary.journals.map((j) => ({ actor: j.actorId, entries: j.entries, lastSeq: j.lastSeq, sha256: j.sha256 })),
+        journals: summary.journals.map((j) => ({
+          actor: j.actorId,
+          entries: j.entries,
+          lastSeq: j.lastSeq,
+          sha256: j.sha256,
+        })),
         summarySha256,
       },
     },
@@ -230,7 +296,9 @@ async function auditCompaction(store: Store, summary: CompactionSummary, by: str
 }
 
 /** Retention settings by model name, from loaded model configs. */
-export function retentionOf(models: Iterable<{ name: string; config: { retention?: RetentionConfig | undefined } }>): Map<string, RetentionConfig | undefined> {
+export function retentionOf(
+  models: Iterable<{ name: string; config: { retention?: RetentionConfig | undefined } }>,
+): Map<string, RetentionConfig | undefined> {
   return new Map([...models].map((m) => [m.name, m.config.retention]));
 }
 
@@ -258,7 +326,11 @@ export function scheduleRetention(opts: {
   let stopped = false;
   const pass = (): Promise<RetentionReport> => {
     if (running) return running;
-    running = runRetention(opts.store, { retention: opts.retention, now: opts.clock.now(), ...(opts.redactor ? { redactor: opts.redactor } : {}) }).finally(() => {
+    running = runRetention(opts.store, {
+      retention: opts.retention,
+      now: opts.clock.now(),
+      ...(opts.redactor ? { redactor: opts.redactor } : {}),
+    }).finally(() => {
       running = null;
     });
     return running;

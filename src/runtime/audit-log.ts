@@ -57,7 +57,11 @@ export function canonicalJson(value: unknown): string {
 }
 
 export function hashEntry(e: Omit<AuditEntry, 'hash'>): string {
-  return createHash('sha256').update(e.prev).update('\n').update(canonicalJson({ seq: e.seq, at: e.at, kind: e.kind, actor: e.actor, by: e.by, data: e.data })).digest('hex');
+  return createHash('sha256')
+    .update(e.prev)
+    .update('\n')
+    .update(canonicalJson({ seq: e.seq, at: e.at, kind: e.kind, actor: e.actor, by: e.by, data: e.data }))
+    .digest('hex');
 }
 
 /** Links drafts into the hash chain. Not thread-safe by design: one chain per store, one writer. */
@@ -86,7 +90,8 @@ export class AuditChain {
   }
 }
 
-export type AuditVerification = { ok: true; entries: number } | { ok: false; entries: number; firstBroken: number; reason: string };
+export type AuditVerification =
+  { ok: true; entries: number } | { ok: false; entries: number; firstBroken: number; reason: string };
 
 /** Walks the chain and reports the first entry whose link or hash does not hold. */
 export async function verifyAudit(entries: AsyncIterable<AuditEntry>): Promise<AuditVerification> {
@@ -95,10 +100,28 @@ export async function verifyAudit(entries: AsyncIterable<AuditEntry>): Promise<A
   let count = 0;
   for await (const e of entries) {
     count++;
-    if (e.seq !== expected) return { ok: false, entries: count, firstBroken: expected, reason: `entry ${expected} is missing (found ${e.seq})` };
-    if (e.prev !== prev) return { ok: false, entries: count, firstBroken: e.seq, reason: `entry ${e.seq} does not link to the hash of entry ${e.seq - 1}` };
+    if (e.seq !== expected)
+      return {
+        ok: false,
+        entries: count,
+        firstBroken: expected,
+        reason: `entry ${expected} is missing (found ${e.seq})`,
+      };
+    if (e.prev !== prev)
+      return {
+        ok: false,
+        entries: count,
+        firstBroken: e.seq,
+        reason: `entry ${e.seq} does not link to the hash of entry ${e.seq - 1}`,
+      };
     const { hash, ...rest } = e;
-    if (hashEntry(rest) !== hash) return { ok: false, entries: count, firstBroken: e.seq, reason: `entry ${e.seq} was altered: its content does not match its hash` };
+    if (hashEntry(rest) !== hash)
+      return {
+        ok: false,
+        entries: count,
+        firstBroken: e.seq,
+        reason: `entry ${e.seq} was altered: its content does not match its hash`,
+      };
     prev = hash;
     expected++;
   }

@@ -51,7 +51,9 @@ const NO_CONTEXT = {};
  */
 export function persistedSnapshot(logic: AnyStateMachine, snap: AnyMachineSnapshot): unknown {
   if (Object.keys(snap.children).length > 0) return logic.getPersistedSnapshot(snap);
-  const persisted = logic.getPersistedSnapshot({ ...snap, context: NO_CONTEXT } as never) as unknown as { context: unknown };
+  const persisted = logic.getPersistedSnapshot({ ...snap, context: NO_CONTEXT } as never) as unknown as {
+    context: unknown;
+  };
   persisted.context = snap.context;
   return persisted;
 }

@@ -37,7 +37,10 @@ export class CircuitBreaker {
   async run<T>(fn: () => Promise<T>): Promise<T> {
     const state = this.state;
     if (state === 'open' || (state === 'half-open' && this.#trial)) {
-      throw new EffectError(`circuit '${this.name}' is open after ${this.#failures} consecutive failures`, { transient: true, code: 'circuit.open' });
+      throw new EffectError(`circuit '${this.name}' is open after ${this.#failures} consecutive failures`, {
+        transient: true,
+        code: 'circuit.open',
+      });
     }
     if (state === 'half-open') this.#trial = true;
     try {

@@ -17,7 +17,6 @@ export const systemClock: Clock = {
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
-
 /** Where a clock's time starts and how fast it runs: shared by every node and driver of a cluster, kept in an embedded data folder. */
 export interface ClockOrigin {
   /** Clock time (epoch ms) at `wallStart`. */

@@ -48,7 +48,13 @@ export function buildCommit({ cell, event, prev, commandId, channels, journalTai
   // effect in flight (awaiting a human, backing off, finished), and every MAX_JOURNAL_TAIL events.
   // In between (perceive → plan → act) only the journal entry is written: the effect in flight
   // makes the actor hot, so recovery rebuilds it from the record and the journal after it.
-  const checkpoint = !journalTail || cell.kind !== 'agent' || seq === 0 || status !== 'active' || !hot || seq - cell.checkpointSeq >= MAX_JOURNAL_TAIL;
+  const checkpoint =
+    !journalTail ||
+    cell.kind !== 'agent' ||
+    seq === 0 ||
+    status !== 'active' ||
+    !hot ||
+    seq - cell.checkpointSeq >= MAX_JOURNAL_TAIL;
   const liveChanged = status !== 'active' || cell.liveHot !== hot;
   const persisted = checkpoint ? persistedSnapshot(cell.actor.logic, snap) : null;
   const timers = (ctx.timers ?? {}) as Timers;
@@ -56,25 +62,59 @@ export function buildCommit({ cell, event, prev, commandId, channels, journalTai
   const timersCleared: TimerEntry[] = [];
   // Every current deadline is (re)written to the index with each commit, not only the changed
   // ones: the index must hold what the durable snapshot holds even if an earlier write was lost.
-  for (const [name, dueAt] of Object.entries(timers)) if (dueAt !== undefined) timersSet.push({ actorId: cell.id, name, dueAt });
-  for (const [name, dueAt] of Object.entries(cell.timers)) if (dueAt !== undefined && timers[name] !== dueAt) timersCleared.push({ actorId: cell.id, name, dueAt });
+  for (const [name, dueAt] of Object.entries(timers))
+    if (dueAt !== undefined) timersSet.push({ actorId: cell.id, name, dueAt });
+  for (const [name, dueAt] of Object.entries(cell.timers))
+    if (dueAt !== undefined && timers[name] !== dueAt) timersCleared.push({ actorId: cell.id, name, dueAt });
 
   const outbox: OutboxMessage[] = [];
   if (cell.kind === 'case' && status === 'done') {
     const c = ctx as CaseContext;
-    if (c.resolution) outbox.push({ id: `${cell.id}.resolution`, to: c.episodeId, event: { type: 'case.resolved', at: event.at, resolution: c.resolution } });
+    if (c.resolution)
+      outbox.push({
+        id: `${cell.id}.resolution`,
+        to: c.episodeId,
+        event: { type: 'case.resolved', at: event.at, resolution: c.resolution },
+      });
   }
   for (const channel of channels) {
     try {
-      outbox.push(...channel.messagesFor({ id: cell.id, kind: cell.kind, model: cell.model, seq, event, state, status, prev, context: ctx }));
+      outbox.push(
+        ...channel.messagesFor({
+          id: cell.id,
+          kind: cell.kind,
+          model: cell.model,
+          seq,
+          event,
+          state,
+          status,
+          prev,
+          context: ctx,
+        }),
+      );
     } catch (err) {
-      log.error({ actor: cell.id, channel: channel.prefix, err }, 'outbox channel threw; its messages for this transition are lost');
+      log.error(
+        { actor: cell.id, channel: channel.prefix, err },
+        'outbox channel threw; its messages for this transition are lost',
+      );
     }
   }
-  const outboxDone = event.type === 'case.resolved' ? [`${(event as unknown as { resolution: { caseId: string } }).resolution.caseId}.resolution`] : undefined;
+  const outboxDone =
+    event.type === 'case.resolved'
+      ? [`${(event as unknown as { resolution: { caseId: string } }).resolution.caseId}.resolution`]
+      : undefined;
   const audit = auditFor(cell, prev, ctx, event, status);
 
-  const record: ActorRecord = { id: cell.id, kind: cell.kind, model: cell.model.name, seq, status, state, snapshot: persisted, updatedAt: event.at };
+  const record: ActorRecord = {
+    id: cell.id,
+    kind: cell.kind,
+    model: cell.model.name,
+    seq,
+    status,
+    state,
+    snapshot: persisted,
+    updatedAt: event.at,
+  };
   const commit: Commit = {
     hot,
     ...(checkpoint ? {} : { checkpoint: false }),
@@ -92,7 +132,13 @@ export function buildCommit({ cell, event, prev, commandId, channels, journalTai
 }
 
 /** The audit entries a transition adds: gate decisions, actions executed and compensated, outcomes, case history. */
-export function auditFor(cell: Cell, prev: AgentContext | CaseContext | undefined, next: AgentContext | CaseContext, event: RuntimeEvent, status: string): AuditDraft[] {
+export function auditFor(
+  cell: Cell,
+  prev: AgentContext | CaseContext | undefined,
+  next: AgentContext | CaseContext,
+  event: RuntimeEvent,
+  status: string,
+): AuditDraft[] {
   const out: AuditDraft[] = [];
   const at = event.at;
   if (cell.kind === 'agent') {
@@ -117,7 +163,12 @@ export function auditFor(cell: Cell, prev: AgentContext | CaseContext | undefine
           actions: n.plan?.actions.map((a) => a.type),
           rationale: n.plan?.rationale,
           inputs: n.observation
-            ? { observationId: n.observation.id, source: n.observation.provenance.source, observedAt: n.observation.provenance.observedAt, cited: n.plan?.citedInputs ?? [] }
+            ? {
+                observationId: n.observation.id,
+                source: n.observation.provenance.source,
+                observedAt: n.observation.provenance.observedAt,
+                cited: n.plan?.citedInputs ?? [],
+              }
             : null,
         },
       });
@@ -125,20 +176,46 @@ export function auditFor(cell: Cell, prev: AgentContext | CaseContext | undefine
     if (event.type === 'action.done' || event.type === 'compensation.done') {
       const step = event.type === 'action.done' ? (p?.step ?? 0) : (p?.compensateStep ?? 0);
       const kind = event.type === 'action.done' ? 'action.executed' : 'action.compensated';
-      out.push({ at, kind, actor: cell.id, by: 'runtime', data: { key: `${n.episodeId}/${step}`, type: n.plan?.actions[step]?.type } });
+      out.push({
+        at,
+        kind,
+        actor: cell.id,
+        by: 'runtime',
+        data: { key: `${n.episodeId}/${step}`, type: n.plan?.actions[step]?.type },
+      });
     }
-    if (status === 'done') out.push({ at, kind: 'episode.outcome', actor: cell.id, by: 'runtime', data: { outcome: n.outcome, caseIds: n.caseIds, error: n.error?.message ?? null } });
+    if (status === 'done')
+      out.push({
+        at,
+        kind: 'episode.outcome',
+        actor: cell.id,
+        by: 'runtime',
+        data: { outcome: n.outcome, caseIds: n.caseIds, error: n.error?.message ?? null },
+      });
   } else {
     const n = next as CaseContext;
     const from = (prev as CaseContext | undefined)?.history.length ?? 0;
     for (const h of n.history.slice(from)) {
       // A modification is audited with what it changed and whose approvals it discarded, not only its note.
       const edit = h.kind === 'modified' ? n.edits?.at(-1) : undefined;
-      const change = edit ? { diff: edit.diff, ...(edit.discardedApprovals ? { discardedApprovals: edit.discardedApprovals } : {}) } : {};
+      const change = edit
+        ? { diff: edit.diff, ...(edit.discardedApprovals ? { discardedApprovals: edit.discardedApprovals } : {}) }
+        : {};
       // A lease that ran out is nobody's act: the runtime's, naming whose claim it ended.
       const lapsed = h.kind === 'lease-expired';
       const by = lapsed ? 'runtime' : (h.by ?? 'runtime');
-      out.push({ at: h.at, kind: `case.${h.kind}`, actor: cell.id, by, data: { tier: h.tier, ...(h.note ? { note: h.note } : {}), ...(lapsed && h.by ? { holder: h.by } : {}), ...change } });
+      out.push({
+        at: h.at,
+        kind: `case.${h.kind}`,
+        actor: cell.id,
+        by,
+        data: {
+          tier: h.tier,
+          ...(h.note ? { note: h.note } : {}),
+          ...(lapsed && h.by ? { holder: h.by } : {}),
+          ...change,
+        },
+      });
     }
   }
   return out;

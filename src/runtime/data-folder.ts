@@ -38,13 +38,18 @@ export function surveyFolder(dir: string): FolderSurvey {
   let entries: string[] = [];
   let exists = true;
   try {
-    if (!statSync(dir).isDirectory()) throw new HandoffError('data.not_a_folder', `--data ${dir} is not a folder`, { data: dir });
+    if (!statSync(dir).isDirectory())
+      throw new HandoffError('data.not_a_folder', `--data ${dir} is not a folder`, { data: dir });
     entries = readdirSync(dir);
   } catch (err) {
     if (err instanceof HandoffError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') exists = false;
-    else throw new HandoffError('data.unreadable', `--data ${dir} cannot be read: ${(err as Error).message}`, { data: dir, cause: code });
+    else
+      throw new HandoffError('data.unreadable', `--data ${dir} cannot be read: ${(err as Error).message}`, {
+        data: dir,
+        cause: code,
+      });
   }
   const hasCurrent = entries.includes('CURRENT');
   let manifest: string | undefined;
@@ -81,12 +86,16 @@ export async function ensureFolder(dir: string): Promise<void> {
     try {
       st = statSync(d);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new HandoffError('data.unusable', `--data ${dir}: ${d} cannot be read: ${(err as Error).message}`, { data: dir });
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new HandoffError('data.unusable', `--data ${dir}: ${d} cannot be read: ${(err as Error).message}`, {
+          data: dir,
+        });
       missing.unshift(d);
       if (dirname(d) === d) break;
       continue;
     }
-    if (!st.isDirectory()) throw new HandoffError('data.unusable', `--data ${dir}: ${d} is not a folder`, { data: dir });
+    if (!st.isDirectory())
+      throw new HandoffError('data.unusable', `--data ${dir}: ${d} is not a folder`, { data: dir });
     break;
   }
   for (const d of missing) {
@@ -94,7 +103,11 @@ export async function ensureFolder(dir: string): Promise<void> {
       await mkdir(d);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw new HandoffError('data.unusable', `--data ${dir}: cannot create ${d}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { data: dir, cause: (err as NodeJS.ErrnoException).code });
+      throw new HandoffError(
+        'data.unusable',
+        `--data ${dir}: cannot create ${d}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { data: dir, cause: (err as NodeJS.ErrnoException).code },
+      );
     }
   }
 }
@@ -102,7 +115,11 @@ export async function ensureFolder(dir: string): Promise<void> {
 /** The folder's store is damaged: nothing was changed; `handoff doctor` says more. */
 export class StoreDamagedError extends HandoffError {
   constructor(dir: string, problem: string, details: Record<string, unknown> = {}) {
-    super('store.damaged', `data folder ${dir} is damaged: ${problem}. Nothing was changed. Run \`handoff doctor --data ${dir}\` for a full check (\`--repair\` rebuilds the store from its table and log files, after copying the folder aside)`, { data: dir, ...details });
+    super(
+      'store.damaged',
+      `data folder ${dir} is damaged: ${problem}. Nothing was changed. Run \`handoff doctor --data ${dir}\` for a full check (\`--repair\` rebuilds the store from its table and log files, after copying the folder aside)`,
+      { data: dir, ...details },
+    );
   }
 }
 
@@ -118,7 +135,8 @@ export function damageBeforeOpen(s: FolderSurvey): string | undefined {
     if (dataFiles === 0 && !s.hasHead) return undefined;
     return `its LevelDB has no CURRENT file (${s.tables.length} table and ${s.logs.length} log files are there; opening it as it is would discard them)`;
   }
-  if (!s.manifestExists) return `its CURRENT file names ${s.manifest ? `'${s.manifest}', which is not there` : 'no MANIFEST'}`;
+  if (!s.manifestExists)
+    return `its CURRENT file names ${s.manifest ? `'${s.manifest}', which is not there` : 'no MANIFEST'}`;
   return undefined;
 }
 
@@ -176,9 +194,15 @@ export async function writeHeadFile(dir: string, head: StoreHead, sync: boolean)
  * Compares the database's audit chain (its last seq, and the hash of its entry at the head file's
  * seq) with the head file: a problem when the database is behind it or differs.
  */
-export function headProblem(lastSeq: number, hashAtFileSeq: string | undefined, file: StoreHead | undefined): string | undefined {
+export function headProblem(
+  lastSeq: number,
+  hashAtFileSeq: string | undefined,
+  file: StoreHead | undefined,
+): string | undefined {
   if (!file) return undefined;
-  if (lastSeq < file.auditSeq) return `its audit chain ends at entry ${lastSeq}, but entry ${file.auditSeq} had been written by ${file.at} (${HEAD_FILE}): acknowledged writes were lost (a missing or truncated write-ahead log?)`;
-  if (hashAtFileSeq !== file.auditHash) return `its audit entry ${file.auditSeq} is not the one written by ${file.at} (${HEAD_FILE} names another hash): the database was replaced or rewritten`;
+  if (lastSeq < file.auditSeq)
+    return `its audit chain ends at entry ${lastSeq}, but entry ${file.auditSeq} had been written by ${file.at} (${HEAD_FILE}): acknowledged writes were lost (a missing or truncated write-ahead log?)`;
+  if (hashAtFileSeq !== file.auditHash)
+    return `its audit entry ${file.auditSeq} is not the one written by ${file.at} (${HEAD_FILE} names another hash): the database was replaced or rewritten`;
   return undefined;
 }

@@ -15,7 +15,8 @@ for (const part of (process.env.HANDOFF_FAILPOINTS ?? '').split(',').filter(Bool
 }
 const hits = new Map<string, number>();
 
-export type FailpointName = 'after-effect' | 'after-commit' | 'before-commit' | 'before-effect' | 'before-webhook' | 'before-effect-pause';
+export type FailpointName =
+  'after-effect' | 'after-commit' | 'before-commit' | 'before-effect' | 'before-webhook' | 'before-effect-pause';
 
 /**
  * `before-effect-pause:N` does not kill: the process SIGSTOPs itself the N-th time an effect is about

@@ -22,7 +22,9 @@ export function parseFaults(text: string): FaultSpec {
     const [k, v] = part.split('=');
     const p = Number(v);
     if (!k || !['perceive', 'plan', 'execute', 'compensate', 'store'].includes(k) || !(p >= 0 && p <= 1))
-      throw new Error(`bad fault spec '${part}': expected kind=probability with kind perceive|plan|execute|compensate|store`);
+      throw new Error(
+        `bad fault spec '${part}': expected kind=probability with kind perceive|plan|execute|compensate|store`,
+      );
     spec[k as keyof FaultSpec] = p;
   }
   return spec;

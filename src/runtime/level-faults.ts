@@ -12,10 +12,12 @@ import { noSpace, StoreUnavailableError, StoreWriteError, type Op } from './leve
 export function watchReads(level: Level<string, unknown>, readError: (err: unknown) => unknown): void {
   type Fn = (...a: unknown[]) => Promise<unknown>;
   const db = level as unknown as Record<string, unknown>;
-  const guard = (fn: Fn): Fn => (...a) =>
-    fn(...a).catch((err: unknown) => {
-      throw readError(err);
-    });
+  const guard =
+    (fn: Fn): Fn =>
+    (...a) =>
+      fn(...a).catch((err: unknown) => {
+        throw readError(err);
+      });
   for (const m of ['get', 'getMany']) db[m] = guard((db[m] as Fn).bind(level));
   for (const m of ['iterator', 'keys', 'values']) {
     const make = (db[m] as (...a: unknown[]) => Record<string, unknown>).bind(level);
@@ -51,8 +53,12 @@ export async function writeWhenSpace(s: SpaceRetry, ops: Op[], reason: string): 
   const { dir, db, log } = s;
   const since = Date.now();
   s.unavailable(new StoreUnavailableError(dir, reason, since));
-  log.error({ data: dir, reason, code: 'store.unavailable' }, `storage full: data folder ${dir} cannot be written (${reason}); new commands are refused, writes in flight are held and retried with back-off; Handoff resumes by itself when space returns`);
-  const need = ops.reduce((n, op) => n + op.key.length + (op.type === 'put' ? JSON.stringify(op.value).length : 0), 0) + (1 << 20);
+  log.error(
+    { data: dir, reason, code: 'store.unavailable' },
+    `storage full: data folder ${dir} cannot be written (${reason}); new commands are refused, writes in flight are held and retried with back-off; Handoff resumes by itself when space returns`,
+  );
+  const need =
+    ops.reduce((n, op) => n + op.key.length + (op.type === 'put' ? JSON.stringify(op.value).length : 0), 0) + (1 << 20);
   let delay = s.retryMs;
   let attempts = 0;
   let lastLog = since;
@@ -62,17 +68,25 @@ export async function writeWhenSpace(s: SpaceRetry, ops: Op[], reason: string): 
     delay = Math.min(delay * 2, 30_000);
     if (s.closing()) {
       s.unavailable(undefined);
-      return new StoreWriteError(`data folder ${dir} was closed while full (${reason}): the batch held was not written`);
+      return new StoreWriteError(
+        `data folder ${dir} was closed while full (${reason}): the batch held was not written`,
+      );
     }
     attempts++;
-    const free = await statfs(dir).then((st) => st.bavail * st.bsize, () => undefined);
+    const free = await statfs(dir).then(
+      (st) => st.bavail * st.bsize,
+      () => undefined,
+    );
     if (free === undefined || free >= need) {
       try {
         if (db.status === 'open') await db.close();
         await db.open({ createIfMissing: false });
         await s.write(ops);
         s.unavailable(undefined);
-        log.warn({ data: dir, attempts, heldMs: Date.now() - since }, `storage writable again: data folder ${dir} resumed after ${Math.round((Date.now() - since) / 1000)} s (${attempts} attempts)`);
+        log.warn(
+          { data: dir, attempts, heldMs: Date.now() - since },
+          `storage writable again: data folder ${dir} resumed after ${Math.round((Date.now() - since) / 1000)} s (${attempts} attempts)`,
+        );
         return undefined;
       } catch (err) {
         last = err;
@@ -85,7 +99,10 @@ export async function writeWhenSpace(s: SpaceRetry, ops: Op[], reason: string): 
     }
     if (Date.now() - lastLog >= 60_000) {
       lastLog = Date.now();
-      log.warn({ data: dir, attempts, freeBytes: free, needBytes: need, heldMs: Date.now() - since }, `storage still full: data folder ${dir} (${noSpace(last) ?? reason}); ${attempts} attempts so far`);
+      log.warn(
+        { data: dir, attempts, freeBytes: free, needBytes: need, heldMs: Date.now() - since },
+        `storage still full: data folder ${dir} (${noSpace(last) ?? reason}); ${attempts} attempts so far`,
+      );
     }
   }
 }

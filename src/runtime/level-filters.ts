@@ -71,7 +71,11 @@ export class SpaceFilters {
  * them): the records with one `getMany`, then the blob groups they refer to, one `getMany` per
  * level of blobs referring to blobs.
  */
-export async function loadMany(db: Level<string, unknown>, ids: string[], unpack: (id: string, stored: unknown, blobs: Map<string, unknown>) => ActorRecord): Promise<ActorRecord[]> {
+export async function loadMany(
+  db: Level<string, unknown>,
+  ids: string[],
+  unpack: (id: string, stored: unknown, blobs: Map<string, unknown>) => ActorRecord,
+): Promise<ActorRecord[]> {
   const stored = await db.getMany(ids.map((id) => K.actor(id)));
   // Blob group keys (`a:<id>\u0000<group>`) read so far; blobs may refer to blobs of other groups.
   const read = new Set<string>();

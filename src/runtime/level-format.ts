@@ -6,7 +6,9 @@ import type { TimerEntry } from './store.ts';
 /** The LevelDB store's keys, options and errors (the store itself: level-store.ts). */
 
 export type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
-export type EncodedOp = { type: 'put'; key: string; value: string; keyEncoding: 'utf8'; valueEncoding: 'utf8' } | { type: 'del'; key: string; keyEncoding: 'utf8' };
+export type EncodedOp =
+  | { type: 'put'; key: string; value: string; keyEncoding: 'utf8'; valueEncoding: 'utf8' }
+  | { type: 'del'; key: string; keyEncoding: 'utf8' };
 /** abstract-level's private batch (keys and values encoded, options of the batch). */
 export interface PrivateBatch {
   _batch(ops: EncodedOp[], options: { sync: boolean }): Promise<void>;
@@ -30,7 +32,12 @@ export const K = {
 export function noSpace(err: unknown): string | undefined {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } } | undefined;
   const text = `${e?.message ?? ''} ${e?.cause?.message ?? ''}`;
-  if (e?.code === 'ENOSPC' || e?.cause?.code === 'ENOSPC' || /No space left on device|ENOSPC|Disk quota exceeded|EDQUOT/i.test(text)) return (e?.cause?.message ?? e?.message ?? 'no space left').trim();
+  if (
+    e?.code === 'ENOSPC' ||
+    e?.cause?.code === 'ENOSPC' ||
+    /No space left on device|ENOSPC|Disk quota exceeded|EDQUOT/i.test(text)
+  )
+    return (e?.cause?.message ?? e?.message ?? 'no space left').trim();
   return undefined;
 }
 
@@ -39,7 +46,11 @@ export function syncFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
   const v = (env.HANDOFF_STORE_SYNC ?? '').trim().toLowerCase();
   if (v === '' || v === '0' || v === 'false' || v === 'off') return false;
   if (v === '1' || v === 'true' || v === 'on') return true;
-  throw new HandoffError('config.invalid', `HANDOFF_STORE_SYNC must be 1/true/on or 0/false/off, not '${env.HANDOFF_STORE_SYNC}'`, { field: 'HANDOFF_STORE_SYNC' });
+  throw new HandoffError(
+    'config.invalid',
+    `HANDOFF_STORE_SYNC must be 1/true/on or 0/false/off, not '${env.HANDOFF_STORE_SYNC}'`,
+    { field: 'HANDOFF_STORE_SYNC' },
+  );
 }
 
 export interface LevelStoreOptions {
@@ -77,7 +88,11 @@ export interface LevelStoreOptions {
  */
 export class StoreUnavailableError extends HandoffError {
   constructor(dir: string, reason: string, since: number) {
-    super('store.unavailable', `data folder ${dir} cannot be written (${reason}) since ${new Date(since).toISOString()}: new work is refused until space returns; writes in flight are held and retried`, { data: dir, reason, since, retryable: true });
+    super(
+      'store.unavailable',
+      `data folder ${dir} cannot be written (${reason}) since ${new Date(since).toISOString()}: new work is refused until space returns; writes in flight are held and retried`,
+      { data: dir, reason, since, retryable: true },
+    );
   }
 }
 

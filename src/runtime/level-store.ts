@@ -2,15 +2,49 @@ import { Level } from 'level';
 import pino, { type Logger } from 'pino';
 import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
-import { K, LIVE_CHUNK, noSpace, pad, StoreWriteError, syncFromEnv, type EncodedOp, type LevelStoreOptions, type Op, type PrivateBatch, type StoreUnavailableError } from './level-format.ts';
+import {
+  K,
+  LIVE_CHUNK,
+  noSpace,
+  pad,
+  StoreWriteError,
+  syncFromEnv,
+  type EncodedOp,
+  type LevelStoreOptions,
+  type Op,
+  type PrivateBatch,
+  type StoreUnavailableError,
+} from './level-format.ts';
 import { loadMany, SpaceFilters } from './level-filters.ts';
 import { watchReads, writeWhenSpace } from './level-faults.ts';
-import { BlobError, BlobPacker, blobGroupKey, blobGroupOf, blobRef, blobRefs, blobsByRef, newSink, hasBlobRefs, unpackLegacyRecord, type PackSink } from './record-codec.ts';
+import {
+  BlobError,
+  BlobPacker,
+  blobGroupKey,
+  blobGroupOf,
+  blobRef,
+  blobRefs,
+  blobsByRef,
+  newSink,
+  hasBlobRefs,
+  unpackLegacyRecord,
+  type PackSink,
+} from './record-codec.ts';
 import { Rng } from './rng.ts';
 import { failpoint } from './failpoints.ts';
 import { openStoreLevel } from '../security/sealed-level.ts';
 import { headProblem, readHeadFile, StoreDamagedError, writeHeadFile, type StoreHead } from './data-folder.ts';
-import type { ActorKind, ActorRecord, Commit, DeadLetter, JournalEntry, LiveEntry, OutboxMessage, Store, TimerEntry } from './store.ts';
+import type {
+  ActorKind,
+  ActorRecord,
+  Commit,
+  DeadLetter,
+  JournalEntry,
+  LiveEntry,
+  OutboxMessage,
+  Store,
+  TimerEntry,
+} from './store.ts';
 
 export { StoreUnavailableError, StoreWriteError, syncFromEnv, type LevelStoreOptions } from './level-format.ts';
 
@@ -28,7 +62,11 @@ export class LevelStore implements Store {
    * The database's head against its HANDOFF-HEAD file at open: `problem` when the database is behind
    * it (lost acknowledged writes). Only reported with `lostWrites: 'report'`; otherwise open refused.
    */
-  headCheck: { lastAudit: number; file: StoreHead | undefined; problem: string | undefined } = { lastAudit: 0, file: undefined, problem: undefined };
+  headCheck: { lastAudit: number; file: StoreHead | undefined; problem: string | undefined } = {
+    lastAudit: 0,
+    file: undefined,
+    problem: undefined,
+  };
   #headTimer: NodeJS.Timeout | null = null;
   #headWriting: Promise<void> | null = null;
   /** The first corruption LevelDB reported: the store takes no more writes (see {@link onDamaged}). */
@@ -76,10 +114,18 @@ export class LevelStore implements Store {
   private constructor(dir: string, db: Level<string, unknown>, opts: LevelStoreOptions) {
     this.dir = dir;
     this.db = db;
-    this.#opts = { maxBatchOps: opts.maxBatchOps ?? 20_000, sync: opts.sync ?? syncFromEnv(), faultRate: opts.faultRate ?? 0, faultSeed: opts.faultSeed ?? 1, noSpaceRetryMs: opts.noSpaceRetryMs ?? 500 };
+    this.#opts = {
+      maxBatchOps: opts.maxBatchOps ?? 20_000,
+      sync: opts.sync ?? syncFromEnv(),
+      faultRate: opts.faultRate ?? 0,
+      faultSeed: opts.faultSeed ?? 1,
+      noSpaceRetryMs: opts.noSpaceRetryMs ?? 500,
+    };
     this.#faults = new Rng(this.#opts.faultSeed);
     this.#filters = new SpaceFilters(db, ['a', 'c', 'w']);
-    this.#log = opts.logger ?? pino({ level: process.env.HANDOFF_LOG_LEVEL ?? 'warn', base: { app: 'handoff' } }, pino.destination(2));
+    this.#log =
+      opts.logger ??
+      pino({ level: process.env.HANDOFF_LOG_LEVEL ?? 'warn', base: { app: 'handoff' } }, pino.destination(2));
     watchReads(db, (err) => this.#readError(err));
   }
 
@@ -120,12 +166,22 @@ export class LevelStore implements Store {
   #readError(err: unknown): unknown {
     const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
     if (e?.code === 'LEVEL_CORRUPTION' || e?.cause?.code === 'LEVEL_CORRUPTION') {
-      const damage = new HandoffError('store.corrupt', `data folder ${this.dir}: LevelDB reports ${e.cause?.message ?? e.message} (a damaged table or log file). Run \`handoff doctor --data ${this.dir}\``, { data: this.dir, cause: e.cause?.message ?? e.message }, { cause: err });
+      const damage = new HandoffError(
+        'store.corrupt',
+        `data folder ${this.dir}: LevelDB reports ${e.cause?.message ?? e.message} (a damaged table or log file). Run \`handoff doctor --data ${this.dir}\``,
+        { data: this.dir, cause: e.cause?.message ?? e.message },
+        { cause: err },
+      );
       if (!this.#damage) {
         this.#damage = damage;
         this.onDamaged?.(damage);
       }
-      return new HandoffError('store.corrupt', `data folder ${this.dir}: LevelDB reports ${e.cause?.message ?? e.message} (a damaged table or log file). Run \`handoff doctor --data ${this.dir}\``, { data: this.dir, cause: e.cause?.message ?? e.message }, { cause: err });
+      return new HandoffError(
+        'store.corrupt',
+        `data folder ${this.dir}: LevelDB reports ${e.cause?.message ?? e.message} (a damaged table or log file). Run \`handoff doctor --data ${this.dir}\``,
+        { data: this.dir, cause: e.cause?.message ?? e.message },
+        { cause: err },
+      );
     }
     return err;
   }
@@ -136,7 +192,12 @@ export class LevelStore implements Store {
    * actor's keys (a read that reports corruption), and returns that error instead when there is one.
    */
   async #corruptionBehind(err: unknown, id: string | undefined): Promise<unknown> {
-    if (!(err instanceof HandoffError && err.code === 'store.corrupt') || id === undefined || err.details.cause !== undefined) return this.#readError(err);
+    if (
+      !(err instanceof HandoffError && err.code === 'store.corrupt') ||
+      id === undefined ||
+      err.details.cause !== undefined
+    )
+      return this.#readError(err);
     try {
       await this.db.iterator({ gte: K.actor(id), lte: blobGroupKey(K.actor(id), '\uffff') }).all();
       for await (const _ of this.db.keys({ gte: K.journal(id, 0), lt: `j:${id};` }));
@@ -145,7 +206,12 @@ export class LevelStore implements Store {
       const real = this.#readError(probe);
       if (real !== probe) return real;
     }
-    return new HandoffError('store.corrupt', `${err.message}. Run \`handoff doctor --data ${this.dir}\``, { ...err.details, data: this.dir }, { cause: err });
+    return new HandoffError(
+      'store.corrupt',
+      `${err.message}. Run \`handoff doctor --data ${this.dir}\``,
+      { ...err.details, data: this.dir },
+      { cause: err },
+    );
   }
 
   /** The disk is full and writes are held: new commands get this error. */
@@ -246,7 +312,10 @@ export class LevelStore implements Store {
       const audit = this.#auditDrafts.map((d) => this.#chain.link(d));
       this.#auditDrafts = [];
       const last = audit.at(-1);
-      const ops = [...this.#pending.values(), ...audit.map((e): Op => ({ type: 'put', key: K.audit(e.seq), value: e }))];
+      const ops = [
+        ...this.#pending.values(),
+        ...audit.map((e): Op => ({ type: 'put', key: K.audit(e.seq), value: e })),
+      ];
       const waiters = this.#waiters;
       const batchActors = this.#batchActors;
       const batchBlobs = this.#batchBlobs;
@@ -272,7 +341,15 @@ export class LevelStore implements Store {
       const full = failure === undefined ? undefined : noSpace(failure);
       if (full !== undefined && !this.#closing) {
         failure = await writeWhenSpace(
-          { dir: this.dir, db: this.db, log: this.#log, retryMs: this.#opts.noSpaceRetryMs, closing: () => this.#closing, write: (o) => this.#write(o), unavailable: (e) => (this.#unavailable = e) },
+          {
+            dir: this.dir,
+            db: this.db,
+            log: this.#log,
+            retryMs: this.#opts.noSpaceRetryMs,
+            closing: () => this.#closing,
+            write: (o) => this.#write(o),
+            unavailable: (e) => (this.#unavailable = e),
+          },
           ops,
           full,
         );
@@ -359,7 +436,8 @@ export class LevelStore implements Store {
   }
 
   async flush(): Promise<void> {
-    if (this.#pending.size === 0 && this.#auditDrafts.length === 0 && !this.#writing && this.#waiters.length === 0) return;
+    if (this.#pending.size === 0 && this.#auditDrafts.length === 0 && !this.#writing && this.#waiters.length === 0)
+      return;
     await this.#enqueue();
   }
 
@@ -393,7 +471,11 @@ export class LevelStore implements Store {
   /** The stored blob groups of an actor, by group. */
   async #blobGroupsOf(id: string): Promise<Map<string, Record<string, unknown>>> {
     const groups = new Map<string, Record<string, unknown>>();
-    for await (const [key, value] of this.db.iterator({ gt: blobGroupKey(K.actor(id), ''), lte: blobGroupKey(K.actor(id), '\uffff') })) groups.set(blobGroupOf(key)!, value as Record<string, unknown>);
+    for await (const [key, value] of this.db.iterator({
+      gt: blobGroupKey(K.actor(id), ''),
+      lte: blobGroupKey(K.actor(id), '\uffff'),
+    }))
+      groups.set(blobGroupOf(key)!, value as Record<string, unknown>);
     return groups;
   }
 
@@ -424,7 +506,8 @@ export class LevelStore implements Store {
       yield* await loadMany(this.db, ids, (id, stored, blobs) => this.#unpackRecord(id, stored, blobs));
       ids = [];
     }
-    if (ids.length > 0) yield* await loadMany(this.db, ids, (id, stored, blobs) => this.#unpackRecord(id, stored, blobs));
+    if (ids.length > 0)
+      yield* await loadMany(this.db, ids, (id, stored, blobs) => this.#unpackRecord(id, stored, blobs));
   }
 
   async *actors(kind?: ActorKind): AsyncIterable<ActorRecord> {
@@ -491,7 +574,11 @@ export class LevelStore implements Store {
   async replaceFinishedRecord(rec: ActorRecord): Promise<void> {
     const current = await this.load(rec.id);
     if (!current || current.status === 'active' || rec.status === 'active' || rec.seq !== current.seq) {
-      throw new HandoffError('store.actor_active', `${rec.id}: only the record of a finished actor can be replaced, at its last seq`, { actorId: rec.id });
+      throw new HandoffError(
+        'store.actor_active',
+        `${rec.id}: only the record of a finished actor can be replaced, at its last seq`,
+        { actorId: rec.id },
+      );
     }
     // New blobs (redacted objects) go to a group of their own.
     const groups = await this.#blobGroupsOf(rec.id);
@@ -507,7 +594,10 @@ export class LevelStore implements Store {
   /** Deletes journal entries of `id` up to `throughSeq`, in the next batch (see {@link Store.deleteJournal}). */
   async deleteJournal(id: string, throughSeq = Number.MAX_SAFE_INTEGER): Promise<number> {
     let n = 0;
-    for await (const key of this.db.keys({ gte: K.journal(id, 0), lte: K.journal(id, Math.min(throughSeq, 9_999_999_999)) })) {
+    for await (const key of this.db.keys({
+      gte: K.journal(id, 0),
+      lte: K.journal(id, Math.min(throughSeq, 9_999_999_999)),
+    })) {
       this.#del(key);
       n++;
     }
@@ -565,7 +655,8 @@ export class LevelStore implements Store {
   }
 
   async nextTimerAfter(after: number): Promise<number | undefined> {
-    for await (const value of this.db.values({ gt: `t:${pad(after, 15)}:\uffff`, lt: 't;', limit: 1 })) return (value as TimerEntry).dueAt;
+    for await (const value of this.db.values({ gt: `t:${pad(after, 15)}:\uffff`, lt: 't;', limit: 1 }))
+      return (value as TimerEntry).dueAt;
     return undefined;
   }
 
@@ -579,7 +670,8 @@ export class LevelStore implements Store {
   }
 
   async lastAudit(): Promise<AuditEntry | undefined> {
-    for await (const value of this.db.values({ gt: 'x:', lt: 'x;', reverse: true, limit: 1 })) return value as AuditEntry;
+    for await (const value of this.db.values({ gt: 'x:', lt: 'x;', reverse: true, limit: 1 }))
+      return value as AuditEntry;
     return undefined;
   }
 

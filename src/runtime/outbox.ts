@@ -36,7 +36,9 @@ export class Outbox {
     const channel = this.channelOf(msg.to);
     if (channel) return channel.deliver(msg);
     h.begin();
-    const operator = msg.event.type === 'case.resolved' && (msg.event as unknown as { resolution: { caseId: string } }).resolution.caseId.startsWith(`${msg.to}.operator-`);
+    const operator =
+      msg.event.type === 'case.resolved' &&
+      (msg.event as unknown as { resolution: { caseId: string } }).resolution.caseId.startsWith(`${msg.to}.operator-`);
     (operator ? h.operatorDecision(msg) : h.send(msg.to, msg.event as unknown as AgentEvent))
       .catch(async (err: unknown) => {
         if (err instanceof ActorRestartingError) {
@@ -45,7 +47,9 @@ export class Outbox {
         } else if (err instanceof EventRejectedError) {
           h.log.debug({ msg: msg.id, err: err.message }, 'outbox message no longer applies');
         } else if (err instanceof ActorNotFoundError || err instanceof ActorSuspendedError) {
-          await h.deadLetter(msg.to, msg.event as RuntimeEvent, err.message, err.code).catch(() => h.clock.setTimeout(() => this.deliver(msg), 100));
+          await h
+            .deadLetter(msg.to, msg.event as RuntimeEvent, err.message, err.code)
+            .catch(() => h.clock.setTimeout(() => this.deliver(msg), 100));
         } else if (err instanceof ActorCrashedError || err instanceof RuntimeStoppedError || isNotMine(err)) {
           // A crash dead-letters the event that caused it; a stopping node redelivers on its next start;
           // an actor that moved to another node gets it from its new owner.
@@ -70,14 +74,22 @@ export class Outbox {
   deliverEarly(msg: OutboxMessage, durable: Promise<void>): boolean {
     const h = this.#host;
     const target = h.cells.get(msg.to);
-    if (!target || target.kind !== 'agent' || msg.event.type !== 'case.resolved' || this.channelOf(msg.to) || h.stopped) return false;
-    if ((msg.event as unknown as { resolution: { caseId: string } }).resolution.caseId.startsWith(`${msg.to}.operator-`)) return false;
+    if (!target || target.kind !== 'agent' || msg.event.type !== 'case.resolved' || this.channelOf(msg.to) || h.stopped)
+      return false;
+    if (
+      (msg.event as unknown as { resolution: { caseId: string } }).resolution.caseId.startsWith(`${msg.to}.operator-`)
+    )
+      return false;
     h.begin();
     h.send(msg.to, msg.event as unknown as AgentEvent)
       .catch((err: unknown) => {
         // Refused (stale) as the outbox delivery would be; otherwise deliver it from the outbox once
         // (and only if) the resolution is durable: never retry a resolution that may have been lost.
-        if (!(err instanceof EventRejectedError)) void durable.then(() => this.deliver(msg), () => undefined);
+        if (!(err instanceof EventRejectedError))
+          void durable.then(
+            () => this.deliver(msg),
+            () => undefined,
+          );
       })
       .finally(() => h.settle());
     return true;

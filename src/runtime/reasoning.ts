@@ -21,7 +21,12 @@ export interface Reasoning {
  * front of the gate, and — with `drift` — the monitor that tightens the gate when reviewers keep
  * overriding the agent (its state is kept in the store, so a tightened gate stays tightened).
  */
-export async function assembleReasoning(opts: { models: LoadedModel[]; store: Store; clock: Clock; drift: boolean }): Promise<Reasoning> {
+export async function assembleReasoning(opts: {
+  models: LoadedModel[];
+  store: Store;
+  clock: Clock;
+  drift: boolean;
+}): Promise<Reasoning> {
   let runtime: Runtime | undefined;
   // A tightened gate is reported to an operator through a case: approving it relaxes the gate
   // (the operator has looked into the planner); rejecting it keeps the gate tight.
@@ -39,7 +44,14 @@ export async function assembleReasoning(opts: { models: LoadedModel[]; store: St
             kind: 'handoff.drift.tightened',
             ruleId: 'drift:override-rate',
             rationale: `Reviewers overrode ${t.overrides} of ${t.samples} recent plans of ${e.model} (${Math.round(t.overrideRate * 100)}%, limit ${Math.round(t.maxOverrideRate * 100)}%${t.rule ? `, rule ${t.rule}` : ''}). The gate now sends every plan to review. Approve to relax it once the planner is fixed; reject to keep it tight.`,
-            fields: { model: e.model, overrideRate: t.overrideRate, samples: t.samples, overrides: t.overrides, brier: t.brier, ...(t.rule ? { rule: t.rule } : {}) },
+            fields: {
+              model: e.model,
+              overrideRate: t.overrideRate,
+              samples: t.samples,
+              overrides: t.overrides,
+              brier: t.brier,
+              ...(t.rule ? { rule: t.rule } : {}),
+            },
           });
         },
       })
@@ -56,7 +68,8 @@ export async function assembleReasoning(opts: { models: LoadedModel[]; store: St
       detach = monitor?.attach(rt);
       for (const m of opts.models)
         rt.onOperatorDecision(`drift.${m.name}`, async (r) => {
-          if (r.outcome === 'approved' || r.outcome === 'modified') await monitor?.relax(m.name, r.decidedBy.join(',') || 'operator', `operator case ${r.caseId}`);
+          if (r.outcome === 'approved' || r.outcome === 'modified')
+            await monitor?.relax(m.name, r.decidedBy.join(',') || 'operator', `operator case ${r.caseId}`);
         });
     },
     close: async () => {

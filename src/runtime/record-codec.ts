@@ -26,7 +26,15 @@ import type { ActorRecord } from './store.ts';
  * events are immutable (every change goes through `assign` to a new object; redaction copies), as
  * XState requires of them anyway.
  */
-export const BLOB_FIELDS: ReadonlySet<string> = new Set(['observation', 'plan', 'proposedPlan', 'decision', 'tiers', 'resolution', 'output']);
+export const BLOB_FIELDS: ReadonlySet<string> = new Set([
+  'observation',
+  'plan',
+  'proposedPlan',
+  'decision',
+  'tiers',
+  'resolution',
+  'output',
+]);
 
 /** Marker of a blob. */
 const BLOB = '$blob';
@@ -53,7 +61,10 @@ export const blobRef = (group: string, n: number | string): string => `${group}.
 export const groupOfBlobRef = (ref: string): string => ref.slice(0, ref.lastIndexOf('.'));
 
 /** Blob groups by group, flattened to blobs by ref. */
-export function blobsByRef(groups: Iterable<[string, unknown]>, out = new Map<string, unknown>()): Map<string, unknown> {
+export function blobsByRef(
+  groups: Iterable<[string, unknown]>,
+  out = new Map<string, unknown>(),
+): Map<string, unknown> {
   for (const [group, members] of groups) {
     if (typeof members !== 'object' || members === null) continue;
     for (const [n, value] of Object.entries(members)) out.set(blobRef(group, n), value);
@@ -73,7 +84,8 @@ export interface PackSink {
 export const newSink = (group: string): PackSink => ({ group, n: 0, members: {}, registered: [] });
 
 const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const markerRef = (v: unknown): string | undefined => (isPlain(v) && typeof v[BLOB] === 'string' && Object.keys(v).length === 1 ? (v[BLOB] as string) : undefined);
+const markerRef = (v: unknown): string | undefined =>
+  isPlain(v) && typeof v[BLOB] === 'string' && Object.keys(v).length === 1 ? (v[BLOB] as string) : undefined;
 
 export class BlobError extends Error {}
 
@@ -130,7 +142,13 @@ export class BlobPacker {
     return this.#unpack(actor, value, blob, cache, 0);
   }
 
-  #unpack(actor: string, value: unknown, blob: (ref: string) => unknown, cache: Map<string, unknown>, depth: number): unknown {
+  #unpack(
+    actor: string,
+    value: unknown,
+    blob: (ref: string) => unknown,
+    cache: Map<string, unknown>,
+    depth: number,
+  ): unknown {
     if (!isPlain(value) || depth >= MAX_DEPTH) return value;
     let copy: Record<string, unknown> | undefined;
     for (const key in value) {

@@ -32,7 +32,11 @@ export class Rehydration {
     const machine = rec.kind === 'agent' ? this.#o.agentMachine(model.name)! : reviewCaseMachine;
     const inspectAll = this.#o.inspect;
     const inspect = inspectAll && ((e: InspectionEvent) => inspectAll(e, rec.id));
-    const actor = createActor(machine, { snapshot: rec.snapshot as never, clock: this.#o.clock as never, ...(inspect ? { inspect } : {}) });
+    const actor = createActor(machine, {
+      snapshot: rec.snapshot as never,
+      clock: this.#o.clock as never,
+      ...(inspect ? { inspect } : {}),
+    });
     actor.subscribe({ error: () => undefined });
     actor.start();
     const snap = actor.getSnapshot();
@@ -41,7 +45,18 @@ export class Rehydration {
       throw new Error(`snapshot of ${rec.id} does not restore: ${String(snap.error ?? 'no context')}`);
     }
     const timers = { ...((snap.context as { timers?: Timers }).timers ?? {}) };
-    return { id: rec.id, kind: rec.kind, model, actor, seq: rec.seq, timers, dispatched: null, pending: 0, checkpointSeq, liveHot: undefined };
+    return {
+      id: rec.id,
+      kind: rec.kind,
+      model,
+      actor,
+      seq: rec.seq,
+      timers,
+      dispatched: null,
+      pending: 0,
+      checkpointSeq,
+      liveHot: undefined,
+    };
   }
 
   /** Journal entries after an agent's durable record (commits that did not rewrite it); none for other actors. */
@@ -70,17 +85,31 @@ export class Rehydration {
       for (const e of tail) {
         if (e.seq !== seq + 1) throw new Error(`journal of ${rec.id} has a gap after seq ${seq}`);
         const before = actor.getSnapshot();
-        if (before.status !== 'active' || !before.can(e.event as never)) throw new Error(`replaying ${rec.id}: seq ${e.seq} (${e.event.type}) is not accepted in ${stateString(before.value)}`);
+        if (before.status !== 'active' || !before.can(e.event as never))
+          throw new Error(
+            `replaying ${rec.id}: seq ${e.seq} (${e.event.type}) is not accepted in ${stateString(before.value)}`,
+          );
         actor.send(e.event as never);
         const after = actor.getSnapshot();
-        if (after.status === 'error') throw new Error(`replaying ${rec.id}: seq ${e.seq} (${e.event.type}) crashed: ${String(after.error)}`);
+        if (after.status === 'error')
+          throw new Error(`replaying ${rec.id}: seq ${e.seq} (${e.event.type}) crashed: ${String(after.error)}`);
         const state = stateString(after.value);
-        if (state !== e.state) throw new Error(`replaying ${rec.id}: seq ${e.seq} (${e.event.type}) reached ${state}, the journal says ${e.state}`);
+        if (state !== e.state)
+          throw new Error(
+            `replaying ${rec.id}: seq ${e.seq} (${e.event.type}) reached ${state}, the journal says ${e.state}`,
+          );
         seq = e.seq;
         at = e.at;
       }
       const snap = actor.getSnapshot();
-      return { ...rec, seq, state: stateString(snap.value), status: snap.status === 'done' ? 'done' : 'active', snapshot: persistedSnapshot(machine, snap), updatedAt: at };
+      return {
+        ...rec,
+        seq,
+        state: stateString(snap.value),
+        status: snap.status === 'done' ? 'done' : 'active',
+        snapshot: persistedSnapshot(machine, snap),
+        updatedAt: at,
+      };
     } finally {
       actor.stop();
     }

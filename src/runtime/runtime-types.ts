@@ -127,7 +127,16 @@ export interface TransitionNotice {
   state: string;
   status: ActorRecord['status'];
   /** For cases: what a queue view needs. */
-  queue?: { queue: string; roles: string[]; tier: number; priority: number; claimedBy: string | null; ackDueAt?: number; resolveDueAt?: number; openedAt: number };
+  queue?: {
+    queue: string;
+    roles: string[];
+    tier: number;
+    priority: number;
+    claimedBy: string | null;
+    ackDueAt?: number;
+    resolveDueAt?: number;
+    openedAt: number;
+  };
 }
 
 /** What {@link RuntimeOptions.telemetry} is told: the notice, the state left (null at creation), the event, the context after it. */

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { parseTraceparent, type TraceContext } from '../contracts/envelope.ts';
 import type { Logger } from 'pino';
-import { ActorExistsError, ActorNotFoundError, ConflictError, EventRejectedError, HandoffError } from '../contracts/errors.ts';
+import {
+  ActorExistsError,
+  ActorNotFoundError,
+  ConflictError,
+  EventRejectedError,
+  HandoffError,
+} from '../contracts/errors.ts';
 import { CaseInput } from '../contracts/review-case.ts';
 import { ReviewerCommand } from '../contracts/reviewer-command.ts';
 import { parseContract } from '../contracts/parse.ts';
@@ -24,7 +30,14 @@ import type { ActorView, RuntimeOptions, TransitionNotice } from './runtime-type
 import type { JournalEntry, OutboxMessage, Store } from './store.ts';
 import type { OperatorHandler } from './supervision.ts';
 
-export type { ActorView, ChannelTransition, OutboxChannel, RuntimeOptions, TransitionNotice, TransitionTelemetry } from './runtime-types.ts';
+export type {
+  ActorView,
+  ChannelTransition,
+  OutboxChannel,
+  RuntimeOptions,
+  TransitionNotice,
+  TransitionTelemetry,
+} from './runtime-types.ts';
 export { persistedSnapshot } from './cell.ts';
 /** What a caller gets back once an event is durable (declared in contracts/, where the client needs it). */
 export type { Ack } from '../contracts/ack.ts';
@@ -61,7 +74,13 @@ export class Runtime {
     this.#ownsTransport = !opts.transport;
     this.transport = opts.transport ?? new MemoryTransport();
     this.namespace = opts.namespace ?? 'default';
-    this.#h = new ActorHost({ ...opts, clock: this.clock, log: this.log, transport: this.transport, namespace: this.namespace });
+    this.#h = new ActorHost({
+      ...opts,
+      clock: this.clock,
+      log: this.log,
+      transport: this.transport,
+      namespace: this.namespace,
+    });
     this.models = this.#h.models;
     this.stats = this.#h.stats;
   }
@@ -101,12 +120,22 @@ export class Runtime {
    * it is a new random trace; either way it is fixed in the episode's snapshot, so every node,
    * restart and review case traces into it.
    */
-  async startEpisode(modelName: string, signal: unknown, opts: { episodeId: string; traceparent?: string }): Promise<Ack> {
+  async startEpisode(
+    modelName: string,
+    signal: unknown,
+    opts: { episodeId: string; traceparent?: string },
+  ): Promise<Ack> {
     const model = this.#h.model(modelName);
     const raw = signal && typeof signal === 'object' ? (signal as { traceparent?: unknown }).traceparent : undefined;
     const carried = typeof raw === 'string' ? raw : undefined;
     const parsed = parseContract(model.handlers.signal, signal, `${model.name}.signal`, 'signal');
-    const input = { episodeId: opts.episodeId, model: model.name, signal: parsed, retry: model.config.retry, trace: traceContextOf(opts.traceparent ?? carried) };
+    const input = {
+      episodeId: opts.episodeId,
+      model: model.name,
+      signal: parsed,
+      retry: model.config.retry,
+      trace: traceContextOf(opts.traceparent ?? carried),
+    };
     // Counted as work from the first await (the existence check reads the store), so a driver that
     // waits for idleness does not move a simulated clock past a start in progress.
     this.#h.begin();
@@ -136,7 +165,14 @@ export class Runtime {
    * integration): a review case in the model's operator tier. When an operator decides it, the
    * handler registered for `target` with {@link onOperatorDecision} is called. Returns the case id.
    */
-  async openOperatorCase(opts: { model: string; target: string; kind: string; rationale: string; ruleId: string; fields: Record<string, unknown> }): Promise<string> {
+  async openOperatorCase(opts: {
+    model: string;
+    target: string;
+    kind: string;
+    rationale: string;
+    ruleId: string;
+    fields: Record<string, unknown>;
+  }): Promise<string> {
     const model = this.#h.model(opts.model);
     const now = this.clock.now();
     const caseId = `${opts.target}.operator-${now.toString(36)}`;
@@ -149,7 +185,15 @@ export class Runtime {
       dataClasses: ['internal' as const],
       fields: opts.fields,
     };
-    const input = operatorCaseInput(model, caseId, opts.target, observation, opts.rationale, opts.ruleId, this.clock.now());
+    const input = operatorCaseInput(
+      model,
+      caseId,
+      opts.target,
+      observation,
+      opts.rationale,
+      opts.ruleId,
+      this.clock.now(),
+    );
     await this.#h.spawn('case', caseId, model, input).catch((err: unknown) => {
       if (!(err instanceof ActorExistsError)) throw err;
     });
@@ -168,7 +212,10 @@ export class Runtime {
    */
   async command(input: unknown): Promise<Ack> {
     const cmd = parseContract(ReviewerCommand, input, 'ReviewerCommand');
-    const replayed = () => new HandoffError('command.replayed', `command ${cmd.commandId} was already applied`, { commandId: cmd.commandId });
+    const replayed = () =>
+      new HandoffError('command.replayed', `command ${cmd.commandId} was already applied`, {
+        commandId: cmd.commandId,
+      });
     // Claimed synchronously, before any await, so the same command sent twice at once applies once.
     if (this.#recentCommands.has(cmd.commandId)) throw replayed();
     this.#recentCommands.add(cmd.commandId);
@@ -181,14 +228,25 @@ export class Runtime {
   }
 
   async #command(cmd: ReviewerCommand): Promise<Ack> {
-    if (await this.store.hasCommand(cmd.commandId)) throw new HandoffError('command.replayed', `command ${cmd.commandId} was already applied`, { commandId: cmd.commandId });
+    if (await this.store.hasCommand(cmd.commandId))
+      throw new HandoffError('command.replayed', `command ${cmd.commandId} was already applied`, {
+        commandId: cmd.commandId,
+      });
     const cell = await this.#h.cell(cmd.caseId);
     if (!cell || !('actor' in cell)) {
-      if (cell) throw new EventRejectedError(cmd.caseId, cmd.type, cell.state, `the case is closed (${cell.state})`, 'case-closed');
+      if (cell)
+        throw new EventRejectedError(
+          cmd.caseId,
+          cmd.type,
+          cell.state,
+          `the case is closed (${cell.state})`,
+          'case-closed',
+        );
       throw new ActorNotFoundError(cmd.caseId);
     }
     if (cell.kind !== 'case') throw new EventRejectedError(cmd.caseId, cmd.type, 'n/a', 'not a review case');
-    if (cmd.expectedVersion !== undefined && cmd.expectedVersion !== cell.seq) throw new ConflictError(cmd.caseId, cmd.expectedVersion, cell.seq);
+    if (cmd.expectedVersion !== undefined && cmd.expectedVersion !== cell.seq)
+      throw new ConflictError(cmd.caseId, cmd.expectedVersion, cell.seq);
     const at = this.clock.now();
     const base = { reviewer: cmd.reviewer, commandId: cmd.commandId, at };
     let event: CaseEvent;
@@ -207,7 +265,12 @@ export class Runtime {
         break;
       case 'handoff.case.modify': {
         const plan = (cell.actor.getSnapshot().context as CaseContext).plan;
-        event = { type: 'modify', ...base, actions: cell.model.editActions(plan, cmd.actions), comment: cmd.comment.trim() };
+        event = {
+          type: 'modify',
+          ...base,
+          actions: cell.model.editActions(plan, cmd.actions),
+          comment: cmd.comment.trim(),
+        };
         break;
       }
       case 'handoff.case.reject':
@@ -231,12 +294,28 @@ export class Runtime {
     const cell = this.#h.cells.get(actorId);
     if (cell) {
       const snap = cell.actor.getSnapshot();
-      return { id: cell.id, kind: cell.kind, model: cell.model.name, seq: cell.seq, state: stateString(snap.value), status: snap.status, context: snap.context };
+      return {
+        id: cell.id,
+        kind: cell.kind,
+        model: cell.model.name,
+        seq: cell.seq,
+        state: stateString(snap.value),
+        status: snap.status,
+        context: snap.context,
+      };
     }
     const rec = await this.#h.currentRecord(actorId);
     if (!rec) return undefined;
     const context = (rec.snapshot as { context: ActorView['context'] }).context;
-    return { id: rec.id, kind: rec.kind, model: rec.model, seq: rec.seq, state: rec.state, status: rec.status, context };
+    return {
+      id: rec.id,
+      kind: rec.kind,
+      model: rec.model,
+      seq: rec.seq,
+      state: rec.state,
+      status: rec.status,
+      context,
+    };
   }
 
   journal(actorId: string): AsyncIterable<JournalEntry> {
@@ -295,7 +374,9 @@ export class Runtime {
   }
 
   /** Sends dead letters again; those delivered are removed. Returns how many were delivered. */
-  replayDeadLetters(filter: (id: string) => boolean = () => true): Promise<{ delivered: number; failed: { id: string; error: string }[] }> {
+  replayDeadLetters(
+    filter: (id: string) => boolean = () => true,
+  ): Promise<{ delivered: number; failed: { id: string; error: string }[] }> {
     return this.#h.supervision.replayDeadLetters(filter, (to) => this.#h.outbox.channelOf(to));
   }
 
@@ -307,7 +388,11 @@ export class Runtime {
     await this.whenIdle();
     for (const cell of h.cells.values()) cell.actor.stop();
     h.cells.clear();
-    await this.store.flush().catch((err: unknown) => this.log.error({ err }, 'final flush failed: what it held is redone from the journal on the next start'));
+    await this.store
+      .flush()
+      .catch((err: unknown) =>
+        this.log.error({ err }, 'final flush failed: what it held is redone from the journal on the next start'),
+      );
     if (this.#ownsTransport) await this.transport.close();
   }
 }
@@ -318,7 +403,8 @@ export { FINAL_CASE_STATES };
 export function traceContextOf(traceparent: string | undefined): TraceContext {
   const p = parseTraceparent(traceparent);
   const spanId = randomHex(8);
-  if (p && !/^0+$/.test(p.traceId) && !/^0+$/.test(p.spanId)) return { traceId: p.traceId, spanId, parentSpanId: p.spanId, sampled: p.sampled };
+  if (p && !/^0+$/.test(p.traceId) && !/^0+$/.test(p.spanId))
+    return { traceId: p.traceId, spanId, parentSpanId: p.spanId, sampled: p.sampled };
   return { traceId: randomHex(16), spanId };
 }
 

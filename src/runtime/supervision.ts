@@ -42,7 +42,10 @@ export class Supervision {
     h.stats.crashes++;
     const message = error instanceof Error ? error.message : String(error);
     h.log.error({ actor: id, event: poison?.type, err: error }, 'actor crashed');
-    if (poison) void this.deadLetter(id, poison, `crashed the actor: ${message}`, 'actor.crashed').catch((err: unknown) => h.log.error({ actor: id, err }, 'dead letter not written'));
+    if (poison)
+      void this.deadLetter(id, poison, `crashed the actor: ${message}`, 'actor.crashed').catch((err: unknown) =>
+        h.log.error({ actor: id, err }, 'dead letter not written'),
+      );
     const decision = this.supervisor.onCrash(id, kind);
     if (decision.action === 'restart') {
       this.scheduleRestart(id, message, decision.delayMs);
@@ -98,11 +101,27 @@ export class Supervision {
       fields: { actor: id, kind, crashes: restarts, error: message },
     };
     const rationale = `The ${kind} ${id} crashed ${restarts} times (last: ${message}). Approve to resume it from its last snapshot; reject to stop it for good.`;
-    const input = operatorCaseInput(model, caseId, id, observation, rationale, 'supervision:restart-limit', h.clock.now());
+    const input = operatorCaseInput(
+      model,
+      caseId,
+      id,
+      observation,
+      rationale,
+      'supervision:restart-limit',
+      h.clock.now(),
+    );
     await h.spawn('case', caseId, model, input).catch((err: unknown) => {
       if (!(err instanceof ActorExistsError)) throw err;
     });
-    await h.store.appendAudit([{ at: now, kind: 'actor.suspended', actor: id, by: 'runtime', data: { operatorCase: caseId, crashes: restarts, error: message } }]);
+    await h.store.appendAudit([
+      {
+        at: now,
+        kind: 'actor.suspended',
+        actor: id,
+        by: 'runtime',
+        data: { operatorCase: caseId, crashes: restarts, error: message },
+      },
+    ]);
   }
 
   /** An operator decided about a suspended actor: resume it, or stop it for good. */
@@ -122,23 +141,49 @@ export class Supervision {
     if (resolution.outcome === 'approved' || resolution.outcome === 'modified') {
       this.supervisor.reset(id);
       const by = resolution.decidedBy.join(',') || 'operator';
-      await h.store.appendAudit([{ at: h.clock.now(), kind: 'actor.resumed', actor: id, by, data: { operatorCase: resolution.caseId } }]);
+      await h.store.appendAudit([
+        { at: h.clock.now(), kind: 'actor.resumed', actor: id, by, data: { operatorCase: resolution.caseId } },
+      ]);
       await h.cell(id);
     } else if (rec) {
       const ctx = (rec.snapshot as { context: Record<string, unknown> }).context;
-      const error = { message: `stopped by operator (${resolution.caseId})`, code: 'actor.stopped', transient: false, phase: 'supervision' };
+      const error = {
+        message: `stopped by operator (${resolution.caseId})`,
+        code: 'actor.stopped',
+        transient: false,
+        phase: 'supervision',
+      };
       const stopped: ActorRecord = {
         ...rec,
         status: 'stopped',
         state: 'stopped',
         seq: rec.seq + 1,
         updatedAt: h.clock.now(),
-        snapshot: { ...(rec.snapshot as object), context: { ...ctx, outcome: rec.kind === 'agent' ? 'failed' : ctx.outcome, error, effect: null, timers: {} } },
+        snapshot: {
+          ...(rec.snapshot as object),
+          context: { ...ctx, outcome: rec.kind === 'agent' ? 'failed' : ctx.outcome, error, effect: null, timers: {} },
+        },
       };
-      const audit = [{ at: h.clock.now(), kind: 'actor.stopped', actor: id, by: resolution.decidedBy.join(',') || 'operator', data: { operatorCase: resolution.caseId } }];
-      const timersCleared = Object.entries((ctx.timers ?? {}) as Timers).flatMap(([name, dueAt]) => (dueAt === undefined ? [] : [{ actorId: id, name, dueAt }]));
+      const audit = [
+        {
+          at: h.clock.now(),
+          kind: 'actor.stopped',
+          actor: id,
+          by: resolution.decidedBy.join(',') || 'operator',
+          data: { operatorCase: resolution.caseId },
+        },
+      ];
+      const timersCleared = Object.entries((ctx.timers ?? {}) as Timers).flatMap(([name, dueAt]) =>
+        dueAt === undefined ? [] : [{ actorId: id, name, dueAt }],
+      );
       const event = { type: 'handoff.operator.stop', caseId: resolution.caseId };
-      await h.store.commit({ actor: stopped, journal: { seq: stopped.seq, at: stopped.updatedAt, event, state: 'stopped' }, outboxDone: [msg.id], audit, timersCleared });
+      await h.store.commit({
+        actor: stopped,
+        journal: { seq: stopped.seq, at: stopped.updatedAt, event, state: 'stopped' },
+        outboxDone: [msg.id],
+        audit,
+        timersCleared,
+      });
       return;
     }
     await h.store.ackOutbox(msg.id);
@@ -148,11 +193,21 @@ export class Supervision {
     const h = this.#host;
     h.stats.deadLetters++;
     const at = h.clock.now();
-    await h.store.putDeadLetter({ id: `${at.toString(36)}-${actorId}-${h.stats.deadLetters}`, at, actorId, event, reason, code });
+    await h.store.putDeadLetter({
+      id: `${at.toString(36)}-${actorId}-${h.stats.deadLetters}`,
+      at,
+      actorId,
+      event,
+      reason,
+      code,
+    });
   }
 
   /** Sends dead letters again; those delivered are removed. A channel's letters go back to the channel. */
-  async replayDeadLetters(filter: (id: string) => boolean, channelOf: (to: string) => OutboxChannel | undefined): Promise<{ delivered: number; failed: { id: string; error: string }[] }> {
+  async replayDeadLetters(
+    filter: (id: string) => boolean,
+    channelOf: (to: string) => OutboxChannel | undefined,
+  ): Promise<{ delivered: number; failed: { id: string; error: string }[] }> {
     const h = this.#host;
     let delivered = 0;
     const failed: { id: string; error: string }[] = [];

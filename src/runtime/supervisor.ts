@@ -32,7 +32,8 @@ export const DEFAULT_STRATEGY: SupervisionStrategy = {
   backoff: { minMs: 100, maxMs: 30_000, jitter: 0.2 },
 };
 
-export type CrashDecision = { action: 'restart'; delayMs: number; restarts: number } | { action: 'escalate'; restarts: number };
+export type CrashDecision =
+  { action: 'restart'; delayMs: number; restarts: number } | { action: 'escalate'; restarts: number };
 
 export class Supervisor {
   #clock: Clock;
@@ -42,7 +43,11 @@ export class Supervisor {
 
   constructor(clock: Clock, overrides: Partial<Record<ActorKind, Partial<SupervisionStrategy>>> = {}) {
     this.#clock = clock;
-    const of = (k: ActorKind): SupervisionStrategy => ({ ...DEFAULT_STRATEGY, ...overrides[k], backoff: { ...DEFAULT_STRATEGY.backoff, ...overrides[k]?.backoff } });
+    const of = (k: ActorKind): SupervisionStrategy => ({
+      ...DEFAULT_STRATEGY,
+      ...overrides[k],
+      backoff: { ...DEFAULT_STRATEGY.backoff, ...overrides[k]?.backoff },
+    });
     this.#strategies = { agent: of('agent'), case: of('case') };
   }
 

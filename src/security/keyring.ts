@@ -42,18 +42,35 @@ export class Keyring {
     if (keys.length === 0) throw new DataKeyConfigError(variable, 'no data keys given');
     const map = new Map<string, DataKey>();
     for (const k of keys) {
-      if (!KEY_ID.test(k.id)) throw new DataKeyConfigError(variable, `key id '${k.id}' must be 1-64 characters of A-Z a-z 0-9 . _ -`, { keyId: k.id });
-      if (k.key.length !== DATA_KEY_BYTES) throw new DataKeyConfigError(variable, `key '${k.id}' is ${k.key.length} bytes; AES-256 needs ${DATA_KEY_BYTES}`, { keyId: k.id });
+      if (!KEY_ID.test(k.id))
+        throw new DataKeyConfigError(variable, `key id '${k.id}' must be 1-64 characters of A-Z a-z 0-9 . _ -`, {
+          keyId: k.id,
+        });
+      if (k.key.length !== DATA_KEY_BYTES)
+        throw new DataKeyConfigError(
+          variable,
+          `key '${k.id}' is ${k.key.length} bytes; AES-256 needs ${DATA_KEY_BYTES}`,
+          { keyId: k.id },
+        );
       if (map.has(k.id)) throw new DataKeyConfigError(variable, `key id '${k.id}' is given twice`, { keyId: k.id });
       map.set(k.id, k);
     }
     this.#keys = map;
     if (activeId === undefined) {
-      if (keys.length > 1) throw new DataKeyConfigError(KEY_ENV.activeId, `${keys.length} data keys are configured (${[...map.keys()].join(', ')}): name the one that seals new values`);
+      if (keys.length > 1)
+        throw new DataKeyConfigError(
+          KEY_ENV.activeId,
+          `${keys.length} data keys are configured (${[...map.keys()].join(', ')}): name the one that seals new values`,
+        );
       this.active = keys[0]!;
     } else {
       const active = map.get(activeId);
-      if (!active) throw new DataKeyConfigError(KEY_ENV.activeId, `names key '${activeId}', which is not among the configured keys (${[...map.keys()].join(', ')})`, { keyId: activeId });
+      if (!active)
+        throw new DataKeyConfigError(
+          KEY_ENV.activeId,
+          `names key '${activeId}', which is not among the configured keys (${[...map.keys()].join(', ')})`,
+          { keyId: activeId },
+        );
       this.active = active;
     }
   }
@@ -84,9 +101,15 @@ export function parseDataKeys(text: string, variable: string): DataKey[] {
     if (colon <= 0) throw new DataKeyConfigError(variable, `entry ${i + 1} is not 'kid:base64key'`, { entry: i + 1 });
     const id = entry.slice(0, colon);
     const b64 = entry.slice(colon + 1);
-    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(b64)) throw new DataKeyConfigError(variable, `key '${id}' is not base64`, { keyId: id });
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(b64))
+      throw new DataKeyConfigError(variable, `key '${id}' is not base64`, { keyId: id });
     const key = Buffer.from(b64.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
-    if (key.length !== DATA_KEY_BYTES) throw new DataKeyConfigError(variable, `key '${id}' decodes to ${key.length} bytes; AES-256 needs ${DATA_KEY_BYTES} (generate one with \`handoff keys generate\`)`, { keyId: id, bytes: key.length });
+    if (key.length !== DATA_KEY_BYTES)
+      throw new DataKeyConfigError(
+        variable,
+        `key '${id}' decodes to ${key.length} bytes; AES-256 needs ${DATA_KEY_BYTES} (generate one with \`handoff keys generate\`)`,
+        { keyId: id, bytes: key.length },
+      );
     keys.push({ id, key });
   }
   return keys;
@@ -118,21 +141,34 @@ export function loadKeyring(sources: KeyringSources = {}, env: NodeJS.ProcessEnv
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new DataKeyConfigError(fileVar, `cannot read key file ${file}: ${err instanceof Error ? err.message : String(err)}`, { file }, { cause: err });
+      throw new DataKeyConfigError(
+        fileVar,
+        `cannot read key file ${file}: ${err instanceof Error ? err.message : String(err)}`,
+        { file },
+        { cause: err },
+      );
     }
     keys.push(...parseDataKeys(text, `${fileVar} (${file})`));
   }
   const activeId = sources.activeId ?? (env[KEY_ENV.activeId] || undefined);
   if (keys.length === 0) {
-    if (activeId !== undefined) throw new DataKeyConfigError(KEY_ENV.activeId, `names key '${activeId}' but no data keys are configured (set ${KEY_ENV.keys} or ${KEY_ENV.file})`, { keyId: activeId });
+    if (activeId !== undefined)
+      throw new DataKeyConfigError(
+        KEY_ENV.activeId,
+        `names key '${activeId}' but no data keys are configured (set ${KEY_ENV.keys} or ${KEY_ENV.file})`,
+        { keyId: activeId },
+      );
     return undefined;
   }
   return new Keyring(keys, activeId, keys.length > 1 ? KEY_ENV.activeId : inline ? inlineVar : fileVar);
 }
 
 /** A new random data key, as the `kid:base64key` entry the configuration takes. */
-export function generateDataKey(id = `k${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(3).toString('hex')}`): { id: string; key: string; entry: string } {
-  if (!KEY_ID.test(id)) throw new DataKeyConfigError('--id', `key id '${id}' must be 1-64 characters of A-Z a-z 0-9 . _ -`, { keyId: id });
+export function generateDataKey(
+  id = `k${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(3).toString('hex')}`,
+): { id: string; key: string; entry: string } {
+  if (!KEY_ID.test(id))
+    throw new DataKeyConfigError('--id', `key id '${id}' must be 1-64 characters of A-Z a-z 0-9 . _ -`, { keyId: id });
   const key = randomBytes(DATA_KEY_BYTES).toString('base64');
   return { id, key, entry: `${id}:${key}` };
 }

@@ -57,7 +57,10 @@ export class RotationUnavailableError extends HandoffError {
 const reserved = (k: string) => k === SEALED_MARKER_KEY || k === ROTATION_CURSOR_KEY;
 
 function sealedLevelOf(db: Level<string, unknown>): SealedLevel {
-  if (!(db instanceof SealedLevel)) throw new RotationUnavailableError(`the store was opened without data keys (set ${KEY_ENV.keys} and ${KEY_ENV.activeId})`);
+  if (!(db instanceof SealedLevel))
+    throw new RotationUnavailableError(
+      `the store was opened without data keys (set ${KEY_ENV.keys} and ${KEY_ENV.activeId})`,
+    );
   return db;
 }
 
@@ -68,7 +71,10 @@ function sealedLevelOf(db: Level<string, unknown>): SealedLevel {
  * under the active key and are never overwritten (see `SealedLevel.resealStep`). Yields after each batch;
  * breaking out of the iteration stops after the batch written.
  */
-export async function* rotationSteps(store: { db: Level<string, unknown> }, opts: RotationOptions = {}): AsyncGenerator<RotationProgress, RotationResult> {
+export async function* rotationSteps(
+  store: { db: Level<string, unknown> },
+  opts: RotationOptions = {},
+): AsyncGenerator<RotationProgress, RotationResult> {
   const db = sealedLevelOf(store.db);
   const keyring = db.keyring;
   const target = keyring.active.id;
@@ -76,12 +82,22 @@ export async function* rotationSteps(store: { db: Level<string, unknown> }, opts
   const now = opts.now ?? Date.now;
   const stored = (await db.get(ROTATION_CURSOR_KEY)) as RotationCursor | undefined;
   const resumedFrom = stored && stored.target === target ? stored.after : null;
-  let cursor: RotationCursor = stored && stored.target === target ? { ...stored, runs: stored.runs + 1 } : { v: 1, target, after: null, scanned: 0, resealed: 0, startedAt: now(), runs: 1 };
+  let cursor: RotationCursor =
+    stored && stored.target === target
+      ? { ...stored, runs: stored.runs + 1 }
+      : { v: 1, target, after: null, scanned: 0, resealed: 0, startedAt: now(), runs: 1 };
   let total = 0;
   // Counted as the scan counts: the store's reserved keys (the sealing marker, this cursor) are not.
-  for await (const key of db.keys({ keyEncoding: 'utf8' } as never) as AsyncIterable<string>) if (!reserved(key)) total++;
+  for await (const key of db.keys({ keyEncoding: 'utf8' } as never) as AsyncIterable<string>)
+    if (!reserved(key)) total++;
   let skippedConcurrent = 0;
-  const progress = (): RotationProgress => ({ target, scanned: cursor.scanned, resealed: cursor.resealed, total, after: cursor.after });
+  const progress = (): RotationProgress => ({
+    target,
+    scanned: cursor.scanned,
+    resealed: cursor.resealed,
+    total,
+    after: cursor.after,
+  });
   for (;;) {
     if (opts.signal?.aborted) return { ...progress(), resumedFrom, complete: false, skippedConcurrent };
     let last: string | null = null;
@@ -92,7 +108,13 @@ export async function* rotationSteps(store: { db: Level<string, unknown> }, opts
         const range = cursor.after === null ? {} : { gt: cursor.after };
         let read = 0;
         let counted = 0;
-        for await (const [key, raw] of db.iterator({ ...range, limit: batchSize, keyEncoding: 'utf8', valueEncoding: 'buffer', sealedRaw: true } as never) as AsyncIterable<[string, Buffer]>) {
+        for await (const [key, raw] of db.iterator({
+          ...range,
+          limit: batchSize,
+          keyEncoding: 'utf8',
+          valueEncoding: 'buffer',
+          sealedRaw: true,
+        } as never) as AsyncIterable<[string, Buffer]>) {
           read++;
           last = key;
           if (reserved(key)) continue;
@@ -106,7 +128,13 @@ export async function* rotationSteps(store: { db: Level<string, unknown> }, opts
         return batch;
       },
       (batch, touched) => {
-        const ops: { type: 'put' | 'del'; key: string; value?: Uint8Array; keyEncoding: 'utf8'; valueEncoding: 'buffer' }[] = [];
+        const ops: {
+          type: 'put' | 'del';
+          key: string;
+          value?: Uint8Array;
+          keyEncoding: 'utf8';
+          valueEncoding: 'buffer';
+        }[] = [];
         for (const b of batch) {
           if (touched(b.key)) skippedConcurrent++;
           else ops.push({ type: 'put', key: b.key, value: b.value, keyEncoding: 'utf8', valueEncoding: 'buffer' });
@@ -114,8 +142,21 @@ export async function* rotationSteps(store: { db: Level<string, unknown> }, opts
         cursor = { ...cursor, after: last ?? cursor.after, resealed: cursor.resealed + ops.length };
         if (done) {
           ops.push({ type: 'del', key: ROTATION_CURSOR_KEY, keyEncoding: 'utf8', valueEncoding: 'buffer' });
-          ops.push({ type: 'put', key: SEALED_MARKER_KEY, value: db.sealValue(SEALED_MARKER_KEY, JSON.stringify({ v: 1, keyId: target })), keyEncoding: 'utf8', valueEncoding: 'buffer' });
-        } else ops.push({ type: 'put', key: ROTATION_CURSOR_KEY, value: db.sealValue(ROTATION_CURSOR_KEY, JSON.stringify(cursor)), keyEncoding: 'utf8', valueEncoding: 'buffer' });
+          ops.push({
+            type: 'put',
+            key: SEALED_MARKER_KEY,
+            value: db.sealValue(SEALED_MARKER_KEY, JSON.stringify({ v: 1, keyId: target })),
+            keyEncoding: 'utf8',
+            valueEncoding: 'buffer',
+          });
+        } else
+          ops.push({
+            type: 'put',
+            key: ROTATION_CURSOR_KEY,
+            value: db.sealValue(ROTATION_CURSOR_KEY, JSON.stringify(cursor)),
+            keyEncoding: 'utf8',
+            valueEncoding: 'buffer',
+          });
         return ops;
       },
     );
@@ -127,7 +168,10 @@ export async function* rotationSteps(store: { db: Level<string, unknown> }, opts
 }
 
 /** Runs {@link rotationSteps} to the end (or until `signal` aborts). */
-export async function rotateKeys(store: { db: Level<string, unknown> }, opts: RotationOptions = {}): Promise<RotationResult> {
+export async function rotateKeys(
+  store: { db: Level<string, unknown> },
+  opts: RotationOptions = {},
+): Promise<RotationResult> {
   const steps = rotationSteps(store, opts);
   for (;;) {
     const r = await steps.next();
@@ -156,7 +200,11 @@ export async function sealingStatus(db: Level<string, unknown>): Promise<Sealing
   let plaintext = 0;
   let markerKeyId: string | null = null;
   let rotationPending = false;
-  for await (const [key, raw] of db.iterator({ keyEncoding: 'utf8', valueEncoding: 'buffer', sealedRaw: true } as never) as AsyncIterable<[string, Buffer]>) {
+  for await (const [key, raw] of db.iterator({
+    keyEncoding: 'utf8',
+    valueEncoding: 'buffer',
+    sealedRaw: true,
+  } as never) as AsyncIterable<[string, Buffer]>) {
     if (key === SEALED_MARKER_KEY) {
       markerKeyId = (JSON.parse(raw.toString('utf8')) as { keyId?: string }).keyId ?? null;
       continue;

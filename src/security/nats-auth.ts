@@ -74,13 +74,35 @@ export interface NatsSecurityCliOptions {
 export function addNatsSecurityOptions(cmd: Command): Command {
   const E = NATS_SECURITY_ENV;
   return cmd
-    .addOption(new Option('--nats-tls', `require TLS to NATS, verified against the system CAs unless --nats-tls-ca (env ${E.tls}=1)`))
-    .addOption(new Option('--nats-tls-ca <file>', `PEM CA that signs the NATS servers' certificates; implies --nats-tls (env ${E.ca})`))
-    .addOption(new Option('--nats-tls-cert <file>', `PEM client certificate for NATS servers that verify clients (env ${E.cert})`))
+    .addOption(
+      new Option(
+        '--nats-tls',
+        `require TLS to NATS, verified against the system CAs unless --nats-tls-ca (env ${E.tls}=1)`,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--nats-tls-ca <file>',
+        `PEM CA that signs the NATS servers' certificates; implies --nats-tls (env ${E.ca})`,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--nats-tls-cert <file>',
+        `PEM client certificate for NATS servers that verify clients (env ${E.cert})`,
+      ),
+    )
     .addOption(new Option('--nats-tls-key <file>', `PEM key of --nats-tls-cert (env ${E.key})`))
-    .addOption(new Option('--nats-user <name>', `NATS user; the password from --nats-pass-file or env ${E.pass} (env ${E.user})`))
+    .addOption(
+      new Option(
+        '--nats-user <name>',
+        `NATS user; the password from --nats-pass-file or env ${E.pass} (env ${E.user})`,
+      ),
+    )
     .addOption(new Option('--nats-pass-file <file>', `file holding the NATS password (env ${E.passFile})`))
-    .addOption(new Option('--nats-token-file <file>', `file holding a NATS token (or env ${E.token}; env ${E.tokenFile})`))
+    .addOption(
+      new Option('--nats-token-file <file>', `file holding a NATS token (or env ${E.token}; env ${E.tokenFile})`),
+    )
     .addOption(new Option('--nats-nkey <file>', `NKey seed file (SU...) (env ${E.nkey})`))
     .addOption(new Option('--nats-creds <file>', `NATS JWT creds file, re-read at each reconnect (env ${E.creds})`));
 }
@@ -90,7 +112,12 @@ function readSecretFile(field: string, env: string, file: string): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new SecurityConfigError(field, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { env, file }, { cause: err });
+    throw new SecurityConfigError(
+      field,
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { env, file },
+      { cause: err },
+    );
   }
   const value = text.replace(/\r?\n$/, '');
   if (!value) throw new SecurityConfigError(field, `${file} is empty`, { env, file });
@@ -102,7 +129,10 @@ function readSecretFile(field: string, env: string, file: string): string {
  * ({@link NATS_SECURITY_ENV}). At most one way to authenticate; every file is read and checked now,
  * so a bad setting stops the process before it connects.
  */
-export function natsSecurityFromOptions(o: NatsSecurityCliOptions, env: NodeJS.ProcessEnv = process.env): NatsSecurityOptions {
+export function natsSecurityFromOptions(
+  o: NatsSecurityCliOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): NatsSecurityOptions {
   const E = NATS_SECURITY_ENV;
   const pick = (cli: string | undefined, name: string) => cli ?? (env[name] || undefined);
   const caFile = pick(o.natsTlsCa, E.ca);
@@ -110,7 +140,8 @@ export function natsSecurityFromOptions(o: NatsSecurityCliOptions, env: NodeJS.P
   const keyFile = pick(o.natsTlsKey, E.key);
   const tlsOn = o.natsTls === true || envFlag(env, E.tls, '--nats-tls') || !!caFile || !!certFile || !!keyFile;
   const sec: NatsSecurityOptions = {};
-  if (tlsOn) sec.tls = { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) };
+  if (tlsOn)
+    sec.tls = { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) };
 
   const user = pick(o.natsUser, E.user);
   const passFile = pick(o.natsPassFile, E.passFile);
@@ -118,12 +149,28 @@ export function natsSecurityFromOptions(o: NatsSecurityCliOptions, env: NodeJS.P
   const token = tokenFile ? readSecretFile('--nats-token-file', E.tokenFile, tokenFile) : env[E.token] || undefined;
   const seedFile = pick(o.natsNkey, E.nkey);
   const credsFile = pick(o.natsCreds, E.creds);
-  const given = [user && '--nats-user', token && (tokenFile ? '--nats-token-file' : E.token), seedFile && '--nats-nkey', credsFile && '--nats-creds'].filter(Boolean) as string[];
-  if (given.length > 1) throw new SecurityConfigError(given[1]!, `give one way to authenticate to NATS, not ${given.join(' and ')}`);
-  if (!user && (passFile || env[E.pass])) throw new SecurityConfigError('--nats-user', `a NATS password is set (${passFile ? '--nats-pass-file' : E.pass}) but no user`, { env: E.user });
+  const given = [
+    user && '--nats-user',
+    token && (tokenFile ? '--nats-token-file' : E.token),
+    seedFile && '--nats-nkey',
+    credsFile && '--nats-creds',
+  ].filter(Boolean) as string[];
+  if (given.length > 1)
+    throw new SecurityConfigError(given[1]!, `give one way to authenticate to NATS, not ${given.join(' and ')}`);
+  if (!user && (passFile || env[E.pass]))
+    throw new SecurityConfigError(
+      '--nats-user',
+      `a NATS password is set (${passFile ? '--nats-pass-file' : E.pass}) but no user`,
+      { env: E.user },
+    );
   if (user) {
     const pass = passFile ? readSecretFile('--nats-pass-file', E.passFile, passFile) : env[E.pass];
-    if (!pass) throw new SecurityConfigError('--nats-pass-file', `--nats-user ${user} needs a password: --nats-pass-file or ${E.pass}`, { env: E.passFile });
+    if (!pass)
+      throw new SecurityConfigError(
+        '--nats-pass-file',
+        `--nats-user ${user} needs a password: --nats-pass-file or ${E.pass}`,
+        { env: E.passFile },
+      );
     sec.auth = { kind: 'user', user, pass };
   } else if (token) sec.auth = { kind: 'token', token };
   else if (seedFile) sec.auth = { kind: 'nkey', seedFile };
@@ -140,7 +187,12 @@ function checkSeed(seed: string, field: string, file: string, env: string): void
     const kp = nkeys.fromSeed(new TextEncoder().encode(seed));
     if (!kp.getPublicKey().startsWith('U')) throw new Error('not a user seed');
   } catch (err) {
-    throw new SecurityConfigError(field, `${file} holds no NKey user seed (a line starting with SU): ${(err as Error).message}`, { env, file }, { cause: err });
+    throw new SecurityConfigError(
+      field,
+      `${file} holds no NKey user seed (a line starting with SU): ${(err as Error).message}`,
+      { env, file },
+      { cause: err },
+    );
   }
 }
 
@@ -150,7 +202,12 @@ function readPem(field: string, env: string, file: string, kind: 'cert' | 'key')
     if (kind === 'cert') new X509Certificate(text);
     else createPrivateKey(text);
   } catch (err) {
-    throw new SecurityConfigError(field, `${file} holds no valid PEM ${kind === 'cert' ? 'certificate' : 'private key (unencrypted)'}`, { env, file }, { cause: err });
+    throw new SecurityConfigError(
+      field,
+      `${file} holds no valid PEM ${kind === 'cert' ? 'certificate' : 'private key (unencrypted)'}`,
+      { env, file },
+      { cause: err },
+    );
   }
   return text;
 }
@@ -160,12 +217,19 @@ function readPem(field: string, env: string, file: string, kind: 'cert' | 'key')
  * reported here by name, not as a connection failure), `user`/`pass`, `token`, or an `authenticator`
  * (`nkeyAuthenticator`, `credsAuthenticator`). Throws {@link SecurityConfigError} naming the field.
  */
-export function natsConnectOptions(sec: NatsSecurityOptions = {}): Pick<ConnectionOptions, 'tls' | 'user' | 'pass' | 'token' | 'authenticator'> {
+export function natsConnectOptions(
+  sec: NatsSecurityOptions = {},
+): Pick<ConnectionOptions, 'tls' | 'user' | 'pass' | 'token' | 'authenticator'> {
   const E = NATS_SECURITY_ENV;
   const out: Pick<ConnectionOptions, 'tls' | 'user' | 'pass' | 'token' | 'authenticator'> = {};
   if (sec.tls) {
     const t = sec.tls;
-    if (!!t.certFile !== !!t.keyFile) throw new SecurityConfigError(t.certFile ? '--nats-tls-key' : '--nats-tls-cert', 'a NATS client certificate needs both --nats-tls-cert and --nats-tls-key', { env: t.certFile ? E.key : E.cert });
+    if (!!t.certFile !== !!t.keyFile)
+      throw new SecurityConfigError(
+        t.certFile ? '--nats-tls-key' : '--nats-tls-cert',
+        'a NATS client certificate needs both --nats-tls-cert and --nats-tls-key',
+        { env: t.certFile ? E.key : E.cert },
+      );
     out.tls = {
       ...(t.caFile ? { ca: readPem('--nats-tls-ca', E.ca, t.caFile, 'cert') } : {}),
       ...(t.certFile ? { cert: readPem('--nats-tls-cert', E.cert, t.certFile, 'cert') } : {}),
@@ -177,7 +241,10 @@ export function natsConnectOptions(sec: NatsSecurityOptions = {}): Pick<Connecti
   switch (a.kind) {
     case 'user':
       if (!a.user) throw new SecurityConfigError('--nats-user', 'the NATS user is empty', { env: E.user });
-      if (!a.pass) throw new SecurityConfigError('--nats-pass-file', `the password of NATS user ${a.user} is empty`, { env: E.pass });
+      if (!a.pass)
+        throw new SecurityConfigError('--nats-pass-file', `the password of NATS user ${a.user} is empty`, {
+          env: E.pass,
+        });
       out.user = a.user;
       out.pass = a.pass;
       break;
@@ -193,7 +260,12 @@ export function natsConnectOptions(sec: NatsSecurityOptions = {}): Pick<Connecti
     }
     case 'creds': {
       let last = readSecretFile('--nats-creds', E.creds, a.credsFile);
-      if (!CREDS_JWT.test(last) || !CREDS_SEED.test(last)) throw new SecurityConfigError('--nats-creds', `${a.credsFile} is not a NATS creds file (a USER JWT and a USER NKEY SEED block)`, { env: E.creds, file: a.credsFile });
+      if (!CREDS_JWT.test(last) || !CREDS_SEED.test(last))
+        throw new SecurityConfigError(
+          '--nats-creds',
+          `${a.credsFile} is not a NATS creds file (a USER JWT and a USER NKEY SEED block)`,
+          { env: E.creds, file: a.credsFile },
+        );
       // Re-read at every (re)connect so a rotated file is picked up; keep the last good one if it is mid-write.
       out.authenticator = credsAuthenticator(() => {
         try {
@@ -211,7 +283,12 @@ export function natsConnectOptions(sec: NatsSecurityOptions = {}): Pick<Connecti
 }
 
 /** What a log line or status may say about the settings: no secret, only their shape. */
-export function describeNatsSecurity(sec: NatsSecurityOptions | undefined): { tls: 'required' | 'if the server requires it'; ca: string; clientCert: boolean; auth: string } {
+export function describeNatsSecurity(sec: NatsSecurityOptions | undefined): {
+  tls: 'required' | 'if the server requires it';
+  ca: string;
+  clientCert: boolean;
+  auth: string;
+} {
   const a = sec?.auth;
   return {
     tls: sec?.tls ? 'required' : 'if the server requires it',
@@ -245,13 +322,26 @@ const TLS_CODES: Record<string, string> = {
 export function natsConnectError(err: unknown, servers: string): HandoffError | null {
   if (err instanceof HandoffError) return err;
   const chain: { name?: string; message?: string; code?: string }[] = [];
-  for (let e = err as { name?: string; message?: string; code?: string; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) chain.push(e);
+  for (
+    let e = err as { name?: string; message?: string; code?: string; cause?: unknown } | undefined, i = 0;
+    e && i < 5;
+    e = e.cause as typeof e, i++
+  )
+    chain.push(e);
   for (const e of chain) {
     const msg = e.message ?? '';
-    if (e.name === 'AuthorizationError' || e.name === 'UserAuthenticationExpiredError' || /authorization violation|authentication (timeout|expired)/i.test(msg)) return new NatsAuthError(servers, msg || 'authorization violation', { cause: err });
-    if (e.code && TLS_CODES[e.code]) return new NatsTlsError(servers, `${TLS_CODES[e.code]} (${e.code})`, { cause: err });
-    if (e.code?.startsWith('ERR_SSL_') || e.code?.startsWith('ERR_TLS_')) return new NatsTlsError(servers, `${msg} (${e.code})`, { cause: err });
-    if (/does not support 'tls'|tls.*is not available|tls required/i.test(msg)) return new NatsTlsError(servers, `the server offers no TLS, but TLS is required (${msg})`, { cause: err });
+    if (
+      e.name === 'AuthorizationError' ||
+      e.name === 'UserAuthenticationExpiredError' ||
+      /authorization violation|authentication (timeout|expired)/i.test(msg)
+    )
+      return new NatsAuthError(servers, msg || 'authorization violation', { cause: err });
+    if (e.code && TLS_CODES[e.code])
+      return new NatsTlsError(servers, `${TLS_CODES[e.code]} (${e.code})`, { cause: err });
+    if (e.code?.startsWith('ERR_SSL_') || e.code?.startsWith('ERR_TLS_'))
+      return new NatsTlsError(servers, `${msg} (${e.code})`, { cause: err });
+    if (/does not support 'tls'|tls.*is not available|tls required/i.test(msg))
+      return new NatsTlsError(servers, `the server offers no TLS, but TLS is required (${msg})`, { cause: err });
   }
   return null;
 }

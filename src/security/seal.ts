@@ -27,25 +27,38 @@ const TAG = 16;
 /** A sealed value names a key id the keyring does not hold (removed too early, or the wrong ring). */
 export class UnknownDataKeyError extends HandoffError {
   constructor(keyId: string, context: string) {
-    super('keys.unknown', `value at '${context}' is sealed under data key '${keyId}', which is not configured (add it to ${KEY_ENV.keys} or ${KEY_ENV.file})`, { keyId, context });
+    super(
+      'keys.unknown',
+      `value at '${context}' is sealed under data key '${keyId}', which is not configured (add it to ${KEY_ENV.keys} or ${KEY_ENV.file})`,
+      { keyId, context },
+    );
   }
 }
 
 /** A sealed value failed authentication: it was altered, truncated or moved to another key. */
 export class SealedValueAuthError extends HandoffError {
   constructor(context: string, reason: string, keyId?: string) {
-    super('keys.auth_failed', `value at '${context}' failed authentication (${reason}): it was altered, truncated or moved`, { context, reason, ...(keyId ? { keyId } : {}) });
+    super(
+      'keys.auth_failed',
+      `value at '${context}' failed authentication (${reason}): it was altered, truncated or moved`,
+      { context, reason, ...(keyId ? { keyId } : {}) },
+    );
   }
 }
 
 /** The data holds sealed values but no data keys are configured. */
 export class DataKeyRequiredError extends HandoffError {
   constructor(where: string, keyId?: string) {
-    super('keys.required', `${where} is encrypted${keyId ? ` (values sealed under data key '${keyId}')` : ''}: set ${KEY_ENV.keys} (and ${KEY_ENV.activeId}) or ${KEY_ENV.file}`, { where, ...(keyId ? { keyId } : {}) });
+    super(
+      'keys.required',
+      `${where} is encrypted${keyId ? ` (values sealed under data key '${keyId}')` : ''}: set ${KEY_ENV.keys} (and ${KEY_ENV.activeId}) or ${KEY_ENV.file}`,
+      { where, ...(keyId ? { keyId } : {}) },
+    );
   }
 }
 
-const ctxBytes = (context: string | Uint8Array) => (typeof context === 'string' ? Buffer.from(context, 'utf8') : context);
+const ctxBytes = (context: string | Uint8Array) =>
+  typeof context === 'string' ? Buffer.from(context, 'utf8') : context;
 
 export function isSealed(value: Uint8Array): boolean {
   return value.length > 0 && value[0] === ENVELOPE_V1;
@@ -103,7 +116,8 @@ export function open(keyring: Keyring | undefined, sealed: Uint8Array, context: 
   const where = typeof context === 'string' ? context : Buffer.from(context).toString('utf8');
   if (!isSealed(sealed)) throw new SealedValueAuthError(where, 'not a sealed value');
   const n = sealed[1];
-  if (n === undefined || sealed.length < 2 + n + NONCE + TAG) throw new SealedValueAuthError(where, 'truncated envelope');
+  if (n === undefined || sealed.length < 2 + n + NONCE + TAG)
+    throw new SealedValueAuthError(where, 'truncated envelope');
   const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
   const id = buf.toString('latin1', 2, 2 + n);
   if (!keyring) throw new DataKeyRequiredError(`value at '${where}'`, id);

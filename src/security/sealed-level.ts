@@ -53,7 +53,9 @@ const keyText = (k: RawKey) => (typeof k === 'string' ? k : Buffer.from(k).toStr
 const toBytes = (v: unknown): Uint8Array => (typeof v === 'string' ? Buffer.from(v, 'utf8') : (v as Uint8Array));
 function asFormat(bytes: Uint8Array, format: Format | undefined): Uint8Array | string {
   if (format === 'utf8') return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
-  return format === 'view' ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  return format === 'view'
+    ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
 /** A chained batch writes encoded values straight to LevelDB, around the sealing: refused. */
@@ -84,7 +86,11 @@ export class SealedLevel extends Level<string, unknown> {
   #touchedAll = false;
   #barrier: Promise<void> | null = null;
 
-  constructor(location: string, keyring: Keyring, options: ConstructorParameters<typeof Level<string, unknown>>[1] = {}) {
+  constructor(
+    location: string,
+    keyring: Keyring,
+    options: ConstructorParameters<typeof Level<string, unknown>>[1] = {},
+  ) {
     super(location, options);
     this.keyring = keyring;
   }
@@ -95,17 +101,29 @@ export class SealedLevel extends Level<string, unknown> {
     return k === SEALED_MARKER_KEY ? toBytes(value) : seal(this.keyring, toBytes(value), k);
   }
 
-  #open(key: RawKey, raw: Uint8Array | string | undefined, format: Format | undefined): Uint8Array | string | undefined {
+  #open(
+    key: RawKey,
+    raw: Uint8Array | string | undefined,
+    format: Format | undefined,
+  ): Uint8Array | string | undefined {
     if (raw === undefined) return undefined;
     return asFormat(openMaybe(this.keyring, toBytes(raw), keyText(key)), format);
   }
 
   async _get(key: RawKey, options: PrivateOptions): Promise<Uint8Array | string | undefined> {
-    return this.#open(key, await base._get.call(this, key, { ...options, valueEncoding: 'buffer' }), options.valueEncoding);
+    return this.#open(
+      key,
+      await base._get.call(this, key, { ...options, valueEncoding: 'buffer' }),
+      options.valueEncoding,
+    );
   }
 
   _getSync(key: RawKey, options: PrivateOptions): Uint8Array | string | undefined {
-    return this.#open(key, base._getSync.call(this, key, { ...options, valueEncoding: 'buffer' }), options.valueEncoding);
+    return this.#open(
+      key,
+      base._getSync.call(this, key, { ...options, valueEncoding: 'buffer' }),
+      options.valueEncoding,
+    );
   }
 
   async _getMany(keys: RawKey[], options: PrivateOptions): Promise<(Uint8Array | string | undefined)[]> {
@@ -118,7 +136,11 @@ export class SealedLevel extends Level<string, unknown> {
     const format = options.valueEncoding;
     const wantValues = options.values !== false;
     // The key is the value's AAD: fetched even when only values are asked for.
-    const it = base._iterator.call(this, { ...options, keys: options.keys !== false || wantValues, valueEncoding: 'buffer' });
+    const it = base._iterator.call(this, {
+      ...options,
+      keys: options.keys !== false || wantValues,
+      valueEncoding: 'buffer',
+    });
     const dropKeys = options.keys === false;
     const next = it._next.bind(it);
     const nextv = it._nextv.bind(it);
@@ -141,7 +163,9 @@ export class SealedLevel extends Level<string, unknown> {
 
   async _put(key: RawKey, value: unknown, options: PrivateOptions): Promise<void> {
     const sealed = this.sealValue(key, value);
-    return this.#write([keyText(key)], () => base._put.call(this, key, sealed, { ...options, valueEncoding: 'buffer' }));
+    return this.#write([keyText(key)], () =>
+      base._put.call(this, key, sealed, { ...options, valueEncoding: 'buffer' }),
+    );
   }
 
   async _del(key: RawKey, options: PrivateOptions): Promise<void> {
@@ -149,7 +173,9 @@ export class SealedLevel extends Level<string, unknown> {
   }
 
   async _batch(ops: PrivateOp[], options: PrivateOptions): Promise<void> {
-    const sealed = ops.map((op): PrivateOp => (op.type === 'put' ? { ...op, value: this.sealValue(op.key, op.value), valueEncoding: 'buffer' } : op));
+    const sealed = ops.map((op): PrivateOp =>
+      op.type === 'put' ? { ...op, value: this.sealValue(op.key, op.value), valueEncoding: 'buffer' } : op,
+    );
     return this.#write(
       ops.map((op) => keyText(op.key)),
       () => base._batch.call(this, sealed, options),
@@ -186,8 +212,12 @@ export class SealedLevel extends Level<string, unknown> {
    * and later ones held back, `write` gets the set of keys written meanwhile (whose values read by
    * the step may be stale and must not be written back) and returns the operations to apply.
    */
-  async resealStep<T>(read: () => Promise<T>, write: (items: T, touched: (key: string) => boolean) => PrivateOp[]): Promise<T> {
-    if (this.#touched) throw new HandoffError('keys.rotation_running', 'a key rotation is already running on this store');
+  async resealStep<T>(
+    read: () => Promise<T>,
+    write: (items: T, touched: (key: string) => boolean) => PrivateOp[],
+  ): Promise<T> {
+    if (this.#touched)
+      throw new HandoffError('keys.rotation_running', 'a key rotation is already running on this store');
     this.#touched = new Set(this.#inflightKeys.keys());
     this.#touchedAll = false;
     try {
@@ -220,10 +250,20 @@ export function levelOpenFailed(dir: string): (err: unknown) => never {
   return (err) => {
     if (err instanceof HandoffError) throw err;
     const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
-    if (code === 'LEVEL_LOCKED') throw new HandoffError('store.locked', `data folder ${dir} is in use by another process (a running handoff start or demo?): stop it first`, { data: dir });
+    if (code === 'LEVEL_LOCKED')
+      throw new HandoffError(
+        'store.locked',
+        `data folder ${dir} is in use by another process (a running handoff start or demo?): stop it first`,
+        { data: dir },
+      );
     const cause = ((err as { cause?: Error }).cause ?? (err as Error)).message;
-    if (code === 'LEVEL_CORRUPTION' || /corrupt/i.test(cause)) throw new StoreDamagedError(dir, `LevelDB reports ${cause}`, { check: 'open' });
-    throw new HandoffError('store.open_failed', `data folder ${dir} cannot be opened: ${((err as { cause?: Error }).cause ?? (err as Error)).message}`, { data: dir });
+    if (code === 'LEVEL_CORRUPTION' || /corrupt/i.test(cause))
+      throw new StoreDamagedError(dir, `LevelDB reports ${cause}`, { check: 'open' });
+    throw new HandoffError(
+      'store.open_failed',
+      `data folder ${dir} cannot be opened: ${((err as { cause?: Error }).cause ?? (err as Error)).message}`,
+      { data: dir },
+    );
   };
 }
 
@@ -238,7 +278,9 @@ export async function openStoreLevel(dir: string, keyring: Keyring | undefined):
   // database and delete the table files (data-folder.ts). An existing database is never re-created.
   const survey = assertOpenable(dir);
   if (!survey.exists) await ensureFolder(dir);
-  const db = keyring ? (new SealedLevel(dir, keyring, { valueEncoding: 'json' }) as unknown as Level<string, unknown>) : new Level<string, unknown>(dir, { valueEncoding: 'json' });
+  const db = keyring
+    ? (new SealedLevel(dir, keyring, { valueEncoding: 'json' }) as unknown as Level<string, unknown>)
+    : new Level<string, unknown>(dir, { valueEncoding: 'json' });
   await db.open({ createIfMissing: !survey.hasCurrent }).catch(levelOpenFailed(dir));
   const marker = (await db.get(SEALED_MARKER_KEY)) as { v: number; keyId: string } | undefined;
   if (keyring && !marker) await db.put(SEALED_MARKER_KEY, { v: 1, keyId: keyring.active.id });

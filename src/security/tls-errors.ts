@@ -7,8 +7,18 @@ import { HandoffError } from '../contracts/errors.ts';
  */
 export class SecurityConfigError extends HandoffError {
   readonly field: string;
-  constructor(field: string, message: string, details: { env?: string; file?: string } = {}, options?: { cause?: unknown }) {
-    super('security.config_invalid', `${field}${details.env ? ` (${details.env})` : ''}: ${message}`, { field, ...details }, options);
+  constructor(
+    field: string,
+    message: string,
+    details: { env?: string; file?: string } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'security.config_invalid',
+      `${field}${details.env ? ` (${details.env})` : ''}: ${message}`,
+      { field, ...details },
+      options,
+    );
     this.field = field;
   }
 }

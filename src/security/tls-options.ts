@@ -52,10 +52,18 @@ export interface GatewayTlsCliOptions {
  */
 export function addGatewayTlsOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--tls-cert <file>', `PEM certificate chain: serve the console over HTTPS/WSS (env ${GATEWAY_TLS_ENV.cert})`))
+    .addOption(
+      new Option(
+        '--tls-cert <file>',
+        `PEM certificate chain: serve the console over HTTPS/WSS (env ${GATEWAY_TLS_ENV.cert})`,
+      ),
+    )
     .addOption(new Option('--tls-key <file>', `PEM private key of --tls-cert (env ${GATEWAY_TLS_ENV.key})`))
     .addOption(
-      new Option('--insecure-allow-plaintext', `serve plain HTTP on a non-loopback --host (refused otherwise; env ${GATEWAY_TLS_ENV.allowPlaintext}=1)`),
+      new Option(
+        '--insecure-allow-plaintext',
+        `serve plain HTTP on a non-loopback --host (refused otherwise; env ${GATEWAY_TLS_ENV.allowPlaintext}=1)`,
+      ),
     );
 }
 
@@ -74,12 +82,22 @@ export function envFlag(env: NodeJS.ProcessEnv, name: string, field: string): bo
  * ({@link GATEWAY_TLS_ENV}). A certificate needs its key and the reverse; both files are read and
  * checked at once, so a bad setting stops the process before anything starts.
  */
-export function gatewaySecurityFromOptions(o: GatewayTlsCliOptions, env: NodeJS.ProcessEnv = process.env): GatewaySecurity {
+export function gatewaySecurityFromOptions(
+  o: GatewayTlsCliOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): GatewaySecurity {
   const certFile = o.tlsCert ?? (env[GATEWAY_TLS_ENV.cert] || undefined);
   const keyFile = o.tlsKey ?? (env[GATEWAY_TLS_ENV.key] || undefined);
-  const allowPlaintext = o.insecureAllowPlaintext === true || envFlag(env, GATEWAY_TLS_ENV.allowPlaintext, '--insecure-allow-plaintext');
-  if (certFile && !keyFile) throw new SecurityConfigError('--tls-key', `--tls-cert is set (${certFile}) but not its key`, { env: GATEWAY_TLS_ENV.key });
-  if (keyFile && !certFile) throw new SecurityConfigError('--tls-cert', `--tls-key is set (${keyFile}) but not the certificate`, { env: GATEWAY_TLS_ENV.cert });
+  const allowPlaintext =
+    o.insecureAllowPlaintext === true || envFlag(env, GATEWAY_TLS_ENV.allowPlaintext, '--insecure-allow-plaintext');
+  if (certFile && !keyFile)
+    throw new SecurityConfigError('--tls-key', `--tls-cert is set (${certFile}) but not its key`, {
+      env: GATEWAY_TLS_ENV.key,
+    });
+  if (keyFile && !certFile)
+    throw new SecurityConfigError('--tls-cert', `--tls-key is set (${keyFile}) but not the certificate`, {
+      env: GATEWAY_TLS_ENV.cert,
+    });
   return { tls: certFile && keyFile ? loadGatewayTls(certFile, keyFile) : null, allowPlaintext };
 }
 
@@ -88,9 +106,15 @@ function readPem(field: string, env: string, file: string): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new SecurityConfigError(field, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { env, file }, { cause: err });
+    throw new SecurityConfigError(
+      field,
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { env, file },
+      { cause: err },
+    );
   }
-  if (!text.includes('-----BEGIN ')) throw new SecurityConfigError(field, `${file} is not a PEM file (no -----BEGIN line)`, { env, file });
+  if (!text.includes('-----BEGIN '))
+    throw new SecurityConfigError(field, `${file} is not a PEM file (no -----BEGIN line)`, { env, file });
   return text;
 }
 
@@ -105,19 +129,45 @@ export function loadGatewayTls(certFile: string, keyFile: string, now: Date = ne
   try {
     x509 = new X509Certificate(cert);
   } catch (err) {
-    throw new SecurityConfigError('--tls-cert', `${certFile} holds no valid certificate: ${(err as Error).message}`, { env: GATEWAY_TLS_ENV.cert, file: certFile }, { cause: err });
+    throw new SecurityConfigError(
+      '--tls-cert',
+      `${certFile} holds no valid certificate: ${(err as Error).message}`,
+      { env: GATEWAY_TLS_ENV.cert, file: certFile },
+      { cause: err },
+    );
   }
-  if (new Date(x509.validTo) < now) throw new SecurityConfigError('--tls-cert', `the certificate in ${certFile} expired on ${x509.validTo}`, { env: GATEWAY_TLS_ENV.cert, file: certFile });
-  if (new Date(x509.validFrom) > now) throw new SecurityConfigError('--tls-cert', `the certificate in ${certFile} is not valid before ${x509.validFrom}`, { env: GATEWAY_TLS_ENV.cert, file: certFile });
+  if (new Date(x509.validTo) < now)
+    throw new SecurityConfigError('--tls-cert', `the certificate in ${certFile} expired on ${x509.validTo}`, {
+      env: GATEWAY_TLS_ENV.cert,
+      file: certFile,
+    });
+  if (new Date(x509.validFrom) > now)
+    throw new SecurityConfigError(
+      '--tls-cert',
+      `the certificate in ${certFile} is not valid before ${x509.validFrom}`,
+      { env: GATEWAY_TLS_ENV.cert, file: certFile },
+    );
   let keyObject: KeyObject;
   try {
     keyObject = createPrivateKey(key);
   } catch (err) {
     const encrypted = /ENCRYPTED/.test(key);
     // The message of a parse failure never includes the key's bytes.
-    throw new SecurityConfigError('--tls-key', encrypted ? `${keyFile} is encrypted; give an unencrypted key (protect the file's permissions instead)` : `${keyFile} holds no valid private key`, { env: GATEWAY_TLS_ENV.key, file: keyFile }, { cause: err });
+    throw new SecurityConfigError(
+      '--tls-key',
+      encrypted
+        ? `${keyFile} is encrypted; give an unencrypted key (protect the file's permissions instead)`
+        : `${keyFile} holds no valid private key`,
+      { env: GATEWAY_TLS_ENV.key, file: keyFile },
+      { cause: err },
+    );
   }
-  if (!x509.checkPrivateKey(keyObject)) throw new SecurityConfigError('--tls-key', `the key in ${keyFile} does not belong to the certificate in ${certFile}`, { env: GATEWAY_TLS_ENV.key, file: keyFile });
+  if (!x509.checkPrivateKey(keyObject))
+    throw new SecurityConfigError(
+      '--tls-key',
+      `the key in ${keyFile} does not belong to the certificate in ${certFile}`,
+      { env: GATEWAY_TLS_ENV.key, file: keyFile },
+    );
   return { cert, key, certFile, keyFile, subject: x509.subject.replace(/\n/g, ', '), validTo: x509.validTo };
 }
 
@@ -136,7 +186,10 @@ export function isLoopbackAddress(address: string): boolean {
  * {@link PlaintextListenRefusedError}: reviewers' passwords and session cookies must not cross a
  * network in clear text. A host name counts as loopback only if every address it resolves to is one.
  */
-export async function checkListenAddress(host: string | undefined, security: Pick<GatewaySecurity, 'tls' | 'allowPlaintext'>): Promise<'tls' | 'loopback' | 'plaintext-allowed'> {
+export async function checkListenAddress(
+  host: string | undefined,
+  security: Pick<GatewaySecurity, 'tls' | 'allowPlaintext'>,
+): Promise<'tls' | 'loopback' | 'plaintext-allowed'> {
   if (security.tls) return 'tls';
   if (await resolvesToLoopback(host)) return 'loopback';
   if (security.allowPlaintext) return 'plaintext-allowed';

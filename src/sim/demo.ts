@@ -95,7 +95,13 @@ const START = Date.UTC(2026, 0, 5, 8, 0, 0);
 /** Options fixed when a run starts: `--resume` continues with the stored ones. */
 export type ResumeOption = 'model' | 'cases' | 'seed' | 'reviewers' | 'arrivalMs';
 
-const RESUME_FLAGS: Record<ResumeOption, string> = { model: '--model', cases: '--cases', seed: '--seed', reviewers: '--reviewers', arrivalMs: '--arrival-ms' };
+const RESUME_FLAGS: Record<ResumeOption, string> = {
+  model: '--model',
+  cases: '--cases',
+  seed: '--seed',
+  reviewers: '--reviewers',
+  arrivalMs: '--arrival-ms',
+};
 
 /** A resumed run with an explicitly different model, size or seed is a mistake, not a request: refuse it. */
 function refuseChangedOptions(meta: DemoMeta, opts: DemoOptions): void {
@@ -105,8 +111,13 @@ function refuseChangedOptions(meta: DemoMeta, opts: DemoOptions): void {
   };
   const changed = (opts.given ?? []).filter((k) => opts[k] !== undefined && !same(k));
   if (changed.length === 0) return;
-  const list = changed.map((k) => `${RESUME_FLAGS[k]} ${String(opts[k])} (the run has ${String(meta[k] ?? '')})`).join(', ');
-  throw new HandoffError('demo.resume_mismatch', `--resume continues the run in ${opts.data} as it started; ${list}: drop ${changed.length > 1 ? 'them' : 'it'} to resume, or pass --fresh to start a new run`);
+  const list = changed
+    .map((k) => `${RESUME_FLAGS[k]} ${String(opts[k])} (the run has ${String(meta[k] ?? '')})`)
+    .join(', ');
+  throw new HandoffError(
+    'demo.resume_mismatch',
+    `--resume continues the run in ${opts.data} as it started; ${list}: drop ${changed.length > 1 ? 'them' : 'it'} to resume, or pass --fresh to start a new run`,
+  );
 }
 
 /**
@@ -119,15 +130,32 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   await ensureFolder(opts.data);
   const empty = (await readdir(opts.data)).length === 0;
   if (!opts.resume && !empty) {
-    throw new HandoffError('demo.data_not_empty', `data folder ${opts.data} is not empty: pass --resume to continue its run, --fresh to empty it and start a new one, or choose another --data`);
+    throw new HandoffError(
+      'demo.data_not_empty',
+      `data folder ${opts.data} is not empty: pass --resume to continue its run, --fresh to empty it and start a new one, or choose another --data`,
+    );
   }
-  const store = await LevelStore.open(opts.data, { faultRate: opts.faults?.store ?? 0, faultSeed: opts.seed, keyring: opts.keyring, ...(opts.sync !== undefined ? { sync: opts.sync } : {}) });
+  const store = await LevelStore.open(opts.data, {
+    faultRate: opts.faults?.store ?? 0,
+    faultSeed: opts.seed,
+    keyring: opts.keyring,
+    ...(opts.sync !== undefined ? { sync: opts.sync } : {}),
+  });
   try {
     let meta = await store.getMeta<DemoMeta>('demo');
-    if (opts.resume && !meta) throw new HandoffError('demo.nothing_to_resume', `data folder ${opts.data} holds no demo run to resume`);
+    if (opts.resume && !meta)
+      throw new HandoffError('demo.nothing_to_resume', `data folder ${opts.data} holds no demo run to resume`);
     if (opts.resume && meta) refuseChangedOptions(meta, opts);
     if (!meta) {
-      meta = { model: opts.model, cases: opts.cases, seed: opts.seed, reviewers: opts.reviewers, arrivalMs: opts.arrivalMs ?? 90_000, startedAt: START, runs: 0 };
+      meta = {
+        model: opts.model,
+        cases: opts.cases,
+        seed: opts.seed,
+        reviewers: opts.reviewers,
+        arrivalMs: opts.arrivalMs ?? 90_000,
+        startedAt: START,
+        runs: 0,
+      };
     }
     meta = { ...meta, runs: meta.runs + 1 };
     for (let attempt = 1; ; attempt++) {
@@ -149,14 +177,36 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const clock = new SimulatedClock(Math.max(lastAt, (await store.getMeta<number>('clock')) ?? 0, meta.startedAt));
     const world = new LevelWorld(store);
     const reasoning = await assembleReasoning({ models: [model], store, clock, drift: opts.drift ?? false });
-    const rt = await Runtime.open({ store, world, models: [model], clock, seed: String(meta.seed), planners: reasoning.planners, gateFor: reasoning.gateFor, ...(opts.faults ? { faults: opts.faults } : {}), ...(opts.inspection ? { inspect: opts.inspection.inspect } : {}), ...(opts.telemetry?.hook ? { telemetry: opts.telemetry.hook } : {}) });
+    const rt = await Runtime.open({
+      store,
+      world,
+      models: [model],
+      clock,
+      seed: String(meta.seed),
+      planners: reasoning.planners,
+      gateFor: reasoning.gateFor,
+      ...(opts.faults ? { faults: opts.faults } : {}),
+      ...(opts.inspection ? { inspect: opts.inspection.inspect } : {}),
+      ...(opts.telemetry?.hook ? { telemetry: opts.telemetry.hook } : {}),
+    });
     await opts.telemetry?.attach(rt);
     opts.inspection?.attach(rt.transport);
     reasoning.attach(rt);
     const server = serveCommands(rt);
     const client = new HandoffClient(rt.transport, { namespace: rt.namespace });
-    const pool = new ReviewerPool({ runtime: client, transport: rt.transport, namespace: rt.namespace, model, clock, rng: new Rng(meta.seed * 7919 + meta.runs), count: meta.reviewers, run: meta.runs });
-    pool.readPlansWith(async (id) => ((await rt.get(id))?.context as CaseContext | undefined)?.plan ?? (null as Plan | null));
+    const pool = new ReviewerPool({
+      runtime: client,
+      transport: rt.transport,
+      namespace: rt.namespace,
+      model,
+      clock,
+      rng: new Rng(meta.seed * 7919 + meta.runs),
+      count: meta.reviewers,
+      run: meta.runs,
+    });
+    pool.readPlansWith(
+      async (id) => ((await rt.get(id))?.context as CaseContext | undefined)?.plan ?? (null as Plan | null),
+    );
 
     let finished = 0;
     let finishedHere = 0;
@@ -168,8 +218,23 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         const c = (rec.snapshot as { context: CaseContext }).context;
         const tier = currentTier(c);
         pool.observe({
-          id: rec.id, kind: 'case', model: rec.model, seq: rec.seq, at: rec.updatedAt, event: 'resume', state: rec.state, status: 'active',
-          queue: { queue: tier.queue, roles: tier.roles, tier: c.tier, priority: tier.priority, claimedBy: c.claim?.reviewer ?? null, openedAt: c.openedAt, ...(c.timers.resolve ? { resolveDueAt: c.timers.resolve } : {}) },
+          id: rec.id,
+          kind: 'case',
+          model: rec.model,
+          seq: rec.seq,
+          at: rec.updatedAt,
+          event: 'resume',
+          state: rec.state,
+          status: 'active',
+          queue: {
+            queue: tier.queue,
+            roles: tier.roles,
+            tier: c.tier,
+            priority: tier.priority,
+            claimedBy: c.claim?.reviewer ?? null,
+            openedAt: c.openedAt,
+            ...(c.timers.resolve ? { resolveDueAt: c.timers.resolve } : {}),
+          },
         });
       }
     }
@@ -202,16 +267,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         const start = (attempt: number): void => {
           const p: Promise<unknown> = rt.startEpisode(model.name, signal, { episodeId: id }).catch((err: unknown) => {
             // A lost write (injected store fault) is retried like a client would; anything else is a bug.
-            if (err instanceof HandoffError && err.code === 'store.write_failed' && attempt < 20) clock.setTimeout(() => start(attempt + 1), 1000);
+            if (err instanceof HandoffError && err.code === 'store.write_failed' && attempt < 20)
+              clock.setTimeout(() => start(attempt + 1), 1000);
             else rt.log.error({ err, episode: id }, 'episode did not start');
           });
           starts.add(p);
           void p.finally(() => starts.delete(p));
         };
-        clock.setTimeout(() => {
-          start(1);
-          scheduleNext();
-        }, Math.max(0, t - clock.now()));
+        clock.setTimeout(
+          () => {
+            start(1);
+            scheduleNext();
+          },
+          Math.max(0, t - clock.now()),
+        );
         return;
       }
     };
@@ -254,7 +323,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     await rt.close();
     await reasoning.close();
 
-    const summary = await summarize(store, world, model.config.review.tiers.length, (t) => model.config.actions[t]?.compensation ?? null);
+    const summary = await summarize(
+      store,
+      world,
+      model.config.review.tiers.length,
+      (t) => model.config.actions[t]?.compensation ?? null,
+    );
     const wallMs = Math.round(performance.now() - wall0);
     return {
       model: model.name,

@@ -22,7 +22,14 @@ export interface ReviewerBehaviour {
   modify: number;
 }
 
-export const DEFAULT_BEHAVIOUR: ReviewerBehaviour = { thinkMs: 2 * 60_000, workMs: 8 * 60_000, silent: 0.04, slow: 0.06, approve: 0.7, modify: 0.15 };
+export const DEFAULT_BEHAVIOUR: ReviewerBehaviour = {
+  thinkMs: 2 * 60_000,
+  workMs: 8 * 60_000,
+  silent: 0.04,
+  slow: 0.06,
+  approve: 0.7,
+  modify: 0.15,
+};
 
 interface OpenCase {
   id: string;
@@ -82,7 +89,9 @@ export class ReviewerPool {
     this.#b = { ...DEFAULT_BEHAVIOUR, ...opts.behaviour };
     this.#reviewers = buildReviewers(opts.model, opts.count);
     this.#run = opts.run ?? 0;
-    const sub = opts.transport.subscribe(subjects(opts.namespace).queueAll, (m) => this.#onNotice(m.data as TransitionNotice));
+    const sub = opts.transport.subscribe(subjects(opts.namespace).queueAll, (m) =>
+      this.#onNotice(m.data as TransitionNotice),
+    );
     this.#unsub = () => sub.unsubscribe();
   }
 
@@ -110,7 +119,16 @@ export class ReviewerPool {
     else {
       const prev = this.#open.get(n.id);
       if (prev && prev.seq > n.seq) return;
-      this.#open.set(n.id, { id: n.id, queue: n.queue.queue, roles: n.queue.roles, tier: n.queue.tier, priority: n.queue.priority, claimedBy: n.queue.claimedBy, resolveDueAt: n.queue.resolveDueAt ?? Infinity, seq: n.seq });
+      this.#open.set(n.id, {
+        id: n.id,
+        queue: n.queue.queue,
+        roles: n.queue.roles,
+        tier: n.queue.tier,
+        priority: n.queue.priority,
+        claimedBy: n.queue.claimedBy,
+        resolveDueAt: n.queue.resolveDueAt ?? Infinity,
+        seq: n.seq,
+      });
     }
     this.#scheduleDispatch();
   }
@@ -129,7 +147,9 @@ export class ReviewerPool {
   }
 
   #dispatch(): void {
-    const waiting = [...this.#open.values()].filter((c) => c.claimedBy === null).sort((a, b) => b.priority - a.priority || a.resolveDueAt - b.resolveDueAt);
+    const waiting = [...this.#open.values()]
+      .filter((c) => c.claimedBy === null)
+      .sort((a, b) => b.priority - a.priority || a.resolveDueAt - b.resolveDueAt);
     const taken = new Set<string>();
     for (const r of this.#reviewers) {
       if (r.busy) continue;
@@ -152,7 +172,14 @@ export class ReviewerPool {
   async #command(r: SimReviewer, caseId: string, type: string, extra: Record<string, unknown> = {}): Promise<unknown> {
     this.#inflight++;
     try {
-      return await this.#rt.command({ type, schemaVersion: SCHEMA_VERSION, commandId: `${r.id}-${this.#run}-${++this.#cmd}`, caseId, reviewer: { id: r.id, roles: r.roles }, ...extra });
+      return await this.#rt.command({
+        type,
+        schemaVersion: SCHEMA_VERSION,
+        commandId: `${r.id}-${this.#run}-${++this.#cmd}`,
+        caseId,
+        reviewer: { id: r.id, roles: r.roles },
+        ...extra,
+      });
     } finally {
       this.#inflight--;
     }
@@ -190,7 +217,9 @@ export class ReviewerPool {
     const slow = this.#rng.chance(this.#b.slow);
     if (slow) this.decisions.slow++;
     const tier = this.#open.get(caseId)?.tier ?? 1;
-    const resolveMs = this.#isOperatorCase(caseId) ? (this.#model.config.operator?.resolveMs ?? 4 * 3600_000) : (this.#model.config.review.tiers[tier - 1]?.resolveMs ?? lease);
+    const resolveMs = this.#isOperatorCase(caseId)
+      ? (this.#model.config.operator?.resolveMs ?? 4 * 3600_000)
+      : (this.#model.config.review.tiers[tier - 1]?.resolveMs ?? lease);
     const workMs = slow ? resolveMs * 2 : Math.min(this.#exp(this.#b.workMs), Math.round(resolveMs * 0.9));
     // The console renews the lease while the reviewer works.
     for (let t = Math.round(lease * 0.6); t < workMs; t += Math.round(lease * 0.6)) {
@@ -218,7 +247,10 @@ export class ReviewerPool {
         const plan = await this.#planOf(caseId).finally(() => this.#inflight--);
         const edited = plan ? editPlan(plan) : null;
         if (edited) {
-          await this.#command(r, caseId, 'handoff.case.modify', { actions: edited, comment: 'reduced to what the evidence supports' });
+          await this.#command(r, caseId, 'handoff.case.modify', {
+            actions: edited,
+            comment: 'reduced to what the evidence supports',
+          });
           this.decisions.modify++;
         } else {
           await this.#command(r, caseId, 'handoff.case.approve', {});
@@ -262,16 +294,29 @@ function buildReviewers(model: LoadedModel, count: number): SimReviewer[] {
   const tiers = model.config.review.tiers;
   // People who decide nothing (an engineer who only inspects) do not review in simulations.
   const deciding = new Set([...tiers.flatMap((t) => t.roles), ...(model.config.operator?.roles ?? ['operator'])]);
-  const out: SimReviewer[] = model.config.reviewers.filter((r) => r.roles.some((x) => deciding.has(x))).slice(0, count).map((r) => ({ id: r.id, roles: [...r.roles], busy: false, refused: new Set() }));
+  const out: SimReviewer[] = model.config.reviewers
+    .filter((r) => r.roles.some((x) => deciding.has(x)))
+    .slice(0, count)
+    .map((r) => ({ id: r.id, roles: [...r.roles], busy: false, refused: new Set() }));
   // Every tier gets two reviewers at least (four-eyes tiers need two distinct approvers).
   for (const [i, tier] of tiers.entries()) {
-    for (let have = out.filter((r) => r.roles.some((x) => tier.roles.includes(x))).length; have < 2 && out.length < count; have++) {
-      out.push({ id: `sim-${tier.roles[0]}-t${i + 1}-${have + 1}`, roles: [tier.roles[0]!], busy: false, refused: new Set() });
+    for (
+      let have = out.filter((r) => r.roles.some((x) => tier.roles.includes(x))).length;
+      have < 2 && out.length < count;
+      have++
+    ) {
+      out.push({
+        id: `sim-${tier.roles[0]}-t${i + 1}-${have + 1}`,
+        roles: [tier.roles[0]!],
+        busy: false,
+        refused: new Set(),
+      });
     }
   }
   // Two operators for operator cases (failed compensations, crashed actors).
   const operatorRole = model.config.operator?.roles[0] ?? 'operator';
-  for (let k = 1; k <= 2 && out.length < count; k++) out.push({ id: `sim-operator-${k}`, roles: [operatorRole], busy: false, refused: new Set() });
+  for (let k = 1; k <= 2 && out.length < count; k++)
+    out.push({ id: `sim-operator-${k}`, roles: [operatorRole], busy: false, refused: new Set() });
   const weights = tiers.map((_, i) => tiers.length - i);
   const bag = weights.flatMap((w, i) => Array.from({ length: w }, () => i));
   for (let k = 0; out.length < count; k++) {

@@ -158,7 +158,12 @@ function staffed(model: LoadedModel, spec: ReviewerSpec): { model: LoadedModel; 
   const known = new Set([...Object.keys(model.config.roles), ...operatorRoles]);
   const reviewers: LoadedModel['config']['reviewers'] = [];
   for (const [role, n] of Object.entries(spec)) {
-    if (!known.has(role)) throw new HandoffError('simulate.unknown_role', `reviewers spec: model ${model.name} has no role '${role}' (roles: ${[...known].join(', ')})`, { role });
+    if (!known.has(role))
+      throw new HandoffError(
+        'simulate.unknown_role',
+        `reviewers spec: model ${model.name} has no role '${role}' (roles: ${[...known].join(', ')})`,
+        { role },
+      );
     for (let i = 1; i <= n; i++) reviewers.push({ id: `sim-${role}-${i}`, name: `${role} ${i}`, roles: [role] });
   }
   return { model: { ...model, config: { ...model.config, reviewers } }, count: reviewers.length };
@@ -173,7 +178,11 @@ export async function runSimulation(opts: SimulateOptions): Promise<SimulationRe
   const model = faultyModel(original, spec, injected);
   const own = !opts.data;
   const data = opts.data ?? (await mkdtemp(join(tmpdir(), 'handoff-simulate-')));
-  const store = await LevelStore.open(data, { faultRate: spec.store ?? 0, faultSeed: opts.seed, keyring: opts.keyring });
+  const store = await LevelStore.open(data, {
+    faultRate: spec.store ?? 0,
+    faultSeed: opts.seed,
+    keyring: opts.keyring,
+  });
   try {
     const clock = new SimulatedClock(START);
     const world = new LevelWorld(store);
@@ -193,8 +202,19 @@ export async function runSimulation(opts: SimulateOptions): Promise<SimulationRe
     const server = serveCommands(rt);
     const client = new HandoffClient(rt.transport, { namespace: rt.namespace });
     const people = staffed(original, opts.reviewers);
-    const pool = new ReviewerPool({ runtime: client, transport: rt.transport, namespace: rt.namespace, model: people.model, clock, rng: new Rng(opts.seed * 7919 + 1), count: people.count, run: 1 });
-    pool.readPlansWith(async (id) => ((await rt.get(id))?.context as CaseContext | undefined)?.plan ?? (null as Plan | null));
+    const pool = new ReviewerPool({
+      runtime: client,
+      transport: rt.transport,
+      namespace: rt.namespace,
+      model: people.model,
+      clock,
+      rng: new Rng(opts.seed * 7919 + 1),
+      count: people.count,
+      run: 1,
+    });
+    pool.readPlansWith(
+      async (id) => ((await rt.get(id))?.context as CaseContext | undefined)?.plan ?? (null as Plan | null),
+    );
 
     let finished = 0;
     rt.onTransition((n) => {
@@ -220,7 +240,8 @@ export async function runSimulation(opts: SimulateOptions): Promise<SimulationRe
             .startEpisode(model.name, signal, { episodeId: id })
             .finally(() => starting--)
             .catch((err: unknown) => {
-              if (err instanceof HandoffError && err.code === 'store.write_failed' && attempt < 20) clock.setTimeout(() => start(attempt + 1), 1000);
+              if (err instanceof HandoffError && err.code === 'store.write_failed' && attempt < 20)
+                clock.setTimeout(() => start(attempt + 1), 1000);
               else notStarted.push(`episode ${id} did not start: ${err instanceof Error ? err.message : String(err)}`);
             }),
         );
@@ -253,11 +274,16 @@ export async function runSimulation(opts: SimulateOptions): Promise<SimulationRe
     invariants.details.push(...notStarted.slice(0, Math.max(0, 50 - invariants.details.length)));
     const byRole: Record<string, number> = {};
     for (const r of pool.reviewers) for (const role of r.roles) byRole[role] = (byRole[role] ?? 0) + 1;
-    const unstaffedTiers = original.config.review.tiers.filter((tier) => !pool.reviewers.some((r) => r.roles.some((x) => tier.roles.includes(x)))).map((tier) => tier.name);
+    const unstaffedTiers = original.config.review.tiers
+      .filter((tier) => !pool.reviewers.some((r) => r.roles.some((x) => tier.roles.includes(x))))
+      .map((tier) => tier.name);
     return {
       model: original.name,
       seed: opts.seed,
-      reviewers: { count: pool.reviewers.length, byRole: Object.fromEntries(Object.entries(byRole).sort(([a], [b]) => (a < b ? -1 : 1))) },
+      reviewers: {
+        count: pool.reviewers.length,
+        byRole: Object.fromEntries(Object.entries(byRole).sort(([a], [b]) => (a < b ? -1 : 1))),
+      },
       faults: spec,
       injected,
       ...summary,
@@ -295,14 +321,16 @@ export async function checkInvariants(store: LevelStore, world: LevelWorld): Pro
   const live = new Set<string>();
   for await (const l of store.liveIndex()) live.add(l.id);
   const timers = new Map<string, Set<string>>();
-  for await (const t of store.dueTimers(Number.MAX_SAFE_INTEGER)) timers.set(t.actorId, (timers.get(t.actorId) ?? new Set()).add(t.name));
+  for await (const t of store.dueTimers(Number.MAX_SAFE_INTEGER))
+    timers.set(t.actorId, (timers.get(t.actorId) ?? new Set()).add(t.name));
   let episodes = 0;
   let cases = 0;
   for await (const rec of store.actors()) {
     if (rec.kind === 'agent') {
       episodes++;
       const c = (rec.snapshot as { context: AgentContext }).context;
-      if (rec.status !== 'done' && rec.status !== 'stopped') violate(`episode ${rec.id} did not finish (state ${rec.state})`);
+      if (rec.status !== 'done' && rec.status !== 'stopped')
+        violate(`episode ${rec.id} did not finish (state ${rec.state})`);
       else if (!c.outcome) violate(`episode ${rec.id} finished without an outcome`);
       const n = outcomes.get(rec.id) ?? 0;
       if (rec.status === 'done' && n !== 1) violate(`episode ${rec.id} has ${n} outcome entries in the audit log`);
@@ -314,8 +342,11 @@ export async function checkInvariants(store: LevelStore, world: LevelWorld): Pro
         if (live.has(rec.id)) violate(`case ${rec.id} is closed but still in the live index`);
       } else if (rec.status === 'active') {
         if (!live.has(rec.id)) violate(`case ${rec.id} is open but not in the live index`);
-        const armed = Object.entries(c.timers).filter(([, d]) => d !== undefined).map(([k]) => k);
-        if (armed.length === 0 || armed.some((k) => !timers.get(rec.id)?.has(k))) violate(`case ${rec.id} is open without its deadlines in the timer index`);
+        const armed = Object.entries(c.timers)
+          .filter(([, d]) => d !== undefined)
+          .map(([k]) => k);
+        if (armed.length === 0 || armed.some((k) => !timers.get(rec.id)?.has(k)))
+          violate(`case ${rec.id} is open without its deadlines in the timer index`);
       } else violate(`case ${rec.id} is ${rec.status}`);
     }
   }

@@ -5,7 +5,10 @@ import type { Store } from '../runtime/store.ts';
 import type { LevelWorld } from '../runtime/world.ts';
 
 /** A deadline missed at some tier: an escalation for it (not one a reviewer asked for), or expiry. */
-const missedSla = (c: CaseContext) => c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && !h.by && (h.note ?? '').includes('deadline missed')));
+const missedSla = (c: CaseContext) =>
+  c.history.some(
+    (h) => h.kind === 'expired' || (h.kind === 'escalated' && !h.by && (h.note ?? '').includes('deadline missed')),
+  );
 
 export interface RunSummary {
   episodes: number;
@@ -39,7 +42,12 @@ export interface RunSummary {
 }
 
 /** Totals of everything in a store: computed from the durable records, so they survive restarts. */
-export async function summarize(store: Store, world: LevelWorld, tierCount: number, compensationOf: (actionType: string) => string | null = () => null): Promise<RunSummary> {
+export async function summarize(
+  store: Store,
+  world: LevelWorld,
+  tierCount: number,
+  compensationOf: (actionType: string) => string | null = () => null,
+): Promise<RunSummary> {
   const outcomes = Object.fromEntries(EPISODE_OUTCOMES.map((o) => [o, 0])) as Record<EpisodeOutcome, number>;
   let episodes = 0;
   let unfinished = 0;
@@ -76,7 +84,8 @@ export async function summarize(store: Store, world: LevelWorld, tierCount: numb
       claimed++;
       ackSum += c.firstClaimAt - c.openedAt;
     }
-    for (const h of c.history) if (h.kind === 'escalated') escalations[`tier${h.tier}`] = (escalations[`tier${h.tier}`] ?? 0) + 1;
+    for (const h of c.history)
+      if (h.kind === 'escalated') escalations[`tier${h.tier}`] = (escalations[`tier${h.tier}`] ?? 0) + 1;
     if (rec.status === 'done' && c.resolution) {
       closed++;
       if (c.resolution.outcome !== 'expired') {
@@ -90,16 +99,21 @@ export async function summarize(store: Store, world: LevelWorld, tierCount: numb
   for await (const e of world.entries()) ledger.add(e.key);
   for (const a of finishedAgents) {
     const steps = a.plan?.actions.length ?? 0;
-    if (['autoActed', 'approved', 'modified'].includes(a.outcome ?? '') || (a.outcome === 'expired' && a.resolution === 'expired' && a.results.length > 0)) {
+    if (
+      ['autoActed', 'approved', 'modified'].includes(a.outcome ?? '') ||
+      (a.outcome === 'expired' && a.resolution === 'expired' && a.results.length > 0)
+    ) {
       for (let i = 0; i < steps; i++) if (!ledger.has(`${a.episodeId}/${i}`)) violations.missingEffects++;
     }
     if (a.outcome === 'compensated') {
       for (let i = 0; i < a.results.length; i++) {
         const type = a.plan?.actions[i]?.type;
-        if (type && compensationOf(type) && !ledger.has(`${a.episodeId}/${i}/compensate`)) violations.missingCompensations++;
+        if (type && compensationOf(type) && !ledger.has(`${a.episodeId}/${i}/compensate`))
+          violations.missingCompensations++;
       }
     }
-    if (a.outcome === 'failed' && a.error?.phase === 'compensation' && !a.caseIds.some((id) => operatorCases.has(id))) violations.sagasWithoutOperatorCase++;
+    if (a.outcome === 'failed' && a.error?.phase === 'compensation' && !a.caseIds.some((id) => operatorCases.has(id)))
+      violations.sagasWithoutOperatorCase++;
   }
   violations.outcomeMismatch = Math.abs(episodes - unfinished - Object.values(outcomes).reduce((x, y) => x + y, 0));
   const totals = await world.totals();

@@ -6,7 +6,10 @@ import { createHash } from 'node:crypto';
  * across processes without carrying context in the store or on the wire.
  */
 const hex = (s: string, bytes: number): string => {
-  const h = createHash('sha256').update(s).digest('hex').slice(0, bytes * 2);
+  const h = createHash('sha256')
+    .update(s)
+    .digest('hex')
+    .slice(0, bytes * 2);
   // An all-zero id is invalid in W3C trace context; a hash practically never gives one, but be exact.
   return /^0+$/.test(h) ? `${h.slice(0, -1)}1` : h;
 };
@@ -21,7 +24,8 @@ export const episodeSpanIdFor = (episodeId: string): string => hex(`handoff/epis
 export const caseSpanIdFor = (caseId: string): string => hex(`handoff/case/${caseId}`, 8);
 
 /** W3C `traceparent` of an episode: its root span, sampled. */
-export const traceparentFor = (episodeId: string): string => `00-${traceIdFor(episodeId)}-${episodeSpanIdFor(episodeId)}-01`;
+export const traceparentFor = (episodeId: string): string =>
+  `00-${traceIdFor(episodeId)}-${episodeSpanIdFor(episodeId)}-01`;
 
 /**
  * The episode an actor belongs to, from its id: cases are `<episodeId>.case-<n>` and operator cases

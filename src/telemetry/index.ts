@@ -19,7 +19,9 @@ export { HandoffMetrics, registerGlobalMeterProvider, type HitlSnapshot, type Me
 export { EpisodeTracing, otlpEndpoint, setupTracing, type TracingOptions } from './tracing.ts';
 
 /** One `RuntimeOptions.telemetry` hook for whichever of tracing and metrics are on (undefined if none). */
-export function telemetryHook(...sinks: ({ onTransition: (t: TransitionTelemetry) => void } | undefined | null)[]): RuntimeOptions['telemetry'] {
+export function telemetryHook(
+  ...sinks: ({ onTransition: (t: TransitionTelemetry) => void } | undefined | null)[]
+): RuntimeOptions['telemetry'] {
   const on = sinks.filter((s): s is { onTransition: (t: TransitionTelemetry) => void } => !!s);
   if (on.length === 0) return undefined;
   if (on.length === 1) return on[0]!.onTransition;

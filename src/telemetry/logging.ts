@@ -11,12 +11,17 @@ import { episodeOf, episodeSpanIdFor, traceIdFor } from './ids.ts';
  *
  * `pino({ mixin: traceMixin() })`, or `createLogger({ ..., mixin: traceMixin() })`.
  */
-export function traceMixin(lookup?: (actorId: string) => { traceId: string; spanId: string } | undefined): (merge: object) => Record<string, string> {
+export function traceMixin(
+  lookup?: (actorId: string) => { traceId: string; spanId: string } | undefined,
+): (merge: object) => Record<string, string> {
   return (merge): Record<string, string> => {
     const active = trace.getActiveSpan()?.spanContext();
-    if (active && trace.isSpanContextValid(active)) return { trace_id: active.traceId, span_id: active.spanId, trace_flags: `0${active.traceFlags.toString(16)}` };
+    if (active && trace.isSpanContextValid(active))
+      return { trace_id: active.traceId, span_id: active.spanId, trace_flags: `0${active.traceFlags.toString(16)}` };
     const m = merge as Record<string, unknown>;
-    const id = [m.episodeId, m.episode, m.actor, m.caseId].find((v): v is string => typeof v === 'string' && v.length > 0);
+    const id = [m.episodeId, m.episode, m.actor, m.caseId].find(
+      (v): v is string => typeof v === 'string' && v.length > 0,
+    );
     if (!id) return {};
     // The episode's stored trace, as tracing knows it; else the one derived from its id (older actors).
     const episode = episodeOf(id);

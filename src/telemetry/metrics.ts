@@ -1,6 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { metrics as otelMetrics, type Attributes, type Counter, type Histogram, type Meter, type UpDownCounter } from '@opentelemetry/api';
+import {
+  metrics as otelMetrics,
+  type Attributes,
+  type Counter,
+  type Histogram,
+  type Meter,
+  type UpDownCounter,
+} from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, type MetricReader } from '@opentelemetry/sdk-metrics';
@@ -10,7 +17,9 @@ import type { Runtime, TransitionTelemetry } from '../runtime/runtime.ts';
 
 /** A case met its SLA when no deadline was missed at any tier (as in the demo summary and the console). */
 function metSla(c: CaseContext): boolean {
-  return !c.history.some((h) => h.kind === 'expired' || (h.kind === 'escalated' && !h.by && (h.note ?? '').includes('deadline missed')));
+  return !c.history.some(
+    (h) => h.kind === 'expired' || (h.kind === 'escalated' && !h.by && (h.note ?? '').includes('deadline missed')),
+  );
 }
 
 const ESCALATING = new Set(['timer.ack', 'timer.resolve', 'escalate']);
@@ -33,7 +42,9 @@ export interface MetricsOptions {
  * to a week (a four-eyes finance tier over a weekend). The SDK's defaults (0 to 10,000) put every
  * review time measured in ms into `+Inf`.
  */
-export const REVIEW_TIME_BUCKETS_S = [1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400, 172_800, 345_600, 604_800];
+export const REVIEW_TIME_BUCKETS_S = [
+  1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400, 172_800, 345_600, 604_800,
+];
 
 /** What a cluster node tells the lease gauge: who it is, and how many groups it holds now. */
 export interface LeaseSource {
@@ -136,7 +147,9 @@ export class HandoffMetrics {
         this.#listen = { host: opts.prometheusHost ?? '127.0.0.1', port: opts.prometheusPort };
         readers.push(this.prometheus as unknown as MetricReader);
       }
-      const resource = resourceFromAttributes({ 'service.name': opts.serviceName ?? 'handoff' }).merge(detectResources({ detectors: [envDetector] }));
+      const resource = resourceFromAttributes({ 'service.name': opts.serviceName ?? 'handoff' }).merge(
+        detectResources({ detectors: [envDetector] }),
+      );
       this.provider = new MeterProvider({ readers, resource });
       this.#ownsProvider = true;
     }
@@ -144,15 +157,37 @@ export class HandoffMetrics {
     this.#depth = m.createUpDownCounter('handoff.queue.depth', { description: 'Open review cases per queue' });
     this.#opened = m.createCounter('handoff.case.opened', { description: 'Review cases opened' });
     const seconds = { unit: 's', advice: { explicitBucketBoundaries: REVIEW_TIME_BUCKETS_S } };
-    this.#tta = m.createHistogram('handoff.case.time_to_acknowledge', { ...seconds, description: 'Case opened → first claim (MTTA = sum / count)' });
-    this.#ttr = m.createHistogram('handoff.case.time_to_resolve', { ...seconds, description: 'Case opened → decision (MTTR = sum / count); expired cases excluded' });
-    this.#duration = m.createHistogram('handoff.episode.duration', { ...seconds, description: 'Episode first event → end, reviews included' });
-    this.#escalations = m.createCounter('handoff.case.escalations', { description: 'Cases escalated out of a tier, by tier and cause (ack or resolve deadline missed, by a reviewer)' });
-    this.#slaMisses = m.createCounter('handoff.case.sla_misses', { description: 'Cases that missed an SLA deadline, counted once per case when they first do (escalated for it or expired)' });
-    this.#overrides = m.createCounter('handoff.review.overrides', { description: 'Reviewer decisions that changed (modified) or refused (rejected) the plan' });
-    this.#retries = m.createCounter('handoff.effect.retries', { description: 'Transient failures of a step that are retried (perceive, plan, execute, compensate)' });
-    this.#closed = m.createCounter('handoff.case.closed', { description: 'Review cases closed, by outcome and whether every SLA deadline was met' });
-    this.#gate = m.createCounter('handoff.gate.decisions', { description: 'Gate decisions by outcome (auto-rate = auto / all)' });
+    this.#tta = m.createHistogram('handoff.case.time_to_acknowledge', {
+      ...seconds,
+      description: 'Case opened → first claim (MTTA = sum / count)',
+    });
+    this.#ttr = m.createHistogram('handoff.case.time_to_resolve', {
+      ...seconds,
+      description: 'Case opened → decision (MTTR = sum / count); expired cases excluded',
+    });
+    this.#duration = m.createHistogram('handoff.episode.duration', {
+      ...seconds,
+      description: 'Episode first event → end, reviews included',
+    });
+    this.#escalations = m.createCounter('handoff.case.escalations', {
+      description: 'Cases escalated out of a tier, by tier and cause (ack or resolve deadline missed, by a reviewer)',
+    });
+    this.#slaMisses = m.createCounter('handoff.case.sla_misses', {
+      description:
+        'Cases that missed an SLA deadline, counted once per case when they first do (escalated for it or expired)',
+    });
+    this.#overrides = m.createCounter('handoff.review.overrides', {
+      description: 'Reviewer decisions that changed (modified) or refused (rejected) the plan',
+    });
+    this.#retries = m.createCounter('handoff.effect.retries', {
+      description: 'Transient failures of a step that are retried (perceive, plan, execute, compensate)',
+    });
+    this.#closed = m.createCounter('handoff.case.closed', {
+      description: 'Review cases closed, by outcome and whether every SLA deadline was met',
+    });
+    this.#gate = m.createCounter('handoff.gate.decisions', {
+      description: 'Gate decisions by outcome (auto-rate = auto / all)',
+    });
     this.#episodes = m.createCounter('handoff.episodes.finished', { description: 'Episodes finished, by outcome' });
     const ratio = (n: number, d: number) => (d > 0 ? n / d : null);
     const gauge = (name: string, description: string, unit: string, value: () => number | null) =>
@@ -160,17 +195,44 @@ export class HandoffMetrics {
         const v = value();
         if (v !== null) r.observe(v);
       });
-    gauge('handoff.case.mtta', 'Mean time to acknowledge since start', 'ms', () => ratio(this.#s.ackSum, this.#s.acked));
-    gauge('handoff.case.mttr', 'Mean time to resolve since start', 'ms', () => ratio(this.#s.resolveSum, this.#s.decided));
-    gauge('handoff.case.sla_attainment', 'Cases closed with no SLA deadline missed over those and every case that missed one (counted at the miss)', '1', () => ratio(this.#s.slaMet, this.#s.slaMet + this.#s.slaMissed));
-    gauge('handoff.gate.auto_rate', 'Share of gate decisions that ran on their own', '1', () => ratio(this.#s.gate.auto, this.#s.gate.auto + this.#s.gate.review + this.#s.gate.deny));
-    gauge('handoff.review.override_rate', 'Share of reviewer decisions that modified or rejected the plan', '1', () => ratio(this.#s.cases.modified + this.#s.cases.rejected, this.#s.cases.approved + this.#s.cases.modified + this.#s.cases.rejected));
+    gauge('handoff.case.mtta', 'Mean time to acknowledge since start', 'ms', () =>
+      ratio(this.#s.ackSum, this.#s.acked),
+    );
+    gauge('handoff.case.mttr', 'Mean time to resolve since start', 'ms', () =>
+      ratio(this.#s.resolveSum, this.#s.decided),
+    );
+    gauge(
+      'handoff.case.sla_attainment',
+      'Cases closed with no SLA deadline missed over those and every case that missed one (counted at the miss)',
+      '1',
+      () => ratio(this.#s.slaMet, this.#s.slaMet + this.#s.slaMissed),
+    );
+    gauge('handoff.gate.auto_rate', 'Share of gate decisions that ran on their own', '1', () =>
+      ratio(this.#s.gate.auto, this.#s.gate.auto + this.#s.gate.review + this.#s.gate.deny),
+    );
+    gauge('handoff.review.override_rate', 'Share of reviewer decisions that modified or rejected the plan', '1', () =>
+      ratio(
+        this.#s.cases.modified + this.#s.cases.rejected,
+        this.#s.cases.approved + this.#s.cases.modified + this.#s.cases.rejected,
+      ),
+    );
     const sum = (f: (rt: Runtime) => number) => [...this.#runtimes].reduce((a, rt) => a + f(rt), 0);
-    m.createObservableCounter('handoff.actor.restarts', { description: 'Actors restarted by supervision (crash or lost write)' }).addCallback((r) => r.observe(sum((rt) => rt.stats.restarts)));
-    m.createObservableCounter('handoff.dead_letters', { description: 'Events dead-lettered (see handoff deadletters list)' }).addCallback((r) => r.observe(sum((rt) => rt.stats.deadLetters)));
-    m.createObservableGauge('handoff.actors.resident', { description: 'Actors held in memory (passivation keeps it under maxResident)' }).addCallback((r) => r.observe(sum((rt) => rt.resident)));
-    m.createObservableGauge('handoff.runtime.busy', { description: 'Events, effects and deliveries in progress' }).addCallback((r) => r.observe(sum((rt) => rt.busy)));
-    m.createObservableGauge('handoff.cluster.leases.held', { description: 'Actor-group leases this node holds (cluster only; the groups whose actors it runs). Sum across nodes = groups owned' }).addCallback((r) => {
+    m.createObservableCounter('handoff.actor.restarts', {
+      description: 'Actors restarted by supervision (crash or lost write)',
+    }).addCallback((r) => r.observe(sum((rt) => rt.stats.restarts)));
+    m.createObservableCounter('handoff.dead_letters', {
+      description: 'Events dead-lettered (see handoff deadletters list)',
+    }).addCallback((r) => r.observe(sum((rt) => rt.stats.deadLetters)));
+    m.createObservableGauge('handoff.actors.resident', {
+      description: 'Actors held in memory (passivation keeps it under maxResident)',
+    }).addCallback((r) => r.observe(sum((rt) => rt.resident)));
+    m.createObservableGauge('handoff.runtime.busy', {
+      description: 'Events, effects and deliveries in progress',
+    }).addCallback((r) => r.observe(sum((rt) => rt.busy)));
+    m.createObservableGauge('handoff.cluster.leases.held', {
+      description:
+        'Actor-group leases this node holds (cluster only; the groups whose actors it runs). Sum across nodes = groups owned',
+    }).addCallback((r) => {
       for (const l of this.#leases) r.observe(l.held(), { 'handoff.cluster.member': l.member });
     });
   }
@@ -189,7 +251,8 @@ export class HandoffMetrics {
     // use fails here with its cause instead of in the exporter's background.
     const exporter = this.prometheus;
     const server = createServer((req, res) => {
-      if ((req.url ?? '').split('?')[0] === '/metrics' && req.method === 'GET') exporter.getMetricsRequestHandler(req, res);
+      if ((req.url ?? '').split('?')[0] === '/metrics' && req.method === 'GET')
+        exporter.getMetricsRequestHandler(req, res);
       else res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: metrics are at /metrics\n');
     });
     const { host, port } = this.#listen;
@@ -235,10 +298,15 @@ export class HandoffMetrics {
         this.#s.gate[o]++;
         this.#gate.add(1, { ...model, outcome: o });
       }
-      if (t.event.endsWith('.failed') && a.timers.retry !== undefined) this.#retries.add(1, { ...model, step: t.event.split('.')[0]! });
+      if (t.event.endsWith('.failed') && a.timers.retry !== undefined)
+        this.#retries.add(1, { ...model, step: t.event.split('.')[0]! });
       if (t.status !== 'active') {
         this.#episodes.add(1, { ...model, outcome: a.outcome ?? t.state });
-        if (a.startedAt !== null) this.#duration.record(Math.max(0, (a.endedAt ?? t.at) - a.startedAt) / 1000, { ...model, outcome: a.outcome ?? t.state });
+        if (a.startedAt !== null)
+          this.#duration.record(Math.max(0, (a.endedAt ?? t.at) - a.startedAt) / 1000, {
+            ...model,
+            outcome: a.outcome ?? t.state,
+          });
       }
       return;
     }
@@ -254,7 +322,8 @@ export class HandoffMetrics {
         this.#queue(before, t.model, -1);
         this.#queue(queue, t.model, +1);
       }
-      const cause = t.event === 'timer.ack' ? 'ack_missed' : t.event === 'timer.resolve' ? 'resolve_missed' : 'reviewer';
+      const cause =
+        t.event === 'timer.ack' ? 'ack_missed' : t.event === 'timer.resolve' ? 'resolve_missed' : 'reviewer';
       this.#escalations.add(1, { ...model, tier: c.tier - 1, cause });
       // A missed deadline counts against attainment at once, not when (or whether) the case closes.
       if ((t.event === 'timer.ack' || t.event === 'timer.resolve') && !this.#missedOpen.has(t.id)) {

@@ -35,9 +35,13 @@ export class ProcessTelemetry {
     const serviceName = opts.serviceName ?? 'handoff';
     // Registered globally, so the spans other parts start with the OpenTelemetry API (NATS messaging,
     // LLM planner calls) are exported too, in the episode's trace.
-    this.tracing = otlpEndpoint(env) ? setupTracing({ serviceName, register: true, now: () => this.#clock.now() }) : undefined;
+    this.tracing = otlpEndpoint(env)
+      ? setupTracing({ serviceName, register: true, now: () => this.#clock.now() })
+      : undefined;
     const listen = opts.metrics === undefined ? undefined : parseListen(opts.metrics);
-    this.metrics = listen ? new HandoffMetrics({ prometheusPort: listen.port, prometheusHost: listen.host, serviceName }) : undefined;
+    this.metrics = listen
+      ? new HandoffMetrics({ prometheusPort: listen.port, prometheusHost: listen.host, serviceName })
+      : undefined;
   }
 
   get enabled(): boolean {
@@ -84,6 +88,7 @@ export class ProcessTelemetry {
 export function parseListen(spec: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(spec.trim());
   const port = m ? Number(m[3]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`--metrics must be host:port, :port or port (0-65535), got '${spec}'`);
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new Error(`--metrics must be host:port, :port or port (0-65535), got '${spec}'`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }

@@ -1,7 +1,26 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type HrTime, type Span, type Tracer } from '@opentelemetry/api';
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  trace,
+  type Attributes,
+  type Context,
+  type HrTime,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NodeTracerProvider, RandomIdGenerator, SimpleSpanProcessor, type IdGenerator, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import {
+  BatchSpanProcessor,
+  NodeTracerProvider,
+  RandomIdGenerator,
+  SimpleSpanProcessor,
+  type IdGenerator,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-node';
 import type { TraceContext } from '../contracts/envelope.ts';
 import type { AgentContext } from '../machines/agent.ts';
 import type { CaseContext } from '../machines/review-case.ts';
@@ -43,7 +62,8 @@ const REVIEWER_COMMANDS = new Set(['claim', 'release', 'renew', 'approve', 'modi
 const FAILED_OUTCOMES = new Set(['failed', 'compensated', 'denied']);
 
 function failureOf(a: AgentContext, outcome: string): string {
-  if (outcome === 'denied') return `denied by the gate: ${a.decision?.reasons.join('; ') ?? a.decision?.ruleId ?? 'policy'}`;
+  if (outcome === 'denied')
+    return `denied by the gate: ${a.decision?.reasons.join('; ') ?? a.decision?.ruleId ?? 'policy'}`;
   const cause = a.error ? `${a.error.code}: ${a.error.message}` : 'unknown cause';
   return outcome === 'compensated' ? `compensated after ${cause}` : cause;
 }
@@ -119,29 +139,58 @@ export class EpisodeTracing {
     const traceId = known?.traceId ?? tc?.traceId ?? traceIdFor(episodeId);
     const scopeId = known?.scopeId ?? (isCase ? caseSpanIdFor(t.id) : rootId);
     const scope = parentCtx(traceId, scopeId);
-    const base: Attributes = { 'handoff.actor.id': t.id, 'handoff.actor.kind': t.kind, 'handoff.model': t.model, 'handoff.episode.id': episodeId };
+    const base: Attributes = {
+      'handoff.actor.id': t.id,
+      'handoff.actor.kind': t.kind,
+      'handoff.model': t.model,
+      'handoff.episode.id': episodeId,
+    };
 
     if (t.from !== null) {
       // The state just left: from when it was entered (if this node saw it) to now.
       const since = known?.state === t.from ? known.since : t.at;
-      const state = this.#span(`${t.kind} ${t.from}`, since, t.at, scope, { ...base, 'handoff.state': t.from, 'handoff.state.left_on': t.event, 'handoff.state.next': t.state, 'handoff.seq': t.seq, ...(known?.state === t.from ? {} : { 'handoff.state.start_unknown': true }) });
+      const state = this.#span(`${t.kind} ${t.from}`, since, t.at, scope, {
+        ...base,
+        'handoff.state': t.from,
+        'handoff.state.left_on': t.event,
+        'handoff.state.next': t.state,
+        'handoff.seq': t.seq,
+        ...(known?.state === t.from ? {} : { 'handoff.state.start_unknown': true }),
+      });
       if (isCase && REVIEWER_COMMANDS.has(t.event)) {
         const reviewer = (t.data.reviewer as { id?: string; roles?: string[] } | undefined) ?? {};
         const end = Math.max(t.at, this.#now());
-        this.#span(`reviewer ${t.event}`, t.at, end, trace.setSpan(ROOT_CONTEXT, state), {
-          ...base,
-          'handoff.reviewer.id': reviewer.id ?? '',
-          'handoff.reviewer.roles': reviewer.roles ?? [],
-          'handoff.command.id': typeof t.data.commandId === 'string' ? t.data.commandId : '',
-          'handoff.case.tier': (t.context as CaseContext).tier,
-        }, SpanKind.SERVER);
+        this.#span(
+          `reviewer ${t.event}`,
+          t.at,
+          end,
+          trace.setSpan(ROOT_CONTEXT, state),
+          {
+            ...base,
+            'handoff.reviewer.id': reviewer.id ?? '',
+            'handoff.reviewer.roles': reviewer.roles ?? [],
+            'handoff.command.id': typeof t.data.commandId === 'string' ? t.data.commandId : '',
+            'handoff.case.tier': (t.context as CaseContext).tier,
+          },
+          SpanKind.SERVER,
+        );
       }
       if (!isCase && t.event === 'plan.done') {
         const d = (t.context as AgentContext).decision;
-        if (d) this.#span('gate', t.at, t.at, scope, { ...base, 'handoff.gate.outcome': d.outcome, 'handoff.gate.rule': d.ruleId, 'handoff.gate.tier': d.tier, 'handoff.gate.risk': d.riskScore, 'handoff.gate.confidence': d.confidence, 'handoff.policy.version': d.policyVersion });
+        if (d)
+          this.#span('gate', t.at, t.at, scope, {
+            ...base,
+            'handoff.gate.outcome': d.outcome,
+            'handoff.gate.rule': d.ruleId,
+            'handoff.gate.tier': d.tier,
+            'handoff.gate.risk': d.riskScore,
+            'handoff.gate.confidence': d.confidence,
+            'handoff.policy.version': d.policyVersion,
+          });
       }
     }
-    const start = known?.start ?? (isCase ? (t.context as CaseContext).openedAt : ((t.context as AgentContext).startedAt ?? t.at));
+    const start =
+      known?.start ?? (isCase ? (t.context as CaseContext).openedAt : ((t.context as AgentContext).startedAt ?? t.at));
     if (t.status === 'active') {
       this.#actors.delete(t.id);
       this.#actors.set(t.id, { state: t.state, since: t.at, start: t.from === null ? t.at : start, traceId, scopeId });
@@ -150,12 +199,33 @@ export class EpisodeTracing {
     }
     // Finished: the final state, then the actor's own span (the episode's root, or the case's).
     this.#actors.delete(t.id);
-    this.#span(`${t.kind} ${t.state}`, t.at, t.at, scope, { ...base, 'handoff.state': t.state, 'handoff.seq': t.seq, 'handoff.final': true });
+    this.#span(`${t.kind} ${t.state}`, t.at, t.at, scope, {
+      ...base,
+      'handoff.state': t.state,
+      'handoff.seq': t.seq,
+      'handoff.final': true,
+    });
     if (isCase) {
       const c = t.context as CaseContext;
       this.#ids.next = { spanId: scopeId };
       this.#end(
-        this.tracer.startSpan('review case', { startTime: hr(start), kind: SpanKind.INTERNAL, attributes: { ...base, 'handoff.case.id': t.id, 'handoff.case.outcome': c.resolution?.outcome ?? t.state, 'handoff.case.tier': c.tier, 'handoff.case.escalations': c.escalations, 'handoff.case.decided_by': c.resolution?.decidedBy ?? [], 'handoff.case.first_claim_ms': c.firstClaimAt === null ? -1 : c.firstClaimAt - c.openedAt } }, parentCtx(traceId, rootId)),
+        this.tracer.startSpan(
+          'review case',
+          {
+            startTime: hr(start),
+            kind: SpanKind.INTERNAL,
+            attributes: {
+              ...base,
+              'handoff.case.id': t.id,
+              'handoff.case.outcome': c.resolution?.outcome ?? t.state,
+              'handoff.case.tier': c.tier,
+              'handoff.case.escalations': c.escalations,
+              'handoff.case.decided_by': c.resolution?.decidedBy ?? [],
+              'handoff.case.first_claim_ms': c.firstClaimAt === null ? -1 : c.firstClaimAt - c.openedAt,
+            },
+          },
+          parentCtx(traceId, rootId),
+        ),
         t.at,
       );
     } else {
@@ -164,7 +234,21 @@ export class EpisodeTracing {
       const parent = tc?.parentSpanId ? parentCtx(traceId, tc.parentSpanId) : ROOT_CONTEXT;
       this.#ids.next = tc?.parentSpanId ? { spanId: scopeId } : { traceId, spanId: scopeId };
       const outcome = a.outcome ?? t.state;
-      const span = this.tracer.startSpan('episode', { root: !tc?.parentSpanId, startTime: hr(start), kind: SpanKind.INTERNAL, attributes: { ...base, 'handoff.episode.outcome': outcome, 'handoff.episode.cases': a.caseIds.length, 'handoff.episode.actions': a.plan?.actions.length ?? 0 } }, parent);
+      const span = this.tracer.startSpan(
+        'episode',
+        {
+          root: !tc?.parentSpanId,
+          startTime: hr(start),
+          kind: SpanKind.INTERNAL,
+          attributes: {
+            ...base,
+            'handoff.episode.outcome': outcome,
+            'handoff.episode.cases': a.caseIds.length,
+            'handoff.episode.actions': a.plan?.actions.length ?? 0,
+          },
+        },
+        parent,
+      );
       // Semantic conventions: ERROR with the cause when the episode did not do what it set out to.
       if (FAILED_OUTCOMES.has(outcome)) span.setStatus({ code: SpanStatusCode.ERROR, message: failureOf(a, outcome) });
       else span.setStatus({ code: SpanStatusCode.OK });
@@ -178,7 +262,14 @@ export class EpisodeTracing {
     return a ? { traceId: a.traceId, spanId: a.scopeId } : undefined;
   }
 
-  #span(name: string, start: number, end: number, parent: Context, attributes: Attributes, kind: SpanKind = SpanKind.INTERNAL): Span {
+  #span(
+    name: string,
+    start: number,
+    end: number,
+    parent: Context,
+    attributes: Attributes,
+    kind: SpanKind = SpanKind.INTERNAL,
+  ): Span {
     const span = this.tracer.startSpan(name, { startTime: hr(start), kind, attributes }, parent);
     span.end(hr(Math.max(start, end)));
     return span;
@@ -216,8 +307,12 @@ export function setupTracing(opts: TracingOptions = {}): EpisodeTracing | undefi
     exporter = new OTLPTraceExporter();
   }
   const ids = new DerivedIds();
-  const processor: SpanProcessor = opts.simple ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter, { maxQueueSize: 65_536, maxExportBatchSize: 2048 });
-  const resource = resourceFromAttributes({ 'service.name': opts.serviceName ?? 'handoff' }).merge(detectResources({ detectors: [envDetector] }));
+  const processor: SpanProcessor = opts.simple
+    ? new SimpleSpanProcessor(exporter)
+    : new BatchSpanProcessor(exporter, { maxQueueSize: 65_536, maxExportBatchSize: 2048 });
+  const resource = resourceFromAttributes({ 'service.name': opts.serviceName ?? 'handoff' }).merge(
+    detectResources({ detectors: [envDetector] }),
+  );
   const provider = new NodeTracerProvider({ idGenerator: ids, spanProcessors: [processor], resource });
   if (opts.register) provider.register();
   return new EpisodeTracing(provider, ids, opts);

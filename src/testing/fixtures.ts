@@ -30,7 +30,15 @@ export const T0 = Date.UTC(2026, 0, 5, 8, 0, 0);
 export const EPISODE_ID = 'ep-qa-1';
 
 /** The operator tier the runtime uses when a model declares none (see `Runtime`). */
-export const DEFAULT_OPERATOR_TIER: TierSpec = { name: 'operator', queue: 'operators', roles: ['operator'], ackMs: 30 * 60_000, resolveMs: 4 * 3600_000, priority: 9, fourEyes: false };
+export const DEFAULT_OPERATOR_TIER: TierSpec = {
+  name: 'operator',
+  queue: 'operators',
+  roles: ['operator'],
+  ackMs: 30 * 60_000,
+  resolveMs: 4 * 3600_000,
+  priority: 9,
+  fourEyes: false,
+};
 
 export interface TierReviewers {
   /** May claim and decide at this tier (never the requester); at least two, for four-eyes tiers. */
@@ -88,7 +96,10 @@ class ScratchWorld implements World {
   readonly entries = new Map<string, LedgerEntry>();
   async apply(key: string, action: string, args: Record<string, unknown>, result: unknown): Promise<void> {
     const e = this.entries.get(key);
-    this.entries.set(key, e ? { ...e, applications: e.applications + 1 } : { key, action, args, result, at: 0, applications: 1 });
+    this.entries.set(
+      key,
+      e ? { ...e, applications: e.applications + 1 } : { key, action, args, result, at: 0, applications: 1 },
+    );
   }
   async lookup(key: string): Promise<LedgerEntry | undefined> {
     return this.entries.get(key);
@@ -136,7 +147,10 @@ interface Candidate {
  * so that its perceiver and planner succeed, its plan has compensable steps, and (when the model's
  * signals carry one) it names a requester, so separation of duties can be exercised.
  */
-export async function buildFixtures(model: LoadedModel, opts: { t0?: number; episodeId?: string; maxSignals?: number } = {}): Promise<Fixtures> {
+export async function buildFixtures(
+  model: LoadedModel,
+  opts: { t0?: number; episodeId?: string; maxSignals?: number } = {},
+): Promise<Fixtures> {
   const t0 = opts.t0 ?? T0;
   const ep = opts.episodeId ?? EPISODE_ID;
   const policy = model.config.policy;
@@ -156,7 +170,8 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
       continue;
     }
   }
-  if (candidates.length === 0) throw new Error(`model ${model.name}: none of ${maxSignals} synthesized signals could be perceived and planned`);
+  if (candidates.length === 0)
+    throw new Error(`model ${model.name}: none of ${maxSignals} synthesized signals could be perceived and planned`);
 
   // 2. Actions whose real handlers (and compensations) succeed.
   const usable = new Map<string, boolean>();
@@ -165,7 +180,8 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
     if (!usable.has(k)) usable.set(k, await probe(model, a, t0));
     return usable.get(k)!;
   };
-  const allowed = (a: PlannedAction) => policy.allowedActions.includes(a.type) && !policy.deniedActions.includes(a.type);
+  const allowed = (a: PlannedAction) =>
+    policy.allowedActions.includes(a.type) && !policy.deniedActions.includes(a.type);
   const compensable = (a: PlannedAction) => !!model.config.actions[a.type]?.compensation;
   const reviewerIds = new Set(model.config.reviewers.map((r) => r.id));
 
@@ -188,8 +204,13 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
     risks.add(round(Math.max(0, b - 0.01)));
   }
   const riskList = [...risks].filter((r) => r >= 0 && r <= 1).sort((a, b) => a - b);
-  const confidences = new Set<number>([0.95, policy.minAutoConfidence, round(Math.max(0, policy.minAutoConfidence - 0.01))]);
-  if (policy.lowConfidenceTier2Below !== undefined) confidences.add(round(Math.max(0, policy.lowConfidenceTier2Below - 0.01)));
+  const confidences = new Set<number>([
+    0.95,
+    policy.minAutoConfidence,
+    round(Math.max(0, policy.minAutoConfidence - 0.01)),
+  ]);
+  if (policy.lowConfidenceTier2Below !== undefined)
+    confidences.add(round(Math.max(0, policy.lowConfidenceTier2Below - 0.01)));
   confidences.add(0.05);
   const confList = [...confidences].filter((c) => c >= 0 && c <= 1).sort((a, b) => b - a);
   const wanted = allClasses(model);
@@ -207,7 +228,12 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
             actions,
             confidence,
             rationale: 'x',
-            risk: { score, factors: [{ name: 'testgen', value: score, note: 'risk set by the test generator to reach a gate branch' }] },
+            risk: {
+              score,
+              factors: [
+                { name: 'testgen', value: score, note: 'risk set by the test generator to reach a gate branch' },
+              ],
+            },
             citedInputs: [],
           });
         } catch {
@@ -215,7 +241,8 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
         }
         const decision = model.gate(plan, observation);
         const cls = classOf(decision);
-        if (!found.has(cls) && wanted.includes(cls) && (!denyOnly || cls === 'deny')) found.set(cls, { plan, confidence, score, rule: decision.ruleId });
+        if (!found.has(cls) && wanted.includes(cls) && (!denyOnly || cls === 'deny'))
+          found.set(cls, { plan, confidence, score, rule: decision.ruleId });
       }
     return found;
   };
@@ -244,7 +271,9 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
   const lists: { actions: PlannedAction[]; denyOnly: boolean }[] = [{ actions: best.long, denyOnly: false }];
   if (JSON.stringify(best.own) !== JSON.stringify(best.long)) lists.push({ actions: best.own, denyOnly: false });
   for (const a of extras) lists.push({ actions: [a], denyOnly: false });
-  for (const a of pool) if (!allowed(a) && !lists.some((l) => l.actions.at(-1)?.type === a.type)) lists.push({ actions: [...best.long.slice(0, 1), a], denyOnly: true });
+  for (const a of pool)
+    if (!allowed(a) && !lists.some((l) => l.actions.at(-1)?.type === a.type))
+      lists.push({ actions: [...best.long.slice(0, 1), a], denyOnly: true });
   for (const limit of policy.limits) {
     if (limit.denyAbove === undefined) continue;
     const a = pool.find((p) => p.type === limit.action);
@@ -263,12 +292,19 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
     }
   for (const cls of wanted) {
     if (plans[cls]) continue;
-    const what = cls === 'auto' ? 'runs without review' : cls === 'deny' ? 'is denied' : `goes to review tier ${cls.slice(7)} (${model.config.review.tiers[Number(cls.slice(7)) - 1]?.name})`;
+    const what =
+      cls === 'auto'
+        ? 'runs without review'
+        : cls === 'deny'
+          ? 'is denied'
+          : `goes to review tier ${cls.slice(7)} (${model.config.review.tiers[Number(cls.slice(7)) - 1]?.name})`;
     warnings.push(`gate: no plan ${what}: with this policy the gate never takes its '${cls}' branch`);
   }
   const expiry = policy.onExpiry;
   if (expiry.fallback === 'safeAction' && !(await isUsable(expiry.action)))
-    warnings.push(`policy.onExpiry: the safe action '${expiry.action.type}' does not succeed against the model's handlers`);
+    warnings.push(
+      `policy.onExpiry: the safe action '${expiry.action.type}' does not succeed against the model's handlers`,
+    );
 
   const regated: Fixtures['regated'] = {};
   const edits: Fixtures['edits'] = {};
@@ -277,10 +313,17 @@ export async function buildFixtures(model: LoadedModel, opts: { t0?: number; epi
     regated[cls] = sortKeys(Object.fromEntries([...byTarget].map(([target, actions]) => [target, { ...p, actions }])));
     const keep = byTarget.get(cls) ?? [...byTarget.values()][0];
     if (keep) edits[cls] = keep.map((a) => ({ type: a.type, args: a.args }));
-    else if (cls.startsWith('review:')) warnings.push(`modify: no argument of the '${cls}' plan can be edited validly; its modify paths are not generated`);
+    else if (cls.startsWith('review:'))
+      warnings.push(
+        `modify: no argument of the '${cls}' plan can be edited validly; its modify paths are not generated`,
+      );
   }
   const reference = plans['review:1'] ?? Object.values(plans)[0]!;
-  const invalidPlan = { ...reference, id: `${reference.id}.invalid`, actions: [{ type: '__not_an_action__', args: {} }] };
+  const invalidPlan = {
+    ...reference,
+    id: `${reference.id}.invalid`,
+    actions: [{ type: '__not_an_action__', args: {} }],
+  };
 
   const boundary = boundaryPlans(model, main.observation, ep, [...best.long, ...extras, ...pool]);
   warnings.push(...boundary.problems);
@@ -317,9 +360,14 @@ function tierReviewers(model: LoadedModel, tier: TierSpec, index: number, reques
   // Ordered steps: at least two holders of each step's roles (one approves, one is the other kind of principal).
   for (const step of tier.steps ?? [])
     for (let n = 1; allowed.filter((r) => r.roles.some((role) => step.roles.includes(role))).length < 2; n++)
-      if (!allowed.some((r) => r.id === `qa-${step.roles[0]}-${n}`)) allowed.push({ id: `qa-${step.roles[0]}-${n}`, roles: [step.roles[0]!] });
-  const other = model.config.reviewers.find((r) => r.id !== requestedBy && !r.roles.some((role) => tier.roles.includes(role)));
-  const outsider: Reviewer = other ? { id: other.id, roles: [...other.roles] } : { id: `qa-outsider-t${index + 1}`, roles: ['qa-outsider'] };
+      if (!allowed.some((r) => r.id === `qa-${step.roles[0]}-${n}`))
+        allowed.push({ id: `qa-${step.roles[0]}-${n}`, roles: [step.roles[0]!] });
+  const other = model.config.reviewers.find(
+    (r) => r.id !== requestedBy && !r.roles.some((role) => tier.roles.includes(role)),
+  );
+  const outsider: Reviewer = other
+    ? { id: other.id, roles: [...other.roles] }
+    : { id: `qa-outsider-t${index + 1}`, roles: ['qa-outsider'] };
   return { allowed, outsider };
 }
 
@@ -357,7 +405,10 @@ export function identify(model: LoadedModel, fx: Fixtures, tier: number, id: str
 export function commandPayload(fx: Fixtures, type: string, cls: PlanClass, invalid = false): Record<string, unknown> {
   switch (type) {
     case 'modify':
-      return { actions: invalid ? [{ type: '__not_an_action__', args: {} }] : (fx.edits[cls] ?? Object.values(fx.edits)[0]), comment: 'edited by a test reviewer' };
+      return {
+        actions: invalid ? [{ type: '__not_an_action__', args: {} }] : (fx.edits[cls] ?? Object.values(fx.edits)[0]),
+        comment: 'edited by a test reviewer',
+      };
     case 'reject':
       return { reason: 'rejected by a test reviewer' };
     case 'escalate':
@@ -376,12 +427,22 @@ export function commandPayload(fx: Fixtures, type: string, cls: PlanClass, inval
  * (a number lowered or raised, set at and just past each limit of the policy, a flag flipped, a text
  * extended) that the action's schema accepts, as the runtime applies them. First found per branch.
  */
-export function reviewerEdits(model: LoadedModel, plan: Plan, branchOf: (edited: Plan) => PlanClass): Map<PlanClass, PlannedAction[]> {
+export function reviewerEdits(
+  model: LoadedModel,
+  plan: Plan,
+  branchOf: (edited: Plan) => PlanClass,
+): Map<PlanClass, PlannedAction[]> {
   const limits = model.config.policy.limits;
   const tweaks = (type: string, key: string, v: unknown): unknown[] => {
     if (typeof v === 'number') {
-      const bounds = limits.filter((l) => l.action === type && l.arg === key).flatMap((l) => [l.reviewAbove, l.denyAbove].filter((b): b is number => b !== undefined).flatMap((b) => [b, b + 1]));
-      return Number.isInteger(v) ? [v - 1, Math.floor(v / 2), v + 1, ...bounds] : [Math.round(v * 50) / 100, Math.round((v - 0.01) * 100) / 100, ...bounds];
+      const bounds = limits
+        .filter((l) => l.action === type && l.arg === key)
+        .flatMap((l) =>
+          [l.reviewAbove, l.denyAbove].filter((b): b is number => b !== undefined).flatMap((b) => [b, b + 1]),
+        );
+      return Number.isInteger(v)
+        ? [v - 1, Math.floor(v / 2), v + 1, ...bounds]
+        : [Math.round(v * 50) / 100, Math.round((v - 0.01) * 100) / 100, ...bounds];
     }
     if (typeof v === 'boolean') return [!v];
     if (typeof v === 'string') return [`${v} (edited)`, `${v}x`];
@@ -391,7 +452,10 @@ export function reviewerEdits(model: LoadedModel, plan: Plan, branchOf: (edited:
   for (const [i, action] of plan.actions.entries())
     for (const [key, value] of Object.entries(action.args))
       for (const next of tweaks(action.type, key, value)) {
-        const sent = plan.actions.map((a, j) => ({ type: a.type, args: j === i ? { ...a.args, [key]: next } : a.args }));
+        const sent = plan.actions.map((a, j) => ({
+          type: a.type,
+          args: j === i ? { ...a.args, [key]: next } : a.args,
+        }));
         let actions: PlannedAction[];
         try {
           actions = model.editActions(plan, sent);
@@ -408,6 +472,8 @@ export function reviewerEdits(model: LoadedModel, plan: Plan, branchOf: (edited:
 /** The gate branch whose fixture plan `plan` is (same id and actions), or null for an edited plan. */
 export function fixtureClassOf(fx: Pick<Fixtures, 'plans'>, plan: Plan | null): PlanClass | null {
   if (!plan) return null;
-  const same = Object.entries(fx.plans).find(([, p]) => p.id === plan.id && JSON.stringify(p.actions) === JSON.stringify(plan.actions));
+  const same = Object.entries(fx.plans).find(
+    ([, p]) => p.id === plan.id && JSON.stringify(p.actions) === JSON.stringify(plan.actions),
+  );
   return same ? same[0] : null;
 }

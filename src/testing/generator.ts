@@ -11,7 +11,14 @@ import { ModelError } from '../contracts/errors.ts';
 import { probeModel } from '../actors/probe.ts';
 import { loadModel, type LoadedModel } from '../models/loader.ts';
 import { buildFixtures, type Fixtures } from './fixtures.ts';
-import { generatePaths, type GeneratedPath, type MachineCoverage, type MachineSet, type ModelPaths, type PathMode } from './graph.ts';
+import {
+  generatePaths,
+  type GeneratedPath,
+  type MachineCoverage,
+  type MachineSet,
+  type ModelPaths,
+  type PathMode,
+} from './graph.ts';
 import { describeAction, type Expectation } from './steps.ts';
 
 export interface GenerateOptions {
@@ -64,7 +71,11 @@ export async function generateSuite(model: string | LoadedModel, opts: GenerateO
   const behaviour = await probeModel(m);
   if (behaviour.length > 0) throw new ModelError(m.name, behaviour);
   const fixtures = await buildFixtures(m);
-  const paths = generatePaths(m, fixtures, { paths: opts.paths ?? 'shortest', maxPaths: opts.maxPaths ?? 200, ...(opts.machines ? { machines: opts.machines } : {}) });
+  const paths = generatePaths(m, fixtures, {
+    paths: opts.paths ?? 'shortest',
+    maxPaths: opts.maxPaths ?? 200,
+    ...(opts.machines ? { machines: opts.machines } : {}),
+  });
   const coverage: CoverageSummary = {
     model: m.name,
     version: m.config.version,
@@ -107,7 +118,11 @@ function rel(from: string, to: string): string {
 }
 
 /** Writes `<model>.agent.test.ts`, `<model>.case.test.ts`, `<model>.fixtures.json` and `coverage.json` into `dir`. */
-export async function writeSuite(model: string | LoadedModel, outDir: string, opts: GenerateOptions = {}): Promise<WrittenSuite> {
+export async function writeSuite(
+  model: string | LoadedModel,
+  outDir: string,
+  opts: GenerateOptions = {},
+): Promise<WrittenSuite> {
   const suite = await generateSuite(model, opts);
   const dir = resolve(outDir);
   await mkdir(dir, { recursive: true });
@@ -128,7 +143,11 @@ export async function writeSuite(model: string | LoadedModel, outDir: string, op
 }
 
 /** The files of a suite, as they would be written into `dir`. */
-export function renderSuite(suite: GeneratedSuite, dir: string, opts: GenerateOptions = {}): { name: string; content: string }[] {
+export function renderSuite(
+  suite: GeneratedSuite,
+  dir: string,
+  opts: GenerateOptions = {},
+): { name: string; content: string }[] {
   const name = suite.model.name;
   const fixturesName = `${name}.fixtures.json`;
   const common = {
@@ -139,10 +158,18 @@ export function renderSuite(suite: GeneratedSuite, dir: string, opts: GenerateOp
   };
   return [
     { name: fixturesName, content: `${JSON.stringify(suite.fixtures, null, 2)}\n` },
-    { name: `${name}.agent.test.ts`, content: renderFile(suite, 'agent', suite.paths.agent.paths, suite.coverage.agent, common) },
-    { name: `${name}.case.test.ts`, content: renderFile(suite, 'case', suite.paths.case.paths, suite.coverage.case, common) },
+    {
+      name: `${name}.agent.test.ts`,
+      content: renderFile(suite, 'agent', suite.paths.agent.paths, suite.coverage.agent, common),
+    },
+    {
+      name: `${name}.case.test.ts`,
+      content: renderFile(suite, 'case', suite.paths.case.paths, suite.coverage.case, common),
+    },
     ...(opts.crashEachStep ? [] : [{ name: `${name}.property.test.ts`, content: renderProperty(suite, common) }]),
-    ...(opts.crash === 'mid-step' ? [{ name: `${name}.crash.test.ts`, content: renderCrash(suite, common, opts.seed ?? 1, opts.crashes ?? 3) }] : []),
+    ...(opts.crash === 'mid-step'
+      ? [{ name: `${name}.crash.test.ts`, content: renderCrash(suite, common, opts.seed ?? 1, opts.crashes ?? 3) }]
+      : []),
   ];
 }
 
@@ -187,7 +214,7 @@ function delta(prev: Expectation, next: Expectation): Expectation {
 
 function compress(labels: string[]): string[] {
   const out: string[] = [];
-  for (let i = 0; i < labels.length; ) {
+  for (let i = 0; i < labels.length;) {
     let j = i;
     while (j < labels.length && labels[j] === labels[i]) j++;
     out.push(j - i > 1 ? `${labels[i]} ×${j - i}` : labels[i]!);
@@ -200,7 +227,11 @@ function compress(labels: string[]): string[] {
 export function pathTitle(p: GeneratedPath): string {
   const events = compress(p.steps.map((s) => `${describeAction(s.action)}${s.expect.refused ? ' ✗' : ''}`));
   const last = [...p.steps].reverse().find((s) => !s.expect.refused);
-  const end = last?.expect.agent ? ` ⇒ agent ${last.expect.agent}` : last?.expect.outcome ? ` ⇒ ${last.expect.outcome}` : '';
+  const end = last?.expect.agent
+    ? ` ⇒ agent ${last.expect.agent}`
+    : last?.expect.outcome
+      ? ` ⇒ ${last.expect.outcome}`
+      : '';
   return `${p.id}${p.start ? ` [${p.start}]` : ''} · ${p.states.join(' → ')} · ${events.join(', ')}${end}`;
 }
 
@@ -251,7 +282,12 @@ export function businessTitle(p: GeneratedPath): string {
         else if (next > tier) push(`tier ${tier} ${what} → tier ${next}`);
         else push(what);
       } else if (a.do === 'escalate') push(`escalated → tier ${next}`);
-      else if (a.do === 'approve') push(e.resolution ? `${e.state === 'modified' ? 'edit approved' : 'approved'} by ${COUNT[e.approvals?.length ?? 1] ?? e.approvals?.length}` : `approval ${e.approvals?.length ?? 1}`);
+      else if (a.do === 'approve')
+        push(
+          e.resolution
+            ? `${e.state === 'modified' ? 'edit approved' : 'approved'} by ${COUNT[e.approvals?.length ?? 1] ?? e.approvals?.length}`
+            : `approval ${e.approvals?.length ?? 1}`,
+        );
       else if (a.do === 'modify') push(e.resolution ? 'modified' : 'edited (approvals restart)');
       else if (a.do === 'reject') push('rejected');
       else if (a.do === 'claim') continue;
@@ -274,18 +310,31 @@ export function businessTitle(p: GeneratedPath): string {
       switch (a.do) {
         case 'perceive':
         case 'plan':
-          if (a.result !== 'done') push(`${a.do} ${a.result}${e.state?.endsWith('Backoff') ? '' : ', retries exhausted'}`);
-          else if (a.do === 'plan') push(e.decision === 'auto' ? 'runs on its own' : e.decision === 'deny' ? 'denied' : `review at tier ${tierOf(e.decision ?? undefined)}`);
+          if (a.result !== 'done')
+            push(`${a.do} ${a.result}${e.state?.endsWith('Backoff') ? '' : ', retries exhausted'}`);
+          else if (a.do === 'plan')
+            push(
+              e.decision === 'auto'
+                ? 'runs on its own'
+                : e.decision === 'deny'
+                  ? 'denied'
+                  : `review at tier ${tierOf(e.decision ?? undefined)}`,
+            );
           break;
         case 'execute':
         case 'compensate': {
           const what = a.do === 'execute' ? `action #${a.step}` : `undo #${a.step}`;
           if (a.result === 'done') push(a.do === 'execute' ? 'action done' : 'undone');
-          else push(`${what} ${a.result}${a.result === 'transient' && !e.state?.endsWith('Backoff') ? ', retries exhausted' : ''}`);
+          else
+            push(
+              `${what} ${a.result}${a.result === 'transient' && !e.state?.endsWith('Backoff') ? ', retries exhausted' : ''}`,
+            );
           break;
         }
         case 'resolve':
-          push(`${a.operator ? 'operator ' : ''}${a.outcome}${a.plan ? ` → ${a.plan === 'auto' ? 'runs' : a.plan === 'deny' ? 'denied' : `tier ${tierOf(a.plan)}`}` : ''}`);
+          push(
+            `${a.operator ? 'operator ' : ''}${a.outcome}${a.plan ? ` → ${a.plan === 'auto' ? 'runs' : a.plan === 'deny' ? 'denied' : `tier ${tierOf(a.plan)}`}` : ''}`,
+          );
           break;
         case 'caseOpened':
           if (a.operator) push('operator case');
@@ -301,7 +350,8 @@ export function businessTitle(p: GeneratedPath): string {
   const text = (ps: string[]) => `${p.id} · ${ps.join(' → ').replace(' → ⇒', ' ⇒')}${extra ? ` (${extra})` : ''}`;
   // At most 100 characters: the middle of a long path gives way to '…', its start and end stay.
   let shown = parts;
-  for (let keep = parts.length - 1; text(shown).length > 100 && keep >= 2; keep--) shown = [...parts.slice(0, 1), '…', ...parts.slice(parts.length - keep + 1)];
+  for (let keep = parts.length - 1; text(shown).length > 100 && keep >= 2; keep--)
+    shown = [...parts.slice(0, 1), '…', ...parts.slice(parts.length - keep + 1)];
   const title = text(shown);
   return title.length > 100 ? `${title.slice(0, 99)}…` : title;
 }
@@ -325,12 +375,15 @@ function fmt(value: unknown, indent: string, lead = 0, tail = 1, width = 118): s
   const one = literal(value);
   if (indent.length + lead + one.length + tail <= width || value === null || typeof value !== 'object') return one;
   const inner = `${indent}  `;
-  if (Array.isArray(value)) return `[\n${value.map((v) => `${inner}${fmt(v, inner, 0, 1, width)},`).join('\n')}\n${indent}]`;
+  if (Array.isArray(value))
+    return `[\n${value.map((v) => `${inner}${fmt(v, inner, 0, 1, width)},`).join('\n')}\n${indent}]`;
   const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-  return `{\n${entries.map(([k, v]) => {
-    const key = `${IDENT.test(k) ? k : literal(k)}: `;
-    return `${inner}${key}${fmt(v, inner, key.length, 1, width)},`;
-  }).join('\n')}\n${indent}}`;
+  return `{\n${entries
+    .map(([k, v]) => {
+      const key = `${IDENT.test(k) ? k : literal(k)}: `;
+      return `${inner}${key}${fmt(v, inner, key.length, 1, width)},`;
+    })
+    .join('\n')}\n${indent}}`;
 }
 
 /** `await s.<fn>(args…);` in one line, or one argument per line. */
@@ -368,7 +421,12 @@ function renderProperty(suite: GeneratedSuite, c: { harness: string; model: stri
 }
 
 /** The model in a child process SIGKILLed in the middle of steps, at points drawn from a fixed seed (crash.ts). */
-function renderCrash(suite: GeneratedSuite, c: { harness: string; model: string }, seed: number, crashes: number): string {
+function renderCrash(
+  suite: GeneratedSuite,
+  c: { harness: string; model: string },
+  seed: number,
+  crashes: number,
+): string {
   const m = suite.model;
   return [
     `// Generated by \`handoff testgen --crash mid-step\` from model ${m.name}@${m.config.version}. Do not edit: regenerate.`,
@@ -389,12 +447,20 @@ function renderCrash(suite: GeneratedSuite, c: { harness: string; model: string 
   ].join('\n');
 }
 
-function renderFile(suite: GeneratedSuite, machine: 'agent' | 'case', paths: GeneratedPath[], cov: MachineCoverage, c: { harness: string; model: string; fixtures: string; crash: boolean }): string {
+function renderFile(
+  suite: GeneratedSuite,
+  machine: 'agent' | 'case',
+  paths: GeneratedPath[],
+  cov: MachineCoverage,
+  c: { harness: string; model: string; fixtures: string; crash: boolean },
+): string {
   const m = suite.model;
   const what = machine === 'agent' ? 'agent episode' : 'review case';
   const lines: string[] = [];
   lines.push(`// Generated by \`handoff testgen\` from model ${m.name}@${m.config.version}. Do not edit: regenerate.`);
-  lines.push('// Each step: s.step(what happens, what the runtime must show after it: only what changed). See docs/testing.md.');
+  lines.push(
+    '// Each step: s.step(what happens, what the runtime must show after it: only what changed). See docs/testing.md.',
+  );
   lines.push(
     ...comment(
       `${what}: ${paths.length} paths (${suite.coverage.paths}${c.crash ? ', runtime restarted before every step' : ''}); states ${cov.states.covered}/${cov.states.reachable} reachable covered (${cov.states.declared} declared), transitions ${cov.transitions.covered}/${cov.transitions.reachable} (${cov.transitions.declared} declared), branches ${cov.branches.covered}/${cov.branches.reachable}${cov.refusals ? `, refused commands ${cov.refusals.covered}/${cov.refusals.reachable}` : ''}. Deadlines (ms after the start), priorities and gate branches at thresholds come from model.json, not from the machines. coverage.json maps every transition, branch and refusal to these test ids.`,
@@ -410,12 +476,20 @@ function renderFile(suite: GeneratedSuite, machine: 'agent' | 'case', paths: Gen
   lines.push('const suite = defineSuite({');
   lines.push(`  model: fileURLToPath(new URL(${literal(`${c.model}/`)}, import.meta.url)),`);
   lines.push(`  fixtures: fileURLToPath(new URL(${literal(c.fixtures)}, import.meta.url)),`);
-  if (lines.at(-2)!.length > 118) lines.splice(lines.length - 2, 1, '  model: fileURLToPath(', `    new URL(${literal(`${c.model}/`)}, import.meta.url),`, '  ),');
+  if (lines.at(-2)!.length > 118)
+    lines.splice(
+      lines.length - 2,
+      1,
+      '  model: fileURLToPath(',
+      `    new URL(${literal(`${c.model}/`)}, import.meta.url),`,
+      '  ),',
+    );
   lines.push(`  crashEachStep: ${c.crash},`);
   lines.push('});');
   lines.push('');
   lines.push(`describe(${literal(`${m.name} · ${what}${c.crash ? ' · restart before every step' : ''}`)}, () => {`);
-  if (paths.length === 0) lines.push(`  it.skip(${literal(`no ${what} is reachable with model ${m.name}`)}, () => {});`);
+  if (paths.length === 0)
+    lines.push(`  it.skip(${literal(`no ${what} is reachable with model ${m.name}`)}, () => {});`);
   for (const p of paths) {
     lines.push(...comment(pathTitle(p).slice(p.id.length + 3), '  '));
     lines.push(`  it(${literal(businessTitle(p))}, () =>`);
@@ -433,4 +507,3 @@ function renderFile(suite: GeneratedSuite, machine: 'agent' | 'case', paths: Gen
   lines.push('');
   return lines.join('\n');
 }
-

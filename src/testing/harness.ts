@@ -23,7 +23,15 @@ import { SimulatedClock } from '../runtime/clock.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import { Runtime, type ActorView } from '../runtime/runtime.ts';
 import { LevelWorld } from '../runtime/world.ts';
-import { classOf, commandPayload, DEFAULT_OPERATOR_TIER, fixtureClassOf, identify, type Fixtures, type PlanClass } from './fixtures.ts';
+import {
+  classOf,
+  commandPayload,
+  DEFAULT_OPERATOR_TIER,
+  fixtureClassOf,
+  identify,
+  type Fixtures,
+  type PlanClass,
+} from './fixtures.ts';
 import { EffectGates, scriptedModel, scriptedPlanner, type GatedKind } from './scripted-model.ts';
 import { agentFeatures, caseFeatures, describeAction, type Action, type Expectation } from './steps.ts';
 
@@ -55,8 +63,12 @@ export function defineSuite(options: SuiteOptions): Suite {
   const load = () =>
     (loaded ??= (async () => {
       const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
-      const fixtures = typeof options.fixtures === 'string' ? (JSON.parse(await readFile(options.fixtures, 'utf8')) as Fixtures) : options.fixtures;
-      if (fixtures.model !== model.name) throw new Error(`fixtures are for model '${fixtures.model}', not '${model.name}'`);
+      const fixtures =
+        typeof options.fixtures === 'string'
+          ? (JSON.parse(await readFile(options.fixtures, 'utf8')) as Fixtures)
+          : options.fixtures;
+      if (fixtures.model !== model.name)
+        throw new Error(`fixtures are for model '${fixtures.model}', not '${model.name}'`);
       return { model, fixtures };
     })());
   const run = async (machine: 'agent' | 'case', start: PlanClass | undefined, body: (s: Scenario) => Promise<void>) => {
@@ -124,7 +136,14 @@ export class Scenario {
   /** Restarts so far, and effects that took place under a restart with their result lost (then recovered from the ledger). */
   readonly stats = { restarts: 0, lostResults: 0 };
 
-  private constructor(opts: SuiteOptions, model: LoadedModel, fixtures: Fixtures, machine: 'agent' | 'case', start: PlanClass | undefined, dir: string) {
+  private constructor(
+    opts: SuiteOptions,
+    model: LoadedModel,
+    fixtures: Fixtures,
+    machine: 'agent' | 'case',
+    start: PlanClass | undefined,
+    dir: string,
+  ) {
     this.#opts = opts;
     this.model = model;
     this.fixtures = fixtures;
@@ -135,7 +154,13 @@ export class Scenario {
     this.#subject = machine === 'agent' ? fixtures.episodeId : `${fixtures.episodeId}.case-1`;
   }
 
-  static async open(opts: SuiteOptions, model: LoadedModel, fixtures: Fixtures, machine: 'agent' | 'case', start?: PlanClass): Promise<Scenario> {
+  static async open(
+    opts: SuiteOptions,
+    model: LoadedModel,
+    fixtures: Fixtures,
+    machine: 'agent' | 'case',
+    start?: PlanClass,
+  ): Promise<Scenario> {
     const dir = await mkdtemp(join(tmpdir(), `handoff-mbt-${model.name}-`));
     const s = new Scenario(opts, model, fixtures, machine, start, dir);
     s.#store = await LevelStore.open(dir);
@@ -167,7 +192,16 @@ export class Scenario {
       store: this.#store,
       world: this.#world,
       models: [scriptedModel(this.model, this.#gates, gen)],
-      planners: { [this.model.name]: scriptedPlanner({ ...this.fixtures.plans, ...Object.fromEntries((this.fixtures.boundaries ?? []).map((b) => [`boundary:${b.id}`, b.plan])) }, this.#gates, gen) },
+      planners: {
+        [this.model.name]: scriptedPlanner(
+          {
+            ...this.fixtures.plans,
+            ...Object.fromEntries((this.fixtures.boundaries ?? []).map((b) => [`boundary:${b.id}`, b.plan])),
+          },
+          this.#gates,
+          gen,
+        ),
+      },
       clock: this.clock,
       seed: this.#opts.seed ?? 'handoff-testing',
       logger: pino({ level: 'silent' }),
@@ -192,7 +226,8 @@ export class Scenario {
       const fx = this.fixtures;
       await this.#rt.startEpisode(this.model.name, fx.signal, { episodeId: fx.episodeId });
       if (this.machine === 'case') {
-        if (!this.startClass || !fx.plans[this.startClass]) throw new HarnessError(`no fixture plan for gate branch '${this.startClass}'`);
+        if (!this.startClass || !fx.plans[this.startClass])
+          throw new HarnessError(`no fixture plan for gate branch '${this.startClass}'`);
         await this.#release(fx.episodeId, 'perceive', { result: 'done' }, 1);
         await this.#release(fx.episodeId, 'plan', { result: 'done', plan: this.startClass }, 2);
         await this.#waitSeq(fx.episodeId, 3);
@@ -252,22 +287,34 @@ export class Scenario {
     this.#rt = await this.#openRuntime();
     await this.#settle();
     const index = new Map<string, Record<string, number>>();
-    for await (const t of this.#store.dueTimers(Number.MAX_SAFE_INTEGER)) index.set(t.actorId, { ...index.get(t.actorId), [t.name]: t.dueAt });
+    for await (const t of this.#store.dueTimers(Number.MAX_SAFE_INTEGER))
+      index.set(t.actorId, { ...index.get(t.actorId), [t.name]: t.dueAt });
     for (const id of [this.episodeId, ...(await this.#caseIds())]) {
       const v = await this.#rt.get(id);
       if (!v || v.status !== 'active') continue;
       const armed = Object.fromEntries(Object.entries(v.context.timers).filter(([, d]) => d !== undefined));
-      if (!isDeepStrictEqual(armed, index.get(id) ?? {})) throw new HarnessError(`after a restart the timer index of ${id} holds ${JSON.stringify(index.get(id) ?? {})}, its context ${JSON.stringify(armed)}`);
+      if (!isDeepStrictEqual(armed, index.get(id) ?? {}))
+        throw new HarnessError(
+          `after a restart the timer index of ${id} holds ${JSON.stringify(index.get(id) ?? {})}, its context ${JSON.stringify(armed)}`,
+        );
     }
     const totals = await this.#world.totals();
-    if (totals.duplicates !== 0) throw new HarnessError(`after a restart: ${totals.duplicates} effect(s) applied more than once`);
+    if (totals.duplicates !== 0)
+      throw new HarnessError(`after a restart: ${totals.duplicates} effect(s) applied more than once`);
   }
 
   async #shutdown(next?: Action): Promise<void> {
     const gen = this.#gen;
     const closing = this.#rt.close();
     this.#gates.close(gen, (a) => {
-      const apply = !!next && 'result' in next && next.result === 'done' && next.do === a.kind && (a.kind === 'execute' || a.kind === 'compensate') && 'step' in next && next.step === a.step;
+      const apply =
+        !!next &&
+        'result' in next &&
+        next.result === 'done' &&
+        next.do === a.kind &&
+        (a.kind === 'execute' || a.kind === 'compensate') &&
+        'step' in next &&
+        next.step === a.step;
       if (apply) this.stats.lostResults++;
       return { crash: true, apply };
     });
@@ -293,7 +340,13 @@ export class Scenario {
       case 'plan':
       case 'execute':
       case 'compensate':
-        return this.#release(ep, action.do, { result: action.result, ...(action.do === 'plan' && action.plan ? { plan: action.plan } : {}) }, target, 'step' in action ? action.step : undefined);
+        return this.#release(
+          ep,
+          action.do,
+          { result: action.result, ...(action.do === 'plan' && action.plan ? { plan: action.plan } : {}) },
+          target,
+          'step' in action ? action.step : undefined,
+        );
       case 'timer':
         return this.#fire(this.#subject, action.timer, target);
       case 'caseOpened':
@@ -308,7 +361,13 @@ export class Scenario {
   }
 
   /** Lets the pending `kind` effect end as directed; returns early if it completed without asking (replayed, skipped). */
-  async #release(id: string, kind: GatedKind, directive: { result: 'done' | 'transient' | 'permanent'; plan?: PlanClass }, target: number, step?: number): Promise<void> {
+  async #release(
+    id: string,
+    kind: GatedKind,
+    directive: { result: 'done' | 'transient' | 'permanent'; plan?: PlanClass },
+    target: number,
+    step?: number,
+  ): Promise<void> {
     await this.#until(`the ${kind}${step !== undefined ? ` step ${step}` : ''} effect of ${id}`, async () => {
       // Done already: the effect completed without asking (its result was recorded before a restart,
       // or a compensation with nothing to undo was skipped).
@@ -324,7 +383,10 @@ export class Scenario {
     await this.#settle();
     const v = await this.#view(id);
     const due = v.context.timers[name];
-    if (due === undefined) throw new HarnessError(`no '${name}' timer is armed on ${id} (state ${v.state}, timers ${JSON.stringify(v.context.timers)})`);
+    if (due === undefined)
+      throw new HarnessError(
+        `no '${name}' timer is armed on ${id} (state ${v.state}, timers ${JSON.stringify(v.context.timers)})`,
+      );
     this.clock.advanceTo(Math.max(due, this.clock.now()));
     await this.#until(`timer.${name} of ${id} to fire`, async () => ((await this.#rt.get(id))?.seq ?? -1) >= target);
   }
@@ -358,14 +420,23 @@ export class Scenario {
         const used: string[] = [];
         for (const [k, step] of steps.entries()) {
           const r = people.find((x) => !used.includes(x.id) && x.roles.some((role) => step.roles.includes(role)));
-          if (!r) throw new HarnessError(`no reviewer left for approval ${k + 1} (${step.roles.join(', ')}) at tier ${c.tier} of ${caseId}`);
+          if (!r)
+            throw new HarnessError(
+              `no reviewer left for approval ${k + 1} (${step.roles.join(', ')}) at tier ${c.tier} of ${caseId}`,
+            );
           used.push(r.id);
           await send('claim', r);
-          if (k > 0 || outcome === 'approved') await send('approve', r, { comment: k > 0 ? `approval ${k + 1} by a test reviewer` : 'checked by a test reviewer' });
+          if (k > 0 || outcome === 'approved')
+            await send('approve', r, {
+              comment: k > 0 ? `approval ${k + 1} by a test reviewer` : 'checked by a test reviewer',
+            });
           else {
             const source = fixtureClassOf(fx, c.plan);
             const edited = source && planClass ? fx.regated[source]?.[planClass] : undefined;
-            if (!edited) throw new HarnessError(`no fixture edit of the '${source ?? 'edited'}' plan that leads to gate branch '${planClass}'`);
+            if (!edited)
+              throw new HarnessError(
+                `no fixture edit of the '${source ?? 'edited'}' plan that leads to gate branch '${planClass}'`,
+              );
             const actions = edited.actions.map((a) => ({ type: a.type, args: a.args }));
             await send('modify', r, { actions, comment: 'edited by a test reviewer' });
           }
@@ -384,14 +455,24 @@ export class Scenario {
           const due = Math.min(...Object.values(cv.context.timers).filter((d): d is number => d !== undefined));
           if (!Number.isFinite(due)) throw new HarnessError(`case ${caseId} has no deadline left to pass`);
           this.clock.advanceTo(Math.max(due, this.clock.now()));
-          await this.#until(`a deadline of ${caseId} to fire`, async () => ((await this.#rt.get(caseId))?.seq ?? -1) > cv.seq);
+          await this.#until(
+            `a deadline of ${caseId} to fire`,
+            async () => ((await this.#rt.get(caseId))?.seq ?? -1) > cv.seq,
+          );
         }
         throw new HarnessError(`case ${caseId} did not expire after 100 deadlines`);
     }
   }
 
   async #send(caseId: string, type: string, reviewer: Reviewer, extra: Record<string, unknown>): Promise<void> {
-    const cmd = { type: `handoff.case.${type}`, schemaVersion: SCHEMA_VERSION, commandId: `qa-${this.#gen}-${++this.#commands}`, caseId, reviewer, ...extra };
+    const cmd = {
+      type: `handoff.case.${type}`,
+      schemaVersion: SCHEMA_VERSION,
+      commandId: `qa-${this.#gen}-${++this.#commands}`,
+      caseId,
+      reviewer,
+      ...extra,
+    };
     await this.#rt.command(cmd);
   }
 
@@ -419,7 +500,8 @@ export class Scenario {
 
   async #refused(action: Action, expect: Expectation): Promise<void> {
     const refused = expect.refused!;
-    if (!('by' in action) && action.do !== 'redeliver') throw new HarnessError(`only reviewer commands and redeliveries can be refused (got ${describeAction(action)})`);
+    if (!('by' in action) && action.do !== 'redeliver')
+      throw new HarnessError(`only reviewer commands and redeliveries can be refused (got ${describeAction(action)})`);
     const before = await this.#view(this.#subject);
     let error: unknown;
     try {
@@ -429,19 +511,28 @@ export class Scenario {
         for await (const e of this.#rt.journal(this.#subject)) if (e.event.type === action.event) last = e.event;
         if (!last) throw new HarnessError(`no ${action.event} in the journal of ${this.#subject} to deliver again`);
         await this.#rt.send(this.#subject, last as never);
-      } else await this.#rt.command(this.#commandFor(action.do, action.by, !!action.invalid, before.context as CaseContext));
+      } else
+        await this.#rt.command(this.#commandFor(action.do, action.by, !!action.invalid, before.context as CaseContext));
     } catch (err) {
       if (err instanceof HarnessError) throw err;
       error = err;
     }
-    if (!error) throw new HarnessError(`${describeAction(action)} was accepted; expected a refusal (${refused.code}${refused.rule ? `, rule ${refused.rule}` : ''})`);
+    if (!error)
+      throw new HarnessError(
+        `${describeAction(action)} was accepted; expected a refusal (${refused.code}${refused.rule ? `, rule ${refused.rule}` : ''})`,
+      );
     const code = error instanceof HandoffError ? error.code : 'internal';
     const rule = error instanceof HandoffError ? error.details.rule : undefined;
     if (code !== refused.code || (refused.rule !== undefined && rule !== refused.rule))
-      throw new HarnessError(`${describeAction(action)} was refused with ${code}${rule ? ` (rule ${String(rule)})` : ''}; expected ${refused.code}${refused.rule ? ` (rule ${refused.rule})` : ''}: ${(error as Error).message}`);
+      throw new HarnessError(
+        `${describeAction(action)} was refused with ${code}${rule ? ` (rule ${String(rule)})` : ''}; expected ${refused.code}${refused.rule ? ` (rule ${refused.rule})` : ''}: ${(error as Error).message}`,
+      );
     await this.#settle();
     const after = await this.#view(this.#subject);
-    if (after.seq !== before.seq || after.state !== before.state) throw new HarnessError(`a refused command changed ${this.#subject}: seq ${before.seq} → ${after.seq}, state ${before.state} → ${after.state}`);
+    if (after.seq !== before.seq || after.state !== before.state)
+      throw new HarnessError(
+        `a refused command changed ${this.#subject}: seq ${before.seq} → ${after.seq}, state ${before.state} → ${after.state}`,
+      );
     const kinds = await this.#auditKinds(this.#subject);
     if (kinds.length) throw new HarnessError(`a refused command appended audit entries ${JSON.stringify(kinds)}`);
   }
@@ -464,42 +555,59 @@ export class Scenario {
       const entry = await this.#journalEntry(id, seq);
       if (!entry) problems.push(`no journal entry ${seq}`);
       else {
-        if (expect.event !== undefined && entry.event.type !== expect.event) problems.push(`journaled event ${entry.event.type}, expected ${expect.event}`);
-        if (expect.state !== undefined && entry.state !== expect.state) problems.push(`state ${entry.state} after the event, expected ${expect.state}`);
+        if (expect.event !== undefined && entry.event.type !== expect.event)
+          problems.push(`journaled event ${entry.event.type}, expected ${expect.event}`);
+        if (expect.state !== undefined && entry.state !== expect.state)
+          problems.push(`state ${entry.state} after the event, expected ${expect.state}`);
       }
     }
     const v = await this.#view(id);
     if (v.seq === seq) {
-      if (expect.state !== undefined && v.state !== expect.state) problems.push(`state ${v.state}, expected ${expect.state}`);
-      const actual: Record<string, unknown> = this.machine === 'agent' ? { ...agentFeatures(v.context as AgentContext) } : { ...caseFeatures(v.context as CaseContext) };
+      if (expect.state !== undefined && v.state !== expect.state)
+        problems.push(`state ${v.state}, expected ${expect.state}`);
+      const actual: Record<string, unknown> =
+        this.machine === 'agent'
+          ? { ...agentFeatures(v.context as AgentContext) }
+          : { ...caseFeatures(v.context as CaseContext) };
       for (const [k, want] of Object.entries(expect)) {
         if (!(k in actual)) continue;
-        if (!isDeepStrictEqual(actual[k], want)) problems.push(`${k} is ${JSON.stringify(actual[k])}, expected ${JSON.stringify(want)}`);
+        if (!isDeepStrictEqual(actual[k], want))
+          problems.push(`${k} is ${JSON.stringify(actual[k])}, expected ${JSON.stringify(want)}`);
       }
     }
     // Values from the oracle (model.json): deadlines by due time, the queue's priority.
     if (expect.due !== undefined && v.seq === seq) {
       const t0 = this.fixtures.t0;
-      const got = Object.fromEntries(Object.entries(v.context.timers as Record<string, number | undefined>).filter((e): e is [string, number] => e[1] !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, d]) => [k, d - t0]));
+      const got = Object.fromEntries(
+        Object.entries(v.context.timers as Record<string, number | undefined>)
+          .filter((e): e is [string, number] => e[1] !== undefined)
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([k, d]) => [k, d - t0]),
+      );
       const want = Object.fromEntries(Object.entries(expect.due).sort(([a], [b]) => (a < b ? -1 : 1)));
-      if (!isDeepStrictEqual(got, want)) problems.push(`deadlines (ms after t0) are ${JSON.stringify(got)}, model.json gives ${JSON.stringify(want)}`);
+      if (!isDeepStrictEqual(got, want))
+        problems.push(`deadlines (ms after t0) are ${JSON.stringify(got)}, model.json gives ${JSON.stringify(want)}`);
     }
     if (expect.priority !== undefined && this.machine === 'case' && v.seq === seq) {
       const q = this.#queues.get(id);
       if (!q) problems.push('the runtime published no queue view of the case');
-      else if (q.priority !== expect.priority) problems.push(`queue priority ${q.priority} at tier ${q.tier}, model.json gives ${expect.priority}`);
+      else if (q.priority !== expect.priority)
+        problems.push(`queue priority ${q.priority} at tier ${q.tier}, model.json gives ${expect.priority}`);
     }
     problems.push(...(this.machine === 'agent' ? agentInvariants(v, this.model) : caseInvariants(v)));
     if (expect.ledger) {
       const { keys, repeated } = await this.#ledger();
-      if (!isDeepStrictEqual(keys, expect.ledger)) problems.push(`effects ledger holds ${JSON.stringify(keys)}, expected ${JSON.stringify(expect.ledger)}`);
+      if (!isDeepStrictEqual(keys, expect.ledger))
+        problems.push(`effects ledger holds ${JSON.stringify(keys)}, expected ${JSON.stringify(expect.ledger)}`);
       if (repeated.length) problems.push(`effects applied more than once: ${repeated.join(', ')}`);
     }
     const kinds = await this.#auditKinds(id);
-    if (expect.audit && !isDeepStrictEqual(kinds, expect.audit)) problems.push(`audit entries ${JSON.stringify(kinds)}, expected ${JSON.stringify(expect.audit)}`);
+    if (expect.audit && !isDeepStrictEqual(kinds, expect.audit))
+      problems.push(`audit entries ${JSON.stringify(kinds)}, expected ${JSON.stringify(expect.audit)}`);
     if (expect.agent !== undefined) {
       const state = await this.#agentAfterResolution();
-      if (state !== expect.agent) problems.push(`the agent went to ${state} on the case's resolution, expected ${expect.agent}`);
+      if (state !== expect.agent)
+        problems.push(`the agent went to ${state} on the case's resolution, expected ${expect.agent}`);
     }
     if (problems.length) throw new HarnessError(`after ${label}: ${problems.join('; ')}`);
   }
@@ -560,7 +668,10 @@ export class Scenario {
     let calm = 0;
     const deadline = performance.now() + (this.#opts.timeoutMs ?? 10_000);
     while (calm < 3) {
-      if (performance.now() > deadline) throw new HarnessError(`the runtime did not settle (busy ${this.#rt.busy}, held effects ${this.#gates.blocked(this.#gen)})`);
+      if (performance.now() > deadline)
+        throw new HarnessError(
+          `the runtime did not settle (busy ${this.#rt.busy}, held effects ${this.#gates.blocked(this.#gen)})`,
+        );
       calm = this.#calm ? calm + 1 : 0;
       await tick();
     }
@@ -581,7 +692,9 @@ export class Scenario {
       if (this.#calm) calmSince ??= now;
       else calmSince = undefined;
       if ((calmSince !== undefined && now - calmSince > STUCK_MS) || now - start > (this.#opts.timeoutMs ?? 10_000)) {
-        throw new HarnessError(`waited for ${what}, but the runtime ${calmSince !== undefined ? 'is idle' : 'did not get there'}: ${await this.#describe()}`);
+        throw new HarnessError(
+          `waited for ${what}, but the runtime ${calmSince !== undefined ? 'is idle' : 'did not get there'}: ${await this.#describe()}`,
+        );
       }
       await tick();
     }
@@ -599,7 +712,10 @@ export class Scenario {
     const parts: string[] = [];
     for (const id of [this.episodeId, ...(await this.#caseIds())]) {
       const v = await this.#rt.get(id);
-      if (v) parts.push(`${id} v${v.seq} ${v.state}${v.kind === 'agent' && (v.context as AgentContext).effect ? ` (effect ${(v.context as AgentContext).effect!.kind})` : ''}`);
+      if (v)
+        parts.push(
+          `${id} v${v.seq} ${v.state}${v.kind === 'agent' && (v.context as AgentContext).effect ? ` (effect ${(v.context as AgentContext).effect!.kind})` : ''}`,
+        );
     }
     const held = this.#gates.pending(this.#gen).map((a) => `${a.kind}${a.step !== undefined ? `#${a.step}` : ''}`);
     return `${parts.join(', ')}; held effects: ${held.join(', ') || 'none'}`;
@@ -611,7 +727,8 @@ export class Scenario {
     } catch (err) {
       const trail = this.#done.length ? ` after ${this.#done.join(' → ')}` : '';
       const gen = this.#opts.crashEachStep ? ` (runtime generation ${this.#gen})` : '';
-      if (err instanceof Error) err.message = `${this.model.name} ${this.machine} path, step '${label}'${trail}${gen}: ${err.message}`;
+      if (err instanceof Error)
+        err.message = `${this.model.name} ${this.machine} path, step '${label}'${trail}${gen}: ${err.message}`;
       throw err;
     }
   }
@@ -631,22 +748,36 @@ export function agentInvariants(v: ActorView, model: LoadedModel): string[] {
     if (!c.outcome) out.push('a finished episode has no outcome');
     if (c.effect) out.push('a finished episode still requests an effect');
     if (Object.keys(c.timers).length) out.push('a finished episode still has timers');
-    const byState: Record<string, string[]> = { denied: ['denied'], rejected: ['rejected'], expired: ['expired'], compensated: ['compensated'], failed: ['failed'], done: ['autoActed', 'approved', 'modified', 'expired'] };
+    const byState: Record<string, string[]> = {
+      denied: ['denied'],
+      rejected: ['rejected'],
+      expired: ['expired'],
+      compensated: ['compensated'],
+      failed: ['failed'],
+      done: ['autoActed', 'approved', 'modified', 'expired'],
+    };
     if (c.outcome && !byState[v.state]?.includes(c.outcome)) out.push(`outcome ${c.outcome} in state ${v.state}`);
   } else {
     if (c.outcome) out.push(`outcome ${c.outcome} before the episode finished`);
     const backoff = v.state.endsWith('Backoff');
-    if (backoff !== (c.timers.retry !== undefined)) out.push(`retry timer ${c.timers.retry === undefined ? 'missing' : 'armed'} in ${v.state}`);
+    if (backoff !== (c.timers.retry !== undefined))
+      out.push(`retry timer ${c.timers.retry === undefined ? 'missing' : 'armed'} in ${v.state}`);
     const kinds = EFFECT_FOR_STATE[v.state];
     if (backoff && c.effect) out.push(`an effect is requested during ${v.state}`);
-    if (kinds && c.effect && !kinds.includes(c.effect.kind)) out.push(`effect ${c.effect.kind} requested in ${v.state}`);
-    if (kinds && !c.effect && v.state !== 'awaitingReview' && v.state !== 'awaitingOperator') out.push(`no effect requested in ${v.state}`);
-    if (c.effect && c.effect.attempt !== c.attempt) out.push(`effect attempt ${c.effect.attempt}, context attempt ${c.attempt}`);
+    if (kinds && c.effect && !kinds.includes(c.effect.kind))
+      out.push(`effect ${c.effect.kind} requested in ${v.state}`);
+    if (kinds && !c.effect && v.state !== 'awaitingReview' && v.state !== 'awaitingOperator')
+      out.push(`no effect requested in ${v.state}`);
+    if (c.effect && c.effect.attempt !== c.attempt)
+      out.push(`effect attempt ${c.effect.attempt}, context attempt ${c.attempt}`);
   }
-  if (c.attempt < 1 || c.attempt > model.config.retry.maxAttempts) out.push(`attempt ${c.attempt} outside 1..${model.config.retry.maxAttempts}`);
+  if (c.attempt < 1 || c.attempt > model.config.retry.maxAttempts)
+    out.push(`attempt ${c.attempt} outside 1..${model.config.retry.maxAttempts}`);
   if (c.results.length !== c.step) out.push(`${c.results.length} results for ${c.step} executed steps`);
-  if (c.plan && c.step > c.plan.actions.length) out.push(`step ${c.step} beyond the plan's ${c.plan.actions.length} actions`);
-  if (v.state === 'compensating' && !(c.compensateStep >= 0 && c.compensateStep < c.step)) out.push(`compensating step ${c.compensateStep} with ${c.step} executed`);
+  if (c.plan && c.step > c.plan.actions.length)
+    out.push(`step ${c.step} beyond the plan's ${c.plan.actions.length} actions`);
+  if (v.state === 'compensating' && !(c.compensateStep >= 0 && c.compensateStep < c.step))
+    out.push(`compensating step ${c.compensateStep} with ${c.step} executed`);
   if (new Set(c.caseIds).size !== c.caseIds.length) out.push('a case id repeats');
   if (c.caseIds.some((id) => !id.startsWith(`${c.episodeId}.`))) out.push('a case id does not belong to the episode');
   return out;
@@ -659,19 +790,22 @@ export function caseInvariants(v: ActorView): string[] {
   const final = ['approved', 'modified', 'rejected', 'expired'].includes(v.state);
   if (final !== (v.status === 'done')) out.push(`state ${v.state} with status ${v.status}`);
   if (final) {
-    if (!c.resolution || c.resolution.outcome !== v.state) out.push(`resolution ${c.resolution?.outcome ?? 'none'} in state ${v.state}`);
+    if (!c.resolution || c.resolution.outcome !== v.state)
+      out.push(`resolution ${c.resolution?.outcome ?? 'none'} in state ${v.state}`);
     if (Object.keys(c.timers).length) out.push('a closed case still has timers');
     if (c.claim) out.push('a closed case is still claimed');
   } else {
     if (c.resolution) out.push('an open case has a resolution');
     if (c.timers.resolve === undefined) out.push('an open case has no resolve deadline');
     if ((v.state === 'claimed') !== (c.claim !== null)) out.push(`claim ${c.claim ? 'held' : 'missing'} in ${v.state}`);
-    if ((v.state === 'claimed') !== (c.timers.lease !== undefined)) out.push(`lease ${c.timers.lease === undefined ? 'missing' : 'armed'} in ${v.state}`);
+    if ((v.state === 'claimed') !== (c.timers.lease !== undefined))
+      out.push(`lease ${c.timers.lease === undefined ? 'missing' : 'armed'} in ${v.state}`);
     if (c.approvals.length > 1) out.push(`${c.approvals.length} approvals on an open case`);
   }
   if (c.tier < 1 || c.tier > c.tiers.length) out.push(`tier ${c.tier} outside 1..${c.tiers.length}`);
   if (new Set(c.approvals).size !== c.approvals.length) out.push('an approver counted twice');
-  if (c.requestedBy && (c.approvals.includes(c.requestedBy) || c.claim?.reviewer === c.requestedBy)) out.push('the requester reviews their own request');
+  if (c.requestedBy && (c.approvals.includes(c.requestedBy) || c.claim?.reviewer === c.requestedBy))
+    out.push('the requester reviews their own request');
   if (c.history[0]?.kind !== 'opened') out.push('history does not start with the opening');
   return out;
 }

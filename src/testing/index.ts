@@ -14,13 +14,95 @@
  *
  * See docs/testing.md.
  */
-export { writeSuite, generateSuite, renderSuite, pathTitle, businessTitle, runHint, type GenerateOptions, type GeneratedSuite, type WrittenSuite, type CoverageSummary } from './generator.ts';
-export { generatePaths, type GeneratedPath, type PathStep, type MachineCoverage, type MachinePaths, type MachineSet, type ModelPaths, type PathMode, type MachineKind } from './graph.ts';
-export { buildFixtures, identify, commandPayload, classOf, allClasses, BENIGN_DRAW, T0, EPISODE_ID, type Fixtures, type PlanClass, type TierReviewers } from './fixtures.ts';
-export { defineSuite, Scenario, HarnessError, agentInvariants, caseInvariants, type Suite, type SuiteOptions } from './harness.ts';
+export {
+  writeSuite,
+  generateSuite,
+  renderSuite,
+  pathTitle,
+  businessTitle,
+  runHint,
+  type GenerateOptions,
+  type GeneratedSuite,
+  type WrittenSuite,
+  type CoverageSummary,
+} from './generator.ts';
+export {
+  generatePaths,
+  type GeneratedPath,
+  type PathStep,
+  type MachineCoverage,
+  type MachinePaths,
+  type MachineSet,
+  type ModelPaths,
+  type PathMode,
+  type MachineKind,
+} from './graph.ts';
+export {
+  buildFixtures,
+  identify,
+  commandPayload,
+  classOf,
+  allClasses,
+  BENIGN_DRAW,
+  T0,
+  EPISODE_ID,
+  type Fixtures,
+  type PlanClass,
+  type TierReviewers,
+} from './fixtures.ts';
+export {
+  defineSuite,
+  Scenario,
+  HarnessError,
+  agentInvariants,
+  caseInvariants,
+  type Suite,
+  type SuiteOptions,
+} from './harness.ts';
 export { EffectGates, scriptedModel, scriptedPlanner, type Directive, type GatedKind } from './scripted-model.ts';
-export { agentFeatures, caseFeatures, describeAction, timerNames, type Action, type AgentAction, type CaseAction, type TimerAction, type EffectResult, type Expectation, type AgentFeatures, type CaseFeatures, type CommandName } from './steps.ts';
+export {
+  agentFeatures,
+  caseFeatures,
+  describeAction,
+  timerNames,
+  type Action,
+  type AgentAction,
+  type CaseAction,
+  type TimerAction,
+  type EffectResult,
+  type Expectation,
+  type AgentFeatures,
+  type CaseFeatures,
+  type CommandName,
+} from './steps.ts';
 export { declaredStates, declaredTransitions, transitionKey, TransitionRecorder } from './machine-walk.ts';
-export { runCrashAnywhere, drawKills, CRASH_POINTS, type CrashOptions, type CrashResult, type CrashKill, type CrashPoint } from './crash.ts';
-export { readRecording, writeRecording, recordFromStore, replayRecording, replayEpisode, ReplaySourceError, type RecordedEpisode, type ReplayReport, type EpisodeReplay, type ReplayDifference, type DifferenceKind } from './replay.ts';
-export { runProperty, ReferenceCase, principals, type PropertyOptions, type PropertyResult, type SeqStep } from './property.ts';
+export {
+  runCrashAnywhere,
+  drawKills,
+  CRASH_POINTS,
+  type CrashOptions,
+  type CrashResult,
+  type CrashKill,
+  type CrashPoint,
+} from './crash.ts';
+export {
+  readRecording,
+  writeRecording,
+  recordFromStore,
+  replayRecording,
+  replayEpisode,
+  ReplaySourceError,
+  type RecordedEpisode,
+  type ReplayReport,
+  type EpisodeReplay,
+  type ReplayDifference,
+  type DifferenceKind,
+} from './replay.ts';
+export {
+  runProperty,
+  ReferenceCase,
+  principals,
+  type PropertyOptions,
+  type PropertyResult,
+  type SeqStep,
+} from './property.ts';

@@ -3,7 +3,15 @@
  * of them a pure `machine.transition(...)` call takes. Coverage is measured against this walk, so it
  * counts what the chart declares, not what a traversal happened to visit.
  */
-import { createEmptyActor, type AnyActorScope, type AnyMachineSnapshot, type AnyStateMachine, type AnyStateNode, type AnyTransitionDefinition, type EventObject } from 'xstate';
+import {
+  createEmptyActor,
+  type AnyActorScope,
+  type AnyMachineSnapshot,
+  type AnyStateMachine,
+  type AnyStateNode,
+  type AnyTransitionDefinition,
+  type EventObject,
+} from 'xstate';
 
 function pathOf(node: AnyStateNode): string {
   return node.path.length ? node.path.join('.') : '(root)';
@@ -46,7 +54,9 @@ export function declaredTransitions(machine: AnyStateMachine): string[] {
 
 /** Dotted names of the states a snapshot is in (atomic and final nodes). */
 export function activeStates(snapshot: AnyMachineSnapshot): string[] {
-  return (snapshot._nodes as AnyStateNode[]).filter((n) => n.path.length > 0 && (n.type === 'atomic' || n.type === 'final')).map(pathOf);
+  return (snapshot._nodes as AnyStateNode[])
+    .filter((n) => n.path.length > 0 && (n.type === 'atomic' || n.type === 'final'))
+    .map(pathOf);
 }
 
 export function stateName(snapshot: { value: unknown }): string {
@@ -92,7 +102,11 @@ export class TransitionRecorder {
   }
 
   /** Applies `event` purely and returns the next snapshot with the trace of what happened. */
-  step(machine: AnyStateMachine, snapshot: AnyMachineSnapshot, event: EventObject): { next: AnyMachineSnapshot; trace: StepTrace } {
+  step(
+    machine: AnyStateMachine,
+    snapshot: AnyMachineSnapshot,
+    event: EventObject,
+  ): { next: AnyMachineSnapshot; trace: StepTrace } {
     this.#current = { transitions: [], states: [] };
     const next = machine.transition(snapshot, event, this.scope) as AnyMachineSnapshot;
     const trace = this.#current;

@@ -16,7 +16,11 @@ import type { PlanClass } from './fixtures.ts';
 type Policy = ModelConfig['policy'];
 
 /** The gate branch the policy text gives a plan (a reference reading of docs/governance.md, independent of src/policy/gate.ts). */
-export function referenceBranch(config: Pick<ModelConfig, 'policy' | 'actions'>, plan: Plan, observation: Observation): PlanClass {
+export function referenceBranch(
+  config: Pick<ModelConfig, 'policy' | 'actions'>,
+  plan: Plan,
+  observation: Observation,
+): PlanClass {
   const p: Policy = config.policy;
   const n = p.tierRiskBounds.length;
   // The plan's risk is at least the inherent risk of each of its actions (unknown actions: 1).
@@ -38,7 +42,11 @@ export function referenceBranch(config: Pick<ModelConfig, 'policy' | 'actions'>,
   if (risk > p.denyAboveRisk) deny = true;
   else if (risk > p.maxAutoRisk) tiers.push(riskTier);
   if (plan.confidence < p.minAutoConfidence)
-    tiers.push(p.lowConfidenceTier2Below !== undefined && plan.confidence < p.lowConfidenceTier2Below ? Math.max(Math.min(2, n), riskTier) : Math.max(1, riskTier));
+    tiers.push(
+      p.lowConfidenceTier2Below !== undefined && plan.confidence < p.lowConfidenceTier2Below
+        ? Math.max(Math.min(2, n), riskTier)
+        : Math.max(1, riskTier),
+    );
   if (observation.dataClasses.some((c) => p.reviewDataClasses.includes(c))) tiers.push(Math.max(1, riskTier));
   if (deny) return 'deny';
   if (tiers.length) return `review:${Math.min(n, Math.max(...tiers))}`;
@@ -70,14 +78,21 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000;
  * bounds, the risk ceiling) and every per-action limit (`reviewAbove`, `denyAbove`), each otherwise
  * as harmless as the model allows, so the probed rule decides. Expected branches from the oracle.
  */
-export function boundaryPlans(model: LoadedModel, observation: Observation, episodeId: string, pool: PlannedAction[]): { plans: BoundaryPlan[]; problems: string[] } {
+export function boundaryPlans(
+  model: LoadedModel,
+  observation: Observation,
+  episodeId: string,
+  pool: PlannedAction[],
+): { plans: BoundaryPlan[]; problems: string[] } {
   const p = model.config.policy;
   const out: BoundaryPlan[] = [];
   const problems: string[] = [];
   const allowed = pool.filter((a) => p.allowedActions.includes(a.type) && !p.deniedActions.includes(a.type));
   if (allowed.length === 0) return { plans: [], problems: ['oracle: no allowed action to build boundary plans from'] };
   // The least risky allowed action, so the plan's own score decides the risk.
-  const calm = [...allowed].sort((a, b) => (model.config.actions[a.type]?.risk ?? 1) - (model.config.actions[b.type]?.risk ?? 1))[0]!;
+  const calm = [...allowed].sort(
+    (a, b) => (model.config.actions[a.type]?.risk ?? 1) - (model.config.actions[b.type]?.risk ?? 1),
+  )[0]!;
   const floor = model.config.actions[calm.type]?.risk ?? 0;
   const seen = new Set<string>();
   const add = (id: string, label: string, actions: PlannedAction[], confidence: number, score: number) => {
@@ -90,7 +105,10 @@ export function boundaryPlans(model: LoadedModel, observation: Observation, epis
         actions,
         confidence,
         rationale: `Boundary plan: ${label}.`,
-        risk: { score, factors: [{ name: 'testgen', value: score, note: 'set by the test generator at a threshold of the policy' }] },
+        risk: {
+          score,
+          factors: [{ name: 'testgen', value: score, note: 'set by the test generator at a threshold of the policy' }],
+        },
         citedInputs: [],
       });
     } catch {
@@ -103,14 +121,25 @@ export function boundaryPlans(model: LoadedModel, observation: Observation, epis
   };
   const autoConf = Math.min(1, Math.max(p.minAutoConfidence, 0.99));
   const three = (name: string, value: number, mk: (v: number) => [number, number], what: string) => {
-    for (const [pos, v] of [['below', r3(value - 0.001)], ['at', value], ['above', r3(value + 0.001)]] as const) {
+    for (const [pos, v] of [
+      ['below', r3(value - 0.001)],
+      ['at', value],
+      ['above', r3(value + 0.001)],
+    ] as const) {
       const [c, s] = mk(v);
-      add(`${name}-${pos}`, `${what} ${v} ${pos === 'at' ? '=' : pos === 'below' ? '<' : '>'} ${name} ${value}`, [calm], c, s);
+      add(
+        `${name}-${pos}`,
+        `${what} ${v} ${pos === 'at' ? '=' : pos === 'below' ? '<' : '>'} ${name} ${value}`,
+        [calm],
+        c,
+        s,
+      );
     }
   };
   // Confidence thresholds, with the lowest risk the actions allow.
   three('minAutoConfidence', p.minAutoConfidence, (v) => [v, floor], 'confidence');
-  if (p.lowConfidenceTier2Below !== undefined) three('lowConfidenceTier2Below', p.lowConfidenceTier2Below, (v) => [v, floor], 'confidence');
+  if (p.lowConfidenceTier2Below !== undefined)
+    three('lowConfidenceTier2Below', p.lowConfidenceTier2Below, (v) => [v, floor], 'confidence');
   // Risk thresholds, at full confidence.
   if (p.maxAutoRisk >= floor) three('maxAutoRisk', p.maxAutoRisk, (v) => [autoConf, Math.max(v, 0)], 'risk');
   p.tierRiskBounds.forEach((b, i) => {
@@ -122,12 +151,25 @@ export function boundaryPlans(model: LoadedModel, observation: Observation, epis
     const a = allowed.find((x) => x.type === l.action);
     if (!a) continue;
     const risk = model.config.actions[a.type]?.risk ?? 0;
-    for (const [which, bound] of [['reviewAbove', l.reviewAbove], ['denyAbove', l.denyAbove]] as const) {
+    for (const [which, bound] of [
+      ['reviewAbove', l.reviewAbove],
+      ['denyAbove', l.denyAbove],
+    ] as const) {
       if (bound === undefined) continue;
       const step = Number.isInteger(bound) && Number.isInteger(a.args[l.arg]) ? 1 : 0.01;
-      for (const [pos, v] of [['below', bound - step], ['at', bound], ['above', bound + step]] as const) {
+      for (const [pos, v] of [
+        ['below', bound - step],
+        ['at', bound],
+        ['above', bound + step],
+      ] as const) {
         const id = `limit-${l.action}.${l.arg}.${which}-${pos}`;
-        add(id, `${l.action}.${l.arg} ${r3(v)} ${pos === 'at' ? '=' : pos === 'below' ? '<' : '>'} ${which} ${bound}`, [{ ...a, args: { ...a.args, [l.arg]: r3(v) } }], autoConf, risk);
+        add(
+          id,
+          `${l.action}.${l.arg} ${r3(v)} ${pos === 'at' ? '=' : pos === 'below' ? '<' : '>'} ${which} ${bound}`,
+          [{ ...a, args: { ...a.args, [l.arg]: r3(v) } }],
+          autoConf,
+          risk,
+        );
       }
     }
   }
@@ -135,7 +177,8 @@ export function boundaryPlans(model: LoadedModel, observation: Observation, epis
   for (const b of out) {
     const d = model.gate(b.plan, observation);
     const got = d.outcome === 'review' ? `review:${d.tier}` : d.outcome;
-    if (got !== b.expect) problems.push(`oracle: the gate sends the plan '${b.label}' to ${got}; the policy says ${b.expect}`);
+    if (got !== b.expect)
+      problems.push(`oracle: the gate sends the plan '${b.label}' to ${got}; the policy says ${b.expect}`);
   }
   return { plans: out, problems };
 }
@@ -191,7 +234,11 @@ export class CaseOracle {
   }
   /** Deadlines as offsets from `t0`, keys sorted. */
   due(t0: number): Record<string, number> {
-    return Object.fromEntries(Object.entries(this.timers).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v - t0]));
+    return Object.fromEntries(
+      Object.entries(this.timers)
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([k, v]) => [k, v - t0]),
+    );
   }
 }
 

@@ -176,7 +176,11 @@ export function principals(fx: Fixtures): string[] {
 }
 
 /** Runs random command sequences on the real runtime and the reference model; fast-check shrinks a failure. */
-export async function runProperty(model: LoadedModel, fx: Fixtures, opts: PropertyOptions = {}): Promise<PropertyResult> {
+export async function runProperty(
+  model: LoadedModel,
+  fx: Fixtures,
+  opts: PropertyOptions = {},
+): Promise<PropertyResult> {
   const fc = await import('fast-check');
   const seed = opts.seed ?? 1;
   const runs = opts.runs ?? 20;
@@ -194,57 +198,84 @@ export async function runProperty(model: LoadedModel, fx: Fixtures, opts: Proper
           { weight: 3, arbitrary: fc.constant<Command>('approve') },
           { weight: 1, arbitrary: fc.constantFrom<Command>('release', 'renew', 'reject', 'escalate') },
         ),
-        who: fc.oneof({ weight: 2, arbitrary: fc.constantFrom('claimant' as const, 'eligible' as const) }, { weight: 1, arbitrary: fc.nat({ max: who.length - 1 }) }),
+        who: fc.oneof(
+          { weight: 2, arbitrary: fc.constantFrom('claimant' as const, 'eligible' as const) },
+          { weight: 1, arbitrary: fc.nat({ max: who.length - 1 }) },
+        ),
       }),
     },
     { weight: 1, arbitrary: fc.constant({ cmd: 'timer' as const }) },
   );
-  const describe = (start: PlanClass, seq: SeqStep[]) => [`case opened at ${start}`, ...seq.map((s) => (s.cmd === 'timer' ? 'next deadline passes' : `${s.cmd} by ${typeof s.who === 'number' ? who[s.who] : `the ${s.who} reviewer`}`))];
+  const describe = (start: PlanClass, seq: SeqStep[]) => [
+    `case opened at ${start}`,
+    ...seq.map((s) =>
+      s.cmd === 'timer'
+        ? 'next deadline passes'
+        : `${s.cmd} by ${typeof s.who === 'number' ? who[s.who] : `the ${s.who} reviewer`}`,
+    ),
+  ];
   let failure: { start: PlanClass; seq: SeqStep[]; error: string } | undefined;
-  const property = fc.asyncProperty(fc.constantFrom(...starts), fc.array(step, { maxLength: opts.maxSteps ?? 16 }), async (start, seq) => {
-    try {
-      await suite.case(start, async (s) => {
-        const decision = model.gate(fx.plans[start]!, fx.observation);
-        const ref = new (opts.reference ?? ReferenceCase)(model.config.review.tiers, model.config.review.leaseMs, fx.requestedBy, Math.max(1, decision.tier), fx.t0);
-        await s.start(ref.expectation(fx.t0));
-        for (const st of seq) {
-          if (st.cmd === 'timer') {
-            const name = ref.nextTimer();
-            if (!name) continue;
-            ref.fire();
-            await s.step({ do: 'timer', timer: name }, ref.expectation(fx.t0));
-            exercised.deadlines++;
-            continue;
+  const property = fc.asyncProperty(
+    fc.constantFrom(...starts),
+    fc.array(step, { maxLength: opts.maxSteps ?? 16 }),
+    async (start, seq) => {
+      try {
+        await suite.case(start, async (s) => {
+          const decision = model.gate(fx.plans[start]!, fx.observation);
+          const ref = new (opts.reference ?? ReferenceCase)(
+            model.config.review.tiers,
+            model.config.review.leaseMs,
+            fx.requestedBy,
+            Math.max(1, decision.tier),
+            fx.t0,
+          );
+          await s.start(ref.expectation(fx.t0));
+          for (const st of seq) {
+            if (st.cmd === 'timer') {
+              const name = ref.nextTimer();
+              if (!name) continue;
+              ref.fire();
+              await s.step({ do: 'timer', timer: name }, ref.expectation(fx.t0));
+              exercised.deadlines++;
+              continue;
+            }
+            const pick = (w: SeqStep & { who: unknown }): string => {
+              if (typeof w.who === 'number') return who[w.who]!;
+              if (w.who === 'claimant' && ref.claimant) return ref.claimant;
+              return who.find((x) => ref.refusal('claim', identify(model, fx, ref.tier, x)) === null) ?? who[0]!;
+            };
+            const id = pick(st);
+            const reviewer = identify(model, fx, ref.tier, id);
+            const action: Action = { do: st.cmd, by: id };
+            const refused = ref.refusal(st.cmd, reviewer);
+            if (refused) {
+              await s.step(action, { state: ref.status, refused: { code: refused } });
+              exercised.refused++;
+            } else {
+              ref.apply(st.cmd, reviewer);
+              await s.step(action, ref.expectation(fx.t0));
+              exercised.taken++;
+            }
           }
-          const pick = (w: SeqStep & { who: unknown }): string => {
-            if (typeof w.who === 'number') return who[w.who]!;
-            if (w.who === 'claimant' && ref.claimant) return ref.claimant;
-            return who.find((x) => ref.refusal('claim', identify(model, fx, ref.tier, x)) === null) ?? who[0]!;
-          };
-          const id = pick(st);
-          const reviewer = identify(model, fx, ref.tier, id);
-          const action: Action = { do: st.cmd, by: id };
-          const refused = ref.refusal(st.cmd, reviewer);
-          if (refused) {
-            await s.step(action, { state: ref.status, refused: { code: refused } });
-            exercised.refused++;
-          } else {
-            ref.apply(st.cmd, reviewer);
-            await s.step(action, ref.expectation(fx.t0));
-            exercised.taken++;
-          }
-        }
-        if (!ref.open) exercised.closed++;
-        await s.end();
-      });
-    } catch (err) {
-      const error = err instanceof Error ? err.message : String(err);
-      if (!failure || seq.length <= failure.seq.length) failure = { start, seq, error };
-      throw err;
-    }
-  });
+          if (!ref.open) exercised.closed++;
+          await s.end();
+        });
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err);
+        if (!failure || seq.length <= failure.seq.length) failure = { start, seq, error };
+        throw err;
+      }
+    },
+  );
   const out = await fc.check(property, { seed, numRuns: runs, endOnFailure: false });
   if (!out.failed) return { ok: true, runs: out.numRuns, seed, exercised };
   const [start, seq] = (out.counterexample ?? [failure?.start, failure?.seq]) as [PlanClass, SeqStep[]];
-  return { ok: false, runs: out.numRuns, seed, counterexample: describe(start, seq), error: (out.errorInstance as Error | undefined)?.message ?? failure?.error, exercised };
+  return {
+    ok: false,
+    runs: out.numRuns,
+    seed,
+    counterexample: describe(start, seq),
+    error: (out.errorInstance as Error | undefined)?.message ?? failure?.error,
+    exercised,
+  };
 }

@@ -49,7 +49,9 @@ export class EffectGates {
 
   /** The oldest waiting effect of this kind (and step) in this generation, removed from the queue. */
   take(gen: number, kind: GatedKind, step?: number): Arrival | undefined {
-    const i = this.#waiting.findIndex((a) => a.gen === gen && a.kind === kind && (step === undefined || a.step === undefined || a.step === step));
+    const i = this.#waiting.findIndex(
+      (a) => a.gen === gen && a.kind === kind && (step === undefined || a.step === undefined || a.step === step),
+    );
     return i === -1 ? undefined : this.#waiting.splice(i, 1)[0];
   }
 
@@ -72,7 +74,10 @@ export class EffectGates {
 }
 
 function injected(result: 'transient' | 'permanent', what: string): EffectError {
-  return new EffectError(`injected ${result} failure of ${what} (model-based test)`, { transient: result === 'transient', code: `test.${result}` });
+  return new EffectError(`injected ${result} failure of ${what} (model-based test)`, {
+    transient: result === 'transient',
+    code: `test.${result}`,
+  });
 }
 
 async function follow<T>(d: Directive, what: string, real: () => Promise<T>): Promise<T> {
@@ -95,7 +100,11 @@ export function scriptedModel(model: LoadedModel, gates: EffectGates, gen: numbe
         const compensation = ctx.key.endsWith('/compensate');
         const parts = ctx.key.split('/');
         const step = Number(parts[parts.length - (compensation ? 2 : 1)]);
-        const d = await gates.arrive(gen, compensation ? 'compensate' : 'execute', Number.isInteger(step) ? step : undefined);
+        const d = await gates.arrive(
+          gen,
+          compensation ? 'compensate' : 'execute',
+          Number.isInteger(step) ? step : undefined,
+        );
         return follow(d, `${type} (${ctx.key})`, () => impl.execute(args, { ...ctx, draw: () => BENIGN_DRAW }));
       },
     };

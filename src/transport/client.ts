@@ -13,6 +13,8 @@ export class HandoffClient {
   }
   /** Resolves with the durable acknowledgement, or rejects with the typed error (its `code` kept). */
   async command(cmd: { caseId: string; [k: string]: unknown }): Promise<Ack> {
-    return (await this.#transport.request(this.#subjects.actor(subjectToken(cmd.caseId)), cmd, { timeoutMs: this.#timeoutMs })) as Ack;
+    return (await this.#transport.request(this.#subjects.actor(subjectToken(cmd.caseId)), cmd, {
+      timeoutMs: this.#timeoutMs,
+    })) as Ack;
   }
 }

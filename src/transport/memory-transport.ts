@@ -48,11 +48,16 @@ export class MemoryTransport implements Transport {
     return { unsubscribe: () => this.#subs.delete(sub) };
   }
 
-  async request(subject: string, data: unknown, opts: { timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<unknown> {
+  async request(
+    subject: string,
+    data: unknown,
+    opts: { timeoutMs?: number; headers?: Record<string, string> } = {},
+  ): Promise<unknown> {
     if (this.#closed) throw new HandoffError('transport.closed', 'the transport is closed');
     const tokens = subject.split('.');
     const responder = [...this.#subs].find((s) => s.serve && subjectMatches(s.pattern, tokens));
-    if (!responder?.serve) throw new HandoffError('transport.no_responders', `no responder for ${subject}`, { subject });
+    if (!responder?.serve)
+      throw new HandoffError('transport.no_responders', `no responder for ${subject}`, { subject });
     const msg: Msg = { subject, data: structuredClone(data), ...(opts.headers ? { headers: opts.headers } : {}) };
     const reply = (async () => {
       await Promise.resolve();
@@ -65,7 +70,10 @@ export class MemoryTransport implements Transport {
     const timeoutMs = opts.timeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new HandoffError('transport.timeout', `request to ${subject} timed out after ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new HandoffError('transport.timeout', `request to ${subject} timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       timer.unref();
     });
     try {

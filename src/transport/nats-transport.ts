@@ -1,7 +1,21 @@
-import { connect, headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection, type Msg as NatsMsg, type Status, type Subscription as NatsSubscription } from '@nats-io/transport-node';
+import {
+  connect,
+  headers as natsHeaders,
+  nuid,
+  type MsgHdrs,
+  type NatsConnection,
+  type Msg as NatsMsg,
+  type Status,
+  type Subscription as NatsSubscription,
+} from '@nats-io/transport-node';
 import { ContractError, HandoffError, fromWireError, toWireError, type WireError } from '../contracts/errors.ts';
 import type { Msg, Subscription, Transport } from './transport.ts';
-import { natsConnectError, natsConnectOptions, redactServerUrl, type NatsSecurityOptions } from '../security/nats-auth.ts';
+import {
+  natsConnectError,
+  natsConnectOptions,
+  redactServerUrl,
+  type NatsSecurityOptions,
+} from '../security/nats-auth.ts';
 
 /** Options of {@link NatsTransport.connect}. */
 export interface NatsTransportOptions {
@@ -70,9 +84,16 @@ export function transportError(err: unknown, subject: string, timeoutMs?: number
   if (err instanceof HandoffError) return err;
   const e = err as { name?: string; message?: string; cause?: { name?: string }; isNoResponders?: () => boolean };
   const names = [e?.name, e?.cause?.name];
-  if (names.includes('NoRespondersError') || e?.isNoResponders?.()) return new HandoffError('transport.no_responders', `no responder for ${subject}`, { subject });
-  if (names.includes('TimeoutError')) return new HandoffError('transport.timeout', `request to ${subject} timed out${timeoutMs ? ` after ${timeoutMs} ms` : ''}`, { subject });
-  if (names.includes('ClosedConnectionError') || names.includes('DrainingConnectionError')) return new HandoffError('transport.closed', 'the NATS connection is closed', { subject });
+  if (names.includes('NoRespondersError') || e?.isNoResponders?.())
+    return new HandoffError('transport.no_responders', `no responder for ${subject}`, { subject });
+  if (names.includes('TimeoutError'))
+    return new HandoffError(
+      'transport.timeout',
+      `request to ${subject} timed out${timeoutMs ? ` after ${timeoutMs} ms` : ''}`,
+      { subject },
+    );
+  if (names.includes('ClosedConnectionError') || names.includes('DrainingConnectionError'))
+    return new HandoffError('transport.closed', 'the NATS connection is closed', { subject });
   return new HandoffError('transport.error', `${subject}: ${e?.message ?? String(err)}`, { subject }, { cause: err });
 }
 
@@ -142,9 +163,14 @@ export class NatsTransport implements Transport {
       } catch (err) {
         const fatal = natsConnectError(err, label);
         if (fatal) throw fatal;
-        if ((err as { name?: string }).name === 'InvalidArgumentError' || err instanceof TypeError) throw transportError(err, label);
+        if ((err as { name?: string }).name === 'InvalidArgumentError' || err instanceof TypeError)
+          throw transportError(err, label);
         if (performance.now() > until)
-          throw new HandoffError('transport.unreachable', `no NATS server answered at ${label} within ${limitMs < 10_000 ? (limitMs / 1000).toFixed(1) : Math.round(limitMs / 1000)} s (is nats-server running there? HANDOFF_NATS_CONNECT_TIMEOUT_MS sets the wait)`, { servers: label, waitedMs: limitMs });
+          throw new HandoffError(
+            'transport.unreachable',
+            `no NATS server answered at ${label} within ${limitMs < 10_000 ? (limitMs / 1000).toFixed(1) : Math.round(limitMs / 1000)} s (is nats-server running there? HANDOFF_NATS_CONNECT_TIMEOUT_MS sets the wait)`,
+            { servers: label, waitedMs: limitMs },
+          );
         await new Promise((r) => setTimeout(r, wait));
       }
     }
@@ -224,7 +250,11 @@ export class NatsTransport implements Transport {
     return { unsubscribe: () => sub.unsubscribe() };
   }
 
-  serve(subject: string, handler: (msg: Msg) => Promise<unknown> | unknown, opts: { queue?: string } = {}): Subscription {
+  serve(
+    subject: string,
+    handler: (msg: Msg) => Promise<unknown> | unknown,
+    opts: { queue?: string } = {},
+  ): Subscription {
     const sub = this.nc.subscribe(subject, {
       queue: opts.queue ?? this.#opts.queue,
       callback: (err, m) => {
@@ -245,7 +275,9 @@ export class NatsTransport implements Transport {
         data = decodeJson(m.data);
       } catch (err) {
         // A wrong-shaped request is the caller's error, typed, never an untyped `internal`.
-        throw new ContractError('request', [{ path: '', message: `the request is not JSON: ${err instanceof Error ? err.message : String(err)}` }]);
+        throw new ContractError('request', [
+          { path: '', message: `the request is not JSON: ${err instanceof Error ? err.message : String(err)}` },
+        ]);
       }
       reply = { ok: true, data: await handler({ subject: m.subject, data, ...(headers ? { headers } : {}) }) };
     } catch (err) {
@@ -258,7 +290,11 @@ export class NatsTransport implements Transport {
     }
   }
 
-  async request(subject: string, data: unknown, opts: { timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<unknown> {
+  async request(
+    subject: string,
+    data: unknown,
+    opts: { timeoutMs?: number; headers?: Record<string, string> } = {},
+  ): Promise<unknown> {
     if (this.#closed) throw new HandoffError('transport.closed', 'the transport is closed');
     const timeout = opts.timeoutMs ?? this.#opts.requestTimeoutMs;
     this.stats.requests++;
@@ -270,7 +306,8 @@ export class NatsTransport implements Transport {
       throw transportError(err, subject, timeout);
     }
     const reply = decodeJson(m.data) as Reply | undefined;
-    if (!reply || typeof reply !== 'object' || !('ok' in reply)) throw new HandoffError('transport.bad_reply', `${subject}: the reply is not a Handoff reply`, { subject });
+    if (!reply || typeof reply !== 'object' || !('ok' in reply))
+      throw new HandoffError('transport.bad_reply', `${subject}: the reply is not a Handoff reply`, { subject });
     if (!reply.ok) throw fromWireError(reply.error);
     return reply.data;
   }

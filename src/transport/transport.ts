@@ -17,7 +17,11 @@ export interface Transport {
   publish(subject: string, data: unknown, headers?: Record<string, string>): void;
   subscribe(subject: string, handler: (msg: Msg) => void): Subscription;
   /** Request/reply: exactly one responder answers; rejects with a timeout or no-responders error. */
-  request(subject: string, data: unknown, opts?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<unknown>;
+  request(
+    subject: string,
+    data: unknown,
+    opts?: { timeoutMs?: number; headers?: Record<string, string> },
+  ): Promise<unknown>;
   /** Serves requests on a subject; the handler's return value (or thrown error) is the reply. */
   serve(subject: string, handler: (msg: Msg) => Promise<unknown> | unknown): Subscription;
   close(): Promise<void>;

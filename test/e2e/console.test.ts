@@ -24,7 +24,11 @@ describe('reviewer console, end to end', () => {
   const errors: string[] = [];
 
   async function open(id: string): Promise<Page> {
-    const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-GB', timezoneId: 'UTC' });
+    const ctx = await browser.newContext({
+      viewport: { width: 1440, height: 900 },
+      locale: 'en-GB',
+      timezoneId: 'UTC',
+    });
     contexts.push(ctx);
     const page = await ctx.newPage();
     errors.push(...watchErrors(page));
@@ -34,17 +38,33 @@ describe('reviewer console, end to end', () => {
 
   async function search(page: Page, text: string): Promise<void> {
     await page.fill('input.search', text);
-    await page.waitForFunction((t) => new URLSearchParams((globalThis as unknown as { location: { hash: string } }).location.hash.split('?')[1] ?? '').get('q') === t, text);
+    await page.waitForFunction(
+      (t) =>
+        new URLSearchParams(
+          (globalThis as unknown as { location: { hash: string } }).location.hash.split('?')[1] ?? '',
+        ).get('q') === t,
+      text,
+    );
     await page.waitForTimeout(300);
   }
 
   beforeAll(async () => {
     data = await mkdtemp(join(tmpdir(), 'handoff-e2e-'));
-    const seeded = await seedHistory({ data, model: join(ROOT, 'models/refunds'), hours: 6, arrivalMs: 50_000, seed: 11, fresh: 30, reviewers: 12 });
+    const seeded = await seedHistory({
+      data,
+      model: join(ROOT, 'models/refunds'),
+      hours: 6,
+      arrivalMs: 50_000,
+      seed: 11,
+      fresh: 30,
+      reviewers: 12,
+    });
     const fresh = seeded.open.filter((c) => c.id.startsWith('new-') && c.claimedBy === null);
     // A refund whose customer's mailbox accepts mail (the refunds model bounces ~2% of addresses for good).
     const delivers = (c: OpenCase) => drawFor('refunds', 'mailbox-bounces', String(c.args[1]?.email)) >= 0.02;
-    target = fresh.find((c) => c.tier === 1 && c.requestedBy === null && c.actions[0] === 'issueRefund' && delivers(c))!;
+    target = fresh.find(
+      (c) => c.tier === 1 && c.requestedBy === null && c.actions[0] === 'issueRefund' && delivers(c),
+    )!;
     // Fresh, so its deadlines are far off: an older one could escalate to tier 3 during the test.
     tier2 = fresh.find((c) => c.tier === 2 && c.requestedBy === null)!;
     expect(target, 'a fresh tier-1 refund case').toBeDefined();
@@ -106,19 +126,31 @@ describe('reviewer console, end to end', () => {
     // The agent acts on the modified plan: the episode ends done, outcome modified.
     await amelie.waitForSelector('#episode-state:has-text("Done · outcome modified")', { timeout: 20_000 });
     await expect(amelie.locator('.chip.state-modified').count()).resolves.toBe(1);
-    await expect.poll(() => amelie.locator('#audit tbody tr[data-kind="case.modified"]').count(), { timeout: 5000 }).toBe(1);
+    await expect
+      .poll(() => amelie.locator('#audit tbody tr[data-kind="case.modified"]').count(), { timeout: 5000 })
+      .toBe(1);
     await shot(amelie, 'case-decided', true);
     // The lineage card: sources → plans (the planner's and Amélie's) → gate → review → actions, with audit numbers.
-    await expect.poll(() => amelie.locator('#lineage .lineage-stage[data-stage="plans"] .lineage-item').count(), { timeout: 5000 }).toBe(2);
-    await expect(amelie.locator('#lineage .lineage-stage[data-stage="sources"]').innerText()).resolves.toContain('shop-orders');
+    await expect
+      .poll(() => amelie.locator('#lineage .lineage-stage[data-stage="plans"] .lineage-item').count(), {
+        timeout: 5000,
+      })
+      .toBe(2);
+    await expect(amelie.locator('#lineage .lineage-stage[data-stage="sources"]').innerText()).resolves.toContain(
+      'shop-orders',
+    );
     await expect(amelie.locator('#lineage').innerText()).resolves.toContain('modified by r-amelie');
     await expect.poll(() => amelie.locator('#lineage .lineage-seq').count(), { timeout: 5000 }).toBeGreaterThan(3);
     // An audit number shows its entry in the audit trail and stays on the case page.
-    const hashBefore = await amelie.evaluate(() => (globalThis as unknown as { location: { hash: string } }).location.hash);
+    const hashBefore = await amelie.evaluate(
+      () => (globalThis as unknown as { location: { hash: string } }).location.hash,
+    );
     const firstSeq = (await amelie.locator('#lineage .lineage-seq').first().innerText()).slice(1);
     await amelie.locator('#lineage .lineage-seq').first().click();
     await amelie.waitForSelector(`#audit tbody tr[data-seq="${firstSeq}"].flash`, { timeout: 2000 });
-    expect(await amelie.evaluate(() => (globalThis as unknown as { location: { hash: string } }).location.hash)).toBe(hashBefore);
+    expect(await amelie.evaluate(() => (globalThis as unknown as { location: { hash: string } }).location.hash)).toBe(
+      hashBefore,
+    );
     await shot(amelie, 'lineage');
 
     // ... and the case leaves Jonas's queue, live.
@@ -176,7 +208,10 @@ describe('reviewer console, end to end', () => {
     }
     expect(victim).toBeDefined();
     // A changed field, written straight into LevelDB: the hash no longer matches.
-    await db.put(`x:${String(victim!.seq).padStart(12, '0')}`, { ...victim!, data: { ...victim!.data, note: 'approved in full' } });
+    await db.put(`x:${String(victim!.seq).padStart(12, '0')}`, {
+      ...victim!,
+      data: { ...victim!.data, note: 'approved in full' },
+    });
     await db.close();
 
     const broken = await runCli(['audit', 'verify', '--data', data, '--json']);

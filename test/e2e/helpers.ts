@@ -12,15 +12,28 @@ export const CHROMIUM = process.env.HANDOFF_CHROMIUM ?? '/usr/bin/chromium';
  * `npm test` leaves the work tree clean; the committed ones in test/e2e/screenshots are refreshed
  * with HANDOFF_UPDATE_SCREENSHOTS=1.
  */
-export const SCREENSHOTS = process.env.HANDOFF_UPDATE_SCREENSHOTS === '1' ? join(ROOT, 'test', 'e2e', 'screenshots') : join(ROOT, 'test-results', 'screenshots');
+export const SCREENSHOTS =
+  process.env.HANDOFF_UPDATE_SCREENSHOTS === '1'
+    ? join(ROOT, 'test', 'e2e', 'screenshots')
+    : join(ROOT, 'test-results', 'screenshots');
 export const haveChromium = existsSync(CHROMIUM);
 
 export function launch(): Promise<Browser> {
   // No silent skip: a machine without the browser fails here, saying how to get it.
-  if (!haveChromium) throw new Error(`chromium not found at ${CHROMIUM}: install it with 'apt-get install chromium' (.ci/run does), or set HANDOFF_CHROMIUM`);
+  if (!haveChromium)
+    throw new Error(
+      `chromium not found at ${CHROMIUM}: install it with 'apt-get install chromium' (.ci/run does), or set HANDOFF_CHROMIUM`,
+    );
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 }
 
@@ -34,7 +47,11 @@ export interface Server {
 /** Runs `handoff start --json` and waits for the line that says where it listens. */
 export function startServer(args: string[]): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'start', '--port', '0', '--json', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [CLI, 'start', '--port', '0', '--json', ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     let out = '';
     let err = '';
     const timer = setTimeout(() => reject(new Error(`handoff start did not report its URL in time\n${err}`)), 30_000);
@@ -80,7 +97,11 @@ export async function shot(page: Page, name: string, fullPage = false): Promise<
   await mkdir(SCREENSHOTS, { recursive: true });
   const path = join(SCREENSHOTS, `${name}.png`);
   // Notifications are transient; keep them out of the record.
-  await page.evaluate(() => (globalThis as unknown as { document: { querySelectorAll(s: string): { remove(): void }[] } }).document.querySelectorAll('.toast').forEach((t) => t.remove()));
+  await page.evaluate(() =>
+    (globalThis as unknown as { document: { querySelectorAll(s: string): { remove(): void }[] } }).document
+      .querySelectorAll('.toast')
+      .forEach((t) => t.remove()),
+  );
   await page.screenshot({ path, fullPage });
   return path;
 }

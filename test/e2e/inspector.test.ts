@@ -29,7 +29,11 @@ describe('inspector, end to end', () => {
   const errors: string[] = [];
 
   async function engineer(): Promise<Page> {
-    const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-GB', timezoneId: 'UTC' });
+    const ctx = await browser.newContext({
+      viewport: { width: 1440, height: 900 },
+      locale: 'en-GB',
+      timezoneId: 'UTC',
+    });
     contexts.push(ctx);
     const page = await ctx.newPage();
     errors.push(...watchErrors(page));
@@ -47,14 +51,28 @@ describe('inspector, end to end', () => {
   async function reviewer(id: string): Promise<{ req: APIRequestContext; csrf: string }> {
     const ctx = await browser.newContext();
     contexts.push(ctx);
-    const login = await ctx.request.post(`${server.url}/api/login`, { headers: { Origin: server.url }, data: { id, password: `demo-${id.replace(/^r-/, '')}` } });
+    const login = await ctx.request.post(`${server.url}/api/login`, {
+      headers: { Origin: server.url },
+      data: { id, password: `demo-${id.replace(/^r-/, '')}` },
+    });
     expect(login.status()).toBe(200);
     return { req: ctx.request, csrf: ((await login.json()) as { csrfToken: string }).csrfToken };
   }
 
   beforeAll(async () => {
     data = await mkdtemp(join(tmpdir(), 'handoff-inspector-'));
-    server = await startServer(['--data', data, '--model', 'models/refunds', '--demo-load', '30', '--demo-burst', '16', '--demo-seed', '4']);
+    server = await startServer([
+      '--data',
+      data,
+      '--model',
+      'models/refunds',
+      '--demo-load',
+      '30',
+      '--demo-burst',
+      '16',
+      '--demo-seed',
+      '4',
+    ]);
     browser = await launch();
   }, 60_000);
 
@@ -87,14 +105,26 @@ describe('inspector, end to end', () => {
     // The list of live actors, filtered by kind.
     await page.waitForSelector('.actor-item');
     await page.selectOption('#f-kind', 'agent');
-    await expect.poll(async () => (await page.locator('.actor-item').evaluateAll((els) => els.map((e) => (e as unknown as { dataset: { kind: string } }).dataset.kind))).every((k) => k === 'agent')).toBe(true);
+    await expect
+      .poll(async () =>
+        (
+          await page
+            .locator('.actor-item')
+            .evaluateAll((els) => els.map((e) => (e as unknown as { dataset: { kind: string } }).dataset.kind))
+        ).every((k) => k === 'agent'),
+      )
+      .toBe(true);
     await page.selectOption('#f-kind', '');
 
     // The agent: its statechart has every state of the machine, awaitingReview lit.
     await page.goto(`${server.url}/inspector#/actor/${encodeURIComponent(episodeId)}`);
     await page.waitForSelector('svg.chart-svg[data-chart="agent"]');
-    const agentStates = chartOf(agentMachine).nodes.filter((n) => n.parent !== null).map((n) => n.id);
-    const drawn = await page.locator('svg.chart-svg g.state').evaluateAll((els) => els.map((e) => e.getAttribute('data-state')));
+    const agentStates = chartOf(agentMachine)
+      .nodes.filter((n) => n.parent !== null)
+      .map((n) => n.id);
+    const drawn = await page
+      .locator('svg.chart-svg g.state')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('data-state')));
     expect(new Set(drawn)).toEqual(new Set(agentStates));
     await expect.poll(() => page.locator('svg.chart-svg').getAttribute('data-active')).toBe('awaitingReview');
     expect(await page.locator('.log-item').count()).toBeGreaterThan(3);
@@ -103,8 +133,12 @@ describe('inspector, end to end', () => {
     // Into the case it opened.
     await page.click(`[data-link="${caseId}"]`);
     await page.waitForSelector('svg.chart-svg[data-chart="reviewCase"]');
-    const caseStates = chartOf(reviewCaseMachine).nodes.filter((n) => n.parent !== null).map((n) => n.id);
-    const drawnCase = await page.locator('svg.chart-svg g.state').evaluateAll((els) => els.map((e) => e.getAttribute('data-state')));
+    const caseStates = chartOf(reviewCaseMachine)
+      .nodes.filter((n) => n.parent !== null)
+      .map((n) => n.id);
+    const drawnCase = await page
+      .locator('svg.chart-svg g.state')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('data-state')));
     expect(new Set(drawnCase)).toEqual(new Set(caseStates));
     await expect.poll(() => page.locator('svg.chart-svg').getAttribute('data-active')).toBe('queued');
 
@@ -118,7 +152,18 @@ describe('inspector, end to end', () => {
       return performance.now();
     };
     const litWithin = async (state: string, since: number) => {
-      await page.waitForFunction((s) => (globalThis as unknown as { document: { querySelector(q: string): { getAttribute(a: string): string | null } | null } }).document.querySelector('svg.chart-svg')?.getAttribute('data-active') === s, state, { timeout: 1000, polling: 'raf' });
+      await page.waitForFunction(
+        (s) =>
+          (
+            globalThis as unknown as {
+              document: { querySelector(q: string): { getAttribute(a: string): string | null } | null };
+            }
+          ).document
+            .querySelector('svg.chart-svg')
+            ?.getAttribute('data-active') === s,
+        state,
+        { timeout: 1000, polling: 'raf' },
+      );
       return performance.now() - since;
     };
     const claimedAfter = await litWithin('claimed', await command('handoff.case.claim'));
@@ -126,7 +171,10 @@ describe('inspector, end to end', () => {
     expect(await page.locator('svg.chart-svg').getAttribute('data-taken')).toBe('reviewCase.queued:claim:0');
     // Stay on the case for the screenshot: no following back yet.
     await page.uncheck('#follow');
-    const approvedAfter = await litWithin('approved', await command('handoff.case.approve', { comment: 'Checked the order: fine.' }));
+    const approvedAfter = await litWithin(
+      'approved',
+      await command('handoff.case.approve', { comment: 'Checked the order: fine.' }),
+    );
     expect(approvedAfter).toBeLessThan(1000);
     await expect.poll(() => page.locator('.log-item').count()).toBe(3);
     await page.waitForTimeout(400);
@@ -146,10 +194,14 @@ describe('inspector, end to end', () => {
     await page.check('#follow');
     await page.click(`[data-link="${episodeId}"]`);
     await page.waitForSelector('svg.chart-svg[data-chart="agent"]');
-    await expect.poll(() => page.locator('svg.chart-svg').getAttribute('data-active'), { timeout: 15_000 }).toBe('done');
+    await expect
+      .poll(() => page.locator('svg.chart-svg').getAttribute('data-active'), { timeout: 15_000 })
+      .toBe('done');
     // Travel back over the finished episode: the review is still there.
     const steps = await page.locator('.log-item').count();
-    const review = await page.locator('.log-item').evaluateAll((els) => els.findIndex((e) => (e.textContent ?? '').includes('→ awaitingReview')));
+    const review = await page
+      .locator('.log-item')
+      .evaluateAll((els) => els.findIndex((e) => (e.textContent ?? '').includes('→ awaitingReview')));
     expect(review).toBeGreaterThan(0);
     await page.locator('#travel').fill(String(review));
     await expect.poll(() => page.locator('svg.chart-svg').getAttribute('data-active')).toBe('awaitingReview');

@@ -48,10 +48,20 @@ describe('console sign-in through an OpenID Connect provider', () => {
     issuer = `http://127.0.0.1:${(idp.address() as { port: number }).port}`;
     const redirect = `http://127.0.0.1:${port}/auth/callback`;
     const provider = new Provider(issuer, {
-      clients: [{ client_id: 'handoff-console', client_secret: 'a-test-secret-of-some-length', redirect_uris: [redirect], response_types: ['code'], grant_types: ['authorization_code'] }],
+      clients: [
+        {
+          client_id: 'handoff-console',
+          client_secret: 'a-test-secret-of-some-length',
+          redirect_uris: [redirect],
+          response_types: ['code'],
+          grant_types: ['authorization_code'],
+        },
+      ],
       findAccount: (_ctx: unknown, sub: string) => {
         const a = ACCOUNTS[sub];
-        return a ? { accountId: sub, claims: () => ({ sub, preferred_username: sub, name: a.name, groups: a.groups }) } : undefined;
+        return a
+          ? { accountId: sub, claims: () => ({ sub, preferred_username: sub, name: a.name, groups: a.groups }) }
+          : undefined;
       },
       claims: { openid: ['sub'], profile: ['name', 'preferred_username'], groups: ['groups'] },
       scopes: ['openid', 'profile', 'groups'],
@@ -76,13 +86,32 @@ describe('console sign-in through an OpenID Connect provider', () => {
         idClaim: 'preferred_username',
         grants: [
           { claim: 'groups', value: 'handoff-refunds-support', model: 'refunds', roles: ['support-lead'] },
-          { claim: 'groups', value: 'handoff-refunds-finance', model: 'refunds', roles: ['finance-controller'], seeSensitive: true },
+          {
+            claim: 'groups',
+            value: 'handoff-refunds-finance',
+            model: 'refunds',
+            roles: ['finance-controller'],
+            seeSensitive: true,
+          },
         ],
       },
     };
     await writeFile(join(dir, 'gateway.json'), JSON.stringify(config));
     process.env.HANDOFF_TEST_OIDC_SECRET = 'a-test-secret-of-some-length';
-    args = ['--port', String(port), '--data', join(dir, 'data'), '--model', 'models/refunds', '--demo-load', '30', '--demo-seed', '5', '--gateway-config', join(dir, 'gateway.json')];
+    args = [
+      '--port',
+      String(port),
+      '--data',
+      join(dir, 'data'),
+      '--model',
+      'models/refunds',
+      '--demo-load',
+      '30',
+      '--demo-seed',
+      '5',
+      '--gateway-config',
+      join(dir, 'gateway.json'),
+    ];
     gw = await startServer(args);
     browser = await launch();
   }, 60_000);
@@ -109,8 +138,15 @@ describe('console sign-in through an OpenID Connect provider', () => {
     await page.waitForSelector('button[type=submit]');
     if (page.url().startsWith(issuer)) await page.click('button[type=submit]');
     await page.waitForSelector('table.queue-table[data-rendered="1"]');
-    const session = (await page.evaluate(async () => (await fetch('/api/session')).json())) as { reviewer: unknown; via: string };
-    expect(session.reviewer).toMatchObject({ id: 'r-fiona', name: 'Fiona from the IdP', grants: { refunds: { roles: ['support-lead'], seeSensitive: false } } });
+    const session = (await page.evaluate(async () => (await fetch('/api/session')).json())) as {
+      reviewer: unknown;
+      via: string;
+    };
+    expect(session.reviewer).toMatchObject({
+      id: 'r-fiona',
+      name: 'Fiona from the IdP',
+      grants: { refunds: { roles: ['support-lead'], seeSensitive: false } },
+    });
     expect(session.via).toBe('oidc');
 
     // A queue of a tier whose role the group does not grant: refused, on the page and by the API.
@@ -122,7 +158,7 @@ describe('console sign-in through an OpenID Connect provider', () => {
       return { status: r.status, body: await r.json() };
     });
     expect(refused).toMatchObject({ status: 403, body: { error: { code: 'auth.forbidden' } } });
-    expect((await page.evaluate(async () => (await fetch('/api/queue?queue=refunds')).status))).toBe(200);
+    expect(await page.evaluate(async () => (await fetch('/api/queue?queue=refunds')).status)).toBe(200);
 
     // Restart the console: the session lives in the data folder, as the hash of its token only.
     const token = (await context.cookies()).find((c) => c.name === 'handoff_session')!.value;
@@ -141,7 +177,10 @@ describe('console sign-in through an OpenID Connect provider', () => {
     await page.goto(`${gw.url}/`);
     await page.waitForSelector('table.queue-table[data-rendered="1"]');
     expect(page.url()).not.toContain('/login');
-    expect(((await page.evaluate(async () => (await fetch('/api/session')).json())) as { reviewer: { id: string } }).reviewer.id).toBe('r-fiona');
+    expect(
+      ((await page.evaluate(async () => (await fetch('/api/session')).json())) as { reviewer: { id: string } }).reviewer
+        .id,
+    ).toBe('r-fiona');
 
     // Sign-out ends it for good: the old cookie is refused after it.
     await page.click('#signout');

@@ -36,7 +36,11 @@ describe(`queue view with ${OPEN.toLocaleString('en-US')} open cases`, () => {
   });
 
   it('renders the first page fast and pages, filters and searches on the server', async () => {
-    const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-GB', timezoneId: 'UTC' });
+    const ctx = await browser.newContext({
+      viewport: { width: 1440, height: 900 },
+      locale: 'en-GB',
+      timezoneId: 'UTC',
+    });
     const page = await ctx.newPage();
     const errors = watchErrors(page);
     // A refunds manager who is also a support lead sees both tiers: every open case.
@@ -45,7 +49,11 @@ describe(`queue view with ${OPEN.toLocaleString('en-US')} open cases`, () => {
     for (let i = 0; i < 5; i++) {
       await page.reload();
       await page.waitForSelector('table.queue-table[data-rendered="1"]');
-      const r = (await page.evaluate(() => (globalThis as unknown as { __handoffFirstRender: { ms: number; rows: number; total: number } }).__handoffFirstRender))!;
+      const r = (await page.evaluate(
+        () =>
+          (globalThis as unknown as { __handoffFirstRender: { ms: number; rows: number; total: number } })
+            .__handoffFirstRender,
+      ))!;
       expect(r.rows).toBe(50);
       expect(r.total).toBeGreaterThanOrEqual(OPEN);
       renders.push(Math.round(r.ms));
@@ -60,11 +68,30 @@ describe(`queue view with ${OPEN.toLocaleString('en-US')} open cases`, () => {
       await done();
       return Math.round(performance.now() - t0);
     };
-    const nextPage = await timed(() => page.keyboard.press('n'), () => page.waitForSelector('.pager-page:has-text("Page 2 of")'));
-    const filter = await timed(() => page.selectOption('select[data-filter="risk"]', 'medium'), () => page.waitForFunction(() => (globalThis as unknown as { location: { hash: string } }).location.hash.includes('risk=medium')));
+    const nextPage = await timed(
+      () => page.keyboard.press('n'),
+      () => page.waitForSelector('.pager-page:has-text("Page 2 of")'),
+    );
+    const filter = await timed(
+      () => page.selectOption('select[data-filter="risk"]', 'medium'),
+      () =>
+        page.waitForFunction(() =>
+          (globalThis as unknown as { location: { hash: string } }).location.hash.includes('risk=medium'),
+        ),
+    );
     await page.waitForTimeout(300);
     const countBefore = await page.locator('.page-count').innerText();
-    const search = await timed(() => page.fill('input.search', 'ORD-5'), () => page.waitForFunction((before) => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('.page-count')?.textContent !== before, countBefore));
+    const search = await timed(
+      () => page.fill('input.search', 'ORD-5'),
+      () =>
+        page.waitForFunction(
+          (before) =>
+            (
+              globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }
+            ).document.querySelector('.page-count')?.textContent !== before,
+          countBefore,
+        ),
+    );
     await page.waitForTimeout(400);
     const api = await page.evaluate(async () => {
       const t: number[] = [];
@@ -79,7 +106,17 @@ describe(`queue view with ${OPEN.toLocaleString('en-US')} open cases`, () => {
     await page.selectOption('select[data-filter="risk"]', '');
     await page.waitForTimeout(500);
     await shot(page, 'queue-10k');
-    const result = { date: new Date().toISOString().slice(0, 10), openCases: OPEN, firstRenderMs: { median, all: renders }, nextPageMs: nextPage, filterMs: filter, searchMs: search, apiPageMs: Math.round(api), serverStartMs: startMs, seedMs };
+    const result = {
+      date: new Date().toISOString().slice(0, 10),
+      openCases: OPEN,
+      firstRenderMs: { median, all: renders },
+      nextPageMs: nextPage,
+      filterMs: filter,
+      searchMs: search,
+      apiPageMs: Math.round(api),
+      serverStartMs: startMs,
+      seedMs,
+    };
     console.log(`queue with ${OPEN} open cases: ${JSON.stringify(result)}`);
     await mkdir(join(ROOT, 'test-results'), { recursive: true });
     await writeFile(join(ROOT, 'test-results', 'queue-10k.json'), `${JSON.stringify(result, null, 2)}\n`);

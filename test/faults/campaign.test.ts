@@ -43,14 +43,38 @@ const PAUSE_MS = 10_000;
 const NODE_ARGS = ['--time-scale', '3600', '--max-episodes', '250'];
 
 const SHORT: Scenario[] = [
-  { name: 'paused node (SIGSTOP 10 s at an effect) + poison on every subject, under burners', faults: ['poison', 'node-sigstop'], burners: true, episodes: 150 },
-  { name: 'nats-server SIGKILL restart, then a node SIGKILLed, under burners', faults: ['server-sigkill', 'node-sigkill'], burners: true, episodes: 150 },
+  {
+    name: 'paused node (SIGSTOP 10 s at an effect) + poison on every subject, under burners',
+    faults: ['poison', 'node-sigstop'],
+    burners: true,
+    episodes: 150,
+  },
+  {
+    name: 'nats-server SIGKILL restart, then a node SIGKILLed, under burners',
+    faults: ['server-sigkill', 'node-sigkill'],
+    burners: true,
+    episodes: 150,
+  },
 ];
 const FAULTS: Fault[] = ['node-sigkill', 'node-sigstop', 'server-sigterm', 'server-sigkill', 'poison'];
-const MATRIX: Scenario[] = FAULTS.flatMap((f) => [false, true].map((burners) => ({ name: `${f}${burners ? ' under burners' : ''}`, faults: [f], burners, episodes: Number(process.env.HANDOFF_FAULTS_EPISODES ?? 500) })));
+const MATRIX: Scenario[] = FAULTS.flatMap((f) =>
+  [false, true].map((burners) => ({
+    name: `${f}${burners ? ' under burners' : ''}`,
+    faults: [f],
+    burners,
+    episodes: Number(process.env.HANDOFF_FAULTS_EPISODES ?? 500),
+  })),
+);
 const ONLY = process.env.HANDOFF_FAULTS_ONLY?.split(',').filter(Boolean) as Fault[] | undefined;
 const SCENARIOS: Scenario[] = ONLY?.length
-  ? [{ name: `${ONLY.join(' + ')}${process.env.HANDOFF_FAULTS_BURNERS === '1' ? ' under burners' : ''}`, faults: ONLY, burners: process.env.HANDOFF_FAULTS_BURNERS === '1', episodes: Number(process.env.HANDOFF_FAULTS_EPISODES ?? 300) }]
+  ? [
+      {
+        name: `${ONLY.join(' + ')}${process.env.HANDOFF_FAULTS_BURNERS === '1' ? ' under burners' : ''}`,
+        faults: ONLY,
+        burners: process.env.HANDOFF_FAULTS_BURNERS === '1',
+        episodes: Number(process.env.HANDOFF_FAULTS_EPISODES ?? 300),
+      },
+    ]
   : LONG
     ? Array.from({ length: ROUNDS }, () => MATRIX).flat()
     : SHORT;
@@ -81,7 +105,13 @@ async function poisonEverySubject(url: string, ns: string, member: string): Prom
   const t = await NatsTransport.connect(url);
   try {
     const js = jetstream(t.nc);
-    for (const body of ['null', '{"episodeId":5}', 'not json', JSON.stringify({ schemaVersion: 7, episodeId: 'ep-poison', model: 'refunds', signal: {} })]) await js.publish(workSubject(ns), body);
+    for (const body of [
+      'null',
+      '{"episodeId":5}',
+      'not json',
+      JSON.stringify({ schemaVersion: 7, episodeId: 'ep-poison', model: 'refunds', signal: {} }),
+    ])
+      await js.publish(workSubject(ns), body);
     const enc = new TextEncoder();
     const direct = (w: string) => `handoff.${ns}.node.${tok(member)}.${w}`;
     for (const subject of [`handoff.${ns}.actor.x`, direct('cmd'), direct('start'), direct('ping')]) {
@@ -105,7 +135,16 @@ async function runScenario(s: Scenario, server: NatsServer): Promise<Result> {
   const t0 = performance.now();
   const ns = freshNamespace('fc');
   const pausing = s.faults.includes('node-sigstop');
-  const nodes = ['a', 'b', 'c'].map((name) => new NodeProcess(server.url, name, ns, NODE_ARGS, name === 'b' && pausing ? { HANDOFF_FAILPOINTS: 'before-effect-pause:12' } : {}));
+  const nodes = ['a', 'b', 'c'].map(
+    (name) =>
+      new NodeProcess(
+        server.url,
+        name,
+        ns,
+        NODE_ARGS,
+        name === 'b' && pausing ? { HANDOFF_FAILPOINTS: 'before-effect-pause:12' } : {},
+      ),
+  );
   const [, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
   const killed = new Set<NodeProcess>();
   const burners = s.burners ? startBurners() : undefined;
@@ -159,9 +198,15 @@ async function runScenario(s: Scenario, server: NatsServer): Promise<Result> {
       },
     });
     await Promise.all(actions);
-    const nodesDown = nodes.filter((n) => !killed.has(n) && !n.running).map((n) => `${n.name} (${n.exitSignal ?? 'exit'}): ${n.stderr.slice(-500)}`);
+    const nodesDown = nodes
+      .filter((n) => !killed.has(n) && !n.running)
+      .map((n) => `${n.name} (${n.exitSignal ?? 'exit'}): ${n.stderr.slice(-500)}`);
     await Promise.all(nodes.filter((n) => n.running).map((n) => n.stop()));
-    const stoppedLines = nodes.map((n) => n.events.find((e) => e.event === 'stopped') as { lapses?: number; world?: { refusedStale?: number }; poison?: number } | undefined);
+    const stoppedLines = nodes.map(
+      (n) =>
+        n.events.find((e) => e.event === 'stopped') as
+          { lapses?: number; world?: { refusedStale?: number }; poison?: number } | undefined,
+    );
     const ledger = await worldLedger(server.url, ns);
     return {
       scenario: s.name,
@@ -176,7 +221,9 @@ async function runScenario(s: Scenario, server: NatsServer): Promise<Result> {
       pausedMs,
       lapses: stoppedLines.reduce((a, l) => a + (l?.lapses ?? 0), 0),
       stoppedCleanly: stoppedLines.filter(Boolean).length,
-      notStopped: nodes.filter((_, i) => !stoppedLines[i] && !killed.has(nodes[i]!)).map((n) => `${n.name} ${n.exitSignal ?? ''} ${n.stderr.slice(-300)}`),
+      notStopped: nodes
+        .filter((_, i) => !stoppedLines[i] && !killed.has(nodes[i]!))
+        .map((n) => `${n.name} ${n.exitSignal ?? ''} ${n.stderr.slice(-300)}`),
       refusedStaleAtWorld: stoppedLines.reduce((a, l) => a + (l?.world?.refusedStale ?? 0), 0),
       deadLetters: stoppedLines.reduce((a, l) => a + (l?.poison ?? 0), 0),
       wallMs: Math.round(performance.now() - t0),

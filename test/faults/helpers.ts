@@ -52,10 +52,19 @@ export async function until(what: string, cond: () => boolean | Promise<boolean>
 }
 
 /** Counts the world's ledger itself: effects, keys applied more than once, extra applications. */
-export async function worldLedger(url: string, namespace: string): Promise<{ effects: number; duplicatedKeys: string[]; extraApplications: number }> {
+export async function worldLedger(
+  url: string,
+  namespace: string,
+): Promise<{ effects: number; duplicatedKeys: string[]; extraApplications: number }> {
   const t = await NatsTransport.connect(url);
   try {
-    const store = await JetStreamStore.open({ nc: t.nc, namespace, guard: { mayWrite: () => false, fencingToken: () => undefined }, trackAll: false, auditSequencer: false });
+    const store = await JetStreamStore.open({
+      nc: t.nc,
+      namespace,
+      guard: { mayWrite: () => false, fencingToken: () => undefined },
+      trackAll: false,
+      auditSequencer: false,
+    });
     const world = new JetStreamWorld(store);
     let effects = 0;
     let extra = 0;

@@ -30,11 +30,22 @@ function signal(overrides: Record<string, unknown> = {}): Record<string, unknown
   return { ...(model.handlers.synthesize(rng, n++) as Record<string, unknown>), ...overrides };
 }
 
-async function api(path: string, opts: { key?: string | null; method?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
+async function api(
+  path: string,
+  opts: { key?: string | null; method?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+) {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (opts.key) headers.Authorization = `Bearer ${opts.key}`;
   if (opts.body !== undefined || opts.raw !== undefined) headers['Content-Type'] ??= 'application/json';
-  const res = await fetch(`${base}${path}`, { method: opts.method ?? (opts.body !== undefined || opts.raw !== undefined ? 'POST' : 'GET'), headers, ...(opts.raw !== undefined ? { body: opts.raw } : opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}) });
+  const res = await fetch(`${base}${path}`, {
+    method: opts.method ?? (opts.body !== undefined || opts.raw !== undefined ? 'POST' : 'GET'),
+    headers,
+    ...(opts.raw !== undefined
+      ? { body: opts.raw }
+      : opts.body !== undefined
+        ? { body: JSON.stringify(opts.body) }
+        : {}),
+  });
   const text = await res.text();
   let json: any = null;
   try {
@@ -45,7 +56,8 @@ async function api(path: string, opts: { key?: string | null; method?: string; b
   return { status: res.status, json, headers: res.headers };
 }
 
-const submit = (body: unknown, key: string = producer.key, headers: Record<string, string> = {}, model = 'refunds') => api(`/api/v1/models/${model}/signals`, { key, body, headers });
+const submit = (body: unknown, key: string = producer.key, headers: Record<string, string> = {}, model = 'refunds') =>
+  api(`/api/v1/models/${model}/signals`, { key, body, headers });
 
 async function auditSince(seq: number): Promise<AuditEntry[]> {
   const out: AuditEntry[] = [];
@@ -63,11 +75,33 @@ describe('/api/v1 (embedded): service accounts, signals in, episodes out', () =>
   beforeAll(async () => {
     data = await mkdtemp(join(tmpdir(), 'handoff-api-'));
     // The CLI on a new folder (before the first start): the key is printed once.
-    const created = await runCli(['accounts', 'create', '--data', data, '--name', 'order-service', '--scope', 'refunds:signals:submit', '--scope', 'refunds:episodes:read', '--json']);
+    const created = await runCli([
+      'accounts',
+      'create',
+      '--data',
+      data,
+      '--name',
+      'order-service',
+      '--scope',
+      'refunds:signals:submit',
+      '--scope',
+      'refunds:episodes:read',
+      '--json',
+    ]);
     expect(created.code, created.stderr).toBe(0);
     producer = JSON.parse(created.stdout) as { id: string; key: string };
     expect(producer.key).toMatch(/^hk_sa-[a-z0-9]{12}_/);
-    const other = await runCli(['accounts', 'create', '--data', data, '--name', 'old', '--scope', 'refunds:*', '--json']);
+    const other = await runCli([
+      'accounts',
+      'create',
+      '--data',
+      data,
+      '--name',
+      'old',
+      '--scope',
+      'refunds:*',
+      '--json',
+    ]);
     const old = JSON.parse(other.stdout) as { id: string; key: string };
     revokedKey = old.key;
     const revoked = await runCli(['accounts', 'revoke', old.id, '--data', data, '--json']);
@@ -79,7 +113,16 @@ describe('/api/v1 (embedded): service accounts, signals in, episodes out', () =>
     // Listing never shows a key or its hash.
     expect(listed.stdout).not.toContain(producer.key.split('_').pop());
     expect(listed.stdout).not.toMatch(/hash|hk_/);
-    const bad = await runCli(['accounts', 'create', '--data', data, '--name', 'x', '--scope', 'refunds:signals:delete']);
+    const bad = await runCli([
+      'accounts',
+      'create',
+      '--data',
+      data,
+      '--name',
+      'x',
+      '--scope',
+      'refunds:signals:delete',
+    ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('unknown operation');
     await open();
@@ -115,14 +158,22 @@ describe('/api/v1 (embedded): service accounts, signals in, episodes out', () =>
     expect(revoked.json.error.code).toBe('auth.key_revoked');
     expect(await running.runtime.get(episodeIdFor('refunds', 'k-401'))).toBeUndefined();
     const refused = (await auditSince(since)).filter((e) => e.kind === 'api.refused');
-    expect(refused.map((e) => e.data.code)).toEqual(['auth.required', 'auth.invalid_key', 'auth.invalid_key', 'auth.key_revoked']);
+    expect(refused.map((e) => e.data.code)).toEqual([
+      'auth.required',
+      'auth.invalid_key',
+      'auth.invalid_key',
+      'auth.key_revoked',
+    ]);
     expect(refused[3]!.by).toMatch(/^account:sa-/);
   });
 
-  it('refuses an operation outside the account\'s scopes with 403; another model\'s episode is 404', async () => {
+  it("refuses an operation outside the account's scopes with 403; another model's episode is 404", async () => {
     const read = await submit({ idempotencyKey: 'k-403', signal: signal() }, readerKey);
     expect(read.status).toBe(403);
-    expect(read.json.error).toMatchObject({ code: 'auth.forbidden', details: { model: 'refunds', operation: 'signals:submit' } });
+    expect(read.json.error).toMatchObject({
+      code: 'auth.forbidden',
+      details: { model: 'refunds', operation: 'signals:submit' },
+    });
     const other = await submit({ idempotencyKey: 'k-403', signal: signal() }, incidentsKey);
     expect(other.status).toBe(403);
     const ok = await submit({ idempotencyKey: 'k-403b', signal: signal() });
@@ -144,41 +195,74 @@ describe('/api/v1 (embedded): service accounts, signals in, episodes out', () =>
     expect(bad.json.error.code).toBe('contract.invalid');
     expect(bad.json.error.details.path).toBe('signal.orderId');
     expect(bad.json.error.message).toContain('ORD-');
-    const batch = await submit({ signals: [{ signal: signal() }, { signal: signal({ channel: 'pigeon' }) }] }, producer.key, { 'Idempotency-Key': 'k-400-batch' });
+    const batch = await submit(
+      { signals: [{ signal: signal() }, { signal: signal({ channel: 'pigeon' }) }] },
+      producer.key,
+      { 'Idempotency-Key': 'k-400-batch' },
+    );
     expect(batch.status).toBe(400);
     expect(batch.json.error.details.path).toBe('signals.1.signal.channel');
     expect(await running.runtime.get(episodeIdFor('refunds', 'k-400-batch/0'))).toBeUndefined();
     const noKey = await submit({ signal: signal() });
     expect(noKey.status).toBe(400);
-    expect(noKey.json.error).toMatchObject({ code: 'request.idempotency_key_required', details: { path: 'idempotencyKey' } });
+    expect(noKey.json.error).toMatchObject({
+      code: 'request.idempotency_key_required',
+      details: { path: 'idempotencyKey' },
+    });
     const extra = await submit({ idempotencyKey: 'k-400-x', signal: signal(), reviewer: 'me' });
     expect(extra.status).toBe(400);
-    expect((await submit({ idempotencyKey: 'k-404', signal: signal() }, producer.key, {}, 'nosuch')).json.error.code).toBe('model.not_found');
+    expect(
+      (await submit({ idempotencyKey: 'k-404', signal: signal() }, producer.key, {}, 'nosuch')).json.error.code,
+    ).toBe('model.not_found');
     const big = await submit({ idempotencyKey: 'k-413', signal: signal({ reason: 'x'.repeat(1100 * 1024) }) });
     expect(big.status).toBe(413);
     expect(big.json.error.code).toBe('request.too_large');
-    const text = await api('/api/v1/models/refunds/signals', { key: producer.key, raw: 'k=v', headers: { 'Content-Type': 'text/plain' } });
+    const text = await api('/api/v1/models/refunds/signals', {
+      key: producer.key,
+      raw: 'k=v',
+      headers: { 'Content-Type': 'text/plain' },
+    });
     expect(text.status).toBe(415);
   });
 
   it('starts one episode per idempotency key: sent twice, concurrently, in a batch; 202 with a status URL; traceparent continues', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-    const first = await submit({ signal: signal() }, producer.key, { 'Idempotency-Key': 'order-1', traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
+    const first = await submit({ signal: signal() }, producer.key, {
+      'Idempotency-Key': 'order-1',
+      traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+    });
     expect(first.status).toBe(202);
     const acc = first.json.accepted[0];
-    expect(acc).toMatchObject({ episodeId: episodeIdFor('refunds', 'order-1'), idempotencyKey: 'order-1', created: true, statusUrl: `/api/v1/episodes/${acc.episodeId}` });
+    expect(acc).toMatchObject({
+      episodeId: episodeIdFor('refunds', 'order-1'),
+      idempotencyKey: 'order-1',
+      created: true,
+      statusUrl: `/api/v1/episodes/${acc.episodeId}`,
+    });
     expect(first.headers.get('location')).toBe(acc.statusUrl);
     const again = await submit({ signal: signal() }, producer.key, { 'Idempotency-Key': 'order-1' });
     expect(again.status).toBe(202);
     expect(again.json.accepted[0]).toMatchObject({ episodeId: acc.episodeId, created: false });
     // 30 at once with one key: one start.
-    const burst = await Promise.all(Array.from({ length: 30 }, () => submit({ idempotencyKey: 'order-2', signal: signal() })));
+    const burst = await Promise.all(
+      Array.from({ length: 30 }, () => submit({ idempotencyKey: 'order-2', signal: signal() })),
+    );
     expect(burst.map((r) => r.status)).toEqual(Array(30).fill(202));
     expect(new Set(burst.map((r) => r.json.accepted[0].episodeId)).size).toBe(1);
     expect(burst.filter((r) => r.json.accepted[0].created)).toHaveLength(1);
-    const batch = await submit({ signals: [{ signal: signal() }, { signal: signal(), idempotencyKey: 'order-1' }, { signal: signal() }] }, producer.key, { 'Idempotency-Key': 'b-1' });
+    const batch = await submit(
+      { signals: [{ signal: signal() }, { signal: signal(), idempotencyKey: 'order-1' }, { signal: signal() }] },
+      producer.key,
+      { 'Idempotency-Key': 'b-1' },
+    );
     expect(batch.status).toBe(202);
-    expect(batch.json.accepted.map((a: { idempotencyKey: string; created: boolean }) => [a.idempotencyKey, a.created])).toEqual([['b-1/0', true], ['order-1', false], ['b-1/2', true]]);
+    expect(
+      batch.json.accepted.map((a: { idempotencyKey: string; created: boolean }) => [a.idempotencyKey, a.created]),
+    ).toEqual([
+      ['b-1/0', true],
+      ['order-1', false],
+      ['b-1/2', true],
+    ]);
     await running.runtime.whenIdle();
     const ep = await api(acc.statusUrl, { key: producer.key });
     expect(ep.status).toBe(200);
@@ -186,7 +270,8 @@ describe('/api/v1 (embedded): service accounts, signals in, episodes out', () =>
     expect(ep.json.startedAt).toBeTypeOf('number');
     // Every use is on the audit log with the account id.
     const audit: AuditEntry[] = [];
-    for await (const e of running.store.audit()) if (e.actor === acc.episodeId && e.kind.startsWith('api.')) audit.push(e);
+    for await (const e of running.store.audit())
+      if (e.actor === acc.episodeId && e.kind.startsWith('api.')) audit.push(e);
     expect(audit.map((e) => [e.kind, e.by, e.data.created ?? null])).toEqual([
       ['api.signal.accepted', `account:${producer.id}`, true],
       ['api.signal.accepted', `account:${producer.id}`, false],
@@ -197,29 +282,43 @@ describe('/api/v1 (embedded): service accounts, signals in, episodes out', () =>
 
   it('the runtime itself starts one actor for concurrent starts of one id (what the derived episode id relies on)', async () => {
     const s = signal();
-    const results = await Promise.allSettled(Array.from({ length: 8 }, () => running.runtime.startEpisode('refunds', s, { episodeId: 'concurrent-start' })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, () => running.runtime.startEpisode('refunds', s, { episodeId: 'concurrent-start' })),
+    );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    for (const r of results) if (r.status === 'rejected') expect((r.reason as { code: string }).code).toBe('actor.exists');
+    for (const r of results)
+      if (r.status === 'rejected') expect((r.reason as { code: string }).code).toBe('actor.exists');
   });
 
   it('reads an episode: state, outcome, gate decision, cases and their states, actions, timestamps', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 12; i++) ids.push((await submit({ idempotencyKey: `read-${i}`, signal: signal() })).json.accepted[0].episodeId);
+    for (let i = 0; i < 12; i++)
+      ids.push((await submit({ idempotencyKey: `read-${i}`, signal: signal() })).json.accepted[0].episodeId);
     await running.runtime.whenIdle();
     await new Promise((r) => setTimeout(r, 300));
-    const views = await Promise.all(ids.map(async (id) => (await api(`/api/v1/episodes/${id}`, { key: readerKey })).json));
+    const views = await Promise.all(
+      ids.map(async (id) => (await api(`/api/v1/episodes/${id}`, { key: readerKey })).json),
+    );
     for (const v of views) {
       // The demo order service fails some look-ups: those episodes fail before the gate, with the error.
       if (v.decision === null) {
         expect(v).toMatchObject({ outcome: 'failed', error: expect.any(String) });
         continue;
       }
-      expect(v.decision).toMatchObject({ outcome: expect.stringMatching(/auto|review|deny/), ruleId: expect.any(String), tier: expect.any(Number) });
+      expect(v.decision).toMatchObject({
+        outcome: expect.stringMatching(/auto|review|deny/),
+        ruleId: expect.any(String),
+        tier: expect.any(Number),
+      });
     }
     const reviewed = views.find((v) => v.decision.outcome === 'review');
     expect(reviewed, 'a reviewed episode among 12').toBeDefined();
     expect(reviewed.cases.length).toBeGreaterThan(0);
-    expect(reviewed.cases[0]).toMatchObject({ id: expect.any(String), state: expect.any(String), tier: reviewed.decision.tier });
+    expect(reviewed.cases[0]).toMatchObject({
+      id: expect.any(String),
+      state: expect.any(String),
+      tier: reviewed.decision.tier,
+    });
     const acted = views.find((v) => v.outcome === 'autoActed');
     if (acted) {
       expect(acted.actions.every((a: { status: string }) => a.status === 'done')).toBe(true);

@@ -32,7 +32,11 @@ async function post(body: unknown, opts: { signature?: string | null; source?: s
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
   const sig = opts.signature === undefined ? sign(text) : opts.signature;
   if (sig !== null) headers['Handoff-Signature'] = sig;
-  const res = await fetch(`${running.url}/api/callbacks/${opts.source ?? 'ticketing'}`, { method: 'POST', headers, body: text });
+  const res = await fetch(`${running.url}/api/callbacks/${opts.source ?? 'ticketing'}`, {
+    method: 'POST',
+    headers,
+    body: text,
+  });
   const json = (await res.json()) as any;
   return { status: res.status, json, text };
 }
@@ -55,7 +59,11 @@ async function auditSince(seq: number): Promise<AuditEntry[]> {
 const lastSeq = async () => (await running.store.lastAudit())?.seq ?? 0;
 
 function openCases(pred: (r: QueueRow) => boolean): QueueRow[] {
-  const anyone = { id: 'probe', name: 'probe', grants: { refunds: { roles: ['support-lead', 'refunds-manager', 'finance-controller'], seeSensitive: true } } };
+  const anyone = {
+    id: 'probe',
+    name: 'probe',
+    grants: { refunds: { roles: ['support-lead', 'refunds-manager', 'finance-controller'], seeSensitive: true } },
+  };
   return running.gateway.projection.list(anyone, {}, 0, 100_000, Date.now()).rows.filter(pred);
 }
 
@@ -64,10 +72,18 @@ const queuedAt = (tier: number) => openCases((r) => r.tier === tier && r.claimed
 describe('signed decision callbacks', () => {
   beforeAll(async () => {
     data = await mkdtemp(join(tmpdir(), 'handoff-cb-'));
-    running = await startConsole({ data, models: [join(ROOT, 'models/refunds')], port: 0, env: { HANDOFF_TICKETING_CALLBACK_SECRET: `${SECRET} ${OLD_SECRET}` } });
+    running = await startConsole({
+      data,
+      models: [join(ROOT, 'models/refunds')],
+      port: 0,
+      env: { HANDOFF_TICKETING_CALLBACK_SECRET: `${SECRET} ${OLD_SECRET}` },
+    });
     const model = running.runtime.models.get('refunds')!;
     const rng = new Rng(777);
-    for (let i = 0; i < 60; i++) void running.runtime.startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: `cb-${i}` }).catch(() => undefined);
+    for (let i = 0; i < 60; i++)
+      void running.runtime
+        .startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: `cb-${i}` })
+        .catch(() => undefined);
     for (let i = 0; i < 6; i++) {
       await running.runtime.whenIdle();
       await new Promise((r) => setTimeout(r, 300));
@@ -86,10 +102,18 @@ describe('signed decision callbacks', () => {
     const since = await lastSeq();
     const res = await post(decision('approve', caseId, { comment: 'approved in ticket HD-4411' }));
     expect(res.status, res.text).toBe(200);
-    expect(res.json).toMatchObject({ ok: true, source: 'ticketing', principal: 'svc-ticketing', case: { id: caseId, state: 'approved' } });
+    expect(res.json).toMatchObject({
+      ok: true,
+      source: 'ticketing',
+      principal: 'svc-ticketing',
+      case: { id: caseId, state: 'approved' },
+    });
     const view = await running.runtime.get(caseId);
     expect(view?.state).toBe('approved');
-    expect((view!.context as CaseContext).resolution).toMatchObject({ outcome: 'approved', decidedBy: ['svc-ticketing'] });
+    expect((view!.context as CaseContext).resolution).toMatchObject({
+      outcome: 'approved',
+      decidedBy: ['svc-ticketing'],
+    });
 
     const entries = await auditSince(since);
     expect(entries.filter((e) => e.actor === caseId).map((e) => [e.kind, e.by])).toEqual([
@@ -98,7 +122,14 @@ describe('signed decision callbacks', () => {
       ['callback.accepted', 'svc-ticketing'],
     ]);
     const accepted = entries.find((e) => e.kind === 'callback.accepted')!;
-    expect(accepted.data).toMatchObject({ source: 'ticketing', type: 'handoff.case.approve', commandId: expect.stringMatching(/^callback:ticketing:TICKET-/), sender: 'jane.doe@helpdesk.example', claimed: true, state: 'approved' });
+    expect(accepted.data).toMatchObject({
+      source: 'ticketing',
+      type: 'handoff.case.approve',
+      commandId: expect.stringMatching(/^callback:ticketing:TICKET-/),
+      sender: 'jane.doe@helpdesk.example',
+      claimed: true,
+      state: 'approved',
+    });
   });
 
   it('accepts a body signed with the previous secret while it is being rotated', async () => {
@@ -122,7 +153,10 @@ describe('signed decision callbacks', () => {
     expect([tampered.status, tampered.json.error.code]).toEqual([401, 'callback.bad_signature']);
 
     const staleBody = JSON.stringify(decision('approve', caseId));
-    const stale = await post(null, { raw: staleBody, signature: sign(staleBody, SECRET, Math.floor(Date.now() / 1000) - 301) });
+    const stale = await post(null, {
+      raw: staleBody,
+      signature: sign(staleBody, SECRET, Math.floor(Date.now() / 1000) - 301),
+    });
     expect([stale.status, stale.json.error.code]).toEqual([401, 'callback.stale_timestamp']);
 
     const missing = await post(decision('approve', caseId), { signature: null });
@@ -165,14 +199,22 @@ describe('signed decision callbacks', () => {
     expect(res.json.error).toMatchObject({ code: 'auth.forbidden', details: { rule: 'tier-role' } });
     expect(await running.runtime.get(row.id)).toMatchObject({ state: before!.state, seq: before!.seq });
     const [entry] = (await auditSince(since)).filter((e) => e.kind === 'callback.refused');
-    expect(entry).toMatchObject({ actor: row.id, by: 'svc-ticketing', data: { source: 'ticketing', code: 'auth.forbidden', rule: 'tier-role', status: 403 } });
+    expect(entry).toMatchObject({
+      actor: row.id,
+      by: 'svc-ticketing',
+      data: { source: 'ticketing', code: 'auth.forbidden', rule: 'tier-role', status: 403 },
+    });
   });
 
   it('separation of duties: a callback never decides or escalates a case its own principal requested (403, audited, unchanged)', async () => {
     const model = running.runtime.models.get('refunds')!;
     const rng = new Rng(4711);
     for (let i = 0; i < 8; i++) {
-      const signal = { ...(model.handlers.synthesize(rng, 300 + i) as Record<string, unknown>), channel: 'phone', requestedBy: 'svc-ticketing' };
+      const signal = {
+        ...(model.handlers.synthesize(rng, 300 + i) as Record<string, unknown>),
+        channel: 'phone',
+        requestedBy: 'svc-ticketing',
+      };
       void running.runtime.startEpisode('refunds', signal, { episodeId: `cb-own-${i}` }).catch(() => undefined);
     }
     let own: QueueRow | undefined;
@@ -191,12 +233,19 @@ describe('signed decision callbacks', () => {
     }
     expect(await running.runtime.get(own!.id)).toMatchObject({ state: before!.state, seq: before!.seq });
     const refused = (await auditSince(since)).filter((e) => e.kind === 'callback.refused' && e.actor === own!.id);
-    expect(refused.map((e) => e.data.rule)).toEqual(['separation-of-duties', 'separation-of-duties', 'separation-of-duties']);
+    expect(refused.map((e) => e.data.rule)).toEqual([
+      'separation-of-duties',
+      'separation-of-duties',
+      'separation-of-duties',
+    ]);
   });
 
   it('refuses bad input with typed errors naming the field, and unknown sources', async () => {
     const caseId = queuedAt(1)[0]!.id;
-    const withReviewer = await post({ ...decision('approve', caseId), reviewer: { id: 'r-malik', roles: ['refunds-manager'] } });
+    const withReviewer = await post({
+      ...decision('approve', caseId),
+      reviewer: { id: 'r-malik', roles: ['refunds-manager'] },
+    });
     expect([withReviewer.status, withReviewer.json.error.code]).toEqual([400, 'request.reviewer_in_payload']);
     const noReason = await post(decision('reject', caseId));
     expect(noReason.status).toBe(400);
@@ -213,7 +262,10 @@ describe('signed decision callbacks', () => {
   it('`handoff notifications sign` makes a header the endpoint accepts (for trying an integration with curl)', async () => {
     const caseId = queuedAt(1)[0]!.id;
     const body = JSON.stringify(decision('escalate', caseId, { reason: 'needs the refunds manager' }));
-    const out = await runCli(['notifications', 'sign', '--source', 'ticketing', '--model', join(ROOT, 'models/refunds'), '--json'], { input: body, env: { HANDOFF_TICKETING_CALLBACK_SECRET: SECRET } });
+    const out = await runCli(
+      ['notifications', 'sign', '--source', 'ticketing', '--model', join(ROOT, 'models/refunds'), '--json'],
+      { input: body, env: { HANDOFF_TICKETING_CALLBACK_SECRET: SECRET } },
+    );
     expect(out.code, out.stderr).toBe(0);
     const signed = JSON.parse(out.stdout) as { header: string; value: string };
     expect(signed.header).toBe('Handoff-Signature');
@@ -222,9 +274,15 @@ describe('signed decision callbacks', () => {
     const view = await running.runtime.get(caseId);
     expect([view?.state, (view!.context as CaseContext).tier]).toEqual(['queued', 2]);
     // Without the secret in its environment the command refuses, naming the variable.
-    const off = await runCli(['notifications', 'sign', '--source', 'ticketing', '--model', join(ROOT, 'models/refunds'), '--json'], { input: body, env: { HANDOFF_TICKETING_CALLBACK_SECRET: '' } });
+    const off = await runCli(
+      ['notifications', 'sign', '--source', 'ticketing', '--model', join(ROOT, 'models/refunds'), '--json'],
+      { input: body, env: { HANDOFF_TICKETING_CALLBACK_SECRET: '' } },
+    );
     expect(off.code).toBe(2);
-    expect(JSON.parse(off.stdout)).toMatchObject({ ok: false, error: { code: 'callback.disabled', details: { env: 'HANDOFF_TICKETING_CALLBACK_SECRET' } } });
+    expect(JSON.parse(off.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'callback.disabled', details: { env: 'HANDOFF_TICKETING_CALLBACK_SECRET' } },
+    });
   });
 
   it('the audit chain stays intact through accepted and refused callbacks', async () => {

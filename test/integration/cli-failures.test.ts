@@ -32,7 +32,9 @@ describe('CLI failures', () => {
 
   it('--nats with no server answering: a typed message naming the servers after the bounded wait, exit 2', async () => {
     const t0 = Date.now();
-    const r = await runCli(['start', '--nats', 'nats://127.0.0.1:1', '--port', '0'], { env: { HANDOFF_NATS_CONNECT_TIMEOUT_MS: '1500' } });
+    const r = await runCli(['start', '--nats', 'nats://127.0.0.1:1', '--port', '0'], {
+      env: { HANDOFF_NATS_CONNECT_TIMEOUT_MS: '1500' },
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('no NATS server answered at nats://127.0.0.1:1 within 1.5 s');
     expect(r.stderr).not.toMatch(/\n\s+at /);
@@ -72,9 +74,12 @@ const actions = Object.fromEntries(Object.entries(refunds.actions).map(([k, a]) 
 export default { ...refunds, actions };
 `,
     );
-    const r = await runCli(['demo', '--model', model, '--cases', '12', '--data', join(await tempDir(), 'd'), '--progress', 'off', '--json'], {
-      env: { HANDOFF_ACTION_TIMEOUT_MS: '50', HANDOFF_LOG_LEVEL: 'warn' },
-    });
+    const r = await runCli(
+      ['demo', '--model', model, '--cases', '12', '--data', join(await tempDir(), 'd'), '--progress', 'off', '--json'],
+      {
+        env: { HANDOFF_ACTION_TIMEOUT_MS: '50', HANDOFF_LOG_LEVEL: 'warn' },
+      },
+    );
     expect(r.code, r.stderr).not.toBe(13);
     const summary = JSON.parse(r.stdout) as { episodes: number; unfinished: number; outcomes: Record<string, number> };
     expect(summary).toMatchObject({ episodes: 12, unfinished: 0 });
@@ -89,7 +94,19 @@ export default { ...refunds, actions };
     const again = await runCli(['demo', '--data', data, '--cases', '6', '--progress', 'off']);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/pass --resume to continue its run, --fresh to empty it/);
-    const other = await runCli(['demo', '--resume', '--data', data, '--model', 'incidents', '--cases', '9', '--seed', '3', '--json']);
+    const other = await runCli([
+      'demo',
+      '--resume',
+      '--data',
+      data,
+      '--model',
+      'incidents',
+      '--cases',
+      '9',
+      '--seed',
+      '3',
+      '--json',
+    ]);
     expect(other.code).toBe(2);
     expect(error(other.stdout)).toMatchObject({ code: 'demo.resume_mismatch' });
     expect(other.stderr).toContain('--model incidents (the run has refunds), --cases 9 (the run has 6)');

@@ -27,12 +27,20 @@ export interface RunOptions {
 /** Runs the `handoff` CLI from the repository root, with NO_COLOR. */
 export function runCli(args: string[], opts: RunOptions = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...(opts.failpoints ? { HANDOFF_FAILPOINTS: opts.failpoints } : {}) };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NO_COLOR: '1',
+      ...(opts.failpoints ? { HANDOFF_FAILPOINTS: opts.failpoints } : {}),
+    };
     for (const [k, v] of Object.entries(opts.env ?? {})) {
       if (v === undefined) delete env[k];
       else env[k] = v;
     }
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -25,7 +25,10 @@ describe('crash under load: thousands of episodes, faults on, five SIGKILLs', ()
     // Arrivals every second of simulated time on average: thousands of episodes and cases in flight.
     const common = ['--data', data, '--progress', 'lines', '--json', '--faults', '0.05'];
     const kills: { args: string[]; killAfter?: number; failpoints?: string }[] = [
-      { args: ['demo', '--cases', String(cases), '--seed', '11', '--arrival-ms', '1000', ...common], killAfter: at(0.125) },
+      {
+        args: ['demo', '--cases', String(cases), '--seed', '11', '--arrival-ms', '1000', ...common],
+        killAfter: at(0.125),
+      },
       { args: ['demo', '--resume', ...common], failpoints: 'after-effect:400' },
       { args: ['demo', '--resume', ...common], killAfter: at(0.4) },
       { args: ['demo', '--resume', ...common], failpoints: 'after-effect:900' },
@@ -45,13 +48,20 @@ describe('crash under load: thousands of episodes, faults on, five SIGKILLs', ()
       effects: number;
       invariantViolations: Record<string, number>;
     };
-    console.log(`crash under load: ${((Date.now() - t0) / 1000).toFixed(0)} s, ${JSON.stringify(summary.outcomes)}, effects ${summary.effects}, violations ${JSON.stringify(summary.invariantViolations)}`);
+    console.log(
+      `crash under load: ${((Date.now() - t0) / 1000).toFixed(0)} s, ${JSON.stringify(summary.outcomes)}, effects ${summary.effects}, violations ${JSON.stringify(summary.invariantViolations)}`,
+    );
     expect(last.code, last.stderr.slice(-2000)).toBe(0);
     expect(summary.episodes).toBe(cases);
     expect(Object.values(summary.outcomes).reduce((a, b) => a + b, 0)).toBe(cases);
     expect(summary.unfinished).toBe(0);
     expect(summary.duplicateEffects).toBe(0);
-    expect(summary.invariantViolations).toEqual({ missingEffects: 0, missingCompensations: 0, sagasWithoutOperatorCase: 0, outcomeMismatch: 0 });
+    expect(summary.invariantViolations).toEqual({
+      missingEffects: 0,
+      missingCompensations: 0,
+      sagasWithoutOperatorCase: 0,
+      outcomeMismatch: 0,
+    });
     expect(summary.outcomes.compensated).toBeGreaterThan(0);
 
     const verify = await runCli(['audit', 'verify', '--data', data, '--json']);

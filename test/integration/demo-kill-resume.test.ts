@@ -18,7 +18,9 @@ describe('demo: SIGKILL in the middle, then --resume', () => {
     const cases = 1200;
     const common = ['--data', data, '--progress', 'lines', '--json'];
 
-    const first = await runCli(['demo', '--cases', String(cases), '--seed', '7', ...common], { failpoints: 'after-effect:300' });
+    const first = await runCli(['demo', '--cases', String(cases), '--seed', '7', ...common], {
+      failpoints: 'after-effect:300',
+    });
     expect(first.signal, first.stderr).toBe('SIGKILL');
 
     const second = await runCli(['demo', '--resume', ...common], { failpoints: 'after-effect:500' });
@@ -38,7 +40,9 @@ describe('demo: SIGKILL in the middle, then --resume', () => {
       resumed: boolean;
     };
     const total = Object.values(summary.outcomes).reduce((a, b) => a + b, 0);
-    console.log(`kill/resume: ${JSON.stringify(summary.outcomes)} effects=${summary.effects} duplicates=${summary.duplicateEffects}`);
+    console.log(
+      `kill/resume: ${JSON.stringify(summary.outcomes)} effects=${summary.effects} duplicates=${summary.duplicateEffects}`,
+    );
     expect(summary.resumed).toBe(true);
     expect(summary.episodes).toBe(cases);
     expect(total).toBe(cases);

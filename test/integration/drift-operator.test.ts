@@ -16,7 +16,10 @@ describe('drift: the tightened gate is reported to an operator through a case', 
     // The reasoning layer needs the store and the runtime needs the reasoning layer's gate: the
     // monitor reaches the store through this handle, filled in once the environment is open.
     let store: LevelStore | undefined;
-    const meta = { getMeta: <T>(k: string) => (store ? store.getMeta<T>(k) : Promise.resolve(undefined)), putMeta: (k: string, v: unknown) => store!.putMeta(k, v) } as unknown as LevelStore;
+    const meta = {
+      getMeta: <T>(k: string) => (store ? store.getMeta<T>(k) : Promise.resolve(undefined)),
+      putMeta: (k: string, v: unknown) => store!.putMeta(k, v),
+    } as unknown as LevelStore;
     const { SimulatedClock } = await import('../../src/runtime/clock.ts');
     const clock = new SimulatedClock(Date.UTC(2026, 0, 5, 9));
     const reasoning = await assembleReasoning({ models: [model], store: meta, clock, drift: true });
@@ -48,7 +51,12 @@ describe('drift: the tightened gate is reported to an operator through a case', 
     const operator = { id: 'ops-1', roles: ['operator'] };
     await env.rt.command(cmd('claim', opCase!, operator));
     await env.rt.command(cmd('approve', opCase!, operator, { comment: 'planner fixed' }));
-    await drive(env.rt, env.clock, async () => (await collect(env.store.audit())).some((e) => e.kind === 'drift.relaxed'), { maxSteps: 20 });
+    await drive(
+      env.rt,
+      env.clock,
+      async () => (await collect(env.store.audit())).some((e) => e.kind === 'drift.relaxed'),
+      { maxSteps: 20 },
+    );
     const after = await collect(env.store.audit());
     expect(after.some((e) => e.kind === 'drift.relaxed')).toBe(true);
     await reasoning.close();

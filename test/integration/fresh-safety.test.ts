@@ -24,7 +24,8 @@ async function handoffFolder(): Promise<string> {
   return dir;
 }
 
-const fresh = (dir: string, ...extra: string[]) => runCli(['demo', '--fresh', '--data', dir, '--cases', '3', '--progress', 'off', '--json', ...extra]);
+const fresh = (dir: string, ...extra: string[]) =>
+  runCli(['demo', '--fresh', '--data', dir, '--cases', '3', '--progress', 'off', '--json', ...extra]);
 
 describe('demo --fresh', () => {
   it('refuses a folder of unrelated files, with --yes too, and deletes nothing', async () => {
@@ -38,7 +39,7 @@ describe('demo --fresh', () => {
     expect((await readdir(dir)).sort()).toEqual(['notes.txt', 'photos']);
   });
 
-  it('refuses a LevelDB that is not Handoff\'s', async () => {
+  it("refuses a LevelDB that is not Handoff's", async () => {
     const dir = join(await tempDir(), 'other');
     const db = new Level<string, string>(dir);
     await db.put('users/1', 'alice');
@@ -83,11 +84,18 @@ describe('demo --fresh', () => {
   it('clears the default demo folder without asking, and on a terminal asks for any other', async () => {
     const dir = await handoffFolder();
     // Declined on a terminal: kept.
-    await expect(clearDataFolder(dir, { yes: false, interactive: true, confirm: async () => false })).rejects.toMatchObject({ code: 'demo.fresh_declined' });
+    await expect(
+      clearDataFolder(dir, { yes: false, interactive: true, confirm: async () => false }),
+    ).rejects.toMatchObject({ code: 'demo.fresh_declined' });
     expect(existsSync(join(dir, 'CURRENT'))).toBe(true);
     // The default folder (npm start's) holding a demo run: cleared with no question.
     let asked = false;
-    const r = await clearDataFolder(dir, { yes: false, interactive: true, defaultFolder: dir, confirm: async () => (asked = true) });
+    const r = await clearDataFolder(dir, {
+      yes: false,
+      interactive: true,
+      defaultFolder: dir,
+      confirm: async () => (asked = true),
+    });
     expect(r).toMatchObject({ removed: true });
     expect(asked).toBe(false);
     expect(existsSync(dir)).toBe(false);

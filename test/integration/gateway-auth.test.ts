@@ -24,11 +24,17 @@ describe('gateway auth', () => {
   });
 
   it('loads the shipped demo credentials; roles come from model.json', async () => {
-    const dir = await Directory.load([await loadModel(join(ROOT, 'models/refunds')), await loadModel(join(ROOT, 'models/incidents'))]);
+    const dir = await Directory.load([
+      await loadModel(join(ROOT, 'models/refunds')),
+      await loadModel(join(ROOT, 'models/incidents')),
+    ]);
     expect(dir.size).toBe(19);
     // The engineer of both models (the inspector), one account with a grant in each.
     const kai = await dir.authenticate('r-kai', 'demo-kai');
-    expect(kai?.grants).toEqual({ refunds: { roles: ['engineer'], seeSensitive: false }, incidents: { roles: ['engineer'], seeSensitive: false } });
+    expect(kai?.grants).toEqual({
+      refunds: { roles: ['engineer'], seeSensitive: false },
+      incidents: { roles: ['engineer'], seeSensitive: false },
+    });
     const malik = await dir.authenticate('r-malik', 'demo-malik');
     expect(malik?.grants).toEqual({ refunds: { roles: ['refunds-manager', 'support-lead'], seeSensitive: true } });
     const amelie = await dir.authenticate('r-amelie', 'demo-amelie');
@@ -41,15 +47,24 @@ describe('gateway auth', () => {
     const folder = await mkdtemp(join(tmpdir(), 'handoff-creds-'));
     dirs.push(folder);
     const secret = await hashPassword('x');
-    await writeFile(join(folder, 'reviewers.json'), JSON.stringify({ schemaVersion: 1, sensitiveRoles: ['auditor'], reviewers: [{ id: 'r-nobody', secret }] }));
+    await writeFile(
+      join(folder, 'reviewers.json'),
+      JSON.stringify({ schemaVersion: 1, sensitiveRoles: ['auditor'], reviewers: [{ id: 'r-nobody', secret }] }),
+    );
     // The real model, read from a folder whose reviewers.json is broken.
     const model = { ...(await loadModel(join(ROOT, 'models/refunds'))), dir: folder };
     const err = await Directory.load([model]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelError);
     expect((err as ModelError).problems.map((p) => p.path)).toEqual(['sensitiveRoles.0', 'reviewers.0.id']);
-    await writeFile(join(folder, 'reviewers.json'), JSON.stringify({ schemaVersion: 1, reviewers: [{ id: 'r-amelie', secret: { ...secret, salt: 'c2hvcnQ=' } }] }));
+    await writeFile(
+      join(folder, 'reviewers.json'),
+      JSON.stringify({ schemaVersion: 1, reviewers: [{ id: 'r-amelie', secret: { ...secret, salt: 'c2hvcnQ=' } }] }),
+    );
     const short = await Directory.load([model]).catch((e: unknown) => e);
-    expect((short as ModelError).problems[0]).toMatchObject({ path: 'reviewers.0.secret.salt', message: 'salt must be at least 16 bytes' });
+    expect((short as ModelError).problems[0]).toMatchObject({
+      path: 'reviewers.0.secret.salt',
+      message: 'salt must be at least 16 bytes',
+    });
   });
 
   it('sessions slide with use, up to an absolute cap, and say "expired"', async () => {

@@ -43,9 +43,18 @@ describe('gateway: per-account lock-out, trusted proxies, audited refusals', () 
   });
 
   async function signIn(c: RunningConsole, id: string, password: string, headers: Record<string, string> = {}) {
-    const res = await fetch(`${c.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify({ id, password }) });
+    const res = await fetch(`${c.url}/api/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...headers },
+      body: JSON.stringify({ id, password }),
+    });
     const body = (await res.json()) as { error?: { code: string; details?: { retryAfterMs: number; scope: string } } };
-    return { status: res.status, body, retryAfter: res.headers.get('retry-after'), cookie: res.headers.get('set-cookie')?.split(';')[0] ?? null };
+    return {
+      status: res.status,
+      body,
+      retryAfter: res.headers.get('retry-after'),
+      cookie: res.headers.get('set-cookie')?.split(';')[0] ?? null,
+    };
   }
 
   async function auditSince(c: RunningConsole, seq: number): Promise<AuditEntry[]> {
@@ -104,11 +113,15 @@ describe('gateway: per-account lock-out, trusted proxies, audited refusals', () 
   it('ignores X-Forwarded-For from an untrusted peer; believes it from a trusted proxy, rightmost untrusted hop first', async () => {
     const before = await lastSeq(direct);
     expect((await signIn(direct, 'r-pieter', 'spoof', { 'X-Forwarded-For': '203.0.113.7' })).status).toBe(401);
-    const spoofed = (await auditSince(direct, before)).find((e) => e.kind === 'auth.login_failed' && e.actor === 'reviewer:r-pieter')!;
+    const spoofed = (await auditSince(direct, before)).find(
+      (e) => e.kind === 'auth.login_failed' && e.actor === 'reviewer:r-pieter',
+    )!;
     expect(spoofed.data.ip).toMatch(/^(127\.0\.0\.1|::1)$/);
 
     const beforeP = await lastSeq(proxied);
-    expect((await signIn(proxied, 'r-pieter', 'wrong', { 'X-Forwarded-For': '198.51.100.1, 203.0.113.7' })).status).toBe(401);
+    expect(
+      (await signIn(proxied, 'r-pieter', 'wrong', { 'X-Forwarded-For': '198.51.100.1, 203.0.113.7' })).status,
+    ).toBe(401);
     const real = (await auditSince(proxied, beforeP)).find((e) => e.kind === 'auth.login_failed')!;
     expect(real.data.ip).toBe('203.0.113.7');
 
@@ -121,7 +134,11 @@ describe('gateway: per-account lock-out, trusted proxies, audited refusals', () 
 
     // The rule itself, hop by hop.
     const t = new TrustedProxies(['10.0.0.0/8', '::1']);
-    const req = (peer: string, xff?: string) => ({ socket: { remoteAddress: peer }, headers: xff ? { 'x-forwarded-for': xff } : {} }) as unknown as IncomingMessage;
+    const req = (peer: string, xff?: string) =>
+      ({
+        socket: { remoteAddress: peer },
+        headers: xff ? { 'x-forwarded-for': xff } : {},
+      }) as unknown as IncomingMessage;
     expect(t.clientOf(req('192.0.2.1', '203.0.113.7'))).toBe('192.0.2.1');
     expect(t.clientOf(req('::ffff:10.1.2.3', '203.0.113.7'))).toBe('203.0.113.7');
     expect(t.clientOf(req('10.1.2.3', '6.6.6.6, 203.0.113.7, 10.0.0.9'))).toBe('203.0.113.7');
@@ -154,20 +171,32 @@ describe('gateway: per-account lock-out, trusted proxies, audited refusals', () 
     expect(await wsStatus({ Origin: direct.url, Cookie: amelie.cookie! })).toBe(101);
 
     await expect
-      .poll(async () => (await auditSince(direct, before)).filter((e) => e.kind === 'ws.refused').length, { timeout: 10_000 })
+      .poll(async () => (await auditSince(direct, before)).filter((e) => e.kind === 'ws.refused').length, {
+        timeout: 10_000,
+      })
       .toBe(2);
     const entries = await auditSince(direct, before);
-    expect(entries.find((e) => e.kind === 'auth.refused')).toMatchObject({ by: 'anonymous', data: { path: '/api/queue', status: 401, code: 'auth.required' } });
-    expect(entries.find((e) => e.kind === 'read.refused')).toMatchObject({ by: 'r-amelie', actor: 'reviewer:r-amelie', data: { path: '/api/inspect/session', status: 403, rule: 'engineer-role' } });
+    expect(entries.find((e) => e.kind === 'auth.refused')).toMatchObject({
+      by: 'anonymous',
+      data: { path: '/api/queue', status: 401, code: 'auth.required' },
+    });
+    expect(entries.find((e) => e.kind === 'read.refused')).toMatchObject({
+      by: 'r-amelie',
+      actor: 'reviewer:r-amelie',
+      data: { path: '/api/inspect/session', status: 403, rule: 'engineer-role' },
+    });
     const ws = entries.filter((e) => e.kind === 'ws.refused');
     expect(ws.map((e) => [e.data.status, e.data.reason, e.by])).toEqual([
       [401, 'no session', 'anonymous'],
       [403, 'cross-origin', 'anonymous'],
     ]);
-    for (const e of [...ws, ...entries.filter((x) => x.kind.endsWith('.refused'))]) expect(typeof e.data.ip).toBe('string');
+    for (const e of [...ws, ...entries.filter((x) => x.kind.endsWith('.refused'))])
+      expect(typeof e.data.ip).toBe('string');
 
     // A flood of anonymous requests is audited at a bounded rate, with the rest counted.
-    const flood = await Promise.all(Array.from({ length: 40 }, () => fetch(`${direct.url}/api/session`).then((r) => r.status)));
+    const flood = await Promise.all(
+      Array.from({ length: 40 }, () => fetch(`${direct.url}/api/session`).then((r) => r.status)),
+    );
     expect(flood.every((s) => s === 401)).toBe(true);
     const refused = (await auditSince(direct, before)).filter((e) => e.kind === 'auth.refused');
     expect(refused.length).toBeLessThanOrEqual(20);

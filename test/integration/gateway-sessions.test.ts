@@ -20,7 +20,11 @@ describe('console sessions at rest', () => {
     dirs.push(dir);
     let store = await LevelStore.open(dir);
     let s = new Sessions({ store: new LevelSessionStore(store), sweepMs: 0 });
-    const { token, session } = await s.create({ id: 'r-a', name: 'A', grants: { refunds: { roles: ['support-lead'], seeSensitive: false } } });
+    const { token, session } = await s.create({
+      id: 'r-a',
+      name: 'A',
+      grants: { refunds: { roles: ['support-lead'], seeSensitive: false } },
+    });
     s.close();
     await store.close();
     store = await LevelStore.open(dir);
@@ -93,21 +97,49 @@ describe('OIDC claims to Handoff roles', () => {
     idClaim: 'preferred_username',
     grants: [
       { claim: 'groups', value: 'support', model: 'refunds', roles: ['support-lead'] },
-      { claim: 'realm_access.roles', value: 'finance', model: 'refunds', roles: ['finance-controller'], seeSensitive: true },
+      {
+        claim: 'realm_access.roles',
+        value: 'finance',
+        model: 'refunds',
+        roles: ['finance-controller'],
+        seeSensitive: true,
+      },
       { claim: 'department', value: 'ops', model: 'refunds', roles: ['support-lead', 'engineer'] },
     ],
   });
 
   it('unions the roles of every matching rule per model; arrays, strings and dotted paths; refuses no role or no id', async () => {
     const refunds = await loadModel(join(ROOT, 'models/refunds'));
-    expect(principalFromClaims(cfg, [refunds], { sub: 'x1', preferred_username: 'r-amelie', groups: ['support', 'other'], realm_access: { roles: ['finance'] }, department: 'ops' })).toEqual({
-      principal: { id: 'r-amelie', name: 'Amélie Laurent', grants: { refunds: { roles: ['support-lead', 'finance-controller', 'engineer'], seeSensitive: true } } },
+    expect(
+      principalFromClaims(cfg, [refunds], {
+        sub: 'x1',
+        preferred_username: 'r-amelie',
+        groups: ['support', 'other'],
+        realm_access: { roles: ['finance'] },
+        department: 'ops',
+      }),
+    ).toEqual({
+      principal: {
+        id: 'r-amelie',
+        name: 'Amélie Laurent',
+        grants: { refunds: { roles: ['support-lead', 'finance-controller', 'engineer'], seeSensitive: true } },
+      },
     });
-    expect(principalFromClaims(cfg, [refunds], { preferred_username: 'jane@example.com', name: 'Jane', groups: 'support' })).toEqual({
-      principal: { id: 'jane@example.com', name: 'Jane', grants: { refunds: { roles: ['support-lead'], seeSensitive: false } } },
+    expect(
+      principalFromClaims(cfg, [refunds], { preferred_username: 'jane@example.com', name: 'Jane', groups: 'support' }),
+    ).toEqual({
+      principal: {
+        id: 'jane@example.com',
+        name: 'Jane',
+        grants: { refunds: { roles: ['support-lead'], seeSensitive: false } },
+      },
     });
-    expect(principalFromClaims(cfg, [refunds], { preferred_username: 'jane', groups: ['staff'] })).toMatchObject({ refused: expect.stringContaining('no Handoff role') });
-    expect(principalFromClaims(cfg, [refunds], { sub: 'x', groups: ['support'] })).toMatchObject({ refused: expect.stringContaining('preferred_username') });
+    expect(principalFromClaims(cfg, [refunds], { preferred_username: 'jane', groups: ['staff'] })).toMatchObject({
+      refused: expect.stringContaining('no Handoff role'),
+    });
+    expect(principalFromClaims(cfg, [refunds], { sub: 'x', groups: ['support'] })).toMatchObject({
+      refused: expect.stringContaining('preferred_username'),
+    });
   });
 
   it('a gateway config naming an unknown model or role, a missing secret variable, plain HTTP off loopback or another callback path is refused, with paths', async () => {
@@ -141,6 +173,8 @@ describe('OIDC claims to Handoff roles', () => {
       { path: 'oidc.grants.1.roles.0', message: "model 'refunds' has no role 'pilot'" },
     ]);
     await writeFile(file, JSON.stringify({ schemaVersion: 1, passwords: false }));
-    expect(((await loadGatewayConfig(file, [refunds], {}).catch((e: unknown) => e)) as GatewayConfigError).message).toContain('configure oidc');
+    expect(
+      ((await loadGatewayConfig(file, [refunds], {}).catch((e: unknown) => e)) as GatewayConfigError).message,
+    ).toContain('configure oidc');
   });
 });

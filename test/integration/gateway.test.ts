@@ -24,14 +24,29 @@ let base: string;
 let data: string;
 
 async function login(id: string, password = `demo-${id.replace(/^r-/, '')}`, url = base): Promise<Session> {
-  const res = await fetch(`${url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id, password }) });
+  const res = await fetch(`${url}/api/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ id, password }),
+  });
   expect(res.status, await res.clone().text()).toBe(200);
   const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
   const body = (await res.json()) as { csrfToken: string };
   return { cookie, csrf: body.csrfToken };
 }
 
-async function call(s: Session | null, path: string, opts: { method?: string; body?: unknown; raw?: string; csrf?: string | null; headers?: Record<string, string>; url?: string } = {}) {
+async function call(
+  s: Session | null,
+  path: string,
+  opts: {
+    method?: string;
+    body?: unknown;
+    raw?: string;
+    csrf?: string | null;
+    headers?: Record<string, string>;
+    url?: string;
+  } = {},
+) {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (s) headers.Cookie = s.cookie;
   if (opts.method && opts.method !== 'GET') {
@@ -39,7 +54,15 @@ async function call(s: Session | null, path: string, opts: { method?: string; bo
     const csrf = opts.csrf === undefined ? s?.csrf : opts.csrf;
     if (csrf) headers['X-CSRF-Token'] = csrf;
   }
-  const res = await fetch(`${opts.url ?? base}${path}`, { method: opts.method ?? 'GET', headers, ...(opts.raw !== undefined ? { body: opts.raw } : opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}) });
+  const res = await fetch(`${opts.url ?? base}${path}`, {
+    method: opts.method ?? 'GET',
+    headers,
+    ...(opts.raw !== undefined
+      ? { body: opts.raw }
+      : opts.body !== undefined
+        ? { body: JSON.stringify(opts.body) }
+        : {}),
+  });
   const text = await res.text();
   let json: any = null;
   try {
@@ -51,7 +74,12 @@ async function call(s: Session | null, path: string, opts: { method?: string; bo
 }
 
 let n = 0;
-const cmd = (type: string, extra: Record<string, unknown> = {}) => ({ type, schemaVersion: 1, commandId: `t-${++n}-${Date.now()}`, ...extra });
+const cmd = (type: string, extra: Record<string, unknown> = {}) => ({
+  type,
+  schemaVersion: 1,
+  commandId: `t-${++n}-${Date.now()}`,
+  ...extra,
+});
 
 async function caseSeq(id: string): Promise<{ seq: number; state: string }> {
   const v = await running.runtime.get(id);
@@ -70,7 +98,11 @@ async function lastAuditSeq(): Promise<number> {
 
 /** Open cases of the projection, by a predicate. */
 function openCases(pred: (r: QueueRow) => boolean): QueueRow[] {
-  const anyone = { id: 'probe', name: 'probe', grants: { refunds: { roles: ['support-lead', 'refunds-manager', 'finance-controller'], seeSensitive: true } } };
+  const anyone = {
+    id: 'probe',
+    name: 'probe',
+    grants: { refunds: { roles: ['support-lead', 'refunds-manager', 'finance-controller'], seeSensitive: true } },
+  };
   return running.gateway.projection.list(anyone, {}, 0, 100_000, Date.now()).rows.filter(pred);
 }
 
@@ -88,10 +120,17 @@ describe('gateway: authentication, authorisation and bad input', () => {
     base = running.url;
     const model = running.runtime.models.get('refunds')!;
     const rng = new Rng(4242);
-    for (let i = 0; i < 80; i++) void running.runtime.startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: `gw-${i}` }).catch(() => undefined);
+    for (let i = 0; i < 80; i++)
+      void running.runtime
+        .startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: `gw-${i}` })
+        .catch(() => undefined);
     // Tickets a support lead filed on a customer's behalf (separation of duties).
     for (let i = 0; i < 24; i++) {
-      const signal = { ...(model.handlers.synthesize(rng, 100 + i) as Record<string, unknown>), channel: 'phone', requestedBy: 'r-jonas' };
+      const signal = {
+        ...(model.handlers.synthesize(rng, 100 + i) as Record<string, unknown>),
+        channel: 'phone',
+        requestedBy: 'r-jonas',
+      };
       void running.runtime.startEpisode('refunds', signal, { episodeId: `gw-staff-${i}` }).catch(() => undefined);
     }
     await settle();
@@ -102,7 +141,10 @@ describe('gateway: authentication, authorisation and bad input', () => {
     if (data) await rm(data, { recursive: true, force: true });
   });
 
-  const tier1 = () => openCases((r) => r.tier === 1 && r.requestedBy === null && r.claimedBy === null && r.actions.includes('issueRefund'));
+  const tier1 = () =>
+    openCases(
+      (r) => r.tier === 1 && r.requestedBy === null && r.claimedBy === null && r.actions.includes('issueRefund'),
+    );
 
   it('refuses anonymous access: API 401, the app page redirects to the login page', async () => {
     const api = await call(null, '/api/queue');
@@ -121,7 +163,11 @@ describe('gateway: authentication, authorisation and bad input', () => {
 
   it('a sign-in rotates the session: a new token, and the one the browser sent is ended', async () => {
     const first = await login('r-amelie');
-    const res = await fetch(`${base}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: first.cookie }, body: JSON.stringify({ id: 'r-amelie', password: 'demo-amelie' }) });
+    const res = await fetch(`${base}/api/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Cookie: first.cookie },
+      body: JSON.stringify({ id: 'r-amelie', password: 'demo-amelie' }),
+    });
     expect(res.status).toBe(200);
     const second = res.headers.get('set-cookie')!.split(';')[0]!;
     expect(second).not.toBe(first.cookie);
@@ -138,7 +184,11 @@ describe('gateway: authentication, authorisation and bad input', () => {
     expect(bad.json.error.code).toBe('auth.invalid_credentials');
     const unknown = await call(null, '/api/login', { method: 'POST', body: { id: 'r-nobody', password: 'x' } });
     expect(unknown.status).toBe(401);
-    const res = await fetch(`${base}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: 'r-amelie', password: 'demo-amelie' }) });
+    const res = await fetch(`${base}/api/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ id: 'r-amelie', password: 'demo-amelie' }),
+    });
     expect(res.status).toBe(200);
     const cookie = res.headers.get('set-cookie')!;
     expect(cookie).toMatch(/HttpOnly/);
@@ -147,12 +197,18 @@ describe('gateway: authentication, authorisation and bad input', () => {
     const body = (await res.json()) as { reviewer: { id: string; grants: Record<string, { roles: string[] }> } };
     expect(body.reviewer.grants.refunds!.roles).toEqual(['support-lead']);
     const kinds = (await auditTail(before)).map((e) => `${e.kind}:${e.actor}`);
-    expect(kinds).toEqual(['auth.login_failed:reviewer:r-amelie', 'auth.login_failed:reviewer:r-nobody', 'auth.login:reviewer:r-amelie']);
+    expect(kinds).toEqual([
+      'auth.login_failed:reviewer:r-amelie',
+      'auth.login_failed:reviewer:r-nobody',
+      'auth.login:reviewer:r-amelie',
+    ]);
   });
 
   it('throttles repeated failed logins (429)', async () => {
     let last = 0;
-    for (let i = 0; i < 6; i++) last = (await call(null, '/api/login', { method: 'POST', body: { id: 'r-sofia', password: `guess-${i}` } })).status;
+    for (let i = 0; i < 6; i++)
+      last = (await call(null, '/api/login', { method: 'POST', body: { id: 'r-sofia', password: `guess-${i}` } }))
+        .status;
     expect(last).toBe(429);
     // Even the right password waits out the lock-out.
     const right = await call(null, '/api/login', { method: 'POST', body: { id: 'r-sofia', password: 'demo-sofia' } });
@@ -175,7 +231,9 @@ describe('gateway: authentication, authorisation and bad input', () => {
     for (let i = 1; i < rows.length; i++) {
       const a = rows[i - 1]!;
       const b = rows[i]!;
-      expect(a.priority > b.priority || (a.priority === b.priority && (a.dueAt ?? Infinity) <= (b.dueAt ?? Infinity))).toBe(true);
+      expect(
+        a.priority > b.priority || (a.priority === b.priority && (a.dueAt ?? Infinity) <= (b.dueAt ?? Infinity)),
+      ).toBe(true);
     }
     // Filters and paging.
     const paged = await call(malik, '/api/queue?limit=2&offset=1&tier=1&risk=low');
@@ -196,12 +254,19 @@ describe('gateway: authentication, authorisation and bad input', () => {
     expect(view.json.error.message).toMatch(/refunds-manager/);
     const before = await caseSeq(t2!.id);
     const auditBefore = await lastAuditSeq();
-    const claim = await call(jonas, `/api/cases/${encodeURIComponent(t2!.id)}/commands`, { method: 'POST', body: cmd('handoff.case.claim') });
+    const claim = await call(jonas, `/api/cases/${encodeURIComponent(t2!.id)}/commands`, {
+      method: 'POST',
+      body: cmd('handoff.case.claim'),
+    });
     expect(claim.status).toBe(403);
     expect(await caseSeq(t2!.id)).toEqual(before);
     const refused = (await auditTail(auditBefore)).filter((e) => e.kind === 'command.refused');
     expect(refused).toHaveLength(1);
-    expect(refused[0]).toMatchObject({ actor: t2!.id, by: 'r-jonas', data: { type: 'handoff.case.claim', code: 'auth.forbidden' } });
+    expect(refused[0]).toMatchObject({
+      actor: t2!.id,
+      by: 'r-jonas',
+      data: { type: 'handoff.case.claim', code: 'auth.forbidden' },
+    });
     // Someone with the role sees it.
     const ingrid = await login('r-ingrid');
     expect((await call(ingrid, `/api/cases/${encodeURIComponent(t2!.id)}`)).status).toBe(200);
@@ -212,7 +277,10 @@ describe('gateway: authentication, authorisation and bad input', () => {
     expect(mine, 'the seed has a tier-1 case filed by r-jonas').toBeDefined();
     const s = await login(mine!.requestedBy!);
     const before = await caseSeq(mine!.id);
-    const res = await call(s, `/api/cases/${encodeURIComponent(mine!.id)}/commands`, { method: 'POST', body: cmd('handoff.case.claim', { expectedVersion: mine!.seq }) });
+    const res = await call(s, `/api/cases/${encodeURIComponent(mine!.id)}/commands`, {
+      method: 'POST',
+      body: cmd('handoff.case.claim', { expectedVersion: mine!.seq }),
+    });
     expect(res.status).toBe(403);
     expect(res.json.error.details.rule).toBe('separation-of-duties');
     expect(res.json.error.message).toMatch(/requester/);
@@ -259,20 +327,30 @@ describe('gateway: authentication, authorisation and bad input', () => {
     });
 
     it('oversized payload → 413 request.too_large', async () => {
-      const r = await call(s, path, { method: 'POST', body: cmd('handoff.case.approve', { comment: 'x'.repeat(70 * 1024) }) });
+      const r = await call(s, path, {
+        method: 'POST',
+        body: cmd('handoff.case.approve', { comment: 'x'.repeat(70 * 1024) }),
+      });
       expect(r.status).toBe(413);
       expect(r.json.error.code).toBe('request.too_large');
       await unchanged();
     });
 
     it('wrong content type → 415', async () => {
-      const r = await call(s, path, { method: 'POST', raw: JSON.stringify(cmd('handoff.case.claim')), headers: { 'Content-Type': 'text/plain' } });
+      const r = await call(s, path, {
+        method: 'POST',
+        raw: JSON.stringify(cmd('handoff.case.claim')),
+        headers: { 'Content-Type': 'text/plain' },
+      });
       expect(r.status).toBe(415);
       await unchanged();
     });
 
     it('a reviewer in the payload is refused: identity comes from the session', async () => {
-      const r = await call(s, path, { method: 'POST', body: cmd('handoff.case.claim', { reviewer: { id: 'r-malik', roles: ['refunds-manager'] } }) });
+      const r = await call(s, path, {
+        method: 'POST',
+        body: cmd('handoff.case.claim', { reviewer: { id: 'r-malik', roles: ['refunds-manager'] } }),
+      });
       expect(r.status).toBe(400);
       expect(r.json.error.code).toBe('request.reviewer_in_payload');
       await unchanged();
@@ -288,7 +366,11 @@ describe('gateway: authentication, authorisation and bad input', () => {
     });
 
     it('cross-origin request → 403 auth.origin', async () => {
-      const r = await call(s, path, { method: 'POST', body: cmd('handoff.case.claim'), headers: { Origin: 'https://evil.example' } });
+      const r = await call(s, path, {
+        method: 'POST',
+        body: cmd('handoff.case.claim'),
+        headers: { Origin: 'https://evil.example' },
+      });
       expect(r.status).toBe(403);
       expect(r.json.error.code).toBe('auth.origin');
       await unchanged();
@@ -302,7 +384,10 @@ describe('gateway: authentication, authorisation and bad input', () => {
     });
 
     it('stale expectedVersion → 409 actor.conflict', async () => {
-      const r = await call(s, path, { method: 'POST', body: cmd('handoff.case.claim', { expectedVersion: target.seq + 5 }) });
+      const r = await call(s, path, {
+        method: 'POST',
+        body: cmd('handoff.case.claim', { expectedVersion: target.seq + 5 }),
+      });
       expect(r.status).toBe(409);
       expect(r.json.error.code).toBe('actor.conflict');
       await unchanged();
@@ -314,21 +399,38 @@ describe('gateway: authentication, authorisation and bad input', () => {
       expect(first.status, JSON.stringify(first.json)).toBe(200);
       expect(first.json.case.state).toBe('claimed');
       const after = await caseSeq(target.id);
-      const replay = await call(s, path, { method: 'POST', body: { ...body, type: 'handoff.case.release', expectedVersion: after.seq } });
+      const replay = await call(s, path, {
+        method: 'POST',
+        body: { ...body, type: 'handoff.case.release', expectedVersion: after.seq },
+      });
       expect(replay.status).toBe(409);
       expect(replay.json.error.code).toBe('command.replayed');
       expect(await caseSeq(target.id)).toEqual(after);
       // Release it again for the other tests.
-      const rel = await call(s, path, { method: 'POST', body: cmd('handoff.case.release', { expectedVersion: after.seq }) });
+      const rel = await call(s, path, {
+        method: 'POST',
+        body: cmd('handoff.case.release', { expectedVersion: after.seq }),
+      });
       expect(rel.status).toBe(200);
       target = { ...target, seq: (await caseSeq(target.id)).seq };
     });
 
     it('every refusal above is in the audit log, and the chain verifies', async () => {
       const refused: AuditEntry[] = [];
-      for await (const e of running.store.audit()) if (e.kind === 'command.refused' && e.actor === target.id) refused.push(e);
+      for await (const e of running.store.audit())
+        if (e.kind === 'command.refused' && e.actor === target.id) refused.push(e);
       const codes = refused.map((e) => e.data.code);
-      for (const code of ['request.malformed_json', 'contract.invalid', 'request.too_large', 'request.reviewer_in_payload', 'auth.csrf', 'auth.origin', 'actor.conflict', 'command.replayed']) expect(codes).toContain(code);
+      for (const code of [
+        'request.malformed_json',
+        'contract.invalid',
+        'request.too_large',
+        'request.reviewer_in_payload',
+        'auth.csrf',
+        'auth.origin',
+        'actor.conflict',
+        'command.replayed',
+      ])
+        expect(codes).toContain(code);
       const v = await verifyAudit(running.store.audit());
       expect(v.ok).toBe(true);
     });
@@ -354,7 +456,10 @@ describe('gateway: authentication, authorisation and bad input', () => {
 
     // Amélie claims and modifies the amount; the hidden IBAN goes back as the mask and is restored.
     const path = `/api/cases/${encodeURIComponent(c.id)}/commands`;
-    const claim = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.claim', { expectedVersion: view.json.case.seq }) });
+    const claim = await call(amelie, path, {
+      method: 'POST',
+      body: cmd('handoff.case.claim', { expectedVersion: view.json.case.seq }),
+    });
     expect(claim.status).toBe(200);
     const p = claim.json.case.plan;
     const plan = { actions: p.actions.map((a: any) => ({ type: a.type, args: { ...a.args } })) };
@@ -362,18 +467,35 @@ describe('gateway: authentication, authorisation and bad input', () => {
     // Changing a hidden value is refused.
     const sneaky = structuredClone(plan);
     sneaky.actions[0].args.iban = 'DE00123456781234567890';
-    const refused = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.modify', { actions: sneaky.actions, comment: 'x', expectedVersion: claim.json.case.seq }) });
+    const refused = await call(amelie, path, {
+      method: 'POST',
+      body: cmd('handoff.case.modify', { actions: sneaky.actions, comment: 'x', expectedVersion: claim.json.case.seq }),
+    });
     expect(refused.status).toBe(403);
     expect(refused.json.error.code).toBe('auth.sensitive_field');
     // An invalid amount is refused with the path of the field (server-side schema check).
     const invalid = structuredClone(plan);
     invalid.actions[0].args.amount = -5;
-    const bad = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.modify', { actions: invalid.actions, comment: 'x', expectedVersion: claim.json.case.seq }) });
+    const bad = await call(amelie, path, {
+      method: 'POST',
+      body: cmd('handoff.case.modify', {
+        actions: invalid.actions,
+        comment: 'x',
+        expectedVersion: claim.json.case.seq,
+      }),
+    });
     expect(bad.status).toBe(400);
     expect(bad.json.error.details.path).toBe('actions.0.args.amount');
     const amount = Math.max(0.01, Math.round((original.amount as number) * 50) / 100);
     plan.actions[0].args.amount = amount;
-    const mod = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.modify', { actions: plan.actions, comment: 'half: partial damage only', expectedVersion: claim.json.case.seq }) });
+    const mod = await call(amelie, path, {
+      method: 'POST',
+      body: cmd('handoff.case.modify', {
+        actions: plan.actions,
+        comment: 'half: partial damage only',
+        expectedVersion: claim.json.case.seq,
+      }),
+    });
     expect(mod.status, JSON.stringify(mod.json)).toBe(200);
     expect(mod.json.case.state).toBe('modified');
     const after = (await running.runtime.get(c.id))!.context as CaseContext;
@@ -390,7 +512,10 @@ describe('gateway: authentication, authorisation and bad input', () => {
     const noReason = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.escalate', { reason: '' }) });
     expect(noReason.status).toBe(400);
     expect(noReason.json.error.details.path).toBe('reason');
-    const e1 = await call(amelie, path, { method: 'POST', body: cmd('handoff.case.escalate', { reason: 'amount looks wrong', expectedVersion: c.seq }) });
+    const e1 = await call(amelie, path, {
+      method: 'POST',
+      body: cmd('handoff.case.escalate', { reason: 'amount looks wrong', expectedVersion: c.seq }),
+    });
     expect(e1.status, JSON.stringify(e1.json)).toBe(200);
     expect(e1.json.case.tier.n).toBe(2);
     // Amélie took part, so she can still read it, but no longer decide it.
@@ -398,23 +523,41 @@ describe('gateway: authentication, authorisation and bad input', () => {
     expect((await call(amelie, `/api/queue?q=${encodeURIComponent(c.id)}`)).json.total).toBe(0);
     const ingrid = await login('r-ingrid');
     expect((await call(ingrid, `/api/queue?q=${encodeURIComponent(c.id)}`)).json.total).toBe(1);
-    const e2 = await call(ingrid, path, { method: 'POST', body: cmd('handoff.case.escalate', { reason: 'needs finance', expectedVersion: e1.json.case.seq }) });
+    const e2 = await call(ingrid, path, {
+      method: 'POST',
+      body: cmd('handoff.case.escalate', { reason: 'needs finance', expectedVersion: e1.json.case.seq }),
+    });
     expect(e2.status).toBe(200);
     expect(e2.json.case.tier).toMatchObject({ n: 3, fourEyes: true });
 
     const pieter = await login('r-pieter');
-    const claim1 = await call(pieter, path, { method: 'POST', body: cmd('handoff.case.claim', { expectedVersion: e2.json.case.seq }) });
+    const claim1 = await call(pieter, path, {
+      method: 'POST',
+      body: cmd('handoff.case.claim', { expectedVersion: e2.json.case.seq }),
+    });
     expect(claim1.status).toBe(200);
-    const first = await call(pieter, path, { method: 'POST', body: cmd('handoff.case.approve', { comment: 'checked the order', expectedVersion: claim1.json.case.seq }) });
+    const first = await call(pieter, path, {
+      method: 'POST',
+      body: cmd('handoff.case.approve', { comment: 'checked the order', expectedVersion: claim1.json.case.seq }),
+    });
     expect(first.status).toBe(200);
     expect(first.json.case).toMatchObject({ state: 'queued', approvals: [{ id: 'r-pieter' }] });
-    const again = await call(pieter, path, { method: 'POST', body: cmd('handoff.case.claim', { expectedVersion: first.json.case.seq }) });
+    const again = await call(pieter, path, {
+      method: 'POST',
+      body: cmd('handoff.case.claim', { expectedVersion: first.json.case.seq }),
+    });
     expect(again.status).toBe(403);
     expect(again.json.error.details.rule).toBe('four-eyes');
     const claire = await login('r-claire');
-    const claim2 = await call(claire, path, { method: 'POST', body: cmd('handoff.case.claim', { expectedVersion: first.json.case.seq }) });
+    const claim2 = await call(claire, path, {
+      method: 'POST',
+      body: cmd('handoff.case.claim', { expectedVersion: first.json.case.seq }),
+    });
     expect(claim2.status).toBe(200);
-    const second = await call(claire, path, { method: 'POST', body: cmd('handoff.case.approve', { expectedVersion: claim2.json.case.seq }) });
+    const second = await call(claire, path, {
+      method: 'POST',
+      body: cmd('handoff.case.approve', { expectedVersion: claim2.json.case.seq }),
+    });
     expect(second.status).toBe(200);
     expect(second.json.case.state).toBe('approved');
     expect(second.json.case.resolution.decidedBy).toEqual(['r-pieter', 'r-claire']);
@@ -463,11 +606,23 @@ describe('gateway: authentication, authorisation and bad input', () => {
     await new Promise((r) => ws.on('open', r));
     const c = tier1()[0]!;
     const malik = await login('r-malik');
-    const claim = await call(malik, `/api/cases/${encodeURIComponent(c.id)}/commands`, { method: 'POST', body: cmd('handoff.case.claim', { expectedVersion: c.seq }) });
+    const claim = await call(malik, `/api/cases/${encodeURIComponent(c.id)}/commands`, {
+      method: 'POST',
+      body: cmd('handoff.case.claim', { expectedVersion: c.seq }),
+    });
     expect(claim.status).toBe(200);
-    await expect.poll(() => messages.find((m) => m.type === 'queue' && m.row?.id === c.id && m.row.claimedBy === 'r-malik'), { timeout: 5000 }).toBeTruthy();
-    await call(malik, `/api/cases/${encodeURIComponent(c.id)}/commands`, { method: 'POST', body: cmd('handoff.case.reject', { reason: 'duplicate ticket', expectedVersion: claim.json.case.seq }) });
-    await expect.poll(() => messages.find((m) => m.type === 'queue' && m.op === 'remove' && m.id === c.id), { timeout: 5000 }).toBeTruthy();
+    await expect
+      .poll(() => messages.find((m) => m.type === 'queue' && m.row?.id === c.id && m.row.claimedBy === 'r-malik'), {
+        timeout: 5000,
+      })
+      .toBeTruthy();
+    await call(malik, `/api/cases/${encodeURIComponent(c.id)}/commands`, {
+      method: 'POST',
+      body: cmd('handoff.case.reject', { reason: 'duplicate ticket', expectedVersion: claim.json.case.seq }),
+    });
+    await expect
+      .poll(() => messages.find((m) => m.type === 'queue' && m.op === 'remove' && m.id === c.id), { timeout: 5000 })
+      .toBeTruthy();
     ws.close();
   });
 
@@ -484,7 +639,11 @@ describe('gateway: authentication, authorisation and bad input', () => {
       expect(r.json.error.code).toBe('auth.session_expired');
       const c = tier1()[0]!;
       const before = await caseSeq(c.id);
-      const cmdRes = await call(s, `/api/cases/${encodeURIComponent(c.id)}/commands`, { method: 'POST', body: cmd('handoff.case.claim'), url: gw.url });
+      const cmdRes = await call(s, `/api/cases/${encodeURIComponent(c.id)}/commands`, {
+        method: 'POST',
+        body: cmd('handoff.case.claim'),
+        url: gw.url,
+      });
       expect(cmdRes.status).toBe(401);
       expect(await caseSeq(c.id)).toEqual(before);
       expect(await closed).toBe(4401);

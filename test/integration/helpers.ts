@@ -59,7 +59,9 @@ export async function tempDir(): Promise<string> {
 export const silent: Logger = pino({ level: 'silent' });
 
 /** Opens a store + runtime on `dir` (a new temp dir by default) with a simulated clock at `start`. */
-export async function openEnv(opts: { dir?: string; start?: number; runtime?: Partial<RuntimeOptions> } = {}): Promise<Env> {
+export async function openEnv(
+  opts: { dir?: string; start?: number; runtime?: Partial<RuntimeOptions> } = {},
+): Promise<Env> {
   const model = await refunds();
   const dir = opts.dir ?? (await tempDir());
   const store = await LevelStore.open(dir);
@@ -98,7 +100,7 @@ const tick = () => new Promise<void>((r) => setTimeout(r, 0));
  * the store's index asynchronously and are not counted as runtime work).
  */
 export async function settle(rt: Runtime): Promise<void> {
-  for (let quiet = 0; quiet < 3; ) {
+  for (let quiet = 0; quiet < 3;) {
     await rt.whenIdle();
     await tick();
     quiet = rt.busy === 0 ? quiet + 1 : 0;
@@ -223,7 +225,11 @@ export function scanSignals(count = 300): Promise<Classified[]> {
 export async function reviewSignals(opts: { tier?: number; requestedBy?: 'none' | 'any' } = {}): Promise<Classified[]> {
   const tier = opts.tier ?? 1;
   return (await scanSignals()).filter(
-    (c) => c.decision.outcome === 'review' && c.decision.tier === tier && !c.bounces && (opts.requestedBy === 'any' || c.signal.requestedBy === undefined),
+    (c) =>
+      c.decision.outcome === 'review' &&
+      c.decision.tier === tier &&
+      !c.bounces &&
+      (opts.requestedBy === 'any' || c.signal.requestedBy === undefined),
   );
 }
 
@@ -243,6 +249,18 @@ let commandSeq = 0;
 export type CommandType = 'claim' | 'release' | 'renew' | 'approve' | 'modify' | 'reject' | 'escalate';
 
 /** A reviewer command with a fresh commandId (override any field with `extra`). */
-export function cmd(type: CommandType, caseId: string, reviewer: { id: string; roles: string[] }, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { type: `handoff.case.${type}`, schemaVersion: 1, commandId: `cmd-${++commandSeq}-${type}`, caseId, reviewer, ...extra };
+export function cmd(
+  type: CommandType,
+  caseId: string,
+  reviewer: { id: string; roles: string[] },
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    type: `handoff.case.${type}`,
+    schemaVersion: 1,
+    commandId: `cmd-${++commandSeq}-${type}`,
+    caseId,
+    reviewer,
+    ...extra,
+  };
 }

@@ -7,7 +7,23 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KeyFilter } from '../../src/runtime/key-filter.ts';
 import { LevelStore } from '../../src/runtime/level-store.ts';
 import type { TransitionNotice } from '../../src/runtime/runtime.ts';
-import { LEAD, agentCtx, autoSignals, cleanup, closeEnv, cmd, collect, drive, driveUntilDone, journalOf, openEnv, reviewSignals, settle, tempDir, type Env } from './helpers.ts';
+import {
+  LEAD,
+  agentCtx,
+  autoSignals,
+  cleanup,
+  closeEnv,
+  cmd,
+  collect,
+  drive,
+  driveUntilDone,
+  journalOf,
+  openEnv,
+  reviewSignals,
+  settle,
+  tempDir,
+  type Env,
+} from './helpers.ts';
 
 afterEach(cleanup);
 
@@ -78,7 +94,11 @@ describe('agent records are rewritten at rest points; the journal carries the st
     await env.store.db.put(`j:${id}:${String(last.seq).padStart(10, '0')}`, { ...last, state: 'denied' });
     await env.store.close();
 
-    const env2 = await openEnv({ dir: env.dir, start: env.clock.now(), runtime: { supervision: { agent: { strategy: 'escalate', maxRestarts: 0 } } } });
+    const env2 = await openEnv({
+      dir: env.dir,
+      start: env.clock.now(),
+      runtime: { supervision: { agent: { strategy: 'escalate', maxRestarts: 0 } } },
+    });
     expect(env2.rt.stats.crashes).toBeGreaterThan(0);
     expect(env2.rt.stats.restored).toBe(0);
     await settle(env2.rt);
@@ -120,8 +140,21 @@ describe('key filters of the LevelDB store', () => {
   it('answers for keys written before a restart, written directly to LevelDB, and never written', async () => {
     const dir = await tempDir();
     let store = await LevelStore.open(dir);
-    const actor = { id: 'x-1', kind: 'case' as const, model: 'refunds', seq: 0, status: 'active' as const, state: 'queued', snapshot: {}, updatedAt: 1 };
-    await store.commit({ actor, journal: { seq: 0, at: 1, event: { type: 'xstate.init' }, state: 'queued' }, commandId: 'cmd-old' });
+    const actor = {
+      id: 'x-1',
+      kind: 'case' as const,
+      model: 'refunds',
+      seq: 0,
+      status: 'active' as const,
+      state: 'queued',
+      snapshot: {},
+      updatedAt: 1,
+    };
+    await store.commit({
+      actor,
+      journal: { seq: 0, at: 1, event: { type: 'xstate.init' }, state: 'queued' },
+      commandId: 'cmd-old',
+    });
     await store.close();
 
     store = await LevelStore.open(dir);
@@ -137,7 +170,11 @@ describe('key filters of the LevelDB store', () => {
     await store.db.put('a:x-3', { ...actor, id: 'x-3' });
     expect(await store.load('x-3')).toMatchObject({ id: 'x-3' });
     // Queued, not yet written: the replay guard sees it at once.
-    const pending = store.commit({ actor: { ...actor, seq: 1 }, journal: { seq: 1, at: 2, event: { type: 'claim' }, state: 'claimed' }, commandId: 'cmd-queued' });
+    const pending = store.commit({
+      actor: { ...actor, seq: 1 },
+      journal: { seq: 1, at: 2, event: { type: 'claim' }, state: 'claimed' },
+      commandId: 'cmd-queued',
+    });
     expect(await store.hasCommand('cmd-queued')).toBe(true);
     await pending;
     expect(await store.getAux('w', 'nothing')).toBeUndefined();

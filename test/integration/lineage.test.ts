@@ -14,7 +14,23 @@ import { storeLineageSource } from '../../src/lineage/source.ts';
 import type { LoadedModel } from '../../src/models/loader.ts';
 import { verifyAudit } from '../../src/runtime/audit-log.ts';
 import { runCli } from './cli.ts';
-import { LEAD, LEAD2, START, agentCtx, caseCtx, cleanup, closeEnv, cmd, collect, drive, driveUntilDone, openEnv, refunds, reviewSignals, type Env } from './helpers.ts';
+import {
+  LEAD,
+  LEAD2,
+  START,
+  agentCtx,
+  caseCtx,
+  cleanup,
+  closeEnv,
+  cmd,
+  collect,
+  drive,
+  driveUntilDone,
+  openEnv,
+  refunds,
+  reviewSignals,
+  type Env,
+} from './helpers.ts';
 
 afterEach(cleanup);
 
@@ -30,7 +46,9 @@ async function toCase(env: Env, episodeId: string, caseId = `${episodeId}.case-1
 }
 
 const lineageOf = (env: Env, id: string): Promise<Lineage> =>
-  buildLineage(id, storeLineageSource(env.store, { effect: (key) => env.world.lookup(key) })).then((l) => withCompensationTypes(l, env.model.config.actions));
+  buildLineage(id, storeLineageSource(env.store, { effect: (key) => env.world.lookup(key) })).then((l) =>
+    withCompensationTypes(l, env.model.config.actions),
+  );
 
 describe('lineage of a reviewed episode', () => {
   it('goes from the source through plan, gate, review and actions to the effects, with audit entry numbers', async () => {
@@ -45,21 +63,51 @@ describe('lineage of a reviewed episode', () => {
     expect(agentCtx(done).outcome).toBe('approved');
 
     const l = await lineageOf(env, 'ep-lin');
-    expect(l).toMatchObject({ id: 'ep-lin', episodeId: 'ep-lin', model: 'refunds', state: 'done', outcome: 'approved', history: { journal: 'kept' }, hold: null });
+    expect(l).toMatchObject({
+      id: 'ep-lin',
+      episodeId: 'ep-lin',
+      model: 'refunds',
+      state: 'done',
+      outcome: 'approved',
+      history: { journal: 'kept' },
+      hold: null,
+    });
     // Sources: the observation's provenance, with its transforms.
     expect(l.observations).toHaveLength(1);
-    expect(l.observations[0]).toMatchObject({ id: 'ep-lin.obs', source: 'shop-orders', observedAt: new Date(START).toISOString() });
+    expect(l.observations[0]).toMatchObject({
+      id: 'ep-lin.obs',
+      source: 'shop-orders',
+      observedAt: new Date(START).toISOString(),
+    });
     expect(l.observations[0]!.transforms.map((t) => t.name)).toContain('validated');
     // Plan: planner, rationale, cited inputs.
     expect(l.plans).toHaveLength(1);
-    expect(l.plans[0]).toMatchObject({ origin: 'planner', planner: c!.plan.planner, rationale: c!.plan.rationale, citedInputs: c!.plan.citedInputs });
+    expect(l.plans[0]).toMatchObject({
+      origin: 'planner',
+      planner: c!.plan.planner,
+      rationale: c!.plan.rationale,
+      citedInputs: c!.plan.citedInputs,
+    });
     // Gate: rule, reasons, policy version, and the freshness rule beside the others.
     expect(l.decisions).toHaveLength(1);
-    expect(l.decisions[0]).toMatchObject({ outcome: 'review', tier: 1, ruleId: c!.decision.ruleId, policyVersion: 'refunds-policy-2025.1', inputs: { source: 'shop-orders' } });
+    expect(l.decisions[0]).toMatchObject({
+      outcome: 'review',
+      tier: 1,
+      ruleId: c!.decision.ruleId,
+      policyVersion: 'refunds-policy-2025.1',
+      inputs: { source: 'shop-orders' },
+    });
     // Review: tiers, claim, decision, reviewers.
     expect(l.reviews).toHaveLength(1);
     const r = l.reviews[0]!;
-    expect(r).toMatchObject({ caseId, kind: 'review', state: 'approved', openedTier: 1, reviewers: [LEAD.id], resolution: { outcome: 'approved', decidedBy: [LEAD.id] } });
+    expect(r).toMatchObject({
+      caseId,
+      kind: 'review',
+      state: 'approved',
+      openedTier: 1,
+      reviewers: [LEAD.id],
+      resolution: { outcome: 'approved', decidedBy: [LEAD.id] },
+    });
     expect(r.tiers.map((t) => t.name)).toEqual(['Support lead', 'Refunds manager', 'Finance controller']);
     expect(r.events.map((e) => e.kind)).toEqual(['opened', 'claimed', 'approved']);
     expect(r.claims).toEqual([{ by: LEAD.id, at: expect.any(Number), auditSeq: r.events[1]!.auditSeq }]);
@@ -80,7 +128,18 @@ describe('lineage of a reviewed episode', () => {
     const byCase = await lineageOf(env, caseId);
     expect({ ...byCase, id: 'ep-lin' }).toEqual(l);
     const text = renderLineage(l);
-    for (const s of ['Observations (sources)', 'source shop-orders', 'Gate decisions', `rule ${c!.decision.ruleId}`, 'Reviews', `claimed by ${LEAD.id}`, 'Actions → effects', 'effect applied 1×', 'Outcome']) expect(text).toContain(s);
+    for (const s of [
+      'Observations (sources)',
+      'source shop-orders',
+      'Gate decisions',
+      `rule ${c!.decision.ruleId}`,
+      'Reviews',
+      `claimed by ${LEAD.id}`,
+      'Actions → effects',
+      'effect applied 1×',
+      'Outcome',
+    ])
+      expect(text).toContain(s);
     await expect(buildLineage('nope', storeLineageSource(env.store))).rejects.toBeInstanceOf(LineageNotFoundError);
   });
 });
@@ -89,7 +148,13 @@ describe('freshness on the runtime: an approval after the data went stale', () =
   it('is gated again at its own time; the new case shows why (freshness.stale); its approval acts; lineage and audit query show both', async () => {
     const base = await refunds();
     // Refunds data stale after 10 minutes, for this test (the shipped limit is a day).
-    const model: LoadedModel = { ...base, config: { ...base.config, freshness: { sources: { 'shop-orders': { maxAgeMs: 10 * MIN } }, onStale: 'review', maxReperceives: 0 } } };
+    const model: LoadedModel = {
+      ...base,
+      config: {
+        ...base.config,
+        freshness: { sources: { 'shop-orders': { maxAgeMs: 10 * MIN } }, onStale: 'review', maxReperceives: 0 },
+      },
+    };
     const env = await openEnv({ runtime: { models: [model] } });
     const [c] = await reviewSignals({ tier: 1 });
     await env.rt.startEpisode('refunds', c!.signal, { episodeId: 'ep-stale' });
@@ -101,7 +166,9 @@ describe('freshness on the runtime: an approval after the data went stale', () =
     const second = await toCase(env, 'ep-stale', 'ep-stale.case-2');
     const c2 = caseCtx(await env.rt.get(second));
     expect(c2.decision.ruleId).toBe('freshness.stale');
-    expect(c2.decision.reasons[0]).toMatch(/^stale data: the observation from 'shop-orders' \(observed .*\) is 3\dm \d\ds old at .*, above its limit 10m 00s; a reviewer decides whether to act on it$/);
+    expect(c2.decision.reasons[0]).toMatch(
+      /^stale data: the observation from 'shop-orders' \(observed .*\) is 3\dm \d\ds old at .*, above its limit 10m 00s; a reviewer decides whether to act on it$/,
+    );
     // Nothing ran on the stale approval.
     expect(await env.world.lookup('ep-stale/0')).toBeUndefined();
     await env.rt.command(cmd('claim', second, LEAD2));
@@ -123,7 +190,10 @@ describe('handoff lineage and handoff audit query', () => {
   it('print the lineage (text and one JSON object) and query the log by actor, reviewer, rule and time; bad input names the field', async () => {
     const env = await openEnv();
     const [c, d] = await reviewSignals({ tier: 1 });
-    for (const [id, s, reviewer] of [['ep-a', c!, LEAD], ['ep-b', d!, LEAD2]] as const) {
+    for (const [id, s, reviewer] of [
+      ['ep-a', c!, LEAD],
+      ['ep-b', d!, LEAD2],
+    ] as const) {
       await env.rt.startEpisode('refunds', s.signal, { episodeId: id });
       const caseId = await toCase(env, id);
       await env.rt.command(cmd('claim', caseId, reviewer));
@@ -153,7 +223,9 @@ describe('handoff lineage and handoff audit query', () => {
     expect(await q('--actor', 'ep-a.case-1')).toEqual(seqs((e) => e.actor === 'ep-a.case-1'));
     expect(await q('--reviewer', LEAD2.id)).toEqual(seqs((e) => e.by === LEAD2.id));
     expect(await q('--reviewer', LEAD2.id, '--actor', 'ep-a')).toEqual([]);
-    expect(await q('--rule', c!.decision.ruleId)).toEqual(seqs((e) => e.kind === 'gate.decision' && e.data.ruleId === c!.decision.ruleId));
+    expect(await q('--rule', c!.decision.ruleId)).toEqual(
+      seqs((e) => e.kind === 'gate.decision' && e.data.ruleId === c!.decision.ruleId),
+    );
     const firstB = all.find((e) => e.actor === 'ep-b')!;
     expect(await q('--since', new Date(firstB.at).toISOString())).toEqual(seqs((e) => e.at >= firstB.at));
     expect(await q('--until', new Date(firstB.at - 1).toISOString())).toEqual(seqs((e) => e.at < firstB.at));
@@ -163,15 +235,21 @@ describe('handoff lineage and handoff audit query', () => {
 
     const bad = await runCli(['audit', 'query', '--data', env.dir, '--since', 'yesterday', '--json']);
     expect(bad.code).toBe(2);
-    expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, error: { code: 'contract.invalid', details: { issues: [{ path: 'since' }] } } });
+    expect(JSON.parse(bad.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'contract.invalid', details: { issues: [{ path: 'since' }] } },
+    });
     const missing = await runCli(['lineage', 'ep-zzz', '--data', env.dir, '--json']);
     expect(missing.code).toBe(2);
-    expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false, error: { code: 'lineage.not_found', details: { id: 'ep-zzz' } } });
+    expect(JSON.parse(missing.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'lineage.not_found', details: { id: 'ep-zzz' } },
+    });
   }, 60_000);
 });
 
 describe('the console: GET /api/cases/<id>/lineage', () => {
-  it('serves the lineage of the case\'s episode to those who may open the case, and nobody else', async () => {
+  it("serves the lineage of the case's episode to those who may open the case, and nobody else", async () => {
     const env = await openEnv();
     const [c] = await reviewSignals({ tier: 1 });
     await env.rt.startEpisode('refunds', c!.signal, { episodeId: 'ep-gw' });
@@ -179,15 +257,27 @@ describe('the console: GET /api/cases/<id>/lineage', () => {
     const gw = await Gateway.start({ backend: embeddedBackend(env.rt), port: 0 });
     try {
       const login = async (id: string) => {
-        const res = await fetch(`${gw.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id, password: `demo-${id.replace(/^r-/, '')}` }) });
+        const res = await fetch(`${gw.url}/api/login`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ id, password: `demo-${id.replace(/^r-/, '')}` }),
+        });
         expect(res.status).toBe(200);
         return res.headers.get('set-cookie')!.split(';')[0]!;
       };
-      const get = (cookie: string | null) => fetch(`${gw.url}/api/cases/${encodeURIComponent(caseId)}/lineage`, { headers: cookie ? { Cookie: cookie } : {} });
+      const get = (cookie: string | null) =>
+        fetch(`${gw.url}/api/cases/${encodeURIComponent(caseId)}/lineage`, {
+          headers: cookie ? { Cookie: cookie } : {},
+        });
       const lead = await get(await login(LEAD.id));
       expect(lead.status).toBe(200);
       const body = (await lead.json()) as { lineage: Lineage };
-      expect(body.lineage).toMatchObject({ id: caseId, episodeId: 'ep-gw', state: 'awaitingReview', history: { journal: 'kept' } });
+      expect(body.lineage).toMatchObject({
+        id: caseId,
+        episodeId: 'ep-gw',
+        state: 'awaitingReview',
+        history: { journal: 'kept' },
+      });
       expect(body.lineage.reviews.map((r) => r.caseId)).toEqual([caseId]);
       expect(body.lineage.decisions[0]).toMatchObject({ outcome: 'review', ruleId: c!.decision.ruleId });
       expect(body.lineage.actions.every((a) => a.executed === null && a.compensation.type !== undefined)).toBe(true);
@@ -201,7 +291,16 @@ describe('the console: GET /api/cases/<id>/lineage', () => {
 
   it('masks effect results named like a sensitive argument for viewers without access to personal data', () => {
     const l = {
-      actions: [{ step: 0, type: 'pay', key: 'e/0', executed: null, effect: { key: 'e/0', action: 'pay', at: 1, applications: 1, result: { iban: 'DE00', status: 'ok' } }, compensation: { type: null, key: 'e/0/compensate', compensated: null, effect: null } }],
+      actions: [
+        {
+          step: 0,
+          type: 'pay',
+          key: 'e/0',
+          executed: null,
+          effect: { key: 'e/0', action: 'pay', at: 1, applications: 1, result: { iban: 'DE00', status: 'ok' } },
+          compensation: { type: null, key: 'e/0/compensate', compensated: null, effect: null },
+        },
+      ],
     } as unknown as Lineage;
     const masked = maskLineage(l, (t) => new Set(t === 'pay' ? ['iban'] : []), '••');
     expect(masked.actions[0]!.effect!.result).toEqual({ iban: '••', status: 'ok' });

@@ -8,13 +8,34 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildLineage, type Lineage } from '../../src/lineage/lineage.ts';
 import { storeLineageSource } from '../../src/lineage/source.ts';
 import { summaryKey, type CompactionSummary } from '../../src/lineage/retention-records.ts';
-import { LegalHoldError, clearHold, listHolds, retentionOf, runRetention, scheduleRetention, setHold } from '../../src/retention/retention.ts';
+import {
+  LegalHoldError,
+  clearHold,
+  listHolds,
+  retentionOf,
+  runRetention,
+  scheduleRetention,
+  setHold,
+} from '../../src/retention/retention.ts';
 import { REDACTED, Redactor } from '../../src/inspect/redact.ts';
 import type { AgentContext } from '../../src/machines/agent.ts';
 import { canonicalJson, verifyAudit } from '../../src/runtime/audit-log.ts';
 import { SimulatedClock } from '../../src/runtime/clock.ts';
 import { runCli } from './cli.ts';
-import { LEAD, agentCtx, autoSignals, cleanup, closeEnv, cmd, collect, drive, driveUntilDone, openEnv, reviewSignals, type Env } from './helpers.ts';
+import {
+  LEAD,
+  agentCtx,
+  autoSignals,
+  cleanup,
+  closeEnv,
+  cmd,
+  collect,
+  drive,
+  driveUntilDone,
+  openEnv,
+  reviewSignals,
+  type Env,
+} from './helpers.ts';
 
 afterEach(cleanup);
 
@@ -37,7 +58,8 @@ async function seed(env: Env): Promise<void> {
   await drive(env.rt, env.clock, async () => !!(await env.rt.get('ep-open.case-1')));
 }
 
-const lineage = (env: Env, id: string): Promise<Lineage> => buildLineage(id, storeLineageSource(env.store, { effect: (k) => env.world.lookup(k) }));
+const lineage = (env: Env, id: string): Promise<Lineage> =>
+  buildLineage(id, storeLineageSource(env.store, { effect: (k) => env.world.lookup(k) }));
 const journal = (env: Env, id: string) => collect(env.store.journal(id));
 
 describe('retention: compaction', () => {
@@ -63,9 +85,17 @@ describe('retention: compaction', () => {
     expect((await journal(env, 'ep-1')).length).toBeGreaterThan(0);
 
     const heldBefore = JSON.stringify(await env.store.load('ep-3'));
-    const report = await runRetention(env.store, { retention: policy, now, by: 'test', redactor: new Redactor([env.model]) });
+    const report = await runRetention(env.store, {
+      retention: policy,
+      now,
+      by: 'test',
+      redactor: new Redactor([env.model]),
+    });
     expect(report.compacted.map((c) => c.episodeId).sort()).toEqual(['ep-1', 'ep-2']);
-    expect(report.compacted.find((c) => c.episodeId === 'ep-2')).toMatchObject({ actors: ['ep-2', 'ep-2.case-1'], journalEntries: ep2Journals.agent.length + ep2Journals.case.length });
+    expect(report.compacted.find((c) => c.episodeId === 'ep-2')).toMatchObject({
+      actors: ['ep-2', 'ep-2.case-1'],
+      journalEntries: ep2Journals.agent.length + ep2Journals.case.length,
+    });
     expect(report.held).toEqual(['ep-3']);
     expect(report.kept.unfinished).toBe(1);
     // Journals gone for the compacted ones, kept for the held and the unfinished.
@@ -83,7 +113,11 @@ describe('retention: compaction', () => {
     expect(fields.customer).toMatchObject({ iban: REDACTED, email: REDACTED, name: REDACTED });
     for (const rec of [ep2, case2]) {
       const text = JSON.stringify(rec);
-      for (const [k, v] of [['iban', /"iban":"(?!\[REDACTED\])/], ['email', /"email":"(?!\[REDACTED\])/]] as const) expect(text, `${rec.id} ${k}`).not.toMatch(v);
+      for (const [k, v] of [
+        ['iban', /"iban":"(?!\[REDACTED\])/],
+        ['email', /"email":"(?!\[REDACTED\])/],
+      ] as const)
+        expect(text, `${rec.id} ${k}`).not.toMatch(v);
     }
     expect(JSON.stringify(await env.store.load('ep-3'))).toBe(heldBefore);
     expect(heldBefore).toMatch(/"iban":"(?!\[REDACTED\])/);
@@ -101,12 +135,25 @@ describe('retention: compaction', () => {
     const e2 = compacted.find((e) => e.actor === 'ep-2')!;
     expect(e2.by).toBe('test');
     expect(e2.data.journals).toEqual([
-      { actor: 'ep-2', entries: ep2Journals.agent.length, lastSeq: ep2Journals.agent.at(-1)!.seq, sha256: digest(ep2Journals.agent) },
-      { actor: 'ep-2.case-1', entries: ep2Journals.case.length, lastSeq: ep2Journals.case.at(-1)!.seq, sha256: digest(ep2Journals.case) },
+      {
+        actor: 'ep-2',
+        entries: ep2Journals.agent.length,
+        lastSeq: ep2Journals.agent.at(-1)!.seq,
+        sha256: digest(ep2Journals.agent),
+      },
+      {
+        actor: 'ep-2.case-1',
+        entries: ep2Journals.case.length,
+        lastSeq: ep2Journals.case.at(-1)!.seq,
+        sha256: digest(ep2Journals.case),
+      },
     ]);
 
     // Lineage after compaction: the same chain, the journal part from the summary.
-    for (const [id, old] of [['ep-1', before.ep1], ['ep-2', before.ep2]] as const) {
+    for (const [id, old] of [
+      ['ep-1', before.ep1],
+      ['ep-2', before.ep2],
+    ] as const) {
       const now2 = await lineage(env, id);
       expect(now2.history).toMatchObject({ journal: 'compacted', keepDays: 365 });
       const { history: _h1, other: o1, auditSeqs: a1, ...rest1 } = now2;
@@ -124,10 +171,15 @@ describe('retention: compaction', () => {
     expect(again.compacted).toEqual([]);
     expect(again.kept.alreadyCompacted).toBe(2);
     await clearHold(env.store, { episodeId: 'ep-3', reason: 'case closed', by: 'legal:ann', at: env.clock.now() });
-    expect((await runRetention(env.store, { retention: policy, now })).compacted.map((c) => c.episodeId)).toEqual(['ep-3']);
+    expect((await runRetention(env.store, { retention: policy, now })).compacted.map((c) => c.episodeId)).toEqual([
+      'ep-3',
+    ]);
     expect((await verifyAudit(env.store.audit())).ok).toBe(true);
     // A model without retention is never compacted.
-    expect((await runRetention(env.store, { retention: new Map([['refunds', undefined]]), now: now + 1000 * DAY })).kept.noPolicy).toBe(4);
+    expect(
+      (await runRetention(env.store, { retention: new Map([['refunds', undefined]]), now: now + 1000 * DAY })).kept
+        .noPolicy,
+    ).toBe(4);
   }, 60_000);
 
   it('a pass stopped between the deletes and its audit entry is finished by the next pass', async () => {
@@ -173,7 +225,14 @@ describe('retention: compaction', () => {
     await driveUntilDone(env, 'ep-s');
     const clock = new SimulatedClock(env.clock.now());
     const passes: number[] = [];
-    const s = scheduleRetention({ store: env.store, clock, retention: new Map([['refunds', { keepDays: 1 }]]), intervalMs: DAY, firstAfterMs: 60_000, onPass: (r) => passes.push(r.compacted.length) });
+    const s = scheduleRetention({
+      store: env.store,
+      clock,
+      retention: new Map([['refunds', { keepDays: 1 }]]),
+      intervalMs: DAY,
+      firstAfterMs: 60_000,
+      onPass: (r) => passes.push(r.compacted.length),
+    });
     clock.advanceTo(clock.now() + 60_000);
     await new Promise((r) => setTimeout(r, 50));
     clock.advanceTo(clock.now() + DAY);
@@ -193,14 +252,23 @@ describe('legal holds', () => {
     await env.rt.startEpisode('refunds', (await autoSignals())[0]!.signal, { episodeId: 'ep-h' });
     await driveUntilDone(env, 'ep-h');
     const at = env.clock.now();
-    await expect(setHold(env.store, { episodeId: 'ep-h', reason: '  ', by: 'x', at })).rejects.toMatchObject({ code: 'contract.invalid', path: 'reason' });
-    await expect(setHold(env.store, { episodeId: 'nope', reason: 'r', by: 'x', at })).rejects.toMatchObject({ code: 'actor.not_found' });
+    await expect(setHold(env.store, { episodeId: 'ep-h', reason: '  ', by: 'x', at })).rejects.toMatchObject({
+      code: 'contract.invalid',
+      path: 'reason',
+    });
+    await expect(setHold(env.store, { episodeId: 'nope', reason: 'r', by: 'x', at })).rejects.toMatchObject({
+      code: 'actor.not_found',
+    });
     await setHold(env.store, { episodeId: 'ep-h', reason: 'audit request', by: 'legal:ann', at });
-    await expect(setHold(env.store, { episodeId: 'ep-h', reason: 'again', by: 'x', at })).rejects.toBeInstanceOf(LegalHoldError);
+    await expect(setHold(env.store, { episodeId: 'ep-h', reason: 'again', by: 'x', at })).rejects.toBeInstanceOf(
+      LegalHoldError,
+    );
     expect(await listHolds(env.store)).toEqual([{ episodeId: 'ep-h', reason: 'audit request', by: 'legal:ann', at }]);
     expect((await lineage(env, 'ep-h')).hold).toMatchObject({ reason: 'audit request' });
     await clearHold(env.store, { episodeId: 'ep-h', reason: 'done', by: 'legal:ann', at: at + 1 });
-    await expect(clearHold(env.store, { episodeId: 'ep-h', reason: 'done', by: 'legal:ann', at })).rejects.toMatchObject({ code: 'hold.not_found' });
+    await expect(
+      clearHold(env.store, { episodeId: 'ep-h', reason: 'done', by: 'legal:ann', at }),
+    ).rejects.toMatchObject({ code: 'hold.not_found' });
     const entries = (await collect(env.store.audit())).filter((e) => e.kind.startsWith('hold.'));
     expect(entries.map((e) => [e.kind, e.actor, e.by, e.data.reason])).toEqual([
       ['hold.set', 'ep-h', 'legal:ann', 'audit request'],
@@ -222,16 +290,39 @@ describe('legal holds', () => {
     };
     const set = await cli('hold', 'set', 'ep-c1', '--reason', 'regulator inquiry', '--by', 'legal:ann');
     expect(set.code, set.stderr).toBe(0);
-    expect(set.body).toMatchObject({ ok: true, hold: { episodeId: 'ep-c1', reason: 'regulator inquiry', by: 'legal:ann' } });
-    expect((await cli('hold', 'set', 'ep-c2')).body).toMatchObject({ ok: false, error: { code: 'contract.invalid', details: { issues: [{ path: 'reason' }] } } });
-    expect((await cli('hold', 'set', 'ep-c1.case-1', '--reason', 'x')).body).toMatchObject({ ok: false, error: { code: 'actor.not_found' } });
+    expect(set.body).toMatchObject({
+      ok: true,
+      hold: { episodeId: 'ep-c1', reason: 'regulator inquiry', by: 'legal:ann' },
+    });
+    expect((await cli('hold', 'set', 'ep-c2')).body).toMatchObject({
+      ok: false,
+      error: { code: 'contract.invalid', details: { issues: [{ path: 'reason' }] } },
+    });
+    expect((await cli('hold', 'set', 'ep-c1.case-1', '--reason', 'x')).body).toMatchObject({
+      ok: false,
+      error: { code: 'actor.not_found' },
+    });
     expect((await cli('hold', 'list')).body).toMatchObject({ count: 1, holds: [{ episodeId: 'ep-c1' }] });
     const bad = await cli('retention', 'run', '--now', 'next year');
     expect(bad.code).toBe(2);
-    expect(bad.body).toMatchObject({ ok: false, error: { code: 'contract.invalid', details: { issues: [{ path: 'now' }] } } });
-    const run = await cli('retention', 'run', '--now', new Date(ended + 400 * DAY).toISOString(), '--model', 'models/refunds');
+    expect(bad.body).toMatchObject({
+      ok: false,
+      error: { code: 'contract.invalid', details: { issues: [{ path: 'now' }] } },
+    });
+    const run = await cli(
+      'retention',
+      'run',
+      '--now',
+      new Date(ended + 400 * DAY).toISOString(),
+      '--model',
+      'models/refunds',
+    );
     expect(run.code, run.stderr).toBe(0);
-    expect(run.body).toMatchObject({ dryRun: false, held: ['ep-c1'], compacted: [{ episodeId: 'ep-c2', model: 'refunds' }] });
+    expect(run.body).toMatchObject({
+      dryRun: false,
+      held: ['ep-c1'],
+      compacted: [{ episodeId: 'ep-c2', model: 'refunds' }],
+    });
     const cleared = await cli('hold', 'clear', 'ep-c1', '--reason', 'inquiry closed');
     expect(cleared.body).toMatchObject({ ok: true, cleared: { episodeId: 'ep-c1' } });
     const verify = await cli('audit', 'verify');

@@ -118,7 +118,11 @@ describe('auto episode', () => {
     // Audit: the hash chain holds and tells the story of the episode.
     await expectAuditOk(env);
     const audit = (await collect(env.store.audit())).filter((e) => e.actor === id);
-    expect(audit.map((e) => e.kind)).toEqual(['gate.decision', ...ctx.plan!.actions.map(() => 'action.executed'), 'episode.outcome']);
+    expect(audit.map((e) => e.kind)).toEqual([
+      'gate.decision',
+      ...ctx.plan!.actions.map(() => 'action.executed'),
+      'episode.outcome',
+    ]);
     expect(audit.at(-1)!.data).toMatchObject({ outcome: 'autoActed' });
     expect(await outboxOf(env.store)).toEqual([]);
   });
@@ -169,7 +173,12 @@ describe('review path', () => {
 
     const done = await driveUntilDone(env, id);
     expect(done.state).toBe('done');
-    expect(agentCtx(done)).toMatchObject({ outcome: 'approved', resolution: 'approved', approvedTier: 1, caseIds: [caseId] });
+    expect(agentCtx(done)).toMatchObject({
+      outcome: 'approved',
+      resolution: 'approved',
+      approvedTier: 1,
+      caseIds: [caseId],
+    });
     await expectLedgerMatchesPlan(env, id, plan);
     await expectJournalContiguous(env.rt, id);
     await expectJournalContiguous(env.rt, caseId);
@@ -192,17 +201,30 @@ describe('review path', () => {
     const original = caseCtx(await env.rt.get(caseId)).plan;
     const edited: Plan = structuredClone(original);
     const first = edited.actions[0]!;
-    if (first.type === 'issueRefund') first.args.amount = Math.max(0.01, Math.round((first.args.amount as number) * 50) / 100);
+    if (first.type === 'issueRefund')
+      first.args.amount = Math.max(0.01, Math.round((first.args.amount as number) * 50) / 100);
     else first.args.reason = `${String(first.args.reason)} (edited by the reviewer)`;
     expect(env.model.validatePlan(edited)).toBeTruthy();
 
-    const ack = await env.rt.command(cmd('modify', caseId, LEAD, { actions: edited.actions.map((a) => ({ type: a.type, args: a.args })), comment: 'halve it: partial goodwill refund' }));
+    const ack = await env.rt.command(
+      cmd('modify', caseId, LEAD, {
+        actions: edited.actions.map((a) => ({ type: a.type, args: a.args })),
+        comment: 'halve it: partial goodwill refund',
+      }),
+    );
     // The edited action is described again from its new arguments; the rest is the planner's.
-    first.description = first.type === 'issueRefund' ? `Refund €${(first.args.amount as number).toFixed(2)} to the IBAN on file` : `Record the refund as declined: ${String(first.args.reason)}`;
+    first.description =
+      first.type === 'issueRefund'
+        ? `Refund €${(first.args.amount as number).toFixed(2)} to the IBAN on file`
+        : `Record the refund as declined: ${String(first.args.reason)}`;
     expect(ack).toMatchObject({ state: 'modified', status: 'done' });
     const c = await env.rt.get(caseId);
     expect(c).toMatchObject({ state: 'modified', status: 'done' });
-    expect(caseCtx(c).resolution).toMatchObject({ outcome: 'modified', decidedBy: [LEAD.id], reason: 'halve it: partial goodwill refund' });
+    expect(caseCtx(c).resolution).toMatchObject({
+      outcome: 'modified',
+      decidedBy: [LEAD.id],
+      reason: 'halve it: partial goodwill refund',
+    });
     expect(caseCtx(c).plan).toEqual(edited);
     expect(caseCtx(c).proposedPlan).toEqual(original);
 
@@ -224,7 +246,11 @@ describe('review path', () => {
     await env.rt.command(cmd('claim', caseId, LEAD));
     const ack = await env.rt.command(cmd('reject', caseId, LEAD, { reason: 'the customer already got a voucher' }));
     expect(ack).toMatchObject({ state: 'rejected', status: 'done' });
-    expect(caseCtx(await env.rt.get(caseId)).resolution).toMatchObject({ outcome: 'rejected', decidedBy: [LEAD.id], reason: 'the customer already got a voucher' });
+    expect(caseCtx(await env.rt.get(caseId)).resolution).toMatchObject({
+      outcome: 'rejected',
+      decidedBy: [LEAD.id],
+      reason: 'the customer already got a voucher',
+    });
 
     const done = await driveUntilDone(env, id);
     expect(done.state).toBe('rejected');
@@ -243,7 +269,12 @@ describe('review path', () => {
 
 describe('command boundary: refused commands change nothing', () => {
   /** Runs a command that must be refused; checks state, seq, context and journal are unchanged. */
-  async function refused(env: Env, caseId: string, command: Record<string, unknown>, opts: { commandRecorded?: boolean } = {}): Promise<HandoffError> {
+  async function refused(
+    env: Env,
+    caseId: string,
+    command: Record<string, unknown>,
+    opts: { commandRecorded?: boolean } = {},
+  ): Promise<HandoffError> {
     const before = await env.rt.get(caseId);
     const journalBefore = await journalOf(env.rt, caseId);
     const auditBefore = (await collect(env.store.audit())).length;
@@ -284,7 +315,9 @@ describe('command boundary: refused commands change nothing', () => {
     expect(err).toMatchObject({ code: 'contract.invalid', path: 'schemaVersion' });
 
     // Unknown case.
-    await expect(env.rt.command(cmd('claim', 'ep-nope.case-1', LEAD))).rejects.toMatchObject({ code: 'actor.not_found' });
+    await expect(env.rt.command(cmd('claim', 'ep-nope.case-1', LEAD))).rejects.toMatchObject({
+      code: 'actor.not_found',
+    });
 
     // A reviewer without the tier's role.
     err = await refused(env, caseId, cmd('claim', caseId, MANAGER));
@@ -305,7 +338,12 @@ describe('command boundary: refused commands change nothing', () => {
     err = await refused(env, caseId, claim, { commandRecorded: true });
     expect(err.code).toBe('command.replayed');
     // The same id on a different command is a replay too.
-    err = await refused(env, caseId, { ...cmd('renew', caseId, LEAD), commandId: claim.commandId }, { commandRecorded: true });
+    err = await refused(
+      env,
+      caseId,
+      { ...cmd('renew', caseId, LEAD), commandId: claim.commandId },
+      { commandRecorded: true },
+    );
     expect(err.code).toBe('command.replayed');
 
     // Someone else deciding a case they did not claim.
@@ -314,9 +352,19 @@ describe('command boundary: refused commands change nothing', () => {
 
     // Modify with a plan whose action arguments break the action's schema.
     const plan = structuredClone(caseCtx(await env.rt.get(caseId)).plan);
-    const badArgs = plan.actions[0]!.type === 'issueRefund' ? { ...plan.actions[0]!.args, amount: -5 } : { ...plan.actions[0]!.args, orderId: '' };
+    const badArgs =
+      plan.actions[0]!.type === 'issueRefund'
+        ? { ...plan.actions[0]!.args, amount: -5 }
+        : { ...plan.actions[0]!.args, orderId: '' };
     plan.actions[0]!.args = badArgs;
-    err = await refused(env, caseId, cmd('modify', caseId, LEAD, { actions: plan.actions.map((a) => ({ type: a.type, args: a.args })), comment: 'broken edit' }));
+    err = await refused(
+      env,
+      caseId,
+      cmd('modify', caseId, LEAD, {
+        actions: plan.actions.map((a) => ({ type: a.type, args: a.args })),
+        comment: 'broken edit',
+      }),
+    );
     expect(err).toBeInstanceOf(ContractError);
     expect(err.code).toBe('contract.invalid');
     expect((err as ContractError).path.startsWith('actions.0.args')).toBe(true);
@@ -331,9 +379,14 @@ describe('command boundary: refused commands change nothing', () => {
   it('the requester of the action never reviews it (separation of duties)', async () => {
     const model = await refunds();
     const leads = new Set(model.config.reviewers.filter((r) => r.roles.includes('support-lead')).map((r) => r.id));
-    const sig = (await reviewSignals({ requestedBy: 'any' })).find((s) => typeof s.signal.requestedBy === 'string' && leads.has(s.signal.requestedBy));
+    const sig = (await reviewSignals({ requestedBy: 'any' })).find(
+      (s) => typeof s.signal.requestedBy === 'string' && leads.has(s.signal.requestedBy),
+    );
     // No such signal means the fixture no longer exercises separation of duties: that is a failure, not a skip.
-    if (!sig) return expect.unreachable(`no synthesized refunds signal goes to review at tier 1 with a support lead (${[...leads].join(', ')}) as requester: fix the fixture scan in test/integration/helpers.ts`);
+    if (!sig)
+      return expect.unreachable(
+        `no synthesized refunds signal goes to review at tier 1 with a support lead (${[...leads].join(', ')}) as requester: fix the fixture scan in test/integration/helpers.ts`,
+      );
     const requester = String(sig.signal.requestedBy);
     expect(sig.observation.requestedBy).toBe(requester);
 
@@ -415,7 +468,9 @@ describe('restart', () => {
     await expect(env2.rt.command(claim)).rejects.toMatchObject({ code: 'command.replayed' });
 
     // Past the lease deadline: back to the queue.
-    const queued = await drive(env2.rt, env2.clock, async () => (await env2.rt.get(caseA))!.state === 'queued', { notAfter: resolve - 1 });
+    const queued = await drive(env2.rt, env2.clock, async () => (await env2.rt.get(caseA))!.state === 'queued', {
+      notAfter: resolve - 1,
+    });
     expect(queued).toBe(true);
     expect(env2.clock.now()).toBeGreaterThanOrEqual(lease);
     let a = caseCtx(await env2.rt.get(caseA));
@@ -430,7 +485,12 @@ describe('restart', () => {
     const viewA = await env2.rt.get(caseA);
     a = caseCtx(viewA);
     expect(viewA!.state).toBe('queued');
-    expect(a.history.at(-1)).toMatchObject({ kind: 'escalated', tier: 1, note: 'resolve deadline missed', at: resolve });
+    expect(a.history.at(-1)).toMatchObject({
+      kind: 'escalated',
+      tier: 1,
+      note: 'resolve deadline missed',
+      at: resolve,
+    });
     expect(a.timers).toEqual({ ack: resolve + 1_800_000, resolve: resolve + 14_400_000 });
     expect(a.escalations).toBe(1);
 
@@ -462,7 +522,9 @@ describe('restart', () => {
     const { dir, caseA, beforeA, stoppedAt } = await claimedCaseThenStop();
     const env2 = await openEnv({ dir, start: stoppedAt });
     const lease = caseCtx(beforeA).timers.lease!;
-    await drive(env2.rt, env2.clock, async () => (await env2.rt.get(caseA))!.state === 'queued', { notAfter: lease + 60_000 });
+    await drive(env2.rt, env2.clock, async () => (await env2.rt.get(caseA))!.state === 'queued', {
+      notAfter: lease + 60_000,
+    });
     expect((await env2.rt.get(caseA))!.state).toBe('queued');
     expect(caseCtx(await env2.rt.get(caseA)).history.at(-1)).toMatchObject({ kind: 'lease-expired', at: lease });
   });
@@ -485,7 +547,9 @@ describe('restart', () => {
     await settle(env.rt);
     await env.rt.command(cmd('renew', caseId, LEAD));
     const lease = caseCtx(await env.rt.get(caseId)).timers.lease!;
-    const expired = await drive(env.rt, env.clock, async () => (await env.rt.get(caseId))!.state === 'queued', { notAfter: lease + 60_000 });
+    const expired = await drive(env.rt, env.clock, async () => (await env.rt.get(caseId))!.state === 'queued', {
+      notAfter: lease + 60_000,
+    });
     expect(expired).toBe(true);
     expect(caseCtx(await env.rt.get(caseId)).history.at(-1)).toMatchObject({ kind: 'lease-expired', at: lease });
   });
@@ -579,7 +643,9 @@ describe('restart', () => {
     expect(agentCtx(done).outcome).toBe('autoActed');
     await expectLedgerMatchesPlan(env2, id, agentCtx(done).plan!);
     expect(await env2.world.totals()).toEqual({ effects: agentCtx(done).plan!.actions.length, duplicates: 0 });
-    expect((await journalOf(env2.rt, id)).filter((j) => j.event.type === 'action.done')).toHaveLength(agentCtx(done).plan!.actions.length);
+    expect((await journalOf(env2.rt, id)).filter((j) => j.event.type === 'action.done')).toHaveLength(
+      agentCtx(done).plan!.actions.length,
+    );
     await expectJournalContiguous(env2.rt, id);
   });
 });
@@ -608,7 +674,11 @@ describe('outbox', () => {
 
     const pending = await outboxOf(env.store);
     expect(pending).toHaveLength(1);
-    expect(pending[0]).toMatchObject({ id: `${caseId}.resolution`, to: id, event: { type: 'case.resolved', resolution: { caseId, outcome: 'approved' } } });
+    expect(pending[0]).toMatchObject({
+      id: `${caseId}.resolution`,
+      to: id,
+      event: { type: 'case.resolved', resolution: { caseId, outcome: 'approved' } },
+    });
     expect((await env.store.load(id))!.state).toBe('awaitingReview');
     await env.store.close();
 

@@ -15,7 +15,9 @@ afterAll(cleanup);
 it('a damaged table under an unfinished run ends the resume with the corruption, in a bounded log', async () => {
   const data = join(await tempDir(), 'run');
   // Killed (deterministically, at the 1,500th effect) with episodes in flight and table files written.
-  const first = await runCli(['demo', '--cases', '3000', '--data', data, '--progress', 'off'], { failpoints: 'after-effect:1500' });
+  const first = await runCli(['demo', '--cases', '3000', '--data', data, '--progress', 'off'], {
+    failpoints: 'after-effect:1500',
+  });
   expect(first.signal, first.stderr).toBe('SIGKILL');
   const tables = (await readdir(data)).filter((f) => f.endsWith('.ldb'));
   expect(tables.length).toBeGreaterThan(0);
@@ -26,7 +28,9 @@ it('a damaged table under an unfinished run ends the resume with the corruption,
     await fh.close();
   }
   // A run that loops is killed once it has written 200 lines (and then fails below).
-  const resume = await runCli(['demo', '--resume', '--data', data, '--progress', 'off', '--json'], { killOn: /(?:[^\n]*\n){200}/ });
+  const resume = await runCli(['demo', '--resume', '--data', data, '--progress', 'off', '--json'], {
+    killOn: /(?:[^\n]*\n){200}/,
+  });
   expect(resume.signal, resume.stderr.slice(0, 2000)).toBeNull();
   expect(resume.code).toBe(2);
   const err = (JSON.parse(resume.stdout) as { error: { code: string; message: string } }).error;

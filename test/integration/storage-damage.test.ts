@@ -114,7 +114,11 @@ describe('damaged data folders', () => {
 describe('fsync policy', () => {
   it('HANDOFF_STORE_SYNC=1 (or sync: true) fsyncs every batch; a bad value is refused naming the variable', async () => {
     const seen: boolean[] = [];
-    for (const [env, opt] of [[undefined, undefined], ['1', undefined], [undefined, true]] as const) {
+    for (const [env, opt] of [
+      [undefined, undefined],
+      ['1', undefined],
+      [undefined, true],
+    ] as const) {
       const prev = process.env.HANDOFF_STORE_SYNC;
       if (env === undefined) delete process.env.HANDOFF_STORE_SYNC;
       else process.env.HANDOFF_STORE_SYNC = env;
@@ -136,7 +140,10 @@ describe('fsync policy', () => {
     expect(seen).toEqual([false, true, true]);
     process.env.HANDOFF_STORE_SYNC = 'sometimes';
     try {
-      await expect(LevelStore.open(await tempDir())).rejects.toMatchObject({ code: 'config.invalid', details: { field: 'HANDOFF_STORE_SYNC' } });
+      await expect(LevelStore.open(await tempDir())).rejects.toMatchObject({
+        code: 'config.invalid',
+        details: { field: 'HANDOFF_STORE_SYNC' },
+      });
     } finally {
       delete process.env.HANDOFF_STORE_SYNC;
     }

@@ -6,14 +6,28 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ActorRecord } from '../../src/runtime/store.ts';
-import { LEAD, agentCtx, caseCtx, cleanup, closeEnv, cmd, collect, drive, openEnv, reviewSignals, settle, type Env } from './helpers.ts';
+import {
+  LEAD,
+  agentCtx,
+  caseCtx,
+  cleanup,
+  closeEnv,
+  cmd,
+  collect,
+  drive,
+  openEnv,
+  reviewSignals,
+  settle,
+  type Env,
+} from './helpers.ts';
 
 afterEach(cleanup);
 
 /** Every raw key and value under the case's record prefix (`a:<id>` and its blob groups). */
 async function rawCase(env: Env, caseId: string): Promise<[string, string][]> {
   const out: [string, string][] = [];
-  for await (const [k, v] of env.store.db.iterator({ gte: `a:${caseId}`, lte: `a:${caseId}\u0000\uffff` })) out.push([k, JSON.stringify(v)]);
+  for await (const [k, v] of env.store.db.iterator({ gte: `a:${caseId}`, lte: `a:${caseId}\u0000\uffff` }))
+    out.push([k, JSON.stringify(v)]);
   return out;
 }
 
@@ -80,7 +94,10 @@ describe('a review case stores its large objects once', () => {
     await drive(env2.rt, env2.clock, async () => (await env2.rt.get('ep-restart'))?.status === 'done');
     const raw = await rawCase(env2, caseId);
     // The group of the first commit, and one for the resolution (a new object): nothing else.
-    expect(raw.filter(([k]) => k.includes('\u0000')).map(([k]) => k.split('\u0000')[1])).toEqual(['0000000000', expect.stringMatching(/^\d{10}$/)]);
+    expect(raw.filter(([k]) => k.includes('\u0000')).map(([k]) => k.split('\u0000')[1])).toEqual([
+      '0000000000',
+      expect.stringMatching(/^\d{10}$/),
+    ]);
     const done = (await env2.store.load(caseId))!;
     const ctx = caseCtx({ ...done, context: (done.snapshot as { context: unknown }).context } as never);
     expect(ctx.plan).toEqual(before.plan);
@@ -105,19 +122,32 @@ describe('a review case stores its large objects once', () => {
     // Retention's order: the journal first, then the record, redacted.
     await env.store.deleteJournal(caseId);
     await env.store.deleteJournal('ep-scrub');
-    const redacted: ActorRecord = { ...rec, snapshot: { ...(rec.snapshot as object), context: { ...snap.context, observation: { ...snap.context.observation, fields: { redacted: true } } } } };
+    const redacted: ActorRecord = {
+      ...rec,
+      snapshot: {
+        ...(rec.snapshot as object),
+        context: { ...snap.context, observation: { ...snap.context.observation, fields: { redacted: true } } },
+      },
+    };
     await env.store.replaceFinishedRecord(redacted);
     // The agent's record still holds its own copy; replace it too, as retention does.
     const agent = (await env.store.load('ep-scrub'))!;
     const actx = (agent.snapshot as { context: Record<string, unknown> }).context;
-    await env.store.replaceFinishedRecord({ ...agent, snapshot: { ...(agent.snapshot as object), context: { ...actx, observation: { redacted: true } } } });
+    await env.store.replaceFinishedRecord({
+      ...agent,
+      snapshot: { ...(agent.snapshot as object), context: { ...actx, observation: { redacted: true } } },
+    });
 
     const all = await rawAll(env);
     expect(all).not.toContain(secret);
     const back = (await env.store.load(caseId))!;
-    expect((back.snapshot as { context: { observation: { fields: unknown } } }).context.observation.fields).toEqual({ redacted: true });
+    expect((back.snapshot as { context: { observation: { fields: unknown } } }).context.observation.fields).toEqual({
+      redacted: true,
+    });
     // What was not redacted is still whole.
-    expect((back.snapshot as { context: { plan: unknown } }).context.plan).toEqual((rec.snapshot as { context: { plan: unknown } }).context.plan);
+    expect((back.snapshot as { context: { plan: unknown } }).context.plan).toEqual(
+      (rec.snapshot as { context: { plan: unknown } }).context.plan,
+    );
     await closeEnv(env);
   });
 });
@@ -133,16 +163,41 @@ describe('listing the live actors', () => {
     const modified = await openCase(env, 'ep-live-mod');
     await env.rt.command(cmd('claim', modified, LEAD));
     const plan = caseCtx(await env.rt.get(modified)).plan;
-    const amended = plan.actions.map((a, i) => ({ type: a.type, args: i === 0 && typeof a.args.amount === 'number' ? { ...a.args, amount: Math.max(0.01, Math.round(a.args.amount * 50) / 100) } : i === 0 ? { ...a.args, reason: `${String(a.args.reason)} (amended)` } : a.args }));
+    const amended = plan.actions.map((a, i) => ({
+      type: a.type,
+      args:
+        i === 0 && typeof a.args.amount === 'number'
+          ? { ...a.args, amount: Math.max(0.01, Math.round(a.args.amount * 50) / 100) }
+          : i === 0
+            ? { ...a.args, reason: `${String(a.args.reason)} (amended)` }
+            : a.args,
+    }));
     await env.rt.command(cmd('modify', modified, LEAD, { actions: amended, comment: 'amended' }));
     const decided = await openCase(env, 'ep-live-done');
     await env.rt.command(cmd('claim', decided, LEAD));
     await env.rt.command(cmd('approve', decided, LEAD));
-    await drive(env.rt, env.clock, async () => (await env.rt.get('ep-live-done'))?.status === 'done' && (await env.rt.get('ep-live-mod'))?.status === 'done');
+    await drive(
+      env.rt,
+      env.clock,
+      async () =>
+        (await env.rt.get('ep-live-done'))?.status === 'done' && (await env.rt.get('ep-live-mod'))?.status === 'done',
+    );
     // More cases than one read chunk (256), opened straight into the runtime.
     const base = caseCtx(await env.rt.get(open));
-    const input = { model: 'refunds', tier: 1, tiers: base.tiers, leaseMs: 60_000, plan: base.plan, decision: base.decision, observation: base.observation };
-    await Promise.all(Array.from({ length: 300 }, (_, i) => env.rt.openCase({ ...input, caseId: `bulk-${i}.case-1`, episodeId: `bulk-${i}`, openedAt: env.clock.now() })));
+    const input = {
+      model: 'refunds',
+      tier: 1,
+      tiers: base.tiers,
+      leaseMs: 60_000,
+      plan: base.plan,
+      decision: base.decision,
+      observation: base.observation,
+    };
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        env.rt.openCase({ ...input, caseId: `bulk-${i}.case-1`, episodeId: `bulk-${i}`, openedAt: env.clock.now() }),
+      ),
+    );
     await settle(env.rt);
 
     const live: string[] = [];

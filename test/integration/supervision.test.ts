@@ -37,19 +37,37 @@ function crashingGate(m: LoadedModel, crashes: { left: number }) {
   };
 }
 
-async function setup(strategy: Partial<SupervisionStrategy>, crashes: { left: number }, extra: Partial<RuntimeOptions> = {}) {
+async function setup(
+  strategy: Partial<SupervisionStrategy>,
+  crashes: { left: number },
+  extra: Partial<RuntimeOptions> = {},
+) {
   model ??= await loadModel('models/refunds');
   const dir = await mkdtemp(join(tmpdir(), 'handoff-sup-'));
   dirs.push(dir);
   const store = await LevelStore.open(dir);
   const clock = new SimulatedClock();
-  const rt = await Runtime.open({ store, world: new LevelWorld(store), models: [model], clock, logger: pino({ level: 'silent' }), supervision: { agent: strategy }, gateFor: (m) => crashingGate(m, crashes), ...extra });
+  const rt = await Runtime.open({
+    store,
+    world: new LevelWorld(store),
+    models: [model],
+    clock,
+    logger: pino({ level: 'silent' }),
+    supervision: { agent: strategy },
+    gateFor: (m) => crashingGate(m, crashes),
+    ...extra,
+  });
   open.push({ rt, store });
   return { rt, store, clock, dir };
 }
 
 /** Drives the simulated clock until nothing is due or `until` says stop. */
-async function drive(rt: Runtime, clock: SimulatedClock, until: () => boolean | Promise<boolean> = () => false, maxSteps = 500) {
+async function drive(
+  rt: Runtime,
+  clock: SimulatedClock,
+  until: () => boolean | Promise<boolean> = () => false,
+  maxSteps = 500,
+) {
   for (let i = 0; i < maxSteps; i++) {
     await rt.whenIdle();
     if (await until()) return;
@@ -101,7 +119,10 @@ describe('supervision', () => {
   });
 
   it('backoff: restarts wait an exponentially growing delay with jitter; commands meanwhile get actor.restarting', async () => {
-    const { rt, clock } = await setup({ strategy: 'backoff', maxRestarts: 5, backoff: { minMs: 1000, maxMs: 60_000, jitter: 0.2 } }, { left: 3 });
+    const { rt, clock } = await setup(
+      { strategy: 'backoff', maxRestarts: 5, backoff: { minMs: 1000, maxMs: 60_000, jitter: 0.2 } },
+      { left: 3 },
+    );
     await startGoodEpisode(rt, 'ep-1');
     const restartTimes: number[] = [];
     let crashes = 0;
@@ -111,7 +132,9 @@ describe('supervision', () => {
         crashes = rt.stats.crashes;
         restartTimes.push(clock.now());
         // While the actor restarts, sending it anything is refused with a retry hint.
-        await expect(rt.send('ep-1', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({ code: 'actor.restarting' });
+        await expect(rt.send('ep-1', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({
+          code: 'actor.restarting',
+        });
       }
       const next = clock.nextDue();
       if (next === undefined) break;
@@ -138,19 +161,44 @@ describe('supervision', () => {
     expect(c.tiers[0]!.roles).toEqual(['operator']);
     expect(c.plan.rationale).toContain('crashed 1 times');
     // Events sent to a suspended actor are dead-lettered, not lost.
-    await expect(rt.send('ep-1', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({ code: 'actor.suspended' });
+    await expect(rt.send('ep-1', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({
+      code: 'actor.suspended',
+    });
     // The suspension is durable: a restarted node keeps the actor suspended.
     await rt.close();
-    const rt2 = await Runtime.open({ store, world: new LevelWorld(store), models: [model], clock, logger: pino({ level: 'silent' }), supervision: { agent: { strategy: 'escalate' } }, gateFor: (m) => crashingGate(m, crashes) });
+    const rt2 = await Runtime.open({
+      store,
+      world: new LevelWorld(store),
+      models: [model],
+      clock,
+      logger: pino({ level: 'silent' }),
+      supervision: { agent: { strategy: 'escalate' } },
+      gateFor: (m) => crashingGate(m, crashes),
+    });
     open.push({ rt: rt2, store });
-    await expect(rt2.send('ep-1', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({ code: 'actor.suspended' });
+    await expect(rt2.send('ep-1', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({
+      code: 'actor.suspended',
+    });
     await escalateResume(rt2, store, clock, operatorCase!);
   });
 
   async function escalateResume(rt: Runtime, store: LevelStore, clock: SimulatedClock, operatorCase: string) {
     const operator = { id: 'ops-1', roles: ['operator'] };
-    await rt.command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: 'c1', caseId: operatorCase, reviewer: operator });
-    await rt.command({ type: 'handoff.case.approve', schemaVersion: 1, commandId: 'c2', caseId: operatorCase, reviewer: operator, comment: 'gate fixed, resume' });
+    await rt.command({
+      type: 'handoff.case.claim',
+      schemaVersion: 1,
+      commandId: 'c1',
+      caseId: operatorCase,
+      reviewer: operator,
+    });
+    await rt.command({
+      type: 'handoff.case.approve',
+      schemaVersion: 1,
+      commandId: 'c2',
+      caseId: operatorCase,
+      reviewer: operator,
+      comment: 'gate fixed, resume',
+    });
     await drive(rt, clock);
     const ep = await rt.get('ep-1');
     expect(ep?.status === 'done' || ep?.state === 'awaitingReview').toBe(true);
@@ -161,7 +209,10 @@ describe('supervision', () => {
   }
 
   it('restart limit: more than maxRestarts crashes in the window escalate; rejecting the operator case stops the episode as failed', async () => {
-    const { rt, store, clock } = await setup({ strategy: 'restart', maxRestarts: 2, windowMs: 3_600_000 }, { left: 1000 });
+    const { rt, store, clock } = await setup(
+      { strategy: 'restart', maxRestarts: 2, windowMs: 3_600_000 },
+      { left: 1000 },
+    );
     await startGoodEpisode(rt, 'ep-1');
     await drive(rt, clock, async () => (await findOperatorCase(store, 'ep-1')) !== undefined);
     expect(rt.stats.crashes).toBe(3);
@@ -169,8 +220,21 @@ describe('supervision', () => {
     const operatorCase = await findOperatorCase(store, 'ep-1');
     expect(operatorCase).toBeDefined();
     const operator = { id: 'ops-1', roles: ['operator'] };
-    await rt.command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: 'c1', caseId: operatorCase, reviewer: operator });
-    await rt.command({ type: 'handoff.case.reject', schemaVersion: 1, commandId: 'c2', caseId: operatorCase, reviewer: operator, reason: 'poisoned input, drop it' });
+    await rt.command({
+      type: 'handoff.case.claim',
+      schemaVersion: 1,
+      commandId: 'c1',
+      caseId: operatorCase,
+      reviewer: operator,
+    });
+    await rt.command({
+      type: 'handoff.case.reject',
+      schemaVersion: 1,
+      commandId: 'c2',
+      caseId: operatorCase,
+      reviewer: operator,
+      reason: 'poisoned input, drop it',
+    });
     await drive(rt, clock);
     const ep = await rt.get('ep-1');
     expect(ep?.status).toBe('stopped');
@@ -189,8 +253,20 @@ describe('supervision', () => {
     // now (the restarted actor planned again), so the replay is refused and the letter kept.
     const operatorCase = (await findOperatorCase(store, 'ep-1'))!;
     const operator = { id: 'ops-1', roles: ['operator'] };
-    await rt.command({ type: 'handoff.case.claim', schemaVersion: 1, commandId: 'c1', caseId: operatorCase, reviewer: operator });
-    await rt.command({ type: 'handoff.case.approve', schemaVersion: 1, commandId: 'c2', caseId: operatorCase, reviewer: operator });
+    await rt.command({
+      type: 'handoff.case.claim',
+      schemaVersion: 1,
+      commandId: 'c1',
+      caseId: operatorCase,
+      reviewer: operator,
+    });
+    await rt.command({
+      type: 'handoff.case.approve',
+      schemaVersion: 1,
+      commandId: 'c2',
+      caseId: operatorCase,
+      reviewer: operator,
+    });
     await drive(rt, clock);
     const replay = await rt.replayDeadLetters();
     expect(replay.delivered + replay.failed.length).toBe(1);
@@ -198,7 +274,14 @@ describe('supervision', () => {
     const view = await rt.get('ep-1');
     if (view?.state === 'awaitingReview') {
       const c = view.context as AgentContext;
-      await store.putDeadLetter({ id: 'manual-1', at: clock.now(), actorId: 'ep-1', event: { type: 'case.opened', effectId: c.effect?.id ?? 'none', caseId: c.caseIds[0] ?? 'x' }, reason: 'test', code: 'test' });
+      await store.putDeadLetter({
+        id: 'manual-1',
+        at: clock.now(),
+        actorId: 'ep-1',
+        event: { type: 'case.opened', effectId: c.effect?.id ?? 'none', caseId: c.caseIds[0] ?? 'x' },
+        reason: 'test',
+        code: 'test',
+      });
     }
     const second = await rt.replayDeadLetters((id) => id === 'manual-1');
     expect(second.failed.every((f) => f.id === 'manual-1')).toBe(true);
@@ -216,14 +299,38 @@ describe('supervision: a corrupt snapshot', () => {
     const rec = (await store.load('ep-1'))!;
     const ctx = (rec.snapshot as { context: Record<string, unknown> }).context;
     await store.db.batch([
-      { type: 'put', key: 'a:ep-bad', value: { ...rec, id: 'ep-bad', status: 'active', state: 'noSuchState', snapshot: { ...(rec.snapshot as object), status: 'active', value: 'noSuchState', context: { ...ctx, episodeId: 'ep-bad', effect: { id: 'x', kind: 'perceive', attempt: 1 } } } } },
+      {
+        type: 'put',
+        key: 'a:ep-bad',
+        value: {
+          ...rec,
+          id: 'ep-bad',
+          status: 'active',
+          state: 'noSuchState',
+          snapshot: {
+            ...(rec.snapshot as object),
+            status: 'active',
+            value: 'noSuchState',
+            context: { ...ctx, episodeId: 'ep-bad', effect: { id: 'x', kind: 'perceive', attempt: 1 } },
+          },
+        },
+      },
       { type: 'put', key: 'l:ep-bad', value: { kind: 'agent', model: 'refunds', hot: true } },
     ] as never);
-    const rt2 = await Runtime.open({ store, world: new LevelWorld(store), models: [model], clock, logger: pino({ level: 'silent' }), supervision: { agent: { strategy: 'escalate' } } });
+    const rt2 = await Runtime.open({
+      store,
+      world: new LevelWorld(store),
+      models: [model],
+      clock,
+      logger: pino({ level: 'silent' }),
+      supervision: { agent: { strategy: 'escalate' } },
+    });
     open.push({ rt: rt2, store });
     await drive(rt2, clock, async () => (await findOperatorCase(store, 'ep-bad')) !== undefined);
     expect(await findOperatorCase(store, 'ep-bad')).toBeDefined();
-    await expect(rt2.send('ep-bad', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({ code: 'actor.suspended' });
+    await expect(rt2.send('ep-bad', { type: 'timer.retry', dueAt: 0, at: clock.now() })).rejects.toMatchObject({
+      code: 'actor.suspended',
+    });
   });
 });
 

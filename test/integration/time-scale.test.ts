@@ -23,14 +23,27 @@ describe('embedded --time-scale', () => {
     const first = await startConsole({ data, models: [join(ROOT, 'models/refunds')], port: 0, timeScale: 36_000 });
     const model = first.runtime.models.get('refunds')!;
     const rng = new Rng(9);
-    for (let i = 0; i < 12; i++) void first.runtime.startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: `ts-${i}` }).catch(() => undefined);
+    for (let i = 0; i < 12; i++)
+      void first.runtime
+        .startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: `ts-${i}` })
+        .catch(() => undefined);
     const wall0 = Date.now();
     const clock0 = first.runtime.clock.now();
     // Tier 1 acknowledges within 15 min of clock time: 25 ms of wall time at this speed.
     let escalated: CaseContext | undefined;
     for (let i = 0; i < 600 && !escalated; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      for (const row of first.gateway.projection.list({ id: 'p', name: 'p', grants: { refunds: { roles: ['support-lead', 'refunds-manager', 'finance-controller'], seeSensitive: true } } }, {}, 0, 1000, first.runtime.clock.now()).rows) {
+      for (const row of first.gateway.projection.list(
+        {
+          id: 'p',
+          name: 'p',
+          grants: { refunds: { roles: ['support-lead', 'refunds-manager', 'finance-controller'], seeSensitive: true } },
+        },
+        {},
+        0,
+        1000,
+        first.runtime.clock.now(),
+      ).rows) {
         const c = (await first.runtime.get(row.id))?.context as CaseContext | undefined;
         if (c && c.escalations > 0) escalated = c;
       }
@@ -54,7 +67,11 @@ describe('embedded --time-scale', () => {
 describe('start: options that do not apply to the chosen mode are refused', () => {
   it('--data with --nats, and --node without it, exit 2 naming the option', async () => {
     const { spawnSync } = await import('node:child_process');
-    const run = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/handoff.js'), 'start', ...args], { encoding: 'utf8', timeout: 30_000 });
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [join(ROOT, 'bin/handoff.js'), 'start', ...args], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
     const a = run('--nats', 'nats://127.0.0.1:1', '--data', '/tmp/nowhere', '--demo-load', '5');
     expect(a.status).toBe(2);
     expect(a.stderr).toContain('--data, --demo-load apply to the embedded runtime only');

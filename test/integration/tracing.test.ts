@@ -10,8 +10,30 @@ import pino from 'pino';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { HandoffMetrics, episodeSpanIdFor, setupTracing, telemetryHook, traceIdFor, traceMixin, type EpisodeTracing } from '../../src/telemetry/index.ts';
-import { LEAD, agentCtx, autoSignals, cleanup, closeEnv, cmd, drive, driveUntilDone, journalOf, openEnv, reviewSignals, scanSignals, type Env } from './helpers.ts';
+import {
+  HandoffMetrics,
+  episodeSpanIdFor,
+  setupTracing,
+  telemetryHook,
+  traceIdFor,
+  traceMixin,
+  type EpisodeTracing,
+} from '../../src/telemetry/index.ts';
+import {
+  LEAD,
+  agentCtx,
+  autoSignals,
+  cleanup,
+  closeEnv,
+  cmd,
+  drive,
+  driveUntilDone,
+  journalOf,
+  openEnv,
+  reviewSignals,
+  scanSignals,
+  type Env,
+} from './helpers.ts';
 
 afterEach(cleanup);
 
@@ -19,7 +41,9 @@ async function reviewedEpisode(env: Env, episodeId: string): Promise<string> {
   const [c] = await reviewSignals();
   await env.rt.startEpisode('refunds', c!.signal, { episodeId });
   const caseId = `${episodeId}.case-1`;
-  expect(await drive(env.rt, env.clock, async () => agentCtx(await env.rt.get(episodeId)).caseIds.includes(caseId))).toBe(true);
+  expect(
+    await drive(env.rt, env.clock, async () => agentCtx(await env.rt.get(episodeId)).caseIds.includes(caseId)),
+  ).toBe(true);
   env.clock.advance(60_000);
   await env.rt.command(cmd('claim', caseId, LEAD));
   env.clock.advance(120_000);
@@ -56,14 +80,18 @@ describe('tracing', () => {
 
     // Every state the agent was in (from its journal) has a span under the root.
     const agentStates = new Set((await journalOf(env.rt, episodeId)).map((j) => j.state));
-    expect([...agentStates]).toEqual(expect.arrayContaining(['perceiving', 'planning', 'awaitingReview', 'acting', 'done']));
+    expect([...agentStates]).toEqual(
+      expect.arrayContaining(['perceiving', 'planning', 'awaitingReview', 'acting', 'done']),
+    );
     for (const state of agentStates) {
       const s = spans.filter((x) => x.name === `agent ${state}`);
       expect(s.length, `agent ${state}`).toBeGreaterThan(0);
       for (const x of s) expect(parentOf(x)).toBe(root);
     }
     // The agent's state spans tile the episode: each ends where the next begins.
-    const agentSpans = spans.filter((s) => s.name.startsWith('agent ')).sort((a, b) => a.startTime[0] - b.startTime[0] || a.startTime[1] - b.startTime[1]);
+    const agentSpans = spans
+      .filter((s) => s.name.startsWith('agent '))
+      .sort((a, b) => a.startTime[0] - b.startTime[0] || a.startTime[1] - b.startTime[1]);
     for (let i = 1; i < agentSpans.length; i++) expect(agentSpans[i]!.startTime).toEqual(agentSpans[i - 1]!.endTime);
     expect(agentSpans[0]!.startTime).toEqual(root.startTime);
     expect(agentSpans.at(-1)!.endTime).toEqual(root.endTime);
@@ -101,7 +129,8 @@ describe('tracing', () => {
       expect(String(s.attributes['handoff.command.id'])).toMatch(/^cmd-/);
     }
     // Nothing dangles: every parent is in the trace.
-    for (const s of spans) if (s.parentSpanContext) expect(byId.has(s.parentSpanContext.spanId), `${s.name}'s parent`).toBe(true);
+    for (const s of spans)
+      if (s.parentSpanContext) expect(byId.has(s.parentSpanContext.spanId), `${s.name}'s parent`).toBe(true);
     await tracing.shutdown();
   });
 
@@ -150,13 +179,19 @@ describe('tracing', () => {
     const [auto] = await autoSignals();
     await env.rt.startEpisode('refunds', auto!.signal, { episodeId: 'ep-1' });
     await other.rt.startEpisode('refunds', auto!.signal, { episodeId: 'ep-1' });
-    expect(agentCtx(await env.rt.get('ep-1')).trace!.traceId).not.toBe(agentCtx(await other.rt.get('ep-1')).trace!.traceId);
+    expect(agentCtx(await env.rt.get('ep-1')).trace!.traceId).not.toBe(
+      agentCtx(await other.rt.get('ep-1')).trace!.traceId,
+    );
     // A caller's trace context, carried with the start: the episode is a child of the caller's span.
     const upstream = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     await env.rt.startEpisode('refunds', auto!.signal, { episodeId: 'ep-joined', traceparent: upstream });
     expect((await driveUntilDone(env, 'ep-joined')).state).toBe('done');
     // ... or carried by the signal itself.
-    await env.rt.startEpisode('refunds', { ...(auto!.signal as object), traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }, { episodeId: 'ep-carried' });
+    await env.rt.startEpisode(
+      'refunds',
+      { ...(auto!.signal as object), traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+      { episodeId: 'ep-carried' },
+    );
     expect((await driveUntilDone(env, 'ep-carried')).state).toBe('done');
     // A denied episode (the synthesizer makes some the gate refuses).
     const denied = (await scanSignals()).find((c) => c.decision.outcome === 'deny');
@@ -164,7 +199,12 @@ describe('tracing', () => {
     await env.rt.startEpisode('refunds', denied!.signal, { episodeId: 'ep-denied' });
     expect(agentCtx(await driveUntilDone(env, 'ep-denied')).outcome).toBe('denied');
     await tracing.forceFlush();
-    const roots = new Map(exporter.getFinishedSpans().filter((s) => s.name === 'episode').map((s) => [s.attributes['handoff.episode.id'], s]));
+    const roots = new Map(
+      exporter
+        .getFinishedSpans()
+        .filter((s) => s.name === 'episode')
+        .map((s) => [s.attributes['handoff.episode.id'], s]),
+    );
     const joined = roots.get('ep-joined')!;
     expect(joined.spanContext().traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
     expect(joined.parentSpanContext?.spanId).toBe('00f067aa0ba902b7');

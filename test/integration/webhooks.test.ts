@@ -22,7 +22,21 @@ import { Runtime } from '../../src/runtime/runtime.ts';
 import type { DeadLetter } from '../../src/runtime/store.ts';
 import { LevelWorld } from '../../src/runtime/world.ts';
 import { runCli } from './cli.ts';
-import { LEAD, START, SEED, agentCtx, caseCtx, cleanup, cmd, collect, drive, refunds, reviewSignals, silent, tempDir } from './helpers.ts';
+import {
+  LEAD,
+  START,
+  SEED,
+  agentCtx,
+  caseCtx,
+  cleanup,
+  cmd,
+  collect,
+  drive,
+  refunds,
+  reviewSignals,
+  silent,
+  tempDir,
+} from './helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'bin', 'handoff.js');
@@ -63,7 +77,11 @@ class Receiver {
       req.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
         const n = this.received.length;
-        this.received.push({ headers: req.headers, body, verified: verify(req.headers['handoff-signature'] as string | undefined, body, SECRET) });
+        this.received.push({
+          headers: req.headers,
+          body,
+          verified: verify(req.headers['handoff-signature'] as string | undefined, body, SECRET),
+        });
         res.writeHead(this.answer(n), { 'Content-Type': 'text/plain' });
         res.end('ok');
       });
@@ -125,7 +143,15 @@ async function openWith(model: LoadedModel, env: Record<string, string>, dir?: s
   const store = await LevelStore.open(d);
   const notifier = new WebhookNotifier({ store, models: [model], env, log: silent });
   const clock = new SimulatedClock(START);
-  const rt = await Runtime.open({ store, world: new LevelWorld(store), models: [model], clock, seed: SEED, logger: silent, channels: [notifier] });
+  const rt = await Runtime.open({
+    store,
+    world: new LevelWorld(store),
+    models: [model],
+    clock,
+    seed: SEED,
+    logger: silent,
+    channels: [notifier],
+  });
   const e = { dir: d, store, rt, clock, notifier };
   open.push(e);
   return e;
@@ -159,7 +185,12 @@ async function until(pred: () => boolean, ms = 10_000): Promise<void> {
   }
 }
 
-const hook = (url: string, extra: Record<string, unknown> = {}) => ({ name: 'ops', urlEnv: 'TEST_WEBHOOK_URL', secretEnv: 'TEST_WEBHOOK_SECRET', ...extra });
+const hook = (url: string, extra: Record<string, unknown> = {}) => ({
+  name: 'ops',
+  urlEnv: 'TEST_WEBHOOK_URL',
+  secretEnv: 'TEST_WEBHOOK_SECRET',
+  ...extra,
+});
 const envFor = (r: Receiver) => ({ TEST_WEBHOOK_URL: r.url, TEST_WEBHOOK_SECRET: SECRET });
 const fastRetry = (maxAttempts: number) => ({ maxAttempts, minMs: 20, maxMs: 200, jitter: 0.2 });
 
@@ -183,15 +214,30 @@ describe('webhooks', () => {
     expect(got!.headers['webhook-id']).toBe(p!.id);
     expect(got!.headers['webhook-event']).toBe('case.escalated');
     expect(got!.headers['webhook-attempt']).toBe('1');
-    expect(p).toMatchObject({ type: 'handoff.case.escalated', event: 'case.escalated', schemaVersion: 1, model: 'refunds', webhook: 'ops' });
-    expect(p!.data).toMatchObject({ caseId, cause: 'reviewer', by: LEAD.id, note: 'customer is a repeat complainer', fromTier: { number: 1, queue: 'refunds' }, tier: { number: 2, queue: 'refunds-escalated' } });
+    expect(p).toMatchObject({
+      type: 'handoff.case.escalated',
+      event: 'case.escalated',
+      schemaVersion: 1,
+      model: 'refunds',
+      webhook: 'ops',
+    });
+    expect(p!.data).toMatchObject({
+      caseId,
+      cause: 'reviewer',
+      by: LEAD.id,
+      note: 'customer is a repeat complainer',
+      fromTier: { number: 1, queue: 'refunds' },
+      tier: { number: 2, queue: 'refunds-escalated' },
+    });
     // No personal data leaves the node: no observation fields, no action arguments.
     expect(got!.body).not.toMatch(/"args"|"fields"|"observation"|iban|@/i);
     expect(await collect(e.store.outbox())).toEqual([]);
     expect(e.notifier.stats).toMatchObject({ attempts: 1, delivered: 1, deadLettered: 0 });
 
     // The same body with a changed byte fails the recipe: the receiver's check is not a formality.
-    expect(verify(got!.headers['handoff-signature'] as string, got!.body.replace('refunds', 'refundz'), SECRET)).toBe(false);
+    expect(verify(got!.headers['handoff-signature'] as string, got!.body.replace('refunds', 'refundz'), SECRET)).toBe(
+      false,
+    );
     expect(verify(got!.headers['handoff-signature'] as string, got!.body, 'another-secret-0123456789')).toBe(false);
   });
 
@@ -200,8 +246,20 @@ describe('webhooks', () => {
     const model = await modelWith({
       webhooks: [
         hook(r.url, { events: ['case.sla_breached', 'case.escalated', 'case.expired'] }),
-        { name: 'finance', urlEnv: 'TEST_WEBHOOK_URL', secretEnv: 'TEST_WEBHOOK_SECRET', events: ['case.escalated', 'case.expired'], queues: ['refunds-finance'] },
-        { name: 'tier-two', urlEnv: 'TEST_WEBHOOK_URL', secretEnv: 'TEST_WEBHOOK_SECRET', events: ['case.sla_breached'], tiers: ['Refunds manager'] },
+        {
+          name: 'finance',
+          urlEnv: 'TEST_WEBHOOK_URL',
+          secretEnv: 'TEST_WEBHOOK_SECRET',
+          events: ['case.escalated', 'case.expired'],
+          queues: ['refunds-finance'],
+        },
+        {
+          name: 'tier-two',
+          urlEnv: 'TEST_WEBHOOK_URL',
+          secretEnv: 'TEST_WEBHOOK_SECRET',
+          events: ['case.sla_breached'],
+          tiers: ['Refunds manager'],
+        },
       ],
     });
     const e = await openWith(model, envFor(r));
@@ -211,7 +269,9 @@ describe('webhooks', () => {
     expect(caseCtx(await e.rt.get(caseId)).resolution?.outcome).toBe('expired');
     await e.notifier.whenIdle();
 
-    const got = r.payloads().map((p) => `${p.webhook}:${p.event}:${p.data.fromTier?.number ?? '-'}>${p.data.tier.number}:${p.data.cause}`);
+    const got = r
+      .payloads()
+      .map((p) => `${p.webhook}:${p.event}:${p.data.fromTier?.number ?? '-'}>${p.data.tier.number}:${p.data.cause}`);
     expect(got.sort()).toEqual(
       [
         'ops:case.sla_breached:1>2:ack-deadline',
@@ -229,16 +289,25 @@ describe('webhooks', () => {
       ].sort(),
     );
     expect(r.received.every((x) => x.verified)).toBe(true);
-    const breach = r.payloads().find((p) => p.webhook === 'ops' && p.event === 'case.sla_breached' && p.data.tier.number === 2)!;
+    const breach = r
+      .payloads()
+      .find((p) => p.webhook === 'ops' && p.event === 'case.sla_breached' && p.data.tier.number === 2)!;
     const opened = caseCtx(await e.rt.get(caseId)).openedAt;
-    expect(breach.data.breach).toEqual({ deadline: 'ack', dueAt: new Date(opened + 15 * 60_000).toISOString(), tier: 1 });
+    expect(breach.data.breach).toEqual({
+      deadline: 'ack',
+      dueAt: new Date(opened + 15 * 60_000).toISOString(),
+      tier: 1,
+    });
     // Every id distinct: one delivery per (webhook, transition, event).
     expect(new Set(r.payloads().map((p) => p.id)).size).toBe(r.received.length);
   });
 
   it('SLA: a claimed case whose resolve deadline passes notifies a resolve-deadline breach', async () => {
     const r = await receiver();
-    const e = await openWith(await modelWith({ webhooks: [hook(r.url, { events: ['case.sla_breached'], tiers: [1] })] }), envFor(r));
+    const e = await openWith(
+      await modelWith({ webhooks: [hook(r.url, { events: ['case.sla_breached'], tiers: [1] })] }),
+      envFor(r),
+    );
     const caseId = await openCase(e, 'wh-resolve');
     // The claim clears the acknowledge deadline; the lease runs out and nobody claims again.
     await e.rt.command(cmd('claim', caseId, LEAD));
@@ -248,13 +317,25 @@ describe('webhooks', () => {
     const [p, ...more] = r.payloads();
     expect(more).toEqual([]);
     const opened = caseCtx(await e.rt.get(caseId)).openedAt;
-    expect(p).toMatchObject({ event: 'case.sla_breached', data: { caseId, cause: 'resolve-deadline', breach: { deadline: 'resolve', dueAt: new Date(opened + 3600_000).toISOString(), tier: 1 }, fromTier: { number: 1 }, tier: { number: 2 } } });
+    expect(p).toMatchObject({
+      event: 'case.sla_breached',
+      data: {
+        caseId,
+        cause: 'resolve-deadline',
+        breach: { deadline: 'resolve', dueAt: new Date(opened + 3600_000).toISOString(), tier: 1 },
+        fromTier: { number: 1 },
+        tier: { number: 2 },
+      },
+    });
   });
 
   it('retries on 500 with backoff, then delivers once; every attempt carries the same Webhook-Id', async () => {
     const r = await receiver();
     r.answer = (n) => (n < 3 ? 500 : 200);
-    const e = await openWith(await modelWith({ webhooks: [hook(r.url, { events: ['case.opened'], retry: fastRetry(5) })] }), envFor(r));
+    const e = await openWith(
+      await modelWith({ webhooks: [hook(r.url, { events: ['case.opened'], retry: fastRetry(5) })] }),
+      envFor(r),
+    );
     await openCase(e, 'wh-retry');
     await e.notifier.whenIdle();
     expect(r.received).toHaveLength(4);
@@ -269,13 +350,20 @@ describe('webhooks', () => {
   it('a 429 is retried too; a 400 is not: dead-lettered at the first answer', async () => {
     const r = await receiver();
     r.answer = (n) => (n === 0 ? 429 : 400);
-    const e = await openWith(await modelWith({ webhooks: [hook(r.url, { events: ['case.opened'], retry: fastRetry(5) })] }), envFor(r));
+    const e = await openWith(
+      await modelWith({ webhooks: [hook(r.url, { events: ['case.opened'], retry: fastRetry(5) })] }),
+      envFor(r),
+    );
     const caseId = await openCase(e, 'wh-400');
     await e.notifier.whenIdle();
     expect(r.received).toHaveLength(2);
     const letters = await collect(e.store.deadLetters());
     expect(letters).toHaveLength(1);
-    expect(letters[0]).toMatchObject({ actorId: 'webhook:refunds/ops', code: 'webhook.rejected', event: { type: 'handoff.case.opened' } });
+    expect(letters[0]).toMatchObject({
+      actorId: 'webhook:refunds/ops',
+      code: 'webhook.rejected',
+      event: { type: 'handoff.case.opened' },
+    });
     expect(letters[0]!.reason).toContain('400');
     expect((letters[0]!.event as unknown as { payload: WebhookPayload }).payload.data.caseId).toBe(caseId);
     expect(await collect(e.store.outbox())).toEqual([]);
@@ -286,7 +374,10 @@ describe('webhooks', () => {
     r.answer = () => 500;
     // The shipped example webhook of models/refunds ("ops", URL and secret from the environment), with quick retries.
     const shipped = (await refunds()).config.notifications!.webhooks[0]!;
-    const e = await openWith(await modelWith({ webhooks: [{ ...shipped, events: ['case.opened'], retry: fastRetry(3) }] }), { HANDOFF_REFUNDS_WEBHOOK_URL: r.url, HANDOFF_REFUNDS_WEBHOOK_SECRET: SECRET });
+    const e = await openWith(
+      await modelWith({ webhooks: [{ ...shipped, events: ['case.opened'], retry: fastRetry(3) }] }),
+      { HANDOFF_REFUNDS_WEBHOOK_URL: r.url, HANDOFF_REFUNDS_WEBHOOK_SECRET: SECRET },
+    );
     await openCase(e, 'wh-dead');
     await e.notifier.whenIdle();
     expect(r.received).toHaveLength(3);
@@ -300,19 +391,27 @@ describe('webhooks', () => {
     const list = await runCli(['dead-letters', 'list', '--data', e.dir, '--json'], { env });
     expect(list.code, list.stderr).toBe(0);
     const listed = JSON.parse(list.stdout) as { count: number; deadLetters: DeadLetter[] };
-    expect(listed.deadLetters.map((d) => [d.id, d.actorId, d.code])).toEqual([[letter!.id, 'webhook:refunds/ops', 'webhook.retries_exhausted']]);
+    expect(listed.deadLetters.map((d) => [d.id, d.actorId, d.code])).toEqual([
+      [letter!.id, 'webhook:refunds/ops', 'webhook.retries_exhausted'],
+    ]);
 
     // The CLI's runtime runs on the wall clock, so the case's SLA timers (set on the simulated clock)
     // fire at once there and send notifications of their own: count this delivery's attempts only.
     const mine = () => r.received.filter((x) => x.headers['webhook-id'] === webhookId);
     // Still down: the replay fails and the letter stays.
-    const failed = await runCli(['deadletters', 'replay', '--data', e.dir, '--model', join(ROOT, 'models/refunds'), '--json'], { env });
+    const failed = await runCli(
+      ['deadletters', 'replay', '--data', e.dir, '--model', join(ROOT, 'models/refunds'), '--json'],
+      { env },
+    );
     expect(failed.code).toBe(1);
     expect(JSON.parse(failed.stdout)).toMatchObject({ delivered: 0, failed: [{ id: letter!.id }] });
     expect(mine()).toHaveLength(4);
 
     r.answer = () => 204;
-    const replay = await runCli(['deadletters', 'replay', '--data', e.dir, '--model', join(ROOT, 'models/refunds'), '--json'], { env });
+    const replay = await runCli(
+      ['deadletters', 'replay', '--data', e.dir, '--model', join(ROOT, 'models/refunds'), '--json'],
+      { env },
+    );
     expect(replay.code, replay.stderr).toBe(0);
     expect(JSON.parse(replay.stdout)).toMatchObject({ delivered: 1, failed: [] });
     expect(mine()).toHaveLength(5);
@@ -344,22 +443,37 @@ await new Promise((r) => setTimeout(r, 20_000));
 process.exit(3);
 `,
     );
-    const env = { ...process.env, HANDOFF_REFUNDS_WEBHOOK_URL: r.url, HANDOFF_REFUNDS_WEBHOOK_SECRET: SECRET, HANDOFF_FAILPOINTS: 'before-webhook:1' };
-    const child = await new Promise<{ signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const p = spawn(process.execPath, ['--import', 'tsx', script, dir], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      p.on('error', reject);
-      p.on('close', (_code, signal) => resolve({ signal, stdout, stderr }));
-    });
+    const env = {
+      ...process.env,
+      HANDOFF_REFUNDS_WEBHOOK_URL: r.url,
+      HANDOFF_REFUNDS_WEBHOOK_SECRET: SECRET,
+      HANDOFF_FAILPOINTS: 'before-webhook:1',
+    };
+    const child = await new Promise<{ signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
+      (resolve, reject) => {
+        const p = spawn(process.execPath, ['--import', 'tsx', script, dir], {
+          cwd: ROOT,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        p.on('error', reject);
+        p.on('close', (_code, signal) => resolve({ signal, stdout, stderr }));
+      },
+    );
     // Killed at the delivery, after the operator case's first commit was durable.
     expect(child.signal, child.stderr).toBe('SIGKILL');
     expect(r.received).toHaveLength(0);
 
     const shipped = await refunds();
-    const e = await openWith(shipped, { HANDOFF_REFUNDS_WEBHOOK_URL: r.url, HANDOFF_REFUNDS_WEBHOOK_SECRET: SECRET }, dir);
+    const e = await openWith(
+      shipped,
+      { HANDOFF_REFUNDS_WEBHOOK_URL: r.url, HANDOFF_REFUNDS_WEBHOOK_SECRET: SECRET },
+      dir,
+    );
     const caseId = (await collect(e.store.actors('case')))[0]?.id;
     expect(caseId).toMatch(/^payments-gateway\.operator-/);
     await until(() => r.received.length > 0);
@@ -367,19 +481,50 @@ process.exit(3);
     expect(r.received).toHaveLength(1);
     const [p] = r.payloads();
     expect(r.received[0]!.verified).toBe(true);
-    expect(p).toMatchObject({ event: 'operator.opened', data: { caseId, operator: true, tier: { queue: 'operators' } } });
+    expect(p).toMatchObject({
+      event: 'operator.opened',
+      data: { caseId, operator: true, tier: { queue: 'operators' } },
+    });
     expect(await collect(e.store.outbox())).toEqual([]);
   }, 60_000);
 
   it('configuration: secrets are named, never written; a weak secret is refused by its variable, not its value; unset variables turn a webhook off', async () => {
     const base = (await refunds()).config;
-    const bad = ModelConfig.safeParse({ ...base, notifications: { webhooks: [{ name: 'ops', url: 'https://example.test/h', secretEnv: 'X_SECRET', secret: 'hunter2-hunter2-hunter2', events: ['case.escalated'] }] } });
+    const bad = ModelConfig.safeParse({
+      ...base,
+      notifications: {
+        webhooks: [
+          {
+            name: 'ops',
+            url: 'https://example.test/h',
+            secretEnv: 'X_SECRET',
+            secret: 'hunter2-hunter2-hunter2',
+            events: ['case.escalated'],
+          },
+        ],
+      },
+    });
     expect(bad.success).toBe(false);
     expect(bad.error!.issues[0]).toMatchObject({ path: ['notifications', 'webhooks', 0, 'secret'] });
     expect(bad.error!.issues[0]!.message).toContain('secretEnv');
-    const both = NotificationsConfig.safeParse({ webhooks: [{ name: 'ops', url: 'https://example.test/h', urlEnv: 'X_URL', secretEnv: 'X_SECRET', events: ['case.escalated'] }] });
-    expect(both.error!.issues[0]).toMatchObject({ path: ['webhooks', 0, 'url'], message: 'give exactly one of url and urlEnv' });
-    const unknownEvent = NotificationsConfig.safeParse({ webhooks: [{ name: 'ops', url: 'https://example.test/h', secretEnv: 'X_SECRET', events: ['case.claimed'] }] });
+    const both = NotificationsConfig.safeParse({
+      webhooks: [
+        {
+          name: 'ops',
+          url: 'https://example.test/h',
+          urlEnv: 'X_URL',
+          secretEnv: 'X_SECRET',
+          events: ['case.escalated'],
+        },
+      ],
+    });
+    expect(both.error!.issues[0]).toMatchObject({
+      path: ['webhooks', 0, 'url'],
+      message: 'give exactly one of url and urlEnv',
+    });
+    const unknownEvent = NotificationsConfig.safeParse({
+      webhooks: [{ name: 'ops', url: 'https://example.test/h', secretEnv: 'X_SECRET', events: ['case.claimed'] }],
+    });
     expect(unknownEvent.error!.issues[0]!.path).toEqual(['webhooks', 0, 'events', 0]);
     // The shipped models stay valid without the section, and the example is off without its variables.
     const { notifications: _n, ...without } = base;
@@ -389,20 +534,44 @@ process.exit(3);
     const store = await LevelStore.open(await tempDir());
     try {
       const off = new WebhookNotifier({ store, models: [model], env: {} });
-      expect(off.status()).toEqual([{ model: 'refunds', name: 'ops', on: false, off: 'HANDOFF_REFUNDS_WEBHOOK_URL is not set', host: null, events: ['case.escalated', 'case.sla_breached', 'case.expired', 'operator.opened'] }]);
+      expect(off.status()).toEqual([
+        {
+          model: 'refunds',
+          name: 'ops',
+          on: false,
+          off: 'HANDOFF_REFUNDS_WEBHOOK_URL is not set',
+          host: null,
+          events: ['case.escalated', 'case.sla_breached', 'case.expired', 'operator.opened'],
+        },
+      ]);
       const weak = (() => {
         try {
-          return new WebhookNotifier({ store, models: [model], env: { HANDOFF_REFUNDS_WEBHOOK_URL: 'https://hooks.example.test/x', HANDOFF_REFUNDS_WEBHOOK_SECRET: 'short-one' } });
+          return new WebhookNotifier({
+            store,
+            models: [model],
+            env: {
+              HANDOFF_REFUNDS_WEBHOOK_URL: 'https://hooks.example.test/x',
+              HANDOFF_REFUNDS_WEBHOOK_SECRET: 'short-one',
+            },
+          });
         } catch (err) {
           return err;
         }
       })();
       expect(weak).toBeInstanceOf(NotificationConfigError);
-      expect((weak as NotificationConfigError).details).toEqual({ model: 'refunds', path: 'notifications.webhooks.0.secretEnv', env: 'HANDOFF_REFUNDS_WEBHOOK_SECRET' });
+      expect((weak as NotificationConfigError).details).toEqual({
+        model: 'refunds',
+        path: 'notifications.webhooks.0.secretEnv',
+        env: 'HANDOFF_REFUNDS_WEBHOOK_SECRET',
+      });
       expect((weak as Error).message).not.toContain('short-one');
       const badUrl = (() => {
         try {
-          return new WebhookNotifier({ store, models: [model], env: { HANDOFF_REFUNDS_WEBHOOK_URL: 'file:///etc/passwd', HANDOFF_REFUNDS_WEBHOOK_SECRET: SECRET } });
+          return new WebhookNotifier({
+            store,
+            models: [model],
+            env: { HANDOFF_REFUNDS_WEBHOOK_URL: 'file:///etc/passwd', HANDOFF_REFUNDS_WEBHOOK_SECRET: SECRET },
+          });
         } catch (err) {
           return err;
         }

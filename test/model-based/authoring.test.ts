@@ -27,7 +27,10 @@ async function folder(name: string, edit: (c: Json) => void, handlers?: string):
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'model.json'), JSON.stringify(c, null, 2));
   const base = JSON.stringify(join(REPO, 'models/refunds/handlers.ts'));
-  await writeFile(join(dir, 'handlers.ts'), handlers ? `import base from ${base};\n${handlers}\n` : `export { default } from ${base};\n`);
+  await writeFile(
+    join(dir, 'handlers.ts'),
+    handlers ? `import base from ${base};\n${handlers}\n` : `export { default } from ${base};\n`,
+  );
   return dir;
 }
 
@@ -87,7 +90,11 @@ describe("the model's code on its own signals", () => {
       () => undefined,
       'export default { ...base, plan: async (o, c) => { const p = await base.plan(o, c); return { ...p, actions: p.actions.map((a) => ({ ...a, args: { ...a.args, amount: "lots" } })) }; } };',
     );
-    badPerceive = await folder('bad-perceive', () => undefined, "export default { ...base, perceive: async () => { throw new Error('order service unreachable'); } };");
+    badPerceive = await folder(
+      'bad-perceive',
+      () => undefined,
+      "export default { ...base, perceive: async () => { throw new Error('order service unreachable'); } };",
+    );
   });
 
   it('a planner whose arguments fail their schema: the zod issue, from probeModel and generateSuite', async () => {
@@ -98,7 +105,9 @@ describe("the model's code on its own signals", () => {
 
   it('a perceiver that always throws: named with its error; simulate exits non-zero; models check fails', async () => {
     const p = await probeModel(await loadModel(badPerceive));
-    expect(p).toEqual([expect.objectContaining({ path: 'perceive', message: expect.stringContaining('order service unreachable') })]);
+    expect(p).toEqual([
+      expect.objectContaining({ path: 'perceive', message: expect.stringContaining('order service unreachable') }),
+    ]);
     const run = (args: string[]) =>
       promisify(execFile)(process.execPath, [join(REPO, 'bin/handoff.js'), ...args], { cwd: REPO }).then(
         () => ({ code: 0, stderr: '' }),
@@ -113,7 +122,8 @@ describe("the model's code on its own signals", () => {
   }, 60_000);
 
   it('the shipped models pass the probe', async () => {
-    for (const m of ['refunds', 'incidents']) expect(await probeModel(await loadModel(join(REPO, 'models', m)))).toEqual([]);
+    for (const m of ['refunds', 'incidents'])
+      expect(await probeModel(await loadModel(join(REPO, 'models', m)))).toEqual([]);
   });
 });
 
@@ -121,11 +131,25 @@ describe('docs/authoring.md', () => {
   it('carries the reference of every model.json field, generated from the schema, each field described', async () => {
     const doc = await readFile(join(REPO, 'docs/authoring.md'), 'utf8');
     const block = /<!-- reference:begin -->\n([\s\S]*?)\n<!-- reference:end -->/.exec(doc)?.[1];
-    expect(block, 'the reference block of docs/authoring.md (regenerate it from modelReferenceMarkdown())').toBe(modelReferenceMarkdown());
+    expect(block, 'the reference block of docs/authoring.md (regenerate it from modelReferenceMarkdown())').toBe(
+      modelReferenceMarkdown(),
+    );
     const paths = modelFields().map((f) => f.path);
-    expect(paths.filter((p) => !FIELD_DOCS[p]), 'fields without a description').toEqual([]);
-    expect(Object.keys(FIELD_DOCS).filter((k) => !paths.includes(k)), 'descriptions of fields the schema no longer has').toEqual([]);
-    for (const f of ['review.tiers[].steps', 'review.tiers[].fourEyes', 'policy.limits[].reviewAbove', 'retry.maxAttempts']) expect(paths).toContain(f);
+    expect(
+      paths.filter((p) => !FIELD_DOCS[p]),
+      'fields without a description',
+    ).toEqual([]);
+    expect(
+      Object.keys(FIELD_DOCS).filter((k) => !paths.includes(k)),
+      'descriptions of fields the schema no longer has',
+    ).toEqual([]);
+    for (const f of [
+      'review.tiers[].steps',
+      'review.tiers[].fourEyes',
+      'policy.limits[].reviewAbove',
+      'retry.maxAttempts',
+    ])
+      expect(paths).toContain(f);
   });
 
   it('the model written from it (models/access) passes models check and the probe', async () => {

@@ -62,10 +62,17 @@ interface MutationState {
   gateCall?: ((call: GateCall) => void) | null;
 }
 
-const STATE: MutationState = ((globalThis as Record<string, unknown>).__handoffMutation ??= { mutant: null, record: null }) as MutationState;
+const STATE: MutationState = ((globalThis as Record<string, unknown>).__handoffMutation ??= {
+  mutant: null,
+  record: null,
+}) as MutationState;
 
 /** Makes `mutant` (null: the original machines) the one the runtime builds from now on. */
-export function activate(mutant: Mutant | null, record: ((key: string) => void) | null = null, gateCall: ((call: GateCall) => void) | null = null): void {
+export function activate(
+  mutant: Mutant | null,
+  record: ((key: string) => void) | null = null,
+  gateCall: ((call: GateCall) => void) | null = null,
+): void {
   STATE.mutant = mutant;
   STATE.record = record;
   STATE.gateCall = gateCall;
@@ -75,7 +82,10 @@ export function activate(mutant: Mutant | null, record: ((key: string) => void) 
 export function gateInfects(mutant: Mutant, original: EvaluateGate, calls: GateCall[]): boolean {
   if (!mutant.gate) return false;
   const mutated = mutant.gate(original);
-  return calls.some(([plan, observation, model]) => !isDeepStrictEqual(mutated(plan, observation, model), original(plan, observation, model)));
+  return calls.some(
+    ([plan, observation, model]) =>
+      !isDeepStrictEqual(mutated(plan, observation, model), original(plan, observation, model)),
+  );
 }
 
 function build(kind: 'agent' | 'case', m: AnyStateMachine, lib: Record<string, unknown>): AnyStateMachine {
@@ -116,7 +126,9 @@ export function hookGateModule(lib: Record<string, any>): Record<string, unknown
       STATE.record?.('gate');
       STATE.gateCall?.([structuredClone(plan), structuredClone(observation), model]);
       const mutant = STATE.mutant;
-      return mutant?.machine === 'gate' && mutant.gate ? mutant.gate(original)(plan, observation, model) : original(plan, observation, model);
+      return mutant?.machine === 'gate' && mutant.gate
+        ? mutant.gate(original)(plan, observation, model)
+        : original(plan, observation, model);
     },
   };
 }
@@ -149,9 +161,11 @@ function guardOf(m: AnyStateMachine, name: string): GuardFn {
 
 /** What an `assign` computes, as XState would (a function, or an object of values and functions). */
 function evaluateAssignment(assignment: unknown, args: any, params: unknown): Record<string, unknown> {
-  if (typeof assignment === 'function') return (assignment as (a: unknown, p: unknown) => Record<string, unknown>)(args, params) ?? {};
+  if (typeof assignment === 'function')
+    return (assignment as (a: unknown, p: unknown) => Record<string, unknown>)(args, params) ?? {};
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries((assignment ?? {}) as Record<string, unknown>)) out[k] = typeof v === 'function' ? (v as (a: unknown, p: unknown) => unknown)(args, params) : v;
+  for (const [k, v] of Object.entries((assignment ?? {}) as Record<string, unknown>))
+    out[k] = typeof v === 'function' ? (v as (a: unknown, p: unknown) => unknown)(args, params) : v;
   return out;
 }
 
@@ -159,9 +173,14 @@ function evaluateAssignment(assignment: unknown, args: any, params: unknown): Re
  * The action with `post` run on what it assigns (and may change it); a non-assign action runs as it
  * is, after `post` saw it called.
  */
-function wrapAction(a: ActionImpl, post: (args: any, result: Record<string, unknown> | undefined) => Record<string, unknown> | undefined): unknown {
+function wrapAction(
+  a: ActionImpl,
+  post: (args: any, result: Record<string, unknown> | undefined) => Record<string, unknown> | undefined,
+): unknown {
   if (typeof a === 'function' && a.type === 'xstate.assign') {
-    return assign(((args: any, params: unknown) => post(args, evaluateAssignment(a.assignment, args, params)) ?? {}) as never);
+    return assign(
+      ((args: any, params: unknown) => post(args, evaluateAssignment(a.assignment, args, params)) ?? {}) as never,
+    );
   }
   if (typeof a === 'function') {
     return (args: any, params: unknown) => {
@@ -172,8 +191,13 @@ function wrapAction(a: ActionImpl, post: (args: any, result: Record<string, unkn
   return a;
 }
 
-function mapActions(m: AnyStateMachine, post: (name: string, args: any, result: Record<string, unknown> | undefined) => Record<string, unknown> | undefined): AnyStateMachine {
-  const actions = Object.fromEntries(Object.entries(actionsOf(m)).map(([name, a]) => [name, wrapAction(a, (args, result) => post(name, args, result))]));
+function mapActions(
+  m: AnyStateMachine,
+  post: (name: string, args: any, result: Record<string, unknown> | undefined) => Record<string, unknown> | undefined,
+): AnyStateMachine {
+  const actions = Object.fromEntries(
+    Object.entries(actionsOf(m)).map(([name, a]) => [name, wrapAction(a, (args, result) => post(name, args, result))]),
+  );
   return m.provide({ actions } as never) as AnyStateMachine;
 }
 
@@ -202,10 +226,13 @@ function instrument(m: AnyStateMachine, kind: 'agent' | 'case', record: (key: st
   return mapActions(withGuards, (name, args, result) => {
     record(`${kind}.action.${name}`);
     const context = (args.context ?? {}) as Record<string, unknown>;
-    if (!result || Object.entries(result).some(([k, v]) => !isDeepStrictEqual(context[k], v))) record(`${kind}.action.${name}~changes`);
+    if (!result || Object.entries(result).some(([k, v]) => !isDeepStrictEqual(context[k], v)))
+      record(`${kind}.action.${name}~changes`);
     const before = (context.timers ?? {}) as Timers;
     const after = result?.timers as Timers | undefined;
-    if (after) for (const t of new Set([...Object.keys(before), ...Object.keys(after)])) if (before[t] !== after[t]) record(`${kind}.timer.${t}`);
+    if (after)
+      for (const t of new Set([...Object.keys(before), ...Object.keys(after)]))
+        if (before[t] !== after[t]) record(`${kind}.timer.${t}`);
     return result;
   });
 }
@@ -214,10 +241,16 @@ function instrument(m: AnyStateMachine, kind: 'agent' | 'case', record: (key: st
 export type GateCall = [plan: unknown, observation: unknown, model: unknown];
 
 /** Every action's `timers` passed through `change` (given the context's timers before the action). */
-function mutateTimers(m: AnyStateMachine, change: (before: Timers, after: Timers, at: number) => Timers): AnyStateMachine {
+function mutateTimers(
+  m: AnyStateMachine,
+  change: (before: Timers, after: Timers, at: number) => Timers,
+): AnyStateMachine {
   return mapActions(m, (_name, args, result) => {
     if (!result?.timers) return result;
-    return { ...result, timers: change((args.context?.timers ?? {}) as Timers, result.timers as Timers, Number(args.event?.at ?? 0)) };
+    return {
+      ...result,
+      timers: change((args.context?.timers ?? {}) as Timers, result.timers as Timers, Number(args.event?.at ?? 0)),
+    };
   });
 }
 
@@ -235,7 +268,10 @@ function drop(m: AnyStateMachine, state: string | null, event: string, index: nu
     else throw new Error(`${state}.${event} has no candidate ${index}`);
     return copy;
   };
-  const next = state === null ? { ...cfg, on: strip(cfg.on) } : { ...cfg, states: { ...cfg.states, [state]: { ...cfg.states[state], on: strip(cfg.states[state]?.on) } } };
+  const next =
+    state === null
+      ? { ...cfg, on: strip(cfg.on) }
+      : { ...cfg, states: { ...cfg.states, [state]: { ...cfg.states[state], on: strip(cfg.states[state]?.on) } } };
   return createMachine(next as never, m.implementations as never) as unknown as AnyStateMachine;
 }
 
@@ -252,9 +288,30 @@ export function machineMutants(kind: 'agent' | 'case', m: AnyStateMachine): Muta
   for (const name of Object.keys(guardsOf(m)).sort()) {
     const target = `${kind}.guard.${name}`;
     out.push(
-      { name: `${kind} guard ${name} negated`, machine: kind, kind: 'guard-negated', target, description: `guard ${name} answers the opposite`, mutate: (x) => withGuard(x, name, (args, params) => !guardOf(x, name)(args, params)) },
-      { name: `${kind} guard ${name} always true`, machine: kind, kind: 'guard-true', target: `${target}=false`, description: `guard ${name} always holds`, mutate: (x) => withGuard(x, name, () => true) },
-      { name: `${kind} guard ${name} always false`, machine: kind, kind: 'guard-false', target: `${target}=true`, description: `guard ${name} never holds`, mutate: (x) => withGuard(x, name, () => false) },
+      {
+        name: `${kind} guard ${name} negated`,
+        machine: kind,
+        kind: 'guard-negated',
+        target,
+        description: `guard ${name} answers the opposite`,
+        mutate: (x) => withGuard(x, name, (args, params) => !guardOf(x, name)(args, params)),
+      },
+      {
+        name: `${kind} guard ${name} always true`,
+        machine: kind,
+        kind: 'guard-true',
+        target: `${target}=false`,
+        description: `guard ${name} always holds`,
+        mutate: (x) => withGuard(x, name, () => true),
+      },
+      {
+        name: `${kind} guard ${name} always false`,
+        machine: kind,
+        kind: 'guard-false',
+        target: `${target}=true`,
+        description: `guard ${name} never holds`,
+        mutate: (x) => withGuard(x, name, () => false),
+      },
     );
   }
   for (const name of Object.keys(actionsOf(m)).sort()) {
@@ -296,7 +353,10 @@ export function timerMutants(keys: Iterable<string>): Mutant[] {
         kind: 'timer-never-cleared',
         target: key,
         description: `an action that clears the ${name} deadline leaves it armed`,
-        mutate: (x) => mutateTimers(x, (before, after) => (before[name] !== undefined && after[name] === undefined ? { ...after, [name]: before[name] } : after)),
+        mutate: (x) =>
+          mutateTimers(x, (before, after) =>
+            before[name] !== undefined && after[name] === undefined ? { ...after, [name]: before[name] } : after,
+          ),
       },
       {
         name: `${kind} timer ${name} late`,
@@ -307,7 +367,9 @@ export function timerMutants(keys: Iterable<string>): Mutant[] {
         mutate: (x) =>
           mutateTimers(x, (before, after, at) => {
             const due = after[name];
-            return due !== undefined && due !== before[name] && due > at ? { ...after, [name]: at + 2 * (due - at) } : after;
+            return due !== undefined && due !== before[name] && due > at
+              ? { ...after, [name]: at + 2 * (due - at) }
+              : after;
           }),
       },
     );
@@ -327,19 +389,31 @@ interface PolicyLike {
   limits: { action: string; arg: string; reviewAbove?: number; denyAbove?: number; reviewTier: number }[];
 }
 
-function gatePolicyMutant(name: string, description: string, change: (p: PolicyLike, model: any) => PolicyLike): Mutant {
+function gatePolicyMutant(
+  name: string,
+  description: string,
+  change: (p: PolicyLike, model: any) => PolicyLike,
+): Mutant {
   return {
     name: `gate ${name}`,
     machine: 'gate',
     kind: name.includes(' off') ? 'gate-rule-off' : 'gate-threshold',
     target: 'gate',
     description,
-    gate: (evaluate) => (plan, observation, model) => evaluate(plan, observation, { ...model, policy: change(model.policy as PolicyLike, model) }),
+    gate: (evaluate) => (plan, observation, model) =>
+      evaluate(plan, observation, { ...model, policy: change(model.policy as PolicyLike, model) }),
   };
 }
 
 function gateOutcomeMutant(name: string, description: string, change: (d: any, model: any) => any): Mutant {
-  return { name: `gate ${name}`, machine: 'gate', kind: 'gate-outcome', target: 'gate', description, gate: (evaluate) => (plan, observation, model) => change(evaluate(plan, observation, model), model) };
+  return {
+    name: `gate ${name}`,
+    machine: 'gate',
+    kind: 'gate-outcome',
+    target: 'gate',
+    description,
+    gate: (evaluate) => (plan, observation, model) => change(evaluate(plan, observation, model), model),
+  };
 }
 
 const EPS = 0.02;
@@ -360,13 +434,21 @@ export function gateMutants(maxLimits: number, maxTiers: number): Mutant[] {
   ] as const) {
     for (const sign of [1, -1]) {
       out.push(
-        gatePolicyMutant(`${field} ${sign > 0 ? '+' : '-'}${EPS}`, `the ${label} moved by ${sign * EPS}`, (p) => (p[field] === undefined ? p : { ...p, [field]: clamp(p[field]! + sign * EPS) })),
+        gatePolicyMutant(`${field} ${sign > 0 ? '+' : '-'}${EPS}`, `the ${label} moved by ${sign * EPS}`, (p) =>
+          p[field] === undefined ? p : { ...p, [field]: clamp(p[field]! + sign * EPS) },
+        ),
       );
     }
   }
   for (let i = 0; i < maxTiers - 1; i++) {
     for (const sign of [1, -1]) {
-      out.push(gatePolicyMutant(`tierRiskBounds[${i}] ${sign > 0 ? '+' : '-'}${EPS}`, `the risk bound of tier ${i + 1} moved by ${sign * EPS}`, (p) => ({ ...p, tierRiskBounds: p.tierRiskBounds.map((b, j) => (j === i ? clamp(b + sign * EPS) : b)) })));
+      out.push(
+        gatePolicyMutant(
+          `tierRiskBounds[${i}] ${sign > 0 ? '+' : '-'}${EPS}`,
+          `the risk bound of tier ${i + 1} moved by ${sign * EPS}`,
+          (p) => ({ ...p, tierRiskBounds: p.tierRiskBounds.map((b, j) => (j === i ? clamp(b + sign * EPS) : b)) }),
+        ),
+      );
     }
   }
   for (let i = 0; i < maxLimits; i++) {
@@ -375,32 +457,67 @@ export function gateMutants(maxLimits: number, maxTiers: number): Mutant[] {
         out.push(
           gatePolicyMutant(`limits[${i}].${field} ×${factor}`, `limit ${i}'s ${field} scaled by ${factor}`, (p) => ({
             ...p,
-            limits: p.limits.map((l, j) => (j === i && l[field] !== undefined ? { ...l, [field]: l[field]! * factor } : l)),
+            limits: p.limits.map((l, j) =>
+              j === i && l[field] !== undefined ? { ...l, [field]: l[field]! * factor } : l,
+            ),
           })),
         );
       }
     }
-    out.push(gatePolicyMutant(`limits[${i}] off`, `limit ${i} is not checked`, (p) => ({ ...p, limits: p.limits.filter((_, j) => j !== i) })));
-    out.push(gatePolicyMutant(`limits[${i}].reviewTier -1`, `limit ${i} asks for one tier lower`, (p) => ({ ...p, limits: p.limits.map((l, j) => (j === i ? { ...l, reviewTier: Math.max(1, l.reviewTier - 1) } : l)) })));
+    out.push(
+      gatePolicyMutant(`limits[${i}] off`, `limit ${i} is not checked`, (p) => ({
+        ...p,
+        limits: p.limits.filter((_, j) => j !== i),
+      })),
+    );
+    out.push(
+      gatePolicyMutant(`limits[${i}].reviewTier -1`, `limit ${i} asks for one tier lower`, (p) => ({
+        ...p,
+        limits: p.limits.map((l, j) => (j === i ? { ...l, reviewTier: Math.max(1, l.reviewTier - 1) } : l)),
+      })),
+    );
   }
   out.push(
-    gatePolicyMutant('allow-list off', 'every action type is allowed', (p, model) => ({ ...p, allowedActions: Object.keys(model.actions ?? {}) })),
+    gatePolicyMutant('allow-list off', 'every action type is allowed', (p, model) => ({
+      ...p,
+      allowedActions: Object.keys(model.actions ?? {}),
+    })),
     gatePolicyMutant('denied-actions off', 'no action type is denied', (p) => ({ ...p, deniedActions: [] })),
     gatePolicyMutant('risk-ceiling off', 'no risk is too high to deny', (p) => ({ ...p, denyAboveRisk: 1 })),
-    gatePolicyMutant('risk-threshold off', 'any risk below the ceiling runs on its own', (p) => ({ ...p, maxAutoRisk: p.denyAboveRisk })),
-    gatePolicyMutant('confidence-threshold off', 'any confidence runs on its own', (p) => ({ ...p, minAutoConfidence: 0 })),
+    gatePolicyMutant('risk-threshold off', 'any risk below the ceiling runs on its own', (p) => ({
+      ...p,
+      maxAutoRisk: p.denyAboveRisk,
+    })),
+    gatePolicyMutant('confidence-threshold off', 'any confidence runs on its own', (p) => ({
+      ...p,
+      minAutoConfidence: 0,
+    })),
     gatePolicyMutant('data-class off', 'no data class needs review', (p) => ({ ...p, reviewDataClasses: [] })),
     gatePolicyMutant('low-confidence tier-2 off', 'low confidence asks for tier 1 only', (p) => {
       const { lowConfidenceTier2Below: _off, ...rest } = p;
       return rest;
     }),
-    gateOutcomeMutant('deny becomes auto', 'a denied plan runs on its own', (d) => (d.outcome === 'deny' ? { ...d, outcome: 'auto', ruleId: 'auto', tier: 0 } : d)),
-    gateOutcomeMutant('deny becomes review', 'a denied plan goes to the last tier', (d, m) => (d.outcome === 'deny' ? { ...d, outcome: 'review', tier: m.policy.tierRiskBounds.length } : d)),
-    gateOutcomeMutant('review becomes auto', 'a plan that needs review runs on its own', (d) => (d.outcome === 'review' ? { ...d, outcome: 'auto', ruleId: 'auto', tier: 0 } : d)),
-    gateOutcomeMutant('review becomes deny', 'a plan that needs review is denied', (d) => (d.outcome === 'review' ? { ...d, outcome: 'deny', tier: 0 } : d)),
-    gateOutcomeMutant('auto becomes review', 'a plan within every threshold goes to tier 1', (d) => (d.outcome === 'auto' ? { ...d, outcome: 'review', ruleId: 'risk-threshold', tier: 1 } : d)),
-    gateOutcomeMutant('review tier -1', 'review one tier lower than asked', (d) => (d.outcome === 'review' && d.tier > 1 ? { ...d, tier: d.tier - 1 } : d)),
-    gateOutcomeMutant('review tier +1', 'review one tier higher than asked', (d, m) => (d.outcome === 'review' && d.tier < m.policy.tierRiskBounds.length ? { ...d, tier: d.tier + 1 } : d)),
+    gateOutcomeMutant('deny becomes auto', 'a denied plan runs on its own', (d) =>
+      d.outcome === 'deny' ? { ...d, outcome: 'auto', ruleId: 'auto', tier: 0 } : d,
+    ),
+    gateOutcomeMutant('deny becomes review', 'a denied plan goes to the last tier', (d, m) =>
+      d.outcome === 'deny' ? { ...d, outcome: 'review', tier: m.policy.tierRiskBounds.length } : d,
+    ),
+    gateOutcomeMutant('review becomes auto', 'a plan that needs review runs on its own', (d) =>
+      d.outcome === 'review' ? { ...d, outcome: 'auto', ruleId: 'auto', tier: 0 } : d,
+    ),
+    gateOutcomeMutant('review becomes deny', 'a plan that needs review is denied', (d) =>
+      d.outcome === 'review' ? { ...d, outcome: 'deny', tier: 0 } : d,
+    ),
+    gateOutcomeMutant('auto becomes review', 'a plan within every threshold goes to tier 1', (d) =>
+      d.outcome === 'auto' ? { ...d, outcome: 'review', ruleId: 'risk-threshold', tier: 1 } : d,
+    ),
+    gateOutcomeMutant('review tier -1', 'review one tier lower than asked', (d) =>
+      d.outcome === 'review' && d.tier > 1 ? { ...d, tier: d.tier - 1 } : d,
+    ),
+    gateOutcomeMutant('review tier +1', 'review one tier higher than asked', (d, m) =>
+      d.outcome === 'review' && d.tier < m.policy.tierRiskBounds.length ? { ...d, tier: d.tier + 1 } : d,
+    ),
   );
   return out;
 }
@@ -412,7 +529,8 @@ export function gateMutants(maxLimits: number, maxTiers: number): Mutant[] {
 /** The first of `names` the machine has (guards get renamed; a hand-written mutant names its role). */
 function pick(m: AnyStateMachine, names: string[]): string {
   const found = names.find((n) => n in guardsOf(m));
-  if (!found) throw new Error(`hand-written mutant out of date: the machine has none of the guards ${names.join(', ')}`);
+  if (!found)
+    throw new Error(`hand-written mutant out of date: the machine has none of the guards ${names.join(', ')}`);
   return found;
 }
 
@@ -427,29 +545,98 @@ function hand(name: string, machine: 'agent' | 'case', description: string, muta
 }
 
 export const HAND_WRITTEN: Mutant[] = [
-  hand('agent-no-compensation-on-failure', 'agent', 'drop acting --action.failed#2--> compensating: a permanent failure after completed steps is ignored', (m) => drop(m, 'acting', 'action.failed', 2)),
-  hand('agent-rejection-ignored', 'agent', 'drop awaitingReview --case.resolved#2--> rejected: a rejected case leaves the agent waiting', (m) => drop(m, 'awaitingReview', 'case.resolved', 2)),
-  hand('agent-operator-retry-dropped', 'agent', "drop awaitingOperator --case.resolved#0--> compensating: an operator's approval ends the episode instead of retrying", (m) =>
-    drop(m, 'awaitingOperator', 'case.resolved', 0),
+  hand(
+    'agent-no-compensation-on-failure',
+    'agent',
+    'drop acting --action.failed#2--> compensating: a permanent failure after completed steps is ignored',
+    (m) => drop(m, 'acting', 'action.failed', 2),
   ),
-  hand('agent-retry-inverted', 'agent', 'invert transientWithAttemptsLeft: transient failures fail at once, permanent ones are retried', (m) => invert(m, 'transientWithAttemptsLeft')),
-  hand('agent-review-coverage-inverted', 'agent', 'invert reviewAlreadyCovers: a modification the reviewer covered is reviewed again, a riskier one runs', (m) => invert(m, 'reviewAlreadyCovers')),
-  hand('agent-first-step-compensated', 'agent', 'invert nothingExecutedYet: a failure at the first step compensates nothing, later failures fail without compensating', (m) => invert(m, 'nothingExecutedYet')),
-  hand('agent-skip-compensation', 'agent', 'moreToCompensate always false: only the last completed step is compensated', (m) => withGuard(m, 'moreToCompensate', () => false)),
-  hand('case-remove-last-tier', 'case', 'hasNextTier stops one tier early: a case expires instead of escalating to the last tier', (m) =>
-    withGuard(m, 'hasNextTier', ({ context }) => context.tier < context.tiers.length - 1),
+  hand(
+    'agent-rejection-ignored',
+    'agent',
+    'drop awaitingReview --case.resolved#2--> rejected: a rejected case leaves the agent waiting',
+    (m) => drop(m, 'awaitingReview', 'case.resolved', 2),
   ),
-  hand('case-four-eyes-inverted', 'case', 'invert the more-approvals guard: four-eyes tiers take one approval, others ask for two', (m) => invert(m, 'needsMoreApprovals', 'needsSecondApproval')),
-  hand('case-lease-never-expires', 'case', 'drop claimed --timer.lease--> queued: a silent reviewer holds the case forever', (m) => drop(m, 'claimed', 'timer.lease', 0)),
-  hand('case-no-manual-escalation', 'case', 'drop queued --escalate--> queued: a queued case cannot be escalated by hand', (m) => drop(m, 'queued', 'escalate', 0)),
-  hand('case-modification-approved-as-is', 'case', 'invert planWasModified: the second approval of a modified plan reports it approved unchanged', (m) => invert(m, 'planWasModified')),
-  hand('case-no-separation-of-duties', 'case', 'reviewerMayClaim forgets separation of duties: the requester may claim their own request', (m) => {
-    const g = guardOf(m, 'reviewerMayClaim');
-    return withGuard(m, 'reviewerMayClaim', (args, params) => g({ ...args, context: { ...args.context, requestedBy: null } }, params));
-  }),
+  hand(
+    'agent-operator-retry-dropped',
+    'agent',
+    "drop awaitingOperator --case.resolved#0--> compensating: an operator's approval ends the episode instead of retrying",
+    (m) => drop(m, 'awaitingOperator', 'case.resolved', 0),
+  ),
+  hand(
+    'agent-retry-inverted',
+    'agent',
+    'invert transientWithAttemptsLeft: transient failures fail at once, permanent ones are retried',
+    (m) => invert(m, 'transientWithAttemptsLeft'),
+  ),
+  hand(
+    'agent-review-coverage-inverted',
+    'agent',
+    'invert reviewAlreadyCovers: a modification the reviewer covered is reviewed again, a riskier one runs',
+    (m) => invert(m, 'reviewAlreadyCovers'),
+  ),
+  hand(
+    'agent-first-step-compensated',
+    'agent',
+    'invert nothingExecutedYet: a failure at the first step compensates nothing, later failures fail without compensating',
+    (m) => invert(m, 'nothingExecutedYet'),
+  ),
+  hand(
+    'agent-skip-compensation',
+    'agent',
+    'moreToCompensate always false: only the last completed step is compensated',
+    (m) => withGuard(m, 'moreToCompensate', () => false),
+  ),
+  hand(
+    'case-remove-last-tier',
+    'case',
+    'hasNextTier stops one tier early: a case expires instead of escalating to the last tier',
+    (m) => withGuard(m, 'hasNextTier', ({ context }) => context.tier < context.tiers.length - 1),
+  ),
+  hand(
+    'case-four-eyes-inverted',
+    'case',
+    'invert the more-approvals guard: four-eyes tiers take one approval, others ask for two',
+    (m) => invert(m, 'needsMoreApprovals', 'needsSecondApproval'),
+  ),
+  hand(
+    'case-lease-never-expires',
+    'case',
+    'drop claimed --timer.lease--> queued: a silent reviewer holds the case forever',
+    (m) => drop(m, 'claimed', 'timer.lease', 0),
+  ),
+  hand(
+    'case-no-manual-escalation',
+    'case',
+    'drop queued --escalate--> queued: a queued case cannot be escalated by hand',
+    (m) => drop(m, 'queued', 'escalate', 0),
+  ),
+  hand(
+    'case-modification-approved-as-is',
+    'case',
+    'invert planWasModified: the second approval of a modified plan reports it approved unchanged',
+    (m) => invert(m, 'planWasModified'),
+  ),
+  hand(
+    'case-no-separation-of-duties',
+    'case',
+    'reviewerMayClaim forgets separation of duties: the requester may claim their own request',
+    (m) => {
+      const g = guardOf(m, 'reviewerMayClaim');
+      return withGuard(m, 'reviewerMayClaim', (args, params) =>
+        g({ ...args, context: { ...args.context, requestedBy: null } }, params),
+      );
+    },
+  ),
   hand('case-escalation-keeps-deadlines', 'case', 'escalate moves up a tier but keeps the old deadlines', (m) => {
     const escalate = actionsOf(m).escalate;
     if (!escalate) throw new Error('hand-written mutant out of date: the case machine has no escalate action');
-    return m.provide({ actions: { escalate: wrapAction(escalate, (args, result) => (result ? { ...result, timers: args.context.timers } : result)) } } as never) as AnyStateMachine;
+    return m.provide({
+      actions: {
+        escalate: wrapAction(escalate, (args, result) =>
+          result ? { ...result, timers: args.context.timers } : result,
+        ),
+      },
+    } as never) as AnyStateMachine;
   }),
 ];

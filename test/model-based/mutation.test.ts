@@ -28,12 +28,28 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { agentMachineFor } from '../../src/machines/agent.ts';
 import { reviewCaseMachine } from '../../src/machines/review-case.ts';
 import { defineSuite, generateSuite, HarnessError, type GeneratedPath, type Suite } from '../../src/testing/index.ts';
-import { activate, gateInfects, gateMutants, HAND_WRITTEN, machineMutants, timerMutants, type EvaluateGate, type GateCall, type Mutant } from './mutants.ts';
+import {
+  activate,
+  gateInfects,
+  gateMutants,
+  HAND_WRITTEN,
+  machineMutants,
+  timerMutants,
+  type EvaluateGate,
+  type GateCall,
+  type Mutant,
+} from './mutants.ts';
 import { REPO, strictPath } from './support.ts';
 
-vi.mock('../../src/machines/agent.ts', async (importOriginal) => (await import('./mutants.ts')).hookAgentModule(await importOriginal()));
-vi.mock('../../src/machines/review-case.ts', async (importOriginal) => (await import('./mutants.ts')).hookCaseModule(await importOriginal()));
-vi.mock('../../src/policy/gate.ts', async (importOriginal) => (await import('./mutants.ts')).hookGateModule(await importOriginal()));
+vi.mock('../../src/machines/agent.ts', async (importOriginal) =>
+  (await import('./mutants.ts')).hookAgentModule(await importOriginal()),
+);
+vi.mock('../../src/machines/review-case.ts', async (importOriginal) =>
+  (await import('./mutants.ts')).hookCaseModule(await importOriginal()),
+);
+vi.mock('../../src/policy/gate.ts', async (importOriginal) =>
+  (await import('./mutants.ts')).hookGateModule(await importOriginal()),
+);
 
 /** Share of generated mutants that must be killed (74.5 % measured on 2026-12-06; see docs/testing.md). */
 /** Raised with the suites: 74.5 % when the generated mutants came in, 94.0 % since the oracle and boundary paths (2026-12-06). */
@@ -77,7 +93,10 @@ async function walk(e: Entry): Promise<void> {
   const body = strictPath(e.path);
   const run = e.path.machine === 'agent' ? e.suite.agent(body) : e.suite.case(e.path.start!, body);
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, fail) => (timer = setTimeout(() => fail(new PathTimeout(`path took over ${PATH_TIMEOUT_MS} ms`)), PATH_TIMEOUT_MS)));
+  const timeout = new Promise<never>(
+    (_, fail) =>
+      (timer = setTimeout(() => fail(new PathTimeout(`path took over ${PATH_TIMEOUT_MS} ms`)), PATH_TIMEOUT_MS)),
+  );
   try {
     await Promise.race([run, timeout]);
   } finally {
@@ -90,11 +109,13 @@ async function walk(e: Entry): Promise<void> {
 function classify(err: unknown): 'assertion' | 'timeout' | 'crash' {
   if (err instanceof PathTimeout) return 'timeout';
   if (err instanceof AssertionError || (err as Error)?.name === 'AssertionError') return 'assertion';
-  if (err instanceof HarnessError) return /did not settle|did not get there/.test(err.message) ? 'timeout' : 'assertion';
+  if (err instanceof HarnessError)
+    return /did not settle|did not get there/.test(err.message) ? 'timeout' : 'assertion';
   return 'crash';
 }
 
-const message = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).replace(/\s+/g, ' ');
+const message = (err: unknown) =>
+  (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).replace(/\s+/g, ' ');
 
 beforeAll(async () => {
   const originalGate = (await vi.importActual<{ evaluateGate: EvaluateGate }>('../../src/policy/gate.ts')).evaluateGate;
@@ -102,14 +123,19 @@ beforeAll(async () => {
   for (const model of ['refunds', 'incidents']) {
     const g = await generateSuite(join(REPO, 'models', model));
     const suite = defineSuite({ model: g.model, fixtures: g.fixtures, timeoutMs: 5_000 });
-    for (const path of [...g.paths.agent.paths, ...g.paths.case.paths]) entries.push({ key: `${model} ${path.id}`, model, suite, path, covers: new Set(), broken: false, gateCalls: [] });
+    for (const path of [...g.paths.agent.paths, ...g.paths.case.paths])
+      entries.push({ key: `${model} ${path.id}`, model, suite, path, covers: new Set(), broken: false, gateCalls: [] });
   }
   wall.generate = Math.round(performance.now() - t0);
 
   // The original machines, recording what each path exercises.
   t0 = performance.now();
   for (const e of entries) {
-    activate(null, (key) => e.covers.add(key), (call) => e.gateCalls.push(call));
+    activate(
+      null,
+      (key) => e.covers.add(key),
+      (call) => e.gateCalls.push(call),
+    );
     try {
       await walk(e);
     } catch (err) {
@@ -124,18 +150,33 @@ beforeAll(async () => {
   const { model } = await refunds.load();
   const models = await Promise.all([...new Set(entries.map((e) => e.suite))].map((s) => s.load()));
   const mutants: Mutant[] = [
-    ...machineMutants('agent', agentMachineFor({ gate: model.gate, onExpiry: model.config.policy.onExpiry, freshness: model.config.freshness }) as never),
+    ...machineMutants(
+      'agent',
+      agentMachineFor({
+        gate: model.gate,
+        onExpiry: model.config.policy.onExpiry,
+        freshness: model.config.freshness,
+      }) as never,
+    ),
     ...machineMutants('case', reviewCaseMachine as never),
     ...timerMutants(entries.flatMap((e) => [...e.covers])),
-    ...gateMutants(Math.max(...models.map((m) => m.model.config.policy.limits.length)), Math.max(...models.map((m) => m.model.config.policy.tierRiskBounds.length))),
+    ...gateMutants(
+      Math.max(...models.map((m) => m.model.config.policy.limits.length)),
+      Math.max(...models.map((m) => m.model.config.policy.tierRiskBounds.length)),
+    ),
     ...HAND_WRITTEN,
   ];
 
   t0 = performance.now();
   for (const mutant of mutants) {
     // Only the paths the mutant infects can kill it (see `instrument` in mutants.ts); shortest first.
-    const infects = (e: Entry) => (mutant.machine === 'gate' ? gateInfects(mutant, originalGate, e.gateCalls) : mutant.target === null || e.covers.has(mutant.target));
-    const paths = entries.filter((e) => !e.broken && infects(e)).sort((a, b) => a.path.steps.length - b.path.steps.length);
+    const infects = (e: Entry) =>
+      mutant.machine === 'gate'
+        ? gateInfects(mutant, originalGate, e.gateCalls)
+        : mutant.target === null || e.covers.has(mutant.target);
+    const paths = entries
+      .filter((e) => !e.broken && infects(e))
+      .sort((a, b) => a.path.steps.length - b.path.steps.length);
     const row: Row = { mutant, verdict: paths.length ? 'survived' : 'not infected', by: '', detail: '', ran: 0 };
     rows.push(row);
     activate(mutant);
@@ -179,7 +220,8 @@ describe('mutation testing of the generated suites', () => {
       if (r.verdict === 'killed') k.killed++;
       byKind.set(r.mutant.kind, k);
     }
-    const line = (r: Row) => `  ${r.verdict.padEnd(11)} ${r.mutant.name.padEnd(52)} ${r.by ? `${r.by}: ` : ''}${r.detail.slice(0, 140)}`;
+    const line = (r: Row) =>
+      `  ${r.verdict.padEnd(11)} ${r.mutant.name.padEnd(52)} ${r.by ? `${r.by}: ` : ''}${r.detail.slice(0, 140)}`;
     console.log(
       [
         `[mutation] score ${killed}/${generated.length} = ${(score * 100).toFixed(1)}% (threshold ${THRESHOLD * 100}%); ` +
@@ -193,14 +235,30 @@ describe('mutation testing of the generated suites', () => {
     );
     // Every guard, action and timer of both machines is mutated.
     expect(new Set(generated.map((r) => r.mutant.kind))).toEqual(
-      new Set(['guard-negated', 'guard-true', 'guard-false', 'action-noop', 'timer-never-armed', 'timer-never-cleared', 'timer-late', 'gate-threshold', 'gate-rule-off', 'gate-outcome']),
+      new Set([
+        'guard-negated',
+        'guard-true',
+        'guard-false',
+        'action-noop',
+        'timer-never-armed',
+        'timer-never-cleared',
+        'timer-late',
+        'gate-threshold',
+        'gate-rule-off',
+        'gate-outcome',
+      ]),
     );
-    expect(score, `mutation score ${(score * 100).toFixed(1)}% below the threshold ${THRESHOLD * 100}%`).toBeGreaterThanOrEqual(THRESHOLD);
+    expect(
+      score,
+      `mutation score ${(score * 100).toFixed(1)}% below the threshold ${THRESHOLD * 100}%`,
+    ).toBeGreaterThanOrEqual(THRESHOLD);
   });
 
   it('every hand-written mutant (a named bug) is killed by a behaviour assertion', () => {
     const hand = rows.filter((r) => r.mutant.kind === 'hand-written');
     expect(hand).toHaveLength(HAND_WRITTEN.length);
-    expect(hand.filter((r) => r.verdict !== 'killed').map((r) => `${r.mutant.name}: ${r.verdict} ${r.detail}`)).toEqual([]);
+    expect(hand.filter((r) => r.verdict !== 'killed').map((r) => `${r.mutant.name}: ${r.verdict} ${r.detail}`)).toEqual(
+      [],
+    );
   });
 });

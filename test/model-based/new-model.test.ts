@@ -24,7 +24,10 @@ async function modelFolder(name: string, edit: (config: Json) => Json): Promise<
   const dir = join(root, 'models', name);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'model.json'), `${JSON.stringify(edit({ ...base, name }), null, 2)}\n`);
-  await writeFile(join(dir, 'handlers.ts'), `export { default } from ${JSON.stringify(join(REPO, 'models/refunds/handlers.ts'))};\n`);
+  await writeFile(
+    join(dir, 'handlers.ts'),
+    `export { default } from ${JSON.stringify(join(REPO, 'models/refunds/handlers.ts'))};\n`,
+  );
   return dir;
 }
 
@@ -45,12 +48,33 @@ beforeAll(async () => {
       tierRiskBounds: [0.55, 1],
       lowConfidenceTier2Below: 0.4,
       limits: [{ action: 'issueRefund', arg: 'amount', reviewAbove: 500, reviewTier: 2, denyAbove: 1500 }],
-      onExpiry: { fallback: 'safeAction', action: { type: 'declineRefund', args: { orderId: 'ORD-00000000', reason: 'the review expired; a person will follow up' } } },
+      onExpiry: {
+        fallback: 'safeAction',
+        action: {
+          type: 'declineRefund',
+          args: { orderId: 'ORD-00000000', reason: 'the review expired; a person will follow up' },
+        },
+      },
     },
     review: {
       tiers: [
-        { name: 'Support lead', queue: 'refunds', roles: ['support-lead'], ackMs: 600_000, resolveMs: 1_800_000, priority: 1 },
-        { name: 'Finance controller', queue: 'refunds-finance', roles: ['finance-controller'], ackMs: 1_200_000, resolveMs: 7_200_000, priority: 2, fourEyes: true },
+        {
+          name: 'Support lead',
+          queue: 'refunds',
+          roles: ['support-lead'],
+          ackMs: 600_000,
+          resolveMs: 1_800_000,
+          priority: 1,
+        },
+        {
+          name: 'Finance controller',
+          queue: 'refunds-finance',
+          roles: ['finance-controller'],
+          ackMs: 1_200_000,
+          resolveMs: 7_200_000,
+          priority: 2,
+          fourEyes: true,
+        },
       ],
       leaseMs: 300_000,
     },
@@ -59,12 +83,25 @@ beforeAll(async () => {
   // Nothing is ever denied: no risk ceiling, a review limit without a hard limit, every action allowed.
   const noDeny = await modelFolder('refunds-no-deny', (c) => ({
     ...c,
-    policy: { ...c.policy, version: 'no-deny-1', denyAboveRisk: 1, deniedActions: [], limits: [{ action: 'issueRefund', arg: 'amount', reviewAbove: 1000, reviewTier: 2 }] },
+    policy: {
+      ...c.policy,
+      version: 'no-deny-1',
+      denyAboveRisk: 1,
+      deniedActions: [],
+      limits: [{ action: 'issueRefund', arg: 'amount', reviewAbove: 1000, reviewTier: 2 }],
+    },
   }));
   // Tier 1's band is empty and no rule asks for tier 1 otherwise: the gate never opens a case there.
   const noTier1 = await modelFolder('refunds-no-tier1', (c) => ({
     ...c,
-    policy: { ...c.policy, version: 'no-tier1-1', maxAutoRisk: 0.4, tierRiskBounds: [0.4, 0.6, 1], minAutoConfidence: 0.8, lowConfidenceTier2Below: 1 },
+    policy: {
+      ...c.policy,
+      version: 'no-tier1-1',
+      maxAutoRisk: 0.4,
+      tierRiskBounds: [0.4, 0.6, 1],
+      minAutoConfidence: 0.8,
+      lowConfidenceTier2Below: 1,
+    },
   }));
   for (const [name, dir] of [
     ['refunds-lite', lite],
@@ -117,8 +154,14 @@ describe('a model folder the generator has never seen', () => {
   });
 
   it('and its generated suite passes on the real runtime', () => {
-    expect(run.results.filter((r) => r.status !== 'passed').map((r) => `${r.project}: ${r.name}: ${r.failure}`), run.stderr.slice(-2000)).toEqual([]);
-    for (const [name, s] of suites) expect(run.results.filter((r) => r.file.includes(`/suites/${name}/`)).length, name).toBe(s.coverage.agent.paths + s.coverage.case.paths + 1); // + the property test
+    expect(
+      run.results.filter((r) => r.status !== 'passed').map((r) => `${r.project}: ${r.name}: ${r.failure}`),
+      run.stderr.slice(-2000),
+    ).toEqual([]);
+    for (const [name, s] of suites)
+      expect(run.results.filter((r) => r.file.includes(`/suites/${name}/`)).length, name).toBe(
+        s.coverage.agent.paths + s.coverage.case.paths + 1,
+      ); // + the property test
   });
 });
 
@@ -133,7 +176,9 @@ describe('a model that makes part of a machine unreachable', () => {
 
   it('names the review tier the gate never routes to (tier 1 is then reached only by escalation)', () => {
     const s = suites.get('refunds-no-tier1')!;
-    expect(s.coverage.warnings.some((x) => x.includes("never takes its 'review:1' branch") && x.includes('Support lead'))).toBe(true);
+    expect(
+      s.coverage.warnings.some((x) => x.includes("never takes its 'review:1' branch") && x.includes('Support lead')),
+    ).toBe(true);
     expect(Object.keys(s.fixtures.plans)).not.toContain('review:1');
     expect(new Set(s.paths.case.paths.map((p) => p.start))).toEqual(new Set(['review:2', 'review:3']));
     // Cases open at tier 2 at the lowest, so escalating out of tier 1 cannot happen either.

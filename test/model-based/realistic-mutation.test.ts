@@ -14,9 +14,15 @@ import { activate } from './mutants.ts';
 import { REALISTIC, type RealisticMutant } from './realistic-mutants.ts';
 import { REPO, strictPath } from './support.ts';
 
-vi.mock('../../src/machines/agent.ts', async (importOriginal) => (await import('./mutants.ts')).hookAgentModule(await importOriginal()));
-vi.mock('../../src/machines/review-case.ts', async (importOriginal) => (await import('./mutants.ts')).hookCaseModule(await importOriginal()));
-vi.mock('../../src/policy/gate.ts', async (importOriginal) => (await import('./mutants.ts')).hookGateModule(await importOriginal()));
+vi.mock('../../src/machines/agent.ts', async (importOriginal) =>
+  (await import('./mutants.ts')).hookAgentModule(await importOriginal()),
+);
+vi.mock('../../src/machines/review-case.ts', async (importOriginal) =>
+  (await import('./mutants.ts')).hookCaseModule(await importOriginal()),
+);
+vi.mock('../../src/policy/gate.ts', async (importOriginal) =>
+  (await import('./mutants.ts')).hookGateModule(await importOriginal()),
+);
 
 const MODELS = ['refunds', 'access'];
 /** Share of the realistic mutants the generated suites must kill. */
@@ -45,7 +51,9 @@ async function walk(e: Entry): Promise<void> {
   await (e.path.machine === 'agent' ? e.suite.agent(body) : e.suite.case(e.path.start!, body));
 }
 
-const isKill = (err: unknown) => err instanceof AssertionError || (err instanceof HarnessError && !/did not settle|did not get there/.test(err.message));
+const isKill = (err: unknown) =>
+  err instanceof AssertionError ||
+  (err instanceof HarnessError && !/did not settle|did not get there/.test(err.message));
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ');
 
 beforeAll(async () => {
@@ -53,7 +61,8 @@ beforeAll(async () => {
   for (const m of MODELS) {
     const g = await generateSuite(join(REPO, 'models', m));
     const suite = defineSuite({ model: g.model, fixtures: g.fixtures, timeoutMs: 5_000 });
-    for (const path of [...g.paths.agent.paths, ...g.paths.case.paths]) entries.push({ key: `${m} ${path.id}`, suite, path });
+    for (const path of [...g.paths.agent.paths, ...g.paths.case.paths])
+      entries.push({ key: `${m} ${path.id}`, suite, path });
   }
   entries = entries.sort((a, b) => a.path.steps.length - b.path.steps.length);
   const verified = new Map<string, boolean>();
@@ -61,7 +70,11 @@ beforeAll(async () => {
     const row: Row = { mutant, killed: false, by: '', detail: '', ran: 0 };
     rows.push(row);
     // Gate mutants act through the agent's gating; machine mutants on their own machine's paths.
-    const paths = entries.filter((e) => (mutant.machine === 'case' ? e.path.machine === 'case' : e.path.machine === 'agent') && (mutant.observes?.(e.path.steps) ?? true));
+    const paths = entries.filter(
+      (e) =>
+        (mutant.machine === 'case' ? e.path.machine === 'case' : e.path.machine === 'agent') &&
+        (mutant.observes?.(e.path.steps) ?? true),
+    );
     for (const e of paths) {
       row.ran++;
       activate(mutant);
@@ -111,7 +124,10 @@ describe('realistic mutants against suites generated from the unmutated code', (
       [
         `[realistic mutants] ${killed}/${rows.length} killed (${((killed / rows.length) * 100).toFixed(1)}%) in ${wallMs} ms, ${rows.reduce((n, r) => n + r.ran, 0)} path runs`,
         `  by category: ${[...by].map(([k, v]) => `${k} ${v.killed}/${v.total}`).join(', ')}`,
-        ...rows.map((r) => `  ${r.killed ? 'killed  ' : 'SURVIVED'} [${r.mutant.category}] ${r.mutant.name}${r.killed ? ` by ${r.by}: ${r.detail.slice(0, 110)}` : ` (${r.ran} paths)`}`),
+        ...rows.map(
+          (r) =>
+            `  ${r.killed ? 'killed  ' : 'SURVIVED'} [${r.mutant.category}] ${r.mutant.name}${r.killed ? ` by ${r.by}: ${r.detail.slice(0, 110)}` : ` (${r.ran} paths)`}`,
+        ),
       ].join('\n'),
     );
     expect(REALISTIC.length).toBeGreaterThanOrEqual(25);

@@ -45,7 +45,11 @@ export interface VitestRun {
 }
 
 /** Runs `vitest run` in a child process on a folder outside the repo's own test config. */
-export async function runVitest(root: string, projects: Project[], opts: { timeoutMs?: number; maxWorkers?: number } = {}): Promise<VitestRun> {
+export async function runVitest(
+  root: string,
+  projects: Project[],
+  opts: { timeoutMs?: number; maxWorkers?: number } = {},
+): Promise<VitestRun> {
   const config = join(root, 'vitest.mbt.config.mjs');
   const out = join(root, 'vitest-report.json');
   const test = (p: Project) => ({
@@ -57,15 +61,34 @@ export async function runVitest(root: string, projects: Project[], opts: { timeo
     testTimeout: 120_000,
     hookTimeout: 60_000,
   });
-  await writeFile(config, `export default ${JSON.stringify({ test: { maxWorkers: opts.maxWorkers ?? 2, projects: projects.map((p) => ({ test: test(p) })) } }, null, 2)};\n`);
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && k !== 'TEST' && k !== 'NODE_ENV'));
+  await writeFile(
+    config,
+    `export default ${JSON.stringify({ test: { maxWorkers: opts.maxWorkers ?? 2, projects: projects.map((p) => ({ test: test(p) })) } }, null, 2)};\n`,
+  );
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && k !== 'TEST' && k !== 'NODE_ENV'),
+  );
   const t0 = performance.now();
   const { code, stderr } = await new Promise<{ code: number; stderr: string }>((done, fail) => {
-    const child = spawn(process.execPath, [join(REPO, 'node_modules/vitest/vitest.mjs'), 'run', '--config', config, '--root', root, '--reporter=json', '--outputFile', out], {
-      cwd: REPO,
-      env: { ...env, NO_COLOR: '1' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        join(REPO, 'node_modules/vitest/vitest.mjs'),
+        'run',
+        '--config',
+        config,
+        '--root',
+        root,
+        '--reporter=json',
+        '--outputFile',
+        out,
+      ],
+      {
+        cwd: REPO,
+        env: { ...env, NO_COLOR: '1' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 170_000);
@@ -76,7 +99,18 @@ export async function runVitest(root: string, projects: Project[], opts: { timeo
     });
   });
   const wallMs = Math.round(performance.now() - t0);
-  let report: { testResults?: { name: string; assertionResults: { fullName: string; status: TestResult['status']; duration?: number; failureMessages: string[]; meta?: { project?: string } }[] }[] };
+  let report: {
+    testResults?: {
+      name: string;
+      assertionResults: {
+        fullName: string;
+        status: TestResult['status'];
+        duration?: number;
+        failureMessages: string[];
+        meta?: { project?: string };
+      }[];
+    }[];
+  };
   try {
     report = JSON.parse(await readFile(out, 'utf8')) as typeof report;
   } catch {
@@ -97,7 +131,14 @@ export async function runVitest(root: string, projects: Project[], opts: { timeo
 }
 
 /** Refusals the runtime answers with; a path step that expects acceptance and meets one has found a behaviour change. */
-const REFUSALS = new Set(['event.rejected', 'auth.forbidden', 'policy.denied', 'contract.invalid', 'command.replayed', 'actor.not_found']);
+const REFUSALS = new Set([
+  'event.rejected',
+  'auth.forbidden',
+  'policy.denied',
+  'contract.invalid',
+  'command.replayed',
+  'actor.not_found',
+]);
 
 /**
  * Plays a generated path on a scenario, strictly: a step the path expects to be accepted that the
@@ -112,7 +153,9 @@ export function strictPath(path: Pick<GeneratedPath, 'initial' | 'steps'>): (s: 
         await s.step(st.action, st.expect);
       } catch (err) {
         if (!st.expect.refused && err instanceof HandoffError && REFUSALS.has(err.code)) {
-          throw new AssertionError({ message: `a step the path expects to be accepted was refused (${err.code}): ${err.message}` });
+          throw new AssertionError({
+            message: `a step the path expects to be accepted was refused (${err.code}): ${err.message}`,
+          });
         }
         throw err;
       }

@@ -23,7 +23,8 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, limit
 /** `handoff_cluster_leases_held{handoff_cluster_member="…"} N` → member → N. */
 function leasesHeld(text: string): Map<string, number> {
   const out = new Map<string, number>();
-  for (const m of text.matchAll(/^handoff_cluster_leases_held\{[^}]*handoff_cluster_member="([^"]+)"[^}]*\} (\d+)/gm)) out.set(m[1]!, Number(m[2]));
+  for (const m of text.matchAll(/^handoff_cluster_leases_held\{[^}]*handoff_cluster_member="([^"]+)"[^}]*\} (\d+)/gm))
+    out.set(m[1]!, Number(m[2]));
   return out;
 }
 
@@ -41,35 +42,42 @@ describe('cluster metrics', () => {
     await server?.dispose();
   });
 
-  it('each node reports the leases it holds; the sum over nodes is the bucket, before and after one leaves', { timeout: 120_000 }, async () => {
-    const ns = freshNamespace('metrics');
-    for (const name of ['m1', 'm2']) nodes.push(new NodeProcess(server.url, name, ns, ['--metrics', '0']));
-    await Promise.all(nodes.map((n) => n.ready));
-    const url = (n: NodeProcess) => n.events.find((e) => e.event === 'ready')!.metrics as string;
-    expect(nodes.every((n) => /^http:\/\/127\.0\.0\.1:\d+\/metrics$/.test(url(n)))).toBe(true);
-    const scrape = async (n: NodeProcess) => (await fetch(url(n))).text();
+  it(
+    'each node reports the leases it holds; the sum over nodes is the bucket, before and after one leaves',
+    { timeout: 120_000 },
+    async () => {
+      const ns = freshNamespace('metrics');
+      for (const name of ['m1', 'm2']) nodes.push(new NodeProcess(server.url, name, ns, ['--metrics', '0']));
+      await Promise.all(nodes.map((n) => n.ready));
+      const url = (n: NodeProcess) => n.events.find((e) => e.event === 'ready')!.metrics as string;
+      expect(nodes.every((n) => /^http:\/\/127\.0\.0\.1:\d+\/metrics$/.test(url(n)))).toBe(true);
+      const scrape = async (n: NodeProcess) => (await fetch(url(n))).text();
 
-    // Settled: every group has a holder and each node's gauge agrees with the bucket.
-    const agree = async (alive: NodeProcess[]) => {
-      const holders = await leaseHolders(nc, ns);
-      const texts = await Promise.all(alive.map(scrape));
-      const held = texts.map(leasesHeld);
-      const byMember = new Map<string, number>();
-      for (const m of holders.values()) byMember.set(m, (byMember.get(m) ?? 0) + 1);
-      const ok = holders.size > 0 && alive.every((n, i) => held[i]!.get(n.member!) === (byMember.get(n.member!) ?? 0)) && [...byMember.keys()].every((m) => alive.some((n) => n.member === m));
-      return ok ? { holders, held, texts } : undefined;
-    };
-    const both = await until('both nodes to report the leases the bucket shows', () => agree(nodes));
-    const total = both.held.reduce((a, h) => a + [...h.values()].reduce((x, y) => x + y, 0), 0);
-    expect(total).toBe(both.holders.size);
+      // Settled: every group has a holder and each node's gauge agrees with the bucket.
+      const agree = async (alive: NodeProcess[]) => {
+        const holders = await leaseHolders(nc, ns);
+        const texts = await Promise.all(alive.map(scrape));
+        const held = texts.map(leasesHeld);
+        const byMember = new Map<string, number>();
+        for (const m of holders.values()) byMember.set(m, (byMember.get(m) ?? 0) + 1);
+        const ok =
+          holders.size > 0 &&
+          alive.every((n, i) => held[i]!.get(n.member!) === (byMember.get(n.member!) ?? 0)) &&
+          [...byMember.keys()].every((m) => alive.some((n) => n.member === m));
+        return ok ? { holders, held, texts } : undefined;
+      };
+      const both = await until('both nodes to report the leases the bucket shows', () => agree(nodes));
+      const total = both.held.reduce((a, h) => a + [...h.values()].reduce((x, y) => x + y, 0), 0);
+      expect(total).toBe(both.holders.size);
 
-    const lint = spawnSync('promtool', ['check', 'metrics'], { input: both.texts[0], encoding: 'utf8' });
-    expect(lint.error, 'promtool (Debian package prometheus; .ci/run installs it)').toBeUndefined();
-    expect(lint.status, lint.stderr + lint.stdout).toBe(0);
+      const lint = spawnSync('promtool', ['check', 'metrics'], { input: both.texts[0], encoding: 'utf8' });
+      expect(lint.error, 'promtool (Debian package prometheus; .ci/run installs it)').toBeUndefined();
+      expect(lint.status, lint.stderr + lint.stdout).toBe(0);
 
-    // m2 leaves: m1 takes its groups over and reports all of them.
-    await nodes[1]!.stop();
-    const one = await until('the remaining node to hold and report every group', () => agree([nodes[0]!]));
-    expect(one.held[0]!.get(nodes[0]!.member!)).toBe(one.holders.size);
-  });
+      // m2 leaves: m1 takes its groups over and reports all of them.
+      await nodes[1]!.stop();
+      const one = await until('the remaining node to hold and report every group', () => agree([nodes[0]!]));
+      expect(one.held[0]!.get(nodes[0]!.member!)).toBe(one.holders.size);
+    },
+  );
 });

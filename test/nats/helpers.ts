@@ -54,10 +54,28 @@ export class NodeProcess {
 
   constructor(url: string, name: string, namespace: string, extra: string[] = [], env: Record<string, string> = {}) {
     this.name = name;
-    this.proc = spawn(process.execPath, [CLI, 'start', '--nats', url, '--node', name, '--namespace', namespace, ...(extra.includes('--port') ? [] : ['--no-console']), '--events', '--model', 'models/refunds', ...extra], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1', HANDOFF_LOG_LEVEL: process.env.HANDOFF_LOG_LEVEL ?? 'error', ...env },
-    });
+    this.proc = spawn(
+      process.execPath,
+      [
+        CLI,
+        'start',
+        '--nats',
+        url,
+        '--node',
+        name,
+        '--namespace',
+        namespace,
+        ...(extra.includes('--port') ? [] : ['--no-console']),
+        '--events',
+        '--model',
+        'models/refunds',
+        ...extra,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NO_COLOR: '1', HANDOFF_LOG_LEVEL: process.env.HANDOFF_LOG_LEVEL ?? 'error', ...env },
+      },
+    );
     let buf = '';
     let resolveReady!: (m: string) => void;
     let rejectReady!: (e: Error) => void;
@@ -127,7 +145,7 @@ export async function leaseHolders(nc: NatsConnection, namespace: string): Promi
   await Promise.all(
     names.map(async (k) => {
       const e = await kv.get(k);
-      if (e && e.operation === 'PUT') out.set(untok(k), (e.json<{ member: string }>()).member);
+      if (e && e.operation === 'PUT') out.set(untok(k), e.json<{ member: string }>().member);
     }),
   );
   return out;

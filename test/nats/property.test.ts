@@ -39,8 +39,19 @@ type Op =
   | { t: 'wait'; ms: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('start' as const), ep: fc.nat(EPISODES - 1), resubmit: fc.boolean() }) },
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('cmd' as const), ep: fc.nat(EPISODES - 1), kind: fc.constantFrom('claim' as const, 'approve' as const, 'reject' as const, 'release' as const), reviewer: fc.nat(2) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ t: fc.constant('start' as const), ep: fc.nat(EPISODES - 1), resubmit: fc.boolean() }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      t: fc.constant('cmd' as const),
+      ep: fc.nat(EPISODES - 1),
+      kind: fc.constantFrom('claim' as const, 'approve' as const, 'reject' as const, 'release' as const),
+      reviewer: fc.nat(2),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('replay' as const) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('crash' as const), node: fc.nat(NODES.length - 1) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('restart' as const), node: fc.nat(NODES.length - 1) }) },
@@ -71,10 +82,28 @@ describe('cluster property: commands, crashes, restarts, redeliveries', () => {
       fc.asyncProperty(fc.array(opArb, { minLength: 8, maxLength: 22 }), async (ops) => {
         const ns = freshNamespace(`pp${++run}x`);
         const driver = await NatsTransport.connect(server.url);
-        const store = await JetStreamStore.open({ nc: driver.nc, namespace: ns, guard: { mayWrite: () => false, fencingToken: () => undefined }, trackAll: false, auditSequencer: false });
+        const store = await JetStreamStore.open({
+          nc: driver.nc,
+          namespace: ns,
+          guard: { mayWrite: () => false, fencingToken: () => undefined },
+          trackAll: false,
+          auditSequencer: false,
+        });
         const nodes = new Map<string, ClusterNode>();
         const crashed = new Set<string>();
-        const boot = async (name: string) => nodes.set(name, await ClusterNode.start({ servers: server.url, node: name, namespace: ns, models: [model], timeScale: 3600, logger: silent, maxEpisodes: 50 }));
+        const boot = async (name: string) =>
+          nodes.set(
+            name,
+            await ClusterNode.start({
+              servers: server.url,
+              node: name,
+              namespace: ns,
+              models: [model],
+              timeScale: 3600,
+              logger: silent,
+              maxEpisodes: 50,
+            }),
+          );
         try {
           await Promise.all(NODES.map(boot));
           await ensureWorkStream(await jetstreamManager(driver.nc), ns);
@@ -93,16 +122,28 @@ describe('cluster property: commands, crashes, restarts, redeliveries', () => {
             switch (op.t) {
               case 'start': {
                 const id = epId(op.ep);
-                const req: StartRequest = { episodeId: id, model: model.name, signal: model.handlers.synthesize(new Rng(op.ep + 1), op.ep) };
+                const req: StartRequest = {
+                  episodeId: id,
+                  model: model.name,
+                  signal: model.handlers.synthesize(new Rng(op.ep + 1), op.ep),
+                };
                 await js.publish(workSubject(ns), JSON.stringify(req), { msgID: `start:${id}` });
                 // A resubmission past the dedupe window (another msg id): must start nothing twice.
-                if (op.resubmit) await js.publish(workSubject(ns), JSON.stringify(req), { msgID: `start:${id}:again:${cmdSeq++}` });
+                if (op.resubmit)
+                  await js.publish(workSubject(ns), JSON.stringify(req), { msgID: `start:${id}:again:${cmdSeq++}` });
                 started.add(id);
                 break;
               }
               case 'cmd': {
                 const extra = op.kind === 'reject' ? { reason: 'not supported by the evidence' } : {};
-                lastCmd = { type: `handoff.case.${op.kind}`, schemaVersion: SCHEMA_VERSION, commandId: `${ns}-c${++cmdSeq}`, caseId: `${epId(op.ep)}.case-1`, reviewer: REVIEWERS[op.reviewer], ...extra };
+                lastCmd = {
+                  type: `handoff.case.${op.kind}`,
+                  schemaVersion: SCHEMA_VERSION,
+                  commandId: `${ns}-c${++cmdSeq}`,
+                  caseId: `${epId(op.ep)}.case-1`,
+                  reviewer: REVIEWERS[op.reviewer],
+                  ...extra,
+                };
                 await client.command(lastCmd as { caseId: string }).catch(() => undefined);
                 break;
               }
@@ -141,7 +182,8 @@ describe('cluster property: commands, crashes, restarts, redeliveries', () => {
             const done = new Set<string>();
             for await (const e of store.index()) if (e.kind === 'agent' && e.status !== 'active') done.add(e.id);
             if ([...started].every((id) => done.has(id))) break;
-            if (Date.now() > deadline) throw new Error(`unfinished: ${[...started].filter((id) => !done.has(id)).join(', ')}`);
+            if (Date.now() > deadline)
+              throw new Error(`unfinished: ${[...started].filter((id) => !done.has(id)).join(', ')}`);
             await sleep(250);
           }
           const leader = [...nodes.values()].find((n) => n.store.runsAuditSequencer) ?? [...nodes.values()][0]!;
@@ -149,7 +191,8 @@ describe('cluster property: commands, crashes, restarts, redeliveries', () => {
           await store.auditSettled(30_000);
           // One outcome per episode.
           const outcomes = new Map<string, number>();
-          for await (const e of store.audit()) if (e.kind === 'episode.outcome') outcomes.set(e.actor, (outcomes.get(e.actor) ?? 0) + 1);
+          for await (const e of store.audit())
+            if (e.kind === 'episode.outcome') outcomes.set(e.actor, (outcomes.get(e.actor) ?? 0) + 1);
           for (const id of started) expect(outcomes.get(id), `${id} outcomes`).toBe(1);
           expect([...outcomes.keys()].every((id) => started.has(id))).toBe(true);
           // No effect twice.

@@ -37,7 +37,11 @@ describe('console sessions across cluster nodes', () => {
 
   it('signed in on node a is signed in on node b; signed out on b is signed out on a, socket closed', async () => {
     const [a, b] = nodes as [NodeProcess, NodeProcess];
-    const res = await fetch(`${a.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: 'r-amelie', password: 'demo-amelie' }) });
+    const res = await fetch(`${a.url}/api/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ id: 'r-amelie', password: 'demo-amelie' }),
+    });
     expect(res.status).toBe(200);
     const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
     const token = cookie.slice(cookie.indexOf('=') + 1);
@@ -46,7 +50,10 @@ describe('console sessions across cluster nodes', () => {
     // The same session on the other node, with the same CSRF token (derived from the token, not stored).
     const onB = await fetch(`${b.url}/api/session`, { headers: { Cookie: cookie } });
     expect(onB.status).toBe(200);
-    expect(((await onB.json()) as { reviewer: { id: string }; csrfToken: string })).toMatchObject({ reviewer: { id: 'r-amelie' }, csrfToken });
+    expect((await onB.json()) as { reviewer: { id: string }; csrfToken: string }).toMatchObject({
+      reviewer: { id: 'r-amelie' },
+      csrfToken,
+    });
 
     // At rest: the bucket's key is the token's SHA-256; neither token nor CSRF token is stored.
     const kv = await new Kvm(nc).open(sessionsBucket(ns));
@@ -67,7 +74,11 @@ describe('console sessions across cluster nodes', () => {
     });
 
     // Signed out on node b...
-    const out = await fetch(`${b.url}/api/logout`, { method: 'POST', headers: { Cookie: cookie, 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken }, body: '{}' });
+    const out = await fetch(`${b.url}/api/logout`, {
+      method: 'POST',
+      headers: { Cookie: cookie, 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken },
+      body: '{}',
+    });
     expect(out.status).toBe(200);
     // ...is signed out on node a: the next request is refused, the socket is closed as "session ended".
     const onA = await fetch(`${a.url}/api/queue`, { headers: { Cookie: cookie } });
@@ -80,7 +91,14 @@ describe('console sessions across cluster nodes', () => {
   it('with data keys the records are sealed in the bucket, bound to their key', async () => {
     const keyring = new Keyring([{ id: 'k1', key: randomBytes(32) }]);
     const sealed = await NatsSessionStore.open(nc, { namespace: `${ns}k`, keyring });
-    const rec = { kind: 'session', principal: { id: 'r-sealed', name: 'Sealed', grants: {} }, via: 'password', createdAt: 1, lastSeen: 1, expiresAt: 2 } as const;
+    const rec = {
+      kind: 'session',
+      principal: { id: 'r-sealed', name: 'Sealed', grants: {} },
+      via: 'password',
+      createdAt: 1,
+      lastSeen: 1,
+      expiresAt: 2,
+    } as const;
     await sealed.put('abc', rec);
     const raw = await (await new Kvm(nc).open(sessionsBucket(`${ns}k`))).get('abc');
     expect(Buffer.from(raw!.value).toString('latin1')).not.toContain('r-sealed');

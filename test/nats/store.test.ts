@@ -13,7 +13,21 @@ import { JetStreamStore, type OwnershipGuard } from '../../src/cluster/jetstream
 import type { ActorRecord, Commit, TimerEntry } from '../../src/runtime/store.ts';
 import { freshNamespace, natsConnect, startServer } from './helpers.ts';
 
-const rec = (id: string, seq: number, status: ActorRecord['status'] = 'active', kind: ActorRecord['kind'] = 'agent'): ActorRecord => ({ id, kind, model: 'refunds', seq, status, state: `s${seq}`, snapshot: { context: { seq } }, updatedAt: 1000 + seq });
+const rec = (
+  id: string,
+  seq: number,
+  status: ActorRecord['status'] = 'active',
+  kind: ActorRecord['kind'] = 'agent',
+): ActorRecord => ({
+  id,
+  kind,
+  model: 'refunds',
+  seq,
+  status,
+  state: `s${seq}`,
+  snapshot: { context: { seq } },
+  updatedAt: 1000 + seq,
+});
 const commit = (id: string, seq: number, extra: Partial<Commit> = {}): Commit => ({
   actor: rec(id, seq, extra.actor?.status ?? 'active', extra.actor?.kind ?? 'agent'),
   journal: { seq, at: 1000 + seq, event: { type: seq === 0 ? 'xstate.init' : `e${seq}` }, state: `s${seq}` },
@@ -67,7 +81,12 @@ describe('JetStreamStore', () => {
       store.commit(commit('ep-1', 1, { timersSet: [timer], commandId: 'cmd-1' })),
       store.commit(commit('ep-1.case-1', 0, { actor: rec('ep-1.case-1', 0, 'active', 'case') })),
     ]);
-    await store.commit(commit('ep-1.case-1', 1, { actor: rec('ep-1.case-1', 1, 'done', 'case'), outboxPut: [{ id: 'ep-1.case-1.resolution', to: 'ep-1', event: { type: 'case.resolved', at: 1 } }] }));
+    await store.commit(
+      commit('ep-1.case-1', 1, {
+        actor: rec('ep-1.case-1', 1, 'done', 'case'),
+        outboxPut: [{ id: 'ep-1.case-1.resolution', to: 'ep-1', event: { type: 'case.resolved', at: 1 } }],
+      }),
+    );
     expect((await store.load('ep-1'))?.seq).toBe(1);
     expect((await store.load('ep-1.case-1'))?.status).toBe('done');
     expect((await collect(store.journal('ep-1'))).map((j) => j.seq)).toEqual([0, 1]);
@@ -77,7 +96,13 @@ describe('JetStreamStore', () => {
     expect(await store.nextTimerAfter(0)).toBe(5000);
     expect((await collect(store.outbox())).map((m) => m.id)).toEqual(['ep-1.case-1.resolution']);
     expect((await collect(store.liveIndex())).map((e) => e.id).sort()).toEqual(['ep-1']);
-    await store.commit(commit('ep-1', 2, { actor: rec('ep-1', 2, 'done'), timersCleared: [timer], outboxDone: ['ep-1.case-1.resolution'] }));
+    await store.commit(
+      commit('ep-1', 2, {
+        actor: rec('ep-1', 2, 'done'),
+        timersCleared: [timer],
+        outboxDone: ['ep-1.case-1.resolution'],
+      }),
+    );
     expect(await collect(store.dueTimers(10_000))).toEqual([]);
     expect(await collect(store.outbox())).toEqual([]);
     await store.appendAudit([{ at: 9, kind: 'auth.login', actor: 'r-x', by: 'r-x', data: {} }]);
@@ -125,12 +150,24 @@ describe('JetStreamStore', () => {
     const ns = freshNamespace('au');
     const store = await open({ namespace: ns });
     // Appended in batches of varying size, so audit messages hold several entries each.
-    for (let b = 0; b < 40; b++) await store.appendAudit(Array.from({ length: 1 + (b % 5) }, (_, k) => ({ at: b * 10 + k, kind: 'test.batch', actor: `a-${b}`, by: 'runtime', data: { b, k } })));
+    for (let b = 0; b < 40; b++)
+      await store.appendAudit(
+        Array.from({ length: 1 + (b % 5) }, (_, k) => ({
+          at: b * 10 + k,
+          kind: 'test.batch',
+          actor: `a-${b}`,
+          by: 'runtime',
+          data: { b, k },
+        })),
+      );
     await store.auditSettled();
     const all = await collect(store.audit());
     expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
     for (const from of [1, 2, 7, 33, all.length - 1, all.length]) {
-      expect((await collect(store.audit(from))).map((e) => e.seq), `from ${from}`).toEqual(all.slice(from - 1).map((e) => e.seq));
+      expect(
+        (await collect(store.audit(from))).map((e) => e.seq),
+        `from ${from}`,
+      ).toEqual(all.slice(from - 1).map((e) => e.seq));
     }
     expect(await collect(store.audit(all.length + 1))).toEqual([]);
     // An early stop reads one entry (the console's point reads).
@@ -150,7 +187,11 @@ describe('JetStreamStore', () => {
     // with its derived writes still pending.
     const js = jetstream(nc);
     const record = rec('ep-9.case-1', 1, 'done', 'case');
-    const jnl = { actor: record.id, journal: { seq: 1, at: 1, event: { type: 'approve' }, state: 'approved' }, audit: [{ at: 1, kind: 'case.approved', actor: record.id, by: 'r-x', data: {} }] };
+    const jnl = {
+      actor: record.id,
+      journal: { seq: 1, at: 1, event: { type: 'approve' }, state: 'approved' },
+      audit: [{ at: 1, kind: 'case.approved', actor: record.id, by: 'r-x', data: {} }],
+    };
     const out = { id: 'ep-9.case-1.resolution', to: 'ep-9', event: { type: 'case.resolved', at: 1 } };
     const msg = {
       v: 1,
@@ -159,9 +200,25 @@ describe('JetStreamStore', () => {
       timers: [],
       by: 'dead-writer',
       tails: [
-        { k: 'jnl', subject: `ho.${ns}.jnl.a.${tok('ep-9')}.${tok(record.id)}`, msgId: `jnl:${record.id}:1`, data: jnl, seq: 1 },
-        { k: 'cmd', subject: `ho.${ns}.idx.cmd.${tok('cmd-9')}`, msgId: 'cmd:cmd-9', data: { actor: record.id, seq: 1 } },
-        { k: 'outPut', subject: `ho.${ns}.idx.out.${tok('ep-9')}.${tok(out.id)}`, msgId: `outp:${out.id}`, data: { msg: out } },
+        {
+          k: 'jnl',
+          subject: `ho.${ns}.jnl.a.${tok('ep-9')}.${tok(record.id)}`,
+          msgId: `jnl:${record.id}:1`,
+          data: jnl,
+          seq: 1,
+        },
+        {
+          k: 'cmd',
+          subject: `ho.${ns}.idx.cmd.${tok('cmd-9')}`,
+          msgId: 'cmd:cmd-9',
+          data: { actor: record.id, seq: 1 },
+        },
+        {
+          k: 'outPut',
+          subject: `ho.${ns}.idx.out.${tok('ep-9')}.${tok(out.id)}`,
+          msgId: `outp:${out.id}`,
+          data: { msg: out },
+        },
       ],
     };
     const h = headers();

@@ -38,13 +38,21 @@ describe('NatsTransport', () => {
     b.serve('t.slow', () => wait(500));
     await b.flush();
     const tp = '00-0123456789abcdef0123456789abcdef-0123456789abcdef-01';
-    expect(await a.request('t.echo.x', { n: 1 }, { headers: { traceparent: tp } })).toEqual({ echoed: { n: 1 }, subject: 't.echo.x', traceparent: tp });
+    expect(await a.request('t.echo.x', { n: 1 }, { headers: { traceparent: tp } })).toEqual({
+      echoed: { n: 1 },
+      subject: 't.echo.x',
+      traceparent: tp,
+    });
     const refused = await a.request('t.refuse', {}).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(HandoffError);
     expect((refused as HandoffError).code).toBe('auth.forbidden');
     expect((refused as HandoffError).details.rule).toBe('tier-role');
-    expect(((await a.request('t.nobody', {}).catch((e: unknown) => e)) as HandoffError).code).toBe('transport.no_responders');
-    expect(((await a.request('t.slow', {}, { timeoutMs: 100 }).catch((e: unknown) => e)) as HandoffError).code).toBe('transport.timeout');
+    expect(((await a.request('t.nobody', {}).catch((e: unknown) => e)) as HandoffError).code).toBe(
+      'transport.no_responders',
+    );
+    expect(((await a.request('t.slow', {}, { timeoutMs: 100 }).catch((e: unknown) => e)) as HandoffError).code).toBe(
+      'transport.timeout',
+    );
   });
 
   it('serve uses a queue group: with two responders, each request is answered once', async () => {

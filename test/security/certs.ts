@@ -54,8 +54,27 @@ export class TestCa {
     const dir = mkdtempSync(join(tmpdir(), 'handoff-certs-'));
     const ca = new TestCa(dir, name);
     openssl(
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', `/CN=${name}`,
-        '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        'ca.key',
+        '-out',
+        'ca.crt',
+        '-days',
+        '2',
+        '-subj',
+        `/CN=${name}`,
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+      ],
       dir,
     );
     return ca;
@@ -72,20 +91,71 @@ export class TestCa {
     const certFile = join(this.dir, `${base}.crt`);
     const extFile = join(this.dir, `${base}.ext`);
     writeFileSync(extFile, `${ext.join('\n')}\n`);
-    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', `${base}.csr`, '-subj', `/CN=${cn}`], this.dir);
-    openssl(['x509', '-req', '-in', `${base}.csr`, '-CA', this.certFile, '-CAkey', this.keyFile, '-set_serial', String(1000 + n), '-out', certFile, '-days', String(days), '-extfile', extFile], this.dir);
+    openssl(
+      [
+        'req',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        `${base}.csr`,
+        '-subj',
+        `/CN=${cn}`,
+      ],
+      this.dir,
+    );
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${base}.csr`,
+        '-CA',
+        this.certFile,
+        '-CAkey',
+        this.keyFile,
+        '-set_serial',
+        String(1000 + n),
+        '-out',
+        certFile,
+        '-days',
+        String(days),
+        '-extfile',
+        extFile,
+      ],
+      this.dir,
+    );
     return { certFile, keyFile, cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
   }
 
   /** A server certificate for these names (DNS names and IP addresses). */
   server(names: string[] = ['localhost', '127.0.0.1', '::1'], base = `server-${this.#serial}`): CertFiles {
     const san = names.map((h) => (/^[\d.]+$|:/.test(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
-    return this.#issue(base, names[0] ?? 'localhost', [`subjectAltName=${san}`, 'basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=serverAuth'], 2);
+    return this.#issue(
+      base,
+      names[0] ?? 'localhost',
+      [
+        `subjectAltName=${san}`,
+        'basicConstraints=CA:FALSE',
+        'keyUsage=critical,digitalSignature',
+        'extendedKeyUsage=serverAuth',
+      ],
+      2,
+    );
   }
 
   /** A client certificate (for servers that verify clients). */
   client(cn = 'handoff-node', base = `client-${this.#serial}`): CertFiles {
-    return this.#issue(base, cn, ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth'], 2);
+    return this.#issue(
+      base,
+      cn,
+      ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth'],
+      2,
+    );
   }
 
   /** Writes a file into the CA's folder (for test fixtures: a password file, a broken PEM...). */
@@ -106,7 +176,12 @@ const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url')
 /** A NATS JWT (v2): header and claims signed with the issuer's NKey (ed25519). */
 function natsJwt(claims: Record<string, unknown>, issuer: KeyPair): string {
   const head = b64({ typ: 'JWT', alg: 'ed25519-nkey' });
-  const body = b64({ jti: `${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`.toUpperCase(), iat: Math.floor(Date.now() / 1000), iss: issuer.getPublicKey(), ...claims });
+  const body = b64({
+    jti: `${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`.toUpperCase(),
+    iat: Math.floor(Date.now() / 1000),
+    iss: issuer.getPublicKey(),
+    ...claims,
+  });
   const sig = Buffer.from(issuer.sign(new TextEncoder().encode(`${head}.${body}`))).toString('base64url');
   return `${head}.${body}.${sig}`;
 }
@@ -120,15 +195,37 @@ export function testOperator(): { operator: NatsServerOperator; creds: (name?: s
   const sys = nkeys.createAccount();
   const app = nkeys.createAccount();
   const limits = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
-  const account = (kp: KeyPair, name: string) => natsJwt({ sub: kp.getPublicKey(), name, nats: { limits, default_permissions: { pub: {}, sub: {} }, type: 'account', version: 2 } }, op);
+  const account = (kp: KeyPair, name: string) =>
+    natsJwt(
+      {
+        sub: kp.getPublicKey(),
+        name,
+        nats: { limits, default_permissions: { pub: {}, sub: {} }, type: 'account', version: 2 },
+      },
+      op,
+    );
   const operator: NatsServerOperator = {
-    jwt: natsJwt({ sub: op.getPublicKey(), name: 'handoff-test', nats: { type: 'operator', version: 2, system_account: sys.getPublicKey() } }, op),
+    jwt: natsJwt(
+      {
+        sub: op.getPublicKey(),
+        name: 'handoff-test',
+        nats: { type: 'operator', version: 2, system_account: sys.getPublicKey() },
+      },
+      op,
+    ),
     systemAccount: sys.getPublicKey(),
     accounts: { [sys.getPublicKey()]: account(sys, 'SYS'), [app.getPublicKey()]: account(app, 'HANDOFF') },
   };
   const creds = (name = 'handoff-node') => {
     const user = nkeys.createUser();
-    const jwt = natsJwt({ sub: user.getPublicKey(), name, nats: { pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user', version: 2 } }, app);
+    const jwt = natsJwt(
+      {
+        sub: user.getPublicKey(),
+        name,
+        nats: { pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user', version: 2 },
+      },
+      app,
+    );
     const seed = new TextDecoder().decode(user.getSeed());
     return `-----BEGIN NATS USER JWT-----\n${jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`;
   };

@@ -43,9 +43,17 @@ describe('encryption at rest (JetStream)', () => {
     const model = await refunds();
     const store = await JetStreamStore.open({ nc, namespace: ns, keyring: ring });
     const clock = new SimulatedClock(Date.UTC(2026, 0, 5, 9));
-    const rt = await Runtime.open({ store, world: new JetStreamWorld(store), models: [model], clock, seed: 'js-enc', logger: silent });
+    const rt = await Runtime.open({
+      store,
+      world: new JetStreamWorld(store),
+      models: [model],
+      clock,
+      seed: 'js-enc',
+      logger: silent,
+    });
     const rng = new Rng(5);
-    for (let i = 0; i < count; i++) await rt.startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: `ep-${i}` });
+    for (let i = 0; i < count; i++)
+      await rt.startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: `ep-${i}` });
     await drive(rt, clock, () => false, { maxSteps: 20_000 });
     await rt.close();
     await store.flush();
@@ -58,7 +66,9 @@ describe('encryption at rest (JetStream)', () => {
       const signal = ctx.signal as { orderId: string; reason: string };
       needles.add(signal.orderId);
       needles.add(signal.reason);
-      const customer = (ctx.observation?.fields as { customer?: { email: string; iban: string; name: string } } | undefined)?.customer;
+      const customer = (
+        ctx.observation?.fields as { customer?: { email: string; iban: string; name: string } } | undefined
+      )?.customer;
       if (customer) for (const v of [customer.email, customer.iban, customer.name]) needles.add(v);
     }
     expect(finished).toBe(count);
@@ -68,7 +78,9 @@ describe('encryption at rest (JetStream)', () => {
   }
 
   /** Every message of the namespace's four streams, as stored: payloads and headers. */
-  async function rawMessages(store: { streams: Record<string, string> }): Promise<{ stream: string; subject: string; data: Uint8Array; headers: string }[]> {
+  async function rawMessages(store: {
+    streams: Record<string, string>;
+  }): Promise<{ stream: string; subject: string; data: Uint8Array; headers: string }[]> {
     const jsm = await jetstreamManager(nc);
     const out: { stream: string; subject: string; data: Uint8Array; headers: string }[] = [];
     for (const stream of Object.values(store.streams)) {
@@ -83,7 +95,8 @@ describe('encryption at rest (JetStream)', () => {
     return out;
   }
 
-  const found = (haystack: Buffer, needles: string[]) => needles.filter((n) => haystack.includes(Buffer.from(n, 'utf8')));
+  const found = (haystack: Buffer, needles: string[]) =>
+    needles.filter((n) => haystack.includes(Buffer.from(n, 'utf8')));
 
   it('without keys the payloads hold the sensitive fields (the check can see them)', async () => {
     const ns = freshNamespace('plain');
@@ -146,7 +159,16 @@ describe('encryption at rest (JetStream)', () => {
     })();
     try {
       await node.ready;
-      const summary = await runClusterDemo({ servers: server.url, namespace: ns, cases: 12, reviewers: 4, seed: 4, arrivalMs: 4000, timeScale: 3600, keyring });
+      const summary = await runClusterDemo({
+        servers: server.url,
+        namespace: ns,
+        cases: 12,
+        reviewers: 4,
+        seed: 4,
+        arrivalMs: 4000,
+        timeScale: 3600,
+        keyring,
+      });
       expect(summary.unfinished).toBe(0);
       expect(summary.auditChain.ok).toBe(true);
     } finally {
@@ -158,7 +180,10 @@ describe('encryption at rest (JetStream)', () => {
     const probe = await JetStreamStore.open({ nc, namespace: ns, trackAll: false, auditSequencer: false, keyring });
     const needles: string[] = [];
     for await (const rec of probe.actors('agent')) {
-      const customer = ((rec.snapshot as { context: AgentContext }).context.observation?.fields as { customer?: { email: string } } | undefined)?.customer;
+      const customer = (
+        (rec.snapshot as { context: AgentContext }).context.observation?.fields as
+          { customer?: { email: string } } | undefined
+      )?.customer;
       if (customer) needles.push(customer.email);
     }
     const msgs = await rawMessages(probe);

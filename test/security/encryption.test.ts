@@ -42,7 +42,9 @@ async function sensitiveValues(store: LevelStore): Promise<string[]> {
     const signal = ctx.signal as { orderId: string; reason: string };
     out.add(signal.orderId);
     out.add(signal.reason);
-    const customer = (ctx.observation?.fields as { customer?: { email: string; iban: string; name: string } } | undefined)?.customer;
+    const customer = (
+      ctx.observation?.fields as { customer?: { email: string; iban: string; name: string } } | undefined
+    )?.customer;
     if (customer) for (const v of [customer.email, customer.iban, customer.name]) out.add(v);
   }
   return [...out];
@@ -59,7 +61,9 @@ async function rawValues(dir: string): Promise<[string, Buffer][]> {
 }
 
 async function rawFiles(dir: string): Promise<Buffer> {
-  const names = (await readdir(dir)).filter((n) => n.endsWith('.ldb') || n.endsWith('.log') || n.startsWith('MANIFEST'));
+  const names = (await readdir(dir)).filter(
+    (n) => n.endsWith('.ldb') || n.endsWith('.log') || n.startsWith('MANIFEST'),
+  );
   expect(names.some((n) => n.endsWith('.ldb') || n.endsWith('.log'))).toBe(true);
   return Buffer.concat(await Promise.all(names.map((n) => readFile(join(dir, n)))));
 }
@@ -109,7 +113,11 @@ describe('encryption at rest (LevelDB)', () => {
     expect(found(Buffer.concat(entries.map(([, v]) => v)), needles)).toEqual([]);
     // The files as they are on disk (write-ahead log, tables, manifest).
     expect(found(await rawFiles(data), needles)).toEqual([]);
-    expect(await sealingStatus(new Level(data))).toMatchObject({ byKey: { k1: entries.length - 1 }, plaintext: 0, markerKeyId: 'k1' });
+    expect(await sealingStatus(new Level(data))).toMatchObject({
+      byKey: { k1: entries.length - 1 },
+      plaintext: 0,
+      markerKeyId: 'k1',
+    });
   });
 
   it('a sealed store refuses to open without keys, and with the wrong key names the missing key id', async () => {
@@ -120,7 +128,10 @@ describe('encryption at rest (LevelDB)', () => {
     await expect(LevelStore.open(data)).rejects.toMatchObject({ code: 'keys.required', details: { keyId: 'k1' } });
     const other = await LevelStore.open(data, { keyring: new Keyring([{ id: 'k2', key: randomBytes(32) }]) });
     try {
-      await expect(other.getMeta('x')).rejects.toMatchObject({ code: 'keys.unknown', details: { keyId: 'k1', context: 'm:x' } });
+      await expect(other.getMeta('x')).rejects.toMatchObject({
+        code: 'keys.unknown',
+        details: { keyId: 'k1', context: 'm:x' },
+      });
     } finally {
       await other.close();
     }

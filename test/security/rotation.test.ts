@@ -44,7 +44,14 @@ async function openRuntime(dir: string, keyring: Keyring, start: number) {
   const model = await refunds();
   const store = await LevelStore.open(dir, { keyring });
   const clock = new SimulatedClock(start);
-  const rt = await Runtime.open({ store, world: new LevelWorld(store), models: [model], clock, seed: 'rotation', logger: silent });
+  const rt = await Runtime.open({
+    store,
+    world: new LevelWorld(store),
+    models: [model],
+    clock,
+    seed: 'rotation',
+    logger: silent,
+  });
   return { store, rt, clock };
 }
 
@@ -52,17 +59,31 @@ async function openRuntime(dir: string, keyring: Keyring, start: number) {
  * Starts `count` episodes (ids from `from`) and drives the clock until nothing is due: cases escalate
  * and expire, so every episode ends. With `finish: false` the clock stays put: episodes wait in review.
  */
-async function runEpisodes(env: { rt: Runtime; clock: SimulatedClock }, from: number, count: number, finish = true): Promise<void> {
+async function runEpisodes(
+  env: { rt: Runtime; clock: SimulatedClock },
+  from: number,
+  count: number,
+  finish = true,
+): Promise<void> {
   const model = await refunds();
   const rng = new Rng(1000 + from);
-  for (let i = from; i < from + count; i++) await env.rt.startEpisode('refunds', model.handlers.synthesize(rng, i), { episodeId: `ep-${String(i).padStart(5, '0')}` });
+  for (let i = from; i < from + count; i++)
+    await env.rt.startEpisode('refunds', model.handlers.synthesize(rng, i), {
+      episodeId: `ep-${String(i).padStart(5, '0')}`,
+    });
   if (finish) await drive(env.rt, env.clock, () => false, { maxSteps: 50_000 });
   else await env.rt.whenIdle();
 }
 
 async function agents(store: LevelStore) {
   const out: { id: string; status: string; outcome: unknown; seq: number }[] = [];
-  for await (const rec of store.actors('agent')) out.push({ id: rec.id, status: rec.status, outcome: (rec.snapshot as { context: AgentContext }).context.outcome, seq: rec.seq });
+  for await (const rec of store.actors('agent'))
+    out.push({
+      id: rec.id,
+      status: rec.status,
+      outcome: (rec.snapshot as { context: AgentContext }).context.outcome,
+      seq: rec.seq,
+    });
   return out;
 }
 
@@ -165,7 +186,9 @@ describe('key rotation', () => {
     // A writer changes 'm:hot' after the step has read it: the step must not write its stale copy back.
     await db.resealStep(
       async () => {
-        const read = await db.iterator({ gte: 'm:', lt: 'm;', keyEncoding: 'utf8', valueEncoding: 'buffer', sealedRaw: true } as never).all();
+        const read = await db
+          .iterator({ gte: 'm:', lt: 'm;', keyEncoding: 'utf8', valueEncoding: 'buffer', sealedRaw: true } as never)
+          .all();
         await store.putMeta('hot', { v: 'new' });
         return read as unknown as [string, Buffer][];
       },
@@ -245,31 +268,55 @@ describe('key rotation', () => {
   it('a rotation SIGKILLed half-way resumes from its cursor (CLI)', async () => {
     const dir = await storeUnderA(60);
     const total = (await status(dir)).values;
-    const env = { HANDOFF_DATA_KEYS: `${A.id}:${A.key.toString('base64')},${B.id}:${B.key.toString('base64')}`, HANDOFF_DATA_KEY_ID: B.id };
-    const killed = await runCli(['keys', 'rotate', '--data', dir, '--batch-size', '5', '--pause-ms', '20', '--progress', 'lines', '--json'], { env: keys(env), killOn: /rotate (\d+)\// });
+    const env = {
+      HANDOFF_DATA_KEYS: `${A.id}:${A.key.toString('base64')},${B.id}:${B.key.toString('base64')}`,
+      HANDOFF_DATA_KEY_ID: B.id,
+    };
+    const killed = await runCli(
+      ['keys', 'rotate', '--data', dir, '--batch-size', '5', '--pause-ms', '20', '--progress', 'lines', '--json'],
+      { env: keys(env), killOn: /rotate (\d+)\// },
+    );
     expect(killed.signal, killed.stderr.slice(0, 2000) + killed.stdout).toBe('SIGKILL');
-    const mid = JSON.parse((await runCli(['keys', 'status', '--data', dir, '--json'], { env: keys(env) })).stdout) as { byKey: Record<string, number>; rotationPending: boolean };
+    const mid = JSON.parse((await runCli(['keys', 'status', '--data', dir, '--json'], { env: keys(env) })).stdout) as {
+      byKey: Record<string, number>;
+      rotationPending: boolean;
+    };
     expect(mid.rotationPending).toBe(true);
     expect(mid.byKey['key-b']).toBeGreaterThan(0);
     expect(mid.byKey['key-a']).toBeGreaterThan(0);
 
-    const resumed = await runCli(['keys', 'rotate', '--data', dir, '--batch-size', '10', '--progress', 'off', '--json'], { env: keys(env) });
+    const resumed = await runCli(
+      ['keys', 'rotate', '--data', dir, '--batch-size', '10', '--progress', 'off', '--json'],
+      { env: keys(env) },
+    );
     expect(resumed.code).toBe(0);
-    const r = JSON.parse(resumed.stdout) as { complete: boolean; resumedFrom: string | null; resealed: number; scanned: number };
+    const r = JSON.parse(resumed.stdout) as {
+      complete: boolean;
+      resumedFrom: string | null;
+      resealed: number;
+      scanned: number;
+    };
     expect(r.complete).toBe(true);
     expect(r.resumedFrom).not.toBeNull();
     expect(r.scanned).toBe(total);
-    const end = JSON.parse((await runCli(['keys', 'status', '--data', dir, '--json'], { env: keys(env) })).stdout) as Record<string, unknown>;
+    const end = JSON.parse(
+      (await runCli(['keys', 'status', '--data', dir, '--json'], { env: keys(env) })).stdout,
+    ) as Record<string, unknown>;
     expect(end).toMatchObject({ byKey: { 'key-b': total }, rotationPending: false, allUnderActive: true, missing: [] });
 
     // `handoff audit verify` with key B only.
-    const verify = await runCli(['audit', 'verify', '--data', dir, '--json'], { env: keys({ HANDOFF_DATA_KEYS: `${B.id}:${B.key.toString('base64')}` }) });
+    const verify = await runCli(['audit', 'verify', '--data', dir, '--json'], {
+      env: keys({ HANDOFF_DATA_KEYS: `${B.id}:${B.key.toString('base64')}` }),
+    });
     expect(verify.code).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
     // Without keys: a clear, typed error.
     const noKeys = await runCli(['audit', 'verify', '--data', dir, '--json'], { env: keys({}) });
     expect(noKeys.code).toBe(2);
-    expect(JSON.parse(noKeys.stdout)).toMatchObject({ ok: false, error: { code: 'keys.required', details: { keyId: 'key-b' } } });
+    expect(JSON.parse(noKeys.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'keys.required', details: { keyId: 'key-b' } },
+    });
   });
 });
 
@@ -277,4 +324,3 @@ describe('key rotation', () => {
 function keys(env: Record<string, string>): Record<string, string | undefined> {
   return { HANDOFF_DATA_KEYS: undefined, HANDOFF_DATA_KEY_ID: undefined, HANDOFF_DATA_KEY_FILE: undefined, ...env };
 }
-

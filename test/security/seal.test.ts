@@ -4,8 +4,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HandoffError } from '../../src/contracts/errors.ts';
-import { DataKeyConfigError, generateDataKey, Keyring, loadKeyring, parseDataKeys } from '../../src/security/keyring.ts';
-import { DataKeyRequiredError, ENVELOPE_V1, isSealed, open, openMaybe, seal, SealedValueAuthError, sealedKeyId, UnknownDataKeyError } from '../../src/security/seal.ts';
+import {
+  DataKeyConfigError,
+  generateDataKey,
+  Keyring,
+  loadKeyring,
+  parseDataKeys,
+} from '../../src/security/keyring.ts';
+import {
+  DataKeyRequiredError,
+  ENVELOPE_V1,
+  isSealed,
+  open,
+  openMaybe,
+  seal,
+  SealedValueAuthError,
+  sealedKeyId,
+  UnknownDataKeyError,
+} from '../../src/security/seal.ts';
 
 const keyA = { id: 'key-a', key: randomBytes(32) };
 const keyB = { id: 'key-b', key: randomBytes(32) };
@@ -69,7 +85,12 @@ describe('seal / open', () => {
   it('detects truncation', () => {
     const sealed = seal(ringA, plaintext, 'k');
     expect(() => open(ringA, sealed.subarray(0, sealed.length - 1), 'k')).toThrow(SealedValueAuthError);
-    expect(() => open(ringA, sealed.subarray(0, 10), 'k')).toThrow(expect.objectContaining({ code: 'keys.auth_failed', details: expect.objectContaining({ reason: 'truncated envelope' }) }));
+    expect(() => open(ringA, sealed.subarray(0, 10), 'k')).toThrow(
+      expect.objectContaining({
+        code: 'keys.auth_failed',
+        details: expect.objectContaining({ reason: 'truncated envelope' }),
+      }),
+    );
   });
 
   it('binds a value to its key: moved to another key, it fails authentication', () => {
@@ -99,7 +120,10 @@ describe('key configuration', () => {
 
   it('names the variable and the key when a key is not 32 bytes', () => {
     expect(() => loadKeyring({}, { HANDOFF_DATA_KEYS: `short:${b64(16)}` })).toThrow(
-      expect.objectContaining({ code: 'keys.invalid', details: expect.objectContaining({ variable: 'HANDOFF_DATA_KEYS', keyId: 'short', bytes: 16 }) }),
+      expect.objectContaining({
+        code: 'keys.invalid',
+        details: expect.objectContaining({ variable: 'HANDOFF_DATA_KEYS', keyId: 'short', bytes: 16 }),
+      }),
     );
     try {
       loadKeyring({}, { HANDOFF_DATA_KEYS: `short:${b64(16)}` });
@@ -110,7 +134,9 @@ describe('key configuration', () => {
   });
 
   it('refuses malformed entries, bad base64, bad and duplicate ids', () => {
-    expect(() => loadKeyring({}, { HANDOFF_DATA_KEYS: 'nocolon' })).toThrow(/HANDOFF_DATA_KEYS: entry 1 is not 'kid:base64key'/);
+    expect(() => loadKeyring({}, { HANDOFF_DATA_KEYS: 'nocolon' })).toThrow(
+      /HANDOFF_DATA_KEYS: entry 1 is not 'kid:base64key'/,
+    );
     expect(() => loadKeyring({}, { HANDOFF_DATA_KEYS: 'a:not*base64' })).toThrow(/key 'a' is not base64/);
     expect(() => loadKeyring({}, { HANDOFF_DATA_KEYS: `bad/id:${b64(32)}` })).toThrow(/key id 'bad\/id'/);
     expect(() => loadKeyring({}, { HANDOFF_DATA_KEYS: `a:${b64(32)},a:${b64(32)}` })).toThrow(/given twice/);
@@ -118,8 +144,15 @@ describe('key configuration', () => {
 
   it('needs the active id when several keys are configured, and it must name one of them', () => {
     const env = { HANDOFF_DATA_KEYS: `a:${b64(32)},b:${b64(32)}` };
-    expect(() => loadKeyring({}, env)).toThrow(expect.objectContaining({ code: 'keys.invalid', details: expect.objectContaining({ variable: 'HANDOFF_DATA_KEY_ID' }) }));
-    expect(() => loadKeyring({}, { ...env, HANDOFF_DATA_KEY_ID: 'c' })).toThrow(/HANDOFF_DATA_KEY_ID: names key 'c', which is not among the configured keys \(a, b\)/);
+    expect(() => loadKeyring({}, env)).toThrow(
+      expect.objectContaining({
+        code: 'keys.invalid',
+        details: expect.objectContaining({ variable: 'HANDOFF_DATA_KEY_ID' }),
+      }),
+    );
+    expect(() => loadKeyring({}, { ...env, HANDOFF_DATA_KEY_ID: 'c' })).toThrow(
+      /HANDOFF_DATA_KEY_ID: names key 'c', which is not among the configured keys \(a, b\)/,
+    );
     expect(loadKeyring({}, { ...env, HANDOFF_DATA_KEY_ID: 'b' })!.active.id).toBe('b');
     expect(() => loadKeyring({}, { HANDOFF_DATA_KEY_ID: 'b' })).toThrow(/no data keys are configured/);
   });
@@ -138,7 +171,12 @@ describe('key configuration', () => {
     const ring = loadKeyring({ keyFile: file, activeId: 'new' }, {})!;
     expect(ring.ids).toEqual(['old', 'new']);
     expect(ring.active.id).toBe('new');
-    expect(() => loadKeyring({}, { HANDOFF_DATA_KEY_FILE: join(dir, 'missing') })).toThrow(expect.objectContaining({ code: 'keys.invalid', details: expect.objectContaining({ variable: 'HANDOFF_DATA_KEY_FILE' }) }));
+    expect(() => loadKeyring({}, { HANDOFF_DATA_KEY_FILE: join(dir, 'missing') })).toThrow(
+      expect.objectContaining({
+        code: 'keys.invalid',
+        details: expect.objectContaining({ variable: 'HANDOFF_DATA_KEY_FILE' }),
+      }),
+    );
     await writeFile(file, `x:${b64(31)}\n`);
     expect(() => loadKeyring({ keyFile: file }, {})).toThrow(/--data-key-file .*: key 'x' decodes to 31 bytes/);
   });

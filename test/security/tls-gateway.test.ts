@@ -20,7 +20,12 @@ import { embeddedBackend } from '../../src/gateway/backend.ts';
 import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
 import { Gateway } from '../../src/gateway/server.ts';
 import { PlaintextListenRefusedError } from '../../src/security/tls-errors.ts';
-import { checkListenAddress, gatewaySecurityFromOptions, isLoopbackAddress, loadGatewayTls } from '../../src/security/tls-options.ts';
+import {
+  checkListenAddress,
+  gatewaySecurityFromOptions,
+  isLoopbackAddress,
+  loadGatewayTls,
+} from '../../src/security/tls-options.ts';
 import { TestCa, configErrorField, type CertFiles } from './certs.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -33,17 +38,24 @@ interface Reply {
 }
 
 /** One request with node:https (or node:http for `http:` URLs), trusting `ca`. */
-function fetchTls(url: string, opts: { ca?: string; method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+function fetchTls(
+  url: string,
+  opts: { ca?: string; method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(u, { method: opts.method ?? 'GET', headers: opts.headers ?? {}, ...(opts.ca ? { ca: opts.ca } : {}) }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-      res.on('error', reject);
-    });
+    const req = send(
+      u,
+      { method: opts.method ?? 'GET', headers: opts.headers ?? {}, ...(opts.ca ? { ca: opts.ca } : {}) },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+        res.on('error', reject);
+      },
+    );
     req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
     req.on('error', reject);
     req.end(opts.body);
@@ -71,11 +83,23 @@ afterAll(async () => {
   ca?.dispose();
 });
 
-async function signIn(id = 'r-sofia', password = 'demo-sofia'): Promise<{ cookie: string; setCookie: string; csrf: string }> {
-  const res = await fetchTls(`${running.url}/api/login`, { ca: ca.cert, method: 'POST', headers: { 'Content-Type': 'application/json', Origin: running.url }, body: JSON.stringify({ id, password }) });
+async function signIn(
+  id = 'r-sofia',
+  password = 'demo-sofia',
+): Promise<{ cookie: string; setCookie: string; csrf: string }> {
+  const res = await fetchTls(`${running.url}/api/login`, {
+    ca: ca.cert,
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Origin: running.url },
+    body: JSON.stringify({ id, password }),
+  });
   expect(res.status, res.text).toBe(200);
   const setCookie = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0]!;
-  return { cookie: setCookie.split(';')[0]!, setCookie, csrf: (JSON.parse(res.text) as { csrfToken: string }).csrfToken };
+  return {
+    cookie: setCookie.split(';')[0]!,
+    setCookie,
+    csrf: (JSON.parse(res.text) as { csrfToken: string }).csrfToken,
+  };
 }
 
 describe('gateway over HTTPS and WSS', () => {
@@ -114,7 +138,10 @@ describe('gateway over HTTPS and WSS', () => {
     });
     expect(hello).toMatchObject({ type: 'hello', reviewer: 'r-sofia' });
     const status = await new Promise<number>((resolve, reject) => {
-      const ws = new WebSocket(wsUrl, { ca: ca.cert, headers: { Cookie: s.cookie, Origin: running.url.replace(/^https/, 'http') } });
+      const ws = new WebSocket(wsUrl, {
+        ca: ca.cert,
+        headers: { Cookie: s.cookie, Origin: running.url.replace(/^https/, 'http') },
+      });
       ws.once('unexpected-response', (_req, res) => {
         resolve(res.statusCode ?? 0);
         ws.terminate();
@@ -137,7 +164,9 @@ describe('gateway over HTTPS and WSS', () => {
       (e: unknown) => e as NodeJS.ErrnoException,
     );
     expect(untrusted).toBeInstanceOf(Error);
-    expect((untrusted as NodeJS.ErrnoException).code).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT/);
+    expect((untrusted as NodeJS.ErrnoException).code).toMatch(
+      /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT/,
+    );
     expect((await fetchTls(`${running.url}/healthz`, { ca: ca.cert })).status).toBe(200);
   });
 });
@@ -160,15 +189,26 @@ describe('plain HTTP off loopback is refused unless allowed', () => {
     expect(await checkListenAddress('127.0.0.2', { tls: null, allowPlaintext: false })).toBe('loopback');
     expect(await checkListenAddress('::1', { tls: null, allowPlaintext: false })).toBe('loopback');
     expect(await checkListenAddress('localhost', { tls: null, allowPlaintext: false })).toBe('loopback');
-    expect(await checkListenAddress('0.0.0.0', { tls: loadGatewayTls(cert.certFile, cert.keyFile), allowPlaintext: false })).toBe('tls');
+    expect(
+      await checkListenAddress('0.0.0.0', { tls: loadGatewayTls(cert.certFile, cert.keyFile), allowPlaintext: false }),
+    ).toBe('tls');
     expect(isLoopbackAddress('::ffff:127.0.0.1')).toBe(true);
     expect(isLoopbackAddress('10.0.0.1')).toBe(false);
   });
 
   it('with allowPlaintext it starts on 0.0.0.0, logs a warning, and sends neither HSTS nor Secure cookies', async () => {
     let logged = '';
-    const log = pino({ level: 'warn' }, new Writable({ write: (c: Buffer, _e, cb) => ((logged += c.toString()), cb()) }));
-    const gw = await Gateway.start({ backend: embeddedBackend(running.runtime), host: '0.0.0.0', port: 0, allowPlaintext: true, log });
+    const log = pino(
+      { level: 'warn' },
+      new Writable({ write: (c: Buffer, _e, cb) => ((logged += c.toString()), cb()) }),
+    );
+    const gw = await Gateway.start({
+      backend: embeddedBackend(running.runtime),
+      host: '0.0.0.0',
+      port: 0,
+      allowPlaintext: true,
+      log,
+    });
     try {
       expect(gw.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
       expect(logged).toMatch(/plain HTTP on 0\.0\.0\.0/);
@@ -177,7 +217,11 @@ describe('plain HTTP off loopback is refused unless allowed', () => {
       const health = await fetchTls(`http://127.0.0.1:${port}/healthz`);
       expect(health.status).toBe(200);
       expect(health.headers['strict-transport-security']).toBeUndefined();
-      const login = await fetchTls(`http://127.0.0.1:${port}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: 'r-sofia', password: 'demo-sofia' }) });
+      const login = await fetchTls(`http://127.0.0.1:${port}/api/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ id: 'r-sofia', password: 'demo-sofia' }),
+      });
       expect(login.status).toBe(200);
       expect(String(login.headers['set-cookie'])).not.toMatch(/Secure/);
     } finally {
@@ -192,15 +236,39 @@ describe('TLS settings from options and environment', () => {
     const field = (f: () => unknown): string => configErrorField(f, ['PRIVATE KEY']);
     expect(field(() => gatewaySecurityFromOptions({ tlsCert: cert.certFile }, {}))).toBe('--tls-key');
     expect(field(() => gatewaySecurityFromOptions({}, { HANDOFF_TLS_KEY: cert.keyFile }))).toBe('--tls-cert');
-    expect(field(() => gatewaySecurityFromOptions({ tlsCert: '/nonexistent/cert.pem', tlsKey: cert.keyFile }, {}))).toBe('--tls-cert');
-    expect(field(() => gatewaySecurityFromOptions({ tlsCert: ca.file('junk.pem', 'hello'), tlsKey: cert.keyFile }, {}))).toBe('--tls-cert');
-    expect(field(() => gatewaySecurityFromOptions({ tlsCert: cert.certFile, tlsKey: ca.file('junk.key', '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n') }, {}))).toBe('--tls-key');
-    expect(field(() => gatewaySecurityFromOptions({ tlsCert: cert.certFile, tlsKey: other.keyFile }, {}))).toBe('--tls-key');
-    expect(field(() => gatewaySecurityFromOptions({}, { HANDOFF_INSECURE_ALLOW_PLAINTEXT: 'perhaps' }))).toBe('--insecure-allow-plaintext');
-    const fromEnv = gatewaySecurityFromOptions({}, { HANDOFF_TLS_CERT: cert.certFile, HANDOFF_TLS_KEY: cert.keyFile, HANDOFF_INSECURE_ALLOW_PLAINTEXT: '0' });
+    expect(
+      field(() => gatewaySecurityFromOptions({ tlsCert: '/nonexistent/cert.pem', tlsKey: cert.keyFile }, {})),
+    ).toBe('--tls-cert');
+    expect(
+      field(() => gatewaySecurityFromOptions({ tlsCert: ca.file('junk.pem', 'hello'), tlsKey: cert.keyFile }, {})),
+    ).toBe('--tls-cert');
+    expect(
+      field(() =>
+        gatewaySecurityFromOptions(
+          {
+            tlsCert: cert.certFile,
+            tlsKey: ca.file('junk.key', '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n'),
+          },
+          {},
+        ),
+      ),
+    ).toBe('--tls-key');
+    expect(field(() => gatewaySecurityFromOptions({ tlsCert: cert.certFile, tlsKey: other.keyFile }, {}))).toBe(
+      '--tls-key',
+    );
+    expect(field(() => gatewaySecurityFromOptions({}, { HANDOFF_INSECURE_ALLOW_PLAINTEXT: 'perhaps' }))).toBe(
+      '--insecure-allow-plaintext',
+    );
+    const fromEnv = gatewaySecurityFromOptions(
+      {},
+      { HANDOFF_TLS_CERT: cert.certFile, HANDOFF_TLS_KEY: cert.keyFile, HANDOFF_INSECURE_ALLOW_PLAINTEXT: '0' },
+    );
     expect(fromEnv.tls?.certFile).toBe(cert.certFile);
     expect(fromEnv.allowPlaintext).toBe(false);
-    expect(gatewaySecurityFromOptions({ insecureAllowPlaintext: true }, {})).toEqual({ tls: null, allowPlaintext: true });
+    expect(gatewaySecurityFromOptions({ insecureAllowPlaintext: true }, {})).toEqual({
+      tls: null,
+      allowPlaintext: true,
+    });
   });
 });
 
@@ -213,10 +281,14 @@ describe('handoff start', () => {
   const start = async (args: string[], env: Record<string, string> = {}): Promise<Started> => {
     const dir = await mkdtemp(join(tmpdir(), 'handoff-tls-cli-'));
     dirs.push(dir);
-    const child = spawn(process.execPath, [CLI, 'start', '--port', '0', '--data', dir, '--model', join(ROOT, 'models/refunds'), '--json', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1', ...env },
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'start', '--port', '0', '--data', dir, '--model', join(ROOT, 'models/refunds'), '--json', ...args],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NO_COLOR: '1', ...env },
+      },
+    );
     let stdout = '';
     let stderr = '';
     let gotLine: (s: string) => void = () => undefined;
@@ -226,7 +298,9 @@ describe('handoff start', () => {
       if (stdout.includes('\n')) gotLine(stdout.split('\n')[0]!);
     });
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const out = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => (gotLine(''), resolve({ code, stdout, stderr }))));
+    const out = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+      child.on('close', (code) => (gotLine(''), resolve({ code, stdout, stderr }))),
+    );
     return { child, out, line };
   };
 

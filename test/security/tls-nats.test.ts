@@ -13,11 +13,22 @@ import { Writable } from 'node:stream';
 import { nkeys } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HandoffError } from '../../src/contracts/errors.ts';
-import { NatsServer, findNatsServer, freePort, NATS_SERVER_INSTALL_HINT, type NatsServerOptions } from '../../src/cluster/nats-harness.ts';
+import {
+  NatsServer,
+  findNatsServer,
+  freePort,
+  NATS_SERVER_INSTALL_HINT,
+  type NatsServerOptions,
+} from '../../src/cluster/nats-harness.ts';
 import { ClusterNode } from '../../src/cluster/node.ts';
 import { loadModel } from '../../src/models/loader.ts';
 import { createLogger } from '../../src/runtime/logger.ts';
-import { describeNatsSecurity, natsSecurityFromOptions, redactServerUrl, type NatsSecurityOptions } from '../../src/security/nats-auth.ts';
+import {
+  describeNatsSecurity,
+  natsSecurityFromOptions,
+  redactServerUrl,
+  type NatsSecurityOptions,
+} from '../../src/security/nats-auth.ts';
 import { NatsAuthError, NatsTlsError } from '../../src/security/tls-errors.ts';
 import { NatsTransport } from '../../src/transport/nats-transport.ts';
 import { TestCa, configErrorField, testOperator, type CertFiles } from './certs.ts';
@@ -31,10 +42,15 @@ let serverCert: CertFiles;
 const servers: NatsServer[] = [];
 const open: NatsTransport[] = [];
 
-async function server(opts: NatsServerOptions & { monitor?: boolean } = {}): Promise<NatsServer & { monitorPort?: number }> {
+async function server(
+  opts: NatsServerOptions & { monitor?: boolean } = {},
+): Promise<NatsServer & { monitorPort?: number }> {
   if (!findNatsServer()) throw new Error(NATS_SERVER_INSTALL_HINT);
   const monitorPort = opts.monitor ? await freePort() : undefined;
-  const s = await NatsServer.start({ ...opts, args: [...(opts.args ?? []), ...(monitorPort ? ['-m', String(monitorPort)] : [])] });
+  const s = await NatsServer.start({
+    ...opts,
+    args: [...(opts.args ?? []), ...(monitorPort ? ['-m', String(monitorPort)] : [])],
+  });
   servers.push(s);
   return Object.assign(s, { monitorPort });
 }
@@ -81,9 +97,16 @@ afterAll(async () => {
 
 describe('NATS with TLS and a user/password', () => {
   let srv: NatsServer & { monitorPort?: number };
-  const good = (): NatsSecurityOptions => ({ tls: { caFile: ca.certFile }, auth: { kind: 'user', user: 'handoff', pass: PASSWORD } });
+  const good = (): NatsSecurityOptions => ({
+    tls: { caFile: ca.certFile },
+    auth: { kind: 'user', user: 'handoff', pass: PASSWORD },
+  });
   beforeAll(async () => {
-    srv = await server({ tls: { certFile: serverCert.certFile, keyFile: serverCert.keyFile }, authorization: { user: 'handoff', password: PASSWORD }, monitor: true });
+    srv = await server({
+      tls: { certFile: serverCert.certFile, keyFile: serverCert.keyFile },
+      authorization: { user: 'handoff', password: PASSWORD },
+      monitor: true,
+    });
   });
 
   it('our transport connects with TLS and the password; request/reply works; the server sees TLS and the user', async () => {
@@ -91,7 +114,9 @@ describe('NATS with TLS and a user/password', () => {
     const a = await transport(srv.url, good(), 'tls-a');
     const b = await transport(srv.url, good(), 'tls-b');
     await echo(b, a, 'sec.echo');
-    const connz = (await (await fetch(`http://127.0.0.1:${srv.monitorPort}/connz?auth=true`)).json()) as { connections: { name?: string; tls_version?: string; authorized_user?: string }[] };
+    const connz = (await (await fetch(`http://127.0.0.1:${srv.monitorPort}/connz?auth=true`)).json()) as {
+      connections: { name?: string; tls_version?: string; authorized_user?: string }[];
+    };
     const mine = connz.connections.filter((c) => c.name === 'tls-a' || c.name === 'tls-b');
     expect(mine).toHaveLength(2);
     for (const c of mine) {
@@ -125,7 +150,10 @@ describe('NATS with TLS and a user/password', () => {
   });
 
   it('a wrong password is refused with transport.auth_failed, at once, and the error holds no secret', async () => {
-    const err = await refused(srv.url, { tls: { caFile: ca.certFile }, auth: { kind: 'user', user: 'handoff', pass: 'wrong-password' } });
+    const err = await refused(srv.url, {
+      tls: { caFile: ca.certFile },
+      auth: { kind: 'user', user: 'handoff', pass: 'wrong-password' },
+    });
     expect(err).toBeInstanceOf(NatsAuthError);
     expect(err.code).toBe('transport.auth_failed');
     expect(err.message).toMatch(/authorization violation/i);
@@ -134,12 +162,15 @@ describe('NATS with TLS and a user/password', () => {
     expect(none.code).toBe('transport.auth_failed');
   });
 
-  it("a server certificate from a CA we do not trust is refused with transport.tls_failed (system CAs, another CA)", async () => {
+  it('a server certificate from a CA we do not trust is refused with transport.tls_failed (system CAs, another CA)', async () => {
     const system = await refused(srv.url, { auth: { kind: 'user', user: 'handoff', pass: PASSWORD } });
     expect(system).toBeInstanceOf(NatsTlsError);
     expect(system.code).toBe('transport.tls_failed');
     expect(system.message).toMatch(/--nats-tls-ca/);
-    const other = await refused(srv.url, { tls: { caFile: otherCa.certFile }, auth: { kind: 'user', user: 'handoff', pass: PASSWORD } });
+    const other = await refused(srv.url, {
+      tls: { caFile: otherCa.certFile },
+      auth: { kind: 'user', user: 'handoff', pass: PASSWORD },
+    });
     expect(other.code).toBe('transport.tls_failed');
   });
 
@@ -153,7 +184,14 @@ describe('NATS with TLS and a user/password', () => {
 
   it('a cluster node connects both of its connections with the same settings', async () => {
     const model = await loadModel('models/refunds');
-    const node = await ClusterNode.start({ servers: srv.url, security: good(), node: 'sec-n1', namespace: `sec${Date.now().toString(36)}`, models: [model], logger: createLogger({ models: [], level: 'silent' }) });
+    const node = await ClusterNode.start({
+      servers: srv.url,
+      security: good(),
+      node: 'sec-n1',
+      namespace: `sec${Date.now().toString(36)}`,
+      models: [model],
+      logger: createLogger({ models: [], level: 'silent' }),
+    });
     try {
       expect(node.transport.connected).toBe(true);
       expect(node.transport.nc.info?.tls_required).toBe(true);
@@ -174,11 +212,16 @@ describe('NATS requiring TLS from a server that has none', () => {
 
 describe('NATS with a token, an NKey, a client certificate', () => {
   it('token: the right one works over TLS, a wrong one is refused', async () => {
-    const s = await server({ tls: { certFile: serverCert.certFile, keyFile: serverCert.keyFile }, authorization: { token: 'tok-5f1c9e' } });
+    const s = await server({
+      tls: { certFile: serverCert.certFile, keyFile: serverCert.keyFile },
+      authorization: { token: 'tok-5f1c9e' },
+    });
     const a = await transport(s.url, { tls: { caFile: ca.certFile }, auth: { kind: 'token', token: 'tok-5f1c9e' } });
     const b = await transport(s.url, { tls: { caFile: ca.certFile }, auth: { kind: 'token', token: 'tok-5f1c9e' } });
     await echo(b, a, 'sec.token');
-    expect((await refused(s.url, { tls: { caFile: ca.certFile }, auth: { kind: 'token', token: 'tok-wrong' } })).code).toBe('transport.auth_failed');
+    expect(
+      (await refused(s.url, { tls: { caFile: ca.certFile }, auth: { kind: 'token', token: 'tok-wrong' } })).code,
+    ).toBe('transport.auth_failed');
   });
 
   it('NKey: a seed file signs the server nonce; another seed is refused', async () => {
@@ -190,14 +233,22 @@ describe('NATS with a token, an NKey, a client certificate', () => {
     const a = await transport(s.url, { auth: { kind: 'nkey', seedFile } });
     const b = await transport(s.url, { auth: { kind: 'nkey', seedFile } });
     await echo(b, a, 'sec.nkey');
-    expect((await refused(s.url, { auth: { kind: 'nkey', seedFile: strangerFile } })).code).toBe('transport.auth_failed');
+    expect((await refused(s.url, { auth: { kind: 'nkey', seedFile: strangerFile } })).code).toBe(
+      'transport.auth_failed',
+    );
   });
 
   it('client certificates: a server that verifies clients accepts ours and refuses a client without one', async () => {
     const client = ca.client();
-    const s = await server({ tls: { certFile: serverCert.certFile, keyFile: serverCert.keyFile, caFile: ca.certFile, verify: true } });
-    const a = await transport(s.url, { tls: { caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile } });
-    const b = await transport(s.url, { tls: { caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile } });
+    const s = await server({
+      tls: { certFile: serverCert.certFile, keyFile: serverCert.keyFile, caFile: ca.certFile, verify: true },
+    });
+    const a = await transport(s.url, {
+      tls: { caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile },
+    });
+    const b = await transport(s.url, {
+      tls: { caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile },
+    });
     await echo(b, a, 'sec.mtls');
     const err = await refused(s.url, { tls: { caFile: ca.certFile } });
     expect(err.code).toBe('transport.tls_failed');
@@ -208,9 +259,12 @@ describe('NATS in operator mode', () => {
   it('JWT creds: a creds file of a user the account signed works, and is re-read at reconnect; one of a stranger is refused', async () => {
     const { operator, creds } = testOperator();
     const s = await server({ operator, monitor: true });
-    const userOf = (text: string) => nkeys.fromSeed(new TextEncoder().encode(/\n(SU\w+)\n/.exec(text)![1]!)).getPublicKey();
+    const userOf = (text: string) =>
+      nkeys.fromSeed(new TextEncoder().encode(/\n(SU\w+)\n/.exec(text)![1]!)).getPublicKey();
     const users = async () => {
-      const connz = (await (await fetch(`http://127.0.0.1:${s.monitorPort}/connz?auth=true`)).json()) as { connections: { name?: string; authorized_user?: string }[] };
+      const connz = (await (await fetch(`http://127.0.0.1:${s.monitorPort}/connz?auth=true`)).json()) as {
+        connections: { name?: string; authorized_user?: string }[];
+      };
       return connz.connections.filter((c) => c.name === 'creds-a').map((c) => c.authorized_user);
     };
     const first = creds();
@@ -223,19 +277,25 @@ describe('NATS in operator mode', () => {
     const rotated = creds('rotated');
     ca.file('node.creds', rotated);
     await s.restart();
-    for (let i = 0; i < 100 && !(a.stats.reconnects > 0 && b.stats.reconnects > 0); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && !(a.stats.reconnects > 0 && b.stats.reconnects > 0); i++)
+      await new Promise((r) => setTimeout(r, 50));
     await b.flush();
     expect(await a.request('sec.creds', { n: 43 }, { timeoutMs: 5000 })).toEqual({ echoed: { n: 43 } });
     expect(await users()).toEqual([userOf(rotated)]);
     const stranger = testOperator().creds();
-    expect((await refused(s.url, { auth: { kind: 'creds', credsFile: ca.file('stranger.creds', stranger) } })).code).toBe('transport.auth_failed');
+    expect(
+      (await refused(s.url, { auth: { kind: 'creds', credsFile: ca.file('stranger.creds', stranger) } })).code,
+    ).toBe('transport.auth_failed');
   });
 });
 
 describe('NATS security settings from options and environment', () => {
   it('reads options, falls back to HANDOFF_NATS_* variables, and describes itself without secrets', () => {
     const passFile = ca.file('nats.pass', `${PASSWORD}\n`);
-    const fromCli = natsSecurityFromOptions({ natsTlsCa: ca.certFile, natsUser: 'handoff', natsPassFile: passFile }, {});
+    const fromCli = natsSecurityFromOptions(
+      { natsTlsCa: ca.certFile, natsUser: 'handoff', natsPassFile: passFile },
+      {},
+    );
     expect(fromCli).toEqual({ tls: { caFile: ca.certFile }, auth: { kind: 'user', user: 'handoff', pass: PASSWORD } });
     const fromEnv = natsSecurityFromOptions({}, { HANDOFF_NATS_TLS: '1', HANDOFF_NATS_TOKEN: 'tok-env' });
     expect(fromEnv).toEqual({ tls: {}, auth: { kind: 'token', token: 'tok-env' } });
@@ -249,11 +309,17 @@ describe('NATS security settings from options and environment', () => {
   it('bad settings are typed errors naming the option', () => {
     const field = configErrorField;
     expect(field(() => natsSecurityFromOptions({ natsTlsCa: '/nonexistent/ca.pem' }, {}))).toBe('--nats-tls-ca');
-    expect(field(() => natsSecurityFromOptions({ natsTlsCa: ca.file('junk.pem', 'not a certificate') }, {}))).toBe('--nats-tls-ca');
+    expect(field(() => natsSecurityFromOptions({ natsTlsCa: ca.file('junk.pem', 'not a certificate') }, {}))).toBe(
+      '--nats-tls-ca',
+    );
     expect(field(() => natsSecurityFromOptions({ natsTlsCert: serverCert.certFile }, {}))).toBe('--nats-tls-key');
     expect(field(() => natsSecurityFromOptions({ natsUser: 'handoff' }, {}))).toBe('--nats-pass-file');
     expect(field(() => natsSecurityFromOptions({}, { HANDOFF_NATS_PASS: 'x' }))).toBe('--nats-user');
-    expect(field(() => natsSecurityFromOptions({ natsUser: 'handoff' }, { HANDOFF_NATS_PASS: 'x', HANDOFF_NATS_TOKEN: 't' }))).toBe('HANDOFF_NATS_TOKEN');
+    expect(
+      field(() =>
+        natsSecurityFromOptions({ natsUser: 'handoff' }, { HANDOFF_NATS_PASS: 'x', HANDOFF_NATS_TOKEN: 't' }),
+      ),
+    ).toBe('HANDOFF_NATS_TOKEN');
     expect(field(() => natsSecurityFromOptions({ natsNkey: ca.file('bad.nk', 'SUNOTASEED') }, {}))).toBe('--nats-nkey');
     expect(field(() => natsSecurityFromOptions({ natsCreds: ca.file('bad.creds', 'hello') }, {}))).toBe('--nats-creds');
     expect(field(() => natsSecurityFromOptions({}, { HANDOFF_NATS_TLS: 'maybe' }))).toBe('--nats-tls');
@@ -263,7 +329,14 @@ describe('NATS security settings from options and environment', () => {
     let out = '';
     const destination = new Writable({ write: (c: Buffer, _e, cb) => ((out += c.toString()), cb()) });
     const log = createLogger({ models: [], level: 'info', destination: destination as never });
-    log.info({ nats: { security: { auth: { kind: 'user', user: 'handoff', pass: PASSWORD } } }, token: 'tok-top', opts: { token: 'tok-nested', tls: { key: '-----BEGIN PRIVATE KEY-----' } } }, 'connecting');
+    log.info(
+      {
+        nats: { security: { auth: { kind: 'user', user: 'handoff', pass: PASSWORD } } },
+        token: 'tok-top',
+        opts: { token: 'tok-nested', tls: { key: '-----BEGIN PRIVATE KEY-----' } },
+      },
+      'connecting',
+    );
     expect(out).toContain('handoff');
     expect(out).not.toContain(PASSWORD);
     expect(out).not.toContain('tok-top');
@@ -273,7 +346,11 @@ describe('NATS security settings from options and environment', () => {
 
   it('the CLI wires the options: a missing CA file stops `handoff demo --nats` with exit code 2 naming the option', async () => {
     const run = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, 'demo', '--nats', 'nats://127.0.0.1:1', '--nats-tls-ca', '/nonexistent/ca.pem', '--cases', '1', '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+      const child = spawn(
+        process.execPath,
+        [CLI, 'demo', '--nats', 'nats://127.0.0.1:1', '--nats-tls-ca', '/nonexistent/ca.pem', '--cases', '1', '--json'],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+      );
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       child.on('error', reject);

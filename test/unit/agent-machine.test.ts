@@ -17,7 +17,18 @@ import type { Plan } from '../../src/contracts/plan.ts';
 import type { CaseOutcome, CaseResolution } from '../../src/contracts/review-case.ts';
 import { agentMachine, agentMachineFor, type AgentContext, type AgentEvent } from '../../src/machines/agent.ts';
 import type { FailureInfo } from '../../src/machines/effects.ts';
-import { Coverage, T0, auto, declaredTransitions, deny, mkAction, mkObservation, mkPlan, review, stateIds } from './fixtures.ts';
+import {
+  Coverage,
+  T0,
+  auto,
+  declaredTransitions,
+  deny,
+  mkAction,
+  mkObservation,
+  mkPlan,
+  review,
+  stateIds,
+} from './fixtures.ts';
 
 const cov = new Coverage();
 
@@ -28,7 +39,11 @@ const EXPIRY_DENY: PolicyConfig['onExpiry'] = { fallback: 'deny' };
 const EXPIRY_SAFE: PolicyConfig['onExpiry'] = { fallback: 'safeAction', action: SAFE_ACTION };
 
 const PLAN_1 = mkPlan('plan-1');
-const PLAN_3 = mkPlan('plan-3', [mkAction('refund', { amount: 10 }), mkAction('close', { count: 1 }), mkAction('notify', { to: 'customer' })]);
+const PLAN_3 = mkPlan('plan-3', [
+  mkAction('refund', { amount: 10 }),
+  mkAction('close', { count: 1 }),
+  mkAction('notify', { to: 'customer' }),
+]);
 const PLAN_2 = mkPlan('plan-2', [mkAction('refund', { amount: 10 }), mkAction('notify', { to: 'customer' })]);
 const MODIFIED_PLAN = mkPlan('plan-1.modified', [mkAction('refund', { amount: 20 })]);
 
@@ -44,7 +59,14 @@ class Agent {
   /** The clock of this test: every helper advances it by 10 ms unless told the time. */
   now = T0;
 
-  constructor(opts: { decisions?: GateDecision[]; onExpiry?: PolicyConfig['onExpiry']; retry?: RetryConfig; freshness?: FreshnessConfig } = {}) {
+  constructor(
+    opts: {
+      decisions?: GateDecision[];
+      onExpiry?: PolicyConfig['onExpiry'];
+      retry?: RetryConfig;
+      freshness?: FreshnessConfig;
+    } = {},
+  ) {
     const queue = [...(opts.decisions ?? [auto()])];
     const machine = agentMachineFor({
       gate: (plan) => {
@@ -113,7 +135,11 @@ class Agent {
   compensated(at?: number): this {
     return this.send({ type: 'compensation.done', effectId: this.effectId, at: this.tick(at) });
   }
-  failed(type: 'perceive.failed' | 'plan.failed' | 'action.failed' | 'compensation.failed', error: FailureInfo, at?: number): this {
+  failed(
+    type: 'perceive.failed' | 'plan.failed' | 'action.failed' | 'compensation.failed',
+    error: FailureInfo,
+    at?: number,
+  ): this {
     return this.send({ type, effectId: this.effectId, error, at: this.tick(at) });
   }
   retryFired(at?: number): this {
@@ -127,7 +153,15 @@ class Agent {
     return this.send({ type: 'case.opened', effectId: effect.id, caseId: effect.caseId, at: this.tick(at) });
   }
   resolution(caseId: string, outcome: CaseOutcome, extra: Partial<CaseResolution> = {}): CaseResolution {
-    return { caseId, outcome, plan: this.ctx.plan ?? PLAN_1, tier: this.ctx.decision?.tier || 1, decidedBy: outcome === 'expired' ? [] : ['bob'], at: this.tick(), ...extra };
+    return {
+      caseId,
+      outcome,
+      plan: this.ctx.plan ?? PLAN_1,
+      tier: this.ctx.decision?.tier || 1,
+      decidedBy: outcome === 'expired' ? [] : ['bob'],
+      at: this.tick(),
+      ...extra,
+    };
   }
   resolved(resolution: CaseResolution): this {
     return this.send({ type: 'case.resolved', resolution, at: resolution.at });
@@ -154,7 +188,18 @@ function expectFinal(agent: Agent, state: string, outcome: AgentContext['outcome
     { type: 'perceive.done', effectId: `${EPISODE}:perceive:1`, observation: mkObservation(), at: agent.now + 1 },
     { type: 'action.done', effectId: `${EPISODE}:execute:0:1`, result: null, at: agent.now + 1 },
     { type: 'timer.retry', dueAt: agent.now, at: agent.now + 1 },
-    { type: 'case.resolved', resolution: { caseId: `${EPISODE}.case-1`, outcome: 'approved', plan: PLAN_1, tier: 1, decidedBy: ['bob'], at: agent.now + 1 }, at: agent.now + 1 },
+    {
+      type: 'case.resolved',
+      resolution: {
+        caseId: `${EPISODE}.case-1`,
+        outcome: 'approved',
+        plan: PLAN_1,
+        tier: 1,
+        decidedBy: ['bob'],
+        at: agent.now + 1,
+      },
+      at: agent.now + 1,
+    },
   ];
   for (const probe of probes) agent.refuse(probe);
 }
@@ -253,7 +298,10 @@ describe('agent machine: perceiving', () => {
   });
 
   it('with maxAttempts 1 a transient failure is final', () => {
-    const a = new Agent({ retry: { maxAttempts: 1, backoffMs: 100, maxBackoffMs: 100 } }).failed('perceive.failed', transient());
+    const a = new Agent({ retry: { maxAttempts: 1, backoffMs: 100, maxBackoffMs: 100 } }).failed(
+      'perceive.failed',
+      transient(),
+    );
     expectFinal(a, 'failed', 'failed');
   });
 });
@@ -325,7 +373,12 @@ describe('agent machine: gating', () => {
     const a = new Agent({ decisions: [review(2)] }).toGate();
     expect(a.state).toBe('awaitingReview');
     expect(a.ctx.decision).toEqual(review(2));
-    expect(a.ctx.effect).toEqual({ id: 'ep-1:openCase:ep-1.case-1:1', kind: 'openCase', attempt: 1, caseId: 'ep-1.case-1' });
+    expect(a.ctx.effect).toEqual({
+      id: 'ep-1:openCase:ep-1.case-1:1',
+      kind: 'openCase',
+      attempt: 1,
+      caseId: 'ep-1.case-1',
+    });
     expect(a.ctx.caseIds).toEqual([]);
     expect(a.ctx.resolution).toBeNull();
   });
@@ -466,7 +519,9 @@ describe('agent machine: acting', () => {
     expect(a.ctx.error).toBeNull();
     // The retry has an id of its own: a late duplicate of the failure it retries is not taken for its result.
     expect(a.ctx.effect!.id).not.toBe(failedId);
-    expect(a.snap.can({ type: 'compensation.failed', effectId: failedId, error: permanent('ledger refused'), at: T0 + 1 })).toBe(false);
+    expect(
+      a.snap.can({ type: 'compensation.failed', effectId: failedId, error: permanent('ledger refused'), at: T0 + 1 }),
+    ).toBe(false);
     a.compensated();
     expectFinal(a, 'compensated', 'compensated');
   });
@@ -706,7 +761,16 @@ describe('agent machine: outcomes', () => {
       expect(a.ctx.outcome, outcome).toBe(outcome);
       expect(a.snap.output?.outcome, outcome).toBe(outcome);
     }
-    expect([...outcomes.keys()].sort()).toEqual(['approved', 'autoActed', 'compensated', 'denied', 'expired', 'failed', 'modified', 'rejected']);
+    expect([...outcomes.keys()].sort()).toEqual([
+      'approved',
+      'autoActed',
+      'compensated',
+      'denied',
+      'expired',
+      'failed',
+      'modified',
+      'rejected',
+    ]);
   });
 });
 
@@ -716,8 +780,15 @@ describe('agent machine: outcomes', () => {
 
 describe('agent machine: freshness', () => {
   const MIN = 60_000;
-  const limits = (onStale: FreshnessConfig['onStale'], maxReperceives = 1): FreshnessConfig => ({ sources: { test: { maxAgeMs: 10 * MIN } }, onStale, maxReperceives });
-  const observedAt = (at: number): Observation => ({ ...mkObservation(), provenance: { source: 'test', observedAt: new Date(at).toISOString(), transforms: [] } });
+  const limits = (onStale: FreshnessConfig['onStale'], maxReperceives = 1): FreshnessConfig => ({
+    sources: { test: { maxAgeMs: 10 * MIN } },
+    onStale,
+    maxReperceives,
+  });
+  const observedAt = (at: number): Observation => ({
+    ...mkObservation(),
+    provenance: { source: 'test', observedAt: new Date(at).toISOString(), transforms: [] },
+  });
 
   it('stale at the gate with onStale reperceive → perceiving again, with new effect ids; fresh data then runs on its own', () => {
     const a = new Agent({ freshness: limits('reperceive') }).perceived(T0 + 1).planned(PLAN_1, T0 + 11 * MIN);
@@ -738,11 +809,16 @@ describe('agent machine: freshness', () => {
     a.perceived(T0 + 12 * MIN).planned(PLAN_1, T0 + 13 * MIN);
     expect(a.state).toBe('awaitingReview');
     expect(a.ctx.decision?.outcome).toBe('review');
-    expect(a.ctx.decision?.reasons[0]).toMatch(/stale data: the observation from 'test'.*13m 00s old.*limit 10m 00s.*perceived again 1 time/);
+    expect(a.ctx.decision?.reasons[0]).toMatch(
+      /stale data: the observation from 'test'.*13m 00s old.*limit 10m 00s.*perceived again 1 time/,
+    );
   });
 
   it('an approval arriving after the data went stale is gated again at its time: a new case shows the staleness, its approval acts', () => {
-    const a = new Agent({ decisions: [review(1)], freshness: limits('review') }).perceived(T0).planned(PLAN_1, T0 + MIN).caseOpened(T0 + MIN);
+    const a = new Agent({ decisions: [review(1)], freshness: limits('review') })
+      .perceived(T0)
+      .planned(PLAN_1, T0 + MIN)
+      .caseOpened(T0 + MIN);
     expect(a.ctx.decision?.ruleId).toBe('stub-review');
     a.resolved(a.resolution('ep-1.case-1', 'approved', { at: T0 + 30 * MIN }));
     expect(a.state).toBe('awaitingReview');
@@ -755,7 +831,10 @@ describe('agent machine: freshness', () => {
   });
 
   it('a late approval with onStale reperceive perceives again (the approval concerned the old data)', () => {
-    const a = new Agent({ decisions: [review(1)], freshness: limits('reperceive') }).perceived(T0).planned(PLAN_1, T0 + MIN).caseOpened(T0 + MIN);
+    const a = new Agent({ decisions: [review(1)], freshness: limits('reperceive') })
+      .perceived(T0)
+      .planned(PLAN_1, T0 + MIN)
+      .caseOpened(T0 + MIN);
     a.resolved(a.resolution('ep-1.case-1', 'approved', { at: T0 + 30 * MIN }));
     expect(a.state).toBe('perceiving');
     expect(a.ctx.resolution).toBeNull();
@@ -769,8 +848,23 @@ describe('agent machine: freshness', () => {
 
 describe('agent machine: coverage', () => {
   const ALL_STATES = [
-    'perceiving', 'perceiveBackoff', 'planning', 'planBackoff', 'gating', 'awaitingReview', 'acting', 'actBackoff',
-    'compensating', 'compensateBackoff', 'awaitingOperator', 'done', 'denied', 'rejected', 'expired', 'compensated', 'failed',
+    'perceiving',
+    'perceiveBackoff',
+    'planning',
+    'planBackoff',
+    'gating',
+    'awaitingReview',
+    'acting',
+    'actBackoff',
+    'compensating',
+    'compensateBackoff',
+    'awaitingOperator',
+    'done',
+    'denied',
+    'rejected',
+    'expired',
+    'compensated',
+    'failed',
   ];
 
   it('the machine has exactly the states these tests were written for', () => {
@@ -780,34 +874,82 @@ describe('agent machine: coverage', () => {
 
   it('every state is reachable (xstate/graph shortest paths over a generated event set)', () => {
     for (const onExpiry of [EXPIRY_DENY, EXPIRY_SAFE]) {
-      const byPlan: Record<string, GateDecision> = { auto: auto(), review1: review(1), review2: review(2), deny: deny() };
-      const machine = agentMachineFor({ gate: (plan) => byPlan[plan.id.replace(/\.fallback$/, '')] ?? auto(), onExpiry });
+      const byPlan: Record<string, GateDecision> = {
+        auto: auto(),
+        review1: review(1),
+        review2: review(2),
+        deny: deny(),
+      };
+      const machine = agentMachineFor({
+        gate: (plan) => byPlan[plan.id.replace(/\.fallback$/, '')] ?? auto(),
+        onExpiry,
+      });
       const at = T0;
       const plans = [mkPlan('auto', PLAN_2.actions), mkPlan('review1'), mkPlan('review2'), mkPlan('deny')];
       const fail = (transient: boolean): FailureInfo => ({ message: 'x', code: 'x', transient });
       const paths = getShortestPaths(machine, {
-        input: { episodeId: EPISODE, model: 'm', signal: null, retry: { maxAttempts: 2, backoffMs: 1, maxBackoffMs: 1 } },
+        input: {
+          episodeId: EPISODE,
+          model: 'm',
+          signal: null,
+          retry: { maxAttempts: 2, backoffMs: 1, maxBackoffMs: 1 },
+        },
         stopWhen: (s) => s.context.caseIds.length > 2,
         events: (s): AgentEvent[] => {
           const { effect, timers, caseIds } = s.context;
           const events: AgentEvent[] = [];
           if (timers.retry !== undefined) events.push({ type: 'timer.retry', dueAt: timers.retry, at });
-          const failures = (type: 'perceive.failed' | 'plan.failed' | 'action.failed' | 'compensation.failed', effectId: string): AgentEvent[] => [
+          const failures = (
+            type: 'perceive.failed' | 'plan.failed' | 'action.failed' | 'compensation.failed',
+            effectId: string,
+          ): AgentEvent[] => [
             { type, effectId, error: fail(true), at },
             { type, effectId, error: fail(false), at },
           ];
-          if (effect?.kind === 'perceive') events.push({ type: 'perceive.done', effectId: effect.id, observation: mkObservation(), at }, ...failures('perceive.failed', effect.id));
-          if (effect?.kind === 'plan') events.push(...plans.map((plan): AgentEvent => ({ type: 'plan.done', effectId: effect.id, plan, at })), ...failures('plan.failed', effect.id));
-          if (effect?.kind === 'execute') events.push({ type: 'action.done', effectId: effect.id, result: null, at }, ...failures('action.failed', effect.id));
-          if (effect?.kind === 'compensate') events.push({ type: 'compensation.done', effectId: effect.id, at }, ...failures('compensation.failed', effect.id));
-          if (effect?.kind === 'openCase') events.push({ type: 'case.opened', effectId: effect.id, caseId: effect.caseId!, at });
+          if (effect?.kind === 'perceive')
+            events.push(
+              { type: 'perceive.done', effectId: effect.id, observation: mkObservation(), at },
+              ...failures('perceive.failed', effect.id),
+            );
+          if (effect?.kind === 'plan')
+            events.push(
+              ...plans.map((plan): AgentEvent => ({ type: 'plan.done', effectId: effect.id, plan, at })),
+              ...failures('plan.failed', effect.id),
+            );
+          if (effect?.kind === 'execute')
+            events.push(
+              { type: 'action.done', effectId: effect.id, result: null, at },
+              ...failures('action.failed', effect.id),
+            );
+          if (effect?.kind === 'compensate')
+            events.push(
+              { type: 'compensation.done', effectId: effect.id, at },
+              ...failures('compensation.failed', effect.id),
+            );
+          if (effect?.kind === 'openCase')
+            events.push({ type: 'case.opened', effectId: effect.id, caseId: effect.caseId!, at });
           const caseId = effect?.caseId ?? caseIds.at(-1);
           if (s.value === 'awaitingOperator' && caseId) {
-            for (const outcome of ['approved', 'rejected'] as const) events.push({ type: 'case.resolved', resolution: { caseId, outcome, plan: s.context.plan!, tier: 1, decidedBy: [], at }, at });
+            for (const outcome of ['approved', 'rejected'] as const)
+              events.push({
+                type: 'case.resolved',
+                resolution: { caseId, outcome, plan: s.context.plan!, tier: 1, decidedBy: [], at },
+                at,
+              });
           }
           if (s.value === 'awaitingReview' && caseId) {
-            for (const outcome of ['approved', 'rejected', 'expired'] as const) events.push({ type: 'case.resolved', resolution: { caseId, outcome, plan: s.context.plan!, tier: 1, decidedBy: [], at }, at });
-            for (const plan of plans) events.push({ type: 'case.resolved', resolution: { caseId, outcome: 'modified', plan, tier: 1, decidedBy: [], at }, at });
+            for (const outcome of ['approved', 'rejected', 'expired'] as const)
+              events.push({
+                type: 'case.resolved',
+                resolution: { caseId, outcome, plan: s.context.plan!, tier: 1, decidedBy: [], at },
+                at,
+              });
+            for (const plan of plans)
+              events.push({
+                type: 'case.resolved',
+                resolution: { caseId, outcome: 'modified', plan, tier: 1, decidedBy: [], at },
+                at,
+              });
           }
           return events;
         },
@@ -816,7 +958,9 @@ describe('agent machine: coverage', () => {
       // Transient states (gating) are passed through within a macrostep, never rest states; with the
       // safeAction fallback an expired review always runs the fallback, so `expired` is unreachable.
       const unreachable = onExpiry.fallback === 'safeAction' ? ['gating', 'expired'] : ['gating'];
-      expect([...reached].sort(), `onExpiry ${onExpiry.fallback}`).toEqual(ALL_STATES.filter((s) => !unreachable.includes(s)).sort());
+      expect([...reached].sort(), `onExpiry ${onExpiry.fallback}`).toEqual(
+        ALL_STATES.filter((s) => !unreachable.includes(s)).sort(),
+      );
     }
   });
 

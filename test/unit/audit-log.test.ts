@@ -17,7 +17,14 @@ function reference(value: unknown): string {
 describe('canonical JSON of audit entries', () => {
   it('is the same string as the definition for any value (so every stored hash still verifies)', () => {
     const value = fc.letrec((tie) => ({
-      any: fc.oneof({ depthSize: 'small' }, fc.jsonValue(), fc.constant(undefined), fc.array(tie('any')), fc.dictionary(fc.string(), tie('any')), fc.sparseArray(tie('any'))),
+      any: fc.oneof(
+        { depthSize: 'small' },
+        fc.jsonValue(),
+        fc.constant(undefined),
+        fc.array(tie('any')),
+        fc.dictionary(fc.string(), tie('any')),
+        fc.sparseArray(tie('any')),
+      ),
     })).any;
     fc.assert(
       fc.property(value, (v) => {
@@ -28,6 +35,8 @@ describe('canonical JSON of audit entries', () => {
   });
 
   it('sorts keys at every level and leaves out undefined ones', () => {
-    expect(canonicalJson({ b: 1, a: { d: [1, undefined, 'x'], c: undefined, 'é': null } })).toBe('{"a":{"d":[1,null,"x"],"é":null},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [1, undefined, 'x'], c: undefined, é: null } })).toBe(
+      '{"a":{"d":[1,null,"x"],"é":null},"b":1}',
+    );
   });
 });

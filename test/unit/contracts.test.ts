@@ -163,7 +163,12 @@ const COMMANDS: Record<ReviewerCommandType, () => Record<string, unknown>> = {
   'handoff.case.release': () => ({ type: 'handoff.case.release', ...commandBase(), reason: 'lunch' }),
   'handoff.case.renew': () => ({ type: 'handoff.case.renew', ...commandBase() }),
   'handoff.case.approve': () => ({ type: 'handoff.case.approve', ...commandBase(), comment: 'ok' }),
-  'handoff.case.modify': () => ({ type: 'handoff.case.modify', ...commandBase(), actions: plan().actions.map((a) => ({ type: a.type, args: a.args })), comment: 'lower amount' }),
+  'handoff.case.modify': () => ({
+    type: 'handoff.case.modify',
+    ...commandBase(),
+    actions: plan().actions.map((a) => ({ type: a.type, args: a.args })),
+    comment: 'lower amount',
+  }),
   'handoff.case.reject': () => ({ type: 'handoff.case.reject', ...commandBase(), reason: 'fraud' }),
   'handoff.case.escalate': () => ({ type: 'handoff.case.escalate', ...commandBase(), reason: 'too large' }),
 };
@@ -233,7 +238,9 @@ describe('valid examples parse', () => {
     const snapshot = structuredClone(input);
     expect(parseContract(Plan, input, 'Plan').citedInputs).toEqual([]);
     expect(input).toEqual(snapshot);
-    expect(parseContract(Observation, { ...observation(), provenance: prov }, 'Observation').provenance.transforms).toEqual([]);
+    expect(
+      parseContract(Observation, { ...observation(), provenance: prov }, 'Observation').provenance.transforms,
+    ).toEqual([]);
     expect(prov).not.toHaveProperty('transforms');
   });
 
@@ -259,7 +266,16 @@ describe('valid examples parse', () => {
   });
 
   it('EpisodeOutcome lists every outcome', () => {
-    expect(EPISODE_OUTCOMES).toEqual(['autoActed', 'approved', 'modified', 'rejected', 'denied', 'expired', 'compensated', 'failed']);
+    expect(EPISODE_OUTCOMES).toEqual([
+      'autoActed',
+      'approved',
+      'modified',
+      'rejected',
+      'denied',
+      'expired',
+      'compensated',
+      'failed',
+    ]);
     for (const outcome of EPISODE_OUTCOMES) {
       expect(() => parseContract(EpisodeResult, { ...episodeResult(), outcome }, 'EpisodeResult')).not.toThrow();
     }
@@ -390,8 +406,18 @@ describe('ReviewerCommand', () => {
     });
 
     it(`${type}: reviewer.roles must be a list of names`, () => {
-      expectInvalid(ReviewerCommand, { ...make(), reviewer: { id: 'bob', roles: 'agent' } }, 'ReviewerCommand', 'reviewer.roles');
-      expectInvalid(ReviewerCommand, { ...make(), reviewer: { id: 'bob', roles: [''] } }, 'ReviewerCommand', 'reviewer.roles.0');
+      expectInvalid(
+        ReviewerCommand,
+        { ...make(), reviewer: { id: 'bob', roles: 'agent' } },
+        'ReviewerCommand',
+        'reviewer.roles',
+      );
+      expectInvalid(
+        ReviewerCommand,
+        { ...make(), reviewer: { id: 'bob', roles: [''] } },
+        'ReviewerCommand',
+        'reviewer.roles.0',
+      );
       expectInvalid(ReviewerCommand, { ...make(), reviewer: { id: '', roles: [] } }, 'ReviewerCommand', 'reviewer.id');
     });
   }
@@ -409,7 +435,12 @@ describe('ReviewerCommand', () => {
   });
 
   it('rejects an unknown type at `type`', () => {
-    expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.claim'](), type: 'handoff.case.delete' }, 'ReviewerCommand', 'type');
+    expectInvalid(
+      ReviewerCommand,
+      { ...COMMANDS['handoff.case.claim'](), type: 'handoff.case.delete' },
+      'ReviewerCommand',
+      'type',
+    );
     expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.claim'](), type: 'claim' }, 'ReviewerCommand', 'type');
     const noType = COMMANDS['handoff.case.claim']();
     delete noType.type;
@@ -420,12 +451,22 @@ describe('ReviewerCommand', () => {
     const missing = COMMANDS['handoff.case.reject']();
     delete missing.reason;
     expectInvalid(ReviewerCommand, missing, 'ReviewerCommand', 'reason');
-    const err = expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.reject'](), reason: '' }, 'ReviewerCommand', 'reason');
+    const err = expectInvalid(
+      ReviewerCommand,
+      { ...COMMANDS['handoff.case.reject'](), reason: '' },
+      'ReviewerCommand',
+      'reason',
+    );
     expect(err.message).toContain('a rejection needs a reason');
   });
 
   it('rejects an escalate without reason at `reason`', () => {
-    const err = expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.escalate'](), reason: '' }, 'ReviewerCommand', 'reason');
+    const err = expectInvalid(
+      ReviewerCommand,
+      { ...COMMANDS['handoff.case.escalate'](), reason: '' },
+      'ReviewerCommand',
+      'reason',
+    );
     expect(err.message).toContain('an escalation needs a reason');
   });
 
@@ -434,38 +475,103 @@ describe('ReviewerCommand', () => {
     expectInvalid(ReviewerCommand, setAt(modify(), 'actions', []), 'ReviewerCommand', 'actions');
     expectInvalid(ReviewerCommand, setAt(modify(), 'actions.0.type', ''), 'ReviewerCommand', 'actions.0.type');
     expectInvalid(ReviewerCommand, setAt(modify(), 'actions.0.args', 'all of it'), 'ReviewerCommand', 'actions.0.args');
-    expectInvalid(ReviewerCommand, setAt(modify(), 'actions.0.description', 'Refund €15.00'), 'ReviewerCommand', 'actions.0');
+    expectInvalid(
+      ReviewerCommand,
+      setAt(modify(), 'actions.0.description', 'Refund €15.00'),
+      'ReviewerCommand',
+      'actions.0',
+    );
     expectInvalid(ReviewerCommand, setAt(modify(), 'actions', undefined), 'ReviewerCommand', 'actions');
   });
 
   it('rejects blank reasons and comments (whitespace only), and text over 4,000 characters', () => {
     for (const blank of [' ', '\t\n ', '\u00a0\u2003']) {
-      expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.reject'](), reason: blank }, 'ReviewerCommand', 'reason');
-      expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.escalate'](), reason: blank }, 'ReviewerCommand', 'reason');
-      expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.modify'](), comment: blank }, 'ReviewerCommand', 'comment');
+      expectInvalid(
+        ReviewerCommand,
+        { ...COMMANDS['handoff.case.reject'](), reason: blank },
+        'ReviewerCommand',
+        'reason',
+      );
+      expectInvalid(
+        ReviewerCommand,
+        { ...COMMANDS['handoff.case.escalate'](), reason: blank },
+        'ReviewerCommand',
+        'reason',
+      );
+      expectInvalid(
+        ReviewerCommand,
+        { ...COMMANDS['handoff.case.modify'](), comment: blank },
+        'ReviewerCommand',
+        'comment',
+      );
     }
-    expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.reject'](), reason: 'x'.repeat(4001) }, 'ReviewerCommand', 'reason');
-    expect(ReviewerCommand.safeParse({ ...COMMANDS['handoff.case.reject'](), reason: 'x'.repeat(4000) }).success).toBe(true);
+    expectInvalid(
+      ReviewerCommand,
+      { ...COMMANDS['handoff.case.reject'](), reason: 'x'.repeat(4001) },
+      'ReviewerCommand',
+      'reason',
+    );
+    expect(ReviewerCommand.safeParse({ ...COMMANDS['handoff.case.reject'](), reason: 'x'.repeat(4000) }).success).toBe(
+      true,
+    );
   });
 
   it('bounds command and case ids: at most 200 printable characters, no NUL, controls, spaces or bidi overrides', () => {
     for (const bad of ['x'.repeat(201), 'x'.repeat(10_000), 'a\u0000b', 'a b', 'a\nb', 'a\u202eb', 'a\u200bb']) {
-      expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.approve'](), commandId: bad }, 'ReviewerCommand', 'commandId');
-      expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.approve'](), caseId: bad }, 'ReviewerCommand', 'caseId');
+      expectInvalid(
+        ReviewerCommand,
+        { ...COMMANDS['handoff.case.approve'](), commandId: bad },
+        'ReviewerCommand',
+        'commandId',
+      );
+      expectInvalid(
+        ReviewerCommand,
+        { ...COMMANDS['handoff.case.approve'](), caseId: bad },
+        'ReviewerCommand',
+        'caseId',
+      );
     }
-    expect(ReviewerCommand.safeParse({ ...COMMANDS['handoff.case.approve'](), commandId: 'web:r-amelie:' + 'x'.repeat(180) }).success).toBe(true);
+    expect(
+      ReviewerCommand.safeParse({ ...COMMANDS['handoff.case.approve'](), commandId: 'web:r-amelie:' + 'x'.repeat(180) })
+        .success,
+    ).toBe(true);
   });
 
   it('rejects a modify without a comment', () => {
-    const err = expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.modify'](), comment: '' }, 'ReviewerCommand', 'comment');
+    const err = expectInvalid(
+      ReviewerCommand,
+      { ...COMMANDS['handoff.case.modify'](), comment: '' },
+      'ReviewerCommand',
+      'comment',
+    );
     expect(err.message).toContain('say why the plan was changed');
   });
 
   it('rejects a bad expectedVersion and missing ids', () => {
-    expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.approve'](), expectedVersion: -1 }, 'ReviewerCommand', 'expectedVersion');
-    expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.approve'](), expectedVersion: 1.5 }, 'ReviewerCommand', 'expectedVersion');
-    expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.approve'](), commandId: '' }, 'ReviewerCommand', 'commandId');
-    expectInvalid(ReviewerCommand, { ...COMMANDS['handoff.case.approve'](), caseId: undefined }, 'ReviewerCommand', 'caseId');
+    expectInvalid(
+      ReviewerCommand,
+      { ...COMMANDS['handoff.case.approve'](), expectedVersion: -1 },
+      'ReviewerCommand',
+      'expectedVersion',
+    );
+    expectInvalid(
+      ReviewerCommand,
+      { ...COMMANDS['handoff.case.approve'](), expectedVersion: 1.5 },
+      'ReviewerCommand',
+      'expectedVersion',
+    );
+    expectInvalid(
+      ReviewerCommand,
+      { ...COMMANDS['handoff.case.approve'](), commandId: '' },
+      'ReviewerCommand',
+      'commandId',
+    );
+    expectInvalid(
+      ReviewerCommand,
+      { ...COMMANDS['handoff.case.approve'](), caseId: undefined },
+      'ReviewerCommand',
+      'caseId',
+    );
   });
 });
 
@@ -481,7 +587,16 @@ describe('Envelope', () => {
     for (const ok of ['handoff.case.claim', 'handoff.observation', 'handoff.x_y-z.1']) {
       expect(() => parseContract(Envelope, { ...envelopeMsg(), type: ok }, 'Envelope')).not.toThrow();
     }
-    for (const bad of ['case.claim', 'claim', 'handoff.', 'Handoff.case', 'handoff.Case.Claim', 'xhandoff.case', 'handoff.case claim', '']) {
+    for (const bad of [
+      'case.claim',
+      'claim',
+      'handoff.',
+      'Handoff.case',
+      'handoff.Case.Claim',
+      'xhandoff.case',
+      'handoff.case claim',
+      '',
+    ]) {
       const err = expectInvalid(Envelope, { ...envelopeMsg(), type: bad }, 'Envelope', 'type');
       expect(err.message).toContain('namespaced');
     }
@@ -522,7 +637,11 @@ describe('classification', () => {
     wrappedOptional: sensitive(z.string().optional()),
     nullableDefault: sensitive(z.string()).nullable().default(null),
     confidential: classify(z.string(), 'confidential'),
-    address: z.object({ street: sensitive(z.string()), city: z.string(), geo: z.object({ lat: sensitive(z.number()) }) }),
+    address: z.object({
+      street: sensitive(z.string()),
+      city: z.string(),
+      geo: z.object({ lat: sensitive(z.number()) }),
+    }),
     contacts: z.array(Contact),
     optionalContacts: z.array(Contact).optional(),
     phones: z.array(sensitive(z.string())),
@@ -602,7 +721,11 @@ describe('classification', () => {
   });
 
   it('maskPaths uses a custom mask and tolerates missing branches and primitives', () => {
-    const masked = maskPaths({ a: { b: 'secret' }, list: null as unknown }, ['a.b', 'list.*.x', 'missing.deep'], (v) => `<${String(v).length}>`);
+    const masked = maskPaths(
+      { a: { b: 'secret' }, list: null as unknown },
+      ['a.b', 'list.*.x', 'missing.deep'],
+      (v) => `<${String(v).length}>`,
+    );
     expect(masked).toEqual({ a: { b: '<6>' }, list: null });
     expect(maskPaths('plain', ['x'])).toBe('plain');
     expect(maskPaths(null, ['x'])).toBeNull();
@@ -614,15 +737,37 @@ describe('exportJsonSchemas', () => {
     const schemas = exportJsonSchemas();
     expect(Object.keys(schemas).sort()).toEqual(Object.keys(CONTRACTS).sort());
     expect(Object.keys(schemas).sort()).toEqual(
-      ['CaseInput', 'CaseResolution', 'Envelope', 'EpisodeResult', 'GateDecision', 'ModelConfig', 'Observation', 'Plan', 'ReviewerCommand'].sort(),
+      [
+        'CaseInput',
+        'CaseResolution',
+        'Envelope',
+        'EpisodeResult',
+        'GateDecision',
+        'ModelConfig',
+        'Observation',
+        'Plan',
+        'ReviewerCommand',
+      ].sort(),
     );
     const roundTripped = JSON.parse(JSON.stringify(schemas)) as Record<string, unknown>;
     expect(roundTripped).toEqual(schemas);
   });
 
   it('object schemas carry properties; the command union carries its variants', () => {
-    const schemas = exportJsonSchemas() as Record<string, { type?: string; properties?: Record<string, unknown>; oneOf?: unknown[]; anyOf?: unknown[] }>;
-    for (const name of ['Envelope', 'Observation', 'Plan', 'GateDecision', 'CaseInput', 'CaseResolution', 'EpisodeResult', 'ModelConfig']) {
+    const schemas = exportJsonSchemas() as Record<
+      string,
+      { type?: string; properties?: Record<string, unknown>; oneOf?: unknown[]; anyOf?: unknown[] }
+    >;
+    for (const name of [
+      'Envelope',
+      'Observation',
+      'Plan',
+      'GateDecision',
+      'CaseInput',
+      'CaseResolution',
+      'EpisodeResult',
+      'ModelConfig',
+    ]) {
       const s = schemas[name]!;
       expect(s.type, name).toBe('object');
       expect(s.properties, name).toBeTypeOf('object');
@@ -632,9 +777,20 @@ describe('exportJsonSchemas', () => {
       expect.arrayContaining(['id', 'planner', 'actions', 'confidence', 'rationale', 'risk', 'citedInputs']),
     );
     expect(Object.keys(schemas.Envelope!.properties!)).toEqual(
-      expect.arrayContaining(['id', 'type', 'schemaVersion', 'time', 'traceparent', 'provenance', 'classification', 'data']),
+      expect.arrayContaining([
+        'id',
+        'type',
+        'schemaVersion',
+        'time',
+        'traceparent',
+        'provenance',
+        'classification',
+        'data',
+      ]),
     );
-    const variants = (schemas.ReviewerCommand!.oneOf ?? schemas.ReviewerCommand!.anyOf) as { properties: Record<string, unknown> }[];
+    const variants = (schemas.ReviewerCommand!.oneOf ?? schemas.ReviewerCommand!.anyOf) as {
+      properties: Record<string, unknown>;
+    }[];
     expect(variants).toHaveLength(7);
     for (const v of variants) expect(v.properties).toHaveProperty('type');
   });

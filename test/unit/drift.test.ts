@@ -34,8 +34,23 @@ class MemoryMeta implements MetaStore {
   }
 }
 
-function mkPlan(id: string, confidence: number, actions: Plan['actions'] = [{ type: 'declineRefund', args: { orderId: 'ORD-00000001', reason: 'outside the window' } }], score = 0.1): Plan {
-  return model.validatePlan({ id, planner: 'test', actions, confidence, rationale: 'test', risk: { score, factors: [] }, citedInputs: [] });
+function mkPlan(
+  id: string,
+  confidence: number,
+  actions: Plan['actions'] = [
+    { type: 'declineRefund', args: { orderId: 'ORD-00000001', reason: 'outside the window' } },
+  ],
+  score = 0.1,
+): Plan {
+  return model.validatePlan({
+    id,
+    planner: 'test',
+    actions,
+    confidence,
+    rationale: 'test',
+    risk: { score, factors: [] },
+    citedInputs: [],
+  });
 }
 
 const obs: Observation = {
@@ -50,8 +65,16 @@ const obs: Observation = {
 
 describe('DriftMonitor: figures', () => {
   it('counts override rate per model and rule, calibration buckets and the Brier score; expired cases are not decisions', async () => {
-    const m = await DriftMonitor.open({ models: [model], overrides: { refunds: { minSamples: 1000, cusumThreshold: 1000 } } });
-    const rec = (i: number, rule: string, outcome: 'approved' | 'modified' | 'rejected' | 'expired', confidence: number) => m.record('refunds', { caseId: `ep-${i}.case-1`, rule, outcome, confidence, at: i });
+    const m = await DriftMonitor.open({
+      models: [model],
+      overrides: { refunds: { minSamples: 1000, cusumThreshold: 1000 } },
+    });
+    const rec = (
+      i: number,
+      rule: string,
+      outcome: 'approved' | 'modified' | 'rejected' | 'expired',
+      confidence: number,
+    ) => m.record('refunds', { caseId: `ep-${i}.case-1`, rule, outcome, confidence, at: i });
     rec(1, 'confidence-threshold', 'approved', 0.75);
     rec(2, 'confidence-threshold', 'approved', 0.65);
     rec(3, 'confidence-threshold', 'modified', 0.55);
@@ -76,17 +99,50 @@ describe('DriftMonitor: figures', () => {
   it('tightens once the window passes the limit (not before minSamples), audits it with the figures, and calls the hook', async () => {
     const audits: unknown[] = [];
     const events: DriftEvent[] = [];
-    const m = await DriftMonitor.open({ models: [model], overrides: { refunds: { maxOverrideRate: 0.3, window: 10, minSamples: 6, cusumThreshold: 1000 } }, audit: async (d) => void audits.push(...d), onTightened: (e) => void events.push(e) });
+    const m = await DriftMonitor.open({
+      models: [model],
+      overrides: { refunds: { maxOverrideRate: 0.3, window: 10, minSamples: 6, cusumThreshold: 1000 } },
+      audit: async (d) => void audits.push(...d),
+      onTightened: (e) => void events.push(e),
+    });
     const outcomes = ['rejected', 'rejected', 'modified', 'approved', 'rejected'] as const;
-    outcomes.forEach((o, i) => expect(m.record('refunds', { caseId: `e${i}.case-1`, rule: 'confidence-threshold', outcome: o, confidence: 0.9, at: i })).toBeUndefined());
+    outcomes.forEach((o, i) =>
+      expect(
+        m.record('refunds', {
+          caseId: `e${i}.case-1`,
+          rule: 'confidence-threshold',
+          outcome: o,
+          confidence: 0.9,
+          at: i,
+        }),
+      ).toBeUndefined(),
+    );
     expect(m.tightening('refunds')).toBeUndefined(); // 5 samples < minSamples
-    const event = m.record('refunds', { caseId: 'e5.case-1', rule: 'confidence-threshold', outcome: 'approved', confidence: 0.9, at: 5 });
+    const event = m.record('refunds', {
+      caseId: 'e5.case-1',
+      rule: 'confidence-threshold',
+      outcome: 'approved',
+      confidence: 0.9,
+      at: 5,
+    });
     expect(event?.tightening).toMatchObject({ samples: 6, overrides: 4, overrideRate: 0.6667, maxOverrideRate: 0.3 });
     await m.flush();
     expect(events).toHaveLength(1);
-    expect(audits).toEqual([expect.objectContaining({ kind: 'drift.tightened', actor: 'drift/refunds', data: expect.objectContaining({ overrideRate: 0.6667, samples: 6, window: 10 }) })]);
+    expect(audits).toEqual([
+      expect.objectContaining({
+        kind: 'drift.tightened',
+        actor: 'drift/refunds',
+        data: expect.objectContaining({ overrideRate: 0.6667, samples: 6, window: 10 }),
+      }),
+    ]);
     // Once tightened it stays so (no second event) until an operator relaxes it.
-    m.record('refunds', { caseId: 'e6.case-1', rule: 'confidence-threshold', outcome: 'rejected', confidence: 0.9, at: 6 });
+    m.record('refunds', {
+      caseId: 'e6.case-1',
+      rule: 'confidence-threshold',
+      outcome: 'rejected',
+      confidence: 0.9,
+      at: 6,
+    });
     await m.flush();
     expect(events).toHaveLength(1);
     expect(await m.relax('refunds', 'ops-1', 'planner rolled back')).toBe(true);
@@ -96,30 +152,77 @@ describe('DriftMonitor: figures', () => {
   });
 
   it('per rule, a CUSUM notices a rule whose override rate jumps (spot checks of auto plans), even when the whole window is fine', async () => {
-    const m = await DriftMonitor.open({ models: [model], overrides: { refunds: { maxOverrideRate: 0.3, window: 100, minSamples: 20 } } });
-    for (let i = 0; i < 40; i++) m.record('refunds', { caseId: `a${i}.case-1`, rule: 'confidence-threshold', outcome: 'approved', confidence: 0.6, at: i });
+    const m = await DriftMonitor.open({
+      models: [model],
+      overrides: { refunds: { maxOverrideRate: 0.3, window: 100, minSamples: 20 } },
+    });
+    for (let i = 0; i < 40; i++)
+      m.record('refunds', {
+        caseId: `a${i}.case-1`,
+        rule: 'confidence-threshold',
+        outcome: 'approved',
+        confidence: 0.6,
+        at: i,
+      });
     // p0 = 0.1, p1 = 0.3: an override adds ln 3 = 1.099, an approval ln(0.7/0.9) = -0.251.
     const seq = ['rejected', 'approved', 'rejected', 'rejected'] as const;
-    seq.forEach((o, i) => m.record('refunds', { caseId: `s${i}.case-1`, rule: 'drift-spot-check', outcome: o, confidence: 0.95, at: 40 + i }));
+    seq.forEach((o, i) =>
+      m.record('refunds', {
+        caseId: `s${i}.case-1`,
+        rule: 'drift-spot-check',
+        outcome: o,
+        confidence: 0.95,
+        at: 40 + i,
+      }),
+    );
     expect(m.tightening('refunds')).toBeUndefined();
     expect(m.report().models[0]!.rules.find((r) => r.rule === 'drift-spot-check')!.cusum).toBeCloseTo(3.045, 2);
-    m.record('refunds', { caseId: 's4.case-1', rule: 'drift-spot-check', outcome: 'modified', confidence: 0.95, at: 45 });
-    expect(m.tightening('refunds')).toMatchObject({ rule: 'drift-spot-check', samples: 5, overrides: 4, overrideRate: 0.8 });
+    m.record('refunds', {
+      caseId: 's4.case-1',
+      rule: 'drift-spot-check',
+      outcome: 'modified',
+      confidence: 0.95,
+      at: 45,
+    });
+    expect(m.tightening('refunds')).toMatchObject({
+      rule: 'drift-spot-check',
+      samples: 5,
+      overrides: 4,
+      overrideRate: 0.8,
+    });
     expect(m.tightening('refunds')!.cusum).toBeCloseTo(4.143, 2);
     expect(m.report().models[0]!.window.overrideRate).toBeLessThan(0.3);
   });
 
   it('the CUSUM stays quiet at an acceptable override rate (10 %) over a long run', async () => {
     const m = await DriftMonitor.open({ models: [model], overrides: { refunds: { maxOverrideRate: 0.3 } } });
-    for (let i = 0; i < 1000; i++) m.record('refunds', { caseId: `q${i}.case-1`, rule: 'risk-threshold', outcome: i % 10 === 3 ? 'rejected' : 'approved', confidence: 0.7, at: i });
+    for (let i = 0; i < 1000; i++)
+      m.record('refunds', {
+        caseId: `q${i}.case-1`,
+        rule: 'risk-threshold',
+        outcome: i % 10 === 3 ? 'rejected' : 'approved',
+        confidence: 0.7,
+        at: i,
+      });
     expect(m.tightening('refunds')).toBeUndefined();
     expect(m.report().models[0]!.rules[0]!.cusum).toBeLessThan(2);
   });
 
   it('persists its state in the store meta and picks it up again (tightening survives a restart)', async () => {
     const store = new MemoryMeta();
-    const m1 = await DriftMonitor.open({ store, models: [model], overrides: { refunds: { window: 5, minSamples: 3, cusumThreshold: 1000 } } });
-    for (let i = 0; i < 3; i++) m1.record('refunds', { caseId: `x${i}.case-1`, rule: 'risk-threshold', outcome: 'rejected', confidence: 0.8, at: i });
+    const m1 = await DriftMonitor.open({
+      store,
+      models: [model],
+      overrides: { refunds: { window: 5, minSamples: 3, cusumThreshold: 1000 } },
+    });
+    for (let i = 0; i < 3; i++)
+      m1.record('refunds', {
+        caseId: `x${i}.case-1`,
+        rule: 'risk-threshold',
+        outcome: 'rejected',
+        confidence: 0.8,
+        at: i,
+      });
     await m1.close();
     expect(store.data.has('drift')).toBe(true);
     const m2 = await DriftMonitor.open({ store, models: [model] });
@@ -156,23 +259,60 @@ describe('driftGate', () => {
   });
 
   it('review-all: once tightened every auto plan goes to review with the figures as the reason; denials stay denials', async () => {
-    const m = await DriftMonitor.open({ models: [model], overrides: { refunds: { window: 5, minSamples: 3, spotCheckRate: 0 } } });
-    for (let i = 0; i < 3; i++) m.record('refunds', { caseId: `y${i}.case-1`, rule: 'confidence-threshold', outcome: 'modified', confidence: 0.7, at: i });
+    const m = await DriftMonitor.open({
+      models: [model],
+      overrides: { refunds: { window: 5, minSamples: 3, spotCheckRate: 0 } },
+    });
+    for (let i = 0; i < 3; i++)
+      m.record('refunds', {
+        caseId: `y${i}.case-1`,
+        rule: 'confidence-threshold',
+        outcome: 'modified',
+        confidence: 0.7,
+        at: i,
+      });
     const gate = driftGate(model, model.gate, m);
     const d = gate(auto, obs);
     expect(d).toMatchObject({ outcome: 'review', ruleId: 'drift-tightened', tier: 1 });
     expect(d.reasons[0]).toMatch(/overrode 100\.0% of the last 3 decided plans of refunds \(limit 30%\)/);
-    const tooMuch = mkPlan('p-deny', 0.99, [{ type: 'issueRefund', args: { orderId: 'ORD-00000001', amount: 2500, currency: 'EUR', iban: 'DE89370400440532013000' } }]);
+    const tooMuch = mkPlan('p-deny', 0.99, [
+      {
+        type: 'issueRefund',
+        args: { orderId: 'ORD-00000001', amount: 2500, currency: 'EUR', iban: 'DE89370400440532013000' },
+      },
+    ]);
     expect(gate(tooMuch, obs).outcome).toBe('deny');
   });
 
   it('thresholds mode: raises minAutoConfidence and lowers maxAutoRisk for that model only', async () => {
-    const m = await DriftMonitor.open({ models: [model], overrides: { refunds: { window: 5, minSamples: 3, spotCheckRate: 0, tighten: { mode: 'thresholds', minAutoConfidence: 0.97, maxAutoRisk: 0.15 } } } });
-    for (let i = 0; i < 3; i++) m.record('refunds', { caseId: `z${i}.case-1`, rule: 'confidence-threshold', outcome: 'rejected', confidence: 0.7, at: i });
+    const m = await DriftMonitor.open({
+      models: [model],
+      overrides: {
+        refunds: {
+          window: 5,
+          minSamples: 3,
+          spotCheckRate: 0,
+          tighten: { mode: 'thresholds', minAutoConfidence: 0.97, maxAutoRisk: 0.15 },
+        },
+      },
+    });
+    for (let i = 0; i < 3; i++)
+      m.record('refunds', {
+        caseId: `z${i}.case-1`,
+        rule: 'confidence-threshold',
+        outcome: 'rejected',
+        confidence: 0.7,
+        at: i,
+      });
     const gate = driftGate(model, model.gate, m);
     expect(gate(mkPlan('a', 0.95), obs)).toMatchObject({ outcome: 'review', ruleId: 'drift-tightened' });
     expect(gate(mkPlan('b', 0.98), obs).outcome).toBe('auto'); // declineRefund: inherent risk 0.1 ≤ 0.15
-    const refund = mkPlan('c', 0.99, [{ type: 'issueRefund', args: { orderId: 'ORD-00000001', amount: 20, currency: 'EUR', iban: 'DE89370400440532013000' } }]);
+    const refund = mkPlan('c', 0.99, [
+      {
+        type: 'issueRefund',
+        args: { orderId: 'ORD-00000001', amount: 20, currency: 'EUR', iban: 'DE89370400440532013000' },
+      },
+    ]);
     expect(gate(refund, obs).reasons[0]).toMatch(/risk 0\.2 above the tightened limit 0\.15/);
   });
 });
@@ -204,7 +344,13 @@ interface SimFigures {
   wallMs: number;
 }
 
-async function simulate(opts: { episodes: number; driftAfter: number; wrongShare: number; spotCheckRate: number; seed: string }): Promise<{ figures: SimFigures; dir: string }> {
+async function simulate(opts: {
+  episodes: number;
+  driftAfter: number;
+  wrongShare: number;
+  spotCheckRate: number;
+  seed: string;
+}): Promise<{ figures: SimFigures; dir: string }> {
   const wall0 = performance.now();
   const dir = await mkdtemp(join(tmpdir(), 'handoff-drift-'));
   dirs.push(dir);
@@ -234,16 +380,31 @@ async function simulate(opts: { episodes: number; driftAfter: number; wrongShare
       correct.set(episodeId, good);
       const index = Number(episodeId.slice(3));
       if (index <= opts.driftAfter || drawFor(opts.seed, 'wrong', episodeId) >= opts.wrongShare) return good;
-      const f = observation.fields as { orderId: string; order: { amount: number }; customer: { iban: string; email: string } };
+      const f = observation.fields as {
+        orderId: string;
+        order: { amount: number };
+        customer: { iban: string; email: string };
+      };
       const refund = good.actions.find((a) => a.type === 'issueRefund');
       const factor = 1.5 + 1.5 * drawFor(opts.seed, 'factor', episodeId);
       const actions: Plan['actions'] = refund
-        ? good.actions.map((a) => (a === refund ? { ...a, args: { ...a.args, amount: round2(Number(a.args.amount) * factor) } } : a))
+        ? good.actions.map((a) =>
+            a === refund ? { ...a, args: { ...a.args, amount: round2(Number(a.args.amount) * factor) } } : a,
+          )
         : [
-            { type: 'issueRefund', args: { orderId: f.orderId, amount: f.order.amount, currency: 'EUR', iban: f.customer.iban } },
+            {
+              type: 'issueRefund',
+              args: { orderId: f.orderId, amount: f.order.amount, currency: 'EUR', iban: f.customer.iban },
+            },
             { type: 'notifyCustomer', args: { email: f.customer.email, template: 'refund-issued' } },
           ];
-      const bad = m.validatePlan({ ...good, actions, confidence: 0.96, risk: { score: 0.08, factors: [] }, rationale: 'Full refund: the customer is clearly entitled.' });
+      const bad = m.validatePlan({
+        ...good,
+        actions,
+        confidence: 0.96,
+        risk: { score: 0.08, factors: [] },
+        rationale: 'Full refund: the customer is clearly entitled.',
+      });
       wrong.add(bad.id);
       return bad;
     },
@@ -262,7 +423,12 @@ async function simulate(opts: { episodes: number; driftAfter: number; wrongShare
       const gate = driftGate(m, screenedGate(m, m.gate), monitor);
       return (plan, observation) => {
         const d = gate(plan, observation);
-        decisions.push({ planId: plan.id, outcome: d.outcome, ruleId: d.ruleId, tightened: monitor.tightening(m.name) !== undefined });
+        decisions.push({
+          planId: plan.id,
+          outcome: d.outcome,
+          ruleId: d.ruleId,
+          tightened: monitor.tightening(m.name) !== undefined,
+        });
         return d;
       };
     },
@@ -276,9 +442,14 @@ async function simulate(opts: { episodes: number; driftAfter: number; wrongShare
   const B = { id: 'rev-b', roles: everyRole };
   let n = 0;
   let inflight = 0;
-  const cmd = (type: string, caseId: string, reviewer: typeof A, extra: Record<string, unknown> = {}) => rt.command({ type, schemaVersion: 1, commandId: `sim-${++n}`, caseId, reviewer, ...extra });
+  const cmd = (type: string, caseId: string, reviewer: typeof A, extra: Record<string, unknown> = {}) =>
+    rt.command({ type, schemaVersion: 1, commandId: `sim-${++n}`, caseId, reviewer, ...extra });
   const same = (a: Plan, b: Plan) =>
-    a.actions.length === b.actions.length && a.actions.every((x, i) => x.type === b.actions[i]!.type && (x.type !== 'issueRefund' || x.args.amount === b.actions[i]!.args.amount));
+    a.actions.length === b.actions.length &&
+    a.actions.every(
+      (x, i) =>
+        x.type === b.actions[i]!.type && (x.type !== 'issueRefund' || x.args.amount === b.actions[i]!.args.amount),
+    );
   const secondApprovalIfNeeded = async (caseId: string) => {
     if ((await rt.get(caseId))?.state === 'queued') {
       await cmd('handoff.case.claim', caseId, B);
@@ -292,14 +463,22 @@ async function simulate(opts: { episodes: number; driftAfter: number; wrongShare
     const right = correct.get(c.episodeId)!;
     await cmd('handoff.case.claim', caseId, A);
     if (same(c.plan, right)) {
-      if (drawFor(opts.seed, 'noise', caseId) < 0.03) await cmd('handoff.case.reject', caseId, A, { reason: 'customer history needs a phone call first' });
+      if (drawFor(opts.seed, 'noise', caseId) < 0.03)
+        await cmd('handoff.case.reject', caseId, A, { reason: 'customer history needs a phone call first' });
       else {
         await cmd('handoff.case.approve', caseId, A);
         await secondApprovalIfNeeded(caseId);
       }
-    } else if (drawFor(opts.seed, 'fix', caseId) < 0.5 && right.actions.length === c.plan.actions.length && right.actions.every((a, i) => a.type === c.plan.actions[i]!.type)) {
+    } else if (
+      drawFor(opts.seed, 'fix', caseId) < 0.5 &&
+      right.actions.length === c.plan.actions.length &&
+      right.actions.every((a, i) => a.type === c.plan.actions[i]!.type)
+    ) {
       // A reviewer edits arguments only; a plan with other actions can only be rejected.
-      await cmd('handoff.case.modify', caseId, A, { actions: right.actions.map((a) => ({ type: a.type, args: a.args })), comment: 'wrong decision: arguments set to the policy outcome' });
+      await cmd('handoff.case.modify', caseId, A, {
+        actions: right.actions.map((a) => ({ type: a.type, args: a.args })),
+        comment: 'wrong decision: arguments set to the policy outcome',
+      });
       await secondApprovalIfNeeded(caseId);
     } else await cmd('handoff.case.reject', caseId, A, { reason: 'wrong amount / not entitled' });
   };
@@ -325,7 +504,13 @@ async function simulate(opts: { episodes: number; driftAfter: number; wrongShare
     const signal = model.handlers.synthesize(rng, i);
     const at = t0 + i * 120_000;
     arrivals.push(at);
-    clock.setTimeout(() => void rt.startEpisode('refunds', signal, { episodeId: `ep-${String(i).padStart(4, '0')}` }).catch((err: unknown) => startErrors.push(err)), at - clock.now());
+    clock.setTimeout(
+      () =>
+        void rt
+          .startEpisode('refunds', signal, { episodeId: `ep-${String(i).padStart(4, '0')}` })
+          .catch((err: unknown) => startErrors.push(err)),
+      at - clock.now(),
+    );
   }
   // Timer refills read the store asynchronously, outside `rt.busy`: when nothing is due yet episodes
   // are unfinished, give the runtime a moment before concluding that nothing will happen.
@@ -358,7 +543,9 @@ async function simulate(opts: { episodes: number; driftAfter: number; wrongShare
   const autoAfter = count((d) => d.tightened && d.outcome === 'auto');
   const reviewedAfter = count((d) => d.tightened && d.outcome === 'review');
   const wrongByGate: Record<string, number> = {};
-  for (const d of decisions) if (wrong.has(d.planId)) wrongByGate[`${d.outcome}:${d.ruleId}`] = (wrongByGate[`${d.outcome}:${d.ruleId}`] ?? 0) + 1;
+  for (const d of decisions)
+    if (wrong.has(d.planId))
+      wrongByGate[`${d.outcome}:${d.ruleId}`] = (wrongByGate[`${d.outcome}:${d.ruleId}`] ?? 0) + 1;
   const tightenedPlans = new Set(decisions.filter((d) => d.tightened).map((d) => d.planId));
   const outcomes: Record<string, number> = {};
   let sawTightenedAudit = false;
@@ -375,7 +562,8 @@ async function simulate(opts: { episodes: number; driftAfter: number; wrongShare
     const plan = rec ? (rec.snapshot as { context: { plan: Plan | null } }).context.plan : null;
     // A plan keeps its id when a reviewer corrects its arguments: wrong is what differs from the right plan.
     const right = correct.get(ep);
-    if (plan && wrong.has(plan.id) && tightenedPlans.has(plan.id) && (!right || !same(plan, right))) wrongExecutedAfter++;
+    if (plan && wrong.has(plan.id) && tightenedPlans.has(plan.id) && (!right || !same(plan, right)))
+      wrongExecutedAfter++;
   }
   expect(sawTightenedAudit).toBe(t !== null);
   const persisted = await DriftMonitor.load(store);
@@ -409,7 +597,13 @@ async function simulate(opts: { episodes: number; driftAfter: number; wrongShare
 
 describe('simulation: a drifting planner on the real runtime', () => {
   it('the gate tightens within a bounded number of episodes after the drift starts, and no wrong plan runs on its own afterwards', async () => {
-    const { figures, dir } = await simulate({ episodes: 300, driftAfter: 100, wrongShare: 0.4, spotCheckRate: 0.2, seed: 'drift-sim-1' });
+    const { figures, dir } = await simulate({
+      episodes: 300,
+      driftAfter: 100,
+      wrongShare: 0.4,
+      spotCheckRate: 0.2,
+      seed: 'drift-sim-1',
+    });
     // eslint-disable-next-line no-console
     console.log(`[drift simulation]\n${JSON.stringify(figures, null, 2)}`);
     expect(figures.wrongPlans).toBeGreaterThan(40);
@@ -438,9 +632,17 @@ describe('simulation: a drifting planner on the real runtime', () => {
   });
 
   it('without drift, the same set-up never tightens (no false alarm)', async () => {
-    const { figures } = await simulate({ episodes: 200, driftAfter: 1_000, wrongShare: 0, spotCheckRate: 0.2, seed: 'drift-sim-2' });
+    const { figures } = await simulate({
+      episodes: 200,
+      driftAfter: 1_000,
+      wrongShare: 0,
+      spotCheckRate: 0.2,
+      seed: 'drift-sim-2',
+    });
     // eslint-disable-next-line no-console
-    console.log(`[drift simulation, no drift] tightened: ${figures.tightenedAtEpisode}, outcomes ${JSON.stringify(figures.outcomes)}, ${figures.wallMs} ms`);
+    console.log(
+      `[drift simulation, no drift] tightened: ${figures.tightenedAtEpisode}, outcomes ${JSON.stringify(figures.outcomes)}, ${figures.wallMs} ms`,
+    );
     expect(figures.tightenedAtEpisode).toBeNull();
     expect(figures.wrongPlans).toBe(0);
   });

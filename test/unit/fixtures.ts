@@ -41,7 +41,11 @@ export function mkObservation(id = 'obs-1', requestedBy = 'alice'): Observation 
   };
 }
 
-export function mkDecision(outcome: GateDecision['outcome'], tier = 0, reason = `stub gate: ${outcome}${tier ? ` at tier ${tier}` : ''}`): GateDecision {
+export function mkDecision(
+  outcome: GateDecision['outcome'],
+  tier = 0,
+  reason = `stub gate: ${outcome}${tier ? ` at tier ${tier}` : ''}`,
+): GateDecision {
   return {
     outcome,
     ruleId: `stub-${outcome}`,
@@ -50,7 +54,14 @@ export function mkDecision(outcome: GateDecision['outcome'], tier = 0, reason = 
     riskScore: 0.2,
     confidence: 0.9,
     policyVersion: 'test-policy-1',
-    rules: [{ ruleId: `stub-${outcome}`, result: outcome === 'auto' ? 'pass' : outcome, detail: reason, ...(outcome === 'review' ? { tier } : {}) }],
+    rules: [
+      {
+        ruleId: `stub-${outcome}`,
+        result: outcome === 'auto' ? 'pass' : outcome,
+        detail: reason,
+        ...(outcome === 'review' ? { tier } : {}),
+      },
+    ],
   };
 }
 

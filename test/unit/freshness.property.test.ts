@@ -37,7 +37,10 @@ const runArb = fc.record({
   /** Case opened → resolved delay, per case. */
   reviewDelays: fc.array(fc.integer({ min: 0, max: 6 * HOUR }), { minLength: 8, maxLength: 8 }),
   /** What each reviewer does. */
-  verdicts: fc.array(fc.constantFrom<'approved' | 'modified'>('approved', 'approved', 'modified'), { minLength: 8, maxLength: 8 }),
+  verdicts: fc.array(fc.constantFrom<'approved' | 'modified'>('approved', 'approved', 'modified'), {
+    minLength: 8,
+    maxLength: 8,
+  }),
 });
 
 type Run = typeof runArb extends fc.Arbitrary<infer R> ? R : never;
@@ -55,8 +58,14 @@ interface Acted {
 /** Drives one episode to its first execution request (or an end), returning what acted and when. */
 function drive(run: Run): Acted | null {
   const decisions: Record<string, GateDecision> = { auto: auto(), review1: review(1), review2: review(2) };
-  const machine = agentMachineFor({ gate: () => decisions[run.gate]!, onExpiry: { fallback: 'deny' }, freshness: run.freshness });
-  const actor = createActor(machine, { input: { episodeId: 'ep', model: 'm', signal: null, retry: { maxAttempts: 1, backoffMs: 1, maxBackoffMs: 1 } } }).start();
+  const machine = agentMachineFor({
+    gate: () => decisions[run.gate]!,
+    onExpiry: { fallback: 'deny' },
+    freshness: run.freshness,
+  });
+  const actor = createActor(machine, {
+    input: { episodeId: 'ep', model: 'm', signal: null, retry: { maxAttempts: 1, backoffMs: 1, maxBackoffMs: 1 } },
+  }).start();
   let now = T0;
   let perceptions = 0;
   let cases = 0;
@@ -67,12 +76,21 @@ function drive(run: Run): Acted | null {
     const effect = ctx.effect;
     if (snap.status !== 'active') return null;
     if (snap.value === 'acting') {
-      return { at: now, observation: ctx.observation!, resolution: ctx.resolution, caseDecision: ctx.resolution === 'auto' ? null : caseDecision, reperceived: ctx.reperceived ?? 0 };
+      return {
+        at: now,
+        observation: ctx.observation!,
+        resolution: ctx.resolution,
+        caseDecision: ctx.resolution === 'auto' ? null : caseDecision,
+        reperceived: ctx.reperceived ?? 0,
+      };
     }
     if (!effect) throw new Error(`no effect in ${String(snap.value)}`);
     if (effect.kind === 'perceive') {
       const lag = run.lags[perceptions % run.lags.length]!;
-      const observation: Observation = { ...mkObservation(), provenance: { source: 'src', observedAt: new Date(now - lag).toISOString(), transforms: [] } };
+      const observation: Observation = {
+        ...mkObservation(),
+        provenance: { source: 'src', observedAt: new Date(now - lag).toISOString(), transforms: [] },
+      };
       perceptions++;
       actor.send({ type: 'perceive.done', effectId: effect.id, observation, at: now });
     } else if (effect.kind === 'plan') {
@@ -84,7 +102,18 @@ function drive(run: Run): Acted | null {
       now += run.reviewDelays[cases % run.reviewDelays.length]!;
       const outcome = run.verdicts[cases % run.verdicts.length]!;
       cases++;
-      actor.send({ type: 'case.resolved', resolution: { caseId: effect.caseId!, outcome, plan: ctx.plan!, tier: Math.max(1, ctx.decision!.tier), decidedBy: ['r'], at: now }, at: now });
+      actor.send({
+        type: 'case.resolved',
+        resolution: {
+          caseId: effect.caseId!,
+          outcome,
+          plan: ctx.plan!,
+          tier: Math.max(1, ctx.decision!.tier),
+          decidedBy: ['r'],
+          at: now,
+        },
+        at: now,
+      });
     } else {
       throw new Error(`unexpected effect ${effect.kind}`);
     }
@@ -115,7 +144,10 @@ describe('freshness: property', () => {
           // decided showed it as stale.
           if (check.stale) seen.approvedStaleShown++;
           else seen.approvedFresh++;
-          expect(!check.stale || flagsStale(acted.caseDecision), `approved on stale data the case did not show (${check.ageMs} ms)`).toBe(true);
+          expect(
+            !check.stale || flagsStale(acted.caseDecision),
+            `approved on stale data the case did not show (${check.ageMs} ms)`,
+          ).toBe(true);
         }
       }),
       { numRuns: 600, seed: 20251125 },
@@ -125,25 +157,44 @@ describe('freshness: property', () => {
     expect(seen.runs).toBe(600);
     expect(seen.auto, 'runs that auto-acted').toBeGreaterThanOrEqual(MIN_EXERCISED);
     expect(seen.approvedFresh, 'runs approved on fresh data').toBeGreaterThanOrEqual(MIN_EXERCISED);
-    expect(seen.approvedStaleShown, 'runs approved on stale data the case showed as stale').toBeGreaterThanOrEqual(MIN_EXERCISED);
-    expect(seen.reperceived, 'runs that perceived again because the data went stale').toBeGreaterThanOrEqual(MIN_EXERCISED);
+    expect(seen.approvedStaleShown, 'runs approved on stale data the case showed as stale').toBeGreaterThanOrEqual(
+      MIN_EXERCISED,
+    );
+    expect(seen.reperceived, 'runs that perceived again because the data went stale').toBeGreaterThanOrEqual(
+      MIN_EXERCISED,
+    );
     expect(seen.notActed, 'runs that never acted (checked nothing)').toBeLessThan(seen.runs / 2);
   });
 
   it('re-perception is bounded: never more than maxReperceives rounds', () => {
     fc.assert(
       fc.property(runArb, (run) => {
-        const machine = agentMachineFor({ gate: () => auto(), onExpiry: { fallback: 'deny' }, freshness: { ...run.freshness, onStale: 'reperceive' } });
-        const actor = createActor(machine, { input: { episodeId: 'ep', model: 'm', signal: null, retry: { maxAttempts: 1, backoffMs: 1, maxBackoffMs: 1 } } }).start();
+        const machine = agentMachineFor({
+          gate: () => auto(),
+          onExpiry: { fallback: 'deny' },
+          freshness: { ...run.freshness, onStale: 'reperceive' },
+        });
+        const actor = createActor(machine, {
+          input: {
+            episodeId: 'ep',
+            model: 'm',
+            signal: null,
+            retry: { maxAttempts: 1, backoffMs: 1, maxBackoffMs: 1 },
+          },
+        }).start();
         // Data that is always older than the limit: every gate finds it stale.
-        const old: Observation = { ...mkObservation(), provenance: { source: 'src', observedAt: new Date(T0 - 4 * HOUR).toISOString(), transforms: [] } };
+        const old: Observation = {
+          ...mkObservation(),
+          provenance: { source: 'src', observedAt: new Date(T0 - 4 * HOUR).toISOString(), transforms: [] },
+        };
         let rounds = 0;
         for (let i = 0; i < 20 && actor.getSnapshot().context.effect; i++) {
           const effect = actor.getSnapshot().context.effect!;
           if (effect.kind === 'perceive') {
             rounds++;
             actor.send({ type: 'perceive.done', effectId: effect.id, observation: old, at: T0 });
-          } else if (effect.kind === 'plan') actor.send({ type: 'plan.done', effectId: effect.id, plan: mkPlan('p'), at: T0 });
+          } else if (effect.kind === 'plan')
+            actor.send({ type: 'plan.done', effectId: effect.id, plan: mkPlan('p'), at: T0 });
           else break;
         }
         const snap = actor.getSnapshot();
@@ -164,8 +215,14 @@ describe('freshness: property', () => {
         fc.integer({ min: 1, max: 5 * HOUR }),
         fc.constantFrom(auto(), review(1), review(3)),
         (observedOffset, nowOffset, maxAgeMs, base) => {
-          const observation = { provenance: { source: 'src', observedAt: new Date(T0 + observedOffset).toISOString(), transforms: [] } };
-          const check = checkFreshness(observation, { sources: { src: { maxAgeMs } }, onStale: 'review', maxReperceives: 0 }, T0 + nowOffset);
+          const observation = {
+            provenance: { source: 'src', observedAt: new Date(T0 + observedOffset).toISOString(), transforms: [] },
+          };
+          const check = checkFreshness(
+            observation,
+            { sources: { src: { maxAgeMs } }, onStale: 'review', maxReperceives: 0 },
+            T0 + nowOffset,
+          );
           const d = withFreshness(base, check);
           expect(check.stale).toBe(nowOffset - observedOffset > maxAgeMs);
           if (check.stale) {

@@ -9,11 +9,24 @@ import { ContractError } from '../../src/contracts/errors.ts';
 import { parseContract } from '../../src/contracts/parse.ts';
 import { loadModel } from '../../src/models/loader.ts';
 import { evaluateGate } from '../../src/policy/gate.ts';
-import { FRESHNESS_FRESH, FRESHNESS_STALE, checkFreshness, flagsStale, formatAge, maxAgeFor, withFreshness } from '../../src/policy/freshness.ts';
+import {
+  FRESHNESS_FRESH,
+  FRESHNESS_STALE,
+  checkFreshness,
+  flagsStale,
+  formatAge,
+  maxAgeFor,
+  withFreshness,
+} from '../../src/policy/freshness.ts';
 import { T0, auto, deny, mkObservation, mkPlan, review } from './fixtures.ts';
 
 const MIN = 60_000;
-const CONFIG: FreshnessConfig = { sources: { 'orders-db': { maxAgeMs: 10 * MIN } }, defaultMaxAgeMs: 60 * MIN, onStale: 'review', maxReperceives: 2 };
+const CONFIG: FreshnessConfig = {
+  sources: { 'orders-db': { maxAgeMs: 10 * MIN } },
+  defaultMaxAgeMs: 60 * MIN,
+  onStale: 'review',
+  maxReperceives: 2,
+};
 const observed = (source: string, at: number | string) => ({
   ...mkObservation(),
   provenance: { source, observedAt: typeof at === 'string' ? at : new Date(at).toISOString(), transforms: [] },
@@ -27,8 +40,15 @@ describe('freshness: the check', () => {
   });
 
   it('is inclusive at the limit and stale one millisecond past it', () => {
-    expect(checkFreshness(observed('orders-db', T0), CONFIG, T0 + 10 * MIN)).toMatchObject({ stale: false, ageMs: 10 * MIN, maxAgeMs: 10 * MIN });
-    expect(checkFreshness(observed('orders-db', T0), CONFIG, T0 + 10 * MIN + 1)).toMatchObject({ stale: true, ageMs: 10 * MIN + 1 });
+    expect(checkFreshness(observed('orders-db', T0), CONFIG, T0 + 10 * MIN)).toMatchObject({
+      stale: false,
+      ageMs: 10 * MIN,
+      maxAgeMs: 10 * MIN,
+    });
+    expect(checkFreshness(observed('orders-db', T0), CONFIG, T0 + 10 * MIN + 1)).toMatchObject({
+      stale: true,
+      ageMs: 10 * MIN + 1,
+    });
   });
 
   it('a source without a limit never goes stale; a future observedAt (clock skew) is age 0', () => {
@@ -83,15 +103,25 @@ describe('freshness: the gate rule', () => {
   it('fresh data changes nothing but adds a passing freshness.fresh rule', () => {
     const d = withFreshness(auto(), fresh);
     expect(d).toMatchObject({ outcome: 'auto', ruleId: 'stub-auto', reasons: ['stub gate: auto'] });
-    expect(d.rules.at(-1)).toEqual({ ruleId: FRESHNESS_FRESH, result: 'pass', detail: "data from 'orders-db' is 5m 00s old (limit 10m 00s)" });
+    expect(d.rules.at(-1)).toEqual({
+      ruleId: FRESHNESS_FRESH,
+      result: 'pass',
+      detail: "data from 'orders-db' is 5m 00s old (limit 10m 00s)",
+    });
     expect(flagsStale(d)).toBe(false);
   });
 
   it('on a real policy decision: the stale rule sits beside every other rule', async () => {
     const refunds = await loadModel('models/refunds');
-    const plan = refunds.validatePlan({ ...mkPlan('p'), actions: [{ type: 'declineRefund', args: { orderId: 'ORD-00000001', reason: 'outside the return window' } }] });
+    const plan = refunds.validatePlan({
+      ...mkPlan('p'),
+      actions: [{ type: 'declineRefund', args: { orderId: 'ORD-00000001', reason: 'outside the return window' } }],
+    });
     const base = evaluateGate(plan, mkObservation(), refunds.config);
-    const d = withFreshness(base, checkFreshness(observed('shop-orders', T0), refunds.config.freshness, T0 + 25 * 3600_000));
+    const d = withFreshness(
+      base,
+      checkFreshness(observed('shop-orders', T0), refunds.config.freshness, T0 + 25 * 3600_000),
+    );
     expect(d.outcome).toBe('review');
     expect(d.rules.map((r) => r.ruleId)).toEqual([...base.rules.map((r) => r.ruleId), FRESHNESS_STALE]);
     expect(d.policyVersion).toBe(refunds.config.policy.version);
@@ -104,7 +134,14 @@ describe('freshness: model.json', () => {
     version: '1',
     description: 'd',
     actions: { a: { description: 'a', risk: 0, compensation: null } },
-    policy: { version: 'p', allowedActions: ['a'], minAutoConfidence: 0.5, maxAutoRisk: 0.5, tierRiskBounds: [1], onExpiry: { fallback: 'deny' } },
+    policy: {
+      version: 'p',
+      allowedActions: ['a'],
+      minAutoConfidence: 0.5,
+      maxAutoRisk: 0.5,
+      tierRiskBounds: [1],
+      onExpiry: { fallback: 'deny' },
+    },
     review: { tiers: [{ name: 't', queue: 'q', roles: ['r'], ackMs: 1, resolveMs: 2, priority: 1 }], leaseMs: 1 },
     roles: { r: { description: 'r' } },
   };
@@ -120,7 +157,9 @@ describe('freshness: model.json', () => {
     expect(bad({ onStale: 'ignore' })).toThrow(ContractError);
     expect(bad({ onStale: 'ignore' })).toThrow(/freshness\.onStale/);
     expect(bad({ sources: { db: { maxAgeMs: -1 } } })).toThrow(/freshness\.sources\.db\.maxAgeMs/);
-    expect(() => parseContract(ModelConfig, { ...minimal, retention: { keepDays: 0 } }, 'model.json')).toThrow(/retention\.keepDays/);
+    expect(() => parseContract(ModelConfig, { ...minimal, retention: { keepDays: 0 } }, 'model.json')).toThrow(
+      /retention\.keepDays/,
+    );
   });
 
   it('both shipped models declare limits for the sources their perceivers stamp', async () => {

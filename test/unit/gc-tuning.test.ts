@@ -20,7 +20,11 @@ async function tenureDecisions(env: NodeJS.ProcessEnv): Promise<number> {
     const make = (i) => ({ i, a: [i], b: { c: i } });
     for (let r = 0; r < 40; r++) for (let i = 0; i < 20000; i++) keep.push(make(i));
   `;
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', '--trace-pretenuring-statistics', '--input-type=module', '-e', script], { env: { ...process.env, ...env } });
+  const { stdout } = await run(
+    process.execPath,
+    ['--import', 'tsx', '--trace-pretenuring-statistics', '--input-type=module', '-e', script],
+    { env: { ...process.env, ...env } },
+  );
   return stdout.split('\n').filter((l) => /=> (maybe )?tenure/.test(l)).length;
 }
 

@@ -17,7 +17,10 @@ const DOC = join(REPO, 'docs/guarantees.md');
  * and why. Listed in docs/guarantees.md too. Any other skip in the file still fails.
  */
 const ALLOWED_SKIPS: Record<string, { snippet: string; why: string }> = {
-  'test/integration/disk-full.test.ts': { snippet: 'it.sk' + 'ipIf(!mnt)(', why: 'needs root and `mount -t tmpfs` (a real small disk to fill); CI runs as root' },
+  'test/integration/disk-full.test.ts': {
+    snippet: 'it.sk' + 'ipIf(!mnt)(',
+    why: 'needs root and `mount -t tmpfs` (a real small disk to fill); CI runs as root',
+  },
 };
 
 interface Row {
@@ -34,9 +37,21 @@ function rows(): Row[] {
   const out: Row[] = [];
   for (const line of readFileSync(DOC, 'utf8').split('\n')) {
     if (!/^\|\s*G\d+\s*\|/.test(line)) continue;
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
-    if (cells.length !== 7) throw new Error(`docs/guarantees.md: a row needs 7 cells, got ${cells.length}: ${line.slice(0, 120)}`);
-    const [id, guarantee, source, file, test, failsHow, status] = cells as [string, string, string, string, string, string, string];
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
+    if (cells.length !== 7)
+      throw new Error(`docs/guarantees.md: a row needs 7 cells, got ${cells.length}: ${line.slice(0, 120)}`);
+    const [id, guarantee, source, file, test, failsHow, status] = cells as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     out.push({ id, guarantee, source, file, test, failsHow, status });
   }
   return out;
@@ -75,7 +90,8 @@ describe('docs/guarantees.md', () => {
     const gaps: Row[] = [];
     for (const r of table) {
       if (r.status === 'no test yet') {
-        if (r.file !== '—' || r.test !== '—') problems.push(`${r.id}: 'no test yet' but names ${r.file} / ${r.test}: mark it tested`);
+        if (r.file !== '—' || r.test !== '—')
+          problems.push(`${r.id}: 'no test yet' but names ${r.file} / ${r.test}: mark it tested`);
         gaps.push(r);
         continue;
       }
@@ -83,7 +99,8 @@ describe('docs/guarantees.md', () => {
         problems.push(`${r.id}: status tested without a test`);
         continue;
       }
-      if (!r.failsHow || r.failsHow === '—') problems.push(`${r.id}: does not say how the test fails if the guarantee breaks`);
+      if (!r.failsHow || r.failsHow === '—')
+        problems.push(`${r.id}: does not say how the test fails if the guarantee breaks`);
       let source: string;
       try {
         source = readFileSync(join(REPO, r.file), 'utf8');
@@ -115,6 +132,9 @@ describe('no test passes by not running', () => {
           for (const p of patterns) if (rest.includes(p)) found.push(`${rel}:${i + 1}: ${line.trim().slice(0, 120)}`);
         });
     }
-    expect(found, 'document a platform-specific case in ALLOWED_SKIPS and docs/guarantees.md, or make it a failure').toEqual([]);
+    expect(
+      found,
+      'document a platform-specific case in ALLOWED_SKIPS and docs/guarantees.md, or make it a failure',
+    ).toEqual([]);
   });
 });

@@ -13,12 +13,19 @@ describe('handoff inspect', () => {
     ]);
     expect(mermaid.code, mermaid.stderr).toBe(0);
     expect(mermaid.stdout).toMatch(/^stateDiagram-v2\n {2}\[\*\] --> perceiving\n/);
-    expect(mermaid.stdout).toContain('awaitingReview --> acting : case.resolved [caseIsCurrent && caseApproved && !staleAtApproval]');
+    expect(mermaid.stdout).toContain(
+      'awaitingReview --> acting : case.resolved [caseIsCurrent && caseApproved && !staleAtApproval]',
+    );
     expect(dot.code, dot.stderr).toBe(0);
     expect(dot.stdout).toContain('digraph "reviewCase"');
     expect(dot.stdout).toContain('"reviewCase.queued" -> "reviewCase.claimed" [label="claim [reviewerMayClaim]"]');
     expect(json.code, json.stderr).toBe(0);
-    const chart = JSON.parse(json.stdout) as { id: string; nodes: { id: string }[]; edges: unknown[]; layout: { boxes: unknown[] } };
+    const chart = JSON.parse(json.stdout) as {
+      id: string;
+      nodes: { id: string }[];
+      edges: unknown[];
+      layout: { boxes: unknown[] };
+    };
     expect(chart.id).toBe('agent');
     expect(chart.nodes.map((n) => n.id)).toContain('agent.awaitingReview');
     expect(chart.layout.boxes.length).toBeGreaterThan(chart.nodes.length - 1);
@@ -32,10 +39,32 @@ describe('handoff inspect', () => {
     await env.rt.command(cmd('claim', 'cli-1.case-1', LEAD));
     await closeEnv(env);
 
-    const agent = await runCli(['inspect', 'cli-1', '--data', env.dir, '--model', 'models/refunds', '--events', '3', '--json']);
+    const agent = await runCli([
+      'inspect',
+      'cli-1',
+      '--data',
+      env.dir,
+      '--model',
+      'models/refunds',
+      '--events',
+      '3',
+      '--json',
+    ]);
     expect(agent.code, agent.stderr).toBe(0);
-    const out = JSON.parse(agent.stdout) as { state: string; kind: string; links: { cases: string[] }; events: { event: { type: string }; state: string }[]; context: { observation: unknown }; replay: { exact: boolean } };
-    expect(out).toMatchObject({ state: 'awaitingReview', kind: 'agent', links: { cases: ['cli-1.case-1'] }, replay: { exact: true } });
+    const out = JSON.parse(agent.stdout) as {
+      state: string;
+      kind: string;
+      links: { cases: string[] };
+      events: { event: { type: string }; state: string }[];
+      context: { observation: unknown };
+      replay: { exact: boolean };
+    };
+    expect(out).toMatchObject({
+      state: 'awaitingReview',
+      kind: 'agent',
+      links: { cases: ['cli-1.case-1'] },
+      replay: { exact: true },
+    });
     expect(out.events).toHaveLength(3);
     expect(out.events.at(-1)!.event.type).toBe('case.opened');
     const email = (c!.observation.fields as { customer: { email: string } }).customer.email;
@@ -47,9 +76,23 @@ describe('handoff inspect', () => {
     expect(kase.stdout).toContain('cli-1.case-1  case of refunds · claimed (active)');
     expect(kase.stdout).toContain('episode cli-1');
 
-    const stately = await runCli(['inspect', 'cli-1.case-1', '--data', env.dir, '--model', 'models/refunds', '--format', 'stately']);
+    const stately = await runCli([
+      'inspect',
+      'cli-1.case-1',
+      '--data',
+      env.dir,
+      '--model',
+      'models/refunds',
+      '--format',
+      'stately',
+    ]);
     expect(stately.code, stately.stderr).toBe(0);
-    expect((JSON.parse(stately.stdout) as { type: string }[]).map((e) => e.type)).toEqual(['@xstate.actor', '@xstate.snapshot', '@xstate.event', '@xstate.snapshot']);
+    expect((JSON.parse(stately.stdout) as { type: string }[]).map((e) => e.type)).toEqual([
+      '@xstate.actor',
+      '@xstate.snapshot',
+      '@xstate.event',
+      '@xstate.snapshot',
+    ]);
 
     const missing = await runCli(['inspect', 'nobody', '--data', env.dir, '--json']);
     expect(missing.code).toBe(2);

@@ -22,7 +22,10 @@ const nested = setup({ guards: { ok: () => true, ready: () => true, late: () => 
       type: 'parallel',
       states: {
         light: { initial: 'on', states: { on: { on: { toggle: 'off' } }, off: { on: { toggle: 'on' } } } },
-        alarm: { initial: 'armed', states: { armed: { always: { target: 'done', guard: 'late' } }, done: { type: 'final' } } },
+        alarm: {
+          initial: 'armed',
+          states: { armed: { always: { target: 'done', guard: 'late' } }, done: { type: 'final' } },
+        },
       },
       on: { close: 'closed' },
     },
@@ -33,10 +36,18 @@ describe('statechart extraction', () => {
   it('reads every state and every declared transition of the agent and case machines', () => {
     for (const machine of [agentMachine, reviewCaseMachine]) {
       const chart = chartOf(machine);
-      const top = chart.nodes.filter((n) => n.parent === chart.root).map((n) => n.key).sort();
+      const top = chart.nodes
+        .filter((n) => n.parent === chart.root)
+        .map((n) => n.key)
+        .sort();
       expect(top).toEqual(stateIds(machine));
       expect(chart.edges).toHaveLength(declaredTransitions(machine).length);
-      for (const e of chart.edges) for (const t of e.targets) expect(chart.nodes.some((n) => n.id === t), t).toBe(true);
+      for (const e of chart.edges)
+        for (const t of e.targets)
+          expect(
+            chart.nodes.some((n) => n.id === t),
+            t,
+          ).toBe(true);
     }
     const agent = chartOf(agentMachine);
     const gating = agent.edges.filter((e) => e.source === 'agent.gating');
@@ -50,24 +61,39 @@ describe('statechart extraction', () => {
     expect(agent.nodes.find((n) => n.id === 'agent.done')!.type).toBe('final');
     const caseChart = chartOf(reviewCaseMachine);
     // A composite guard (and) reads as its parts; negation is covered by the nested machine below.
-    expect(caseChart.edges.find((e) => e.id === 'reviewCase.claimed:approve:1')!.guard).toBe('isClaimant && planWasModified');
+    expect(caseChart.edges.find((e) => e.id === 'reviewCase.claimed:approve:1')!.guard).toBe(
+      'isClaimant && planWasModified',
+    );
     // A transition of the root (applies in every state).
-    expect(caseChart.edges.filter((e) => e.source === 'reviewCase').map((e) => e.event)).toEqual(['timer.resolve', 'timer.resolve']);
+    expect(caseChart.edges.filter((e) => e.source === 'reviewCase').map((e) => e.event)).toEqual([
+      'timer.resolve',
+      'timer.resolve',
+    ]);
   });
 
   it('reads nested and parallel states, delays and composite guards', () => {
     const chart = chartOf(nested);
     const byId = new Map(chart.nodes.map((n) => [n.id, n]));
-    expect(byId.get('door.closed')).toMatchObject({ type: 'compound', initial: 'door.closed.locked', children: ['door.closed.locked', 'door.closed.unlocked'] });
+    expect(byId.get('door.closed')).toMatchObject({
+      type: 'compound',
+      initial: 'door.closed.locked',
+      children: ['door.closed.locked', 'door.closed.unlocked'],
+    });
     expect(byId.get('door.open')!.type).toBe('parallel');
     expect(byId.get('door.open.alarm.done')!.type).toBe('final');
     const unlock = chart.edges.find((e) => e.event === 'unlock')!;
     expect(unlock.guard).toBe('ok || ready && !late');
     const after = chart.edges.find((e) => e.kind === 'after')!;
     expect(after).toMatchObject({ source: 'door.closed.unlocked', delay: '5000', targets: ['door.closed.locked'] });
-    expect(chart.edges.find((e) => e.kind === 'always')).toMatchObject({ source: 'door.open.alarm.armed', guard: 'late' });
+    expect(chart.edges.find((e) => e.kind === 'always')).toMatchObject({
+      source: 'door.open.alarm.armed',
+      guard: 'late',
+    });
     expect(formatGuard(undefined)).toBeNull();
-    expect(wrapGuard('a && b && cccccccccccccccccccccccccccccc', 12)).toEqual(['a && b', '  && cccccccccccccccccccccccccccccc']);
+    expect(wrapGuard('a && b && cccccccccccccccccccccccccccccc', 12)).toEqual([
+      'a && b',
+      '  && cccccccccccccccccccccccccccccc',
+    ]);
   });
 
   it('prints Mermaid and Graphviz for docs', () => {
@@ -124,7 +150,9 @@ describe('layout with elkjs', () => {
       for (const p of layout.paths) {
         expect(p.points.length).toBeGreaterThanOrEqual(2);
         // A path carries a label exactly when it draws transitions.
-        expect(p.label === undefined || p.label === null, `${name}: label of a path with ${p.edges.length} edges`).toBe(p.edges.length === 0);
+        expect(p.label === undefined || p.label === null, `${name}: label of a path with ${p.edges.length} edges`).toBe(
+          p.edges.length === 0,
+        );
         if (p.edges.length) {
           labelled++;
           expect(p.label!.lines.map((l) => l.edge)).toEqual(p.edges);
@@ -132,7 +160,11 @@ describe('layout with elkjs', () => {
       }
       // Initial dots, and an "any state" marker exactly for machines with transitions of an ancestor.
       expect(layout.boxes.some((b) => b.kind === 'initial')).toBe(true);
-      if (any !== null) expect(layout.boxes.some((b) => b.kind === 'any'), `${name}: "any state" marker`).toBe(any);
+      if (any !== null)
+        expect(
+          layout.boxes.some((b) => b.kind === 'any'),
+          `${name}: "any state" marker`,
+        ).toBe(any);
     }
     // The nesting and label checks above ran (the nested machine has child states).
     expect(nestedBoxes).toBeGreaterThan(0);

@@ -8,7 +8,17 @@ import { replayJournal } from '../../src/inspect/replay.ts';
 import { StatelyBridge, statelyEvents, type StatelyInspectionEvent } from '../../src/inspect/stately.ts';
 import { InspectionStream } from '../../src/inspect/stream.ts';
 import { MemoryTransport } from '../../src/transport/memory-transport.ts';
-import { cleanup, cmd, drive, journalOf, LEAD, openEnv, refunds, reviewSignals, settle } from '../integration/helpers.ts';
+import {
+  cleanup,
+  cmd,
+  drive,
+  journalOf,
+  LEAD,
+  openEnv,
+  refunds,
+  reviewSignals,
+  settle,
+} from '../integration/helpers.ts';
 
 afterEach(cleanup);
 
@@ -52,17 +62,27 @@ describe('Stately compatibility', () => {
 
     expect(sent.length).toBeGreaterThan(5);
     for (const e of sent) expectStatelyShape(e);
-    const agentActor = sent.find((e) => e.type === '@xstate.actor' && e.sessionId === 'st-1') as Extract<StatelyInspectionEvent, { type: '@xstate.actor' }>;
+    const agentActor = sent.find((e) => e.type === '@xstate.actor' && e.sessionId === 'st-1') as Extract<
+      StatelyInspectionEvent,
+      { type: '@xstate.actor' }
+    >;
     expect(agentActor).toBeDefined();
     expect(agentActor.name).toBe('agent');
     expect(JSON.parse(agentActor.definition!)).toMatchObject({ id: 'agent', initial: 'perceiving' });
-    const caseActor = sent.find((e) => e.type === '@xstate.actor' && e.sessionId === 'st-1.case-1') as Extract<StatelyInspectionEvent, { type: '@xstate.actor' }>;
+    const caseActor = sent.find((e) => e.type === '@xstate.actor' && e.sessionId === 'st-1.case-1') as Extract<
+      StatelyInspectionEvent,
+      { type: '@xstate.actor' }
+    >;
     expect(caseActor.parentId).toBe('st-1');
     expect(JSON.parse(caseActor.definition!).id).toBe('reviewCase');
-    const claimed = sent.filter((e) => e.type === '@xstate.snapshot' && e.sessionId === 'st-1.case-1').at(-1) as Extract<StatelyInspectionEvent, { type: '@xstate.snapshot' }>;
+    const claimed = sent
+      .filter((e) => e.type === '@xstate.snapshot' && e.sessionId === 'st-1.case-1')
+      .at(-1) as Extract<StatelyInspectionEvent, { type: '@xstate.snapshot' }>;
     expect((claimed.snapshot as { value?: unknown }).value).toBe('claimed');
     expect(claimed.event.type).toBe('claim');
-    expect(sent.some((e) => e.type === '@xstate.event' && e.sessionId === 'st-1' && e.event.type === 'perceive.done')).toBe(true);
+    expect(
+      sent.some((e) => e.type === '@xstate.event' && e.sessionId === 'st-1' && e.event.type === 'perceive.done'),
+    ).toBe(true);
     const email = (c!.observation.fields as { customer: { email: string } }).customer.email;
     expect(JSON.stringify(sent)).not.toContain(email);
   });
@@ -76,11 +96,25 @@ describe('Stately compatibility', () => {
     await env.rt.command(cmd('claim', 'ws-1.case-1', LEAD));
     await env.rt.command(cmd('reject', 'ws-1.case-1', LEAD, { reason: 'not eligible' }));
     await drive(env.rt, env.clock, async () => (await env.rt.get('ws-1'))?.status === 'done');
-    const replay = replayJournal({ id: 'ws-1.case-1', kind: 'case', model, entries: await journalOf(env.rt, 'ws-1.case-1'), record: await env.store.load('ws-1.case-1'), redactor: new Redactor([model]) });
+    const replay = replayJournal({
+      id: 'ws-1.case-1',
+      kind: 'case',
+      model,
+      entries: await journalOf(env.rt, 'ws-1.case-1'),
+      record: await env.store.load('ws-1.case-1'),
+      redactor: new Redactor([model]),
+    });
 
     // As JSON (handoff inspect <id> --format stately).
     const events = statelyEvents([model], replay);
-    expect(events.map((e) => e.type)).toEqual(['@xstate.actor', '@xstate.snapshot', '@xstate.event', '@xstate.snapshot', '@xstate.event', '@xstate.snapshot']);
+    expect(events.map((e) => e.type)).toEqual([
+      '@xstate.actor',
+      '@xstate.snapshot',
+      '@xstate.event',
+      '@xstate.snapshot',
+      '@xstate.event',
+      '@xstate.snapshot',
+    ]);
     const last = events.at(-1) as Extract<StatelyInspectionEvent, { type: '@xstate.snapshot' }>;
     expect(last.snapshot).toMatchObject({ status: 'done', value: 'rejected' });
 
@@ -88,7 +122,9 @@ describe('Stately compatibility', () => {
     const http = createServer();
     const wss = new WebSocketServer({ server: http });
     const received: StatelyInspectionEvent[] = [];
-    wss.on('connection', (ws) => ws.on('message', (d) => received.push(JSON.parse(d.toString()) as StatelyInspectionEvent)));
+    wss.on('connection', (ws) =>
+      ws.on('message', (d) => received.push(JSON.parse(d.toString()) as StatelyInspectionEvent)),
+    );
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
     const bridge = StatelyBridge.webSocket([model], `ws://127.0.0.1:${(http.address() as AddressInfo).port}`);
     bridge.pushReplay(replay);

@@ -6,7 +6,18 @@ import { chartOf } from '../../src/inspect/graph.ts';
 import { agentMachine } from '../../src/machines/agent.ts';
 import { reviewCaseMachine } from '../../src/machines/review-case.ts';
 import { MemoryTransport } from '../../src/transport/memory-transport.ts';
-import { caseCtx, cleanup, cmd, drive, journalOf, LEAD, openEnv, refunds, reviewSignals, settle } from '../integration/helpers.ts';
+import {
+  caseCtx,
+  cleanup,
+  cmd,
+  drive,
+  journalOf,
+  LEAD,
+  openEnv,
+  refunds,
+  reviewSignals,
+  settle,
+} from '../integration/helpers.ts';
 
 afterEach(cleanup);
 
@@ -28,7 +39,14 @@ describe('redaction by classification', () => {
     expect(paths.some((p) => /^plan\.actions\.\*\.args\./.test(p))).toBe(true);
     const r = new Redactor([model]);
     const [c] = await reviewSignals();
-    const ctx = { episodeId: 'e', model: 'refunds', signal: c!.signal, observation: c!.observation, plan: c!.plan, results: [1] };
+    const ctx = {
+      episodeId: 'e',
+      model: 'refunds',
+      signal: c!.signal,
+      observation: c!.observation,
+      plan: c!.plan,
+      results: [1],
+    };
     const out = r.redact('refunds', ctx) as typeof ctx;
     expect(out).not.toBe(ctx);
     expect(out.results).toBe(ctx.results);
@@ -87,7 +105,8 @@ describe('inspection stream', () => {
     transport.publish(focusSubject('default'), { ids: ['ep-f'] });
     await new Promise((r) => setTimeout(r, 5));
     await env.rt.startEpisode('refunds', signals[0]!.signal, { episodeId: 'ep-f' });
-    for (let i = 1; i < 20; i++) await env.rt.startEpisode('refunds', signals[i % signals.length]!.signal, { episodeId: `ep-${i}` });
+    for (let i = 1; i < 20; i++)
+      await env.rt.startEpisode('refunds', signals[i % signals.length]!.signal, { episodeId: `ep-${i}` });
     await drive(env.rt, env.clock, async () => (await env.rt.get('ep-f'))?.state === 'awaitingReview');
     stream.flush();
     await settle(env.rt);
@@ -117,7 +136,14 @@ describe('time travel', () => {
     const redactor = new Redactor([model]);
 
     const caseRec = await env.store.load('tt-1.case-1');
-    const caseReplay = replayJournal({ id: 'tt-1.case-1', kind: 'case', model, entries: await journalOf(env.rt, 'tt-1.case-1'), record: caseRec, redactor });
+    const caseReplay = replayJournal({
+      id: 'tt-1.case-1',
+      kind: 'case',
+      model,
+      entries: await journalOf(env.rt, 'tt-1.case-1'),
+      record: caseRec,
+      redactor,
+    });
     expect(caseReplay.exact).toBe(true);
     expect(caseReplay.steps.map((s) => s.state)).toEqual(['queued', 'claimed', 'approved']);
     expect(caseReplay.steps[1]!.transitions.map((t) => t.edge)).toEqual(['reviewCase.queued:claim:0']);
@@ -126,7 +152,14 @@ describe('time travel', () => {
     expect(caseCtx(await env.rt.get('tt-1.case-1')).resolution?.outcome).toBe('approved');
 
     const agentRec = await env.store.load('tt-1');
-    const agent = replayJournal({ id: 'tt-1', kind: 'agent', model, entries: await journalOf(env.rt, 'tt-1'), record: agentRec, redactor });
+    const agent = replayJournal({
+      id: 'tt-1',
+      kind: 'agent',
+      model,
+      entries: await journalOf(env.rt, 'tt-1'),
+      record: agentRec,
+      redactor,
+    });
     expect(agent.exact).toBe(true);
     const states = agent.steps.map((s) => s.state);
     expect(states[0]).toBe('perceiving');

@@ -12,16 +12,26 @@ describe('layers (scripts/layers.ts, docs/architecture.md "Layers as they are")'
 
   it('a new upward import fails, naming file and line', () => {
     const result = checkLayers({ imports: [], cycles: [] });
-    for (const v of result.violations) expect(result.problems.some((p) => p.startsWith(`${v.from}:${v.line} imports ${v.to}`) && p.includes(v.why))).toBe(true);
+    for (const v of result.violations)
+      expect(
+        result.problems.some((p) => p.startsWith(`${v.from}:${v.line} imports ${v.to}`) && p.includes(v.why)),
+      ).toBe(true);
     expect(layerViolation('src/contracts/plan.ts', 'src/runtime/runtime.ts')).toMatch(/contracts → runtime: upward/);
     expect(layerViolation('src/machines/agent.ts', 'src/models/define.ts')).toMatch(/same floor/);
     expect(layerViolation('src/runtime/runtime.ts', 'src/machines/agent.ts')).toBeUndefined();
   });
 
   it('a baseline entry that no longer occurs fails', () => {
-    const { problems } = checkLayers({ imports: [{ import: 'src/contracts/plan.ts -> src/cli/main.ts', reason: 'test' }], cycles: [{ cycle: 'src/a.ts | src/b.ts', reason: 'test' }] });
-    expect(problems).toContain('baseline entry no longer occurs, remove it from scripts/layers-baseline.json: src/contracts/plan.ts -> src/cli/main.ts');
-    expect(problems).toContain('baseline cycle no longer occurs, remove it from scripts/layers-baseline.json: src/a.ts | src/b.ts');
+    const { problems } = checkLayers({
+      imports: [{ import: 'src/contracts/plan.ts -> src/cli/main.ts', reason: 'test' }],
+      cycles: [{ cycle: 'src/a.ts | src/b.ts', reason: 'test' }],
+    });
+    expect(problems).toContain(
+      'baseline entry no longer occurs, remove it from scripts/layers-baseline.json: src/contracts/plan.ts -> src/cli/main.ts',
+    );
+    expect(problems).toContain(
+      'baseline cycle no longer occurs, remove it from scripts/layers-baseline.json: src/a.ts | src/b.ts',
+    );
   });
 
   it('leaf utilities are placed in base, composition roots in app', () => {
@@ -32,6 +42,16 @@ describe('layers (scripts/layers.ts, docs/architecture.md "Layers as they are")'
   });
 
   it('finds cycles, self-loops included', () => {
-    expect(cycles(['a', 'b', 'c', 'd'], [{ from: 'a', to: 'b' }, { from: 'b', to: 'a' }, { from: 'c', to: 'd' }, { from: 'd', to: 'd' }])).toEqual([['a', 'b'], ['d']]);
+    expect(
+      cycles(
+        ['a', 'b', 'c', 'd'],
+        [
+          { from: 'a', to: 'b' },
+          { from: 'b', to: 'a' },
+          { from: 'c', to: 'd' },
+          { from: 'd', to: 'd' },
+        ],
+      ),
+    ).toEqual([['a', 'b'], ['d']]);
   });
 });

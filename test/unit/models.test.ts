@@ -8,7 +8,15 @@ import { ModelConfig } from '../../src/contracts/model-config.ts';
 import type { Observation } from '../../src/contracts/observation.ts';
 import type { Plan } from '../../src/contracts/plan.ts';
 import type { GateDecision } from '../../src/contracts/gate-decision.ts';
-import type { EffectContext, LedgerEntry, ModelHandlers, Perceived, PlanDraft, StepContext, World } from '../../src/models/define.ts';
+import type {
+  EffectContext,
+  LedgerEntry,
+  ModelHandlers,
+  Perceived,
+  PlanDraft,
+  StepContext,
+  World,
+} from '../../src/models/define.ts';
 import { evaluateGate } from '../../src/policy/gate.ts';
 import { Rng, drawFor } from '../../src/runtime/rng.ts';
 import refundsHandlers from '../../models/refunds/handlers.ts';
@@ -26,7 +34,10 @@ function stepContext(model: string, index: number, step: string, attempt = 1): S
   return { now: NOW, attempt, draw: (salt = '') => drawFor(model, index, step, attempt, salt) };
 }
 
-function toObservation(p: Perceived<Record<string, unknown>>, id: string): Observation & { fields: Record<string, unknown> } {
+function toObservation(
+  p: Perceived<Record<string, unknown>>,
+  id: string,
+): Observation & { fields: Record<string, unknown> } {
   return {
     id,
     kind: p.kind,
@@ -95,8 +106,16 @@ async function simulate(name: string, handlers: ModelHandlers<any, any>): Promis
 }
 
 const MODELS = [
-  { name: 'refunds', handlers: refundsHandlers as ModelHandlers<any, any>, personal: ['customer.name', 'customer.email', 'customer.iban'] },
-  { name: 'incidents', handlers: incidentsHandlers as ModelHandlers<any, any>, personal: ['onCall.name', 'onCall.phone'] },
+  {
+    name: 'refunds',
+    handlers: refundsHandlers as ModelHandlers<any, any>,
+    personal: ['customer.name', 'customer.email', 'customer.iban'],
+  },
+  {
+    name: 'incidents',
+    handlers: incidentsHandlers as ModelHandlers<any, any>,
+    personal: ['onCall.name', 'onCall.phone'],
+  },
 ];
 
 for (const model of MODELS) {
@@ -290,7 +309,9 @@ for (const model of MODELS) {
           compensated++;
         }
       }
-      console.log(`${name}: ${world.ledger.size} effects applied, ${transientRetries} transient retries, ${compensated} compensations`);
+      console.log(
+        `${name}: ${world.ledger.size} effects applied, ${transientRetries} transient retries, ${compensated} compensations`,
+      );
       for (const entry of world.ledger.values()) expect(entry.applications).toBe(1);
       expect(transientRetries).toBeGreaterThan(0);
       expect(compensated).toBeGreaterThan(0);

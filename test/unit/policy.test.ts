@@ -52,7 +52,10 @@ function mkPlan(opts: { actions?: Act[]; confidence?: number; score?: number } =
   return Plan.parse({
     id: 'plan-1',
     planner: 'test-planner',
-    actions: (opts.actions ?? [{ type: 'refund', args: { amount: 50 } }]).map((a) => ({ type: a.type, args: a.args ?? {} })),
+    actions: (opts.actions ?? [{ type: 'refund', args: { amount: 50 } }]).map((a) => ({
+      type: a.type,
+      args: a.args ?? {},
+    })),
     confidence: opts.confidence ?? 0.9,
     rationale: 'because',
     risk: { score: opts.score ?? 0.1, factors: [] },
@@ -173,7 +176,10 @@ describe('evaluateGate: each rule', () => {
   });
 
   it('limit denyAbove without reviewAbove', () => {
-    expect(gate({ actions: [{ type: 'transfer', args: { amount: 10_001 } }] })).toMatchObject({ outcome: 'deny', ruleId: 'limit:transfer.amount' });
+    expect(gate({ actions: [{ type: 'transfer', args: { amount: 10_001 } }] })).toMatchObject({
+      outcome: 'deny',
+      ruleId: 'limit:transfer.amount',
+    });
     const ok = gate({ actions: [{ type: 'transfer', args: { amount: 10_000 } }] });
     expect(rule(ok, 'limit:transfer.amount')).toMatchObject({ result: 'pass' });
   });
@@ -218,7 +224,10 @@ describe('evaluateGate: each rule', () => {
       checkInvariants(d);
     }
     // The limit's own reviewTier applies.
-    expect(gate({ actions: [{ type: 'close', args: { count: 'many' } }] })).toMatchObject({ outcome: 'review', tier: 3 });
+    expect(gate({ actions: [{ type: 'close', args: { count: 'many' } }] })).toMatchObject({
+      outcome: 'review',
+      tier: 3,
+    });
   });
 
   it('limit: every matching action is checked, and limits of absent actions are not reported', () => {
@@ -256,7 +265,12 @@ describe('evaluateGate: each rule', () => {
     ];
     for (const [score, tier] of cases) {
       const d = gate({ score });
-      expect(d, `score ${score}`).toMatchObject({ outcome: 'review', ruleId: 'risk-threshold', tier, riskScore: score });
+      expect(d, `score ${score}`).toMatchObject({
+        outcome: 'review',
+        ruleId: 'risk-threshold',
+        tier,
+        riskScore: score,
+      });
       expect(rule(d, 'risk-threshold')).toMatchObject({ result: 'review', tier });
       checkInvariants(d);
     }
@@ -289,7 +303,10 @@ describe('evaluateGate: each rule', () => {
     // At the low bound: not "below", so tier 1.
     expect(gate({ confidence: 0.5 })).toMatchObject({ outcome: 'review', tier: 1 });
     // Without the setting, low confidence stays at the risk tier.
-    expect(gate({ confidence: 0.1 }, undefined, withPolicy({ lowConfidenceTier2Below: undefined }))).toMatchObject({ outcome: 'review', tier: 1 });
+    expect(gate({ confidence: 0.1 }, undefined, withPolicy({ lowConfidenceTier2Below: undefined }))).toMatchObject({
+      outcome: 'review',
+      tier: 1,
+    });
   });
 
   it('confidence-threshold: tier 2 only when a second tier exists', () => {
@@ -324,14 +341,26 @@ describe('evaluateGate: regressions', () => {
   });
 
   it('thresholds compare the exact risk, not the rounded one', () => {
-    expect(gate({ actions: [{ type: 'notify', args: { recipients: 1 } }], score: 0.3004, confidence: 0.95 }).outcome).toBe('review');
-    expect(gate({ actions: [{ type: 'notify', args: { recipients: 1 } }], score: 0.9004, confidence: 0.95 }).outcome).toBe('deny');
+    expect(
+      gate({ actions: [{ type: 'notify', args: { recipients: 1 } }], score: 0.3004, confidence: 0.95 }).outcome,
+    ).toBe('review');
+    expect(
+      gate({ actions: [{ type: 'notify', args: { recipients: 1 } }], score: 0.9004, confidence: 0.95 }).outcome,
+    ).toBe('deny');
   });
 
   it('lower confidence never lowers the tier below the risk tier', () => {
     const m = withPolicy({ maxAutoRisk: 0.9, tierRiskBounds: [0.1, 0.2, 1] });
-    const low = evaluateGate(mkPlan({ actions: [{ type: 'notify', args: { recipients: 1 } }], score: 0.5, confidence: 0.3 }), mkObs(), m);
-    const mid = evaluateGate(mkPlan({ actions: [{ type: 'notify', args: { recipients: 1 } }], score: 0.5, confidence: 0.7 }), mkObs(), m);
+    const low = evaluateGate(
+      mkPlan({ actions: [{ type: 'notify', args: { recipients: 1 } }], score: 0.5, confidence: 0.3 }),
+      mkObs(),
+      m,
+    );
+    const mid = evaluateGate(
+      mkPlan({ actions: [{ type: 'notify', args: { recipients: 1 } }], score: 0.5, confidence: 0.7 }),
+      mkObs(),
+      m,
+    );
     expect(low.tier).toBeGreaterThanOrEqual(mid.tier);
   });
 });
@@ -404,7 +433,9 @@ describe('riskOf and tierForRisk', () => {
   it('riskOf is the max of the plan score and the inherent risk of every action', () => {
     expect(riskOf(mkPlan({ actions: [{ type: 'notify', args: { recipients: 1 } }], score: 0.05 }), actions)).toBe(0.05);
     expect(riskOf(mkPlan({ actions: [refund(1)], score: 0.05 }), actions)).toBe(0.2);
-    expect(riskOf(mkPlan({ actions: [refund(1), { type: 'transfer' }, { type: 'close' }], score: 0.1 }), actions)).toBe(0.5);
+    expect(riskOf(mkPlan({ actions: [refund(1), { type: 'transfer' }, { type: 'close' }], score: 0.1 }), actions)).toBe(
+      0.5,
+    );
     expect(riskOf(mkPlan({ actions: [refund(1), { type: 'transfer' }], score: 0.65 }), actions)).toBe(0.65);
   });
 
@@ -452,7 +483,11 @@ describe('evaluateGate: determinism and explanation', () => {
     ['low confidence', { confidence: 0.2 }],
     ['confidence review', { confidence: 0.6 }],
     ['data class', {}, ['sensitive']],
-    ['mixed', { actions: [refund(500), { type: 'close', args: { count: 3 } }], score: 0.75, confidence: 0.45 }, ['confidential', 'sensitive']],
+    [
+      'mixed',
+      { actions: [refund(500), { type: 'close', args: { count: 3 } }], score: 0.75, confidence: 0.45 },
+      ['confidential', 'sensitive'],
+    ],
   ];
 
   for (const [name, opts, classes] of scenarios) {
@@ -476,7 +511,9 @@ describe('evaluateGate: determinism and explanation', () => {
       checkInvariants(d);
       // One limit rule per action of a limited type.
       const p = mkPlan(opts);
-      const limited = p.actions.flatMap((a) => policy.limits.filter((l) => l.action === a.type).map((l) => `limit:${l.action}.${l.arg}`));
+      const limited = p.actions.flatMap((a) =>
+        policy.limits.filter((l) => l.action === a.type).map((l) => `limit:${l.action}.${l.arg}`),
+      );
       expect(d.rules.filter((r) => r.ruleId.startsWith('limit:')).map((r) => r.ruleId)).toEqual(limited);
       if (d.outcome === 'review') expect(d.tier).toBeGreaterThanOrEqual(1);
       else expect(d.tier).toBe(0);
@@ -534,12 +571,25 @@ describe('evaluateGate: properties', () => {
 
   it('never auto when confidence, risk or an amount is out of bounds; only deny with a denied action', () => {
     // How many runs exercised each implication (its condition held): none may be vacuous.
-    const hits = { lowConfidence: 0, riskAboveAuto: 0, amountAboveReview: 0, riskAboveCeiling: 0, amountAboveDeny: 0, wipe: 0 };
+    const hits = {
+      lowConfidence: 0,
+      riskAboveAuto: 0,
+      amountAboveReview: 0,
+      riskAboveCeiling: 0,
+      amountAboveDeny: 0,
+      wipe: 0,
+    };
     fc.assert(
       fc.property(arbInput, (i) => {
         const p = build(i);
         const d = evaluateGate(p, mkObs(i.dataClasses), model);
-        const inherent = Math.max(i.score, 0.2, i.transfer ? 0.5 : 0, i.count !== undefined ? 0.1 : 0, i.wipe ? 0.1 : 0);
+        const inherent = Math.max(
+          i.score,
+          0.2,
+          i.transfer ? 0.5 : 0,
+          i.count !== undefined ? 0.1 : 0,
+          i.wipe ? 0.1 : 0,
+        );
         expect(d.riskScore).toBe(riskOf(p, actions));
         expect(d.riskScore).toBe(inherent);
 
@@ -572,7 +622,8 @@ describe('evaluateGate: properties', () => {
       }),
       { numRuns: 500 },
     );
-    for (const [name, n] of Object.entries(hits)) expect(n, `runs where '${name}' held`).toBeGreaterThanOrEqual(MIN_EXERCISED);
+    for (const [name, n] of Object.entries(hits))
+      expect(n, `runs where '${name}' held`).toBeGreaterThanOrEqual(MIN_EXERCISED);
   });
 
   it('auto exactly when every threshold and limit is met', () => {

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { BlobError, BlobPacker, blobRefs, blobsByRef, newSink, unpackLegacyRecord } from '../../src/runtime/record-codec.ts';
+import {
+  BlobError,
+  BlobPacker,
+  blobRefs,
+  blobsByRef,
+  newSink,
+  unpackLegacyRecord,
+} from '../../src/runtime/record-codec.ts';
 import type { ActorRecord } from '../../src/runtime/store.ts';
 
 const observation = { id: 'ep-1.obs', fields: { orderId: 'ORD-1', email: 'a@example.com' } };
@@ -15,7 +22,13 @@ const caseRecord = (seq: number, context: Record<string, unknown>, output?: unkn
   seq,
   status: output === undefined ? 'active' : 'done',
   state: output === undefined ? 'pending' : 'approved',
-  snapshot: { status: output === undefined ? 'active' : 'done', value: 'pending', context, ...(output !== undefined ? { output } : {}), children: {} },
+  snapshot: {
+    status: output === undefined ? 'active' : 'done',
+    value: 'pending',
+    context,
+    ...(output !== undefined ? { output } : {}),
+    children: {},
+  },
   updatedAt: seq,
 });
 
@@ -31,7 +44,10 @@ describe('stored form of review cases (blobs)', () => {
     const packer = new BlobPacker();
     const input = { caseId: 'ep-1.case-1', observation, plan, decision, tiers };
     const ctx0 = { ...input, proposedPlan: plan, claim: null, resolution: null };
-    const c0 = commit(packer, 'ep-1.case-1', '0000000000', caseRecord(0, ctx0), { seq: 0, event: { type: 'xstate.init', input } });
+    const c0 = commit(packer, 'ep-1.case-1', '0000000000', caseRecord(0, ctx0), {
+      seq: 0,
+      event: { type: 'xstate.init', input },
+    });
     // Four blobs, the proposed plan being the plan (one object): one write for all of them.
     expect(c0.sink.n).toBe(4);
     expect(JSON.stringify(c0.stored)).not.toContain('ORD-1');
@@ -54,7 +70,9 @@ describe('stored form of review cases (blobs)', () => {
     expect(ctx.proposedPlan).toBe(ctx.plan);
     expect((ctx.resolution as { plan: unknown }).plan).toBe(ctx.plan);
     expect((back.snapshot as { output: unknown }).output).toBe(ctx.resolution);
-    expect(reader.unpack('ep-1.case-1', c0.stored[1], (ref) => all.get(ref))).toEqual(json({ seq: 0, event: { type: 'xstate.init', input } }));
+    expect(reader.unpack('ep-1.case-1', c0.stored[1], (ref) => all.get(ref))).toEqual(
+      json({ seq: 0, event: { type: 'xstate.init', input } }),
+    );
 
     // What was read is known as stored: re-packing it (a rehydrated case's next commit) writes no blob.
     const again = commit(reader, 'ep-1.case-1', '0000000003', { ...back, seq: 3 });
@@ -66,7 +84,9 @@ describe('stored form of review cases (blobs)', () => {
     const packer = new BlobPacker();
     commit(packer, 'a.case-1', '0000000000', caseRecord(0, { plan, proposedPlan: plan }));
     const modified = { ...plan, id: 'ep-1.plan-1.r1' };
-    expect(commit(packer, 'a.case-1', '0000000001', caseRecord(1, { plan: modified, proposedPlan: plan })).sink.n).toBe(1);
+    expect(commit(packer, 'a.case-1', '0000000001', caseRecord(1, { plan: modified, proposedPlan: plan })).sink.n).toBe(
+      1,
+    );
     // The same object in another actor's value is stored again, for that actor.
     expect(commit(packer, 'b.case-1', '0000000000', caseRecord(0, { plan, proposedPlan: plan })).sink.n).toBe(1);
   });
@@ -91,7 +111,9 @@ describe('stored form of review cases (blobs)', () => {
 
   it('reads records stored by the earlier $same packing', () => {
     const resolution = { caseId: 'ep-1.case-1', outcome: 'approved', plan };
-    const legacy = json(caseRecord(3, { plan, proposedPlan: { $same: 'plan' }, resolution }, { $same: 'context.resolution' }));
+    const legacy = json(
+      caseRecord(3, { plan, proposedPlan: { $same: 'plan' }, resolution }, { $same: 'context.resolution' }),
+    );
     const back = unpackLegacyRecord(legacy)!;
     expect(back).toEqual(json(caseRecord(3, { plan, proposedPlan: plan, resolution }, resolution)));
     const agent = { ...caseRecord(1, { plan }), kind: 'agent' as const };

@@ -12,15 +12,36 @@ import { describe, expect, it } from 'vitest';
 import type { CaseInput, TierSpec } from '../../src/contracts/review-case.ts';
 import type { PlannedAction } from '../../src/contracts/plan.ts';
 import type { Reviewer } from '../../src/contracts/reviewer-command.ts';
-import { explainCaseRejection, reviewCaseMachine, type CaseContext, type CaseEvent } from '../../src/machines/review-case.ts';
+import {
+  explainCaseRejection,
+  reviewCaseMachine,
+  type CaseContext,
+  type CaseEvent,
+} from '../../src/machines/review-case.ts';
 import { Coverage, T0, declaredTransitions, mkAction, mkObservation, mkPlan, review, stateIds } from './fixtures.ts';
 
 const cov = new Coverage();
 
 const TIERS: TierSpec[] = [
-  { name: 'frontline', queue: 'q-frontline', roles: ['frontline'], ackMs: 60_000, resolveMs: 300_000, priority: 1, fourEyes: false },
+  {
+    name: 'frontline',
+    queue: 'q-frontline',
+    roles: ['frontline'],
+    ackMs: 60_000,
+    resolveMs: 300_000,
+    priority: 1,
+    fourEyes: false,
+  },
   { name: 'lead', queue: 'q-lead', roles: ['lead'], ackMs: 30_000, resolveMs: 120_000, priority: 2, fourEyes: false },
-  { name: 'risk-committee', queue: 'q-risk', roles: ['risk'], ackMs: 20_000, resolveMs: 60_000, priority: 3, fourEyes: true },
+  {
+    name: 'risk-committee',
+    queue: 'q-risk',
+    roles: ['risk'],
+    ackMs: 20_000,
+    resolveMs: 60_000,
+    priority: 3,
+    fourEyes: true,
+  },
 ];
 const LEASE_MS = 45_000;
 const PLAN = mkPlan('plan-1');
@@ -100,7 +121,10 @@ class Case {
 
   send(event: CaseEvent): this {
     expect(this.snap.can(event), `${event.type} should be accepted in ${this.state}`).toBe(true);
-    expect(explainCaseRejection(this.state, this.ctx, event), `no rejection reason for an accepted ${event.type}`).toBeNull();
+    expect(
+      explainCaseRejection(this.state, this.ctx, event),
+      `no rejection reason for an accepted ${event.type}`,
+    ).toBeNull();
     this.actor.send(event);
     return this;
   }
@@ -281,7 +305,14 @@ describe('review case: decisions', () => {
     c.cannot('approve', R.carol, 'not-claimant', false);
     c.cannot('approve', R.mallory, 'tier-role', true);
     c.send({ type: 'approve', reviewer: R.bob, comment: 'looks right', at: T0 + 2_000 });
-    expect(c.ctx.resolution).toEqual({ caseId: 'ep-1.case-1', outcome: 'approved', plan: PLAN, tier: 1, decidedBy: ['bob'], at: T0 + 2_000 });
+    expect(c.ctx.resolution).toEqual({
+      caseId: 'ep-1.case-1',
+      outcome: 'approved',
+      plan: PLAN,
+      tier: 1,
+      decidedBy: ['bob'],
+      at: T0 + 2_000,
+    });
     expect(c.lastHistory()).toEqual({ at: T0 + 2_000, kind: 'approved', tier: 1, by: 'bob', note: 'looks right' });
     expect(c.ctx.approvals).toEqual(['bob']);
     expectClosed(c, 'approved');
@@ -299,10 +330,24 @@ describe('review case: decisions', () => {
       tier: 1,
       decidedBy: ['bob'],
       reason: 'refund the full amount',
-      edits: [{ by: 'bob', at: T0 + 5_000, tier: 1, note: 'refund the full amount', diff: [{ path: 'actions.0.args.amount', from: 50, to: 20 }] }],
+      edits: [
+        {
+          by: 'bob',
+          at: T0 + 5_000,
+          tier: 1,
+          note: 'refund the full amount',
+          diff: [{ path: 'actions.0.args.amount', from: 50, to: 20 }],
+        },
+      ],
       at: T0 + 5_000,
     });
-    expect(c.lastHistory()).toEqual({ at: T0 + 5_000, kind: 'modified', tier: 1, by: 'bob', note: 'refund the full amount' });
+    expect(c.lastHistory()).toEqual({
+      at: T0 + 5_000,
+      kind: 'modified',
+      tier: 1,
+      by: 'bob',
+      note: 'refund the full amount',
+    });
     expectClosed(c, 'modified');
   });
 
@@ -412,12 +457,22 @@ describe('review case: escalation', () => {
       reason: 'acknowledge deadline of the last tier missed',
       at,
     });
-    expect(viaAck.lastHistory()).toEqual({ at, kind: 'expired', tier: 3, note: 'acknowledge deadline of the last tier missed' });
+    expect(viaAck.lastHistory()).toEqual({
+      at,
+      kind: 'expired',
+      tier: 3,
+      note: 'acknowledge deadline of the last tier missed',
+    });
     expectClosed(viaAck, 'expired');
 
     const viaResolve = new Case({ tier: 3 }).do('claim', R.erin);
     viaResolve.fire('resolve');
-    expect(viaResolve.ctx.resolution).toMatchObject({ outcome: 'expired', tier: 3, decidedBy: [], reason: 'resolve deadline of the last tier missed' });
+    expect(viaResolve.ctx.resolution).toMatchObject({
+      outcome: 'expired',
+      tier: 3,
+      decidedBy: [],
+      reason: 'resolve deadline of the last tier missed',
+    });
     expectClosed(viaResolve, 'expired');
 
     const queuedResolve = new Case({ tier: 3 });
@@ -447,7 +502,14 @@ describe('review case: four-eyes (tier 3)', () => {
     c.cannot('claim', R.erin, 'four-eyes', true);
     c.cannot('claim', R.alice, 'separation-of-duties', true);
     c.do('claim', R.frank, T0 + 3_000).do('approve', R.frank, T0 + 4_000);
-    expect(c.ctx.resolution).toEqual({ caseId: 'ep-1.case-1', outcome: 'approved', plan: PLAN, tier: 3, decidedBy: ['erin', 'frank'], at: T0 + 4_000 });
+    expect(c.ctx.resolution).toEqual({
+      caseId: 'ep-1.case-1',
+      outcome: 'approved',
+      plan: PLAN,
+      tier: 3,
+      decidedBy: ['erin', 'frank'],
+      at: T0 + 4_000,
+    });
     expectClosed(c, 'approved');
   });
 
@@ -469,7 +531,14 @@ describe('review case: four-eyes (tier 3)', () => {
     expect(c.ctx.approvals).toEqual(['erin']);
     expect(c.lastHistory()).toMatchObject({ kind: 'modified', by: 'erin' });
     c.do('claim', R.frank).do('approve', R.frank, T0 + 4_000);
-    expect(c.ctx.resolution).toMatchObject({ caseId: 'ep-1.case-1', outcome: 'modified', plan: NEW_PLAN, tier: 3, decidedBy: ['erin', 'frank'], at: T0 + 4_000 });
+    expect(c.ctx.resolution).toMatchObject({
+      caseId: 'ep-1.case-1',
+      outcome: 'modified',
+      plan: NEW_PLAN,
+      tier: 3,
+      decidedBy: ['erin', 'frank'],
+      at: T0 + 4_000,
+    });
     expect(c.ctx.resolution?.reason).toBeTruthy();
     expect(c.ctx.proposedPlan).toEqual(PLAN);
     expect(c.snap.output?.outcome).toBe('modified');
@@ -484,7 +553,11 @@ describe('review case: four-eyes (tier 3)', () => {
   // 'modified' (every other path ends in the state named by resolution.outcome). Got: state
   // 'approved' with output.outcome 'modified' — the runtime persists and shows state 'approved'.
   it('regression: four-eyes modify then approve ends in the state named by its outcome (modified)', () => {
-    const c = new Case({ tier: 3 }).do('claim', R.erin).do('modify', R.erin).do('claim', R.frank).do('approve', R.frank);
+    const c = new Case({ tier: 3 })
+      .do('claim', R.erin)
+      .do('modify', R.erin)
+      .do('claim', R.frank)
+      .do('approve', R.frank);
     expect(c.ctx.resolution?.outcome).toBe('modified');
     expect(c.state).toBe('modified');
   });
@@ -492,22 +565,42 @@ describe('review case: four-eyes (tier 3)', () => {
   // Four eyes cannot be bypassed by a modification: the second reviewer's edit discards the first
   // approval (it approved another plan), and the edited plan needs its own second approver.
   it('approve then modify → back to the queue; the edit needs a second, different approver', () => {
-    const c = new Case({ tier: 3 }).do('claim', R.erin).do('approve', R.erin).do('claim', R.frank).do('modify', R.frank, T0 + 3_000);
+    const c = new Case({ tier: 3 })
+      .do('claim', R.erin)
+      .do('approve', R.erin)
+      .do('claim', R.frank)
+      .do('modify', R.frank, T0 + 3_000);
     expect(c.state).toBe('queued');
     expect(c.ctx.resolution).toBeNull();
     expect(c.ctx.approvals).toEqual(['frank']);
     expect(c.ctx.edits).toEqual([
-      { by: 'frank', at: T0 + 3_000, tier: 3, note: 'refund the full amount', diff: [{ path: 'actions.0.args.amount', from: 50, to: 20 }], discardedApprovals: ['erin'] },
+      {
+        by: 'frank',
+        at: T0 + 3_000,
+        tier: 3,
+        note: 'refund the full amount',
+        diff: [{ path: 'actions.0.args.amount', from: 50, to: 20 }],
+        discardedApprovals: ['erin'],
+      },
     ]);
     c.cannot('claim', R.frank, 'four-eyes', true);
     // Erin approved the old plan; she may approve the new one.
     c.do('claim', R.erin).do('approve', R.erin);
-    expect(c.ctx.resolution).toMatchObject({ outcome: 'modified', plan: NEW_PLAN, decidedBy: ['frank', 'erin'], reason: 'refund the full amount' });
+    expect(c.ctx.resolution).toMatchObject({
+      outcome: 'modified',
+      plan: NEW_PLAN,
+      decidedBy: ['frank', 'erin'],
+      reason: 'refund the full amount',
+    });
     expectClosed(c, 'modified');
   });
 
   it('the second reviewer may still reject', () => {
-    const c = new Case({ tier: 3 }).do('claim', R.erin).do('approve', R.erin).do('claim', R.frank).do('reject', R.frank);
+    const c = new Case({ tier: 3 })
+      .do('claim', R.erin)
+      .do('approve', R.erin)
+      .do('claim', R.frank)
+      .do('reject', R.frank);
     expect(c.ctx.resolution).toMatchObject({ outcome: 'rejected', decidedBy: ['frank'] });
     expectClosed(c, 'rejected');
   });
@@ -550,7 +643,8 @@ function reachableSnapshots() {
   const paths = getShortestPaths(reviewCaseMachine, {
     input: caseInput(),
     // History grows with every renewal; leave it out so that the walk is finite.
-    serializeState: (s) => JSON.stringify({ value: s.value, context: { ...s.context, history: s.context.history.length > 0 } }),
+    serializeState: (s) =>
+      JSON.stringify({ value: s.value, context: { ...s.context, history: s.context.history.length > 0 } }),
     events: (s): CaseEvent[] => {
       const events: CaseEvent[] = [];
       for (const type of COMMANDS) for (const reviewer of REVIEWERS) events.push(command(type, reviewer, at));
@@ -565,7 +659,13 @@ function reachableSnapshots() {
 }
 
 describe('review case: review integrity (edits, separation of duties, ordered steps)', () => {
-  const edit = (reviewer: Reviewer, actions: PlannedAction[], at = T0 + 9_000): CaseEvent => ({ type: 'modify', reviewer, actions, comment: 'edit', at });
+  const edit = (reviewer: Reviewer, actions: PlannedAction[], at = T0 + 9_000): CaseEvent => ({
+    type: 'modify',
+    reviewer,
+    actions,
+    comment: 'edit',
+    at,
+  });
 
   it('the requester may not escalate their own case, queued or by any other path (separation-of-duties)', () => {
     const c = new Case();
@@ -578,7 +678,11 @@ describe('review case: review integrity (edits, separation of duties, ordered st
     const c = new Case().do('claim', R.bob);
     c.refuse(edit(R.bob, [mkAction('payout', { amount: 20 })]), 'planner-fields', false);
     c.refuse(edit(R.bob, []), 'planner-fields', false);
-    c.refuse(edit(R.bob, [mkAction('refund', { amount: 20 }), mkAction('refund', { amount: 1 })]), 'planner-fields', false);
+    c.refuse(
+      edit(R.bob, [mkAction('refund', { amount: 20 }), mkAction('refund', { amount: 1 })]),
+      'planner-fields',
+      false,
+    );
   });
 
   it('an edit that changes nothing is refused (no-change): approve instead', () => {
@@ -592,7 +696,9 @@ describe('review case: review integrity (edits, separation of duties, ordered st
     expect(c.ctx.plan.confidence).toBe(PLAN.confidence);
     expect(c.ctx.plan.risk).toEqual(PLAN.risk);
     expect(c.ctx.proposedPlan).toEqual(PLAN);
-    expect(c.ctx.edits.map((e) => [e.by, e.diff])).toEqual([['erin', [{ path: 'actions.0.args.amount', from: 50, to: 20 }]]]);
+    expect(c.ctx.edits.map((e) => [e.by, e.diff])).toEqual([
+      ['erin', [{ path: 'actions.0.args.amount', from: 50, to: 20 }]],
+    ]);
   });
 
   it('an edit after an edit discards the first editor’s approval too; decidedBy names only approvers of the plan that runs', () => {
@@ -609,7 +715,19 @@ describe('review case: review integrity (edits, separation of duties, ordered st
 
   describe('ordered steps: a manager, then security', () => {
     const ORDERED: TierSpec[] = [
-      { name: 'production access', queue: 'q-access', roles: ['manager', 'security'], ackMs: 60_000, resolveMs: 300_000, priority: 1, fourEyes: false, steps: [{ name: 'manager', roles: ['manager'] }, { name: 'security', roles: ['security'] }] },
+      {
+        name: 'production access',
+        queue: 'q-access',
+        roles: ['manager', 'security'],
+        ackMs: 60_000,
+        resolveMs: 300_000,
+        priority: 1,
+        fourEyes: false,
+        steps: [
+          { name: 'manager', roles: ['manager'] },
+          { name: 'security', roles: ['security'] },
+        ],
+      },
     ];
     const P = {
       mia: { id: 'mia', roles: ['manager'] },
@@ -666,7 +784,10 @@ describe('review case: guards and explanations', () => {
         for (const reviewer of REVIEWERS) {
           const event = command(type, reviewer, T0 + 2);
           const why = explainCaseRejection(String(s.value), s.context, event);
-          expect(why === null, `${String(s.value)} / tier ${s.context.tier} / ${type} by ${reviewer.id}: ${why?.rule}`).toBe(s.can(event));
+          expect(
+            why === null,
+            `${String(s.value)} / tier ${s.context.tier} / ${type} by ${reviewer.id}: ${why?.rule}`,
+          ).toBe(s.can(event));
           checked++;
         }
       }

@@ -25,7 +25,12 @@ beforeAll(async () => {
 /** A case context with the fields the projection and the dashboards read. */
 function caseCtx(id: string, over: Partial<CaseContext> = {}): CaseContext {
   const tiers = model.config.review.tiers;
-  const plan = { actions: [{ type: 'issueRefund', args: {}, description: 'Refund €10' }], rationale: 'r', confidence: 0.8, riskScore: 0.2 };
+  const plan = {
+    actions: [{ type: 'issueRefund', args: {}, description: 'Refund €10' }],
+    rationale: 'r',
+    confidence: 0.8,
+    riskScore: 0.2,
+  };
   return {
     caseId: id,
     episodeId: `ep-${id}`,
@@ -74,7 +79,16 @@ function twiceEscalated(id: string): CaseContext {
 function fakeBackend(records: ActorRecord[]) {
   const listeners: ((n: TransitionNotice) => void)[] = [];
   const views = new Map<string, ActorView>();
-  for (const r of records) views.set(r.id, { id: r.id, kind: r.kind, model: r.model, seq: r.seq, state: r.state, status: r.status, context: (r.snapshot as { context: CaseContext }).context });
+  for (const r of records)
+    views.set(r.id, {
+      id: r.id,
+      kind: r.kind,
+      model: r.model,
+      seq: r.seq,
+      state: r.state,
+      status: r.status,
+      context: (r.snapshot as { context: CaseContext }).context,
+    });
   let now = T0 + 50 * MIN;
   const backend = {
     namespace: 'test',
@@ -104,8 +118,27 @@ function fakeBackend(records: ActorRecord[]) {
   };
 }
 
-const record = (id: string, ctx: CaseContext, status: ActorRecord['status'] = 'active', state = 'queued', seq = 3): ActorRecord => ({ id, kind: 'case', model: 'refunds', seq, status, state, snapshot: { context: ctx }, updatedAt: T0 });
-const everyone = { id: 'probe', name: 'probe', grants: { refunds: { roles: ['support-lead', 'refunds-manager', 'finance-controller'], seeSensitive: true } } };
+const record = (
+  id: string,
+  ctx: CaseContext,
+  status: ActorRecord['status'] = 'active',
+  state = 'queued',
+  seq = 3,
+): ActorRecord => ({
+  id,
+  kind: 'case',
+  model: 'refunds',
+  seq,
+  status,
+  state,
+  snapshot: { context: ctx },
+  updatedAt: T0,
+});
+const everyone = {
+  id: 'probe',
+  name: 'probe',
+  grants: { refunds: { roles: ['support-lead', 'refunds-manager', 'finance-controller'], seeSensitive: true } },
+};
 
 describe('SLA misses after escalation', () => {
   it('the queue row of a twice-escalated case carries its escalations, why, and that the SLA was missed; P1 is the most urgent tier', async () => {
@@ -126,15 +159,31 @@ describe('SLA misses after escalation', () => {
     expect(fresh.slaMissed).toBe(false);
     expect(fresh.priorityRank).toBe(3);
     // A reviewer's escalation is not a missed deadline, whatever its reason says.
-    const byHand = caseCtx('c-hand', { tier: 2, history: [{ at: T0, kind: 'opened', tier: 1 }, { at: T0 + MIN, kind: 'escalated', tier: 1, by: 'r-amelie', note: 'deadline missed, says I' }] } as Partial<CaseContext>);
+    const byHand = caseCtx('c-hand', {
+      tier: 2,
+      history: [
+        { at: T0, kind: 'opened', tier: 1 },
+        { at: T0 + MIN, kind: 'escalated', tier: 1, by: 'r-amelie', note: 'deadline missed, says I' },
+      ],
+    } as Partial<CaseContext>);
     const q2 = new QueueProjection(fakeBackend([record('c-hand', byHand)]).backend);
     await q2.start();
-    expect(q2.get('c-hand')).toMatchObject({ slaMissed: false, escalations: [{ fromTier: 1, cause: 'reviewer', by: 'r-amelie' }] });
+    expect(q2.get('c-hand')).toMatchObject({
+      slaMissed: false,
+      escalations: [{ fromTier: 1, cause: 'reviewer', by: 'r-amelie' }],
+    });
   });
 
   it('dashboards count a miss as soon as a case escalates for it, from the store and live; escalations are charted; empty buckets are gaps', async () => {
-    const met = caseCtx('c-met', { firstClaimAt: T0 + 2 * MIN, resolution: { outcome: 'approved', at: T0 + 10 * MIN, by: ['r-amelie'] } } as unknown as Partial<CaseContext>);
-    const f = fakeBackend([record('c-esc', twiceEscalated('c-esc')), record('c-met', met, 'done', 'approved'), record('c-live', caseCtx('c-live'))]);
+    const met = caseCtx('c-met', {
+      firstClaimAt: T0 + 2 * MIN,
+      resolution: { outcome: 'approved', at: T0 + 10 * MIN, by: ['r-amelie'] },
+    } as unknown as Partial<CaseContext>);
+    const f = fakeBackend([
+      record('c-esc', twiceEscalated('c-esc')),
+      record('c-met', met, 'done', 'approved'),
+      record('c-live', caseCtx('c-live')),
+    ]);
     const m = new Metrics(f.backend);
     await m.start().loaded;
     const s1 = m.series(everyone, 3600_000, T0 + 50 * MIN);
@@ -148,19 +197,71 @@ describe('SLA misses after escalation', () => {
 
     // Live: the third case misses its acknowledge deadline and escalates (as on a NATS cluster).
     const at = T0 + 16 * MIN;
-    const escalated = caseCtx('c-live', { tier: 2, enteredTierAt: at, history: [{ at: T0, kind: 'opened', tier: 1 }, { at, kind: 'escalated', tier: 1, note: 'acknowledge deadline missed' }] } as Partial<CaseContext>);
-    f.views.set('c-live', { id: 'c-live', kind: 'case', model: 'refunds', seq: 4, state: 'queued', status: 'active', context: escalated });
+    const escalated = caseCtx('c-live', {
+      tier: 2,
+      enteredTierAt: at,
+      history: [
+        { at: T0, kind: 'opened', tier: 1 },
+        { at, kind: 'escalated', tier: 1, note: 'acknowledge deadline missed' },
+      ],
+    } as Partial<CaseContext>);
+    f.views.set('c-live', {
+      id: 'c-live',
+      kind: 'case',
+      model: 'refunds',
+      seq: 4,
+      state: 'queued',
+      status: 'active',
+      context: escalated,
+    });
     const tier2 = model.config.review.tiers[1]!;
-    f.emit({ id: 'c-live', kind: 'case', model: 'refunds', seq: 4, at, event: 'timer.ack', state: 'queued', status: 'active', queue: { queue: tier2.queue, roles: tier2.roles, tier: 2, priority: tier2.priority, claimedBy: null, openedAt: T0 } });
+    f.emit({
+      id: 'c-live',
+      kind: 'case',
+      model: 'refunds',
+      seq: 4,
+      at,
+      event: 'timer.ack',
+      state: 'queued',
+      status: 'active',
+      queue: {
+        queue: tier2.queue,
+        roles: tier2.roles,
+        tier: 2,
+        priority: tier2.priority,
+        claimedBy: null,
+        openedAt: T0,
+      },
+    });
     await expect.poll(() => m.series(everyone, 3600_000, T0 + 50 * MIN).totals.slaMissed).toBe(2);
     const s2 = m.series(everyone, 3600_000, T0 + 50 * MIN);
     expect(s2.totals.slaAttainment).toBeCloseTo(1 / 3);
     expect(s2.totals.escalations.ack).toBe(3);
 
     // When it closes later, it is not counted twice.
-    const closed = { ...escalated, resolution: { outcome: 'approved', at: T0 + 40 * MIN, by: ['r-malik'] } } as unknown as CaseContext;
-    f.views.set('c-live', { id: 'c-live', kind: 'case', model: 'refunds', seq: 5, state: 'approved', status: 'done', context: closed });
-    f.emit({ id: 'c-live', kind: 'case', model: 'refunds', seq: 5, at: T0 + 40 * MIN, event: 'approve', state: 'approved', status: 'done' });
+    const closed = {
+      ...escalated,
+      resolution: { outcome: 'approved', at: T0 + 40 * MIN, by: ['r-malik'] },
+    } as unknown as CaseContext;
+    f.views.set('c-live', {
+      id: 'c-live',
+      kind: 'case',
+      model: 'refunds',
+      seq: 5,
+      state: 'approved',
+      status: 'done',
+      context: closed,
+    });
+    f.emit({
+      id: 'c-live',
+      kind: 'case',
+      model: 'refunds',
+      seq: 5,
+      at: T0 + 40 * MIN,
+      event: 'approve',
+      state: 'approved',
+      status: 'done',
+    });
     await expect.poll(() => m.series(everyone, 3600_000, T0 + 50 * MIN).totals.closed).toBe(2);
     const s3 = m.series(everyone, 3600_000, T0 + 50 * MIN);
     expect(s3.totals.slaMissed).toBe(2);

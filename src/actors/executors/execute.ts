@@ -80,12 +80,19 @@ export async function executeOnce(req: ExecuteRequest, compensation: boolean): P
   fence?.check();
   failpoint('before-effect-pause');
   failpoint('before-effect');
-  const ctx = { ...stepContext(req.now, req.key, req.attempt, req.seed, req.traceparent), key: req.key, idempotencyKey: req.key, ...(fence ? { fencingToken: fence.token } : {}), world };
+  const ctx = {
+    ...stepContext(req.now, req.key, req.attempt, req.seed, req.traceparent),
+    key: req.key,
+    idempotencyKey: req.key,
+    ...(fence ? { fencingToken: fence.token } : {}),
+    world,
+  };
   // An HTTP action of model.json is a call the executor makes; its timeout covers all its attempts.
   const http = req.model.config.actions[type]?.http;
   const timeoutMs = req.timeoutMs ?? (http ? Math.max(actionTimeoutMs(), httpBudgetMs(http)) : actionTimeoutMs());
   const call = () => (http ? runHttpAction(type, http, args, ctx) : impl.execute(args, ctx));
-  const run = () => withTimeout(call(), timeoutMs, `${compensation ? 'compensation' : 'action'} '${type}' (key ${req.key})`);
+  const run = () =>
+    withTimeout(call(), timeoutMs, `${compensation ? 'compensation' : 'action'} '${type}' (key ${req.key})`);
   const result = await (req.guard ? req.guard(type, run) : run());
   failpoint('after-effect');
   return { result, replayed: false };
@@ -96,7 +103,11 @@ export function actionTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
   const v = env.HANDOFF_ACTION_TIMEOUT_MS;
   if (v === undefined || v === '') return 30_000;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new EffectError(`HANDOFF_ACTION_TIMEOUT_MS must be a positive number of milliseconds, not '${v}'`, { transient: false, code: 'config.invalid' });
+  if (!Number.isFinite(n) || n <= 0)
+    throw new EffectError(`HANDOFF_ACTION_TIMEOUT_MS must be a positive number of milliseconds, not '${v}'`, {
+      transient: false,
+      code: 'config.invalid',
+    });
   return n;
 }
 
@@ -107,7 +118,11 @@ export function actionTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new EffectError(`${what} did not settle within ${ms} ms`, { transient: true, code: 'effect.timeout' })), ms);
+    timer = setTimeout(
+      () =>
+        reject(new EffectError(`${what} did not settle within ${ms} ms`, { transient: true, code: 'effect.timeout' })),
+      ms,
+    );
   });
   return Promise.race([Promise.resolve(p), timeout]).finally(() => clearTimeout(timer));
 }

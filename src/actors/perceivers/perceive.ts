@@ -9,14 +9,23 @@ import type { StepContext } from '../../models/define.ts';
  * Perception: runs the model's perceiver on the episode's signal, validates the fields against the
  * model's contract and stamps provenance (source, observedAt, and every transform applied since).
  */
-export async function perceive(model: LoadedModel, episodeId: string, signal: unknown, ctx: StepContext): Promise<Observation> {
+export async function perceive(
+  model: LoadedModel,
+  episodeId: string,
+  signal: unknown,
+  ctx: StepContext,
+): Promise<Observation> {
   const perceived = await model.handlers.perceive(signal, ctx);
   let fields: Record<string, unknown>;
   try {
-    fields = parseContract(model.handlers.fields, perceived.fields, `${model.name}.fields`, 'fields') as Record<string, unknown>;
+    fields = parseContract(model.handlers.fields, perceived.fields, `${model.name}.fields`, 'fields') as Record<
+      string,
+      unknown
+    >;
   } catch (err) {
     // Data that breaks the model's contract will not get better on retry.
-    if (err instanceof ContractError) throw new EffectError(err.message, { transient: false, cause: err, code: err.code });
+    if (err instanceof ContractError)
+      throw new EffectError(err.message, { transient: false, cause: err, code: err.code });
     throw err;
   }
   const at = new Date(ctx.now).toISOString();
@@ -31,7 +40,12 @@ export async function perceive(model: LoadedModel, episodeId: string, signal: un
       observedAt: new Date(perceived.observedAt).toISOString(),
       transforms: [
         ...(perceived.transforms ?? []).map((t) => ({ ...t, at })),
-        { name: 'validated', at, by: `handoff/${model.name}@${model.config.version}`, note: 'fields checked against the model contract' },
+        {
+          name: 'validated',
+          at,
+          by: `handoff/${model.name}@${model.config.version}`,
+          note: 'fields checked against the model contract',
+        },
       ],
     },
     classification: dataClasses.at(-1)!,

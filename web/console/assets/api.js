@@ -33,10 +33,19 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
   }
   let res;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin', signal, cache: 'no-store' });
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      signal,
+      cache: 'no-store',
+    });
   } catch (err) {
     if (err && err.name === 'AbortError') throw err;
-    throw new ApiError(0, { error: { code: 'network', message: 'the server cannot be reached; check your connection' } });
+    throw new ApiError(0, {
+      error: { code: 'network', message: 'the server cannot be reached; check your connection' },
+    });
   }
   let data = null;
   const text = await res.text();

@@ -44,7 +44,10 @@ function showExpired() {
   if (socket) socket.close();
   modal({
     title: 'Session ended',
-    body: h('p', 'Your session expired or you signed out in another tab. Sign in again to continue; nothing you had not sent was changed.'),
+    body: h(
+      'p',
+      'Your session expired or you signed out in another tab. Sign in again to continue; nothing you had not sent was changed.',
+    ),
     actions: [{ label: 'Sign in again', kind: 'primary', onClick: () => window.location.assign('/login?expired=1') }],
   });
 }
@@ -101,17 +104,21 @@ function renderUser() {
     el,
     h('span.avatar', { 'aria-hidden': 'true' }, initials(s.reviewer.name)),
     h('span.user-text', h('span.user-name', s.reviewer.name), h('span.user-roles', roles.join(' · '))),
-    h('button.btn.btn-ghost.btn-sm', {
-      type: 'button',
-      id: 'signout',
-      onclick: async () => {
-        try {
-          await api('/api/logout', { method: 'POST', body: {} });
-        } finally {
-          window.location.assign('/login?signedout=1');
-        }
+    h(
+      'button.btn.btn-ghost.btn-sm',
+      {
+        type: 'button',
+        id: 'signout',
+        onclick: async () => {
+          try {
+            await api('/api/logout', { method: 'POST', body: {} });
+          } finally {
+            window.location.assign('/login?signedout=1');
+          }
+        },
       },
-    }, 'Sign out'),
+      'Sign out',
+    ),
   );
 }
 

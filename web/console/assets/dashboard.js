@@ -36,7 +36,19 @@ export class DashboardView {
     this.grid = h('div.chart-grid');
     this.rangeBar = h('div.segmented', { role: 'group', 'aria-label': 'Time range' });
     this.note = h('span.faint.small');
-    replace(el, h('div.dash-page', h('div.page-head', h('div', h('h1.page-title', 'Dashboards'), h('span.page-count', 'Review performance for your queues')), h('div.dash-tools', this.note, this.rangeBar)), this.kpis, this.grid));
+    replace(
+      el,
+      h(
+        'div.dash-page',
+        h(
+          'div.page-head',
+          h('div', h('h1.page-title', 'Dashboards'), h('span.page-count', 'Review performance for your queues')),
+          h('div.dash-tools', this.note, this.rangeBar),
+        ),
+        this.kpis,
+        this.grid,
+      ),
+    );
     this.renderRange();
     this.load();
     this.timer = setInterval(() => this.load(), 15_000);
@@ -56,7 +68,24 @@ export class DashboardView {
   }
 
   renderRange() {
-    replace(this.rangeBar, RANGES.map(([k, label]) => h(`button.seg${this.range === k ? '.active' : ''}`, { type: 'button', onclick: () => { this.range = k; sessionStorage.setItem('handoff.range', k); this.renderRange(); this.load(); } }, label)));
+    replace(
+      this.rangeBar,
+      RANGES.map(([k, label]) =>
+        h(
+          `button.seg${this.range === k ? '.active' : ''}`,
+          {
+            type: 'button',
+            onclick: () => {
+              this.range = k;
+              sessionStorage.setItem('handoff.range', k);
+              this.renderRange();
+              this.load();
+            },
+          },
+          label,
+        ),
+      ),
+    );
   }
 
   async load() {
@@ -71,12 +100,24 @@ export class DashboardView {
     const open = (this.app.depth || []).reduce((s, x) => s + x.open, 0);
     const breached = (this.app.depth || []).reduce((s, x) => s + x.breached, 0);
     const t = d.totals;
-    const tile = (label, value, sub, cls = '') => h(`div.tile${cls}`, h('div.tile-label', label), h('div.tile-value', value), h('div.tile-sub', sub));
-    replace(this.kpis,
-      tile('Open cases', fmtNum(open), breached ? `${fmtNum(breached)} past SLA` : 'none past SLA', breached ? '.tile-bad' : ''),
+    const tile = (label, value, sub, cls = '') =>
+      h(`div.tile${cls}`, h('div.tile-label', label), h('div.tile-value', value), h('div.tile-sub', sub));
+    replace(
+      this.kpis,
+      tile(
+        'Open cases',
+        fmtNum(open),
+        breached ? `${fmtNum(breached)} past SLA` : 'none past SLA',
+        breached ? '.tile-bad' : '',
+      ),
       tile('MTTA', fmtSpan(t.mttaMs), 'open → first claim'),
       tile('MTTR', fmtSpan(t.mttrMs), 'open → decision'),
-      tile('SLA attainment', fmtPct(t.slaAttainment, 1), `${fmtNum(t.slaMissed || 0)} missed a deadline · ${fmtNum(t.closed)} closed`, t.slaMissed ? '.tile-warn' : ''),
+      tile(
+        'SLA attainment',
+        fmtPct(t.slaAttainment, 1),
+        `${fmtNum(t.slaMissed || 0)} missed a deadline · ${fmtNum(t.closed)} closed`,
+        t.slaMissed ? '.tile-warn' : '',
+      ),
       tile('Auto-rate', fmtPct(t.autoRate, 1), `${fmtNum(t.auto)} of ${fmtNum(t.episodes)} plans ran without review`),
       tile('Sent to review', fmtNum(t.review), `${fmtNum(t.deny)} denied by policy`),
     );
@@ -88,14 +129,23 @@ export class DashboardView {
     for (const p of this.plots) p.destroy();
     this.plots = [];
     const x = d.t.map((ms) => ms / 1000);
-    const width = () => Math.max(280, Math.floor((this.grid.clientWidth - 24) / (this.grid.clientWidth > 900 ? 2 : 1)) - 34);
+    const width = () =>
+      Math.max(280, Math.floor((this.grid.clientWidth - 24) / (this.grid.clientWidth > 900 ? 2 : 1)) - 34);
     // Each chart has a text alternative: a summary read out in its place (role img + label), and
     // the same summary as text under it for anyone who prefers numbers to lines.
     const panel = (title, sub, id) => {
       const body = h('div.chart-body', { role: 'img', 'aria-label': title });
       const legendNote = h('div.chart-sub', sub);
       const summary = h('p.chart-summary');
-      this.grid.append(h('section.card.chart-card', { dataset: { chart: id } }, h('header.card-head', h('h2', title), legendNote), body, summary));
+      this.grid.append(
+        h(
+          'section.card.chart-card',
+          { dataset: { chart: id } },
+          h('header.card-head', h('h2', title), legendNote),
+          body,
+          summary,
+        ),
+      );
       body.summaryEl = summary;
       return body;
     };
@@ -108,8 +158,20 @@ export class DashboardView {
       return span > 36 * 3600_000 ? `${t.toLocaleDateString([], { day: '2-digit', month: 'short' })} ${hm}` : hm;
     };
     const axes = (fmt) => [
-      { stroke: '#5b6575', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e2e5ea' }, space: span > 36 * 3600_000 ? 110 : 64, values: (u, splits) => splits.map(timeLabel) },
-      { stroke: '#5b6575', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e2e5ea' }, values: (u, vals) => vals.map(fmt), size: 56 },
+      {
+        stroke: '#5b6575',
+        grid: { stroke: '#eef0f3' },
+        ticks: { stroke: '#e2e5ea' },
+        space: span > 36 * 3600_000 ? 110 : 64,
+        values: (u, splits) => splits.map(timeLabel),
+      },
+      {
+        stroke: '#5b6575',
+        grid: { stroke: '#eef0f3' },
+        ticks: { stroke: '#e2e5ea' },
+        values: (u, vals) => vals.map(fmt),
+        size: 56,
+      },
     ];
     const make = (el, series, data, fmt, { yRange, stepped = false } = {}) => {
       const sparse = data.some((col) => col.filter((v) => v !== null && v !== undefined).length < 30);
@@ -119,9 +181,25 @@ export class DashboardView {
         width: width(),
         height: 220,
         // No line across an interval with no data: a gap says "nothing to measure", a line would invent values.
-        series: [{ value: (u, v) => (v === null || v === undefined ? '—' : new Date(v * 1000).toLocaleString()) }, ...series.map((s, i) => ({ label: s.label, stroke: s.color || PALETTE[i % PALETTE.length], width: 2, fill: s.fill, spanGaps: false, ...(stepped ? { paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } } : { points: { show: sparse, size: 5 } }), value: (u, v) => (v === null || v === undefined ? '—' : fmt(v)) }))],
+        series: [
+          { value: (u, v) => (v === null || v === undefined ? '—' : new Date(v * 1000).toLocaleString()) },
+          ...series.map((s, i) => ({
+            label: s.label,
+            stroke: s.color || PALETTE[i % PALETTE.length],
+            width: 2,
+            fill: s.fill,
+            spanGaps: false,
+            ...(stepped
+              ? { paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } }
+              : { points: { show: sparse, size: 5 } }),
+            value: (u, v) => (v === null || v === undefined ? '—' : fmt(v)),
+          })),
+        ],
         axes: axes(fmt),
-        scales: { x: { time: true }, y: yRange ? { range: yRange } : { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+        scales: {
+          x: { time: true },
+          y: yRange ? { range: yRange } : { range: (u, min, max) => [0, Math.max(1, max * 1.1)] },
+        },
         cursor: { drag: { x: false, y: false } },
         legend: { live: true },
       };
@@ -138,7 +216,10 @@ export class DashboardView {
     const rolling = `rolling ${fmtSpan(d.windowMs).replace('.0 ', ' ')} window`;
     make(
       panel('Time to acknowledge and resolve', `mean minutes of closed cases · ${rolling}`, 'times'),
-      [{ label: 'MTTA (min)', color: '#2f5bd3' }, { label: 'MTTR (min)', color: '#d9822b' }],
+      [
+        { label: 'MTTA (min)', color: '#2f5bd3' },
+        { label: 'MTTR (min)', color: '#d9822b' },
+      ],
       [d.mttaMs.map(minutes), d.mttrMs.map(minutes)],
       (v) => (v < 10 && !Number.isInteger(v) ? v.toFixed(1) : Math.round(v).toString()),
     );
@@ -160,7 +241,11 @@ export class DashboardView {
     const stepMin = Math.round(d.stepMs / 60000);
     make(
       panel('Escalations', `cases escalated per ${stepMin} min, by cause`, 'escalations'),
-      [{ label: 'Acknowledge deadline missed', color: '#c0392b' }, { label: 'Resolve deadline missed', color: '#d9822b' }, { label: 'By a reviewer', color: '#2f5bd3' }],
+      [
+        { label: 'Acknowledge deadline missed', color: '#c0392b' },
+        { label: 'Resolve deadline missed', color: '#d9822b' },
+        { label: 'By a reviewer', color: '#2f5bd3' },
+      ],
       [esc.ack, esc.resolve, esc.reviewer],
       (v) => fmtNum(Math.round(v)),
       { stepped: true },

@@ -31,9 +31,12 @@ export function validate(schema, value, path = '') {
         break;
       }
       if (value === MASK) break;
-      if (schema.minLength !== undefined && value.length < schema.minLength) err(schema.minLength === 1 ? 'is required' : `needs at least ${schema.minLength} characters`);
-      if (schema.maxLength !== undefined && value.length > schema.maxLength) err(`allows at most ${schema.maxLength} characters`);
-      if (schema.pattern && !new RegExp(schema.pattern, 'u').test(value)) err(`does not match the expected format (${schema.pattern})`);
+      if (schema.minLength !== undefined && value.length < schema.minLength)
+        err(schema.minLength === 1 ? 'is required' : `needs at least ${schema.minLength} characters`);
+      if (schema.maxLength !== undefined && value.length > schema.maxLength)
+        err(`allows at most ${schema.maxLength} characters`);
+      if (schema.pattern && !new RegExp(schema.pattern, 'u').test(value))
+        err(`does not match the expected format (${schema.pattern})`);
       if (schema.format === 'email' && !/^[^@\s]+@[^@\s]+$/.test(value)) err('must be an e-mail address');
       break;
     case 'number':
@@ -44,9 +47,12 @@ export function validate(schema, value, path = '') {
       }
       if (t === 'integer' && !Number.isInteger(value)) err('must be a whole number');
       if (schema.minimum !== undefined && value < schema.minimum) err(`must be at least ${schema.minimum}`);
-      if (schema.maximum !== undefined && value > schema.maximum && schema.maximum < Number.MAX_SAFE_INTEGER) err(`must be at most ${schema.maximum}`);
-      if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum) err(`must be more than ${schema.exclusiveMinimum}`);
-      if (schema.exclusiveMaximum !== undefined && value >= schema.exclusiveMaximum) err(`must be less than ${schema.exclusiveMaximum}`);
+      if (schema.maximum !== undefined && value > schema.maximum && schema.maximum < Number.MAX_SAFE_INTEGER)
+        err(`must be at most ${schema.maximum}`);
+      if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum)
+        err(`must be more than ${schema.exclusiveMinimum}`);
+      if (schema.exclusiveMaximum !== undefined && value >= schema.exclusiveMaximum)
+        err(`must be less than ${schema.exclusiveMaximum}`);
       if (schema.multipleOf !== undefined) {
         const q = value / schema.multipleOf;
         if (Math.abs(q - Math.round(q)) > 1e-8) err(`must be a multiple of ${schema.multipleOf}`);
@@ -63,7 +69,8 @@ export function validate(schema, value, path = '') {
       }
       for (const key of schema.required || []) {
         const v = value[key];
-        if (v === undefined || v === null || v === '') errors.push({ path: path ? `${path}.${key}` : key, message: 'is required' });
+        if (v === undefined || v === null || v === '')
+          errors.push({ path: path ? `${path}.${key}` : key, message: 'is required' });
       }
       for (const [key, sub] of Object.entries(schema.properties || {})) {
         if (value[key] !== undefined) errors.push(...validate(sub, value[key], path ? `${path}.${key}` : key));
@@ -129,13 +136,24 @@ export function objectForm(schema, value, { masked = [], idPrefix = 'f' } = {}) 
       return h('fieldset.subform', h('legend', humanize(key)), sub);
     }
     if (isMasked) {
-      input = h('input.locked', { id, type: 'text', value: 'hidden', readonly: true, 'aria-readonly': 'true', title: 'Your roles may not see this personal data; it is kept unchanged' });
+      input = h('input.locked', {
+        id,
+        type: 'text',
+        value: 'hidden',
+        readonly: true,
+        'aria-readonly': 'true',
+        title: 'Your roles may not see this personal data; it is kept unchanged',
+      });
       read = () => MASK;
     } else if (t === 'const') {
       input = h('input', { id, type: 'text', value: String(sch.const), readonly: true });
       read = () => sch.const;
     } else if (t === 'enum') {
-      input = h('select', { id }, sch.enum.map((v) => h('option', { value: String(v), selected: v === val }, String(v))));
+      input = h(
+        'select',
+        { id },
+        sch.enum.map((v) => h('option', { value: String(v), selected: v === val }, String(v))),
+      );
       read = () => {
         const raw = input.value;
         const match = sch.enum.find((v) => String(v) === raw);
@@ -145,11 +163,24 @@ export function objectForm(schema, value, { masked = [], idPrefix = 'f' } = {}) 
       input = h('input', { id, type: 'checkbox', checked: !!val });
       read = () => input.checked;
     } else if (t === 'number' || t === 'integer') {
-      input = h('input.num', { id, type: 'number', value: val === undefined || val === null ? '' : String(val), step: sch.multipleOf !== undefined ? String(sch.multipleOf) : t === 'integer' ? '1' : 'any', inputmode: t === 'integer' ? 'numeric' : 'decimal' });
+      input = h('input.num', {
+        id,
+        type: 'number',
+        value: val === undefined || val === null ? '' : String(val),
+        step: sch.multipleOf !== undefined ? String(sch.multipleOf) : t === 'integer' ? '1' : 'any',
+        inputmode: t === 'integer' ? 'numeric' : 'decimal',
+      });
       read = () => (input.value === '' ? undefined : Number(input.value));
     } else if (t === 'string') {
       const long = typeof val === 'string' && val.length > 60;
-      input = long ? h('textarea', { id, rows: '3' }, val) : h('input', { id, type: 'text', value: val === undefined || val === null ? '' : String(val), spellcheck: 'false' });
+      input = long
+        ? h('textarea', { id, rows: '3' }, val)
+        : h('input', {
+            id,
+            type: 'text',
+            value: val === undefined || val === null ? '' : String(val),
+            spellcheck: 'false',
+          });
       read = () => input.value;
     } else {
       input = h('textarea.mono', { id, rows: '4' }, JSON.stringify(val ?? null, null, 2));
@@ -165,8 +196,14 @@ export function objectForm(schema, value, { masked = [], idPrefix = 'f' } = {}) 
     input.dataset.path = path;
     readers.push([path, read]);
     const hintText = isMasked ? 'personal data · hidden for your role · kept unchanged' : hint(sch, t);
-    return h(`div.field${isMasked ? '.field-masked' : ''}`,
-      h('label.field-label', { for: id }, humanize(key), required && t !== 'const' && !isMasked ? h('span.req', { 'aria-hidden': 'true' }, ' *') : null),
+    return h(
+      `div.field${isMasked ? '.field-masked' : ''}`,
+      h(
+        'label.field-label',
+        { for: id },
+        humanize(key),
+        required && t !== 'const' && !isMasked ? h('span.req', { 'aria-hidden': 'true' }, ' *') : null,
+      ),
       input,
       hintText ? h('div.field-hint', hintText) : null,
       error,
@@ -206,7 +243,8 @@ export function diff(before, after, path = '') {
     const p = path ? `${path}.${k}` : k;
     const a = before ? before[k] : undefined;
     const b = after ? after[k] : undefined;
-    if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) out.push(...diff(a, b, p));
+    if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b))
+      out.push(...diff(a, b, p));
     else if (JSON.stringify(a) !== JSON.stringify(b)) out.push({ path: p, before: a, after: b });
   }
   return out;

@@ -59,7 +59,11 @@ form.addEventListener('submit', async (e) => {
     window.location.assign(params.get('next') === '/inspector' ? '/inspector' : '/');
   } catch (err) {
     errorBox.textContent =
-      err.code === 'auth.invalid_credentials' ? 'Unknown reviewer id or wrong password.' : err.code === 'auth.throttled' ? err.message.replace(/^./, (c) => c.toUpperCase()) : err.message;
+      err.code === 'auth.invalid_credentials'
+        ? 'Unknown reviewer id or wrong password.'
+        : err.code === 'auth.throttled'
+          ? err.message.replace(/^./, (c) => c.toUpperCase())
+          : err.message;
     errorBox.hidden = false;
     form.elements.password.select();
   } finally {

@@ -1,5 +1,18 @@
 import { api } from './api.js';
-import { commandId, debounce, fmtDuration, fmtNum, fmtTime, h, humanize, now, replace, riskBand, setStyle, slaClass } from './dom.js';
+import {
+  commandId,
+  debounce,
+  fmtDuration,
+  fmtNum,
+  fmtTime,
+  h,
+  humanize,
+  now,
+  replace,
+  riskBand,
+  setStyle,
+  slaClass,
+} from './dom.js';
 import { toast } from './ui.js';
 
 const PAGE = 50;
@@ -10,7 +23,12 @@ const AGES = [
   ['1to4h', '1 h – 4 h'],
   ['gt4h', 'Over 4 h'],
 ];
-const AGE_PARAMS = { lt15: { maxAgeMin: 15 }, '15to60': { minAgeMin: 15, maxAgeMin: 60 }, '1to4h': { minAgeMin: 60, maxAgeMin: 240 }, gt4h: { minAgeMin: 240 } };
+const AGE_PARAMS = {
+  lt15: { maxAgeMin: 15 },
+  '15to60': { minAgeMin: 15, maxAgeMin: 60 },
+  '1to4h': { minAgeMin: 60, maxAgeMin: 240 },
+  gt4h: { minAgeMin: 240 },
+};
 const STATUSES = [
   ['', 'All open'],
   ['unclaimed', 'Unclaimed'],
@@ -28,7 +46,11 @@ const RISKS = [
 /** "escalated ×2 · ack missed at tier 1, 2": a case's escalations, in a few words. */
 export function escalationText(esc) {
   const parts = [];
-  for (const [cause, label] of [['ack', 'ack missed'], ['resolve', 'resolve missed'], ['reviewer', 'by a reviewer']]) {
+  for (const [cause, label] of [
+    ['ack', 'ack missed'],
+    ['resolve', 'resolve missed'],
+    ['reviewer', 'by a reviewer'],
+  ]) {
     const tiers = esc.filter((e) => e.cause === cause).map((e) => e.fromTier);
     if (tiers.length) parts.push(`${label} at tier ${tiers.join(', ')}`);
   }
@@ -77,12 +99,27 @@ export class QueueView {
     this.table = h('table.grid.queue-table', { 'aria-label': 'Open cases' });
     this.tbody = h('tbody');
     this.table.append(
-      h('thead', h('tr', h('th.col-pri', h('abbr', { title: 'Priority: P1 is the most urgent' }, 'Pri')), h('th', 'Case'), h('th.col-actions', 'Proposed actions'), h('th.col-num.col-risk', 'Risk'), h('th.col-num.col-conf', h('abbr', { title: 'Planner confidence' }, 'Conf.')), h('th.col-tier', 'Tier'), h('th', 'SLA'), h('th.col-num.col-age', 'Age'), h('th', 'Owner'))),
+      h(
+        'thead',
+        h(
+          'tr',
+          h('th.col-pri', h('abbr', { title: 'Priority: P1 is the most urgent' }, 'Pri')),
+          h('th', 'Case'),
+          h('th.col-actions', 'Proposed actions'),
+          h('th.col-num.col-risk', 'Risk'),
+          h('th.col-num.col-conf', h('abbr', { title: 'Planner confidence' }, 'Conf.')),
+          h('th.col-tier', 'Tier'),
+          h('th', 'SLA'),
+          h('th.col-num.col-age', 'Age'),
+          h('th', 'Owner'),
+        ),
+      ),
       this.tbody,
     );
     this.pager = h('div.pager');
     this.status = h('div.table-status', { role: 'status' });
-    const main = h('section.main',
+    const main = h(
+      'section.main',
       h('div.page-head', h('div', this.title, this.count), this.search),
       this.filters,
       h('div.table-wrap', this.table, this.status),
@@ -178,52 +215,106 @@ export class QueueView {
     const depth = this.app.depth || [];
     const total = depth.reduce((s, d) => s + d.open, 0);
     const item = (key, label, sub, d, index) =>
-      h(`button.queue-item${this.f.queue === key ? '.active' : ''}`, {
-        type: 'button',
-        dataset: { queue: key },
-        title: index ? `Shortcut: ${index}` : undefined,
-        onclick: () => {
-          this.f.queue = key;
-          this.page = 0;
-          this.sync();
+      h(
+        `button.queue-item${this.f.queue === key ? '.active' : ''}`,
+        {
+          type: 'button',
+          dataset: { queue: key },
+          title: index ? `Shortcut: ${index}` : undefined,
+          onclick: () => {
+            this.f.queue = key;
+            this.page = 0;
+            this.sync();
+          },
         },
-      },
-      h('span.queue-text', h('span.queue-name', label), sub ? h('span.queue-sub', sub) : null),
-      h('span.queue-counts', d && d.breached ? h('span.badge.badge-bad', { title: `${d.breached} past their SLA deadline` }, fmtNum(d.breached)) : null, h('span.badge', { title: 'open cases' }, fmtNum(d ? d.open : total))));
+        h('span.queue-text', h('span.queue-name', label), sub ? h('span.queue-sub', sub) : null),
+        h(
+          'span.queue-counts',
+          d && d.breached
+            ? h('span.badge.badge-bad', { title: `${d.breached} past their SLA deadline` }, fmtNum(d.breached))
+            : null,
+          h('span.badge', { title: 'open cases' }, fmtNum(d ? d.open : total)),
+        ),
+      );
     const models = this.app.session.models;
-    replace(this.side,
-      h('div.side-section', h('div.side-title', 'Queues'),
+    replace(
+      this.side,
+      h(
+        'div.side-section',
+        h('div.side-title', 'Queues'),
         item('', 'All my queues', null, null, 1),
-        depth.map((d, i) => item(d.queue, d.tierName, `${d.queue} · tier ${d.tier}${models.length > 1 ? ` · ${d.model}` : ''}`, d, i + 2 <= 9 ? i + 2 : 0)),
+        depth.map((d, i) =>
+          item(
+            d.queue,
+            d.tierName,
+            `${d.queue} · tier ${d.tier}${models.length > 1 ? ` · ${d.model}` : ''}`,
+            d,
+            i + 2 <= 9 ? i + 2 : 0,
+          ),
+        ),
       ),
-      h('div.side-section.side-roles', h('div.side-title', 'Your roles'),
-        models.map((m) => h('div.role-block', h('div.role-model', humanize(m.name)), h('div.role-list', (this.app.session.reviewer.grants[m.name] || { roles: [] }).roles.map((r) => h('span.chip', { title: m.roles[r] || '' }, r))))),
+      h(
+        'div.side-section.side-roles',
+        h('div.side-title', 'Your roles'),
+        models.map((m) =>
+          h(
+            'div.role-block',
+            h('div.role-model', humanize(m.name)),
+            h(
+              'div.role-list',
+              (this.app.session.reviewer.grants[m.name] || { roles: [] }).roles.map((r) =>
+                h('span.chip', { title: m.roles[r] || '' }, r),
+              ),
+            ),
+          ),
+        ),
       ),
     );
   }
 
   renderFilters() {
     const select = (key, options, label) =>
-      h('label.filter', h('span.filter-label', label),
-        h('select', {
-          'aria-label': label,
-          dataset: { filter: key },
-          onchange: (e) => {
-            this.f[key] = e.target.value;
-            this.page = 0;
-            this.sync();
+      h(
+        'label.filter',
+        h('span.filter-label', label),
+        h(
+          'select',
+          {
+            'aria-label': label,
+            dataset: { filter: key },
+            onchange: (e) => {
+              this.f[key] = e.target.value;
+              this.page = 0;
+              this.sync();
+            },
           },
-        }, options.map(([v, t]) => h('option', { value: v, selected: this.f[key] === v }, t))));
+          options.map(([v, t]) => h('option', { value: v, selected: this.f[key] === v }, t)),
+        ),
+      );
     const tiers = [['', 'All tiers']];
     const maxTier = Math.max(1, ...this.app.session.models.map((m) => m.tiers.length));
     for (let i = 1; i <= maxTier; i++) tiers.push([String(i), `Tier ${i}`]);
     const active = Object.entries(this.f).filter(([k, v]) => v && k !== 'queue' && k !== 'q').length;
-    replace(this.filters,
+    replace(
+      this.filters,
       select('tier', tiers, 'Tier'),
       select('risk', RISKS, 'Risk'),
       select('age', AGES, 'Age'),
       select('status', STATUSES, 'Status'),
-      active ? h('button.btn.btn-ghost.btn-sm', { type: 'button', onclick: () => { this.f = { ...this.f, tier: '', risk: '', age: '', status: '' }; this.page = 0; this.sync(); } }, 'Clear filters') : null,
+      active
+        ? h(
+            'button.btn.btn-ghost.btn-sm',
+            {
+              type: 'button',
+              onclick: () => {
+                this.f = { ...this.f, tier: '', risk: '', age: '', status: '' };
+                this.page = 0;
+                this.sync();
+              },
+            },
+            'Clear filters',
+          )
+        : null,
       h('span.filters-note', 'Sorted by priority, then SLA time left'),
     );
     const label = this.f.queue ? this.queueLabel(this.f.queue) : 'All my queues';
@@ -232,20 +323,46 @@ export class QueueView {
 
   render() {
     const t = now();
-    replace(this.tbody, this.rows.map((r, i) => this.renderRow(r, i, t)));
+    replace(
+      this.tbody,
+      this.rows.map((r, i) => this.renderRow(r, i, t)),
+    );
     this.count.textContent = `${fmtNum(this.total)} open`;
     if (this.rows.length === 0) {
-      replace(this.status, h('div.empty', h('strong', 'No open cases here.'), h('span', Object.values(this.f).some(Boolean) ? ' Try clearing the filters.' : ' New cases appear as soon as an agent asks for review.')));
+      replace(
+        this.status,
+        h(
+          'div.empty',
+          h('strong', 'No open cases here.'),
+          h(
+            'span',
+            Object.values(this.f).some(Boolean)
+              ? ' Try clearing the filters.'
+              : ' New cases appear as soon as an agent asks for review.',
+          ),
+        ),
+      );
     } else replace(this.status);
     const from = this.total ? this.page * PAGE + 1 : 0;
     const to = this.page * PAGE + this.rows.length;
     const pages = Math.max(1, Math.ceil(this.total / PAGE));
-    replace(this.pager,
+    replace(
+      this.pager,
       h('span.pager-text', `${fmtNum(from)}–${fmtNum(to)} of ${fmtNum(this.total)}`),
-      h('span.pager-buttons',
-        h('button.btn.btn-secondary.btn-sm', { type: 'button', disabled: this.page === 0, onclick: () => this.go(-1), title: 'Previous page (p)' }, '‹ Prev'),
+      h(
+        'span.pager-buttons',
+        h(
+          'button.btn.btn-secondary.btn-sm',
+          { type: 'button', disabled: this.page === 0, onclick: () => this.go(-1), title: 'Previous page (p)' },
+          '‹ Prev',
+        ),
         h('span.pager-page', `Page ${this.page + 1} of ${fmtNum(pages)}`),
-        h('button.btn.btn-secondary.btn-sm', { type: 'button', disabled: to >= this.total, onclick: () => this.go(1), title: 'Next page (n)' }, 'Next ›')),
+        h(
+          'button.btn.btn-secondary.btn-sm',
+          { type: 'button', disabled: to >= this.total, onclick: () => this.go(1), title: 'Next page (n)' },
+          'Next ›',
+        ),
+      ),
     );
   }
 
@@ -254,48 +371,118 @@ export class QueueView {
     const risk = riskBand(r.riskScore);
     const ownerName = r.claimedBy ? this.names[r.claimedBy] || this.app.nameOf(r.claimedBy) : null;
     const owner = r.claimedBy
-      ? h(`span.owner${mine ? '.owner-me' : ''}`, { title: `Claimed by ${ownerName}` }, mine ? 'You' : h('bdi', ownerName))
+      ? h(
+          `span.owner${mine ? '.owner-me' : ''}`,
+          { title: `Claimed by ${ownerName}` },
+          mine ? 'You' : h('bdi', ownerName),
+        )
       : h('span.owner.owner-none', 'Unclaimed');
     const href = `#/case/${encodeURIComponent(r.id)}`;
     const rank = r.priorityRank || 1;
     const esc = r.escalations || [];
-    const tr = h(`tr.row${i === this.sel ? '.selected' : ''}${r.claimedBy && !mine ? '.claimed' : ''}${r.slaMissed ? '.missed' : ''}`, {
-      dataset: { id: r.id, seq: String(r.seq) },
-      // A click anywhere on the row opens the case; the subject is a real link (Tab, middle-click, new tab).
-      onclick: (e) => {
-        if (e.target.closest('a')) return;
-        if (e.ctrlKey || e.metaKey || e.shiftKey || e.button === 1) return void window.open(href, '_blank', 'noopener');
-        this.open(r.id);
+    const tr = h(
+      `tr.row${i === this.sel ? '.selected' : ''}${r.claimedBy && !mine ? '.claimed' : ''}${r.slaMissed ? '.missed' : ''}`,
+      {
+        dataset: { id: r.id, seq: String(r.seq) },
+        // A click anywhere on the row opens the case; the subject is a real link (Tab, middle-click, new tab).
+        onclick: (e) => {
+          if (e.target.closest('a')) return;
+          if (e.ctrlKey || e.metaKey || e.shiftKey || e.button === 1)
+            return void window.open(href, '_blank', 'noopener');
+          this.open(r.id);
+        },
       },
-    },
-    h('td.col-pri', h(`span.pri.pri-${Math.min(rank, 3)}`, { title: `Priority ${rank}${rank === 1 ? ' (most urgent)' : ''}` }, `P${rank}`)),
-    h('td.col-case',
-      h('div.case-subject', h('a.case-link', { href, onfocus: () => this.select(i, false) }, h('bdi', r.subject)), r.requestedBy ? h('span.tag', { title: `Filed by ${this.names[r.requestedBy] || r.requestedBy}` }, 'staff-filed') : null),
-      h('div.case-meta', `${humanize(r.kind)} · `, h('span.case-id', r.id))),
-    h('td.col-actions', h('div.summary', { title: r.summary }, h('bdi', r.summary)), r.modified ? h('span.tag.tag-accent', 'modified') : null),
-    h('td.col-num.col-risk', h('div.riskcell', h(`span.riskbar.risk-${risk}`, { 'aria-hidden': 'true' }, setStyle(h('span.riskfill'), '--w', `${Math.round(r.riskScore * 100)}%`)), h('span.mono', { title: `Risk ${risk}` }, r.riskScore.toFixed(2)))),
-    h('td.col-num.col-conf.mono', `${Math.round(r.confidence * 100)}%`),
-    h('td.col-tier',
-      h('div.tier-line', h('span.tier', `T${r.tier}`), ' ', h('span.tier-name', r.tierName)),
-      r.fourEyes ? h('span.tag.tag-four', { title: 'Four eyes: two distinct approvers' }, `4-eyes ${r.approvals}/2`) : null,
-      esc.length ? h('div.esc', { title: esc.map((e) => `${new Date(e.at).toLocaleString()}: from tier ${e.fromTier}, ${e.cause === 'reviewer' ? `by ${this.app.nameOf(e.by)}` : `${e.cause === 'ack' ? 'acknowledge' : 'resolve'} deadline missed`}`).join('\n') }, escalationText(esc)) : null),
-    h('td.col-sla', this.slaCell(r, t)),
-    h('td.col-num.col-age.mono.age', { dataset: { opened: String(r.openedAt) } }, fmtDuration(t - r.openedAt, { short: true })),
-    h('td.col-owner', owner),
+      h(
+        'td.col-pri',
+        h(
+          `span.pri.pri-${Math.min(rank, 3)}`,
+          { title: `Priority ${rank}${rank === 1 ? ' (most urgent)' : ''}` },
+          `P${rank}`,
+        ),
+      ),
+      h(
+        'td.col-case',
+        h(
+          'div.case-subject',
+          h('a.case-link', { href, onfocus: () => this.select(i, false) }, h('bdi', r.subject)),
+          r.requestedBy
+            ? h('span.tag', { title: `Filed by ${this.names[r.requestedBy] || r.requestedBy}` }, 'staff-filed')
+            : null,
+        ),
+        h('div.case-meta', `${humanize(r.kind)} · `, h('span.case-id', r.id)),
+      ),
+      h(
+        'td.col-actions',
+        h('div.summary', { title: r.summary }, h('bdi', r.summary)),
+        r.modified ? h('span.tag.tag-accent', 'modified') : null,
+      ),
+      h(
+        'td.col-num.col-risk',
+        h(
+          'div.riskcell',
+          h(
+            `span.riskbar.risk-${risk}`,
+            { 'aria-hidden': 'true' },
+            setStyle(h('span.riskfill'), '--w', `${Math.round(r.riskScore * 100)}%`),
+          ),
+          h('span.mono', { title: `Risk ${risk}` }, r.riskScore.toFixed(2)),
+        ),
+      ),
+      h('td.col-num.col-conf.mono', `${Math.round(r.confidence * 100)}%`),
+      h(
+        'td.col-tier',
+        h('div.tier-line', h('span.tier', `T${r.tier}`), ' ', h('span.tier-name', r.tierName)),
+        r.fourEyes
+          ? h('span.tag.tag-four', { title: 'Four eyes: two distinct approvers' }, `4-eyes ${r.approvals}/2`)
+          : null,
+        esc.length
+          ? h(
+              'div.esc',
+              {
+                title: esc
+                  .map(
+                    (e) =>
+                      `${new Date(e.at).toLocaleString()}: from tier ${e.fromTier}, ${e.cause === 'reviewer' ? `by ${this.app.nameOf(e.by)}` : `${e.cause === 'ack' ? 'acknowledge' : 'resolve'} deadline missed`}`,
+                  )
+                  .join('\n'),
+              },
+              escalationText(esc),
+            )
+          : null,
+      ),
+      h('td.col-sla', this.slaCell(r, t)),
+      h(
+        'td.col-num.col-age.mono.age',
+        { dataset: { opened: String(r.openedAt) } },
+        fmtDuration(t - r.openedAt, { short: true }),
+      ),
+      h('td.col-owner', owner),
     );
     return tr;
   }
 
   slaCell(r, t) {
-    const missed = r.slaMissed ? h('span.sla-missed', { title: 'A deadline was missed at an earlier tier: this case counts against SLA attainment' }, 'SLA missed') : null;
+    const missed = r.slaMissed
+      ? h(
+          'span.sla-missed',
+          { title: 'A deadline was missed at an earlier tier: this case counts against SLA attainment' },
+          'SLA missed',
+        )
+      : null;
     if (!r.dueAt) return h('span.sla.sla-none', '—', missed);
     const which = !r.claimedBy && r.ackDueAt === r.dueAt ? 'ack' : 'resolve';
     const left = r.dueAt - t;
     const cls = slaClass(r.dueAt, r.dueAt - r.enteredTierAt, r.slaMissed);
-    return h(`span.sla.sla-${cls}`, { dataset: { due: String(r.dueAt), window: String(r.dueAt - r.enteredTierAt), missed: r.slaMissed ? '1' : '' }, title: `${which === 'ack' ? 'Acknowledge (claim)' : 'Resolve'} by ${new Date(r.dueAt).toLocaleString()}` },
+    return h(
+      `span.sla.sla-${cls}`,
+      {
+        dataset: { due: String(r.dueAt), window: String(r.dueAt - r.enteredTierAt), missed: r.slaMissed ? '1' : '' },
+        title: `${which === 'ack' ? 'Acknowledge (claim)' : 'Resolve'} by ${new Date(r.dueAt).toLocaleString()}`,
+      },
       h('span.sla-time', left < 0 ? `Breached ${fmtDuration(-left, { short: true })} ago` : fmtDuration(left)),
       h('span.sla-kind', which === 'ack' ? 'to claim' : 'to decide'),
-      missed);
+      missed,
+    );
   }
 
   updateClocks() {
@@ -307,7 +494,8 @@ export class QueueView {
       el.className = `sla sla-${cls}`;
       el.firstChild.textContent = left < 0 ? `Breached ${fmtDuration(-left, { short: true })} ago` : fmtDuration(left);
     }
-    for (const el of this.tbody.querySelectorAll('.age[data-opened]')) el.textContent = fmtDuration(t - Number(el.dataset.opened), { short: true });
+    for (const el of this.tbody.querySelectorAll('.age[data-opened]'))
+      el.textContent = fmtDuration(t - Number(el.dataset.opened), { short: true });
   }
 
   go(delta) {
@@ -334,7 +522,10 @@ export class QueueView {
 
   async claim(row) {
     try {
-      await api(`/api/cases/${encodeURIComponent(row.id)}/commands`, { method: 'POST', body: { type: 'handoff.case.claim', schemaVersion: 1, commandId: commandId(), expectedVersion: row.seq } });
+      await api(`/api/cases/${encodeURIComponent(row.id)}/commands`, {
+        method: 'POST',
+        body: { type: 'handoff.case.claim', schemaVersion: 1, commandId: commandId(), expectedVersion: row.seq },
+      });
       toast(`You claimed ${row.subject}.`, 'ok');
       this.open(row.id);
     } catch (err) {
@@ -345,8 +536,16 @@ export class QueueView {
         const c = fresh && fresh.case;
         if (c && c.claim && c.claim.reviewer !== this.app.session.reviewer.id) winner = c.claim;
       }
-      if (winner) toast(`${winner.name || this.app.nameOf(winner.reviewer)} claimed ${row.subject} first, at ${fmtTime(winner.at)}.`, 'warn', { title: 'Someone else claimed it first', timeout: 10_000 });
-      else toast(err.message, err.status === 409 ? 'warn' : 'error', { title: err.status === 409 ? 'The case changed meanwhile' : 'Claim refused' });
+      if (winner)
+        toast(
+          `${winner.name || this.app.nameOf(winner.reviewer)} claimed ${row.subject} first, at ${fmtTime(winner.at)}.`,
+          'warn',
+          { title: 'Someone else claimed it first', timeout: 10_000 },
+        );
+      else
+        toast(err.message, err.status === 409 ? 'warn' : 'error', {
+          title: err.status === 409 ? 'The case changed meanwhile' : 'Claim refused',
+        });
       this.load();
     }
   }
@@ -363,7 +562,8 @@ export class QueueView {
       if (msg.op === 'remove' && tr) tr.classList.add('leaving');
       else if (msg.op === 'upsert' && tr) {
         this.rows[i] = msg.row;
-        if (msg.row.claimedBy && !this.names[msg.row.claimedBy]) this.names[msg.row.claimedBy] = this.app.nameOf(msg.row.claimedBy);
+        if (msg.row.claimedBy && !this.names[msg.row.claimedBy])
+          this.names[msg.row.claimedBy] = this.app.nameOf(msg.row.claimedBy);
         const fresh = this.renderRow(msg.row, i, now());
         fresh.classList.add('flash');
         tr.replaceWith(fresh);
@@ -374,8 +574,8 @@ export class QueueView {
 
   onKey(e) {
     const k = e.key;
-    if (k === 'j' || k === 'ArrowDown') return this.select(this.sel + 1), true;
-    if (k === 'k' || k === 'ArrowUp') return this.select(this.sel - 1), true;
+    if (k === 'j' || k === 'ArrowDown') return (this.select(this.sel + 1), true);
+    if (k === 'k' || k === 'ArrowUp') return (this.select(this.sel - 1), true);
     if (k === 'Enter' || k === 'o') {
       const r = this.rows[this.sel];
       if (r) this.open(r.id);
@@ -390,8 +590,8 @@ export class QueueView {
       this.search.focus();
       return true;
     }
-    if (k === 'n') return this.go(1), true;
-    if (k === 'p') return this.go(-1), true;
+    if (k === 'n') return (this.go(1), true);
+    if (k === 'p') return (this.go(-1), true);
     if (/^[1-9]$/.test(k)) {
       const n = Number(k);
       const d = this.app.depth || [];

@@ -3,7 +3,12 @@ import { h, replace } from './dom.js';
 /** A short message in the corner. kind: info | ok | warn | error. */
 export function toast(message, kind = 'info', { title, timeout = 5000 } = {}) {
   const root = document.getElementById('toasts');
-  const el = h(`div.toast.toast-${kind}`, { role: kind === 'error' ? 'alert' : 'status' }, title ? h('strong.toast-title', title) : null, h('div.toast-body', message));
+  const el = h(
+    `div.toast.toast-${kind}`,
+    { role: kind === 'error' ? 'alert' : 'status' },
+    title ? h('strong.toast-title', title) : null,
+    h('div.toast-body', message),
+  );
   const close = () => {
     el.classList.add('toast-leaving');
     setTimeout(() => el.remove(), 200);
@@ -31,14 +36,38 @@ export function modal({ title, subtitle, body, actions = [], wide = false, onClo
   const root = document.getElementById('modal-root');
   const previous = document.activeElement;
   const footer = h('div.modal-foot');
-  const dialog = h(`div.modal${wide ? '.modal-wide' : ''}`, { role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'modal-title' },
-    h('div.modal-head', h('div', h('h2#modal-title', title), subtitle ? h('p.modal-sub', subtitle) : null), h('button.modal-x', { type: 'button', 'aria-label': 'Close', onclick: () => close() }, '×')),
+  const dialog = h(
+    `div.modal${wide ? '.modal-wide' : ''}`,
+    { role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'modal-title' },
+    h(
+      'div.modal-head',
+      h('div', h('h2#modal-title', title), subtitle ? h('p.modal-sub', subtitle) : null),
+      h('button.modal-x', { type: 'button', 'aria-label': 'Close', onclick: () => close() }, '×'),
+    ),
     h('div.modal-body', body),
     footer,
   );
-  const backdrop = h('div.backdrop', { onmousedown: (e) => { if (e.target === backdrop) close(); } }, dialog);
+  const backdrop = h(
+    'div.backdrop',
+    {
+      onmousedown: (e) => {
+        if (e.target === backdrop) close();
+      },
+    },
+    dialog,
+  );
   const setActions = (list) => {
-    replace(footer, list.map((a) => h(`button.btn.btn-${a.kind || 'secondary'}`, { type: 'button', disabled: a.disabled, dataset: a.id ? { action: a.id } : {}, onclick: () => a.onClick() }, a.label, a.key ? h('kbd', a.key) : null)));
+    replace(
+      footer,
+      list.map((a) =>
+        h(
+          `button.btn.btn-${a.kind || 'secondary'}`,
+          { type: 'button', disabled: a.disabled, dataset: a.id ? { action: a.id } : {}, onclick: () => a.onClick() },
+          a.label,
+          a.key ? h('kbd', a.key) : null,
+        ),
+      ),
+    );
   };
   setActions(actions);
   const onKey = (e) => {
@@ -46,7 +75,9 @@ export function modal({ title, subtitle, body, actions = [], wide = false, onClo
       e.preventDefault();
       close();
     } else if (e.key === 'Tab') {
-      const focusable = [...dialog.querySelectorAll('button, input, select, textarea, [tabindex]:not([tabindex="-1"])')].filter((x) => !x.disabled && x.offsetParent !== null);
+      const focusable = [
+        ...dialog.querySelectorAll('button, input, select, textarea, [tabindex]:not([tabindex="-1"])'),
+      ].filter((x) => !x.disabled && x.offsetParent !== null);
       if (!focusable.length) return;
       const first = focusable[0];
       const last = focusable[focusable.length - 1];
@@ -84,16 +115,67 @@ export function closeModal() {
 
 // Keys: '|' separates alternatives, a space a sequence ("g q": g, then q).
 const SHORTCUTS = [
-  ['Queue', [['j|k', 'Next / previous case'], ['Enter|o', 'Open the selected case'], ['c', 'Claim the selected case'], ['/', 'Search'], ['n|p', 'Next / previous page'], ['1–9', 'Switch queue (1 = all my queues)']]],
-  ['Case', [['c', 'Claim'], ['u', 'Release the claim'], ['a', 'Approve'], ['m', 'Modify the proposed actions'], ['r', 'Reject with a reason'], ['e', 'Escalate to the next tier'], ['j|k', 'Next / previous case in the queue'], ['Esc', 'Back to the queue']]],
-  ['Anywhere', [['g q', 'Go to the queue'], ['g d', 'Go to the dashboards'], ['?', 'This help']]],
+  [
+    'Queue',
+    [
+      ['j|k', 'Next / previous case'],
+      ['Enter|o', 'Open the selected case'],
+      ['c', 'Claim the selected case'],
+      ['/', 'Search'],
+      ['n|p', 'Next / previous page'],
+      ['1–9', 'Switch queue (1 = all my queues)'],
+    ],
+  ],
+  [
+    'Case',
+    [
+      ['c', 'Claim'],
+      ['u', 'Release the claim'],
+      ['a', 'Approve'],
+      ['m', 'Modify the proposed actions'],
+      ['r', 'Reject with a reason'],
+      ['e', 'Escalate to the next tier'],
+      ['j|k', 'Next / previous case in the queue'],
+      ['Esc', 'Back to the queue'],
+    ],
+  ],
+  [
+    'Anywhere',
+    [
+      ['g q', 'Go to the queue'],
+      ['g d', 'Go to the dashboards'],
+      ['?', 'This help'],
+    ],
+  ],
 ];
 
 function keys(spec) {
-  return spec.split('|').flatMap((alt, i) => [i ? h('span.faint', ' / ') : null, alt.split(' ').flatMap((k, j) => [j ? ' ' : null, h('kbd', k)])]);
+  return spec
+    .split('|')
+    .flatMap((alt, i) => [
+      i ? h('span.faint', ' / ') : null,
+      alt.split(' ').flatMap((k, j) => [j ? ' ' : null, h('kbd', k)]),
+    ]);
 }
 
 export function showHelp() {
-  const body = h('div.help-grid', SHORTCUTS.map(([group, rows]) => h('section', h('h3', group), h('dl.shortcuts', rows.map(([k, v]) => [h('dt', keys(k)), h('dd', v)])))));
-  modal({ title: 'Keyboard shortcuts', body, actions: [{ label: 'Close', kind: 'secondary', onClick: closeModal }], wide: true });
+  const body = h(
+    'div.help-grid',
+    SHORTCUTS.map(([group, rows]) =>
+      h(
+        'section',
+        h('h3', group),
+        h(
+          'dl.shortcuts',
+          rows.map(([k, v]) => [h('dt', keys(k)), h('dd', v)]),
+        ),
+      ),
+    ),
+  );
+  modal({
+    title: 'Keyboard shortcuts',
+    body,
+    actions: [{ label: 'Close', kind: 'secondary', onClick: closeModal }],
+    wide: true,
+  });
 }

@@ -1,4 +1,3 @@
-
 /** Final states that end in refusal or failure (as the inspector's state chips colour them). */
 const FINAL_BAD = new Set(['denied', 'rejected', 'expired', 'compensated', 'failed', 'stopped']);
 // Draws a laid-out statechart (from /api/inspect/charts/...) as SVG: compound and parallel states as
@@ -15,7 +14,9 @@ function el(name, attrs = {}, ...children) {
     if (k === 'class') e.setAttribute('class', v);
     else e.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  for (const c of children.flat())
+    if (c !== null && c !== undefined && c !== false)
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return e;
 }
 
@@ -79,12 +80,44 @@ export function renderChart(host, chart) {
   const { layout } = chart;
   const W = Math.max(layout.width, 10);
   const H = Math.max(layout.height, 10);
-  const svg = el('svg', { class: 'chart-svg', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `Statechart of ${chart.id}`, 'data-chart': chart.id });
+  const svg = el('svg', {
+    class: 'chart-svg',
+    viewBox: `0 0 ${W} ${H}`,
+    role: 'img',
+    'aria-label': `Statechart of ${chart.id}`,
+    'data-chart': chart.id,
+  });
   const defs = el(
     'defs',
     {},
-    el('marker', { id: `arrow-${chart.id}`, viewBox: '0 0 10 10', refX: '9', refY: '5', markerWidth: '9', markerHeight: '9', markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' }, el('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow-head' })),
-    el('marker', { id: `arrow-hot-${chart.id}`, viewBox: '0 0 10 10', refX: '9', refY: '5', markerWidth: '9', markerHeight: '9', markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' }, el('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow-head-hot' })),
+    el(
+      'marker',
+      {
+        id: `arrow-${chart.id}`,
+        viewBox: '0 0 10 10',
+        refX: '9',
+        refY: '5',
+        markerWidth: '9',
+        markerHeight: '9',
+        markerUnits: 'userSpaceOnUse',
+        orient: 'auto-start-reverse',
+      },
+      el('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow-head' }),
+    ),
+    el(
+      'marker',
+      {
+        id: `arrow-hot-${chart.id}`,
+        viewBox: '0 0 10 10',
+        refX: '9',
+        refY: '5',
+        markerWidth: '9',
+        markerHeight: '9',
+        markerUnits: 'userSpaceOnUse',
+        orient: 'auto-start-reverse',
+      },
+      el('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow-head-hot' }),
+    ),
   );
   svg.append(defs);
   const nodesById = new Map(chart.nodes.map((n) => [n.id, n]));
@@ -101,27 +134,64 @@ export function renderChart(host, chart) {
   for (const b of boxes) {
     const node = nodesById.get(b.id);
     if (b.kind === 'initial') {
-      gBoxes.append(el('circle', { class: 'initial-dot', cx: b.x + b.width / 2, cy: b.y + b.height / 2, r: b.width / 2 - 1 }));
+      gBoxes.append(
+        el('circle', { class: 'initial-dot', cx: b.x + b.width / 2, cy: b.y + b.height / 2, r: b.width / 2 - 1 }),
+      );
       continue;
     }
     if (b.kind === 'any') {
-      const g = el('g', { class: 'any-state' }, el('rect', { x: b.x, y: b.y, width: b.width, height: b.height, rx: b.height / 2 }), el('text', { x: b.x + b.width / 2, y: b.y + b.height / 2 + 4, 'text-anchor': 'middle' }, 'any state'));
+      const g = el(
+        'g',
+        { class: 'any-state' },
+        el('rect', { x: b.x, y: b.y, width: b.width, height: b.height, rx: b.height / 2 }),
+        el('text', { x: b.x + b.width / 2, y: b.y + b.height / 2 + 4, 'text-anchor': 'middle' }, 'any state'),
+      );
       gBoxes.append(g);
       continue;
     }
     const compound = node && node.children.length > 0;
     // A final state that means "no" (rejected, denied, expired, failed…) is drawn red, as its chip is.
     const bad = b.type === 'final' && FINAL_BAD.has(node ? node.key : b.label);
-    const cls = ['state', `state-${b.type}`, compound ? 'state-compound' : 'state-leaf', bad ? 'state-final-bad' : ''].filter(Boolean).join(' ');
+    const cls = ['state', `state-${b.type}`, compound ? 'state-compound' : 'state-leaf', bad ? 'state-final-bad' : '']
+      .filter(Boolean)
+      .join(' ');
     const g = el('g', { class: cls, 'data-state': b.id, 'data-key': node ? node.key : b.label });
-    g.append(el('title', {}, node ? `${node.key} (${node.type})${node.entry.length ? `\nentry: ${node.entry.join(', ')}` : ''}` : b.label));
+    g.append(
+      el(
+        'title',
+        {},
+        node ? `${node.key} (${node.type})${node.entry.length ? `\nentry: ${node.entry.join(', ')}` : ''}` : b.label,
+      ),
+    );
     g.append(el('rect', { class: 'state-box', x: b.x, y: b.y, width: b.width, height: b.height, rx: 8 }));
-    if (b.type === 'final') g.append(el('rect', { class: 'state-final-ring', x: b.x + 3.5, y: b.y + 3.5, width: b.width - 7, height: b.height - 7, rx: 6 }));
+    if (b.type === 'final')
+      g.append(
+        el('rect', {
+          class: 'state-final-ring',
+          x: b.x + 3.5,
+          y: b.y + 3.5,
+          width: b.width - 7,
+          height: b.height - 7,
+          rx: 6,
+        }),
+      );
     if (compound) {
-      g.append(el('text', { class: 'state-title', x: b.x + 12, y: b.y + 19 }, `${b.label}${b.type === 'parallel' ? '  ∥' : ''}`));
+      g.append(
+        el(
+          'text',
+          { class: 'state-title', x: b.x + 12, y: b.y + 19 },
+          `${b.label}${b.type === 'parallel' ? '  ∥' : ''}`,
+        ),
+      );
       g.append(el('line', { class: 'state-rule', x1: b.x, x2: b.x + b.width, y1: b.y + 28, y2: b.y + 28 }));
     } else {
-      g.append(el('text', { class: 'state-name', x: b.x + b.width / 2, y: b.y + b.height / 2 + 4, 'text-anchor': 'middle' }, b.label));
+      g.append(
+        el(
+          'text',
+          { class: 'state-name', x: b.x + b.width / 2, y: b.y + b.height / 2 + 4, 'text-anchor': 'middle' },
+          b.label,
+        ),
+      );
     }
     boxEls.set(b.id, g);
     gBoxes.append(g);
@@ -131,7 +201,12 @@ export function renderChart(host, chart) {
   for (const p of layout.paths) {
     const initial = p.edges.length === 0;
     const d = p.self ? selfLoop(p, boxById.get(p.source)) : roundedPath(p.points);
-    const path = el('path', { class: initial ? 'edge edge-initial' : 'edge', d, 'marker-end': `url(#arrow-${chart.id})`, 'data-path': p.id });
+    const path = el('path', {
+      class: initial ? 'edge edge-initial' : 'edge',
+      d,
+      'marker-end': `url(#arrow-${chart.id})`,
+      'data-path': p.id,
+    });
     gPaths.append(path);
     pathEls.set(p.id, path);
     for (const e of p.edges) {
@@ -141,7 +216,9 @@ export function renderChart(host, chart) {
     if (!p.label) continue;
     const l = p.label;
     const lg = el('g', { class: 'edge-label', 'data-path': p.id });
-    lg.append(el('rect', { class: 'label-bg', x: l.x - 3, y: l.y - 1, width: l.width + 6, height: l.height + 2, rx: 3 }));
+    lg.append(
+      el('rect', { class: 'label-bg', x: l.x - 3, y: l.y - 1, width: l.width + 6, height: l.height + 2, rx: 3 }),
+    );
     let y = l.y + 11;
     for (const line of l.lines) {
       const t = el('text', { class: 'label-line', x: l.x, y, 'data-edge': line.edge });
@@ -248,7 +325,8 @@ export function renderChart(host, chart) {
           hot.push(line);
         }
       }
-      for (const p of pathEls.values()) if (!p.classList.contains('is-taken')) p.setAttribute('marker-end', `url(#arrow-${chart.id})`);
+      for (const p of pathEls.values())
+        if (!p.classList.contains('is-taken')) p.setAttribute('marker-end', `url(#arrow-${chart.id})`);
       svg.dataset.taken = edgeIds.join(' ');
     },
     fit() {
@@ -265,10 +343,12 @@ export function leafIds(machineId, value) {
   const out = [];
   const walk = (prefix, v) => {
     if (typeof v === 'string') out.push(`${prefix}.${v}`);
-    else if (v && typeof v === 'object') for (const [k, sub] of Object.entries(v)) {
-      if (sub === undefined || sub === null || (typeof sub === 'object' && Object.keys(sub).length === 0)) out.push(`${prefix}.${k}`);
-      else walk(`${prefix}.${k}`, sub);
-    }
+    else if (v && typeof v === 'object')
+      for (const [k, sub] of Object.entries(v)) {
+        if (sub === undefined || sub === null || (typeof sub === 'object' && Object.keys(sub).length === 0))
+          out.push(`${prefix}.${k}`);
+        else walk(`${prefix}.${k}`, sub);
+      }
   };
   walk(machineId, value);
   return out;

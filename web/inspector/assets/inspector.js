@@ -11,7 +11,15 @@ import { idsFromStateString, leafIds, renderChart } from './chart.js';
 const $ = (id) => document.getElementById(id);
 const FINAL_OK = new Set(['done', 'approved', 'modified']);
 const FINAL_BAD = new Set(['denied', 'rejected', 'expired', 'compensated', 'failed', 'stopped']);
-const WAITING = new Set(['awaitingReview', 'awaitingOperator', 'queued', 'perceiveBackoff', 'planBackoff', 'actBackoff', 'compensateBackoff']);
+const WAITING = new Set([
+  'awaitingReview',
+  'awaitingOperator',
+  'queued',
+  'perceiveBackoff',
+  'planBackoff',
+  'actBackoff',
+  'compensateBackoff',
+]);
 
 const state = {
   session: null,
@@ -37,7 +45,9 @@ const charts = new Map();
 onSessionExpired(() => window.location.assign('/login?expired=1&next=/inspector'));
 
 function stClass(s, status) {
-  const leaf = String(s || '').split(/[.,]/).pop();
+  const leaf = String(s || '')
+    .split(/[.,]/)
+    .pop();
   if (status === 'done' || FINAL_OK.has(leaf) || FINAL_BAD.has(leaf)) return FINAL_BAD.has(leaf) ? 'st-bad' : 'st-ok';
   if (WAITING.has(leaf)) return 'st-wait';
   return 'st-run';
@@ -90,7 +100,11 @@ function syncFilterInputs() {
 function fillSelect(sel, label, counts, current) {
   const keys = Object.keys(counts).sort();
   if (current && !keys.includes(current)) keys.unshift(current);
-  replace(sel, h('option', { value: '' }, label), keys.map((k) => h('option', { value: k }, `${k}${counts[k] !== undefined ? ` (${counts[k]})` : ''}`)));
+  replace(
+    sel,
+    h('option', { value: '' }, label),
+    keys.map((k) => h('option', { value: k }, `${k}${counts[k] !== undefined ? ` (${counts[k]})` : ''}`)),
+  );
   sel.value = current;
 }
 
@@ -131,7 +145,10 @@ function renderList() {
   if (listHeld() && state.order.length) {
     // Under the pointer: same order as shown, rows updated in place, new ones at the end.
     const shown = new Set(state.order);
-    rows = [...state.order.filter((id) => state.rows.has(id)).map((id) => state.rows.get(id)), ...sorted.filter((r) => !shown.has(r.id))].slice(0, 300);
+    rows = [
+      ...state.order.filter((id) => state.rows.has(id)).map((id) => state.rows.get(id)),
+      ...sorted.filter((r) => !shown.has(r.id)),
+    ].slice(0, 300);
     state.resortPending = true;
   } else {
     rows = sorted.slice(0, 300);
@@ -176,7 +193,15 @@ function onRows(rows) {
       state.actor = { ...state.actor, ...r, cases: r.cases.length ? r.cases : state.actor.cases };
     }
     // Follow an agent into the case it opened.
-    if (state.follow && state.actor && state.actor.kind === 'agent' && r.kind === 'case' && r.episodeId === state.actor.id && r.seq === 0 && r.status === 'active') {
+    if (
+      state.follow &&
+      state.actor &&
+      state.actor.kind === 'agent' &&
+      r.kind === 'case' &&
+      r.episodeId === state.actor.id &&
+      r.seq === 0 &&
+      r.status === 'active'
+    ) {
       toast(`Following ${state.actor.id} into ${r.id}`, 'info', { title: 'Case opened' });
       go(r.id);
     }
@@ -203,7 +228,14 @@ async function openActor(id) {
   try {
     res = await api(`/api/inspect/actors/${encodeURIComponent(id)}`);
   } catch (err) {
-    replace($('main'), h('div.insp-empty', h('h1', err.status === 404 ? 'No such actor' : 'The actor cannot be shown'), h('p', err.message)));
+    replace(
+      $('main'),
+      h(
+        'div.insp-empty',
+        h('h1', err.status === 404 ? 'No such actor' : 'The actor cannot be shown'),
+        h('p', err.message),
+      ),
+    );
     return;
   }
   if (state.selected !== id) return;
@@ -224,7 +256,8 @@ async function refreshActor() {
   state.actor = res.actor;
   state.replay = res.replay;
   // The journal caught up with what the stream showed.
-  if (state.live && state.live.seqHint !== undefined && res.replay.steps.length - 1 >= state.live.seqHint) state.live = null;
+  if (state.live && state.live.seqHint !== undefined && res.replay.steps.length - 1 >= state.live.seqHint)
+    state.live = null;
   renderLinks();
   renderLog();
   renderTravel();
@@ -242,7 +275,9 @@ function watch() {
 function renderActor(chart) {
   const a = state.actor;
   const main = $('main');
-  const hostHeight = Math.round(Math.min(900, Math.max(380, (main.clientWidth - 40) * (chart.layout.height / chart.layout.width))));
+  const hostHeight = Math.round(
+    Math.min(900, Math.max(380, (main.clientWidth - 40) * (chart.layout.height / chart.layout.width))),
+  );
   const host = h('div.chart-host#chart-host');
   host.style.setProperty('height', `${hostHeight}px`);
   replace(
@@ -251,7 +286,12 @@ function renderActor(chart) {
       'div.actor-head',
       h(
         'div',
-        h('div.actor-title', h(`span.kind.kind-${a.kind}`, a.kind), h('h1#actor-id', a.id), h(`span.st#actor-state`, a.state)),
+        h(
+          'div.actor-title',
+          h(`span.kind.kind-${a.kind}`, a.kind),
+          h('h1#actor-id', a.id),
+          h(`span.st#actor-state`, a.state),
+        ),
         h('div.actor-sub#actor-sub'),
       ),
       h('div.links#links'),
@@ -263,16 +303,40 @@ function renderActor(chart) {
         h('h2', `Statechart · ${chart.id}`),
         h(
           'div.chart-tools',
-          h('span.chart-legend', h('span', h('span.legend-swatch.legend-active'), 'active state'), h('span', h('span.legend-swatch.legend-taken'), 'last transition')),
-          h('button.btn.btn-secondary.btn-sm', { type: 'button', onclick: () => state.chart && state.chart.zoom(1 / 1.25) }, '+'),
-          h('button.btn.btn-secondary.btn-sm', { type: 'button', onclick: () => state.chart && state.chart.zoom(1.25) }, '−'),
-          h('button.btn.btn-secondary.btn-sm', { type: 'button', onclick: () => state.chart && state.chart.fit() }, 'Fit'),
+          h(
+            'span.chart-legend',
+            h('span', h('span.legend-swatch.legend-active'), 'active state'),
+            h('span', h('span.legend-swatch.legend-taken'), 'last transition'),
+          ),
+          h(
+            'button.btn.btn-secondary.btn-sm',
+            { type: 'button', onclick: () => state.chart && state.chart.zoom(1 / 1.25) },
+            '+',
+          ),
+          h(
+            'button.btn.btn-secondary.btn-sm',
+            { type: 'button', onclick: () => state.chart && state.chart.zoom(1.25) },
+            '−',
+          ),
+          h(
+            'button.btn.btn-secondary.btn-sm',
+            { type: 'button', onclick: () => state.chart && state.chart.fit() },
+            'Fit',
+          ),
         ),
       ),
       h(
         'div.travel',
         h('button.btn.btn-secondary.btn-sm#travel-live', { type: 'button', onclick: () => showStep(null) }, 'Live'),
-        h('input#travel', { type: 'range', min: '0', max: '0', step: '1', value: '0', 'aria-label': 'Time travel: step of the journal', oninput: (e) => showStep(Number(e.target.value)) }),
+        h('input#travel', {
+          type: 'range',
+          min: '0',
+          max: '0',
+          step: '1',
+          value: '0',
+          'aria-label': 'Time travel: step of the journal',
+          oninput: (e) => showStep(Number(e.target.value)),
+        }),
         h('span.travel-label#travel-label'),
       ),
       h('div.card-body', host),
@@ -303,9 +367,31 @@ function renderLinks() {
     h('span', a.status === 'active' ? 'live' : `finished ${last ? fmtTime(last.at) : ''}`),
   );
   const links = [];
-  if (a.episodeId) links.push(h('button.link-btn', { type: 'button', dataset: { link: a.episodeId }, onclick: () => go(a.episodeId) }, h('span.arrow', '↰'), 'episode ', h('span.mono', a.episodeId)));
-  for (const c of a.cases) links.push(h('button.link-btn', { type: 'button', dataset: { link: c }, onclick: () => go(c) }, h('span.arrow', '↳'), 'case ', h('span.mono', c)));
-  const follow = h('input#follow', { type: 'checkbox', checked: state.follow, onchange: (e) => (state.follow = e.target.checked) });
+  if (a.episodeId)
+    links.push(
+      h(
+        'button.link-btn',
+        { type: 'button', dataset: { link: a.episodeId }, onclick: () => go(a.episodeId) },
+        h('span.arrow', '↰'),
+        'episode ',
+        h('span.mono', a.episodeId),
+      ),
+    );
+  for (const c of a.cases)
+    links.push(
+      h(
+        'button.link-btn',
+        { type: 'button', dataset: { link: c }, onclick: () => go(c) },
+        h('span.arrow', '↳'),
+        'case ',
+        h('span.mono', c),
+      ),
+    );
+  const follow = h('input#follow', {
+    type: 'checkbox',
+    checked: state.follow,
+    onchange: (e) => (state.follow = e.target.checked),
+  });
   replace($('links'), links, h('label.follow', follow, 'Follow agent ↔ case'));
 }
 
@@ -330,7 +416,10 @@ function renderLog() {
         { dataset: { seq: String(s.seq), i: String(i) } },
         h(
           'button.log-row',
-          { type: 'button', onclick: () => showStep(i === steps.length - 1 && state.actor.status === 'active' ? null : i) },
+          {
+            type: 'button',
+            onclick: () => showStep(i === steps.length - 1 && state.actor.status === 'active' ? null : i),
+          },
           h('span.log-seq', `#${s.seq}`),
           h('span', h('span.log-event', s.event.type), h('span.log-state', `  → ${s.state}`)),
           h('span.log-time', fmtTime(s.at)),
@@ -339,7 +428,8 @@ function renderLog() {
       ),
     ),
   );
-  $('log-note').textContent = `${steps.length} step${steps.length === 1 ? '' : 's'} from the journal${state.replay.exact ? '' : ' · replay partial'}`;
+  $('log-note').textContent =
+    `${steps.length} step${steps.length === 1 ? '' : 's'} from the journal${state.replay.exact ? '' : ' · replay partial'}`;
 }
 
 function jsonBlock(value, big = false) {
@@ -390,7 +480,8 @@ function showStep(i, animate = true) {
   $('travel-live').disabled = state.step === null;
   document.body.dataset.step = String(idx);
   document.body.dataset.mode = state.step === null ? 'live' : 'past';
-  for (const li of document.querySelectorAll('.log-item')) li.classList.toggle('selected', Number(li.dataset.i) === idx);
+  for (const li of document.querySelectorAll('.log-item'))
+    li.classList.toggle('selected', Number(li.dataset.i) === idx);
   renderContext(s, live);
 }
 
@@ -399,7 +490,9 @@ function renderContext(s, live) {
   const diff = live ? null : s.diff;
   const host = $('ctx');
   if (!host) return;
-  $('ctx-note').textContent = live ? 'live, from the inspection stream' : `after step ${s.seq} · sensitive fields redacted`;
+  $('ctx-note').textContent = live
+    ? 'live, from the inspection stream'
+    : `after step ${s.seq} · sensitive fields redacted`;
   replace(
     host,
     diff
@@ -408,15 +501,24 @@ function renderContext(s, live) {
           h('div.subsection-title', diff.length ? `Changed in this step (${diff.length})` : 'No change in this step'),
           h(
             'ul.diff-list',
-            diff.slice(0, 60).map((d) =>
-              h(
-                `li.diff-row.diff-${d.op}`,
-                { dataset: { path: d.path } },
-                h('span.diff-op', d.op === 'add' ? '+' : d.op === 'remove' ? '−' : '~'),
-                h('span.diff-path', d.path || '(context)'),
-                h('span.diff-val', d.op === 'change' ? [h('del', fmtVal(d.before)), ' → ', h('ins', fmtVal(d.after))] : d.op === 'add' ? h('ins', fmtVal(d.after)) : h('del', fmtVal(d.before))),
+            diff
+              .slice(0, 60)
+              .map((d) =>
+                h(
+                  `li.diff-row.diff-${d.op}`,
+                  { dataset: { path: d.path } },
+                  h('span.diff-op', d.op === 'add' ? '+' : d.op === 'remove' ? '−' : '~'),
+                  h('span.diff-path', d.path || '(context)'),
+                  h(
+                    'span.diff-val',
+                    d.op === 'change'
+                      ? [h('del', fmtVal(d.before)), ' → ', h('ins', fmtVal(d.after))]
+                      : d.op === 'add'
+                        ? h('ins', fmtVal(d.after))
+                        : h('del', fmtVal(d.before)),
+                  ),
+                ),
               ),
-            ),
           ),
         )
       : null,
@@ -493,8 +595,10 @@ function connect() {
 }
 
 function showStats(s) {
-  $('stats').textContent = `stream: ${s.published.toLocaleString('en-US')} sent · ${s.dropped.toLocaleString('en-US')} sampled out`;
-  $('stats').title = `Inspection records on node ${s.node}: recorded ${s.recorded}, published ${s.published}, dropped under the budget ${s.dropped}; ${s.workMs} ms of work; ${s.focused} actors in full detail`;
+  $('stats').textContent =
+    `stream: ${s.published.toLocaleString('en-US')} sent · ${s.dropped.toLocaleString('en-US')} sampled out`;
+  $('stats').title =
+    `Inspection records on node ${s.node}: recorded ${s.recorded}, published ${s.published}, dropped under the budget ${s.dropped}; ${s.workMs} ms of work; ${s.focused} actors in full detail`;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -506,17 +610,21 @@ function renderUser(s) {
     $('user'),
     h('span.avatar', { 'aria-hidden': 'true' }, initials(s.reviewer.name)),
     h('span.user-text', h('span.user-name', s.reviewer.name), h('span.user-roles', 'engineer')),
-    h('button.btn.btn-ghost.btn-sm', {
-      type: 'button',
-      onclick: async () => {
-        try {
-          setCsrf((await api('/api/session')).csrfToken);
-          await api('/api/logout', { method: 'POST', body: {} });
-        } finally {
-          window.location.assign('/login?signedout=1');
-        }
+    h(
+      'button.btn.btn-ghost.btn-sm',
+      {
+        type: 'button',
+        onclick: async () => {
+          try {
+            setCsrf((await api('/api/session')).csrfToken);
+            await api('/api/logout', { method: 'POST', body: {} });
+          } finally {
+            window.location.assign('/login?signedout=1');
+          }
+        },
       },
-    }, 'Sign out'),
+      'Sign out',
+    ),
   );
 }
 
@@ -526,8 +634,12 @@ function bindFilters() {
     writeHash();
     refreshList();
   };
-  $('f-q').addEventListener('input', debounce((e) => set('q', e.target.value.trim()), 200));
-  for (const k of ['kind', 'model', 'state', 'status', 'node']) $(`f-${k}`).addEventListener('change', (e) => set(k, e.target.value));
+  $('f-q').addEventListener(
+    'input',
+    debounce((e) => set('q', e.target.value.trim()), 200),
+  );
+  for (const k of ['kind', 'model', 'state', 'status', 'node'])
+    $(`f-${k}`).addEventListener('change', (e) => set(k, e.target.value));
 }
 
 function route() {
@@ -537,7 +649,17 @@ function route() {
   if (!id) {
     state.selected = null;
     state.actor = null;
-    replace($('main'), h('div.insp-empty', h('h1', 'Pick an actor'), h('p', 'Agents and review cases of this node, live. Open one to see its statechart, its events and its context, and travel back through its journal.')));
+    replace(
+      $('main'),
+      h(
+        'div.insp-empty',
+        h('h1', 'Pick an actor'),
+        h(
+          'p',
+          'Agents and review cases of this node, live. Open one to see its statechart, its events and its context, and travel back through its journal.',
+        ),
+      ),
+    );
   }
 }
 
@@ -561,7 +683,9 @@ async function boot() {
   bindFilters();
   // Rows held still under the pointer take their place once it leaves.
   $('actors').addEventListener('mouseleave', () => state.resortPending && renderList());
-  $('actors').addEventListener('focusout', () => setTimeout(() => state.resortPending && !listHeld() && renderList(), 0));
+  $('actors').addEventListener('focusout', () =>
+    setTimeout(() => state.resortPending && !listHeld() && renderList(), 0),
+  );
   readHash();
   syncFilterInputs();
   await loadList();
