@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runHttpAction } from '../../src/actors/executors/http-action.ts';
+import { zodFromArgSchema } from '../../src/models/http-actions.ts';
 import { ContractError, EffectError, ModelError } from '../../src/contracts/errors.ts';
 import { HttpCall } from '../../src/contracts/http-action.ts';
 import type { AgentContext } from '../../src/machines/agent.ts';
@@ -269,6 +270,38 @@ describe('HTTP actions in model.json', () => {
     expect(text).toContain(
       "actions.issueRefund: 'issueRefund' is an HTTP action in model.json and also implemented in handlers.ts: keep one",
     );
+  });
+});
+
+describe('argument schemas (the JSON Schema subset)', () => {
+  it('builds closed, typed schemas and names every problem of the schema itself', () => {
+    const issues: { path: string; message: string }[] = [];
+    const schema = zodFromArgSchema(
+      {
+        type: 'object',
+        properties: {
+          n: { type: 'integer', minimum: 1, maximum: 3, pattern: 'x' },
+          tags: { type: 'array', items: { type: 'string', enum: ['a', 'b'] }, maxItems: 2 },
+          note: { type: 'string', pattern: '(' },
+          flag: { type: 'boolean' },
+        },
+        required: ['n', 'missing'],
+      },
+      'actions.a.args',
+      issues,
+    );
+    expect(issues.map((i) => i.path)).toEqual([
+      'actions.a.args.required.1',
+      'actions.a.args.properties.n.pattern',
+      'actions.a.args.properties.note.pattern',
+    ]);
+    expect(schema.safeParse({ n: 2, tags: ['a'], flag: true }).success).toBe(true);
+    expect(schema.safeParse({ n: 2.5 }).success).toBe(false);
+    expect(schema.safeParse({ n: 4 }).success).toBe(false);
+    expect(schema.safeParse({ n: 1, tags: ['c'] }).success).toBe(false);
+    expect(schema.safeParse({ n: 1, tags: ['a', 'b', 'a'] }).success).toBe(false);
+    expect(schema.safeParse({ n: 1, other: 1 }).success).toBe(false);
+    expect(schema.safeParse({}).success).toBe(false);
   });
 });
 
