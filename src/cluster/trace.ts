@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { context, trace, TraceFlags, type Span } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Span } from '@opentelemetry/api';
 import { parseTraceparent } from '../contracts/envelope.ts';
 
 /**
@@ -32,13 +32,17 @@ export function childTraceparent(parent: string | undefined, fallback: () => str
 
 /**
  * Runs `fn` in an OpenTelemetry span whose parent is the incoming `traceparent` (a no-op when no
- * tracer provider is registered). Returns `fn`'s result; the span ends when it settles.
+ * tracer provider is registered). Returns `fn`'s result; the span ends when it settles. The span
+ * follows the messaging semantic conventions for processing a NATS message: kind CONSUMER,
+ * `messaging.system` = `nats`, `messaging.operation.type` = `process`, `messaging.destination.name`
+ * when the subject is given; a failure sets status ERROR with `error.type` (the error's code or name).
  */
 export async function withSpan<T>(
   name: string,
   traceparent: string | undefined,
   attributes: Record<string, string | number>,
   fn: (span: Span) => Promise<T>,
+  subject?: string,
 ): Promise<T> {
   const p = parseTraceparent(traceparent);
   const parent = p
@@ -49,11 +53,26 @@ export async function withSpan<T>(
         isRemote: true,
       })
     : context.active();
-  const span = trace.getTracer('handoff-cluster').startSpan(name, { attributes }, parent);
+  const span = trace.getTracer('handoff-cluster').startSpan(
+    name,
+    {
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        'messaging.system': 'nats',
+        'messaging.operation.type': 'process',
+        ...(subject ? { 'messaging.destination.name': subject } : {}),
+        ...attributes,
+      },
+    },
+    parent,
+  );
   try {
     return await context.with(trace.setSpan(parent, span), () => fn(span));
   } catch (err) {
-    span.recordException(err as Error);
+    const e = err as Error & { code?: unknown };
+    span.recordException(e);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: e?.message ?? String(err) });
+    span.setAttribute('error.type', typeof e?.code === 'string' ? e.code : (e?.name ?? 'Error'));
     throw err;
   } finally {
     span.end();
