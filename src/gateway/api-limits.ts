@@ -1,12 +1,40 @@
+import { HandoffError } from '../contracts/errors.ts';
 import { HttpError } from './http.ts';
 
 export interface ApiLimitsOptions {
-  /** Requests per second each service account may make, sustained. @default 200 */
+  /** Requests per second each service account may make, sustained. @default `HANDOFF_API_RATE`, else 200 */
   perAccountPerSecond?: number;
-  /** Requests an account may make at once above the sustained rate. @default 400 */
+  /** Requests an account may make at once above the sustained rate. @default `HANDOFF_API_BURST`, else 400 */
   perAccountBurst?: number;
-  /** API requests this node handles at once (streams not counted); more are refused. @default 512 */
+  /** API requests this node handles at once (streams not counted). @default `HANDOFF_API_MAX_IN_FLIGHT`, else 512 */
   maxInFlight?: number;
+}
+
+const ENV = {
+  perAccountPerSecond: 'HANDOFF_API_RATE',
+  perAccountBurst: 'HANDOFF_API_BURST',
+  maxInFlight: 'HANDOFF_API_MAX_IN_FLIGHT',
+} as const;
+
+/**
+ * The limits set in the environment (`HANDOFF_API_RATE`, `HANDOFF_API_BURST`, `HANDOFF_API_MAX_IN_FLIGHT`):
+ * each a positive number; anything else is refused with `config.invalid` naming the variable.
+ */
+export function apiLimitsFromEnv(env: Record<string, string | undefined> = process.env): ApiLimitsOptions {
+  const out: ApiLimitsOptions = {};
+  for (const [key, name] of Object.entries(ENV) as [keyof ApiLimitsOptions, string][]) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0 || (key !== 'perAccountPerSecond' && !Number.isInteger(n)))
+      throw new HandoffError(
+        'config.invalid',
+        `${name} must be a positive ${key === 'perAccountPerSecond' ? 'number' : 'integer'} (got '${raw.slice(0, 40)}')`,
+        { field: name },
+      );
+    out[key] = n;
+  }
+  return out;
 }
 
 /**
@@ -24,7 +52,8 @@ export class ApiLimits {
   #inFlight = 0;
   #now: () => number;
 
-  constructor(opts: ApiLimitsOptions = {}, now: () => number = () => performance.now()) {
+  constructor(given: ApiLimitsOptions = {}, now: () => number = () => performance.now()) {
+    const opts = { ...apiLimitsFromEnv(), ...given };
     this.rate = opts.perAccountPerSecond ?? 200;
     this.burst = opts.perAccountBurst ?? 400;
     this.maxInFlight = opts.maxInFlight ?? 512;

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiLimits } from '../../src/gateway/api-limits.ts';
+import { ApiLimits, apiLimitsFromEnv } from '../../src/gateway/api-limits.ts';
 import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
 import { ServiceAccounts } from '../../src/gateway/service-accounts.ts';
 import { Rng } from '../../src/runtime/rng.ts';
@@ -353,6 +353,31 @@ describe('/api/v1 on Fastify', () => {
     limits.take('sa-b'); // another account is not slowed
     now = 600;
     limits.take('sa-a'); // a token is back after 1/rate s
+  });
+
+  it('takes the limits from HANDOFF_API_RATE, _BURST and _MAX_IN_FLIGHT; a bad value is refused naming the variable', () => {
+    expect(
+      apiLimitsFromEnv({ HANDOFF_API_RATE: '2.5', HANDOFF_API_BURST: '10', HANDOFF_API_MAX_IN_FLIGHT: '64' }),
+    ).toEqual({
+      perAccountPerSecond: 2.5,
+      perAccountBurst: 10,
+      maxInFlight: 64,
+    });
+    expect(apiLimitsFromEnv({})).toEqual({});
+    for (const [name, value] of [
+      ['HANDOFF_API_MAX_IN_FLIGHT', 'lots'],
+      ['HANDOFF_API_BURST', '1.5'],
+      ['HANDOFF_API_RATE', '-1'],
+    ] as const) {
+      let err: any;
+      try {
+        apiLimitsFromEnv({ [name]: value });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ code: 'config.invalid', details: { field: name } });
+      expect(err.message).toContain(name);
+    }
   });
 
   it('refuses an account over its rate over HTTP with 429 and Retry-After, others unaffected', async () => {
