@@ -10,7 +10,6 @@
  * Bodies are the zod contracts of the API (src/contracts/api-v1.ts): answers are parsed with them, and
  * every failure is an {@link ApiClientError} with the API's stable `code`.
  */
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import { ApiEpisode, ApiModels, SignalsAccepted, type SignalAccepted } from './contracts/api-v1.ts';
 import { episodeIdFor, signalRefusedSubject, signalSubject, SignalRefusal } from './contracts/ingest.ts';
@@ -223,6 +222,18 @@ export class ApiClient {
   }
 }
 
+/**
+ * What the NATS client uses of a connection: a `NatsConnection` of `@nats-io/transport-node` has it
+ * (declared here so these types do not need the optional NATS packages).
+ */
+export interface NatsConnectionLike {
+  subscribe(
+    subject: string,
+    opts: { callback: (err: Error | null, msg: { data: Uint8Array }) => void },
+  ): { unsubscribe(): void };
+  flush(): Promise<void>;
+}
+
 export interface NatsSignalsClientOptions {
   /** The cluster's namespace. @default 'default' */
   namespace?: string;
@@ -243,17 +254,17 @@ export interface NatsSubmitted {
  * refusal if a node refuses the signal; start it before `submit` so no notice is missed.
  */
 export class NatsSignalsClient {
-  readonly #nc: NatsConnection;
+  readonly #nc: NatsConnectionLike;
   readonly #ns: string;
   #js: Promise<{ publish(subject: string, data: string, opts: object): Promise<{ duplicate: boolean }> }> | undefined;
 
-  constructor(nc: NatsConnection, opts: NatsSignalsClientOptions = {}) {
+  constructor(nc: NatsConnectionLike, opts: NatsSignalsClientOptions = {}) {
     this.#nc = nc;
     this.#ns = opts.namespace ?? 'default';
   }
 
   async submit(model: string, signal: Record<string, unknown>, opts: SubmitOptions): Promise<NatsSubmitted> {
-    this.#js ??= import('@nats-io/jetstream').then((m) => m.jetstream(this.#nc));
+    this.#js ??= import('@nats-io/jetstream').then((m) => m.jetstream(this.#nc as Parameters<typeof m.jetstream>[0]));
     const { headers } = await import('@nats-io/transport-node');
     const h = headers();
     if (opts.traceparent) h.set('traceparent', opts.traceparent);
