@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runHttpAction } from '../../src/actors/executors/http-action.ts';
+import { renderBody, renderUrl, runHttpAction } from '../../src/actors/executors/http-action.ts';
 import { zodFromArgSchema } from '../../src/models/http-actions.ts';
 import { ContractError, EffectError, ModelError } from '../../src/contracts/errors.ts';
 import { HttpCall } from '../../src/contracts/http-action.ts';
@@ -177,6 +177,16 @@ describe('the HTTP action executor', () => {
     for (const e of [transient, permanent])
       expect(JSON.stringify({ m: (e as Error).message, d: (e as EffectError).details })).not.toContain(TOKEN);
     expect(world.ledger.size).toBe(1);
+  });
+
+  it('fills templates from the arguments own values only', () => {
+    expect(() => renderUrl('a', 'http://x/{constructor}', {}, {})).toThrow(/\{constructor\} in its URL has no value/);
+    expect(() => renderBody('a', { p: '{__proto__}' }, {})).toThrow(/has no value/);
+    expect(renderUrl('a', 'http://x/{o.id}?q={n}', { o: { id: 'a b' }, n: 3 }, {})).toBe('http://x/a%20b?q=3');
+    // An argument cannot smuggle in an environment variable: it is encoded before variables are read.
+    expect(renderUrl('a', '${env:B}/{v}', { v: '${env:S}' }, { B: 'http://x', S: 'secret' })).toBe(
+      'http://x/%24%7Benv%3AS%7D',
+    );
   });
 
   it('times out an attempt that does not answer (transient), and an unreachable service is transient too', async () => {

@@ -16,7 +16,8 @@ const QUOTE = 300;
 function valueAt(scope: Record<string, unknown>, path: string): unknown {
   let at: unknown = scope;
   for (const k of path.split('.')) {
-    if (!at || typeof at !== 'object') return undefined;
+    // Own properties only: `{__proto__}` or `{constructor}` name nothing.
+    if (!at || typeof at !== 'object' || !Object.hasOwn(at, k)) return undefined;
     at = (at as Record<string, unknown>)[k];
   }
   return at;
