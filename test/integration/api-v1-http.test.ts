@@ -12,7 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiLimits, apiLimitsFromEnv } from '../../src/gateway/api-limits.ts';
+import { embeddedApi } from '../../src/gateway/api-v1-embedded.ts';
+import { embeddedBackend } from '../../src/gateway/backend.ts';
 import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
+import { Gateway } from '../../src/gateway/server.ts';
+import { pino } from 'pino';
 import { ServiceAccounts } from '../../src/gateway/service-accounts.ts';
 import { Rng } from '../../src/runtime/rng.ts';
 import { ProcessTelemetry } from '../../src/telemetry/process.ts';
@@ -455,4 +459,55 @@ describe('/api/v1 on Fastify', () => {
     expect(attr(session, 'http.response.status_code')).toBe(401);
     expect(otlp.spans.some((s) => attr(s, 'url.path') === '/login')).toBe(false);
   }, 90_000);
+
+  it('writes the access log: method, route, status, duration, the account or the reviewer; never a key or a cookie', async () => {
+    const lines: { msg: string; access?: Record<string, unknown> }[] = [];
+    const log = pino(
+      { level: 'info' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) },
+    );
+    const gw = await Gateway.start({
+      backend: embeddedBackend(running.runtime),
+      api: embeddedApi(running.runtime, running.store),
+      port: 0,
+      log,
+    });
+    try {
+      await fetch(`${gw.url}/api/v1/episodes?limit=1`, { headers: { Authorization: `Bearer ${producerKey}` } });
+      const login = await fetch(`${gw.url}/api/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ id: 'r-amelie', password: 'demo-amelie' }),
+      });
+      const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+      await fetch(`${gw.url}/api/session`, { headers: { Cookie: cookie } });
+      await fetch(`${gw.url}/api/v1/episodes/missing`, { headers: { Authorization: 'Bearer hk_not-a-key' } });
+      const access = await until('four access lines', () => {
+        const a = lines.filter((l) => l.msg === 'http request').map((l) => l.access!);
+        return a.length >= 4 ? a : undefined;
+      });
+      expect(access).toContainEqual(
+        expect.objectContaining({
+          method: 'GET',
+          route: '/api/v1/episodes',
+          status: 200,
+          account: expect.stringMatching(/^sa-/),
+        }),
+      );
+      expect(access.every((a) => typeof a.ms === 'number')).toBe(true);
+      expect(access).toContainEqual(
+        expect.objectContaining({ method: 'POST', route: '/api/login', status: 200, reviewer: 'r-amelie' }),
+      );
+      expect(access).toContainEqual(
+        expect.objectContaining({ method: 'GET', route: '/api/session', status: 200, reviewer: 'r-amelie' }),
+      );
+      expect(access).toContainEqual(expect.objectContaining({ route: '/api/v1/episodes/:id', status: 401 }));
+      const text = JSON.stringify(lines);
+      expect(text).not.toContain(producerKey.split('_').pop());
+      expect(text).not.toContain(cookie.split('=')[1]);
+      expect(text).not.toContain('limit=1');
+    } finally {
+      await gw.close();
+    }
+  });
 });
