@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Observation } from '../../src/contracts/observation.ts';
 import type { Plan } from '../../src/contracts/plan.ts';
 import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
-import { applyScreen, screen, screenText, screenedGate } from '../../src/policy/injection-screen.ts';
+import { screenText } from '../../src/policy/injection-scan.ts';
+import { applyScreen, screen, screenedGate } from '../../src/policy/injection-screen.ts';
 import { hasToken, minimiseObservation, rehydrate } from '../../src/policy/minimise.ts';
 import { Rng } from '../../src/runtime/rng.ts';
 
@@ -53,7 +54,6 @@ function rates(attacks: Sample[], benign: Sample[]) {
 describe('prompt-injection screen: corpora', () => {
   it('development corpus (≥ 50 attacks in several styles and languages, ≥ 50 benign refund and incident texts): detection ≥ 0.9, false positives ≤ 0.05', () => {
     const r = rates(load('attacks'), load('benign'));
-    // eslint-disable-next-line no-console
     console.log(`[injection screen, development corpus] ${JSON.stringify(r, null, 2)}`);
     expect(r.attacks).toBeGreaterThanOrEqual(50);
     expect(r.benign).toBeGreaterThanOrEqual(50);
@@ -63,7 +63,6 @@ describe('prompt-injection screen: corpora', () => {
 
   it('held-out corpus (written after the patterns were frozen, never tuned on): the honest generalisation figure', () => {
     const r = rates(load('heldout-attacks'), load('heldout-benign'));
-    // eslint-disable-next-line no-console
     console.log(`[injection screen, held-out corpus] ${JSON.stringify(r, null, 2)}`);
     // Paraphrases without the usual wording get through a pattern screen; that is what the LLM's own
     // `injectionSuspected` flag and the gate's other rules are for. The floor guards against regressions.
