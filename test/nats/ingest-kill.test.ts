@@ -90,6 +90,13 @@ describe('a node killed between accepting signals and starting them (issue 20)',
         expect(starts, id).toBe(1);
       }
       expect(startedBeforeKill).toBeLessThanOrEqual(N);
+      // What the kill left to B: signals A had not handed on, and starts A had handed on but not run.
+      const ingest = b.ingest!.stats;
+      console.log(
+        `[ingest-kill] episodes seen before the kill ${startedBeforeKill}/${N}; node B: ` +
+          `${ingest.accepted} signals handed on (${ingest.duplicates} already on the work stream), ` +
+          `${b.stats.started} episodes started, ${b.stats.takeovers} groups taken over`,
+      );
     } finally {
       sub.unsubscribe();
       await watcher.close();
