@@ -134,7 +134,9 @@ export async function openClusterAccounts(
     return {
       accounts: new ServiceAccounts(store),
       close: async () => {
-        await store.close();
+        // Every write of the accounts is awaited, so a flush is all a close needs (the store's own
+        // close also races its flush against a 15 s timer that keeps a CLI process alive).
+        await store.flush();
         await transport.close();
       },
     };
