@@ -36,6 +36,7 @@ export {
   SourceFreshness,
   RetentionConfig,
 } from './model-config.ts';
+export { HttpCall, HttpRetry, ArgSchema, StatusPattern } from './http-action.ts';
 export { parseContract, toIssues } from './parse.ts';
 export { exportJsonSchemas, CONTRACTS } from './json-schema.ts';
 export * from './errors.ts';
