@@ -6,12 +6,13 @@
  * field, the node keeps running, and what the schema strips never reaches the episode; a
  * `traceparent` header becomes the episode's trace.
  */
+import { randomBytes } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos } from '@nats-io/transport-node';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
-import { ClusterNode, workStream } from '../../src/cluster/node.ts';
+import { ClusterNode, workStream, workSubject } from '../../src/cluster/node.ts';
 import {
   episodeIdFor,
   signalRefusedSubject,
@@ -22,6 +23,7 @@ import {
 import type { AgentContext } from '../../src/machines/agent.ts';
 import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
 import type { DeadLetter } from '../../src/runtime/store.ts';
+import { Keyring } from '../../src/security/keyring.ts';
 import { NatsTransport } from '../../src/transport/nats-transport.ts';
 import { freshNamespace, startServer } from './helpers.ts';
 
@@ -178,5 +180,36 @@ describe('signals over NATS (issue 20)', () => {
     const id = episodeIdFor('refunds', 'traced-1');
     await until('the traced episode', async () => (await a.runtime.get(id)) !== undefined);
     expect(((await a.runtime.get(id))!.context as AgentContext).trace?.traceId).toBe(traceId);
+  });
+
+  it('with data keys the start on the work stream is sealed, and the episode starts', { timeout: 60_000 }, async () => {
+    const sealedNs = freshNamespace('ingestkeys');
+    const keyring = new Keyring([{ id: 'k1', key: randomBytes(32) }]);
+    const node = await ClusterNode.start({
+      servers: server.url,
+      node: 'k',
+      namespace: sealedNs,
+      models: [model],
+      logger: silent,
+      timeScale: 3600,
+      keyring,
+    });
+    try {
+      // A stand-in consumer on the work stream sees what the node publishes there (the nodes' consumer takes it too).
+      const sealed: Uint8Array[] = [];
+      const sub = driver.nc.subscribe(workSubject(sealedNs), { callback: (_e, m) => sealed.push(m.data) });
+      await driver.nc.flush();
+      await jetstream(driver.nc).publish(signalSubject(sealedNs, 'refunds'), JSON.stringify(signal), {
+        msgID: 'sealed-1',
+        headers: h,
+      });
+      const id = episodeIdFor('refunds', 'sealed-1');
+      await until('the sealed start', async () => (await node.runtime.get(id)) !== undefined);
+      sub.unsubscribe();
+      expect(sealed.length).toBeGreaterThan(0);
+      expect(Buffer.from(sealed[0]!).toString('latin1')).not.toContain('ORD-10000042');
+    } finally {
+      await node.stop();
+    }
   });
 });
