@@ -56,6 +56,9 @@ export function createApp(opts: AppOptions): FastifyInstance {
         err.code === 'FST_ERR_BAD_URL'
           ? new HttpError(400, 'request.bad_url', 'the URL cannot be parsed')
           : toHttpError(err);
+      // Answered before the onRequest hooks: the same headers as every other answer.
+      for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.raw.setHeader(k, v);
+      if (opts.hsts) reply.raw.setHeader('Strict-Transport-Security', opts.hsts);
       sendError(reply, e);
     },
   };
