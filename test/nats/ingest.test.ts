@@ -195,13 +195,16 @@ describe('signals over NATS (issue 20)', () => {
       keyring,
     });
     try {
-      // A stand-in consumer on the work stream sees what the node publishes there (the nodes' consumer takes it too).
+      // A plain subscriber on the work subject sees what the node publishes there.
       const sealed: Uint8Array[] = [];
-      const sub = driver.nc.subscribe(workSubject(sealedNs), { callback: (_e, m) => sealed.push(m.data) });
+      const sub = driver.nc.subscribe(workSubject(sealedNs), {
+        callback: (_e, m) => {
+          sealed.push(m.data);
+        },
+      });
       await driver.nc.flush();
       await jetstream(driver.nc).publish(signalSubject(sealedNs, 'refunds'), JSON.stringify(signal), {
         msgID: 'sealed-1',
-        headers: h,
       });
       const id = episodeIdFor('refunds', 'sealed-1');
       await until('the sealed start', async () => (await node.runtime.get(id)) !== undefined);
