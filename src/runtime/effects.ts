@@ -3,7 +3,16 @@ import { rulePlanner, type Planner } from '../actors/planners/planner.ts';
 import { executeOnce } from '../actors/executors/execute.ts';
 import { stepContext } from '../actors/step-context.ts';
 import type { TraceContext } from '../contracts/envelope.ts';
-import { ActorCrashedError, ActorExistsError, ActorRestartingError, ActorSuspendedError, EffectError, EventRejectedError, HandoffError, RuntimeStoppedError } from '../contracts/errors.ts';
+import {
+  ActorCrashedError,
+  ActorExistsError,
+  ActorRestartingError,
+  ActorSuspendedError,
+  EffectError,
+  EventRejectedError,
+  HandoffError,
+  RuntimeStoppedError,
+} from '../contracts/errors.ts';
 import { isNotMine } from '../contracts/cluster-errors.ts';
 import { CaseInput } from '../contracts/review-case.ts';
 import { parseContract } from '../contracts/parse.ts';
@@ -45,7 +54,8 @@ export class Effects {
 
   #breaker(actionType: string): CircuitBreaker {
     let b = this.#breakers.get(actionType);
-    if (!b) this.#breakers.set(actionType, (b = new CircuitBreaker(actionType, this.#host.clock, this.#opts.circuitBreaker)));
+    if (!b)
+      this.#breakers.set(actionType, (b = new CircuitBreaker(actionType, this.#host.clock, this.#opts.circuitBreaker)));
     return b;
   }
 
@@ -61,11 +71,15 @@ export class Effects {
     void this.#perform(cell.model, ctx, effect, fence)
       .then((event) => h.send(cell.id, event))
       .catch((err: unknown) => {
-        if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError || err instanceof ActorCrashedError) return;
+        if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError || err instanceof ActorCrashedError)
+          return;
         // The result was lost (a store write failed, the actor is restarting): the restart re-issues
         // the effect from the durable snapshot, where it is still pending.
         // (Or this node may not write the actor now: the restart reloads it if it is still ours.)
-        if (err instanceof HandoffError && (err.code === 'store.write_failed' || err instanceof ActorRestartingError || isNotMine(err))) {
+        if (
+          err instanceof HandoffError &&
+          (err.code === 'store.write_failed' || err instanceof ActorRestartingError || isNotMine(err))
+        ) {
           h.drop(cell);
           h.scheduleRestart(cell.id, err.message, err instanceof ActorRestartingError ? err.retryAfterMs + 1 : 0);
           return;
@@ -78,23 +92,44 @@ export class Effects {
       });
   }
 
-  async #perform(model: LoadedModel, ctx: AgentContext, effect: EffectRequest, fence?: EffectFence): Promise<AgentEvent> {
+  async #perform(
+    model: LoadedModel,
+    ctx: AgentContext,
+    effect: EffectRequest,
+    fence?: EffectFence,
+  ): Promise<AgentEvent> {
     const h = this.#host;
     const { faults, seed } = this.#opts;
     const key = `${ctx.episodeId}/${effect.kind}`;
-    const failedType = { perceive: 'perceive.failed', plan: 'plan.failed', execute: 'action.failed', compensate: 'compensation.failed', openCase: 'plan.failed' } as const;
+    const failedType = {
+      perceive: 'perceive.failed',
+      plan: 'plan.failed',
+      execute: 'action.failed',
+      compensate: 'compensation.failed',
+      openCase: 'plan.failed',
+    } as const;
     try {
       switch (effect.kind) {
         case 'perceive': {
           maybeFail(faults, 'perceive', drawFor(seed, 'fault', effect.id));
-          const observation = await perceive(model, ctx.episodeId, ctx.signal, stepContext(h.clock.now(), key, effect.attempt, seed, traceparentOf(ctx.trace)));
+          const observation = await perceive(
+            model,
+            ctx.episodeId,
+            ctx.signal,
+            stepContext(h.clock.now(), key, effect.attempt, seed, traceparentOf(ctx.trace)),
+          );
           return { type: 'perceive.done', effectId: effect.id, observation, at: h.clock.now() };
         }
         case 'plan': {
           if (!ctx.observation) throw new EffectError('planning without an observation', { transient: false });
           maybeFail(faults, 'plan', drawFor(seed, 'fault', effect.id));
           const planner = this.#opts.planners[model.name] ?? rulePlanner;
-          const plan = await planner.plan(model, ctx.episodeId, ctx.observation, stepContext(h.clock.now(), key, effect.attempt, seed, traceparentOf(ctx.trace)));
+          const plan = await planner.plan(
+            model,
+            ctx.episodeId,
+            ctx.observation,
+            stepContext(h.clock.now(), key, effect.attempt, seed, traceparentOf(ctx.trace)),
+          );
           return { type: 'plan.done', effectId: effect.id, plan, at: h.clock.now() };
         }
         case 'execute':
@@ -135,10 +170,18 @@ export class Effects {
     } catch (err) {
       if (effect.kind === 'openCase' || isNotMine(err)) throw err;
       // Unknown errors and lost writes are worth retrying; a typed refusal is not.
-      const transient = err instanceof EffectError ? err.transient : !(err instanceof HandoffError) || err.code === 'store.write_failed';
+      const transient =
+        err instanceof EffectError
+          ? err.transient
+          : !(err instanceof HandoffError) || err.code === 'store.write_failed';
       const code = err instanceof HandoffError ? err.code : 'effect.error';
       const message = err instanceof Error ? err.message : String(err);
-      return { type: failedType[effect.kind], effectId: effect.id, error: { message, code, transient }, at: h.clock.now() } as AgentEvent;
+      return {
+        type: failedType[effect.kind],
+        effectId: effect.id,
+        error: { message, code, transient },
+        at: h.clock.now(),
+      } as AgentEvent;
     }
   }
 
@@ -157,7 +200,15 @@ export class Effects {
       const action = ctx.plan?.actions[step];
       const comp = action ? model.config.actions[action.type]?.compensation : null;
       const rationale = `Compensation of step ${step + 1} (${comp ?? 'n/a'} undoing ${action?.type ?? 'n/a'}) failed for good: ${ctx.error?.message ?? 'unknown error'}. Approve to retry the compensation; reject to stop with the effect standing (the episode ends failed).`;
-      input = operatorCaseInput(model, caseId, ctx.episodeId, ctx.observation, rationale, 'saga:compensation-failed', h.clock.now());
+      input = operatorCaseInput(
+        model,
+        caseId,
+        ctx.episodeId,
+        ctx.observation,
+        rationale,
+        'saga:compensation-failed',
+        h.clock.now(),
+      );
     } else {
       input = parseContract(
         CaseInput,
@@ -181,7 +232,12 @@ export class Effects {
     }
     await h.spawn('case', caseId, model, input).catch((err: unknown) => {
       // The case exists (finished, restarting or suspended): it was opened before.
-      if (!(err instanceof ActorExistsError || err instanceof ActorRestartingError || err instanceof ActorSuspendedError)) throw err;
+      if (!(
+        err instanceof ActorExistsError ||
+        err instanceof ActorRestartingError ||
+        err instanceof ActorSuspendedError
+      ))
+        throw err;
     });
   }
 }

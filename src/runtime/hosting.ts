@@ -15,7 +15,13 @@ import { ActorMovedError, isNotMine } from '../contracts/cluster-errors.ts';
 import type { Ack } from '../contracts/ack.ts';
 import { agentMachineFor, type AgentContext, type AgentEvent } from '../machines/agent.ts';
 import type { Timers } from '../machines/effects.ts';
-import { explainCaseRejection, reviewCaseMachine, currentTier, type CaseContext, type CaseEvent } from '../machines/review-case.ts';
+import {
+  explainCaseRejection,
+  reviewCaseMachine,
+  currentTier,
+  type CaseContext,
+  type CaseEvent,
+} from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
 import { stateString, type Cell, type RuntimeEvent } from './cell.ts';
@@ -45,7 +51,18 @@ export class ActorHost implements Host {
   readonly log: Logger;
   readonly transport: Transport;
   readonly models: ReadonlyMap<string, LoadedModel>;
-  readonly stats: RuntimeStats = { events: 0, effects: 0, rejected: 0, crashes: 0, restarts: 0, restored: 0, evicted: 0, rehydrated: 0, deadLetters: 0, storeFailures: 0 };
+  readonly stats: RuntimeStats = {
+    events: 0,
+    effects: 0,
+    rejected: 0,
+    crashes: 0,
+    restarts: 0,
+    restored: 0,
+    evicted: 0,
+    rehydrated: 0,
+    deadLetters: 0,
+    storeFailures: 0,
+  };
   readonly cells = new Map<string, Cell>();
   readonly listeners = new Set<(n: TransitionNotice) => void>();
   readonly supervision: Supervision;
@@ -76,7 +93,10 @@ export class ActorHost implements Host {
     this.#subjects = subjects(opts.namespace);
     for (const m of opts.models) {
       const gate = opts.gateFor?.(m) ?? m.gate;
-      this.#machines.set(m.name, agentMachineFor({ gate, onExpiry: m.config.policy.onExpiry, freshness: m.config.freshness }));
+      this.#machines.set(
+        m.name,
+        agentMachineFor({ gate, onExpiry: m.config.policy.onExpiry, freshness: m.config.freshness }),
+      );
     }
     this.#inspect = opts.inspect;
     this.#telemetry = opts.telemetry;
@@ -92,7 +112,13 @@ export class ActorHost implements Host {
       fencing: opts.fencing,
       circuitBreaker: opts.circuitBreaker ?? {},
     });
-    this.rehydration = new Rehydration({ store: this.store, clock: this.clock, log: this.log, agentMachine: (m) => this.#machines.get(m), inspect: this.#inspect });
+    this.rehydration = new Rehydration({
+      store: this.store,
+      clock: this.clock,
+      log: this.log,
+      agentMachine: (m) => this.#machines.get(m),
+      inspect: this.#inspect,
+    });
     // A failed batch: drop the affected actors at once, before another event can build on state that
     // was never written, and restart each from what is durable.
     this.store.onBatchFailed = (ids) => {
@@ -139,7 +165,12 @@ export class ActorHost implements Host {
 
   model(name: string): LoadedModel {
     const m = this.models.get(name);
-    if (!m) throw new HandoffError('model.unknown', `no model named '${name}' is loaded (loaded: ${[...this.models.keys()].join(', ')})`, { model: name });
+    if (!m)
+      throw new HandoffError(
+        'model.unknown',
+        `no model named '${name}' is loaded (loaded: ${[...this.models.keys()].join(', ')})`,
+        { model: name },
+      );
     return m;
   }
 
@@ -246,12 +277,27 @@ export class ActorHost implements Host {
     if (existing || this.cells.has(id)) throw new ActorExistsError(id);
     const machine = kind === 'agent' ? this.#machines.get(model.name)! : reviewCaseMachine;
     const inspect = this.#inspect && ((e: InspectionEvent) => this.#inspect!(e, id));
-    const actor = createActor(machine, { input: input as never, clock: this.clock as never, ...(inspect ? { inspect } : {}) });
+    const actor = createActor(machine, {
+      input: input as never,
+      clock: this.clock as never,
+      ...(inspect ? { inspect } : {}),
+    });
     actor.subscribe({ error: () => undefined });
     actor.start();
     const snap = actor.getSnapshot();
     if (snap.status === 'error') throw new ActorCrashedError(id, snap.error);
-    const cell: Cell = { id, kind, model, actor, seq: 0, timers: {}, dispatched: null, pending: 0, checkpointSeq: 0, liveHot: undefined };
+    const cell: Cell = {
+      id,
+      kind,
+      model,
+      actor,
+      seq: 0,
+      timers: {},
+      dispatched: null,
+      pending: 0,
+      checkpointSeq: 0,
+      liveHot: undefined,
+    };
     this.cells.set(id, cell);
     this.#touch(id);
     return this.#commitTransition(cell, { type: 'xstate.init', at: this.clock.now(), input }, undefined, undefined);
@@ -261,7 +307,8 @@ export class ActorHost implements Host {
   async send(actorId: string, event: AgentEvent | CaseEvent): Promise<Ack> {
     const cell = await this.cell(actorId);
     if (!cell) throw new ActorNotFoundError(actorId);
-    if (!('actor' in cell)) throw new EventRejectedError(actorId, event.type, cell.state, `the actor has finished (${cell.state})`);
+    if (!('actor' in cell))
+      throw new EventRejectedError(actorId, event.type, cell.state, `the actor has finished (${cell.state})`);
     return this.apply(cell, event);
   }
 
@@ -272,7 +319,8 @@ export class ActorHost implements Host {
       this.stats.rejected++;
       throw this.#rejection(cell, stateString(before.value), before.context, event);
     }
-    if (cell.kind === 'agent' && event.type === 'case.resolved') event = samePlan(event, (before.context as AgentContext).plan);
+    if (cell.kind === 'agent' && event.type === 'case.resolved')
+      event = samePlan(event, (before.context as AgentContext).plan);
     cell.actor.send(event);
     const after = cell.actor.getSnapshot();
     if (after.status === 'error') {
@@ -284,22 +332,47 @@ export class ActorHost implements Host {
       throw new ActorCrashedError(cell.id, error);
     }
     const prev = before.context as AgentContext | CaseContext;
-    return this.#commitTransition(cell, event as unknown as RuntimeEvent, prev, commandId, this.#telemetry ? stateString(before.value) : null);
+    return this.#commitTransition(
+      cell,
+      event as unknown as RuntimeEvent,
+      prev,
+      commandId,
+      this.#telemetry ? stateString(before.value) : null,
+    );
   }
 
   #rejection(cell: Cell, state: string, context: unknown, event: AgentEvent | CaseEvent): HandoffError {
     if (cell.kind === 'case') {
       const why = explainCaseRejection(state, context as CaseContext, event as CaseEvent);
-      if (why?.forbidden) return new UnauthorizedError(`${cell.id}: ${why.reason}`, { actorId: cell.id, rule: why.rule, eventType: event.type });
+      if (why?.forbidden)
+        return new UnauthorizedError(`${cell.id}: ${why.reason}`, {
+          actorId: cell.id,
+          rule: why.rule,
+          eventType: event.type,
+        });
       if (why) return new EventRejectedError(cell.id, event.type, state, why.reason, why.rule);
     }
     return new EventRejectedError(cell.id, event.type, state, 'no transition accepts it (stale or out of order)');
   }
 
-  async #commitTransition(cell: Cell, event: RuntimeEvent, prev: AgentContext | CaseContext | undefined, commandId: string | undefined, from: string | null = null): Promise<Ack> {
+  async #commitTransition(
+    cell: Cell,
+    event: RuntimeEvent,
+    prev: AgentContext | CaseContext | undefined,
+    commandId: string | undefined,
+    from: string | null = null,
+  ): Promise<Ack> {
     this.#busy++;
     try {
-      const built = buildCommit({ cell, event, prev, commandId, channels: this.outbox.channels, journalTail: !!this.store.journalTail, log: this.log });
+      const built = buildCommit({
+        cell,
+        event,
+        prev,
+        commandId,
+        channels: this.outbox.channels,
+        journalTail: !!this.store.journalTail,
+        log: this.log,
+      });
       const { ctx, seq, state, status, outbox } = built;
       cell.seq = seq;
       if (built.checkpoint) cell.checkpointSeq = seq;
@@ -314,13 +387,20 @@ export class ActorHost implements Host {
       // commit cannot be durable before this one, so it may start now too (see docs/durability.md).
       if (cell.kind === 'agent') {
         const effect = (ctx as AgentContext).effect;
-        const early = effect && (effect.kind === 'perceive' || effect.kind === 'plan' || (effect.kind === 'openCase' && this.store.orderedCommits));
+        const early =
+          effect &&
+          (effect.kind === 'perceive' ||
+            effect.kind === 'plan' ||
+            (effect.kind === 'openCase' && this.store.orderedCommits));
         if (effect && early && effect.id !== cell.dispatched) {
           cell.dispatched = effect.id;
           this.effects.run(cell, ctx as AgentContext, effect);
         }
       }
-      const early = cell.kind === 'case' && status === 'done' && this.store.orderedCommits ? outbox.filter((m) => this.outbox.deliverEarly(m, durable)) : [];
+      const early =
+        cell.kind === 'case' && status === 'done' && this.store.orderedCommits
+          ? outbox.filter((m) => this.outbox.deliverEarly(m, durable))
+          : [];
       cell.pending++;
       try {
         await durable;
@@ -335,10 +415,28 @@ export class ActorHost implements Host {
       } finally {
         cell.pending--;
       }
-      this.#release(cell, ctx, early.length ? outbox.filter((m) => !early.includes(m)) : outbox, { event: event.type, at: event.at, state, seq, status });
+      this.#release(cell, ctx, early.length ? outbox.filter((m) => !early.includes(m)) : outbox, {
+        event: event.type,
+        at: event.at,
+        state,
+        seq,
+        status,
+      });
       if (this.#telemetry) {
         try {
-          this.#telemetry({ id: cell.id, kind: cell.kind, model: cell.model.name, seq, at: event.at, event: event.type, state, status, from, data: event, context: ctx });
+          this.#telemetry({
+            id: cell.id,
+            kind: cell.kind,
+            model: cell.model.name,
+            seq,
+            at: event.at,
+            event: event.type,
+            state,
+            status,
+            from,
+            data: event,
+            context: ctx,
+          });
         } catch (err) {
           this.log.error({ err }, 'telemetry hook threw');
         }
@@ -361,7 +459,8 @@ export class ActorHost implements Host {
         this.effects.run(cell, ctx as AgentContext, effect);
       }
     }
-    for (const [name, dueAt] of Object.entries((ctx.timers ?? {}) as Timers)) if (dueAt !== undefined) this.timers.schedule({ actorId: cell.id, name, dueAt });
+    for (const [name, dueAt] of Object.entries((ctx.timers ?? {}) as Timers))
+      if (dueAt !== undefined) this.timers.schedule({ actorId: cell.id, name, dueAt });
     for (const msg of outbox) this.outbox.deliver(msg);
     if (notice) this.#notify(cell, ctx, notice);
   }
@@ -400,11 +499,13 @@ export class ActorHost implements Host {
       .catch(async (err: unknown) => {
         if (err instanceof EventRejectedError || err instanceof RuntimeStoppedError || isNotMine(err)) return;
         if (err instanceof ActorRestartingError) this.timers.schedule(t, this.clock.now() + err.retryAfterMs + 1);
-        else if (err instanceof ActorSuspendedError) await this.deadLetter(t.actorId, event, err.message, err.code).catch(() => undefined);
+        else if (err instanceof ActorSuspendedError)
+          await this.deadLetter(t.actorId, event, err.message, err.code).catch(() => undefined);
         else if (err instanceof HandoffError && err.code === 'store.write_failed') {
           // The actor restarts from its durable snapshot and re-arms this timer itself.
           this.log.debug({ actor: t.actorId, timer: t.name }, 'timer delivery hit a failed write');
-        } else if (!(err instanceof ActorCrashedError)) this.log.error({ actor: t.actorId, timer: t.name, err }, 'timer delivery failed');
+        } else if (!(err instanceof ActorCrashedError))
+          this.log.error({ actor: t.actorId, timer: t.name, err }, 'timer delivery failed');
       })
       .finally(() => this.settle());
   }
@@ -424,9 +525,18 @@ function samePlan(event: AgentEvent | CaseEvent, plan: AgentContext['plan']): Ag
 /** Deep equality of JSON values (plain objects, arrays, primitives). */
 function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  if (
+    typeof a !== 'object' ||
+    typeof b !== 'object' ||
+    a === null ||
+    b === null ||
+    Array.isArray(a) !== Array.isArray(b)
+  )
+    return false;
   const ka = Object.keys(a);
   if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  for (const k of ka)
+    if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+      return false;
   return true;
 }
