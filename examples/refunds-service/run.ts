@@ -54,7 +54,7 @@ say(
 
 const stop = new AbortController();
 let stopping = false;
-const shutdown = async (why: string) => {
+const shutdown = async (why: string, failed = false) => {
   if (stopping) return;
   stopping = true;
   stop.abort();
@@ -75,10 +75,14 @@ const shutdown = async (why: string) => {
       ? `PROBLEMS:\n  ${problems.join('\n  ')}`
       : 'every refund applied once, every reversal undid exactly its own refund',
   );
-  process.exit(problems.length ? 1 : 0);
+  process.exit(problems.length || failed ? 1 : 0);
 };
 process.on('SIGINT', () => void shutdown('Ctrl-C'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
+// Handoff ending on its own (a crash, a damaged folder) stops the example too, saying so.
+void handoff.exited.then((code) => {
+  if (!stopping) void shutdown(`handoff start ended (${code})`, true);
+});
 
 const episodes = new Map<string, string | null>();
 const produced = (async () => {
