@@ -227,7 +227,12 @@ export async function streamEpisode(
   });
   res.write('retry: 2000\n\n');
   // Read again after subscribing: a transition between the route's read and the subscription is not lost.
-  const now = (await rt.get(first.id)) ?? first;
+  let now = first;
+  try {
+    now = (await rt.get(first.id)) ?? first;
+  } catch {
+    // the route's read stands
+  }
   emit(now, null, rt.clock.now());
   void drain();
 }
