@@ -233,12 +233,17 @@ describe('retention: compaction', () => {
       firstAfterMs: 60_000,
       onPass: (r) => passes.push(r.compacted.length),
     });
+    // Each pass is awaited by its count, not by a sleep: under load a pass can take longer than any fixed wait.
+    const passed = async (n: number) => {
+      for (const end = Date.now() + 30_000; passes.length < n; await new Promise((r) => setTimeout(r, 10)))
+        if (Date.now() > end) throw new Error(`pass ${n} did not run within 30 s (passes: ${JSON.stringify(passes)})`);
+    };
     clock.advanceTo(clock.now() + 60_000);
-    await new Promise((r) => setTimeout(r, 50));
+    await passed(1);
     clock.advanceTo(clock.now() + DAY);
-    await new Promise((r) => setTimeout(r, 50));
+    await passed(2);
     clock.advanceTo(clock.now() + DAY);
-    await new Promise((r) => setTimeout(r, 50));
+    await passed(3);
     await s.stop();
     // First pass: not a day old yet; a day later: compacted; then nothing left to do.
     expect(passes).toEqual([0, 1, 0]);
