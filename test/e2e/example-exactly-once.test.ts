@@ -76,6 +76,7 @@ async function command(
 
 interface EpisodeView {
   outcome: string | null;
+  traceId: string | null;
   cases: { id: string; state: string | null; outcome: string | null }[];
 }
 
@@ -148,6 +149,7 @@ describe('the worked example: Handoff killed repeatedly while signals flow, chec
     const session = await signIn(url);
     const outcomes = new Map<string, string>();
     const approved = new Set<string>();
+    const traces = new Map<string, string>();
     let killedAfterApproval = false;
     const deadline = Date.now() + 90_000;
     while (outcomes.size < SIGNALS && Date.now() < deadline) {
@@ -155,6 +157,7 @@ describe('the worked example: Handoff killed repeatedly while signals flow, chec
         if (outcomes.has(a.episodeId)) continue;
         const view = await episode(url, key, a.episodeId);
         if (view?.outcome) outcomes.set(a.episodeId, view.outcome);
+        if (view?.traceId) traces.set(a.episodeId, view.traceId);
         const open = view?.cases.find((c) => c.outcome === null && c.state === 'queued');
         if (open && !approved.has(a.episodeId)) {
           expect(await command(url, session, open.id, 'handoff.case.claim')).toBe(200);
@@ -224,6 +227,11 @@ describe('the worked example: Handoff killed repeatedly while signals flow, chec
       const id = episodeOf.get(r.ticketId)!;
       const expected = bounced.includes(id) ? 'compensated' : approved.has(id) ? 'approved' : 'autoActed';
       expect(outcomes.get(id), r.ticketId).toBe(expected);
+    }
+    // Every call carried its episode's trace (W3C traceparent), across the restarts too.
+    for (const e of ledger.events) {
+      const episodeId = e.key.split('/')[0]!;
+      expect(e.traceparent?.split('-')[1], `trace of ${e.type} ${e.key}`).toBe(traces.get(episodeId));
     }
     // The retries the kills and the service's faults caused were absorbed by its idempotency table.
     expect(ledger.replays).toBeGreaterThan(0);
