@@ -84,6 +84,17 @@ describe('/api/v1 and the typed client on a two-node cluster (issue 20)', () => 
     expect(e.decision?.outcome).toBe('review');
   });
 
+  it(
+    'a traceparent header over HTTP on the cluster becomes the episode trace, read on the other node',
+    { timeout: 60_000 },
+    async () => {
+      const traceId = '0af7651916cd43dd8448eb211c80319c';
+      const traceparent = `00-${traceId}-b7ad6b7169203331-01`;
+      const a = await client(1).submit('refunds', signal, { idempotencyKey: 'traced-http', traceparent });
+      expect((await client(0).episode(a.episodeId)).traceId).toBe(traceId);
+    },
+  );
+
   it('a bad signal is a 400 naming the field; nothing starts', { timeout: 60_000 }, async () => {
     const err = await client(1)
       .submit('refunds', { ...signal, channel: 'pigeon' }, { idempotencyKey: 'bad-1' })
