@@ -138,7 +138,7 @@ const str = (b: Record<string, unknown>, k: string): string => {
 };
 
 export async function startRefundsService(opts: ServiceOptions): Promise<RunningService> {
-  const db = new Level<string, any>(opts.data, { valueEncoding: 'json' });
+  const db = new Level<string, unknown>(opts.data, { valueEncoding: 'json' });
   await db.open();
   const bounce = opts.bounceSuffix ?? '.invalid';
   let seq = 0;
