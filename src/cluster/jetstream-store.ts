@@ -96,12 +96,30 @@ export class JetStreamStore implements Store {
   #closed = false;
   #closing = false;
   onBatchFailed: ((actorIds: Set<string>) => void) | undefined;
-  readonly stats = { commits: 0, fences: 0, conflicts: 0, leaseRefusals: 0, retries: 0, tails: 0, repairedTails: 0 };
+  readonly stats = {
+    commits: 0,
+    journalOnly: 0,
+    fences: 0,
+    journalFences: 0,
+    conflicts: 0,
+    leaseRefusals: 0,
+    retries: 0,
+    tails: 0,
+    repairedTails: 0,
+  };
+  /**
+   * Commits may be journal-only (`checkpoint: false`): the entry is appended to the actor's journal
+   * subject with compare-and-set and the ACT record is rewritten only at checkpoints. On in cluster
+   * mode (with a guard), where every adoption fences the journal and reloads every active actor;
+   * off in single-writer mode, whose recovery reads the hot flag from the ACT records only.
+   */
+  readonly journalTail: boolean;
 
   private constructor(opts: JetStreamStoreOptions) {
     this.nc = opts.nc;
     this.namespace = opts.namespace ?? 'default';
     this.writer = opts.writer ?? `w-${nuid.next()}`;
+    this.journalTail = opts.journalTail ?? !!opts.guard;
     this.#guard = opts.guard;
     this.#opts = {
       replicas: opts.replicas ?? 1,
@@ -138,6 +156,7 @@ export class JetStreamStore implements Store {
       stats: store.stats,
       closed: () => store.#closed,
       closing: () => store.#closing,
+      onJournal: (id, journalSeq, streamSeq) => store.#writes.journalWritten(id, journalSeq, streamSeq),
     });
     store.#index = new IndexSpace(store.#io, store.#sub);
     store.#writes = new ActorWrites({
@@ -149,6 +168,7 @@ export class JetStreamStore implements Store {
       tails: store.#tails,
       stats: store.stats,
       batchFailed: (ids) => store.onBatchFailed?.(ids),
+      journalTail: store.journalTail,
     });
     store.#auditLog = new AuditStream(store.#io, store.#sub, store.writer, opts.logger, opts.keyring);
     await store.#ensureStreams();

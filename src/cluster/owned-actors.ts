@@ -12,13 +12,21 @@ export interface Tracked {
   hot: boolean;
   /** Stream sequence of the actor's last ACT message (the expected last sequence of its next write). */
   actSeq: number;
-  /** The record's version (journal seq) in that message. */
+  /**
+   * The actor's version (journal seq) as last written: its ACT record's, or a later journal-only
+   * commit's.
+   */
   seq: number;
   /** The last write's outcome is unknown: fetch the sequence from the server before the next write. */
   stale: boolean;
   timers: TimerEntry[];
   /** Fencing token (lease revision) under which this writer tracks the actor; a commit under another one is refused. */
   lease?: number | undefined;
+  /**
+   * Stream sequence of the last message on the actor's journal subject (the expected last subject
+   * sequence of its next journal-only commit); undefined: not known here, read it from the server.
+   */
+  jnlSeq?: number | undefined;
 }
 
 /**

@@ -56,6 +56,10 @@ export interface JetStreamStoreOptions {
    * writer. With a guard (cluster mode) only adopted groups are tracked. @default !guard
    */
   trackAll?: boolean;
+  /**
+   * Take journal-only commits (see {@link JetStreamStore.journalTail}). @default !!guard (cluster mode)
+   */
+  journalTail?: boolean;
   /** Run the audit sequencer in this process. In a cluster, one node runs it under a lease. @default !guard */
   auditSequencer?: boolean;
   logger?: Logger;
@@ -107,6 +111,19 @@ export interface JnlMsg {
   actor?: string;
   journal?: JournalEntry;
   audit?: AuditDraft[];
+  /** A journal-only commit: the derived index writes it (and earlier commits) still owe, for an adopter to repair. */
+  tails?: Tail[];
+  /** Writer of a journal-only commit or of a fence. */
+  by?: string;
+  /** Lease revision of that writer (fencing token). */
+  lease?: number;
+  /** A takeover's fence on the actor's journal: the last journal seq when it was written. */
+  fence?: { through: number };
+}
+
+/** The journal seq a journal message stands for: its entry's, or a fence's `through`; -1 for neither. */
+export function journalSeqOf(m: JnlMsg): number {
+  return m.journal?.seq ?? m.fence?.through ?? -1;
 }
 
 export interface AudMsg {

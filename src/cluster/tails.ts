@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Commit } from '../runtime/store.ts';
 import { groupOf } from './keys.ts';
-import { decode, encode, sleep, type JnlMsg, type StoreSubjects, type Tail } from './store-format.ts';
+import { decode, encode, journalSeqOf, sleep, type JnlMsg, type StoreSubjects, type Tail } from './store-format.ts';
 import type { StreamIO } from './stream-io.ts';
 
 /**
@@ -17,6 +17,7 @@ export class DerivedWrites {
   #stats: { tails: number; repairedTails: number; retries: number };
   #closed: () => boolean;
   #closing: () => boolean;
+  #onJournal: ((actorId: string, journalSeq: number, streamSeq: number) => void) | undefined;
   #chains = new Map<string, Promise<void>>();
   #all = new Set<Promise<void>>();
   #commands = new Set<string>();
@@ -30,6 +31,8 @@ export class DerivedWrites {
     stats: { tails: number; repairedTails: number; retries: number };
     closed: () => boolean;
     closing: () => boolean;
+    /** A journal entry written as a derived write landed at `streamSeq` of the journal stream. */
+    onJournal?: (actorId: string, journalSeq: number, streamSeq: number) => void;
   }) {
     this.#io = init.io;
     this.#sub = init.sub;
@@ -37,6 +40,7 @@ export class DerivedWrites {
     this.#stats = init.stats;
     this.#closed = init.closed;
     this.#closing = init.closing;
+    this.#onJournal = init.onJournal;
   }
 
   /** The derived writes of a commit; `outboxGroup` names the group of an outbox message being removed. */
@@ -80,6 +84,18 @@ export class DerivedWrites {
     for (const tail of tails) void this.run(id, tail, false);
   }
 
+  /**
+   * Before a journal-only commit of `id`: the actor's journal entries written as derived writes have
+   * landed (retried once more if one had failed). False: one is still missing (the commit must not
+   * append after a gap).
+   */
+  async settleJournal(id: string, subject: string): Promise<boolean> {
+    const chain = this.#chains.get(subject);
+    if (chain) await chain;
+    for (const t of this.pendingOf(id)) if (t.k === 'jnl') await this.run(id, t, true);
+    return !this.pendingOf(id).some((t) => t.k === 'jnl');
+  }
+
   /** A command id written by a commit in flight (its index entry may not have landed yet). */
   holdCommand(commandId: string): void {
     this.#commands.add(commandId);
@@ -115,8 +131,9 @@ export class DerivedWrites {
     const p = prev
       .then(() => this.#write(tail, check))
       .then(
-        () => {
+        (streamSeq) => {
           this.#stats.tails++;
+          if (owner && tail.k === 'jnl' && streamSeq !== undefined) this.#onJournal?.(owner, tail.seq ?? -1, streamSeq);
           if (owner) {
             const pending = this.#pending.get(owner);
             pending?.delete(tail.msgId);
@@ -138,21 +155,25 @@ export class DerivedWrites {
     return p;
   }
 
-  async #write(tail: Tail, check: boolean): Promise<void> {
+  /** Writes it; resolves with its stream sequence when known. */
+  async #write(tail: Tail, check: boolean): Promise<number | undefined> {
     const io = this.#io;
     for (let attempt = 1; ; attempt++) {
       try {
         if (check) {
           const last = await io.getLast(tail.k === 'jnl' ? io.streams.jnl : io.streams.idx, tail.subject);
           if (last) {
-            if (tail.k === 'jnl' && (decode<JnlMsg>(last.data).journal?.seq ?? -1) >= (tail.seq ?? 0)) return;
-            if (tail.k === 'cmd' || tail.k === 'outPut') return;
-            if (tail.k === 'outDel' && (decode<{ del?: boolean }>(last.data).del ?? false)) return;
+            if (tail.k === 'jnl' && journalSeqOf(decode<JnlMsg>(last.data)) >= (tail.seq ?? 0)) return undefined;
+            if (tail.k === 'cmd' || tail.k === 'outPut') return undefined;
+            if (tail.k === 'outDel' && (decode<{ del?: boolean }>(last.data).del ?? false)) return undefined;
           }
           this.#stats.repairedTails++;
         }
-        await io.js.publish(tail.subject, encode(tail.data), { msgID: tail.msgId, timeout: io.opts.publishTimeoutMs });
-        return;
+        const ack = await io.js.publish(tail.subject, encode(tail.data), {
+          msgID: tail.msgId,
+          timeout: io.opts.publishTimeoutMs,
+        });
+        return ack.seq;
       } catch (err) {
         if (this.#closed() || (this.#closing() && attempt > 20)) throw err;
         this.#stats.retries++;

@@ -69,7 +69,7 @@ export async function withSpan<T>(
   try {
     return await context.with(trace.setSpan(parent, span), () => fn(span));
   } catch (err) {
-    const e = err as Error & { code?: unknown };
+    const e = err as Error & { code?: string | number };
     span.recordException(e);
     span.setStatus({ code: SpanStatusCode.ERROR, message: e?.message ?? String(err) });
     span.setAttribute('error.type', typeof e?.code === 'string' ? e.code : (e?.name ?? 'Error'));

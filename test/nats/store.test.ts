@@ -146,6 +146,74 @@ describe('JetStreamStore', () => {
     expect((await collect(b.journal('ep-7'))).map((j) => j.seq)).toEqual([0, 1, 2]);
   });
 
+  it('journal-only commits: the entry is the commit, compare-and-set on the journal; an adopter fences the journal', async () => {
+    const ns = freshNamespace('sj');
+    const ga = new Switch();
+    const gb = new Switch();
+    const a = await open({ namespace: ns, guard: ga, writer: 'node-a', auditSequencer: true });
+    const b = await open({ namespace: ns, guard: gb, writer: 'node-b' });
+    expect(a.journalTail).toBe(true);
+    // What the runtime sends between checkpoints: the journal entry, no snapshot.
+    const jo = (seq: number, extra: Partial<Commit> = {}): Commit =>
+      commit('ep-5', seq, { hot: true, checkpoint: false, actor: { ...rec('ep-5', seq), snapshot: null }, ...extra });
+    ga.owned.add('ep-5');
+    await a.commit(commit('ep-5', 0, { hot: true }));
+    await a.commit(jo(1, { commandId: 'cmd-j1' }));
+    await a.commit(jo(2));
+    expect(a.stats.journalOnly).toBe(2);
+    // The record stays at the checkpoint; the journal holds every entry, and the command id is indexed.
+    expect((await a.load('ep-5'))?.seq).toBe(0);
+    expect((await collect(a.journal('ep-5'))).map((j) => j.seq)).toEqual([0, 1, 2]);
+    await a.flush();
+    expect(await a.hasCommand('cmd-j1')).toBe(true);
+    // A commit that skips a version is refused.
+    ga.owned.add('ep-6');
+    await a.commit(commit('ep-6', 0, { hot: true }));
+    await expect(a.commit(commit('ep-6', 2, { checkpoint: false }))).rejects.toMatchObject({
+      code: 'store.write_failed',
+    });
+    const js = jetstream(nc);
+    const subject = `ho.${ns}.jnl.a.${tok('ep-5')}.${tok('ep-5')}`;
+    // A writer that died right after its journal-only commit: entry 3 landed, its command id did not.
+    const dead = {
+      actor: 'ep-5',
+      journal: { seq: 3, at: 3, event: { type: 'e3' }, state: 's3' },
+      by: 'node-dead',
+      tails: [
+        {
+          k: 'cmd',
+          subject: `ho.${ns}.idx.cmd.${tok('cmd-j3')}`,
+          msgId: 'cmd:cmd-j3',
+          data: { actor: 'ep-5', seq: 3 },
+        },
+      ],
+    };
+    await js.publish(subject, JSON.stringify(dead));
+    expect(await b.hasCommand('cmd-j3')).toBe(false);
+    // b takes the group over: it fences the record and the journal, and repairs what entry 3 owed.
+    gb.owned.add('ep-5');
+    gb.token = 2;
+    const adopted = await b.adoptGroup('ep-5');
+    expect(adopted.active).toEqual(['ep-5']);
+    expect(b.stats.journalFences).toBe(1);
+    await b.flush();
+    expect(await b.hasCommand('cmd-j3')).toBe(true);
+    // a still believes it owns the group: its journal-only commit fails the compare-and-set on the
+    // journal; tried again, a reads the actor back and finds it written under lease revision 2.
+    await expect(a.commit(jo(3))).rejects.toMatchObject({ code: 'store.write_failed' });
+    await expect(a.commit(jo(3))).rejects.toMatchObject({ code: 'lease.lost' });
+    await expect(a.commit(jo(4))).rejects.toMatchObject({ code: 'lease.lost' });
+    // b goes on from the journal's version (3), not the record's (0).
+    await b.commit(jo(4));
+    await b.commit(commit('ep-5', 5, { actor: rec('ep-5', 5, 'done') }));
+    await b.flush();
+    expect((await b.load('ep-5'))?.seq).toBe(5);
+    expect((await collect(b.journal('ep-5'))).map((j) => j.seq)).toEqual([0, 1, 2, 3, 4, 5]);
+    await a.auditSettled();
+    // ep-5's entries 0, 1, 2, 4 and 5 (the dead writer's carried none) and ep-6's 0, linked once each.
+    expect(await verifyAudit(a.audit())).toEqual({ ok: true, entries: 6 });
+  });
+
   it('reads the audit log from any entry on: the same entries as a full scan, without scanning', async () => {
     const ns = freshNamespace('au');
     const store = await open({ namespace: ns });
