@@ -246,7 +246,7 @@ function generateFor(
   /** What each test covers: transitions, states, branches, refusals and redeliveries → test ids. */
   const coveredBy: Record<string, string[]> = {};
   const cover = (item: string, id: string) => (coveredBy[item] ??= []).includes(id) || coveredBy[item]!.push(id);
-  const paths: GeneratedPath[] = selected.map((r, n) => {
+  const paths: GeneratedPath[] = selected.map((r) => {
     const { initial, steps, states } = annotate(adapter, r, model, fx, oracle);
     const woven: PathStep[] = [];
     const at = insertions.get(r);

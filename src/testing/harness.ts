@@ -7,7 +7,7 @@
  * entries the step appended. With `crashEachStep` the runtime is closed and reopened from its store
  * before every step, and the path must still complete identically: timers re-armed, no effect repeated.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -17,7 +17,7 @@ import { HandoffError } from '../contracts/errors.ts';
 import type { Reviewer } from '../contracts/reviewer-command.ts';
 import type { AgentContext } from '../machines/agent.ts';
 import { approvalSteps, type CaseContext } from '../machines/review-case.ts';
-import { loadModel, type LoadedModel } from '../models/loader.ts';
+import type { LoadedModel } from '../models/loader.ts';
 import { verifyAudit } from '../runtime/audit-log.ts';
 import { SimulatedClock } from '../runtime/clock.ts';
 import { LevelStore } from '../runtime/level-store.ts';
@@ -33,7 +33,11 @@ import {
   type PlanClass,
 } from './fixtures.ts';
 import { EffectGates, scriptedModel, scriptedPlanner, type GatedKind } from './scripted-model.ts';
-import { agentFeatures, caseFeatures, describeAction, type Action, type Expectation } from './steps.ts';
+import { agentInvariants, caseInvariants, checkRestart, HarnessError, ledgerOf, viewProblems } from './checks.ts';
+import { describeAction, type Action, type Expectation } from './steps.ts';
+import { describeRuntime, settle, until, type Idle } from './waiting.ts';
+
+export { HarnessError } from './checks.ts';
 
 export interface SuiteOptions {
   /** Model folder, or a loaded model. */
@@ -46,66 +50,6 @@ export interface SuiteOptions {
   timeoutMs?: number;
   /** Seed of the runtime's draws. @default 'handoff-testing' */
   seed?: string;
-}
-
-/** A suite: where the model and fixtures come from, and how scenarios run. */
-export interface Suite {
-  readonly options: SuiteOptions;
-  load(): Promise<{ model: LoadedModel; fixtures: Fixtures }>;
-  /** Runs an agent-episode scenario: starts one episode, then `body` walks it. */
-  agent(body: (s: Scenario) => Promise<void>): Promise<void>;
-  /** Runs a review-case scenario: an episode whose plan takes gate branch `start` opens the case. */
-  case(start: PlanClass, body: (s: Scenario) => Promise<void>): Promise<void>;
-}
-
-export function defineSuite(options: SuiteOptions): Suite {
-  let loaded: Promise<{ model: LoadedModel; fixtures: Fixtures }> | undefined;
-  const load = () =>
-    (loaded ??= (async () => {
-      const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
-      const fixtures =
-        typeof options.fixtures === 'string'
-          ? (JSON.parse(await readFile(options.fixtures, 'utf8')) as Fixtures)
-          : options.fixtures;
-      if (fixtures.model !== model.name)
-        throw new Error(`fixtures are for model '${fixtures.model}', not '${model.name}'`);
-      return { model, fixtures };
-    })());
-  const run = async (machine: 'agent' | 'case', start: PlanClass | undefined, body: (s: Scenario) => Promise<void>) => {
-    const { model, fixtures } = await load();
-    const s = await Scenario.open(options, model, fixtures, machine, start);
-    try {
-      await body(s);
-    } finally {
-      await s.dispose();
-    }
-  };
-  return {
-    options,
-    load,
-    agent: (body) => run('agent', undefined, body),
-    case: (start, body) => run('case', start, body),
-  };
-}
-
-const tick = () => new Promise<void>((r) => setImmediate(r));
-/** A runtime idle this long (wall ms) with the step not done has stopped making progress. */
-const STUCK_MS = 250;
-const FINAL_AGENT = new Set(['done', 'denied', 'rejected', 'expired', 'compensated', 'failed']);
-const EFFECT_FOR_STATE: Record<string, string[]> = {
-  perceiving: ['perceive'],
-  planning: ['plan'],
-  acting: ['execute'],
-  compensating: ['compensate'],
-  awaitingReview: ['openCase'],
-  awaitingOperator: ['openCase'],
-};
-
-export class HarnessError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'HarnessError';
-  }
 }
 
 /** One scenario on a fresh store: an episode (and its case) walked step by step. */
@@ -135,6 +79,8 @@ export class Scenario {
   #queues = new Map<string, { tier: number; priority: number }>();
   /** Restarts so far, and effects that took place under a restart with their result lost (then recovered from the ledger). */
   readonly stats = { restarts: 0, lostResults: 0 };
+  /** What the waits (waiting.ts) look at. */
+  #idle: Idle;
 
   private constructor(
     opts: SuiteOptions,
@@ -152,6 +98,13 @@ export class Scenario {
     this.#dir = dir;
     this.clock = new SimulatedClock(fixtures.t0);
     this.#subject = machine === 'agent' ? fixtures.episodeId : `${fixtures.episodeId}.case-1`;
+    this.#idle = {
+      busy: () => this.#rt.busy,
+      held: () => this.#gates.blocked(this.#gen),
+      clock: this.clock,
+      timeoutMs: opts.timeoutMs ?? 10_000,
+      describe: () => this.#describe(),
+    };
   }
 
   static async open(
@@ -286,21 +239,7 @@ export class Scenario {
     this.stats.restarts++;
     this.#rt = await this.#openRuntime();
     await this.#settle();
-    const index = new Map<string, Record<string, number>>();
-    for await (const t of this.#store.dueTimers(Number.MAX_SAFE_INTEGER))
-      index.set(t.actorId, { ...index.get(t.actorId), [t.name]: t.dueAt });
-    for (const id of [this.episodeId, ...(await this.#caseIds())]) {
-      const v = await this.#rt.get(id);
-      if (!v || v.status !== 'active') continue;
-      const armed = Object.fromEntries(Object.entries(v.context.timers).filter(([, d]) => d !== undefined));
-      if (!isDeepStrictEqual(armed, index.get(id) ?? {}))
-        throw new HarnessError(
-          `after a restart the timer index of ${id} holds ${JSON.stringify(index.get(id) ?? {})}, its context ${JSON.stringify(armed)}`,
-        );
-    }
-    const totals = await this.#world.totals();
-    if (totals.duplicates !== 0)
-      throw new HarnessError(`after a restart: ${totals.duplicates} effect(s) applied more than once`);
+    await checkRestart(this.#store, this.#rt, this.#world, [this.episodeId, ...(await this.#caseIds())]);
   }
 
   async #shutdown(next?: Action): Promise<void> {
@@ -562,41 +501,11 @@ export class Scenario {
       }
     }
     const v = await this.#view(id);
-    if (v.seq === seq) {
-      if (expect.state !== undefined && v.state !== expect.state)
-        problems.push(`state ${v.state}, expected ${expect.state}`);
-      const actual: Record<string, unknown> =
-        this.machine === 'agent'
-          ? { ...agentFeatures(v.context as AgentContext) }
-          : { ...caseFeatures(v.context as CaseContext) };
-      for (const [k, want] of Object.entries(expect)) {
-        if (!(k in actual)) continue;
-        if (!isDeepStrictEqual(actual[k], want))
-          problems.push(`${k} is ${JSON.stringify(actual[k])}, expected ${JSON.stringify(want)}`);
-      }
-    }
-    // Values from the oracle (model.json): deadlines by due time, the queue's priority.
-    if (expect.due !== undefined && v.seq === seq) {
-      const t0 = this.fixtures.t0;
-      const got = Object.fromEntries(
-        Object.entries(v.context.timers as Record<string, number | undefined>)
-          .filter((e): e is [string, number] => e[1] !== undefined)
-          .sort(([a], [b]) => (a < b ? -1 : 1))
-          .map(([k, d]) => [k, d - t0]),
-      );
-      const want = Object.fromEntries(Object.entries(expect.due).sort(([a], [b]) => (a < b ? -1 : 1)));
-      if (!isDeepStrictEqual(got, want))
-        problems.push(`deadlines (ms after t0) are ${JSON.stringify(got)}, model.json gives ${JSON.stringify(want)}`);
-    }
-    if (expect.priority !== undefined && this.machine === 'case' && v.seq === seq) {
-      const q = this.#queues.get(id);
-      if (!q) problems.push('the runtime published no queue view of the case');
-      else if (q.priority !== expect.priority)
-        problems.push(`queue priority ${q.priority} at tier ${q.tier}, model.json gives ${expect.priority}`);
-    }
+    const queue = this.machine === 'case' ? this.#queues.get(id) : undefined;
+    if (v.seq === seq) problems.push(...viewProblems(expect, v, this.machine, this.fixtures.t0, queue));
     problems.push(...(this.machine === 'agent' ? agentInvariants(v, this.model) : caseInvariants(v)));
     if (expect.ledger) {
-      const { keys, repeated } = await this.#ledger();
+      const { keys, repeated } = await ledgerOf(this.#world, this.episodeId);
       if (!isDeepStrictEqual(keys, expect.ledger))
         problems.push(`effects ledger holds ${JSON.stringify(keys)}, expected ${JSON.stringify(expect.ledger)}`);
       if (repeated.length) problems.push(`effects applied more than once: ${repeated.join(', ')}`);
@@ -619,18 +528,6 @@ export class Scenario {
       return found !== undefined;
     });
     return found!;
-  }
-
-  async #ledger(): Promise<{ keys: string[]; repeated: string[] }> {
-    const prefix = `${this.episodeId}/`;
-    const keys: string[] = [];
-    const repeated: string[] = [];
-    for await (const e of this.#world.entries()) {
-      if (!e.key.startsWith(prefix)) continue;
-      keys.push(e.key.slice(prefix.length));
-      if (e.applications !== 1) repeated.push(`${e.key} ×${e.applications}`);
-    }
-    return { keys: keys.sort(), repeated };
   }
 
   async #auditKinds(actor: string): Promise<string[]> {
@@ -659,45 +556,14 @@ export class Scenario {
   // Waiting
   // ----------------------------------------------------------------------------------------------
 
-  get #calm(): boolean {
-    return this.#rt.busy <= this.#gates.blocked(this.#gen);
-  }
-
   /** Waits until nothing runs in the runtime except effects held at the gates. */
-  async #settle(): Promise<void> {
-    let calm = 0;
-    const deadline = performance.now() + (this.#opts.timeoutMs ?? 10_000);
-    while (calm < 3) {
-      if (performance.now() > deadline)
-        throw new HarnessError(
-          `the runtime did not settle (busy ${this.#rt.busy}, held effects ${this.#gates.blocked(this.#gen)})`,
-        );
-      calm = this.#calm ? calm + 1 : 0;
-      await tick();
-    }
+  #settle(): Promise<void> {
+    return settle(this.#idle);
   }
 
-  /**
-   * Polls `done` until it holds. Fails when the runtime has been idle (only held effects) for
-   * {@link STUCK_MS} without it holding, or after `timeoutMs`.
-   */
-  async #until(what: string, done: () => Promise<boolean>): Promise<void> {
-    const start = performance.now();
-    let calmSince: number | undefined;
-    for (;;) {
-      if (await done()) return;
-      const now = performance.now();
-      const due = this.clock.nextDue();
-      if (due !== undefined && due <= this.clock.now()) this.clock.advanceTo(this.clock.now());
-      if (this.#calm) calmSince ??= now;
-      else calmSince = undefined;
-      if ((calmSince !== undefined && now - calmSince > STUCK_MS) || now - start > (this.#opts.timeoutMs ?? 10_000)) {
-        throw new HarnessError(
-          `waited for ${what}, but the runtime ${calmSince !== undefined ? 'is idle' : 'did not get there'}: ${await this.#describe()}`,
-        );
-      }
-      await tick();
-    }
+  /** Polls `done` until it holds; fails when the runtime is idle without it holding, or after `timeoutMs`. */
+  #until(what: string, done: () => Promise<boolean>): Promise<void> {
+    return until(this.#idle, what, done);
   }
 
   async #waitSeq(id: string, seq: number): Promise<void> {
@@ -709,16 +575,8 @@ export class Scenario {
   }
 
   async #describe(): Promise<string> {
-    const parts: string[] = [];
-    for (const id of [this.episodeId, ...(await this.#caseIds())]) {
-      const v = await this.#rt.get(id);
-      if (v)
-        parts.push(
-          `${id} v${v.seq} ${v.state}${v.kind === 'agent' && (v.context as AgentContext).effect ? ` (effect ${(v.context as AgentContext).effect!.kind})` : ''}`,
-        );
-    }
-    const held = this.#gates.pending(this.#gen).map((a) => `${a.kind}${a.step !== undefined ? `#${a.step}` : ''}`);
-    return `${parts.join(', ')}; held effects: ${held.join(', ') || 'none'}`;
+    const ids = [this.episodeId, ...(await this.#caseIds())];
+    return describeRuntime(this.#rt, ids, this.#gates.pending(this.#gen));
   }
 
   async #guard(label: string, fn: () => Promise<void>): Promise<void> {
@@ -732,80 +590,4 @@ export class Scenario {
       throw err;
     }
   }
-}
-
-// ------------------------------------------------------------------------------------------------
-// Invariants
-// ------------------------------------------------------------------------------------------------
-
-/** Context invariants of an agent episode that hold after every step. */
-export function agentInvariants(v: ActorView, model: LoadedModel): string[] {
-  const c = v.context as AgentContext;
-  const out: string[] = [];
-  const final = FINAL_AGENT.has(v.state);
-  if (final !== (v.status === 'done')) out.push(`state ${v.state} with status ${v.status}`);
-  if (final) {
-    if (!c.outcome) out.push('a finished episode has no outcome');
-    if (c.effect) out.push('a finished episode still requests an effect');
-    if (Object.keys(c.timers).length) out.push('a finished episode still has timers');
-    const byState: Record<string, string[]> = {
-      denied: ['denied'],
-      rejected: ['rejected'],
-      expired: ['expired'],
-      compensated: ['compensated'],
-      failed: ['failed'],
-      done: ['autoActed', 'approved', 'modified', 'expired'],
-    };
-    if (c.outcome && !byState[v.state]?.includes(c.outcome)) out.push(`outcome ${c.outcome} in state ${v.state}`);
-  } else {
-    if (c.outcome) out.push(`outcome ${c.outcome} before the episode finished`);
-    const backoff = v.state.endsWith('Backoff');
-    if (backoff !== (c.timers.retry !== undefined))
-      out.push(`retry timer ${c.timers.retry === undefined ? 'missing' : 'armed'} in ${v.state}`);
-    const kinds = EFFECT_FOR_STATE[v.state];
-    if (backoff && c.effect) out.push(`an effect is requested during ${v.state}`);
-    if (kinds && c.effect && !kinds.includes(c.effect.kind))
-      out.push(`effect ${c.effect.kind} requested in ${v.state}`);
-    if (kinds && !c.effect && v.state !== 'awaitingReview' && v.state !== 'awaitingOperator')
-      out.push(`no effect requested in ${v.state}`);
-    if (c.effect && c.effect.attempt !== c.attempt)
-      out.push(`effect attempt ${c.effect.attempt}, context attempt ${c.attempt}`);
-  }
-  if (c.attempt < 1 || c.attempt > model.config.retry.maxAttempts)
-    out.push(`attempt ${c.attempt} outside 1..${model.config.retry.maxAttempts}`);
-  if (c.results.length !== c.step) out.push(`${c.results.length} results for ${c.step} executed steps`);
-  if (c.plan && c.step > c.plan.actions.length)
-    out.push(`step ${c.step} beyond the plan's ${c.plan.actions.length} actions`);
-  if (v.state === 'compensating' && !(c.compensateStep >= 0 && c.compensateStep < c.step))
-    out.push(`compensating step ${c.compensateStep} with ${c.step} executed`);
-  if (new Set(c.caseIds).size !== c.caseIds.length) out.push('a case id repeats');
-  if (c.caseIds.some((id) => !id.startsWith(`${c.episodeId}.`))) out.push('a case id does not belong to the episode');
-  return out;
-}
-
-/** Context invariants of a review case that hold after every step. */
-export function caseInvariants(v: ActorView): string[] {
-  const c = v.context as CaseContext;
-  const out: string[] = [];
-  const final = ['approved', 'modified', 'rejected', 'expired'].includes(v.state);
-  if (final !== (v.status === 'done')) out.push(`state ${v.state} with status ${v.status}`);
-  if (final) {
-    if (!c.resolution || c.resolution.outcome !== v.state)
-      out.push(`resolution ${c.resolution?.outcome ?? 'none'} in state ${v.state}`);
-    if (Object.keys(c.timers).length) out.push('a closed case still has timers');
-    if (c.claim) out.push('a closed case is still claimed');
-  } else {
-    if (c.resolution) out.push('an open case has a resolution');
-    if (c.timers.resolve === undefined) out.push('an open case has no resolve deadline');
-    if ((v.state === 'claimed') !== (c.claim !== null)) out.push(`claim ${c.claim ? 'held' : 'missing'} in ${v.state}`);
-    if ((v.state === 'claimed') !== (c.timers.lease !== undefined))
-      out.push(`lease ${c.timers.lease === undefined ? 'missing' : 'armed'} in ${v.state}`);
-    if (c.approvals.length > 1) out.push(`${c.approvals.length} approvals on an open case`);
-  }
-  if (c.tier < 1 || c.tier > c.tiers.length) out.push(`tier ${c.tier} outside 1..${c.tiers.length}`);
-  if (new Set(c.approvals).size !== c.approvals.length) out.push('an approver counted twice');
-  if (c.requestedBy && (c.approvals.includes(c.requestedBy) || c.claim?.reviewer === c.requestedBy))
-    out.push('the requester reviews their own request');
-  if (c.history[0]?.kind !== 'opened') out.push('history does not start with the opening');
-  return out;
 }

@@ -50,15 +50,9 @@ export {
   type PlanClass,
   type TierReviewers,
 } from './fixtures.ts';
-export {
-  defineSuite,
-  Scenario,
-  HarnessError,
-  agentInvariants,
-  caseInvariants,
-  type Suite,
-  type SuiteOptions,
-} from './harness.ts';
+export { Scenario, HarnessError, type SuiteOptions } from './harness.ts';
+export { defineSuite, type Suite } from './suite.ts';
+export { agentInvariants, caseInvariants } from './checks.ts';
 export { EffectGates, scriptedModel, scriptedPlanner, type Directive, type GatedKind } from './scripted-model.ts';
 export {
   agentFeatures,

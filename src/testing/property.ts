@@ -9,11 +9,10 @@ import type { Reviewer } from '../contracts/reviewer-command.ts';
 import type { TierSpec } from '../contracts/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { identify, type Fixtures, type PlanClass } from './fixtures.ts';
-import { defineSuite } from './harness.ts';
+import { defineSuite } from './suite.ts';
 import type { Action, Expectation } from './steps.ts';
 
-const COMMANDS = ['claim', 'release', 'renew', 'approve', 'reject', 'escalate'] as const;
-type Command = (typeof COMMANDS)[number];
+type Command = 'claim' | 'release' | 'renew' | 'approve' | 'reject' | 'escalate';
 /**
  * One element of a sequence: a command by a principal, or the next deadline passing. `who` is an
  * index into the scenario's principals, or `claimant` (whoever holds the claim) or `eligible` (the

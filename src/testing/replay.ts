@@ -19,7 +19,6 @@ import { HandoffError } from '../contracts/errors.ts';
 import type { CaseInput } from '../contracts/review-case.ts';
 import { machineFor } from '../inspect/replay.ts';
 import type { AgentContext } from '../machines/agent.ts';
-import type { CaseContext } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import type { JournalEntry, Store } from '../runtime/store.ts';
