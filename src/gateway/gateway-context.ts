@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { InspectorBackend } from '../inspect/backend.ts';
 import type { InspectorRoutes } from '../inspect/http.ts';
 import type { LoadedModel } from '../models/loader.ts';
-import type { CallbackEndpoint, CallbackEndpointOptions } from '../notify/callbacks.ts';
+import type { CallbackEndpoint, CallbackEndpointOptions } from './callbacks.ts';
 import type { AuditDraft } from '../runtime/audit-log.ts';
 import type { GatewayTls } from '../security/tls-options.ts';
 import type { ApiV1 } from './api-v1.ts';

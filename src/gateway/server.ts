@@ -21,7 +21,7 @@ import { QueueProjection } from './projection.ts';
 import { WsHub } from './ws-hub.ts';
 import { InspectorRoutes, inspectableModels } from '../inspect/http.ts';
 import type { InspectorBackend } from '../inspect/backend.ts';
-import { CallbackEndpoint, type CallbackEndpointOptions } from '../notify/callbacks.ts';
+import { CallbackEndpoint, type CallbackEndpointOptions } from './callbacks.ts';
 import { checkListenAddress, hstsHeader, type GatewayTls } from '../security/tls-options.ts';
 import type { ApiV1 } from './api-v1.ts';
 import { createApp, json, pathOf, sendError } from './app.ts';

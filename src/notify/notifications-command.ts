@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { HandoffError } from '../contracts/errors.ts';
 import { loadModel } from '../models/loader.ts';
 import { paint, printJson, table } from '../cli/output.ts';
-import { callbackStatus, resolveCallbackSources } from './callbacks.ts';
+import { callbackStatus, resolveCallbackSources } from '../gateway/callbacks.ts';
 import { SIGNATURE_HEADER, signatureHeader } from './signing.ts';
 import { resolveWebhooks, webhookStatus } from './webhooks.ts';
 

@@ -5,16 +5,16 @@ import { SCHEMA_VERSION } from '../contracts/envelope.ts';
 import { ContractError, HandoffError } from '../contracts/errors.ts';
 import { parseContract } from '../contracts/parse.ts';
 import { ReviewerCommand } from '../contracts/reviewer-command.ts';
-import { LoginThrottle, type Principal } from '../gateway/auth.ts';
-import type { GatewayBackend } from '../gateway/backend.ts';
-import { mayOpen } from '../gateway/case-view.ts';
-import { errorBody, HttpError, readBody, sendError, sendJson } from '../gateway/http.ts';
+import { LoginThrottle, type Principal } from './auth.ts';
+import type { GatewayBackend } from './backend.ts';
+import { mayOpen } from './case-view.ts';
+import { errorBody, HttpError, readBody, sendError, sendJson } from './http.ts';
 import { explainCaseRejection, type CaseContext, type CaseEvent } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { Ack } from '../runtime/runtime.ts';
 import type { CallbackConfig } from '../contracts/notifications.ts';
-import { CallbackRefusedError, NotificationConfigError } from './errors.ts';
-import { MIN_SECRET_BYTES, parseSecrets, SIGNATURE_HEADER, verifySignature } from './signing.ts';
+import { CallbackRefusedError, NotificationConfigError } from '../notify/errors.ts';
+import { MIN_SECRET_BYTES, parseSecrets, SIGNATURE_HEADER, verifySignature } from '../notify/signing.ts';
 
 const fields = {
   schemaVersion: z.literal(SCHEMA_VERSION, { error: `unsupported schemaVersion (this node speaks ${SCHEMA_VERSION})` }),
