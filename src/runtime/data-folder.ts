@@ -206,3 +206,49 @@ export function headProblem(
     return `its audit entry ${file.auditSeq} is not the one written by ${file.at} (${HEAD_FILE} names another hash): the database was replaced or rewritten`;
   return undefined;
 }
+
+/**
+ * Copies the audit head of each written batch to the HANDOFF-HEAD file, at most about once a second,
+ * and on close. Best effort (a full disk, a read-only copy): the file only ever lags behind the
+ * database.
+ */
+export class HeadWitness {
+  #dir: string;
+  #sync: boolean;
+  #timer: NodeJS.Timeout | null = null;
+  #writing: Promise<void> | null = null;
+  #pending: StoreHead | undefined;
+
+  constructor(dir: string, sync: boolean) {
+    this.#dir = dir;
+    this.#sync = sync;
+  }
+
+  /** A batch with audit entries was written; `closing`: no timer (close writes it). */
+  written(head: StoreHead, closing: boolean): void {
+    this.#pending = head;
+    if (this.#timer || closing) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      void this.#write();
+    }, 1000);
+    this.#timer.unref();
+  }
+
+  /** Writes the last head now; no later timer. */
+  async close(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#write();
+  }
+
+  async #write(): Promise<void> {
+    const head = this.#pending;
+    if (!head) return;
+    await this.#writing;
+    if (this.#pending !== head) return;
+    this.#pending = undefined;
+    this.#writing = writeHeadFile(this.#dir, head, this.#sync).catch(() => undefined);
+    await this.#writing;
+  }
+}

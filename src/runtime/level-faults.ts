@@ -1,7 +1,9 @@
 import { statfs } from 'node:fs/promises';
 import type { Level } from 'level';
 import type { Logger } from 'pino';
-import { noSpace, StoreUnavailableError, StoreWriteError, type Op } from './level-format.ts';
+import { HandoffError } from '../contracts/errors.ts';
+import { K, noSpace, StoreUnavailableError, StoreWriteError, type Op } from './level-format.ts';
+import { blobGroupKey } from './record-codec.ts';
 
 /**
  * Every read of the database (get, getMany, iterators) reports LevelDB's corruption as
@@ -105,4 +107,50 @@ export async function writeWhenSpace(s: SpaceRetry, ops: Op[], reason: string): 
       );
     }
   }
+}
+
+/** LevelDB's corruption as `store.corrupt`, naming the folder and pointing at `handoff doctor`; undefined for other errors. */
+export function corruptError(dir: string, err: unknown): HandoffError | undefined {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.code !== 'LEVEL_CORRUPTION' && e?.cause?.code !== 'LEVEL_CORRUPTION') return undefined;
+  return new HandoffError(
+    'store.corrupt',
+    `data folder ${dir}: LevelDB reports ${e.cause?.message ?? e.message} (a damaged table or log file). Run \`handoff doctor --data ${dir}\``,
+    { data: dir, cause: e.cause?.message ?? e.message },
+    { cause: err },
+  );
+}
+
+/**
+ * A record that refers to a blob not found: LevelDB's iterators skip a block they cannot read and
+ * report it only at their end, so the real cause may be a damaged block. Asks LevelDB again for the
+ * actor's keys (a read that reports corruption), and returns that error instead when there is one.
+ */
+export async function corruptionBehind(
+  db: Level<string, unknown>,
+  dir: string,
+  err: unknown,
+  id: string | undefined,
+  readError: (err: unknown) => unknown,
+): Promise<unknown> {
+  if (
+    !(err instanceof HandoffError && err.code === 'store.corrupt') ||
+    id === undefined ||
+    err.details.cause !== undefined
+  )
+    return readError(err);
+  try {
+    await db.iterator({ gte: K.actor(id), lte: blobGroupKey(K.actor(id), '\uffff') }).all();
+    for await (const _ of db.keys({ gte: K.journal(id, 0), lt: `j:${id};` }));
+    for await (const _ of db.keys());
+  } catch (probe) {
+    const real = readError(probe);
+    if (real !== probe) return real;
+  }
+  return new HandoffError(
+    'store.corrupt',
+    `${err.message}. Run \`handoff doctor --data ${dir}\``,
+    { ...err.details, data: dir },
+    { cause: err },
+  );
 }

@@ -1,8 +1,8 @@
 import type { Level } from 'level';
 import { KeyFilter } from './key-filter.ts';
 import { K } from './level-format.ts';
-import { blobGroupKey, blobGroupOf, blobRefs, blobsByRef, groupOfBlobRef } from './record-codec.ts';
-import type { ActorRecord } from './store.ts';
+import { blobGroupKey, blobGroupOf, blobRef, blobRefs, blobsByRef, groupOfBlobRef } from './record-codec.ts';
+import type { ActorKind, ActorRecord } from './store.ts';
 
 type SpaceFilter = { filter: KeyFilter; state: 'idle' | 'loading' | 'ready' };
 
@@ -108,4 +108,53 @@ export async function loadMany(
     if (stored[i] !== undefined) out.push(unpack(id, stored[i], blobsByRef(byActor.get(id) ?? [])));
   });
   return out;
+}
+
+/** Every actor record (of `kind`), in key order, each with the blob groups stored right after it. */
+export async function* actorsInOrder(
+  db: Level<string, unknown>,
+  kind: ActorKind | undefined,
+  unpack: (id: string, stored: unknown, blobs: Map<string, unknown>) => ActorRecord,
+): AsyncIterable<ActorRecord> {
+  let current: { key: string; value: unknown } | undefined;
+  let blobs = new Map<string, unknown>();
+  const done = (c: { key: string; value: unknown }) => unpack(c.key.slice(2), c.value, blobs);
+  for await (const [key, value] of db.iterator({ gt: 'a:', lt: 'a;' })) {
+    const group = blobGroupOf(key);
+    if (group !== undefined) {
+      if (current && key.startsWith(`${current.key}\u0000`)) blobsByRef([[group, value]], blobs);
+      continue;
+    }
+    if (current && (!kind || (current.value as ActorRecord).kind === kind)) yield done(current);
+    current = { key, value };
+    blobs = new Map();
+  }
+  if (current && (!kind || (current.value as ActorRecord).kind === kind)) yield done(current);
+}
+
+/**
+ * The blob groups of a *finished* actor that hold blobs neither its record nor its remaining journal
+ * refers to, directly or through another blob (what a redaction or a journal deletion left behind:
+ * they may hold the very personal data that was removed), each with what to keep (undefined: delete
+ * the group). Active actors are left alone: their next commit may refer to a blob again.
+ */
+export async function unreferencedBlobs(
+  db: Level<string, unknown>,
+  id: string,
+  groups: Map<string, Record<string, unknown>>,
+): Promise<[string, Record<string, unknown> | undefined][]> {
+  const record = (await db.get(K.actor(id))) as ActorRecord | undefined;
+  if (record?.status === 'active' || groups.size === 0) return [];
+  const blobs = blobsByRef(groups);
+  const live = blobRefs(record);
+  for await (const value of db.values({ gte: K.journal(id, 0), lt: `j:${id};` })) blobRefs(value, live);
+  for (const ref of live) blobRefs(blobs.get(ref), live);
+  const changes: [string, Record<string, unknown> | undefined][] = [];
+  for (const [group, members] of groups) {
+    const kept = Object.fromEntries(Object.entries(members).filter(([n]) => live.has(blobRef(group, n))));
+    const keptCount = Object.keys(kept).length;
+    if (keptCount === Object.keys(members).length) continue;
+    changes.push([blobGroupKey(K.actor(id), group), keptCount === 0 ? undefined : kept]);
+  }
+  return changes;
 }

@@ -15,15 +15,13 @@ import {
   type PrivateBatch,
   type StoreUnavailableError,
 } from './level-format.ts';
-import { loadMany, SpaceFilters } from './level-filters.ts';
-import { watchReads, writeWhenSpace } from './level-faults.ts';
+import { actorsInOrder, loadMany, SpaceFilters, unreferencedBlobs } from './level-filters.ts';
+import { corruptError, corruptionBehind, watchReads, writeWhenSpace } from './level-faults.ts';
 import {
   BlobError,
   BlobPacker,
   blobGroupKey,
   blobGroupOf,
-  blobRef,
-  blobRefs,
   blobsByRef,
   newSink,
   hasBlobRefs,
@@ -33,7 +31,7 @@ import {
 import { Rng } from './rng.ts';
 import { failpoint } from './failpoints.ts';
 import { openStoreLevel } from '../security/sealed-level.ts';
-import { headProblem, readHeadFile, StoreDamagedError, writeHeadFile, type StoreHead } from './data-folder.ts';
+import { HeadWitness, headProblem, readHeadFile, StoreDamagedError, type StoreHead } from './data-folder.ts';
 import type {
   ActorKind,
   ActorRecord,
@@ -67,8 +65,8 @@ export class LevelStore implements Store {
     file: undefined,
     problem: undefined,
   };
-  #headTimer: NodeJS.Timeout | null = null;
-  #headWriting: Promise<void> | null = null;
+  /** The HANDOFF-HEAD file (data-folder.ts). */
+  #head: HeadWitness;
   /** The first corruption LevelDB reported: the store takes no more writes (see {@link onDamaged}). */
   #damage: HandoffError | undefined;
   /**
@@ -123,6 +121,7 @@ export class LevelStore implements Store {
     };
     this.#faults = new Rng(this.#opts.faultSeed);
     this.#filters = new SpaceFilters(db, ['a', 'c', 'w']);
+    this.#head = new HeadWitness(dir, this.#opts.sync);
     this.#log =
       opts.logger ??
       pino({ level: process.env.HANDOFF_LOG_LEVEL ?? 'warn', base: { app: 'handoff' } }, pino.destination(2));
@@ -162,56 +161,19 @@ export class LevelStore implements Store {
     return (await this.db.get(K.audit(seq))) as AuditEntry | undefined;
   }
 
-  /** The error of a failed read, with LevelDB's corruption named as such and a pointer to `handoff doctor`. */
+  /** The error of a failed read, with LevelDB's corruption named as such; the first one damages the store. */
   #readError(err: unknown): unknown {
-    const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-    if (e?.code === 'LEVEL_CORRUPTION' || e?.cause?.code === 'LEVEL_CORRUPTION') {
-      const damage = new HandoffError(
-        'store.corrupt',
-        `data folder ${this.dir}: LevelDB reports ${e.cause?.message ?? e.message} (a damaged table or log file). Run \`handoff doctor --data ${this.dir}\``,
-        { data: this.dir, cause: e.cause?.message ?? e.message },
-        { cause: err },
-      );
-      if (!this.#damage) {
-        this.#damage = damage;
-        this.onDamaged?.(damage);
-      }
-      return new HandoffError(
-        'store.corrupt',
-        `data folder ${this.dir}: LevelDB reports ${e.cause?.message ?? e.message} (a damaged table or log file). Run \`handoff doctor --data ${this.dir}\``,
-        { data: this.dir, cause: e.cause?.message ?? e.message },
-        { cause: err },
-      );
+    const damage = corruptError(this.dir, err);
+    if (!damage) return err;
+    if (!this.#damage) {
+      this.#damage = damage;
+      this.onDamaged?.(damage);
     }
-    return err;
+    return corruptError(this.dir, err);
   }
 
-  /**
-   * A record that refers to a blob not found: LevelDB's iterators skip a block they cannot read and
-   * report it only at their end, so the real cause may be a damaged block. Asks LevelDB again for the
-   * actor's keys (a read that reports corruption), and returns that error instead when there is one.
-   */
-  async #corruptionBehind(err: unknown, id: string | undefined): Promise<unknown> {
-    if (
-      !(err instanceof HandoffError && err.code === 'store.corrupt') ||
-      id === undefined ||
-      err.details.cause !== undefined
-    )
-      return this.#readError(err);
-    try {
-      await this.db.iterator({ gte: K.actor(id), lte: blobGroupKey(K.actor(id), '\uffff') }).all();
-      for await (const _ of this.db.keys({ gte: K.journal(id, 0), lt: `j:${id};` }));
-      for await (const _ of this.db.keys());
-    } catch (probe) {
-      const real = this.#readError(probe);
-      if (real !== probe) return real;
-    }
-    return new HandoffError(
-      'store.corrupt',
-      `${err.message}. Run \`handoff doctor --data ${this.dir}\``,
-      { ...err.details, data: this.dir },
-      { cause: err },
-    );
+  #corruptionBehind(err: unknown, id: string | undefined): Promise<unknown> {
+    return corruptionBehind(this.db, this.dir, err, id, (e) => this.#readError(e));
   }
 
   /** The disk is full and writes are held: new commands get this error. */
@@ -357,7 +319,11 @@ export class LevelStore implements Store {
       try {
         if (failure !== undefined) throw failure;
         failpoint('after-commit');
-        if (last) this.#headWritten({ v: 1, auditSeq: last.seq, auditHash: last.hash, at: new Date().toISOString() });
+        if (last)
+          this.#head.written(
+            { v: 1, auditSeq: last.seq, auditHash: last.hash, at: new Date().toISOString() },
+            this.#closing,
+          );
         this.stats.batches++;
         this.stats.ops += ops.length;
         for (const w of waiters) w.resolve();
@@ -410,29 +376,6 @@ export class LevelStore implements Store {
       return { type: 'put', key: op.key, value: JSON.stringify(op.value), keyEncoding: 'utf8', valueEncoding: 'utf8' };
     });
     return (this.db as unknown as PrivateBatch)._batch(encoded, { sync: this.#opts.sync });
-  }
-
-  /** Copies a written head to the HANDOFF-HEAD file, at most about once a second (and on close). */
-  #headWritten(head: StoreHead): void {
-    this.#pendingHead = head;
-    if (this.#headTimer || this.#closing) return;
-    this.#headTimer = setTimeout(() => {
-      this.#headTimer = null;
-      void this.#writeHead();
-    }, 1000);
-    this.#headTimer.unref();
-  }
-  #pendingHead: StoreHead | undefined;
-
-  async #writeHead(): Promise<void> {
-    const head = this.#pendingHead;
-    if (!head) return;
-    await this.#headWriting;
-    if (this.#pendingHead !== head) return;
-    this.#pendingHead = undefined;
-    // Best effort (a full disk, a read-only copy): the file only ever lags behind the database.
-    this.#headWriting = writeHeadFile(this.dir, head, this.#opts.sync).catch(() => undefined);
-    await this.#headWriting;
   }
 
   async flush(): Promise<void> {
@@ -512,28 +455,10 @@ export class LevelStore implements Store {
 
   async *actors(kind?: ActorKind): AsyncIterable<ActorRecord> {
     try {
-      yield* this.#actors(kind);
+      yield* actorsInOrder(this.db, kind, (id, stored, blobs) => this.#unpackRecord(id, stored, blobs));
     } catch (err) {
       throw await this.#corruptionBehind(err, (err as HandoffError).details?.actorId as string | undefined);
     }
-  }
-
-  async *#actors(kind?: ActorKind): AsyncIterable<ActorRecord> {
-    // Each record is followed by its blob groups.
-    let current: { key: string; value: unknown } | undefined;
-    let blobs = new Map<string, unknown>();
-    const done = (c: { key: string; value: unknown }) => this.#unpackRecord(c.key.slice(2), c.value, blobs);
-    for await (const [key, value] of this.db.iterator({ gt: 'a:', lt: 'a;' })) {
-      const group = blobGroupOf(key);
-      if (group !== undefined) {
-        if (current && key.startsWith(`${current.key}\u0000`)) blobsByRef([[group, value]], blobs);
-        continue;
-      }
-      if (current && (!kind || (current.value as ActorRecord).kind === kind)) yield done(current);
-      current = { key, value };
-      blobs = new Map();
-    }
-    if (current && (!kind || (current.value as ActorRecord).kind === kind)) yield done(current);
   }
 
   async *liveIndex(): AsyncIterable<LiveEntry> {
@@ -608,31 +533,14 @@ export class LevelStore implements Store {
     return n;
   }
 
-  /**
-   * Deletes the blobs of a finished actor that neither its record nor its remaining journal refers
-   * to, directly or through another blob (what a redaction or a journal deletion left behind: they
-   * may hold the very personal data that was removed). Active actors are left alone: their next
-   * commit may refer to a blob again.
-   */
+  /** Deletes the blobs of a finished actor nothing refers to any more (see {@link unreferencedBlobs}). */
   async #collectBlobs(id: string): Promise<void> {
-    const record = (await this.db.get(K.actor(id))) as ActorRecord | undefined;
-    if (record?.status === 'active') return;
-    const groups = await this.#blobGroupsOf(id);
-    if (groups.size === 0) return;
-    const blobs = blobsByRef(groups);
-    const live = blobRefs(record);
-    for await (const value of this.db.values({ gte: K.journal(id, 0), lt: `j:${id};` })) blobRefs(value, live);
-    for (const ref of live) blobRefs(blobs.get(ref), live);
-    let changed = false;
-    for (const [group, members] of groups) {
-      const kept = Object.fromEntries(Object.entries(members).filter(([n]) => live.has(blobRef(group, n))));
-      const keptCount = Object.keys(kept).length;
-      if (keptCount === Object.keys(members).length) continue;
-      if (keptCount === 0) this.#del(blobGroupKey(K.actor(id), group));
-      else this.#put(blobGroupKey(K.actor(id), group), kept);
-      changed = true;
+    const changes = await unreferencedBlobs(this.db, id, await this.#blobGroupsOf(id));
+    for (const [key, kept] of changes) {
+      if (kept === undefined) this.#del(key);
+      else this.#put(key, kept);
     }
-    if (changed) await this.#enqueue();
+    if (changes.length > 0) await this.#enqueue();
   }
 
   async *outbox(): AsyncIterable<OutboxMessage> {
@@ -684,9 +592,7 @@ export class LevelStore implements Store {
     this.#closing = true;
     await this.flush();
     this.#closed = true;
-    if (this.#headTimer) clearTimeout(this.#headTimer);
-    this.#headTimer = null;
-    await this.#writeHead();
+    await this.#head.close();
     await this.db.close();
   }
 }
