@@ -12,10 +12,9 @@ import type { TierSpec } from '../contracts/review-case.ts';
 import type { EffectContext, LedgerEntry, StepContext, World } from '../models/define.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { Rng } from '../runtime/rng.ts';
-import { boundaryPlans, type BoundaryPlan } from './oracle.ts';
+import { boundaryPlans, type BoundaryPlan, type PlanClass } from './oracle.ts';
 
-/** A branch of the gate: `auto`, `review:<tier>` or `deny`. */
-export type PlanClass = string;
+export type { PlanClass } from './oracle.ts';
 
 /**
  * The draw a step sees when a test scripts it to succeed: models simulate flaky systems with

@@ -11,7 +11,9 @@ import type { ModelConfig } from '../contracts/model-config.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan, PlannedAction } from '../contracts/plan.ts';
 import type { LoadedModel } from '../models/loader.ts';
-import type { PlanClass } from './fixtures.ts';
+
+/** A branch of the gate: `auto`, `review:<tier>` or `deny`. */
+export type PlanClass = string;
 
 type Policy = ModelConfig['policy'];
 
