@@ -58,6 +58,8 @@ export interface AppliedEvent {
   notificationId?: string;
   orderId: string;
   traceparent: string | null;
+  /** `Handoff-Fencing-Token` of the request (a cluster node's lease revision), or null. */
+  fencingToken: number | null;
   at: string;
 }
 
@@ -206,6 +208,8 @@ export async function startRefundsService(opts: ServiceOptions): Promise<Running
       throw new BadRequest(400, 'idempotency.key_required', 'send an Idempotency-Key header');
     const { raw, json } = await readBody(req);
     const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : null;
+    const fence = req.headers['handoff-fencing-token'];
+    const fencingToken = typeof fence === 'string' && /^\d+$/.test(fence) ? Number(fence) : null;
     if (opts.failRate && Math.random() < opts.failRate && ++faults.failed)
       return send(res, 503, { error: 'unavailable', message: 'try again' }, { 'retry-after': '0' });
     let result: { status: number; body: unknown; replayed: boolean };
@@ -230,7 +234,7 @@ export async function startRefundsService(opts: ServiceOptions): Promise<Running
           reversedAt: null,
           reversalKey: null,
         };
-        const e = event({ type: 'refund.applied', key, refundId: refund.refundId, orderId, traceparent });
+        const e = event({ type: 'refund.applied', key, refundId: refund.refundId, orderId, traceparent, fencingToken });
         return { status: 201, body: refund, puts: [{ key: `refund:${refund.refundId}`, value: refund }, e] };
       });
     } else if (reversal) {
@@ -249,7 +253,7 @@ export async function startRefundsService(opts: ServiceOptions): Promise<Running
             puts: [],
           };
         const next: Refund = { ...refund, status: 'reversed', reversedAt: new Date().toISOString(), reversalKey: key };
-        const e = event({ type: 'refund.reversed', key, refundId, orderId: refund.orderId, traceparent });
+        const e = event({ type: 'refund.reversed', key, refundId, orderId: refund.orderId, traceparent, fencingToken });
         return { status: 200, body: next, puts: [{ key: `refund:${refundId}`, value: next }, e] };
       });
     } else if (path === '/notifications') {
@@ -271,7 +275,7 @@ export async function startRefundsService(opts: ServiceOptions): Promise<Running
           key,
           sentAt: new Date().toISOString(),
         };
-        const e = event({ type: 'notification.sent', key, notificationId: n.notificationId, orderId, traceparent });
+        const e = event({ type: 'notification.sent', key, notificationId: n.notificationId, orderId, traceparent, fencingToken });
         return { status: 202, body: n, puts: [{ key: `notification:${n.notificationId}`, value: n }, e] };
       });
     } else return send(res, 404, { error: 'not_found' });
