@@ -275,7 +275,14 @@ export async function startRefundsService(opts: ServiceOptions): Promise<Running
           key,
           sentAt: new Date().toISOString(),
         };
-        const e = event({ type: 'notification.sent', key, notificationId: n.notificationId, orderId, traceparent, fencingToken });
+        const e = event({
+          type: 'notification.sent',
+          key,
+          notificationId: n.notificationId,
+          orderId,
+          traceparent,
+          fencingToken,
+        });
         return { status: 202, body: n, puts: [{ key: `notification:${n.notificationId}`, value: n }, e] };
       });
     } else return send(res, 404, { error: 'not_found' });
