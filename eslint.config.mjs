@@ -17,7 +17,9 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
 /** The `src/` file an import specifier names, or undefined for a package or a file outside src/. */
 function resolveSrc(fromFile, spec) {
   if (!spec.startsWith('.')) return undefined;
-  let to = relative(ROOT, resolve(dirname(fromFile), spec)).split('\\').join('/');
+  let to = relative(ROOT, resolve(dirname(fromFile), spec))
+    .split('\\')
+    .join('/');
   if (!to.startsWith('src/')) return undefined;
   if (!existsSync(resolve(ROOT, to)) && to.endsWith('.js')) to = `${to.slice(0, -3)}.ts`;
   if (!existsSync(resolve(ROOT, to)) && existsSync(resolve(ROOT, to, 'index.ts'))) to = `${to}/index.ts`;
@@ -29,7 +31,7 @@ const floors = {
     type: 'problem',
     docs: { description: 'No import from a lower floor of the house to a higher one, or between units of one floor' },
     schema: [],
-    messages: { upward: "{{to}}: {{why}} (the floors are in scripts/floors.mjs and docs/architecture.md)" },
+    messages: { upward: '{{to}}: {{why}} (the floors are in scripts/floors.mjs and docs/architecture.md)' },
   },
   create(context) {
     const from = relative(ROOT, context.filename).split('\\').join('/');
@@ -52,7 +54,17 @@ const floors = {
 };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'web/vendor/**', 'test/e2e/screenshots/**', '**/*.d.mts', 'examples/**/node_modules/**', 'scripts/pack-smoke/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'web/vendor/**',
+      'test/e2e/screenshots/**',
+      '**/*.d.mts',
+      'examples/**/node_modules/**',
+      'scripts/pack-smoke/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
@@ -61,13 +73,27 @@ export default tseslint.config(
     settings: { 'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.js', '.mjs'] })] },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
-      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false, attributes: false } }],
+      '@typescript-eslint/no-misused-promises': [
+        'error',
+        { checksVoidReturn: { arguments: false, attributes: false } },
+      ],
       '@typescript-eslint/await-thenable': 'error',
       'handoff/floors': 'error',
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
       '@typescript-eslint/no-explicit-any': 'error',
+      // A `let` filled in later and read by a closure made before (a handle wired up after construction).
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       // `_name` marks a value taken on purpose and not used (a destructured key left out, a callback's first argument).
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          caughtErrorsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+          ignoreRestSiblings: true,
+        },
+      ],
     },
   },
   // Tests reach into actors and machines to build mutants and fixtures: `any` is allowed there, and only there.

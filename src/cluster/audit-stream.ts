@@ -207,7 +207,10 @@ class AuditSequencer {
 
   #wake(): void {
     const keep: { seq: number; resolve: () => void }[] = [];
-    for (const w of this.#waiters) w.seq <= this.through ? w.resolve() : keep.push(w);
+    for (const w of this.#waiters) {
+      if (w.seq <= this.through) w.resolve();
+      else keep.push(w);
+    }
     this.#waiters = keep;
   }
 

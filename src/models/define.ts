@@ -151,6 +151,8 @@ export interface ModelHandlers<S = unknown, F extends Record<string, unknown> = 
   /** Rule-based planner: actions, confidence, rationale and risk from the observation. */
   plan(observation: Observation & { fields: F }, ctx: StepContext): Promise<PlanDraft>;
   /** Every action and compensation named in `model.json`. */
+  // `any`: each action has its own argument type, and ActionImpl is contravariant in it.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   actions: Record<string, ActionImpl<any>>;
   /** Realistic synthetic signals for the demo and simulations; deterministic for an index and rng. */
   synthesize(rng: Rng, index: number): S;

@@ -17,11 +17,10 @@ import { EffectError, HandoffError } from '../contracts/errors.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { AgentContext } from '../machines/agent.ts';
 import type { CaseContext } from '../machines/review-case.ts';
-import type { ActionImpl, ModelHandlers } from '../models/define.ts';
+import type { ModelHandlers } from '../models/define.ts';
 import { loadModel, type LoadedModel } from '../models/loader.ts';
 import { verifyAudit } from '../runtime/audit-log.ts';
-import { SimulatedClock, type Clock } from '../runtime/clock.ts';
-import { MinHeap } from '../runtime/heap.ts';
+import { SimulatedClock } from '../runtime/clock.ts';
 import { serveCommands } from '../runtime/command-server.ts';
 import type { FaultSpec } from '../runtime/faults.ts';
 import { LevelStore } from '../runtime/level-store.ts';
@@ -118,7 +117,7 @@ function fault(spec: FaultSpec, kind: keyof Counter, draw: number, count: Counte
 /** The model with its perceiver and actions wrapped to fail transiently with the spec's probabilities. */
 export function faultyModel(model: LoadedModel, spec: FaultSpec, count: Counter): LoadedModel {
   const h = model.handlers;
-  const actions: Record<string, ActionImpl<any>> = {};
+  const actions: LoadedModel['handlers']['actions'] = {};
   for (const [type, impl] of Object.entries(h.actions)) {
     actions[type] = {
       args: impl.args,

@@ -39,7 +39,6 @@ import {
 } from './helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const CLI = join(ROOT, 'bin', 'handoff.js');
 
 const SECRET = 'whsec-test-0123456789abcdef';
 

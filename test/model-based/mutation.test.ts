@@ -84,10 +84,10 @@ interface Row {
 
 class PathTimeout extends Error {}
 
-let entries: Entry[] = [];
-let original: { key: string; error: string }[] = [];
-let rows: Row[] = [];
-let wall = { generate: 0, original: 0, mutants: 0 };
+const entries: Entry[] = [];
+const original: { key: string; error: string }[] = [];
+const rows: Row[] = [];
+const wall = { generate: 0, original: 0, mutants: 0 };
 
 async function walk(e: Entry): Promise<void> {
   const body = strictPath(e.path);

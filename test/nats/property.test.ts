@@ -210,7 +210,9 @@ describe('cluster property: commands, crashes, restarts, redeliveries', () => {
           }
           for (const [cid, n] of commandUses) expect(n, cid).toBe(1);
         } finally {
-          await Promise.allSettled([...nodes.entries()].map(([n, node]) => (crashed.has(n) ? undefined : node.stop())));
+          await Promise.allSettled(
+            [...nodes.entries()].map(([n, node]) => (crashed.has(n) ? Promise.resolve() : node.stop())),
+          );
           await store.close();
           await driver.close();
         }

@@ -1,4 +1,4 @@
-import { and, createMachine, not, or, setup } from 'xstate';
+import { and, not, or, setup } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { chartOf, formatGuard, toDot, toMermaid } from '../../src/inspect/graph.ts';
 import { layoutChart, wrapGuard } from '../../src/inspect/layout.ts';
