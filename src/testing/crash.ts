@@ -35,6 +35,8 @@ export interface CrashOptions {
   data?: string;
   /** Longest wall time of one child process, ms. @default 120000 */
   timeoutMs?: number;
+  /** Variables added to the children's environment (e.g. the URL of a service the model's HTTP actions call). */
+  env?: Record<string, string>;
 }
 
 export interface CrashKill {
@@ -90,10 +92,15 @@ interface ChildRun {
   wallMs: number;
 }
 
-function runChild(args: string[], failpoints: string | undefined, timeoutMs: number): Promise<ChildRun> {
+function runChild(
+  args: string[],
+  failpoints: string | undefined,
+  timeoutMs: number,
+  extra: Record<string, string> = {},
+): Promise<ChildRun> {
   const t0 = performance.now();
   return new Promise((done, fail) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...extra, NO_COLOR: '1' };
     delete env.HANDOFF_FAILPOINTS;
     if (failpoints) env.HANDOFF_FAILPOINTS = failpoints;
     const child = spawn(process.execPath, [cliPath(), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -152,7 +159,7 @@ export async function runCrashAnywhere(opts: CrashOptions): Promise<CrashResult>
   const resume = ['demo', '--resume', ...common];
   let first = true;
   for (const { point, hit } of drawKills(seed, crashes, cases, opts.points)) {
-    const r = await runChild(first ? start : resume, `${point}:${hit}`, timeoutMs);
+    const r = await runChild(first ? start : resume, `${point}:${hit}`, timeoutMs, opts.env);
     const killed = r.signal === 'SIGKILL' && !r.timedOut;
     kills.push({ point, hit, killed, wallMs: r.wallMs });
     if (!killed && r.code !== 0) failed(`run killed at ${point}:${hit}`, r);
@@ -162,7 +169,7 @@ export async function runCrashAnywhere(opts: CrashOptions): Promise<CrashResult>
   let summary: CrashResult['summary'];
   let auditOk: boolean | undefined;
   if (!problems.length) {
-    const last = await runChild(first ? start : resume, undefined, timeoutMs);
+    const last = await runChild(first ? start : resume, undefined, timeoutMs, opts.env);
     try {
       summary = JSON.parse(last.stdout) as CrashResult['summary'];
     } catch {
