@@ -11,7 +11,16 @@
  * every failure is an {@link ApiClientError} with the API's stable `code`.
  */
 import type { z } from 'zod';
-import { ApiEpisode, ApiModels, SignalsAccepted, type SignalAccepted } from './contracts/api-v1.ts';
+import {
+  ApiEpisode,
+  ApiEpisodeEvent,
+  ApiEpisodePage,
+  ApiModels,
+  SignalsAccepted,
+  type ApiEpisodeSummary,
+  type EpisodeListQuery,
+  type SignalAccepted,
+} from './contracts/api-v1.ts';
 import { episodeIdFor, signalRefusedSubject, signalSubject, SignalRefusal } from './contracts/ingest.ts';
 import type { TransitionNotice } from './runtime/runtime.ts';
 
@@ -19,7 +28,17 @@ export { HandoffClient } from './transport/client.ts';
 export { subjects, type Transport, type Msg, type Subscription } from './transport/transport.ts';
 export type { Ack } from './contracts/ack.ts';
 export { episodeIdFor, signalSubject, signalRefusedSubject } from './contracts/ingest.ts';
-export type { ApiEpisode, SignalAccepted, SignalsAccepted } from './contracts/api-v1.ts';
+export type {
+  ApiEpisode,
+  ApiEpisodeEvent,
+  ApiEpisodePage,
+  ApiEpisodeSummary,
+  SignalAccepted,
+  SignalsAccepted,
+} from './contracts/api-v1.ts';
+
+/** The filters of {@link ApiClient.episodes} (`GET /api/v1/episodes`). */
+export type EpisodeQuery = z.input<typeof EpisodeListQuery>;
 export type { SignalRefusal } from './contracts/ingest.ts';
 export type { TransitionNotice } from './runtime/runtime.ts';
 
@@ -139,14 +158,88 @@ export class ApiClient {
     return this.#call('/models', ApiModels);
   }
 
+  /** A page of episodes, oldest id first; pass the page's `next` as `cursor` for the next one. */
+  episodes(query: EpisodeQuery = {}): Promise<ApiEpisodePage> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
+    const qs = params.toString();
+    return this.#call(`/episodes${qs ? `?${qs}` : ''}`, ApiEpisodePage);
+  }
+
+  /** Every episode the query matches, page after page. */
+  async *allEpisodes(query: Omit<EpisodeQuery, 'cursor'> = {}): AsyncIterable<ApiEpisodeSummary> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.episodes({ ...query, ...(cursor ? { cursor } : {}) });
+      yield* page.episodes;
+      cursor = page.next ?? undefined;
+    } while (cursor);
+  }
+
   /**
-   * Reads the episode until it has an outcome (or `until` holds); rejects with `client.timeout`. A
-   * read that fails with a retryable error (503, no answer) is retried until the deadline.
+   * The episode's outcome stream (`GET /api/v1/episodes/{id}/events`, Server-Sent Events): a `state`
+   * event now and on every durable transition, then `outcome` once it has finished; then it ends.
+   * Stop early with `signal` (or by leaving the loop).
+   */
+  async *events(
+    id: string,
+    opts: { signal?: AbortSignal } = {},
+  ): AsyncIterable<{ type: 'state' | 'outcome'; data: ApiEpisodeEvent }> {
+    const res = await this.#request(`/episodes/${encodeURIComponent(id)}/events`, {
+      headers: { Accept: 'text/event-stream' },
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buf += decoder.decode(chunk, { stream: true }).replace(/\r\n?/g, '\n');
+        let cut: number;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          let type = 'message';
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event:')) type = line.slice(6).trim();
+            else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+          }
+          if ((type !== 'state' && type !== 'outcome') || data.length === 0) continue;
+          const parsed = ApiEpisodeEvent.safeParse(JSON.parse(data.join('\n')));
+          if (!parsed.success)
+            throw new ApiClientError(
+              res.status,
+              'response.invalid',
+              `an event of ${id} does not match ApiEpisodeEvent`,
+            );
+          yield { type, data: parsed.data };
+        }
+      }
+    } catch (err) {
+      if (err instanceof ApiClientError) throw err;
+      throw clientError(err, `GET /episodes/${id}/events`);
+    }
+  }
+
+  /**
+   * Resolves with the episode once it has an outcome (or once `until` holds). Without `until` it
+   * follows the outcome stream ({@link events}); with `until`, or when the stream breaks off, it
+   * reads the episode every `intervalMs`. Rejects with `client.timeout` at the deadline.
    */
   async waitForOutcome(id: string, opts: WaitOptions = {}): Promise<ApiEpisode> {
     const until = opts.until ?? ((e: ApiEpisode) => e.outcome !== null);
     const deadline = performance.now() + (opts.timeoutMs ?? 60_000);
     let last: ApiEpisode | undefined;
+    if (!opts.until) {
+      try {
+        const signal = AbortSignal.timeout(Math.max(1, deadline - performance.now()));
+        for await (const e of this.events(id, { signal })) if (e.type === 'outcome') return await this.episode(id);
+      } catch (err) {
+        // A refusal is final; a broken or timed-out stream falls back to reading.
+        if (err instanceof ApiClientError && !err.retryable && err.code !== 'client.timeout') throw err;
+      }
+    }
     for (;;) {
       try {
         last = await this.episode(id);
@@ -165,11 +258,11 @@ export class ApiClient {
     );
   }
 
-  async #call<S extends z.ZodType>(
+  /** A request; a non-2xx answer becomes an {@link ApiClientError} with the API's code. */
+  async #request(
     path: string,
-    schema: S,
-    init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
-  ): Promise<z.output<S>> {
+    init: { method?: string; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = {
       Authorization: `Bearer ${this.#key}`,
       Accept: 'application/json',
@@ -182,33 +275,43 @@ export class ApiClient {
         method: init.method ?? 'GET',
         headers,
         ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: init.signal ?? AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (err) {
-      const timeout = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-      throw new ApiClientError(
-        0,
-        timeout ? 'client.timeout' : 'client.unreachable',
-        `${init.method ?? 'GET'} ${path}: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      throw clientError(err, `${init.method ?? 'GET'} ${path}`);
     }
-    const text = await res.text();
+    if (res.ok) return res;
+    const text = await res.text().catch(() => '');
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : null;
     } catch {
       json = undefined;
     }
-    if (!res.ok) {
-      const e = (json as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
-      const retryAfter = Number(res.headers.get('retry-after') ?? NaN);
-      throw new ApiClientError(
-        res.status,
-        typeof e?.code === 'string' ? e.code : `http.${res.status}`,
-        typeof e?.message === 'string' ? e.message : `${res.status} ${res.statusText}`,
-        e?.details && typeof e.details === 'object' ? (e.details as Record<string, unknown>) : {},
-        Number.isFinite(retryAfter) ? retryAfter : undefined,
-      );
+    const e = (json as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+    const retryAfter = Number(res.headers.get('retry-after') ?? NaN);
+    throw new ApiClientError(
+      res.status,
+      typeof e?.code === 'string' ? e.code : `http.${res.status}`,
+      typeof e?.message === 'string' ? e.message : `${res.status} ${res.statusText}`,
+      e?.details && typeof e.details === 'object' ? (e.details as Record<string, unknown>) : {},
+      Number.isFinite(retryAfter) ? retryAfter : undefined,
+    );
+  }
+
+  async #call<S extends z.ZodType>(
+    path: string,
+    schema: S,
+    init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<z.output<S>> {
+    const res = await this.#request(path, init);
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch (err) {
+      if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
+        throw clientError(err, path);
+      json = undefined;
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success)
@@ -220,6 +323,13 @@ export class ApiClient {
       );
     return parsed.data;
   }
+}
+
+/** A failure with no answer: `client.timeout` (a deadline or an abort) or `client.unreachable`. */
+function clientError(err: unknown, what: string): ApiClientError {
+  const timeout = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+  const text = err instanceof Error ? err.message : String(err);
+  return new ApiClientError(0, timeout ? 'client.timeout' : 'client.unreachable', `${what}: ${text}`);
 }
 
 /**

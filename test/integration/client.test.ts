@@ -53,6 +53,29 @@ describe('the typed client over HTTP (issue 20)', () => {
     expect(err).toMatchObject({ code: 'client.timeout', status: 0 });
   });
 
+  it('waits on the outcome stream (SSE) and pages through the episode list', { timeout: 60_000 }, async () => {
+    // A small refund is acted on without review: the stream ends with its outcome.
+    const small = { ...signal(20), requestedAmount: 20 };
+    const accepted = await client.submit('refunds', small, { idempotencyKey: 'ticket-20' });
+    const seen: string[] = [];
+    for await (const e of client.events(accepted.episodeId)) seen.push(`${e.type}:${e.data.status}`);
+    expect(seen.at(-1)).toBe('outcome:done');
+    expect(seen.filter((x) => x.startsWith('outcome'))).toHaveLength(1);
+    expect((await client.waitForOutcome(accepted.episodeId)).outcome).toBe('autoActed');
+    const other = await client.submit('refunds', { ...small, ticketId: 'T-21' }, { idempotencyKey: 'ticket-21' });
+    expect((await client.waitForOutcome(other.episodeId, { timeoutMs: 30_000 })).outcome).toBe('autoActed');
+
+    const first = await client.episodes({ model: 'refunds', limit: 1 });
+    expect(first.episodes).toHaveLength(1);
+    expect(first.next).not.toBeNull();
+    const all: string[] = [];
+    for await (const e of client.allEpisodes({ model: 'refunds', limit: 2 })) all.push(e.id);
+    expect(new Set(all).size).toBe(all.length);
+    expect(all).toEqual(expect.arrayContaining([accepted.episodeId, other.episodeId]));
+    const acted = await client.episodes({ outcome: 'autoActed' });
+    expect(acted.episodes.every((e) => e.outcome === 'autoActed')).toBe(true);
+  });
+
   it('a batch, and the same batch again: started once', { timeout: 60_000 }, async () => {
     const items = [2, 3, 4].map((i) => ({ signal: signal(i), idempotencyKey: `ticket-${i}` }));
     expect((await client.submitBatch('refunds', items)).map((a) => a.created)).toEqual([true, true, true]);

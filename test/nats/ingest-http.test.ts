@@ -95,6 +95,26 @@ describe('/api/v1 and the typed client on a two-node cluster (issue 20)', () => 
     },
   );
 
+  it(
+    'the outcome stream and the episode list on the cluster, read on the other node',
+    { timeout: 60_000 },
+    async () => {
+      const small = { ...signal, ticketId: 'T-small', requestedAmount: 20 };
+      const accepted = await client(1).submit('refunds', small, { idempotencyKey: 'small-1' });
+      const seen: string[] = [];
+      for await (const e of client(0).events(accepted.episodeId)) seen.push(e.type);
+      expect(seen.at(-1)).toBe('outcome');
+      expect((await client(0).waitForOutcome(accepted.episodeId)).outcome).toBe('autoActed');
+      const ids: string[] = [];
+      for await (const e of client(1).allEpisodes({ model: 'refunds', limit: 2 })) ids.push(e.id);
+      expect(ids).toEqual([...ids].sort());
+      expect(ids).toEqual(expect.arrayContaining([accepted.episodeId, episodeIdFor('refunds', 'order-77')]));
+      expect((await client(0).episodes({ outcome: 'autoActed' })).episodes.map((e) => e.id)).toContain(
+        accepted.episodeId,
+      );
+    },
+  );
+
   it('a bad signal is a 400 naming the field; nothing starts', { timeout: 60_000 }, async () => {
     const err = await client(1)
       .submit('refunds', { ...signal, channel: 'pigeon' }, { idempotencyKey: 'bad-1' })
