@@ -29,7 +29,6 @@ export const StartRequestContract = z.object({
   signal: z.unknown().refine((s) => s !== undefined, 'a start request needs a signal'),
   traceparent: Traceparent.optional(),
 });
-export type StartRequestMsg = z.infer<typeof StartRequestContract>;
 
 /** A reviewer command forwarded to the owner (`node.<member>.cmd`): the command itself is parsed by the runtime. */
 export const ForwardedCommandContract = z.looseObject({ caseId: Id });

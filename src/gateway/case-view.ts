@@ -317,8 +317,6 @@ export function caseView(
   };
 }
 
-export type CaseView = ReturnType<typeof caseView>;
-
 /**
  * Puts back the sensitive argument values a masked reviewer sent as {@link MASK}, from the case's
  * current plan, and reports any sensitive value they tried to change (they cannot see it, so they may

@@ -529,5 +529,3 @@ export function agentMachineFor(bindings: AgentBindings) {
     },
   });
 }
-
-export type AgentMachine = typeof agentMachine;

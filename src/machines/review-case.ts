@@ -562,5 +562,3 @@ export function explainCaseRejection(
   }
   return null;
 }
-
-export type ReviewCaseMachine = typeof reviewCaseMachine;

@@ -59,12 +59,6 @@ function unwrap(s: z.ZodType): z.ZodType {
 
 const plain = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
 
-/** The keys an object schema declares (empty for non-objects). */
-export function shapeKeys(schema: z.ZodType): string[] {
-  const d = defOf(unwrap(schema));
-  return d?.type === 'object' ? Object.keys(d.shape as object) : [];
-}
-
 /** Every key of `value` the schema does not declare, with the closest declared key. */
 export function unknownKeys(schema: z.ZodType, value: unknown, path = ''): UnknownKey[] {
   const s = unwrap(schema);

@@ -3,7 +3,6 @@ import { resolve } from 'node:path';
 import { ensureFolder } from '../runtime/data-folder.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import type { Plan } from '../contracts/plan.ts';
-import type { AgentContext } from '../machines/agent.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import { currentTier } from '../machines/review-case.ts';
 import { loadModel } from '../models/loader.ts';
@@ -346,5 +345,3 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     await store.close();
   }
 }
-
-export type { AgentContext };
