@@ -7,7 +7,8 @@ describe('layers (scripts/layers.ts, docs/architecture.md "Layers as they are")'
     const { problems, edges } = checkLayers();
     expect(problems.join('\n')).toBe('');
     expect(edges.length).toBeGreaterThan(500);
-    expect(performance.now() - started).toBeLessThan(10_000);
+    // About 2 s on a quiet machine; the bound only catches a check that stopped scaling (11 s seen under load).
+    expect(performance.now() - started).toBeLessThan(60_000);
   });
 
   it('a new upward import fails, naming file and line', () => {
