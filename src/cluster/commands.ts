@@ -1,7 +1,8 @@
 import type { Ack } from '../contracts/ack.ts';
 import { ActorMovedError, OverloadedError, UnavailableError } from '../contracts/cluster-errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
-import type { Msg } from '../transport/transport.ts';
+import { subjects, type Msg, type Subscription } from '../transport/transport.ts';
+import { ForwardedCommandContract, parseClusterMessage } from './contracts.ts';
 import type { NatsTransport } from '../transport/nats-transport.ts';
 import { groupOf, tok } from './keys.ts';
 import type { Leases } from './leases.ts';
@@ -38,6 +39,28 @@ export class CommandRouter {
   #host: CommandHost;
   constructor(host: CommandHost) {
     this.#host = host;
+  }
+
+  /**
+   * Serves reviewer commands: the namespace's command subject in a queue group shared by every
+   * node, and this node's own subject for commands forwarded to it (parsed with their contract).
+   */
+  serve(): Subscription[] {
+    const h = this.#host;
+    const forwarded = (m: Msg) =>
+      parseClusterMessage(ForwardedCommandContract, m.data, 'ForwardedCommand') as { caseId: string };
+    return [
+      h.transport.serve(subjects(h.namespace).actorAll, (m) => this.route(m), {
+        queue: `handoff-${h.namespace}-commands`,
+      }),
+      h.transport.serve(
+        nodeSubject(h.namespace, h.membership.id),
+        (m) => this.local(forwarded(m), m.headers?.traceparent),
+        {
+          queue: 'direct',
+        },
+      ),
+    ];
   }
 
   /** A command from the queue group: handled here if this node owns the case, else forwarded to its owner. */

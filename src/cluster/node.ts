@@ -1,23 +1,25 @@
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { ActorExistsError, HandoffError } from '../contracts/errors.ts';
-import { systemClock, type Clock } from '../runtime/clock.ts';
-import { JetStreamStore, type OwnershipGuard } from './jetstream-store.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { JetStreamStore } from './jetstream-store.ts';
 import { createLogger } from '../runtime/logger.ts';
-import { assembleReasoning, type Reasoning } from '../runtime/reasoning.ts';
-import { Runtime } from '../runtime/runtime.ts';
+import type { Reasoning } from '../runtime/reasoning.ts';
+import type { Runtime } from '../runtime/runtime.ts';
 import { NatsTransport } from '../transport/nats-transport.ts';
-import { subjects, type Msg, type Subscription } from '../transport/transport.ts';
-import { ForwardedCommandContract, StartRequestContract, parseClusterMessage } from './contracts.ts';
-import { ActorMovedError, LeaseLostError, UnavailableError } from '../contracts/cluster-errors.ts';
+import type { Subscription } from '../transport/transport.ts';
+import { StartRequestContract, parseClusterMessage } from './contracts.ts';
+import { ActorMovedError, UnavailableError } from '../contracts/cluster-errors.ts';
 import { groupOf } from './keys.ts';
 import { Leases, type Lease, type LeaseHolder } from './leases.ts';
 import { Membership, type Member } from './membership.ts';
-import { Limiter, clusterClock, rendezvous } from './placement.ts';
-import { episodeTraceparent, withSpan } from './trace.ts';
+import { Limiter, rendezvous } from './placement.ts';
+import { withSpan } from './trace.ts';
 import { CommandRouter, nodeSubject } from './commands.ts';
 import { ensureWorkStream, workSubject, WorkPuller, type StartRequest } from './work.ts';
-import { JetStreamWorld } from './world.ts';
+import type { JetStreamWorld } from './world.ts';
+import { openNodeRuntime } from './node-runtime.ts';
+import { WriteFence } from './write-fence.ts';
 import { SignalIngest } from './ingest.ts';
 import type { ClusterNodeOptions, NodeEvent } from './node-options.ts';
 
@@ -66,7 +68,6 @@ export class ClusterNode {
   /** Takeovers run at most this many at a time (each is a handful of requests). */
   #limit = new Limiter(64);
   #control: NatsTransport | undefined;
-  #subjects: ReturnType<typeof subjects>;
   /** Signals over NATS (`handoff.<ns>.signals.<model>`, ingest.ts). */
   ingest: SignalIngest | undefined;
   readonly stats = {
@@ -87,7 +88,6 @@ export class ClusterNode {
     this.name = opts.node;
     this.namespace = opts.namespace ?? 'default';
     this.#log = opts.logger ?? createLogger({ models: opts.models });
-    this.#subjects = subjects(this.namespace);
   }
 
   static async start(opts: ClusterNodeOptions): Promise<ClusterNode> {
@@ -106,68 +106,15 @@ export class ClusterNode {
 
   /** Whether this node may write the actor now: it holds its group's lease and its membership is alive. */
   mayWrite(actorId: string): boolean {
-    if (this.#stopped) return false;
-    const group = groupOf(actorId);
-    const mine = this.#held.has(group) && this.leases.get(group)?.holder?.member === this.membership.id;
-    if (!mine) return false;
-    if (!this.membership.healthy) {
-      // Fenced for now (heartbeat overdue), but the lease is still ours: reload it once healthy.
-      this.#refusedWhileMine.add(actorId);
-      return false;
-    }
-    return true;
-  }
-  #refusedWhileMine = new Set<string>();
-
-  /**
-   * Effects are fenced, not only writes: an effect dispatched under lease revision `token` may touch
-   * the world only while this node can prove it still holds that lease (same revision, membership
-   * proof fresh by the monotonic clock, leases re-read after any lapse). Throws `lease.lost`.
-   */
-  #checkFence(actorId: string, token: number): void {
-    if (!this.mayWrite(actorId)) throw new LeaseLostError(actorId, `effect fenced: ${this.whyNot(actorId)}`);
-    const rev = this.leases.get(groupOf(actorId))?.revision;
-    if (rev !== token)
-      throw new LeaseLostError(actorId, `effect fenced: issued under lease revision ${token}, now ${rev ?? 'none'}`);
-  }
-
-  #verifying: Promise<void> | undefined;
-
-  /**
-   * This node's liveness proof lapsed (it was paused, starved or cut off for longer than the
-   * self-fence bound): others may have taken its episodes. Before it writes or runs any effect again
-   * it re-reads every lease it believes it holds from the server; those taken over are dropped (no
-   * write, no effect), then it is confirmed healthy and reloads the rest.
-   */
-  async #verifyLeases(gapMs: number): Promise<void> {
-    if (this.#verifying || this.#stopped) return;
-    this.#verifying = (async () => {
-      try {
-        this.stats.lapses++;
-        await this.leases.refresh(this.#held.keys());
-        this.membership.confirm();
-        this.#log.warn({ gapMs, held: this.episodes }, 'liveness proof lapsed: leases re-read before acting again');
-      } catch (err) {
-        this.#log.warn({ err }, 'leases could not be re-read; still fenced');
-      } finally {
-        this.#verifying = undefined;
-      }
-    })();
-    await this.#verifying;
+    return this.#fence.mayWrite(actorId);
   }
 
   /** Why {@link mayWrite} refuses an actor. */
   whyNot(actorId: string): string {
-    const group = groupOf(actorId);
-    if (this.#stopped) return 'the node is stopping';
-    if (!this.membership.healthy)
-      return this.membership.lapsed
-        ? 'this node is fenced: its liveness proof lapsed and its leases are being re-read'
-        : 'this node is fenced: its heartbeat is overdue';
-    if (!this.#held.has(group)) return `this node does not hold ${group}`;
-    const h = this.leases.get(group)?.holder;
-    return h?.member === this.membership.id ? 'writable' : `the lease of ${group} is held by ${h?.member ?? 'nobody'}`;
+    return this.#fence.whyNot(actorId);
   }
+
+  #fence!: WriteFence;
 
   async #start(): Promise<void> {
     const o = this.#opts;
@@ -202,52 +149,31 @@ export class ClusterNode {
       ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
       logger: this.#log,
     });
-    const guard: OwnershipGuard = {
-      mayWrite: (id) => this.mayWrite(id),
-      why: (id) => this.whyNot(id),
-      fencingToken: (id) => this.leases.get(groupOf(id))?.revision,
-    };
-    this.store = await JetStreamStore.open({
-      nc,
+    this.#fence = new WriteFence({
+      leases: this.leases,
+      membership: this.membership,
+      log: this.#log,
+      stats: this.stats,
+      stopped: () => this.#stopped,
+      hosts: (group) => this.#held.has(group),
+      hosted: () => this.#held.keys(),
+    });
+    const nr = await openNodeRuntime({
+      opts: o,
       namespace: this.namespace,
       writer: this.membership.id,
-      guard,
-      trackAll: false,
-      auditSequencer: false,
-      logger: this.#log,
-      keyring: o.keyring,
-      ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
-    });
-    this.world = new JetStreamWorld(this.store);
-    this.clock =
-      o.clock ?? (o.timeScale && o.timeScale !== 1 ? await clusterClock(this.store, o.timeScale) : systemClock);
-    this.#reasoning = await assembleReasoning({ models: o.models, store: this.store, clock: this.clock, drift: false });
-    const traceFor = (data: unknown): Record<string, string> | undefined => {
-      const id = (data as { id?: unknown })?.id;
-      return typeof id === 'string' ? { traceparent: episodeTraceparent(this.namespace, groupOf(id)) } : undefined;
-    };
-    // Transition notices carry the episode's traceparent (one episode, one trace).
-    this.transport.setHeadersFor((_subject, data) => traceFor(data));
-    this.runtime = await Runtime.open({
-      store: this.store,
-      world: this.world,
-      models: o.models,
-      clock: this.clock,
-      logger: this.#log,
       transport: this.transport,
-      namespace: this.namespace,
-      planners: this.#reasoning.planners,
-      gateFor: this.#reasoning.gateFor,
-      ...(o.seed ? { seed: o.seed } : {}),
-      timerHorizonMs: 3_600_000,
-      ...o.runtime,
-      owns: (id) => this.mayWrite(id),
-      fencing: {
-        token: (id) => (this.mayWrite(id) ? this.leases.get(groupOf(id))?.revision : undefined),
-        check: (id, token) => this.#checkFence(id, token),
+      leases: this.leases,
+      log: this.#log,
+      guard: {
+        mayWrite: (id) => this.mayWrite(id),
+        why: (id) => this.whyNot(id),
+        fencingToken: (id) => this.leases.get(groupOf(id))?.revision,
       },
+      checkFence: (id, token) => this.#fence.checkEffect(id, token),
     });
-    this.#reasoning.attach(this.runtime);
+    ({ store: this.store, world: this.world, clock: this.clock, runtime: this.runtime } = nr);
+    this.#reasoning = nr.reasoning;
     this.runtime.onTransition((n) => {
       if (n.kind === 'agent' && n.status !== 'active' && groupOf(n.id) === n.id) void this.#releaseIfFinished(n.id);
     });
@@ -258,7 +184,7 @@ export class ClusterNode {
         this.#event({ type: 'member', member: e.member.id, alive: false, at: Date.now() });
         this.#sweep();
       } else if (e.type === 'joined') this.#event({ type: 'member', member: e.member.id, alive: true, at: Date.now() });
-      else if (e.type === 'lapsed') void this.#verifyLeases(e.gapMs);
+      else if (e.type === 'lapsed') void this.#fence.verifyLeases(e.gapMs);
       else if (e.type === 'health') {
         this.#event({ type: 'health', healthy: e.healthy, at: Date.now() });
         if (e.healthy) void this.#reactivate();
@@ -282,20 +208,7 @@ export class ClusterNode {
         return !!lease;
       },
     });
-    const forwarded = (m: Msg) =>
-      this.#parseRequest<{ caseId: string }>(ForwardedCommandContract, m.data, 'ForwardedCommand');
-    this.#subs.push(
-      this.transport.serve(this.#subjects.actorAll, (m) => commands.route(m), {
-        queue: `handoff-${this.namespace}-commands`,
-      }),
-    );
-    this.#subs.push(
-      this.transport.serve(
-        this.#directSubject(this.membership.id),
-        (m) => commands.local(forwarded(m), m.headers?.traceparent),
-        { queue: 'direct' },
-      ),
-    );
+    this.#subs.push(...commands.serve());
     this.#subs.push(
       this.transport.serve(
         this.#directSubject(this.membership.id, 'start'),
@@ -399,9 +312,9 @@ export class ClusterNode {
   /** Periodically (and when a member dies): take over groups whose holder is dead, if this node is their successor. */
   #sweep(): void {
     if (this.#stopped || !this.membership.healthy) return;
-    if (this.#refusedWhileMine.size > 0 && !this.#reactivating) {
-      const ids = [...this.#refusedWhileMine].filter((id) => this.mayWrite(id));
-      this.#refusedWhileMine.clear();
+    if (this.#fence.refusedWhileMine.size > 0 && !this.#reactivating) {
+      const ids = [...this.#fence.refusedWhileMine].filter((id) => this.mayWrite(id));
+      this.#fence.refusedWhileMine.clear();
       const groups = new Set(ids.map(groupOf));
       this.#reactivating = this.runtime
         .adopt(
@@ -477,8 +390,8 @@ export class ClusterNode {
 
   /** Back from a fenced period: reload what was dropped while writes were refused. */
   async #reactivate(): Promise<void> {
-    const refused = [...this.#refusedWhileMine].filter((id) => this.mayWrite(id));
-    this.#refusedWhileMine.clear();
+    const refused = [...this.#fence.refusedWhileMine].filter((id) => this.mayWrite(id));
+    this.#fence.refusedWhileMine.clear();
     await this.runtime
       .adopt(
         refused,
