@@ -388,7 +388,10 @@ export class NatsSignalsClient {
         duplicate: ack.duplicate,
       };
     } catch (err) {
-      const code = /no responders|503/i.test(String(err)) ? 'model.not_found' : 'client.unreachable';
+      // Nothing answers a JetStream publish on a subject without a stream (nats.js calls it "jetstream is
+      // not enabled"): no node has created the model's stream.
+      const noStream = /no responders|503|JetStreamNotEnabled|jetstream is not enabled/i.test(`${String(err)}`);
+      const code = noStream ? 'model.not_found' : 'client.unreachable';
       throw new ApiClientError(
         code === 'model.not_found' ? 404 : 0,
         code,

@@ -148,6 +148,9 @@ describe('/api/v1 and the typed client on a two-node cluster (issue 20)', () => 
         expect(sent).toMatchObject({ episodeId: episodeIdFor('refunds', 'nats-good'), duplicate: false });
         expect((await started).id).toBe(sent.episodeId);
         expect((await nats.submit('refunds', signal, { idempotencyKey: 'nats-good' })).duplicate).toBe(true);
+        // No node loads 'incidents': its subject has no stream, and the client says so.
+        const none = await nats.submit('incidents', signal, { idempotencyKey: 'x-1' }).catch((e: unknown) => e);
+        expect(none).toMatchObject({ status: 404, code: 'model.not_found' });
         // The HTTP API reads what came in over NATS.
         expect((await client(0).episode(sent.episodeId)).id).toBe(sent.episodeId);
       } finally {
