@@ -27,6 +27,11 @@ export const BENCHMARKS = [
     flags: ['--expose-gc'],
   },
   { name: 'nats', file: 'bench/nats.ts', what: 'reviewer command latency over NATS vs raw request/reply' },
+  {
+    name: 'cluster',
+    file: 'bench/cluster.ts',
+    what: 'episodes/s with 1 and 2 node processes over one nats-server vs the embedded runtime on the same work',
+  },
   { name: 'inspection', file: 'bench/inspection.ts', what: 'episodes/s with the inspector stream on vs off' },
   {
     name: 'ingest',

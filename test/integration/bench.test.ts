@@ -52,7 +52,9 @@ describe('handoff bench', () => {
     const skipped = out.benchmarks.filter((b) => b.value === null).map((b) => `${b.name}: ${b.skipped ?? 'no reason given'}`);
     if (!allowSkip) expect(skipped, 'benchmark rows that did not run (install what they name; see .ci/run)').toEqual([]);
     expect(out.machine.node).toBe(process.version);
-    expect(new Set(out.benchmarks.map((b) => b.bench))).toEqual(new Set(['episodes', 'hitl', 'open-cases', 'nats', 'inspection', 'ingest']));
+    expect(new Set(out.benchmarks.map((b) => b.bench))).toEqual(
+      new Set(['episodes', 'hitl', 'open-cases', 'nats', 'cluster', 'inspection', 'ingest']),
+    );
     for (const b of out.benchmarks) {
       expect(Object.keys(b).slice(0, 5)).toEqual(['name', 'unit', 'value', 'reference', 'ratio']);
       expect(b.error).toBeUndefined();

@@ -1,0 +1,199 @@
+/**
+ * The runtime on NATS against the embedded runtime, on the same work in the same run: durable
+ * auto-path episodes per second (the refunds model, bench/lib/workload.ts) with 1 and 2 node
+ * processes (bench/cluster-node.ts) over one nats-server this benchmark starts (JetStream, file
+ * storage, a temp folder), and the embedded runtime (LevelDB) with the same episodes in flight.
+ *
+ * The driver submits episode starts to the work stream with msg ids and counts the agents' final
+ * transition notices (`handoff.<ns>.events.agent.*`), keeping `--inflight` episodes in flight.
+ *
+ *   node --import tsx bench/cluster.ts [--quick] [--nodes 1,2] [--seconds 15] [--inflight 200] [--repeat 1]
+ *
+ * `--repeat n` measures every configuration n times, interleaved, and reports the medians.
+ * HANDOFF_BENCH_PROF=<dir> starts the node processes with --cpu-prof into that folder.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { NatsServer } from '../src/cluster/nats-harness.ts';
+import { ensureWorkStream, workSubject, type StartRequest } from '../src/cluster/work.ts';
+import { durableEpisodes } from './episodes.ts';
+import { QUICK, arg, log, main, round, row, type BenchRow } from './lib/common.ts';
+import { autoSignals, benchModel } from './lib/workload.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const SECONDS = arg('seconds', QUICK ? 3 : 15);
+const INFLIGHT = arg('inflight', 200);
+const REPEAT = arg('repeat', 1);
+const nodesAt = process.argv.indexOf('--nodes');
+const NODES = nodesAt >= 0 ? process.argv[nodesAt + 1]!.split(',').map(Number) : [1, 2];
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+interface NodeProc {
+  ready: Promise<void>;
+  status(): Promise<Record<string, unknown> | undefined>;
+  stop(): Promise<void>;
+}
+
+function startNode(url: string, name: string, ns: string): NodeProc {
+  const prof = process.env.HANDOFF_BENCH_PROF;
+  const flags = prof ? ['--cpu-prof', '--cpu-prof-dir', join(prof, `${ns}-${name}`)] : [];
+  const args = [
+    ...flags,
+    '--import',
+    import.meta.resolve('tsx'),
+    join(ROOT, 'bench', 'cluster-node.ts'),
+    url,
+    name,
+    ns,
+  ];
+  const proc = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, HANDOFF_LOG_LEVEL: 'silent' },
+  });
+  let out = '';
+  const waiters: ((line: string) => void)[] = [];
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+    const lines = out.split('\n');
+    out = lines.pop() ?? '';
+    for (const l of lines) for (const w of waiters.splice(0)) w(l);
+  });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const ready = new Promise<void>((resolve, reject) => {
+    const wait = () => waiters.push((l) => (l === 'ready' ? resolve() : wait()));
+    wait();
+    void exited.then(() => reject(new Error(`node ${name} exited before it was ready`)));
+  });
+  return {
+    ready,
+    status: async () => {
+      const line = new Promise<string>((r) => waiters.push(r));
+      proc.kill('SIGUSR2');
+      const l = await Promise.race([line, new Promise<string>((r) => setTimeout(() => r(''), 5000))]);
+      return l.startsWith('{') ? (JSON.parse(l) as { status: Record<string, unknown> }).status : undefined;
+    },
+    stop: async () => {
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Episodes/s with `n` node processes: closed loop of INFLIGHT episodes submitted to the work stream. */
+async function clusterRun(
+  server: NatsServer,
+  n: number,
+  run: number,
+): Promise<{ perSecond: number; p50Ms: number; statuses: unknown[] }> {
+  const ns = `bc${n}r${run}x${Date.now().toString(36)}`;
+  const model = await benchModel();
+  const signals = await autoSignals(model);
+  const nc = await connect({ servers: server.url, name: 'bench-driver' });
+  await ensureWorkStream(await jetstreamManager(nc), ns);
+  const nodes = Array.from({ length: n }, (_, i) => startNode(server.url, `n${i + 1}`, ns));
+  try {
+    await Promise.all(nodes.map((x) => x.ready));
+    const js = jetstream(nc);
+    const dec = new TextDecoder();
+    const done = new Map<string, () => void>();
+    nc.subscribe(`handoff.${ns}.events.agent.*`, {
+      callback: (_e, m) => {
+        const notice = JSON.parse(dec.decode(m.data)) as { id: string; status: string };
+        if (notice.status !== 'active') done.get(notice.id)?.();
+      },
+    });
+    await nc.flush();
+    let next = 0;
+    let counted = 0;
+    const latencies: number[] = [];
+    const t0 = performance.now();
+    const warmupMs = Math.min(4000, SECONDS * 300);
+    const from = t0 + warmupMs;
+    const until = from + SECONDS * 1000;
+    const worker = async () => {
+      while (performance.now() < until) {
+        const i = next++;
+        const id = `ep-${i}`;
+        const start = performance.now();
+        const finished = new Promise<void>((r) => done.set(id, r));
+        const req: StartRequest = { episodeId: id, model: model.name, signal: signals[i % signals.length]!.signal };
+        await js.publish(workSubject(ns), JSON.stringify(req), { msgID: `start:${id}` });
+        const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000).unref());
+        const r = await Promise.race([finished, timeout]);
+        done.delete(id);
+        if (r === 'timeout') throw new Error(`${id} did not finish within 60 s on ${n} node(s)`);
+        const end = performance.now();
+        if (end >= from && end <= until) {
+          counted++;
+          latencies.push(end - start);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: INFLIGHT }, () => worker()));
+    const statuses = await Promise.all(nodes.map((x) => x.status()));
+    latencies.sort((a, b) => a - b);
+    return { perSecond: counted / SECONDS, p50Ms: latencies[Math.floor(latencies.length / 2)] ?? NaN, statuses };
+  } finally {
+    await Promise.all(nodes.map((x) => x.stop()));
+    await nc.close();
+  }
+}
+
+await main('cluster', async (): Promise<BenchRow[]> => {
+  const server = await NatsServer.start();
+  const embedded: number[] = [];
+  const byNodes = new Map<number, number[]>(NODES.map((n) => [n, []]));
+  try {
+    log(`cluster: ${INFLIGHT} episodes in flight, ${SECONDS} s per run, nodes ${NODES.join(',')}, ${REPEAT} round(s)`);
+    for (let r = 0; r < REPEAT; r++) {
+      const e = await durableEpisodes({ inflight: INFLIGHT, seconds: SECONDS });
+      embedded.push(e.episodesPerSecond);
+      log(`  round ${r + 1}: embedded ${round(e.episodesPerSecond)} episodes/s`);
+      for (const n of NODES) {
+        const c = await clusterRun(server, n, r);
+        byNodes.get(n)!.push(c.perSecond);
+        const st = c.statuses as ({ store?: { commits?: number; journalOnly?: number } } | undefined)[];
+        log(
+          `  round ${r + 1}: ${n} node(s) ${round(c.perSecond)} episodes/s (p50 episode ${round(c.p50Ms, 1)} ms; store ${JSON.stringify(st.map((s) => s?.store))})`,
+        );
+      }
+    }
+  } finally {
+    await server.dispose();
+  }
+  const emb = median(embedded);
+  const rows: BenchRow[] = [];
+  const one = byNodes.has(1) ? median(byNodes.get(1)!) : undefined;
+  for (const n of NODES) {
+    const v = median(byNodes.get(n)!);
+    const note = `median of ${REPEAT}: ${byNodes
+      .get(n)!
+      .map((x) => round(x))
+      .join(', ')}; embedded ${embedded.map((x) => round(x)).join(', ')}`;
+    rows.push(
+      row(
+        `durable episodes/s, ${n} node process(es) over NATS (${INFLIGHT} in flight)`,
+        'episodes/s',
+        round(v),
+        { name: 'embedded runtime (LevelDB), same work, same run', value: round(emb) },
+        { ...(n === 1 ? { target: '≥ 0.5 × embedded' } : {}), note },
+      ),
+    );
+    if (n > 1 && one !== undefined)
+      rows.push(
+        row(
+          `${n} node processes against 1 (same run)`,
+          'episodes/s',
+          round(v),
+          { name: '1 node process over the same nats-server', value: round(one) },
+          n === 2 ? { target: '≥ 1.4 × one node' } : {},
+        ),
+      );
+  }
+  return rows;
+});
