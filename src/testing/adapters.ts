@@ -30,7 +30,8 @@ export interface Refusal {
   event: Labeled | null;
   code: string;
   rule?: string;
-  /** Which kind of principal sends it (claimant, other holder of the role, requester, earlier approver, other tier, no role). */
+  /** Which kind of principal sends it (claimant, other holder of the role, requester, earlier approver, other tier, no
+   * role). */
   who?: string;
 }
 
@@ -265,13 +266,16 @@ export function agentAdapter(
         out.push(`gate ${classOf(n.decision)}${n.resolution === 'modified' ? ' after a modification' : ''}`);
       if (event.type === 'case.resolved')
         out.push(
-          `case ${(event as unknown as { resolution: CaseResolution }).resolution.outcome}${stateName(prev) === 'awaitingOperator' ? ' (operator)' : ''}`,
+          `case ${(event as unknown as { resolution: CaseResolution }).resolution.outcome}` +
+            `${stateName(prev) === 'awaitingOperator' ? ' (operator)' : ''}`,
         );
       // The retry budget spent at every step: the last attempt of each effect fails transiently.
       const error = (event as unknown as { error?: { transient?: boolean } }).error;
       if (event.type.endsWith('.failed') && error?.transient && p.effect && p.attempt >= model.config.retry.maxAttempts)
         out.push(
-          `retries exhausted at ${p.effect.kind}${p.effect.kind === 'execute' ? ` step ${p.step}` : p.effect.kind === 'compensate' ? ` step ${p.compensateStep}` : ''}`,
+          `retries exhausted at ${p.effect.kind}` +
+            (p.effect.kind === 'execute' ? ` step ${p.step}` : '') +
+            (p.effect.kind === 'compensate' ? ` step ${p.compensateStep}` : ''),
         );
       return out;
     },

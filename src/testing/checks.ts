@@ -87,7 +87,8 @@ export async function checkRestart(store: LevelStore, rt: Runtime, world: LevelW
     const armed = Object.fromEntries(Object.entries(v.context.timers).filter(([, d]) => d !== undefined));
     if (!isDeepStrictEqual(armed, index.get(id) ?? {}))
       throw new HarnessError(
-        `after a restart the timer index of ${id} holds ${JSON.stringify(index.get(id) ?? {})}, its context ${JSON.stringify(armed)}`,
+        `after a restart the timer index of ${id} holds ${JSON.stringify(index.get(id) ?? {})}, ` +
+          `its context ${JSON.stringify(armed)}`,
       );
   }
   const totals = await world.totals();

@@ -209,7 +209,8 @@ function generateFor(
         if (snap.status === 'active' && snap.can(r.events[j]!)) {
           if (!type.startsWith('timer.'))
             oracle.push(
-              `oracle: the ${adapter.kind} machine accepts a second '${type}' in state ${stateName(snap)}; it must be ignored`,
+              `oracle: the ${adapter.kind} machine accepts a second '${type}' in state ${stateName(snap)}; ` +
+                'it must be ignored',
             );
           continue;
         }
@@ -470,7 +471,8 @@ function emptyCase(machine: AnyStateMachine, model: LoadedModel): MachinePaths {
       abstractStates: 0,
     },
     warnings: [
-      `review case: no plan of model ${model.name} goes to review, so no review case is ever opened (every state of the review-case machine is unreachable)`,
+      `review case: no plan of model ${model.name} goes to review, so no review case is ever opened ` +
+        '(every state of the review-case machine is unreachable)',
     ],
   };
 }

@@ -77,7 +77,7 @@ export class Scenario {
   #trackAudit = false;
   /** The latest queue view (tier, priority, deadlines) the runtime published for each case. */
   #queues = new Map<string, { tier: number; priority: number }>();
-  /** Restarts so far, and effects that took place under a restart with their result lost (then recovered from the ledger). */
+  /** Restarts so far, and effects that took place under a restart with their result lost (recovered later). */
   readonly stats = { restarts: 0, lostResults: 0 };
   /** What the waits (waiting.ts) look at. */
   #idle: Idle;
@@ -299,7 +299,7 @@ export class Scenario {
     }
   }
 
-  /** Lets the pending `kind` effect end as directed; returns early if it completed without asking (replayed, skipped). */
+  /** Lets the pending `kind` effect end as directed; returns early if it ended without asking (replayed, skipped). */
   async #release(
     id: string,
     kind: GatedKind,
@@ -458,19 +458,22 @@ export class Scenario {
     }
     if (!error)
       throw new HarnessError(
-        `${describeAction(action)} was accepted; expected a refusal (${refused.code}${refused.rule ? `, rule ${refused.rule}` : ''})`,
+        `${describeAction(action)} was accepted; ` +
+          `expected a refusal (${refused.code}${refused.rule ? `, rule ${refused.rule}` : ''})`,
       );
     const code = error instanceof HandoffError ? error.code : 'internal';
     const rule = error instanceof HandoffError ? error.details.rule : undefined;
     if (code !== refused.code || (refused.rule !== undefined && rule !== refused.rule))
       throw new HarnessError(
-        `${describeAction(action)} was refused with ${code}${rule ? ` (rule ${String(rule)})` : ''}; expected ${refused.code}${refused.rule ? ` (rule ${refused.rule})` : ''}: ${(error as Error).message}`,
+        `${describeAction(action)} was refused with ${code}${rule ? ` (rule ${String(rule)})` : ''}; ` +
+          `expected ${refused.code}${refused.rule ? ` (rule ${refused.rule})` : ''}: ${(error as Error).message}`,
       );
     await this.#settle();
     const after = await this.#view(this.#subject);
     if (after.seq !== before.seq || after.state !== before.state)
       throw new HarnessError(
-        `a refused command changed ${this.#subject}: seq ${before.seq} → ${after.seq}, state ${before.state} → ${after.state}`,
+        `a refused command changed ${this.#subject}: ` +
+          `seq ${before.seq} → ${after.seq}, state ${before.state} → ${after.state}`,
       );
     const kinds = await this.#auditKinds(this.#subject);
     if (kinds.length) throw new HarnessError(`a refused command appended audit entries ${JSON.stringify(kinds)}`);

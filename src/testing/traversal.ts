@@ -196,11 +196,13 @@ export function annotate(
       const armed = nc.timers.retry !== undefined;
       if (retry !== armed)
         disagree(
-          `after ${describeAction(event.qa)} the machine ${armed ? 'retries' : 'gives up'}; with maxAttempts ${model.config.retry.maxAttempts} it must ${retry ? 'retry' : 'give up'}`,
+          `after ${describeAction(event.qa)} the machine ${armed ? 'retries' : 'gives up'}; ` +
+            `with maxAttempts ${model.config.retry.maxAttempts} it must ${retry ? 'retry' : 'give up'}`,
         );
       else if (armed && nc.timers.retry! - (event.at as number) !== agentOracle!.timers.retry! - agentOracle!.now)
         disagree(
-          `retry armed ${nc.timers.retry! - (event.at as number)} ms after ${describeAction(event.qa)}; the retry policy says ${agentOracle!.timers.retry! - agentOracle!.now} ms`,
+          `retry armed ${nc.timers.retry! - (event.at as number)} ms after ${describeAction(event.qa)}; ` +
+            `the retry policy says ${agentOracle!.timers.retry! - agentOracle!.now} ms`,
         );
     } else {
       const pc = prev.context as CaseContext;
@@ -223,7 +225,8 @@ export function annotate(
         )
       )
         disagree(
-          `after ${describeAction(event.qa)} the case's deadlines are ${JSON.stringify(got)}; model.json gives ${JSON.stringify(caseOracle!.timers)}`,
+          `after ${describeAction(event.qa)} the case's deadlines are ${JSON.stringify(got)}; ` +
+            `model.json gives ${JSON.stringify(caseOracle!.timers)}`,
         );
     }
     for (const s of trace.states) if (states.at(-1) !== s) states.push(s);

@@ -46,7 +46,7 @@ describe('crash anywhere: SIGKILL in the middle of a step, then resume', () => {
     expect(r.data).toBeUndefined();
   }, 120_000);
 
-  it('an HTTP model against a real service the test starts: killed around its calls, every refund applied once there', async () => {
+  it('an HTTP model and a real service: killed around its calls, every refund applied once there', async () => {
     // The service drops some answers after applying and fails some requests before: the runtime must
     // retry under the same Idempotency-Key, after a kill too, and never apply a change twice.
     const svcData = await tempDir('crash-svc');
