@@ -20,6 +20,7 @@ describe('reviewer console, end to end', () => {
   let browser: Browser;
   let target: OpenCase;
   let tier2: OpenCase;
+  let toApprove: OpenCase;
   const contexts: BrowserContext[] = [];
   const errors: string[] = [];
 
@@ -67,7 +68,9 @@ describe('reviewer console, end to end', () => {
     )!;
     // Fresh, so its deadlines are far off: an older one could escalate to tier 3 during the test.
     tier2 = fresh.find((c) => c.tier === 2 && c.requestedBy === null)!;
+    toApprove = fresh.find((c) => c.tier === 1 && c.requestedBy === null && c.id !== target.id)!;
     expect(target, 'a fresh tier-1 refund case').toBeDefined();
+    expect(toApprove, 'a second fresh tier-1 case').toBeDefined();
     expect(tier2, 'an open tier-2 case').toBeDefined();
     server = await startServer(['--data', data, '--model', 'models/refunds']);
     browser = await launch();
@@ -188,6 +191,20 @@ describe('reviewer console, end to end', () => {
     await search(ingrid, tier2.subject);
     await ingrid.click(`tr.row[data-id="${tier2.id}"]`);
     await ingrid.waitForSelector('[data-action="claim"]:not([disabled])');
+  }, 30_000);
+
+  it('approve through the dialog: the dialog closes and says the agent acts', async () => {
+    const amelie = await open('r-amelie');
+    await amelie.goto(`${server.url}/#/case/${encodeURIComponent(toApprove.id)}`);
+    await amelie.waitForSelector('.case-head h1');
+    await amelie.keyboard.press('c');
+    await amelie.waitForSelector('#case-banner:has-text("You hold this case")');
+    await amelie.keyboard.press('a');
+    await amelie.fill('#dialog-text', 'Checked the order and the carrier status.');
+    await amelie.click('[data-action="confirm"]');
+    await amelie.waitForSelector('.toast:has-text("Approved. The agent acts now.")', { timeout: 10_000 });
+    await amelie.locator('#dialog-text').waitFor({ state: 'detached', timeout: 5000 });
+    expect(errors).toEqual([]);
   }, 30_000);
 
   it('the agent really acted, and a tampered audit entry is caught by `handoff audit verify`', async () => {

@@ -425,7 +425,7 @@ export class CaseView {
         this.decidedHere = true;
         await this.send('handoff.case.approve', comment ? { comment } : {});
         toast(
-          first ? 'First approval recorded; the case waits for a second approver.' : 'Approved. The agent acts now.',
+          more ? 'First approval recorded; the case waits for a second approver.' : 'Approved. The agent acts now.',
           'ok',
         );
       },
