@@ -56,7 +56,8 @@ export function registerTestgen(program: Command): void {
   program
     .command('testgen')
     .description(
-      "Generate vitest suites that walk every reachable state and transition of a model's agent and review-case machines on the real runtime; print and write coverage (coverage.json).",
+      "Generate vitest suites that walk every reachable state and transition of a model's agent and " +
+        'review-case machines on the real runtime; print and write coverage (coverage.json).',
     )
     .argument('<model>', 'model folder')
     .option(
@@ -84,16 +85,19 @@ export function registerTestgen(program: Command): void {
     .option('--max-paths <n>', 'cap on paths per machine with --paths simple', positive('--max-paths'), 200)
     .option(
       '--crash-each-step',
-      'generated tests restart the runtime from its store before every step and check the path still completes identically',
+      'generated tests restart the runtime from its store before every step and check the path still ' +
+        'completes identically',
       false,
     )
     .option(
       '--harness <specifier>',
-      "module the generated files import the harness from (default: relative path to this package's src/testing/index.ts; e.g. handoff/testing)",
+      'module the generated files import the harness from ' +
+        "(default: relative path to this package's src/testing/index.ts; e.g. handoff/testing)",
     )
     .option(
       '--property',
-      'also run random reviewer command sequences against a reference model of the review process (fast-check, shrunk to a minimal failing sequence)',
+      'also run random reviewer command sequences against a reference model of the review process ' +
+        '(fast-check, shrunk to a minimal failing sequence)',
       false,
     )
     .option('--runs <n>', 'sequences for --property', positive('--runs'), 100)
@@ -181,12 +185,12 @@ export function registerTestgen(program: Command): void {
       if (o.json) printJson(summary);
       else {
         const out = process.stdout;
-        out.write(
-          `\n${paint.bold(`handoff testgen · model ${r.model.name}@${r.model.config.version} · ${o.paths} paths${o.crashEachStep ? ' · restart before every step' : ''}`)}\n\n`,
-        );
-        out.write(
-          `${table([['machine', 'paths', 'steps', 'states covered/reachable', 'declared', 'transitions covered/reachable', 'declared', 'branches', 'refusals'], row('agent episode', cov.agent), row('review case', cov.case)], { header: true })}\n\n`,
-        );
+        const title = `handoff testgen · model ${r.model.name}@${r.model.config.version} · ${o.paths} paths`;
+        out.write(`\n${paint.bold(`${title}${o.crashEachStep ? ' · restart before every step' : ''}`)}\n\n`);
+        const head = ['machine', 'paths', 'steps', 'states covered/reachable', 'declared'];
+        head.push('transitions covered/reachable', 'declared', 'branches', 'refusals');
+        const rows = [head, row('agent episode', cov.agent), row('review case', cov.case)];
+        out.write(`${table(rows, { header: true })}\n\n`);
         for (const w of cov.warnings) out.write(`${paint.yellow('warning')} ${w}\n`);
         for (const k of ['agent', 'case'] as const) {
           for (const s of cov[k].uncoveredStates) out.write(`${paint.red('uncovered')} ${k} state ${s}\n`);
@@ -198,8 +202,11 @@ export function registerTestgen(program: Command): void {
           const e = property.exercised;
           out.write(
             property.ok
-              ? `${paint.green('property ok')}: ${property.runs} random sequences (seed ${property.seed}) agree with the reference model: ${e.taken} commands taken, ${e.refused} refused, ${e.deadlines} deadlines, ${e.closed} cases closed\n`
-              : `${paint.red('property failed')} (seed ${property.seed}); minimal sequence:\n${(property.counterexample ?? []).map((x) => `  ${x}`).join('\n')}\n${property.error}\n`,
+              ? `${paint.green('property ok')}: ${property.runs} random sequences (seed ${property.seed}) ` +
+                  `agree with the reference model: ${e.taken} commands taken, ${e.refused} refused, ` +
+                  `${e.deadlines} deadlines, ${e.closed} cases closed\n`
+              : `${paint.red('property failed')} (seed ${property.seed}); minimal sequence:\n` +
+                  `${(property.counterexample ?? []).map((x) => `  ${x}`).join('\n')}\n${property.error}\n`,
           );
         }
         if (crash) out.write(`${crash.ok ? paint.green('crash ok') : paint.red('crash failed')}: ${crash.report}\n`);

@@ -73,7 +73,7 @@ export interface Fixtures {
   operator: Reviewer;
   /** Branches of the gate no plan could reach, and other findings. */
   warnings: string[];
-  /** Plans just below, at and just above every threshold and limit of the policy, with the branch model.json gives each (the oracle). */
+  /** Plans just below, at and just above each threshold and limit of the policy, and the branch model.json gives. */
   boundaries?: BoundaryPlan[];
 }
 
@@ -286,7 +286,9 @@ export async function buildFixtures(
       plans[cls] = {
         ...f.plan,
         id: `${ep}.plan-${slug(cls)}`,
-        rationale: `Test plan for the gate's ${cls} branch: ${f.plan.actions.map((a) => a.type).join(', ')} at confidence ${f.confidence} and risk ${f.score} (${f.rule}).`,
+        rationale:
+          `Test plan for the gate's ${cls} branch: ${f.plan.actions.map((a) => a.type).join(', ')} ` +
+          `at confidence ${f.confidence} and risk ${f.score} (${f.rule}).`,
       };
     }
   for (const cls of wanted) {

@@ -17,7 +17,10 @@ export type PlanClass = string;
 
 type Policy = ModelConfig['policy'];
 
-/** The gate branch the policy text gives a plan (a reference reading of docs/governance.md, independent of src/policy/gate.ts). */
+/**
+ * The gate branch the policy text gives a plan (a reference reading of docs/governance.md, independent
+ * of src/policy/gate.ts).
+ */
 export function referenceBranch(
   config: Pick<ModelConfig, 'policy' | 'actions'>,
   plan: Plan,
@@ -64,7 +67,7 @@ export function retryDelay(retry: ModelConfig['retry'], attempt: number): number
 
 /** One plan at a threshold or limit of the policy, and the branch the policy gives it. */
 export interface BoundaryPlan {
-  /** Stable id: `<threshold>-<below|at|above>` (e.g. `minAutoConfidence-at`, `limit-issueRefund.amount.reviewAbove-above`). */
+  /** Stable id: `<threshold>-<below|at|above>`, e.g. `limit-issueRefund.amount.reviewAbove-above`. */
   id: string;
   /** What is probed, for people: `confidence 0.8 = minAutoConfidence 0.8`. */
   label: string;

@@ -30,7 +30,10 @@ export type CaseAction =
 /** A deadline passes: the simulated clock moves to the timer's due time. */
 export type TimerAction = { do: 'timer'; timer: string };
 
-/** The last event of this type the actor took is delivered again (a duplicate, late or out of order): it must be ignored. */
+/**
+ * The last event of this type the actor took is delivered again (a duplicate, late or out of order):
+ * it must be ignored.
+ */
 export type RedeliverAction = { do: 'redeliver'; event: string };
 
 export type Action = AgentAction | CaseAction | TimerAction | RedeliverAction;
@@ -77,7 +80,7 @@ export interface Expectation extends Partial<AgentFeatures>, Partial<Omit<CaseFe
   audit?: string[];
   /** After a case step: the state the agent is in once it has consumed the case's resolution. */
   agent?: string;
-  /** Armed deadlines, as ms after the path's start (`t0`), from model.json (the oracle): `{ ack: 900000, resolve: 3600000 }`. */
+  /** Armed deadlines, ms after the start (`t0`), from model.json (the oracle): `{ ack: 900000, resolve: 3600000 }`. */
   due?: Record<string, number>;
   /** The case's queue priority, from model.json's tier (the oracle). */
   priority?: number;
@@ -135,7 +138,10 @@ export function describeAction(a: Action): string {
   switch (a.do) {
     case 'perceive':
     case 'plan':
-      return `${a.do}.${a.result === 'done' ? 'done' : `failed(${a.result})`}${a.do === 'plan' && a.plan ? `[${a.plan}]` : ''}`;
+      return (
+        `${a.do}.${a.result === 'done' ? 'done' : `failed(${a.result})`}` +
+        (a.do === 'plan' && a.plan ? `[${a.plan}]` : '')
+      );
     case 'execute':
       return `action.${a.result === 'done' ? 'done' : `failed(${a.result})`}#${a.step}`;
     case 'compensate':
