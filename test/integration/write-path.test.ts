@@ -4,7 +4,20 @@
  * plan is not stored again by the agent.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { LEAD, agentCtx, cleanup, closeEnv, cmd, collect, drive, driveUntilDone, journalOf, openEnv, reviewSignals, settle } from './helpers.ts';
+import {
+  LEAD,
+  agentCtx,
+  cleanup,
+  closeEnv,
+  cmd,
+  collect,
+  drive,
+  driveUntilDone,
+  journalOf,
+  openEnv,
+  reviewSignals,
+  settle,
+} from './helpers.ts';
 
 afterEach(cleanup);
 
@@ -43,9 +56,13 @@ describe('a HITL cycle on the LevelDB store', () => {
     // The approval brought the plan the agent had stored: its record refers to the blob of plan.done.
     const journal = await journalOf(env.rt, id);
     const resolved = journal.find((j) => j.event.type === 'case.resolved')!;
-    expect((resolved.event as { resolution: { plan: unknown } }).resolution.plan).toEqual(agentCtx(done).plan);
+    expect((resolved.event as unknown as { resolution: { plan: unknown } }).resolution.plan).toEqual(
+      agentCtx(done).plan,
+    );
     const stored = await collect(env.store.db.iterator({ gte: `a:${id}`, lte: `a:${id}\u0000\uffff` }));
-    const planBlobs = stored.flatMap(([, v]) => Object.values(v as object)).filter((b) => (b as { id?: string })?.id === agentCtx(done).plan!.id);
+    const planBlobs = stored
+      .flatMap(([, v]) => Object.values(v as object))
+      .filter((b) => (b as { id?: string })?.id === agentCtx(done).plan!.id);
     expect(planBlobs).toHaveLength(1);
     await closeEnv(env);
   });
