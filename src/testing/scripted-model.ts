@@ -10,7 +10,7 @@ import { EffectError } from '../contracts/errors.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { Planner } from '../actors/planners/planner.ts';
-import type { ActionImpl, ModelHandlers } from '../models/define.ts';
+import type { ModelHandlers } from '../models/define.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { BENIGN_DRAW, type PlanClass } from './fixtures.ts';
 import type { EffectResult } from './steps.ts';
@@ -92,7 +92,7 @@ async function follow<T>(d: Directive, what: string, real: () => Promise<T>): Pr
 /** The model with every perceiver and action call held at `gates` (generation `gen`). */
 export function scriptedModel(model: LoadedModel, gates: EffectGates, gen: number): LoadedModel {
   const h = model.handlers;
-  const actions: Record<string, ActionImpl<any>> = {};
+  const actions: ModelHandlers['actions'] = {};
   for (const [type, impl] of Object.entries(h.actions)) {
     actions[type] = {
       args: impl.args,
