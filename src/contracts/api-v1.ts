@@ -37,11 +37,9 @@ export const SignalSubmission = z
   .object({
     /** Overrides the `Idempotency-Key` header for this signal. */
     idempotencyKey: IdempotencyKey.optional(),
-    signal: z
-      .record(z.string(), z.unknown())
-      .meta({
-        description: "The model's signal; validated against the model's signal schema (GET /api/v1/models/{model}).",
-      }),
+    signal: z.record(z.string(), z.unknown()).meta({
+      description: "The model's signal; validated against the model's signal schema (GET /api/v1/models/{model}).",
+    }),
   })
   .strict();
 export type SignalSubmission = z.infer<typeof SignalSubmission>;
@@ -152,12 +150,9 @@ export type EpisodeListQuery = z.infer<typeof EpisodeListQuery>;
 
 export const ApiEpisodePage = z.object({
   episodes: z.array(ApiEpisodeSummary),
-  next: z
-    .string()
-    .nullable()
-    .meta({
-      description: 'The cursor of the next page; null at the end. A cursor stays valid: pages never repeat an episode.',
-    }),
+  next: z.string().nullable().meta({
+    description: 'The cursor of the next page; null at the end. A cursor stays valid: pages never repeat an episode.',
+  }),
   serverTime: z.number(),
 });
 export type ApiEpisodePage = z.infer<typeof ApiEpisodePage>;
@@ -190,12 +185,10 @@ export const ApiModels = z.object({ models: z.array(ApiModel) });
 export const ApiError = z.object({
   error: z.object({
     status: z.number().int(),
-    code: z
-      .string()
-      .meta({
-        description:
-          'Stable, e.g. auth.required, auth.invalid_key, auth.forbidden, contract.invalid, model.not_found, episode.not_found, request.too_large, api.rate_limited, node.overloaded.',
-      }),
+    code: z.string().meta({
+      description:
+        'Stable, e.g. auth.required, auth.invalid_key, auth.forbidden, contract.invalid, model.not_found, episode.not_found, request.too_large, api.rate_limited, node.overloaded.',
+    }),
     message: z.string(),
     details: z
       .record(z.string(), z.unknown())

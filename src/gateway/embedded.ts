@@ -72,7 +72,8 @@ export class DemoLoad {
     const id = `load-${this.#run}-${String(i + 1).padStart(5, '0')}`;
     this.started++;
     this.#rt.startEpisode(model.name, signal, { episodeId: id }).catch((err: unknown) => {
-      if (!(err instanceof HandoffError && err.code === 'runtime.stopped')) this.#rt.log.warn({ err, episode: id }, 'demo episode did not start');
+      if (!(err instanceof HandoffError && err.code === 'runtime.stopped'))
+        this.#rt.log.warn({ err, episode: id }, 'demo episode did not start');
     });
   }
 
@@ -151,7 +152,11 @@ export async function embeddedClock(store: LevelStore, timeScale?: number): Prom
     return new ScaledClock(origin);
   }
   if (stored && stored.speed === timeScale) return new ScaledClock(stored);
-  const origin = { start: stored ? new ScaledClock(stored).now() : Date.now(), wallStart: Date.now(), speed: timeScale };
+  const origin = {
+    start: stored ? new ScaledClock(stored).now() : Date.now(),
+    wallStart: Date.now(),
+    speed: timeScale,
+  };
   await store.putMeta('clock', origin);
   return new ScaledClock(origin);
 }
@@ -164,7 +169,9 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const models = [];
   for (const dir of opts.models) models.push(await loadModel(dir));
   // Checked before the data folder opens: a bad gateway config ends here.
-  const gatewayConfig = opts.gatewayConfig ? await loadGatewayConfig(opts.gatewayConfig, models, opts.env ?? process.env) : null;
+  const gatewayConfig = opts.gatewayConfig
+    ? await loadGatewayConfig(opts.gatewayConfig, models, opts.env ?? process.env)
+    : null;
   await ensureFolder(opts.data);
   const store = await LevelStore.open(opts.data, { keyring: opts.keyring });
   let rt: Runtime | undefined;
@@ -176,7 +183,18 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     notifier = new WebhookNotifier({ store, models, env: opts.env ?? process.env, log });
     const reasoning = await assembleReasoning({ models, store, clock, drift: opts.drift ?? true });
     const inspection = new InspectionStream({ models });
-    rt = await Runtime.open({ store, world, models, clock, logger: log, planners: reasoning.planners, gateFor: reasoning.gateFor, inspect: inspection.inspect, channels: [notifier], telemetry: opts.telemetry?.hook });
+    rt = await Runtime.open({
+      store,
+      world,
+      models,
+      clock,
+      logger: log,
+      planners: reasoning.planners,
+      gateFor: reasoning.gateFor,
+      inspect: inspection.inspect,
+      channels: [notifier],
+      telemetry: opts.telemetry?.hook,
+    });
     inspection.attach(rt.transport);
     reasoning.attach(rt);
     await opts.telemetry?.attach(rt);
@@ -207,11 +225,20 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     const statelySub = stately?.connect(embeddedInspectorBackend(rt));
     let demo: DemoLoad | null = null;
     if (opts.demoLoad && opts.demoLoad > 0) {
-      demo = new DemoLoad(rt, { perMinute: opts.demoLoad, ...(opts.demoSeed !== undefined ? { seed: opts.demoSeed } : {}) });
+      demo = new DemoLoad(rt, {
+        perMinute: opts.demoLoad,
+        ...(opts.demoSeed !== undefined ? { seed: opts.demoSeed } : {}),
+      });
       demo.start(opts.demoBurst ?? Math.min(500, Math.ceil(opts.demoLoad)));
     }
     // Retention's automatic pass (docs/governance.md): hourly, over finished episodes only.
-    const retention = scheduleRetention({ store, clock, retention: retentionOf(models), redactor: new Redactor(models), onError: (err) => rt?.log.error({ err }, 'retention pass failed') });
+    const retention = scheduleRetention({
+      store,
+      clock,
+      retention: retentionOf(models),
+      redactor: new Redactor(models),
+      onError: (err) => rt?.log.error({ err }, 'retention pass failed'),
+    });
     // A new active data key: re-seal the store in the background while the node serves (docs/encryption.md).
     let lastLogged = 0;
     const rotation = opts.keyring
@@ -219,9 +246,16 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
           onProgress: (p) => {
             if (p.scanned - lastLogged < 10_000) return;
             lastLogged = p.scanned;
-            log.info({ rotation: { target: p.target, scanned: p.scanned, resealed: p.resealed, total: p.total } }, 'data key rotation under way');
+            log.info(
+              { rotation: { target: p.target, scanned: p.scanned, resealed: p.resealed, total: p.total } },
+              'data key rotation under way',
+            );
           },
-          onDone: (r) => log.info({ rotation: { target: r.target, scanned: r.scanned, resealed: r.resealed, complete: r.complete } }, r.complete ? 'data key rotation complete' : 'data key rotation paused; the next start continues it'),
+          onDone: (r) =>
+            log.info(
+              { rotation: { target: r.target, scanned: r.scanned, resealed: r.resealed, complete: r.complete } },
+              r.complete ? 'data key rotation complete' : 'data key rotation paused; the next start continues it',
+            ),
           onError: (err) => log.error({ err }, 'data key rotation failed; the next start continues it'),
         })
       : null;

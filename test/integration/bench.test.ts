@@ -38,44 +38,57 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 const FULL = process.env.HANDOFF_BENCH_FULL === '1';
 
 describe('handoff bench', () => {
-  it('--quick --json runs every benchmark and prints {"benchmarks": [{name, unit, value, reference, ratio}]}', { timeout: FULL ? 3_600_000 : 240_000 }, async () => {
-    const t0 = Date.now();
-    const r = await run(['bench', ...(FULL ? [] : ['--quick']), '--json']);
-    const out = JSON.parse(r.stdout) as { benchmarks: Row[]; failed: string[]; machine: { node: string; cores: number } };
-    expect(out.failed, r.stderr).toEqual([]);
-    expect(r.code).toBe(0);
-    const wallMs = Date.now() - t0;
-    console.log(`[bench${FULL ? '' : ' --quick'}] ${wallMs} ms\n${out.benchmarks.map((b) => `  ${b.name}: ${b.value ?? `skipped (${b.skipped})`} ${b.unit}`).join('\n')}`);
-    // A generous bound: --quick is meant to stay a quick smoke run (about a minute on 2 cores).
-    if (!FULL) expect(wallMs).toBeLessThan(180_000);
-    const allowSkip = process.env.HANDOFF_BENCH_ALLOW_SKIP === '1' && !process.env.CI;
-    const skipped = out.benchmarks.filter((b) => b.value === null).map((b) => `${b.name}: ${b.skipped ?? 'no reason given'}`);
-    if (!allowSkip) expect(skipped, 'benchmark rows that did not run (install what they name; see .ci/run)').toEqual([]);
-    expect(out.machine.node).toBe(process.version);
-    expect(new Set(out.benchmarks.map((b) => b.bench))).toEqual(
-      new Set(['episodes', 'hitl', 'open-cases', 'nats', 'cluster', 'inspection', 'ingest']),
-    );
-    for (const b of out.benchmarks) {
-      expect(Object.keys(b).slice(0, 5)).toEqual(['name', 'unit', 'value', 'reference', 'ratio']);
-      expect(b.error).toBeUndefined();
-      if (b.value === null) {
-        expect(b.skipped, `${b.name} is skipped without a reason`).toMatch(/\w/);
-        continue;
+  it(
+    '--quick --json runs every benchmark and prints {"benchmarks": [{name, unit, value, reference, ratio}]}',
+    { timeout: FULL ? 3_600_000 : 240_000 },
+    async () => {
+      const t0 = Date.now();
+      const r = await run(['bench', ...(FULL ? [] : ['--quick']), '--json']);
+      const out = JSON.parse(r.stdout) as {
+        benchmarks: Row[];
+        failed: string[];
+        machine: { node: string; cores: number };
+      };
+      expect(out.failed, r.stderr).toEqual([]);
+      expect(r.code).toBe(0);
+      const wallMs = Date.now() - t0;
+      console.log(
+        `[bench${FULL ? '' : ' --quick'}] ${wallMs} ms\n${out.benchmarks.map((b) => `  ${b.name}: ${b.value ?? `skipped (${b.skipped})`} ${b.unit}`).join('\n')}`,
+      );
+      // A generous bound: --quick is meant to stay a quick smoke run (about a minute on 2 cores).
+      if (!FULL) expect(wallMs).toBeLessThan(180_000);
+      const allowSkip = process.env.HANDOFF_BENCH_ALLOW_SKIP === '1' && !process.env.CI;
+      const skipped = out.benchmarks
+        .filter((b) => b.value === null)
+        .map((b) => `${b.name}: ${b.skipped ?? 'no reason given'}`);
+      if (!allowSkip)
+        expect(skipped, 'benchmark rows that did not run (install what they name; see .ci/run)').toEqual([]);
+      expect(out.machine.node).toBe(process.version);
+      expect(new Set(out.benchmarks.map((b) => b.bench))).toEqual(
+        new Set(['episodes', 'hitl', 'open-cases', 'nats', 'cluster', 'inspection', 'ingest']),
+      );
+      for (const b of out.benchmarks) {
+        expect(Object.keys(b).slice(0, 5)).toEqual(['name', 'unit', 'value', 'reference', 'ratio']);
+        expect(b.error).toBeUndefined();
+        if (b.value === null) {
+          expect(b.skipped, `${b.name} is skipped without a reason`).toMatch(/\w/);
+          continue;
+        }
+        expect(Number.isFinite(b.value), b.name).toBe(true);
+        if (b.reference) {
+          expect(typeof b.reference.name).toBe('string');
+          expect(b.ratio).toBeCloseTo(b.value / b.reference.value, 2);
+        } else expect(b.ratio).toBeNull();
       }
-      expect(Number.isFinite(b.value), b.name).toBe(true);
-      if (b.reference) {
-        expect(typeof b.reference.name).toBe('string');
-        expect(b.ratio).toBeCloseTo(b.value / b.reference.value, 2);
-      } else expect(b.ratio).toBeNull();
-    }
-    const names = out.benchmarks.map((b) => b.name).join('\n');
-    expect(names).toMatch(/durable episodes\/s/);
-    expect(names).toMatch(/LangGraph/);
-    expect(names).toMatch(/minimal XState \+ LevelDB/);
-    expect(names).toMatch(/rehydrate \+ decide p99/);
-    expect(names).toMatch(/recovery/);
-    expect(names).toMatch(/NATS/);
-    expect(names).toMatch(/inspection overhead/);
-    expect(names).toMatch(/ingestion: signals accepted\/s over HTTP/);
-  });
+      const names = out.benchmarks.map((b) => b.name).join('\n');
+      expect(names).toMatch(/durable episodes\/s/);
+      expect(names).toMatch(/LangGraph/);
+      expect(names).toMatch(/minimal XState \+ LevelDB/);
+      expect(names).toMatch(/rehydrate \+ decide p99/);
+      expect(names).toMatch(/recovery/);
+      expect(names).toMatch(/NATS/);
+      expect(names).toMatch(/inspection overhead/);
+      expect(names).toMatch(/ingestion: signals accepted\/s over HTTP/);
+    },
+  );
 });
