@@ -16,6 +16,7 @@ import type { RuntimeOptions, TransitionTelemetry } from '../runtime/runtime.ts'
 export { caseSpanIdFor, episodeOf, episodeSpanIdFor, traceIdFor, traceparentFor } from './ids.ts';
 export { traceMixin } from './logging.ts';
 export { HandoffMetrics, registerGlobalMeterProvider, type HitlSnapshot, type MetricsOptions } from './metrics.ts';
+export { samplerFromEnv } from './spans.ts';
 export { EpisodeTracing, otlpEndpoint, setupTracing, type TracingOptions } from './tracing.ts';
 
 /** One `RuntimeOptions.telemetry` hook for whichever of tracing and metrics are on (undefined if none). */

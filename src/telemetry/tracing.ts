@@ -1,23 +1,11 @@
-import {
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  TraceFlags,
-  trace,
-  type Attributes,
-  type Context,
-  type HrTime,
-  type Span,
-  type Tracer,
-} from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, type Attributes, type SpanContext, type SpanStatus } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import {
   BatchSpanProcessor,
   NodeTracerProvider,
-  RandomIdGenerator,
   SimpleSpanProcessor,
-  type IdGenerator,
+  type Sampler,
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-node';
@@ -26,35 +14,7 @@ import type { AgentContext } from '../machines/agent.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import type { TransitionTelemetry } from '../runtime/runtime.ts';
 import { caseSpanIdFor, episodeSpanIdFor, traceIdFor } from './ids.ts';
-
-/**
- * Ids for the spans Handoff derives (an episode's root span, a case's span): taken from a slot set
- * just before the span starts; every other span gets random ids. Spans start synchronously, so the
- * slot cannot leak to another span.
- */
-class DerivedIds implements IdGenerator {
-  #random = new RandomIdGenerator();
-  next: { traceId?: string; spanId: string } | null = null;
-  generateTraceId(): string {
-    const id = this.next?.traceId;
-    if (this.next) this.next = null;
-    return id ?? this.#random.generateTraceId();
-  }
-  generateSpanId(): string {
-    // The SDK asks for the span id first, then (for a root span only) the trace id.
-    if (!this.next) return this.#random.generateSpanId();
-    const id = this.next.spanId;
-    if (!this.next.traceId) this.next = null;
-    return id;
-  }
-}
-
-const hr = (ms: number): HrTime => [Math.floor(ms / 1000), Math.round((ms % 1000) * 1e6)];
-
-/** A parent context for a span whose id is derived (it may not have been exported yet). */
-function parentCtx(traceId: string, spanId: string): Context {
-  return trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: TraceFlags.SAMPLED });
-}
+import { HandoffSpan, STATUS_OK, STATUS_UNSET, SpanIds, parentContext, sampleTrace, samplerFromEnv } from './spans.ts';
 
 const REVIEWER_COMMANDS = new Set(['claim', 'release', 'renew', 'approve', 'modify', 'reject', 'escalate']);
 
@@ -85,13 +45,28 @@ export interface TracingOptions {
   register?: boolean;
   /** Actors whose current state is remembered (for the state spans' start), at most. @default 200000 */
   maxTracked?: number;
+  /** Which traces are recorded. @default the one `OTEL_TRACES_SAMPLER` names (parent-based always-on) */
+  sampler?: Sampler;
+}
+
+/** What the tracer remembers of an actor between its transitions. */
+interface Tracked {
+  state: string;
+  since: number;
+  start: number;
+  traceId: string;
+  scopeId: string;
+  /** The episode's trace is recorded (one sampling decision per trace). */
+  sampled: boolean;
+  /** The parent of the actor's state spans (its root or case span), shared by them. */
+  scope: SpanContext;
 }
 
 /**
  * Spans for episodes, built from the runtime's durable transitions (`RuntimeOptions.telemetry`):
  *
  * ```
- * episode                          (root; trace id and span id derived from the episode id)
+ * episode                          (root; trace id and span id from the episode's stored trace)
  * ├─ agent perceiving              one span per state the episode was in, start → leave
  * ├─ agent planning
  * ├─ gate                          the gate's decision (outcome, rule, tier, risk, confidence)
@@ -107,22 +82,34 @@ export interface TracingOptions {
  * ```
  *
  * Each span is created when it ends, with its real start and end times, so nothing is held open in
- * memory across a long review, and parents are referenced by their derived ids before they end. The
- * root span and a case's span are exported when the episode or the case finishes.
+ * memory across a long review, and parents are referenced by their known ids before they end. The
+ * root span and a case's span are exported when the episode or the case finishes. Spans are built as
+ * finished records ({@link HandoffSpan}) and handed to the span processor directly, not through the
+ * SDK's tracer: the same spans at a fraction of the allocation (docs/observability.md).
  */
 export class EpisodeTracing {
+  /** The SDK provider: other instrumentation (gateway, NATS, LLM planner) traces through it. */
   readonly provider: NodeTracerProvider;
-  readonly tracer: Tracer;
-  #ids: DerivedIds;
+  #processor: SpanProcessor;
+  #resource: Resource;
+  #sampler: Sampler;
+  #ids = new SpanIds();
   #now: () => number;
   #max: number;
   /** Current state of each actor seen, and since when; the oldest are forgotten past `maxTracked`. */
-  #actors = new Map<string, { state: string; since: number; start: number; traceId: string; scopeId: string }>();
+  #actors = new Map<string, Tracked>();
 
-  constructor(provider: NodeTracerProvider, ids: DerivedIds, opts: TracingOptions = {}) {
+  constructor(
+    provider: NodeTracerProvider,
+    processor: SpanProcessor,
+    resource: Resource,
+    sampler: Sampler,
+    opts: TracingOptions = {},
+  ) {
     this.provider = provider;
-    this.#ids = ids;
-    this.tracer = provider.getTracer('handoff');
+    this.#processor = processor;
+    this.#resource = resource;
+    this.#sampler = sampler;
     this.#now = opts.now ?? Date.now;
     this.#max = opts.maxTracked ?? 200_000;
   }
@@ -131,55 +118,60 @@ export class EpisodeTracing {
   readonly onTransition = (t: TransitionTelemetry): void => {
     const isCase = t.kind === 'case';
     const episodeId = isCase ? (t.context as CaseContext).episodeId : t.id;
-    const known = this.#actors.get(t.id);
     // The episode's trace is in its snapshot (random, or the signal's); actors stored before it was
     // derive it from the episode id. Remembered with the actor's state between transitions.
-    const tc = (t.context as { trace?: TraceContext | null }).trace ?? null;
-    const rootId = tc?.spanId ?? episodeSpanIdFor(episodeId);
-    const traceId = known?.traceId ?? tc?.traceId ?? traceIdFor(episodeId);
-    const scopeId = known?.scopeId ?? (isCase ? caseSpanIdFor(t.id) : rootId);
-    const scope = parentCtx(traceId, scopeId);
-    const base: Attributes = {
-      'handoff.actor.id': t.id,
-      'handoff.actor.kind': t.kind,
-      'handoff.model': t.model,
-      'handoff.episode.id': episodeId,
-    };
+    const known = this.#actors.get(t.id) ?? this.#first(t, isCase, episodeId);
+    const { traceId, scope, sampled } = known;
+    const seen = known.state !== '';
 
-    if (t.from !== null) {
+    if (sampled && t.from !== null) {
       // The state just left: from when it was entered (if this node saw it) to now.
-      const since = known?.state === t.from ? known.since : t.at;
-      const state = this.#span(`${t.kind} ${t.from}`, since, t.at, scope, {
-        ...base,
+      const fromSeen = seen && known.state === t.from;
+      const since = fromSeen ? known.since : t.at;
+      const attributes: Attributes = {
+        'handoff.actor.id': t.id,
+        'handoff.actor.kind': t.kind,
+        'handoff.model': t.model,
+        'handoff.episode.id': episodeId,
         'handoff.state': t.from,
         'handoff.state.left_on': t.event,
         'handoff.state.next': t.state,
         'handoff.seq': t.seq,
-        ...(known?.state === t.from ? {} : { 'handoff.state.start_unknown': true }),
-      });
+      };
+      if (!fromSeen) attributes['handoff.state.start_unknown'] = true;
+      const stateId = this.#ids.next();
+      this.#emit(`${t.kind} ${t.from}`, traceId, stateId, scope, since, t.at, attributes);
       if (isCase && REVIEWER_COMMANDS.has(t.event)) {
         const reviewer = (t.data.reviewer as { id?: string; roles?: string[] } | undefined) ?? {};
-        const end = Math.max(t.at, this.#now());
-        this.#span(
+        this.#emit(
           `reviewer ${t.event}`,
+          traceId,
+          this.#ids.next(),
+          parentContext(traceId, stateId),
           t.at,
-          end,
-          trace.setSpan(ROOT_CONTEXT, state),
+          Math.max(t.at, this.#now()),
           {
-            ...base,
+            'handoff.actor.id': t.id,
+            'handoff.actor.kind': t.kind,
+            'handoff.model': t.model,
+            'handoff.episode.id': episodeId,
             'handoff.reviewer.id': reviewer.id ?? '',
             'handoff.reviewer.roles': reviewer.roles ?? [],
             'handoff.command.id': typeof t.data.commandId === 'string' ? t.data.commandId : '',
             'handoff.case.tier': (t.context as CaseContext).tier,
           },
+          STATUS_UNSET,
           SpanKind.SERVER,
         );
       }
       if (!isCase && t.event === 'plan.done') {
         const d = (t.context as AgentContext).decision;
         if (d)
-          this.#span('gate', t.at, t.at, scope, {
-            ...base,
+          this.#emit('gate', traceId, this.#ids.next(), scope, t.at, t.at, {
+            'handoff.actor.id': t.id,
+            'handoff.actor.kind': t.kind,
+            'handoff.model': t.model,
+            'handoff.episode.id': episodeId,
             'handoff.gate.outcome': d.outcome,
             'handoff.gate.rule': d.ruleId,
             'handoff.gate.tier': d.tier,
@@ -189,17 +181,27 @@ export class EpisodeTracing {
           });
       }
     }
-    const start =
-      known?.start ?? (isCase ? (t.context as CaseContext).openedAt : ((t.context as AgentContext).startedAt ?? t.at));
     if (t.status === 'active') {
-      this.#actors.delete(t.id);
-      this.#actors.set(t.id, { state: t.state, since: t.at, start: t.from === null ? t.at : start, traceId, scopeId });
-      if (this.#actors.size > this.#max) this.#actors.delete(this.#actors.keys().next().value!);
+      if (!seen) {
+        // First seen: its span starts at its creation, or (seen first after a restart) when it started.
+        known.start = t.from === null ? t.at : known.start;
+        if (this.#actors.size >= this.#max) this.#actors.delete(this.#actors.keys().next().value!);
+      } else this.#actors.delete(t.id);
+      known.state = t.state;
+      known.since = t.at;
+      this.#actors.set(t.id, known);
       return;
     }
     // Finished: the final state, then the actor's own span (the episode's root, or the case's).
     this.#actors.delete(t.id);
-    this.#span(`${t.kind} ${t.state}`, t.at, t.at, scope, {
+    if (!sampled) return;
+    const base = {
+      'handoff.actor.id': t.id,
+      'handoff.actor.kind': t.kind,
+      'handoff.model': t.model,
+      'handoff.episode.id': episodeId,
+    };
+    this.#emit(`${t.kind} ${t.state}`, traceId, this.#ids.next(), scope, t.at, t.at, {
       ...base,
       'handoff.state': t.state,
       'handoff.seq': t.seq,
@@ -207,76 +209,93 @@ export class EpisodeTracing {
     });
     if (isCase) {
       const c = t.context as CaseContext;
-      this.#ids.next = { spanId: scopeId };
-      this.#end(
-        this.tracer.startSpan(
-          'review case',
-          {
-            startTime: hr(start),
-            kind: SpanKind.INTERNAL,
-            attributes: {
-              ...base,
-              'handoff.case.id': t.id,
-              'handoff.case.outcome': c.resolution?.outcome ?? t.state,
-              'handoff.case.tier': c.tier,
-              'handoff.case.escalations': c.escalations,
-              'handoff.case.decided_by': c.resolution?.decidedBy ?? [],
-              'handoff.case.first_claim_ms': c.firstClaimAt === null ? -1 : c.firstClaimAt - c.openedAt,
-            },
-          },
-          parentCtx(traceId, rootId),
-        ),
-        t.at,
-      );
+      const tc = c.trace ?? null;
+      const root = parentContext(traceId, tc?.spanId ?? episodeSpanIdFor(episodeId));
+      this.#emit('review case', traceId, known.scopeId, root, known.start, t.at, {
+        ...base,
+        'handoff.case.id': t.id,
+        'handoff.case.outcome': c.resolution?.outcome ?? t.state,
+        'handoff.case.tier': c.tier,
+        'handoff.case.escalations': c.escalations,
+        'handoff.case.decided_by': c.resolution?.decidedBy ?? [],
+        'handoff.case.first_claim_ms': c.firstClaimAt === null ? -1 : c.firstClaimAt - c.openedAt,
+      });
     } else {
       const a = t.context as AgentContext;
+      const tc = a.trace ?? null;
       // Continued from a caller's traceparent: the episode is a child of the caller's span.
-      const parent = tc?.parentSpanId ? parentCtx(traceId, tc.parentSpanId) : ROOT_CONTEXT;
-      this.#ids.next = tc?.parentSpanId ? { spanId: scopeId } : { traceId, spanId: scopeId };
+      const parent = tc?.parentSpanId ? parentContext(traceId, tc.parentSpanId, true) : undefined;
       const outcome = a.outcome ?? t.state;
-      const span = this.tracer.startSpan(
-        'episode',
-        {
-          root: !tc?.parentSpanId,
-          startTime: hr(start),
-          kind: SpanKind.INTERNAL,
-          attributes: {
-            ...base,
-            'handoff.episode.outcome': outcome,
-            'handoff.episode.cases': a.caseIds.length,
-            'handoff.episode.actions': a.plan?.actions.length ?? 0,
-          },
-        },
-        parent,
-      );
       // Semantic conventions: ERROR with the cause when the episode did not do what it set out to.
-      if (FAILED_OUTCOMES.has(outcome)) span.setStatus({ code: SpanStatusCode.ERROR, message: failureOf(a, outcome) });
-      else span.setStatus({ code: SpanStatusCode.OK });
-      this.#end(span, t.at);
+      const status: SpanStatus = FAILED_OUTCOMES.has(outcome)
+        ? { code: SpanStatusCode.ERROR, message: failureOf(a, outcome) }
+        : STATUS_OK;
+      this.#emit(
+        'episode',
+        traceId,
+        known.scopeId,
+        parent,
+        known.start,
+        t.at,
+        {
+          ...base,
+          'handoff.episode.outcome': outcome,
+          'handoff.episode.cases': a.caseIds.length,
+          'handoff.episode.actions': a.plan?.actions.length ?? 0,
+        },
+        status,
+      );
     }
   };
+
+  /** What the tracer takes from an actor's first transition it sees (its state is set by the caller). */
+  #first(t: TransitionTelemetry, isCase: boolean, episodeId: string): Tracked {
+    const tc = (t.context as { trace?: TraceContext | null }).trace ?? null;
+    const traceId = tc?.traceId ?? traceIdFor(episodeId);
+    const scopeId = isCase ? caseSpanIdFor(t.id) : (tc?.spanId ?? episodeSpanIdFor(episodeId));
+    const parent = tc?.parentSpanId ? { spanId: tc.parentSpanId, sampled: tc.sampled !== false } : undefined;
+    const start = isCase ? (t.context as CaseContext).openedAt : ((t.context as AgentContext).startedAt ?? t.at);
+    return {
+      state: '',
+      since: t.at,
+      start,
+      traceId,
+      scopeId,
+      sampled: sampleTrace(this.#sampler, traceId, parent),
+      scope: parentContext(traceId, scopeId),
+    };
+  }
+
+  #emit(
+    name: string,
+    traceId: string,
+    spanId: string,
+    parent: SpanContext | undefined,
+    start: number,
+    end: number,
+    attributes: Attributes,
+    status: SpanStatus = STATUS_UNSET,
+    kind: SpanKind = SpanKind.INTERNAL,
+  ): void {
+    const span = new HandoffSpan(
+      name,
+      kind,
+      traceId,
+      spanId,
+      parent,
+      start,
+      Math.max(start, end),
+      attributes,
+      status,
+      this.#resource,
+    );
+    this.#processor.onEnd(span);
+  }
 
   /** The trace and root span of an actor this node has seen (for log lines), if it is still tracked. */
   traceOf(actorId: string): { traceId: string; spanId: string } | undefined {
     const a = this.#actors.get(actorId);
     return a ? { traceId: a.traceId, spanId: a.scopeId } : undefined;
-  }
-
-  #span(
-    name: string,
-    start: number,
-    end: number,
-    parent: Context,
-    attributes: Attributes,
-    kind: SpanKind = SpanKind.INTERNAL,
-  ): Span {
-    const span = this.tracer.startSpan(name, { startTime: hr(start), kind, attributes }, parent);
-    span.end(hr(Math.max(start, end)));
-    return span;
-  }
-
-  #end(span: Span, at: number): void {
-    span.end(hr(at));
   }
 
   forceFlush(): Promise<void> {
@@ -306,14 +325,14 @@ export function setupTracing(opts: TracingOptions = {}): EpisodeTracing | undefi
     if (!otlpEndpoint()) return undefined;
     exporter = new OTLPTraceExporter();
   }
-  const ids = new DerivedIds();
   const processor: SpanProcessor = opts.simple
     ? new SimpleSpanProcessor(exporter)
     : new BatchSpanProcessor(exporter, { maxQueueSize: 65_536, maxExportBatchSize: 2048 });
   const resource = resourceFromAttributes({ 'service.name': opts.serviceName ?? 'handoff' }).merge(
     detectResources({ detectors: [envDetector] }),
   );
-  const provider = new NodeTracerProvider({ idGenerator: ids, spanProcessors: [processor], resource });
+  const sampler = opts.sampler ?? samplerFromEnv();
+  const provider = new NodeTracerProvider({ spanProcessors: [processor], resource, sampler });
   if (opts.register) provider.register();
-  return new EpisodeTracing(provider, ids, opts);
+  return new EpisodeTracing(provider, processor, resource, sampler, opts);
 }

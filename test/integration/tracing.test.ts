@@ -13,6 +13,7 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import {
   HandoffMetrics,
   episodeSpanIdFor,
+  samplerFromEnv,
   setupTracing,
   telemetryHook,
   traceIdFor,
@@ -213,6 +214,59 @@ describe('tracing', () => {
     expect(deniedSpan.status.code).toBe(SpanStatusCode.ERROR);
     expect(deniedSpan.status.message).toMatch(/^denied by the gate: /);
     await closeEnv(other);
+  });
+
+  it('one sampling decision per trace: a caller’s unsampled traceparent, or OTEL_TRACES_SAMPLER, drops the whole episode, case included', async () => {
+    const exporter = new InMemorySpanExporter();
+    let env: Env | undefined;
+    // The default sampler (parent-based always-on): a caller's sampled flag decides for its episodes.
+    const tracing = setupTracing({ exporter, simple: true, now: () => env!.clock.now() })!;
+    env = await openEnv({ runtime: { telemetry: tracing.onTransition } });
+    const [auto] = await autoSignals();
+    const [review] = await reviewSignals();
+    const tp = (flags: string) => `00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-${flags}`;
+    await env.rt.startEpisode('refunds', auto!.signal, { episodeId: 'ep-unsampled', traceparent: tp('00') });
+    await env.rt.startEpisode('refunds', review!.signal, { episodeId: 'ep-unsampled-review', traceparent: tp('00') });
+    await env.rt.startEpisode('refunds', auto!.signal, { episodeId: 'ep-sampled', traceparent: tp('01') });
+    expect((await driveUntilDone(env, 'ep-unsampled')).state).toBe('done');
+    expect((await driveUntilDone(env, 'ep-sampled')).state).toBe('done');
+    const caseId = 'ep-unsampled-review.case-1';
+    expect(
+      await drive(env.rt, env.clock, async () =>
+        agentCtx(await env!.rt.get('ep-unsampled-review')).caseIds.includes(caseId),
+      ),
+    ).toBe(true);
+    await env.rt.command(cmd('claim', caseId, LEAD));
+    await env.rt.command(cmd('approve', caseId, LEAD));
+    expect((await driveUntilDone(env, 'ep-unsampled-review')).state).toBe('done');
+    await tracing.forceFlush();
+    const episodes = new Set(exporter.getFinishedSpans().map((s) => s.attributes['handoff.episode.id']));
+    expect(episodes).toEqual(new Set(['ep-sampled']));
+    await tracing.shutdown();
+
+    // OTEL_TRACES_SAMPLER=always_off: nothing; traceidratio 1: everything.
+    expect(samplerFromEnv({ OTEL_TRACES_SAMPLER: 'always_off' }).toString()).toBe('AlwaysOffSampler');
+    expect(samplerFromEnv({}).toString()).toMatch(/^ParentBased\{root=AlwaysOnSampler/);
+    expect(samplerFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }).toString()).toBe(
+      'TraceIdRatioBased{0.25}',
+    );
+    for (const [sampler, expected] of [
+      ['always_off', 0],
+      ['traceidratio', 1],
+    ] as const) {
+      const out = new InMemorySpanExporter();
+      const t = setupTracing({
+        exporter: out,
+        simple: true,
+        sampler: samplerFromEnv({ OTEL_TRACES_SAMPLER: sampler, OTEL_TRACES_SAMPLER_ARG: '1' }),
+      })!;
+      const e = await openEnv({ runtime: { telemetry: t.onTransition } });
+      await e.rt.startEpisode('refunds', auto!.signal, { episodeId: `ep-${sampler}` });
+      expect((await driveUntilDone(e, `ep-${sampler}`)).state).toBe('done');
+      await t.forceFlush();
+      expect(out.getFinishedSpans().length > 0 ? 1 : 0, sampler).toBe(expected);
+      await t.shutdown();
+    }
   });
 
   it('log records about an actor carry its episode trace id', () => {
