@@ -4,6 +4,8 @@
  * plan is not stored again by the agent.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { verifyAudit } from '../../src/runtime/audit-log.ts';
+import { StoreWriteError } from '../../src/runtime/level-store.ts';
 import {
   LEAD,
   agentCtx,
@@ -64,6 +66,48 @@ describe('a HITL cycle on the LevelDB store', () => {
       .flatMap(([, v]) => Object.values(v as object))
       .filter((b) => (b as { id?: string })?.id === agentCtx(done).plan!.id);
     expect(planBlobs).toHaveLength(1);
+    await closeEnv(env);
+  });
+});
+
+describe('a failed batch holding the request to open a case and the case itself', () => {
+  it('loses both; the episode started again opens its case once and ends; the audit chain verifies', async () => {
+    const env = await openEnv();
+    const level = env.store.db as unknown as { _batch: (ops: { key: string }[], o: unknown) => Promise<void> };
+    const write = level._batch.bind(level);
+    const [c] = await reviewSignals();
+    const id = 'ep-lost';
+    const caseId = `${id}.case-1`;
+    let failed = 0;
+    level._batch = (ops, o) => {
+      if (failed === 0 && ops.some((op) => op.key === `j:${caseId}:${'0'.repeat(10)}`)) {
+        failed++;
+        return Promise.reject(new StoreWriteError('injected: batch with the case creation not written'));
+      }
+      return write(ops, o);
+    };
+    // The agent's creation rides in the same batch (perception and planning start at once), so the
+    // start itself is refused and the client starts it again.
+    const first = await env.rt.startEpisode('refunds', c!.signal, { episodeId: id }).catch((err: unknown) => err);
+    await settle(env.rt);
+    expect(failed).toBe(1);
+    if (first instanceof Error) {
+      expect((first as { code?: string }).code).toBe('store.write_failed');
+      expect(await env.store.load(caseId)).toBeUndefined();
+      await env.rt.startEpisode('refunds', c!.signal, { episodeId: id });
+    }
+    await drive(env.rt, env.clock, async () => (await env.rt.get(caseId))?.state === 'queued');
+    await env.rt.command(cmd('claim', caseId, LEAD));
+    await env.rt.command(cmd('approve', caseId, LEAD));
+    const done = await driveUntilDone(env, id);
+    expect(agentCtx(done).outcome).toBe('approved');
+    expect(agentCtx(done).caseIds).toEqual([caseId]);
+    const cases = (await collect(env.store.actors('case'))).map((r) => r.id);
+    expect(cases).toEqual([caseId]);
+    const journal = await journalOf(env.rt, id);
+    expect(journal.map((j) => j.seq)).toEqual(journal.map((_, i) => i));
+    expect(journal.filter((j) => j.event.type === 'case.opened')).toHaveLength(1);
+    expect((await verifyAudit(env.store.audit())).ok).toBe(true);
     await closeEnv(env);
   });
 });
