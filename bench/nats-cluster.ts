@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { RetryingClient, runClusterDemo } from '../src/cluster/demo.ts';
+import { Leases } from '../src/cluster/leases.ts';
 import { NatsServer, natsServerVersion } from '../src/cluster/nats-harness.ts';
 import { ensureWorkStream, workSubject, type StartRequest } from '../src/cluster/work.ts';
 import { SCHEMA_VERSION } from '../src/contracts/envelope.ts';
@@ -157,9 +158,13 @@ async function throughput(
 }
 
 /** Reviewer commands on a quiet 3-node cluster in real time: claim, renews, approve of open cases. */
-async function commandLatency(
-  server: NatsServer,
-): Promise<{ latencies: number[]; byType: Record<string, number>; refused: Record<string, number> }> {
+async function commandLatency(server: NatsServer): Promise<{
+  latencies: number[];
+  routedRenewals: number[];
+  direct: number[];
+  byType: Record<string, number>;
+  refused: Record<string, number>;
+}> {
   const ns = `lat${Date.now().toString(36)}`;
   const nodes = ['l1', 'l2', 'l3'].map((n) => startNode(server.url, n, ns, 1));
   await Promise.all(nodes.map((n) => n.ready));
@@ -184,6 +189,11 @@ async function commandLatency(
     await sleep(1000);
     sub.unsubscribe();
     const client = new RetryingClient(transport, { namespace: ns });
+    // The same commands addressed to the case's node (the leases bucket says which), in the same run.
+    const leases = await Leases.open(transport.nc, { namespace: ns });
+    const direct = new RetryingClient(transport, { namespace: ns, owner: (g) => leases.get(g)?.holder?.member });
+    // Renewals through the public subject, apart from claims and approvals, to compare like with like.
+    const routedRenewals = new RetryingClient(transport, { namespace: ns });
     const byType: Record<string, number> = {};
     const refused: Record<string, number> = {};
     let seq = 0;
@@ -192,10 +202,11 @@ async function commandLatency(
       caseId: string,
       reviewer: { id: string; roles: string[] },
       extra: Record<string, unknown> = {},
+      via = client,
     ) => {
-      const before = client.latencies.length;
+      const before = via.latencies.length;
       try {
-        await client.command({
+        await via.command({
           type,
           schemaVersion: SCHEMA_VERSION,
           commandId: `lat-${++seq}`,
@@ -203,7 +214,7 @@ async function commandLatency(
           reviewer,
           ...extra,
         });
-        if (client.latencies.length > before) byType[type] = (byType[type] ?? 0) + 1;
+        if (via.latencies.length > before) byType[type] = (byType[type] ?? 0) + 1;
         return true;
       } catch (err) {
         const code = err instanceof HandoffError ? err.code : 'internal';
@@ -221,10 +232,20 @@ async function commandLatency(
         }
       }
       if (!reviewer) continue;
-      for (let k = 0; k < 20; k++) await send('handoff.case.renew', caseId, reviewer);
+      // Renewals alternate between the routed and the direct client, on the same case.
+      for (let k = 0; k < 20; k++)
+        await send('handoff.case.renew', caseId, reviewer, {}, k % 2 ? direct : routedRenewals);
       await send('handoff.case.approve', caseId, reviewer, { comment: 'bench' });
     }
-    return { latencies: client.latencies, byType, refused };
+    leases.close();
+    log(`  direct: ${direct.stats.direct} of ${direct.stats.commands} commands went straight to the case's node`);
+    return {
+      latencies: [...client.latencies, ...routedRenewals.latencies],
+      routedRenewals: routedRenewals.latencies,
+      direct: direct.latencies,
+      byType,
+      refused,
+    };
   } finally {
     await transport.close();
     await Promise.all(nodes.map((n) => n.stop()));
@@ -276,6 +297,16 @@ try {
       byType: lat.byType,
       refused: lat.refused,
     },
+    renewalsRouted: {
+      samples: lat.routedRenewals.length,
+      p50us: us(pct(lat.routedRenewals, 50)),
+      p99us: us(pct(lat.routedRenewals, 99)),
+    },
+    renewalsDirect: {
+      samples: lat.direct.length,
+      p50us: us(pct(lat.direct, 50)),
+      p99us: us(pct(lat.direct, 99)),
+    },
     rawRequestReply: { samples: raw.length, p50us: us(pct(raw, 50)), p99us: us(pct(raw, 99)) },
     ratio: { p50: 0, p99: 0 },
   };
@@ -293,6 +324,12 @@ try {
     );
     console.log(
       `reviewer command, request → durable ack (quiet, 3 nodes): p50 ${result.reviewerCommand.p50us} µs  p99 ${result.reviewerCommand.p99us} µs  (${lat.latencies.length} commands)`,
+    );
+    console.log(
+      `  renewals through the public subject (forwarded to the owner): p50 ${result.renewalsRouted.p50us} µs  p99 ${result.renewalsRouted.p99us} µs  (${lat.routedRenewals.length})`,
+    );
+    console.log(
+      `  renewals addressed to the case's node (same run, alternating): p50 ${result.renewalsDirect.p50us} µs  p99 ${result.renewalsDirect.p99us} µs  (${lat.direct.length} commands)`,
     );
     console.log(
       `raw NATS request/reply (same server, same run):          p50 ${result.rawRequestReply.p50us} µs  p99 ${result.rawRequestReply.p99us} µs  → ratio p50 ×${result.ratio.p50}, p99 ×${result.ratio.p99}`,

@@ -17,6 +17,7 @@ import { seal } from '../security/seal.ts';
 import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
 import { RETRYABLE_CODES } from '../contracts/cluster-errors.ts';
 import { groupOf } from './keys.ts';
+import { nodeSubject } from './commands.ts';
 import { clusterClock } from './placement.ts';
 import { ensureWorkStream, workSubject, type StartRequest } from './work.ts';
 import { episodeTraceparent } from './trace.ts';
@@ -35,11 +36,32 @@ export class RetryingClient {
   #ns: string;
   #timeoutMs: number;
   #attempts: number;
-  readonly stats = { commands: 0, retries: 0, replayedAfterRetry: 0, retriedCodes: {} as Record<string, number> };
+  #owner: ((group: string) => string | undefined) | undefined;
+  readonly stats = {
+    commands: 0,
+    direct: 0,
+    retries: 0,
+    replayedAfterRetry: 0,
+    retriedCodes: {} as Record<string, number>,
+  };
   /** Wall ms from request to durable acknowledgement of each accepted command (last attempt only). */
   readonly latencies: number[] = [];
-  constructor(transport: Transport, opts: { namespace: string; timeoutMs?: number; attempts?: number }) {
+  /**
+   * `owner`: the member that holds a group's lease (a watch of the leases bucket, {@link Leases}).
+   * With it a command goes straight to its case's node (`nodeSubject`), saving the forwarding hop;
+   * when that node does not have the case (the lease moved), it goes to the public subject.
+   */
+  constructor(
+    transport: Transport,
+    opts: {
+      namespace: string;
+      timeoutMs?: number;
+      attempts?: number;
+      owner?: (group: string) => string | undefined;
+    },
+  ) {
     this.#transport = transport;
+    this.#owner = opts.owner;
     this.#ns = opts.namespace;
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#attempts = opts.attempts ?? 40;
@@ -50,10 +72,7 @@ export class RetryingClient {
     for (let attempt = 1; ; attempt++) {
       const t0 = performance.now();
       try {
-        const ack = await this.#transport.request(subject, cmd, {
-          timeoutMs: this.#timeoutMs,
-          headers: { traceparent: episodeTraceparent(this.#ns, groupOf(cmd.caseId)) },
-        });
+        const ack = await this.#send(subject, cmd);
         if (this.latencies.length < 200_000) this.latencies.push(performance.now() - t0);
         return ack;
       } catch (err) {
@@ -73,6 +92,24 @@ export class RetryingClient {
         );
       }
     }
+  }
+
+  /** Sends to the owner's node when known; falls back to the public subject if it does not have the case. */
+  async #send(subject: string, cmd: { caseId: string }): Promise<unknown> {
+    const group = groupOf(cmd.caseId);
+    const opts = { timeoutMs: this.#timeoutMs, headers: { traceparent: episodeTraceparent(this.#ns, group) } };
+    const owner = this.#owner?.(group);
+    if (owner) {
+      try {
+        const ack = await this.#transport.request(nodeSubject(this.#ns, owner), cmd, opts);
+        this.stats.direct++;
+        return ack;
+      } catch (err) {
+        const code = err instanceof HandoffError ? err.code : '';
+        if (code !== 'actor.moved' && code !== 'transport.no_responders') throw err;
+      }
+    }
+    return this.#transport.request(subject, cmd, opts);
   }
 }
 
