@@ -12,7 +12,7 @@ import { GateOutcome } from './gate-decision.ts';
  * change that breaks a client of the committed document (an operation or a response field removed, a
  * request field made required) must change this version (test/unit/openapi.test.ts enforces it).
  */
-export const API_VERSION = '1.0.0';
+export const API_VERSION = '1.1.0';
 export const API_PREFIX = '/api/v1';
 
 /** Largest batch of `POST /api/v1/models/{model}/signals`. */
@@ -96,6 +96,22 @@ export const ApiDecision = z.object({
   policyVersion: z.string(),
 });
 
+/** Where to go from an episode (URLs relative to the node that answered, like `statusUrl`). */
+export const ApiEpisodeLinks = z.object({
+  self: z.string().meta({ description: 'This episode: GET /api/v1/episodes/{id}.' }),
+  events: z.string().meta({ description: "The episode's outcome stream: GET /api/v1/episodes/{id}/events (SSE)." }),
+  lineage: z
+    .string()
+    .nullable()
+    .meta({
+      description:
+        "The console page whose Lineage card shows the episode's lineage (signals, plans, gate, reviews, effects): " +
+        'the page of its first review case, `/#/case/{caseId}`, for a signed-in reviewer who may see that case. ' +
+        'Null while the episode has no review case (`handoff lineage <id>` prints the lineage of any episode).',
+    }),
+});
+export type ApiEpisodeLinks = z.infer<typeof ApiEpisodeLinks>;
+
 export const ApiEpisode = z.object({
   id: z.string(),
   model: z.string(),
@@ -110,6 +126,7 @@ export const ApiEpisode = z.object({
   traceId: z.string().nullable(),
   startedAt: z.number().nullable(),
   endedAt: z.number().nullable(),
+  links: ApiEpisodeLinks,
   serverTime: z.number(),
 });
 export type ApiEpisode = z.infer<typeof ApiEpisode>;
@@ -279,7 +296,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     operationId: 'getEpisode',
     method: 'get',
     path: '/episodes/{id}',
-    summary: 'An episode: state, outcome, gate decision, review cases, actions, timestamps.',
+    summary: 'An episode: state, outcome, gate decision, review cases, actions, timestamps, links (its lineage).',
     operation: 'episodes:read',
     params: { id: 'The episode id (from the 202 of a submission).' },
     ok: { 200: { description: 'The episode.', schema: ApiEpisode } },
@@ -336,6 +353,7 @@ const NAMED: Record<string, z.ZodType> = {
   ApiCase,
   ApiAction,
   ApiDecision,
+  ApiEpisodeLinks,
   ApiEpisode,
   ApiEpisodeSummary,
   ApiEpisodePage,

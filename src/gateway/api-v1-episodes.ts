@@ -1,7 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import {
+  API_PREFIX,
   ApiEpisodeSummary,
   type ApiEpisode,
+  type ApiEpisodeLinks,
   type ApiEpisodeEvent,
   type ApiEpisodePage,
   type EpisodeListQuery,
@@ -59,7 +61,26 @@ export async function episodeBody(rt: ApiV1Runtime, view: ActorView, model: Load
     traceId: a.trace?.traceId ?? null,
     startedAt: a.startedAt,
     endedAt: a.endedAt,
+    links: episodeLinks(view.id, a.caseIds[0]),
     serverTime: rt.clock.now(),
+  };
+}
+
+/** `GET /api/v1/episodes/{id}` of an episode (the `statusUrl` of a 202, the `self` of its links). */
+export function episodeUrl(id: string): string {
+  return `${API_PREFIX}/episodes/${encodeURIComponent(id)}`;
+}
+
+/**
+ * The API's own URLs of an episode and the console page showing its lineage: the case page (its
+ * Lineage card reads `/api/cases/{id}/lineage`, the lineage of the case's episode), so none without a case.
+ */
+export function episodeLinks(id: string, firstCaseId: string | undefined): ApiEpisodeLinks {
+  const self = episodeUrl(id);
+  return {
+    self,
+    events: `${self}/events`,
+    lineage: firstCaseId === undefined ? null : `/#/case/${encodeURIComponent(firstCaseId)}`,
   };
 }
 

@@ -20,7 +20,7 @@ import { parseContract, toIssues } from '../contracts/parse.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { AuditDraft } from '../runtime/audit-log.ts';
 import { ApiLimits, retryAfterHeader, type ApiLimitsOptions } from './api-limits.ts';
-import { episodeBody, listEpisodes, streamEpisode } from './api-v1-episodes.ts';
+import { episodeBody, episodeUrl, listEpisodes, streamEpisode } from './api-v1-episodes.ts';
 import type { ApiV1Runtime } from './api-v1-runtime.ts';
 import { episodeIdFor } from '../contracts/ingest.ts';
 
@@ -350,7 +350,7 @@ export class ApiV1 {
           episodeId: w.episodeId,
           idempotencyKey: w.key,
           created,
-          statusUrl: `${API_PREFIX}/episodes/${encodeURIComponent(w.episodeId)}`,
+          statusUrl: episodeUrl(w.episodeId),
         });
         drafts.push({
           at: this.#rt.clock.now(),
