@@ -5,8 +5,8 @@ import type { ApiLimitsOptions } from './api-limits.ts';
 import { ApiV1, type ApiV1Runtime } from './api-v1.ts';
 import { ServiceAccounts } from './service-accounts.ts';
 
-/** What `/api/v1` needs, from an embedded runtime. */
-export function embeddedApiRuntime(rt: Runtime): ApiV1Runtime {
+/** What `/api/v1` needs, from an embedded runtime on its LevelDB store (`rt.store`). */
+export function embeddedApiRuntime(rt: Runtime, store: LevelStore): ApiV1Runtime {
   return {
     models: rt.models,
     clock: rt.clock,
@@ -14,9 +14,9 @@ export function embeddedApiRuntime(rt: Runtime): ApiV1Runtime {
     get: (id) => rt.get(id),
     audit: (drafts) => rt.audit(drafts),
     async *episodes(after) {
-      // The store iterates records in id order; the in-memory state of a live actor may be a step ahead.
-      for await (const rec of rt.store.actors('agent')) {
-        if (after !== undefined && rec.id <= after) continue;
+      // A range read from the id after the cursor: page N costs what page 1 costs. These are the stored
+      // records; the in-memory state of a live actor may be a step ahead.
+      for await (const rec of store.actors('agent', after)) {
         const context = (rec.snapshot as { context: AgentContext }).context;
         yield {
           id: rec.id,
@@ -42,7 +42,7 @@ export function embeddedApiRuntime(rt: Runtime): ApiV1Runtime {
  */
 export function embeddedApi(rt: Runtime, store: LevelStore, limits?: ApiLimitsOptions): ApiV1 {
   return new ApiV1({
-    runtime: embeddedApiRuntime(rt),
+    runtime: embeddedApiRuntime(rt, store),
     accounts: new ServiceAccounts(store),
     log: rt.log,
     ...(limits ? { limits } : {}),

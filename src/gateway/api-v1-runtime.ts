@@ -11,7 +11,8 @@ export interface ApiV1Runtime {
   readonly clock: { now(): number };
   /**
    * Episodes (agent actors, finished ones included) in ascending id order, only those whose id sorts
-   * after `after`: `GET /api/v1/episodes` reads it lazily and stops at a page.
+   * after `after`: `GET /api/v1/episodes` reads it lazily and stops at a page. The embedded store seeks
+   * to `after` (a LevelDB range read); the cluster's scans its index on each call.
    */
   episodes(after?: string): AsyncIterable<ActorView>;
   /**

@@ -110,16 +110,21 @@ export async function loadMany(
   return out;
 }
 
-/** Every actor record (of `kind`), in key order, each with the blob groups stored right after it. */
+/**
+ * Every actor record (of `kind`), in key order, each with the blob groups stored right after it; with
+ * `after`, a range read from the first id that sorts after it (the blob groups of `after` itself, next
+ * in key order, are skipped as they belong to no record read).
+ */
 export async function* actorsInOrder(
   db: Level<string, unknown>,
   kind: ActorKind | undefined,
   unpack: (id: string, stored: unknown, blobs: Map<string, unknown>) => ActorRecord,
+  after?: string,
 ): AsyncIterable<ActorRecord> {
   let current: { key: string; value: unknown } | undefined;
   let blobs = new Map<string, unknown>();
   const done = (c: { key: string; value: unknown }) => unpack(c.key.slice(2), c.value, blobs);
-  for await (const [key, value] of db.iterator({ gt: 'a:', lt: 'a;' })) {
+  for await (const [key, value] of db.iterator({ gt: after === undefined ? 'a:' : K.actor(after), lt: 'a;' })) {
     const group = blobGroupOf(key);
     if (group !== undefined) {
       if (current && key.startsWith(`${current.key}\u0000`)) blobsByRef([[group, value]], blobs);

@@ -453,9 +453,10 @@ export class LevelStore implements Store {
       yield* await loadMany(this.db, ids, (id, stored, blobs) => this.#unpackRecord(id, stored, blobs));
   }
 
-  async *actors(kind?: ActorKind): AsyncIterable<ActorRecord> {
+  /** Every actor record (of `kind`) in id order; with `after`, a range read from the first id after it. */
+  async *actors(kind?: ActorKind, after?: string): AsyncIterable<ActorRecord> {
     try {
-      yield* actorsInOrder(this.db, kind, (id, stored, blobs) => this.#unpackRecord(id, stored, blobs));
+      yield* actorsInOrder(this.db, kind, (id, stored, blobs) => this.#unpackRecord(id, stored, blobs), after);
     } catch (err) {
       throw await this.#corruptionBehind(err, (err as HandoffError).details?.actorId as string | undefined);
     }
