@@ -128,6 +128,11 @@ const demo = program
     '--metrics <addr>',
     'serve Prometheus metrics at http://<addr>/metrics while the run lasts (host:port, :port or port); traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set',
   )
+  .option(
+    '--live-http',
+    "let the model's HTTP actions call their services for real (without it, a model with HTTP actions is refused)",
+    false,
+  )
   .option('--json', 'print the summary as JSON on stdout', false);
 (cluster ? cluster.addClusterOptions(demo, 'driver') : demo).action(
   async (
@@ -150,6 +155,7 @@ const demo = program
       namespace: string;
       timeScale: number;
       metrics?: string;
+      liveHttp: boolean;
     },
     cmd: Command,
   ) => {
@@ -167,6 +173,9 @@ const demo = program
       import('./fresh.ts'),
       import('./keys-command.ts'),
     ]);
+    // HTTP actions call real services: only with --live-http (a typed error, --json too).
+    const { refuseDemoLiveHttp } = await import('../sim/simulate.ts');
+    await refuseDemoLiveHttp({ ...o, live: o.liveHttp, keyring: dataKeyring() });
     if (o.fresh && !o.resume) await clearDataFolder(o.data, { yes: o.yes });
     const telemetry = await (await import('./telemetry-option.ts')).processTelemetry(o.metrics);
     const bar = progressBar(o.progress, 'episodes');

@@ -1,11 +1,17 @@
 import { dataKeyring } from './keys-command.ts';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ModelError } from '../contracts/errors.ts';
+import { HandoffError, ModelError } from '../contracts/errors.ts';
 import { probeModel } from '../actors/probe.ts';
 import { loadModel } from '../models/loader.ts';
 import { parseFaults, type FaultSpec } from '../runtime/faults.ts';
 import { processTelemetry } from './telemetry-option.ts';
-import { parseReviewers, runSimulation, type ReviewerSpec, type SimulationReport } from '../sim/simulate.ts';
+import {
+  parseReviewers,
+  refuseLiveHttp,
+  runSimulation,
+  type ReviewerSpec,
+  type SimulationReport,
+} from '../sim/simulate.ts';
 import { duration, paint, printJson, progressBar, table, type ProgressMode } from './output.ts';
 
 /** Turns a parse error into commander's usage error. */
@@ -107,6 +113,12 @@ export function registerSimulate(program: Command): void {
       '--metrics <addr>',
       'serve Prometheus metrics at http://<addr>/metrics while the run lasts (host:port, :port or port); traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set',
     )
+    .option(
+      '--live-http',
+      "let the model's HTTP actions call their services for real (without it, a model with HTTP actions " +
+        'is refused, naming the actions and hosts; `handoff testgen` simulates them instead)',
+      false,
+    )
     .option('--json', 'print the report as JSON on stdout', false)
     .action(
       async (
@@ -121,17 +133,25 @@ export function registerSimulate(program: Command): void {
           progress: ProgressMode;
           json: boolean;
           metrics?: string;
+          liveHttp: boolean;
         },
       ) => {
         const { reviewers, faults } = o;
-        // A perceiver that always throws or plans that break their schema would only show up as failed episodes.
-        const behaviour = await probeModel(await loadModel(model));
-        if (behaviour.length > 0) {
-          const err = new ModelError(model, behaviour);
+        const fail = (err: HandoffError) => {
           if (o.json) printJson({ ok: false, error: { code: err.code, message: err.message, details: err.details } });
           process.stderr.write(`${paint.red('error')} ${err.message}\n`);
           process.exitCode = 1;
-          return;
+        };
+        try {
+          const loaded = await loadModel(model);
+          // HTTP actions call real services: only with --live-http.
+          refuseLiveHttp('handoff simulate', loaded, o.liveHttp);
+          // A perceiver that always throws or plans that break their schema would only show up as failed episodes.
+          const behaviour = await probeModel(loaded);
+          if (behaviour.length > 0) return fail(new ModelError(model, behaviour));
+        } catch (err) {
+          if (err instanceof HandoffError) return fail(err);
+          throw err;
         }
         const telemetry = await processTelemetry(o.metrics);
         const bar = progressBar(o.progress, 'episodes');
@@ -143,6 +163,7 @@ export function registerSimulate(program: Command): void {
           faults,
           seed: o.seed,
           arrivalMs: o.arrivalMs,
+          liveHttp: o.liveHttp,
           ...(o.data ? { data: o.data, keyring: dataKeyring() } : {}),
           onProgress: (p) =>
             bar.update(

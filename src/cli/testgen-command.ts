@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { relative } from 'node:path';
-import { HandoffError, ModelError } from '../contracts/errors.ts';
+import { HandoffError } from '../contracts/errors.ts';
 import { loadModel, type LoadedModel } from '../models/loader.ts';
 import { readRecording, replayRecording, writeRecording, type RecordedEpisode } from '../testing/replay.ts';
 import { openDataStore } from './keys-command.ts';
@@ -132,8 +132,9 @@ export function registerTestgen(program: Command): void {
           ...(o.harness ? { harnessImport: o.harness } : {}),
         });
       } catch (err) {
-        // An invalid model (its files, or its code on its own signals): every problem, exit 1.
-        if (!(err instanceof ModelError)) throw err;
+        // An invalid model (its files, or its code on its own signals): every problem, exit 1. Also a
+        // request the model cannot serve (--crash mid-step on a model with HTTP actions).
+        if (!(err instanceof HandoffError)) throw err;
         if (o.json) printJson({ ok: false, error: { code: err.code, message: err.message, details: err.details } });
         process.stderr.write(`${paint.red('error')} ${err.message}\n`);
         process.exitCode = 1;

@@ -8,12 +8,14 @@
  * given probability, drawn from the step's seeded draw, so the same seed injects the same faults.
  */
 import type { Keyring } from '../security/keyring.ts';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { rulePlanner, type Planner } from '../actors/planners/planner.ts';
 import { EffectError, HandoffError } from '../contracts/errors.ts';
+import { ARG_REF, ENV_REF } from '../contracts/http-action.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { AgentContext } from '../machines/agent.ts';
 import type { CaseContext } from '../machines/review-case.ts';
@@ -70,6 +72,11 @@ export interface SimulateOptions {
   /** Mean simulated time between arriving episodes. @default 90 s */
   arrivalMs?: number;
   onProgress?: (p: { finished: number; total: number; simulatedAt: number }) => void;
+  /**
+   * Let the model's HTTP actions call their services. Without it, a model with HTTP actions is refused
+   * ({@link LiveHttpRefusedError}). @default false
+   */
+  liveHttp?: boolean;
 }
 
 export interface SimulationReport extends RunSummary {
@@ -168,10 +175,92 @@ function staffed(model: LoadedModel, spec: ReviewerSpec): { model: LoadedModel; 
   return { model: { ...model, config: { ...model.config, reviewers } }, count: reviewers.length };
 }
 
+/** An HTTP action of a model: what `simulate` or `demo` would call. */
+export interface HttpCallout {
+  action: string;
+  method: string;
+  /** The host of its URL once `${env:…}` is filled in (`host:port`), or the template when it has none. */
+  host: string;
+}
+
+/** The HTTP actions of a model, each with the host its URL points at (from the environment). */
+export function httpCallouts(model: Pick<LoadedModel, 'config'>, env: NodeJS.ProcessEnv = process.env): HttpCallout[] {
+  const out: HttpCallout[] = [];
+  for (const [action, a] of Object.entries(model.config.actions)) {
+    if (!a.http) continue;
+    const filled = a.http.url.replace(ENV_REF, (_, v: string) => env[v] ?? '').replace(ARG_REF, 'x');
+    let host = a.http.url;
+    try {
+      host = new URL(filled).host || host;
+    } catch {
+      // Not an absolute URL once filled in: loading the model says so; the template names it here.
+    }
+    out.push({ action, method: a.http.method, host });
+  }
+  return out;
+}
+
+/**
+ * `simulate` or `demo` on a model whose HTTP actions would call real services, without `--live-http`.
+ * Details: the actions and the hosts they would call.
+ */
+export class LiveHttpRefusedError extends HandoffError {
+  constructor(command: string, model: string, callouts: HttpCallout[]) {
+    const hosts = [...new Set(callouts.map((c) => c.host))];
+    super(
+      'sim.http_actions_live',
+      `${command} would call real services: model ${model} has HTTP actions ` +
+        `(${callouts.map((c) => `${c.action}: ${c.method} ${c.host}`).join(', ')}). Pass --live-http to let ` +
+        `them call ${hosts.join(', ')} (point their variables at a test instance), or generate suites with ` +
+        '`handoff testgen`, which simulates HTTP actions.',
+      { model, actions: callouts.map((c) => c.action), hosts, callouts },
+    );
+  }
+}
+
+/** Refuses a model with HTTP actions unless `live` (`--live-http`). */
+export function refuseLiveHttp(command: string, model: Pick<LoadedModel, 'config' | 'name'>, live: boolean): void {
+  const callouts = httpCallouts(model);
+  if (callouts.length > 0 && !live) throw new LiveHttpRefusedError(command, model.name, callouts);
+}
+
+/**
+ * `handoff demo`'s check before it runs: the model it would run (with `resume`, the one of the run
+ * in `data`) refused when it has HTTP actions and `live` is not set.
+ */
+export async function refuseDemoLiveHttp(opts: {
+  model: string;
+  data: string;
+  resume: boolean;
+  live: boolean;
+  keyring?: Keyring | undefined;
+}): Promise<void> {
+  if (opts.live) return;
+  let dir: string | undefined = opts.model;
+  if (opts.resume) {
+    dir = undefined;
+    // A folder without a run (or one the store cannot open) is the demo's own error to report.
+    if (!existsSync(opts.data) || (await readdir(opts.data)).length === 0) return;
+    try {
+      const store = await LevelStore.open(opts.data, { keyring: opts.keyring });
+      try {
+        dir = (await store.getMeta<{ model?: string }>('demo'))?.model;
+      } finally {
+        await store.close();
+      }
+    } catch {
+      return;
+    }
+  }
+  if (dir === undefined) return;
+  refuseLiveHttp('handoff demo', await loadModel(dir), false);
+}
+
 /** Runs the simulation and checks the invariants; deterministic for a seed. */
 export async function runSimulation(opts: SimulateOptions): Promise<SimulationReport> {
   const wall0 = performance.now();
   const original = typeof opts.model === 'string' ? await loadModel(opts.model) : opts.model;
+  refuseLiveHttp('handoff simulate', original, !!opts.liveHttp);
   const spec = opts.faults ?? {};
   const injected: Counter = { perceive: 0, plan: 0, execute: 0, compensate: 0 };
   const model = faultyModel(original, spec, injected);

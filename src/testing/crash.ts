@@ -37,6 +37,11 @@ export interface CrashOptions {
   timeoutMs?: number;
   /** Variables added to the children's environment (e.g. the URL of a service the model's HTTP actions call). */
   env?: Record<string, string>;
+  /**
+   * Let the model's HTTP actions call their services (`handoff demo --live-http`): point `env` at a test
+   * instance. Without it, a model with HTTP actions is refused by the demo. @default false
+   */
+  liveHttp?: boolean;
 }
 
 export interface CrashKill {
@@ -148,7 +153,7 @@ export async function runCrashAnywhere(opts: CrashOptions): Promise<CrashResult>
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const model = existsSync(opts.model) ? resolve(opts.model) : opts.model;
   const data = opts.data ?? (await mkdtemp(join(tmpdir(), 'handoff-crash-')));
-  const common = ['--data', data, '--json', '--progress', 'off'];
+  const common = ['--data', data, '--json', '--progress', 'off', ...(opts.liveHttp ? ['--live-http'] : [])];
   const problems: string[] = [];
   const kills: CrashKill[] = [];
   const failed = (what: string, r: ChildRun) => {
@@ -208,7 +213,11 @@ export async function runCrashAnywhere(opts: CrashOptions): Promise<CrashResult>
       : []),
     ...problems.map((p) => `  problem: ${p}`),
     ...(keep ? [`  data folder kept: ${data}`] : []),
-    `  again: handoff testgen ${name} --out <dir> --crash mid-step --seed ${seed}${again}`,
+    // testgen does not write a crash test for a model whose HTTP actions call out (its suites simulate them).
+    opts.liveHttp
+      ? `  again: runCrashAnywhere({ model, seed: ${seed}, crashes: ${crashes}, liveHttp: true, env }) ` +
+        "with env pointing at the service's test instance"
+      : `  again: handoff testgen ${name} --out <dir> --crash mid-step --seed ${seed}${again}`,
   ].join('\n');
   return {
     ok,

@@ -7,10 +7,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ModelError } from '../contracts/errors.ts';
+import { HandoffError, ModelError } from '../contracts/errors.ts';
 import { probeModel } from '../actors/probe.ts';
 import { loadModel, type LoadedModel } from '../models/loader.ts';
 import { buildFixtures, type Fixtures } from './fixtures.ts';
+import { httpActionNames, simulateHttpActions } from './simulated-http.ts';
 import {
   generatePaths,
   type GeneratedPath,
@@ -61,7 +62,10 @@ export interface CoverageSummary {
 }
 
 export interface GeneratedSuite {
+  /** The model as the suite runs it: its HTTP actions replaced by simulated effects. */
   model: LoadedModel;
+  /** The HTTP actions of model.json that the suite simulates (empty for a model of TypeScript actions). */
+  simulatedHttp: string[];
   fixtures: Fixtures;
   paths: ModelPaths;
   coverage: CoverageSummary;
@@ -69,7 +73,19 @@ export interface GeneratedSuite {
 
 /** Fixtures, paths and coverage for a model folder (or a loaded model). */
 export async function generateSuite(model: string | LoadedModel, opts: GenerateOptions = {}): Promise<GeneratedSuite> {
-  const m = typeof model === 'string' ? await loadModel(model) : model;
+  // HTTP actions become simulated effects: a generated suite never calls the network (simulated-http.ts).
+  const loaded = typeof model === 'string' ? await loadModel(model) : model;
+  const simulatedHttp = httpActionNames(loaded);
+  // The crash test runs the model in `handoff demo`, where an HTTP action calls its service for real.
+  if (opts.crash === 'mid-step' && simulatedHttp.length > 0)
+    throw new HandoffError(
+      'testgen.http_crash',
+      `--crash mid-step runs model ${loaded.name} in a child process (handoff demo), where its HTTP actions ` +
+        `(${simulatedHttp.join(', ')}) would call their service; it is not generated for a model with HTTP ` +
+        'actions. runCrashAnywhere({ model, liveHttp: true, env }) runs it against a test instance of the service.',
+      { model: loaded.name, httpActions: simulatedHttp },
+    );
+  const m = simulateHttpActions(loaded);
   // A perceiver that always throws or a planner whose plans break their schema: say so, with the zod issues.
   const behaviour = await probeModel(m);
   if (behaviour.length > 0) throw new ModelError(m.name, behaviour);
@@ -88,7 +104,7 @@ export async function generateSuite(model: string | LoadedModel, opts: GenerateO
     case: paths.case.coverage,
     warnings: [...fixtures.warnings, ...paths.agent.warnings, ...paths.case.warnings],
   };
-  return { model: m, fixtures, paths, coverage };
+  return { model: m, fixtures, paths, coverage, simulatedHttp };
 }
 
 export interface WrittenSuite extends GeneratedSuite {
@@ -367,6 +383,17 @@ export function businessTitle(p: GeneratedPath): string {
 }
 
 /** `text` as `//` comment lines of at most `width` characters. */
+/** The header lines saying which HTTP actions the suite simulates (none for a model of TypeScript actions). */
+function simulatedNote(suite: GeneratedSuite): string[] {
+  if (suite.simulatedHttp.length === 0) return [];
+  return comment(
+    `HTTP actions are simulated: ${suite.simulatedHttp.join(', ')} never call their service. Each is a ` +
+      'simulated effect with the same argument schema and idempotency key, recorded in the effects ledger; ' +
+      'each step of a path decides whether it succeeds or fails transiently or for good.',
+    '',
+  );
+}
+
 function comment(text: string, indent: string, width = 118): string[] {
   const out: string[] = [];
   let line = '';
@@ -411,6 +438,7 @@ function renderProperty(suite: GeneratedSuite, c: { harness: string; model: stri
     '// Random sequences of reviewer commands and deadlines on the real runtime, checked step by step against a',
     '// reference model of the review process (model.json and the review rules); a failure is shrunk to a minimal',
     '// sequence. Fixed seed: the same sequences every run. `handoff testgen --property --seed N` explores others.',
+    ...simulatedNote(suite),
     `import { fileURLToPath } from 'node:url';`,
     `import { expect, it } from 'vitest';`,
     `import { defineSuite, runProperty } from ${literal(c.harness)};`,
@@ -474,6 +502,7 @@ function renderFile(
   lines.push(
     '// Each step: s.step(what happens, what the runtime must show after it: only what changed). See docs/testing.md.',
   );
+  lines.push(...simulatedNote(suite));
   lines.push(
     ...comment(
       `${what}: ${paths.length} paths (${suite.coverage.paths}` +

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { loadModel, type LoadedModel } from '../models/loader.ts';
 import type { Fixtures, PlanClass } from './fixtures.ts';
 import { Scenario, type SuiteOptions } from './harness.ts';
+import { simulateHttpActions } from './simulated-http.ts';
 
 /** A suite: where the model and fixtures come from, and how scenarios run. */
 export interface Suite {
@@ -21,7 +22,10 @@ export function defineSuite(options: SuiteOptions): Suite {
   let loaded: Promise<{ model: LoadedModel; fixtures: Fixtures }> | undefined;
   const load = () =>
     (loaded ??= (async () => {
-      const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
+      // HTTP actions of model.json become simulated effects: a suite never calls the network.
+      const model = simulateHttpActions(
+        typeof options.model === 'string' ? await loadModel(options.model) : options.model,
+      );
       const fixtures =
         typeof options.fixtures === 'string'
           ? (JSON.parse(await readFile(options.fixtures, 'utf8')) as Fixtures)

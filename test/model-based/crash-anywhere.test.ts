@@ -67,6 +67,7 @@ describe('crash anywhere: SIGKILL in the middle of a step, then resume', () => {
         cases: 20,
         points: ['before-effect', 'after-effect'],
         data,
+        liveHttp: true,
         env: { REFUNDS_SERVICE_URL: svc.url, REFUNDS_SERVICE_TOKEN: 'crash-test' },
       });
       console.log(r.report);
