@@ -174,6 +174,26 @@ describe('simulate and demo on a model of HTTP actions', () => {
     expect(plain.code, plain.stderr).toBe(0);
   }, 60_000);
 
+  it("demo --live-http calls the service; its --resume without the option is refused (the run's model)", async () => {
+    const svcData = await tempDir('demo-svc');
+    const data = join(await tempDir('demo-live'), 'data');
+    dirs.push(svcData, data);
+    const svc = await startRefundsService({ data: svcData, token: 'demo-token' });
+    const vars = { REFUNDS_SERVICE_URL: svc.url, REFUNDS_SERVICE_TOKEN: 'demo-token' };
+    try {
+      const common = ['--data', data, '--progress', 'off', '--json'];
+      const r = await cli(['demo', '--model', MODEL, '--cases', '4', '--live-http', ...common], vars);
+      expect(r.code, r.stderr).toBe(0);
+      expect((JSON.parse(r.stdout) as { episodes: number }).episodes).toBe(4);
+      expect((await svc.ledger()).events.some((e) => e.type === 'refund.applied')).toBe(true);
+      const again = await cli(['demo', '--resume', ...common], vars);
+      expect(again.code).not.toBe(0);
+      expect((JSON.parse(again.stdout) as { error: { code: string } }).error.code).toBe('sim.http_actions_live');
+    } finally {
+      await svc.close();
+    }
+  }, 120_000);
+
   it('--help names --live-http for simulate and demo', async () => {
     for (const cmd of ['simulate', 'demo']) {
       const r = await cli([cmd, '--help'], {});
