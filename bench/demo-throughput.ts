@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runDemo } from '../src/sim/demo.ts';
+import { runDemo } from '../src/app/demo.ts';
 
 const cases = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 10_000);
 const json = process.argv.includes('--json');

@@ -88,7 +88,7 @@ async function emptyRoute(kind: 'fastify' | 'node:http'): Promise<{ url: string;
 async function ingestion(): Promise<BenchRow[]> {
   const gatewaySource = await readFile(join(ROOT, 'src/gateway/server.ts'), 'utf8');
   const framework = /from 'fastify'/.test(gatewaySource) ? 'fastify' : 'node:http';
-  const { startConsole } = await import('../src/gateway/embedded.ts');
+  const { startConsole } = await import('../src/app/embedded-console.ts');
   const { ServiceAccounts } = await import('../src/gateway/service-accounts.ts');
   return withTempDir('ingest', async (data) => {
     const running = await startConsole({ data, models: [join(ROOT, 'models/refunds')], port: 0 });

@@ -14,7 +14,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InspectionStream, inspectAll } from '../src/inspect/stream.ts';
 import { loadModel } from '../src/models/loader.ts';
-import { runDemo } from '../src/sim/demo.ts';
+import { runDemo } from '../src/app/demo.ts';
 import type { Transport } from '../src/transport/transport.ts';
 
 const arg = (name: string, dflt: string) => {

@@ -16,16 +16,16 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { RetryingClient, runClusterDemo } from '../src/cluster/demo.ts';
+import { RetryingClient, runClusterDemo } from '../src/app/cluster-demo.ts';
 import { Leases } from '../src/cluster/leases.ts';
 import { NatsServer, natsServerVersion } from '../src/cluster/nats-harness.ts';
 import { ensureWorkStream, workSubject, type StartRequest } from '../src/cluster/work.ts';
 import { SCHEMA_VERSION } from '../src/contracts/envelope.ts';
 import { HandoffError } from '../src/contracts/errors.ts';
 import { loadModel } from '../src/models/loader.ts';
-import { Rng } from '../src/runtime/rng.ts';
+import { Rng } from '../src/base/rng.ts';
 import type { TransitionNotice } from '../src/runtime/runtime.ts';
-import { NatsTransport } from '../src/transport/nats-transport.ts';
+import { NatsTransport } from '../src/cluster/nats-transport.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: number) => {

@@ -122,7 +122,7 @@ async function rawRequestReply(
  */
 async function reviewerCommands(port: number, samples: number): Promise<{ p50: number; p99: number }> {
   const pino = (await import('pino')).default;
-  const { NatsTransport } = await import('../src/transport/nats-transport.ts');
+  const { NatsTransport } = await import('../src/cluster/nats-transport.ts');
   const { serveCommands } = await import('../src/runtime/command-server.ts');
   const { HandoffClient } = await import('../src/transport/client.ts');
   const { LevelStore } = await import('../src/runtime/level-store.ts');

@@ -6,11 +6,11 @@ export { Runtime, type RuntimeOptions, type Ack, type ActorView, type Transition
 export { LevelStore, StoreWriteError, type LevelStoreOptions } from './runtime/level-store.ts';
 export type { Store, ActorRecord, JournalEntry, DeadLetter } from './runtime/store.ts';
 export { LevelWorld } from './runtime/world.ts';
-export { SimulatedClock, systemClock, type Clock } from './runtime/clock.ts';
-export { verifyAudit, type AuditEntry, type AuditVerification } from './runtime/audit-log.ts';
+export { SimulatedClock, systemClock, type Clock } from './base/clock.ts';
+export { verifyAudit, type AuditEntry, type AuditVerification } from './base/audit-log.ts';
 export { createLogger } from './runtime/logger.ts';
 export { tuneGc } from './runtime/gc-tuning.ts';
-export { parseFaults, type FaultSpec } from './runtime/faults.ts';
+export { parseFaults, type FaultSpec } from './base/faults.ts';
 export type { SupervisionStrategy } from './runtime/supervisor.ts';
 export { assembleReasoning, type Reasoning } from './runtime/reasoning.ts';
 export { serveCommands } from './runtime/command-server.ts';
@@ -37,7 +37,7 @@ export type { Planner } from './actors/planners/planner.ts';
 export { rulePlanner } from './actors/planners/planner.ts';
 export { LlmPlanner, plannerFor } from './actors/planners/llm-planner.ts';
 // What model handlers use (the shipped models import exactly these): see `handoff models init`.
-export { Rng, drawFor, hash32 } from './runtime/rng.ts';
+export { Rng, drawFor, hash32 } from './base/rng.ts';
 export { sensitive, classify, DataClass } from './contracts/classification.ts';
 export { HandoffError, ContractError, EffectError, ModelError } from './contracts/errors.ts';
 export { builtinModels, resolveModelDir, BUILTIN_MODELS_DIR } from './models/builtin.ts';

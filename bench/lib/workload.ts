@@ -15,7 +15,7 @@ import type { Observation } from '../../src/contracts/observation.ts';
 import type { Plan } from '../../src/contracts/plan.ts';
 import type { LedgerEntry, ModelHandlers, StepContext, World } from '../../src/models/define.ts';
 import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import { Rng } from '../../src/base/rng.ts';
 
 /** A step context whose draws never fall under a failure probability. */
 const steady = <C extends StepContext>(ctx: C): C => ({ ...ctx, draw: () => 0.999 });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { sensitive } from '../../src/contracts/classification.ts';
 import { EffectError } from '../../src/contracts/errors.ts';
 import { defineHandlers, simulatedAction, type PlanDraft } from '../../src/models/define.ts';
-import { Rng, drawFor, hash32 } from '../../src/runtime/rng.ts';
+import { Rng, drawFor, hash32 } from '../../src/base/rng.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Contracts

@@ -4,7 +4,7 @@ import { ContractError, HandoffError } from '../contracts/errors.ts';
 import type { Observation } from '../contracts/observation.ts';
 import { toIssues } from '../contracts/parse.ts';
 import type { LoadedModel, Problem } from '../models/loader.ts';
-import { Rng } from '../runtime/rng.ts';
+import { Rng } from '../base/rng.ts';
 import { perceive } from './perceivers/perceive.ts';
 import { plan as rulePlan } from './planners/rule-planner.ts';
 

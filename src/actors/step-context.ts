@@ -1,5 +1,5 @@
 import type { StepContext } from '../models/define.ts';
-import { drawFor } from '../runtime/rng.ts';
+import { drawFor } from '../base/rng.ts';
 
 /** The context handed to a model's perceive / plan / execute: time, attempt, and stable draws. */
 export function stepContext(

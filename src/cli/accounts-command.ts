@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { LevelStore } from '../runtime/level-store.ts';
-import { ensureFolder } from '../runtime/data-folder.ts';
+import { ensureFolder } from '../base/data-folder.ts';
 import { ServiceAccounts, parseScopes } from '../gateway/service-accounts.ts';
 import { dataKeyring, openDataStore } from './keys-command.ts';
 import { paint, printJson, table } from './output.ts';
@@ -46,7 +46,7 @@ async function withAccounts<T>(
   const keyring = dataKeyring(o);
   if (o.nats) {
     // The NATS packages are optional: loaded only for a cluster.
-    const { openClusterAccounts } = await import('../cluster/console.ts');
+    const { openClusterAccounts } = await import('../app/cluster-console.ts');
     const security = natsSecurityFromOptions(o);
     const cluster = await openClusterAccounts(o.nats.split(','), { namespace: o.namespace, security, keyring });
     try {

@@ -20,7 +20,7 @@ import { readdir, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Level } from 'level';
 import { HandoffError } from '../contracts/errors.ts';
-import { damageBeforeOpen, surveyFolder } from '../runtime/data-folder.ts';
+import { damageBeforeOpen, surveyFolder } from '../base/data-folder.ts';
 import { SEALED_MARKER_KEY } from '../security/sealed-level.ts';
 
 export const DEFAULT_DEMO_DATA = '.handoff/demo';

@@ -8,7 +8,7 @@ import { AuditIndex, type AuditQuery } from '../lineage/audit-index.ts';
 import { buildLineage, withCompensationTypes } from '../lineage/lineage.ts';
 import { renderLineage } from '../lineage/render.ts';
 import { storeLineageSource } from '../lineage/source.ts';
-import type { AuditEntry } from '../runtime/audit-log.ts';
+import type { AuditEntry } from '../base/audit-log.ts';
 import { LevelWorld } from '../runtime/world.ts';
 import { openDataStore } from './keys-command.ts';
 import { paint, printJson, table } from './output.ts';

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelError } from '../contracts/errors.ts';
 import { loadModel } from '../models/loader.ts';
-import type { DemoSummary } from '../sim/demo.ts';
+import type { DemoSummary } from '../app/demo.ts';
 import { duration, paint, paintErr, printJson, progressBar, table, type ProgressMode } from './output.ts';
 import { tuneGc } from '../runtime/gc-tuning.ts';
 import { cliError } from './failures.ts';
@@ -30,7 +30,7 @@ const lazy: Record<string, () => Promise<(program: Command) => void>> = {
   drift: async () => (await import('./drift-command.ts')).registerDrift,
   bench: async () => (await import('./bench-command.ts')).registerBench,
   inspect: async () => (await import('./inspect-command.ts')).registerInspect,
-  notifications: async () => (await import('../notify/notifications-command.ts')).registerNotifications,
+  notifications: async () => (await import('./notifications-command.ts')).registerNotifications,
   keys: async () => (await import('./keys-command.ts')).registerKeys,
   lineage: async () => (await import('./lineage-command.ts')).registerLineage,
   retention: async () => (await import('./retention-command.ts')).registerRetention,
@@ -168,8 +168,8 @@ const demo = program
       return;
     }
     const [{ runDemo }, { parseFaults }, { clearDataFolder }, { dataKeyring }] = await Promise.all([
-      import('../sim/demo.ts'),
-      import('../runtime/faults.ts'),
+      import('../app/demo.ts'),
+      import('../base/faults.ts'),
       import('./fresh.ts'),
       import('./keys-command.ts'),
     ]);
@@ -335,7 +335,7 @@ audit
   .option('--json', 'print the result as JSON', false)
   .action(async (o: { data: string; json: boolean }) => {
     const { openForVerify } = await import('./doctor-command.ts');
-    const { verifyAudit } = await import('../runtime/audit-log.ts');
+    const { verifyAudit } = await import('../base/audit-log.ts');
     const store = await openForVerify(o.data);
     try {
       const chain = await verifyAudit(store.audit());

@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { HandoffError, ModelError } from '../contracts/errors.ts';
 import { probeModel } from '../actors/probe.ts';
 import { loadModel } from '../models/loader.ts';
-import { parseFaults, type FaultSpec } from '../runtime/faults.ts';
+import { parseFaults, type FaultSpec } from '../base/faults.ts';
 import { processTelemetry } from './telemetry-option.ts';
 import {
   parseReviewers,

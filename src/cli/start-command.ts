@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { hashPassword } from '../gateway/auth.ts';
-import { startConsole } from '../gateway/embedded.ts';
+import { hashPassword } from '../httpkit/auth.ts';
+import { startConsole } from '../app/embedded-console.ts';
 import { paint, printJson } from './output.ts';
 import { ProcessTelemetry } from '../telemetry/process.ts';
 import { addClusterOptions, runClusterNode } from './node-command.ts';

@@ -2,8 +2,8 @@ import type { ConsumerConfig, JetStreamClient, JetStreamManager } from '@nats-io
 import { nuid } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Keyring } from '../security/keyring.ts';
-import { openPayload } from '../security/keys-jetstream.ts';
-import { AuditChain, type AuditDraft, type AuditEntry } from '../runtime/audit-log.ts';
+import { openPayload } from './keys-jetstream.ts';
+import { AuditChain, type AuditDraft, type AuditEntry } from '../base/audit-log.ts';
 import { StoreWriteError } from '../runtime/level-store.ts';
 import { decode, encode, isCasConflict, sleep, type AudMsg, type JnlMsg, type StoreSubjects } from './store-format.ts';
 import type { StreamIO } from './stream-io.ts';

@@ -3,7 +3,7 @@ import { ActorMovedError, OverloadedError, UnavailableError } from '../contracts
 import type { Runtime } from '../runtime/runtime.ts';
 import { subjects, type Msg, type Subscription } from '../transport/transport.ts';
 import { ForwardedCommandContract, parseClusterMessage } from './contracts.ts';
-import type { NatsTransport } from '../transport/nats-transport.ts';
+import type { NatsTransport } from './nats-transport.ts';
 import { groupOf, tok } from './keys.ts';
 import type { Leases } from './leases.ts';
 import type { Membership } from './membership.ts';

@@ -20,7 +20,7 @@ import {
 } from '../contracts/ingest.ts';
 import { parseContract, toIssues } from '../contracts/parse.ts';
 import type { LoadedModel } from '../models/loader.ts';
-import type { AuditDraft } from '../runtime/audit-log.ts';
+import type { AuditDraft } from '../base/audit-log.ts';
 import type { DeadLetter } from '../runtime/store.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { seal } from '../security/seal.ts';

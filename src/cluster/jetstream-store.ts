@@ -1,7 +1,7 @@
 import { nuid, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { sealingJetStream } from '../security/keys-jetstream.ts';
-import type { AuditDraft, AuditEntry } from '../runtime/audit-log.ts';
+import { sealingJetStream } from './keys-jetstream.ts';
+import type { AuditDraft, AuditEntry } from '../base/audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { StoreWriteError } from '../runtime/level-store.ts';
 import type {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { LoadedModel } from '../models/loader.ts';
-import type { Clock } from '../runtime/clock.ts';
+import type { Clock } from '../base/clock.ts';
 import type { RuntimeOptions } from '../runtime/runtime.ts';
 import type { Keyring } from '../security/keyring.ts';
 import type { NatsSecurityOptions } from '../security/nats-auth.ts';

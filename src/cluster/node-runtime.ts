@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '../runtime/clock.ts';
+import { systemClock, type Clock } from '../base/clock.ts';
 import { assembleReasoning, type Reasoning } from '../runtime/reasoning.ts';
 import { Runtime } from '../runtime/runtime.ts';
-import type { NatsTransport } from '../transport/nats-transport.ts';
+import type { NatsTransport } from './nats-transport.ts';
 import { JetStreamStore, type OwnershipGuard } from './jetstream-store.ts';
 import { groupOf } from './keys.ts';
 import type { Leases } from './leases.ts';

@@ -1,12 +1,12 @@
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { ActorExistsError, HandoffError } from '../contracts/errors.ts';
-import type { Clock } from '../runtime/clock.ts';
+import type { Clock } from '../base/clock.ts';
 import type { JetStreamStore } from './jetstream-store.ts';
 import { createLogger } from '../runtime/logger.ts';
 import type { Reasoning } from '../runtime/reasoning.ts';
 import type { Runtime } from '../runtime/runtime.ts';
-import { NatsTransport } from '../transport/nats-transport.ts';
+import { NatsTransport } from './nats-transport.ts';
 import type { Subscription } from '../transport/transport.ts';
 import { StartRequestContract, parseClusterMessage } from './contracts.ts';
 import { ActorMovedError, UnavailableError } from '../contracts/cluster-errors.ts';

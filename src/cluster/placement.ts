@@ -1,5 +1,5 @@
-import { hash32 } from '../runtime/rng.ts';
-import { ScaledClock, type ClockOrigin } from './clock.ts';
+import { hash32 } from '../base/rng.ts';
+import { ScaledClock, type ClockOrigin } from '../base/cluster-clock.ts';
 import type { JetStreamStore } from './jetstream-store.ts';
 
 /** Highest-random-weight placement: the member that takes a group over when its holder dies. */

@@ -1,7 +1,7 @@
 import { KvWatchInclude, type KV, type KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { SessionStore, StoredRecord } from '../gateway/session-store.ts';
+import type { SessionStore, StoredRecord } from '../httpkit/session-store.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { openMaybe, seal } from '../security/seal.ts';
 import { tok } from './keys.ts';

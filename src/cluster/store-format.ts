@@ -2,7 +2,7 @@ import { nanos, nuid, type NatsConnection } from '@nats-io/transport-node';
 import { JetStreamApiError, type StreamConfig } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Keyring } from '../security/keyring.ts';
-import type { AuditDraft, AuditEntry } from '../runtime/audit-log.ts';
+import type { AuditDraft, AuditEntry } from '../base/audit-log.ts';
 import type { ActorKind, ActorRecord, JournalEntry, TimerEntry } from '../runtime/store.ts';
 import { groupOf, streamToken, tok } from './keys.ts';
 

@@ -3,7 +3,7 @@ import { nanos, nuid } from '@nats-io/transport-node';
 import type { ConsumerConfig, JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Keyring } from '../security/keyring.ts';
-import { openPayload } from '../security/keys-jetstream.ts';
+import { openPayload } from './keys-jetstream.ts';
 import { StoreWriteError } from '../runtime/level-store.ts';
 import { encode, isCasConflict, isTransient, sleep, type StreamNames } from './store-format.ts';
 

@@ -5,7 +5,7 @@ import { HandoffError } from '../contracts/errors.ts';
 import { isNotMine } from '../contracts/cluster-errors.ts';
 import type { DeadLetter } from '../runtime/store.ts';
 import type { Keyring } from '../security/keyring.ts';
-import { openPayload } from '../security/keys-jetstream.ts';
+import { openPayload } from './keys-jetstream.ts';
 import { StartRequestContract, notJson, parseClusterMessage } from './contracts.ts';
 import { streamToken } from './keys.ts';
 

@@ -1,5 +1,5 @@
 import { HandoffError } from '../contracts/errors.ts';
-import { HttpError } from './http.ts';
+import { HttpError } from '../httpkit/http.ts';
 
 export interface ApiLimitsOptions {
   /** Requests per second each service account may make, sustained. @default `HANDOFF_API_RATE`, else 200 */

@@ -15,7 +15,7 @@ import type { LoadedModel } from '../models/loader.ts';
 import type { ActorView, TransitionNotice } from '../runtime/runtime.ts';
 import type { ApiV1Runtime } from './api-v1-runtime.ts';
 import { episodeView } from './case-view.ts';
-import { HttpError } from './http.ts';
+import { HttpError } from '../httpkit/http.ts';
 
 /** Records one list request reads at most before it answers a (possibly short) page with a cursor to go on. */
 const MAX_SCANNED = 20_000;

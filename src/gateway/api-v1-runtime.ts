@@ -1,4 +1,4 @@
-import type { AuditDraft } from '../runtime/audit-log.ts';
+import type { AuditDraft } from '../base/audit-log.ts';
 import type { Ack, ActorView, TransitionNotice } from '../runtime/runtime.ts';
 import type { LoadedModel } from '../models/loader.ts';
 

@@ -18,7 +18,7 @@ import {
 import { ContractError, HandoffError } from '../contracts/errors.ts';
 import { parseContract, toIssues } from '../contracts/parse.ts';
 import type { LoadedModel } from '../models/loader.ts';
-import type { AuditDraft } from '../runtime/audit-log.ts';
+import type { AuditDraft } from '../base/audit-log.ts';
 import { ApiLimits, retryAfterHeader, type ApiLimitsOptions } from './api-limits.ts';
 import { episodeBody, episodeUrl, listEpisodes, streamEpisode } from './api-v1-episodes.ts';
 import type { ApiV1Runtime } from './api-v1-runtime.ts';
@@ -28,7 +28,7 @@ export type { ApiV1Runtime } from './api-v1-runtime.ts';
 /** The episode id of an idempotency key on a model (contracts/ingest.ts; the NATS ingestion uses the same). */
 export { episodeIdFor } from '../contracts/ingest.ts';
 import { json, pathOf, toHttpError, traceparentOf, urlOf } from './app.ts';
-import { HttpError, errorBody, readJson } from './http.ts';
+import { HttpError, errorBody, readJson } from '../httpkit/http.ts';
 import type { ServiceAccounts } from './service-accounts.ts';
 import { RefusalLimiter } from './throttle.ts';
 

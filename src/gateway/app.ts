@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { parseTraceparent } from '../contracts/envelope.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import type { GatewayTls } from '../security/tls-options.ts';
-import { HttpError, SECURITY_HEADERS, errorBody } from './http.ts';
+import { HttpError, SECURITY_HEADERS, errorBody } from '../httpkit/http.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,4 +1,4 @@
-import type { AuditDraft, AuditEntry } from '../runtime/audit-log.ts';
+import type { AuditDraft, AuditEntry } from '../base/audit-log.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { Ack, ActorView, Runtime, TransitionNotice } from '../runtime/runtime.ts';
 import type { ActorRecord, JournalEntry } from '../runtime/store.ts';

@@ -10,9 +10,9 @@ import type { AgentContext } from '../machines/agent.ts';
 import { explainCaseRejection, type CaseContext, type CaseEvent } from '../machines/review-case.ts';
 import { HOLDS_KEY, summaryKey, type CompactionSummary, type LegalHold } from '../lineage/retention-records.ts';
 import { json } from './app.ts';
-import type { Principal } from './auth.ts';
+import type { Principal } from '../httpkit/auth.ts';
 import { MASK, caseView, episodeView, mayOpen, unmaskActions } from './case-view.ts';
-import { HttpError, errorBody, readJson } from './http.ts';
+import { HttpError, errorBody, readJson } from '../httpkit/http.ts';
 import { sessionOf, type GatewayContext as Gateway } from './gateway-context.ts';
 
 const COMMAND_TYPES: Record<string, CaseEvent['type']> = {

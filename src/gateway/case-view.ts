@@ -5,7 +5,7 @@ import type { AgentContext } from '../machines/agent.ts';
 import { approvalSteps, caseRules, currentStep, currentTier, type CaseContext } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { ActorView } from '../runtime/runtime.ts';
-import type { Principal } from './auth.ts';
+import type { Principal } from '../httpkit/auth.ts';
 import { mayView } from './projection.ts';
 
 /** Shown in place of a sensitive value the reviewer's roles may not see. Sent back unchanged, it means "keep". */

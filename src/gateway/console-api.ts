@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LoginRequest } from '../contracts/auth.ts';
 import { parseContract } from '../contracts/parse.ts';
-import type { Principal, Session } from './auth.ts';
+import type { Principal, Session } from '../httpkit/auth.ts';
 import { json, pathOf, urlOf } from './app.ts';
 import { registerCaseRoutes } from './case-routes.ts';
-import { HttpError, errorBody, parseCookies, readJson, sameOrigin } from './http.ts';
+import { HttpError, errorBody, parseCookies, readJson, sameOrigin } from '../httpkit/http.ts';
 import { mayView, type QueueFilter } from './projection.ts';
 import { COOKIE, safeDecode, sessionOf, type GatewayContext as Gateway } from './gateway-context.ts';
 

@@ -2,7 +2,7 @@ import type { AgentContext } from '../machines/agent.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import type { TransitionNotice } from '../runtime/runtime.ts';
 import type { ActorRecord } from '../runtime/store.ts';
-import type { Principal } from './auth.ts';
+import type { Principal } from '../httpkit/auth.ts';
 import type { GatewayBackend } from './backend.ts';
 import { escalationsOf, mayView, missedSla } from './projection.ts';
 

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { urlOf } from './app.ts';
-import { tokenKey } from './auth.ts';
-import { HttpError, parseCookies } from './http.ts';
+import { tokenKey } from '../httpkit/auth.ts';
+import { HttpError, parseCookies } from '../httpkit/http.ts';
 import type { OidcSignIn } from './oidc.ts';
 import { COOKIE, type GatewayContext as Gateway } from './gateway-context.ts';
 

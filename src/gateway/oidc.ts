@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { HandoffError } from '../contracts/errors.ts';
 import { toIssues } from '../contracts/parse.ts';
 import type { LoadedModel } from '../models/loader.ts';
-import type { ModelGrant, Principal } from './auth.ts';
-import type { PendingSignIn } from './session-store.ts';
+import type { ModelGrant, Principal } from '../httpkit/auth.ts';
+import type { PendingSignIn } from '../httpkit/session-store.ts';
 
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
 

@@ -3,7 +3,7 @@ import type { CaseContext } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { TransitionNotice } from '../runtime/runtime.ts';
 import type { GatewayBackend } from './backend.ts';
-import type { Principal } from './auth.ts';
+import type { Principal } from '../httpkit/auth.ts';
 
 /** One open case as the queue view shows it. */
 export interface QueueRow {

@@ -1,12 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TransitionNotice } from '../runtime/runtime.ts';
-import type { Principal, Session, Sessions } from './auth.ts';
+import type { Principal, Session, Sessions } from '../httpkit/auth.ts';
 import type { GatewayBackend } from './backend.ts';
 import { mayOpen } from './case-view.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import { mayView, type QueueProjection, type RowChange } from './projection.ts';
-import { WsClients, type WsClient } from './ws-clients.ts';
+import { WsClients, type WsClient } from '../httpkit/ws-clients.ts';
 
 interface Client extends WsClient {
   principal: Principal;

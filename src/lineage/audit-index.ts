@@ -1,4 +1,4 @@
-import type { AuditEntry } from '../runtime/audit-log.ts';
+import type { AuditEntry } from '../base/audit-log.ts';
 
 /** Where the index reads audit entries from: a store, or a console's backend (local or cluster). */
 export interface AuditSource {

@@ -5,7 +5,7 @@ import type { CaseResolution } from '../contracts/review-case.ts';
 import type { AgentContext } from '../machines/agent.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import type { LedgerEntry } from '../models/define.ts';
-import type { AuditEntry } from '../runtime/audit-log.ts';
+import type { AuditEntry } from '../base/audit-log.ts';
 import type { ActorKind, JournalEntry } from '../runtime/store.ts';
 import type { LineageObservation, LineagePlan } from './provenance.ts';
 import type { CompactionSummary, LegalHold } from './retention-records.ts';

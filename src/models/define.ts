@@ -3,7 +3,7 @@ import { EffectError } from '../contracts/errors.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { Transform } from '../contracts/envelope.ts';
-import type { Rng } from '../runtime/rng.ts';
+import type { Rng } from '../base/rng.ts';
 
 /** One applied effect in the effects ledger of the world a model acts on. */
 export interface LedgerEntry {

@@ -1,5 +1,5 @@
 import { HandoffError } from '../contracts/errors.ts';
-import { HttpError } from '../gateway/http.ts';
+import { HttpError } from '../httpkit/http.ts';
 
 /**
  * A webhook delivery failed for good: the receiver refused it (`webhook.rejected`, a 4xx other than

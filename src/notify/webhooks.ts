@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { SCHEMA_VERSION } from '../contracts/envelope.ts';
 import type { LoadedModel } from '../models/loader.ts';
-import { systemClock, type Clock } from '../runtime/clock.ts';
-import { failpoint } from '../runtime/failpoints.ts';
+import { systemClock, type Clock } from '../base/clock.ts';
+import { failpoint } from '../base/failpoints.ts';
 import type { ChannelTransition, OutboxChannel } from '../runtime/runtime.ts';
 import type { DeadLetter, OutboxMessage, Store } from '../runtime/store.ts';
 import type { WebhookConfig } from '../contracts/notifications.ts';

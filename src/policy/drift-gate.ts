@@ -2,7 +2,7 @@ import type { GateDecision } from '../contracts/gate-decision.ts';
 import type { Observation } from '../contracts/observation.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { DriftConfig } from '../contracts/planner-config.ts';
-import { drawFor } from '../runtime/rng.ts';
+import { drawFor } from '../base/rng.ts';
 import type { Tightening } from './drift-stats.ts';
 import { riskOf, type GatePolicy } from './gate.ts';
 

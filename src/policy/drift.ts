@@ -1,7 +1,7 @@
 import { DriftConfig, plannerConfigOf, type DriftConfigInput } from '../contracts/planner-config.ts';
 import type { CaseOutcome } from '../contracts/review-case.ts';
-import type { AuditDraft } from '../runtime/audit-log.ts';
-import { systemClock, type Clock } from '../runtime/clock.ts';
+import type { AuditDraft } from '../base/audit-log.ts';
+import { systemClock, type Clock } from '../base/clock.ts';
 import {
   modelFigures,
   newModelState,

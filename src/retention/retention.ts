@@ -4,8 +4,8 @@ import type { RetentionConfig } from '../contracts/model-config.ts';
 import { journalLineage } from '../lineage/lineage.ts';
 import type { AgentContext } from '../machines/agent.ts';
 import type { Redactor } from '../inspect/redact.ts';
-import { canonicalJson } from '../runtime/audit-log.ts';
-import type { Clock } from '../runtime/clock.ts';
+import { canonicalJson } from '../base/audit-log.ts';
+import type { Clock } from '../base/clock.ts';
 import type { ActorRecord, JournalEntry, Store } from '../runtime/store.ts';
 import {
   HOLDS_KEY,

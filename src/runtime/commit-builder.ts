@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { AgentContext } from '../machines/agent.ts';
 import type { Timers } from '../machines/effects.ts';
 import type { CaseContext } from '../machines/review-case.ts';
-import type { AuditDraft } from './audit-log.ts';
+import type { AuditDraft } from '../base/audit-log.ts';
 import { MAX_JOURNAL_TAIL, persistedSnapshot, stateString, type Cell, type RuntimeEvent } from './cell.ts';
 import type { OutboxChannel } from './runtime-types.ts';
 import type { ActorRecord, Commit, OutboxMessage, TimerEntry } from './store.ts';

@@ -21,11 +21,11 @@ import type { EffectRequest } from '../machines/effects.ts';
 import type { EffectFence, World } from '../models/define.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { Cell } from './cell.ts';
-import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts';
-import { maybeFail, type FaultSpec } from './faults.ts';
+import { CircuitBreaker, type CircuitBreakerOptions } from '../base/circuit-breaker.ts';
+import { maybeFail, type FaultSpec } from '../base/faults.ts';
 import type { Host } from './host.ts';
 import { operatorCaseInput } from './operator-case.ts';
-import { drawFor } from './rng.ts';
+import { drawFor } from '../base/rng.ts';
 import type { RuntimeOptions } from './runtime-types.ts';
 
 export interface EffectsOptions {

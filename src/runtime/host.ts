@@ -4,7 +4,7 @@ import type { AgentEvent } from '../machines/agent.ts';
 import type { CaseEvent } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { Cell, RuntimeEvent } from './cell.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../base/clock.ts';
 import type { ActorKind, ActorRecord, OutboxMessage, Store } from './store.ts';
 
 /** Counters for progress displays and benchmarks. */

@@ -26,7 +26,7 @@ import type { LoadedModel } from '../models/loader.ts';
 import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
 import { stateString, type Cell, type RuntimeEvent } from './cell.ts';
 import { buildCommit } from './commit-builder.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../base/clock.ts';
 import { Effects } from './effects.ts';
 import type { Host, RuntimeStats } from './host.ts';
 import { Outbox } from './outbox.ts';

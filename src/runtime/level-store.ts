@@ -1,6 +1,6 @@
 import { Level } from 'level';
 import pino, { type Logger } from 'pino';
-import { AuditChain, type AuditDraft, type AuditEntry } from './audit-log.ts';
+import { AuditChain, type AuditDraft, type AuditEntry } from '../base/audit-log.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import {
   K,
@@ -28,10 +28,10 @@ import {
   unpackLegacyRecord,
   type PackSink,
 } from './record-codec.ts';
-import { Rng } from './rng.ts';
-import { failpoint } from './failpoints.ts';
+import { Rng } from '../base/rng.ts';
+import { failpoint } from '../base/failpoints.ts';
 import { openStoreLevel } from '../security/sealed-level.ts';
-import { HeadWitness, headProblem, readHeadFile, StoreDamagedError, type StoreHead } from './data-folder.ts';
+import { HeadWitness, headProblem, readHeadFile, StoreDamagedError, type StoreHead } from '../base/data-folder.ts';
 import type {
   ActorKind,
   ActorRecord,

@@ -3,7 +3,7 @@ import type { Planner } from '../actors/planners/planner.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { DriftMonitor, driftGate } from '../policy/drift.ts';
 import { screenedGate } from '../policy/injection-screen.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../base/clock.ts';
 import type { Runtime } from './runtime.ts';
 import type { Store } from './store.ts';
 

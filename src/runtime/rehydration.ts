@@ -4,7 +4,7 @@ import type { Timers } from '../machines/effects.ts';
 import { reviewCaseMachine } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { persistedSnapshot, stateString, type Cell } from './cell.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../base/clock.ts';
 import type { ActorRecord, JournalEntry, Store } from './store.ts';
 
 export interface RehydrationOptions {

@@ -6,9 +6,9 @@ import type { CaseContext } from '../machines/review-case.ts';
 import type { World } from '../models/define.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import type { Transport } from '../transport/transport.ts';
-import type { CircuitBreakerOptions } from './circuit-breaker.ts';
-import type { Clock } from './clock.ts';
-import type { FaultSpec } from './faults.ts';
+import type { CircuitBreakerOptions } from '../base/circuit-breaker.ts';
+import type { Clock } from '../base/clock.ts';
+import type { FaultSpec } from '../base/faults.ts';
 import type { ActorKind, ActorRecord, DeadLetter, OutboxMessage, Store } from './store.ts';
 import type { SupervisionStrategy } from './supervisor.ts';
 

@@ -1,5 +1,5 @@
 import type { ActorStatus } from '../contracts/ack.ts';
-import type { AuditDraft, AuditEntry } from './audit-log.ts';
+import type { AuditDraft, AuditEntry } from '../base/audit-log.ts';
 
 export type ActorKind = 'agent' | 'case';
 

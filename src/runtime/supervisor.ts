@@ -1,5 +1,5 @@
-import type { Clock } from './clock.ts';
-import { drawFor } from './rng.ts';
+import type { Clock } from '../base/clock.ts';
+import { drawFor } from '../base/rng.ts';
 import type { ActorKind } from './store.ts';
 
 /**

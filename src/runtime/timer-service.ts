@@ -1,5 +1,5 @@
-import type { Clock } from './clock.ts';
-import { MinHeap } from './heap.ts';
+import type { Clock } from '../base/clock.ts';
+import { MinHeap } from '../base/heap.ts';
 import type { TimerEntry } from './store.ts';
 
 export type TimerFiring = TimerEntry;

@@ -2,7 +2,7 @@ import { Level } from 'level';
 import { HandoffError } from '../contracts/errors.ts';
 import type { Keyring } from './keyring.ts';
 import { DataKeyRequiredError, openMaybe, seal } from './seal.ts';
-import { assertOpenable, ensureFolder, StoreDamagedError } from '../runtime/data-folder.ts';
+import { assertOpenable, ensureFolder, StoreDamagedError } from '../base/data-folder.ts';
 
 /**
  * Plaintext marker written into every store opened with data keys, so that opening it without keys

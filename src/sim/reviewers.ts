@@ -2,8 +2,8 @@ import type { Plan } from '../contracts/plan.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import { SCHEMA_VERSION } from '../contracts/envelope.ts';
 import type { LoadedModel } from '../models/loader.ts';
-import type { Clock } from '../runtime/clock.ts';
-import type { Rng } from '../runtime/rng.ts';
+import type { Clock } from '../base/clock.ts';
+import type { Rng } from '../base/rng.ts';
 import type { TransitionNotice } from '../runtime/runtime.ts';
 import { subjects, type Transport } from '../transport/transport.ts';
 

@@ -1,7 +1,7 @@
 /**
  * Crash anywhere (issue 22 item 4): a model's episodes run in a child process (`handoff demo` on a
  * data folder, simulated reviewers and clock), which is SIGKILLed in the middle of a step at a
- * failpoint drawn from a seed (src/runtime/failpoints.ts): before or after a store batch is written,
+ * failpoint drawn from a seed (src/base/failpoints.ts): before or after a store batch is written,
  * after an action's request is durable but before it runs, after it ran but before its result is
  * journaled. Each kill is followed by `demo --resume` on the same folder; the last run goes to the
  * end. Then the data folder must show exactly-once effects: every episode one outcome, nothing
@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Rng } from '../runtime/rng.ts';
+import { Rng } from '../base/rng.ts';
 
 /** Places in the middle of a step where the child is killed, in the order a step meets them. */
 export const CRASH_POINTS = ['before-commit', 'after-commit', 'before-effect', 'after-effect'] as const;

@@ -11,7 +11,7 @@ import type { Reviewer } from '../contracts/reviewer-command.ts';
 import type { TierSpec } from '../contracts/review-case.ts';
 import type { EffectContext, LedgerEntry, StepContext, World } from '../models/define.ts';
 import type { LoadedModel } from '../models/loader.ts';
-import { Rng } from '../runtime/rng.ts';
+import { Rng } from '../base/rng.ts';
 import { boundaryPlans, type BoundaryPlan, type PlanClass } from './oracle.ts';
 
 export type { PlanClass } from './oracle.ts';

@@ -4,7 +4,7 @@
  * A runtime idle for {@link STUCK_MS} without the condition holding has stopped making progress.
  */
 import type { AgentContext } from '../machines/agent.ts';
-import type { SimulatedClock } from '../runtime/clock.ts';
+import type { SimulatedClock } from '../base/clock.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { HarnessError } from './checks.ts';
 

@@ -7,7 +7,7 @@ import { groupOf } from '../../src/cluster/keys.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { loadModel } from '../../src/models/loader.ts';
 import { JetStreamStore } from '../../src/cluster/jetstream-store.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import { Rng } from '../../src/base/rng.ts';
 import { NodeProcess, freshNamespace, leaseHolders, natsConnect, startServer as startNats } from '../nats/helpers.ts';
 import { launch, shot, signIn, watchErrors } from './helpers.ts';
 

@@ -5,8 +5,8 @@ import { Level } from 'level';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentContext } from '../../src/machines/agent.ts';
-import type { AuditEntry } from '../../src/runtime/audit-log.ts';
-import { drawFor } from '../../src/runtime/rng.ts';
+import type { AuditEntry } from '../../src/base/audit-log.ts';
+import { drawFor } from '../../src/base/rng.ts';
 import { launch, ROOT, runCli, shot, signIn, startServer, watchErrors, type Server } from './helpers.ts';
 import { seedHistory, type OpenCase } from './seed.ts';
 

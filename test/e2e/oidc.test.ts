@@ -7,7 +7,7 @@ import type { Browser } from 'playwright-core';
 // @ts-expect-error -- oidc-provider ships no type declarations
 import Provider from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tokenKey } from '../../src/gateway/auth.ts';
+import { tokenKey } from '../../src/httpkit/auth.ts';
 import { LevelStore } from '../../src/runtime/level-store.ts';
 import { launch, startServer, type Server } from './helpers.ts';
 

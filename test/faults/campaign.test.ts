@@ -18,13 +18,13 @@
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runClusterDemo } from '../../src/cluster/demo.ts';
+import { runClusterDemo } from '../../src/app/cluster-demo.ts';
 import { tok } from '../../src/cluster/keys.ts';
 import { leasesBucket } from '../../src/cluster/leases.ts';
 import { membersBucket } from '../../src/cluster/membership.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { workSubject } from '../../src/cluster/work.ts';
-import { NatsTransport } from '../../src/transport/nats-transport.ts';
+import { NatsTransport } from '../../src/cluster/nats-transport.ts';
 import { NodeProcess, freshNamespace, startServer } from '../nats/helpers.ts';
 import { procState, startBurners, until, worldLedger } from './helpers.ts';
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { JetStreamWorld } from '../../src/cluster/world.ts';
 import { JetStreamStore } from '../../src/cluster/jetstream-store.ts';
-import { NatsTransport } from '../../src/transport/nats-transport.ts';
+import { NatsTransport } from '../../src/cluster/nats-transport.ts';
 
 /** As many busy processes as cores × 4 (the issue's load), or `n`. Returns a stop function. */
 export function startBurners(n = Math.max(1, cpus().length) * 4): { count: number; stop: () => Promise<void> } {

@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { episodeIdFor } from '../../src/contracts/ingest.ts';
-import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
+import { startConsole, type RunningConsole } from '../../src/app/embedded-console.ts';
 import { ServiceAccounts } from '../../src/gateway/service-accounts.ts';
 import type { AgentContext } from '../../src/machines/agent.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import { Rng } from '../../src/base/rng.ts';
 import type { ActorRecord } from '../../src/runtime/store.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');

@@ -14,11 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiLimits, apiLimitsFromEnv } from '../../src/gateway/api-limits.ts';
 import { embeddedApi } from '../../src/gateway/api-v1-embedded.ts';
 import { embeddedBackend } from '../../src/gateway/backend.ts';
-import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
+import { startConsole, type RunningConsole } from '../../src/app/embedded-console.ts';
 import { Gateway } from '../../src/gateway/server.ts';
 import { pino } from 'pino';
 import { ServiceAccounts } from '../../src/gateway/service-accounts.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import { Rng } from '../../src/base/rng.ts';
 import { ProcessTelemetry } from '../../src/telemetry/process.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiDocument } from '../../src/contracts/api-v1.ts';
 import { episodeIdFor } from '../../src/gateway/api-v1.ts';
-import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
+import { startConsole, type RunningConsole } from '../../src/app/embedded-console.ts';
 import { ServiceAccounts } from '../../src/gateway/service-accounts.ts';
-import type { AuditEntry } from '../../src/runtime/audit-log.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import type { AuditEntry } from '../../src/base/audit-log.ts';
+import { Rng } from '../../src/base/rng.ts';
 import { runCli } from './cli.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');

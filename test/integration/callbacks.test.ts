@@ -8,11 +8,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
+import { startConsole, type RunningConsole } from '../../src/app/embedded-console.ts';
 import type { QueueRow } from '../../src/gateway/projection.ts';
 import type { CaseContext } from '../../src/machines/review-case.ts';
-import { verifyAudit, type AuditEntry } from '../../src/runtime/audit-log.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import { verifyAudit, type AuditEntry } from '../../src/base/audit-log.ts';
+import { Rng } from '../../src/base/rng.ts';
 import { runCli } from './cli.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, ApiClientError, episodeIdFor } from '../../src/client.ts';
-import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
+import { startConsole, type RunningConsole } from '../../src/app/embedded-console.ts';
 import { ServiceAccounts } from '../../src/gateway/service-accounts.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');

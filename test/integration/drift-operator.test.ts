@@ -20,7 +20,7 @@ describe('drift: the tightened gate is reported to an operator through a case', 
       getMeta: <T>(k: string) => (store ? store.getMeta<T>(k) : Promise.resolve(undefined)),
       putMeta: (k: string, v: unknown) => store!.putMeta(k, v),
     } as unknown as LevelStore;
-    const { SimulatedClock } = await import('../../src/runtime/clock.ts');
+    const { SimulatedClock } = await import('../../src/base/clock.ts');
     const clock = new SimulatedClock(Date.UTC(2026, 0, 5, 9));
     const reasoning = await assembleReasoning({ models: [model], store: meta, clock, drift: true });
     const env = await openEnv({ runtime: { planners: reasoning.planners, gateFor: reasoning.gateFor, clock } });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../../src/contracts/errors.ts';
-import { Directory, LoginThrottle, Sessions, hashPassword, verifyPassword } from '../../src/gateway/auth.ts';
+import { Directory, LoginThrottle, Sessions, hashPassword, verifyPassword } from '../../src/httpkit/auth.ts';
 import { loadModel } from '../../src/models/loader.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
+import { startConsole, type RunningConsole } from '../../src/app/embedded-console.ts';
 import { TrustedProxies } from '../../src/gateway/throttle.ts';
-import type { AuditEntry } from '../../src/runtime/audit-log.ts';
+import type { AuditEntry } from '../../src/base/audit-log.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 

@@ -6,11 +6,11 @@ import WebSocket from 'ws';
 import type { CaseContext } from '../../src/machines/review-case.ts';
 import { embeddedBackend } from '../../src/gateway/backend.ts';
 import { MASK } from '../../src/gateway/case-view.ts';
-import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
+import { startConsole, type RunningConsole } from '../../src/app/embedded-console.ts';
 import { Gateway } from '../../src/gateway/server.ts';
 import type { QueueRow } from '../../src/gateway/projection.ts';
-import { verifyAudit, type AuditEntry } from '../../src/runtime/audit-log.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import { verifyAudit, type AuditEntry } from '../../src/base/audit-log.ts';
+import { Rng } from '../../src/base/rng.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 

@@ -12,7 +12,7 @@ import { buildLineage, LineageNotFoundError, withCompensationTypes, type Lineage
 import { renderLineage } from '../../src/lineage/render.ts';
 import { storeLineageSource } from '../../src/lineage/source.ts';
 import type { LoadedModel } from '../../src/models/loader.ts';
-import { verifyAudit } from '../../src/runtime/audit-log.ts';
+import { verifyAudit } from '../../src/base/audit-log.ts';
 import { runCli } from './cli.ts';
 import {
   LEAD,

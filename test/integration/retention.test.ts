@@ -19,8 +19,8 @@ import {
 } from '../../src/retention/retention.ts';
 import { REDACTED, Redactor } from '../../src/inspect/redact.ts';
 import type { AgentContext } from '../../src/machines/agent.ts';
-import { canonicalJson, verifyAudit } from '../../src/runtime/audit-log.ts';
-import { SimulatedClock } from '../../src/runtime/clock.ts';
+import { canonicalJson, verifyAudit } from '../../src/base/audit-log.ts';
+import { SimulatedClock } from '../../src/base/clock.ts';
 import { runCli } from './cli.ts';
 import {
   LEAD,

@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentContext } from '../../src/machines/agent.ts';
 import type { CaseContext } from '../../src/machines/review-case.ts';
-import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
+import { startConsole, type RunningConsole } from '../../src/app/embedded-console.ts';
 import type { QueueRow } from '../../src/gateway/projection.ts';
-import type { AuditEntry } from '../../src/runtime/audit-log.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import type { AuditEntry } from '../../src/base/audit-log.ts';
+import { Rng } from '../../src/base/rng.ts';
 import type { LedgerEntry } from '../../src/models/define.ts';
 import type { LevelWorld } from '../../src/runtime/world.ts';
 

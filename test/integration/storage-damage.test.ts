@@ -1,6 +1,6 @@
 /**
  * A damaged data folder is refused with its real cause and a pointer to `handoff doctor`, never
- * repaired by deletion (src/runtime/data-folder.ts, LevelStore.open, src/cli/doctor-command.ts). On
+ * repaired by deletion (src/base/data-folder.ts, LevelStore.open, src/cli/doctor-command.ts). On
  * main before these tests: a missing CURRENT made `--resume` delete every table file and then say
  * "no demo run to resume"; a deleted write-ahead log lost acknowledged writes with `audit verify`
  * saying ok; a corrupt table file was reported as "blob … is missing".

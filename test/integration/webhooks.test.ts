@@ -16,7 +16,7 @@ import { NotificationsConfig } from '../../src/contracts/notifications.ts';
 import { NotificationConfigError } from '../../src/notify/errors.ts';
 import { WebhookPayload } from '../../src/notify/payload.ts';
 import { WebhookNotifier } from '../../src/notify/webhooks.ts';
-import { SimulatedClock } from '../../src/runtime/clock.ts';
+import { SimulatedClock } from '../../src/base/clock.ts';
 import { LevelStore } from '../../src/runtime/level-store.ts';
 import { Runtime } from '../../src/runtime/runtime.ts';
 import type { DeadLetter } from '../../src/runtime/store.ts';

@@ -4,7 +4,7 @@
  * plan is not stored again by the agent.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { verifyAudit } from '../../src/runtime/audit-log.ts';
+import { verifyAudit } from '../../src/base/audit-log.ts';
 import { StoreWriteError } from '../../src/runtime/level-store.ts';
 import {
   LEAD,

@@ -14,7 +14,7 @@ import type { CaseInput } from '../../src/contracts/review-case.ts';
 import type { Observation } from '../../src/contracts/observation.ts';
 import type { Plan } from '../../src/contracts/plan.ts';
 import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
-import { runDemo } from '../../src/sim/demo.ts';
+import { runDemo } from '../../src/app/demo.ts';
 import { readRecording, replayRecording, type RecordedEpisode, type ReplayReport } from '../../src/testing/index.ts';
 import { REPO, tempDir } from './support.ts';
 

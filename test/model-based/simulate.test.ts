@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/models/loader.ts';
-import { parseFaults } from '../../src/runtime/faults.ts';
+import { parseFaults } from '../../src/base/faults.ts';
 import { parseReviewers, runSimulation, type SimulationReport } from '../../src/sim/simulate.ts';
 import { REPO } from './support.ts';
 

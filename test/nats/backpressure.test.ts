@@ -5,7 +5,7 @@
  */
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runClusterDemo } from '../../src/cluster/demo.ts';
+import { runClusterDemo } from '../../src/app/cluster-demo.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { ClusterNode } from '../../src/cluster/node.ts';
 import { loadModel } from '../../src/models/loader.ts';

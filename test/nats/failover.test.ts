@@ -9,7 +9,7 @@
 import { cpus, loadavg } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runClusterDemo } from '../../src/cluster/demo.ts';
+import { runClusterDemo } from '../../src/app/cluster-demo.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { NodeProcess, freshNamespace, leaseHolders, natsConnect, startServer } from './helpers.ts';
 

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, ApiClientError, NatsSignalsClient, episodeIdFor } from '../../src/client.ts';
-import { clusterApi, clusterGatewayBackend } from '../../src/cluster/console.ts';
+import { clusterApi, clusterGatewayBackend } from '../../src/app/cluster-console.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { ClusterNode } from '../../src/cluster/node.ts';
 import { Gateway } from '../../src/gateway/server.ts';

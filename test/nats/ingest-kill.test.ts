@@ -13,7 +13,7 @@ import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { ClusterNode } from '../../src/cluster/node.ts';
 import { loadModel } from '../../src/models/loader.ts';
 import type { TransitionNotice } from '../../src/runtime/runtime.ts';
-import { NatsTransport } from '../../src/transport/nats-transport.ts';
+import { NatsTransport } from '../../src/cluster/nats-transport.ts';
 import { NodeProcess, freshNamespace, natsConnect, startServer } from './helpers.ts';
 
 const silent = pino({ level: 'silent' });

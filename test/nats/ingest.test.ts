@@ -24,7 +24,7 @@ import type { AgentContext } from '../../src/machines/agent.ts';
 import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
 import type { DeadLetter } from '../../src/runtime/store.ts';
 import { Keyring } from '../../src/security/keyring.ts';
-import { NatsTransport } from '../../src/transport/nats-transport.ts';
+import { NatsTransport } from '../../src/cluster/nats-transport.ts';
 import { freshNamespace, startServer } from './helpers.ts';
 
 const silent = pino({ level: 'silent' });

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Membership, type MembershipEvent } from '../../src/cluster/membership.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
-import { NatsTransport } from '../../src/transport/nats-transport.ts';
+import { NatsTransport } from '../../src/cluster/nats-transport.ts';
 import { freshNamespace, startServer } from './helpers.ts';
 
 async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {

@@ -20,9 +20,9 @@ import { ensureWorkStream, workSubject } from '../../src/cluster/work.ts';
 import { HandoffError } from '../../src/contracts/errors.ts';
 import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
 import { JetStreamStore } from '../../src/cluster/jetstream-store.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import { Rng } from '../../src/base/rng.ts';
 import type { DeadLetter } from '../../src/runtime/store.ts';
-import { NatsTransport } from '../../src/transport/nats-transport.ts';
+import { NatsTransport } from '../../src/cluster/nats-transport.ts';
 import { freshNamespace, leaseHolders, startServer } from './helpers.ts';
 
 const silent = pino({ level: 'silent' });

@@ -4,7 +4,7 @@
  * message ids; every episode still ends exactly once with no effect applied twice.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runClusterDemo } from '../../src/cluster/demo.ts';
+import { runClusterDemo } from '../../src/app/cluster-demo.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { NodeProcess, freshNamespace, startServer } from './helpers.ts';
 

@@ -2,7 +2,7 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { tokenKey } from '../../src/gateway/auth.ts';
+import { tokenKey } from '../../src/httpkit/auth.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { randomBytes } from 'node:crypto';
 import { NatsSessionStore, sessionsBucket } from '../../src/cluster/session-store.ts';

@@ -8,7 +8,7 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { tok } from '../../src/cluster/keys.ts';
-import { verifyAudit } from '../../src/runtime/audit-log.ts';
+import { verifyAudit } from '../../src/base/audit-log.ts';
 import { JetStreamStore, type OwnershipGuard } from '../../src/cluster/jetstream-store.ts';
 import type { ActorRecord, Commit, TimerEntry } from '../../src/runtime/store.ts';
 import { freshNamespace, natsConnect, startServer } from './helpers.ts';

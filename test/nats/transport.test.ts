@@ -7,7 +7,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HandoffError, UnauthorizedError } from '../../src/contracts/errors.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
-import { NatsTransport } from '../../src/transport/nats-transport.ts';
+import { NatsTransport } from '../../src/cluster/nats-transport.ts';
 import { startServer } from './helpers.ts';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));

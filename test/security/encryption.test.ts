@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentContext } from '../../src/machines/agent.ts';
-import { verifyAudit } from '../../src/runtime/audit-log.ts';
+import { verifyAudit } from '../../src/base/audit-log.ts';
 import { LevelStore } from '../../src/runtime/level-store.ts';
 import { Keyring } from '../../src/security/keyring.ts';
 import { sealingStatus } from '../../src/security/keys-rotation.ts';
 import { sealedKeyId } from '../../src/security/seal.ts';
 import { SEALED_MARKER_KEY } from '../../src/security/sealed-level.ts';
-import { runDemo } from '../../src/sim/demo.ts';
+import { runDemo } from '../../src/app/demo.ts';
 
 const dirs: string[] = [];
 afterAll(async () => {

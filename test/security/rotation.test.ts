@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentContext } from '../../src/machines/agent.ts';
-import { verifyAudit } from '../../src/runtime/audit-log.ts';
-import { SimulatedClock } from '../../src/runtime/clock.ts';
+import { verifyAudit } from '../../src/base/audit-log.ts';
+import { SimulatedClock } from '../../src/base/clock.ts';
 import { LevelStore } from '../../src/runtime/level-store.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import { Rng } from '../../src/base/rng.ts';
 import { Runtime } from '../../src/runtime/runtime.ts';
 import { LevelWorld } from '../../src/runtime/world.ts';
 import { Keyring, type DataKey } from '../../src/security/keyring.ts';
@@ -21,7 +21,7 @@ import { rotateKeys, rotationSteps, sealingStatus, type RotationProgress } from 
 import type { SealedLevel } from '../../src/security/sealed-level.ts';
 import { drive, refunds, silent } from '../integration/helpers.ts';
 import { runCli } from '../integration/cli.ts';
-import { startConsole } from '../../src/gateway/embedded.ts';
+import { startConsole } from '../../src/app/embedded-console.ts';
 
 const A: DataKey = { id: 'key-a', key: randomBytes(32) };
 const B: DataKey = { id: 'key-b', key: randomBytes(32) };

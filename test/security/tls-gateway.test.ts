@@ -17,7 +17,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { embeddedBackend } from '../../src/gateway/backend.ts';
-import { startConsole, type RunningConsole } from '../../src/gateway/embedded.ts';
+import { startConsole, type RunningConsole } from '../../src/app/embedded-console.ts';
 import { Gateway } from '../../src/gateway/server.ts';
 import { PlaintextListenRefusedError } from '../../src/security/tls-errors.ts';
 import {

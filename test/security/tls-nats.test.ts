@@ -30,7 +30,7 @@ import {
   type NatsSecurityOptions,
 } from '../../src/security/nats-auth.ts';
 import { NatsAuthError, NatsTlsError } from '../../src/security/tls-errors.ts';
-import { NatsTransport } from '../../src/transport/nats-transport.ts';
+import { NatsTransport } from '../../src/cluster/nats-transport.ts';
 import { TestCa, configErrorField, testOperator, type CertFiles } from './certs.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'handoff.js');

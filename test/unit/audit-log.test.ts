@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson } from '../../src/runtime/audit-log.ts';
+import { canonicalJson } from '../../src/base/audit-log.ts';
 
 /** The definition of canonical JSON every stored audit hash was computed with. */
 function reference(value: unknown): string {

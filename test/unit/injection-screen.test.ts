@@ -6,7 +6,7 @@ import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
 import { screenText } from '../../src/policy/injection-scan.ts';
 import { applyScreen, screen, screenedGate } from '../../src/policy/injection-screen.ts';
 import { hasToken, minimiseObservation, rehydrate } from '../../src/policy/minimise.ts';
-import { Rng } from '../../src/runtime/rng.ts';
+import { Rng } from '../../src/base/rng.ts';
 
 interface Sample {
   id: string;

@@ -35,10 +35,11 @@ describe('layers (scripts/layers.ts, docs/architecture.md "Layers as they are")'
     );
   });
 
-  it('leaf utilities are placed in base, composition roots in app', () => {
-    expect(unitOf('src/runtime/clock.ts')).toBe('base');
+  it('units are folders: leaf utilities in base, composition roots in app, the faces at the top', () => {
+    expect(unitOf('src/base/clock.ts')).toBe('base');
     expect(unitOf('src/runtime/runtime.ts')).toBe('runtime');
-    expect(unitOf('src/gateway/embedded.ts')).toBe('app');
+    expect(unitOf('src/app/embedded-console.ts')).toBe('app');
+    expect(unitOf('src/cluster.ts')).toBe('entry');
     expect(unitOf('src/index.ts')).toBe('entry');
   });
 

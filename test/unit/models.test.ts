@@ -18,7 +18,7 @@ import type {
   World,
 } from '../../src/models/define.ts';
 import { evaluateGate } from '../../src/policy/gate.ts';
-import { Rng, drawFor } from '../../src/runtime/rng.ts';
+import { Rng, drawFor } from '../../src/base/rng.ts';
 import refundsHandlers from '../../models/refunds/handlers.ts';
 import incidentsHandlers from '../../models/incidents/handlers.ts';
 

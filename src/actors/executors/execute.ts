@@ -2,7 +2,7 @@ import { EffectError } from '../../contracts/errors.ts';
 import type { Plan } from '../../contracts/plan.ts';
 import type { EffectFence, World } from '../../models/define.ts';
 import type { LoadedModel } from '../../models/loader.ts';
-import { failpoint } from '../../runtime/failpoints.ts';
+import { failpoint } from '../../base/failpoints.ts';
 import { stepContext } from '../step-context.ts';
 import { httpBudgetMs, runHttpAction } from './http-action.ts';
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { EffectError } from '../../contracts/errors.ts';
 import type { LlmEndpointConfig } from '../../contracts/planner-config.ts';
-import type { CircuitBreaker } from '../../runtime/circuit-breaker.ts';
+import type { CircuitBreaker } from '../../base/circuit-breaker.ts';
 import { inChatSpan } from './llm-span.ts';
 import { truncate, type ChatResponse, type Toolset } from './llm-wire.ts';
 

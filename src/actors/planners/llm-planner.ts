@@ -6,8 +6,8 @@ import { LlmEndpointConfig, plannerConfigOf, type LlmEndpointConfigInput } from 
 import type { StepContext } from '../../models/define.ts';
 import type { LoadedModel } from '../../models/loader.ts';
 import { applyScreen, FALLBACK_FACTOR, screen } from '../../policy/injection-screen.ts';
-import { CircuitBreaker } from '../../runtime/circuit-breaker.ts';
-import { systemClock, type Clock } from '../../runtime/clock.ts';
+import { CircuitBreaker } from '../../base/circuit-breaker.ts';
+import { systemClock, type Clock } from '../../base/clock.ts';
 import { ChatClient } from './llm-client.ts';
 import { promptMessages, toolsetOf } from './llm-prompt.ts';
 import { parseReply, planOfReply, type PlanSource } from './llm-reply.ts';

@@ -16,7 +16,7 @@ import type { Plan } from '../../../src/contracts/plan.ts';
 import type { StepContext } from '../../../src/models/define.ts';
 import { loadModel, type LoadedModel } from '../../../src/models/loader.ts';
 import { screenedGate } from '../../../src/policy/injection-screen.ts';
-import { Rng } from '../../../src/runtime/rng.ts';
+import { Rng } from '../../../src/base/rng.ts';
 
 // -------------------------------------------------------------------------------------------------
 // A local server that speaks the Chat Completions protocol, scripted per test

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type LlmPlannerOptions } from '../../../src/actors/planners/llm-planner.ts';
 import type { AgentContext } from '../../../src/machines/agent.ts';
 import type { CaseContext } from '../../../src/machines/review-case.ts';
-import { SimulatedClock } from '../../../src/runtime/clock.ts';
+import { SimulatedClock } from '../../../src/base/clock.ts';
 import { LevelStore } from '../../../src/runtime/level-store.ts';
 import { Runtime } from '../../../src/runtime/runtime.ts';
 import { LevelWorld } from '../../../src/runtime/world.ts';

@@ -1,7 +1,7 @@
 /** What the embedded runtime's integration tests (this folder) share: drive to an open case, and checks of the ledger, journal and audit. */
 import { expect } from 'vitest';
 import type { Plan } from '../../../src/contracts/plan.ts';
-import { verifyAudit } from '../../../src/runtime/audit-log.ts';
+import { verifyAudit } from '../../../src/base/audit-log.ts';
 import type { Runtime } from '../../../src/runtime/runtime.ts';
 import { agentCtx, drive, journalOf, ledgerOf, type Classified, type Env } from '../helpers.ts';
 

@@ -1,24 +1,24 @@
 import { readdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ensureFolder } from '../runtime/data-folder.ts';
+import { ensureFolder } from '../base/data-folder.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { CaseContext } from '../machines/review-case.ts';
 import { currentTier } from '../machines/review-case.ts';
 import { loadModel } from '../models/loader.ts';
-import { SimulatedClock } from '../runtime/clock.ts';
+import { SimulatedClock } from '../base/clock.ts';
 import { serveCommands } from '../runtime/command-server.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import type { Keyring } from '../security/keyring.ts';
-import { Rng } from '../runtime/rng.ts';
-import type { FaultSpec } from '../runtime/faults.ts';
+import { Rng } from '../base/rng.ts';
+import type { FaultSpec } from '../base/faults.ts';
 import { assembleReasoning } from '../runtime/reasoning.ts';
 import { Runtime, type RuntimeOptions } from '../runtime/runtime.ts';
 import type { Transport } from '../transport/transport.ts';
 import { LevelWorld } from '../runtime/world.ts';
 import { HandoffClient } from '../transport/client.ts';
-import { ReviewerPool } from './reviewers.ts';
-import { summarize, type RunSummary } from './summary.ts';
+import { ReviewerPool } from '../sim/reviewers.ts';
+import { summarize, type RunSummary } from '../sim/summary.ts';
 import type { ProcessTelemetry } from '../telemetry/process.ts';
 
 export interface DemoOptions {

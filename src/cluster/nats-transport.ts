@@ -9,7 +9,7 @@ import {
   type Subscription as NatsSubscription,
 } from '@nats-io/transport-node';
 import { ContractError, HandoffError, fromWireError, toWireError, type WireError } from '../contracts/errors.ts';
-import type { Msg, Subscription, Transport } from './transport.ts';
+import type { Msg, Subscription, Transport } from '../transport/transport.ts';
 import {
   natsConnectError,
   natsConnectOptions,

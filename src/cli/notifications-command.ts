@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { HandoffError } from '../contracts/errors.ts';
 import { loadModel } from '../models/loader.ts';
-import { paint, printJson, table } from '../cli/output.ts';
+import { paint, printJson, table } from './output.ts';
 import { callbackStatus, resolveCallbackSources } from '../gateway/callbacks.ts';
-import { SIGNATURE_HEADER, signatureHeader } from './signing.ts';
-import { resolveWebhooks, webhookStatus } from './webhooks.ts';
+import { SIGNATURE_HEADER, signatureHeader } from '../notify/signing.ts';
+import { resolveWebhooks, webhookStatus } from '../notify/webhooks.ts';
 
 const DEFAULT_MODELS = ['models/refunds', 'models/incidents'];
 

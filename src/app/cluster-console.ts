@@ -6,12 +6,12 @@ import { ServiceAccounts } from '../gateway/service-accounts.ts';
 import type { ActorView, TransitionNotice } from '../runtime/runtime.ts';
 import type { Keyring } from '../security/keyring.ts';
 import type { NatsSecurityOptions } from '../security/nats-auth.ts';
-import { NatsTransport } from '../transport/nats-transport.ts';
-import { JetStreamStore } from './jetstream-store.ts';
+import { NatsTransport } from '../cluster/nats-transport.ts';
+import { JetStreamStore } from '../cluster/jetstream-store.ts';
 import { embeddedInspectorBackend, type InspectorBackend } from '../inspect/backend.ts';
 import type { ActorRecord } from '../runtime/store.ts';
-import { publishStart } from './ingest.ts';
-import { workSubject, type ClusterNode } from './node.ts';
+import { publishStart } from '../cluster/ingest.ts';
+import { workSubject, type ClusterNode } from '../cluster/node.ts';
 
 /**
  * Every unfinished actor of the namespace, whichever node owns it. A node's own store tracks only

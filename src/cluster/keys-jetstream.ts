@@ -1,6 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import type { Keyring } from './keyring.ts';
-import { openMaybe, seal } from './seal.ts';
+import type { Keyring } from '../security/keyring.ts';
+import { openMaybe, seal } from '../security/seal.ts';
 
 /**
  * A JetStream client whose `publish` seals each payload under the keyring's active key, bound to the

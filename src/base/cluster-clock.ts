@@ -1,2 +1,2 @@
 // The scaled clock is a leaf utility shared by the embedded runtime and the cluster.
-export { ScaledClock, type ClockOrigin } from '../runtime/clock.ts';
+export { ScaledClock, type ClockOrigin } from './clock.ts';
