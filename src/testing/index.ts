@@ -10,6 +10,7 @@
  *   checked for exactly-once effects.
  * - {@link readRecording} / {@link replayRecording}: recorded runs replayed against the current
  *   machines and model; every episode whose decisions would now differ.
+ * - {@link simulateHttpActions}: a model whose HTTP actions are simulated effects (what the suites run).
  * - {@link generatePaths}, {@link buildFixtures}: the pieces, for custom generators.
  *
  * See docs/testing.md.
@@ -54,6 +55,7 @@ export { Scenario, HarnessError, type SuiteOptions } from './harness.ts';
 export { defineSuite, type Suite } from './suite.ts';
 export { agentInvariants, caseInvariants } from './checks.ts';
 export { EffectGates, scriptedModel, scriptedPlanner, type Directive, type GatedKind } from './scripted-model.ts';
+export { simulateHttpActions, httpActionNames, simulatedResult } from './simulated-http.ts';
 export {
   agentFeatures,
   caseFeatures,
