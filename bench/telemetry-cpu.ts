@@ -1,8 +1,9 @@
 /**
  * Telemetry's cost in CPU time: the process's CPU time (user + system, every thread: GC helpers too)
  * per durable auto episode, with telemetry off and on, a fixed number of episodes per run, runs
- * alternating, medians compared. CPU time rather than throughput because the machines these run on
- * are shared: wall-clock episodes/s swing 3x with the neighbours' load, CPU per episode far less.
+ * alternating (off-on, on-off, ...) after one unmeasured run of each, medians compared. CPU time
+ * rather than throughput because the machines these run on are shared: wall-clock episodes/s swing
+ * 3x with the neighbours' load, CPU per episode far less.
  *
  * "on" is tracing (every span built and handed to a batching exporter that counts and discards it)
  * plus HITL metrics, at the default sampler; `--variant tracing|metrics|hook` measures one part
@@ -12,6 +13,7 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { join } from 'node:path';
 import pino from 'pino';
 import { HandoffMetrics, setupTracing, telemetryHook } from '../src/telemetry/index.ts';
@@ -29,7 +31,7 @@ export async function cpuPerEpisode(
   variant: Variant,
   episodes: number,
   inflight: number,
-): Promise<{ us: number; spans: number }> {
+): Promise<{ us: number; spans: number; gcUs: number; majorGcs: number }> {
   const model = await benchModel();
   const signals = await autoSignals(model);
   const dir = await mkdtemp(join(tmpdir(), 'telemetry-cpu-'));
@@ -72,22 +74,34 @@ export async function cpuPerEpisode(
       done.delete(id);
     }
   };
+  // Garbage collection pauses of the main thread (the helper threads' marking is in the CPU time only).
+  let gcMs = 0;
+  let majorGcs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcMs += e.duration;
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++;
+    }
+  });
+  gc.observe({ entryTypes: ['gc'] });
   const c0 = process.cpuUsage();
   await Promise.all(Array.from({ length: inflight }, worker));
   await tracing?.forceFlush();
   const c = process.cpuUsage(c0);
+  gc.disconnect();
   await rt.whenIdle();
   await rt.close();
   await store.close();
   await tracing?.shutdown();
   await metrics?.shutdown();
   await rm(dir, { recursive: true, force: true });
-  return { us: (c.user + c.system) / episodes, spans };
+  return { us: (c.user + c.system) / episodes, spans, gcUs: (gcMs * 1000) / episodes, majorGcs };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Runs off and `variant` alternately, `rounds` times each (after one unmeasured run), and compares medians. */
+/** Runs off and `variant` alternately, `rounds` times each (after one unmeasured run of each), and compares medians. */
 export async function telemetryCpu(opts: {
   episodes: number;
   rounds: number;
@@ -95,16 +109,22 @@ export async function telemetryCpu(opts: {
   variant?: Variant;
 }): Promise<{ offUs: number; onUs: number; overhead: number; spansPerEpisode: number }> {
   const variant = opts.variant ?? 'on';
-  await cpuPerEpisode('off', opts.episodes, opts.inflight); // the JIT's warm-up
+  // The JIT's warm-up, of both paths.
+  await cpuPerEpisode('off', opts.episodes, opts.inflight);
+  await cpuPerEpisode(variant, opts.episodes, opts.inflight);
   const off: number[] = [];
   const on: number[] = [];
   let spans = 0;
   for (let r = 0; r < opts.rounds; r++) {
-    off.push((await cpuPerEpisode('off', opts.episodes, opts.inflight)).us);
-    const run = await cpuPerEpisode(variant, opts.episodes, opts.inflight);
-    on.push(run.us);
-    spans += run.spans;
-    log(`telemetry cpu round ${r + 1}: off ${round(off.at(-1)!)} µs/episode, ${variant} ${round(run.us)} µs/episode`);
+    // off, on, then on, off: a drift of the machine's load does not favour either.
+    for (const v of r % 2 === 0 ? (['off', variant] as const) : ([variant, 'off'] as const)) {
+      const run = await cpuPerEpisode(v, opts.episodes, opts.inflight);
+      (v === 'off' ? off : on).push(run.us);
+      spans += run.spans;
+    }
+    log(
+      `telemetry cpu round ${r + 1}: off ${round(off.at(-1)!)} µs/episode, ${variant} ${round(on.at(-1)!)} µs/episode`,
+    );
   }
   const offUs = median(off);
   const onUs = median(on);

@@ -290,31 +290,31 @@ export class HandoffMetrics {
 
   /** The hook for `RuntimeOptions.telemetry` (bound). */
   readonly onTransition = (t: TransitionTelemetry): void => {
-    const model = { model: t.model };
     if (t.kind === 'agent') {
       const a = t.context as AgentContext;
       if (t.event === 'plan.done' && a.decision) {
         const o = a.decision.outcome;
         this.#s.gate[o]++;
-        this.#gate.add(1, { ...model, outcome: o });
+        this.#gate.add(1, { model: t.model, outcome: o });
       }
       if (t.event.endsWith('.failed') && a.timers.retry !== undefined)
-        this.#retries.add(1, { ...model, step: t.event.split('.')[0]! });
+        this.#retries.add(1, { model: t.model, step: t.event.split('.')[0]! });
       if (t.status !== 'active') {
-        this.#episodes.add(1, { ...model, outcome: a.outcome ?? t.state });
+        this.#episodes.add(1, { model: t.model, outcome: a.outcome ?? t.state });
         if (a.startedAt !== null)
           this.#duration.record(Math.max(0, (a.endedAt ?? t.at) - a.startedAt) / 1000, {
-            ...model,
+            model: t.model,
             outcome: a.outcome ?? t.state,
           });
       }
       return;
     }
+    const model = { model: t.model };
     const c = t.context as CaseContext;
     const queue = currentTier(c).queue;
     if (t.from === null) {
       this.#s.cases.opened++;
-      this.#opened.add(1, { ...model, queue });
+      this.#opened.add(1, { model: t.model, queue });
       this.#queue(queue, t.model, +1);
     } else if (ESCALATING.has(t.event) && t.status === 'active' && c.tier > 1) {
       const before = c.tiers[c.tier - 2]?.queue;
@@ -324,7 +324,7 @@ export class HandoffMetrics {
       }
       const cause =
         t.event === 'timer.ack' ? 'ack_missed' : t.event === 'timer.resolve' ? 'resolve_missed' : 'reviewer';
-      this.#escalations.add(1, { ...model, tier: c.tier - 1, cause });
+      this.#escalations.add(1, { model: t.model, tier: c.tier - 1, cause });
       // A missed deadline counts against attainment at once, not when (or whether) the case closes.
       if ((t.event === 'timer.ack' || t.event === 'timer.resolve') && !this.#missedOpen.has(t.id)) {
         this.#missedOpen.add(t.id);
@@ -348,13 +348,13 @@ export class HandoffMetrics {
         this.#s.slaMissed++;
         this.#slaMisses.add(1, model);
       }
-      if (outcome === 'modified' || outcome === 'rejected') this.#overrides.add(1, { ...model, outcome });
+      if (outcome === 'modified' || outcome === 'rejected') this.#overrides.add(1, { model: t.model, outcome });
       this.#missedOpen.delete(t.id);
-      this.#closed.add(1, { ...model, outcome, sla_met: met });
+      this.#closed.add(1, { model: t.model, outcome, sla_met: met });
       if (outcome !== 'expired' && c.resolution) {
         this.#s.resolveSum += c.resolution.at - c.openedAt;
         this.#s.decided++;
-        this.#ttr.record((c.resolution.at - c.openedAt) / 1000, { ...model, outcome });
+        this.#ttr.record((c.resolution.at - c.openedAt) / 1000, { model: t.model, outcome });
       }
     }
   };

@@ -11,7 +11,6 @@ import {
   type SpanContext,
   type SpanStatus,
 } from '@opentelemetry/api';
-import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -23,6 +22,8 @@ import {
   type Sampler,
   type TimedEvent,
 } from '@opentelemetry/sdk-trace-node';
+
+type InstrumentationScope = ReadableSpan['instrumentationScope'];
 
 /**
  * The spans Handoff builds from the runtime's transitions, without the SDK's per-span machinery: each

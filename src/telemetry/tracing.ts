@@ -98,6 +98,8 @@ export class EpisodeTracing {
   #max: number;
   /** Current state of each actor seen, and since when; the oldest are forgotten past `maxTracked`. */
   #actors = new Map<string, Tracked>();
+  /** Span names (`agent planning`, `reviewer claim`): one string each, not one per span. */
+  #names = new Map<string, Map<string, string>>();
 
   constructor(
     provider: NodeTracerProvider,
@@ -140,11 +142,11 @@ export class EpisodeTracing {
       };
       if (!fromSeen) attributes['handoff.state.start_unknown'] = true;
       const stateId = this.#ids.next();
-      this.#emit(`${t.kind} ${t.from}`, traceId, stateId, scope, since, t.at, attributes);
+      this.#emit(this.#name(t.kind, t.from), traceId, stateId, scope, since, t.at, attributes);
       if (isCase && REVIEWER_COMMANDS.has(t.event)) {
         const reviewer = (t.data.reviewer as { id?: string; roles?: string[] } | undefined) ?? {};
         this.#emit(
-          `reviewer ${t.event}`,
+          this.#name('reviewer', t.event),
           traceId,
           this.#ids.next(),
           parentContext(traceId, stateId),
@@ -201,7 +203,7 @@ export class EpisodeTracing {
       'handoff.model': t.model,
       'handoff.episode.id': episodeId,
     };
-    this.#emit(`${t.kind} ${t.state}`, traceId, this.#ids.next(), scope, t.at, t.at, {
+    this.#emit(this.#name(t.kind, t.state), traceId, this.#ids.next(), scope, t.at, t.at, {
       ...base,
       'handoff.state': t.state,
       'handoff.seq': t.seq,
@@ -264,6 +266,14 @@ export class EpisodeTracing {
       sampled: sampleTrace(this.#sampler, traceId, parent),
       scope: parentContext(traceId, scopeId),
     };
+  }
+
+  #name(prefix: string, what: string): string {
+    let names = this.#names.get(prefix);
+    if (!names) this.#names.set(prefix, (names = new Map()));
+    let name = names.get(what);
+    if (name === undefined) names.set(what, (name = `${prefix} ${what}`));
+    return name;
   }
 
   #emit(
