@@ -100,21 +100,6 @@ export const machine = () => ({
   v8Flags: V8_FLAGS,
 });
 
-/** Runs `fn` for about `ms` of wall time, counting completed iterations; returns per-second rate. */
-export async function rateFor(
-  ms: number,
-  fn: () => Promise<unknown>,
-): Promise<{ count: number; seconds: number; perSecond: number }> {
-  const t0 = performance.now();
-  let count = 0;
-  while (performance.now() - t0 < ms) {
-    await fn();
-    count++;
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  return { count, seconds, perSecond: count / seconds };
-}
-
 /**
  * Closed-loop load: `concurrency` workers each call `fn(i)` back to back for `ms` of wall time, after
  * `warmupMs` that is not counted. Returns completions per second over the measured window.

@@ -32,19 +32,6 @@ export function xstateEventsPerSecond(ms: number): number {
   return n / ((t - t0) / 1000);
 }
 
-/** Actors created, started and stopped per second. */
-export function xstateActorsPerSecond(ms: number): number {
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < ms) {
-    for (let i = 0; i < 1000; i++) createActor(toggle).start().stop();
-    n += 1000;
-    t = performance.now();
-  }
-  return n / ((t - t0) / 1000);
-}
-
 /**
  * LevelDB writes per second: awaited batches of `batch` puts of small JSON values (about the size of a
  * journal entry), the way group commit writes; and awaited single puts, one at a time.

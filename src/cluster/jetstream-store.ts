@@ -38,7 +38,7 @@ import {
   type StreamNames,
 } from './store-format.ts';
 
-export { isCasConflict, type JetStreamStoreOptions, type OwnershipGuard } from './store-format.ts';
+export { type JetStreamStoreOptions, type OwnershipGuard } from './store-format.ts';
 
 /**
  * The persistence interface on NATS JetStream, so every node of a cluster sees every actor.

@@ -24,7 +24,7 @@ import { SignalIngest } from './ingest.ts';
 import type { ClusterNodeOptions, NodeEvent } from './node-options.ts';
 
 /** Moved to work.ts and node-options.ts; re-exported for the importers of node.ts. */
-export { ensureWorkStream, workStream, workSubject, type StartRequest } from './work.ts';
+export { workStream, workSubject, type StartRequest } from './work.ts';
 export type { ClusterNodeOptions, NodeEvent } from './node-options.ts';
 
 interface Held {

@@ -25,8 +25,6 @@ export interface Cell {
 /** An event as the runtime journals it: a type, a time, and its fields. */
 export type RuntimeEvent = { type: string; at: number; [k: string]: unknown };
 
-export const FINAL_CASE_STATES = new Set(['approved', 'modified', 'rejected', 'expired']);
-
 /**
  * An agent with an effect in flight is rebuilt from its record plus at most this many journal
  * entries: its commits between rest points write the journal entry only (see docs/durability.md).

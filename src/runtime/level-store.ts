@@ -44,7 +44,7 @@ import type {
   TimerEntry,
 } from './store.ts';
 
-export { StoreUnavailableError, StoreWriteError, syncFromEnv, type LevelStoreOptions } from './level-format.ts';
+export { StoreUnavailableError, StoreWriteError, type LevelStoreOptions } from './level-format.ts';
 
 /**
  * The embedded store: one LevelDB in the data folder. Commits are grouped: every commit queued while a

@@ -20,7 +20,7 @@ import type { LoadedModel } from '../models/loader.ts';
 import { MemoryTransport } from '../transport/memory-transport.ts';
 import type { Transport } from '../transport/transport.ts';
 import type { AuditDraft } from '../base/audit-log.ts';
-import { FINAL_CASE_STATES, stateString } from './cell.ts';
+import { stateString } from './cell.ts';
 import { systemClock, type Clock } from '../base/clock.ts';
 import type { RuntimeStats } from './host.ts';
 import { ActorHost } from './hosting.ts';
@@ -396,8 +396,6 @@ export class Runtime {
     if (this.#ownsTransport) await this.transport.close();
   }
 }
-
-export { FINAL_CASE_STATES };
 
 /** An episode's trace: continuing a valid W3C `traceparent`, or a new random trace. */
 export function traceContextOf(traceparent: string | undefined): TraceContext {
