@@ -52,7 +52,7 @@ async function telemetryOverhead(durableEpisodes: Durable): Promise<BenchRow[]> 
   }
   log(`telemetry: off ${round(off / 2)}/s, on ${round(on / 2)}/s · ${spans} spans exported`);
   const episodes = QUICK ? 1000 : 4000;
-  const rounds = QUICK ? 1 : 3;
+  const rounds = QUICK ? 3 : 5;
   const cpu = await telemetryCpu({ episodes, rounds, inflight: INFLIGHT });
   log(`telemetry CPU: off ${round(cpu.offUs)} µs/episode, on ${round(cpu.onUs)} µs/episode`);
   return [
