@@ -28,9 +28,13 @@ function inEsmPackage(dir: string): boolean {
   }
 }
 
-/** The pilots import `../../src/...ts`; a model elsewhere imports the package (everything is exported there). */
-export function rewriteImports(source: string, packageName: string): string {
-  return source.replace(/(from\s+)(['"])(?:\.\.\/)+src\/[^'"]+\.ts\2/g, `$1$2${packageName}$2`);
+/**
+ * The pilots import `../../src/...ts`; a model elsewhere imports the package (everything is exported there).
+ * With `ext` ('.mts'), imports of the model's own modules (`./synth.ts`) follow its renamed files.
+ */
+export function rewriteImports(source: string, packageName: string, ext = '.ts'): string {
+  const out = source.replace(/(from\s+)(['"])(?:\.\.\/)+src\/[^'"]+\.ts\2/g, `$1$2${packageName}$2`);
+  return ext === '.ts' ? out : out.replace(/(from\s+)(['"])(\.\/[\w.-]+)\.ts\2/g, `$1$2$3${ext}$2`);
 }
 
 export function registerModelsInit(models: Command): void {
@@ -71,27 +75,32 @@ export function registerModelsInit(models: Command): void {
       const from = join(BUILTIN_MODELS_DIR, o.from);
       // A checkout has the TypeScript next to model.json; the package keeps it in source/ (beside the
       // compiled handlers.js, which is what `--model refunds` runs).
-      const handlersSource = [join(from, 'handlers.ts'), join(from, 'source', 'handlers.ts')].find((f) =>
-        existsSync(f),
-      );
-      if (!handlersSource)
+      const sourceDir = [from, join(from, 'source')].find((d) => existsSync(join(d, 'handlers.ts')));
+      if (!sourceDir)
         throw new HandoffError('model.unknown', `the shipped model '${o.from}' has no handlers.ts source to copy`);
+      // handlers.ts and the modules it imports (./shop.ts, ./plan.ts, ...): every TypeScript file of the model.
+      const modules = (await readdir(sourceDir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).sort();
       const config = JSON.parse(await readFile(join(from, 'model.json'), 'utf8')) as Record<string, unknown>;
       config.name = name;
 
-      // handlers.ts loads as ESM only inside an ESM package; handlers.mts is ESM anywhere.
-      const handlersFile = inEsmPackage(dir) ? 'handlers.ts' : 'handlers.mts';
+      // handlers.ts loads as ESM only inside an ESM package; .mts files are ESM anywhere.
+      const ext = inEsmPackage(dir) ? '.ts' : '.mts';
       const pkg = packageInfo().name;
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, 'model.json'), `${JSON.stringify(config, null, 2)}\n`);
-      await writeFile(join(dir, handlersFile), rewriteImports(await readFile(handlersSource, 'utf8'), pkg));
+      const written: string[] = [];
+      for (const f of modules) {
+        const target = f.replace(/\.ts$/, ext);
+        await writeFile(join(dir, target), rewriteImports(await readFile(join(sourceDir, f), 'utf8'), pkg, ext));
+        written.push(target);
+      }
       let tsx = true;
       try {
         createRequire(join(dir, 'x.js')).resolve('tsx/package.json');
       } catch {
         tsx = false;
       }
-      const files = ['model.json', handlersFile];
+      const files = ['model.json', ...written];
       if (o.json) printJson({ ok: true, dir: dirArg, name, from: o.from, files, tsx });
       else {
         process.stdout.write(
