@@ -9,7 +9,6 @@
  *   node --import tsx bench/nats.ts [--quick] [--samples 5000]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { QUICK, arg, log, main, pct, round, row, skipped, withTempDir, type BenchRow } from './lib/common.ts';
 
@@ -68,12 +67,6 @@ async function hasBinary(name: string): Promise<boolean> {
     p.once('error', () => resolve(false));
     p.once('exit', (code) => resolve(code === 0));
   });
-}
-
-/** A NATS transport in src/transport, if one has landed (by file name). */
-async function natsTransportFile(): Promise<string | undefined> {
-  const files = await readdir(new URL('../src/transport/', import.meta.url)).catch(() => [] as string[]);
-  return files.find((f) => /nats/i.test(f));
 }
 
 interface NatsClient {
@@ -204,7 +197,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   await main('nats', async (): Promise<BenchRow[]> => {
     const cmdName = 'reviewer command over NATS, request to durable ack, p99';
     const rawName = 'raw NATS request/reply p99 (same server)';
-    const transport = await natsTransportFile();
     let client: NatsClient | undefined;
     try {
       client = (await import('@nats-io/transport-node' as string)) as NatsClient;
@@ -213,14 +205,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     }
     const binary = await hasBinary('nats-server');
     const why = [
-      ...(transport ? [] : ['no NATS transport in src/transport yet']),
       ...(client ? [] : ['@nats-io/transport-node is not installed']),
       ...(binary ? [] : ['no nats-server binary on PATH']),
     ];
     if (!client || !binary)
       return [
         skipped(cmdName, 'µs', why.join('; '), 'p99 ≤ 2 ms and ≤ 4 × raw p99'),
-        skipped(rawName, 'µs', why.filter((w) => !w.startsWith('no NATS transport')).join('; ')),
+        skipped(rawName, 'µs', why.join('; ')),
       ];
     return withTempDir('nats', async (dir) => {
       const server = await startNatsServer(dir);
@@ -230,27 +221,15 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         log(`nats: raw request/reply p50 ${round(raw.p50)} µs, p99 ${round(raw.p99)} µs`);
         const rawRef = { name: 'raw NATS request/reply p99, same server', value: round(raw.p99) };
         const rows: BenchRow[] = [];
-        if (transport === 'nats-transport.ts') {
-          const cmd = await reviewerCommands(server.port, SAMPLES);
-          log(`nats: reviewer commands p50 ${round(cmd.p50)} µs, p99 ${round(cmd.p99)} µs`);
-          rows.push(
-            row(cmdName, 'µs', round(cmd.p99), rawRef, {
-              better: 'lower',
-              target: 'p99 ≤ 2,000 µs and ratio ≤ 4',
-              note: `p50 ${round(cmd.p50)} µs (raw ${round(raw.p50)} µs); ${SAMPLES} commands`,
-            }),
-          );
-        } else
-          rows.push(
-            skipped(
-              cmdName,
-              'µs',
-              transport
-                ? `src/transport/${transport} is not the NatsTransport this benchmark knows`
-                : 'no NATS transport in src/transport yet',
-              'p99 ≤ 2 ms and ≤ 4 × raw p99',
-            ),
-          );
+        const cmd = await reviewerCommands(server.port, SAMPLES);
+        log(`nats: reviewer commands p50 ${round(cmd.p50)} µs, p99 ${round(cmd.p99)} µs`);
+        rows.push(
+          row(cmdName, 'µs', round(cmd.p99), rawRef, {
+            better: 'lower',
+            target: 'p99 ≤ 2,000 µs and ratio ≤ 4',
+            note: `p50 ${round(cmd.p50)} µs (raw ${round(raw.p50)} µs); ${SAMPLES} commands`,
+          }),
+        );
         rows.push(
           row('raw NATS request/reply p50 (same server)', 'µs', round(raw.p50), null, {
             better: 'lower',
