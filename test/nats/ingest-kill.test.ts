@@ -84,11 +84,18 @@ describe('a node killed between accepting signals and starting them (issue 20)',
       let agents = 0;
       for await (const e of b.store.index()) if (e.kind === 'agent') agents++;
       expect(agents).toBe(N);
-      for (const id of ids) {
+      // A start's journal entry is a derived write that follows its record; the entries A owed when it
+      // died are written by B when it adopts A's groups. Wait for them (bounded), then count: exactly one.
+      const startsOf = async (id: string) => {
         let starts = 0;
-        for await (const j of b.store.journal(id)) if (j.seq === 1) starts++;
-        expect(starts, id).toBe(1);
-      }
+        for await (const j of b!.store.journal(id)) if (j.seq === 1) starts++;
+        return starts;
+      };
+      await until('every start in its journal', async () => {
+        for (const id of ids) if ((await startsOf(id)) === 0) return false;
+        return true;
+      });
+      for (const id of ids) expect(await startsOf(id), id).toBe(1);
       expect(startedBeforeKill).toBeLessThanOrEqual(N);
       // What the kill left to B: signals A had not handed on, and starts A had handed on but not run.
       const ingest = b.ingest!.stats;
