@@ -24,6 +24,7 @@ import type { AuditDraft } from '../base/audit-log.ts';
 import type { DeadLetter } from '../runtime/store.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { seal } from '../security/seal.ts';
+import { within } from '../base/within.ts';
 
 /** The durable pull consumer all nodes share on each model's signals stream. */
 const CONSUMER = 'ingest';
@@ -303,7 +304,7 @@ export class SignalIngest {
   /** Stops pulling; what is in flight finishes (unacknowledged messages are redelivered to another node). */
   async stop(): Promise<void> {
     this.#stopped = true;
-    await Promise.race([Promise.allSettled(this.#loops), sleep(2000)]);
+    await within(Promise.allSettled(this.#loops), 2000);
   }
 
   /** Stops at once (a crash in tests): nothing is acknowledged any more. */

@@ -25,7 +25,6 @@ import { IndexSpace } from './index-space.ts';
 import {
   decode,
   encode,
-  sleep,
   storeSubjects,
   streamNames,
   streamSpecs,
@@ -37,6 +36,7 @@ import {
   type StoreSubjects,
   type StreamNames,
 } from './store-format.ts';
+import { within } from '../base/within.ts';
 
 export { type JetStreamStoreOptions, type OwnershipGuard } from './store-format.ts';
 
@@ -451,8 +451,8 @@ export class JetStreamStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closing = true;
-    const done = this.flush();
-    await Promise.race([done, sleep(15_000)]);
+    // Writes in flight get up to 15 s to land (`within` clears its timer once they have).
+    await within(this.flush(), 15_000);
     await this.stopAuditSequencer();
     this.#closed = true;
   }

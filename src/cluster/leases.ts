@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { isCasConflict } from './store-format.ts';
 import { tok, untok } from './keys.ts';
 import { LeaseHolderContract, tryParse } from './contracts.ts';
+import { within } from '../base/within.ts';
 
 export interface LeaseHolder {
   /** Member id `<node>.<inc>`. */
@@ -62,7 +63,7 @@ export class Leases {
         if (e.isUpdate) resolveSynced();
       }
     })().catch((err: unknown) => l.#log?.warn({ err }, 'lease watch ended'));
-    await Promise.race([synced, new Promise((r) => setTimeout(r, 10_000))]);
+    await within(synced, 10_000);
     return l;
   }
 

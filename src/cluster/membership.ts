@@ -4,6 +4,7 @@ import { nuid, type NatsConnection, type QueuedIterator } from '@nats-io/transpo
 import type { Logger } from 'pino';
 import { tok, untok } from './keys.ts';
 import { MemberRecordContract, tryParse } from './contracts.ts';
+import { within } from '../base/within.ts';
 
 /** One member's heartbeat record in the membership bucket. */
 export interface MemberRecord {
@@ -293,7 +294,7 @@ export class Membership {
         if (e.isUpdate) resolveSynced();
       }
     })().catch((err: unknown) => this.#log?.warn({ err }, 'membership watch ended'));
-    await Promise.race([synced, new Promise((r) => setTimeout(r, 5000))]);
+    await within(synced, 5000);
   }
 
   #onEntry(e: KvWatchEntry): void {

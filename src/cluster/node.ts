@@ -22,6 +22,7 @@ import { openNodeRuntime } from './node-runtime.ts';
 import { WriteFence } from './write-fence.ts';
 import { SignalIngest } from './ingest.ts';
 import type { ClusterNodeOptions, NodeEvent } from './node-options.ts';
+import { within } from '../base/within.ts';
 
 /** Moved to work.ts and node-options.ts; re-exported for the importers of node.ts. */
 export { workStream, workSubject, type StartRequest } from './work.ts';
@@ -582,8 +583,8 @@ export class ClusterNode {
     this.#stopped = true;
     clearInterval(this.#sweeper);
     for (const s of this.#subs) s.unsubscribe();
-    await Promise.all([Promise.race([this.#pulling, sleep(2000)]), this.ingest?.stop()]);
-    await Promise.race([this.runtime.whenIdle(), sleep(5000)]);
+    await Promise.all([within(this.#pulling, 2000), this.ingest?.stop()]);
+    await within(this.runtime.whenIdle(), 5000);
     await this.runtime.close();
     await this.#reasoning?.close();
     await this.store.close();
