@@ -1,6 +1,5 @@
-import type { AgentContext } from '../machines/agent.ts';
 import type { LevelStore } from '../runtime/level-store.ts';
-import type { Runtime } from '../runtime/runtime.ts';
+import { viewOfRecord, type Runtime } from '../runtime/runtime.ts';
 import type { ApiLimitsOptions } from './api-limits.ts';
 import { ApiV1, type ApiV1Runtime } from './api-v1.ts';
 import { ServiceAccounts } from './service-accounts.ts';
@@ -16,18 +15,7 @@ export function embeddedApiRuntime(rt: Runtime, store: LevelStore): ApiV1Runtime
     async *episodes(after) {
       // A range read from the id after the cursor: page N costs what page 1 costs. These are the stored
       // records; the in-memory state of a live actor may be a step ahead.
-      for await (const rec of store.actors('agent', after)) {
-        const context = (rec.snapshot as { context: AgentContext }).context;
-        yield {
-          id: rec.id,
-          kind: rec.kind,
-          model: rec.model,
-          seq: rec.seq,
-          state: rec.state,
-          status: rec.status,
-          context,
-        };
-      }
+      for await (const rec of store.actors('agent', after)) yield viewOfRecord(rec);
     },
     onAgent: (listener) =>
       rt.onTransition((n) => {

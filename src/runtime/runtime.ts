@@ -27,7 +27,7 @@ import { ActorHost } from './hosting.ts';
 import { createLogger } from './logger.ts';
 import { operatorCaseInput } from './operator-case.ts';
 import type { ActorView, RuntimeOptions, TransitionNotice } from './runtime-types.ts';
-import type { JournalEntry, OutboxMessage, Store } from './store.ts';
+import type { ActorRecord, JournalEntry, OutboxMessage, Store } from './store.ts';
 import type { OperatorHandler } from './supervision.ts';
 
 export type {
@@ -305,17 +305,7 @@ export class Runtime {
       };
     }
     const rec = await this.#h.currentRecord(actorId);
-    if (!rec) return undefined;
-    const context = (rec.snapshot as { context: ActorView['context'] }).context;
-    return {
-      id: rec.id,
-      kind: rec.kind,
-      model: rec.model,
-      seq: rec.seq,
-      state: rec.state,
-      status: rec.status,
-      context,
-    };
+    return rec ? viewOfRecord(rec) : undefined;
   }
 
   journal(actorId: string): AsyncIterable<JournalEntry> {
@@ -411,4 +401,10 @@ function randomHex(bytes: number): string {
     const h = randomBytes(bytes).toString('hex');
     if (!/^0+$/.test(h)) return h;
   }
+}
+
+/** An actor as its stored record has it (a live actor's in-memory state may be a step ahead). */
+export function viewOfRecord(rec: ActorRecord): ActorView {
+  const context = (rec.snapshot as { context: ActorView['context'] }).context;
+  return { id: rec.id, kind: rec.kind, model: rec.model, seq: rec.seq, state: rec.state, status: rec.status, context };
 }
