@@ -8,17 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
-import { NodeProcess, freshNamespace, leaseHolders, natsConnect, startServer } from './helpers.ts';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, limitMs = 60_000): Promise<T> {
-  const end = Date.now() + limitMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+import { NodeProcess, freshNamespace, leaseHolders, natsConnect, startServer, until } from './helpers.ts';
 
 /** `handoff_cluster_leases_held{handoff_cluster_member="…"} N` → member → N. */
 function leasesHeld(text: string): Map<string, number> {
@@ -66,18 +56,20 @@ describe('cluster metrics', () => {
           [...byMember.keys()].every((m) => alive.some((n) => n.member === m));
         return ok ? { holders, held, texts } : undefined;
       };
-      const both = await until('both nodes to report the leases the bucket shows', () => agree(nodes));
-      const total = both.held.reduce((a, h) => a + [...h.values()].reduce((x, y) => x + y, 0), 0);
-      expect(total).toBe(both.holders.size);
+      let both: Awaited<ReturnType<typeof agree>>;
+      await until('both nodes to report the leases the bucket shows', async () => !!(both = await agree(nodes)));
+      const total = both!.held.reduce((a, h) => a + [...h.values()].reduce((x, y) => x + y, 0), 0);
+      expect(total).toBe(both!.holders.size);
 
-      const lint = spawnSync('promtool', ['check', 'metrics'], { input: both.texts[0], encoding: 'utf8' });
+      const lint = spawnSync('promtool', ['check', 'metrics'], { input: both!.texts[0], encoding: 'utf8' });
       expect(lint.error, 'promtool (Debian package prometheus; .ci/run installs it)').toBeUndefined();
       expect(lint.status, lint.stderr + lint.stdout).toBe(0);
 
       // m2 leaves: m1 takes its groups over and reports all of them.
       await nodes[1]!.stop();
-      const one = await until('the remaining node to hold and report every group', () => agree([nodes[0]!]));
-      expect(one.held[0]!.get(nodes[0]!.member!)).toBe(one.holders.size);
+      let one: Awaited<ReturnType<typeof agree>>;
+      await until('the remaining node to hold and report every group', async () => !!(one = await agree([nodes[0]!])));
+      expect(one!.held[0]!.get(nodes[0]!.member!)).toBe(one!.holders.size);
     },
   );
 });

@@ -154,3 +154,12 @@ export async function leaseHolders(nc: NatsConnection, namespace: string): Promi
 export async function natsConnect(url: string): Promise<NatsConnection> {
   return connect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
 }
+
+/** Polls `cond` every 50 ms until it holds; fails naming `what` after `timeoutMs`. */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await cond())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

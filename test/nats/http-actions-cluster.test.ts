@@ -20,20 +20,12 @@ import {
   type RunningService,
 } from '../../examples/refunds-service/service.ts';
 import { refundRequest } from '../../examples/refunds-service/producer.ts';
-import { NodeProcess, freshNamespace, natsConnect, startServer } from './helpers.ts';
+import { NodeProcess, freshNamespace, natsConnect, startServer, until } from './helpers.ts';
 
 const silent = pino({ level: 'silent' });
 const N = 30;
 const TOKEN = 'cluster-http-token';
 const MODEL_DIR = resolve('examples/refunds-service/model');
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await cond())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('HTTP actions on a cluster: a node killed while its actions call the service', () => {
   let server: NatsServer;
@@ -87,13 +79,17 @@ describe('HTTP actions on a cluster: a node killed while its actions call the se
         const bounced = requests
           .filter((r) => r.email.endsWith('.invalid'))
           .map((r) => episodeIdFor('shop-refunds', r.ticketId));
-        await until('every episode acted or compensated', async () => {
-          const l = await service.ledger();
-          return (
-            l.events.filter((e) => e.type === 'notification.sent').length === N - bounced.length &&
-            l.events.filter((e) => e.type === 'refund.reversed').length === bounced.length
-          );
-        });
+        await until(
+          'every episode acted or compensated',
+          async () => {
+            const l = await service.ledger();
+            return (
+              l.events.filter((e) => e.type === 'notification.sent').length === N - bounced.length &&
+              l.events.filter((e) => e.type === 'refund.reversed').length === bounced.length
+            );
+          },
+          90_000,
+        );
         const ledger = await service.ledger();
         expect(exactlyOnceProblems(ledger)).toEqual([]);
         const applied = ledger.events.filter((e) => e.type === 'refund.applied').map((e) => e.key);

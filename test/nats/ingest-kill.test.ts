@@ -14,18 +14,10 @@ import { ClusterNode } from '../../src/cluster/node.ts';
 import { loadModel } from '../../src/models/loader.ts';
 import type { TransitionNotice } from '../../src/runtime/runtime.ts';
 import { NatsTransport } from '../../src/cluster/nats-transport.ts';
-import { NodeProcess, freshNamespace, natsConnect, startServer } from './helpers.ts';
+import { NodeProcess, freshNamespace, natsConnect, startServer, until } from './helpers.ts';
 
 const silent = pino({ level: 'silent' });
 const N = 40;
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await cond())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('a node killed between accepting signals and starting them (issue 20)', () => {
   let server: NatsServer;
@@ -73,10 +65,14 @@ describe('a node killed between accepting signals and starting them (issue 20)',
         timeScale: 3600,
       });
       const ids = keys.map((k) => episodeIdFor('refunds', k));
-      await until('every signal started', async () => {
-        for (const id of ids) if (!(await b!.store.load(id))) return false;
-        return true;
-      });
+      await until(
+        'every signal started',
+        async () => {
+          for (const id of ids) if (!(await b!.store.load(id))) return false;
+          return true;
+        },
+        90_000,
+      );
       // The same 40 again: JetStream's window or the derived ids answer, nothing new starts.
       const again = await Promise.all(keys.map((k, i) => client.submit('refunds', body(i), { idempotencyKey: k })));
       expect(again.every((x) => x.duplicate)).toBe(true);
@@ -91,10 +87,14 @@ describe('a node killed between accepting signals and starting them (issue 20)',
         for await (const j of b!.store.journal(id)) if (j.seq === 1) starts++;
         return starts;
       };
-      await until('every start in its journal', async () => {
-        for (const id of ids) if ((await startsOf(id)) === 0) return false;
-        return true;
-      });
+      await until(
+        'every start in its journal',
+        async () => {
+          for (const id of ids) if ((await startsOf(id)) === 0) return false;
+          return true;
+        },
+        90_000,
+      );
       for (const id of ids) expect(await startsOf(id), id).toBe(1);
       expect(startedBeforeKill).toBeLessThanOrEqual(N);
       // What the kill left to B: signals A had not handed on, and starts A had handed on but not run.

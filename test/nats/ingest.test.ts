@@ -25,17 +25,9 @@ import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
 import type { DeadLetter } from '../../src/runtime/store.ts';
 import { Keyring } from '../../src/security/keyring.ts';
 import { NatsTransport } from '../../src/cluster/nats-transport.ts';
-import { freshNamespace, startServer } from './helpers.ts';
+import { freshNamespace, startServer, until } from './helpers.ts';
 
 const silent = pino({ level: 'silent' });
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await cond())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const signal = {
   ticketId: 'T-1',

@@ -9,15 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Membership, type MembershipEvent } from '../../src/cluster/membership.ts';
 import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { NatsTransport } from '../../src/cluster/nats-transport.ts';
-import { freshNamespace, startServer } from './helpers.ts';
-
-async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { freshNamespace, startServer, until } from './helpers.ts';
 
 describe('liveness across a server restart', () => {
   let server: NatsServer;
