@@ -6,8 +6,7 @@
  * (exported over OTLP/HTTP to a receiver this test runs).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, request as httpRequest, type ClientRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest, type ClientRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,45 +22,7 @@ import { ProcessTelemetry } from '../../src/telemetry/process.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind?: number;
-  status?: { code?: number };
-  attributes?: { key: string; value: { stringValue?: string; intValue?: string | number } }[];
-}
-
-/** An OTLP/HTTP (JSON) trace receiver. */
-function receiver(): Promise<{ server: Server; url: string; spans: OtlpSpan[]; services: string[] }> {
-  const spans: OtlpSpan[] = [];
-  const services: string[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      if (req.url === '/v1/traces' && req.headers['content-type']?.includes('json')) {
-        const doc = JSON.parse(body) as {
-          resourceSpans: {
-            resource: { attributes: { key: string; value: { stringValue?: string } }[] };
-            scopeSpans: { spans: OtlpSpan[] }[];
-          }[];
-        };
-        for (const rs of doc.resourceSpans) {
-          services.push(rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue ?? '');
-          spans.push(...rs.scopeSpans.flatMap((s) => s.spans));
-        }
-      }
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
-    });
-  });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, services }),
-    ),
-  );
-}
+import { otlpReceiver as receiver, type OtlpSpan } from './otlp-receiver.ts';
 
 const attr = (s: OtlpSpan, key: string) => {
   const v = s.attributes?.find((a) => a.key === key)?.value;
@@ -421,7 +382,9 @@ describe('/api/v1 on Fastify', () => {
     await running.runtime.whenIdle();
     await telemetry.tracing!.forceFlush();
     const server = await until("the submission's server span", () =>
-      otlp.spans.find((s) => s.name === 'POST /api/v1/models/:model/signals' && s.traceId === traceId),
+      otlp.got
+        .flatMap((r) => r.spans)
+        .find((s) => s.name === 'POST /api/v1/models/:model/signals' && s.traceId === traceId),
     );
     expect(server.kind).toBe(2); // SERVER
     expect(server.parentSpanId).toBe(callerSpan);
@@ -440,24 +403,28 @@ describe('/api/v1 on Fastify', () => {
     expect(stored.trace).toMatchObject({ traceId, parentSpanId: server.spanId });
     const state = await until('a state span of the episode', async () => {
       await telemetry.tracing!.forceFlush();
-      return otlp.spans.find((s) => attr(s, 'handoff.episode.id') === episodeId && s.name.startsWith('agent '));
+      return otlp.got
+        .flatMap((r) => r.spans)
+        .find((s) => attr(s, 'handoff.episode.id') === episodeId && s.name.startsWith('agent '));
     });
     expect(state.traceId).toBe(traceId);
     // Each request has its span: the 404 too, unset status (a client error is not a server error).
     const miss = await until("the 404's span", () =>
-      otlp.spans.find((s) => s.name === 'GET /api/v1/episodes/:id' && attr(s, 'http.response.status_code') === 404),
+      otlp.got
+        .flatMap((r) => r.spans)
+        .find((s) => s.name === 'GET /api/v1/episodes/:id' && attr(s, 'http.response.status_code') === 404),
     );
     expect(miss.status?.code ?? 0).toBe(0);
-    expect(otlp.services.every((s) => s === SERVICE)).toBe(true);
+    expect(otlp.got.every((r) => r.service === SERVICE)).toBe(true);
     // Console pages get no span; the console API does.
     await fetch(`${running.url}/login`);
     await fetch(`${running.url}/api/session`);
     await telemetry.tracing!.forceFlush();
     const session = await until('the console API span', () =>
-      otlp.spans.find((s) => attr(s, 'url.path') === '/api/session'),
+      otlp.got.flatMap((r) => r.spans).find((s) => attr(s, 'url.path') === '/api/session'),
     );
     expect(attr(session, 'http.response.status_code')).toBe(401);
-    expect(otlp.spans.some((s) => attr(s, 'url.path') === '/login')).toBe(false);
+    expect(otlp.got.some((r) => r.spans.some((s) => attr(s, 'url.path') === '/login'))).toBe(false);
   }, 90_000);
 
   it('writes the access log: method, route, status, duration, the account or the reviewer; never a key or a cookie', async () => {
