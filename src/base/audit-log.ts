@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** What a component asks to be audited; the log adds sequence, link and hash. */
 export interface AuditDraft {
@@ -56,12 +56,14 @@ export function canonicalJson(value: unknown): string {
   return `${out}}`;
 }
 
+/**
+ * SHA-256 of the previous hash, a newline and the entry's canonical JSON, in hex. One-shot
+ * `crypto.hash` (Node ≥ 21.7) rather than a `createHash` object per entry: the same digest at about
+ * half the cost (every committed decision is hashed on the write path).
+ */
 export function hashEntry(e: Omit<AuditEntry, 'hash'>): string {
-  return createHash('sha256')
-    .update(e.prev)
-    .update('\n')
-    .update(canonicalJson({ seq: e.seq, at: e.at, kind: e.kind, actor: e.actor, by: e.by, data: e.data }))
-    .digest('hex');
+  const body = canonicalJson({ seq: e.seq, at: e.at, kind: e.kind, actor: e.actor, by: e.by, data: e.data });
+  return hash('sha256', `${e.prev}\n${body}`, 'hex');
 }
 
 /** Links drafts into the hash chain. Not thread-safe by design: one chain per store, one writer. */
