@@ -77,6 +77,8 @@ export class ActorHost implements Host {
   #loading = new Map<string, Promise<Cell | ActorRecord | undefined>>();
   /** Actors recently used, oldest first (Map keeps insertion order; touching re-inserts). */
   #lru = new Map<string, true>();
+  /** Notices waiting to be published after the replies of their commands (see {@link #publishLater}). */
+  #notices: [subject: string, notice: TransitionNotice][] = [];
   #subjects: ReturnType<typeof subjects>;
   #maxResident: number;
   #inspect: RuntimeOptions['inspect'];
@@ -465,6 +467,11 @@ export class ActorHost implements Host {
     if (notice) this.#notify(cell, ctx, notice);
   }
 
+  /**
+   * A durable transition's notice: in-process listeners (read models such as the console's queue)
+   * hear it now, before the caller's acknowledgement, so whoever awaited a command reads its effect;
+   * the events and queue subjects get it once the acknowledgement has gone out ({@link #publishLater}).
+   */
   #notify(cell: Cell, ctx: AgentContext | CaseContext, n: Notice): void {
     const notice: TransitionNotice = { id: cell.id, kind: cell.kind, model: cell.model.name, ...n };
     if (cell.kind === 'case') {
@@ -480,9 +487,9 @@ export class ActorHost implements Host {
         ...(c.timers.ack !== undefined ? { ackDueAt: c.timers.ack } : {}),
         ...(c.timers.resolve !== undefined ? { resolveDueAt: c.timers.resolve } : {}),
       };
-      this.transport.publish(this.#subjects.queue(subjectToken(tier.queue)), notice);
+      this.#publishLater(this.#subjects.queue(subjectToken(tier.queue)), notice);
     }
-    this.transport.publish(this.#subjects.events(cell.kind, subjectToken(cell.id)), notice);
+    this.#publishLater(this.#subjects.events(cell.kind, subjectToken(cell.id)), notice);
     for (const l of this.listeners) {
       try {
         l(notice);
@@ -490,6 +497,29 @@ export class ActorHost implements Host {
         this.log.error({ err }, 'transition listener threw');
       }
     }
+  }
+
+  /**
+   * Publishes a notice after the reply to the command that caused it: the reply is sent in the
+   * promise reactions that follow the commit's durability, the notices in the check phase of the same
+   * turn of the event loop (`setImmediate`), in commit order. Notices were already best effort and
+   * published only once durable (G1); now the requester's acknowledgement no longer waits for their
+   * encoding and socket write (issue 23). Counted as work, so `whenIdle` and `close` wait for them.
+   */
+  #publishLater(subject: string, notice: TransitionNotice): void {
+    if (this.#notices.length === 0) {
+      this.begin();
+      setImmediate(() => {
+        const batch = this.#notices;
+        this.#notices = [];
+        try {
+          for (const [s, n] of batch) this.transport.publish(s, n);
+        } finally {
+          this.settle();
+        }
+      });
+    }
+    this.#notices.push([subject, notice]);
   }
 
   #fireTimer(t: TimerEntry): void {
