@@ -13,6 +13,10 @@ import { createServer, connect as tcpConnect } from 'node:net';
 import { QUICK, arg, log, main, pct, round, row, skipped, withTempDir, type BenchRow } from './lib/common.ts';
 
 const SAMPLES = arg('samples', QUICK ? 2000 : 10_000);
+/** Requests sent before measuring, by both figures alike (JIT, connections, caches). */
+const WARMUP = 500;
+/** Both figures' connections use the options of Handoff's own (NatsTransport.connect). */
+const CONNECT_OPTIONS = { noAsyncTraces: true };
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -70,24 +74,33 @@ async function hasBinary(name: string): Promise<boolean> {
 }
 
 interface NatsClient {
-  connect(opts: { servers: string }): Promise<{
+  connect(opts: { servers: string; noAsyncTraces?: boolean }): Promise<{
     subscribe(
       subject: string,
       opts: { callback: (err: unknown, msg: { data: Uint8Array; respond(data: Uint8Array): boolean }) => void },
     ): unknown;
     request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<unknown>;
+    flush(): Promise<void>;
     drain(): Promise<void>;
   }>;
 }
 
+/**
+ * Raw request/reply: one connection answers (echoes the request), another sends; the same topology
+ * as the reviewer commands' (a server connection, a client connection, one process), without the
+ * runtime in between.
+ */
 async function rawRequestReply(
   client: NatsClient,
   port: number,
   samples: number,
 ): Promise<{ p50: number; p99: number }> {
-  const nc = await client.connect({ servers: `127.0.0.1:${port}` });
+  const servers = `127.0.0.1:${port}`;
+  const responder = await client.connect({ servers, ...CONNECT_OPTIONS });
+  const nc = await client.connect({ servers, ...CONNECT_OPTIONS });
   try {
-    nc.subscribe('bench.echo', { callback: (_err, msg) => void msg.respond(msg.data) });
+    responder.subscribe('bench.echo', { callback: (_err, msg) => void msg.respond(msg.data) });
+    await responder.flush(); // the server has the subscription before the first request
     const payload = new TextEncoder().encode(
       JSON.stringify({
         type: 'handoff.case.claim',
@@ -95,7 +108,7 @@ async function rawRequestReply(
         reviewer: { id: 'r-bench', roles: ['support-lead'] },
       }),
     );
-    for (let i = 0; i < 500; i++) await nc.request('bench.echo', payload, { timeout: 2000 });
+    for (let i = 0; i < WARMUP; i++) await nc.request('bench.echo', payload, { timeout: 2000 });
     const lat: number[] = [];
     for (let i = 0; i < samples; i++) {
       const t = performance.now();
@@ -105,6 +118,7 @@ async function rawRequestReply(
     return { p50: pct(lat, 50), p99: pct(lat, 99) };
   } finally {
     await nc.drain();
+    await responder.drain();
   }
 }
 
@@ -140,7 +154,7 @@ async function reviewerCommands(port: number, samples: number): Promise<{ p50: n
     const served = serveCommands(rt);
     const client = new HandoffClient(clientSide, { namespace: rt.namespace });
     try {
-      const cases = Math.ceil(samples / 2) + 100;
+      const cases = Math.ceil((samples + WARMUP) / 2);
       const now = Date.now();
       for (let i = 0; i < cases; i += 500)
         await Promise.all(
@@ -173,7 +187,7 @@ async function reviewerCommands(port: number, samples: number): Promise<{ p50: n
         });
         return (performance.now() - t) * 1000;
       };
-      for (; c < 50; c++) {
+      for (; c < WARMUP / 2; c++) {
         await send('claim', c);
         await send('approve', c);
       }
@@ -209,10 +223,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       ...(binary ? [] : ['no nats-server binary on PATH']),
     ];
     if (!client || !binary)
-      return [
-        skipped(cmdName, 'µs', why.join('; '), 'p99 ≤ 2 ms and ≤ 4 × raw p99'),
-        skipped(rawName, 'µs', why.join('; ')),
-      ];
+      return [skipped(cmdName, 'µs', why.join('; '), 'p99 ≤ 3 × raw p99'), skipped(rawName, 'µs', why.join('; '))];
     return withTempDir('nats', async (dir) => {
       const server = await startNatsServer(dir);
       try {
@@ -226,7 +237,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         rows.push(
           row(cmdName, 'µs', round(cmd.p99), rawRef, {
             better: 'lower',
-            target: 'p99 ≤ 2,000 µs and ratio ≤ 4',
+            target: 'ratio ≤ 3 (issue 23)',
             note: `p50 ${round(cmd.p50)} µs (raw ${round(raw.p50)} µs); ${SAMPLES} commands`,
           }),
         );
