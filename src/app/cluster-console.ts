@@ -1,5 +1,7 @@
 import { jetstream } from '@nats-io/jetstream';
+import type { Ack } from '../contracts/ack.ts';
 import { ActorExistsError } from '../contracts/errors.ts';
+import { RetryingClient } from './cluster-demo.ts';
 import { ApiV1, type ApiV1Runtime } from '../gateway/api-v1.ts';
 import { embeddedBackend, type GatewayBackend } from '../gateway/backend.ts';
 import { ServiceAccounts } from '../gateway/service-accounts.ts';
@@ -28,12 +30,25 @@ async function* clusterLiveActors(node: ClusterNode): AsyncIterable<ActorRecord>
 }
 
 /**
- * The reviewer console's backend on a cluster node: commands go over NATS to the case's subject
- * (any node answers and routes to the owner), live changes arrive from every node on the queue and
- * event subjects, reads go to the JetStream store that all nodes share.
+ * The reviewer console's backend on a cluster node: commands go over NATS straight to the node that
+ * owns the case (this node watches the leases bucket, so it knows), or to the case's public subject
+ * when no owner is known or the owner no longer has it (any node answers and routes to the owner);
+ * one hop instead of two. Live changes arrive from every node on the queue and event subjects, reads
+ * go to the JetStream store that all nodes share.
  */
 export function clusterGatewayBackend(node: ClusterNode): GatewayBackend {
-  return { ...embeddedBackend(node.runtime, { transport: node.transport }), liveActors: () => clusterLiveActors(node) };
+  const client = new RetryingClient(node.transport, {
+    namespace: node.namespace,
+    // The console answers its reviewer with the typed refusal at once; the reviewer retries.
+    attempts: 1,
+    timeoutMs: 15_000,
+    owner: (group) => node.leases.get(group)?.holder?.member,
+  });
+  return {
+    ...embeddedBackend(node.runtime, { transport: node.transport }),
+    command: async (cmd) => (await client.command(cmd as { caseId: string })) as Ack,
+    liveActors: () => clusterLiveActors(node),
+  };
 }
 
 /** The live inspector's backend on a cluster node: inspection records of every node, over NATS. */
