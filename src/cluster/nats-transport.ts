@@ -118,6 +118,9 @@ export class NatsTransport implements Transport {
   #closed = false;
   #connected = true;
   #statusListeners = new Set<(s: Status) => void>();
+  /** Work to run right after the next reply is sent (see {@link afterReply}). */
+  #afterReply: (() => void)[] = [];
+  #afterReplyScheduled = false;
   /** Counters for tests and the node's status line. */
   readonly stats = { disconnects: 0, reconnects: 0, published: 0, requests: 0, served: 0 };
 
@@ -291,6 +294,37 @@ export class NatsTransport implements Transport {
       m.respond(encodeJson(reply));
     } catch {
       // the connection closed meanwhile: the requester times out and may retry
+    }
+    this.#runAfterReply();
+  }
+
+  /**
+   * Runs `fn` right after the next reply this transport sends, in the same synchronous stretch, so
+   * what `fn` publishes joins the reply's socket write (the client flushes once per turn of the
+   * microtask queue) instead of costing a write of its own; the runtime's transition notices go out
+   * this way after the reply to the command that caused them. With no request being answered, or if
+   * no reply is sent before the next check phase of the event loop, `fn` runs then (`setImmediate`).
+   */
+  afterReply(fn: () => void): void {
+    this.#afterReply.push(fn);
+    if (this.#afterReplyScheduled) return;
+    this.#afterReplyScheduled = true;
+    setImmediate(() => {
+      this.#afterReplyScheduled = false;
+      this.#runAfterReply();
+    });
+  }
+
+  #runAfterReply(): void {
+    if (this.#afterReply.length === 0) return;
+    const work = this.#afterReply;
+    this.#afterReply = [];
+    for (const fn of work) {
+      try {
+        fn();
+      } catch {
+        // each caller handles its own failures; one must not keep the others from running
+      }
     }
   }
 

@@ -501,15 +501,16 @@ export class ActorHost implements Host {
 
   /**
    * Publishes a notice after the reply to the command that caused it: the reply is sent in the
-   * promise reactions that follow the commit's durability, the notices in the check phase of the same
-   * turn of the event loop (`setImmediate`), in commit order. Notices were already best effort and
-   * published only once durable (G1); now the requester's acknowledgement no longer waits for their
-   * encoding and socket write (issue 23). Counted as work, so `whenIdle` and `close` wait for them.
+   * promise reactions that follow the commit's durability; the notices right after a reply, in the
+   * same socket write, where the transport offers it (`afterReply`, NATS), else in the check phase of
+   * the same turn of the event loop (`setImmediate`); in commit order either way. Notices were already
+   * best effort and published only once durable (G1); now the requester's acknowledgement no longer
+   * waits for them (issue 23). Counted as work, so `whenIdle` and `close` wait for them.
    */
   #publishLater(subject: string, notice: TransitionNotice): void {
     if (this.#notices.length === 0) {
       this.begin();
-      setImmediate(() => {
+      const publish = () => {
         const batch = this.#notices;
         this.#notices = [];
         try {
@@ -517,7 +518,9 @@ export class ActorHost implements Host {
         } finally {
           this.settle();
         }
-      });
+      };
+      if (this.transport.afterReply) this.transport.afterReply(publish);
+      else setImmediate(publish);
     }
     this.#notices.push([subject, notice]);
   }

@@ -24,6 +24,12 @@ export interface Transport {
   ): Promise<unknown>;
   /** Serves requests on a subject; the handler's return value (or thrown error) is the reply. */
   serve(subject: string, handler: (msg: Msg) => Promise<unknown> | unknown): Subscription;
+  /**
+   * Runs `fn` (which publishes) once the reply being prepared now has been sent, so what it publishes
+   * follows the reply on the wire, in the same write where the transport can. Without it, the runtime
+   * defers such work to the next check phase of the event loop (`setImmediate`).
+   */
+  afterReply?(fn: () => void): void;
   close(): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The NATS transport against a real nats-server: request/reply with typed errors, queue groups
  * (exactly one responder), publish with Nats-Msg-Id (stored once by a JetStream stream), headers
- * (traceparent), and surviving a server restart.
+ * (traceparent), work run after a reply (afterReply), and surviving a server restart.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +66,47 @@ describe('NatsTransport', () => {
     for (let i = 0; i < 40; i++) await a.request('t.q', i);
     expect(seen).toHaveLength(40);
     expect(new Set(seen)).toEqual(new Set(['r1', 'r2']));
+  });
+
+  it('afterReply: work queued while a request is answered runs right after its reply is sent, in the same socket write; with no reply to send, at the next check phase', async () => {
+    const a = await connect();
+    const b = await connect();
+    const order: string[] = [];
+    const proto = (
+      b.nc as unknown as {
+        protocol: {
+          publish: (subject: string, ...rest: unknown[]) => void;
+          transport: { send: (d: Uint8Array) => void };
+        };
+      }
+    ).protocol;
+    const publish = proto.publish.bind(proto);
+    proto.publish = (subject, ...rest) => {
+      order.push(subject.startsWith('_INBOX.') ? 'reply' : subject);
+      publish(subject, ...rest);
+    };
+    const send = proto.transport.send.bind(proto.transport);
+    let writes = 0;
+    proto.transport.send = (d) => {
+      writes++;
+      send(d);
+    };
+    b.serve('t.after', async () => {
+      await Promise.resolve();
+      b.afterReply(() => b.publish('t.after.notice', { n: 1 }));
+      order.push('handler done');
+      return 'ok';
+    });
+    await b.flush();
+    const before = writes;
+    expect(await a.request('t.after', {})).toBe('ok');
+    expect(order).toEqual(['handler done', 'reply', 't.after.notice']);
+    expect(writes - before).toBe(1);
+    order.length = 0;
+    b.afterReply(() => order.push('alone'));
+    expect(order).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(['alone']);
   });
 
   it('publish carries a Nats-Msg-Id: the same transition published twice is stored once by a stream', async () => {
