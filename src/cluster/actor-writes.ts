@@ -115,7 +115,7 @@ export class ActorWrites {
     const ack = await this.#io.retrying(`commit ${id}`, async () => {
       if (this.#guard && !msg.fence && !this.#guard.mayWrite(id))
         throw new LeaseLostError(id, 'the lease was lost while the write was retried');
-      return this.#io.js.publish(this.#sub.act(id), payload, {
+      return this.#io.publish(this.#sub.act(id), payload, {
         msgID: msgId,
         expect: { lastSubjectSequence: expected },
         headers,
@@ -311,7 +311,7 @@ export class ActorWrites {
         if (this.#guard && !this.#guard.mayWrite(id)) {
           throw new LeaseLostError(id, 'the lease was lost while the write was retried');
         }
-        return this.#io.js.publish(subject, payload, {
+        return this.#io.publish(subject, payload, {
           msgID: `jnl:${id}:${c.journal.seq}`,
           expect: { lastSubjectSequence: expected },
           timeout: this.#io.opts.publishTimeoutMs,
@@ -517,7 +517,7 @@ export class ActorWrites {
       };
       try {
         const ack = await this.#io.retrying(`fence journal ${id}`, () =>
-          this.#io.js.publish(subject, encode(fence), {
+          this.#io.publish(subject, encode(fence), {
             msgID: `jfence:${id}:${this.writer}:${++this.#writeNo}`,
             expect: { lastSubjectSequence: last?.seq ?? 0 },
             timeout: this.#io.opts.publishTimeoutMs,

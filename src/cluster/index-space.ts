@@ -2,6 +2,12 @@ import type { DeadLetter } from '../runtime/store.ts';
 import { decode, encode, isCasConflict, type StoreSubjects } from './store-format.ts';
 import type { StreamIO } from './stream-io.ts';
 
+/** A value of an auxiliary space and the stream sequence that holds it (0 and undefined: never written). */
+export interface AuxVersion<T> {
+  value: T | undefined;
+  seq: number;
+}
+
 /**
  * The JetStream store's index stream (last message per subject): meta values, dead letters, and
  * auxiliary spaces written with compare-and-set (the simulated world's ledger, the cluster clock).
@@ -55,19 +61,43 @@ export class IndexSpace {
     key: string,
     update: (current: T | undefined) => { value: T; msgId: string },
   ): Promise<T> {
+    return (await this.casAux(space, key, update)).value as T;
+  }
+
+  /**
+   * {@link updateAux} with the stream sequence of the result, and two shortcuts: `known` is a guess
+   * of the current value and its sequence (`seq: 0`: the key was never written) that the first
+   * attempt writes against without reading it (a wrong guess fails the compare-and-set, then the
+   * key is read and `update` runs again on what it holds), and `update` may return null: nothing to
+   * write, the current version is the result. The compare-and-set decides in every case, so a guess
+   * saves a round trip and never changes the outcome.
+   */
+  async casAux<T>(
+    space: string,
+    key: string,
+    update: (current: T | undefined) => { value: T; msgId: string } | null,
+    known?: AuxVersion<T>,
+  ): Promise<AuxVersion<T>> {
     const subject = this.#sub.aux(space, key);
     for (let attempt = 1; ; attempt++) {
-      const last = await this.#io.getLast(this.#io.streams.idx, subject);
-      const current = last ? decode<T>(last.data) : undefined;
-      const next = update(current);
+      let current: AuxVersion<T>;
+      if (attempt === 1 && known) current = known;
+      else {
+        const last = await this.#io.getLast(this.#io.streams.idx, subject);
+        current = last ? { value: decode<T>(last.data), seq: last.seq } : { value: undefined, seq: 0 };
+      }
+      const next = update(current.value);
+      if (next === null) return current;
       try {
         const opts = {
           msgID: next.msgId,
-          expect: { lastSubjectSequence: last?.seq ?? 0 },
+          expect: { lastSubjectSequence: current.seq },
           timeout: this.#io.opts.publishTimeoutMs,
         };
-        await this.#io.retrying(`aux ${space}/${key}`, () => this.#io.js.publish(subject, encode(next.value), opts));
-        return next.value;
+        const ack = await this.#io.retrying(`aux ${space}/${key}`, () =>
+          this.#io.publish(subject, encode(next.value), opts),
+        );
+        return { value: next.value, seq: ack.seq };
       } catch (err) {
         if (!isCasConflict(err) || attempt > 50) throw err;
       }

@@ -19,9 +19,10 @@ import { groupOf, untok } from './keys.ts';
 import { AuditStream } from './audit-stream.ts';
 import { OwnedActors } from './owned-actors.ts';
 import { StreamIO } from './stream-io.ts';
+import { JsWire } from './js-wire.ts';
 import { DerivedWrites } from './tails.ts';
 import { ActorWrites } from './actor-writes.ts';
-import { IndexSpace } from './index-space.ts';
+import { IndexSpace, type AuxVersion } from './index-space.ts';
 import {
   decode,
   encode,
@@ -142,6 +143,7 @@ export class JetStreamStore implements Store {
     store.#io = new StreamIO({
       js: store.#js,
       jsm: store.#jsm,
+      wire: new JsWire(opts.nc),
       streams: store.streams,
       opts: store.#opts,
       keyring: opts.keyring,
@@ -235,6 +237,15 @@ export class JetStreamStore implements Store {
   /** Groups with at least one tracked actor. */
   trackedGroups(): string[] {
     return this.#own.trackedGroups();
+  }
+
+  /**
+   * An actor's durable status as this writer last wrote (or, adopting it, read) it; undefined when
+   * this writer does not track the actor or its last write's outcome is unknown.
+   */
+  writtenStatus(id: string): ActorRecord['status'] | undefined {
+    const t = this.#tracked.get(id);
+    return t && !t.stale ? t.status : undefined;
   }
 
   /** Whether a group has an active actor tracked here. */
@@ -355,7 +366,10 @@ export class JetStreamStore implements Store {
     const group = o?.group ?? groupOf(id.replace(/\.resolution$/, ''));
     this.#outbox.delete(id);
     await this.#io.retrying(`ack outbox ${id}`, () =>
-      this.#js.publish(this.#sub.out(group, id), encode({ del: true }), { msgID: `outd:${id}` }),
+      this.#io.publish(this.#sub.out(group, id), encode({ del: true }), {
+        msgID: `outd:${id}`,
+        timeout: this.#opts.publishTimeoutMs,
+      }),
     );
   }
 
@@ -430,6 +444,16 @@ export class JetStreamStore implements Store {
     return this.#index.updateAux(space, key, update);
   }
 
+  /** See {@link IndexSpace.casAux}. */
+  casAux<T>(
+    space: string,
+    key: string,
+    update: (current: T | undefined) => { value: T; msgId: string } | null,
+    known?: AuxVersion<T>,
+  ): Promise<AuxVersion<T>> {
+    return this.#index.casAux(space, key, update, known);
+  }
+
   getAux<T>(space: string, key: string): Promise<T | undefined> {
     return this.#index.getAux<T>(space, key);
   }
@@ -455,5 +479,6 @@ export class JetStreamStore implements Store {
     await within(this.flush(), 15_000);
     await this.stopAuditSequencer();
     this.#closed = true;
+    this.#io.wire.close();
   }
 }

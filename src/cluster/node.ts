@@ -415,8 +415,11 @@ export class ClusterNode {
     // Let the final commit's consequences (outbox, notices) settle first.
     await sleep(0);
     if (!this.#held.has(group) || this.store.groupActive(group)) return;
-    const agent = await this.store.load(group).catch(() => undefined);
-    if (!agent || agent.status === 'active' || this.store.groupActive(group)) return;
+    // The agent's status as this node last wrote it (its final commit is durable before the notice
+    // that called this); read from the store only when this node has not written it (a repeated
+    // start of a finished episode) or its last write's outcome is unknown.
+    const status = this.store.writtenStatus(group) ?? (await this.store.load(group).catch(() => undefined))?.status;
+    if (!status || status === 'active' || this.store.groupActive(group)) return;
     await this.#release(group);
   }
 

@@ -1,9 +1,11 @@
 import type { MsgHdrs } from '@nats-io/transport-node';
 import { nanos, nuid } from '@nats-io/transport-node';
-import type { ConsumerConfig, JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { ConsumerConfig, JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Keyring } from '../security/keyring.ts';
 import { openPayload } from './keys-jetstream.ts';
+import type { JsWire, WirePublishOptions } from './js-wire.ts';
+import { seal } from '../security/seal.ts';
 import { StoreWriteError } from '../runtime/level-store.ts';
 import { encode, isCasConflict, isTransient, sleep, type StreamNames } from './store-format.ts';
 
@@ -17,7 +19,6 @@ export interface LastMessage {
   seq: number;
   data: Uint8Array;
   header: MsgHdrs;
-  time: Date;
 }
 
 export interface ScannedMessage {
@@ -30,13 +31,15 @@ export interface ScannedMessage {
 /**
  * The JetStream store's low-level reads and writes: retries while the server is unreachable, the last
  * message of a subject (direct get where safe), scans through short-lived consumers, and plain puts.
- * Payloads are opened with the data keys here (sealing happens in the sealing JetStream client).
+ * Payloads are sealed ({@link publish}) and opened with the data keys here.
  */
 export class StreamIO {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly streams: StreamNames;
   readonly opts: StreamIOOptions;
+  /** The hot requests (publishes, direct gets) without the client's per-request machinery. */
+  readonly wire: JsWire;
   #keyring: Keyring | undefined;
   #log: Logger | undefined;
   #stats: { retries: number };
@@ -45,6 +48,7 @@ export class StreamIO {
   constructor(init: {
     js: JetStreamClient;
     jsm: JetStreamManager;
+    wire: JsWire;
     streams: StreamNames;
     opts: StreamIOOptions;
     keyring: Keyring | undefined;
@@ -54,6 +58,7 @@ export class StreamIO {
   }) {
     this.js = init.js;
     this.jsm = init.jsm;
+    this.wire = init.wire;
     this.streams = init.streams;
     this.opts = init.opts;
     this.#keyring = init.keyring;
@@ -81,14 +86,22 @@ export class StreamIO {
     }
   }
 
+  /**
+   * Publishes to a stream (sealed with the data keys when there are some): JetStream's
+   * acknowledgement, or its error (`JetStreamApiError`; a compare-and-set conflict is code 10071).
+   */
+  publish(subject: string, data: Uint8Array, opts: WirePublishOptions): Promise<PubAck> {
+    return this.wire.publish(subject, this.#keyring ? seal(this.#keyring, data, subject) : data, opts);
+  }
+
   async getLast(stream: string, subject: string): Promise<LastMessage | null> {
     const direct = this.opts.directReads && stream !== this.streams.aud;
     const m = await this.retrying(`get ${subject}`, () =>
       direct
-        ? this.jsm.direct.getMessage(stream, { last_by_subj: subject })
+        ? this.wire.lastBySubject(stream, subject, this.opts.publishTimeoutMs)
         : this.jsm.streams.getMessage(stream, { last_by_subj: subject }),
     );
-    return m ? { seq: m.seq, data: this.open(m.data, subject), header: m.header, time: m.time } : null;
+    return m ? { seq: m.seq, data: this.open(m.data, subject), header: m.header } : null;
   }
 
   /**
@@ -136,7 +149,7 @@ export class StreamIO {
     const msgID = `${what}:${nuid.next()}`;
     try {
       await this.retrying(what, () =>
-        this.js.publish(subject, encode(value), { msgID, timeout: this.opts.publishTimeoutMs }),
+        this.publish(subject, encode(value), { msgID, timeout: this.opts.publishTimeoutMs }),
       );
     } catch (err) {
       throw new StoreWriteError(`${what} not written: ${err instanceof Error ? err.message : String(err)}`, {

@@ -169,7 +169,7 @@ export class DerivedWrites {
           }
           this.#stats.repairedTails++;
         }
-        const ack = await io.js.publish(tail.subject, encode(tail.data), {
+        const ack = await io.publish(tail.subject, encode(tail.data), {
           msgID: tail.msgId,
           timeout: io.opts.publishTimeoutMs,
         });

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Span } from '@opentelemetry/api';
 import { parseTraceparent } from '../contracts/envelope.ts';
 
@@ -9,12 +9,32 @@ import { parseTraceparent } from '../contracts/envelope.ts';
  * having to pass the id around; each hop sends a `traceparent` header with its own span id.
  */
 
+/** Trace ids of recent episodes: a node stamps every transition notice of an episode with it. */
+const traceIds = new Map<string, string>();
+const MAX_TRACE_IDS = 4096;
+
 export function episodeTraceId(namespace: string, episodeId: string): string {
-  return createHash('sha256').update(`handoff-trace\u0000${namespace}\u0000${episodeId}`).digest('hex').slice(0, 32);
+  const key = `${namespace}\u0000${episodeId}`;
+  let id = traceIds.get(key);
+  if (id === undefined) {
+    id = createHash('sha256').update(`handoff-trace\u0000${key}`).digest('hex').slice(0, 32);
+    if (traceIds.size >= MAX_TRACE_IDS) traceIds.delete(traceIds.keys().next().value!);
+    traceIds.set(key, id);
+  }
+  return id;
 }
 
+/** Random bytes for span ids, drawn 4 KB at a time (one call into the CSPRNG per 512 span ids). */
+const spanPool = Buffer.alloc(4096);
+let spanAt = spanPool.length;
+
 export function newSpanId(): string {
-  return randomBytes(8).toString('hex');
+  if (spanAt + 8 > spanPool.length) {
+    randomFillSync(spanPool);
+    spanAt = 0;
+  }
+  spanAt += 8;
+  return spanPool.toString('hex', spanAt - 8, spanAt);
 }
 
 /** A traceparent in the episode's trace with a new span id. */

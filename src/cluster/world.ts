@@ -1,9 +1,12 @@
 import { nuid } from '@nats-io/transport-node';
 import type { EffectFence, LedgerEntry, World } from '../models/define.ts';
 import type { JetStreamStore } from './jetstream-store.ts';
+import type { AuxVersion } from './index-space.ts';
 import { LeaseLostError } from '../contracts/cluster-errors.ts';
 
 const SEEN = new Error('already applied');
+/** Claims remembered for their application (see {@link JetStreamWorld.apply}). */
+const MAX_REMEMBERED_CLAIMS = 10_000;
 
 /** A ledger entry as stored: an applied effect, or a claim on its key (`applications: 0`) by a fencing token. */
 export interface StoredLedgerEntry extends LedgerEntry {
@@ -29,6 +32,12 @@ export interface StoredLedgerEntry extends LedgerEntry {
  */
 export class JetStreamWorld implements World {
   #store: JetStreamStore;
+  /**
+   * Keys this process claimed (by {@link lookup}) and has not applied yet, with the claim's stream
+   * sequence: the application writes against it without reading the key again. Only a guess for
+   * the compare-and-set (a key written meanwhile is read and decided as before); bounded.
+   */
+  #claimed = new Map<string, AuxVersion<StoredLedgerEntry>>();
   readonly stats = { claims: 0, refusedStale: 0 };
   constructor(store: JetStreamStore) {
     this.#store = store;
@@ -42,23 +51,31 @@ export class JetStreamWorld implements World {
     fence?: EffectFence,
   ): Promise<void> {
     const call = nuid.next();
-    await this.#store.updateAux<StoredLedgerEntry>('world', key, (existing) => {
-      if (fence) {
-        fence.check();
-        if ((existing?.epoch ?? -1) > fence.token) this.#stale(key, fence, existing!);
-      }
-      const applied = existing && existing.applications > 0;
-      const value: StoredLedgerEntry = applied
-        ? { ...existing, applications: existing.applications + 1, ...(fence ? { epoch: fence.token } : {}) }
-        : { key, action, args, result, at: Date.now(), applications: 1, ...(fence ? { epoch: fence.token } : {}) };
-      return { value, msgId: `world:${key}:${value.applications}:${call}` };
-    });
+    const known = this.#claimed.get(key);
+    this.#claimed.delete(key);
+    await this.#store.casAux<StoredLedgerEntry>(
+      'world',
+      key,
+      (existing) => {
+        if (fence) {
+          fence.check();
+          if ((existing?.epoch ?? -1) > fence.token) this.#stale(key, fence, existing!);
+        }
+        const applied = existing && existing.applications > 0;
+        const value: StoredLedgerEntry = applied
+          ? { ...existing, applications: existing.applications + 1, ...(fence ? { epoch: fence.token } : {}) }
+          : { key, action, args, result, at: Date.now(), applications: 1, ...(fence ? { epoch: fence.token } : {}) };
+        return { value, msgId: `world:${key}:${value.applications}:${call}` };
+      },
+      known,
+    );
   }
 
   /**
    * The effect under `key`, if it was applied. With a fence, the key is claimed for the fence's
    * token first (refused if a newer token holds it), so that an older writer's application landing
-   * after this lookup is refused.
+   * after this lookup is refused. The claim is written first against an empty key (an effect's first
+   * attempt: one round trip); only when the key holds something is it read and decided on.
    */
   async lookup(key: string, fence?: EffectFence): Promise<LedgerEntry | undefined> {
     if (!fence) {
@@ -67,35 +84,48 @@ export class JetStreamWorld implements World {
     }
     const call = nuid.next();
     let applied: StoredLedgerEntry | undefined;
-    const cur = await this.#store.getAux<StoredLedgerEntry>('world', key);
-    if (cur && cur.applications > 0) return cur;
-    if (cur && cur.epoch === fence.token) return undefined; // claimed by this token already
+    let wrote = false;
     try {
-      await this.#store.updateAux<StoredLedgerEntry>('world', key, (existing) => {
-        fence.check();
-        if (existing && existing.applications > 0) {
-          applied = existing;
-          throw SEEN; // applied meanwhile: nothing to write
-        }
-        if ((existing?.epoch ?? -1) > fence.token) this.#stale(key, fence, existing!);
-        this.stats.claims++;
-        return {
-          value: {
-            key,
-            action: existing?.action ?? '',
-            args: {},
-            result: null,
-            at: Date.now(),
-            applications: 0,
-            epoch: fence.token,
-          },
-          msgId: `world-claim:${key}:${fence.token}:${call}`,
-        };
-      });
+      const claim = await this.#store.casAux<StoredLedgerEntry>(
+        'world',
+        key,
+        (existing) => {
+          fence.check();
+          if (existing && existing.applications > 0) {
+            applied = existing;
+            throw SEEN; // applied already: nothing to write
+          }
+          if ((existing?.epoch ?? -1) > fence.token) this.#stale(key, fence, existing!);
+          wrote = !(existing && existing.epoch === fence.token);
+          if (!wrote) return null; // claimed by this token already
+          return {
+            value: {
+              key,
+              action: existing?.action ?? '',
+              args: {},
+              result: null,
+              at: Date.now(),
+              applications: 0,
+              epoch: fence.token,
+            },
+            msgId: `world-claim:${key}:${fence.token}:${call}`,
+          };
+        },
+        { value: undefined, seq: 0 },
+      );
+      if (wrote) this.stats.claims++;
+      this.#remember(key, claim);
     } catch (err) {
       if (err !== SEEN) throw err;
     }
     return applied;
+  }
+
+  #remember(key: string, claim: AuxVersion<StoredLedgerEntry>): void {
+    this.#claimed.delete(key);
+    this.#claimed.set(key, claim);
+    // Claims whose effect never applied (it failed, or its node lost the episode) age out.
+    if (this.#claimed.size > MAX_REMEMBERED_CLAIMS) this.#claimed.delete(this.#claimed.keys().next().value!);
   }
 
   #stale(key: string, fence: EffectFence, existing: StoredLedgerEntry): never {

@@ -10,6 +10,7 @@ import type { NatsServer } from '../../src/cluster/nats-harness.ts';
 import { tok } from '../../src/cluster/keys.ts';
 import { verifyAudit } from '../../src/base/audit-log.ts';
 import { JetStreamStore, type OwnershipGuard } from '../../src/cluster/jetstream-store.ts';
+import { JetStreamWorld } from '../../src/cluster/world.ts';
 import type { ActorRecord, Commit, TimerEntry } from '../../src/runtime/store.ts';
 import { freshNamespace, natsConnect, startServer } from './helpers.ts';
 
@@ -303,5 +304,37 @@ describe('JetStreamStore', () => {
     await survivor.adoptGroup('ep-9');
     await survivor.flush();
     expect((await collect(survivor.journal(record.id))).map((j) => j.seq)).toEqual([1]);
+  });
+  it('the world: a lookup claims an unwritten key in one write; a stale token is refused at the key, even with its claim remembered', async () => {
+    const ns = freshNamespace('wd');
+    const store = await open({ namespace: ns });
+    const a = new JetStreamWorld(store);
+    const b = new JetStreamWorld(store);
+    const fence = (token: number) => ({ token, check: () => undefined });
+    // First attempt of an effect: claimed with one compare-and-set write against an empty key, applied once.
+    expect(await a.lookup('ep-1/0', fence(5))).toBeUndefined();
+    expect(a.stats.claims).toBe(1);
+    await a.apply('ep-1/0', 'refund', { amount: 1 }, { id: 'r-1' }, fence(5));
+    expect(await b.lookup('ep-1/0', fence(5))).toMatchObject({ applications: 1, result: { id: 'r-1' } });
+    expect(b.stats.claims).toBe(0);
+    // A lookup by the same token again writes nothing more.
+    expect(await a.lookup('ep-2/0', fence(5))).toBeUndefined();
+    expect(await a.lookup('ep-2/0', fence(5))).toBeUndefined();
+    expect(a.stats.claims).toBe(2);
+    // A (token 5) claimed ep-3/0 and remembers its claim; B takes the episode over (token 9) and claims
+    // it too: A's application, written against its remembered claim, fails the compare-and-set, reads
+    // the key and is refused as stale. B's lands once.
+    await a.lookup('ep-3/0', fence(5));
+    expect(await b.lookup('ep-3/0', fence(9))).toBeUndefined();
+    await expect(a.apply('ep-3/0', 'refund', {}, { id: 'r-3' }, fence(5))).rejects.toMatchObject({
+      code: 'lease.lost',
+    });
+    expect(a.stats.refusedStale).toBe(1);
+    await b.apply('ep-3/0', 'refund', {}, { id: 'r-3' }, fence(9));
+    // A stale claim of a key a newer token holds is refused too.
+    await expect(a.lookup('ep-3/1', fence(5)).then(() => b.lookup('ep-3/1', fence(9)))).resolves.toBeUndefined();
+    await expect(a.lookup('ep-3/1', fence(5))).rejects.toMatchObject({ code: 'lease.lost' });
+    const totals = await a.totals();
+    expect(totals).toEqual({ effects: 2, duplicates: 0 });
   });
 });
