@@ -13,6 +13,7 @@
  * HANDOFF_BENCH_PROF=<dir> starts the node processes with --cpu-prof into that folder.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -89,7 +90,7 @@ async function clusterRun(
   server: NatsServer,
   n: number,
   run: number,
-): Promise<{ perSecond: number; p50Ms: number; statuses: unknown[] }> {
+): Promise<{ perSecond: number; p50Ms: number; statuses: unknown[]; cpu: string }> {
   const ns = `bc${n}r${run}x${Date.now().toString(36)}`;
   const model = await benchModel();
   const signals = await autoSignals(model);
@@ -115,6 +116,10 @@ async function clusterRun(
     const warmupMs = Math.min(4000, SECONDS * 300);
     const from = t0 + warmupMs;
     const until = from + SECONDS * 1000;
+    // Counters when the measured window opens: the nodes' statuses, nats-server's CPU time, the driver's.
+    const opened = new Promise<Snapshot>((resolve) =>
+      setTimeout(() => void snapshot(server, nodes).then(resolve), warmupMs),
+    );
     const worker = async () => {
       while (performance.now() < until) {
         const i = next++;
@@ -135,13 +140,79 @@ async function clusterRun(
       }
     };
     await Promise.all(Array.from({ length: INFLIGHT }, () => worker()));
-    const statuses = await Promise.all(nodes.map((x) => x.status()));
+    const closed = await snapshot(server, nodes);
     latencies.sort((a, b) => a - b);
-    return { perSecond: counted / SECONDS, p50Ms: latencies[Math.floor(latencies.length / 2)] ?? NaN, statuses };
+    return {
+      perSecond: counted / SECONDS,
+      p50Ms: latencies[Math.floor(latencies.length / 2)] ?? NaN,
+      statuses: closed.nodes,
+      cpu: cpuPerEpisode(await opened, closed),
+    };
   } finally {
     await Promise.all(nodes.map((x) => x.stop()));
     await nc.close();
   }
+}
+
+type NodeStatus =
+  | {
+      started?: number;
+      store?: Record<string, number>;
+      nats?: Record<string, number>;
+      cpu?: { user: number; system: number };
+    }
+  | undefined;
+
+interface Snapshot {
+  nodes: NodeStatus[];
+  /** CPU time in µs of nats-server (undefined where /proc is not there) and of this driver. */
+  server: number | undefined;
+  driver: number;
+}
+
+/** CPU time of a process in µs, from /proc (Linux); undefined elsewhere. */
+function procCpuMicros(pid: number | undefined): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100; // utime + stime, in clock ticks of 1/100 s
+  } catch {
+    return undefined;
+  }
+}
+
+async function snapshot(server: NatsServer, nodes: NodeProc[]): Promise<Snapshot> {
+  const cpu = process.cpuUsage();
+  return {
+    nodes: (await Promise.all(nodes.map((x) => x.status()))) as NodeStatus[],
+    server: procCpuMicros(server.pid),
+    driver: cpu.user + cpu.system,
+  };
+}
+
+/** CPU time per episode started in the window, in µs: the nodes (together), nats-server and the driver. */
+function cpuPerEpisode(a: Snapshot, b: Snapshot): string {
+  const sum = (s: Snapshot, f: (n: NonNullable<NodeStatus>) => number) =>
+    s.nodes.reduce((t, n) => t + (n ? f(n) : 0), 0);
+  const started = sum(b, (n) => n.started ?? 0) - sum(a, (n) => n.started ?? 0);
+  if (started <= 0) return 'no episodes started in the window';
+  const nodeCpu =
+    sum(b, (n) => (n.cpu ? n.cpu.user + n.cpu.system : 0)) - sum(a, (n) => (n.cpu ? n.cpu.user + n.cpu.system : 0));
+  const us = (v: number) => `${Math.round(v / started)} µs`;
+  const server = a.server !== undefined && b.server !== undefined ? us(b.server - a.server) : 'n/a';
+  return `CPU per episode: nodes ${us(nodeCpu)}, nats-server ${server}, driver ${us(b.driver - a.driver)}`;
+}
+
+/** Each node's writes and NATS messages per episode it started (the round trips a node makes per episode). */
+function perEpisode(statuses: unknown[]): string {
+  return (statuses as NodeStatus[])
+    .map((s) => {
+      const n = Math.max(1, s?.started ?? 0);
+      const per = (v: number | undefined) => round((v ?? 0) / n, 2);
+      const st = s?.store ?? {};
+      return `commits ${per(st.commits)} (journal-only ${per(st.journalOnly)}), tails ${per(st.tails)}, msgs out ${per(s?.nats?.outMsgs)} in ${per(s?.nats?.inMsgs)}`;
+    })
+    .join(' | ');
 }
 
 await main('cluster', async (): Promise<BenchRow[]> => {
@@ -157,9 +228,8 @@ await main('cluster', async (): Promise<BenchRow[]> => {
       for (const n of NODES) {
         const c = await clusterRun(server, n, r);
         byNodes.get(n)!.push(c.perSecond);
-        const st = c.statuses as ({ store?: { commits?: number; journalOnly?: number } } | undefined)[];
         log(
-          `  round ${r + 1}: ${n} node(s) ${round(c.perSecond)} episodes/s (p50 episode ${round(c.p50Ms, 1)} ms; store ${JSON.stringify(st.map((s) => s?.store))})`,
+          `  round ${r + 1}: ${n} node(s) ${round(c.perSecond)} episodes/s (p50 episode ${round(c.p50Ms, 1)} ms; ${c.cpu}; per episode started: ${perEpisode(c.statuses)})`,
         );
       }
     }
