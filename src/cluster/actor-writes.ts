@@ -371,6 +371,7 @@ export class ActorWrites {
   /** A commit's write failed: the error to throw (the actor restarts from what is durable). */
   #writeFailed(id: string, c: Commit, prev: Tracked | undefined, err: unknown): Error {
     if (c.commandId) this.#tails.dropCommand(c.commandId);
+    this.#own.forgetFresh(groupOf(id));
     if (prev) prev.stale = true;
     if (err instanceof LeaseLostError) return err;
     if (isCasConflict(err)) {

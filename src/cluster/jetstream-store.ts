@@ -219,6 +219,14 @@ export class JetStreamStore implements Store {
     return this.#writes.adoptGroup(group);
   }
 
+  /**
+   * The group's lease was created on a key never written (`Lease.fresh`): nobody has written its
+   * actors, so loading one this store does not track needs no read (see {@link OwnedActors.markFresh}).
+   */
+  markFresh(group: string): void {
+    this.#own.markFresh(group);
+  }
+
   /** Stops tracking a group (its lease moved): its actors' timers and outbox leave this node's indexes. */
   releaseGroup(group: string): void {
     for (const id of this.#own.releaseGroup(group)) this.#writes.justRead.delete(id);
@@ -258,6 +266,8 @@ export class JetStreamStore implements Store {
   // ------------------------------------------------------------------------------------------------
 
   async load(id: string): Promise<ActorRecord | undefined> {
+    // A new actor of a group created here (the runtime checks that an actor it spawns does not exist).
+    if (this.#own.knownAbsent(id)) return undefined;
     // Just read by an adoption (which loads the actor next): no second round trip.
     const fresh = this.#writes.justRead.get(id);
     if (fresh) {

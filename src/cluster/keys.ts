@@ -4,7 +4,10 @@
  * stand for themselves, every other character is written `=HH` (or `==HHHH` beyond Latin-1).
  */
 
+const PLAIN = /^[A-Za-z0-9_-]+$/;
+
 export function tok(s: string): string {
+  if (PLAIN.test(s)) return s;
   let out = '';
   for (const ch of s) {
     if (/[A-Za-z0-9_-]/.test(ch)) out += ch;
@@ -31,7 +34,9 @@ export function untok(t: string): string {
  * episode's group.
  */
 export function groupOf(actorId: string): string {
-  let id = actorId.split('/')[0] ?? actorId;
+  const slash = actorId.indexOf('/');
+  let id = slash < 0 ? actorId : actorId.slice(0, slash);
+  if (!id.includes('.')) return id; // an episode's agent (most calls)
   for (;;) {
     const m = /^(.+)\.(?:case|operator)-[^.]*$/.exec(id);
     if (!m) return id;

@@ -1,11 +1,15 @@
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { openBucket } from './kv.ts';
-import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
+import { headers as natsHeaders, type NatsConnection, type QueuedIterator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { isCasConflict } from './store-format.ts';
 import { tok, untok } from './keys.ts';
 import { LeaseHolderContract, tryParse } from './contracts.ts';
 import { within } from '../base/within.ts';
+import { JsWire } from './js-wire.ts';
+
+const enc = new TextEncoder();
+const EMPTY = new Uint8Array(0);
 
 export interface LeaseHolder {
   /** Member id `<node>.<inc>`. */
@@ -19,6 +23,11 @@ export interface Lease {
   holder: LeaseHolder | null;
   /** KV revision of the lease entry: the fencing token of its holder. */
   revision: number;
+  /**
+   * Created by this node on a key never written before: nobody has held the group, so (every write
+   * of a group's actors being made under its lease) the store holds none of its actors yet.
+   */
+  fresh?: boolean;
 }
 
 export function leasesBucket(namespace: string): string {
@@ -35,6 +44,8 @@ export function leasesBucket(namespace: string): string {
  */
 export class Leases {
   #kv!: KV;
+  #wire!: JsWire;
+  #bucket!: string;
   #map = new Map<string, Lease>();
   #listeners = new Set<(group: string, prev: Lease | undefined, next: Lease) => void>();
   #watch: QueuedIterator<KvWatchEntry> | undefined;
@@ -47,7 +58,9 @@ export class Leases {
   ): Promise<Leases> {
     const l = new Leases();
     l.#log = opts.logger;
-    l.#kv = await openBucket(nc, leasesBucket(opts.namespace), {
+    l.#bucket = leasesBucket(opts.namespace);
+    l.#wire = new JsWire(nc);
+    l.#kv = await openBucket(nc, l.#bucket, {
       history: 1,
       replicas: opts.replicas ?? 1,
       storage: 'file' as never,
@@ -91,6 +104,8 @@ export class Leases {
 
   #onEntry(e: Pick<KvWatchEntry, 'key' | 'operation' | 'revision' | 'json'>): void {
     const group = untok(e.key);
+    // This node's own acquisitions come back through the watch: known already, nothing to parse.
+    if ((this.#map.get(group)?.revision ?? -1) >= e.revision) return;
     if (e.operation !== 'PUT') {
       this.#set({ group, holder: null, revision: e.revision });
       return;
@@ -129,11 +144,18 @@ export class Leases {
     const value = JSON.stringify(holder);
     try {
       // Taking over a holder's lease is a compare-and-set on the revision seen; a free (deleted or
-      // never created) lease is created, which fails if anyone created it meanwhile.
-      const revision = from?.holder
-        ? await this.#kv.update(key, value, from.revision)
-        : await this.#kv.create(key, value);
-      const lease = { group, holder, revision };
+      // never created) lease is created, which fails if anyone created it meanwhile. A new episode's
+      // key was never written: one publish that expects the key's subject to be empty creates it
+      // (and tells that the group is fresh); a key with a delete marker is created by the KV client.
+      let revision: number;
+      let fresh = false;
+      if (from?.holder) revision = await this.#kv.update(key, value, from.revision);
+      else {
+        const created = await this.#createNew(key, value);
+        fresh = created !== undefined;
+        revision = created ?? (await this.#kv.create(key, value));
+      }
+      const lease: Lease = { group, holder, revision, ...(fresh ? { fresh } : {}) };
       this.#set(lease);
       this.stats.acquired++;
       return lease;
@@ -149,15 +171,38 @@ export class Leases {
     }
   }
 
+  /** Creates a key that was never written (its revision), or undefined if the key's subject holds anything. */
+  async #createNew(key: string, value: string): Promise<number | undefined> {
+    try {
+      const ack = await this.#wire.publish(this.#subject(key), enc.encode(value), {
+        expect: { lastSubjectSequence: 0 },
+      });
+      return ack.seq;
+    } catch (err) {
+      if (isCasConflict(err)) return undefined;
+      throw err;
+    }
+  }
+
+  #subject(key: string): string {
+    return `$KV.${this.#bucket}.${key}`;
+  }
+
   /** Releases a lease held at `lease.revision` (compare-and-set: a lease taken over meanwhile stays). */
   async release(lease: Lease): Promise<boolean> {
     try {
-      await this.#kv.delete(tok(lease.group), { previousSeq: lease.revision });
+      // The KV client's delete: a delete marker, written only if the lease is still at that revision.
+      const h = natsHeaders();
+      h.set('KV-Operation', 'DEL');
+      const ack = await this.#wire.publish(this.#subject(tok(lease.group)), EMPTY, {
+        headers: h,
+        expect: { lastSubjectSequence: lease.revision },
+      });
       this.stats.released++;
-      // Known free at once (the watch's delete event follows with the delete marker's revision).
+      // Known free at once, at the delete marker's revision (its event from the watch then changes nothing).
       const cur = this.#map.get(lease.group);
-      if (cur && cur.revision === lease.revision)
-        this.#map.set(lease.group, { group: lease.group, holder: null, revision: lease.revision });
+      if (cur && cur.revision <= ack.seq)
+        this.#map.set(lease.group, { group: lease.group, holder: null, revision: ack.seq });
       return true;
     } catch (err) {
       if (isCasConflict(err)) return false;
@@ -189,5 +234,6 @@ export class Leases {
 
   close(): void {
     this.#watch?.stop();
+    this.#wire?.close();
   }
 }

@@ -451,7 +451,9 @@ export class ClusterNode {
     }
     const got = await this.leases.acquire(group, this.#holder(), lease);
     if (!got) return 'busy';
-    // A fresh lease: the group may still hold finished actors (a repeated start), never live ones.
+    // A free lease: the group may still hold finished actors (a repeated start), never live ones;
+    // none at all if its key had never been written (a new episode: the store need not be asked).
+    if (got.fresh) this.store.markFresh(group);
     this.#held.set(group, { lease: got, state: 'ready', ready: Promise.resolve() });
     return 'mine';
   }

@@ -40,6 +40,8 @@ export class OwnedActors {
   #groups = new Map<string, Set<string>>();
   #timers = new Map<string, TimerEntry>();
   #timerOrder: TimerEntry[] | null = null;
+  /** Groups known to have no actor in the store but the ones tracked here (see {@link markFresh}). */
+  #fresh = new Set<string>();
 
   get(id: string): Tracked | undefined {
     return this.tracked.get(id);
@@ -69,8 +71,27 @@ export class OwnedActors {
     for (const mid of c.outboxDone ?? []) this.outbox.delete(mid);
   }
 
+  /**
+   * The group's lease was created on a key never written: the store holds none of its actors but the
+   * ones this writer commits (and tracks) from now on, so a read of any other is known to find nothing.
+   */
+  markFresh(group: string): void {
+    this.#fresh.add(group);
+  }
+
+  /** Whether the store is known to hold no record of `id` (an untracked actor of a fresh group). */
+  knownAbsent(id: string): boolean {
+    return this.#fresh.size > 0 && !this.tracked.has(id) && this.#fresh.has(groupOf(id));
+  }
+
+  /** A write of the group failed (its outcome may be unknown): reads go to the store again. */
+  forgetFresh(group: string): void {
+    this.#fresh.delete(group);
+  }
+
   /** Stops tracking a group: its actors' timers and outbox leave the indexes. Returns its actors' ids. */
   releaseGroup(group: string): string[] {
+    this.#fresh.delete(group);
     const ids = [...(this.#groups.get(group) ?? [])];
     for (const id of ids) this.untrack(id);
     this.#groups.delete(group);

@@ -337,4 +337,23 @@ describe('JetStreamStore', () => {
     const totals = await a.totals();
     expect(totals).toEqual({ effects: 2, duplicates: 0 });
   });
+  it('a fresh group (its lease key never written): untracked actors load as absent without a read; a failed write sends reads to the store again', async () => {
+    const ns = freshNamespace('fr');
+    const other = await open({ namespace: ns });
+    await other.commit(commit('ep-9', 0));
+    const store = await open({ namespace: ns, trackAll: false });
+    // A wrong hint (ep-9 was written without its lease): trusted for the read, refused by the write.
+    store.markFresh('ep-9');
+    expect(await store.load('ep-9')).toBeUndefined();
+    await expect(store.commit(commit('ep-9', 0))).rejects.toMatchObject({ code: 'store.write_failed' });
+    expect((await store.load('ep-9'))?.seq).toBe(0);
+    // A fresh group's own commits are tracked and read as usual; its other actors are absent.
+    store.markFresh('ep-10');
+    await store.commit(commit('ep-10', 0));
+    expect((await store.load('ep-10'))?.seq).toBe(0);
+    expect(await store.load('ep-10.case-1')).toBeUndefined();
+    store.releaseGroup('ep-10');
+    await other.commit(commit('ep-10.case-1', 0, { actor: rec('ep-10.case-1', 0, 'active', 'case') }));
+    expect((await store.load('ep-10.case-1'))?.seq).toBe(0);
+  });
 });
