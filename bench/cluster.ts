@@ -7,8 +7,10 @@
  * The driver submits episode starts to the work stream with msg ids and counts the agents' final
  * transition notices (`handoff.<ns>.events.agent.*`), keeping `--inflight` episodes in flight.
  *
- *   node --import tsx bench/cluster.ts [--quick] [--nodes 1,2] [--seconds 15] [--inflight 200] [--repeat 1]
+ *   node --import tsx bench/cluster.ts [--quick] [--nodes 1,2] [--seconds 15] [--inflight 200] [--repeat 1] [--screened]
  *
+ * Both sides gate with the model's own gate, as bench/episodes.ts does; `--screened` puts the
+ * prompt-injection screen in front of it on both (as `handoff start` and `handoff start --nats` run).
  * `--repeat n` measures every configuration n times, interleaved, and reports the medians.
  * HANDOFF_BENCH_PROF=<dir> starts the node processes with --cpu-prof into that folder.
  */
@@ -20,6 +22,8 @@ import { connect } from '@nats-io/transport-node';
 import { NatsServer } from '../src/cluster/nats-harness.ts';
 import { ensureWorkStream, workSubject, type StartRequest } from '../src/cluster/work.ts';
 import { durableEpisodes } from './episodes.ts';
+import type { Runtime } from '../src/runtime/runtime.ts';
+import { screenedGate } from '../src/policy/injection-screen.ts';
 import { QUICK, arg, log, main, round, row, type BenchRow } from './lib/common.ts';
 import { autoSignals, benchModel } from './lib/workload.ts';
 
@@ -27,6 +31,8 @@ const ROOT = join(import.meta.dirname, '..');
 const SECONDS = arg('seconds', QUICK ? 3 : 15);
 const INFLIGHT = arg('inflight', 200);
 const REPEAT = arg('repeat', 1);
+/** Both sides screen every observation for prompt injection first (as `handoff start` does); off by default, as in bench/episodes.ts. */
+const SCREENED = process.argv.includes('--screened');
 const nodesAt = process.argv.indexOf('--nodes');
 const NODES = nodesAt >= 0 ? process.argv[nodesAt + 1]!.split(',').map(Number) : [1, 2];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -48,6 +54,7 @@ function startNode(url: string, name: string, ns: string): NodeProc {
     url,
     name,
     ns,
+    ...(SCREENED ? ['screened'] : []),
   ];
   const proc = spawn(process.execPath, args, {
     cwd: ROOT,
@@ -215,6 +222,26 @@ function perEpisode(statuses: unknown[]): string {
     .join(' | ');
 }
 
+/**
+ * The embedded runtime's CPU time per finished episode (this process: runtime, LevelDB's threads),
+ * from the warm-up's end (as durableEpisodes counts it) until the runtime is idle again.
+ */
+function embeddedCpu(rt: Runtime, report: (s: string) => void): () => void {
+  let finished = 0;
+  let from: { cpu: NodeJS.CpuUsage; finished: number } | undefined;
+  const off = rt.onTransition((n) => {
+    if (n.kind === 'agent' && n.status !== 'active') finished++;
+  });
+  const timer = setTimeout(() => (from = { cpu: process.cpuUsage(), finished }), Math.min(3000, SECONDS * 300));
+  return () => {
+    clearTimeout(timer);
+    off();
+    if (!from || finished === from.finished) return report('CPU per episode: n/a');
+    const c = process.cpuUsage(from.cpu);
+    report(`CPU per episode: ${Math.round((c.user + c.system) / (finished - from.finished))} µs`);
+  };
+}
+
 await main('cluster', async (): Promise<BenchRow[]> => {
   const server = await NatsServer.start();
   const embedded: number[] = [];
@@ -222,9 +249,15 @@ await main('cluster', async (): Promise<BenchRow[]> => {
   try {
     log(`cluster: ${INFLIGHT} episodes in flight, ${SECONDS} s per run, nodes ${NODES.join(',')}, ${REPEAT} round(s)`);
     for (let r = 0; r < REPEAT; r++) {
-      const e = await durableEpisodes({ inflight: INFLIGHT, seconds: SECONDS });
+      let cpu = '';
+      const e = await durableEpisodes({
+        inflight: INFLIGHT,
+        seconds: SECONDS,
+        attach: (rt) => embeddedCpu(rt, (s) => (cpu = s)),
+        ...(SCREENED ? { runtime: { gateFor: (m) => screenedGate(m, m.gate) } } : {}),
+      });
       embedded.push(e.episodesPerSecond);
-      log(`  round ${r + 1}: embedded ${round(e.episodesPerSecond)} episodes/s`);
+      log(`  round ${r + 1}: embedded ${round(e.episodesPerSecond)} episodes/s (${cpu})`);
       for (const n of NODES) {
         const c = await clusterRun(server, n, r);
         byNodes.get(n)!.push(c.perSecond);
@@ -241,7 +274,7 @@ await main('cluster', async (): Promise<BenchRow[]> => {
   const one = byNodes.has(1) ? median(byNodes.get(1)!) : undefined;
   for (const n of NODES) {
     const v = median(byNodes.get(n)!);
-    const note = `median of ${REPEAT}: ${byNodes
+    const note = `${SCREENED ? 'both with the prompt-injection screen' : "both with the model's own gate"}; median of ${REPEAT}: ${byNodes
       .get(n)!
       .map((x) => round(x))
       .join(', ')}; embedded ${embedded.map((x) => round(x)).join(', ')}`;
