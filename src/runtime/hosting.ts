@@ -513,11 +513,15 @@ export class ActorHost implements Host {
       const publish = () => {
         const batch = this.#notices;
         this.#notices = [];
-        try {
-          for (const [s, n] of batch) this.transport.publish(s, n);
-        } finally {
-          this.settle();
+        for (const [s, n] of batch) {
+          try {
+            this.transport.publish(s, n);
+          } catch (err) {
+            // Outside the command's promise now: a failed publish is logged, and the rest still go out.
+            this.log.error({ err, subject: s }, 'publishing a transition notice failed');
+          }
         }
+        this.settle();
       };
       if (this.transport.afterReply) this.transport.afterReply(publish);
       else setImmediate(publish);
