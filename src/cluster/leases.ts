@@ -10,6 +10,8 @@ import { JsWire } from './js-wire.ts';
 
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
+/** Free leases kept before the ones the watch has gone past are forgotten. */
+const PRUNE_FREE_AT = 512;
 
 export interface LeaseHolder {
   /** Member id `<node>.<inc>`. */
@@ -47,6 +49,10 @@ export class Leases {
   #wire!: JsWire;
   #bucket!: string;
   #map = new Map<string, Lease>();
+  /** Groups whose lease was seen free (candidates for {@link prune}). */
+  #free = new Set<string>();
+  /** The latest revision the watch has delivered. */
+  #watchedThrough = 0;
   #listeners = new Set<(group: string, prev: Lease | undefined, next: Lease) => void>();
   #watch: QueuedIterator<KvWatchEntry> | undefined;
   #log: Logger | undefined;
@@ -72,7 +78,7 @@ export class Leases {
     l.#watch = await l.#kv.watch();
     void (async () => {
       for await (const e of l.#watch!) {
-        l.#onEntry(e);
+        l.#watched(e);
         if (e.isUpdate) resolveSynced();
       }
     })().catch((err: unknown) => l.#log?.warn({ err }, 'lease watch ended'));
@@ -93,12 +99,34 @@ export class Leases {
     const prev = this.#map.get(next.group);
     if (prev && prev.revision >= next.revision) return; // an older event, or one already applied
     this.#map.set(next.group, next);
+    if (!next.holder) this.#free.add(next.group);
     for (const l of this.#listeners) {
       try {
         l(next.group, prev, next);
       } catch (err) {
         this.#log?.error({ err }, 'lease listener threw');
       }
+    }
+  }
+
+  /** From the watch (in the stream's order): after it, no older event of any key can come from there. */
+  #watched(e: KvWatchEntry): void {
+    this.#onEntry(e);
+    if (e.revision > this.#watchedThrough) this.#watchedThrough = e.revision;
+    if (this.#free.size >= PRUNE_FREE_AT) this.#prune();
+  }
+
+  /**
+   * Forgets free leases the watch has gone past (a released episode's key keeps its delete marker
+   * for ever: without this, every node's map would hold one entry per episode the cluster ever ran,
+   * and every sweep would walk them). A forgotten group reads as free, as before; an older event
+   * of it cannot arrive any more, since the watch delivers in order and is already past it.
+   */
+  #prune(): void {
+    for (const group of this.#free) {
+      const l = this.#map.get(group);
+      if (l && !l.holder && l.revision <= this.#watchedThrough) this.#map.delete(group);
+      if (!l || l.holder || l.revision <= this.#watchedThrough) this.#free.delete(group);
     }
   }
 
@@ -201,8 +229,10 @@ export class Leases {
       this.stats.released++;
       // Known free at once, at the delete marker's revision (its event from the watch then changes nothing).
       const cur = this.#map.get(lease.group);
-      if (cur && cur.revision <= ack.seq)
+      if (cur && cur.revision <= ack.seq) {
         this.#map.set(lease.group, { group: lease.group, holder: null, revision: ack.seq });
+        this.#free.add(lease.group);
+      }
       return true;
     } catch (err) {
       if (isCasConflict(err)) return false;

@@ -62,4 +62,25 @@ describe('Leases', () => {
     expect(await theirs.acquire('ep-1', holder('z.1'), again)).toBeUndefined();
     await until(() => theirs.get('ep-1')?.holder?.member === 'y.1');
   });
+  it('forgets free leases the watch has gone past: a node does not keep one entry per episode ever run', async () => {
+    const ns = freshNamespace('lp');
+    const a = await open(ns);
+    const b = await open(ns);
+    const groups = Array.from({ length: 600 }, (_, i) => `ep-${i}`);
+    for (const g of groups) {
+      const l = await a.acquire(g, holder('a.1'));
+      await a.release(l!);
+    }
+    const last = await a.acquire('ep-last', holder('a.1'));
+    await until(() => b.get('ep-last')?.revision === last!.revision);
+    // The released ones are forgotten on both (read as free: no holder); the held one is not.
+    expect(groups.filter((g) => a.get(g) !== undefined).length).toBeLessThan(100);
+    expect(groups.filter((g) => b.get(g) !== undefined).length).toBeLessThan(100);
+    expect(groups.every((g) => !a.get(g)?.holder && !b.get(g)?.holder)).toBe(true);
+    expect(b.get('ep-last')?.holder?.member).toBe('a.1');
+    // A forgotten lease is free: taken again (its delete marker makes it not fresh).
+    const again = await b.acquire('ep-0', holder('b.1'), b.get('ep-0'));
+    expect(again).toMatchObject({ holder: { member: 'b.1' } });
+    expect(again!.fresh).toBeUndefined();
+  });
 });
