@@ -1,4 +1,3 @@
-import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import { LeaseLostError } from '../contracts/cluster-errors.ts';
 import { StoreWriteError } from '../runtime/level-store.ts';
 import type { ActorRecord, Commit, OutboxMessage, TimerEntry } from '../runtime/store.ts';
@@ -92,8 +91,7 @@ export class ActorWrites {
   // Low-level reads and writes
   // ------------------------------------------------------------------------------------------------
 
-  #actHeaders(msg: ActMsg, msgId: string): MsgHdrs {
-    const h = natsHeaders();
+  #actHeaders(msg: ActMsg): Record<string, string> {
     const index: ActIndex = {
       k: msg.record.kind,
       m: msg.record.model,
@@ -102,16 +100,13 @@ export class ActorWrites {
       q: msg.record.seq,
       t: msg.timers,
     };
-    h.set('Handoff-Index', JSON.stringify(index));
-    h.set('Handoff-Writer', msg.by);
-    h.set('Nats-Msg-Id', msgId);
-    return h;
+    return { 'Handoff-Index': JSON.stringify(index), 'Handoff-Writer': msg.by };
   }
 
   /** Writes an actor's ACT message with compare-and-set; retried (same msg id) while the server is unreachable. */
   async #publishAct(id: string, msg: ActMsg, expected: number, msgId: string): Promise<number> {
     const payload = encode(msg);
-    const headers = this.#actHeaders(msg, msgId);
+    const headers = this.#actHeaders(msg);
     const ack = await this.#io.retrying(`commit ${id}`, async () => {
       if (this.#guard && !msg.fence && !this.#guard.mayWrite(id))
         throw new LeaseLostError(id, 'the lease was lost while the write was retried');

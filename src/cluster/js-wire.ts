@@ -1,5 +1,5 @@
 import { JetStreamApiError, type PubAck } from '@nats-io/jetstream';
-import { headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { nuid, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 
 /** A JetStream request got no reply in time (transient: retried with the same msg id). */
 export class WireTimeoutError extends Error {
@@ -28,7 +28,8 @@ export class WireClosedError extends Error {
 export interface WirePublishOptions {
   msgID?: string;
   expect?: { lastSubjectSequence?: number };
-  headers?: MsgHdrs;
+  /** Further headers (name: value); values must not hold CR or LF. */
+  headers?: Record<string, string>;
   timeout?: number;
 }
 
@@ -48,6 +49,29 @@ interface Pending {
 }
 
 const dec = new TextDecoder();
+const enc = new TextEncoder();
+const UNSAFE = /[\r\n]/;
+
+/**
+ * A publish's headers as NATS sends them (`NATS/1.0`, a `Name: value` line each, a blank line),
+ * built as one string: the client's header object (a map of arrays, each name and value checked and
+ * re-joined on every publish) costs more than the message it heads. Handed to the client as an
+ * object whose `encode()` returns these bytes, which is all the client's publish asks of headers.
+ */
+function headerBlock(opts: WirePublishOptions): MsgHdrs | undefined {
+  let s = '';
+  const line = (name: string, value: string) => {
+    if (UNSAFE.test(value)) throw new TypeError(`header ${name}: values cannot contain CR or LF`);
+    s += `${name}: ${value}\r\n`;
+  };
+  for (const [name, value] of Object.entries(opts.headers ?? {})) line(name, value);
+  if (opts.msgID !== undefined) line('Nats-Msg-Id', opts.msgID);
+  if (opts.expect?.lastSubjectSequence !== undefined)
+    line('Nats-Expected-Last-Subject-Sequence', `${opts.expect.lastSubjectSequence}`);
+  if (s === '') return undefined;
+  const bytes = enc.encode(`NATS/1.0\r\n${s}\r\n`);
+  return { encode: () => bytes } as unknown as MsgHdrs;
+}
 const EMPTY = new Uint8Array(0);
 /** How often expired requests are looked for. */
 const SWEEP_MS = 100;
@@ -81,14 +105,7 @@ export class JsWire {
 
   /** Publishes to a stream; resolves with JetStream's acknowledgement (rejects with its error). */
   async publish(subject: string, data: Uint8Array, opts: WirePublishOptions = {}): Promise<PubAck> {
-    let h = opts.headers;
-    if (opts.msgID !== undefined || opts.expect?.lastSubjectSequence !== undefined) {
-      h ??= natsHeaders();
-      if (opts.msgID !== undefined) h.set('Nats-Msg-Id', opts.msgID);
-      if (opts.expect?.lastSubjectSequence !== undefined)
-        h.set('Nats-Expected-Last-Subject-Sequence', `${opts.expect.lastSubjectSequence}`);
-    }
-    const m = await this.#request(subject, data, h, opts.timeout ?? 5000);
+    const m = await this.#request(subject, data, headerBlock(opts), opts.timeout ?? 5000);
     const v = JSON.parse(dec.decode(m.data)) as PubAck & {
       error?: { code: number; err_code: number; description: string };
     };

@@ -1,6 +1,6 @@
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { openBucket } from './kv.ts';
-import { headers as natsHeaders, type NatsConnection, type QueuedIterator } from '@nats-io/transport-node';
+import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { isCasConflict } from './store-format.ts';
 import { tok, untok } from './keys.ts';
@@ -220,10 +220,8 @@ export class Leases {
   async release(lease: Lease): Promise<boolean> {
     try {
       // The KV client's delete: a delete marker, written only if the lease is still at that revision.
-      const h = natsHeaders();
-      h.set('KV-Operation', 'DEL');
       const ack = await this.#wire.publish(this.#subject(tok(lease.group)), EMPTY, {
-        headers: h,
+        headers: { 'KV-Operation': 'DEL' },
         expect: { lastSubjectSequence: lease.revision },
       });
       this.stats.released++;
