@@ -7,6 +7,7 @@ export { ClusterNode } from './cluster/node.ts';
 export type { ClusterNodeOptions, NodeEvent } from './cluster/node-options.ts';
 export { runClusterDemo, type ClusterDemoOptions, type ClusterDemoSummary } from './app/cluster-demo.ts';
 export { clusterGatewayBackend, clusterInspectorBackend } from './app/cluster-console.ts';
+export { ClusterReviewerClient, type ClusterReviewerClientOptions } from './app/cluster-client.ts';
 export { JetStreamStore, type JetStreamStoreOptions } from './cluster/jetstream-store.ts';
 export { NatsTransport, type NatsTransportOptions } from './cluster/nats-transport.ts';
 export {
