@@ -313,7 +313,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
             'cycles/s',
             round(ours[mode]),
             { name: `minimal XState + LevelDB loop, ${label}`, value: round(r.minimal[mode]) },
-            { target: 'ratio ≥ 0.5' },
+            // Issue 23: 0.6 one at a time, 1.0 with 50 in flight.
+            { target: mode === 'one' ? 'ratio ≥ 0.6' : 'ratio ≥ 1.0' },
           ),
         );
     }
