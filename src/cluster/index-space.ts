@@ -104,6 +104,12 @@ export class IndexSpace {
     }
   }
 
+  /** A value of an auxiliary space with the stream sequence that holds it (`seq: 0`: never written). */
+  async readAux<T>(space: string, key: string): Promise<AuxVersion<T>> {
+    const m = await this.#io.getLast(this.#io.streams.idx, this.#sub.aux(space, key));
+    return m ? { value: decode<T>(m.data), seq: m.seq } : { value: undefined, seq: 0 };
+  }
+
   async getAux<T>(space: string, key: string): Promise<T | undefined> {
     const m = await this.#io.getLast(this.#io.streams.idx, this.#sub.aux(space, key));
     return m ? decode<T>(m.data) : undefined;

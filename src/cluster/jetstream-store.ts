@@ -223,8 +223,16 @@ export class JetStreamStore implements Store {
    * The group's lease was created on a key never written (`Lease.fresh`): nobody has written its
    * actors, so loading one this store does not track needs no read (see {@link OwnedActors.markFresh}).
    */
-  markFresh(group: string): void {
-    this.#own.markFresh(group);
+  markFresh(group: string, revision: number): void {
+    this.#own.markFresh(group, revision);
+  }
+
+  /**
+   * A fresh group's first fencing token (the revision of its lease created on a never-written key),
+   * while this store knows the group fresh: no smaller token of the group can exist.
+   */
+  firstToken(group: string): number | undefined {
+    return this.#own.firstToken(group);
   }
 
   /** Stops tracking a group (its lease moved): its actors' timers and outbox leave this node's indexes. */
@@ -462,6 +470,11 @@ export class JetStreamStore implements Store {
     known?: AuxVersion<T>,
   ): Promise<AuxVersion<T>> {
     return this.#index.casAux(space, key, update, known);
+  }
+
+  /** See {@link IndexSpace.readAux}. */
+  readAux<T>(space: string, key: string): Promise<AuxVersion<T>> {
+    return this.#index.readAux<T>(space, key);
   }
 
   getAux<T>(space: string, key: string): Promise<T | undefined> {

@@ -453,7 +453,7 @@ export class ClusterNode {
     if (!got) return 'busy';
     // A free lease: the group may still hold finished actors (a repeated start), never live ones;
     // none at all if its key had never been written (a new episode: the store need not be asked).
-    if (got.fresh) this.store.markFresh(group);
+    if (got.fresh) this.store.markFresh(group, got.revision);
     this.#held.set(group, { lease: got, state: 'ready', ready: Promise.resolve() });
     return 'mine';
   }

@@ -40,8 +40,11 @@ export class OwnedActors {
   #groups = new Map<string, Set<string>>();
   #timers = new Map<string, TimerEntry>();
   #timerOrder: TimerEntry[] | null = null;
-  /** Groups known to have no actor in the store but the ones tracked here (see {@link markFresh}). */
-  #fresh = new Set<string>();
+  /**
+   * Groups known to have no actor in the store but the ones tracked here (see {@link markFresh}),
+   * with the revision of the lease that made them so.
+   */
+  #fresh = new Map<string, number>();
 
   get(id: string): Tracked | undefined {
     return this.tracked.get(id);
@@ -75,8 +78,13 @@ export class OwnedActors {
    * The group's lease was created on a key never written: the store holds none of its actors but the
    * ones this writer commits (and tracks) from now on, so a read of any other is known to find nothing.
    */
-  markFresh(group: string): void {
-    this.#fresh.add(group);
+  markFresh(group: string, revision: number): void {
+    this.#fresh.set(group, revision);
+  }
+
+  /** The revision of a fresh group's lease (its first fencing token), while it is known fresh. */
+  firstToken(group: string): number | undefined {
+    return this.#fresh.get(group);
   }
 
   /** Whether the store is known to hold no record of `id` (an untracked actor of a fresh group). */

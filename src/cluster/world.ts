@@ -3,6 +3,7 @@ import type { EffectFence, LedgerEntry, World } from '../models/define.ts';
 import type { JetStreamStore } from './jetstream-store.ts';
 import type { AuxVersion } from './index-space.ts';
 import { LeaseLostError } from '../contracts/cluster-errors.ts';
+import { groupOf } from './keys.ts';
 
 const SEEN = new Error('already applied');
 /** Claims remembered for their application (see {@link JetStreamWorld.apply}). */
@@ -24,7 +25,9 @@ export interface StoredLedgerEntry extends LedgerEntry {
  * **Fencing at the world.** Effects run under the episode's fencing token (`EffectFence`, the lease
  * revision, which grows with each takeover). The world behaves as a fencing-aware service: the
  * lookup before an effect *claims* the key for its token (compare-and-set), and an application, or a
- * claim, carrying a smaller token than the key's is refused (`lease.lost`), not applied. So a node
+ * claim, carrying a smaller token than the key's is refused (`lease.lost`), not applied (an effect
+ * under its episode's first token only reads the key: there is no smaller token to fence out; every
+ * token after a takeover claims). So a node
  * that was paused or cut off while its effect was in flight, and whose episode was taken over, cannot
  * apply it after the new owner looked the key up: its write is refused by the compare-and-set on the
  * key, whatever the timing. What is counted as a duplicate is a second application by a writer whose
@@ -82,6 +85,7 @@ export class JetStreamWorld implements World {
       const e = await this.#store.getAux<StoredLedgerEntry>('world', key);
       return e && e.applications > 0 ? e : undefined;
     }
+    if (this.#store.firstToken(groupOf(key)) === fence.token) return this.#lookupFirst(key, fence);
     const call = nuid.next();
     let applied: StoredLedgerEntry | undefined;
     let wrote = false;
@@ -119,6 +123,22 @@ export class JetStreamWorld implements World {
       if (err !== SEEN) throw err;
     }
     return applied;
+  }
+
+  /**
+   * The lookup of an effect running under its episode's first fencing token (the episode's lease was
+   * created by this node on a key never written): no smaller token of the episode exists, so there
+   * is no older writer for a claim to fence out. The key is read, and the application writes against
+   * what was read (compare-and-set): a newer token's claim or application that lands in between
+   * makes it read the key again and be refused as stale, as with a claim.
+   */
+  async #lookupFirst(key: string, fence: EffectFence): Promise<LedgerEntry | undefined> {
+    fence.check();
+    const cur = await this.#store.readAux<StoredLedgerEntry>('world', key);
+    if (cur.value && cur.value.applications > 0) return cur.value;
+    if ((cur.value?.epoch ?? -1) > fence.token) this.#stale(key, fence, cur.value!);
+    this.#remember(key, cur);
+    return undefined;
   }
 
   #remember(key: string, claim: AuxVersion<StoredLedgerEntry>): void {

@@ -336,6 +336,24 @@ describe('JetStreamStore', () => {
     await expect(a.lookup('ep-3/1', fence(5))).rejects.toMatchObject({ code: 'lease.lost' });
     const totals = await a.totals();
     expect(totals).toEqual({ effects: 2, duplicates: 0 });
+    // Under its episode's first token (a lease created on a never-written key) the lookup only reads
+    // the key: no claim written. A takeover's claim (token 9) still refuses the first owner's application.
+    const first = await open({ namespace: ns, trackAll: false });
+    first.markFresh('ep-4', 5);
+    first.markFresh('ep-5', 5);
+    const f = new JetStreamWorld(first);
+    expect(await f.lookup('ep-4/0', fence(5))).toBeUndefined();
+    expect(f.stats.claims).toBe(0);
+    await f.apply('ep-4/0', 'refund', {}, { id: 'r-4' }, fence(5));
+    expect(await b.lookup('ep-4/0', fence(9))).toMatchObject({ applications: 1, epoch: 5 });
+    expect(await f.lookup('ep-5/0', fence(5))).toBeUndefined();
+    expect(await b.lookup('ep-5/0', fence(9))).toBeUndefined();
+    await expect(f.apply('ep-5/0', 'refund', {}, { id: 'r-5' }, fence(5))).rejects.toMatchObject({
+      code: 'lease.lost',
+    });
+    await expect(f.lookup('ep-5/0', fence(5))).rejects.toMatchObject({ code: 'lease.lost' });
+    expect(f.stats.claims).toBe(0);
+    expect(await a.totals()).toEqual({ effects: 3, duplicates: 0 });
   });
   it('a fresh group (its lease key never written): untracked actors load as absent without a read; a failed write sends reads to the store again', async () => {
     const ns = freshNamespace('fr');
@@ -343,12 +361,12 @@ describe('JetStreamStore', () => {
     await other.commit(commit('ep-9', 0));
     const store = await open({ namespace: ns, trackAll: false });
     // A wrong hint (ep-9 was written without its lease): trusted for the read, refused by the write.
-    store.markFresh('ep-9');
+    store.markFresh('ep-9', 1);
     expect(await store.load('ep-9')).toBeUndefined();
     await expect(store.commit(commit('ep-9', 0))).rejects.toMatchObject({ code: 'store.write_failed' });
     expect((await store.load('ep-9'))?.seq).toBe(0);
     // A fresh group's own commits are tracked and read as usual; its other actors are absent.
-    store.markFresh('ep-10');
+    store.markFresh('ep-10', 1);
     await store.commit(commit('ep-10', 0));
     expect((await store.load('ep-10'))?.seq).toBe(0);
     expect(await store.load('ep-10.case-1')).toBeUndefined();
