@@ -8,6 +8,7 @@ import {
   encode,
   isCasConflict,
   journalSeqOf,
+  NO_AUDIT,
   timerKey,
   type ActIndex,
   type ActMsg,
@@ -310,6 +311,7 @@ export class ActorWrites {
           msgID: `jnl:${id}:${c.journal.seq}`,
           expect: { lastSubjectSequence: expected },
           timeout: this.#io.opts.publishTimeoutMs,
+          ...(c.audit?.length ? {} : { headers: NO_AUDIT }),
         });
       });
       jnlSeq = ack.seq;
@@ -517,6 +519,7 @@ export class ActorWrites {
             msgID: `jfence:${id}:${this.writer}:${++this.#writeNo}`,
             expect: { lastSubjectSequence: last?.seq ?? 0 },
             timeout: this.#io.opts.publishTimeoutMs,
+            headers: NO_AUDIT,
           }),
         );
         this.stats.journalFences++;

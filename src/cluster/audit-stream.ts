@@ -5,7 +5,18 @@ import type { Keyring } from '../security/keyring.ts';
 import { openPayload } from './keys-jetstream.ts';
 import { AuditChain, type AuditDraft, type AuditEntry } from '../base/audit-log.ts';
 import { StoreWriteError } from '../runtime/level-store.ts';
-import { decode, encode, isCasConflict, sleep, type AudMsg, type JnlMsg, type StoreSubjects } from './store-format.ts';
+import {
+  decode,
+  encode,
+  isCasConflict,
+  NO_AUDIT,
+  sleep,
+  type AudMsg,
+  type JnlMsg,
+  type StoreSubjects,
+} from './store-format.ts';
+
+const NO_AUDIT_HEADER = Object.keys(NO_AUDIT)[0]!;
 import type { StreamIO } from './stream-io.ts';
 
 /**
@@ -233,8 +244,11 @@ class AuditSequencer {
         for await (const m of messages) {
           if (m.seq <= last) continue;
           last = m.seq;
-          const j = decode<JnlMsg>(openPayload(this.#keyring, m.data, m.subject));
-          for (const d of j.audit ?? []) entries.push(this.#chain.link(d));
+          // A journal message without drafts says so in a header (2 of an auto episode's 5): not parsed.
+          if (m.headers?.get(NO_AUDIT_HEADER) !== 'none') {
+            const j = decode<JnlMsg>(openPayload(this.#keyring, m.data, m.subject));
+            for (const d of j.audit ?? []) entries.push(this.#chain.link(d));
+          }
           if (m.info.pending > 0 && entries.length < 500) continue;
           if (entries.length > 0) {
             const msg: AudMsg = { rawThrough: last, entries };

@@ -121,6 +121,17 @@ export interface JnlMsg {
   fence?: { through: number };
 }
 
+/**
+ * Header of a journal message that carries no audit drafts (`none`): the audit sequencer, which
+ * reads every journal message, skips parsing it. A message without the header is parsed.
+ */
+export const NO_AUDIT = { 'Handoff-Audit': 'none' } as const;
+
+/** The headers a journal message is written with: {@link NO_AUDIT} when it has no drafts. */
+export function journalHeaders(m: JnlMsg): Record<string, string> | undefined {
+  return m.audit?.length ? undefined : NO_AUDIT;
+}
+
 /** The journal seq a journal message stands for: its entry's, or a fence's `through`; -1 for neither. */
 export function journalSeqOf(m: JnlMsg): number {
   return m.journal?.seq ?? m.fence?.through ?? -1;

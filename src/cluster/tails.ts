@@ -1,7 +1,16 @@
 import type { Logger } from 'pino';
 import type { Commit } from '../runtime/store.ts';
 import { groupOf } from './keys.ts';
-import { decode, encode, journalSeqOf, sleep, type JnlMsg, type StoreSubjects, type Tail } from './store-format.ts';
+import {
+  decode,
+  encode,
+  journalHeaders,
+  journalSeqOf,
+  sleep,
+  type JnlMsg,
+  type StoreSubjects,
+  type Tail,
+} from './store-format.ts';
 import type { StreamIO } from './stream-io.ts';
 
 /**
@@ -169,9 +178,11 @@ export class DerivedWrites {
           }
           this.#stats.repairedTails++;
         }
+        const headers = tail.k === 'jnl' ? journalHeaders(tail.data as JnlMsg) : undefined;
         const ack = await io.publish(tail.subject, encode(tail.data), {
           msgID: tail.msgId,
           timeout: io.opts.publishTimeoutMs,
+          ...(headers ? { headers } : {}),
         });
         return ack.seq;
       } catch (err) {
