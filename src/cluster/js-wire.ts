@@ -49,7 +49,6 @@ interface Pending {
 }
 
 const dec = new TextDecoder();
-const enc = new TextEncoder();
 const UNSAFE = /[\r\n]/;
 
 /**
@@ -69,7 +68,7 @@ function headerBlock(opts: WirePublishOptions): MsgHdrs | undefined {
   if (opts.expect?.lastSubjectSequence !== undefined)
     line('Nats-Expected-Last-Subject-Sequence', `${opts.expect.lastSubjectSequence}`);
   if (s === '') return undefined;
-  const bytes = enc.encode(`NATS/1.0\r\n${s}\r\n`);
+  const bytes = Buffer.from(`NATS/1.0\r\n${s}\r\n`, 'utf8');
   return { encode: () => bytes } as unknown as MsgHdrs;
 }
 const EMPTY = new Uint8Array(0);

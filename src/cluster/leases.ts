@@ -8,7 +8,6 @@ import { LeaseHolderContract, tryParse } from './contracts.ts';
 import { within } from '../base/within.ts';
 import { JsWire } from './js-wire.ts';
 
-const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 /** Free leases kept before the ones the watch has gone past are forgotten. */
 const PRUNE_FREE_AT = 512;
@@ -202,7 +201,7 @@ export class Leases {
   /** Creates a key that was never written (its revision), or undefined if the key's subject holds anything. */
   async #createNew(key: string, value: string): Promise<number | undefined> {
     try {
-      const ack = await this.#wire.publish(this.#subject(key), enc.encode(value), {
+      const ack = await this.#wire.publish(this.#subject(key), Buffer.from(value, 'utf8'), {
         expect: { lastSubjectSequence: 0 },
       });
       return ack.seq;
