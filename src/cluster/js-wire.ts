@@ -59,18 +59,31 @@ const UNSAFE = /[\r\n]/;
  */
 function headerBlock(opts: WirePublishOptions): MsgHdrs | undefined {
   let s = '';
-  const line = (name: string, value: string) => {
-    if (UNSAFE.test(value)) throw new TypeError(`header ${name}: values cannot contain CR or LF`);
-    s += `${name}: ${value}\r\n`;
-  };
-  for (const [name, value] of Object.entries(opts.headers ?? {})) line(name, value);
-  if (opts.msgID !== undefined) line('Nats-Msg-Id', opts.msgID);
+  if (opts.headers) for (const name in opts.headers) s += headerLine(name, opts.headers[name]!);
+  if (opts.msgID !== undefined) s += headerLine('Nats-Msg-Id', opts.msgID);
+  // A number: nothing to check.
   if (opts.expect?.lastSubjectSequence !== undefined)
-    line('Nats-Expected-Last-Subject-Sequence', `${opts.expect.lastSubjectSequence}`);
+    s += `Nats-Expected-Last-Subject-Sequence: ${opts.expect.lastSubjectSequence}\r\n`;
   if (s === '') return undefined;
-  const bytes = Buffer.from(`NATS/1.0\r\n${s}\r\n`, 'utf8');
-  return { encode: () => bytes } as unknown as MsgHdrs;
+  return new RawHeaders(Buffer.from(`NATS/1.0\r\n${s}\r\n`, 'utf8')) as unknown as MsgHdrs;
 }
+
+function headerLine(name: string, value: string): string {
+  if (UNSAFE.test(value)) throw new TypeError(`header ${name}: values cannot contain CR or LF`);
+  return `${name}: ${value}\r\n`;
+}
+
+/** Pre-encoded headers: all the client's publish asks of a header object is `encode()`. */
+class RawHeaders {
+  readonly #bytes: Uint8Array;
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+  }
+  encode(): Uint8Array {
+    return this.#bytes;
+  }
+}
+
 const EMPTY = new Uint8Array(0);
 /** How often expired requests are looked for. */
 const SWEEP_MS = 100;
