@@ -101,7 +101,7 @@ const SWEEP_MS = 100;
  */
 export class JsWire {
   readonly #nc: NatsConnection;
-  readonly #prefix = `_INBOX.${nuid.next()}.`;
+  readonly #prefix: string;
   readonly #pending = new Map<string, Pending>();
   #next = 0;
   #sweeper: NodeJS.Timeout;
@@ -109,6 +109,10 @@ export class JsWire {
 
   constructor(nc: NatsConnection) {
     this.#nc = nc;
+    // The connection's inbox prefix (`_INBOX` unless configured), as its own requests use: account
+    // permissions that allow replies name it.
+    const inbox = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix || '_INBOX';
+    this.#prefix = `${inbox}.${nuid.next()}.`;
     const sub = nc.subscribe(`${this.#prefix}*`, { callback: (_err, m) => this.#onReply(m) });
     void sub.closed.then(() => this.close());
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
