@@ -222,22 +222,19 @@ export class ClusterNode {
     this.#js = jetstream(nc);
     await ensureWorkStream(jsm, this.namespace, o.replicas ?? 1);
     this.ingest = await SignalIngest.start({
-      ...{
-        js: this.#js,
-        jsm,
-        namespace: this.namespace,
-        workSubject: workSubject(this.namespace),
-        models: o.models,
-        keyring: o.keyring,
-        replicas: o.replicas ?? 1,
-        log: this.#log,
-      },
-      ...{
-        publish: (s, d) => nc.publish(s, d),
-        putDeadLetter: (l) => this.store.putDeadLetter(l),
-        audit: (d) => this.runtime.audit(d),
-      },
-      ...{ accepting: () => !this.#stopped && this.membership.healthy, now: () => this.clock.now() },
+      js: this.#js,
+      jsm,
+      namespace: this.namespace,
+      workSubject: workSubject(this.namespace),
+      models: o.models,
+      keyring: o.keyring,
+      replicas: o.replicas ?? 1,
+      log: this.#log,
+      publish: (s, d) => nc.publish(s, d),
+      putDeadLetter: (l) => this.store.putDeadLetter(l),
+      audit: (d) => this.runtime.audit(d),
+      accepting: () => !this.#stopped && this.membership.healthy,
+      now: () => this.clock.now(),
     });
 
     this.#sweep();
