@@ -11,6 +11,7 @@
  * (`handoff bench` without `--quick`), the figures BENCHMARKS.md reports.
  */
 import { spawn } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
 import { describe, expect, it } from 'vitest';
 
 interface Row {
@@ -40,7 +41,8 @@ const FULL = process.env.HANDOFF_BENCH_FULL === '1';
 describe('handoff bench', () => {
   it(
     '--quick --json runs every benchmark and prints {"benchmarks": [{name, unit, value, reference, ratio}]}',
-    { timeout: FULL ? 3_600_000 : 240_000 },
+    // The test's own limit only catches a hang; the bound that matters is the load-scaled one below.
+    { timeout: FULL ? 3_600_000 : 600_000 },
     async () => {
       const t0 = Date.now();
       const r = await run(['bench', ...(FULL ? [] : ['--quick']), '--json']);
@@ -55,8 +57,12 @@ describe('handoff bench', () => {
       console.log(
         `[bench${FULL ? '' : ' --quick'}] ${wallMs} ms\n${out.benchmarks.map((b) => `  ${b.name}: ${b.value ?? `skipped (${b.skipped})`} ${b.unit}`).join('\n')}`,
       );
-      // A generous bound: --quick is meant to stay a quick smoke run (about a minute on 2 cores).
-      if (!FULL) expect(wallMs).toBeLessThan(180_000);
+      // --quick is meant to stay a quick smoke run: about 2 minutes on a quiet 2-core machine, bounded
+      // at 3 minutes per unit of load per core (the 1-minute load average at the end, at least 1), so
+      // the bound holds beside other suites and CPU burners (8 burners on 2 cores: 213 s at load 5.5
+      // per core) and still catches a benchmark that hangs or runs its full length.
+      const loadPerCore = Math.max(1, loadavg()[0]! / Math.max(1, cpus().length));
+      if (!FULL) expect(wallMs, `load per core ${loadPerCore.toFixed(1)}`).toBeLessThan(180_000 * loadPerCore);
       const allowSkip = process.env.HANDOFF_BENCH_ALLOW_SKIP === '1' && !process.env.CI;
       const skipped = out.benchmarks
         .filter((b) => b.value === null)
