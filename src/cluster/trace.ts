@@ -1,6 +1,7 @@
-import { createHash, randomFillSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Span } from '@opentelemetry/api';
 import { parseTraceparent } from '../contracts/envelope.ts';
+import { randomHex } from '../base/random-hex.ts';
 
 /**
  * W3C trace context over NATS. An episode is one trace: its trace id is derived from the namespace
@@ -24,17 +25,8 @@ export function episodeTraceId(namespace: string, episodeId: string): string {
   return id;
 }
 
-/** Random bytes for span ids, drawn 4 KB at a time (one call into the CSPRNG per 512 span ids). */
-const spanPool = Buffer.alloc(4096);
-let spanAt = spanPool.length;
-
 export function newSpanId(): string {
-  if (spanAt + 8 > spanPool.length) {
-    randomFillSync(spanPool);
-    spanAt = 0;
-  }
-  spanAt += 8;
-  return spanPool.toString('hex', spanAt - 8, spanAt);
+  return randomHex(8);
 }
 
 /** A traceparent in the episode's trace with a new span id. */

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../base/random-hex.ts';
 import { parseTraceparent, type TraceContext } from '../contracts/envelope.ts';
 import type { Logger } from 'pino';
 import {
@@ -394,24 +394,6 @@ export function traceContextOf(traceparent: string | undefined): TraceContext {
   if (p && !/^0+$/.test(p.traceId) && !/^0+$/.test(p.spanId))
     return { traceId: p.traceId, spanId, parentSpanId: p.spanId, sampled: p.sampled };
   return { traceId: randomHex(16), spanId };
-}
-
-/**
- * Random bytes for trace and span ids, drawn from a pool refilled 4 KB at a time: one
- * `randomBytes` call per id (two per episode) cost 1.5 % of a durable episode's CPU.
- */
-const idPool = { buf: Buffer.alloc(0), at: 0 };
-
-function randomHex(bytes: number): string {
-  for (;;) {
-    if (idPool.at + bytes > idPool.buf.length) {
-      idPool.buf = randomBytes(4096);
-      idPool.at = 0;
-    }
-    const h = idPool.buf.toString('hex', idPool.at, idPool.at + bytes);
-    idPool.at += bytes;
-    if (!/^0+$/.test(h)) return h;
-  }
 }
 
 /** An actor as its stored record has it (a live actor's in-memory state may be a step ahead). */
