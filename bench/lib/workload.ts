@@ -16,6 +16,8 @@ import type { Plan } from '../../src/contracts/plan.ts';
 import type { LedgerEntry, ModelHandlers, StepContext, World } from '../../src/models/define.ts';
 import { loadModel, type LoadedModel } from '../../src/models/loader.ts';
 import { Rng } from '../../src/base/rng.ts';
+import { createActor } from 'xstate';
+import { agentMachineFor, type AgentContext } from '../../src/machines/agent.ts';
 
 /** A step context whose draws never fall under a failure probability. */
 const steady = <C extends StepContext>(ctx: C): C => ({ ...ctx, draw: () => 0.999 });
@@ -143,6 +145,53 @@ export async function modelWorkPerSecond(model: LoadedModel, signals: Classified
     if (model.gate(plan, observation).outcome !== 'auto')
       throw new Error(`model work: ${id} did not pass the gate on its own`);
     await runActions(model, world, id, plan);
+  };
+  for (let i = 0; i < 2000; i++) await episode(i);
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) await episode(2000 + n++);
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/**
+ * The model's own work (as {@link modelWorkPerSecond}) inside the agent machine: each episode is an
+ * XState actor of `agentMachineFor` with the model's gate, sent the events the runtime sends
+ * (`perceive.done`, `plan.done`, an `action.done` per action, with the effect ids the machine asks
+ * for), one episode after another on one thread, with nothing stored and no runtime: no journal,
+ * snapshot, audit, ledger, notices or timers. While every episode is an XState actor no runtime can
+ * do better, so `this / modelWorkPerSecond` is the ceiling of the "durable episodes / the model's own
+ * work" ratio (issue 23). Returns episodes/s.
+ */
+export async function machineWorkPerSecond(model: LoadedModel, signals: Classified[], ms: number): Promise<number> {
+  const machine = agentMachineFor({
+    gate: model.gate,
+    onExpiry: model.config.policy.onExpiry,
+    freshness: model.config.freshness,
+  });
+  const world = memoryWorld();
+  const effectId = (a: { getSnapshot(): { context: AgentContext } }) => a.getSnapshot().context.effect!.id;
+  const episode = async (i: number) => {
+    const id = `mm-${i}`;
+    const signal = signals[i % signals.length]!.signal;
+    const actor = createActor(machine, {
+      input: { episodeId: id, model: model.name, signal, retry: model.config.retry },
+    }).start();
+    const observation = await perceive(model, id, signal, stepContext(Date.now(), `${id}/perceive`, 1, 'bench'));
+    actor.send({ type: 'perceive.done', effectId: effectId(actor), observation, at: Date.now() });
+    const plan = await rulePlanner.plan(model, id, observation, stepContext(Date.now(), `${id}/plan`, 1, 'bench'));
+    actor.send({ type: 'plan.done', effectId: effectId(actor), plan, at: Date.now() });
+    for (const [step, a] of plan.actions.entries()) {
+      const key = `${id}/${step}`;
+      const result = await model.handlers.actions[a.type]!.execute(a.args, {
+        ...stepContext(Date.now(), key, 1, 'bench'),
+        key,
+        world,
+      });
+      actor.send({ type: 'action.done', effectId: effectId(actor), result, at: Date.now() });
+    }
+    const snap = actor.getSnapshot();
+    if (snap.status !== 'done') throw new Error(`machine work: ${id} ended in ${JSON.stringify(snap.value)}`);
+    actor.stop();
   };
   for (let i = 0; i < 2000; i++) await episode(i);
   let n = 0;

@@ -88,6 +88,7 @@ describe('handoff bench', () => {
       }
       const names = out.benchmarks.map((b) => b.name).join('\n');
       expect(names).toMatch(/durable episodes\/s/);
+      expect(names).toMatch(/ceiling of that ratio: the model's own work inside the agent machine/);
       expect(names).toMatch(/LangGraph/);
       expect(names).toMatch(/minimal XState \+ LevelDB/);
       expect(names).toMatch(/rehydrate \+ decide p99/);
