@@ -18,13 +18,15 @@ import { setFlagsFromString } from 'node:v8';
  *
  * `--fast-properties-soft-limit=32` (V8's default is 12): XState builds every new context with
  * `Object.assign({}, context, update)`, which adds the properties one by one, as keyed stores; from
- * the 20th property added that way, V8 turns the object into a hash table ("dictionary mode"). The agent machine's context has 21 to 24 properties and the review
- * case's 24, so every context of every actor was a hash table: each assign copied it property by
- * property, and every read of it (guards, actions, snapshots, JSON) went through the slow path.
- * `Object.assign` alone was 28 % of the CPU of the model's work driven through the agent machine
- * (bench/lib/workload.ts, machineWorkPerSecond), which ran 40 % faster with the limit raised
- * (2026-12-06, BENCHMARKS.md). 32 leaves room for the contexts to grow while objects that code uses
- * as maps (keyed stores of many distinct keys) still become hash tables soon.
+ * the 20th property added that way, V8 turns the object into a hash table ("dictionary mode"). The
+ * agent machine's context has 21 to 24 properties and the review case's 24, so every context of
+ * every actor was a hash table: each assign copied it property by property, and every read of it
+ * (guards, actions, snapshots, JSON) went through the slow path. `Object.assign` alone was 28 % of
+ * the CPU of the model's work driven through the agent machine (bench/lib/workload.ts,
+ * machineWorkPerSecond), which ran 40 to 70 % faster with the limit raised; the durable runtime
+ * spent 3 to 10 % less CPU per episode (2026-12-06, BENCHMARKS.md). 32 leaves room for the contexts
+ * to grow, while objects that code fills as maps (keyed stores of many distinct keys) still become
+ * hash tables soon after.
  * `HANDOFF_V8_FAST_PROPERTIES=0` keeps V8's default.
  *
  * Returns the flags set.
