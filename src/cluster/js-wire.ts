@@ -1,5 +1,5 @@
 import { JetStreamApiError, type PubAck } from '@nats-io/jetstream';
-import { nuid, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 
 /** A JetStream request got no reply in time (transient: retried with the same msg id). */
 export class WireTimeoutError extends Error {
@@ -50,6 +50,8 @@ interface Pending {
 
 const dec = new TextDecoder();
 const UNSAFE = /[\r\n]/;
+/** A header name: an HTTP token (RFC 9110), as the client's header object requires. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * A publish's headers as NATS sends them (`NATS/1.0`, a `Name: value` line each, a blank line),
@@ -57,7 +59,7 @@ const UNSAFE = /[\r\n]/;
  * re-joined on every publish) costs more than the message it heads. Handed to the client as an
  * object whose `encode()` returns these bytes, which is all the client's publish asks of headers.
  */
-function headerBlock(opts: WirePublishOptions): MsgHdrs | undefined {
+export function headerBlock(opts: WirePublishOptions): MsgHdrs | undefined {
   let s = '';
   if (opts.headers) for (const name in opts.headers) s += headerLine(name, opts.headers[name]!);
   if (opts.msgID !== undefined) s += headerLine('Nats-Msg-Id', opts.msgID);
@@ -69,6 +71,8 @@ function headerBlock(opts: WirePublishOptions): MsgHdrs | undefined {
 }
 
 function headerLine(name: string, value: string): string {
+  if (!TOKEN.test(name))
+    throw new TypeError(`header name '${name}' is not a token (letters, digits, !#$%&'*+-.^_\`|~)`);
   if (UNSAFE.test(value)) throw new TypeError(`header ${name}: values cannot contain CR or LF`);
   return `${name}: ${value}\r\n`;
 }
@@ -89,7 +93,8 @@ const EMPTY = new Uint8Array(0);
 const SWEEP_MS = 100;
 
 /**
- * JetStream's two hot requests, publishes (with a msg id and compare-and-set) and direct gets, on
+ * JetStream's two hot requests, publishes (with a msg id and compare-and-set) and direct gets, and
+ * the transport's plain requests (`NatsTransport.request`: reviewer commands and forwards), on
  * one connection without the client's per-request machinery: one wildcard inbox subscription for
  * every reply, a map of the requests in flight, and one timer for all their deadlines (the client's
  * `request` allocates a subscription entry, two deferreds, a timer and, on every success, an error
@@ -105,6 +110,7 @@ export class JsWire {
   readonly #pending = new Map<string, Pending>();
   #next = 0;
   #sweeper: NodeJS.Timeout;
+  #sub: Subscription;
   #closed = false;
 
   constructor(nc: NatsConnection) {
@@ -114,6 +120,7 @@ export class JsWire {
     const inbox = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix || '_INBOX';
     this.#prefix = `${inbox}.${nuid.next()}.`;
     const sub = nc.subscribe(`${this.#prefix}*`, { callback: (_err, m) => this.#onReply(m) });
+    this.#sub = sub;
     void sub.closed.then(() => this.close());
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
     this.#sweeper.unref?.();
@@ -142,6 +149,25 @@ export class JsWire {
       throw new Error(`direct get on ${stream} failed: ${h.code} ${h.description}`);
     }
     return { seq: Number(h.last('Nats-Sequence')), data: m.data, header: h };
+  }
+
+  /**
+   * A plain request/reply on the same machinery (the transport's requests: reviewer commands,
+   * forwarded commands): resolves with the reply message; rejects with {@link WireTimeoutError},
+   * {@link WireNoRespondersError} or {@link WireClosedError}. Deadlines are checked every 100 ms.
+   */
+  request(
+    subject: string,
+    data: Uint8Array,
+    opts: { headers?: Record<string, string>; timeoutMs?: number } = {},
+  ): Promise<Msg> {
+    let h: MsgHdrs | undefined;
+    try {
+      h = opts.headers ? headerBlock({ headers: opts.headers }) : undefined;
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.#request(subject, data, h, opts.timeoutMs ?? 5000);
   }
 
   #request(subject: string, data: Uint8Array, h: MsgHdrs | undefined, ms: number): Promise<Msg> {
@@ -176,11 +202,12 @@ export class JsWire {
     }
   }
 
-  /** Fails what is in flight; later requests are refused. */
+  /** Fails what is in flight; later requests are refused; the reply subscription ends. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweeper);
+    if (!this.#sub.isClosed() && !this.#nc.isClosed()) this.#sub.unsubscribe();
     for (const p of this.#pending.values()) p.fail(new WireClosedError());
     this.#pending.clear();
   }

@@ -1,6 +1,5 @@
 import {
   connect,
-  headers as natsHeaders,
   nuid,
   type MsgHdrs,
   type NatsConnection,
@@ -8,6 +7,7 @@ import {
   type Status,
   type Subscription as NatsSubscription,
 } from '@nats-io/transport-node';
+import { JsWire, WireClosedError, WireNoRespondersError, WireTimeoutError, headerBlock } from './js-wire.ts';
 import { ContractError, HandoffError, fromWireError, toWireError, type WireError } from '../contracts/errors.ts';
 import type { Msg, Subscription, Transport } from '../transport/transport.ts';
 import {
@@ -40,22 +40,19 @@ export interface NatsTransportOptions {
 
 type Reply = { ok: true; data: unknown } | { ok: false; error: WireError };
 
-const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** JSON payloads on the wire; an empty payload is `undefined`. */
+/** JSON payloads on the wire; an empty payload is `undefined` (`Buffer.from`: see store-format.ts's `encode`). */
 export function encodeJson(value: unknown): Uint8Array {
-  return value === undefined ? new Uint8Array(0) : enc.encode(JSON.stringify(value));
+  return value === undefined ? new Uint8Array(0) : Buffer.from(JSON.stringify(value), 'utf8');
 }
 export function decodeJson(data: Uint8Array): unknown {
   return data.length === 0 ? undefined : JSON.parse(dec.decode(data));
 }
 
+/** Headers as the client sends them, pre-encoded in one block (js-wire.ts's `headerBlock`). */
 export function toNatsHeaders(h: Record<string, string> | undefined): MsgHdrs | undefined {
-  if (!h) return undefined;
-  const out = natsHeaders();
-  for (const [k, v] of Object.entries(h)) out.set(k, v);
-  return out;
+  return h ? headerBlock({ headers: h }) : undefined;
 }
 
 export function fromNatsHeaders(h: MsgHdrs | undefined): Record<string, string> | undefined {
@@ -84,15 +81,19 @@ export function transportError(err: unknown, subject: string, timeoutMs?: number
   if (err instanceof HandoffError) return err;
   const e = err as { name?: string; message?: string; cause?: { name?: string }; isNoResponders?: () => boolean };
   const names = [e?.name, e?.cause?.name];
-  if (names.includes('NoRespondersError') || e?.isNoResponders?.())
+  if (err instanceof WireNoRespondersError || names.includes('NoRespondersError') || e?.isNoResponders?.())
     return new HandoffError('transport.no_responders', `no responder for ${subject}`, { subject });
-  if (names.includes('TimeoutError'))
+  if (err instanceof WireTimeoutError || names.includes('TimeoutError'))
     return new HandoffError(
       'transport.timeout',
       `request to ${subject} timed out${timeoutMs ? ` after ${timeoutMs} ms` : ''}`,
       { subject },
     );
-  if (names.includes('ClosedConnectionError') || names.includes('DrainingConnectionError'))
+  if (
+    err instanceof WireClosedError ||
+    names.includes('ClosedConnectionError') ||
+    names.includes('DrainingConnectionError')
+  )
     return new HandoffError('transport.closed', 'the NATS connection is closed', { subject });
   return new HandoffError('transport.error', `${subject}: ${e?.message ?? String(err)}`, { subject }, { cause: err });
 }
@@ -121,6 +122,8 @@ export class NatsTransport implements Transport {
   /** Work to run right after the next reply is sent (see {@link afterReply}). */
   #afterReply: (() => void)[] = [];
   #afterReplyScheduled = false;
+  /** Requests' replies (created on the first request). */
+  #wire: JsWire | undefined;
   /** Counters for tests and the node's status line. */
   readonly stats = { disconnects: 0, reconnects: 0, published: 0, requests: 0, served: 0 };
 
@@ -338,8 +341,13 @@ export class NatsTransport implements Transport {
     this.stats.requests++;
     let m: NatsMsg;
     try {
-      const h = toNatsHeaders(opts.headers);
-      m = await this.nc.request(subject, encodeJson(data), { timeout, ...(h ? { headers: h } : {}) });
+      // One reply subscription and one deadline sweep for every request (js-wire.ts): the client's
+      // request() builds a timer, two promises and an Error it throws away on every success.
+      this.#wire ??= new JsWire(this.nc);
+      m = await this.#wire.request(subject, encodeJson(data), {
+        timeoutMs: timeout,
+        ...(opts.headers ? { headers: opts.headers } : {}),
+      });
     } catch (err) {
       throw transportError(err, subject, timeout);
     }
@@ -359,5 +367,7 @@ export class NatsTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#owns && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
+    // On a connection the caller owns, the reply subscription ends here.
+    this.#wire?.close();
   }
 }

@@ -55,6 +55,42 @@ describe('NatsTransport', () => {
     );
   });
 
+  it('requests share one reply subscription: 200 at once each get their own reply; a bad header name is refused before sending; closing ends the subscription on a connection we do not own', async () => {
+    const a = await connect();
+    const b = await connect();
+    b.serve('t.many', async (m) => {
+      await wait((m.data as { i: number }).i % 7);
+      return (m.data as { i: number }).i * 2;
+    });
+    await b.flush();
+    const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => a.request('t.many', { i })));
+    expect(replies).toEqual(Array.from({ length: 200 }, (_, i) => i * 2));
+    const subs = (nc: NatsTransport['nc']) =>
+      (nc as unknown as { protocol: { subscriptions: { all(): unknown[] } } }).protocol.subscriptions.all().length;
+    // One subscription for all those replies (the client's own request() would have used its mux too).
+    expect(subs(a.nc)).toBe(1);
+    let served = 0;
+    b.serve('t.hdr', () => ++served);
+    await b.flush();
+    const bad = await a.request('t.hdr', {}, { headers: { 'bad name': 'x' } }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(HandoffError);
+    expect((bad as HandoffError).message).toMatch(/bad name/);
+    const crlf = await a.request('t.hdr', {}, { headers: { ok: 'a\r\nInjected: 1' } }).catch((e: unknown) => e);
+    expect((crlf as HandoffError).message).toMatch(/CR or LF/);
+    expect(served).toBe(0);
+    // A transport on a connection it does not own: closing it removes its reply subscription and
+    // refuses later requests, and the connection stays open for its owner.
+    const borrowed = new NatsTransport(a.nc);
+    expect(await borrowed.request('t.many', { i: 3 })).toBe(6);
+    expect(subs(a.nc)).toBe(2);
+    await borrowed.close();
+    expect(subs(a.nc)).toBe(1);
+    expect(a.nc.isClosed()).toBe(false);
+    expect(((await borrowed.request('t.many', { i: 1 }).catch((e: unknown) => e)) as HandoffError).code).toBe(
+      'transport.closed',
+    );
+  });
+
   it('serve uses a queue group: with two responders, each request is answered once', async () => {
     const a = await connect();
     const r1 = await connect();
