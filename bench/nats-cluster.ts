@@ -191,7 +191,7 @@ async function commandLatency(server: NatsServer): Promise<{
     const client = new RetryingClient(transport, { namespace: ns });
     // The same commands addressed to the case's node (the leases bucket says which), in the same run.
     const leases = await Leases.open(transport.nc, { namespace: ns });
-    const direct = new RetryingClient(transport, { namespace: ns, owner: (g) => leases.get(g)?.holder?.member });
+    const direct = new RetryingClient(transport, { namespace: ns, owner: (g) => leases.ownerOf(g) });
     // Renewals through the public subject, apart from claims and approvals, to compare like with like.
     const routedRenewals = new RetryingClient(transport, { namespace: ns });
     const byType: Record<string, number> = {};

@@ -58,7 +58,7 @@ export class ClusterReviewerClient {
         namespace,
         timeoutMs: opts.timeoutMs ?? 10_000,
         attempts: opts.attempts ?? 10,
-        owner: (group) => leases.get(group)?.holder?.member,
+        owner: (group) => leases.ownerOf(group),
       });
       return new ClusterReviewerClient(transport, leases, client);
     } catch (err) {

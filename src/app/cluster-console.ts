@@ -42,7 +42,7 @@ export function clusterGatewayBackend(node: ClusterNode): GatewayBackend {
     // The console answers its reviewer with the typed refusal at once; the reviewer retries.
     attempts: 1,
     timeoutMs: 15_000,
-    owner: (group) => node.leases.get(group)?.holder?.member,
+    owner: (group) => node.leases.ownerOf(group),
   });
   return {
     ...embeddedBackend(node.runtime, { transport: node.transport }),

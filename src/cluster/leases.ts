@@ -152,6 +152,11 @@ export class Leases {
     return this.#map.get(group);
   }
 
+  /** The member (node and incarnation) holding `group`'s lease, as last seen; undefined if none. */
+  ownerOf(group: string): string | undefined {
+    return this.#map.get(group)?.holder?.member;
+  }
+
   /** Every known lease with a holder. */
   all(): Lease[] {
     return [...this.#map.values()].filter((l) => l.holder);

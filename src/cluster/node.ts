@@ -398,7 +398,7 @@ export class ClusterNode {
       .catch((err: unknown) => this.#log.warn({ err }, 'reactivation failed'));
     for (const [group, held] of this.#held) {
       if (group === AUDIT_GROUP || held.state !== 'ready') continue;
-      if (this.leases.get(group)?.holder?.member !== this.membership.id) {
+      if (this.leases.ownerOf(group) !== this.membership.id) {
         this.#drop(group, this.leases.get(group)?.holder?.member ?? null);
         continue;
       }

@@ -38,7 +38,7 @@ export class WriteFence {
     const h = this.#host;
     if (h.stopped()) return false;
     const group = groupOf(actorId);
-    const mine = h.hosts(group) && h.leases.get(group)?.holder?.member === h.membership.id;
+    const mine = h.hosts(group) && h.leases.ownerOf(group) === h.membership.id;
     if (!mine) return false;
     if (!h.membership.healthy) {
       // Fenced for now (heartbeat overdue), but the lease is still ours: reload it once healthy.
