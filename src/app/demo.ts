@@ -4,10 +4,10 @@ import { ensureFolder } from '../base/data-folder.ts';
 import { HandoffError } from '../contracts/errors.ts';
 import type { Plan } from '../contracts/plan.ts';
 import type { CaseContext } from '../machines/review-case.ts';
-import { currentTier } from '../machines/review-case.ts';
 import { loadModel } from '../models/loader.ts';
 import { SimulatedClock } from '../base/clock.ts';
 import { serveCommands } from '../runtime/command-server.ts';
+import { caseQueueOf } from '../runtime/cell.ts';
 import { LevelStore } from '../runtime/level-store.ts';
 import type { Keyring } from '../security/keyring.ts';
 import { Rng } from '../base/rng.ts';
@@ -215,7 +215,6 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       if (rec.kind === 'case' && rec.status === 'active') {
         openCases.add(rec.id);
         const c = (rec.snapshot as { context: CaseContext }).context;
-        const tier = currentTier(c);
         pool.observe({
           id: rec.id,
           kind: 'case',
@@ -225,15 +224,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
           event: 'resume',
           state: rec.state,
           status: 'active',
-          queue: {
-            queue: tier.queue,
-            roles: tier.roles,
-            tier: c.tier,
-            priority: tier.priority,
-            claimedBy: c.claim?.reviewer ?? null,
-            openedAt: c.openedAt,
-            ...(c.timers.resolve ? { resolveDueAt: c.timers.resolve } : {}),
-          },
+          queue: caseQueueOf(c),
         });
       }
     }

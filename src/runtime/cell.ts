@@ -1,6 +1,8 @@
 import type { Actor, AnyMachineSnapshot, AnyStateMachine, StateValue } from 'xstate';
 import type { Timers } from '../machines/effects.ts';
+import { currentTier, type CaseContext } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
+import type { TransitionNotice } from './runtime-types.ts';
 import type { ActorKind } from './store.ts';
 
 /** A resident actor: the live XState actor and what the runtime keeps beside it. */
@@ -54,4 +56,19 @@ export function persistedSnapshot(logic: AnyStateMachine, snap: AnyMachineSnapsh
   };
   persisted.context = snap.context;
   return persisted;
+}
+
+/** What a case's notice carries for queue views: its tier's queue, roles and priority, its claim and its deadlines. */
+export function caseQueueOf(c: CaseContext): NonNullable<TransitionNotice['queue']> {
+  const tier = currentTier(c);
+  return {
+    queue: tier.queue,
+    roles: tier.roles,
+    tier: c.tier,
+    priority: tier.priority,
+    claimedBy: c.claim?.reviewer ?? null,
+    openedAt: c.openedAt,
+    ...(c.timers.ack !== undefined ? { ackDueAt: c.timers.ack } : {}),
+    ...(c.timers.resolve !== undefined ? { resolveDueAt: c.timers.resolve } : {}),
+  };
 }

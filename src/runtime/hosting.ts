@@ -15,16 +15,10 @@ import { ActorMovedError, isNotMine } from '../contracts/cluster-errors.ts';
 import type { Ack } from '../contracts/ack.ts';
 import { agentMachineFor, type AgentContext, type AgentEvent } from '../machines/agent.ts';
 import type { Timers } from '../machines/effects.ts';
-import {
-  explainCaseRejection,
-  reviewCaseMachine,
-  currentTier,
-  type CaseContext,
-  type CaseEvent,
-} from '../machines/review-case.ts';
+import { explainCaseRejection, reviewCaseMachine, type CaseContext, type CaseEvent } from '../machines/review-case.ts';
 import type { LoadedModel } from '../models/loader.ts';
 import { subjects, subjectToken, type Transport } from '../transport/transport.ts';
-import { stateString, type Cell, type RuntimeEvent } from './cell.ts';
+import { caseQueueOf, stateString, type Cell, type RuntimeEvent } from './cell.ts';
 import { buildCommit } from './commit-builder.ts';
 import type { Clock } from '../base/clock.ts';
 import { Effects } from './effects.ts';
@@ -475,19 +469,8 @@ export class ActorHost implements Host {
   #notify(cell: Cell, ctx: AgentContext | CaseContext, n: Notice): void {
     const notice: TransitionNotice = { id: cell.id, kind: cell.kind, model: cell.model.name, ...n };
     if (cell.kind === 'case') {
-      const c = ctx as CaseContext;
-      const tier = currentTier(c);
-      notice.queue = {
-        queue: tier.queue,
-        roles: tier.roles,
-        tier: c.tier,
-        priority: tier.priority,
-        claimedBy: c.claim?.reviewer ?? null,
-        openedAt: c.openedAt,
-        ...(c.timers.ack !== undefined ? { ackDueAt: c.timers.ack } : {}),
-        ...(c.timers.resolve !== undefined ? { resolveDueAt: c.timers.resolve } : {}),
-      };
-      this.#publishLater(this.#subjects.queue(subjectToken(tier.queue)), notice);
+      notice.queue = caseQueueOf(ctx as CaseContext);
+      this.#publishLater(this.#subjects.queue(subjectToken(notice.queue.queue)), notice);
     }
     this.#publishLater(this.#subjects.events(cell.kind, subjectToken(cell.id)), notice);
     for (const l of this.listeners) {
