@@ -124,12 +124,16 @@ export class Effects {
           if (!ctx.observation) throw new EffectError('planning without an observation', { transient: false });
           maybeFail(faults, 'plan', drawFor(seed, 'fault', effect.id));
           const planner = this.#opts.planners[model.name] ?? rulePlanner;
-          const plan = await planner.plan(
+          const planned = await planner.plan(
             model,
             ctx.episodeId,
             ctx.observation,
             stepContext(h.clock.now(), key, effect.attempt, seed, traceparentOf(ctx.trace)),
           );
+          // A planner is code the runtime does not own: its plan is checked against the contract and
+          // each action's argument schema before the episode takes it (ContractError naming the field:
+          // the effect fails for good), unless the planner checks its own (the built-in ones do).
+          const plan = planner.validatesPlans ? planned : model.validatePlan(planned, 'Plan');
           return { type: 'plan.done', effectId: effect.id, plan, at: h.clock.now() };
         }
         case 'execute':

@@ -78,6 +78,10 @@ export class LlmPlanner implements Planner {
   #client: ChatClient;
   #log: Logger;
   #fallback: Planner | undefined;
+  /** Its own plans pass `model.validatePlan`; a fallback's are returned as they come, so they count too. */
+  get validatesPlans(): boolean {
+    return !this.#fallback || this.#fallback.validatesPlans === true;
+  }
   #tools = new WeakMap<LoadedModel, Toolset>();
   /** What a plan of a reply takes from this planner. */
   #source: PlanSource;

@@ -15,10 +15,18 @@ export interface Planner {
   /** Shown in plans (`plan.planner`) and in the audit log. */
   readonly name: string;
   plan(model: LoadedModel, episodeId: string, observation: Observation, ctx: StepContext): Promise<Plan>;
+  /**
+   * True when every plan this planner returns has already passed `model.validatePlan` (the built-in
+   * planners check their own). Otherwise the runtime checks each plan it returns before the episode
+   * takes it: a plan that fails is refused (the `plan` effect fails for good, naming the field), and
+   * what the contract strips is never run. @default false
+   */
+  readonly validatesPlans?: boolean;
 }
 
-/** The model's own rule-based planner (`handlers.plan`). */
+/** The model's own rule-based planner (`handlers.plan`, whose plans the loader validates). */
 export const rulePlanner: Planner = {
   name: 'rules',
   plan: rulePlan,
+  validatesPlans: true,
 };
