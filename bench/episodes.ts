@@ -96,8 +96,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const xs = xstateEventsPerSecond(rawMs);
     const lv = await levelWrites(rawMs);
     const model = await benchModel();
-    const mw = await modelWorkPerSecond(model, await autoSignals(model), rawMs);
-    const mm = await machineWorkPerSecond(model, await autoSignals(model), rawMs);
+    const signals = await autoSignals(model);
+    const mw = await modelWorkPerSecond(model, signals, rawMs);
+    const mm = await machineWorkPerSecond(model, signals, rawMs);
     log(
       `raw: XState ${round(xs)} events/s · LevelDB ${round(lv.batchedPerSecond)} batched writes/s, ${round(lv.singlePutsPerSecond)} awaited puts/s · the model's own work alone ${round(mw)} episodes/s, inside the agent machine ${round(mm)}`,
     );

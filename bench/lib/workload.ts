@@ -146,11 +146,7 @@ export async function modelWorkPerSecond(model: LoadedModel, signals: Classified
       throw new Error(`model work: ${id} did not pass the gate on its own`);
     await runActions(model, world, id, plan);
   };
-  for (let i = 0; i < 2000; i++) await episode(i);
-  let n = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < ms) await episode(2000 + n++);
-  return n / ((performance.now() - t0) / 1000);
+  return episodesPerSecond(episode, ms);
 }
 
 /**
@@ -193,6 +189,11 @@ export async function machineWorkPerSecond(model: LoadedModel, signals: Classifi
     if (snap.status !== 'done') throw new Error(`machine work: ${id} ended in ${JSON.stringify(snap.value)}`);
     actor.stop();
   };
+  return episodesPerSecond(episode, ms);
+}
+
+/** Episodes per second of `episode` run one after another for `ms`, after 2,000 unmeasured ones (JIT, caches). */
+async function episodesPerSecond(episode: (i: number) => Promise<void>, ms: number): Promise<number> {
   for (let i = 0; i < 2000; i++) await episode(i);
   let n = 0;
   const t0 = performance.now();

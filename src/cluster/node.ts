@@ -398,8 +398,9 @@ export class ClusterNode {
       .catch((err: unknown) => this.#log.warn({ err }, 'reactivation failed'));
     for (const [group, held] of this.#held) {
       if (group === AUDIT_GROUP || held.state !== 'ready') continue;
-      if (this.leases.ownerOf(group) !== this.membership.id) {
-        this.#drop(group, this.leases.get(group)?.holder?.member ?? null);
+      const owner = this.leases.ownerOf(group);
+      if (owner !== this.membership.id) {
+        this.#drop(group, owner ?? null);
         continue;
       }
       const active = this.store.groupActors(group, true);
